@@ -1,0 +1,107 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// configCommands are the subcommands that read a configuration file.
+var configCommands = map[string]bool{"run": true, "start": true, "adapt": true, "validate": true, "reload": true}
+
+// defaultFile is the configuration file looked for in the working
+// directory.
+const defaultFile = "sentinel.kdl"
+
+// rewriteArgs applies Sentinel's defaults to Caddy's command line:
+//   - a --config ending in .kdl without --adapter gets --adapter kdl;
+//   - without --config, the config is $SENTINEL_CONFIG (envConfig), else
+//     ./sentinel.kdl, else (run, start, adapt, validate) the embedded
+//     default written by writeDefault.
+func rewriteArgs(args []string, envConfig string, exists func(string) bool, writeDefault func() (string, error)) ([]string, error) {
+	if len(args) < 2 || !configCommands[args[1]] {
+		return args, nil
+	}
+	config, hasAdapter := "", false
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--config" || a == "-config" || a == "-c":
+			if i+1 < len(args) {
+				config = args[i+1]
+			}
+		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config=") || strings.HasPrefix(a, "-c="):
+			config = a[strings.IndexByte(a, '=')+1:]
+		case a == "--adapter" || a == "-adapter" || a == "-a" ||
+			strings.HasPrefix(a, "--adapter=") || strings.HasPrefix(a, "-adapter=") || strings.HasPrefix(a, "-a="):
+			hasAdapter = true
+		}
+	}
+	out := append([]string(nil), args...)
+	if config == "" {
+		switch {
+		case envConfig != "":
+			config = envConfig
+		case exists(defaultFile):
+			config = defaultFile
+		case args[1] != "reload":
+			path, err := writeDefault()
+			if err != nil {
+				return nil, fmt.Errorf("writing the embedded default config: %w", err)
+			}
+			config = path
+		default:
+			return out, nil
+		}
+		if hasAdapter {
+			return nil, fmt.Errorf("--adapter needs --config (or SENTINEL_CONFIG)")
+		}
+		out = append(out, "--config", config)
+	}
+	if !hasAdapter && strings.HasSuffix(strings.ToLower(config), ".kdl") {
+		out = append(out, "--adapter", "kdl")
+	}
+	return out, nil
+}
+
+// fileExists reports whether path is an existing regular file.
+func fileExists(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular()
+}
+
+// materialize writes content to a file named after its hash in the
+// temporary directory (so that concurrent starts agree on it) and returns
+// the path. The name ends in .kdl, which selects the KDL adapter.
+func materialize(content []byte) (string, error) {
+	sum := sha256.Sum256(content)
+	dir := filepath.Join(os.TempDir(), "sentinel")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "default-"+hex.EncodeToString(sum[:6])+".kdl")
+	if existing, err := os.ReadFile(path); err == nil && string(existing) == string(content) {
+		return path, nil
+	}
+	tmp, err := os.CreateTemp(dir, "default-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	if _, err := tmp.Write(content); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return path, nil
+}

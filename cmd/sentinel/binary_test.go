@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// built holds the binary, built once for all binary tests.
+var built struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// TestMain removes the built binary at the end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildBinary builds the sentinel binary (CGO_ENABLED=0, as the container
+// image does) once for the binary tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "sentinel-bin-")
+		if built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "sentinel")
+		cmd := exec.Command("go", "build", "-o", built.path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			return res.StatusCode, string(body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestBinaryServesEmbeddedDefault starts the built binary with no flags in
+// an empty directory: it serves the embedded default config.
+func TestBinaryServesEmbeddedDefault(t *testing.T) {
+	bin := buildBinary(t)
+	mainAddr, opsAddr, admin := freePort(t), freePort(t), freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "SENTINEL_MAIN_ADDRESS="+mainAddr, "SENTINEL_OPS_ADDRESS="+opsAddr,
+		"CADDY_ADMIN="+admin, "TMPDIR="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("sentinel output:\n%s", logs.String())
+		}
+	}()
+
+	status, body := waitGet(t, "http://"+mainAddr+"/anything")
+	var st map[string]any
+	if status != 200 || json.Unmarshal([]byte(body), &st) != nil || st["status"] != "ok" {
+		t.Fatalf("status page: %d %q", status, body)
+	}
+	for _, p := range []string{"/health", "/healthz", "/ready"} {
+		if status, body := waitGet(t, "http://"+opsAddr+p); status != 200 || !strings.Contains(body, "healthy") {
+			t.Errorf("%s: %d %q", p, status, body)
+		}
+	}
+	if status, body := waitGet(t, "http://"+opsAddr+"/metrics"); status != 200 || !strings.Contains(body, "caddy_") {
+		t.Errorf("metrics on the ops listener: %d", status)
+	}
+	// Metrics stay off the main listener: there the status page answers.
+	if _, body := waitGet(t, "http://"+mainAddr+"/metrics"); strings.Contains(body, "caddy_") {
+		t.Error("metrics exposed on the main listener")
+	}
+}
+
+// TestBinaryAdaptAndValidate checks that --config x.kdl implies the KDL
+// adapter, and that a bad file fails with file:line:col.
+func TestBinaryAdaptAndValidate(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.kdl")
+	os.WriteFile(good, []byte("system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }\nroutes { route \"h\" { builtin-handler \"health\"; } }\n"), 0o644)
+	out, err := exec.Command(bin, "adapt", "--config", good).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"sentinel_builtin"`) {
+		t.Fatalf("adapt: %v\n%s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.kdl")
+	os.WriteFile(bad, []byte("system { }\nlisteners {\n  listener \"a\" { adress \"x\"; }\n}\n"), 0o644)
+	out, err = exec.Command(bin, "validate", "--config", bad).CombinedOutput()
+	// The message is inside a JSON log line, quotes escaped.
+	if err == nil || !strings.Contains(string(out), `bad.kdl:3:18: unknown setting \"adress\" in listeners.listener (did you mean \"address\"?)`) {
+		t.Fatalf("validate of a bad file: %v\n%s", err, out)
+	}
+}

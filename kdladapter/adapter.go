@@ -1,0 +1,217 @@
+// Package kdladapter is the Caddy config adapter "kdl": it turns a
+// sentinel.kdl file (KDL v1 or v2, in the original Sentinel's schema) into
+// Caddy JSON. It is a pure function of its input, the files it includes and
+// the environment variables it names: the same input gives the same bytes.
+package kdladapter
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+)
+
+func init() {
+	caddyconfig.RegisterAdapter("kdl", Adapter{})
+}
+
+// Adapter adapts sentinel.kdl to Caddy JSON.
+type Adapter struct{}
+
+// Adapt converts the KDL body to Caddy JSON. The "filename" option (set by
+// Caddy's command line) is used for error positions and to resolve
+// includes relative to the file.
+func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
+	filename, _ := options["filename"].(string)
+	return Adapt(filename, body, os.LookupEnv, os.ReadFile)
+}
+
+// Adapt is the adapter as a function with its inputs made explicit: the
+// config file's name and content, the environment and the file reader for
+// includes.
+func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) ([]byte, []caddyconfig.Warning, error) {
+	a := &adapter{d: &diag{}}
+	l := &loader{d: a.d, lookupEnv: lookupEnv, readFile: readFile}
+	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
+		l.stack = []string{abs}
+	}
+	nodes := l.load(filename, body)
+	if err := a.d.err(); err != nil {
+		return nil, a.d.warnings(), err
+	}
+	cfg := a.build(nodes)
+	if err := a.d.err(); err != nil {
+		return nil, a.d.warnings(), err
+	}
+	return encode(nil, cfg), a.d.warnings(), nil
+}
+
+// adapter holds the state of one adaptation.
+type adapter struct {
+	d *diag
+
+	system        *kdl.Node
+	listeners     []*kdl.Node
+	routes        []*kdl.Node
+	upstreams     map[string]*kdl.Node
+	filters       map[string]*kdl.Node
+	limits        *kdl.Node
+	observability *kdl.Node
+
+	// tls collects the tls app built from the listeners.
+	tls tlsApp
+	// storageRoot is the ACME storage folder, when set.
+	storageRoot string
+	// built holds the mapped routes, in order (see routeTable).
+	built []*builtRoute
+	// metricsUsed is set when a route serves metrics.
+	metricsUsed bool
+	// proxies caches each upstream's mapping (see upstreamBase).
+	proxies map[string]*upstreamBase
+}
+
+// checkBlock validates the children of block against spec, recursively:
+// unknown names are errors with a suggestion, not-yet features are errors,
+// settings with no effect are warnings. where is the dotted path of block.
+func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
+	if spec.Open || spec.Children == nil {
+		return
+	}
+	seen := make(map[string]*kdl.Node)
+	for _, c := range block.Children {
+		k := spec.child(c.Name)
+		path := joinPath(where, c.Name)
+		if k == nil {
+			a.d.errorf(c.Pos, "unknown setting %q in %s%s", c.Name, blockName(where), suggest(c.Name, spec.names()))
+			continue
+		}
+		if prev, dup := seen[c.Name]; dup && k.Children == nil && !repeatable[c.Name] {
+			a.d.warnf(c.Pos, path, "%s is repeated; the first one (line %d) is used", c.Name, prev.Pos.Line)
+		}
+		seen[c.Name] = c
+		switch k.Status {
+		case NotYet:
+			a.d.notYet(c.Pos, k.Note, path)
+			continue
+		case Warned:
+			a.d.warnf(c.Pos, path, "%s is accepted but has no effect: %s", path, k.Note)
+		}
+		if k.Children != nil && !k.Open {
+			a.checkBlock(c, k, path)
+		}
+	}
+}
+
+// repeatable names the settings that may appear more than once.
+var repeatable = map[string]bool{
+	"target": true, "cipher-suite": true, "sni": true, "include": true, "header": true,
+	"query-param": true, "path": true, "path-prefix": true, "path-regex": true, "host": true,
+	"method": true, "-": true, "remove": true, "listener": true, "route": true, "upstream": true, "filter": true,
+}
+
+func joinPath(where, name string) string {
+	if where == "" {
+		return name
+	}
+	return where + "." + name
+}
+
+func blockName(where string) string {
+	if where == "" {
+		return "the top level"
+	}
+	return where
+}
+
+// build validates the merged document and produces the Caddy config.
+func (a *adapter) build(nodes []*kdl.Node) obj {
+	schema := Schema()
+	root := &kdl.Node{Children: nodes}
+	a.checkBlock(root, schema, "")
+	a.upstreams = make(map[string]*kdl.Node)
+	a.filters = make(map[string]*kdl.Node)
+	ids := make(map[string]*kdl.Node)
+
+	for _, n := range nodes {
+		switch n.Name {
+		case "schema-version", "version":
+			if s, ok := a.str(n); ok && s != "1.0" && s != "1" {
+				a.d.errorf(n.Args[0].Pos, "schema-version %q is not supported (this version reads 1.0)", s)
+			}
+		case "system", "server":
+			if n.Name == "server" {
+				a.d.warnf(n.Pos, "server", "the `server` block is deprecated; call it `system`")
+			}
+			if a.system != nil {
+				a.d.warnf(n.Pos, n.Name, "%s block given again; it replaces the one at line %d", n.Name, a.system.Pos.Line)
+			}
+			a.system = n
+		case "listeners":
+			a.listeners = append(a.listeners, a.collect(n, "listener", ids)...)
+		case "routes":
+			a.routes = append(a.routes, a.collect(n, "route", ids)...)
+		case "upstreams":
+			for _, u := range a.collect(n, "upstream", ids) {
+				a.upstreams[u.Args[0].Str] = u
+			}
+		case "filters":
+			for _, f := range a.collect(n, "filter", ids) {
+				a.filters[f.Args[0].Str] = f
+			}
+		case "limits":
+			a.limits = n
+		case "observability":
+			a.observability = n
+		}
+	}
+	if a.system == nil {
+		a.d.errorf(kdl.Position{File: fileOf(nodes), Line: 1, Col: 1}, "missing `system` block (required, may be empty: `system { }`)")
+	}
+	if len(a.listeners) == 0 {
+		a.d.errorf(kdl.Position{File: fileOf(nodes), Line: 1, Col: 1}, "no listener: add `listeners { listener \"http\" { address \"0.0.0.0:8080\" } }`")
+	}
+	for _, f := range a.sortedFilters() {
+		a.checkFilter(f)
+	}
+	return a.caddyConfig()
+}
+
+func fileOf(nodes []*kdl.Node) string {
+	if len(nodes) > 0 {
+		return nodes[0].Pos.File
+	}
+	return ""
+}
+
+// collect returns the child blocks named kind of a container block
+// (`listeners`, `routes`…), checking their ids: one string argument,
+// unique across the whole configuration for that kind.
+func (a *adapter) collect(container *kdl.Node, kind string, ids map[string]*kdl.Node) []*kdl.Node {
+	var out []*kdl.Node
+	for _, c := range container.Children {
+		if c.Name != kind {
+			continue // reported by checkBlock
+		}
+		if len(c.Args) != 1 || c.Args[0].Kind != kdl.KindString || c.Args[0].Str == "" {
+			a.d.errorf(c.Pos, "%s needs exactly one id: %s \"name\" { … }", kind, kind)
+			continue
+		}
+		key := kind + "/" + c.Args[0].Str
+		if prev, dup := ids[key]; dup {
+			a.d.errorf(c.Pos, "duplicate %s id %q (first defined at %s)", kind, c.Args[0].Str, prev.Pos)
+			continue
+		}
+		ids[key] = c
+		out = append(out, c)
+	}
+	return out
+}
+
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", os.ErrNotExist
+	}
+	return filepath.Abs(p)
+}

@@ -1,0 +1,87 @@
+package kdladapter
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// CompatibilityMarkdown renders the compatibility table of
+// docs/compatibility.md from the schema: every block and key of the
+// original's configuration with what this adapter does with it.
+func CompatibilityMarkdown() string {
+	var b strings.Builder
+	b.WriteString(`# Compatibility with the original Sentinel's sentinel.kdl
+
+Generated from the adapter's schema (` + "`kdladapter/schema.go`" + `) by
+` + "`go test ./kdladapter -run TestCompatibilityDoc -update`" + `; a test keeps it
+in step with the code and with the schema reference.
+
+Status:
+- **honoured** — mapped onto Caddy or a Sentinel module;
+- **warning** — accepted, adapting prints a warning that it has no effect;
+- **not yet** — belongs to a module not built yet: adapting fails with
+  ` + "`not supported yet: <feature>`" + ` at file:line:col.
+
+Any name that is not in these tables is an error with file:line:col and a
+"did you mean" suggestion. Keys marked *extension* are Sentinel-on-Caddy
+additions, not in the original.
+
+## Blocks and keys
+
+| Key | Status | How |
+|---|---|---|
+`)
+	var walk func(k *Key, path string)
+	walk = func(k *Key, path string) {
+		for _, c := range k.Children {
+			p := joinPath(path, c.Name)
+			note := c.Note
+			if c.Extension {
+				note = "*extension* — " + note
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", p, c.Status, escapeCell(note))
+			if c.Status != NotYet && !c.Open || c.Name == "filter" {
+				walk(c, p)
+			}
+		}
+	}
+	walk(Schema(), "")
+
+	b.WriteString("\n## Filter types (`filters { filter \"id\" { type \"…\" } }`)\n\n| Type | Key | Status | How |\n|---|---|---|---|\n")
+	types := filterTypes()
+	names := make([]string, 0, len(types))
+	for n := range types {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t := types[n]
+		fmt.Fprintf(&b, "| `%s` | | %s | %s |\n", n, t.Status, escapeCell(t.Note))
+		for _, c := range t.Children {
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", n, c.Name, c.Status, escapeCell(c.Note))
+		}
+	}
+
+	b.WriteString("\n## Load-balancing names (`load-balancing \"…\"`)\n\nBoth the underscore and the hyphen spellings are accepted (the original silently\nturned hyphenated names into round robin); an unknown name is an error.\n\n| Algorithm | Accepted names | Status | Caddy policy |\n|---|---|---|---|\n")
+	byAlgo := map[string][]string{}
+	for name, algo := range lbNames {
+		byAlgo[algo] = append(byAlgo[algo], "`"+name+"`")
+	}
+	algos := make([]string, 0, len(byAlgo))
+	for a := range byAlgo {
+		algos = append(algos, a)
+	}
+	sort.Strings(algos)
+	for _, algo := range algos {
+		sort.Strings(byAlgo[algo])
+		status, policy := "not yet", "—"
+		if p, ok := lbCaddy[algo]; ok {
+			status, policy = "honoured", "`"+p+"`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", algo, strings.Join(byAlgo[algo], ", "), status, policy)
+	}
+	return b.String()
+}
+
+func escapeCell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }

@@ -1,0 +1,150 @@
+package kdladapter
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+)
+
+// diag collects the errors and warnings of one adaptation. Every entry
+// carries the position of the KDL node or value it is about.
+type diag struct {
+	errs  []finding
+	warns []finding
+}
+
+// finding is one error or warning.
+type finding struct {
+	pos kdl.Position
+	// where is the dotted block path of the setting, e.g.
+	// "upstreams.upstream.timeouts".
+	where string
+	msg   string
+}
+
+func (f finding) String() string {
+	return f.pos.String() + ": " + f.msg
+}
+
+func (d *diag) errorf(pos kdl.Position, format string, args ...any) {
+	d.errs = append(d.errs, finding{pos: pos, msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *diag) warnf(pos kdl.Position, where, format string, args ...any) {
+	d.warns = append(d.warns, finding{pos: pos, where: where, msg: fmt.Sprintf(format, args...)})
+}
+
+// notYet records the error for a feature that a later module will bring:
+// "not supported yet: <feature>", followed by " — <detail>" when given.
+func (d *diag) notYet(pos kdl.Position, feature, detail string) {
+	if detail != "" {
+		d.errorf(pos, "not supported yet: %s — %s", feature, detail)
+		return
+	}
+	d.errorf(pos, "not supported yet: %s", feature)
+}
+
+// err returns all errors as one, in source order, or nil.
+func (d *diag) err() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	errs := append([]finding(nil), d.errs...)
+	sort.SliceStable(errs, func(i, j int) bool { return posLess(errs[i].pos, errs[j].pos) })
+	lines := make([]string, 0, len(errs))
+	seen := make(map[string]bool)
+	for _, e := range errs {
+		s := e.String()
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		lines = append(lines, s)
+	}
+	return &ConfigError{Findings: lines}
+}
+
+// warnings converts the collected warnings for Caddy.
+func (d *diag) warnings() []caddyconfig.Warning {
+	ws := append([]finding(nil), d.warns...)
+	sort.SliceStable(ws, func(i, j int) bool { return posLess(ws[i].pos, ws[j].pos) })
+	out := make([]caddyconfig.Warning, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, caddyconfig.Warning{
+			File:      w.pos.File,
+			Line:      w.pos.Line,
+			Directive: w.where,
+			Message:   w.msg,
+		})
+	}
+	return out
+}
+
+func posLess(a, b kdl.Position) bool {
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	return a.Col < b.Col
+}
+
+// ConfigError is the error of a configuration that cannot be adapted. It
+// lists every problem found, each as "file:line:col: message".
+type ConfigError struct {
+	Findings []string
+}
+
+// Error joins the findings, one per line.
+func (e *ConfigError) Error() string {
+	if len(e.Findings) == 1 {
+		return e.Findings[0]
+	}
+	return fmt.Sprintf("%d errors in the configuration:\n%s", len(e.Findings), strings.Join(e.Findings, "\n"))
+}
+
+// suggest returns " (did you mean \"x\"?)" for the candidate closest to
+// name, or "" when none is close.
+func suggest(name string, candidates []string) string {
+	best, bestDist := "", 1<<30
+	for _, c := range candidates {
+		d := levenshtein(strings.ToLower(name), strings.ToLower(c))
+		if d < bestDist || (d == bestDist && c < best) {
+			best, bestDist = c, d
+		}
+	}
+	limit := len(name) / 3
+	if limit < 2 {
+		limit = 2
+	}
+	if best == "" || bestDist > limit {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

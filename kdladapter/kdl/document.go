@@ -1,0 +1,209 @@
+// Package kdl parses KDL documents, version 2 (the language of the original
+// Sentinel's files) and version 1, into one document model that keeps the
+// position of every node and value, so that the adapter can report errors as
+// file:line:column.
+package kdl
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+)
+
+// Position is a place in a source file. Line and Col start at 1; Col counts
+// Unicode code points.
+type Position struct {
+	File string
+	Line int
+	Col  int
+}
+
+// String formats the position as file:line:col (file omitted when empty).
+func (p Position) String() string {
+	if p.File == "" {
+		return fmt.Sprintf("%d:%d", p.Line, p.Col)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Document is a parsed KDL document.
+type Document struct {
+	// Nodes are the top-level nodes in source order.
+	Nodes []*Node
+	// Version is the KDL version the document was parsed as (1 or 2).
+	Version int
+}
+
+// Node is one KDL node.
+type Node struct {
+	// Name is the node name, unquoted.
+	Name string
+	// Type is the node's type annotation, "" when absent.
+	Type string
+	// HasType reports that a type annotation was written, which tells an
+	// empty annotation ("") apart from none.
+	HasType bool
+	// Args are the node's arguments in source order.
+	Args []Value
+	// Props are the node's properties in source order. A key may appear more
+	// than once; by KDL semantics the rightmost one wins (see Prop).
+	Props []Prop
+	// Children are the nodes of the children block, in source order.
+	Children []*Node
+	// Pos is where the node name starts.
+	Pos Position
+}
+
+// Prop is a key=value property of a node.
+type Prop struct {
+	Name  string
+	Value Value
+	Pos   Position
+}
+
+// Kind is the kind of a KDL value.
+type Kind uint8
+
+// The kinds of KDL values.
+const (
+	KindString Kind = iota
+	KindNumber
+	KindBool
+	KindNull
+)
+
+// String names the kind for error messages.
+func (k Kind) String() string {
+	switch k {
+	case KindString:
+		return "string"
+	case KindNumber:
+		return "number"
+	case KindBool:
+		return "boolean"
+	default:
+		return "null"
+	}
+}
+
+// Value is a KDL value: a string, a number, a boolean or null.
+type Value struct {
+	Kind Kind
+	// Type is the value's type annotation, "" when absent.
+	Type string
+	// HasType reports that a type annotation was written, which tells an
+	// empty annotation ("") apart from none.
+	HasType bool
+	// Str holds the decoded string for KindString.
+	Str string
+	// Num holds a number for KindNumber, exactly: an integer as *big.Int in
+	// Int, or a decimal in Float (with its text kept in NumText so that very
+	// large or small exponents survive). Special floats #inf, #-inf, #nan are
+	// represented by NumText "inf", "-inf", "nan" with Float nil.
+	Int     *big.Int
+	Float   *big.Float
+	NumText string
+	// Bool holds the value for KindBool.
+	Bool bool
+	// Pos is where the value starts.
+	Pos Position
+}
+
+// Prop returns the value of the rightmost property named name.
+func (n *Node) Prop(name string) (Value, bool) {
+	for i := len(n.Props) - 1; i >= 0; i-- {
+		if n.Props[i].Name == name {
+			return n.Props[i].Value, true
+		}
+	}
+	return Value{}, false
+}
+
+// AsInt64 returns the value as an int64 if it is an integer that fits.
+func (v Value) AsInt64() (int64, bool) {
+	if v.Kind != KindNumber {
+		return 0, false
+	}
+	if v.Int != nil {
+		if !v.Int.IsInt64() {
+			return 0, false
+		}
+		return v.Int.Int64(), true
+	}
+	if v.Float != nil && v.Float.IsInt() {
+		i, acc := v.Float.Int64()
+		if acc == big.Exact {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// AsFloat64 returns the value as a float64 if it is a number.
+func (v Value) AsFloat64() (float64, bool) {
+	if v.Kind != KindNumber {
+		return 0, false
+	}
+	if v.Int != nil {
+		f, _ := new(big.Float).SetInt(v.Int).Float64()
+		return f, true
+	}
+	if v.Float != nil {
+		f, _ := v.Float.Float64()
+		return f, true
+	}
+	f, err := strconv.ParseFloat(v.NumText, 64)
+	return f, err == nil
+}
+
+// Interface returns the value as a plain Go value for JSON encoding:
+// string, bool, nil, int64 (integers that fit), float64 otherwise.
+func (v Value) Interface() any {
+	switch v.Kind {
+	case KindString:
+		return v.Str
+	case KindBool:
+		return v.Bool
+	case KindNull:
+		return nil
+	}
+	if i, ok := v.AsInt64(); ok && v.Int != nil {
+		return i
+	}
+	f, _ := v.AsFloat64()
+	return f
+}
+
+// String renders the value as KDL v2 source would show it, for messages.
+func (v Value) String() string {
+	switch v.Kind {
+	case KindString:
+		return strconv.Quote(v.Str)
+	case KindBool:
+		if v.Bool {
+			return "#true"
+		}
+		return "#false"
+	case KindNull:
+		return "#null"
+	}
+	if v.Int != nil {
+		return v.Int.String()
+	}
+	if v.NumText != "" {
+		return v.NumText
+	}
+	if v.Float != nil {
+		return v.Float.Text('g', -1)
+	}
+	return "?"
+}
+
+// Error is a parse error at a position.
+type Error struct {
+	Pos Position
+	Msg string
+}
+
+// Error formats the error as "file:line:col: message".
+func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }

@@ -1,0 +1,500 @@
+package kdl
+
+import "strconv"
+
+// ParseV2 parses src as a KDL 2.0.0 document. filename is only used in
+// positions. Errors are of type *Error.
+func ParseV2(filename string, src []byte) (*Document, error) {
+	return parse(filename, src, false)
+}
+
+// ParseV1 parses src as a KDL 1.0.0 document: keywords are bare (true,
+// false, null), raw strings are r"…" and r#"…"#, string values must be
+// quoted, and no whitespace is allowed inside type annotations or around
+// a property's '='. filename is only used in positions. Errors are of
+// type *Error.
+func ParseV1(filename string, src []byte) (*Document, error) {
+	return parse(filename, src, true)
+}
+
+// parse parses a whole document in the given dialect.
+func parse(filename string, src []byte, v1 bool) (*Document, error) {
+	p := newParser(filename, src, v1)
+	version := 2
+	if v1 {
+		version = 1
+	}
+	if err := p.checkSource(); err != nil {
+		return nil, err
+	}
+	if v, off, ok := versionMarker(src); ok && v != version {
+		if v == 1 || v == 2 {
+			return nil, p.errAt(off, "the document declares kdl-version %d but is being parsed as KDL v%d", v, version)
+		}
+		return nil, p.errAt(off, "unsupported kdl-version %d, expected 1 or 2", v)
+	}
+	if hasBOM(src) {
+		p.off = 3
+	}
+	nodes, err := p.parseNodes(-1)
+	if err != nil {
+		return nil, err
+	}
+	return &Document{Nodes: nodes, Version: version}, nil
+}
+
+// parseNodes parses nodes up to the end of the input or, inside a children
+// block opened at byte offset open (>= 0), up to the closing '}', which is
+// left unconsumed.
+func (p *parser) parseNodes(open int) ([]*Node, error) {
+	var nodes []*Node
+	for {
+		if err := p.skipLineSpace(); err != nil {
+			return nil, err
+		}
+		if p.off >= len(p.src) {
+			if open >= 0 {
+				return nil, p.unclosed(open)
+			}
+			return nodes, nil
+		}
+		if p.src[p.off] == '}' {
+			if open >= 0 {
+				return nodes, nil
+			}
+			return nil, p.errAt(p.off, "unexpected '}' outside of a children block, expected a node")
+		}
+		if p.at("/-") {
+			p.off += 2
+			if err := p.skipLineSpace(); err != nil {
+				return nil, err
+			}
+			if p.off >= len(p.src) || p.src[p.off] == '}' {
+				return nil, p.unexpected(p.off, "a node after slashdash '/-'")
+			}
+			if _, err := p.parseNode(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		n, err := p.parseNode()
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+}
+
+// unclosed reports a children block opened at open that never closes.
+func (p *parser) unclosed(open int) *Error {
+	at := p.pos(open)
+	return p.errAt(len(p.src), "unexpected end of file, expected '}' to close the children block opened at line %d, column %d", at.Line, at.Col)
+}
+
+// parseNode parses one node: an optional type annotation, its name, its
+// arguments and properties, its children block and its terminator (which
+// is consumed, except for a '}' ending a children block).
+func (p *parser) parseNode() (*Node, error) {
+	n := &Node{}
+	if p.off < len(p.src) && p.src[p.off] == '(' {
+		t, err := p.parseType()
+		if err != nil {
+			return nil, err
+		}
+		n.Type, n.HasType = t, true
+		if !p.v1 {
+			if _, err := p.skipNodeSpace(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	nameOff := p.off
+	name, err := p.parseString("a node name")
+	if err != nil {
+		return nil, err
+	}
+	n.Name, n.Pos = name, p.pos(nameOff)
+
+	// Entries are collected in the parser's scratch slices and copied
+	// into the node once complete (entries always precede children).
+	argStart, propStart := len(p.args), len(p.props)
+	entriesDone := false
+	finishEntries := func() {
+		if entriesDone {
+			return
+		}
+		entriesDone = true
+		if k := len(p.args) - argStart; k > 0 {
+			n.Args = append(make([]Value, 0, k), p.args[argStart:]...)
+			p.args = p.args[:argStart]
+		}
+		if k := len(p.props) - propStart; k > 0 {
+			n.Props = append(make([]Prop, 0, k), p.props[propStart:]...)
+			p.props = p.props[:propStart]
+		}
+	}
+	defer finishEntries()
+
+	hasChildren := false // a children block that is not slashdashed
+	afterChildren := false
+	for {
+		spaced, err := p.skipNodeSpace()
+		if err != nil {
+			return nil, err
+		}
+		if p.off >= len(p.src) {
+			return n, nil
+		}
+		c := p.src[p.off]
+		switch {
+		case c == ';':
+			p.off++
+			return n, nil
+		case c == '}':
+			if p.depth == 0 {
+				return nil, p.errAt(p.off, "unexpected '}' outside of a children block, expected ';' or a newline")
+			}
+			return n, nil
+		case p.at("//"):
+			p.skipLineComment()
+			return n, nil
+		case p.newlineAt(p.off) > 0:
+			p.off += p.newlineAt(p.off)
+			return n, nil
+		case p.at("/-"):
+			p.off += 2
+			if err := p.skipLineSpace(); err != nil {
+				return nil, err
+			}
+			if p.off < len(p.src) && p.src[p.off] == '{' {
+				finishEntries()
+				if _, err := p.parseChildren(); err != nil {
+					return nil, err
+				}
+				afterChildren = true
+				continue
+			}
+			if p.off >= len(p.src) || p.src[p.off] == '}' || p.src[p.off] == ';' {
+				return nil, p.unexpected(p.off, "an argument, a property or a children block after slashdash '/-'")
+			}
+			if afterChildren {
+				return nil, p.unexpected(p.off, "a children block after slashdash '/-' (arguments and properties must come before children blocks)")
+			}
+			if err := p.parseEntry(false); err != nil {
+				return nil, err
+			}
+		case c == '{':
+			if hasChildren {
+				return nil, p.errAt(p.off, "unexpected second children block '{', expected ';' or a newline (a node has at most one children block)")
+			}
+			finishEntries()
+			children, err := p.parseChildren()
+			if err != nil {
+				return nil, err
+			}
+			n.Children = children
+			hasChildren, afterChildren = true, true
+		case afterChildren:
+			return nil, p.unexpected(p.off, "';' or a newline after the children block (arguments and properties must come before children)")
+		case !spaced:
+			err := p.unexpected(p.off, "whitespace, ';', a newline or '{'")
+			if !p.v1 && (c == '"' || c == '#') && p.off > 0 && p.src[p.off-1] == 'r' {
+				err.Msg += ` (KDL v1 raw strings r"…" are written #"…"# in KDL v2)`
+			}
+			return nil, err
+		default:
+			if err := p.parseEntry(true); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// parseChildren parses a children block starting at p.off, which points at
+// '{', including the closing '}'.
+func (p *parser) parseChildren() ([]*Node, error) {
+	open := p.off
+	if p.depth >= maxDepth {
+		return nil, p.errAt(open, "children blocks nested more than %d deep", maxDepth)
+	}
+	p.off++
+	p.depth++
+	nodes, err := p.parseNodes(open)
+	p.depth--
+	if err != nil {
+		return nil, err
+	}
+	p.off++ // '}'
+	if nodes == nil {
+		nodes = []*Node{}
+	}
+	return nodes, nil
+}
+
+// parseType parses a type annotation "(name)" at p.off.
+func (p *parser) parseType() (string, error) {
+	p.off++
+	if !p.v1 {
+		if _, err := p.skipNodeSpace(); err != nil {
+			return "", err
+		}
+	}
+	if p.off < len(p.src) && p.src[p.off] == ')' {
+		return "", p.errAt(p.off, "empty type annotation '()', expected a type name (use (\"\") for an empty one)")
+	}
+	t, err := p.parseString("a type name")
+	if err != nil {
+		return "", err
+	}
+	if !p.v1 {
+		if _, err := p.skipNodeSpace(); err != nil {
+			return "", err
+		}
+	}
+	if p.off >= len(p.src) || p.src[p.off] != ')' {
+		return "", p.unexpected(p.off, "')' to close the type annotation")
+	}
+	p.off++
+	return t, nil
+}
+
+// parseEntry parses an argument or a property and, when keep is set, adds
+// it to the parser's scratch entries (a slashdashed entry is parsed and
+// dropped).
+func (p *parser) parseEntry(keep bool) error {
+	start := p.off
+	typ, hasType := "", false
+	if p.src[p.off] == '(' {
+		t, err := p.parseType()
+		if err != nil {
+			return err
+		}
+		typ, hasType = t, true
+		if !p.v1 {
+			if _, err := p.skipNodeSpace(); err != nil {
+				return err
+			}
+		}
+	}
+	v, bare, err := p.parseValue()
+	if err != nil {
+		return err
+	}
+	save := p.off
+	if !p.v1 {
+		if _, err := p.skipNodeSpace(); err != nil {
+			return err
+		}
+	}
+	if p.off < len(p.src) && p.src[p.off] == '=' {
+		switch {
+		case hasType:
+			return p.errAt(start, "unexpected type annotation before property key %s, expected it after '=' (key=(type)value)", strconv.Quote(v.Str))
+		case v.Kind != KindString:
+			return p.errAt(p.off, "unexpected '=' after %s, expected a string as property key", v.String())
+		}
+		p.off++
+		if !p.v1 {
+			if _, err := p.skipNodeSpace(); err != nil {
+				return err
+			}
+		}
+		if p.off >= len(p.src) {
+			return p.unexpected(p.off, "a property value after '='")
+		}
+		var val Value
+		if p.src[p.off] == '(' {
+			t, err := p.parseType()
+			if err != nil {
+				return err
+			}
+			if !p.v1 {
+				if _, err := p.skipNodeSpace(); err != nil {
+					return err
+				}
+			}
+			val, err = p.parseArgValue()
+			if err != nil {
+				return err
+			}
+			val.Type, val.HasType = t, true
+		} else {
+			val, err = p.parseArgValue()
+			if err != nil {
+				return err
+			}
+		}
+		if keep {
+			p.props = append(p.props, Prop{Name: v.Str, Value: val, Pos: v.Pos})
+		}
+		return nil
+	}
+	p.off = save
+	if bare && p.v1 {
+		return p.errAt(start, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
+	}
+	v.Type, v.HasType = typ, hasType
+	if keep {
+		p.args = append(p.args, v)
+	}
+	return nil
+}
+
+// parseArgValue parses a value that cannot be a property key.
+func (p *parser) parseArgValue() (Value, error) {
+	start := p.off
+	v, bare, err := p.parseValue()
+	if err != nil {
+		return v, err
+	}
+	if bare && p.v1 {
+		return v, p.errAt(start, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
+	}
+	return v, nil
+}
+
+// parseValue parses a value at p.off: a string, a number or a keyword. bare
+// reports an unquoted identifier string.
+func (p *parser) parseValue() (v Value, bare bool, err error) {
+	start := p.off
+	if start >= len(p.src) {
+		return v, false, p.unexpected(start, "a value")
+	}
+	v.Pos = p.pos(start)
+	c := p.src[start]
+	switch {
+	case c == '"':
+		v.Str, err = p.parseQuoted()
+		return v, false, err
+	case c == '#' && !p.v1:
+		if _, _, ok := p.rawStart(); ok {
+			v.Str, err = p.parseRaw()
+			return v, false, err
+		}
+		return p.parseKeyword(v)
+	case c == 'r' && p.v1:
+		if _, _, ok := p.rawStart(); ok {
+			v.Str, err = p.parseRaw()
+			return v, false, err
+		}
+	}
+	end := p.identEnd(start)
+	if end == start {
+		return v, false, p.unexpected(start, "a value (a string, a number, "+p.keywordList()+")")
+	}
+	text := p.src[start:end]
+	if looksNumeric(text, p.v1) {
+		num, msg := parseNumber(string(text))
+		if msg != "" {
+			return v, false, p.errAt(start, "%s", msg)
+		}
+		num.Pos = v.Pos
+		p.off = end
+		return num, false, nil
+	}
+	if p.v1 {
+		switch string(text) {
+		case "true", "false":
+			v.Kind, v.Bool = KindBool, text[0] == 't'
+			p.off = end
+			return v, false, nil
+		case "null":
+			v.Kind = KindNull
+			p.off = end
+			return v, false, nil
+		}
+	}
+	s, err := p.bareIdent("a value")
+	if err != nil {
+		return v, false, err
+	}
+	v.Str = s
+	return v, true, nil
+}
+
+// keywordList names the keyword values of the dialect for messages.
+func (p *parser) keywordList() string {
+	if p.v1 {
+		return "true, false or null"
+	}
+	return "#true, #false, #null, #inf, #-inf or #nan"
+}
+
+// parseKeyword parses a KDL v2 keyword (#true, #false, #null, #inf, #-inf,
+// #nan) at p.off into v.
+func (p *parser) parseKeyword(v Value) (Value, bool, error) {
+	start := p.off
+	end := p.identEnd(start + 1)
+	switch string(p.src[start+1 : end]) {
+	case "true", "false":
+		v.Kind, v.Bool = KindBool, p.src[start+1] == 't'
+	case "null":
+		v.Kind = KindNull
+	case "inf", "-inf", "nan":
+		v.Kind, v.NumText = KindNumber, string(p.src[start+1:end])
+	default:
+		if end == start+1 {
+			return v, false, p.unexpected(start+1, "a keyword (#true, #false, #null, #inf, #-inf, #nan) or a raw string (#\"…\"#) after '#'")
+		}
+		return v, false, p.errAt(start, "unknown keyword %s, expected #true, #false, #null, #inf, #-inf or #nan", string(p.src[start:end]))
+	}
+	p.off = end
+	return v, false, nil
+}
+
+// parseString parses a string used as a name (node name, property key or
+// type): a bare identifier, a quoted string or a raw string. what names
+// the expected thing in error messages.
+func (p *parser) parseString(what string) (string, error) {
+	if p.off >= len(p.src) {
+		return "", p.unexpected(p.off, what)
+	}
+	switch c := p.src[p.off]; {
+	case c == '"':
+		return p.parseQuoted()
+	case c == '#' || c == 'r':
+		if _, _, ok := p.rawStart(); ok {
+			return p.parseRaw()
+		}
+	}
+	return p.bareIdent(what)
+}
+
+// bareIdent parses a bare identifier at p.off, rejecting keywords and
+// text that looks like a number.
+func (p *parser) bareIdent(what string) (string, error) {
+	start := p.off
+	end := p.identEnd(start)
+	if end == start {
+		if !p.v1 && p.src[start] == '#' {
+			k := p.identEnd(start + 1)
+			return "", p.errAt(start, "unexpected keyword %s, expected %s (quote it to use it as a string)", string(p.src[start:k]), what)
+		}
+		return "", p.unexpected(start, what)
+	}
+	text := p.src[start:end]
+	if looksNumeric(text, p.v1) {
+		return "", p.errAt(start, "unexpected number-like %s, expected %s (identifiers cannot start like a number; quote it)", strconv.Quote(string(text)), what)
+	}
+	s := string(text)
+	if isKeyword(s, p.v1) {
+		if p.v1 {
+			return "", p.errAt(start, "unexpected keyword %s, expected %s (quote it to use it as a string)", s, what)
+		}
+		return "", p.errAt(start, "unexpected bare %s, expected %s (write #%s for the keyword, or quote it for a string)", s, what, s)
+	}
+	p.off = end
+	return s, nil
+}
+
+// isKeyword reports whether s is reserved and so cannot be a bare
+// identifier.
+func isKeyword(s string, v1 bool) bool {
+	switch s {
+	case "true", "false", "null":
+		return true
+	case "inf", "-inf", "nan":
+		return !v1
+	}
+	return false
+}

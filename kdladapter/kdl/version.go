@@ -1,0 +1,96 @@
+package kdl
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Parse parses src, a KDL document of either version. A leading version
+// marker ("/- kdl-version 1" or "/- kdl-version 2") decides the version.
+// Without one, the document is parsed as KDL v2 and, if that fails, as
+// KDL v1. When both fail, the KDL v2 error is returned (v2 is the main
+// format), with a hint that the document is not valid KDL v1 either.
+// filename is only used in positions.
+func Parse(filename string, src []byte) (*Document, error) {
+	if v, _, ok := versionMarker(src); ok {
+		if v == 1 {
+			return ParseV1(filename, src)
+		}
+		return ParseV2(filename, src)
+	}
+	doc, err := ParseV2(filename, src)
+	if err == nil {
+		return doc, nil
+	}
+	doc, err1 := ParseV1(filename, src)
+	if err1 == nil {
+		return doc, nil
+	}
+	var e2, e1 *Error
+	if errors.As(err, &e2) && errors.As(err1, &e1) {
+		return nil, &Error{Pos: e2.Pos, Msg: e2.Msg + " (the document is not valid KDL v1 either: " +
+			strconv.Itoa(e1.Pos.Line) + ":" + strconv.Itoa(e1.Pos.Col) + ": " + e1.Msg + ")"}
+	}
+	return nil, err
+}
+
+// versionMarker finds a version marker ("/- kdl-version N" on a line of its
+// own) at the start of src, after an optional byte order mark, blank lines
+// and line comments. It returns the version, the marker's offset and
+// whether there is one.
+func versionMarker(src []byte) (version, off int, ok bool) {
+	p := newParser("", src, false)
+	if hasBOM(src) {
+		p.off = 3
+	}
+	for p.off < len(src) {
+		if n := p.spaceAt(p.off); n > 0 {
+			p.off += n
+		} else if n := p.newlineAt(p.off); n > 0 {
+			p.off += n
+		} else if p.at("//") {
+			p.skipLineComment()
+		} else {
+			break
+		}
+	}
+	off = p.off
+	if !p.at("/-") {
+		return 0, 0, false
+	}
+	p.off += 2
+	p.skipSpaces()
+	if !p.at("kdl-version") {
+		return 0, 0, false
+	}
+	p.off += len("kdl-version")
+	if p.skipSpaces() == 0 {
+		return 0, 0, false
+	}
+	start := p.off
+	for p.off < len(src) && isDigit(src[p.off]) && p.off-start < 9 {
+		p.off++
+	}
+	if p.off == start {
+		return 0, 0, false
+	}
+	v, _ := strconv.Atoi(string(src[start:p.off]))
+	p.skipSpaces()
+	if p.off < len(src) && p.newlineAt(p.off) == 0 {
+		return 0, 0, false
+	}
+	return v, off, true
+}
+
+// skipSpaces consumes whitespace characters (not comments) and returns how
+// many bytes it consumed.
+func (p *parser) skipSpaces() int {
+	start := p.off
+	for {
+		n := p.spaceAt(p.off)
+		if n == 0 {
+			return p.off - start
+		}
+		p.off += n
+	}
+}

@@ -1,0 +1,276 @@
+package kdladapter
+
+import (
+	"crypto/tls"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+)
+
+// mapListener maps one `listener` block to a Caddy server.
+func (a *adapter) mapListener(l *kdl.Node) obj {
+	id := l.Args[0].Str
+	srv := obj{"automatic_https": obj{"disable": true}}
+	if n := setting(l, "address"); n == nil {
+		a.d.errorf(l.Pos, "listener %q needs an address, e.g. address \"0.0.0.0:8080\"", id)
+	} else if addr, ok := a.str(n); ok {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			a.d.errorf(n.Args[0].Pos, "listener %q: address %q must be host:port, e.g. \"0.0.0.0:8080\"", id, addr)
+		} else {
+			srv["listen"] = []string{addr}
+		}
+	}
+	protocol := "http"
+	if n := setting(l, "protocol"); n != nil {
+		if s, ok := a.str(n); ok {
+			protocol, _ = a.oneOf(n, s, "http", "https", "h2", "h3")
+		}
+	}
+	tlsBlock := setting(l, "tls")
+	if pn := setting(l, "protocol"); pn != nil && protocol == "http" && tlsBlock != nil {
+		a.d.warnf(pn.Pos, "listeners.listener.protocol", "listener %q has protocol \"http\" and a tls block: it is served as HTTPS", id)
+	}
+	if protocol == "https" || protocol == "h3" || tlsBlock != nil {
+		if tlsBlock == nil {
+			a.d.errorf(l.Pos, "listener %q: protocol %q needs a tls { cert-file … key-file … } or tls { acme { … } } block", id, protocol)
+		} else {
+			srv["tls_connection_policies"] = a.mapListenerTLS(id, tlsBlock)
+		}
+	}
+	switch {
+	case protocol == "h3":
+		srv["protocols"] = []string{"h1", "h2", "h3"}
+	case protocol == "h2" && tlsBlock == nil:
+		srv["protocols"] = []string{"h1", "h2c"}
+	case tlsBlock != nil:
+		srv["protocols"] = []string{"h1", "h2"}
+	default:
+		srv["protocols"] = []string{"h1"}
+	}
+	if n := setting(l, "request-timeout-secs"); n != nil {
+		if d, ok := a.seconds(n); ok {
+			srv["read_timeout"] = d
+		}
+	}
+	if n := setting(l, "keepalive-timeout-secs"); n != nil {
+		if d, ok := a.seconds(n); ok {
+			srv["idle_timeout"] = d
+		}
+	}
+	if n := a.limitSetting("max-header-size-bytes", "max-header-size"); n != nil {
+		if i, ok := a.integer(n, 1024, 1<<30); ok {
+			srv["max_header_bytes"] = i
+		}
+	}
+	var defaultRoute string
+	if n := setting(l, "default-route"); n != nil {
+		defaultRoute, _ = a.str(n)
+	}
+	srv["routes"] = a.serverRoutes(id, defaultRoute, setting(l, "default-route"))
+	return srv
+}
+
+// mapListenerTLS maps a listener's `tls` block to connection policies and
+// fills the tls app (certificate files, ACME automation).
+func (a *adapter) mapListenerTLS(id string, t *kdl.Node) []obj {
+	tag := "sentinel-listener-" + id
+	base := obj{}
+	var policies []obj
+	hasCert := a.certSource(id, t, tag, base)
+
+	// TLS versions and ciphers apply to every policy of the listener.
+	common := obj{}
+	if n := setting(t, "min-version"); n != nil {
+		if v, ok := a.tlsVersion(n); ok {
+			common["protocol_min"] = v
+		}
+	}
+	if n := setting(t, "max-version"); n != nil {
+		if v, ok := a.tlsVersion(n); ok {
+			common["protocol_max"] = v
+		}
+	}
+	var suites []string
+	for _, n := range settings(t, "cipher-suite") {
+		suites = append(suites, a.strs(n)...)
+	}
+	if n := setting(t, "cipher-suites"); n != nil {
+		for _, c := range n.Children {
+			suites = append(suites, a.strs(c)...)
+		}
+		suites = append(suites, a.strsIfAny(n)...)
+	}
+	if cs := a.cipherSuites(t, suites); len(cs) > 0 {
+		common["cipher_suites"] = cs
+	}
+	caFile := ""
+	if n := setting(t, "ca-file"); n != nil {
+		caFile, _ = a.str(n)
+	}
+	clientAuth := false
+	if n := setting(t, "client-auth"); n != nil {
+		clientAuth, _ = a.boolean(n)
+		if clientAuth && caFile == "" {
+			a.d.errorf(n.Pos, "listener %q: client-auth #true needs ca-file (the CA that signs client certificates)", id)
+		}
+	}
+	if caFile != "" {
+		mode := "verify_if_given"
+		if clientAuth {
+			mode = "require_and_verify"
+		}
+		common["client_authentication"] = obj{
+			"ca":   obj{"provider": "file", "pem_files": []string{caFile}},
+			"mode": mode,
+		}
+	}
+	for _, n := range []string{"ocsp-stapling", "session-resumption"} {
+		if s := setting(t, n); s != nil {
+			if b, ok := a.boolean(s); ok && !b {
+				a.d.warnf(s.Pos, "listeners.listener.tls."+n, "%s #false cannot be honoured by Caddy; it stays on", n)
+			}
+		}
+	}
+	if sc := setting(t, "sni-certs"); sc != nil {
+		if n := setting(sc, "cert-folder"); n != nil {
+			if dir, ok := a.str(n); ok {
+				a.tls.loadFolders = append(a.tls.loadFolders, dir)
+				hasCert = true
+			}
+		}
+	}
+
+	// SNI certificates: one policy per block, before the listener default.
+	anyTags := []string{tag}
+	for i, s := range settings(t, "sni") {
+		stag := tag + "-sni-" + strconv.Itoa(i)
+		p := obj{}
+		if !a.certSource(id, s, stag, p) {
+			a.d.errorf(s.Pos, "listener %q: sni block needs cert-file and key-file, or an acme block", id)
+			continue
+		}
+		var names []string
+		for _, key := range []string{"hostnames", "priority-hostnames"} {
+			if n := setting(s, key); n != nil {
+				names = append(names, a.strs(n)...)
+			}
+		}
+		if len(names) == 0 {
+			// Selected by the names in the certificate itself.
+			anyTags = append(anyTags, stag)
+			continue
+		}
+		p["match"] = obj{"sni": names}
+		for k, v := range common {
+			p[k] = v
+		}
+		policies = append(policies, p)
+	}
+	if !hasCert && len(policies) == 0 {
+		a.d.errorf(t.Pos, "listener %q: tls needs cert-file and key-file, an acme block, sni certificates or sni-certs", id)
+	}
+	if _, acme := base["default_sni"]; !acme && hasCert {
+		base["certificate_selection"] = obj{"any_tag": anyTags}
+	}
+	for k, v := range common {
+		base[k] = v
+	}
+	return append(policies, base)
+}
+
+// strsIfAny reads the arguments of n as strings when it has any.
+func (a *adapter) strsIfAny(n *kdl.Node) []string {
+	if len(n.Args) == 0 {
+		return nil
+	}
+	return a.strs(n)
+}
+
+// certSource reads cert-file/key-file or an acme block from block and
+// registers it in the tls app under tag. It reports whether a source was
+// found. For ACME it sets default_sni on policy.
+func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy obj) bool {
+	cert, key := setting(block, "cert-file"), setting(block, "key-file")
+	acme := setting(block, "acme")
+	if internal := setting(block, "internal"); internal != nil {
+		if cert != nil || key != nil || acme != nil {
+			a.d.errorf(internal.Pos, "listener %q: give one of cert-file/key-file, acme or internal", id)
+			return false
+		}
+		domains := a.mapInternal(internal)
+		if len(domains) > 0 && policy != nil {
+			policy["default_sni"] = domains[0]
+		}
+		return len(domains) > 0
+	}
+	switch {
+	case cert != nil || key != nil:
+		if cert == nil || key == nil {
+			a.d.errorf(block.Pos, "listener %q: cert-file and key-file go together", id)
+			return false
+		}
+		c, ok1 := a.str(cert)
+		k, ok2 := a.str(key)
+		if ok1 && ok2 {
+			a.tls.loadFiles = append(a.tls.loadFiles, obj{"certificate": c, "key": k, "tags": []string{tag}})
+		}
+		if acme != nil {
+			a.d.errorf(acme.Pos, "listener %q: give either cert-file/key-file or acme, not both", id)
+		}
+		if policy != nil && len(policy) == 0 {
+			policy["certificate_selection"] = obj{"any_tag": []string{tag}}
+		}
+		return true
+	case acme != nil:
+		domains := a.mapACME(id, acme)
+		if len(domains) > 0 && policy != nil {
+			policy["default_sni"] = domains[0]
+		}
+		return len(domains) > 0
+	}
+	return false
+}
+
+// tlsVersion maps the original's version spellings to Caddy's.
+func (a *adapter) tlsVersion(n *kdl.Node) (string, bool) {
+	s, ok := a.str(n)
+	if !ok {
+		return "", false
+	}
+	v := strings.TrimPrefix(strings.TrimPrefix(strings.ToLower(s), "tlsv"), "tls")
+	switch strings.TrimSpace(v) {
+	case "1.2":
+		return "tls1.2", true
+	case "1.3":
+		return "tls1.3", true
+	}
+	a.d.errorf(n.Args[0].Pos, "%s %q is not a supported TLS version (use \"1.2\" or \"1.3\")", n.Name, s)
+	return "", false
+}
+
+// cipherSuites checks the names against Go's TLS 1.2 suites. TLS 1.3
+// suites are fixed by Go and only warned about.
+func (a *adapter) cipherSuites(t *kdl.Node, names []string) []string {
+	known := map[string]bool{}
+	var all []string
+	for _, cs := range tls.CipherSuites() {
+		known[cs.Name] = true
+		all = append(all, cs.Name)
+	}
+	sort.Strings(all)
+	var out []string
+	for _, n := range names {
+		switch {
+		case strings.HasPrefix(n, "TLS_AES_") || strings.HasPrefix(n, "TLS_CHACHA20_") || strings.HasPrefix(n, "TLS13_"):
+			a.d.warnf(t.Pos, "listeners.listener.tls.cipher-suite", "TLS 1.3 cipher suite %s is always enabled by Go and cannot be chosen", n)
+		case known[n]:
+			out = append(out, n)
+		default:
+			a.d.errorf(t.Pos, "unknown cipher suite %q%s", n, suggest(n, all))
+		}
+	}
+	return out
+}

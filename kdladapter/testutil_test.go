@@ -1,0 +1,76 @@
+package kdladapter
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+)
+
+// sharedDir is the shared folder beside the repository.
+const sharedDir = "../../shared"
+
+// noEnv is an empty environment.
+func noEnv(string) (string, bool) { return "", false }
+
+// envOf returns an environment with the given variables.
+func envOf(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// adaptString adapts an in-memory config named test.kdl.
+func adaptString(t testing.TB, src string) ([]byte, []caddyconfig.Warning, error) {
+	t.Helper()
+	return Adapt("test.kdl", []byte(src), noEnv, os.ReadFile)
+}
+
+// mustAdapt adapts src and fails the test on error.
+func mustAdapt(t testing.TB, src string) ([]byte, []caddyconfig.Warning) {
+	t.Helper()
+	out, warns, err := adaptString(t, src)
+	if err != nil {
+		t.Fatalf("adapt failed: %v\n--- config ---\n%s", err, src)
+	}
+	return out, warns
+}
+
+// corpusDir returns the sentinel-configs folder, skipping the test when
+// the shared folder is absent.
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(sharedDir, "testdata", "sentinel-configs")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("shared test data not found at %s (clone shared/ beside the repository)", dir)
+	}
+	return dir
+}
+
+// warningsText joins warnings for assertions.
+func warningsText(ws []caddyconfig.Warning) string {
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.File)
+		b.WriteByte(':')
+		b.WriteString(itoa64(int64(w.Line)))
+		b.WriteString(": ")
+		b.WriteString(w.Message)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// minimal is the smallest valid config; tests append to it.
+const minimal = `
+system { }
+listeners {
+    listener "http" {
+        address "127.0.0.1:18080"
+    }
+}
+`

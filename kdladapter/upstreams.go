@@ -1,0 +1,547 @@
+package kdladapter
+
+import (
+	"net"
+	"sort"
+	"strings"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+)
+
+// upstreamBase is the part of a reverse_proxy handler that comes from the
+// upstream block; routes add retries and timeouts to a copy of it.
+type upstreamBase struct {
+	targets   []obj
+	policy    obj
+	health    obj
+	transport obj
+}
+
+// lbNames maps every accepted load-balancing name (lower case) to the
+// algorithm. Both the underscore names of the original's parser and the
+// hyphenated names of its documentation are accepted.
+var lbNames = map[string]string{
+	"round_robin": "round_robin", "roundrobin": "round_robin", "round-robin": "round_robin",
+	"weighted": "weighted", "weighted_round_robin": "weighted", "weighted-round-robin": "weighted",
+	"least_connections": "least_connections", "leastconnections": "least_connections", "least-connections": "least_connections",
+	"least_conn": "least_connections", "least-conn": "least_connections",
+	"random":  "random",
+	"ip_hash": "ip_hash", "iphash": "ip_hash", "ip-hash": "ip_hash",
+	"consistent_hash": "consistent_hash", "consistenthash": "consistent_hash", "consistent-hash": "consistent_hash",
+	"power_of_two_choices": "p2c", "p2c": "p2c", "power-of-two-choices": "p2c",
+	"adaptive":            "adaptive",
+	"least_tokens_queued": "least_tokens_queued", "leasttokensqueued": "least_tokens_queued", "least_tokens": "least_tokens_queued",
+	"least-tokens-queued": "least_tokens_queued", "least-tokens": "least_tokens_queued",
+	"maglev":         "maglev",
+	"locality_aware": "locality_aware", "localityaware": "locality_aware", "locality": "locality_aware", "locality-aware": "locality_aware",
+	"peak_ewma": "peak_ewma", "peakewma": "peak_ewma", "ewma": "peak_ewma", "peak-ewma": "peak_ewma",
+	"deterministic_subset": "deterministic_subset", "subset": "deterministic_subset", "subsetting": "deterministic_subset",
+	"deterministic-subset":       "deterministic_subset",
+	"weighted_least_connections": "weighted_least_connections", "weighted_least_conn": "weighted_least_connections",
+	"wlc": "weighted_least_connections", "weighted-least-connections": "weighted_least_connections",
+	"sticky": "sticky", "sticky_session": "sticky", "stickysession": "sticky", "sticky-session": "sticky",
+}
+
+// LoadBalancingNames lists the accepted names, sorted.
+func LoadBalancingNames() []string {
+	out := make([]string, 0, len(lbNames))
+	for n := range lbNames {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// lbCaddy maps the algorithms Caddy has to its selection policies; the
+// others are not yet available.
+var lbCaddy = map[string]string{
+	"round_robin": "round_robin", "weighted": "weighted_round_robin", "least_connections": "least_conn",
+	"random": "random", "ip_hash": "client_ip_hash", "p2c": "random_choose", "sticky": "cookie",
+}
+
+// weightAware are the algorithms that use target weights.
+var weightAware = map[string]bool{"weighted": true}
+
+// base maps an upstream block once.
+func (a *adapter) base(u *kdl.Node) *upstreamBase {
+	id := u.Args[0].Str
+	if a.proxies == nil {
+		a.proxies = make(map[string]*upstreamBase)
+	}
+	if b := a.proxies[id]; b != nil {
+		return b
+	}
+	b := &upstreamBase{transport: obj{"protocol": "http"}}
+	a.proxies[id] = b
+
+	var weights []int64
+	addTarget := func(addrNode *kdl.Node, addr string, pos kdl.Position, weight int64) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" || port == "" {
+			a.d.errorf(pos, "upstream %q: target %q must be host:port, e.g. \"127.0.0.1:8081\"", id, addr)
+			return
+		}
+		b.targets = append(b.targets, obj{"dial": addr})
+		weights = append(weights, weight)
+	}
+	readTarget := func(t *kdl.Node) {
+		addr, weight := "", int64(1)
+		pos := t.Pos
+		if len(t.Args) > 0 {
+			if t.Args[0].Kind != kdl.KindString {
+				a.d.errorf(t.Args[0].Pos, "upstream %q: target address must be a string", id)
+				return
+			}
+			addr, pos = t.Args[0].Str, t.Args[0].Pos
+		}
+		if v, ok := t.Prop("address"); ok && v.Kind == kdl.KindString {
+			addr, pos = v.Str, v.Pos
+		}
+		if v, ok := t.Prop("weight"); ok {
+			if w, ok := v.AsInt64(); ok && w >= 0 && w <= 1<<20 {
+				weight = w
+			} else {
+				a.d.errorf(v.Pos, "upstream %q: weight must be an integer between 0 and 1048576, not %s", id, v)
+			}
+		}
+		for _, p := range t.Props {
+			if p.Name != "address" && p.Name != "weight" {
+				a.d.errorf(p.Pos, "upstream %q: unknown target property %q%s", id, p.Name, suggest(p.Name, []string{"address", "weight"}))
+			}
+		}
+		for _, c := range t.Children {
+			switch c.Name {
+			case "address":
+				if s, ok := a.str(c); ok {
+					addr, pos = s, c.Args[0].Pos
+				}
+			case "weight":
+				if w, ok := a.integer(c, 0, 1<<20); ok {
+					weight = w
+				}
+			case "metadata":
+				// Informational labels; nothing uses them.
+			default:
+				a.d.errorf(c.Pos, "upstream %q: unknown target setting %q%s", id, c.Name, suggest(c.Name, []string{"address", "weight", "metadata"}))
+			}
+		}
+		if addr == "" {
+			a.d.errorf(t.Pos, "upstream %q: target needs an address", id)
+			return
+		}
+		addTarget(t, addr, pos, weight)
+	}
+	for _, c := range u.Children {
+		switch c.Name {
+		case "target":
+			readTarget(c)
+		case "targets":
+			for _, t := range c.Children {
+				if t.Name == "target" {
+					readTarget(t)
+				} else {
+					a.d.errorf(t.Pos, "unknown setting %q in upstreams.upstream.targets (did you mean \"target\"?)", t.Name)
+				}
+			}
+		case "address":
+			if s, ok := a.str(c); ok {
+				addTarget(c, s, c.Args[0].Pos, 1)
+			}
+		}
+	}
+	if len(b.targets) == 0 {
+		a.d.errorf(u.Pos, "upstream %q has no target: add target \"host:port\"", id)
+	}
+
+	b.policy = a.loadBalancing(id, setting(u, "load-balancing"), weights)
+	b.health = a.healthChecks(id, u)
+	a.transport(id, u, b.transport)
+	return b
+}
+
+// loadBalancing maps load-balancing to a Caddy selection policy.
+func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
+	algo := "round_robin"
+	if n != nil {
+		s, ok := a.str(n)
+		if !ok {
+			return nil
+		}
+		var known bool
+		algo, known = lbNames[strings.ToLower(s)]
+		if !known {
+			a.d.errorf(n.Args[0].Pos, "upstream %q: unknown load-balancing %q%s", id, s, suggest(strings.ToLower(s), LoadBalancingNames()))
+			return nil
+		}
+		if len(n.Children) > 0 && algo != "sticky" {
+			a.d.errorf(n.Pos, "upstream %q: load-balancing %q takes no block", id, s)
+		}
+	}
+	policy, ok := lbCaddy[algo]
+	if !ok {
+		a.d.notYet(n.Args[0].Pos, "load-balancing \""+algo+"\"", "upstream \""+id+"\"")
+		return nil
+	}
+	if !weightAware[algo] && !uniform(weights) {
+		pos := kdl.Position{}
+		if n != nil {
+			pos = n.Pos
+		}
+		a.d.warnf(pos, "upstreams.upstream.load-balancing", "upstream %q: target weights are ignored by %s (use \"weighted\")", id, algo)
+	}
+	out := obj{"policy": policy}
+	switch algo {
+	case "weighted":
+		out["weights"] = weights
+	case "p2c":
+		out["choose"] = 2
+	case "sticky":
+		a.sticky(id, n, out)
+	}
+	return out
+}
+
+// sticky maps `load-balancing "sticky" { … }` to Caddy's cookie policy.
+func (a *adapter) sticky(id string, n *kdl.Node, out obj) {
+	out["name"] = "SERVERID"
+	out["max_age"] = "1h0m0s"
+	out["fallback"] = obj{"policy": "round_robin"}
+	for _, c := range n.Children {
+		switch c.Name {
+		case "cookie-name":
+			if s, ok := a.str(c); ok {
+				out["name"] = s
+			}
+		case "cookie-ttl":
+			if d, ok := a.duration(c); ok {
+				out["max_age"] = d
+			}
+		case "fallback":
+			if s, ok := a.str(c); ok {
+				algo, known := lbNames[strings.ToLower(s)]
+				if p, ok := lbCaddy[algo]; known && ok && algo != "sticky" && algo != "weighted" {
+					out["fallback"] = obj{"policy": p}
+				} else {
+					a.d.errorf(c.Args[0].Pos, "upstream %q: sticky fallback %q must be round_robin, random, least_connections, ip_hash or p2c", id, s)
+				}
+			}
+		case "cookie-path", "cookie-same-site":
+			a.d.warnf(c.Pos, "upstreams.upstream.load-balancing.sticky."+c.Name, "%s is not configurable: Caddy's cookie has Path=/ and SameSite=Lax", c.Name)
+		case "cookie-secure":
+			a.d.warnf(c.Pos, "upstreams.upstream.load-balancing.sticky.cookie-secure", "cookie-secure: Caddy marks the cookie Secure on HTTPS requests")
+		default:
+			a.d.errorf(c.Pos, "unknown setting %q in load-balancing \"sticky\"%s", c.Name,
+				suggest(c.Name, []string{"cookie-name", "cookie-ttl", "cookie-path", "cookie-secure", "cookie-same-site", "fallback"}))
+		}
+	}
+}
+
+func uniform(ws []int64) bool {
+	for _, w := range ws {
+		if w != ws[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// healthChecks maps health-check and circuit-breaker.
+func (a *adapter) healthChecks(id string, u *kdl.Node) obj {
+	hc := obj{}
+	if n := setting(u, "health-check"); n != nil {
+		active := obj{}
+		typ, typNode := "tcp", setting(n, "type")
+		if typNode != nil {
+			if s, ok := a.str(typNode); ok {
+				typ, _ = a.oneOf(typNode, s, "tcp", "http", "grpc", "inference")
+			}
+		}
+		switch typ {
+		case "http":
+			path := "/health"
+			for _, c := range typNode.Children {
+				switch c.Name {
+				case "path":
+					path, _ = a.str(c)
+				case "expected-status":
+					if st, ok := a.integer(c, 100, 599); ok {
+						active["expect_status"] = st
+					}
+				case "host":
+					if h, ok := a.str(c); ok {
+						active["headers"] = map[string][]string{"Host": {h}}
+					}
+				default:
+					a.d.errorf(c.Pos, "unknown setting %q in health-check type \"http\"%s", c.Name, suggest(c.Name, []string{"path", "expected-status", "host"}))
+				}
+			}
+			active["uri"] = path
+		case "tcp", "grpc":
+			a.d.warnf(n.Pos, "upstreams.upstream.health-check.type", "upstream %q: %s health checks are not active yet; failing targets are taken out by passive checks (circuit-breaker) only", id, typ)
+			active = nil
+		case "inference":
+			a.d.notYet(typNode.Pos, "inference health checks", "upstream \""+id+"\"")
+			active = nil
+		default:
+			active = nil
+		}
+		if active != nil {
+			for key, field := range map[string]string{"interval-secs": "interval", "timeout-secs": "timeout"} {
+				if c := setting(n, key); c != nil {
+					if d, ok := a.seconds(c); ok {
+						active[field] = d
+					}
+				}
+			}
+			if _, ok := active["interval"]; !ok {
+				active["interval"] = "10s"
+			}
+			if _, ok := active["timeout"]; !ok {
+				active["timeout"] = "5s"
+			}
+			active["passes"], active["fails"] = int64(2), int64(3)
+			if c := setting(n, "healthy-threshold"); c != nil {
+				if v, ok := a.integer(c, 1, 1000); ok {
+					active["passes"] = v
+				}
+			}
+			if c := setting(n, "unhealthy-threshold"); c != nil {
+				if v, ok := a.integer(c, 1, 1000); ok {
+					active["fails"] = v
+				}
+			}
+			hc["active"] = active
+		}
+	}
+	if cb := setting(u, "circuit-breaker"); cb != nil {
+		passive := obj{"max_fails": int64(5), "fail_duration": "30s",
+			"unhealthy_status": []int{500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511}}
+		if c := setting(cb, "failure-threshold"); c != nil {
+			if v, ok := a.integer(c, 1, 1<<20); ok {
+				passive["max_fails"] = v
+			}
+		}
+		if c := setting(cb, "timeout-seconds"); c != nil {
+			if d, ok := a.seconds(c); ok {
+				passive["fail_duration"] = d
+			}
+		}
+		hc["passive"] = passive
+	}
+	if len(hc) == 0 {
+		return nil
+	}
+	return hc
+}
+
+// transport maps connection-pool, timeouts, tls and http-version.
+func (a *adapter) transport(id string, u *kdl.Node, t obj) {
+	keepAlive := obj{}
+	if n := a.limitSetting("max-idle-connections-per-upstream"); n != nil {
+		if v, ok := a.integer(n, 0, 1<<20); ok {
+			keepAlive["max_idle_conns_per_host"] = v
+		}
+	}
+	if p := setting(u, "connection-pool"); p != nil {
+		if n := setting(p, "max-connections"); n != nil {
+			if v, ok := a.integer(n, 0, 1<<20); ok && v > 0 {
+				t["max_conns_per_host"] = v
+			}
+		}
+		if n := setting(p, "max-idle"); n != nil {
+			if v, ok := a.integer(n, 0, 1<<20); ok {
+				keepAlive["max_idle_conns_per_host"] = v
+			}
+		}
+		for _, key := range []string{"idle-timeout-secs", "idle-timeout"} {
+			if n := setting(p, key); n != nil {
+				if d, ok := a.seconds(n); ok {
+					keepAlive["idle_timeout"] = d
+				}
+				break
+			}
+		}
+	}
+	if len(keepAlive) > 0 {
+		t["keep_alive"] = keepAlive
+	}
+	if to := setting(u, "timeouts"); to != nil {
+		for _, m := range []struct {
+			keys  []string
+			field string
+		}{
+			{[]string{"connect-secs", "connect"}, "dial_timeout"},
+			{[]string{"request-secs", "request"}, "response_header_timeout"},
+			{[]string{"read-secs", "read"}, "read_timeout"},
+			{[]string{"write-secs", "write"}, "write_timeout"},
+		} {
+			for _, key := range m.keys {
+				if n := setting(to, key); n != nil {
+					if d, ok := a.seconds(n); ok {
+						t[m.field] = d
+					}
+					break
+				}
+			}
+		}
+	}
+	tlsOn := false
+	if tb := setting(u, "tls"); tb != nil {
+		tlsOn = true
+		tc := obj{}
+		if n := setting(tb, "sni"); n != nil {
+			if s, ok := a.str(n); ok {
+				tc["server_name"] = s
+			}
+		}
+		if n := setting(tb, "insecure-skip-verify"); n != nil {
+			if b, ok := a.boolean(n); ok && b {
+				tc["insecure_skip_verify"] = true
+			}
+		}
+		cert, key := setting(tb, "client-cert"), setting(tb, "client-key")
+		if (cert == nil) != (key == nil) {
+			a.d.errorf(tb.Pos, "upstream %q: client-cert and client-key go together", id)
+		} else if cert != nil {
+			tc["client_certificate_file"], _ = a.str(cert)
+			tc["client_certificate_key_file"], _ = a.str(key)
+		}
+		if n := setting(tb, "ca-cert"); n != nil {
+			if s, ok := a.str(n); ok {
+				tc["ca"] = obj{"provider": "file", "pem_files": []string{s}}
+			}
+		}
+		t["tls"] = tc
+	}
+	if hv := setting(u, "http-version"); hv != nil {
+		minV, maxV := int64(1), int64(2)
+		if n := setting(hv, "min-version"); n != nil {
+			minV, _ = a.integer(n, 1, 3)
+		}
+		if n := setting(hv, "max-version"); n != nil {
+			maxV, _ = a.integer(n, 1, 3)
+		}
+		h2c := false
+		if n := setting(hv, "h2c"); n != nil {
+			h2c, _ = a.boolean(n)
+		}
+		switch {
+		case minV > maxV:
+			a.d.errorf(hv.Pos, "upstream %q: http-version min-version %d is above max-version %d", id, minV, maxV)
+		case maxV == 3:
+			if !tlsOn {
+				a.d.errorf(hv.Pos, "upstream %q: HTTP/3 to the upstream needs a tls block", id)
+			}
+			if minV < 3 {
+				a.d.warnf(hv.Pos, "upstreams.upstream.http-version", "upstream %q: HTTP/3 to upstreams cannot fall back to HTTP/1-2 in Caddy; only HTTP/3 is used (experimental)", id)
+			}
+			t["versions"] = []string{"3"}
+		case h2c || (!tlsOn && minV == 2):
+			if tlsOn {
+				a.d.errorf(hv.Pos, "upstream %q: h2c is HTTP/2 without TLS; remove the tls block or h2c", id)
+			}
+			t["versions"] = []string{"h2c", "2"}
+		case minV == 2:
+			t["versions"] = []string{"2"}
+		case maxV == 1:
+			t["versions"] = []string{"1.1"}
+		default:
+			t["versions"] = []string{"1.1", "2"}
+		}
+	}
+}
+
+// reverseProxy returns the reverse_proxy handler of a route to upstream
+// u, with the route's retry policy and its filters' timeouts.
+func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) obj {
+	b := a.base(u)
+	transport := obj{}
+	for k, v := range b.transport {
+		transport[k] = v
+	}
+	if po.dialTimeout != "" {
+		transport["dial_timeout"] = po.dialTimeout
+	}
+	if po.responseHeaderTimeout != "" {
+		transport["response_header_timeout"] = po.responseHeaderTimeout
+	}
+	h := obj{"handler": "reverse_proxy", "upstreams": b.targets, "transport": transport}
+	lb := obj{}
+	if b.policy != nil {
+		lb["selection_policy"] = b.policy
+	}
+	if retry != nil {
+		a.retry(retry, lb, transport)
+	}
+	if len(lb) > 0 {
+		h["load_balancing"] = lb
+	}
+	if b.health != nil {
+		h["health_checks"] = b.health
+	}
+	return h
+}
+
+// idempotent are the methods retried after a request was sent.
+var idempotent = []string{"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
+
+// retry maps a route's retry-policy onto load_balancing.
+func (a *adapter) retry(r *kdl.Node, lb, transport obj) {
+	attempts := int64(1)
+	if n := setting(r, "max-attempts"); n != nil {
+		attempts, _ = a.integer(n, 1, 100)
+	}
+	if attempts > 1 {
+		lb["retries"] = attempts - 1
+	}
+	for _, key := range []string{"backoff", "backoff-base-ms"} {
+		if n := setting(r, key); n != nil {
+			var d string
+			var ok bool
+			if key == "backoff-base-ms" {
+				d, ok = a.millis(n)
+			} else {
+				d, ok = a.duration(n)
+			}
+			if ok {
+				lb["try_interval"] = d
+			}
+			break
+		}
+	}
+	if n := setting(r, "per-attempt-timeout"); n != nil {
+		if d, ok := a.duration(n); ok {
+			transport["response_header_timeout"] = d
+		}
+	} else if n := setting(r, "timeout-ms"); n != nil {
+		if d, ok := a.millis(n); ok {
+			transport["response_header_timeout"] = d
+		}
+	}
+	methods := idempotent
+	if n := setting(r, "retry-non-idempotent"); n != nil {
+		if b, ok := a.boolean(n); ok && b {
+			methods = append(append([]string(nil), idempotent...), "POST", "PATCH", "CONNECT")
+		}
+	}
+	var statuses []int64
+	if n := setting(r, "retryable-status-codes"); n != nil {
+		statuses = a.ints(n, 100, 599)
+	}
+	if attempts <= 1 {
+		return
+	}
+	match := []obj{{"method": methods}}
+	if len(statuses) > 0 {
+		codes := make([]string, len(statuses))
+		for i, s := range statuses {
+			codes[i] = itoa64(s)
+		}
+		quoted := make([]string, len(methods))
+		for i, m := range methods {
+			quoted[i] = `"` + m + `"`
+		}
+		match = append(match, obj{"expression": "{http.reverse_proxy.status_code} in [" + strings.Join(codes, ", ") + "] && {http.request.method} in [" + strings.Join(quoted, ", ") + "]"})
+	}
+	lb["retry_match"] = match
+}

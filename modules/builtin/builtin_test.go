@@ -1,0 +1,171 @@
+package builtin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func provisioned(t *testing.T, b *Builtin) *Builtin {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := b.Provision(ctx); err != nil {
+		t.Fatalf("provisioning: %v", err)
+	}
+	if err := b.Validate(); err != nil {
+		t.Fatalf("validating: %v", err)
+	}
+	return b
+}
+
+// failNext is a next handler that must never be reached.
+func failNext(t *testing.T) caddyhttp.Handler {
+	return caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		t.Error("the built-in handler called the next handler")
+		return nil
+	})
+}
+
+func TestServeHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		kind       string
+		method     string
+		wantStatus int
+		wantBody   *regexp.Regexp
+	}{
+		{KindHealth, http.MethodGet, http.StatusOK, regexp.MustCompile(`^\{"status":"healthy"\}$`)},
+		{KindHealth, http.MethodHead, http.StatusOK, regexp.MustCompile(`^$`)},
+		{KindHealth, http.MethodPost, http.StatusOK, regexp.MustCompile(`^\{"status":"healthy"\}$`)},
+		{KindNotFound, http.MethodGet, http.StatusNotFound, regexp.MustCompile(`^\{"error":"not found","status":404\}$`)},
+		{KindNotFound, http.MethodHead, http.StatusNotFound, regexp.MustCompile(`^$`)},
+		{KindStatus, http.MethodGet, http.StatusOK, regexp.MustCompile(
+			`^\{"status":"ok","service":"sentinel","version":"` + regexp.QuoteMeta(version()) + `","uptime_seconds":[0-9]+\}$`)},
+		{KindStatus, http.MethodHead, http.StatusOK, regexp.MustCompile(`^$`)},
+	} {
+		t.Run(tc.kind+" "+tc.method, func(t *testing.T) {
+			b := provisioned(t, &Builtin{Kind: tc.kind, Route: "r1"})
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(tc.method, "/anything", nil)
+			if err := b.ServeHTTP(rec, req, failNext(t)); err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if rec.Code != tc.wantStatus {
+				t.Errorf("status = %d, want %d", rec.Code, tc.wantStatus)
+			}
+			if body := rec.Body.String(); !tc.wantBody.MatchString(body) {
+				t.Errorf("body = %q, want match for %s", body, tc.wantBody)
+			}
+			for field, want := range map[string]string{
+				"Content-Type":           "application/json",
+				"Cache-Control":          "no-store",
+				"X-Content-Type-Options": "nosniff",
+			} {
+				if got := rec.Header().Get(field); got != want {
+					t.Errorf("%s = %q, want %q", field, got, want)
+				}
+			}
+			if cl := rec.Header().Get("Content-Length"); cl == "" || cl == "0" {
+				t.Errorf("Content-Length = %q, want the JSON length (also for HEAD)", cl)
+			}
+		})
+	}
+}
+
+func TestStatusBody(t *testing.T) {
+	b := provisioned(t, &Builtin{Kind: KindStatus})
+	rec := httptest.NewRecorder()
+	if err := b.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil), failNext(t)); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("body %q is not JSON: %v", rec.Body, err)
+	}
+	if got["status"] != "ok" || got["service"] != "sentinel" {
+		t.Errorf("unexpected status body %v", got)
+	}
+	if v, _ := got["version"].(string); v == "" {
+		t.Errorf("empty version in %v", got)
+	}
+	if up, ok := got["uptime_seconds"].(float64); !ok || up < 0 || up != float64(int64(up)) {
+		t.Errorf("uptime_seconds = %v, want a non-negative integer", got["uptime_seconds"])
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for kind, wantErr := range map[string]string{
+		"":          "kind is required (valid kinds: health, not_found, status)",
+		"config":    `unknown kind "config" (valid kinds: health, not_found, status)`,
+		"STATUS":    `unknown kind "STATUS"`,
+		"status":    "",
+		"health":    "",
+		"not_found": "",
+	} {
+		b := &Builtin{Kind: kind}
+		err := b.Validate()
+		if wantErr == "" {
+			if err != nil {
+				t.Errorf("kind %q: unexpected error %v", kind, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("kind %q: got error %v, want %q", kind, err, wantErr)
+		}
+	}
+}
+
+func TestServeHTTPUnprovisionedKind(t *testing.T) {
+	b := &Builtin{Kind: "bogus"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := b.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := b.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), failNext(t))
+	var herr caddyhttp.HandlerError
+	if !asHandlerError(err, &herr) || herr.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("got %v, want a 500 handler error", err)
+	}
+}
+
+func TestModuleVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bi   debug.BuildInfo
+		want string
+	}{
+		{"devel main", debug.BuildInfo{Main: debug.Module{Path: modulePath, Version: "(devel)"}}, ""},
+		{"tagged main", debug.BuildInfo{Main: debug.Module{Path: modulePath, Version: "v1.2.3"}}, "v1.2.3"},
+		{"as dependency", debug.BuildInfo{
+			Main: debug.Module{Path: "example.com/custom", Version: "v0.1.0"},
+			Deps: []*debug.Module{{Path: "golang.org/x/net", Version: "v0.1.0"}, {Path: modulePath, Version: "v0.9.0"}},
+		}, "v0.9.0"},
+		{"absent", debug.BuildInfo{Main: debug.Module{Path: "example.com/other", Version: "v1.0.0"}}, ""},
+	} {
+		if got := moduleVersion(&tc.bi); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if version() == "" {
+		t.Error("version() is empty")
+	}
+}
+
+// asHandlerError is errors.As for caddyhttp.HandlerError.
+func asHandlerError(err error, target *caddyhttp.HandlerError) bool {
+	herr, ok := err.(caddyhttp.HandlerError)
+	if ok {
+		*target = herr
+	}
+	return ok
+}
