@@ -152,7 +152,7 @@ func loadFile(t *testing.T, path string) *caddytest.Tester {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := kdladapter.Adapt(path, []byte(withAdmin(string(src))), os.LookupEnv, os.ReadFile)
+	out, _, err := kdladapter.Adapt(path, []byte(withAdmin(string(src))), os.LookupEnv, kdladapter.OSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}

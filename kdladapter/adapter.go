@@ -25,15 +25,41 @@ type Adapter struct{}
 // includes relative to the file.
 func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
 	filename, _ := options["filename"].(string)
-	return Adapt(filename, body, os.LookupEnv, os.ReadFile)
+	return Adapt(filename, body, os.LookupEnv, OSFiles{})
+}
+
+// Files gives the adapter the files a configuration includes.
+type Files interface {
+	// ReadFile reads a whole file.
+	ReadFile(name string) ([]byte, error)
+	// Glob lists the files matching a pattern (filepath.Glob syntax).
+	Glob(pattern string) ([]string, error)
+}
+
+// OSFiles reads files from the operating system.
+type OSFiles struct{}
+
+// ReadFile reads a file with os.ReadFile.
+func (OSFiles) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
+
+// Glob matches with filepath.Glob, skipping directories.
+func (OSFiles) Glob(pattern string) ([]string, error) {
+	matches, err := filepath.Glob(pattern)
+	out := matches[:0]
+	for _, m := range matches {
+		if info, err := os.Stat(m); err == nil && !info.IsDir() {
+			out = append(out, m)
+		}
+	}
+	return out, err
 }
 
 // Adapt is the adapter as a function with its inputs made explicit: the
-// config file's name and content, the environment and the file reader for
-// includes.
-func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) ([]byte, []caddyconfig.Warning, error) {
+// config file's name and content, the environment and the files it may
+// include.
+func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) ([]byte, []caddyconfig.Warning, error) {
 	a := &adapter{d: &diag{}}
-	l := &loader{d: a.d, lookupEnv: lookupEnv, readFile: readFile}
+	l := &loader{d: a.d, lookupEnv: lookupEnv, files: files}
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
 	}

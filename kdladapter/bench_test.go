@@ -2,7 +2,6 @@ package kdladapter
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 )
@@ -32,14 +31,14 @@ func BenchmarkAdapt1000(b *testing.B) {
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := Adapt("gen.kdl", src, noEnv, os.ReadFile); err != nil {
+		if _, _, err := Adapt("gen.kdl", src, noEnv, OSFiles{}); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func TestGeneratedConfigAdapts(t *testing.T) {
-	out, _, err := Adapt("gen.kdl", generatedConfig(50), noEnv, os.ReadFile)
+	out, _, err := Adapt("gen.kdl", generatedConfig(50), noEnv, OSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}

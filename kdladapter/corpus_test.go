@@ -94,7 +94,7 @@ func TestCorpusAdaptsOrFailsWithNotYet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, _, err := Adapt(path, src, noEnv, os.ReadFile)
+			out, _, err := Adapt(path, src, noEnv, OSFiles{})
 			if len(exp.notYet) == 0 && len(exp.other) == 0 {
 				if err != nil {
 					t.Fatalf("expected %s to adapt, got:\n%v", rel, err)

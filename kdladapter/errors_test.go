@@ -58,7 +58,7 @@ func TestBadInput(t *testing.T) {
 			if c.name == "include without file" {
 				name = "" // as when posted to /load
 			}
-			_, _, err := Adapt(name, []byte(c.src), noEnv, os.ReadFile)
+			_, _, err := Adapt(name, []byte(c.src), noEnv, OSFiles{})
 			if err == nil {
 				t.Fatalf("expected an error")
 			}
@@ -96,7 +96,7 @@ func TestWarnings(t *testing.T) {
 				name = filepath.Join(dir, "test.kdl")
 				src = minimal + "include \"none/*.kdl\"\n"
 			}
-			_, warns, err := Adapt(name, []byte(src), noEnv, os.ReadFile)
+			_, warns, err := Adapt(name, []byte(src), noEnv, OSFiles{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,7 +223,7 @@ func TestEnvExpansion(t *testing.T) {
 	src := `system { }
 listeners { listener "a" { address "${HOST:-127.0.0.1}:${PORT}"; } }
 routes { route "r" { builtin-handler "health"; policies { request-headers { set { "X-Lit" "$${NOT_EXPANDED}"; } } } } }`
-	out, _, err := Adapt("x.kdl", []byte(src), envOf("PORT", "18090"), os.ReadFile)
+	out, _, err := Adapt("x.kdl", []byte(src), envOf("PORT", "18090"), OSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestIncludes(t *testing.T) {
 	write("more/upstreams.kdl", "upstreams { upstream \"u\" { target \"127.0.0.1:2\"; } }\n")
 	main := filepath.Join(dir, "main.kdl")
 	src, _ := os.ReadFile(main)
-	out, _, err := Adapt(main, src, noEnv, os.ReadFile)
+	out, _, err := Adapt(main, src, noEnv, OSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,14 +265,14 @@ func TestIncludes(t *testing.T) {
 	}
 
 	write("more/cycle.kdl", "include \"../main.kdl\"\n")
-	_, _, err = Adapt(main, src, noEnv, os.ReadFile)
+	_, _, err = Adapt(main, src, noEnv, OSFiles{})
 	if err == nil || !strings.Contains(err.Error(), "circular include") {
 		t.Errorf("cycle: %v", err)
 	}
 	os.Remove(filepath.Join(dir, "more/cycle.kdl"))
 
 	write("more/dup.kdl", "listeners { listener \"a\" { address \"127.0.0.1:3\"; } }\n")
-	_, _, err = Adapt(main, src, noEnv, os.ReadFile)
+	_, _, err = Adapt(main, src, noEnv, OSFiles{})
 	if err == nil || !strings.Contains(err.Error(), "dup.kdl:1:13: duplicate listener id \"a\" (first defined at "+filepath.Join(dir, "conf.d/a-listeners.kdl")+":1:13)") {
 		t.Errorf("duplicate across files: %v", err)
 	}
@@ -287,13 +287,7 @@ func TestMultiFileExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readFile := func(p string) ([]byte, error) {
-		if filepath.Base(p) == "api.kdl" {
-			return []byte("// left out: stale file\n"), nil
-		}
-		return os.ReadFile(p)
-	}
-	out, _, err := Adapt(filepath.Join(dir, "zentinel.kdl"), entry, noEnv, readFile)
+	out, _, err := Adapt(filepath.Join(dir, "zentinel.kdl"), entry, noEnv, withoutStaleAPI{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,4 +296,56 @@ func TestMultiFileExample(t *testing.T) {
 			t.Errorf("missing %s", want)
 		}
 	}
+}
+
+// TestDirectoryLayout loads the original's multi-file folder as a
+// directory (its entry includes the same folders: each file is read once).
+func TestDirectoryLayout(t *testing.T) {
+	src := filepath.Join(corpusDir(t), "example-multi-file")
+	dir := t.TempDir()
+	for _, rel := range []string{"zentinel.kdl", "listeners/http.kdl", "listeners/https.kdl", "upstreams/backends.kdl", "routes/static.kdl", "environments/production.kdl"} {
+		b, err := os.ReadFile(filepath.Join(src, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755)
+		os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "routes", "draft.example.kdl"), []byte("not kdl ["), 0o644)
+	entry, err := DirectoryEntry(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(entry), "example.kdl") || strings.Contains(string(entry), "production") {
+		t.Errorf("entry includes what it should not:\n%s", entry)
+	}
+	name := filepath.Join(t.TempDir(), "entry.kdl")
+	out, _, err := Adapt(name, entry, noEnv, OSFiles{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, entry)
+	}
+	if strings.Count(string(out), `"dial":"127.0.0.1:9003"`) != 2 {
+		t.Errorf("expected the static route on both listeners: %s", out)
+	}
+	// An environment file is added on request; this one is the old schema.
+	entry, err = DirectoryEntry(dir, "production")
+	if err != nil || !strings.Contains(string(entry), "environments/production.kdl") {
+		t.Fatalf("%v %s", err, entry)
+	}
+	if _, err := DirectoryEntry(dir, "staging"); err == nil {
+		t.Error("missing environment: expected an error")
+	}
+	if _, err := DirectoryEntry(t.TempDir(), ""); err == nil {
+		t.Error("empty directory: expected an error")
+	}
+}
+
+// withoutStaleAPI reads the real files but for routes/api.kdl.
+type withoutStaleAPI struct{ OSFiles }
+
+func (w withoutStaleAPI) ReadFile(p string) ([]byte, error) {
+	if filepath.Base(p) == "api.kdl" {
+		return []byte("// left out: stale file\n"), nil
+	}
+	return os.ReadFile(p)
 }

@@ -38,11 +38,11 @@ func TestGolden(t *testing.T) {
 
 func checkGolden(t *testing.T, name string, src []byte) {
 	t.Helper()
-	out, warns, err := Adapt(filepath.Base(name), src, noEnv, os.ReadFile)
+	out, warns, err := Adapt(filepath.Base(name), src, noEnv, OSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _, _ := Adapt(filepath.Base(name), src, noEnv, os.ReadFile)
+	again, _, _ := Adapt(filepath.Base(name), src, noEnv, OSFiles{})
 	if !bytes.Equal(out, again) {
 		t.Fatal("output is not deterministic")
 	}
@@ -69,5 +69,22 @@ func checkGolden(t *testing.T, name string, src []byte) {
 	}
 	if !bytes.Equal(pretty.Bytes(), want) {
 		t.Fatalf("%s differs from the adapter's output (run with -update and review the diff):\n%s", golden, pretty.String())
+	}
+}
+
+// TestExamplesAdapt adapts every file in examples/ without error.
+func TestExamplesAdapt(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.kdl")
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, warns, err := Adapt(f, src, noEnv, OSFiles{}); err != nil || len(warns) > 0 {
+			t.Errorf("%s: %v %v", f, err, warns)
+		}
 	}
 }

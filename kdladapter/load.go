@@ -2,7 +2,6 @@ package kdladapter
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,13 +15,16 @@ type loader struct {
 	d *diag
 	// lookupEnv reads the environment (os.LookupEnv outside tests).
 	lookupEnv func(string) (string, bool)
-	// readFile reads an included file (os.ReadFile outside tests).
-	readFile func(string) ([]byte, error)
+	// files reads included files (OSFiles outside tests).
+	files Files
 	// stack holds the absolute paths of the files being read, to detect
 	// include cycles.
 	stack []string
-	// files counts the files read, for the size guard.
-	files int
+	// count counts the files read, for the size guard.
+	count int
+	// loaded holds the absolute paths of the files already read: a file
+	// included twice (not in a cycle) is read once.
+	loaded map[string]bool
 }
 
 // maxIncludedFiles bounds how many files one configuration may read.
@@ -40,7 +42,7 @@ func (l *loader) load(filename string, src []byte) []*kdl.Node {
 		}
 		return nil
 	}
-	l.files++
+	l.count++
 	var out []*kdl.Node
 	for _, n := range doc.Nodes {
 		l.expandEnv(n)
@@ -67,7 +69,7 @@ func (l *loader) include(from string, n *kdl.Node) []*kdl.Node {
 	if !filepath.IsAbs(pattern) {
 		pattern = filepath.Join(filepath.Dir(from), pattern)
 	}
-	matches, err := filepath.Glob(pattern)
+	matches, err := l.files.Glob(pattern)
 	if err != nil {
 		l.d.errorf(n.Args[0].Pos, "include %q: bad glob: %v", n.Args[0].Str, err)
 		return nil
@@ -79,12 +81,14 @@ func (l *loader) include(from string, n *kdl.Node) []*kdl.Node {
 	}
 	var out []*kdl.Node
 	for _, m := range matches {
+		// Examples beside real files are not configuration (as in the
+		// original's directory loader): a glob skips them.
+		if strings.HasSuffix(m, ".example.kdl") && strings.ContainsAny(n.Args[0].Str, "*?[") {
+			continue
+		}
 		abs, err := filepath.Abs(m)
 		if err != nil {
 			abs = m
-		}
-		if info, err := os.Stat(m); err == nil && info.IsDir() {
-			continue
 		}
 		for _, s := range l.stack {
 			if s == abs {
@@ -92,11 +96,18 @@ func (l *loader) include(from string, n *kdl.Node) []*kdl.Node {
 				return out
 			}
 		}
-		if l.files >= maxIncludedFiles {
+		if l.loaded[abs] {
+			continue
+		}
+		if l.loaded == nil {
+			l.loaded = make(map[string]bool)
+		}
+		l.loaded[abs] = true
+		if l.count >= maxIncludedFiles {
 			l.d.errorf(n.Pos, "include %q: more than %d files", n.Args[0].Str, maxIncludedFiles)
 			return out
 		}
-		src, err := l.readFile(m)
+		src, err := l.files.ReadFile(m)
 		if err != nil {
 			l.d.errorf(n.Pos, "include %q: %v", n.Args[0].Str, err)
 			continue

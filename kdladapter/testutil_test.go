@@ -27,7 +27,7 @@ func envOf(kv ...string) func(string) (string, bool) {
 // adaptString adapts an in-memory config named test.kdl.
 func adaptString(t testing.TB, src string) ([]byte, []caddyconfig.Warning, error) {
 	t.Helper()
-	return Adapt("test.kdl", []byte(src), noEnv, os.ReadFile)
+	return Adapt("test.kdl", []byte(src), noEnv, OSFiles{})
 }
 
 // mustAdapt adapts src and fails the test on error.

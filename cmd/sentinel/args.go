@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
 // configCommands are the subcommands that read a configuration file.
@@ -21,7 +23,9 @@ const defaultFile = "sentinel.kdl"
 //   - without --config, the config is $SENTINEL_CONFIG (envConfig), else
 //     ./sentinel.kdl, else (run, start, adapt, validate) the embedded
 //     default written by writeDefault.
-func rewriteArgs(args []string, envConfig string, exists func(string) bool, writeDefault func() (string, error)) ([]string, error) {
+//   - a config that is a directory (the original's multi-file layout) is
+//     replaced by an entry file that dirEntry writes for it.
+func rewriteArgs(args []string, envConfig string, exists func(string) bool, writeDefault func() (string, error), dirEntry func(string) (string, error)) ([]string, error) {
 	if len(args) < 2 || !configCommands[args[1]] {
 		return args, nil
 	}
@@ -41,10 +45,36 @@ func rewriteArgs(args []string, envConfig string, exists func(string) bool, writ
 		}
 	}
 	out := append([]string(nil), args...)
+	if config != "" && dirEntry != nil {
+		if entry, err := dirEntry(config); err != nil {
+			return nil, err
+		} else if entry != "" {
+			for i := range out {
+				switch {
+				case out[i] == config && i > 0 && (out[i-1] == "--config" || out[i-1] == "-config" || out[i-1] == "-c"):
+					out[i] = entry
+				case strings.HasSuffix(out[i], "="+config) && strings.Contains(out[i], "config="):
+					out[i] = out[i][:len(out[i])-len(config)] + entry
+				case out[i] == "-c="+config:
+					out[i] = "-c=" + entry
+				}
+			}
+			config = entry
+		}
+	}
 	if config == "" {
 		switch {
 		case envConfig != "":
 			config = envConfig
+			if dirEntry != nil {
+				entry, err := dirEntry(config)
+				if err != nil {
+					return nil, err
+				}
+				if entry != "" {
+					config = entry
+				}
+			}
 		case exists(defaultFile):
 			config = defaultFile
 		case args[1] != "reload":
@@ -65,6 +95,21 @@ func rewriteArgs(args []string, envConfig string, exists func(string) bool, writ
 		out = append(out, "--adapter", "kdl")
 	}
 	return out, nil
+}
+
+// directoryEntry writes the entry file of a configuration directory (see
+// kdladapter.DirectoryEntry; SENTINEL_ENV selects environments/<env>.kdl)
+// and returns its path, or "" when path is not a directory.
+func directoryEntry(path string) (string, error) {
+	info, err := os.Stat(path)
+	if err != nil || !info.IsDir() {
+		return "", nil
+	}
+	entry, err := kdladapter.DirectoryEntry(path, os.Getenv("SENTINEL_ENV"))
+	if err != nil {
+		return "", fmt.Errorf("configuration directory: %w", err)
+	}
+	return materialize(entry)
 }
 
 // fileExists reports whether path is an existing regular file.

@@ -8,6 +8,34 @@ import (
 	"testing"
 )
 
+// noDir says no path is a directory.
+func noDir(string) (string, error) { return "", nil }
+
+func TestRewriteArgsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "listeners"), 0o755)
+	os.WriteFile(filepath.Join(dir, "sentinel.kdl"), []byte("system { }\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "listeners", "a.kdl"), []byte("listeners { listener \"a\" { address \"127.0.0.1:1\"; } }\n"), 0o644)
+	t.Setenv("TMPDIR", t.TempDir())
+	for _, args := range [][]string{{"sentinel", "adapt", "--config", dir}, {"sentinel", "adapt", "--config=" + dir}} {
+		got, err := rewriteArgs(args, "", fileExists, writeDefaultConfig, directoryEntry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined := strings.Join(got, " ")
+		if strings.Contains(joined, dir+" ") || !strings.HasSuffix(joined, "--adapter kdl") {
+			t.Fatalf("directory not replaced by an entry: %s", joined)
+		}
+	}
+	got, err := rewriteArgs([]string{"sentinel", "run"}, dir, fileExists, writeDefaultConfig, directoryEntry)
+	if err != nil || strings.Contains(strings.Join(got, " "), dir+" ") {
+		t.Fatalf("SENTINEL_CONFIG directory: %v %v", got, err)
+	}
+	if _, err := rewriteArgs([]string{"sentinel", "run", "--config", t.TempDir()}, "", fileExists, writeDefaultConfig, directoryEntry); err == nil {
+		t.Error("empty directory: expected an error")
+	}
+}
+
 func TestRewriteArgs(t *testing.T) {
 	none := func(string) bool { return false }
 	local := func(p string) bool { return p == defaultFile }
@@ -34,7 +62,7 @@ func TestRewriteArgs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := rewriteArgs(c.args, c.env, c.exists, def)
+			got, err := rewriteArgs(c.args, c.env, c.exists, def, noDir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,11 +71,11 @@ func TestRewriteArgs(t *testing.T) {
 			}
 		})
 	}
-	if _, err := rewriteArgs([]string{"sentinel", "run", "--adapter", "kdl"}, "", none, def); err == nil {
+	if _, err := rewriteArgs([]string{"sentinel", "run", "--adapter", "kdl"}, "", none, def, noDir); err == nil {
 		t.Error("--adapter without config: expected an error")
 	}
 	failing := func() (string, error) { return "", errors.New("disk full") }
-	if _, err := rewriteArgs([]string{"sentinel", "run"}, "", none, failing); err == nil || !strings.Contains(err.Error(), "disk full") {
+	if _, err := rewriteArgs([]string{"sentinel", "run"}, "", none, failing, noDir); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("write failure: %v", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Command sentinel is Caddy with the Sentinel modules and the KDL adapter,
 // and defaults that fit Sentinel: `sentinel run` with no flags serves
 // $SENTINEL_CONFIG, ./sentinel.kdl or the embedded default configuration,
-// and a --config file ending in .kdl implies --adapter kdl.
+// a --config file ending in .kdl implies --adapter kdl, and a --config
+// directory in the original's multi-file layout is loaded as a whole.
 package main
 
 import (
@@ -16,7 +17,7 @@ import (
 )
 
 func main() {
-	args, err := rewriteArgs(os.Args, os.Getenv("SENTINEL_CONFIG"), fileExists, writeDefaultConfig)
+	args, err := rewriteArgs(os.Args, os.Getenv("SENTINEL_CONFIG"), fileExists, writeDefaultConfig, directoryEntry)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sentinel:", err)
 		os.Exit(1)
