@@ -10,12 +10,18 @@ import (
 	_ "embed"
 
 	// The KDL config adapter and the Sentinel modules.
+	_ "github.com/sentinel-proxy/sentinel/adaptive"
 	_ "github.com/sentinel-proxy/sentinel/kdladapter"
+	_ "github.com/sentinel-proxy/sentinel/modules/accesslog"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"
+	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
 	_ "github.com/sentinel-proxy/sentinel/modules/headerrename"
+	_ "github.com/sentinel-proxy/sentinel/modules/routeguard"
 	_ "github.com/sentinel-proxy/sentinel/modules/routematch"
+	_ "github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	_ "github.com/sentinel-proxy/sentinel/modules/timeout"
+	_ "github.com/sentinel-proxy/sentinel/modules/upstreamsource"
 )
 
 // DefaultConfig is the embedded default sentinel.kdl.

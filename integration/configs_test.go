@@ -152,7 +152,8 @@ func TestStaticSiteConfig(t *testing.T) {
 	// The access log is written to the configured file.
 	eventually(t, "access log entries", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "access.log"))
-		return strings.Contains(string(b), `"uri":"/settings/profile?tab=2"`)
+		// The original's access log fields (sentinel_access encoder).
+		return strings.Contains(string(b), `"path":"/settings/profile","query":"tab=2"`) && strings.Contains(string(b), `"route_id":"spa-fallback"`)
 	})
 }
 

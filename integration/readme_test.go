@@ -46,8 +46,8 @@ func TestReadmeExample(t *testing.T) {
 		t.Errorf("weights 2:1 → got %d:%d", b1.hits.Load(), b2.hits.Load())
 	}
 
-	// The README's PATCH: replace the API route's targets.
-	url := fmt.Sprintf("http://localhost:%d/config/apps/http/servers/http/routes/1/handle/4/upstreams", adminPort)
+	// The README's PATCH: replace the api upstream's targets.
+	url := fmt.Sprintf("http://localhost:%d/config/apps/sentinel/upstreams/0/targets", adminPort)
 	res, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestReadmeExample(t *testing.T) {
 	if !strings.Contains(string(cur), b1.addr) {
 		t.Fatalf("the README's path does not hold the API upstreams: %s", cur)
 	}
-	req, _ := http.NewRequest("PATCH", url, bytes.NewReader([]byte(`[{"dial":"`+b3.addr+`"}]`)))
+	req, _ := http.NewRequest("PATCH", url, bytes.NewReader([]byte(`[{"address":"`+b3.addr+`"}]`)))
 	req.Header.Set("Content-Type", "application/json")
 	res, err = http.DefaultClient.Do(req)
 	if err != nil {

@@ -58,7 +58,7 @@ func (OSFiles) Glob(pattern string) ([]string, error) {
 // config file's name and content, the environment and the files it may
 // include.
 func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) ([]byte, []caddyconfig.Warning, error) {
-	a := &adapter{d: &diag{}}
+	a := &adapter{d: &diag{}, filename: filename}
 	l := &loader{d: a.d, lookupEnv: lookupEnv, files: files}
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
@@ -96,6 +96,10 @@ type adapter struct {
 	metricsUsed bool
 	// proxies caches each upstream's mapping (see upstreamBase).
 	proxies map[string]*upstreamBase
+	// filename is the config file ("" when not from a file).
+	filename string
+	// adminAPI is the admin-api block.
+	adminAPI *kdl.Node
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -190,6 +194,8 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			a.limits = n
 		case "observability":
 			a.observability = n
+		case "admin-api":
+			a.adminAPI = n
 		}
 	}
 	if a.system == nil {

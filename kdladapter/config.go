@@ -35,6 +35,9 @@ func (a *adapter) caddyConfig() obj {
 		// Never touch the system trust store from a config.
 		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
 	}
+	if app := a.sentinelApp(); app != nil {
+		apps["sentinel"] = app
+	}
 	if a.storageRoot != "" {
 		cfg["storage"] = obj{"module": "file_system", "root": a.storageRoot}
 	}

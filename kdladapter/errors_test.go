@@ -48,7 +48,9 @@ func TestBadInput(t *testing.T) {
 		{"include without file", minimal + "include \"x/*.kdl\"\n", []string{"includes need the configuration to be read from a file"}},
 		{"schema version", "schema-version \"2.0\"\n" + minimal, []string{"schema-version \"2.0\" is not supported"}},
 		{"agents not yet", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; } }", []string{"test.kdl:8:1: not supported yet: agents"}},
-		{"admin-api not yet", minimal + "admin-api { enabled #true; }", []string{"not supported yet: the control-plane API"}},
+		{"admin-api without auth", minimal + "admin-api { enabled #true; }", []string{"test.kdl:8:1: admin-api: the control-plane API refuses unauthenticated calls"}},
+		{"admin-api bad scope", minimal + "admin-api { auth { token \"t\" scope=\"reed\"; }; }", []string{"scope \"reed\" is not one of read, operate, admin (did you mean \"read\"?)"}},
+		{"health-check key of another type", minimal + "routes { route \"a\" { upstream \"u\"; }; }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; health-check { type \"http\" { servce \"x\"; }; }; }; }", []string{"unknown setting \"servce\" in health-check type \"http\""}},
 		{"dns-01 not yet", "system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; tls { acme { email \"a@b\"; domains \"x.com\"; challenge-type \"dns-01\"; } } } }", []string{"not supported yet: dns-01"}},
 		{"v1 and v2 both invalid", "node [1, 2]", []string{"not valid KDL v1 either"}},
 	}
@@ -79,7 +81,6 @@ func TestWarnings(t *testing.T) {
 		{"server deprecated", "server { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "the `server` block is deprecated"},
 		{"repeated scalar", "system { graceful-shutdown-timeout-secs 1; graceful-shutdown-timeout-secs 2; }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "graceful-shutdown-timeout-secs is repeated; the first one (line 1) is used"},
 		{"weights ignored", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\" weight=5; target \"127.0.0.1:2\" weight=1; } }", "target weights are ignored by round_robin (use \"weighted\")"},
-		{"tcp health", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; health-check { type \"tcp\"; } } }", "tcp health checks are not active yet"},
 		{"route circuit breaker (caveat 16)", minimal + "routes { route \"a\" { builtin-handler \"health\"; circuit-breaker { failure-threshold 5; } } }", "routes.route.circuit-breaker is accepted but has no effect"},
 		{"tls 1.3 suite", "system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; tls { cert-file \"c\"; key-file \"k\"; cipher-suites { - \"TLS_AES_128_GCM_SHA256\"; } } } }", "TLS 1.3 cipher suite TLS_AES_128_GCM_SHA256 is always enabled"},
 		{"empty include", "", "matches no file"},
@@ -260,7 +261,7 @@ func TestIncludes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), `"dial":"127.0.0.1:2"`) {
+	if !strings.Contains(string(out), `"targets":[{"address":"127.0.0.1:2"}]`) {
 		t.Errorf("nested include not merged: %s", out)
 	}
 
@@ -291,7 +292,7 @@ func TestMultiFileExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"http":{`, `"https":{`, `"dial":"127.0.0.1:9003"`, `"certificate":"/etc/zentinel/certs/example.crt"`} {
+	for _, want := range []string{`"http":{`, `"https":{`, `{"address":"127.0.0.1:9003"}`, `"certificate":"/etc/zentinel/certs/example.crt"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("missing %s", want)
 		}
@@ -324,7 +325,7 @@ func TestDirectoryLayout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, entry)
 	}
-	if strings.Count(string(out), `"dial":"127.0.0.1:9003"`) != 2 {
+	if strings.Count(string(out), `"upstream":"static"`) != 2 || !strings.Contains(string(out), `{"address":"127.0.0.1:9003"}`) {
 		t.Errorf("expected the static route on both listeners: %s", out)
 	}
 	// An environment file is added on request; this one is the old schema.
@@ -348,4 +349,40 @@ func (w withoutStaleAPI) ReadFile(p string) ([]byte, error) {
 		return []byte("// left out: stale file\n"), nil
 	}
 	return os.ReadFile(p)
+}
+
+// TestAdminAPI maps the control-plane block onto the sentinel app.
+func TestAdminAPI(t *testing.T) {
+	src := minimal + `admin-api {
+    address "127.0.0.1:19901"
+    auth {
+        type "bearer"
+        token "${TOKEN}"
+        token "ro" scope="read" name="grafana"
+    }
+    state-file "/var/lib/sentinel/state.json"
+    max-body-bytes 65536
+}
+routes { route "r"; { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:2" weight=3; health-check { type "grpc" { service "svc"; }; interval-secs 2; }; }; }
+`
+	src = strings.Replace(src, `route "r";`, `route "r"`, 1)
+	out, _, err := Adapt("/etc/sentinel/sentinel.kdl", []byte(src), envOf("TOKEN", "s3cret"), OSFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"api":{"listen":"127.0.0.1:19901","max_body_bytes":65536,"tokens":[{"token":"s3cret"},{"name":"grafana","scopes":["read"],"token":"ro"}]}`,
+		`"state_file":"/var/lib/sentinel/state.json"`, `"config_file":"/etc/sentinel/sentinel.kdl"`,
+		`"health_check":{"interval":"2s","service":"svc","type":"grpc"}`, `{"address":"127.0.0.1:2","weight":3}`,
+		`"routes":["r"]`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %s in %s", want, out)
+		}
+	}
+	out, _ = mustAdapt(t, minimal+"admin-api { enabled #false; }")
+	if strings.Contains(string(out), `"api"`) {
+		t.Error("disabled API mapped")
+	}
 }

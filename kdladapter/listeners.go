@@ -13,7 +13,11 @@ import (
 // mapListener maps one `listener` block to a Caddy server.
 func (a *adapter) mapListener(l *kdl.Node) obj {
 	id := l.Args[0].Str
-	srv := obj{"automatic_https": obj{"disable": true}}
+	srv := obj{
+		"automatic_https": obj{"disable": true},
+		// Connections accepted while a reload hands over are not lost.
+		"listener_wrappers": []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}},
+	}
 	if n := setting(l, "address"); n == nil {
 		a.d.errorf(l.Pos, "listener %q needs an address, e.g. address \"0.0.0.0:8080\"", id)
 	} else if addr, ok := a.str(n); ok {
@@ -70,6 +74,8 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 		defaultRoute, _ = a.str(n)
 	}
 	srv["routes"] = a.serverRoutes(id, defaultRoute, setting(l, "default-route"))
+	// Handler errors (413, 502, 503, 504…) answer with a JSON body.
+	srv["errors"] = obj{"routes": []obj{{"handle": []obj{{"handler": "sentinel_builtin", "kind": "error"}}}}}
 	return srv
 }
 

@@ -59,10 +59,11 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) bool {
 		}
 		if !placed {
 			servers["sentinel-metrics"] = obj{
-				"listen":          []string{addr},
-				"automatic_https": obj{"disable": true},
-				"protocols":       []string{"h1"},
-				"routes":          []obj{route, {"handle": []obj{{"handler": "sentinel_builtin", "kind": "not_found"}}, "terminal": true}},
+				"listen":            []string{addr},
+				"listener_wrappers": []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}},
+				"automatic_https":   obj{"disable": true},
+				"protocols":         []string{"h1"},
+				"routes":            []obj{route, {"handle": []obj{{"handler": "sentinel_builtin", "kind": "not_found"}}, "terminal": true}},
 			}
 		}
 	}
@@ -175,16 +176,18 @@ func (a *adapter) mapLogging(servers obj) obj {
 	logs := obj{"default": def}
 	if a.accessLogEnabled() || anyLogged {
 		al := setting(lg, "access-log")
-		access := obj{"encoder": obj{"format": "json"}, "include": []string{"http.log.access." + accessLogName}}
-		if w := a.logWriter(setting(al, "file")); w != nil {
-			access["writer"] = w
-		}
+		// The original's entry fields, JSON or combined.
+		style := "json"
 		if n := setting(al, "format"); n != nil {
 			if s, ok := a.str(n); ok {
-				if f, ok := a.oneOf(n, s, "json", "combined"); ok && f == "combined" {
-					a.d.warnf(n.Pos, "observability.logging.access-log.format", "access-log format \"combined\" is not available yet; entries are JSON")
+				if f, ok := a.oneOf(n, s, "json", "combined"); ok {
+					style = f
 				}
 			}
+		}
+		access := obj{"encoder": obj{"format": "sentinel_access", "style": style}, "include": []string{"http.log.access." + accessLogName}}
+		if w := a.logWriter(setting(al, "file")); w != nil {
+			access["writer"] = w
 		}
 		logs[accessLogName] = access
 		def["exclude"] = []string{"http.log.access." + accessLogName}

@@ -132,6 +132,16 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	if m := setting(r, "matches"); m != nil {
 		br.match, br.specificity, prefixes = a.mapMatches(id, m)
 	}
+	if n := setting(r, "when-disabled"); n != nil {
+		if s, ok := a.str(n); ok {
+			if mode, ok := a.oneOf(n, s, "503", "next-route"); ok && mode == "next-route" {
+				if br.match == nil {
+					br.match = obj{}
+				}
+				br.match["skip_when_disabled"] = id
+			}
+		}
+	}
 
 	var handlers []obj
 	policies := setting(r, "policies")
@@ -220,7 +230,22 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	if n := setting(r, "retry-policy"); n != nil && up == nil {
 		a.d.warnf(n.Pos, "routes.route.retry-policy", "route %q: retry-policy applies only to routes with an upstream", id)
 	}
-	br.handlers = handlers
+	// The route guard first: a route disabled through the API answers
+	// 503 at once.
+	head := []obj{{"handler": "sentinel_route", "route": id}}
+	if a.accessLogEnabled() || br.logged {
+		// Fields of the original's access log entries.
+		head = append([]obj{
+			{"handler": "log_append", "key": "trace_id", "value": "{http.request.uuid}"},
+			{"handler": "log_append", "key": "route_id", "value": id},
+		}, head...)
+		if up != nil && len(up.Args) > 0 {
+			head = append(head,
+				obj{"handler": "log_append", "key": "upstream", "value": up.Args[0].Str},
+				obj{"handler": "log_append", "key": "upstream_addr", "value": "{http.reverse_proxy.upstream.hostport}"})
+		}
+	}
+	br.handlers = append(head, handlers...)
 	return br
 }
 
@@ -462,7 +487,7 @@ func (a *adapter) builtin(id string, n *kdl.Node) []obj {
 		a.metricsUsed = true
 		return []obj{{"handler": "metrics"}}
 	case "config", "upstreams":
-		a.d.notYet(n.Args[0].Pos, "the control plane", "builtin-handler \""+s+"\"")
+		return []obj{{"handler": "sentinel_builtin", "kind": strings.ToLower(s), "route": id}}
 	case "cache-purge", "cache-stats":
 		a.d.notYet(n.Args[0].Pos, "response caching", "builtin-handler \""+s+"\"")
 	default:

@@ -9,11 +9,13 @@ import (
 )
 
 // upstreamBase is the part of a reverse_proxy handler that comes from the
-// upstream block; routes add retries and timeouts to a copy of it.
+// upstream block; routes add retries and timeouts to a copy of it. The
+// targets and the active health check go to the sentinel app's registry.
 type upstreamBase struct {
 	targets   []obj
 	policy    obj
 	health    obj
+	active    obj
 	transport obj
 }
 
@@ -55,12 +57,13 @@ func LoadBalancingNames() []string {
 // lbCaddy maps the algorithms Caddy has to its selection policies; the
 // others are not yet available.
 var lbCaddy = map[string]string{
-	"round_robin": "round_robin", "weighted": "weighted_round_robin", "least_connections": "least_conn",
+	"round_robin": "round_robin", "weighted": "sentinel_weighted", "least_connections": "least_conn",
 	"random": "random", "ip_hash": "client_ip_hash", "p2c": "random_choose", "sticky": "cookie",
 }
 
-// weightAware are the algorithms that use target weights.
-var weightAware = map[string]bool{"weighted": true}
+// weightsFromRegistry are the policies that read live weights from the
+// registry (so that weights changed through the API apply at once).
+var weightsFromRegistry = map[string]bool{"weighted": true}
 
 // base maps an upstream block once.
 func (a *adapter) base(u *kdl.Node) *upstreamBase {
@@ -71,7 +74,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	if b := a.proxies[id]; b != nil {
 		return b
 	}
-	b := &upstreamBase{transport: obj{"protocol": "http"}}
+	b := &upstreamBase{transport: obj{"protocol": "sentinel"}}
 	a.proxies[id] = b
 
 	var weights []int64
@@ -81,7 +84,11 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 			a.d.errorf(pos, "upstream %q: target %q must be host:port, e.g. \"127.0.0.1:8081\"", id, addr)
 			return
 		}
-		b.targets = append(b.targets, obj{"dial": addr})
+		t := obj{"address": addr}
+		if weight != 1 {
+			t["weight"] = weight
+		}
+		b.targets = append(b.targets, t)
 		weights = append(weights, weight)
 	}
 	readTarget := func(t *kdl.Node) {
@@ -154,7 +161,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	}
 
 	b.policy = a.loadBalancing(id, setting(u, "load-balancing"), weights)
-	b.health = a.healthChecks(id, u)
+	b.active, b.health = a.healthChecks(id, u)
 	a.transport(id, u, b.transport)
 	return b
 }
@@ -182,7 +189,7 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 		a.d.notYet(n.Args[0].Pos, "load-balancing \""+algo+"\"", "upstream \""+id+"\"")
 		return nil
 	}
-	if !weightAware[algo] && !uniform(weights) {
+	if !weightsFromRegistry[algo] && !uniform(weights) {
 		pos := kdl.Position{}
 		if n != nil {
 			pos = n.Pos
@@ -190,9 +197,10 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 		a.d.warnf(pos, "upstreams.upstream.load-balancing", "upstream %q: target weights are ignored by %s (use \"weighted\")", id, algo)
 	}
 	out := obj{"policy": policy}
+	if weightsFromRegistry[algo] {
+		out["upstream"] = id
+	}
 	switch algo {
-	case "weighted":
-		out["weights"] = weights
 	case "p2c":
 		out["choose"] = 2
 	case "sticky":
@@ -245,72 +253,56 @@ func uniform(ws []int64) bool {
 	return true
 }
 
-// healthChecks maps health-check and circuit-breaker.
-func (a *adapter) healthChecks(id string, u *kdl.Node) obj {
-	hc := obj{}
+// healthChecks maps health-check (to the sentinel app's active checks,
+// which also cover targets added through the API) and circuit-breaker (to
+// Caddy's passive health checks of the proxy).
+func (a *adapter) healthChecks(id string, u *kdl.Node) (active, hc obj) {
 	if n := setting(u, "health-check"); n != nil {
-		active := obj{}
+		active = obj{}
 		typ, typNode := "tcp", setting(n, "type")
 		if typNode != nil {
 			if s, ok := a.str(typNode); ok {
 				typ, _ = a.oneOf(typNode, s, "tcp", "http", "grpc", "inference")
 			}
 		}
-		switch typ {
-		case "http":
-			path := "/health"
+		active["type"] = typ
+		keys := map[string][]string{"http": {"path", "expected-status", "host"}, "grpc": {"service"}, "tcp": {}}
+		if typ == "inference" {
+			a.d.notYet(typNode.Pos, "inference health checks", "upstream \""+id+"\"")
+			return nil, nil
+		}
+		if typNode != nil {
 			for _, c := range typNode.Children {
 				switch c.Name {
 				case "path":
-					path, _ = a.str(c)
+					active["path"], _ = a.str(c)
 				case "expected-status":
 					if st, ok := a.integer(c, 100, 599); ok {
 						active["expect_status"] = st
 					}
 				case "host":
-					if h, ok := a.str(c); ok {
-						active["headers"] = map[string][]string{"Host": {h}}
-					}
-				default:
-					a.d.errorf(c.Pos, "unknown setting %q in health-check type \"http\"%s", c.Name, suggest(c.Name, []string{"path", "expected-status", "host"}))
+					active["host"], _ = a.str(c)
+				case "service":
+					active["service"], _ = a.str(c)
+				}
+				if !contains(keys[typ], c.Name) {
+					a.d.errorf(c.Pos, "unknown setting %q in health-check type %q%s", c.Name, typ, suggest(c.Name, keys[typ]))
 				}
 			}
-			active["uri"] = path
-		case "tcp", "grpc":
-			a.d.warnf(n.Pos, "upstreams.upstream.health-check.type", "upstream %q: %s health checks are not active yet; failing targets are taken out by passive checks (circuit-breaker) only", id, typ)
-			active = nil
-		case "inference":
-			a.d.notYet(typNode.Pos, "inference health checks", "upstream \""+id+"\"")
-			active = nil
-		default:
-			active = nil
 		}
-		if active != nil {
-			for key, field := range map[string]string{"interval-secs": "interval", "timeout-secs": "timeout"} {
-				if c := setting(n, key); c != nil {
-					if d, ok := a.seconds(c); ok {
-						active[field] = d
-					}
+		for key, field := range map[string]string{"interval-secs": "interval", "timeout-secs": "timeout"} {
+			if c := setting(n, key); c != nil {
+				if d, ok := a.seconds(c); ok {
+					active[field] = d
 				}
 			}
-			if _, ok := active["interval"]; !ok {
-				active["interval"] = "10s"
-			}
-			if _, ok := active["timeout"]; !ok {
-				active["timeout"] = "5s"
-			}
-			active["passes"], active["fails"] = int64(2), int64(3)
-			if c := setting(n, "healthy-threshold"); c != nil {
+		}
+		for key, field := range map[string]string{"healthy-threshold": "healthy_threshold", "unhealthy-threshold": "unhealthy_threshold"} {
+			if c := setting(n, key); c != nil {
 				if v, ok := a.integer(c, 1, 1000); ok {
-					active["passes"] = v
+					active[field] = v
 				}
 			}
-			if c := setting(n, "unhealthy-threshold"); c != nil {
-				if v, ok := a.integer(c, 1, 1000); ok {
-					active["fails"] = v
-				}
-			}
-			hc["active"] = active
 		}
 	}
 	if cb := setting(u, "circuit-breaker"); cb != nil {
@@ -326,12 +318,18 @@ func (a *adapter) healthChecks(id string, u *kdl.Node) obj {
 				passive["fail_duration"] = d
 			}
 		}
-		hc["passive"] = passive
+		hc = obj{"passive": passive}
 	}
-	if len(hc) == 0 {
-		return nil
+	return active, hc
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
 	}
-	return hc
+	return false
 }
 
 // transport maps connection-pool, timeouts, tls and http-version.
@@ -465,7 +463,11 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 	if po.responseHeaderTimeout != "" {
 		transport["response_header_timeout"] = po.responseHeaderTimeout
 	}
-	h := obj{"handler": "reverse_proxy", "upstreams": b.targets, "transport": transport}
+	h := obj{
+		"handler":           "reverse_proxy",
+		"dynamic_upstreams": obj{"source": "sentinel", "upstream": u.Args[0].Str},
+		"transport":         transport,
+	}
 	lb := obj{}
 	if b.policy != nil {
 		lb["selection_policy"] = b.policy

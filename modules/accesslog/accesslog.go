@@ -13,7 +13,11 @@
 //   - upstream: the id of the upstream group it was proxied to;
 //   - upstream_addr: the address that answered,
 //     `{http.reverse_proxy.upstream.hostport}`;
-//   - upstream_attempts (optional): how many upstream attempts were made.
+//   - upstream_attempts (optional): how many upstream attempts were made;
+//     without it, 1 when there is an upstream_addr and 0 otherwise.
+//
+// A missing trace_id falls back to the `uuid` field that Caddy adds once
+// `{http.request.uuid}` has been evaluated, and then to "".
 //
 // Entries that are not access log entries (they have no `request` object)
 // are written as Caddy's plain JSON encoder would write them.

@@ -21,12 +21,8 @@ func (e *Encoder) Clone() zapcore.Encoder {
 // other entry is encoded as JSON by the embedded encoder.
 func (e *Encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
 	m := zapcore.NewMapObjectEncoder()
-	for _, f := range e.context {
-		f.AddTo(m)
-	}
-	for _, f := range fields {
-		f.AddTo(m)
-	}
+	collect(m, e.context)
+	collect(m, fields)
 	rec, ok := newRecord(ent, m.Fields, e.InstanceID)
 	if !ok {
 		return e.encodeJSON(ent, fields)
@@ -39,6 +35,18 @@ func (e *Encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffe
 	}
 	buf.AppendByte('\n')
 	return buf, nil
+}
+
+// collect adds the fields the encoder reads to m, skipping the others
+// (such as Caddy's `resp_headers`) to save their marshaling. Namespaces
+// are kept, so that fields nested in one are not taken for top-level
+// fields.
+func collect(m *zapcore.MapObjectEncoder, fields []zapcore.Field) {
+	for _, f := range fields {
+		if f.Type == zapcore.NamespaceType || isRead(f.Key) {
+			f.AddTo(m)
+		}
+	}
 }
 
 // encodeJSON encodes an entry that is not an access log entry with the

@@ -24,7 +24,22 @@ const (
 	fieldUpstream         = "upstream"
 	fieldUpstreamAddr     = "upstream_addr"
 	fieldUpstreamAttempts = "upstream_attempts"
+
+	// fieldUUID is the request id Caddy itself adds to the access log
+	// entry once `{http.request.uuid}` has been evaluated; it stands in
+	// for a missing trace_id.
+	fieldUUID = "uuid"
 )
+
+// isRead reports whether the encoder reads the entry field named key.
+func isRead(key string) bool {
+	switch key {
+	case fieldRequest, fieldStatus, fieldSize, fieldDuration, fieldTraceID, fieldRouteID,
+		fieldUpstream, fieldUpstreamAddr, fieldUpstreamAttempts, fieldUUID:
+		return true
+	}
+	return false
+}
 
 // record is an access log entry, with the original Sentinel's fields.
 type record struct {
@@ -73,6 +88,9 @@ func newRecord(ent zapcore.Entry, fields map[string]any, instanceID string) (rec
 		upstreamAddr: text(fields[fieldUpstreamAddr]),
 	}
 	rec.path, rec.query = splitURI(text(req["uri"]))
+	if rec.traceID == "" {
+		rec.traceID = text(fields[fieldUUID])
+	}
 	if rec.clientIP == "" {
 		rec.clientIP = text(req["remote_ip"])
 	}

@@ -35,6 +35,19 @@ const (
 
 	// KindNotFound answers 404 with `{"error":"not found","status":404}`.
 	KindNotFound = "not_found"
+
+	// KindUpstreams answers 200 with every upstream of the registry: its
+	// targets with weight, state, health and requests in flight.
+	KindUpstreams = "upstreams"
+
+	// KindConfig answers 200 with the runtime configuration held in the
+	// registries: upstreams with their effective targets, and routes with
+	// their enable flags.
+	KindConfig = "config"
+
+	// KindError answers a handler error (in a server's error routes) as
+	// JSON: `{"error":…,"status":…}` with the error's status.
+	KindError = "error"
 )
 
 // Builtin is a terminal handler that answers one of Sentinel's built-in

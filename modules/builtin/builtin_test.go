@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 func provisioned(t *testing.T, b *Builtin) *Builtin {
@@ -103,12 +105,12 @@ func TestStatusBody(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for kind, wantErr := range map[string]string{
-		"":          "kind is required (valid kinds: health, not_found, status)",
-		"config":    `unknown kind "config" (valid kinds: health, not_found, status)`,
-		"STATUS":    `unknown kind "STATUS"`,
-		"status":    "",
-		"health":    "",
-		"not_found": "",
+		"":            "kind is required (valid kinds: config, error, health, not_found, status, upstreams)",
+		"cache-stats": `unknown kind "cache-stats" (valid kinds: config, error, health, not_found, status, upstreams)`,
+		"STATUS":      `unknown kind "STATUS"`,
+		"status":      "",
+		"health":      "",
+		"not_found":   "",
 	} {
 		b := &Builtin{Kind: kind}
 		err := b.Validate()
@@ -168,4 +170,36 @@ func asHandlerError(err error, target *caddyhttp.HandlerError) bool {
 		*target = herr
 	}
 	return ok
+}
+
+// TestRegistryKinds covers the kinds that read the registry and the
+// error kind.
+func TestRegistryKinds(t *testing.T) {
+	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "kinds-up", Targets: []registry.TargetSpec{{Address: "127.0.0.1:1", Weight: 2}}}}, []string{"kinds-route"})
+	b := &Builtin{Kind: KindUpstreams}
+	status, body := b.upstreams(httptest.NewRequest("GET", "/", nil))
+	js, _ := json.Marshal(body)
+	if status != 200 || !strings.Contains(string(js), `"id":"kinds-up"`) || !strings.Contains(string(js), `"weight":2`) || !strings.Contains(string(js), `"healthy_targets":1`) {
+		t.Errorf("upstreams: %d %s", status, js)
+	}
+	status, body = b.config(httptest.NewRequest("GET", "/", nil))
+	js, _ = json.Marshal(body)
+	if status != 200 || !strings.Contains(string(js), `{"id":"kinds-route","enabled":true}`) {
+		t.Errorf("config: %d %s", status, js)
+	}
+	for _, c := range []struct {
+		code int
+		want string
+	}{{503, "no upstream target is available"}, {502, "the upstream did not answer"}, {504, "in time"}, {413, "too large"}, {418, "I'm a teapot"}} {
+		r := httptest.NewRequest("GET", "/", nil)
+		repl := caddy.NewReplacer()
+		repl.Set("http.error.status_code", c.code)
+		repl.Set("http.error.id", "abc")
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+		status, body := b.handlerError(r)
+		js, _ := json.Marshal(body)
+		if status != c.code || !strings.Contains(string(js), c.want) || !strings.Contains(string(js), `"id":"abc"`) {
+			t.Errorf("error %d: %d %s", c.code, status, js)
+		}
+	}
 }

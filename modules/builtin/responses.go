@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 // processStart approximates the time the process started: it is set once,
@@ -23,9 +25,12 @@ const serviceName = "sentinel"
 // Adding a kind means adding its constant and one entry here.
 func (b *Builtin) responders() map[string]responder {
 	return map[string]responder{
-		KindStatus:   b.status,
-		KindHealth:   b.health,
-		KindNotFound: b.notFound,
+		KindStatus:    b.status,
+		KindHealth:    b.health,
+		KindNotFound:  b.notFound,
+		KindUpstreams: b.upstreams,
+		KindConfig:    b.config,
+		KindError:     b.handlerError,
 	}
 }
 
@@ -90,4 +95,91 @@ func moduleVersion(bi *debug.BuildInfo) string {
 		}
 	}
 	return ""
+}
+
+// targetView is a target as the upstreams response shows it.
+type targetView struct {
+	Address  string          `json:"address"`
+	Weight   int             `json:"weight"`
+	State    registry.State  `json:"state"`
+	Healthy  bool            `json:"healthy"`
+	InFlight int64           `json:"in_flight"`
+	Requests uint64          `json:"requests"`
+	Failures uint64          `json:"failures"`
+	Origin   registry.Origin `json:"origin"`
+}
+
+// upstreamView is an upstream as the upstreams response shows it.
+type upstreamView struct {
+	ID      string          `json:"id"`
+	Origin  registry.Origin `json:"origin"`
+	Healthy int             `json:"healthy_targets"`
+	Targets []targetView    `json:"targets"`
+}
+
+// upstreamViews reads the registry.
+func upstreamViews() []upstreamView {
+	reg := registry.Default
+	ups := reg.Upstreams()
+	out := make([]upstreamView, 0, len(ups))
+	for _, u := range ups {
+		v := upstreamView{ID: u.ID, Origin: u.Origin, Targets: make([]targetView, 0, len(u.Targets))}
+		for _, t := range u.Targets {
+			st := reg.Stats(t.Address)
+			healthy := reg.Healthy(u.ID, t.Address)
+			if healthy && t.State == registry.StateActive {
+				v.Healthy++
+			}
+			v.Targets = append(v.Targets, targetView{
+				Address: t.Address, Weight: t.Weight, State: reg.TargetState(t), Healthy: healthy,
+				InFlight: st.InFlight(), Requests: st.Requests(), Failures: st.Failures(), Origin: t.Origin,
+			})
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// upstreams lists the registry's upstreams.
+func (b *Builtin) upstreams(*http.Request) (int, any) {
+	return http.StatusOK, map[string]any{"upstreams": upstreamViews()}
+}
+
+// config shows the runtime configuration of the registries.
+func (b *Builtin) config(*http.Request) (int, any) {
+	return http.StatusOK, map[string]any{"upstreams": upstreamViews(), "routes": registry.Default.Routes()}
+}
+
+// handlerError answers the error being handled by a server's error
+// routes. The body names the status, not the internal cause (which may
+// hold upstream addresses): that is in the log, under the same id.
+func (b *Builtin) handlerError(r *http.Request) (int, any) {
+	status, id := http.StatusInternalServerError, ""
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if v, ok := repl.Get("http.error.status_code"); ok {
+			if code, ok := v.(int); ok && code >= 400 && code <= 599 {
+				status = code
+			}
+		}
+		id, _ = repl.GetString("http.error.id")
+	}
+	msg := http.StatusText(status)
+	switch status {
+	case http.StatusServiceUnavailable:
+		msg = "no upstream target is available"
+	case http.StatusBadGateway:
+		msg = "the upstream did not answer"
+	case http.StatusGatewayTimeout:
+		msg = "the upstream did not answer in time"
+	case http.StatusRequestEntityTooLarge:
+		msg = "request body too large"
+	}
+	return status, errorBodyWithID{Error: msg, Status: status, ID: id}
+}
+
+// errorBodyWithID is an error body with the error's log id.
+type errorBodyWithID struct {
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+	ID     string `json:"id,omitempty"`
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 func init() {
@@ -80,6 +82,14 @@ type MatchRoute struct {
 	// Query parameter conditions, all of which must match.
 	Query []QueryMatch `json:"query,omitempty"`
 
+	// SkipWhenDisabled names a route: while the control-plane API has
+	// that route disabled, this matcher does not match, so the request
+	// falls through to the next route instead of being answered 503 by
+	// the route's guard.
+	SkipWhenDisabled string `json:"skip_when_disabled,omitempty"`
+
+	flag *registry.RouteFlag
+
 	pathRegexps []*regexp.Regexp
 	hosts       []hostPattern
 	logger      *zap.Logger
@@ -96,6 +106,9 @@ func (MatchRoute) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the path regular expressions and host patterns.
 func (m *MatchRoute) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
+	if m.SkipWhenDisabled != "" {
+		m.flag = registry.Default.RouteFlagOrNew(m.SkipWhenDisabled)
+	}
 
 	m.pathRegexps = make([]*regexp.Regexp, 0, len(m.PathRegex))
 	for i, expr := range m.PathRegex {
@@ -175,6 +188,9 @@ func (m *MatchRoute) Match(r *http.Request) bool {
 // it implements caddyhttp.RequestMatcherWithError so that it composes with
 // Caddy's other matchers.
 func (m *MatchRoute) MatchWithError(r *http.Request) (bool, error) {
+	if m.flag != nil && !m.flag.Enabled() {
+		return false, nil
+	}
 	if len(m.Path) > 0 || len(m.PathPrefix) > 0 || len(m.pathRegexps) > 0 {
 		reqPath := requestPath(r)
 		if (len(m.Path) > 0 || len(m.PathPrefix) > 0) && !m.matchPathGroup(reqPath) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 // provisioned decodes a JSON matcher configuration and provisions and
@@ -404,5 +406,26 @@ func TestRequestHost(t *testing.T) {
 		if got := requestHost(r); got != want {
 			t.Errorf("requestHost(%q) = %q, want %q", host, got, want)
 		}
+	}
+}
+
+// TestSkipWhenDisabled: a disabled route's matcher stops matching, so the
+// request falls through to the next route.
+func TestSkipWhenDisabled(t *testing.T) {
+	registry.Default.Reconcile(nil, []string{"skip-route"})
+	m := &MatchRoute{PathPrefix: []string{"/"}, SkipWhenDisabled: "skip-route"}
+	if err := m.Provision(caddy.Context{Context: context.Background()}); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/x", nil)
+	if ok, _ := m.MatchWithError(r); !ok {
+		t.Fatal("enabled route does not match")
+	}
+	if err := registry.Default.SetRouteEnabled("skip-route", false); err != nil {
+		t.Fatal(err)
+	}
+	defer registry.Default.SetRouteEnabled("skip-route", true)
+	if ok, _ := m.MatchWithError(r); ok {
+		t.Fatal("disabled route still matches")
 	}
 }

@@ -1,0 +1,287 @@
+package controlapi
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// DefaultListen is the address the API listens on when Config.Listen is
+// empty: loopback only.
+const DefaultListen = "127.0.0.1:9901"
+
+// DefaultMaxBodyBytes is the largest request body accepted when
+// Config.MaxBodyBytes is 0 (1 MiB).
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// The scopes a token may carry. Each includes the ones below it:
+// admin ⊃ operate ⊃ read.
+const (
+	// ScopeRead allows every GET except config validation.
+	ScopeRead = "read"
+	// ScopeOperate adds draining, target weight/state changes and route
+	// switches.
+	ScopeOperate = "operate"
+	// ScopeAdmin adds creating and deleting upstreams, replacing, adding
+	// and removing targets, and config reload and validation.
+	ScopeAdmin = "admin"
+)
+
+// errNoAuth is the refusal of a configuration without any authentication.
+const errNoAuth = "the control-plane API refuses unauthenticated calls: give a token or client-certificate auth"
+
+// Config is the JSON configuration of the control-plane API. Every call
+// must be authenticated, by a bearer token or by a client certificate.
+type Config struct {
+	// Listen is the network address of the API's listener, in Caddy's
+	// network address syntax ("host:port", "unix//path/to/socket").
+	// Default: "127.0.0.1:9901". An address that is neither loopback nor a
+	// unix socket needs tls, so that tokens never cross the network in
+	// clear text.
+	Listen string `json:"listen,omitempty"`
+
+	// Tokens are the bearer tokens accepted in `Authorization: Bearer
+	// <token>`, each with a name (shown in the audit log in its place)
+	// and scopes.
+	Tokens []Token `json:"tokens,omitempty"`
+
+	// TLS serves the API over HTTPS and, with client_ca_file, requires
+	// client certificates.
+	TLS *TLSConfig `json:"tls,omitempty"`
+
+	// MaxBodyBytes is the largest request body accepted; larger ones are
+	// answered 413. Default: 1 MiB.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+}
+
+// Token is a bearer token of the API.
+type Token struct {
+	// Name identifies the token in the audit log (the token itself is
+	// never logged). Default: "token-<n>", n counting from 1. Names must
+	// be distinct.
+	Name string `json:"name,omitempty"`
+
+	// Token is the secret sent as `Authorization: Bearer <token>`. It may
+	// not be empty, contain white space or control characters, or repeat
+	// another token.
+	Token string `json:"token"`
+
+	// Scopes are what the token may do: "read", "operate" and/or "admin"
+	// (admin includes operate, which includes read). Default: ["admin"].
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// TLSConfig is the TLS configuration of the API's listener.
+type TLSConfig struct {
+	// CertFile is the PEM file of the server certificate (chain).
+	CertFile string `json:"cert_file,omitempty"`
+
+	// KeyFile is the PEM file of the server certificate's private key.
+	KeyFile string `json:"key_file,omitempty"`
+
+	// ClientCAFile, when set, is the PEM file of the CA certificates that
+	// sign client certificates: every connection must then present a
+	// client certificate that verifies against them.
+	ClientCAFile string `json:"client_ca_file,omitempty"`
+
+	// AllowedIdentities are the client certificate identities (subject
+	// common name or DNS subject alternative name, compared exactly,
+	// ignoring case) that authenticate a call on their own, with the
+	// admin scope, when no bearer token is sent. With a bearer token, the
+	// token's scopes apply. Requires client_ca_file. When empty, client
+	// certificates only guard the connection and every call needs a token.
+	AllowedIdentities []string `json:"allowed_identities,omitempty"`
+}
+
+// ListenAddress returns Listen, or DefaultListen when it is empty.
+func (c *Config) ListenAddress() string {
+	if c.Listen == "" {
+		return DefaultListen
+	}
+	return c.Listen
+}
+
+// maxBody returns MaxBodyBytes or its default.
+func (c *Config) maxBody() int64 {
+	if c.MaxBodyBytes <= 0 {
+		return DefaultMaxBodyBytes
+	}
+	return c.MaxBodyBytes
+}
+
+// certAuth reports whether client certificates authenticate calls on
+// their own.
+func (c *Config) certAuth() bool {
+	return c.TLS != nil && c.TLS.ClientCAFile != "" && len(c.TLS.AllowedIdentities) > 0
+}
+
+// Validate checks the configuration without reading any file. It
+// reports every problem found.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Tokens) == 0 && !c.certAuth() {
+		errs = append(errs, errors.New(errNoAuth))
+	}
+	if err := c.validateListen(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxBodyBytes < 0 {
+		add("max_body_bytes %d is negative", c.MaxBodyBytes)
+	}
+
+	names := map[string]int{}
+	secrets := map[string]int{}
+	for i, t := range c.Tokens {
+		switch {
+		case t.Token == "":
+			add("tokens[%d]: the token is empty", i)
+		case !validSecret(t.Token):
+			add("tokens[%d]: the token contains white space or control characters", i)
+		default:
+			if j, dup := secrets[t.Token]; dup {
+				add("tokens[%d] repeats the token of tokens[%d]", i, j)
+			} else {
+				secrets[t.Token] = i
+			}
+		}
+		name := tokenName(t, i)
+		if !validName(name) {
+			add("tokens[%d]: name %q may not contain control characters", i, name)
+		}
+		if j, dup := names[name]; dup {
+			add("tokens[%d]: name %q is already the name of tokens[%d]", i, name, j)
+		} else {
+			names[name] = i
+		}
+		if len(t.Scopes) == 0 && t.Scopes != nil {
+			add("tokens[%d]: scopes is empty: give read, operate or admin, or leave it out for admin", i)
+		}
+		for _, s := range t.Scopes {
+			if _, ok := parseScope(s); !ok {
+				add("tokens[%d]: unknown scope %q: use read, operate or admin", i, s)
+			}
+		}
+	}
+
+	if t := c.TLS; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" {
+			add("tls needs both cert_file and key_file")
+		}
+		if len(t.AllowedIdentities) > 0 && t.ClientCAFile == "" {
+			add("tls.allowed_identities needs tls.client_ca_file to verify client certificates")
+		}
+		for i, id := range t.AllowedIdentities {
+			if strings.TrimSpace(id) == "" || !validName(id) {
+				add("tls.allowed_identities[%d] %q is not a certificate identity", i, id)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateListen checks Listen: one address, and TLS unless it is local.
+func (c *Config) validateListen() error {
+	addr := c.ListenAddress()
+	na, err := caddy.ParseNetworkAddress(addr)
+	if err != nil {
+		return fmt.Errorf("listen %q: %v", addr, err)
+	}
+	if na.IsUnixNetwork() {
+		return nil
+	}
+	local := false
+	switch na.Network {
+	case "tcp", "tcp4", "tcp6":
+		if na.PortRangeSize() != 1 || na.StartPort == 0 {
+			return fmt.Errorf("listen %q: give one port", addr)
+		}
+		local = isLoopbackHost(na.Host)
+	case "fd":
+	default:
+		return fmt.Errorf("listen %q: network %q is not supported: use a TCP address or a unix socket", addr, na.Network)
+	}
+	if !local && c.TLS == nil {
+		return fmt.Errorf("listen %q is not a loopback address: configure tls so that credentials do not cross the network in clear text (and authentication, which is always required)", addr)
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback IP.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// validSecret reports whether a token can be sent in a header as is.
+func validSecret(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validName reports whether s has no control characters.
+func validName(s string) bool {
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenName returns the name of the i-th token.
+func tokenName(t Token, i int) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return fmt.Sprintf("token-%d", i+1)
+}
+
+// TLSConfig returns the TLS configuration of the API's listener, or nil
+// when TLS is not configured. It reads the certificate, key and client CA
+// files. With client_ca_file, clients must present a certificate that
+// verifies against it (tls.RequireAndVerifyClientCert).
+func (c *Config) TLSConfig() (*tls.Config, error) {
+	if c.TLS == nil {
+		return nil, nil
+	}
+	t := c.TLS
+	if t.CertFile == "" || t.KeyFile == "" {
+		return nil, errors.New("tls needs both cert_file and key_file")
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: loading the certificate: %v", err)
+	}
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: reading client_ca_file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: client_ca_file %s holds no PEM certificate", t.ClientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}

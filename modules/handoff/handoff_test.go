@@ -1,0 +1,171 @@
+package handoff
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// shared is one socket seen by several configs: Close only closes the
+// view (as Caddy's shared listeners do).
+type shared struct {
+	net.Listener
+	closed chan struct{}
+}
+
+func (s *shared) Accept() (net.Conn, error) {
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { c, err := s.Listener.Accept(); ch <- res{c, err} }()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-s.closed:
+		go func() {
+			if r := <-ch; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *shared) Close() error { close(s.closed); return nil }
+
+func dial(t *testing.T, addr, req string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req != "" {
+		io.WriteString(c, req)
+	}
+	return c
+}
+
+func TestHandoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	old := Handoff{}.WrapListener(&shared{Listener: ln, closed: make(chan struct{})})
+
+	// Before a newer config: the old one accepts.
+	c1 := dial(t, ln.Addr().String(), "GET /one HTTP/1.1\r\n\r\n")
+	defer c1.Close()
+	a1, err := old.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its server reads the request, then drops the connection without an
+	// answer (Go's server during shutdown) after a newer config started.
+	buf := make([]byte, 64)
+	n, _ := a1.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "GET /one") {
+		t.Fatalf("read %q", buf[:n])
+	}
+	newer := Handoff{}.WrapListener(&shared{Listener: ln, closed: make(chan struct{})})
+	old.Close()
+	a1.Close()
+	// The newer config gets it, with the request replayed.
+	a1b, err := newer.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(a1b).ReadString('\n')
+	if line != "GET /one HTTP/1.1\r\n" {
+		t.Fatalf("replayed %q", line)
+	}
+	io.WriteString(a1b, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	reply, _ := bufio.NewReader(c1).ReadString('\n')
+	if !strings.HasPrefix(reply, "HTTP/1.1 200") {
+		t.Fatalf("client got %q", reply)
+	}
+	// An answered connection is closed, not replayed.
+	a1b.Close()
+	c1.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c1.Read(buf); err == nil {
+		t.Error("answered connection still open")
+	}
+
+	// Accept on a closed listener fails.
+	if _, err := old.Accept(); err == nil {
+		t.Error("closed listener accepted")
+	}
+	if err := old.Close(); err != nil {
+		t.Error("second Close:", err)
+	}
+	newer.Close()
+}
+
+// TestHandoffRoutesNewConnections: once a newer config listens, the older
+// one's socket hands it the connections it accepts.
+func TestHandoffRoutesNewConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l1 := Handoff{}.WrapListener(&shared{Listener: ln, closed: make(chan struct{})}).(*listener)
+	l2 := Handoff{}.WrapListener(&shared{Listener: ln, closed: make(chan struct{})}).(*listener)
+	defer l2.Close()
+	// A connection accepted by l1's pump is routed to l2.
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan net.Conn, 1)
+	go func() {
+		a, err := l2.Accept()
+		if err == nil {
+			got <- a
+		}
+	}()
+	select {
+	case a := <-got:
+		a.Close()
+	case <-time.After(3 * time.Second):
+		t.Fatal("the newest listener got no connection")
+	}
+	l1.Close()
+}
+
+func TestHandoffCaddyfile(t *testing.T) {
+	if err := new(Handoff).UnmarshalCaddyfile(caddyfile.NewTestDispenser("sentinel_handoff")); err != nil {
+		t.Fatal(err)
+	}
+	if err := new(Handoff).UnmarshalCaddyfile(caddyfile.NewTestDispenser("sentinel_handoff x")); err == nil {
+		t.Error("argument accepted")
+	}
+}
+
+func TestReplayLimit(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := &conn{Conn: a, l: &listener{group: &group{}}, recording: true}
+	go b.Write(make([]byte, maxReplay+10))
+	buf := make([]byte, maxReplay+10)
+	total := 0
+	for total < maxReplay+10 {
+		n, err := c.Read(buf[total:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	if c.recording || c.rec != nil {
+		t.Error("recording past the limit")
+	}
+}

@@ -1,0 +1,122 @@
+package registry
+
+// UpstreamSpec is an upstream as the configuration declares it.
+type UpstreamSpec struct {
+	// ID is the upstream id.
+	ID string `json:"id"`
+	// Targets are the declared targets.
+	Targets []TargetSpec `json:"targets"`
+}
+
+// TargetSpec is a declared target.
+type TargetSpec struct {
+	// Address is host:port.
+	Address string `json:"address"`
+	// Weight is the target's weight (0 or absent: 1).
+	Weight int `json:"weight,omitempty"`
+}
+
+// Reconcile makes the configuration's upstreams the base of the registry:
+// upstreams that left the configuration are forgotten with their API
+// changes; upstreams that stay keep the changes made through the API
+// (merged with what changed in the configuration since); API-created
+// upstreams stay. routes lists the configured route ids.
+func (r *Registry) Reconcile(specs []UpstreamSpec, routes []string) {
+	r.mu.Lock()
+	seen := make(map[string]bool, len(specs))
+	for _, s := range specs {
+		seen[s.ID] = true
+		base := make([]Target, 0, len(s.Targets))
+		for _, t := range s.Targets {
+			w := t.Weight
+			if w <= 0 {
+				w = 1
+			}
+			base = append(base, Target{Address: t.Address, Weight: w, State: StateActive, Origin: OriginConfig})
+		}
+		e, ok := r.upstreams[s.ID]
+		if !ok || e.origin == OriginAPI && !e.inConfig {
+			// New to the config (an API upstream of the same id is taken
+			// over by the config).
+			e = &entry{id: s.ID, health: map[string]bool{}}
+			r.upstreams[s.ID] = e
+			r.bump(e) // version 0 means "no If-Match": never used
+		}
+		e.origin, e.inConfig = OriginConfig, true
+		if !sameTargets(e.base, base) {
+			e.base = base
+			r.bump(e)
+		}
+		e.effective = merge(e.base, e.override, e.overrideBase)
+	}
+	for id, e := range r.upstreams {
+		if e.origin == OriginConfig && !seen[id] {
+			delete(r.upstreams, id)
+		}
+	}
+	r.reconcileRoutes(routes)
+	r.rebuild()
+	r.mu.Unlock()
+}
+
+// bump gives e a new version. Called with mu held.
+func (r *Registry) bump(e *entry) {
+	r.version++
+	e.version = r.version
+}
+
+// merge applies the API's target list (override, made against the config
+// base overrideBase) to the current config base: targets the config added
+// since are added, targets it removed are removed unless the API added
+// them, and config weights that changed are taken unless the API changed
+// them too.
+func merge(base, override, overrideBase []Target) []Target {
+	if override == nil {
+		return append([]Target(nil), base...)
+	}
+	if sameTargets(base, overrideBase) {
+		return append([]Target(nil), override...)
+	}
+	oldBase := index(overrideBase)
+	newBase := index(base)
+	out := make([]Target, 0, len(override)+len(base))
+	present := map[string]bool{}
+	for _, t := range override {
+		ob, wasBase := oldBase[t.Address]
+		nb, isBase := newBase[t.Address]
+		switch {
+		case wasBase && !isBase && t.Origin == OriginConfig:
+			continue // the config removed it
+		case wasBase && isBase && t.Weight == ob.Weight:
+			t.Weight = nb.Weight // the API left the weight alone
+		}
+		out = append(out, t)
+		present[t.Address] = true
+	}
+	for _, t := range base {
+		if _, wasBase := oldBase[t.Address]; !wasBase && !present[t.Address] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func index(ts []Target) map[string]Target {
+	m := make(map[string]Target, len(ts))
+	for _, t := range ts {
+		m[t.Address] = t
+	}
+	return m
+}
+
+func sameTargets(a, b []Target) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,258 @@
+// Package registry holds Sentinel's process-level state: the upstreams and
+// their targets (address, weight, state, health, origin), the per-target
+// traffic counters and the route enable flags. It outlives config loads:
+// the sentinel app reconciles it with each new config, the control-plane
+// API changes it in place, and the request path reads it without locks
+// (atomic snapshots, copy-on-write; writers take a mutex).
+package registry
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Default is the registry of the process, like Caddy's own reverse-proxy
+// host pool: config instances come and go, it stays. It is the only
+// package-level state of Sentinel's modules.
+var Default = New()
+
+// Origin says where a target or upstream comes from.
+type Origin string
+
+// The origins.
+const (
+	// OriginConfig marks what the configuration declares.
+	OriginConfig Origin = "config"
+	// OriginAPI marks what the control-plane API added.
+	OriginAPI Origin = "api"
+)
+
+// State is the administrative state of a target.
+type State string
+
+// The states of a target. Drained is reported, never set: a draining
+// target with no request in flight is drained.
+const (
+	// StateActive targets receive new requests (when healthy).
+	StateActive State = "active"
+	// StateDraining targets receive no new request; the ones in flight
+	// finish.
+	StateDraining State = "draining"
+	// StateDrained is a draining target with nothing in flight.
+	StateDrained State = "drained"
+)
+
+// Target is one backend of an upstream, as configured or changed through
+// the API.
+type Target struct {
+	// Address is host:port.
+	Address string `json:"address"`
+	// Weight is the target's share for weighted policies (default 1).
+	Weight int `json:"weight"`
+	// State is active or draining.
+	State State `json:"state"`
+	// Origin is config or api.
+	Origin Origin `json:"origin"`
+	// DrainDeadline, when set, is when a draining target is removed.
+	DrainDeadline time.Time `json:"drain_deadline,omitzero"`
+}
+
+// Upstream is an upstream with its effective targets.
+type Upstream struct {
+	// ID is the upstream id.
+	ID string `json:"id"`
+	// Origin is config or api.
+	Origin Origin `json:"origin"`
+	// Targets are the effective targets, in order.
+	Targets []Target `json:"targets"`
+	// Version changes with every change of the upstream (the ETag).
+	Version uint64 `json:"version"`
+}
+
+// Errors of registry operations.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrExists        = errors.New("already exists")
+	ErrConflict      = errors.New("version mismatch")
+	ErrConfigDefined = errors.New("defined in the configuration")
+	ErrInvalid       = errors.New("invalid")
+)
+
+// Registry is the state store. The zero value is not usable; call New.
+type Registry struct {
+	mu        sync.Mutex
+	upstreams map[string]*entry
+	routes    map[string]*routeEntry
+	// pools is the hot-path snapshot: upstream id → eligible targets.
+	pools atomic.Pointer[map[string]*Pool]
+	// routeFlags is the hot-path snapshot of the route flags.
+	routeFlags atomic.Pointer[map[string]*RouteFlag]
+	stats      sync.Map // address → *TargetStats
+	// onChange is called (outside the lock) after every change made
+	// through an operation, for persistence.
+	onChange atomic.Pointer[func()]
+	version  uint64
+}
+
+// entry is the stored state of one upstream.
+type entry struct {
+	id     string
+	origin Origin
+	// base is what the config declares (nil for API upstreams).
+	base []Target
+	// override is the target list as last changed through the API, and
+	// overrideBase the config base it was made against; nil when the API
+	// never changed this upstream.
+	override     []Target
+	overrideBase []Target
+	// effective is base with the override merged in.
+	effective []Target
+	health    map[string]bool // address → healthy (missing = healthy)
+	version   uint64
+	inConfig  bool
+}
+
+// New returns an empty registry.
+func New() *Registry {
+	r := &Registry{upstreams: map[string]*entry{}, routes: map[string]*routeEntry{}}
+	empty := map[string]*Pool{}
+	r.pools.Store(&empty)
+	flags := map[string]*RouteFlag{}
+	r.routeFlags.Store(&flags)
+	return r
+}
+
+// OnChange sets the function called after each change (persistence).
+func (r *Registry) OnChange(f func()) {
+	if f == nil {
+		r.onChange.Store(nil)
+		return
+	}
+	r.onChange.Store(&f)
+}
+
+func (r *Registry) changed() {
+	if f := r.onChange.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// Pool is the hot-path view of an upstream: the targets that may receive
+// new requests (active and healthy), with their weights.
+type Pool struct {
+	// Addresses of the eligible targets, in order.
+	Addresses []string
+	// Weights of the eligible targets, parallel to Addresses.
+	Weights []int
+
+	weight map[string]int
+}
+
+// Weight returns the weight of an eligible target (1 when unknown).
+func (p *Pool) Weight(address string) int {
+	if p != nil {
+		if w, ok := p.weight[address]; ok {
+			return w
+		}
+	}
+	return 1
+}
+
+// Pool returns the eligible targets of an upstream, or nil when the
+// upstream is unknown. It takes no lock.
+func (r *Registry) Pool(id string) *Pool {
+	return (*r.pools.Load())[id]
+}
+
+// rebuild publishes a new snapshot of the pools. Called with mu held.
+func (r *Registry) rebuild() {
+	pools := make(map[string]*Pool, len(r.upstreams))
+	for id, e := range r.upstreams {
+		p := &Pool{weight: make(map[string]int, len(e.effective))}
+		for _, t := range e.effective {
+			if t.State != StateActive {
+				continue
+			}
+			if healthy, known := e.health[t.Address]; known && !healthy {
+				continue
+			}
+			p.Addresses = append(p.Addresses, t.Address)
+			p.Weights = append(p.Weights, t.Weight)
+			p.weight[t.Address] = t.Weight
+		}
+		pools[id] = p
+	}
+	r.pools.Store(&pools)
+}
+
+// Upstreams lists every upstream, sorted by id.
+func (r *Registry) Upstreams() []Upstream {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Upstream, 0, len(r.upstreams))
+	for _, e := range r.upstreams {
+		out = append(out, e.view())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Get returns one upstream.
+func (r *Registry) Get(id string) (Upstream, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.upstreams[id]
+	if !ok {
+		return Upstream{}, false
+	}
+	return e.view(), true
+}
+
+func (e *entry) view() Upstream {
+	return Upstream{ID: e.id, Origin: e.origin, Targets: append([]Target(nil), e.effective...), Version: e.version}
+}
+
+// Healthy reports the health of a target as the active checks last saw
+// it (true when never checked).
+func (r *Registry) Healthy(id, address string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.upstreams[id]
+	if !ok {
+		return false
+	}
+	h, known := e.health[address]
+	return !known || h
+}
+
+// SetHealth records the result of a health check. It reports whether the
+// health changed.
+func (r *Registry) SetHealth(id, address string, healthy bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.upstreams[id]
+	if !ok {
+		return false
+	}
+	old, known := e.health[address]
+	if known && old == healthy || !known && healthy {
+		if !known {
+			e.health[address] = healthy
+		}
+		return false
+	}
+	e.health[address] = healthy
+	r.rebuild()
+	return true
+}
+
+// FirstLoad reports whether key (a state file path) is seen for the
+// first time in this process: the state file is read once, at start, not
+// at every config reload.
+func (r *Registry) FirstLoad(key string) bool {
+	_, loaded := r.stats.LoadOrStore("\x00state:"+key, &TargetStats{})
+	return !loaded
+}

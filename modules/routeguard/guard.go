@@ -1,0 +1,98 @@
+// Package routeguard is the handler http.handlers.sentinel_route: the
+// first handler of every Sentinel route, answering 503 at once when the
+// route is disabled through the control-plane API (no reload).
+package routeguard
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
+)
+
+func init() {
+	caddy.RegisterModule(Guard{})
+	httpcaddyfile.RegisterHandlerDirective("sentinel_route", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("sentinel_route", httpcaddyfile.Before, "map")
+}
+
+// Guard passes requests on while its route is enabled, and answers 503
+// with a JSON body while it is disabled. (A route can instead fall
+// through to the next one when disabled: see the `sentinel` matcher's
+// `route` field.)
+type Guard struct {
+	// Route is the route id, as the control-plane API names it.
+	Route string `json:"route"`
+
+	flag *registry.RouteFlag
+	body []byte
+}
+
+// CaddyModule returns the Caddy module information.
+func (Guard) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.sentinel_route",
+		New: func() caddy.Module { return new(Guard) },
+	}
+}
+
+// Provision looks up the route's switch.
+func (g *Guard) Provision(caddy.Context) error {
+	g.flag = registry.Default.RouteFlagOrNew(g.Route)
+	g.body, _ = json.Marshal(map[string]any{"error": fmt.Sprintf("route %q is disabled", g.Route), "route": g.Route, "status": http.StatusServiceUnavailable})
+	return nil
+}
+
+// Validate checks the route id.
+func (g *Guard) Validate() error {
+	if g.Route == "" {
+		return fmt.Errorf("sentinel_route: route id is required")
+	}
+	return nil
+}
+
+// ServeHTTP answers 503 while the route is disabled.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if g.flag.Enabled() {
+		return next.ServeHTTP(w, r)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", "5")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, err := w.Write(g.body)
+	return err
+}
+
+// UnmarshalCaddyfile reads `sentinel_route <id>`.
+func (g *Guard) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	g.Route = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Guard)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Guard)(nil)
+	_ caddy.Validator             = (*Guard)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Guard)(nil)
+	_ caddyfile.Unmarshaler       = (*Guard)(nil)
+)

@@ -1,0 +1,97 @@
+package sentinelapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter"
+)
+
+// adapt reads and adapts the app's config file.
+func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
+	if a.ConfigFile == "" {
+		return nil, nil, errors.New("this config was not loaded from a file: nothing to reload")
+	}
+	body, err := os.ReadFile(a.ConfigFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := a.ConfigAdapter
+	if name == "" {
+		name = "kdl"
+	}
+	if name == "kdl" {
+		return kdladapter.Adapt(a.ConfigFile, body, os.LookupEnv, kdladapter.OSFiles{})
+	}
+	adapter := caddyconfig.GetAdapter(name)
+	if adapter == nil {
+		return nil, nil, fmt.Errorf("unknown config adapter %q", name)
+	}
+	return adapter.Adapt(body, map[string]any{"filename": a.ConfigFile})
+}
+
+// findings splits an adapter error into its lines (file:line:col: msg).
+func findings(err error) []string {
+	var ce *kdladapter.ConfigError
+	if errors.As(err, &ce) {
+		return ce.Findings
+	}
+	return []string{err.Error()}
+}
+
+// reloadHook re-reads the config file and loads it, like SIGHUP did for
+// the original.
+func (a *App) reloadHook(context.Context) (map[string]any, error) {
+	out, warns, err := a.adapt()
+	if err != nil {
+		return nil, &HookError{Lines: findings(err)}
+	}
+	if err := caddy.Load(out, true); err != nil {
+		return nil, &HookError{Lines: []string{err.Error()}}
+	}
+	return map[string]any{"config_file": a.ConfigFile, "warnings": warningLines(warns)}, nil
+}
+
+// validateHook adapts and provisions the config file without applying it.
+func (a *App) validateHook(context.Context) ([]string, error) {
+	out, _, err := a.adapt()
+	if err != nil {
+		return findings(err), nil
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		return []string{err.Error()}, nil
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		return []string{err.Error()}, nil
+	}
+	return nil, nil
+}
+
+// HookError carries the error lines of a failed reload.
+type HookError struct {
+	// Lines are the errors, "file:line:col: message" where known.
+	Lines []string
+}
+
+// Error joins the lines.
+func (e *HookError) Error() string {
+	if len(e.Lines) == 1 {
+		return e.Lines[0]
+	}
+	return fmt.Sprintf("%d errors: %v", len(e.Lines), e.Lines)
+}
+
+func warningLines(ws []caddyconfig.Warning) []string {
+	out := make([]string, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, w.String())
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+// Package upstreamsource is the dynamic upstream source
+// http.reverse_proxy.upstreams.sentinel: the targets of a Sentinel
+// upstream, read from the registry on every request, so that targets
+// added, drained or taken out by health checks apply at once, without a
+// config reload.
+package upstreamsource
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
+)
+
+func init() {
+	caddy.RegisterModule(Source{})
+}
+
+// Source returns the active, healthy targets of one upstream of the
+// registry. An unknown upstream, or one with no eligible target, gives an
+// empty list: the proxy answers 503.
+type Source struct {
+	// Upstream is the id of the upstream in the registry.
+	Upstream string `json:"upstream"`
+
+	reg *registry.Registry
+}
+
+// CaddyModule returns the Caddy module information.
+func (Source) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.reverse_proxy.upstreams.sentinel",
+		New: func() caddy.Module { return new(Source) },
+	}
+}
+
+// Provision binds the source to the process registry.
+func (s *Source) Provision(caddy.Context) error {
+	s.reg = registry.Default
+	return nil
+}
+
+// Validate checks the upstream id.
+func (s *Source) Validate() error {
+	if s.Upstream == "" {
+		return fmt.Errorf("sentinel upstream source: upstream id is required")
+	}
+	return nil
+}
+
+// GetUpstreams returns fresh Upstream values for the eligible targets
+// (the proxy fills them in per request): two allocations whatever the
+// number of targets.
+func (s *Source) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error) {
+	p := s.reg.Pool(s.Upstream)
+	if p == nil || len(p.Addresses) == 0 {
+		return nil, nil
+	}
+	ups := make([]reverseproxy.Upstream, len(p.Addresses))
+	out := make([]*reverseproxy.Upstream, len(p.Addresses))
+	for i, a := range p.Addresses {
+		ups[i].Dial = a
+		out[i] = &ups[i]
+	}
+	return out, nil
+}
+
+// UnmarshalCaddyfile reads `dynamic sentinel <upstream>`.
+func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // module name
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	s.Upstream = d.Val()
+	if d.NextArg() || d.NextBlock(0) {
+		return d.Err("sentinel upstream source takes only the upstream id")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Source)(nil)
+	_ caddy.Validator             = (*Source)(nil)
+	_ reverseproxy.UpstreamSource = (*Source)(nil)
+	_ caddyfile.Unmarshaler       = (*Source)(nil)
+)

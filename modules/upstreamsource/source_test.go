@@ -1,0 +1,71 @@
+package upstreamsource
+
+import (
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
+)
+
+func TestGetUpstreams(t *testing.T) {
+	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "src", Targets: []registry.TargetSpec{{Address: "a:1"}, {Address: "b:1"}}}}, nil)
+	s := &Source{Upstream: "src"}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s.Provision(caddy.Context{})
+	ups, err := s.GetUpstreams(nil)
+	if err != nil || len(ups) != 2 || ups[0].Dial != "a:1" || ups[1].Dial != "b:1" {
+		t.Fatalf("%v %v", ups, err)
+	}
+	// Fresh values each call: the proxy writes into them.
+	again, _ := s.GetUpstreams(nil)
+	if again[0] == ups[0] {
+		t.Error("upstream values are shared between requests")
+	}
+	registry.Default.Drain("src", "", 0, 0)
+	if ups, _ := s.GetUpstreams(nil); len(ups) != 0 {
+		t.Errorf("drained targets returned: %v", ups)
+	}
+	missing := &Source{Upstream: "missing"}
+	missing.Provision(caddy.Context{})
+	if ups, err := missing.GetUpstreams(nil); err != nil || len(ups) != 0 {
+		t.Errorf("unknown upstream: %v %v", ups, err)
+	}
+	if err := new(Source).Validate(); err == nil {
+		t.Error("empty id accepted")
+	}
+}
+
+func TestCaddyfile(t *testing.T) {
+	var s Source
+	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("sentinel api")); err != nil || s.Upstream != "api" {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"sentinel", "sentinel a b", "sentinel a {\n x\n}"} {
+		if err := new(Source).UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func BenchmarkGetUpstreams(b *testing.B) {
+	for _, n := range []int{3, 100} {
+		var specs []registry.TargetSpec
+		for i := 0; i < n; i++ {
+			specs = append(specs, registry.TargetSpec{Address: "10.1.0." + string(rune('0'+i%10)) + string(rune('0'+i/10)) + ":80"})
+		}
+		id := "bench" + string(rune('0'+n%10))
+		registry.Default.Reconcile([]registry.UpstreamSpec{{ID: id, Targets: specs}}, nil)
+		s := &Source{Upstream: id}
+		s.Provision(caddy.Context{})
+		b.Run(map[int]string{3: "3-targets", 100: "100-targets"}[n], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.GetUpstreams(nil)
+			}
+		})
+	}
+}
