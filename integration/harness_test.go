@@ -46,7 +46,7 @@ func corpusFile(t *testing.T, rel string) string {
 }
 
 // freeAddr returns a free loopback address.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -126,7 +126,7 @@ func withAdmin(kdl string) string {
 }
 
 // tester returns a caddytest tester on this package's admin port.
-func tester(t *testing.T) *caddytest.Tester {
+func tester(t testing.TB) *caddytest.Tester {
 	t.Helper()
 	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
 		AdminPort:          adminPort,
@@ -137,7 +137,7 @@ func tester(t *testing.T) *caddytest.Tester {
 
 // loadKDL posts the KDL config to the running Caddy with Content-Type
 // text/kdl (the adapter runs inside Caddy).
-func loadKDL(t *testing.T, kdl string) *caddytest.Tester {
+func loadKDL(t testing.TB, kdl string) *caddytest.Tester {
 	t.Helper()
 	tc := tester(t)
 	tc.InitServer(withAdmin(kdl), "kdl")

@@ -147,3 +147,85 @@ func TestBinaryAdaptAndValidate(t *testing.T) {
 		t.Fatalf("validate of a bad file: %v\n%s", err, out)
 	}
 }
+
+// TestBinaryStateSurvivesRestart: changes made through the control-plane
+// API are written to the state file and are there again after the
+// process restarts.
+func TestBinaryStateSurvivesRestart(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	listen, api, admin := freePort(t), freePort(t), freePort(t)
+	config := filepath.Join(dir, "sentinel.kdl")
+	os.WriteFile(config, []byte(`system { }
+listeners { listener "main" { address "`+listen+`"; }; }
+routes { route "r" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; }; }
+admin-api {
+    address "`+api+`"
+    auth { token "${TOKEN}"; }
+    state-file "`+filepath.Join(dir, "state", "state.json")+`"
+}
+`), 0o644)
+	start := func() (stop func()) {
+		cmd := exec.Command(bin, "run", "--config", config)
+		cmd.Env = append(os.Environ(), "TOKEN=t0k", "CADDY_ADMIN="+admin, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+		var logs strings.Builder
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			cmd.Process.Signal(os.Interrupt)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+			if t.Failed() {
+				t.Logf("sentinel output:\n%s", logs.String())
+			}
+		}
+	}
+	call := func(method, path, body string) (int, string) {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			req, _ := http.NewRequest(method, "http://"+api+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer t0k")
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err == nil {
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				return res.StatusCode, string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	stop := start()
+	if code, body := call("POST", "/api/v1/upstreams/u/targets", `{"address":"127.0.0.1:2","weight":4}`); code != 201 {
+		stop()
+		t.Fatalf("add target: %d %s", code, body)
+	}
+	if code, body := call("PUT", "/api/v1/routes/r/enabled", `{"enabled":false}`); code != 200 {
+		stop()
+		t.Fatalf("disable route: %d %s", code, body)
+	}
+	stop()
+
+	stop = start()
+	defer stop()
+	_, body := call("GET", "/api/v1/upstreams/u", "")
+	if !strings.Contains(body, `"127.0.0.1:2"`) || !strings.Contains(body, `"weight":4`) {
+		t.Errorf("after restart: %s", body)
+	}
+	_, body = call("GET", "/api/v1/routes", "")
+	if !strings.Contains(body, `"enabled":false`) {
+		t.Errorf("route flag after restart: %s", body)
+	}
+}
