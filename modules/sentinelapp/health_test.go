@@ -1,0 +1,151 @@
+package sentinelapp
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
+)
+
+// checkUntil runs check rounds until the target's health is want.
+func checkUntil(t *testing.T, c *checker, reg *registry.Registry, id, addr string, want bool) {
+	t.Helper()
+	stop := make(chan struct{})
+	defer close(stop)
+	for i := 0; i < 20; i++ {
+		c.round(stop)
+		if reg.Healthy(id, addr) == want {
+			return
+		}
+	}
+	t.Fatalf("%s did not become healthy=%v", addr, want)
+}
+
+func TestHTTPHealthCheck(t *testing.T) {
+	var status atomic.Int32
+	status.Store(200)
+	var host atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host.Store(r.Host)
+		if r.URL.Path != "/ready" {
+			w.WriteHeader(404)
+			return
+		}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	reg := registry.New()
+	reg.Reconcile([]registry.UpstreamSpec{{ID: "h", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
+	c, err := newChecker("h", HealthCheck{Type: "http", Path: "/ready", Host: "svc.internal", ExpectStatus: 200, Healthy: 1, Unhealthy: 2, Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status.Store(500)
+	checkUntil(t, c, reg, "h", addr, false)
+	if len(reg.Pool("h").Addresses) != 0 {
+		t.Error("unhealthy target still in the pool")
+	}
+	status.Store(200)
+	checkUntil(t, c, reg, "h", addr, true)
+	if host.Load() != "svc.internal" {
+		t.Errorf("Host header %v", host.Load())
+	}
+	// Any 2xx without expect_status.
+	c2, _ := newChecker("h", HealthCheck{Path: "/ready"}, reg, zap.NewNop())
+	status.Store(204)
+	if err := c2.check(context.Background(), addr); err != nil {
+		t.Error(err)
+	}
+	status.Store(302)
+	if err := c2.check(context.Background(), addr); err == nil {
+		t.Error("302 counted as healthy")
+	}
+}
+
+func TestTCPHealthCheck(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	reg := registry.New()
+	reg.Reconcile([]registry.UpstreamSpec{{ID: "t", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
+	c, err := newChecker("t", HealthCheck{Type: "tcp", Unhealthy: 1, Healthy: 1, Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(context.Background(), addr); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	checkUntil(t, c, reg, "t", addr, false)
+}
+
+func TestGRPCHealthCheck(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	go srv.Serve(ln)
+	defer srv.Stop()
+	addr := ln.Addr().String()
+	reg := registry.New()
+	reg.Reconcile([]registry.UpstreamSpec{{ID: "g", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
+	c, err := newChecker("g", HealthCheck{Type: "grpc", Service: "pkg.Svc", Healthy: 1, Unhealthy: 1, Timeout: caddy.Duration(2 * time.Second)}, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.SetServingStatus("pkg.Svc", healthpb.HealthCheckResponse_NOT_SERVING)
+	checkUntil(t, c, reg, "g", addr, false)
+	hs.SetServingStatus("pkg.Svc", healthpb.HealthCheckResponse_SERVING)
+	checkUntil(t, c, reg, "g", addr, true)
+	hs.SetServingStatus("pkg.Svc", healthpb.HealthCheckResponse_NOT_SERVING)
+	checkUntil(t, c, reg, "g", addr, false)
+}
+
+func TestHealthCheckConfig(t *testing.T) {
+	for _, bad := range []HealthCheck{{Type: "icmp"}, {Type: "http", Path: "health"}} {
+		if _, err := newChecker("x", bad, registry.New(), zap.NewNop()); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	c, err := newChecker("x", HealthCheck{}, registry.New(), zap.NewNop())
+	if err != nil || c.hc.Type != "http" || c.hc.Path != "/health" || c.hc.Healthy != 2 || c.hc.Unhealthy != 3 || time.Duration(c.hc.Interval) != 10*time.Second {
+		t.Errorf("defaults: %+v %v", c.hc, err)
+	}
+	// run stops when told, and a round on an unknown upstream is a no-op.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { c.run(stop); close(done) }()
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("checker did not stop")
+	}
+}
