@@ -57,7 +57,11 @@ additions, not in the original.
 	sort.Strings(names)
 	for _, n := range names {
 		t := types[n]
-		fmt.Fprintf(&b, "| `%s` | | %s | %s |\n", n, t.Status, escapeCell(t.Note))
+		note := t.Note
+		if t.Extension {
+			note = "*extension* — " + note
+		}
+		fmt.Fprintf(&b, "| `%s` | | %s | %s |\n", n, t.Status, escapeCell(note))
 		for _, c := range t.Children {
 			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", n, c.Name, c.Status, escapeCell(c.Note))
 		}

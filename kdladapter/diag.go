@@ -148,3 +148,14 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// misspelled reports whether block has a child whose name is a near miss
+// of key (the unknown-setting error already suggests key for it).
+func misspelled(block *kdl.Node, key string) bool {
+	for _, c := range block.Children {
+		if c.Name != key && suggest(c.Name, []string{key}) != "" {
+			return true
+		}
+	}
+	return false
+}

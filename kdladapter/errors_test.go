@@ -386,3 +386,17 @@ upstreams { upstream "u" { target "127.0.0.1:2" weight=3; health-check { type "g
 		t.Error("disabled API mapped")
 	}
 }
+
+// TestProtocolExtensions covers 0-RTT and the gRPC-Web filter.
+func TestProtocolExtensions(t *testing.T) {
+	out, _ := mustAdapt(t, `system { }
+listeners { listener "a" { address "127.0.0.1:1"; protocol "h3"; allow-0rtt #true; tls { internal #true; }; }; }
+routes { route "g" { matches { path-prefix "/pkg.Svc/"; }; upstream "u"; filters "gw"; }; }
+filters { filter "gw" { type "grpc-web"; }; }
+upstreams { upstream "u" { target "127.0.0.1:2"; http-version { min-version 2; }; }; }`)
+	for _, want := range []string{`"allow_0rtt":true`, `{"handler":"grpc_web"}`, `"protocols":["h1","h2","h3"]`, `"versions":["h2c","2"]`, `"install_trust":false`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %s in %s", want, out)
+		}
+	}
+}

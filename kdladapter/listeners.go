@@ -19,7 +19,9 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 		"listener_wrappers": []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}},
 	}
 	if n := setting(l, "address"); n == nil {
-		a.d.errorf(l.Pos, "listener %q needs an address, e.g. address \"0.0.0.0:8080\"", id)
+		if !misspelled(l, "address") { // else the unknown-setting error says it
+			a.d.errorf(l.Pos, "listener %q needs an address, e.g. address \"0.0.0.0:8080\"", id)
+		}
 	} else if addr, ok := a.str(n); ok {
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 			a.d.errorf(n.Args[0].Pos, "listener %q: address %q must be host:port, e.g. \"0.0.0.0:8080\"", id, addr)
@@ -53,6 +55,11 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 		srv["protocols"] = []string{"h1", "h2"}
 	default:
 		srv["protocols"] = []string{"h1"}
+	}
+	if n := setting(l, "allow-0rtt"); n != nil {
+		if b, ok := a.boolean(n); ok {
+			srv["allow_0rtt"] = b
+		}
 	}
 	if n := setting(l, "request-timeout-secs"); n != nil {
 		if d, ok := a.seconds(n); ok {
