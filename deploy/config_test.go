@@ -413,7 +413,7 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 			}
 			req, _ := http.NewRequest("GET", u, nil)
 			req.Header.Set("Authorization", "Bearer test-token")
-			res, err := cl.Do(req)
+			res, err := cl.Do(req) // the listener is up: getResponse waited
 			if err != nil || res.StatusCode != http.StatusOK {
 				t.Errorf("control plane with the token: %v %v", err, res)
 			} else {
@@ -473,9 +473,17 @@ func get(t *testing.T, client *http.Client, url string, wait time.Duration, exit
 	}
 }
 
+// getResponse GETs url, retrying for a few seconds while the listener is
+// not up yet (Caddy starts its servers one after the other; the probes may
+// answer before the last one listens).
 func getResponse(t *testing.T, client *http.Client, url string) (*http.Response, string) {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	res, err := client.Get(url)
+	for err != nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		res, err = client.Get(url)
+	}
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
