@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -169,3 +170,49 @@ func TestReplayLimit(t *testing.T) {
 		t.Error("recording past the limit")
 	}
 }
+
+// TestHandoffEdges: a saturated newer listener leaves connections to the
+// older one; connections queued on a closing listener move on or are
+// closed; a real accept error reaches the server.
+func TestHandoffEdges(t *testing.T) {
+	g := &group{}
+	older := &listener{group: g, accepted: make(chan net.Conn, 1), handed: make(chan net.Conn, 1), errs: make(chan error, 1), done: make(chan struct{})}
+	newer := &listener{group: g, accepted: make(chan net.Conn, 1), handed: make(chan net.Conn, 1), errs: make(chan error, 1), done: make(chan struct{})}
+	g.newest.Store(newer)
+	a1, b1 := net.Pipe()
+	defer b1.Close()
+	newer.handed <- a1 // saturated
+	a2, b2 := net.Pipe()
+	defer b2.Close()
+	older.route(a2)
+	if got := <-older.accepted; got != a2 {
+		t.Error("saturated newer listener: connection not kept")
+	}
+	// Closing a listener whose queue holds a connection: handed on.
+	<-newer.handed
+	a3, b3 := net.Pipe()
+	defer b3.Close()
+	older.handed <- a3
+	older.Listener = &shared{Listener: nopListener{}, closed: make(chan struct{})}
+	older.Close()
+	if got := <-newer.handed; got != a3 {
+		t.Error("queued connection not handed on")
+	}
+	// A real (non-timeout) accept error is returned by Accept.
+	broken := Handoff{}.WrapListener(errListener{})
+	if _, err := broken.Accept(); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Errorf("accept error: %v", err)
+	}
+	broken.Close()
+}
+
+type nopListener struct{ net.Listener }
+
+func (nopListener) Close() error   { return nil }
+func (nopListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+
+type errListener struct{}
+
+func (errListener) Accept() (net.Conn, error) { return nil, errors.New("broken socket") }
+func (errListener) Close() error              { return nil }
+func (errListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
