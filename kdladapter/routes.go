@@ -481,6 +481,8 @@ func (a *adapter) builtin(id string, n *kdl.Node) []obj {
 		return []obj{{"handler": "sentinel_builtin", "kind": "status", "route": id}}
 	case "health":
 		return []obj{{"handler": "sentinel_builtin", "kind": "health", "route": id}}
+	case "ready":
+		return []obj{{"handler": "sentinel_builtin", "kind": "ready", "route": id}}
 	case "not-found":
 		return []obj{{"handler": "sentinel_builtin", "kind": "not_found", "route": id}}
 	case "metrics":
@@ -491,7 +493,7 @@ func (a *adapter) builtin(id string, n *kdl.Node) []obj {
 	case "cache-purge", "cache-stats":
 		a.d.notYet(n.Args[0].Pos, "response caching", "builtin-handler \""+s+"\"")
 	default:
-		all := []string{"status", "health", "metrics", "not-found", "config", "upstreams", "cache-purge", "cache-stats"}
+		all := []string{"status", "health", "ready", "metrics", "not-found", "config", "upstreams", "cache-purge", "cache-stats"}
 		a.d.errorf(n.Args[0].Pos, "route %q: unknown builtin-handler %q%s", id, s, suggest(s, all))
 	}
 	return nil

@@ -207,7 +207,7 @@ func routeKeys() *Key {
 		ny("api-schema", "API schema validation"),
 		ny("inference", "inference routing"),
 		h("filters", "the route's handler chain, in order"),
-		h("builtin-handler", "`status`, `health`, `not-found`, `upstreams`, `config` (registry views): `sentinel_builtin`; `metrics`: Caddy `metrics`; `cache-*`: not yet"),
+		h("builtin-handler", "`status`, `health`, `not-found`, `upstreams`, `config` (registry views), `ready` (*extension*: 503 until the config has fully started): `sentinel_builtin`; `metrics`: Caddy `metrics`; `cache-*`: not yet"),
 		ny("cache", "response caching"),
 		ny("shadow", "traffic mirroring"),
 		h("waf-enabled", "`#false` only; `#true` needs the WAF agent (not yet)"),

@@ -115,7 +115,11 @@ func TestBinaryServesEmbeddedDefault(t *testing.T) {
 		t.Fatalf("status page: %d %q", status, body)
 	}
 	for _, p := range []string{"/health", "/healthz", "/ready"} {
-		if status, body := waitGet(t, "http://"+opsAddr+p); status != 200 || !strings.Contains(body, "healthy") {
+		want := map[string]string{"/ready": `"ready"`}[p]
+		if want == "" {
+			want = `"healthy"`
+		}
+		if status, body := waitGet(t, "http://"+opsAddr+p); status != 200 || !strings.Contains(body, want) {
 			t.Errorf("%s: %d %q", p, status, body)
 		}
 	}

@@ -4,12 +4,14 @@
 package builtin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -45,6 +47,12 @@ const (
 	// their enable flags.
 	KindConfig = "config"
 
+	// KindReady answers 200 `{"status":"ready"}` once the config this
+	// handler belongs to has started completely (all its servers listen),
+	// and 503 `{"status":"starting"}` before: a readiness probe does not
+	// see a pod ready while its last listeners are still starting.
+	KindReady = "ready"
+
 	// KindError answers a handler error (in a server's error routes) as
 	// JSON: `{"error":…,"status":…}` with the error's status.
 	KindError = "error"
@@ -76,6 +84,10 @@ type Builtin struct {
 	respond responder
 	version string
 	logger  *zap.Logger
+	// ctx is the context of the config this handler belongs to, and
+	// started is set once that config was seen active (kind ready).
+	ctx     context.Context
+	started *atomic.Bool
 }
 
 // responder produces the status code and JSON body of a built-in response.
@@ -91,6 +103,8 @@ func (Builtin) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets up the handler.
 func (b *Builtin) Provision(ctx caddy.Context) error {
+	b.ctx = ctx.Context
+	b.started = new(atomic.Bool)
 	b.logger = ctx.Logger().With(zap.String("kind", b.Kind), zap.String("route", b.Route))
 	b.version = version()
 	b.respond = b.responders()[b.Kind] // unknown kinds are reported by Validate

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -105,8 +106,8 @@ func TestStatusBody(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for kind, wantErr := range map[string]string{
-		"":            "kind is required (valid kinds: config, error, health, not_found, status, upstreams)",
-		"cache-stats": `unknown kind "cache-stats" (valid kinds: config, error, health, not_found, status, upstreams)`,
+		"":            "kind is required (valid kinds: config, error, health, not_found, ready, status, upstreams)",
+		"cache-stats": `unknown kind "cache-stats" (valid kinds: config, error, health, not_found, ready, status, upstreams)`,
 		"STATUS":      `unknown kind "STATUS"`,
 		"status":      "",
 		"health":      "",
@@ -201,5 +202,22 @@ func TestRegistryKinds(t *testing.T) {
 		if status != c.code || !strings.Contains(string(js), c.want) || !strings.Contains(string(js), `"id":"abc"`) {
 			t.Errorf("error %d: %d %s", c.code, status, js)
 		}
+	}
+}
+
+// TestReadyKind: not ready before the config is the active one.
+func TestReadyKind(t *testing.T) {
+	b := &Builtin{Kind: KindReady}
+	if status, _ := b.ready(httptest.NewRequest("GET", "/", nil)); status != 503 {
+		t.Errorf("unprovisioned: %d", status)
+	}
+	b.ctx = context.Background()
+	b.started = new(atomic.Bool)
+	if status, body := b.ready(httptest.NewRequest("GET", "/", nil)); status != 503 || body.(healthBody).Status != "starting" {
+		t.Errorf("config not active: %d %v", status, body)
+	}
+	b.started.Store(true)
+	if status, _ := b.ready(httptest.NewRequest("GET", "/", nil)); status != 200 {
+		t.Errorf("started: %d", status)
 	}
 }

@@ -31,6 +31,7 @@ func (b *Builtin) responders() map[string]responder {
 		KindUpstreams: b.upstreams,
 		KindConfig:    b.config,
 		KindError:     b.handlerError,
+		KindReady:     b.ready,
 	}
 }
 
@@ -182,4 +183,21 @@ type errorBodyWithID struct {
 	Error  string `json:"error"`
 	Status int    `json:"status"`
 	ID     string `json:"id,omitempty"`
+}
+
+// ready reports whether the config of this handler has started: Caddy
+// makes a config the active one only after every app of it started. A
+// config that was active once stays ready while a newer one takes over.
+func (b *Builtin) ready(*http.Request) (int, any) {
+	// Handlers get a context derived from the config's (the http app adds
+	// values); both share the config's cancellation, hence its Done channel.
+	if b.started != nil && !b.started.Load() && b.ctx != nil {
+		if active := caddy.ActiveContext().Context; active != nil && active.Done() == b.ctx.Done() {
+			b.started.Store(true)
+		}
+	}
+	if b.started == nil || !b.started.Load() {
+		return http.StatusServiceUnavailable, healthBody{Status: "starting"}
+	}
+	return http.StatusOK, healthBody{Status: "ready"}
 }
