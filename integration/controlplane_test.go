@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,6 +96,18 @@ admin-api {
 		t.Errorf("empty upstream: %d %s", status, body)
 	}
 	api.do("PUT", "/api/v1/upstreams/a/targets", map[string]any{"targets": []any{map[string]any{"address": a.addr}}})
+
+	// A /config change that fails to load changes nothing that runs: the
+	// new config drops upstream "a" but has a bad handler.
+	bad := fmt.Sprintf(`{"admin":{"listen":"localhost:%d"},"apps":{"sentinel":{"upstreams":[{"id":"b","targets":[{"address":%q}]}]},"http":{"servers":{"x":{"listen":[%q],"routes":[{"handle":[{"handler":"no_such_handler"}]}]}}}}}`, adminPort, b.addr, freeAddr(t))
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/load", adminPort), strings.NewReader(bad))
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode == 200 {
+		t.Fatalf("bad config accepted: %v %v", err, res)
+	}
+	if status, body, _ := get(t, c, "GET", base+"/api/after-bad-load", nil); status != 200 || body != "a /api/after-bad-load" {
+		t.Errorf("a failed load changed the registry: %d %q", status, body)
+	}
 
 	// Validate a broken file: errors with file:line:col; nothing applied.
 	os.WriteFile(file, []byte("system { }\nlisteners { listener \"main\" { adress \"x\"; }; }\n"), 0o644)

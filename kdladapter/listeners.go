@@ -56,10 +56,16 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	default:
 		srv["protocols"] = []string{"h1"}
 	}
-	if n := setting(l, "allow-0rtt"); n != nil {
-		if b, ok := a.boolean(n); ok {
-			srv["allow_0rtt"] = b
+	if tlsBlock != nil {
+		// 0-RTT early data can be replayed: Caddy accepts it unless told
+		// not to, Sentinel only when the listener opts in.
+		allow := false
+		if n := setting(l, "allow-0rtt"); n != nil {
+			allow, _ = a.boolean(n)
 		}
+		srv["allow_0rtt"] = allow
+	} else if n := setting(l, "allow-0rtt"); n != nil {
+		a.d.warnf(n.Pos, "listeners.listener.allow-0rtt", "listener %q: allow-0rtt has no effect without TLS", id)
 	}
 	if n := setting(l, "request-timeout-secs"); n != nil {
 		if d, ok := a.seconds(n); ok {

@@ -163,6 +163,22 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	b.policy = a.loadBalancing(id, setting(u, "load-balancing"), weights)
 	b.active, b.health = a.healthChecks(id, u)
 	a.transport(id, u, b.transport)
+	if tc, ok := b.transport["tls"].(obj); ok && b.active != nil {
+		// Health checks speak TLS to a TLS upstream, as the proxy does.
+		ht := obj{}
+		if v, ok := tc["server_name"]; ok {
+			ht["server_name"] = v
+		}
+		if v, ok := tc["insecure_skip_verify"]; ok {
+			ht["insecure_skip_verify"] = v
+		}
+		if ca, ok := tc["ca"].(obj); ok {
+			if files, ok := ca["pem_files"].([]string); ok && len(files) > 0 {
+				ht["ca_file"] = files[0]
+			}
+		}
+		b.active["tls"] = ht
+	}
 	return b
 }
 

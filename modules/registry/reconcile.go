@@ -16,6 +16,43 @@ type TargetSpec struct {
 	Weight int `json:"weight,omitempty"`
 }
 
+// Prepare adds the upstreams of a configuration being provisioned that the
+// registry does not know yet, so that the new config's routes find them
+// as soon as its servers start. It changes nothing that exists: whether
+// the new config is applied is only known at Reconcile (a config that
+// fails to load must not change what the running one uses).
+func (r *Registry) Prepare(specs []UpstreamSpec) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	added := false
+	for _, s := range specs {
+		if _, ok := r.upstreams[s.ID]; ok {
+			continue
+		}
+		e := &entry{id: s.ID, origin: OriginConfig, inConfig: true, health: map[string]bool{}}
+		e.base = baseTargets(s)
+		e.effective = append([]Target(nil), e.base...)
+		r.upstreams[s.ID] = e
+		r.bump(e)
+		added = true
+	}
+	if added {
+		r.rebuild()
+	}
+}
+
+func baseTargets(s UpstreamSpec) []Target {
+	base := make([]Target, 0, len(s.Targets))
+	for _, t := range s.Targets {
+		w := t.Weight
+		if w <= 0 {
+			w = 1
+		}
+		base = append(base, Target{Address: t.Address, Weight: w, State: StateActive, Origin: OriginConfig})
+	}
+	return base
+}
+
 // Reconcile makes the configuration's upstreams the base of the registry:
 // upstreams that left the configuration are forgotten with their API
 // changes; upstreams that stay keep the changes made through the API
@@ -26,14 +63,7 @@ func (r *Registry) Reconcile(specs []UpstreamSpec, routes []string) {
 	seen := make(map[string]bool, len(specs))
 	for _, s := range specs {
 		seen[s.ID] = true
-		base := make([]Target, 0, len(s.Targets))
-		for _, t := range s.Targets {
-			w := t.Weight
-			if w <= 0 {
-				w = 1
-			}
-			base = append(base, Target{Address: t.Address, Weight: w, State: StateActive, Origin: OriginConfig})
-		}
+		base := baseTargets(s)
 		e, ok := r.upstreams[s.ID]
 		if !ok || e.origin == OriginAPI && !e.inConfig {
 			// New to the config (an API upstream of the same id is taken

@@ -50,6 +50,7 @@ type App struct {
 	reg    *registry.Registry
 	logger *zap.Logger
 	ctx    caddy.Context
+	specs  []registry.UpstreamSpec
 	checks []*checker
 	stop   chan struct{}
 	api    *apiHandle
@@ -74,7 +75,10 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision reconciles the registry with this config.
+// Provision prepares the registry for this config: upstreams it does not
+// know yet are added (the new config's routes need them as soon as its
+// servers start); everything else changes at Start, once the whole config
+// loaded, so that a config that fails to load changes nothing.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.logger = ctx.Logger()
@@ -90,18 +94,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			a.checks = append(a.checks, c)
 		}
 	}
-	a.reg.Reconcile(specs, a.Routes)
-	if a.StateFile != "" && a.reg.FirstLoad(a.StateFile) {
-		data, err := os.ReadFile(a.StateFile)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return fmt.Errorf("reading state file: %w", err)
-		default:
-			if err := a.reg.Restore(data); err != nil {
-				return fmt.Errorf("%s: %w", a.StateFile, err)
-			}
-			a.logger.Info("restored control-plane changes", zap.String("state_file", a.StateFile))
+	a.specs = specs
+	a.reg.Prepare(specs)
+	if a.StateFile != "" {
+		if _, err := os.Stat(a.StateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("state file: %w", err)
 		}
 	}
 	if a.API != nil {
@@ -132,9 +129,24 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start starts the health checks, the drain expiry, persistence and the
-// API.
+// Start reconciles the registry with this config (restoring the state
+// file when the process starts), then starts the health checks, the drain
+// expiry, persistence and the API.
 func (a *App) Start() error {
+	a.reg.Reconcile(a.specs, a.Routes)
+	if a.StateFile != "" && a.reg.FirstLoad(a.StateFile) {
+		data, err := os.ReadFile(a.StateFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("reading state file: %w", err)
+		default:
+			if err := a.reg.Restore(data); err != nil {
+				return fmt.Errorf("%s: %w", a.StateFile, err)
+			}
+			a.logger.Info("restored control-plane changes", zap.String("state_file", a.StateFile))
+		}
+	}
 	a.stop = make(chan struct{})
 	for _, c := range a.checks {
 		go c.run(a.stop)

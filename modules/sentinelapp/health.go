@@ -2,9 +2,12 @@ package sentinelapp
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -41,6 +45,36 @@ type HealthCheck struct {
 	// Unhealthy is how many failures in a row make a target unhealthy
 	// (default 3).
 	Unhealthy int `json:"unhealthy_threshold,omitempty"`
+	// TLS, when set, makes http and grpc checks use TLS, as the proxy
+	// does for an upstream with a tls block.
+	TLS *HealthTLS `json:"tls,omitempty"`
+}
+
+// HealthTLS is the TLS of health checks.
+type HealthTLS struct {
+	// ServerName is the SNI and the name verified in the certificate.
+	ServerName string `json:"server_name,omitempty"`
+	// InsecureSkipVerify skips certificate verification.
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+	// CAFile is a PEM file of the CAs to trust (default: the system's).
+	CAFile string `json:"ca_file,omitempty"`
+}
+
+// config builds the tls.Config of the checks.
+func (t *HealthTLS) config() (*tls.Config, error) {
+	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, as for the proxy
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("health check CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("health check CA %s: no certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
 }
 
 // checker runs the checks of one upstream.
@@ -50,6 +84,7 @@ type checker struct {
 	reg      *registry.Registry
 	logger   *zap.Logger
 	client   *http.Client
+	tlsConf  *tls.Config
 	mu       sync.Mutex
 	streak   map[string]int // address → consecutive results (+ pass, - fail)
 }
@@ -80,14 +115,22 @@ func newChecker(upstream string, hc HealthCheck, reg *registry.Registry, logger 
 	if hc.Unhealthy <= 0 {
 		hc.Unhealthy = 3
 	}
+	var tlsConf *tls.Config
+	if hc.TLS != nil {
+		var err error
+		if tlsConf, err = hc.TLS.config(); err != nil {
+			return nil, err
+		}
+	}
 	return &checker{
 		upstream: upstream, hc: hc, reg: reg, logger: logger.With(zap.String("upstream", upstream)),
 		client: &http.Client{
 			Timeout:       time.Duration(hc.Timeout),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil},
+			Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tlsConf},
 		},
-		streak: map[string]int{},
+		tlsConf: tlsConf,
+		streak:  map[string]int{},
 	}, nil
 }
 
@@ -173,7 +216,11 @@ func (c *checker) check(ctx context.Context, addr string) error {
 		}
 		return conn.Close()
 	case "grpc":
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if c.tlsConf != nil {
+			creds = credentials.NewTLS(c.tlsConf)
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return err
 		}
@@ -187,7 +234,11 @@ func (c *checker) check(ctx context.Context, addr string) error {
 		}
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+c.hc.Path, nil)
+	scheme := "http://"
+	if c.tlsConf != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+c.hc.Path, nil)
 	if err != nil {
 		return err
 	}

@@ -149,3 +149,26 @@ func TestHealthCheckConfig(t *testing.T) {
 		t.Fatal("checker did not stop")
 	}
 }
+
+// TestTLSHealthCheck: checks of a TLS upstream speak TLS.
+func TestTLSHealthCheck(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	reg := registry.New()
+	reg.Reconcile([]registry.UpstreamSpec{{ID: "s", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
+	c, err := newChecker("s", HealthCheck{TLS: &HealthTLS{InsecureSkipVerify: true}}, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(context.Background(), addr); err != nil {
+		t.Fatalf("TLS check: %v", err)
+	}
+	plain, _ := newChecker("s", HealthCheck{}, reg, zap.NewNop())
+	if err := plain.check(context.Background(), addr); err == nil {
+		t.Error("plaintext check of a TLS server passed")
+	}
+	if _, err := newChecker("s", HealthCheck{TLS: &HealthTLS{CAFile: "/nonexistent.pem"}}, reg, zap.NewNop()); err == nil {
+		t.Error("missing CA file accepted")
+	}
+}
