@@ -118,16 +118,36 @@ func fileExists(path string) bool {
 	return err == nil && info.Mode().IsRegular()
 }
 
-// materialize writes content to a file named after its hash in the
-// temporary directory (so that concurrent starts agree on it) and returns
-// the path. The name ends in .kdl, which selects the KDL adapter.
+// materialize writes content to a file named after its hash (so that
+// concurrent starts agree on it) in the user's cache folder, or the
+// temporary folder, and returns the path. The name ends in .kdl, which
+// selects the KDL adapter.
 func materialize(content []byte) (string, error) {
 	sum := sha256.Sum256(content)
-	dir := filepath.Join(os.TempDir(), "sentinel")
+	name := "default-" + hex.EncodeToString(sum[:6]) + ".kdl"
+	var dirs []string
+	if cache, err := os.UserCacheDir(); err == nil {
+		dirs = append(dirs, filepath.Join(cache, "sentinel"))
+	}
+	dirs = append(dirs, filepath.Join(os.TempDir(), "sentinel-config"))
+	var lastErr error
+	for _, dir := range dirs {
+		path, err := writeAtomically(dir, name, content)
+		if err == nil {
+			return path, nil
+		}
+		lastErr = err
+	}
+	return "", lastErr
+}
+
+// writeAtomically writes content to dir/name through a temporary file,
+// unless the file already holds it.
+func writeAtomically(dir, name string, content []byte) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "default-"+hex.EncodeToString(sum[:6])+".kdl")
+	path := filepath.Join(dir, name)
 	if existing, err := os.ReadFile(path); err == nil && string(existing) == string(content) {
 		return path, nil
 	}
@@ -135,17 +155,15 @@ func materialize(content []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(content); err != nil {
 		tmp.Close()
-		os.Remove(tmp.Name())
 		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
 		return "", err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
 		return "", err
 	}
 	return path, nil

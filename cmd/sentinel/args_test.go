@@ -82,6 +82,7 @@ func TestRewriteArgs(t *testing.T) {
 
 func TestMaterialize(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	p1, err := materialize([]byte("system { }\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +97,18 @@ func TestMaterialize(t *testing.T) {
 	if !fileExists(p1) || fileExists(filepath.Dir(p1)) {
 		t.Error("fileExists")
 	}
+	// A file where the cache folder should be: the temporary folder is used.
+	blocked := t.TempDir()
+	os.WriteFile(filepath.Join(blocked, "sentinel"), []byte("x"), 0o600)
+	t.Setenv("XDG_CACHE_HOME", blocked)
+	if p, err := materialize([]byte("y")); err != nil || !strings.HasPrefix(p, os.TempDir()) {
+		t.Errorf("fallback: %s %v", p, err)
+	}
 }
 
 func TestWriteDefaultConfig(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	p, err := writeDefaultConfig()
 	if err != nil {
 		t.Fatal(err)
