@@ -23,6 +23,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	_ "github.com/sentinel-proxy/sentinel/modules/timeout"
 	_ "github.com/sentinel-proxy/sentinel/modules/upstreamsource"
+	_ "github.com/sentinel-proxy/sentinel/modules/wasm"
 )
 
 // DefaultConfig is the embedded default sentinel.kdl.

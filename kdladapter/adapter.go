@@ -100,6 +100,8 @@ type adapter struct {
 	filename string
 	// adminAPI is the admin-api block.
 	adminAPI *kdl.Node
+	// plugins are the WASM plugin blocks by id.
+	plugins map[string]*kdl.Node
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -162,6 +164,7 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 	a.checkBlock(root, schema, "")
 	a.upstreams = make(map[string]*kdl.Node)
 	a.filters = make(map[string]*kdl.Node)
+	a.plugins = make(map[string]*kdl.Node)
 	ids := make(map[string]*kdl.Node)
 
 	for _, n := range nodes {
@@ -196,6 +199,10 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			a.observability = n
 		case "admin-api":
 			a.adminAPI = n
+		case "plugins":
+			for _, p := range a.collect(n, "plugin", ids) {
+				a.plugins[p.Args[0].Str] = p
+			}
 		}
 	}
 	if a.system == nil {

@@ -400,3 +400,36 @@ upstreams { upstream "u" { target "127.0.0.1:2"; http-version { min-version 2; }
 		}
 	}
 }
+
+// TestWasmPlugins maps plugins { } and filters of type "wasm".
+func TestWasmPlugins(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`plugins {
+    plugin "inject" {
+        path "/srv/plugins/inject.wasm"
+        config {
+            header "X-Plugin"
+            values "a" "b"
+            strict
+            limits { max 3; }
+        }
+        max-memory "16MiB"
+        timeout-ms 5
+        failure-mode "closed"
+    }
+}
+routes { route "r" { builtin-handler "health"; filters "w"; }; }
+filters { filter "w" { type "wasm"; plugin "inject"; }; }`)
+	want := `{"handler":"sentinel_wasm","plugins":[{"config":{"header":"X-Plugin","limits":{"max":3},"strict":true,"values":["a","b"]},"failure_mode":"closed","id":"inject","max_memory":"16777216","path":"/srv/plugins/inject.wasm","timeout":"5ms"}]}`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("missing %s in %s", want, out)
+	}
+	for _, c := range []struct{ src, want string }{
+		{`filters { filter "w" { type "wasm"; plugin "nope"; }; }` + "\n" + `routes { route "r" { builtin-handler "health"; filters "w"; }; }`, `plugin "nope" is not defined`},
+		{`plugins { plugin "p" { pth "x"; }; }` + "\n" + `filters { filter "w" { type "wasm"; plugin "p"; }; }` + "\n" + `routes { route "r" { builtin-handler "health"; filters "w"; }; }`, `unknown setting "pth" in plugins.plugin (did you mean "path"?)`},
+		{`filters { filter "w" { type "wasm"; }; }` + "\n" + `routes { route "r" { builtin-handler "health"; filters "w"; }; }`, `type "wasm" needs plugin`},
+	} {
+		if _, _, err := adaptString(t, minimal+c.src); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v", c.want, err)
+		}
+	}
+}

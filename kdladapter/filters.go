@@ -116,6 +116,10 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 		}
 	case "grpc-web":
 		hs = append(hs, obj{"handler": "grpc_web"})
+	case "wasm":
+		if h := a.wasmFilter(id, f); h != nil {
+			hs = append(hs, h)
+		}
 	case "url-rewrite":
 		hs = append(hs, a.rewrite(routeID, id, f, prefixes)...)
 	case "redirect":

@@ -327,6 +327,9 @@ func filterTypes() map[string]*Key {
 			h("replace-full-path", "new path"),
 			h("replace-prefix-match", "replaces the route's path-prefix"),
 		),
+		"wasm": ext(h("wasm", "`sentinel_wasm` handler running the plugin",
+			h("plugin", "plugin id from `plugins { }`"),
+		)),
 		"grpc-web": ext(h("grpc-web", "`grpc_web` handler: gRPC-Web (binary and text) from browsers to gRPC upstreams")),
 		"url-rewrite": h("url-rewrite", "Caddy `rewrite` (+ `Host` header)",
 			h("hostname", "`Host` sent upstream"),
@@ -473,6 +476,6 @@ func Schema() *Key {
 			h("state-file", "where API changes are saved, to survive restarts"),
 			h("max-body-bytes", "request body limit (default 1 MiB)"),
 		)),
-		ext(ny("plugins", "WASM plugins")),
+		ext(h("plugins", "in-process WASM plugins (`sentinel_wasm`), used by filters of type \"wasm\"", open(h("plugin", "a plugin: `path`, `config { }`, `max-memory`, `timeout-ms`, `failure-mode`, `abi`")))),
 	)
 }

@@ -1,0 +1,40 @@
+//go:build wasip1
+
+// Command bodyguard is an example Sentinel WASM plugin: it blocks (400)
+// requests whose body contains one of the config's "deny" strings.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/sentinel-proxy/sentinel/examples/plugins/sdk"
+)
+
+var cfg struct {
+	Deny []string `json:"deny"`
+}
+
+func init() {
+	_ = json.Unmarshal(sdk.Config(), &cfg)
+}
+
+//go:wasmexport on_request_headers
+func onRequestHeaders() {}
+
+//go:wasmexport on_request_body
+func onRequestBody() {
+	body, ok := sdk.Body()
+	if !ok {
+		return
+	}
+	for _, d := range cfg.Deny {
+		if bytes.Contains(body, []byte(d)) {
+			sdk.Log(sdk.LevelWarn, "bodyguard: denied pattern "+d)
+			sdk.Block(400, "request body rejected\n")
+			return
+		}
+	}
+}
+
+func main() {}

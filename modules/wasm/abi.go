@@ -1,0 +1,198 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"go.uber.org/zap"
+)
+
+// The Sentinel ABI, version 1 (docs/wasm.md).
+const (
+	// hostModule is the import module of the host functions.
+	hostModule = "sentinel_v1"
+
+	hookRequestHeaders  = "on_request_headers"
+	hookRequestBody     = "on_request_body"
+	hookResponseHeaders = "on_response_headers"
+
+	// header kinds
+	kindRequest  = 0
+	kindResponse = 1
+
+	// decision kinds
+	decisionAllow    = 0
+	decisionBlock    = 1
+	decisionRedirect = 2
+)
+
+// errOutOfRange is the trap of a host function given a pointer and length
+// outside the guest's memory.
+var errOutOfRange = errors.New("sentinel_v1: memory access out of range")
+
+// stateKey is the context key of the *callState of a hook call.
+type stateKey struct{}
+
+// decision is what a plugin decided during one hook call.
+type decision struct {
+	kind     int
+	status   int
+	body     []byte
+	location string
+	headers  http.Header
+}
+
+// callState is the host side of one hook call (or of an instantiation).
+type callState struct {
+	plugin  *Plugin
+	config  []byte
+	r       *http.Request
+	resp    http.Header
+	status  int
+	body    []byte
+	hasBody bool
+	d       decision
+}
+
+// reset prepares s for the hooks of a new request.
+func (s *callState) reset(r *http.Request, resp http.Header) {
+	*s = callState{plugin: s.plugin, config: s.config, r: r, resp: resp}
+}
+
+func state(ctx context.Context) *callState {
+	return ctx.Value(stateKey{}).(*callState)
+}
+
+func read(mod api.Module, ptr, n uint64) []byte {
+	b, ok := mod.Memory().Read(uint32(ptr), uint32(n))
+	if !ok {
+		panic(errOutOfRange)
+	}
+	return b
+}
+
+// writeOut copies data to the guest buffer if it fits and returns its
+// length, so that the guest can retry with a larger buffer.
+func writeOut(mod api.Module, ptr, n uint64, data []byte) uint64 {
+	if len(data) <= int(uint32(n)) && len(data) > 0 {
+		if !mod.Memory().Write(uint32(ptr), data) {
+			panic(errOutOfRange)
+		}
+	}
+	return uint64(uint32(int32(len(data))))
+}
+
+const absent = uint64(0xFFFFFFFF) // -1 as i32
+
+// headers returns the header set of kind.
+func (s *callState) headers(kind uint64) http.Header {
+	if uint32(kind) == kindResponse {
+		return s.resp
+	}
+	return s.r.Header
+}
+
+// instantiateHostModule links the "sentinel_v1" host functions into rt.
+func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
+	i32 := api.ValueTypeI32
+	b := rt.NewHostModuleBuilder(hostModule)
+	fn := func(name string, f api.GoModuleFunc, params []api.ValueType, results ...api.ValueType) {
+		b.NewFunctionBuilder().WithGoModuleFunction(f, params, results).Export(name)
+	}
+	p := func(ts ...api.ValueType) []api.ValueType { return ts }
+
+	// get_header(kind, name_ptr, name_len, buf_ptr, buf_len) -> len | -1
+	fn("get_header", func(ctx context.Context, mod api.Module, st []uint64) {
+		s := state(ctx)
+		vs := s.headers(st[0])[http.CanonicalHeaderKey(string(read(mod, st[1], st[2])))]
+		if len(vs) == 0 {
+			st[0] = absent
+			return
+		}
+		st[0] = writeOut(mod, st[3], st[4], []byte(vs[0]))
+	}, p(i32, i32, i32, i32, i32), i32)
+	// set_header(kind, name_ptr, name_len, value_ptr, value_len)
+	fn("set_header", func(ctx context.Context, mod api.Module, st []uint64) {
+		state(ctx).headers(st[0]).Set(string(read(mod, st[1], st[2])), string(read(mod, st[3], st[4])))
+	}, p(i32, i32, i32, i32, i32))
+	// add_header(kind, name_ptr, name_len, value_ptr, value_len)
+	fn("add_header", func(ctx context.Context, mod api.Module, st []uint64) {
+		state(ctx).headers(st[0]).Add(string(read(mod, st[1], st[2])), string(read(mod, st[3], st[4])))
+	}, p(i32, i32, i32, i32, i32))
+	// remove_header(kind, name_ptr, name_len)
+	fn("remove_header", func(ctx context.Context, mod api.Module, st []uint64) {
+		state(ctx).headers(st[0]).Del(string(read(mod, st[1], st[2])))
+	}, p(i32, i32, i32))
+	// get_method(buf_ptr, buf_len) -> len
+	fn("get_method", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.Method))
+	}, p(i32, i32), i32)
+	// get_path(buf_ptr, buf_len) -> len
+	fn("get_path", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.URL.Path))
+	}, p(i32, i32), i32)
+	// get_status() -> status (0 before the response phase)
+	fn("get_status", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = uint64(state(ctx).status)
+	}, nil, i32)
+	// read_body(buf_ptr, buf_len) -> len | -1 (outside on_request_body)
+	fn("read_body", func(ctx context.Context, mod api.Module, st []uint64) {
+		s := state(ctx)
+		if !s.hasBody {
+			st[0] = absent
+			return
+		}
+		st[0] = writeOut(mod, st[0], st[1], s.body)
+	}, p(i32, i32), i32)
+	// get_config(buf_ptr, buf_len) -> len
+	fn("get_config", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = writeOut(mod, st[0], st[1], state(ctx).config)
+	}, p(i32, i32), i32)
+	// log(level, msg_ptr, msg_len)
+	fn("log", func(ctx context.Context, mod api.Module, st []uint64) {
+		s := state(ctx)
+		msg := string(read(mod, st[1], st[2]))
+		switch uint32(st[0]) {
+		case 0:
+			s.plugin.logger.Debug(msg)
+		case 1:
+			s.plugin.logger.Info(msg)
+		case 2:
+			s.plugin.logger.Warn(msg)
+		default:
+			s.plugin.logger.Error(msg, zap.String("source", "plugin"))
+		}
+	}, p(i32, i32, i32))
+	// set_decision(kind, status)
+	fn("set_decision", func(ctx context.Context, mod api.Module, st []uint64) {
+		s := state(ctx)
+		k := int(uint32(st[0]))
+		if k > decisionRedirect {
+			k = decisionBlock
+		}
+		s.d.kind, s.d.status = k, int(uint32(st[1]))
+	}, p(i32, i32))
+	// set_body(ptr, len): the body of a block response
+	fn("set_body", func(ctx context.Context, mod api.Module, st []uint64) {
+		state(ctx).d.body = append([]byte(nil), read(mod, st[0], st[1])...)
+	}, p(i32, i32))
+	// set_location(ptr, len): the target of a redirect
+	fn("set_location", func(ctx context.Context, mod api.Module, st []uint64) {
+		state(ctx).d.location = string(read(mod, st[0], st[1]))
+	}, p(i32, i32))
+	// add_response_header(name_ptr, name_len, value_ptr, value_len): a
+	// header of the block or redirect response
+	fn("add_response_header", func(ctx context.Context, mod api.Module, st []uint64) {
+		s := state(ctx)
+		if s.d.headers == nil {
+			s.d.headers = make(http.Header)
+		}
+		s.d.headers.Add(string(read(mod, st[0], st[1])), string(read(mod, st[2], st[3])))
+	}, p(i32, i32, i32, i32))
+
+	_, err := b.Instantiate(ctx)
+	return err
+}

@@ -1,0 +1,211 @@
+package wasm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// adminPort is this package's own Caddy admin port.
+const adminPort = 2988
+
+// listenPort is the port of the test server.
+const listenPort = 19160
+
+// pluginDir holds the plugins built for this test run.
+var pluginDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sentinel-wasm-plugins")
+	if err != nil {
+		panic(err)
+	}
+	pluginDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var (
+	buildMu   sync.Mutex
+	built     = map[string]string{}
+	buildErrs = map[string]error{}
+)
+
+// pluginSources maps plugin names to their package directories.
+var pluginSources = map[string]string{
+	"headerinject": "../../examples/plugins/headerinject",
+	"pathallow":    "../../examples/plugins/pathallow",
+	"bodyguard":    "../../examples/plugins/bodyguard",
+	"loop":         "testdata/loop",
+	"trap":         "testdata/trap",
+	"memhog":       "testdata/memhog",
+	"trivial":      "testdata/trivial",
+	"httpwasm":     "testdata/httpwasm",
+	"respguard":    "testdata/respguard",
+}
+
+// buildPlugin builds the named plugin from source once per test run and
+// returns the path of its .wasm file.
+func buildPlugin(tb testing.TB, name string) string {
+	tb.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	if err, ok := buildErrs[name]; ok {
+		tb.Fatal(err)
+	}
+	out := filepath.Join(pluginDir, name+".wasm")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", out, "./"+pluginSources[name])
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		buildErrs[name] = fmt.Errorf("building %s: %v\n%s", name, err, b)
+		tb.Fatal(buildErrs[name])
+	}
+	// Compile it into the process-level compilation cache now: compiling
+	// a Go-built module takes seconds, longer than caddytest waits for a
+	// config load.
+	code, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := detectABI(context.Background(), code); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("compiled %s (%d bytes) in %s", name, len(code), time.Since(start))
+	built[name] = out
+	return out
+}
+
+// newBackend starts an upstream that answers with the request it got.
+func newBackend(t testing.TB) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Backend", "yes")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"path":     r.URL.Path,
+			"injected": r.Header.Get("X-Injected"),
+			"removed":  r.Header.Get("X-Remove-Me"),
+			"body":     string(body),
+		})
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// plugins is a shorthand for a plugin list in a config.
+type plugins []map[string]any
+
+// proxyConfig returns a Caddy JSON config with one server on listenPort
+// whose route runs the plugins, then proxies to backend.
+func proxyConfig(t testing.TB, backend string, ps plugins) string {
+	t.Helper()
+	pj, err := json.Marshal(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmHandler := fmt.Sprintf(`{"handler": "sentinel_wasm", "plugins": %s},`, pj)
+	if ps == nil {
+		wasmHandler = ""
+	}
+	return fmt.Sprintf(`{
+		"admin": {"listen": "localhost:%d", "config": {"persist": false}},
+		"apps": {"http": {
+			"http_port": %d, "https_port": %d,
+			"servers": {"wasm": {
+				"listen": ["127.0.0.1:%d"],
+				"automatic_https": {"disable": true},
+				"metrics": {},
+				"routes": [{"handle": [
+					%s
+					{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
+				]}]
+			}}
+		}}
+	}`, adminPort, listenPort, listenPort+1, listenPort, wasmHandler, backend)
+}
+
+// startProxy starts Caddy with the plugins in front of a new backend.
+func startProxy(t testing.TB, ps plugins) *caddytest.Tester {
+	t.Helper()
+	backend := newBackend(t)
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
+	tester.InitServer(proxyConfig(t, backend.Listener.Addr().String(), ps), "json")
+	return tester
+}
+
+// url returns the test server's URL of path.
+func url(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", listenPort, path)
+}
+
+// do sends a request and returns the response with its body read.
+func do(t *testing.T, tester *caddytest.Tester, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := tester.Client.Do(req)
+	if err != nil && req.Method == http.MethodGet {
+		// a connection accepted while Caddy switches configs may be
+		// closed (EOF) with or without this handler; retry once
+		t.Logf("retrying after transport error: %v", err)
+		resp, err = tester.Client.Do(req)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func get(t *testing.T, tester *caddytest.Tester, path string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, tester, req)
+}
+
+// adminMetrics returns the text of the admin API's /metrics.
+func adminMetrics(t *testing.T, tester *caddytest.Tester) string {
+	t.Helper()
+	resp, err := tester.Client.Get(fmt.Sprintf("http://localhost:%d/metrics", adminPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// assertMetrics checks that the admin metrics contain every line of want.
+func assertMetrics(t *testing.T, tester *caddytest.Tester, want ...string) {
+	t.Helper()
+	m := adminMetrics(t, tester)
+	for _, w := range want {
+		if !strings.Contains(m, w+"\n") {
+			t.Errorf("metrics lack %q", w)
+		}
+	}
+}

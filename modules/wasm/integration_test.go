@@ -1,0 +1,198 @@
+package wasm
+
+import (
+	"encoding/json"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHeaderInject(t *testing.T) {
+	tester := startProxy(t, plugins{{
+		"id": "inject", "path": buildPlugin(t, "headerinject"),
+		"config": map[string]any{
+			"request_headers":  map[string]string{"X-Injected": "from-wasm"},
+			"response_headers": map[string]string{"X-Plugin": "headerinject", "X-Backend": "overridden"},
+		},
+	}})
+	for i := 0; i < 3; i++ { // reused pooled instance
+		resp, body := get(t, tester, "/hello")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		var got map[string]string
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatal(err, body)
+		}
+		if got["injected"] != "from-wasm" || got["path"] != "/hello" {
+			t.Errorf("backend saw %v", got)
+		}
+		if h := resp.Header.Get("X-Plugin"); h != "headerinject" {
+			t.Errorf("X-Plugin = %q", h)
+		}
+		if h := resp.Header.Values("X-Backend"); len(h) != 1 || h[0] != "overridden" {
+			t.Errorf("X-Backend = %q", h)
+		}
+	}
+}
+
+func TestPathAllowDecisions(t *testing.T) {
+	tester := startProxy(t, plugins{{
+		"id": "paths", "path": buildPlugin(t, "pathallow"),
+		"config": map[string]any{
+			"allow":     []string{"/api"},
+			"redirects": map[string]string{"/old": "/api/new"},
+		},
+	}})
+	resp, body := get(t, tester, "/api/x")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"path":"/api/x"`) {
+		t.Errorf("allow: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, tester, "/admin")
+	if resp.StatusCode != 403 || body != `{"error":"path not allowed"}` {
+		t.Errorf("block: %d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Blocked-By") != "pathallow" {
+		t.Errorf("block headers: %v", resp.Header)
+	}
+	if resp.Header.Get("X-Backend") != "" {
+		t.Error("blocked request reached the backend")
+	}
+	assertMetrics(t, tester,
+		`sentinel_wasm_plugin_decisions_total{decision="allow",plugin="paths"} 1`,
+		`sentinel_wasm_plugin_decisions_total{decision="block",plugin="paths"} 1`)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, _ = get(t, tester, "/old")
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "/api/new" {
+		t.Errorf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestBodyGuard(t *testing.T) {
+	tester := startProxy(t, plugins{{
+		"id": "body", "path": buildPlugin(t, "bodyguard"),
+		"config":         map[string]any{"deny": []string{"DROP TABLE"}},
+		"max_body_bytes": 64,
+	}})
+	post := func(body string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, url("/submit"), strings.NewReader(body))
+		return do(t, tester, req)
+	}
+	resp, body := post("name=x; DROP TABLE users")
+	if resp.StatusCode != 400 || body != "request body rejected\n" {
+		t.Errorf("deny: %d %q", resp.StatusCode, body)
+	}
+	clean := "hello " + strings.Repeat("a", 200) // longer than max_body_bytes
+	resp, body = post(clean)
+	if resp.StatusCode != 200 || !strings.Contains(body, clean) {
+		t.Errorf("clean body: %d %q", resp.StatusCode, body)
+	}
+	// a deny pattern past max_body_bytes is not seen by the plugin
+	resp, _ = post(strings.Repeat("a", 100) + "DROP TABLE")
+	if resp.StatusCode != 200 {
+		t.Errorf("pattern past the limit: %d", resp.StatusCode)
+	}
+	resp, _ = get(t, tester, "/nobody")
+	if resp.StatusCode != 200 {
+		t.Errorf("GET without body: %d", resp.StatusCode)
+	}
+}
+
+func TestLoopTimeout(t *testing.T) {
+	for _, mode := range []string{"closed", "open"} {
+		t.Run(mode, func(t *testing.T) {
+			tester := startProxy(t, plugins{{
+				"id": "loop", "path": buildPlugin(t, "loop"), "timeout": "20ms", "failure_mode": mode,
+			}})
+			start := time.Now()
+			resp, body := get(t, tester, "/x")
+			elapsed := time.Since(start)
+			if elapsed > 2*time.Second {
+				t.Errorf("answered after %s", elapsed)
+			}
+			assertMetrics(t, tester, `sentinel_wasm_plugin_timeouts_total{plugin="loop"} 1`,
+				`sentinel_wasm_plugin_decisions_total{decision="failure_`+mode+`",plugin="loop"} 1`)
+			if mode == "closed" {
+				if resp.StatusCode != 503 || !strings.Contains(body, `"reason":"timeout"`) || !strings.Contains(body, `"plugin":"loop"`) {
+					t.Errorf("closed: %d %s", resp.StatusCode, body)
+				}
+			} else if resp.StatusCode != 200 || resp.Header.Get("X-Backend") != "yes" {
+				t.Errorf("open: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+func TestTrap(t *testing.T) {
+	tester := startProxy(t, plugins{{"id": "trap", "path": buildPlugin(t, "trap")}})
+	resp, body := get(t, tester, "/trap")
+	if resp.StatusCode != 503 || !strings.Contains(body, `"reason":"trap"`) {
+		t.Errorf("trap: %d %s", resp.StatusCode, body)
+	}
+	// the trapped instance was discarded: the next request works
+	for i := 0; i < 2; i++ {
+		resp, body = get(t, tester, "/ok")
+		if resp.StatusCode != 200 {
+			t.Errorf("after trap: %d %s", resp.StatusCode, body)
+		}
+	}
+	assertMetrics(t, tester,
+		`sentinel_wasm_plugin_traps_total{plugin="trap"} 1`,
+		`sentinel_wasm_plugin_timeouts_total{plugin="trap"} 0`,
+		`sentinel_wasm_plugin_decisions_total{decision="failure_closed",plugin="trap"} 1`,
+		`sentinel_wasm_plugin_decisions_total{decision="allow",plugin="trap"} 2`,
+		`sentinel_wasm_plugin_calls_total{phase="request_headers",plugin="trap"} 3`)
+}
+
+func TestMemoryLimit(t *testing.T) {
+	tester := startProxy(t, plugins{{
+		"id": "hog", "path": buildPlugin(t, "memhog"), "max_memory": "16MiB", "timeout": "2s",
+	}})
+	resp, body := get(t, tester, "/x")
+	if resp.StatusCode != 503 || !strings.Contains(body, `"plugin":"hog"`) {
+		t.Errorf("memory hog: %d %s", resp.StatusCode, body)
+	}
+	assertMetrics(t, tester, `sentinel_wasm_plugin_traps_total{plugin="hog"} 1`)
+
+	// the same plugin with room for its allocation succeeds: the limit
+	// was the cause
+	tester = startProxy(t, plugins{{
+		"id": "hog", "path": buildPlugin(t, "memhog"), "max_memory": "256MiB", "timeout": "2s",
+	}})
+	if resp, body := get(t, tester, "/x"); resp.StatusCode != 200 {
+		t.Errorf("memory hog within its limit: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestHTTPWasm(t *testing.T) {
+	tester := startProxy(t, plugins{
+		{"id": "hw", "path": buildPlugin(t, "httpwasm")},
+		{"id": "inject", "path": buildPlugin(t, "headerinject"), "abi": "sentinel",
+			"config": map[string]any{"request_headers": map[string]string{"X-Injected": "1"}}},
+	})
+	resp, body := get(t, tester, "/x")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Http-Wasm") != "yes" || !strings.Contains(body, `"injected":"1"`) {
+		t.Errorf("http-wasm: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	assertMetrics(t, tester,
+		`sentinel_wasm_plugin_calls_total{phase="request_headers",plugin="hw"} 1`,
+		`sentinel_wasm_plugin_decisions_total{decision="allow",plugin="hw"} 1`,
+		`sentinel_wasm_plugin_calls_total{phase="request_headers",plugin="inject"} 1`)
+}
+
+// TestUpstreamDown checks that a plugin with a response hook leaves the
+// error of an unreachable upstream to Caddy (502), and that an implicit
+// 200 still runs the hook.
+func TestUpstreamDown(t *testing.T) {
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
+	tester.InitServer(proxyConfig(t, "127.0.0.1:1", plugins{{
+		"id": "inject", "path": buildPlugin(t, "headerinject"),
+		"config": map[string]any{"response_headers": map[string]string{"X-Plugin": "1"}},
+	}}), "json")
+	resp, body := get(t, tester, "/x")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("upstream down: %d %s", resp.StatusCode, body)
+	}
+}
