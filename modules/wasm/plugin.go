@@ -101,27 +101,32 @@ type Plugin struct {
 	// under load and closed when returned to a full pool. Defaults to 64.
 	MaxIdleInstances int `json:"max_idle_instances,omitempty"`
 
-	pages     uint32
-	mu        sync.Mutex
-	active    int  // requests using the plugin
-	closing   bool // cleanup was called
-	released  bool // resources released
-	timeout   time.Duration
-	closed    bool
-	logger    *zap.Logger
-	metrics   *metrics
-	cacheKey  string
-	module    *compiledModule
-	pool      *instancePool
-	httpWasm  *httpWasmPlugin
-	calls     [3]callMetrics
-	decisions [5]prometheus.Counter
-	traps     prometheus.Counter
-	timeouts  prometheus.Counter
+	pages    uint32
+	mu       sync.Mutex
+	active   int  // requests using the plugin
+	closing  bool // cleanup was called
+	released bool // resources released
+	// graceOver is set graceAfterCleanup after cleanup; until then the
+	// plugin keeps serving late requests of the unloaded config.
+	graceOver         bool
+	graceAfterCleanup time.Duration
+	timeout           time.Duration
+	closed            bool
+	logger            *zap.Logger
+	metrics           *metrics
+	cacheKey          string
+	module            *compiledModule
+	pool              *instancePool
+	httpWasm          *httpWasmPlugin
+	calls             [3]callMetrics
+	decisions         [5]prometheus.Counter
+	traps             prometheus.Counter
+	timeouts          prometheus.Counter
 }
 
 // provision loads the plugin's module and applies the defaults.
 func (p *Plugin) provision(ctx caddy.Context, logger *zap.Logger, m *metrics) error {
+	p.graceAfterCleanup = releaseGrace
 	p.logger, p.metrics = logger, m
 	if p.Path == "" {
 		return fmt.Errorf("path is required")
@@ -205,10 +210,14 @@ func (p *Plugin) provision(ctx caddy.Context, logger *zap.Logger, m *metrics) er
 	return nil
 }
 
-// cleanup releases the plugin when the config that owns it is unloaded.
-// Caddy may clean up a config while its server still finishes requests
-// (or accepts a last few), so the instances and the compiled module are
-// only released when the last request using the plugin is done.
+// releaseGrace is how long an unloaded config's plugin keeps serving:
+// Caddy may clean up a config while its server still finishes requests,
+// or reads a last request of a kept-alive connection.
+const releaseGrace = 5 * time.Second
+
+// cleanup releases the plugin when the config that owns it is unloaded:
+// after a grace period, and only when the last request using the plugin
+// is done.
 func (p *Plugin) cleanup() {
 	p.mu.Lock()
 	if p.closing {
@@ -216,12 +225,25 @@ func (p *Plugin) cleanup() {
 		return
 	}
 	p.closing = true
-	done := p.active == 0
-	p.released = done
+	grace := p.graceAfterCleanup
 	p.mu.Unlock()
-	if done {
-		p.releaseResources()
+	finish := func() {
+		p.mu.Lock()
+		p.graceOver = true
+		done := p.active == 0 && !p.released
+		if done {
+			p.released = true
+		}
+		p.mu.Unlock()
+		if done {
+			p.releaseResources()
+		}
 	}
+	if grace <= 0 {
+		finish()
+		return
+	}
+	time.AfterFunc(grace, finish)
 }
 
 // acquire registers a request using the plugin; it fails once the plugin
@@ -241,7 +263,7 @@ func (p *Plugin) acquire() bool {
 func (p *Plugin) release() {
 	p.mu.Lock()
 	p.active--
-	done := p.closing && p.active == 0 && !p.released
+	done := p.closing && p.graceOver && p.active == 0 && !p.released
 	if done {
 		p.released = true
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -202,6 +203,9 @@ func TestCleanupClosesPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, pl := range h.Plugins {
+		pl.graceAfterCleanup = 0 // release at once
+	}
 	h.Cleanup()
 	pool.put(inst) // an in-flight instance returned after cleanup is closed
 	if _, err := pool.newInstance(context.Background()); !errors.Is(err, errPoolClosed) {
@@ -271,6 +275,9 @@ func TestCleanupWaitsForRequests(t *testing.T) {
 	if !p.acquire() {
 		t.Fatal("acquire failed")
 	}
+	for _, pl := range h.Plugins {
+		pl.graceAfterCleanup = 0 // release at once
+	}
 	h.Cleanup()
 	h.Cleanup() // idempotent
 	// still serving: a late request works
@@ -293,5 +300,32 @@ func TestCleanupWaitsForRequests(t *testing.T) {
 	rec, _ = serve(h, httptest.NewRequest(http.MethodGet, "/x", nil), 200, nil)
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "unloaded") {
 		t.Errorf("after release: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestGraceAfterCleanup: an unloaded config's plugin still serves late
+// requests during the grace period, then releases.
+func TestGraceAfterCleanup(t *testing.T) {
+	p := &Plugin{graceAfterCleanup: 50 * time.Millisecond}
+	p.cleanup()
+	if !p.acquire() {
+		t.Fatal("late request refused during the grace period")
+	}
+	p.release()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		released := p.released
+		p.mu.Unlock()
+		if released {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not released after the grace period")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p.acquire() {
+		t.Error("acquire after release")
 	}
 }
