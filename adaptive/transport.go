@@ -1,14 +1,18 @@
 package adaptive
 
 import (
+	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-
-	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 func init() {
@@ -16,16 +20,28 @@ func init() {
 }
 
 // Transport is Caddy's http transport (every field of
-// http.reverse_proxy.transport.http applies) that also counts, per target
-// address, the requests in flight, sent and failed (a transport error or
-// a 5xx). A request is in flight until its response body is closed, so
-// streams and upgraded connections count until they end; a request that
-// fails or that the client cancels is released too. Health-check traffic
-// does not use this transport.
+// http.reverse_proxy.transport.http applies) that also feeds the load
+// balancer, per target address:
+//
+//   - the requests in flight, sent and failed (a transport error or a
+//     5xx), in the registry. A request is in flight until its response
+//     body is closed, so streams and upgraded connections count until
+//     they end; a request that fails or that the client cancels is
+//     released too;
+//   - each outcome, in the Feedback store: the time to the response
+//     headers, the status (none for a connection error or timeout) and
+//     the Retry-After of a 429 or 503. The selection policies of this
+//     package learn from it (peak EWMA, adaptive weights, latency).
+//
+// A request the client cancels is not held against the target. Only
+// proxied client requests count: the active health checks of Caddy's
+// reverse proxy (which would use this transport) and of the sentinel app
+// (which do not) are not fed to the balancer.
 type Transport struct {
 	reverseproxy.HTTPTransport
 
-	reg *registry.Registry
+	fb  *store
+	now func() int64
 }
 
 // CaddyModule returns the Caddy module information.
@@ -38,21 +54,84 @@ func (Transport) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets up the http transport.
 func (t *Transport) Provision(ctx caddy.Context) error {
-	t.reg = registry.Default
+	t.fb = Feedback
+	t.now = monotime
 	return t.HTTPTransport.Provision(ctx)
 }
 
-// RoundTrip sends the request and counts it against its target.
+// RoundTrip sends the request and feeds its outcome to its target.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	st := t.reg.Stats(req.URL.Host)
-	st.Start()
+	if req.Context().Value(caddyhttp.ServerCtxKey) == nil {
+		// Not a proxied client request: an active health check.
+		return t.HTTPTransport.RoundTrip(req)
+	}
+	tg := t.fb.target(targetAddress(req))
+	tg.stats.Start()
+	start := t.now()
 	res, err := t.HTTPTransport.RoundTrip(req)
+	rtt := t.now() - start
 	if err != nil {
-		st.Done(true)
+		if errors.Is(req.Context().Err(), context.Canceled) {
+			// The client went away: not the target's fault (a deadline
+			// that expired is).
+			tg.stats.Done(false)
+			return nil, err
+		}
+		tg.record(start+rtt, sample{rtt: rtt})
+		tg.stats.Done(true)
 		return nil, err
 	}
-	res.Body = &releasingBody{ReadCloser: res.Body, release: func() { st.Done(res.StatusCode >= 500) }}
+	s := sample{rtt: rtt, status: res.StatusCode}
+	if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable {
+		s.retryAfter = retryAfter(res.Header.Get("Retry-After"), time.Now())
+	}
+	tg.record(start+rtt, s)
+	failed := res.StatusCode >= 500
+	res.Body = &releasingBody{ReadCloser: res.Body, release: func() { tg.stats.Done(failed) }}
 	return res, nil
+}
+
+// targetAddress is the address the request was sent to, as the selection
+// policies know it (the upstream's dial address).
+func targetAddress(req *http.Request) string {
+	if di, ok := reverseproxy.GetDialInfo(req.Context()); ok {
+		if di.Upstream != nil && di.Upstream.Dial != "" {
+			return di.Upstream.Dial
+		}
+		if di.Address != "" {
+			return di.Address
+		}
+	}
+	host := req.URL.Host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		// The proxy drops the scheme's default port from the URL.
+		if req.URL.Scheme == "https" {
+			return net.JoinHostPort(host, "443")
+		}
+		return net.JoinHostPort(host, "80")
+	}
+	return host
+}
+
+// retryAfter parses a Retry-After value (seconds or an HTTP date) into
+// nanoseconds; 0 when absent, invalid or past.
+func retryAfter(v string, now time.Time) int64 {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(24*time.Hour/time.Second) {
+			secs = int64(24 * time.Hour / time.Second)
+		}
+		return secs * int64(time.Second)
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return int64(at.Sub(now))
+	}
+	return 0
 }
 
 // releasingBody releases the in-flight count once, when the body is

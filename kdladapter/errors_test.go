@@ -35,7 +35,8 @@ func TestBadInput(t *testing.T) {
 		{"route without responder", minimal + "routes { route \"a\" { matches { path \"/\"; } } }", []string{"route \"a\" has nothing to answer with"}},
 		{"two responders", minimal + "routes { route \"a\" { builtin-handler \"health\"; static-files { root \"/x\"; } } }", []string{"exclude each other"}},
 		{"unknown lb", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; load-balancing \"least-connection\"; } }", []string{"unknown load-balancing \"least-connection\" (did you mean \"least-connections\"?)"}},
-		{"lb not yet", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; load-balancing \"peak_ewma\"; } }", []string{"not supported yet: load-balancing \"peak_ewma\" — upstream \"u\""}},
+		{"lb not yet", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; load-balancing \"least_tokens_queued\"; } }", []string{"not supported yet: load-balancing \"least_tokens_queued\" — upstream \"u\""}},
+		{"lb tunable typo", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; load-balancing \"peak_ewma\" { decay-tme \"5s\"; }; } }", []string{"unknown setting \"decay-tme\" of load-balancing \"peak_ewma\" (did you mean \"decay-time\"?)"}},
 		{"target without port", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"backend\"; } }", []string{"target \"backend\" must be host:port"}},
 		{"upstream without target", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { } }", []string{"upstream \"u\" has no target"}},
 		{"bad regex", minimal + "routes { route \"a\" { matches { path-regex \"(\"; }; builtin-handler \"health\"; } }", []string{"path-regex \"(\" does not compile"}},
@@ -430,6 +431,34 @@ filters { filter "w" { type "wasm"; plugin "inject"; }; }`)
 	} {
 		if _, _, err := adaptString(t, minimal+c.src); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", c.want, err)
+		}
+	}
+}
+
+// TestLoadBalancingPolicies maps the Sentinel algorithms and their
+// tunables (the original hard-coded them).
+func TestLoadBalancingPolicies(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" {
+    target "127.0.0.1:1" weight=3
+    target "127.0.0.1:2"
+    load-balancing "adaptive" {
+        adjustment-interval "500ms"
+        min-requests 20
+        latency-threshold "10ms"
+        error-threshold 0.1
+        disable-breaker #false
+    }
+}; }`)
+	want := `"selection_policy":{"adjustment_interval":"500ms","disable_breaker":false,"error_threshold":0.1,"latency_threshold":"10ms","min_requests":20,"policy":"adaptive","upstream":"u"}`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("missing %s in %s", want, out)
+	}
+	for algo, policy := range map[string]string{"peak-ewma": "peak_ewma", "p2c": "p2c", "wlc": "weighted_least_connections", "maglev": "maglev", "consistent-hash": "consistent_hash", "locality": "locality_aware", "subset": "deterministic_subset"} {
+		out, _ := mustAdapt(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; load-balancing "`+algo+`"; }; }`)
+		if !strings.Contains(string(out), `"policy":"`+policy+`","upstream":"u"`) {
+			t.Errorf("%s: %s", algo, out)
 		}
 	}
 }

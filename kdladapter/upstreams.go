@@ -58,12 +58,108 @@ func LoadBalancingNames() []string {
 // others are not yet available.
 var lbCaddy = map[string]string{
 	"round_robin": "round_robin", "weighted": "sentinel_weighted", "least_connections": "least_conn",
-	"random": "random", "ip_hash": "client_ip_hash", "p2c": "random_choose", "sticky": "cookie",
+	"random": "random", "ip_hash": "client_ip_hash", "sticky": "cookie",
+	"p2c": "p2c", "adaptive": "adaptive", "peak_ewma": "peak_ewma",
+	"weighted_least_connections": "weighted_least_connections", "consistent_hash": "consistent_hash",
+	"maglev": "maglev", "locality_aware": "locality_aware", "deterministic_subset": "deterministic_subset",
 }
 
 // weightsFromRegistry are the policies that read live weights from the
 // registry (so that weights changed through the API apply at once).
-var weightsFromRegistry = map[string]bool{"weighted": true}
+var weightsFromRegistry = map[string]bool{
+	"weighted": true, "adaptive": true, "peak_ewma": true, "p2c": true, "weighted_least_connections": true,
+	"consistent_hash": true, "maglev": true, "locality_aware": true, "deterministic_subset": true,
+}
+
+// tunableKind is how a load-balancing tunable is read.
+type tunableKind int
+
+const (
+	tDuration tunableKind = iota
+	tFloat
+	tInt
+	tBool
+	tString
+	tStrings
+)
+
+// lbTunables lists the child settings of `load-balancing "<name>" { … }`
+// per algorithm: KDL key → JSON field of the selection policy.
+var lbTunables = map[string]map[string]struct {
+	field string
+	kind  tunableKind
+}{
+	"peak_ewma": {
+		"decay-time": {"decay_time", tDuration}, "default-rtt": {"default_rtt", tDuration},
+		"penalize-failures": {"penalize_failures", tBool}, "failure-penalty": {"failure_penalty", tDuration},
+		"max-retry-after": {"max_retry_after", tDuration}, "choices": {"choices", tInt},
+	},
+	"adaptive": {
+		"adjustment-interval": {"adjustment_interval", tDuration}, "min-weight-ratio": {"min_weight_ratio", tFloat},
+		"max-weight-ratio": {"max_weight_ratio", tFloat}, "error-threshold": {"error_threshold", tFloat},
+		"latency-threshold": {"latency_threshold", tDuration}, "ewma-alpha": {"ewma_alpha", tFloat},
+		"recovery-factor": {"recovery_factor", tFloat}, "penalty-rate": {"penalty_rate", tFloat},
+		"min-requests": {"min_requests", tInt}, "breaker-failures": {"breaker_failures", tInt},
+		"breaker-successes": {"breaker_successes", tInt}, "breaker-timeout": {"breaker_timeout", tDuration},
+		"disable-breaker": {"disable_breaker", tBool},
+	},
+	"p2c": {
+		"load-metric": {"load_metric", tString}, "choices": {"choices", tInt}, "latency-window": {"latency_window", tDuration},
+		"penalize-failures": {"penalize_failures", tBool}, "failure-penalty": {"failure_penalty", tDuration},
+		"max-retry-after": {"max_retry_after", tDuration},
+	},
+	"weighted_least_connections": {"tie-breaker": {"tie_breaker", tString}},
+	"consistent_hash": {
+		"key": {"key", tString}, "key-name": {"key_name", tString}, "vnodes": {"vnodes", tInt},
+		"hash": {"hash", tString}, "load-factor": {"load_factor", tFloat}, "unbounded": {"unbounded", tBool},
+	},
+	"maglev": {"key": {"key", tString}, "key-name": {"key_name", tString}, "table-size": {"table_size", tInt}},
+	"locality_aware": {
+		"zone": {"zone", tString}, "fallback": {"fallback", tString}, "zone-priority": {"zone_priority", tStrings},
+	},
+	"deterministic_subset": {"subset-size": {"subset_size", tInt}, "proxy-id": {"proxy_id", tString}, "inner": {"inner", tString}},
+}
+
+// tunables reads the child settings of a load-balancing node.
+func (a *adapter) tunables(id, algo string, n *kdl.Node, out obj) {
+	keys := lbTunables[algo]
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, c := range n.Children {
+		t, ok := keys[c.Name]
+		if !ok {
+			a.d.errorf(c.Pos, "upstream %q: unknown setting %q of load-balancing %q%s", id, c.Name, algo, suggest(c.Name, names))
+			continue
+		}
+		switch t.kind {
+		case tDuration:
+			if d, ok := a.duration(c); ok {
+				out[t.field] = d
+			}
+		case tFloat:
+			if f, ok := a.number(c); ok {
+				out[t.field] = f
+			}
+		case tInt:
+			if i, ok := a.integer(c, 0, 1<<20); ok {
+				out[t.field] = i
+			}
+		case tBool:
+			if b, ok := a.boolean(c); ok {
+				out[t.field] = b
+			}
+		case tString:
+			if s, ok := a.str(c); ok {
+				out[t.field] = s
+			}
+		case tStrings:
+			out[t.field] = a.strs(c)
+		}
+	}
+}
 
 // base maps an upstream block once.
 func (a *adapter) base(u *kdl.Node) *upstreamBase {
@@ -196,7 +292,7 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 			a.d.errorf(n.Args[0].Pos, "upstream %q: unknown load-balancing %q%s", id, s, suggest(strings.ToLower(s), LoadBalancingNames()))
 			return nil
 		}
-		if len(n.Children) > 0 && algo != "sticky" {
+		if len(n.Children) > 0 && algo != "sticky" && lbTunables[algo] == nil {
 			a.d.errorf(n.Pos, "upstream %q: load-balancing %q takes no block", id, s)
 		}
 	}
@@ -216,11 +312,11 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 	if weightsFromRegistry[algo] {
 		out["upstream"] = id
 	}
-	switch algo {
-	case "p2c":
-		out["choose"] = 2
-	case "sticky":
+	switch {
+	case algo == "sticky":
 		a.sticky(id, n, out)
+	case lbTunables[algo] != nil && n != nil:
+		a.tunables(id, algo, n, out)
 	}
 	return out
 }

@@ -1,0 +1,224 @@
+package adaptive
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// adaptiveParams are the tunables of the adaptive algorithm.
+type adaptiveParams struct {
+	interval         int64   // ns between weight adjustments
+	minRatio         float64 // lowest weight, × the configured weight
+	maxRatio         float64 // highest weight, × the configured weight
+	errThreshold     float64 // failure ratio above which the weight drops
+	latThreshold     float64 // ns; average latency above which the weight drops
+	alpha            float64 // weight of the new interval in the EWMAs
+	recovery         float64 // weight factor of a healthy interval
+	penalty          float64 // the weight factor of an unhealthy interval is penalty + (1-penalty)·adj
+	minRequests      uint64  // requests an interval needs to count
+	breakerFailures  int     // consecutive failures that open the breaker (0: no breaker)
+	breakerSuccesses int     // consecutive successes that close it
+	breakerTimeout   int64   // ns an open breaker excludes the target before it is tried again
+}
+
+// adaptiveGroup is the shared state of the adaptive policies of one
+// upstream with the same parameters; it lives in the Feedback store, so
+// it outlives config loads.
+type adaptiveGroup struct {
+	p          adaptiveParams
+	lastAdjust atomic.Int64
+
+	mu      sync.Mutex
+	members map[string]bool // addresses of the last pool seen
+}
+
+func newAdaptiveGroup(p adaptiveParams, now int64) *adaptiveGroup {
+	g := &adaptiveGroup{p: p, members: map[string]bool{}}
+	g.lastAdjust.Store(now)
+	return g
+}
+
+// maybeAdjust adjusts the weights of targets, at most once per interval
+// (the first caller after the interval does it).
+func (g *adaptiveGroup) maybeAdjust(now int64, targets []*adaptiveTarget) bool {
+	last := g.lastAdjust.Load()
+	if now-last < g.p.interval || !g.lastAdjust.CompareAndSwap(last, now) {
+		return false
+	}
+	for _, t := range targets {
+		t.adjust()
+	}
+	return true
+}
+
+// rejoin resets the targets that came back into the pool (a health check
+// marked them healthy again, or they were re-added): weight back to the
+// configured one, breaker and failure counters cleared.
+func (g *adaptiveGroup) rejoin(addrs []string, targets []*adaptiveTarget) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := make(map[string]bool, len(addrs))
+	for i, a := range addrs {
+		next[a] = true
+		if !g.members[a] && len(g.members) > 0 {
+			targets[i].reset()
+		}
+	}
+	g.members = next
+}
+
+// adaptiveTarget is the adaptive state of one target of a group.
+type adaptiveTarget struct {
+	g *adaptiveGroup
+
+	// Read without lock by the selection.
+	weight   atomicFloat // effective weight
+	w0       atomicFloat // configured weight
+	ewmaErr  atomicFloat
+	ewmaLat  atomicFloat // ns
+	open     atomic.Bool
+	openedAt atomic.Int64
+
+	mu         sync.Mutex
+	requests   uint64
+	failures   uint64
+	successes  uint64
+	latSum     float64 // ns, of the successes
+	consecSucc int
+	consecFail int
+
+	selections atomic.Uint64
+}
+
+func newAdaptiveTarget(g *adaptiveGroup, w0 float64) *adaptiveTarget {
+	t := &adaptiveTarget{g: g}
+	t.w0.Store(w0)
+	t.weight.Store(w0)
+	return t
+}
+
+// observe records one outcome: a success is a response below 500; its
+// latency counts.
+func (t *adaptiveTarget) observe(now int64, s sample) {
+	p := &t.g.p
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.requests++
+	if !s.failed() {
+		t.consecSucc++
+		t.consecFail = 0
+		t.latSum += float64(s.rtt)
+		t.successes++
+		if t.open.Load() && t.consecSucc >= p.breakerSuccesses {
+			t.open.Store(false)
+		}
+		return
+	}
+	t.failures++
+	t.consecFail++
+	t.consecSucc = 0
+	if p.breakerFailures > 0 && t.consecFail >= p.breakerFailures {
+		// Opens, or opens again after a failed trial.
+		t.openedAt.Store(now)
+		t.open.Store(true)
+	}
+}
+
+// adjust ends an interval of a target that saw enough requests:
+//
+//	ewma_err = α·failures/requests + (1-α)·ewma_err
+//	ewma_lat = α·mean latency of successes + (1-α)·ewma_lat
+//	adj = 1
+//	if ewma_err > error threshold: adj ×= 1 - min((ewma_err - threshold)·10, 0.9)
+//	if ewma_lat > latency threshold: adj ×= max(threshold/ewma_lat, 0.1)
+//	w = w·(penalty + (1-penalty)·adj) if adj < 1, else w·recovery
+//	w = clamp(w, min ratio·w0, max ratio·w0)
+func (t *adaptiveTarget) adjust() {
+	p := &t.g.p
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.requests < p.minRequests || t.requests == 0 {
+		return
+	}
+	errs := float64(t.failures) / float64(t.requests)
+	lat := t.ewmaLat.Load()
+	if t.successes > 0 {
+		lat = t.latSum / float64(t.successes)
+	}
+	ewmaErr := p.alpha*errs + (1-p.alpha)*t.ewmaErr.Load()
+	ewmaLat := p.alpha*lat + (1-p.alpha)*t.ewmaLat.Load()
+	t.ewmaErr.Store(ewmaErr)
+	t.ewmaLat.Store(ewmaLat)
+	t.weight.Store(nextWeight(p, t.weight.Load(), t.w0.Load(), ewmaErr, ewmaLat))
+	t.requests, t.failures, t.successes, t.latSum = 0, 0, 0, 0
+}
+
+// nextWeight is the weight after an interval.
+func nextWeight(p *adaptiveParams, w, w0, ewmaErr, ewmaLat float64) float64 {
+	adj := 1.0
+	if ewmaErr > p.errThreshold {
+		adj *= 1 - math.Min((ewmaErr-p.errThreshold)*10, 0.9)
+	}
+	if ewmaLat > p.latThreshold && p.latThreshold > 0 {
+		adj *= math.Max(p.latThreshold/ewmaLat, 0.1)
+	}
+	if adj < 1 {
+		w *= p.penalty + (1-p.penalty)*adj
+	} else {
+		w *= p.recovery
+	}
+	return math.Min(math.Max(w, p.minRatio*w0), p.maxRatio*w0)
+}
+
+// reset brings a target back to its configured weight, closes its
+// breaker and clears its failure counters.
+func (t *adaptiveTarget) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.weight.Store(t.w0.Load())
+	t.open.Store(false)
+	t.consecFail, t.failures = 0, 0
+}
+
+// setConfigured follows a change of the configured weight, keeping the
+// learned ratio.
+func (t *adaptiveTarget) setConfigured(w0 float64) {
+	old := t.w0.Load()
+	if old == w0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old > 0 {
+		t.weight.Store(t.weight.Load() / old * w0)
+	} else {
+		t.weight.Store(w0)
+	}
+	t.w0.Store(w0)
+}
+
+// blocked reports whether the breaker keeps the target out: open, and
+// opened less than the breaker timeout ago (after it, the target is tried
+// again; the next failure opens the breaker again, enough successes close
+// it).
+func (t *adaptiveTarget) blocked(now int64) bool {
+	return t.open.Load() && now-t.openedAt.Load() < t.g.p.breakerTimeout
+}
+
+// score is the target's share in the weighted random choice:
+//
+//	w / (1 + in flight + ewma_err·100 + ewma_lat_ms/10)
+func (t *adaptiveTarget) score(inFlight int64) float64 {
+	return adaptiveScore(t.weight.Load(), inFlight, t.ewmaErr.Load(), t.ewmaLat.Load())
+}
+
+func adaptiveScore(w float64, inFlight int64, ewmaErr, ewmaLatNs float64) float64 {
+	return w / (1 + float64(max(inFlight, 0)) + ewmaErr*100 + math.Max(ewmaLatNs/1e6/10, 0))
+}
+
+// atomicFloat is a float64 read and written atomically.
+type atomicFloat struct{ bits atomic.Uint64 }
+
+func (f *atomicFloat) Load() float64   { return math.Float64frombits(f.bits.Load()) }
+func (f *atomicFloat) Store(v float64) { f.bits.Store(math.Float64bits(v)) }

@@ -1,0 +1,286 @@
+package adaptive
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+func init() {
+	caddy.RegisterModule(new(LocalityAware))
+}
+
+// The fallbacks of locality_aware.
+const (
+	fallbackRoundRobin = "round_robin"
+	fallbackRandom     = "random"
+	fallbackNone       = "none"
+)
+
+// LocalityAware keeps traffic in the proxy's zone: while at least one
+// target of the local zone is available, requests go to the local targets
+// by smooth weighted round robin (weights from the registry upstream);
+// otherwise they go to the other zones — the first zone of
+// `zone_priority` that has an available target, else any — in turn
+// (round_robin, default) or at random, or nowhere (none: 503).
+//
+// The local zone is `zone`, else the environment's SENTINEL_ZONE, ZONE or
+// REGION, else "default". A target's zone is given by `zones` (address →
+// zone), else by a prefix of its address as in the original
+// ("zone=us-west-1,10.0.0.1:80" or "us-west-1/10.0.0.1:80" — such
+// addresses cannot be dialled by Caddy, so prefer `zones`), else it is
+// "unknown".
+type LocalityAware struct {
+	// Upstream is the registry upstream whose weights apply to the local
+	// targets. Optional; it also labels the metrics.
+	Upstream string `json:"upstream,omitempty"`
+
+	// Zone is the proxy's zone (default: $SENTINEL_ZONE, $ZONE, $REGION,
+	// or "default").
+	Zone string `json:"zone,omitempty"`
+
+	// Zones maps target addresses to their zone.
+	Zones map[string]string `json:"zones,omitempty"`
+
+	// Fallback is how remote targets are chosen when no local one is
+	// available: round_robin (default), random or none.
+	Fallback string `json:"fallback,omitempty"`
+
+	// ZonePriority orders the remote zones: the first one with an
+	// available target takes the traffic.
+	ZonePriority []string `json:"zone_priority,omitempty"`
+
+	base
+	robin atomic.Uint32
+	views views[*atomic.Uint64]
+}
+
+// localityState is the per-view state: the zone of each target and the
+// smooth round-robin counters.
+type localityState struct {
+	local []bool
+	rank  []int // position of the target's zone in zone_priority (len = none)
+	mu    sync.Mutex
+	cur   []float64
+}
+
+// CaddyModule returns the Caddy module information.
+func (*LocalityAware) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.reverse_proxy.selection_policies.locality_aware",
+		New: func() caddy.Module { return new(LocalityAware) },
+	}
+}
+
+// Provision finds the local zone and registers the metrics.
+func (s *LocalityAware) Provision(ctx caddy.Context) error {
+	s.setup("locality_aware", s.Upstream)
+	if s.Zone == "" {
+		s.Zone = localZone(os.Getenv)
+	}
+	if s.Fallback == "" {
+		s.Fallback = fallbackRoundRobin
+	}
+	s.views.item = func(tg *Target, _ float64) *atomic.Uint64 { return s.selections(tg.addr) }
+	s.views.finish = func(v, _ *view[*atomic.Uint64]) {
+		st := &localityState{local: make([]bool, len(v.addrs)), rank: make([]int, len(v.addrs)), cur: make([]float64, len(v.addrs))}
+		for i, a := range v.addrs {
+			z := s.zoneOf(a)
+			st.local[i] = z == s.Zone
+			st.rank[i] = len(s.ZonePriority)
+			for r, pz := range s.ZonePriority {
+				if pz == z {
+					st.rank[i] = r
+					break
+				}
+			}
+		}
+		v.ext = st
+	}
+	return registerMetrics(ctx, s)
+}
+
+// Validate checks the fallback.
+func (s *LocalityAware) Validate() error {
+	switch s.Fallback {
+	case fallbackRoundRobin, fallbackRandom, fallbackNone:
+		return nil
+	}
+	return fmt.Errorf("locality_aware: fallback %q: expected round_robin, random or none", s.Fallback)
+}
+
+// Cleanup removes the policy from the metrics.
+func (s *LocalityAware) Cleanup() error {
+	unregisterMetrics(s)
+	return nil
+}
+
+// localZone is the proxy's zone from the environment.
+func localZone(getenv func(string) string) string {
+	for _, k := range []string{"SENTINEL_ZONE", "ZONE", "REGION"} {
+		if z := getenv(k); z != "" {
+			return z
+		}
+	}
+	return "default"
+}
+
+// zoneOf returns the zone of a target address.
+func (s *LocalityAware) zoneOf(addr string) string {
+	if z, ok := s.Zones[addr]; ok {
+		return z
+	}
+	z, _ := splitZone(addr)
+	return z
+}
+
+// splitZone reads the original's zone prefixes: "zone=Z,ADDR" or
+// "Z/ADDR". Without one the zone is "unknown".
+func splitZone(addr string) (zone, rest string) {
+	if after, ok := strings.CutPrefix(addr, "zone="); ok {
+		if z, r, ok := strings.Cut(after, ","); ok && z != "" {
+			return z, r
+		}
+	}
+	if z, r, ok := strings.Cut(addr, "/"); ok && z != "" && !strings.ContainsAny(z, ":[") {
+		switch z {
+		case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix", "unixgram", "unixpacket", "ip", "ip4", "ip6":
+			// A Caddy network, not a zone.
+		default:
+			return z, r
+		}
+	}
+	return "unknown", addr
+}
+
+// Select prefers the local zone.
+func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+	v := s.views.get(s.fb, pool, s.regPool())
+	st := v.ext.(*localityState)
+	i := s.local(pool, v, st)
+	if i < 0 {
+		i = s.remote(pool, v, st)
+	}
+	if i < 0 {
+		return nil
+	}
+	v.items[i].Add(1)
+	return pool[i]
+}
+
+// local picks among the available local targets by smooth weighted round
+// robin (nginx's), or returns -1.
+func (s *LocalityAware) local(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	best, total := -1, 0.0
+	for i, u := range pool {
+		if !st.local[i] || v.weights[i] <= 0 || !u.Available() {
+			continue
+		}
+		st.cur[i] += v.weights[i]
+		total += v.weights[i]
+		if best < 0 || st.cur[i] > st.cur[best] {
+			best = i
+		}
+	}
+	if best >= 0 {
+		st.cur[best] -= total
+	}
+	return best
+}
+
+// remote picks among the other zones' available targets.
+func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState) int {
+	if s.Fallback == fallbackNone {
+		return -1
+	}
+	// The best-ranked zone with an available target.
+	rank := len(s.ZonePriority) + 1
+	count := 0
+	for i, u := range pool {
+		if st.local[i] || v.weights[i] <= 0 || !u.Available() {
+			continue
+		}
+		switch {
+		case st.rank[i] < rank:
+			rank, count = st.rank[i], 1
+		case st.rank[i] == rank:
+			count++
+		}
+	}
+	if count == 0 {
+		return -1
+	}
+	var nth int
+	if s.Fallback == fallbackRandom {
+		nth = s.rnd.IntN(count)
+	} else {
+		nth = int(s.robin.Add(1)-1) % count
+	}
+	for i, u := range pool {
+		if st.local[i] || v.weights[i] <= 0 || st.rank[i] != rank || !u.Available() {
+			continue
+		}
+		if nth == 0 {
+			return i
+		}
+		nth--
+	}
+	return -1 // availability changed meanwhile
+}
+
+// lbMetrics reports the selections of each target.
+func (s *LocalityAware) lbMetrics(_ int64, emit func(string, targetMetrics)) {
+	v := s.views.cur.Load()
+	if v == nil {
+		return
+	}
+	for i, c := range v.items {
+		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
+	}
+}
+
+// UnmarshalCaddyfile sets up the policy from Caddyfile tokens:
+//
+//	lb_policy locality_aware [<upstream>] {
+//	    upstream      <id>
+//	    zone          <local zone>
+//	    target_zone   <address> <zone>
+//	    fallback      round_robin|random|none
+//	    zone_priority <zone>...
+//	}
+func (s *LocalityAware) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return parsePolicy(d, &s.Upstream, map[string]func(*caddyfile.Dispenser) error{
+		"zone":     stringArg(&s.Zone),
+		"fallback": stringArg(&s.Fallback),
+		"target_zone": func(d *caddyfile.Dispenser) error {
+			addr := d.Val()
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if s.Zones == nil {
+				s.Zones = map[string]string{}
+			}
+			s.Zones[addr] = d.Val()
+			return nil
+		},
+		"zone_priority": stringsArg(&s.ZonePriority),
+	})
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*LocalityAware)(nil)
+	_ caddy.Validator       = (*LocalityAware)(nil)
+	_ caddy.CleanerUpper    = (*LocalityAware)(nil)
+	_ reverseproxy.Selector = (*LocalityAware)(nil)
+	_ caddyfile.Unmarshaler = (*LocalityAware)(nil)
+)

@@ -1,0 +1,207 @@
+package adaptive
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/cespare/xxhash/v2"
+)
+
+func init() {
+	caddy.RegisterModule(new(DeterministicSubset))
+}
+
+// The inner policies of deterministic_subset.
+const (
+	innerRoundRobin       = "round_robin"
+	innerRandom           = "random"
+	innerLeastConnections = "least_connections"
+)
+
+// DeterministicSubset makes each proxy talk to a small, stable subset of
+// a large pool (fewer connections on both sides): targets are ranked by
+// xxh64("{address}:{proxy_id}") and the `subset_size` lowest-ranked
+// available ones form the subset; the inner policy picks among them. The
+// same proxy id always gives the same subset; different proxies spread
+// over the pool. A target that becomes unavailable is replaced by the
+// next in rank.
+type DeterministicSubset struct {
+	// Upstream labels the metrics (optional).
+	Upstream string `json:"upstream,omitempty"`
+
+	// SubsetSize is the number of targets used (default 10).
+	SubsetSize int `json:"subset_size,omitempty"`
+
+	// ProxyID identifies this proxy (default: $SENTINEL_PROXY_ID, else the
+	// host name, else a random id per process as in the original).
+	ProxyID string `json:"proxy_id,omitempty"`
+
+	// Inner is the policy within the subset: round_robin (default),
+	// random or least_connections.
+	Inner string `json:"inner,omitempty"`
+
+	base
+	robin atomic.Uint32
+	views views[*atomic.Uint64]
+}
+
+// CaddyModule returns the Caddy module information.
+func (*DeterministicSubset) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.reverse_proxy.selection_policies.deterministic_subset",
+		New: func() caddy.Module { return new(DeterministicSubset) },
+	}
+}
+
+// Provision applies the defaults and registers the metrics.
+func (s *DeterministicSubset) Provision(ctx caddy.Context) error {
+	s.setup("deterministic_subset", s.Upstream)
+	if s.SubsetSize == 0 {
+		s.SubsetSize = 10
+	}
+	if s.Inner == "" {
+		s.Inner = innerRoundRobin
+	}
+	if s.ProxyID == "" {
+		s.ProxyID = defaultProxyID(os.Getenv, os.Hostname)
+	}
+	s.views.item = func(tg *Target, _ float64) *atomic.Uint64 { return s.selections(tg.addr) }
+	s.views.finish = func(v, _ *view[*atomic.Uint64]) { v.ext = s.rank(v.addrs) }
+	return registerMetrics(ctx, s)
+}
+
+// Validate checks the parameters.
+func (s *DeterministicSubset) Validate() error {
+	if s.SubsetSize < 1 || s.SubsetSize > 1024 {
+		return fmt.Errorf("deterministic_subset: subset_size must be between 1 and 1024")
+	}
+	switch s.Inner {
+	case innerRoundRobin, innerRandom, innerLeastConnections:
+		return nil
+	}
+	return fmt.Errorf("deterministic_subset: inner %q: expected round_robin, random or least_connections", s.Inner)
+}
+
+// Cleanup removes the policy from the metrics.
+func (s *DeterministicSubset) Cleanup() error {
+	unregisterMetrics(s)
+	return nil
+}
+
+func defaultProxyID(getenv func(string) string, hostname func() (string, error)) string {
+	if id := getenv("SENTINEL_PROXY_ID"); id != "" {
+		return id
+	}
+	if h, err := hostname(); err == nil && h != "" {
+		return h
+	}
+	return "proxy-" + strconv.FormatUint(uint64(rand.Uint32()), 10) //nolint:gosec // an identifier
+}
+
+// rank orders the targets by their subset score.
+func (s *DeterministicSubset) rank(addrs []string) []int {
+	scores := make([]uint64, len(addrs))
+	order := make([]int, len(addrs))
+	for i, a := range addrs {
+		scores[i] = xxhash.Sum64String(a + ":" + s.ProxyID)
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(scores[a], scores[b]) })
+	return order
+}
+
+// maxStackSubset is the subset size up to which a selection allocates
+// nothing.
+const maxStackSubset = 64
+
+// Select picks within the subset.
+func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+	v := s.views.get(s.fb, pool, s.regPool())
+	order, _ := v.ext.([]int)
+	var buf [maxStackSubset]int
+	subset := buf[:0]
+	if s.SubsetSize > maxStackSubset {
+		subset = make([]int, 0, s.SubsetSize)
+	}
+	for _, i := range order {
+		if pool[i].Available() {
+			subset = append(subset, i)
+			if len(subset) == s.SubsetSize {
+				break
+			}
+		}
+	}
+	if len(subset) == 0 {
+		return nil
+	}
+	var i int
+	switch s.Inner {
+	case innerRandom:
+		i = subset[s.rnd.IntN(len(subset))]
+	case innerLeastConnections:
+		i = -1
+		var least int64
+		ties := 0
+		for _, j := range subset {
+			c := v.targets[j].InFlight()
+			switch {
+			case i < 0 || c < least:
+				i, least, ties = j, c, 1
+			case c == least:
+				ties++
+				if s.rnd.IntN(ties) == 0 {
+					i = j
+				}
+			}
+		}
+	default:
+		i = subset[int(s.robin.Add(1)-1)%len(subset)]
+	}
+	v.items[i].Add(1)
+	return pool[i]
+}
+
+// lbMetrics reports the selections of each target.
+func (s *DeterministicSubset) lbMetrics(_ int64, emit func(string, targetMetrics)) {
+	v := s.views.cur.Load()
+	if v == nil {
+		return
+	}
+	for i, c := range v.items {
+		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
+	}
+}
+
+// UnmarshalCaddyfile sets up the policy from Caddyfile tokens:
+//
+//	lb_policy deterministic_subset [<upstream>] {
+//	    upstream    <id>
+//	    subset_size <n>
+//	    proxy_id    <id>
+//	    inner       round_robin|random|least_connections
+//	}
+func (s *DeterministicSubset) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return parsePolicy(d, &s.Upstream, map[string]func(*caddyfile.Dispenser) error{
+		"subset_size": intArg(&s.SubsetSize),
+		"proxy_id":    stringArg(&s.ProxyID),
+		"inner":       stringArg(&s.Inner),
+	})
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*DeterministicSubset)(nil)
+	_ caddy.Validator       = (*DeterministicSubset)(nil)
+	_ caddy.CleanerUpper    = (*DeterministicSubset)(nil)
+	_ reverseproxy.Selector = (*DeterministicSubset)(nil)
+	_ caddyfile.Unmarshaler = (*DeterministicSubset)(nil)
+)

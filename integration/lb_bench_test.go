@@ -1,0 +1,254 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lbScenario is a set of four backends with one sick (slow, failing or
+// weak) and the load it runs under.
+type lbScenario struct {
+	name    string
+	workers []int         // capacity of each backend (0: unlimited)
+	service time.Duration // service time of a request (with workers)
+	retries int           // retries on 503, for every policy
+	sick    int           // the backend whose share is reported
+	setup   func(bs []*lbBackend)
+	// oracle is the best possible balancing: the healthy backends only,
+	// or weights matching the capacities.
+	oracleTargets func(bs []*lbBackend) ([]*lbBackend, []int)
+}
+
+// lbPolicyCase is a policy under test.
+type lbPolicyCase struct {
+	name   string
+	policy func(upstream string) map[string]any
+	oracle bool
+}
+
+// lbRow is one measured line of the table.
+type lbRow struct {
+	policy                 string
+	p50, p99, p999         time.Duration
+	success, sickShare     float64
+	requests               int
+	vsOracle, vsRoundRobin float64
+}
+
+// TestLBBench is the benchmark harness of the load-balancing policies: for
+// each scenario it starts four real loopback backends per policy, runs the
+// same open-loop load through the proxy, and prints p50, p99, p999,
+// success rate and the sick backend's share of requests, side by side
+// with Caddy's round_robin and least_conn and an oracle. It is long (about
+// four minutes), so it runs only when asked:
+//
+//	SENTINEL_LB_BENCH=1 go test ./integration -run TestLBBench -v -timeout 20m
+//
+// SENTINEL_LB_RATE (requests/s, default 1000), SENTINEL_LB_WARMUP (default
+// 2s, not measured: the policies learn), SENTINEL_LB_MEASURE (default 5s)
+// and SENTINEL_LB_REPEAT (runs per policy, default 1) change the load;
+// SENTINEL_LB_SCENARIOS and SENTINEL_LB_POLICIES (comma-separated words of
+// the names) run a part; SENTINEL_LB_BENCH_OUT writes the Markdown tables
+// to a file.
+func TestLBBench(t *testing.T) {
+	if os.Getenv("SENTINEL_LB_BENCH") == "" {
+		t.Skip("set SENTINEL_LB_BENCH=1 to run the load-balancing benchmark")
+	}
+	rate := lbEnvFloat(t, "SENTINEL_LB_RATE", 1000)
+	warmup := lbEnvDuration(t, "SENTINEL_LB_WARMUP", 2*time.Second)
+	measure := lbEnvDuration(t, "SENTINEL_LB_MEASURE", 5*time.Second)
+	repeat := int(lbEnvFloat(t, "SENTINEL_LB_REPEAT", 1))
+
+	healthyOnly := func(bs []*lbBackend) ([]*lbBackend, []int) { return bs[:3], nil }
+	scenarios := []lbScenario{
+		{name: "one slow backend (+50 ms)", sick: 3, oracleTargets: healthyOnly,
+			setup: func(bs []*lbBackend) { bs[3].delay.Store(int64(50 * time.Millisecond)) }},
+		{name: "one fast-failing backend (30 % 503 in < 1 ms), no retries", sick: 3, oracleTargets: healthyOnly,
+			setup: func(bs []*lbBackend) { bs[3].failPct.Store(30) }},
+		{name: "one fast-failing backend (30 % 503 in < 1 ms), 1 retry on 503", sick: 3, retries: 1, oracleTargets: healthyOnly,
+			setup: func(bs []*lbBackend) { bs[3].failPct.Store(30) }},
+		{name: "unequal capacity (1, 2, 4, 8 workers × 4 ms)", sick: 0, workers: []int{1, 2, 4, 8}, service: 4 * time.Millisecond,
+			oracleTargets: func(bs []*lbBackend) ([]*lbBackend, []int) { return bs, []int{1, 2, 4, 8} }},
+	}
+	policies := []lbPolicyCase{
+		{name: "oracle", oracle: true},
+		{name: "round_robin (Caddy)", policy: func(string) map[string]any { return map[string]any{"policy": "round_robin"} }},
+		{name: "least_conn (Caddy)", policy: func(string) map[string]any { return map[string]any{"policy": "least_conn"} }},
+		{name: "peak_ewma", policy: func(u string) map[string]any { return map[string]any{"policy": "peak_ewma", "upstream": u} }},
+		{name: "adaptive (defaults)", policy: func(u string) map[string]any { return map[string]any{"policy": "adaptive", "upstream": u} }},
+		{name: "adaptive (tuned¹)", policy: func(u string) map[string]any {
+			return map[string]any{"policy": "adaptive", "upstream": u, "adjustment_interval": "500ms", "min_requests": 5, "latency_threshold": "10ms"}
+		}},
+		{name: "p2c (in_flight)", policy: func(u string) map[string]any { return map[string]any{"policy": "p2c", "upstream": u} }},
+		{name: "p2c (both)", policy: func(u string) map[string]any {
+			return map[string]any{"policy": "p2c", "upstream": u, "load_metric": "both"}
+		}},
+		{name: "weighted_least_connections", policy: func(u string) map[string]any {
+			return map[string]any{"policy": "weighted_least_connections", "upstream": u}
+		}},
+	}
+
+	scenarios = lbFilter(scenarios, os.Getenv("SENTINEL_LB_SCENARIOS"), func(s lbScenario) string { return s.name })
+	policies = lbFilter(policies, os.Getenv("SENTINEL_LB_POLICIES"), func(p lbPolicyCase) string { return p.name })
+	var out strings.Builder
+	fmt.Fprintf(&out, "Load: %.0f requests/s open loop, %v warm-up (not measured) then %v measured, per policy; fresh backends for each run; ", rate, warmup, measure)
+	fmt.Fprintf(&out, "%d run(s) per policy, interleaved: latencies are the median of the runs' quantiles, success and share over all runs.\n", repeat)
+	for si, sc := range scenarios {
+		runs := make([][]lbRow, len(policies))
+		for rep := range repeat {
+			for pi, pc := range policies {
+				runs[pi] = append(runs[pi], runLBCase(t, sc, pc, fmt.Sprintf("lbb-%d-%d-%d", si, pi, rep), rate, warmup, measure))
+			}
+		}
+		rows := make([]lbRow, len(policies))
+		for pi := range policies {
+			rows[pi] = lbMedian(runs[pi])
+		}
+		oracle, rr := rows[0], rows[1]
+		fmt.Fprintf(&out, "\n#### %s\n\n", sc.name)
+		out.WriteString("| policy | p50 | p99 | p999 | success | sick backend's share | p99 ÷ oracle | p99 ÷ round robin |\n")
+		out.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range rows {
+			r.vsOracle = float64(r.p99) / float64(oracle.p99)
+			r.vsRoundRobin = float64(r.p99) / float64(rr.p99)
+			fmt.Fprintf(&out, "| %s | %s | %s | %s | %.2f %% | %.2f %% | %.2f | %.2f |\n", r.policy, lbMillis(r.p50), lbMillis(r.p99), lbMillis(r.p999),
+				100*r.success, 100*r.sickShare, r.vsOracle, r.vsRoundRobin)
+		}
+	}
+	out.WriteString("\n¹ adaptive (tuned): adjustment_interval 500ms, min_requests 5, latency_threshold 10ms.\n")
+	fmt.Println(out.String())
+	if path := os.Getenv("SENTINEL_LB_BENCH_OUT"); path != "" {
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runLBCase runs one policy through one scenario.
+func runLBCase(t *testing.T, sc lbScenario, pc lbPolicyCase, upstream string, rate float64, warmup, measure time.Duration) lbRow {
+	bs := make([]*lbBackend, 4)
+	for i := range bs {
+		w := 0
+		if i < len(sc.workers) {
+			w = sc.workers[i]
+		}
+		bs[i] = startLBBackend(t, w, sc.service)
+	}
+	defer func() {
+		for _, b := range bs {
+			b.srv.Close()
+		}
+	}()
+	if sc.setup != nil {
+		sc.setup(bs)
+	}
+	route := lbRoute{prefix: "/b", upstream: upstream, targets: bs, retries: sc.retries}
+	if pc.oracle {
+		route.targets, route.weights = sc.oracleTargets(bs)
+		route.policy = map[string]any{"policy": "sentinel_weighted", "upstream": upstream}
+	} else {
+		route.policy = pc.policy(upstream)
+	}
+	listen := freeAddr(t)
+	tester(t).InitServer(lbConfig(listen, []lbRoute{route}), "json")
+
+	gen := newLBLoadGen("http://"+listen+"/b/x", rate)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { gen.run(stop); close(done) }()
+	time.Sleep(warmup)
+	hits := newLBHitCounter(bs...)
+	gen.record(true)
+	time.Sleep(measure)
+	res := gen.record(false)
+	h := hits.delta()
+	close(stop)
+	<-done
+	row := lbRow{
+		policy: pc.name, p50: res.quantile(0.50), p99: res.quantile(0.99), p999: res.quantile(0.999),
+		success: res.successRate(), sickShare: lbShare(h, sc.sick), requests: res.total,
+	}
+	t.Logf("%-60s %-28s n=%d p50=%v p99=%v p999=%v success=%.2f%% sick=%.2f%% hits=%v", sc.name, pc.name, res.total,
+		row.p50, row.p99, row.p999, 100*row.success, 100*row.sickShare, h)
+	return row
+}
+
+// lbMedian combines the runs of a policy: the median of each latency
+// quantile, success rate and share over all requests.
+func lbMedian(runs []lbRow) lbRow {
+	med := func(get func(lbRow) time.Duration) time.Duration {
+		v := make([]time.Duration, len(runs))
+		for i, r := range runs {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	out := lbRow{policy: runs[0].policy}
+	out.p50 = med(func(r lbRow) time.Duration { return r.p50 })
+	out.p99 = med(func(r lbRow) time.Duration { return r.p99 })
+	out.p999 = med(func(r lbRow) time.Duration { return r.p999 })
+	var ok, share float64
+	for _, r := range runs {
+		out.requests += r.requests
+		ok += r.success * float64(r.requests)
+		share += r.sickShare * float64(r.requests)
+	}
+	out.success, out.sickShare = ok/float64(out.requests), share/float64(out.requests)
+	return out
+}
+
+// lbFilter keeps the items whose name contains one of the comma-separated
+// words of filter (all when empty); the oracle and round robin always
+// stay, as the references.
+func lbFilter[T any](items []T, filter string, name func(T) string) []T {
+	if filter == "" {
+		return items
+	}
+	var out []T
+	for _, it := range items {
+		n := name(it)
+		keep := n == "oracle" || strings.HasPrefix(n, "round_robin")
+		for _, w := range strings.Split(filter, ",") {
+			keep = keep || strings.Contains(n, w)
+		}
+		if keep {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// lbMillis formats a duration in milliseconds.
+func lbMillis(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
+}
+
+func lbEnvFloat(t *testing.T, name string, def float64) float64 {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return f
+}
+
+func lbEnvDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
