@@ -108,8 +108,15 @@ upstreams { upstream "b" { target %q; }; }
 	t.Run("opt-in", func(t *testing.T) {
 		listen := freeAddr(t)
 		loadKDL(t, kdl(listen, "allow-0rtt #true"))
-		if got := earlyDataSeen(t, "https://"+listen+"/"); got != "early-data=1" {
-			t.Errorf("0-RTT request not served as early data: %q", got)
+		// 0-RTT is opportunistic (a busy machine can let the handshake
+		// finish first): one early request out of a few resumptions
+		// proves the listener accepts early data.
+		var got string
+		for i := 0; i < 5 && got != "early-data=1"; i++ {
+			got = earlyDataSeen(t, "https://"+listen+"/")
+		}
+		if got != "early-data=1" {
+			t.Errorf("0-RTT request not served as early data in 5 resumptions: %q", got)
 		}
 	})
 
