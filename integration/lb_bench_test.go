@@ -82,7 +82,7 @@ func TestLBBench(t *testing.T) {
 		{name: "peak_ewma", policy: func(u string) map[string]any { return map[string]any{"policy": "peak_ewma", "upstream": u} }},
 		{name: "adaptive (defaults)", policy: func(u string) map[string]any { return map[string]any{"policy": "adaptive", "upstream": u} }},
 		{name: "adaptive (tuned¹)", policy: func(u string) map[string]any {
-			return map[string]any{"policy": "adaptive", "upstream": u, "adjustment_interval": "500ms", "min_requests": 5, "latency_threshold": "10ms"}
+			return map[string]any{"policy": "adaptive", "upstream": u, "adjustment_interval": "500ms", "min_requests": 5, "latency_threshold": "10ms", "min_weight_ratio": 0.02}
 		}},
 		{name: "p2c (in_flight)", policy: func(u string) map[string]any { return map[string]any{"policy": "p2c", "upstream": u} }},
 		{name: "p2c (both)", policy: func(u string) map[string]any {
@@ -120,7 +120,7 @@ func TestLBBench(t *testing.T) {
 				100*r.success, 100*r.sickShare, r.vsOracle, r.vsRoundRobin)
 		}
 	}
-	out.WriteString("\n¹ adaptive (tuned): adjustment_interval 500ms, min_requests 5, latency_threshold 10ms.\n")
+	out.WriteString("\n¹ adaptive (tuned): adjustment_interval 500ms, min_requests 5, latency_threshold 10ms, min_weight_ratio 0.02.\n")
 	fmt.Println(out.String())
 	if path := os.Getenv("SENTINEL_LB_BENCH_OUT"); path != "" {
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
