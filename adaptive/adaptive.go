@@ -22,7 +22,8 @@ func init() {
 // Each target has an effective weight, starting at its configured weight
 // (from the registry upstream). Once per adjustment interval, every target
 // with at least `min_requests` requests in the interval updates its error
-// ratio and mean latency (EWMAs with factor `ewma_alpha`): above a
+// ratio and mean latency (EWMAs with factor `ewma_alpha`; fewer requests
+// carry over, for at most `max_carry_over` intervals): above a
 // threshold the weight is multiplied by penalty_rate + (1-penalty_rate)·adj
 // (adj < 1 shrinks with the excess), otherwise by `recovery_factor`; it
 // stays between `min_weight_ratio` and `max_weight_ratio` times the
@@ -78,6 +79,13 @@ type Adaptive struct {
 	// target's weight to be adjusted; fewer carry over to the next
 	// interval (default 100).
 	MinRequests int `json:"min_requests,omitempty"`
+
+	// MaxCarryOver is the number of intervals a target's counters carry
+	// over at most: then the target is adjusted with the requests it got
+	// or, if it got none, its error and latency averages fade as after a
+	// clean interval, so that a target its own penalty starves is tried
+	// again (default 3; -1: carry over without limit, as the original).
+	MaxCarryOver int `json:"max_carry_over,omitempty"`
 
 	// BreakerFailures is the number of consecutive failures that open the
 	// breaker of a target (default 5).
@@ -135,6 +143,7 @@ func (s *Adaptive) Provision(ctx caddy.Context) error {
 		recovery:         or(s.RecoveryFactor, 1.1),
 		penalty:          or(s.PenaltyRate, 0.7),
 		minRequests:      uint64(or(float64(s.MinRequests), 100)),
+		maxCarryOver:     int(or(float64(s.MaxCarryOver), 3)),
 		breakerFailures:  int(or(float64(s.BreakerFailures), 5)),
 		breakerSuccesses: int(or(float64(s.BreakerSuccesses), 5)),
 		breakerTimeout:   durationOr(s.BreakerTimeout, interval),
@@ -168,7 +177,7 @@ func (s *Adaptive) Validate() error {
 		return fmt.Errorf("adaptive: recovery_factor must be at least 1")
 	case p.penalty <= 0 || p.penalty > 1:
 		return fmt.Errorf("adaptive: penalty_rate must be in (0, 1]")
-	case s.MinRequests < 0 || s.BreakerFailures < 0 || s.BreakerSuccesses < 0:
+	case s.MinRequests < 0 || s.BreakerFailures < 0 || s.BreakerSuccesses < 0 || s.MaxCarryOver < -1:
 		return fmt.Errorf("adaptive: counts must not be negative")
 	case s.AdjustmentInterval < 0 || s.LatencyThreshold < 0 || s.BreakerTimeout < 0:
 		return fmt.Errorf("adaptive: durations must not be negative")
@@ -296,6 +305,7 @@ func (s *Adaptive) lbMetrics(_ int64, emit func(string, targetMetrics)) {
 //	    recovery_factor     <factor>
 //	    penalty_rate        <factor>
 //	    min_requests        <n>
+//	    max_carry_over      <n>
 //	    breaker_failures    <n>
 //	    breaker_successes   <n>
 //	    breaker_timeout     <duration>
@@ -313,6 +323,7 @@ func (s *Adaptive) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"recovery_factor":     floatArg(&s.RecoveryFactor),
 		"penalty_rate":        floatArg(&s.PenaltyRate),
 		"min_requests":        intArg(&s.MinRequests),
+		"max_carry_over":      intArg(&s.MaxCarryOver),
 		"breaker_failures":    intArg(&s.BreakerFailures),
 		"breaker_successes":   intArg(&s.BreakerSuccesses),
 		"breaker_timeout":     durationArg(&s.BreakerTimeout),

@@ -17,6 +17,7 @@ type adaptiveParams struct {
 	recovery         float64 // weight factor of a healthy interval
 	penalty          float64 // the weight factor of an unhealthy interval is penalty + (1-penalty)·adj
 	minRequests      uint64  // requests an interval needs to count
+	maxCarryOver     int     // intervals a target's counters carry over at most (< 0: no limit)
 	breakerFailures  int     // consecutive failures that open the breaker (0: no breaker)
 	breakerSuccesses int     // consecutive successes that close it
 	breakerTimeout   int64   // ns an open breaker excludes the target before it is tried again
@@ -85,6 +86,7 @@ type adaptiveTarget struct {
 	failures   uint64
 	successes  uint64
 	latSum     float64 // ns, of the successes
+	carried    int     // intervals the counters carried over
 	consecSucc int
 	consecFail int
 
@@ -125,7 +127,8 @@ func (t *adaptiveTarget) observe(now int64, s sample) {
 	}
 }
 
-// adjust ends an interval of a target that saw enough requests:
+// adjust ends an interval of a target that saw enough requests (or whose
+// counters carried over maxCarryOver intervals):
 //
 //	ewma_err = α·failures/requests + (1-α)·ewma_err
 //	ewma_lat = α·mean latency of successes + (1-α)·ewma_lat
@@ -138,9 +141,22 @@ func (t *adaptiveTarget) adjust() {
 	p := &t.g.p
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.requests < p.minRequests || t.requests == 0 {
-		return
+	if t.requests < p.minRequests {
+		t.carried++
+		if p.maxCarryOver < 0 || t.carried < p.maxCarryOver {
+			return // carry over, as in the original
+		}
+		t.carried = 0
+		if t.requests == 0 {
+			// Starved (its own penalty keeps the traffic away): the
+			// averages fade as after a clean interval, so the target is
+			// tried again (as peak EWMA decays).
+			t.ewmaErr.Store((1 - p.alpha) * t.ewmaErr.Load())
+			t.ewmaLat.Store((1 - p.alpha) * t.ewmaLat.Load())
+			return
+		}
 	}
+	t.carried = 0
 	errs := float64(t.failures) / float64(t.requests)
 	lat := t.ewmaLat.Load()
 	if t.successes > 0 {

@@ -23,7 +23,7 @@ func TestAdaptiveDefaults(t *testing.T) {
 	want := adaptiveParams{
 		interval: int64(10 * time.Second), minRatio: 0.1, maxRatio: 2.0, errThreshold: 0.05,
 		latThreshold: float64(500 * time.Millisecond), alpha: 0.8, recovery: 1.1, penalty: 0.7,
-		minRequests: 100, breakerFailures: 5, breakerSuccesses: 5, breakerTimeout: int64(10 * time.Second),
+		minRequests: 100, maxCarryOver: 3, breakerFailures: 5, breakerSuccesses: 5, breakerTimeout: int64(10 * time.Second),
 	}
 	if p != want {
 		t.Fatalf("defaults %+v, want %+v", p, want)
@@ -131,7 +131,7 @@ func TestAdaptiveConvergesAndRecovers(t *testing.T) {
 // weight; fewer than min_requests carry over.
 func TestAdaptiveLatency(t *testing.T) {
 	clk := newClock()
-	s := newAdaptive(t, clk, &Adaptive{LatencyThreshold: caddy.Duration(20 * time.Millisecond), AdjustmentInterval: caddy.Duration(time.Second), MinRequests: 20})
+	s := newAdaptive(t, clk, &Adaptive{LatencyThreshold: caddy.Duration(20 * time.Millisecond), AdjustmentInterval: caddy.Duration(time.Second), MinRequests: 20, MaxCarryOver: -1})
 	addrs := []string{"al-a:1", "al-b:1"}
 	outcome := func(a string) sample {
 		if a == "al-b:1" {
@@ -171,12 +171,58 @@ func TestAdaptiveLatency(t *testing.T) {
 	}
 }
 
+// TestAdaptiveCarryOver: counters under min_requests carry over for at
+// most max_carry_over intervals; then the target is adjusted with what it
+// has, or, starved, its averages fade so that it is tried again.
+func TestAdaptiveCarryOver(t *testing.T) {
+	clk := newClock()
+	s := newAdaptive(t, clk, &Adaptive{Upstream: "ac-up"})
+	pool := testPool("ac-a:1")
+	s.Select(pool, nil, nil)
+	a := s.views.cur.Load().items[0]
+	a.ewmaErr.Store(0.3)
+	a.ewmaLat.Store(float64(ms(50)))
+	a.weight.Store(0.1)
+	// Two intervals with 3 requests: carried over.
+	for range 3 {
+		feed("ac-a:1", clk.now(), okSample(ms(1)))
+	}
+	a.adjust()
+	a.adjust()
+	if a.ewmaErr.Load() != 0.3 || a.requests != 3 {
+		t.Fatalf("carried: err %v requests %d", a.ewmaErr.Load(), a.requests)
+	}
+	// The third: adjusted with the 3 requests.
+	a.adjust()
+	if got := a.ewmaErr.Load(); math.Abs(got-0.06) > 1e-9 || a.requests != 0 {
+		t.Fatalf("forced adjustment: err %v requests %d", got, a.requests)
+	}
+	// Three intervals with no request: the averages fade.
+	a.adjust()
+	a.adjust()
+	a.adjust()
+	if got := a.ewmaErr.Load(); math.Abs(got-0.012) > 1e-9 {
+		t.Fatalf("starved: err %v", got)
+	}
+	// The original's behaviour: no limit.
+	o := newAdaptive(t, clk, &Adaptive{Upstream: "ac-up", MaxCarryOver: -1})
+	o.Select(testPool("ac-b:1"), nil, nil)
+	b := o.views.cur.Load().items[0]
+	b.ewmaErr.Store(0.3)
+	for range 10 {
+		b.adjust()
+	}
+	if b.ewmaErr.Load() != 0.3 {
+		t.Fatal("carried over with no limit: the averages changed")
+	}
+}
+
 // TestAdaptiveBreaker: 5 consecutive failures open the breaker; the
 // target is out until the breaker timeout, then tried; 5 successes close
 // it. When every breaker is open the breakers are ignored.
 func TestAdaptiveBreaker(t *testing.T) {
 	clk := newClock()
-	s := newAdaptive(t, clk, &Adaptive{})
+	s := newAdaptive(t, clk, &Adaptive{Upstream: "ab-up"})
 	addrs := []string{"ab-a:1", "ab-b:1"}
 	pool := testPool(addrs...)
 	s.Select(pool, nil, nil)
@@ -288,6 +334,7 @@ func TestAdaptiveConfig(t *testing.T) {
 		recovery_factor 1.5
 		penalty_rate 0.6
 		min_requests 10
+		max_carry_over 4
 		breaker_failures 3
 		breaker_successes 2
 		breaker_timeout 5s
@@ -300,7 +347,7 @@ func TestAdaptiveConfig(t *testing.T) {
 	want := adaptiveParams{
 		interval: int64(time.Second), minRatio: 0.2, maxRatio: 3, errThreshold: 0.1,
 		latThreshold: float64(50 * time.Millisecond), alpha: 0.5, recovery: 1.5, penalty: 0.6,
-		minRequests: 10, breakerFailures: 0, breakerSuccesses: 2, breakerTimeout: int64(5 * time.Second),
+		minRequests: 10, maxCarryOver: 4, breakerFailures: 0, breakerSuccesses: 2, breakerTimeout: int64(5 * time.Second),
 	}
 	if s.Upstream != "api" || s.params != want {
 		t.Fatalf("parsed %+v", s.params)
@@ -312,7 +359,7 @@ func TestAdaptiveConfig(t *testing.T) {
 	}
 	for _, bad := range []*Adaptive{
 		{MinWeightRatio: 3}, {ErrorThreshold: 2}, {EWMAAlpha: 1.5}, {RecoveryFactor: 0.5},
-		{PenaltyRate: 2}, {MinRequests: -1}, {AdjustmentInterval: -1},
+		{PenaltyRate: 2}, {MinRequests: -1}, {AdjustmentInterval: -1}, {MaxCarryOver: -2},
 	} {
 		bad.Provision(caddy.Context{})
 		if err := bad.Validate(); err == nil {

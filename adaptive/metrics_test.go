@@ -23,7 +23,7 @@ func TestMetrics(t *testing.T) {
 	}{
 		&PeakEWMA{Upstream: "mx"}, &PeakEWMA{Upstream: "mx"}, &Adaptive{Upstream: "mx"}, &P2C{Upstream: "mx"},
 		&WeightedLeastConnections{Upstream: "mx"}, &ConsistentHash{Upstream: "mx"}, &Maglev{Upstream: "mx"},
-		&LocalityAware{Upstream: "mx"}, &DeterministicSubset{Upstream: "mx"},
+		&LocalityAware{Upstream: "mx"}, &DeterministicSubset{Upstream: "mx"}, &Weighted{Upstream: "mx"},
 	}
 	for _, m := range mods {
 		if err := m.Provision(ctx); err != nil {
@@ -62,7 +62,7 @@ func TestMetrics(t *testing.T) {
 		}
 		sel[l["policy"]] += m.GetCounter().GetValue()
 	}
-	want := map[string]float64{"peak_ewma": 6, "adaptive": 3, "p2c": 3, "weighted_least_connections": 3, "consistent_hash": 3, "maglev": 3, "locality_aware": 3, "deterministic_subset": 3}
+	want := map[string]float64{"peak_ewma": 6, "adaptive": 3, "p2c": 3, "weighted_least_connections": 3, "consistent_hash": 3, "maglev": 3, "locality_aware": 3, "deterministic_subset": 3, "sentinel_weighted": 3}
 	for p, n := range want {
 		if sel[p] < n {
 			t.Errorf("%s: %v selections reported, want %v", p, sel[p], n)

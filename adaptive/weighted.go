@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-
-	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 func init() {
-	caddy.RegisterModule(Weighted{})
+	caddy.RegisterModule(new(Weighted))
 }
 
 // Weighted is smooth weighted round robin (the nginx algorithm) over the
@@ -24,26 +23,48 @@ type Weighted struct {
 	// Upstream is the registry upstream whose weights apply.
 	Upstream string `json:"upstream"`
 
-	reg *registry.Registry
-	// mu guards current, the smooth-round-robin state by address.
-	mu      *sync.Mutex
-	current map[string]int
+	base
+	views views[*atomic.Uint64]
+}
+
+// smoothState is the smooth-round-robin state of a view: the current
+// weight of each target.
+type smoothState struct {
+	mu      sync.Mutex
+	current []int
 }
 
 // CaddyModule returns the Caddy module information.
-func (Weighted) CaddyModule() caddy.ModuleInfo {
+func (*Weighted) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.reverse_proxy.selection_policies.sentinel_weighted",
 		New: func() caddy.Module { return new(Weighted) },
 	}
 }
 
-// Provision binds the policy to the registry.
-func (s *Weighted) Provision(caddy.Context) error {
-	s.reg = registry.Default
-	s.mu = new(sync.Mutex)
-	s.current = make(map[string]int)
-	return nil
+// Provision binds the policy to the registry and registers the metrics.
+func (s *Weighted) Provision(ctx caddy.Context) error {
+	s.setup("sentinel_weighted", s.Upstream)
+	s.views.item = func(tg *Target, _ float64) *atomic.Uint64 { return s.selections(tg.addr) }
+	s.views.finish = func(v, prev *view[*atomic.Uint64]) {
+		st := &smoothState{current: make([]int, len(v.addrs))}
+		if prev != nil {
+			// Keep the round's position of the targets that stay.
+			old := prev.ext.(*smoothState)
+			old.mu.Lock()
+			for i, a := range v.addrs {
+				for j, b := range prev.addrs {
+					if a == b && j < len(old.current) {
+						st.current[i] = old.current[j]
+						break
+					}
+				}
+			}
+			old.mu.Unlock()
+		}
+		v.ext = st
+	}
+	return registerMetrics(ctx, s)
 }
 
 // Validate checks the upstream id.
@@ -54,49 +75,63 @@ func (s *Weighted) Validate() error {
 	return nil
 }
 
+// Cleanup removes the policy from the metrics.
+func (s *Weighted) Cleanup() error {
+	unregisterMetrics(s)
+	return nil
+}
+
 // Select picks the available target with the highest current weight.
 func (s *Weighted) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
-	weights := s.reg.Pool(s.Upstream)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var best *reverseproxy.Upstream
-	bestCur, total := 0, 0
-	for _, u := range pool {
-		if !u.Available() {
+	reg := s.regPool()
+	v := s.views.scanning(s.fb, pool, reg)
+	i := s.pick(pool, v)
+	if i == pickStale {
+		v = s.views.get(s.fb, pool, reg)
+		i = s.pick(pool, v)
+	}
+	if i < 0 {
+		return nil
+	}
+	v.items[i].Add(1)
+	return pool[i]
+}
+
+// pick runs one step of smooth weighted round robin.
+func (s *Weighted) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64]) int {
+	st := v.ext.(*smoothState)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	best, total := pickEmpty, 0
+	for i, u := range pool {
+		if v.stale(pool, i) {
+			return pickStale
+		}
+		w := int(v.weights[i])
+		if w <= 0 || !u.Available() {
 			continue
 		}
-		w := weights.Weight(u.Dial)
-		if w <= 0 {
-			continue
-		}
-		cur := s.current[u.Dial] + w
-		s.current[u.Dial] = cur
+		st.current[i] += w
 		total += w
-		if best == nil || cur > bestCur {
-			best, bestCur = u, cur
+		if best < 0 || st.current[i] > st.current[best] {
+			best = i
 		}
 	}
-	if best != nil {
-		s.current[best.Dial] -= total
-	}
-	if len(s.current) > 2*len(pool)+8 {
-		// Targets come and go through the API: forget the gone ones.
-		for addr := range s.current {
-			if !inPool(pool, addr) {
-				delete(s.current, addr)
-			}
-		}
+	if best >= 0 {
+		st.current[best] -= total
 	}
 	return best
 }
 
-func inPool(pool reverseproxy.UpstreamPool, addr string) bool {
-	for _, u := range pool {
-		if u.Dial == addr {
-			return true
-		}
+// lbMetrics reports the selections and weights of the targets.
+func (s *Weighted) lbMetrics(_ int64, emit func(string, targetMetrics)) {
+	v := s.views.cur.Load()
+	if v == nil {
+		return
 	}
-	return false
+	for i, c := range v.items {
+		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
+	}
 }
 
 // UnmarshalCaddyfile reads `lb_policy sentinel_weighted <upstream>`.
@@ -116,6 +151,7 @@ func (s *Weighted) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var (
 	_ caddy.Provisioner     = (*Weighted)(nil)
 	_ caddy.Validator       = (*Weighted)(nil)
+	_ caddy.CleanerUpper    = (*Weighted)(nil)
 	_ reverseproxy.Selector = (*Weighted)(nil)
 	_ caddyfile.Unmarshaler = (*Weighted)(nil)
 )

@@ -103,7 +103,10 @@ func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[
 	var bestScore, bestW float64
 	var bestConns int64
 	for k := range n {
-		i := (start + k) % n
+		i := start + k
+		if i >= n {
+			i -= n
+		}
 		if v.stale(pool, i) {
 			return pickStale
 		}

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -168,7 +169,12 @@ func runLBCase(t *testing.T, sc lbScenario, pc lbPolicyCase, upstream string, ra
 	res := gen.record(false)
 	h := hits.delta()
 	close(stop)
-	<-done
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		t.Fatalf("%s, %s: the load did not stop", sc.name, pc.name)
+	}
 	row := lbRow{
 		policy: pc.name, p50: res.quantile(0.50), p99: res.quantile(0.99), p999: res.quantile(0.999),
 		success: res.successRate(), sickShare: lbShare(h, sc.sick), requests: res.total,

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"os"
 	"testing"
 	"time"
 )
@@ -14,11 +13,6 @@ import (
 // traffic must leave it within a few seconds, stay away across a config
 // reload, and come back after it heals.
 func TestLBShiftsAwayAndBack(t *testing.T) {
-	if os.Getenv("SENTINEL_LB_SHIFT") == "" {
-		// Issue 4 is in progress: on a loaded 2-core machine adaptive did
-		// not always get the healed backend's share back within 15 s.
-		t.Skip("not reliable under load yet (issue 4): run with SENTINEL_LB_SHIFT=1")
-	}
 	if testing.Short() {
 		t.Skip("runs real traffic for about 15 s")
 	}

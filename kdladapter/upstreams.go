@@ -99,7 +99,7 @@ var lbTunables = map[string]map[string]struct {
 		"max-weight-ratio": {"max_weight_ratio", tFloat}, "error-threshold": {"error_threshold", tFloat},
 		"latency-threshold": {"latency_threshold", tDuration}, "ewma-alpha": {"ewma_alpha", tFloat},
 		"recovery-factor": {"recovery_factor", tFloat}, "penalty-rate": {"penalty_rate", tFloat},
-		"min-requests": {"min_requests", tInt}, "breaker-failures": {"breaker_failures", tInt},
+		"min-requests": {"min_requests", tInt}, "max-carry-over": {"max_carry_over", tInt}, "breaker-failures": {"breaker_failures", tInt},
 		"breaker-successes": {"breaker_successes", tInt}, "breaker-timeout": {"breaker_timeout", tDuration},
 		"disable-breaker": {"disable_breaker", tBool},
 	},
@@ -144,7 +144,7 @@ func (a *adapter) tunables(id, algo string, n *kdl.Node, out obj) {
 				out[t.field] = f
 			}
 		case tInt:
-			if i, ok := a.integer(c, 0, 1<<20); ok {
+			if i, ok := a.integer(c, -1, 1<<20); ok {
 				out[t.field] = i
 			}
 		case tBool:
