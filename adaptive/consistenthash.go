@@ -213,13 +213,7 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 
 // lbMetrics reports the selections of each target.
 func (s *ConsistentHash) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
-	if v == nil {
-		return
-	}
-	for i, c := range v.items {
-		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
-	}
+	s.views.emitSelections(emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

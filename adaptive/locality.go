@@ -239,13 +239,7 @@ func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.U
 
 // lbMetrics reports the selections of each target.
 func (s *LocalityAware) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
-	if v == nil {
-		return
-	}
-	for i, c := range v.items {
-		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
-	}
+	s.views.emitSelections(emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

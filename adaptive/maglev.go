@@ -155,13 +155,7 @@ func (s *Maglev) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.
 
 // lbMetrics reports the selections of each target.
 func (s *Maglev) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
-	if v == nil {
-		return
-	}
-	for i, c := range v.items {
-		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
-	}
+	s.views.emitSelections(emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

@@ -172,13 +172,7 @@ func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, _ *http.Req
 
 // lbMetrics reports the selections of each target.
 func (s *DeterministicSubset) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
-	if v == nil {
-		return
-	}
-	for i, c := range v.items {
-		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
-	}
+	s.views.emitSelections(emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

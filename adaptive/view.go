@@ -92,6 +92,22 @@ type views[T any] struct {
 	finish func(v, prev *view[T])
 }
 
+// emitSelections reports each target's selection count with the baseline
+// metrics (for the policies whose per-target state is that counter).
+func (vs *views[T]) emitSelections(emit func(string, targetMetrics)) {
+	v := vs.cur.Load()
+	if v == nil {
+		return
+	}
+	for i, it := range v.items {
+		c, ok := any(it).(*atomic.Uint64)
+		if !ok {
+			return
+		}
+		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
+	}
+}
+
 // get returns the view of pool, rebuilding it when needed.
 func (vs *views[T]) get(fb *store, pool reverseproxy.UpstreamPool, reg *registry.Pool) *view[T] {
 	v := vs.cur.Load()

@@ -125,13 +125,7 @@ func (s *Weighted) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64])
 
 // lbMetrics reports the selections and weights of the targets.
 func (s *Weighted) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
-	if v == nil {
-		return
-	}
-	for i, c := range v.items {
-		emit(v.addrs[i], baselineMetrics(v.targets[i], c.Load(), v.weights[i]))
-	}
+	s.views.emitSelections(emit)
 }
 
 // UnmarshalCaddyfile reads `lb_policy sentinel_weighted <upstream>`.
