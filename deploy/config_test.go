@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/quic-go/quic-go/http3"
 	corev1 "k8s.io/api/core/v1"
@@ -237,38 +239,6 @@ func TestStaticBinary(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// freeTCPUDPPort returns a loopback port free for both TCP and UDP.
-func freeTCPUDPPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		p := freePort(t, "tcp")
-		if c, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
-			c.Close()
-			return p
-		}
-	}
-	t.Fatal("no port free for TCP and UDP")
-	return 0
-}
-
 // TestProbesAnswer starts the binary on the rendered sentinel.kdl of every
 // value set (listeners moved to free loopback ports, certificate paths to
 // a temporary copy of the Secret), and sends the Deployment's startup,
@@ -302,9 +272,9 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 			continue
 		}
 		if r.boolean("service.http3.enabled") && cp.ContainerPort == int32(r.integer(t, "service.httpsTargetPort")) {
-			mapped[cp.ContainerPort] = freeTCPUDPPort(t)
+			mapped[cp.ContainerPort] = testutil.FreePort(t)
 		} else {
-			mapped[cp.ContainerPort] = freePort(t, "tcp")
+			mapped[cp.ContainerPort] = testutil.FreePort(t)
 		}
 		old := fmt.Sprintf(`"0.0.0.0:%d"`, cp.ContainerPort)
 		if !strings.Contains(kdl, old) {
@@ -312,7 +282,7 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 		}
 		kdl = strings.ReplaceAll(kdl, old, fmt.Sprintf(`"127.0.0.1:%d"`, mapped[cp.ContainerPort]))
 	}
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	kdl = strings.ReplaceAll(kdl, `caddy-admin "localhost:2019"`, fmt.Sprintf(`caddy-admin %q`, admin))
 
 	// The certificate, as the projected volume mounts it.

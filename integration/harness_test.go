@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"golang.org/x/net/http2"
 
@@ -45,15 +47,10 @@ func corpusFile(t *testing.T, rel string) string {
 	return string(b)
 }
 
-// freeAddr returns a free loopback address.
+// freeAddr returns a free loopback address outside the ephemeral range.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testutil.FreeAddr(t)
 }
 
 // backend is a real HTTP server on loopback that records what it got.

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
@@ -86,12 +88,7 @@ func startGRPC(t *testing.T) (string, *testService) {
 // freeAddr returns a free loopback address.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testutil.FreeAddr(t)
 }
 
 // h1Transport and h2cTransport tell which protocol the client speaks.
