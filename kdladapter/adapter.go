@@ -102,6 +102,10 @@ type adapter struct {
 	adminAPI *kdl.Node
 	// plugins are the WASM plugin blocks by id.
 	plugins map[string]*kdl.Node
+	// agents are the agent blocks by id; agentReg is the registration
+	// listener block.
+	agents   map[string]*kdl.Node
+	agentReg *kdl.Node
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -165,6 +169,7 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 	a.upstreams = make(map[string]*kdl.Node)
 	a.filters = make(map[string]*kdl.Node)
 	a.plugins = make(map[string]*kdl.Node)
+	a.agents = make(map[string]*kdl.Node)
 	ids := make(map[string]*kdl.Node)
 
 	for _, n := range nodes {
@@ -199,6 +204,13 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			a.observability = n
 		case "admin-api":
 			a.adminAPI = n
+		case "agents":
+			for _, ag := range a.collect(n, "agent", ids) {
+				a.agents[ag.Args[0].Str] = ag
+			}
+			if r := setting(n, "registration"); r != nil {
+				a.agentReg = r
+			}
 		case "plugins":
 			for _, p := range a.collect(n, "plugin", ids) {
 				a.plugins[p.Args[0].Str] = p

@@ -35,6 +35,9 @@ func (a *adapter) caddyConfig() obj {
 		// Never touch the system trust store from a config.
 		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
 	}
+	if app := a.mapAgents(); app != nil {
+		apps["sentinel_agents"] = app
+	}
 	if app := a.sentinelApp(); app != nil {
 		apps["sentinel"] = app
 	}

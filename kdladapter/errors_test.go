@@ -48,7 +48,18 @@ func TestBadInput(t *testing.T) {
 		{"missing env", minimal + "routes { route \"a\" { builtin-handler \"health\"; upstream \"${UPSTREAM}\"; } }", []string{"environment variable UPSTREAM is not set"}},
 		{"include without file", minimal + "include \"x/*.kdl\"\n", []string{"includes need the configuration to be read from a file"}},
 		{"schema version", "schema-version \"2.0\"\n" + minimal, []string{"schema-version \"2.0\" is not supported"}},
-		{"agents not yet", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; } }", []string{"test.kdl:8:1: not supported yet: agents"}},
+		{"agent without transport", minimal + "agents { agent \"waf\" { timeout-ms 5; } }", []string{"test.kdl:8:10: agent \"waf\" needs a transport"}},
+		{"agent unknown key", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; timout-ms 5; } }", []string{"test.kdl:8:42: unknown setting \"timout-ms\" in agents.agent (did you mean \"timeout-ms\"?)"}},
+		{"agent http transport", minimal + "agents { agent \"waf\" { http \"http://x\"; } }", []string{"test.kdl:8:24: agent \"waf\": the http transport does not exist in protocol v2"}},
+		{"agent bad event", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; events \"request_hedaers\"; } }", []string{"events \"request_hedaers\" is not one of", "(did you mean \"request_headers\"?)"}},
+		{"agent bad failure mode", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; failure-mode \"half\"; } }", []string{"failure-mode \"half\" is not one of open, closed"}},
+		{"agent bad body mode", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; request-body-mode \"hybrid:x\"; } }", []string{"hybrid needs a byte count"}},
+		{"agent bad pool key", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; pool { conections 2; }; } }", []string{"unknown setting \"conections\" in agents.agent.pool (did you mean \"connections\"?)"}},
+		{"agent two transports", minimal + "agents { agent \"waf\" { unix-socket \"/x\"; grpc \"http://a:1\"; } }", []string{"give one transport"}},
+		{"agent filter unknown agent", minimal + "routes { route \"a\" { builtin-handler \"health\"; filters \"f\"; } }\nfilters { filter \"f\" { type \"agent\"; agent \"wfa\"; } }\nagents { agent \"waf\" { unix-socket \"/x\"; } }", []string{"test.kdl:9:44: filter \"f\": agent \"wfa\" is not defined in agents { } (did you mean \"waf\"?)"}},
+		{"agent filter without agent", minimal + "routes { route \"a\" { builtin-handler \"health\"; filters \"f\"; } }\nfilters { filter \"f\" { type \"agent\"; } }", []string{"type \"agent\" needs agent"}},
+		{"agent filter unknown key", minimal + "filters { filter \"f\" { type \"agent\"; agent \"w\"; phse \"request\"; } }", []string{"unknown setting \"phse\" in filters.filter[agent] (did you mean \"phase\"?)"}},
+		{"registration without auth", minimal + "agents { registration { unix-socket \"/x\"; } }", []string{"agents.registration needs a token"}},
 		{"admin-api without auth", minimal + "admin-api { enabled #true; }", []string{"test.kdl:8:1: admin-api: the control-plane API refuses unauthenticated calls"}},
 		{"admin-api bad scope", minimal + "admin-api { auth { token \"t\" scope=\"reed\"; }; }", []string{"scope \"reed\" is not one of read, operate, admin (did you mean \"read\"?)"}},
 		{"health-check key of another type", minimal + "routes { route \"a\" { upstream \"u\"; }; }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; health-check { type \"http\" { servce \"x\"; }; }; }; }", []string{"unknown setting \"servce\" in health-check type \"http\""}},
@@ -180,10 +191,15 @@ listeners { listener "a" { address "127.0.0.1:1"; protocol "https"; tls { cert-f
 			t.Errorf("no warning about path alternatives: %s", warningsText(warns))
 		}
 	})
-	t.Run("8 agents are an explicit not-yet, never a silent pass", func(t *testing.T) {
-		_, _, err := adaptString(t, minimal+`filters { filter "f" { type "agent"; agent "waf"; } }`)
-		if err == nil || !strings.Contains(err.Error(), "not supported yet: agents") {
-			t.Errorf("got %v", err)
+	t.Run("8 agent filters are one sentinel_agents handler, in filter order", func(t *testing.T) {
+		out, _ := mustAdapt(t, minimal+`routes { route "a" { builtin-handler "health"; filters "h" "f1" "f2"; } }
+filters { filter "h" { type "headers"; set { X-A "1"; }; }
+  filter "f1" { type "agent"; agent "waf"; failure-mode "closed"; }
+  filter "f2" { type "agent"; agent "auth"; timeout-ms 50; } }
+agents { agent "waf" { unix-socket "/x"; }; agent "auth" { grpc "http://127.0.0.1:1"; }; }`)
+		want := `{"handler":"sentinel_route","route":"a"},{"handler":"headers","request":{"set":{"X-A":["1"]}}},{"filters":[{"agent":"waf","failure_mode":"closed"},{"agent":"auth","timeout":"50ms"}],"handler":"sentinel_agents","route":"a"}`
+		if !strings.Contains(string(out), want) {
+			t.Errorf("route: %s", out)
 		}
 	})
 	t.Run("14 cors options are honoured", func(t *testing.T) {

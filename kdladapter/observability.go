@@ -170,7 +170,7 @@ func (a *adapter) mapLogging(servers obj) obj {
 	}
 	if al := setting(lg, "audit-log"); al != nil {
 		if n := setting(al, "enabled"); n == nil || boolOr(a, n, true) {
-			a.d.notYet(al.Pos, "agents", "audit-log of agent decisions")
+			a.d.notYet(al.Pos, "audit log of agent decisions", "observability.logging.audit-log")
 		}
 	}
 	logs := obj{"default": def}

@@ -174,11 +174,25 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	// Filters, in the route's order.
 	var proxyOpts proxyOverrides
 	terminalByFilter := false
+	// The route's agent filters form one sentinel_agents handler, at the
+	// place of the first one (request headers go to all in parallel).
+	agentAt := -1
+	var agentFilters []obj
 	if n := setting(r, "filters"); n != nil {
 		for _, fid := range a.strs(n) {
 			f := a.filters[fid]
 			if f == nil {
 				a.d.errorf(n.Pos, "route %q: filter %q is not defined in filters { }%s", id, fid, suggest(fid, a.filterIDs()))
+				continue
+			}
+			if filterType(f) == "agent" {
+				if e := a.agentFilter(fid, f); e != nil {
+					if agentAt < 0 {
+						agentAt = len(handlers)
+						handlers = append(handlers, nil)
+					}
+					agentFilters = append(agentFilters, e)
+				}
 				continue
 			}
 			hs, terminal, logged := a.filterHandlers(id, f, prefixes, &proxyOpts)
@@ -188,10 +202,17 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		}
 	}
 
-	for _, flag := range []string{"waf-enabled", "websocket-inspection"} {
+	if agentAt >= 0 {
+		ah := obj{"handler": "sentinel_agents", "route": id, "filters": agentFilters}
+		if up := setting(r, "upstream"); up != nil && len(up.Args) > 0 && up.Args[0].Kind == kdl.KindString {
+			ah["upstream"] = up.Args[0].Str
+		}
+		handlers[agentAt] = ah
+	}
+	for flag, feature := range map[string]string{"waf-enabled": "WAF (runs as an agent)", "websocket-inspection": "WebSocket frame inspection"} {
 		if n := setting(r, flag); n != nil {
 			if b, ok := a.boolean(n); ok && b {
-				a.d.notYet(n.Pos, "agents", flag+" #true")
+				a.d.notYet(n.Pos, feature, flag+" #true")
 			}
 		}
 	}
