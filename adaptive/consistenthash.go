@@ -176,6 +176,29 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 	if rg == nil || len(rg.hashes) == 0 {
 		return pickEmpty
 	}
+	n := len(rg.hashes)
+	start, _ := slices.BinarySearch(rg.hashes, h)
+	if !s.Unbounded {
+		// Fast path: the first available owner is under any bound the
+		// scan could compute when in flight < ceil((in flight + 1) ×
+		// load_factor ÷ pool size), because Σ in flight ≥ its own and the
+		// available targets ≤ the pool: an idle owner (the common case)
+		// costs no O(n) scan.
+		for k := range n {
+			o := int(rg.owners[(start+k)%n])
+			if v.stale(pool, o) {
+				return pickStale
+			}
+			if !pool[o].Available() {
+				continue
+			}
+			f := max(v.targets[o].InFlight(), 0)
+			if f < int64(math.Ceil(float64(f+1)*s.LoadFactor/float64(len(pool)))) {
+				return o
+			}
+			break
+		}
+	}
 	limit := int64(math.MaxInt64)
 	if !s.Unbounded {
 		var total, avail int64
@@ -193,8 +216,6 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 		}
 		limit = int64(math.Ceil(float64(total+1) * s.LoadFactor / float64(avail)))
 	}
-	n := len(rg.hashes)
-	start, _ := slices.BinarySearch(rg.hashes, h)
 	fallback := -1
 	for k := range n {
 		o := int(rg.owners[(start+k)%n])

@@ -67,6 +67,9 @@ type LocalityAware struct {
 type localityState struct {
 	local []bool
 	rank  []int // position of the target's zone in zone_priority (len = none)
+	// sched is the precomputed cycle over the local targets (nil when the
+	// weights allow none); used while its targets are available.
+	sched *schedule
 	mu    sync.Mutex
 	cur   []float64
 }
@@ -102,6 +105,7 @@ func (s *LocalityAware) Provision(ctx caddy.Context) error {
 				}
 			}
 		}
+		st.sched = newSchedule(v.weights, func(i int) bool { return st.local[i] })
 		v.ext = st
 	}
 	return registerMetrics(ctx, s)
@@ -162,9 +166,29 @@ func splitZone(addr string) (zone, rest string) {
 
 // Select prefers the local zone.
 func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
-	v := s.views.get(s.fb, pool, s.regPool())
+	reg := s.regPool()
+	v := s.views.scanning(s.fb, pool, reg)
 	st := v.ext.(*localityState)
-	i := s.local(pool, v, st)
+	i := pickEmpty
+	if st.sched != nil {
+		if i = st.sched.pick(pool, v.addrs); i == pickStale {
+			v = s.views.get(s.fb, pool, reg)
+			st = v.ext.(*localityState)
+			i = pickEmpty
+			if st.sched != nil {
+				i = st.sched.pick(pool, v.addrs)
+			}
+		}
+	}
+	if i >= 0 {
+		v.items[i].Add(1)
+		return pool[i]
+	}
+	if !v.matches(pool) {
+		v = s.views.get(s.fb, pool, reg)
+		st = v.ext.(*localityState)
+	}
+	i = s.local(pool, v, st)
 	if i < 0 {
 		i = s.remote(pool, v, st)
 	}

@@ -30,6 +30,9 @@ type Weighted struct {
 // smoothState is the smooth-round-robin state of a view: the current
 // weight of each target.
 type smoothState struct {
+	// sched is the precomputed cycle (nil when the weights do not allow
+	// one); Select uses it while its targets are available.
+	sched   *schedule
 	mu      sync.Mutex
 	current []int
 }
@@ -48,6 +51,7 @@ func (s *Weighted) Provision(ctx caddy.Context) error {
 	s.views.item = func(tg *Target, _ float64) *atomic.Uint64 { return s.selections(tg.addr) }
 	s.views.finish = func(v, prev *view[*atomic.Uint64]) {
 		st := &smoothState{current: make([]int, len(v.addrs))}
+		st.sched = newSchedule(v.weights, func(int) bool { return true })
 		if prev != nil {
 			// Keep the round's position of the targets that stay.
 			old := prev.ext.(*smoothState)
@@ -81,11 +85,26 @@ func (s *Weighted) Cleanup() error {
 	return nil
 }
 
-// Select picks the available target with the highest current weight.
+// Select picks the next target of the precomputed cycle in O(1); when that
+// target is unavailable (or the weights allow no cycle), the available
+// target with the highest current weight, in O(n).
 func (s *Weighted) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	reg := s.regPool()
 	v := s.views.scanning(s.fb, pool, reg)
-	i := s.pick(pool, v)
+	i := pickEmpty
+	if sc := v.ext.(*smoothState).sched; sc != nil {
+		if i = sc.pick(pool, v.addrs); i == pickStale {
+			v = s.views.get(s.fb, pool, reg)
+			if sc = v.ext.(*smoothState).sched; sc != nil {
+				i = sc.pick(pool, v.addrs)
+			}
+		}
+	}
+	if i >= 0 {
+		v.items[i].Add(1)
+		return pool[i]
+	}
+	i = s.pick(pool, v)
 	if i == pickStale {
 		v = s.views.get(s.fb, pool, reg)
 		i = s.pick(pool, v)

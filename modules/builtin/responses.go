@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
 )
 
 // processStart approximates the time the process started: it is set once,
@@ -98,48 +99,8 @@ func moduleVersion(bi *debug.BuildInfo) string {
 	return ""
 }
 
-// targetView is a target as the upstreams response shows it.
-type targetView struct {
-	Address  string          `json:"address"`
-	Weight   int             `json:"weight"`
-	State    registry.State  `json:"state"`
-	Healthy  bool            `json:"healthy"`
-	InFlight int64           `json:"in_flight"`
-	Requests uint64          `json:"requests"`
-	Failures uint64          `json:"failures"`
-	Origin   registry.Origin `json:"origin"`
-}
-
-// upstreamView is an upstream as the upstreams response shows it.
-type upstreamView struct {
-	ID      string          `json:"id"`
-	Origin  registry.Origin `json:"origin"`
-	Healthy int             `json:"healthy_targets"`
-	Targets []targetView    `json:"targets"`
-}
-
 // upstreamViews reads the registry.
-func upstreamViews() []upstreamView {
-	reg := registry.Default
-	ups := reg.Upstreams()
-	out := make([]upstreamView, 0, len(ups))
-	for _, u := range ups {
-		v := upstreamView{ID: u.ID, Origin: u.Origin, Targets: make([]targetView, 0, len(u.Targets))}
-		for _, t := range u.Targets {
-			st := reg.Stats(t.Address)
-			healthy := reg.Healthy(u.ID, t.Address)
-			if healthy && t.State == registry.StateActive {
-				v.Healthy++
-			}
-			v.Targets = append(v.Targets, targetView{
-				Address: t.Address, Weight: t.Weight, State: reg.TargetState(t), Healthy: healthy,
-				InFlight: st.InFlight(), Requests: st.Requests(), Failures: st.Failures(), Origin: t.Origin,
-			})
-		}
-		out = append(out, v)
-	}
-	return out
-}
+func upstreamViews() []upstreamview.Upstream { return upstreamview.All(registry.Default) }
 
 // upstreams lists the registry's upstreams.
 func (b *Builtin) upstreams(*http.Request) (int, any) {

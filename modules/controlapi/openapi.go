@@ -359,7 +359,20 @@ const openAPIDocument = `{
           "in_flight": {"type": "integer", "description": "Requests being served."},
           "requests": {"type": "integer", "description": "Requests sent."},
           "failures": {"type": "integer", "description": "Requests failed (error or 5xx)."},
-          "drain_deadline": {"type": "string", "format": "date-time", "description": "When a draining target is removed; absent when none."}
+          "drain_deadline": {"type": "string", "format": "date-time", "description": "When a draining target is removed; absent when none."},
+          "balancing": {"type": "array", "description": "Per live Sentinel selection policy of the upstream, what it estimates of the target; absent when none balances it.", "items": {"$ref": "#/components/schemas/Estimate"}}
+        }
+      },
+      "Estimate": {
+        "type": "object",
+        "required": ["policy", "latency_seconds", "error_ratio", "weight", "selections"],
+        "properties": {
+          "policy": {"type": "string", "description": "Selection policy (peak_ewma, adaptive, p2c, …)."},
+          "latency_seconds": {"type": "number", "description": "The policy's latency estimate (time to response headers)."},
+          "error_ratio": {"type": "number", "description": "The policy's failure-ratio estimate, 0 to 1."},
+          "weight": {"type": "number", "description": "Effective weight (adaptive's adjusted weight, else the registry's)."},
+          "score": {"type": "number", "description": "Load (peak_ewma, p2c, weighted_least_connections: lower wins) or score (adaptive: higher wins); absent for policies that keep none."},
+          "selections": {"type": "integer", "description": "Times the policy chose the target."}
         }
       },
       "Upstream": {
@@ -367,6 +380,7 @@ const openAPIDocument = `{
         "required": ["id", "origin", "version", "targets"],
         "properties": {
           "id": {"type": "string"},
+          "healthy_targets": {"type": "integer", "description": "Active targets the health checks see healthy."},
           "origin": {"type": "string", "enum": ["config", "api"]},
           "version": {"type": "integer", "description": "Changes with every change; the ETag."},
           "targets": {"type": "array", "items": {"$ref": "#/components/schemas/Target"}}

@@ -5,74 +5,18 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
 )
 
 // conflictRetries is how many times a change made without If-Match is
 // retried when the upstream changed between reading and writing it.
 const conflictRetries = 5
 
-// targetView is a target as the API shows it, with its live counters.
-type targetView struct {
-	// Address is host:port.
-	Address string `json:"address"`
-	// Weight is the target's weight.
-	Weight int `json:"weight"`
-	// State is active, draining, or drained (draining with nothing in
-	// flight).
-	State registry.State `json:"state"`
-	// Origin is config or api.
-	Origin registry.Origin `json:"origin"`
-	// Healthy is the health the active checks last saw (true if never
-	// checked).
-	Healthy bool `json:"healthy"`
-	// InFlight is the number of requests being served.
-	InFlight int64 `json:"in_flight"`
-	// Requests is the number of requests sent.
-	Requests uint64 `json:"requests"`
-	// Failures is the number of failed requests.
-	Failures uint64 `json:"failures"`
-	// DrainDeadline is when a draining target is removed; absent when
-	// none.
-	DrainDeadline *time.Time `json:"drain_deadline,omitempty"`
-}
-
-// upstreamView is an upstream as the API shows it.
-type upstreamView struct {
-	// ID is the upstream id.
-	ID string `json:"id"`
-	// Origin is config or api.
-	Origin registry.Origin `json:"origin"`
-	// Version is the upstream's version, its ETag.
-	Version uint64 `json:"version"`
-	// Targets are the targets, in order.
-	Targets []targetView `json:"targets"`
-}
-
 // view returns the API view of u.
-func (s *Server) view(u registry.Upstream) upstreamView {
-	v := upstreamView{ID: u.ID, Origin: u.Origin, Version: u.Version, Targets: make([]targetView, 0, len(u.Targets))}
-	for _, t := range u.Targets {
-		st := s.reg.Stats(t.Address)
-		tv := targetView{
-			Address:  t.Address,
-			Weight:   t.Weight,
-			State:    s.reg.TargetState(t),
-			Origin:   t.Origin,
-			Healthy:  s.reg.Healthy(u.ID, t.Address),
-			InFlight: st.InFlight(),
-			Requests: st.Requests(),
-			Failures: st.Failures(),
-		}
-		if !t.DrainDeadline.IsZero() {
-			d := t.DrainDeadline.UTC()
-			tv.DrainDeadline = &d
-		}
-		v.Targets = append(v.Targets, tv)
-	}
-	return v
+func (s *Server) view(u registry.Upstream) upstreamview.Upstream {
+	return upstreamview.Of(s.reg, u)
 }
 
 // upstreamPath returns the URL path of an upstream.
@@ -87,12 +31,7 @@ func notFound(id string) error {
 
 // listUpstreams serves GET /api/v1/upstreams.
 func (s *Server) listUpstreams(c *call) error {
-	ups := s.reg.Upstreams()
-	out := make([]upstreamView, 0, len(ups))
-	for _, u := range ups {
-		out = append(out, s.view(u))
-	}
-	c.reply(http.StatusOK, out)
+	c.reply(http.StatusOK, upstreamview.All(s.reg))
 	return nil
 }
 

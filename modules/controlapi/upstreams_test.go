@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
 )
 
 func TestHappyPaths(t *testing.T) {
@@ -154,7 +155,7 @@ func TestUpstreamETagAndLocation(t *testing.T) {
 	if got := w.Header().Get("Location"); got != "/api/v1/upstreams/new.one_2" {
 		t.Errorf("Location %q", got)
 	}
-	v := decodeJSON[upstreamView](t, w)
+	v := decodeJSON[upstreamview.Upstream](t, w)
 	if v.ID != "new.one_2" || v.Version != u.Version || len(v.Targets) != 1 || v.Targets[0].State != registry.StateActive {
 		t.Errorf("view %+v", v)
 	}
@@ -247,7 +248,7 @@ func TestDrainThenDrained(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatal(w.Code, w.Body)
 	}
-	v := decodeJSON[upstreamView](t, w)
+	v := decodeJSON[upstreamview.Upstream](t, w)
 	if v.Targets[0].State != registry.StateDraining || v.Targets[0].InFlight != 2 || v.Targets[1].State != registry.StateDrained {
 		t.Fatalf("after drain: %+v", v.Targets)
 	}
@@ -256,7 +257,7 @@ func TestDrainThenDrained(t *testing.T) {
 	}
 	st.Done(false)
 	st.Done(true)
-	v = decodeJSON[upstreamView](t, e.do(req{method: "GET", path: "/api/v1/upstreams/backend", token: readToken}))
+	v = decodeJSON[upstreamview.Upstream](t, e.do(req{method: "GET", path: "/api/v1/upstreams/backend", token: readToken}))
 	if v.Targets[0].State != registry.StateDrained || v.Targets[0].InFlight != 0 || v.Targets[0].Requests != 2 || v.Targets[0].Failures != 1 {
 		t.Fatalf("after done: %+v", v.Targets[0])
 	}
@@ -266,7 +267,7 @@ func TestDrainThenDrained(t *testing.T) {
 	}
 	// Back to active clears the state.
 	w = e.do(req{method: "PATCH", path: "/api/v1/upstreams/backend/targets/10.0.0.2%3A8080", token: operateToken, body: `{"state":"active"}`})
-	if v := decodeJSON[upstreamView](t, w); w.Code != 200 || len(v.Targets) != 1 || v.Targets[0].State != registry.StateActive {
+	if v := decodeJSON[upstreamview.Upstream](t, w); w.Code != 200 || len(v.Targets) != 1 || v.Targets[0].State != registry.StateActive {
 		t.Errorf("%d %+v", w.Code, v)
 	}
 }
@@ -277,7 +278,7 @@ func TestDrainEmptyUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := e.do(req{method: "POST", path: "/api/v1/upstreams/hollow/drain", token: operateToken})
-	if v := decodeJSON[upstreamView](t, w); w.Code != 200 || len(v.Targets) != 0 {
+	if v := decodeJSON[upstreamview.Upstream](t, w); w.Code != 200 || len(v.Targets) != 0 {
 		t.Errorf("%d %s", w.Code, w.Body)
 	}
 }

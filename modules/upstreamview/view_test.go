@@ -1,0 +1,76 @@
+package upstreamview
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/sentinel-proxy/sentinel/adaptive"
+	"github.com/sentinel-proxy/sentinel/modules/registry"
+)
+
+// TestViewShowsBalancing: a live peak_ewma policy of an upstream adds its
+// estimates to each target; a drain deadline and the healthy count show.
+func TestViewShowsBalancing(t *testing.T) {
+	reg := registry.Default
+	reg.Reconcile([]registry.UpstreamSpec{
+		{ID: "uv-lb", Targets: []registry.TargetSpec{{Address: "127.0.0.1:7101", Weight: 1}, {Address: "127.0.0.1:7102", Weight: 3}}},
+		{ID: "uv-plain", Targets: []registry.TargetSpec{{Address: "127.0.0.1:7103", Weight: 1}}},
+	}, nil)
+	p := &adaptive.PeakEWMA{Upstream: "uv-lb"}
+	if err := p.Provision(caddy.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Cleanup()
+	pool := reverseproxy.UpstreamPool{
+		{Host: new(reverseproxy.Host), Dial: "127.0.0.1:7101"},
+		{Host: new(reverseproxy.Host), Dial: "127.0.0.1:7102"},
+	}
+	for range 10 {
+		if p.Select(pool, httptest.NewRequest("GET", "/", nil), nil) == nil {
+			t.Fatal("no selection")
+		}
+	}
+	if _, err := reg.Drain("uv-lb", "127.0.0.1:7102", time.Minute, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	all := All(reg)
+	if len(all) != 2 {
+		t.Fatalf("%d upstreams", len(all))
+	}
+	lb := all[0]
+	if lb.ID != "uv-lb" || len(lb.Targets) != 2 || lb.HealthyTargets != 1 {
+		t.Fatalf("%+v", lb)
+	}
+	var sel uint64
+	for _, tg := range lb.Targets {
+		if len(tg.Balancing) != 1 || tg.Balancing[0].Policy != "peak_ewma" || tg.Balancing[0].Score == nil {
+			t.Fatalf("%s: balancing %+v", tg.Address, tg.Balancing)
+		}
+		sel += tg.Balancing[0].Selections
+	}
+	if sel != 10 {
+		t.Errorf("selections %d, want 10", sel)
+	}
+	if lb.Targets[1].DrainDeadline == nil || lb.Targets[1].State != registry.StateDrained {
+		t.Errorf("drain not shown: %+v", lb.Targets[1])
+	}
+	if plain := all[1]; len(plain.Targets) != 1 || plain.Targets[0].Balancing != nil {
+		t.Errorf("plain upstream: %+v", plain)
+	}
+	js, err := json.Marshal(lb)
+	if err != nil {
+		t.Fatal(err) // an infinite score would fail here
+	}
+	for _, want := range []string{`"balancing":[{"policy":"peak_ewma"`, `"healthy_targets":1`, `"latency_seconds":`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("%s lacks %s", js, want)
+		}
+	}
+}
