@@ -478,3 +478,43 @@ upstreams { upstream "u" { target "127.0.0.1:1"; load-balancing "`+algo+`"; }; }
 		}
 	}
 }
+
+// TestLocalityZones: the original's zone prefixes are stripped from the
+// dialled addresses and become the locality_aware policy's zones; other
+// policies warn that the zones are unused; an empty zone is an error.
+func TestLocalityZones(t *testing.T) {
+	out, warns := mustAdapt(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" {
+    target "zone=us-east-1,127.0.0.1:1"
+    target "eu-west-1/127.0.0.1:2" weight=2
+    target "127.0.0.1:3"
+    load-balancing "locality-aware" { zone "us-east-1"; }
+}; }`)
+	for _, want := range []string{
+		`"zones":{"127.0.0.1:1":"us-east-1","127.0.0.1:2":"eu-west-1"}`,
+		`{"address":"127.0.0.1:1"}`, `{"address":"127.0.0.1:2","weight":2}`,
+		`"zone":"us-east-1"`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %s in %s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "zone=") || strings.Contains(string(out), "eu-west-1/") {
+		t.Errorf("a zone prefix reached an address: %s", out)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings: %s", warningsText(warns))
+	}
+
+	out, warns = mustAdapt(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "z1/127.0.0.1:1"; load-balancing "round-robin"; }; }`)
+	if !strings.Contains(string(out), `{"address":"127.0.0.1:1"}`) || !strings.Contains(warningsText(warns), "only used by load-balancing \"locality-aware\"") {
+		t.Errorf("%s\n%s", out, warningsText(warns))
+	}
+
+	_, _, err := adaptString(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "zone=,127.0.0.1:1"; load-balancing "locality-aware"; }; }`)
+	if err == nil || !strings.Contains(err.Error(), `test.kdl:9:35: upstream "u": target "zone=,127.0.0.1:1" has an empty zone`) {
+		t.Errorf("err = %v", err)
+	}
+}

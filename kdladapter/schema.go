@@ -236,7 +236,7 @@ func healthCheck() *Key {
 
 func upstreamKeys() *Key {
 	return h("upstream", "an upstream of the `sentinel` app's registry; routes proxy to it through the `sentinel` upstream source",
-		h("target", "a registry target; `weight=` feeds weighted policies and can be changed live through the API"),
+		h("target", "a registry target; `weight=` feeds weighted policies and can be changed live through the API; a zone prefix (`zone=Z,host:port` or `Z/host:port`) is removed from the address and feeds `locality-aware`"),
 		h("targets", "block form of the targets", h("target", "one target")),
 		h("address", "single-target shorthand"),
 		open(h("load-balancing", "selection policy (see the load-balancing table)")),

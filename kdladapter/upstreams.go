@@ -174,7 +174,19 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	a.proxies[id] = b
 
 	var weights []int64
+	zones := obj{}
 	addTarget := func(addrNode *kdl.Node, addr string, pos kdl.Position, weight int64) {
+		// The original's zone prefixes (locality-aware): "zone=Z,host:port"
+		// or "Z/host:port". Caddy cannot dial them: the address loses the
+		// prefix and the zone goes to the policy's zones map.
+		if zone, rest, ok := splitZone(addr); ok {
+			if zone == "" {
+				a.d.errorf(pos, "upstream %q: target %q has an empty zone", id, addr)
+				return
+			}
+			addr = rest
+			zones[addr] = zone
+		}
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil || host == "" || port == "" {
 			a.d.errorf(pos, "upstream %q: target %q must be host:port, e.g. \"127.0.0.1:8081\"", id, addr)
@@ -257,6 +269,13 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	}
 
 	b.policy = a.loadBalancing(id, setting(u, "load-balancing"), weights)
+	if len(zones) > 0 {
+		if b.policy != nil && b.policy["policy"] == "locality_aware" {
+			b.policy["zones"] = zones
+		} else {
+			a.d.warnf(u.Pos, "upstreams.upstream.target", "upstream %q: target zones are only used by load-balancing \"locality-aware\"; the prefixes were removed", id)
+		}
+	}
 	b.active, b.health = a.healthChecks(id, u)
 	a.transport(id, u, b.transport)
 	if tc, ok := b.transport["tls"].(obj); ok && b.active != nil {
@@ -276,6 +295,18 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		b.active["tls"] = ht
 	}
 	return b
+}
+
+// splitZone splits the original's zone prefix off a target address:
+// "zone=Z,host:port" and "Z/host:port" give Z and host:port.
+func splitZone(addr string) (zone, rest string, ok bool) {
+	if z, r, found := strings.Cut(addr, ","); found && strings.HasPrefix(z, "zone=") {
+		return strings.TrimPrefix(z, "zone="), r, true
+	}
+	if z, r, found := strings.Cut(addr, "/"); found {
+		return z, r, true
+	}
+	return "", addr, false
 }
 
 // loadBalancing maps load-balancing to a Caddy selection policy.
