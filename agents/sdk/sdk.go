@@ -10,7 +10,6 @@ package sdk
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -113,42 +112,7 @@ type Options struct {
 	TLS *tls.Config
 	// GRPCPackages are the proto packages served (default both).
 	GRPCPackages []string
-	// HealthInterval sends a HealthStatus every interval (0: never).
-	HealthInterval time.Duration
+	// HandshakeTimeout bounds the wait for the proxy's handshake (default 10s).
+	HandshakeTimeout time.Duration
 }
 
-// Controller pushes agent → proxy control messages to every connection of
-// a server: flow control and health. Create with NewController.
-type Controller struct{}
-
-// NewController returns a Controller to put in Options.
-func NewController() *Controller { return &Controller{} }
-
-// Pause sends FlowControl pause to every connected proxy.
-func (c *Controller) Pause() {}
-
-// Resume sends FlowControl resume to every connected proxy.
-func (c *Controller) Resume() {}
-
-// SetHealth sends a HealthStatus to every connected proxy.
-func (c *Controller) SetHealth(state protocol.HealthState, msg string) {}
-
-// ServeUDS listens on the Unix socket path (a stale socket file is
-// removed) and serves h until ctx ends.
-func ServeUDS(ctx context.Context, path string, h Handler, opts Options) error {
-	return errors.New("not implemented")
-}
-
-// ServeGRPC listens on addr and serves h over gRPC v2 until ctx ends.
-func ServeGRPC(ctx context.Context, addr string, h Handler, opts Options) error {
-	return errors.New("not implemented")
-}
-
-// Register connects to a proxy's registration listener at addr ("/path"
-// or "unix:/path" = Unix socket, otherwise TCP host:port), sends a
-// RegistrationHello with opts.AgentID and token, then serves h on the
-// connection (the proxy runs the normal handshake as client). It returns
-// when the connection ends or ctx ends.
-func Register(ctx context.Context, addr, token string, h Handler, opts Options) error {
-	return errors.New("not implemented")
-}
