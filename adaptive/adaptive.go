@@ -43,7 +43,7 @@ type Adaptive struct {
 	Upstream string `json:"upstream,omitempty"`
 
 	// AdjustmentInterval is the time between weight adjustments (default
-	// 10s).
+	// 1s; the original's constant was 10s).
 	AdjustmentInterval caddy.Duration `json:"adjustment_interval,omitempty"`
 
 	// MinWeightRatio is the lowest effective weight, as a fraction of
@@ -62,6 +62,13 @@ type Adaptive struct {
 	// above which the weight drops (default 500ms).
 	LatencyThreshold caddy.Duration `json:"latency_threshold,omitempty"`
 
+	// LatencyRatio makes the latency threshold relative as well: a target
+	// whose mean latency is above latency_ratio × the median of the
+	// pool's (and above 1 ms) is penalised like one above
+	// latency_threshold (default 3; -1: off, as the original, which only
+	// knew the absolute threshold).
+	LatencyRatio float64 `json:"latency_ratio,omitempty"`
+
 	// EWMAAlpha is the weight of the last interval in the error and
 	// latency averages (default 0.8).
 	EWMAAlpha float64 `json:"ewma_alpha,omitempty"`
@@ -77,7 +84,8 @@ type Adaptive struct {
 
 	// MinRequests is the number of requests an interval needs for the
 	// target's weight to be adjusted; fewer carry over to the next
-	// interval (default 100).
+	// interval (default 10; the original's constant was 100, for a
+	// 10 s interval).
 	MinRequests int `json:"min_requests,omitempty"`
 
 	// MaxCarryOver is the number of intervals a target's counters carry
@@ -132,17 +140,18 @@ func (s *Adaptive) Provision(ctx caddy.Context) error {
 		}
 		return v
 	}
-	interval := durationOr(s.AdjustmentInterval, int64(10*time.Second))
+	interval := durationOr(s.AdjustmentInterval, int64(time.Second))
 	s.params = adaptiveParams{
 		interval:         interval,
 		minRatio:         or(s.MinWeightRatio, 0.1),
 		maxRatio:         or(s.MaxWeightRatio, 2.0),
 		errThreshold:     or(s.ErrorThreshold, 0.05),
 		latThreshold:     float64(durationOr(s.LatencyThreshold, int64(500*time.Millisecond))),
+		latRatio:         max(or(s.LatencyRatio, 3), 0),
 		alpha:            or(s.EWMAAlpha, 0.8),
 		recovery:         or(s.RecoveryFactor, 1.1),
 		penalty:          or(s.PenaltyRate, 0.7),
-		minRequests:      uint64(or(float64(s.MinRequests), 100)),
+		minRequests:      uint64(or(float64(s.MinRequests), 10)),
 		maxCarryOver:     int(or(float64(s.MaxCarryOver), 3)),
 		breakerFailures:  int(or(float64(s.BreakerFailures), 5)),
 		breakerSuccesses: int(or(float64(s.BreakerSuccesses), 5)),
@@ -179,6 +188,10 @@ func (s *Adaptive) Validate() error {
 		return fmt.Errorf("adaptive: penalty_rate must be in (0, 1]")
 	case s.MinRequests < 0 || s.BreakerFailures < 0 || s.BreakerSuccesses < 0 || s.MaxCarryOver < -1:
 		return fmt.Errorf("adaptive: counts must not be negative")
+	case s.LatencyRatio < 0 && s.LatencyRatio != -1:
+		return fmt.Errorf("adaptive: latency_ratio must be positive, or -1 for none")
+	case s.LatencyRatio > 0 && s.LatencyRatio <= 1:
+		return fmt.Errorf("adaptive: latency_ratio must be above 1 (a pool's median target must not be penalised)")
 	case s.AdjustmentInterval < 0 || s.LatencyThreshold < 0 || s.BreakerTimeout < 0:
 		return fmt.Errorf("adaptive: durations must not be negative")
 	}
@@ -319,6 +332,7 @@ func (s *Adaptive) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"max_weight_ratio":    floatArg(&s.MaxWeightRatio),
 		"error_threshold":     floatArg(&s.ErrorThreshold),
 		"latency_threshold":   durationArg(&s.LatencyThreshold),
+		"latency_ratio":       floatArg(&s.LatencyRatio),
 		"ewma_alpha":          floatArg(&s.EWMAAlpha),
 		"recovery_factor":     floatArg(&s.RecoveryFactor),
 		"penalty_rate":        floatArg(&s.PenaltyRate),

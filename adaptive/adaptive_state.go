@@ -2,8 +2,10 @@ package adaptive
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // adaptiveParams are the tunables of the adaptive algorithm.
@@ -13,6 +15,7 @@ type adaptiveParams struct {
 	maxRatio         float64 // highest weight, × the configured weight
 	errThreshold     float64 // failure ratio above which the weight drops
 	latThreshold     float64 // ns; average latency above which the weight drops
+	latRatio         float64 // a latency above latRatio × the median of the pool's also drops it (0: off)
 	alpha            float64 // weight of the new interval in the EWMAs
 	recovery         float64 // weight factor of a healthy interval
 	penalty          float64 // the weight factor of an unhealthy interval is penalty + (1-penalty)·adj
@@ -47,10 +50,34 @@ func (g *adaptiveGroup) maybeAdjust(now int64, targets []*adaptiveTarget) bool {
 	if now-last < g.p.interval || !g.lastAdjust.CompareAndSwap(last, now) {
 		return false
 	}
-	for _, t := range targets {
-		t.adjust()
+	due := make([]bool, len(targets))
+	lats := make([]float64, 0, len(targets))
+	for i, t := range targets {
+		due[i] = t.average()
+		if l := t.ewmaLat.Load(); l > 0 {
+			lats = append(lats, l)
+		}
+	}
+	threshold := g.p.latThreshold
+	if g.p.latRatio > 0 && len(lats) >= 2 {
+		// Relative to the pool: a target much slower than its peers is
+		// penalised even under the absolute threshold (not below 1 ms,
+		// so that sub-millisecond jitter does not move weights).
+		threshold = min(threshold, max(g.p.latRatio*median(lats), float64(time.Millisecond)))
+	}
+	for i, t := range targets {
+		if due[i] {
+			t.reweigh(threshold)
+		}
 	}
 	return true
+}
+
+// median returns the median of xs (which it sorts); the lower middle
+// value for an even count.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[(len(xs)-1)/2]
 }
 
 // rejoin resets the targets that came back into the pool (a health check
@@ -127,24 +154,20 @@ func (t *adaptiveTarget) observe(now int64, s sample) {
 	}
 }
 
-// adjust ends an interval of a target that saw enough requests (or whose
-// counters carried over maxCarryOver intervals):
+// average ends an interval of a target that saw enough requests (or
+// whose counters carried over maxCarryOver intervals), updating its
+// averages; it reports whether the weight is then due (reweigh):
 //
 //	ewma_err = α·failures/requests + (1-α)·ewma_err
 //	ewma_lat = α·mean latency of successes + (1-α)·ewma_lat
-//	adj = 1
-//	if ewma_err > error threshold: adj ×= 1 - min((ewma_err - threshold)·10, 0.9)
-//	if ewma_lat > latency threshold: adj ×= max(threshold/ewma_lat, 0.1)
-//	w = w·(penalty + (1-penalty)·adj) if adj < 1, else w·recovery
-//	w = clamp(w, min ratio·w0, max ratio·w0)
-func (t *adaptiveTarget) adjust() {
+func (t *adaptiveTarget) average() bool {
 	p := &t.g.p
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.requests < p.minRequests {
 		t.carried++
 		if p.maxCarryOver < 0 || t.carried < p.maxCarryOver {
-			return // carry over, as in the original
+			return false // carry over, as in the original
 		}
 		t.carried = 0
 		if t.requests == 0 {
@@ -153,7 +176,7 @@ func (t *adaptiveTarget) adjust() {
 			// tried again (as peak EWMA decays).
 			t.ewmaErr.Store((1 - p.alpha) * t.ewmaErr.Load())
 			t.ewmaLat.Store((1 - p.alpha) * t.ewmaLat.Load())
-			return
+			return false
 		}
 	}
 	t.carried = 0
@@ -162,15 +185,29 @@ func (t *adaptiveTarget) adjust() {
 	if t.successes > 0 {
 		lat = t.latSum / float64(t.successes)
 	}
-	ewmaErr := p.alpha*errs + (1-p.alpha)*t.ewmaErr.Load()
-	ewmaLat := p.alpha*lat + (1-p.alpha)*t.ewmaLat.Load()
-	t.ewmaErr.Store(ewmaErr)
-	t.ewmaLat.Store(ewmaLat)
-	t.weight.Store(nextWeight(p, t.weight.Load(), t.w0.Load(), ewmaErr, ewmaLat))
+	t.ewmaErr.Store(p.alpha*errs + (1-p.alpha)*t.ewmaErr.Load())
+	t.ewmaLat.Store(p.alpha*lat + (1-p.alpha)*t.ewmaLat.Load())
 	t.requests, t.failures, t.successes, t.latSum = 0, 0, 0, 0
+	return true
 }
 
-// nextWeight is the weight after an interval.
+// reweigh sets the weight from the averages (see nextWeight), with
+// latThreshold the latency above which the weight drops.
+func (t *adaptiveTarget) reweigh(latThreshold float64) {
+	p := t.g.p
+	p.latThreshold = latThreshold
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.weight.Store(nextWeight(&p, t.weight.Load(), t.w0.Load(), t.ewmaErr.Load(), t.ewmaLat.Load()))
+}
+
+// nextWeight is the weight after an interval:
+//
+//	adj = 1
+//	if ewma_err > error threshold: adj ×= 1 - min((ewma_err - threshold)·10, 0.9)
+//	if ewma_lat > latency threshold: adj ×= max(threshold/ewma_lat, 0.1)
+//	w = w·(penalty + (1-penalty)·adj) if adj < 1, else w·recovery
+//	w = clamp(w, min ratio·w0, max ratio·w0)
 func nextWeight(p *adaptiveParams, w, w0, ewmaErr, ewmaLat float64) float64 {
 	adj := 1.0
 	if ewmaErr > p.errThreshold {

@@ -17,16 +17,23 @@ func defaultAdaptiveParams() adaptiveParams {
 	return a.params
 }
 
-// TestAdaptiveDefaults: the original's constants are the defaults.
+// TestAdaptiveDefaults: Sentinel's defaults adjust every second with a
+// relative latency threshold; the original's constants stay expressible.
 func TestAdaptiveDefaults(t *testing.T) {
 	p := defaultAdaptiveParams()
 	want := adaptiveParams{
-		interval: int64(10 * time.Second), minRatio: 0.1, maxRatio: 2.0, errThreshold: 0.05,
-		latThreshold: float64(500 * time.Millisecond), alpha: 0.8, recovery: 1.1, penalty: 0.7,
-		minRequests: 100, maxCarryOver: 3, breakerFailures: 5, breakerSuccesses: 5, breakerTimeout: int64(10 * time.Second),
+		interval: int64(time.Second), minRatio: 0.1, maxRatio: 2.0, errThreshold: 0.05,
+		latThreshold: float64(500 * time.Millisecond), latRatio: 3, alpha: 0.8, recovery: 1.1, penalty: 0.7,
+		minRequests: 10, maxCarryOver: 3, breakerFailures: 5, breakerSuccesses: 5, breakerTimeout: int64(time.Second),
 	}
 	if p != want {
 		t.Fatalf("defaults %+v, want %+v", p, want)
+	}
+	orig := &Adaptive{AdjustmentInterval: caddy.Duration(10 * time.Second), MinRequests: 100, LatencyRatio: -1}
+	provision(t, orig, nil)
+	want.interval, want.breakerTimeout, want.minRequests, want.latRatio = int64(10*time.Second), int64(10*time.Second), 100, 0
+	if orig.params != want {
+		t.Fatalf("original %+v, want %+v", orig.params, want)
 	}
 }
 
@@ -85,7 +92,7 @@ func drive(s *Adaptive, pool []string, clk *clock, n int, step time.Duration, ou
 // share back.
 func TestAdaptiveConvergesAndRecovers(t *testing.T) {
 	clk := newClock()
-	s := newAdaptive(t, clk, &Adaptive{DisableBreaker: true})
+	s := newAdaptive(t, clk, &Adaptive{DisableBreaker: true, AdjustmentInterval: caddy.Duration(10 * time.Second), MinRequests: 100})
 	addrs := []string{"ad-a:1", "ad-b:1", "ad-c:1", "ad-d:1"}
 	failing := true
 	n := 0
@@ -330,6 +337,7 @@ func TestAdaptiveConfig(t *testing.T) {
 		max_weight_ratio 3
 		error_threshold 0.1
 		latency_threshold 50ms
+		latency_ratio 4
 		ewma_alpha 0.5
 		recovery_factor 1.5
 		penalty_rate 0.6
@@ -346,7 +354,7 @@ func TestAdaptiveConfig(t *testing.T) {
 	provision(t, &s, nil)
 	want := adaptiveParams{
 		interval: int64(time.Second), minRatio: 0.2, maxRatio: 3, errThreshold: 0.1,
-		latThreshold: float64(50 * time.Millisecond), alpha: 0.5, recovery: 1.5, penalty: 0.6,
+		latThreshold: float64(50 * time.Millisecond), latRatio: 4, alpha: 0.5, recovery: 1.5, penalty: 0.6,
 		minRequests: 10, maxCarryOver: 4, breakerFailures: 0, breakerSuccesses: 2, breakerTimeout: int64(5 * time.Second),
 	}
 	if s.Upstream != "api" || s.params != want {
@@ -360,10 +368,48 @@ func TestAdaptiveConfig(t *testing.T) {
 	for _, bad := range []*Adaptive{
 		{MinWeightRatio: 3}, {ErrorThreshold: 2}, {EWMAAlpha: 1.5}, {RecoveryFactor: 0.5},
 		{PenaltyRate: 2}, {MinRequests: -1}, {AdjustmentInterval: -1}, {MaxCarryOver: -2},
+		{LatencyRatio: 0.5}, {LatencyRatio: -2},
 	} {
 		bad.Provision(caddy.Context{})
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: expected a validation error", bad.params)
 		}
+	}
+}
+
+// TestAdaptiveRelativeLatency: with the default latency_ratio, a target
+// 50 ms slower than its 2 ms peers is penalised although it is far under
+// the absolute 500 ms threshold, and loses almost all its traffic within
+// seconds; with latency_ratio -1 (the original) it keeps its weight.
+func TestAdaptiveRelativeLatency(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		ratio    float64
+		maxShare float64
+	}{{"relative", 0, 0.01}, {"absolute only", -1, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newClock()
+			s := newAdaptive(t, clk, &Adaptive{LatencyRatio: c.ratio})
+			addrs := []string{"rl-a:" + c.name, "rl-b:" + c.name, "rl-c:" + c.name, "rl-slow:" + c.name}
+			outcome := func(a string) sample {
+				if a == addrs[3] {
+					return okSample(ms(52))
+				}
+				return okSample(ms(2))
+			}
+			drive(s, addrs, clk, 10000, time.Millisecond, outcome) // 10 s at 1000/s
+			got := drive(s, addrs, clk, 5000, time.Millisecond, outcome)
+			share := float64(got[addrs[3]]) / 5000
+			w := s.views.cur.Load().items[3].weight.Load()
+			if c.ratio == 0 && (share > c.maxShare || w > 0.2) {
+				t.Fatalf("slow target share %.3f, weight %.2f", share, w)
+			}
+			if c.ratio == -1 && w < 1 {
+				t.Fatalf("absolute-only threshold penalised a 52 ms target: weight %.2f", w)
+			}
+		})
+	}
+	if m := median([]float64{5, 1, 3, 2}); m != 2 {
+		t.Errorf("median %v", m)
 	}
 }

@@ -120,3 +120,11 @@ func reconcile(t testing.TB, id string, weights map[string]int) {
 	}
 	registry.Default.Reconcile([]registry.UpstreamSpec{spec}, nil)
 }
+
+// adjust ends an interval of one target alone, with the absolute latency
+// threshold (maybeAdjust does it for a pool).
+func (t *adaptiveTarget) adjust() {
+	if t.average() {
+		t.reweigh(t.g.p.latThreshold)
+	}
+}

@@ -82,6 +82,9 @@ func TestLBBench(t *testing.T) {
 		{name: "least_conn (Caddy)", policy: func(string) map[string]any { return map[string]any{"policy": "least_conn"} }},
 		{name: "peak_ewma", policy: func(u string) map[string]any { return map[string]any{"policy": "peak_ewma", "upstream": u} }},
 		{name: "adaptive (defaults)", policy: func(u string) map[string]any { return map[string]any{"policy": "adaptive", "upstream": u} }},
+		{name: "adaptive (original constants²)", policy: func(u string) map[string]any {
+			return map[string]any{"policy": "adaptive", "upstream": u, "adjustment_interval": "10s", "min_requests": 100, "latency_ratio": -1}
+		}},
 		{name: "adaptive (tuned¹)", policy: func(u string) map[string]any {
 			return map[string]any{"policy": "adaptive", "upstream": u, "adjustment_interval": "500ms", "min_requests": 5, "latency_threshold": "10ms", "min_weight_ratio": 0.02}
 		}},

@@ -462,11 +462,12 @@ upstreams { upstream "u" {
         adjustment-interval "500ms"
         min-requests 20
         latency-threshold "10ms"
+        latency-ratio 2.5
         error-threshold 0.1
         disable-breaker #false
     }
 }; }`)
-	want := `"selection_policy":{"adjustment_interval":"500ms","disable_breaker":false,"error_threshold":0.1,"latency_threshold":"10ms","min_requests":20,"policy":"adaptive","upstream":"u"}`
+	want := `"selection_policy":{"adjustment_interval":"500ms","disable_breaker":false,"error_threshold":0.1,"latency_ratio":2.5,"latency_threshold":"10ms","min_requests":20,"policy":"adaptive","upstream":"u"}`
 	if !strings.Contains(string(out), want) {
 		t.Errorf("missing %s in %s", want, out)
 	}

@@ -97,7 +97,7 @@ var lbTunables = map[string]map[string]struct {
 	"adaptive": {
 		"adjustment-interval": {"adjustment_interval", tDuration}, "min-weight-ratio": {"min_weight_ratio", tFloat},
 		"max-weight-ratio": {"max_weight_ratio", tFloat}, "error-threshold": {"error_threshold", tFloat},
-		"latency-threshold": {"latency_threshold", tDuration}, "ewma-alpha": {"ewma_alpha", tFloat},
+		"latency-threshold": {"latency_threshold", tDuration}, "latency-ratio": {"latency_ratio", tFloat}, "ewma-alpha": {"ewma_alpha", tFloat},
 		"recovery-factor": {"recovery_factor", tFloat}, "penalty-rate": {"penalty_rate", tFloat},
 		"min-requests": {"min_requests", tInt}, "max-carry-over": {"max_carry_over", tInt}, "breaker-failures": {"breaker_failures", tInt},
 		"breaker-successes": {"breaker_successes", tInt}, "breaker-timeout": {"breaker_timeout", tDuration},
