@@ -11,6 +11,7 @@ import (
 
 	// The KDL config adapter and the Sentinel modules.
 	_ "github.com/sentinel-proxy/sentinel/adaptive"
+	_ "github.com/sentinel-proxy/sentinel/agents"
 	_ "github.com/sentinel-proxy/sentinel/kdladapter"
 	_ "github.com/sentinel-proxy/sentinel/modules/accesslog"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"

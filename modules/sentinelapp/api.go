@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/sentinel-proxy/sentinel/agents"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 )
 
@@ -66,6 +67,7 @@ func startAPI(a *App) (*apiHandle, error) {
 	handler, err := controlapi.New(cfg, a.reg, audit, controlapi.Hooks{
 		Reload:   a.reloadHook,
 		Validate: a.validateHook,
+		Agents:   agents.List,
 	})
 	if err != nil {
 		return nil, err

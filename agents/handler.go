@@ -1,0 +1,600 @@
+package agents
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/agents/protocol"
+)
+
+// Handler is `http.handlers.sentinel_agents`: the agent filters of a
+// route, in the route's filter order. Request headers go to all of them
+// in parallel and the first non-allow decision in filter order wins;
+// bodies and responses go to them one after another. Each agent is
+// protected by its own queue, breaker and timeouts (see App).
+type Handler struct {
+	// Route is the route id sent to agents in the request metadata.
+	Route string `json:"route,omitempty"`
+	// Upstream is the route's upstream id sent in the request metadata.
+	Upstream string `json:"upstream,omitempty"`
+	// Filters are the agent filters, in order.
+	Filters []*Filter `json:"filters"`
+	// Challenge is the answer to a challenge decision (default 403 with
+	// the challenge as JSON).
+	Challenge *ChallengeResponse `json:"challenge,omitempty"`
+
+	app *App
+	log *zap.Logger
+}
+
+// Filter is one agent filter of a route.
+type Filter struct {
+	// Agent is the agent id (configured, or live-registered).
+	Agent string `json:"agent"`
+	// Phase is `request`, `response` or `both` (default): the phases in
+	// which the agent's events are sent.
+	Phase string `json:"phase,omitempty"`
+	// Timeout overrides the agent's call timeout.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// FailureMode overrides the agent's failure mode (`open`, `closed`).
+	FailureMode string `json:"failure_mode,omitempty"`
+	// InspectBody also sends the body of the filter's phases.
+	InspectBody bool `json:"inspect_body,omitempty"`
+	// MaxBodyBytes overrides the agent's body limits.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// BodyMode overrides the agent's body modes (`buffer`, `stream`,
+	// `hybrid`, `hybrid:<bytes>`).
+	BodyMode string `json:"body_mode,omitempty"`
+
+	request, response bool
+	failClosed        *bool
+	bodyMode          string
+	hybrid            int64
+}
+
+// ChallengeResponse is how a challenge decision is answered.
+type ChallengeResponse struct {
+	// Status is the HTTP status (default 403).
+	Status int `json:"status,omitempty"`
+	// Body is the response body; {agent.challenge.type} and
+	// {agent.challenge.param.<name>} are replaced. Default: the
+	// challenge as JSON.
+	Body string `json:"body,omitempty"`
+	// Headers are set on the response (placeholders replaced).
+	Headers http.Header `json:"headers,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.sentinel_agents", New: func() caddy.Module { return new(Handler) }}
+}
+
+// Provision checks the filters and finds the app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	if len(h.Filters) == 0 {
+		return errors.New("sentinel_agents: no filters")
+	}
+	for i, f := range h.Filters {
+		if f == nil || f.Agent == "" {
+			return fmt.Errorf("sentinel_agents: filter %d has no agent", i)
+		}
+		switch strings.ToLower(f.Phase) {
+		case "", "both":
+			f.request, f.response = true, true
+		case "request":
+			f.request = true
+		case "response":
+			f.response = true
+		default:
+			return fmt.Errorf("sentinel_agents: filter %q: phase %q is not request, response or both", f.Agent, f.Phase)
+		}
+		if f.FailureMode != "" {
+			closed, err := parseFailureMode(f.FailureMode)
+			if err != nil {
+				return fmt.Errorf("sentinel_agents: filter %q: %w", f.Agent, err)
+			}
+			f.failClosed = &closed
+		}
+		if f.BodyMode != "" {
+			m, err := parseBodyMode(f.BodyMode, &f.hybrid)
+			if err != nil {
+				return fmt.Errorf("sentinel_agents: filter %q: %w", f.Agent, err)
+			}
+			f.bodyMode = m
+		}
+		if f.Timeout < 0 || f.MaxBodyBytes < 0 {
+			return fmt.Errorf("sentinel_agents: filter %q: negative timeout or max_body_bytes", f.Agent)
+		}
+	}
+	if err := metrics.register(ctx); err != nil {
+		return fmt.Errorf("registering agent metrics: %w", err)
+	}
+	app, err := ctx.App("sentinel_agents")
+	if err != nil {
+		return fmt.Errorf("sentinel_agents: loading the app: %w", err)
+	}
+	h.app = app.(*App)
+	return nil
+}
+
+// run is one agent filter during one request.
+type run struct {
+	f      *Filter
+	p      *pool
+	s      *settings
+	client protocol.Client // the connection of the request's headers call
+	skip   bool
+}
+
+func (r *run) failClosed() bool {
+	if r.f.failClosed != nil {
+		return *r.f.failClosed
+	}
+	return r.s.failClosed
+}
+
+func (r *run) timeout() time.Duration {
+	if r.f.Timeout > 0 {
+		return time.Duration(r.f.Timeout)
+	}
+	return r.s.timeout
+}
+
+// wants reports whether the agent gets an event in this request.
+func (r *run) wants(event string) bool {
+	if r.skip || r.p == nil {
+		return false
+	}
+	switch event {
+	case EventRequestHeaders:
+		return r.f.request && r.s.events[event]
+	case EventRequestBody:
+		return r.f.request && (r.s.events[event] || r.f.InspectBody)
+	case EventResponseHeaders:
+		return r.f.response && r.s.events[event]
+	case EventResponseBody:
+		return r.f.response && (r.s.events[event] || r.f.InspectBody)
+	}
+	return r.s.events[event]
+}
+
+func (r *run) maxBody(response bool) int64 {
+	if r.f.MaxBodyBytes > 0 {
+		return r.f.MaxBodyBytes
+	}
+	if response {
+		return r.s.maxResp
+	}
+	return r.s.maxReqBody
+}
+
+func (r *run) bodyMode(response bool) (string, int64) {
+	if r.f.bodyMode != "" {
+		if r.f.hybrid > 0 {
+			return r.f.bodyMode, r.f.hybrid
+		}
+		return r.f.bodyMode, r.s.hybridBytes
+	}
+	if response {
+		return r.s.respMode, r.s.hybridBytes
+	}
+	return r.s.reqMode, r.s.hybridBytes
+}
+
+// reqState is the agents' view of one request.
+type reqState struct {
+	h     *Handler
+	r     *http.Request
+	corr  string
+	runs  []*run
+	start time.Time
+	// respOps are response header operations decided so far.
+	respOps []protocol.HeaderOp
+	// stop is set when a body agent decided or failed closed while the
+	// body streamed to the upstream; the handler answers with it.
+	mu   sync.Mutex
+	stop *stopAnswer
+	// reqBytes counts the request body bytes seen.
+	reqBytes atomic.Int64
+}
+
+// stopAnswer is the proxy's own answer to a request.
+type stopAnswer struct {
+	agent    string
+	decision *protocol.Decision // nil: a failure with status
+	status   int
+	err      error
+}
+
+func (st *reqState) setStop(a *stopAnswer) {
+	st.mu.Lock()
+	if st.stop == nil {
+		st.stop = a
+	}
+	st.mu.Unlock()
+}
+
+func (st *reqState) stopped() *stopAnswer {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.stop
+}
+
+// errStopped ends the body the upstream reads when an agent stopped it.
+var errStopped = errors.New("request stopped by an agent")
+
+// ServeHTTP runs the agents around the rest of the chain.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	st := &reqState{h: h, r: r, corr: correlationID(r), start: time.Now()}
+	any := false
+	for _, f := range h.Filters {
+		ru := &run{f: f, p: h.app.pool(f.Agent)}
+		if ru.p != nil {
+			ru.s = ru.p.s
+			any = true
+		}
+		st.runs = append(st.runs, ru)
+	}
+	// Agents that exist in no pool (a live agent not registered yet)
+	// are down: their failure mode decides.
+	for _, ru := range st.runs {
+		if ru.p == nil {
+			if ru.f.failClosed != nil && *ru.f.failClosed {
+				return h.fail(w, ru.f.Agent, EventRequestHeaders, errAgentDown, true)
+			}
+			metrics.skipped.WithLabelValues(ru.f.Agent, EventRequestHeaders, "failure").Inc()
+			ru.skip = true
+		}
+	}
+	if !any {
+		return next.ServeHTTP(w, r)
+	}
+	if done, err := st.requestHeaders(w); done {
+		return err
+	}
+	if done, err := st.requestBody(w); done {
+		return err
+	}
+	rw := st.wrapResponse(w)
+	err := next.ServeHTTP(rw.writer(), r)
+	if a := st.stopped(); a != nil && !rw.wroteAny() {
+		err = st.answer(w, a)
+	} else if ferr := rw.finish(); ferr != nil {
+		err = ferr
+	}
+	st.complete(rw)
+	if rw.aborted {
+		panic(http.ErrAbortHandler)
+	}
+	return err
+}
+
+// answer writes the proxy's own answer.
+func (st *reqState) answer(w http.ResponseWriter, a *stopAnswer) error {
+	if a.decision != nil {
+		return st.h.decide(w, st.r, a.agent, *a.decision, st.respOps)
+	}
+	return st.h.failStatus(w, a.agent, a.status)
+}
+
+// requestHeaders fans the request headers out to the agents in parallel;
+// it reports whether the request was answered.
+func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
+	var runs []*run
+	for _, ru := range st.runs {
+		if ru.wants(EventRequestHeaders) {
+			runs = append(runs, ru)
+		}
+	}
+	if len(runs) == 0 {
+		return false, nil
+	}
+	ev := st.headersEvent()
+	results := make([]callResult, len(runs))
+	ctx, cancel := context.WithCancel(st.r.Context())
+	defer cancel()
+	if len(runs) == 1 {
+		results[0] = runs[0].p.call(ctx, ev, runs[0].timeout(), nil)
+	} else {
+		done := make([]chan struct{}, len(runs))
+		var wg sync.WaitGroup
+		for i, ru := range runs {
+			done[i] = make(chan struct{})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer close(done[i])
+				results[i] = ru.p.call(ctx, ev, ru.timeout(), nil)
+			}()
+		}
+		defer wg.Wait()
+		// In filter order: the first deciding agent ends the wait for
+		// the others (their calls are cancelled).
+		for i := range runs {
+			<-done[i]
+			if decisive(runs[i], results[i]) {
+				cancel()
+				break
+			}
+		}
+	}
+	var reqOps []protocol.HeaderOp
+	for i, ru := range runs {
+		res := results[i]
+		ru.client = res.client
+		if res.err != nil {
+			if ru.failClosed() {
+				return true, st.h.fail(w, ru.f.Agent, EventRequestHeaders, res.err, true)
+			}
+			st.h.skipAgent(ru, EventRequestHeaders, res.err)
+			continue
+		}
+		if res.resp.Decision.Kind != protocol.Allow {
+			return true, st.h.decide(w, st.r, ru.f.Agent, res.resp.Decision, append(st.respOps, res.resp.ResponseHeaders...))
+		}
+		reqOps = append(reqOps, res.resp.RequestHeaders...)
+		st.respOps = append(st.respOps, res.resp.ResponseHeaders...)
+	}
+	applyOps(st.r.Header, reqOps)
+	return false, nil
+}
+
+// decisive reports whether a result ends the fan-out.
+func decisive(ru *run, res callResult) bool {
+	if res.err != nil {
+		return ru.failClosed()
+	}
+	return res.resp != nil && res.resp.Decision.Kind != protocol.Allow
+}
+
+// headersEvent builds the RequestHeaders event.
+func (st *reqState) headersEvent() *protocol.RequestHeaders {
+	r := st.r
+	headers := make(map[string][]string, len(r.Header)+1)
+	for k, v := range r.Header {
+		headers[strings.ToLower(k)] = v
+	}
+	if r.Host != "" {
+		headers["host"] = []string{r.Host}
+	}
+	host, port, _ := net.SplitHostPort(r.RemoteAddr)
+	if host == "" {
+		host = r.RemoteAddr
+	}
+	p, _ := strconv.Atoi(port)
+	md := protocol.RequestMetadata{
+		CorrelationID: st.corr,
+		RequestID:     randomID(),
+		ClientIP:      host,
+		ClientPort:    uint16(p),
+		ServerName:    protocol.OptString(hostOnly(r.Host)),
+		Protocol:      r.Proto,
+		RouteID:       protocol.OptString(st.h.Route),
+		UpstreamID:    protocol.OptString(st.h.Upstream),
+		Timestamp:     time.Now().UTC().Format(time.RFC3339Nano),
+		Traceparent:   r.Header.Get("Traceparent"),
+	}
+	if r.TLS != nil {
+		md.TLSVersion = protocol.OptString(tlsVersion(r.TLS.Version))
+	}
+	return &protocol.RequestHeaders{CorrelationID: st.corr, Metadata: md, Method: r.Method, URI: r.URL.RequestURI(), Headers: headers}
+}
+
+// complete sends request_complete to the agents that asked for it, off
+// the request's path (Notify never waits for the agent).
+func (st *reqState) complete(rw *respWriter) {
+	for _, ru := range st.runs {
+		if !ru.wants(EventRequestComplete) {
+			continue
+		}
+		ev := &protocol.RequestComplete{
+			CorrelationID:    st.corr,
+			Status:           uint16(rw.statusCode()),
+			DurationMs:       uint64(time.Since(st.start).Milliseconds()),
+			RequestBodySize:  uint64(st.reqBytes.Load()),
+			ResponseBodySize: uint64(rw.size),
+			UpstreamAttempts: 1,
+		}
+		ru.p.notify(context.WithoutCancel(st.r.Context()), ev, ru.client)
+	}
+}
+
+// skipAgent records a fail-open skip.
+func (h *Handler) skipAgent(ru *run, event string, err error) {
+	ru.skip = true
+	reason := "failure"
+	if errors.Is(err, errTooLarge) {
+		reason = "too_large"
+	}
+	metrics.skipped.WithLabelValues(ru.f.Agent, event, reason).Inc()
+	h.log.Debug("agent skipped (fail-open)", zap.String("agent", ru.f.Agent), zap.String("event", event), zap.Error(err))
+}
+
+// failureStatus maps a call failure to the fail-closed status: 504 for
+// a timeout, 413 for a body over the limit, 503 otherwise.
+func failureStatus(err error) int {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusServiceUnavailable
+}
+
+// fail answers a fail-closed failure.
+func (h *Handler) fail(w http.ResponseWriter, agent, event string, err error, log bool) error {
+	if log {
+		h.log.Warn("agent failed (fail-closed)", zap.String("agent", agent), zap.String("event", event), zap.Error(err))
+	}
+	return h.failStatus(w, agent, failureStatus(err))
+}
+
+func (h *Handler) failStatus(w http.ResponseWriter, agent string, status int) error {
+	text := map[int]string{504: "Gateway timeout", 413: "Payload too large"}[status]
+	if text == "" {
+		text = "Service unavailable"
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(text))
+	return nil
+}
+
+// decide answers a block, redirect or challenge decision. ops are the
+// response header operations decided so far (applied first).
+func (h *Handler) decide(w http.ResponseWriter, r *http.Request, agent string, d protocol.Decision, ops []protocol.HeaderOp) error {
+	applyOps(w.Header(), ops)
+	switch d.Kind {
+	case protocol.Block:
+		status := d.Status
+		if status == 0 {
+			status = http.StatusForbidden
+		}
+		body := d.Body
+		if body == "" {
+			body = "Blocked by agent"
+		}
+		for k, v := range d.Headers {
+			w.Header().Set(k, v)
+		}
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	case protocol.Redirect:
+		status := d.Status
+		if status < 300 || status > 399 {
+			status = http.StatusFound
+		}
+		w.Header().Set("Location", d.URL)
+		w.WriteHeader(status)
+	case protocol.Challenge:
+		h.challenge(w, r, d)
+	}
+	h.log.Debug("agent decision", zap.String("agent", agent), zap.String("decision", d.Kind.String()), zap.Int("status", d.Status))
+	return nil
+}
+
+// challenge answers a challenge decision.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, d protocol.Decision) {
+	c := h.Challenge
+	if c == nil {
+		c = &ChallengeResponse{}
+	}
+	repl := caddy.NewReplacer()
+	if rr, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl = rr
+	}
+	repl.Set("agent.challenge.type", d.ChallengeType)
+	for k, v := range d.Params {
+		repl.Set("agent.challenge.param."+k, v)
+	}
+	for k, vs := range c.Headers {
+		for _, v := range vs {
+			w.Header().Add(k, repl.ReplaceAll(v, ""))
+		}
+	}
+	status := c.Status
+	if status == 0 {
+		status = http.StatusForbidden
+	}
+	body := c.Body
+	if body == "" {
+		params := d.Params
+		if params == nil {
+			params = map[string]string{}
+		}
+		b, _ := jsonMarshal(map[string]any{"challenge": d.ChallengeType, "params": params})
+		body = string(b)
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+	} else {
+		body = repl.ReplaceAll(body, "")
+	}
+	w.Header().Set("X-Sentinel-Challenge", d.ChallengeType)
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// applyOps applies header operations in order.
+func applyOps(hdr http.Header, ops []protocol.HeaderOp) {
+	for _, op := range ops {
+		if op.Name == "" {
+			continue
+		}
+		switch op.Op {
+		case protocol.HeaderSet:
+			hdr.Set(op.Name, op.Value)
+		case protocol.HeaderAdd:
+			hdr.Add(op.Name, op.Value)
+		case protocol.HeaderRemove:
+			hdr.Del(op.Name)
+		}
+	}
+}
+
+// correlationID is the request's UUID (the access log's trace_id).
+func correlationID(r *http.Request) string {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if s, ok := repl.GetString("http.request.uuid"); ok && s != "" {
+			return s
+		}
+	}
+	return randomID()
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return h
+}
+
+func tlsVersion(v uint16) string {
+	switch v {
+	case 0x0301:
+		return "TLSv1.0"
+	case 0x0302:
+		return "TLSv1.1"
+	case 0x0303:
+		return "TLSv1.2"
+	case 0x0304:
+		return "TLSv1.3"
+	}
+	return ""
+}
+
+func zapAgent(id string) zap.Field { return zap.String("agent", id) }
+
+func zapErr(err error) zap.Field { return zap.Error(err) }
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

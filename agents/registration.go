@@ -1,0 +1,286 @@
+package agents
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/agents/protocol"
+)
+
+// RegistrationConfig is the listener live agents connect to: they send a
+// RegistrationHello (agent id + token), the proxy checks it, runs the
+// handshake over the same connection and adds it to the agent's pool
+// (the configured agent of that id, else a live pool with Defaults). A
+// live agent is removed when its last connection closes.
+type RegistrationConfig struct {
+	// UnixSocket is the socket path (created with mode 0600).
+	UnixSocket string `json:"unix_socket,omitempty"`
+	// Address is a TCP address; it needs TLS.
+	Address string `json:"address,omitempty"`
+	// TLS is the TCP listener's TLS.
+	TLS *ServerTLSConfig `json:"tls,omitempty"`
+	// Tokens are the accepted tokens, compared in constant time; never logged.
+	Tokens []string `json:"tokens,omitempty"`
+	// AllowedAgents lists the agent ids that may register (empty: any).
+	AllowedAgents []string `json:"allowed_agents,omitempty"`
+	// Timeout bounds the registration and handshake (default 10s).
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Defaults are the settings of live agents not in Agents (the
+	// transport keys are ignored).
+	Defaults *AgentConfig `json:"defaults,omitempty"`
+}
+
+// ServerTLSConfig is the registration listener's TLS.
+type ServerTLSConfig struct {
+	// CertFile is the server certificate (PEM).
+	CertFile string `json:"cert_file"`
+	// KeyFile is its key (PEM).
+	KeyFile string `json:"key_file"`
+	// ClientCA is a PEM file of CAs of agent certificates: with it, agents
+	// must present a certificate whose CN or a DNS name is their agent id.
+	ClientCA string `json:"client_ca,omitempty"`
+}
+
+// regSettings are the resolved registration settings.
+type regSettings struct {
+	network, address string
+	tls              *tls.Config
+	mtls             bool
+	tokens           [][32]byte
+	allowed          []string
+	timeout          time.Duration
+	defaults         AgentConfig
+}
+
+func (c *RegistrationConfig) resolve() (*regSettings, error) {
+	rs := &regSettings{allowed: c.AllowedAgents, timeout: durOr(c.Timeout, 10*time.Second)}
+	switch {
+	case (c.UnixSocket == "") == (c.Address == ""):
+		return nil, errors.New("registration: give exactly one of unix_socket and address")
+	case c.UnixSocket != "":
+		rs.network, rs.address = "unix", c.UnixSocket
+	default:
+		rs.network, rs.address = "tcp", c.Address
+		if c.TLS == nil {
+			return nil, errors.New("registration: a TCP address needs tls")
+		}
+	}
+	if c.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("registration tls: %w", err)
+		}
+		rs.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if c.TLS.ClientCA != "" {
+			pem, err := os.ReadFile(c.TLS.ClientCA)
+			if err != nil {
+				return nil, fmt.Errorf("registration tls client_ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("registration tls client_ca %s: no certificate", c.TLS.ClientCA)
+			}
+			rs.tls.ClientCAs, rs.tls.ClientAuth, rs.mtls = pool, tls.RequireAndVerifyClientCert, true
+		}
+	}
+	for _, t := range c.Tokens {
+		if t == "" {
+			return nil, errors.New("registration: empty token")
+		}
+		rs.tokens = append(rs.tokens, sha256.Sum256([]byte(t)))
+	}
+	if len(rs.tokens) == 0 && !rs.mtls {
+		return nil, errors.New("registration: agents must authenticate: give tokens or tls.client_ca")
+	}
+	if c.Defaults != nil {
+		rs.defaults = *c.Defaults
+	}
+	rs.defaults.UnixSocket, rs.defaults.GRPC, rs.defaults.TLS = "", "", nil
+	rs.defaults.ID = "live"
+	if _, err := (&AgentConfig{ID: "live", UnixSocket: "-", Events: rs.defaults.Events, Timeout: rs.defaults.Timeout, FailureMode: rs.defaults.FailureMode,
+		RequestBodyMode: rs.defaults.RequestBodyMode, ResponseBodyMode: rs.defaults.ResponseBodyMode, Pool: rs.defaults.Pool, CircuitBreaker: rs.defaults.CircuitBreaker}).resolve(); err != nil {
+		return nil, fmt.Errorf("registration defaults: %w", err)
+	}
+	return rs, nil
+}
+
+// tokenOK compares a token with the configured ones in constant time
+// (hashes of equal length, every one compared).
+func (rs *regSettings) tokenOK(tok string) bool {
+	if len(rs.tokens) == 0 {
+		return true
+	}
+	h := sha256.Sum256([]byte(tok))
+	ok := 0
+	for i := range rs.tokens {
+		ok |= subtle.ConstantTimeCompare(h[:], rs.tokens[i][:])
+	}
+	return ok == 1
+}
+
+// liveSettings are the settings of a live agent.
+func (rs *regSettings) liveSettings(id string) (*settings, error) {
+	c := rs.defaults
+	c.ID, c.UnixSocket = id, "live"
+	return c.resolve()
+}
+
+// regListener is one registration listener, shared by the configs that
+// name its address; the newest config's settings apply.
+type regListener struct {
+	ln     net.Listener
+	cfg    atomic.Pointer[regSettings]
+	log    *zap.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startListener opens (or takes over) the listener of rs and returns its
+// registry key.
+func startListener(rs *regSettings, log *zap.Logger) (string, error) {
+	key := rs.network + ":" + rs.address
+	v, _, err := reg.listeners.LoadOrNew(key, func() (caddy.Destructor, error) {
+		if rs.network == "unix" {
+			_ = os.Remove(rs.address)
+		}
+		ln, err := net.Listen(rs.network, rs.address)
+		if err != nil {
+			return nil, fmt.Errorf("agent registration listener: %w", err)
+		}
+		if rs.network == "unix" {
+			if err := os.Chmod(rs.address, 0o600); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("agent registration socket: %w", err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		l := &regListener{ln: ln, log: log.Named("registration"), ctx: ctx, cancel: cancel}
+		l.wg.Add(1)
+		go l.accept()
+		l.log.Info("agent registration listening", zap.String("network", rs.network), zap.String("address", rs.address))
+		return l, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	v.(*regListener).cfg.Store(rs)
+	return key, nil
+}
+
+// Destruct closes the listener and the registrations in progress.
+// Registered agents stay in their pools.
+func (l *regListener) Destruct() error {
+	l.cancel()
+	err := l.ln.Close()
+	l.wg.Wait()
+	return err
+}
+
+func (l *regListener) accept() {
+	defer l.wg.Done()
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if l.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			l.log.Error("agent registration accept", zap.Error(err))
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if err := l.register(conn); err != nil {
+				l.log.Warn("agent registration refused", zap.String("remote", conn.RemoteAddr().String()), zap.Error(err))
+				_ = conn.Close()
+			}
+		}()
+	}
+}
+
+// register authenticates one connection and adds it to its agent's pool.
+func (l *regListener) register(conn net.Conn) error {
+	rs := l.cfg.Load()
+	ctx, cancel := context.WithTimeout(l.ctx, rs.timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	if rs.tls != nil {
+		tc := tls.Server(conn, rs.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("tls handshake: %w", err)
+		}
+		conn = tc
+	}
+	hello, err := protocol.ReadRegistrationHello(conn)
+	if err != nil {
+		return err
+	}
+	id := hello.AgentID
+	if len(rs.allowed) > 0 && !slices.Contains(rs.allowed, id) {
+		return fmt.Errorf("agent %q is not in allowed_agents", id)
+	}
+	if !rs.tokenOK(hello.AuthToken) {
+		return fmt.Errorf("agent %q: wrong token", id)
+	}
+	if rs.mtls {
+		tc, _ := conn.(*tls.Conn)
+		if tc == nil || !identityIs(tc.ConnectionState(), id) {
+			return fmt.Errorf("agent %q: client certificate identity does not match", id)
+		}
+	}
+	if !stop() {
+		return fmt.Errorf("agent %q: registration timed out", id)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	var target *pool
+	var onEmpty func()
+	if p := reg.lookup(reg.current.Load(), id); p != nil && !p.live {
+		target = p
+	} else {
+		s, err := rs.liveSettings(id)
+		if err != nil {
+			return err
+		}
+		target = reg.liveOrNew(s, l.log)
+		onEmpty = func() { reg.dropLive(target) }
+	}
+	c, err := protocol.NewClient(ctx, conn, target.options())
+	if err != nil {
+		if onEmpty != nil {
+			onEmpty()
+		}
+		return fmt.Errorf("agent %q handshake: %w", id, err)
+	}
+	target.adopt(c, onEmpty)
+	l.log.Info("agent registered", zap.String("agent", id), zap.String("dialect", c.Info().Dialect.String()), zap.Bool("live_pool", target.live))
+	return nil
+}
+
+// identityIs reports whether the verified client certificate names id.
+func identityIs(st tls.ConnectionState, id string) bool {
+	if len(st.PeerCertificates) == 0 {
+		return false
+	}
+	c := st.PeerCertificates[0]
+	return c.Subject.CommonName == id || slices.Contains(c.DNSNames, id)
+}
