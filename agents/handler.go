@@ -86,6 +86,22 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision checks the filters and finds the app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
+	if err := h.setup(); err != nil {
+		return err
+	}
+	if err := metrics.register(ctx); err != nil {
+		return fmt.Errorf("registering agent metrics: %w", err)
+	}
+	app, err := ctx.App("sentinel_agents")
+	if err != nil {
+		return fmt.Errorf("sentinel_agents: loading the app: %w", err)
+	}
+	h.app = app.(*App)
+	return nil
+}
+
+// setup validates the filters.
+func (h *Handler) setup() error {
 	if len(h.Filters) == 0 {
 		return errors.New("sentinel_agents: no filters")
 	}
@@ -121,14 +137,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("sentinel_agents: filter %q: negative timeout or max_body_bytes", f.Agent)
 		}
 	}
-	if err := metrics.register(ctx); err != nil {
-		return fmt.Errorf("registering agent metrics: %w", err)
-	}
-	app, err := ctx.App("sentinel_agents")
-	if err != nil {
-		return fmt.Errorf("sentinel_agents: loading the app: %w", err)
-	}
-	h.app = app.(*App)
 	return nil
 }
 
