@@ -176,47 +176,17 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// built is the sentinel binary, built once per test run.
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // TestMain removes the built binary.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.path != "" {
-		os.RemoveAll(filepath.Dir(built.path))
-	}
+	testutil.RemoveBuilds()
 	os.Exit(code)
 }
 
-// buildBinary builds ./cmd/sentinel with CGO_ENABLED=0, as the Dockerfile
-// does.
+// buildBinary builds the sentinel binary (CGO_ENABLED=0, as the image is).
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: the binary is not built")
-	}
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "sentinel-deploy-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "sentinel")
-		cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", built.path, "./cmd/sentinel")
-		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("CGO_ENABLED=0 go build ./cmd/sentinel: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
+	return testutil.Build(t, "./cmd/sentinel")
 }
 
 // TestStaticBinary: the CGO_ENABLED=0 build is a static executable (no

@@ -3,34 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
-// built holds the binary, built once for all binary tests.
-var built struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 // TestMain removes the built binary at the end.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	testutil.RemoveBuilds()
 	os.Exit(code)
 }
 
@@ -38,25 +26,7 @@ func TestMain(m *testing.M) {
 // image does) once for the binary tests.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "sentinel-bin-")
-		if built.err != nil {
-			return
-		}
-		built.path = filepath.Join(built.dir, "sentinel")
-		cmd := exec.Command("go", "build", "-o", built.path, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
+	return testutil.Build(t, "./cmd/sentinel")
 }
 
 func freePort(t *testing.T) string {
