@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel/internal/headerhook"
+
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
@@ -219,9 +221,9 @@ func (c *CORS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	apply := func(h http.Header) { c.applyActual(h, allowOrigin) }
-	cw := &responseWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, apply: apply}
+	cw := headerhook.Wrap(w, apply)
 	err := next.ServeHTTP(cw, r)
-	if err != nil && !cw.wroteHeader {
+	if err != nil && !cw.WroteHeader() {
 		// the error response is written by the server (or its error
 		// routes) to w: let the browser read it
 		apply(w.Header())

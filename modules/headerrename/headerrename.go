@@ -5,6 +5,8 @@ package headerrename
 import (
 	"net/http"
 
+	"github.com/sentinel-proxy/sentinel/internal/headerhook"
+
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
@@ -85,9 +87,9 @@ func (h *Rename) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 
 	apply := func(hdr http.Header) { renameAll(hdr, h.response) }
-	rw := &responseWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, apply: apply}
+	rw := headerhook.Wrap(w, apply)
 	err := next.ServeHTTP(rw, r)
-	if err != nil && !rw.wroteHeader {
+	if err != nil && !rw.WroteHeader() {
 		// the error response is written to w by the server (or its error
 		// routes); rename the fields already set for it as well
 		apply(w.Header())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/sentinel-proxy/sentinel/internal/headerhook"
 )
 
 func provisioned(t *testing.T, config string) *Rename {
@@ -157,7 +158,7 @@ func TestServeHTTPRequestOnly(t *testing.T) {
 	h := provisioned(t, `{"request":{"X-Old":"X-New"}}`)
 	rec := httptest.NewRecorder()
 	err := h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil), caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
-		if _, wrapped := w.(*responseWriter); wrapped {
+		if _, wrapped := w.(*headerhook.Writer); wrapped {
 			t.Error("the response writer is wrapped without response renamings")
 		}
 		return nil

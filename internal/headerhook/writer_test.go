@@ -1,4 +1,4 @@
-package cors
+package headerhook
 
 import (
 	"fmt"
@@ -7,18 +7,16 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-func newTestWriter(rec *httptest.ResponseRecorder, applied *int) *responseWriter {
-	return &responseWriter{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: rec},
-		apply: func(h http.Header) {
-			*applied++
-			h.Set(acao, "https://app.example.com")
-		},
-	}
+// acao is the header the tests' edit sets.
+const acao = "Access-Control-Allow-Origin"
+
+func newTestWriter(rec *httptest.ResponseRecorder, applied *int) *Writer {
+	return Wrap(rec, func(h http.Header) {
+		*applied++
+		h.Set(acao, "https://app.example.com")
+	})
 }
 
 func TestResponseWriter(t *testing.T) {
@@ -114,10 +112,7 @@ func (s *statusLog) WriteHeader(status int) {
 func TestResponseWriterInformational(t *testing.T) {
 	log := &statusLog{header: http.Header{}}
 	applied := 0
-	w := &responseWriter{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: log},
-		apply:                 func(h http.Header) { applied++; h.Set(acao, "o") },
-	}
+	w := Wrap(log, func(h http.Header) { applied++; h.Set(acao, "o") })
 	w.WriteHeader(http.StatusEarlyHints)
 	w.WriteHeader(http.StatusTeapot)
 	if applied != 1 {
