@@ -248,7 +248,11 @@ func TestRequestBodyModes(t *testing.T) {
 		return &protocol.Response{RequestBodyMutation: &protocol.BodyMutation{Data: []byte(strings.ToUpper(string(ev.Data)))}}
 	}}
 	path := serveAgent(t, ag, protocol.EventRequestHeaders, protocol.EventRequestBodyChunk)
-	ev := func(c *AgentConfig) { c.Events = []string{"request_headers", "request_body"}; c.MaxRequestBodyBytes = 64; c.ChunkBytes = 8 }
+	ev := func(c *AgentConfig) {
+		c.Events = []string{"request_headers", "request_body"}
+		c.MaxRequestBodyBytes = 64
+		c.ChunkBytes = 8
+	}
 	app := testApp(t, uds("buf", path, ev), uds("str", path, ev, func(c *AgentConfig) { c.RequestBodyMode = "stream" }),
 		uds("hyb", path, ev, func(c *AgentConfig) { c.RequestBodyMode = "hybrid:16" }),
 		uds("closed", path, ev, func(c *AgentConfig) { c.FailureMode = "closed" }))
@@ -333,7 +337,10 @@ func TestResponsePhase(t *testing.T) {
 		},
 	}
 	path := serveAgent(t, ag, protocol.EventResponseHeaders, protocol.EventResponseBodyChunk)
-	evs := func(c *AgentConfig) { c.Events = []string{"response_headers", "response_body"}; c.MaxResponseBodyBytes = 1024 }
+	evs := func(c *AgentConfig) {
+		c.Events = []string{"response_headers", "response_body"}
+		c.MaxResponseBodyBytes = 1024
+	}
 	app := testApp(t, uds("rb", path, evs), uds("rs", path, evs, func(c *AgentConfig) { c.ResponseBodyMode = "stream" }))
 	h := testHandler(t, app, &Filter{Agent: "rb", Phase: "response"})
 	w := serve(t, h, &upstream{reply: "the secret is out"}, httptest.NewRequest("GET", "/", nil))

@@ -159,11 +159,11 @@ func TestConfigValidation(t *testing.T) {
 	}
 	// Filters.
 	for want, f := range map[string]*Filter{
-		"has no agent":  {},
-		"phase":         {Agent: "a", Phase: "sideways"},
-		"failure mode":  {Agent: "a", FailureMode: "x"},
-		"body mode":     {Agent: "a", BodyMode: "x"},
-		"negative":      {Agent: "a", Timeout: -1},
+		"has no agent": {},
+		"phase":        {Agent: "a", Phase: "sideways"},
+		"failure mode": {Agent: "a", FailureMode: "x"},
+		"body mode":    {Agent: "a", BodyMode: "x"},
+		"negative":     {Agent: "a", Timeout: -1},
 	} {
 		h := &Handler{Filters: []*Filter{f}}
 		if err := h.setup(); err == nil || !strings.Contains(err.Error(), want) {
