@@ -61,6 +61,31 @@ type random interface {
 	Float64() float64
 }
 
+// tieBreak chooses uniformly among tied candidates met one after the
+// other (reservoir sampling: the n-th replaces the choice with probability
+// 1/n). One draw from the policy's source seeds a xorshift generator for
+// the rest of the scan, so that a pool of 100 idle targets costs one call
+// to the shared source, not 100.
+type tieBreak struct {
+	rnd random
+	x   uint64
+}
+
+// keep reports whether the n-th tied candidate (n ≥ 1) takes the place of
+// the current choice.
+func (t *tieBreak) keep(n int) bool {
+	if n <= 1 {
+		return true
+	}
+	if t.x == 0 {
+		t.x = uint64(t.rnd.IntN(math.MaxInt64)) | 1
+	}
+	t.x ^= t.x << 13
+	t.x ^= t.x >> 7
+	t.x ^= t.x << 17
+	return (t.x>>32)*uint64(n)>>32 == 0
+}
+
 // globalRand is math/rand/v2's goroutine-safe global source.
 type globalRand struct{}
 

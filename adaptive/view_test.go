@@ -43,3 +43,25 @@ func TestPoolChangeSameLength(t *testing.T) {
 		}
 	}
 }
+
+// TestTieBreakUniform: reservoir sampling over 5 ties picks each about a
+// fifth of the time.
+func TestTieBreakUniform(t *testing.T) {
+	counts := make([]int, 5)
+	const trials = 50000
+	for k := range trials {
+		tb := tieBreak{rnd: seeded(uint64(k + 1))}
+		choice := -1
+		for n := 1; n <= 5; n++ {
+			if tb.keep(n) {
+				choice = n - 1
+			}
+		}
+		counts[choice]++
+	}
+	for i, c := range counts {
+		if c < trials/5*9/10 || c > trials/5*11/10 {
+			t.Errorf("tie %d chosen %d times of %d: %v", i, c, trials, counts)
+		}
+	}
+}

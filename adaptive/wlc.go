@@ -100,6 +100,7 @@ func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[
 		start = int(s.robin.Add(1) % uint32(n))
 	}
 	best, ties := -1, 0
+	tb := tieBreak{rnd: s.rnd}
 	var bestScore, bestW float64
 	var bestConns int64
 	for k := range n {
@@ -133,7 +134,7 @@ func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[
 			if !better {
 				if same {
 					ties++
-					if s.rnd.IntN(ties) == 0 {
+					if tb.keep(ties) {
 						best = i
 					}
 				}
