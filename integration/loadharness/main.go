@@ -1,0 +1,66 @@
+// Command loadharness benchmarks, soaks and breaks Sentinel against stock
+// Caddy of the same version and NGINX, on loopback, with one command:
+//
+//	go run ./integration/loadharness -mode bench|soak|chaos [-quick] [-out bench/results/<date>]
+//
+// bench: every scenario (HTTP/1.1 small, HTTP/2 over TLS, 64 KiB, 1,000
+// connections, fixed rate) against the backend directly, stock Caddy, a
+// second stock Caddy (the control), Sentinel and NGINX, several rounds in
+// alternating order; writes results.md, results.csv, runs.csv and PNG
+// charts. soak: constant load on Sentinel with reloads and control-plane
+// changes, sampling RSS, goroutines and file descriptors; fails on growth
+// or a failed request. chaos: backend crash, all backends down, 5xx
+// backend, reload storm; each asserts its outcome.
+//
+// See docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadharness:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadharness:", err)
+		os.Exit(1)
+	}
+}
+
+// parseFlags reads the command line.
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("loadharness", flag.ContinueOnError)
+	var o options
+	fs.StringVar(&o.Mode, "mode", "bench", "bench, soak or chaos")
+	fs.BoolVar(&o.Quick, "quick", false, "a run of seconds (what CI runs)")
+	fs.StringVar(&o.Out, "out", "", "results folder (default bench/results/<date>, or a temp dir with -quick)")
+	fs.IntVar(&o.Rounds, "rounds", 0, "rounds per scenario (default 5, 3 with -quick... or 1 in the quick test)")
+	fs.DurationVar(&o.RunDuration, "run", 0, "duration of one measured bench run (default 10s, 2s with -quick)")
+	fs.DurationVar(&o.Duration, "duration", 0, "soak duration (default 3m, 10s with -quick; -duration 1h for the one-hour soak)")
+	fs.StringVar(&o.Scenarios, "scenarios", "", "comma-separated bench scenarios (default all)")
+	fs.StringVar(&o.Contenders, "contenders", "direct,caddy,caddy-control,sentinel,nginx", "comma-separated bench contenders")
+	fs.BoolVar(&o.External, "external", true, "use wrk and h2load when installed (else the Go load generator)")
+	fs.BoolVar(&o.Install, "install", os.Geteuid() == 0, "apt-get install nginx, wrk and nghttp2-client when missing (root only)")
+	fs.BoolVar(&o.Profile, "profile", true, "CPU-profile Sentinel where it trails stock Caddy")
+	fs.StringVar(&o.Cache, "cache", "", "where built binaries are cached (default <user cache dir>/sentinel-loadharness)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch o.Mode {
+	case "bench", "soak", "chaos":
+	default:
+		return o, fmt.Errorf("unknown -mode %q (bench, soak or chaos)", o.Mode)
+	}
+	return o, nil
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	Mode        string
+	Quick       bool
+	Out         string
+	Rounds      int
+	RunDuration time.Duration
+	Duration    time.Duration
+	Scenarios   string
+	Contenders  string
+	External    bool
+	Install     bool
+	Profile     bool
+	Cache       string
+	// Dir is where the module is looked up from (default ".").
+	Dir string
+	// bins, when set, are used instead of building (tests build once).
+	bins *Binaries
+	// profileAlways profiles Sentinel in every scenario (tests).
+	profileAlways bool
+}
+
+// run executes one mode; progress goes to w.
+func run(ctx context.Context, o options, w io.Writer) error {
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(w, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	}
+	root, err := ModuleRoot(cmpOr(o.Dir, "."))
+	if err != nil {
+		return err
+	}
+	if o.Install && o.Mode == "bench" {
+		installMissing(ctx, logf)
+	}
+	cache := o.Cache
+	if cache == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			uc = os.TempDir()
+		}
+		cache = filepath.Join(uc, "sentinel-loadharness")
+	}
+	var bins Binaries
+	if o.bins != nil {
+		bins = *o.bins
+	} else if bins, err = BuildBinaries(ctx, root, cache, logf); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "lh-")
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+	out := o.Out
+	if out == "" {
+		if o.Quick {
+			out = filepath.Join(os.TempDir(), "sentinel-loadharness-results", time.Now().Format("2006-01-02T150405"))
+		} else {
+			out = filepath.Join(root, "bench", "results", time.Now().Format("2006-01-02"))
+		}
+	}
+	header := machineHeader(ctx, o)
+	switch o.Mode {
+	case "bench":
+		return runBench(ctx, o, bins, work, out, header, logf)
+	case "soak":
+		return runSoak(ctx, o, bins, work, out, header, logf)
+	default:
+		return runChaos(ctx, o, bins, work, out, root, header, logf)
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// installMissing installs NGINX, wrk and h2load with apt-get when missing;
+// failures only leave those columns out.
+func installMissing(ctx context.Context, logf func(string, ...any)) {
+	var pkgs []string
+	for tool, pkg := range map[string]string{"nginx": "nginx", "wrk": "wrk", "h2load": "nghttp2-client"} {
+		if !HaveTool(tool) {
+			pkgs = append(pkgs, pkg)
+		}
+	}
+	if len(pkgs) == 0 {
+		return
+	}
+	logf("installing %s", strings.Join(pkgs, " "))
+	if err := InstallPackages(ctx, pkgs...); err != nil {
+		logf("warning: %v (continuing without them)", err)
+	}
+}
+
+func runBench(ctx context.Context, o options, bins Binaries, work, out, header string, logf func(string, ...any)) error {
+	cfg := BenchConfig{Bins: bins, WorkDir: work, Out: out, Rounds: o.Rounds, Duration: o.RunDuration,
+		Warmup: 2 * time.Second, External: o.External, Profile: o.Profile, ProfileAlways: o.profileAlways, Logf: logf,
+		Contenders: splitList(o.Contenders)}
+	if o.Quick {
+		cfg.Warmup = 500 * time.Millisecond
+	}
+	if cfg.Rounds == 0 {
+		cfg.Rounds = map[bool]int{false: 5, true: 3}[o.Quick]
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = map[bool]time.Duration{false: 10 * time.Second, true: 2 * time.Second}[o.Quick]
+	}
+	want := splitList(o.Scenarios)
+	for _, sc := range DefaultScenarios(o.Quick) {
+		if len(want) == 0 || contains(want, sc.Name) {
+			cfg.Scenarios = append(cfg.Scenarios, sc)
+		}
+	}
+	if len(cfg.Scenarios) == 0 {
+		return fmt.Errorf("no scenario matches %q", o.Scenarios)
+	}
+	b, err := RunBench(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cmd := fmt.Sprintf("Command: `go run ./integration/loadharness -mode bench -rounds %d -run %s%s`\n", cfg.Rounds, cfg.Duration, map[bool]string{true: " -quick", false: ""}[o.Quick])
+	if err := WriteReport(b, out, header+cmd); err != nil {
+		return err
+	}
+	logf("results in %s", out)
+	return nil
+}
+
+func runSoak(ctx context.Context, o options, bins Binaries, work, out, header string, logf func(string, ...any)) error {
+	cfg := SoakConfig{Bins: bins, WorkDir: work, Duration: o.Duration, Sample: 10 * time.Second,
+		ReloadEvery: 30 * time.Second, ChangeEvery: 10 * time.Second, Rate: 500, Conns: 16, Logf: logf}
+	if o.Quick {
+		cfg.Sample, cfg.ReloadEvery, cfg.ChangeEvery, cfg.Rate = time.Second, 2*time.Second, time.Second, 200
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = map[bool]time.Duration{false: 3 * time.Minute, true: 10 * time.Second}[o.Quick]
+	}
+	r, err := RunSoak(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := WriteSoakReport(r, out, header); err != nil {
+		return err
+	}
+	logf("soak: %d ok, %d failed, %d reloads, %d API changes; report in %s", r.OK, r.Fail, r.Reloads, r.Changes, filepath.Join(out, "soak.md"))
+	for _, g := range r.Growth {
+		logf("soak: %s %.0f -> %.0f (%+.1f%%)", g.Metric, g.Base, g.End, g.Pct())
+	}
+	if len(r.Failures) > 0 {
+		return fmt.Errorf("soak failed: %s", strings.Join(r.Failures, "; "))
+	}
+	return nil
+}
+
+func runChaos(ctx context.Context, o options, bins Binaries, work, out, root, header string, logf func(string, ...any)) error {
+	cfg := ChaosConfig{Bins: bins, WorkDir: work, ModuleRoot: root, Hold: 5 * time.Second, Reloads: 100, Rate: 200, Logf: logf}
+	if o.Quick {
+		cfg.Hold, cfg.Reloads, cfg.Rate = 2*time.Second, 20, 100
+	}
+	outs, err := RunChaos(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ok, err := WriteChaosReport(outs, out, header)
+	if err != nil {
+		return err
+	}
+	logf("chaos report in %s", filepath.Join(out, "chaos.md"))
+	if !ok {
+		var failed []string
+		for _, o := range outs {
+			if !o.Pass && !o.Skipped {
+				failed = append(failed, o.Name+": "+o.Observed)
+			}
+		}
+		return errors.New("chaos failed: " + strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// machineHeader describes the machine and tools, for the reports.
+func machineHeader(ctx context.Context, o options) string {
+	first := func(name string, args ...string) string {
+		b, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			return "not installed"
+		}
+		line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		return line
+	}
+	cpu := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, v, _ := strings.Cut(l, ":")
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("Machine: %d CPUs (`nproc`), %s, kernel %s, %s; %s; wrk: %s; h2load: %s. Date %s.\n\n",
+		runtime.NumCPU(), cpu, first("uname", "-r"), runtime.Version(), first("nginx", "-v"), first("wrk", "-v"),
+		first("h2load", "--version"), time.Now().UTC().Format(time.RFC3339))
+}
