@@ -4,6 +4,7 @@
 #   make test     the test suite (what CI runs)
 #   make image    container image $(IMAGE):$(VERSION) with docker build
 #   make chart    chart package and repository index in dist/ (helm package + helm repo index)
+#   make bench    benchmark Sentinel against stock Caddy and NGINX (BENCHFLAGS="-rounds 3", "-mode soak", "-quick"; docs/benchmarks.md)
 #   make docs     regenerate the values tables of README.md and charts/sentinel/README.md
 #
 # The version lives in VERSION (Chart.yaml's version and appVersion follow
@@ -48,6 +49,10 @@ chart: chart-lint
 	else \
 		$(HELM) repo index $(DIST) --url $(REPO_URL); \
 	fi
+
+.PHONY: bench
+bench:
+	go run ./integration/loadharness -mode bench $(BENCHFLAGS)
 
 docs:
 	go test ./deploy -run TestValuesTable -update
