@@ -323,6 +323,9 @@ func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
 		var wg sync.WaitGroup
 		for i, ru := range runs {
 			done[i] = make(chan struct{})
+			if i == 0 {
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -331,6 +334,9 @@ func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
 			}()
 		}
 		defer wg.Wait()
+		// The first agent's call runs on this goroutine.
+		results[0] = runs[0].p.call(ctx, ev, runs[0].timeout(), nil)
+		close(done[0])
 		// In filter order: the first deciding agent ends the wait for
 		// the others (their calls are cancelled).
 		for i := range runs {

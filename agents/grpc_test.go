@@ -1,0 +1,155 @@
+package agents
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel/agents/protocol"
+	"github.com/sentinel-proxy/sentinel/agents/sdk"
+)
+
+// serveGRPCAgent runs h over gRPC on a loopback listener (TLS when
+// tlsConf is set) until the test ends.
+func serveGRPCAgent(t *testing.T, h sdk.Handler, tlsConf *tls.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sdk.ServeGRPCListener(ctx, ln, h, sdk.Options{AgentID: "g", TLS: tlsConf})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and returns its files.
+func selfSigned(t *testing.T) (certFile, keyFile string, cert tls.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "agent"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames: []string{"agent"}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	cp := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kp := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	if err := os.WriteFile(certFile, cp, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, kp, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err = tls.X509KeyPair(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, cert
+}
+
+func grpcCfg(id, addr string, tlsC *TLSConfig) *AgentConfig {
+	c := uds(id, "")
+	c.UnixSocket, c.GRPC, c.TLS = "", "http://"+addr, tlsC
+	return c
+}
+
+func TestGRPCAgents(t *testing.T) {
+	ag := &scripted{headers: func(ev *protocol.RequestHeaders) *protocol.Response {
+		if ev.URI == "/deny" {
+			return block(403, "grpc says no", map[string]string{"X-Why": "path"})
+		}
+		return &protocol.Response{RequestHeaders: []protocol.HeaderOp{{Op: protocol.HeaderSet, Name: "X-Grpc", Value: "1"}}}
+	}}
+	plain := serveGRPCAgent(t, ag, nil)
+	certFile, keyFile, cert := selfSigned(t)
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(certFile)
+	pool.AppendCertsFromPEM(pem)
+	secure := serveGRPCAgent(t, ag, &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	app := testApp(t, grpcCfg("plain", plain, nil),
+		grpcCfg("mtls", secure, &TLSConfig{CACert: certFile, ClientCert: certFile, ClientKey: keyFile, ServerName: "agent"}))
+	for _, id := range []string{"plain", "mtls"} {
+		h := testHandler(t, app, &Filter{Agent: id, FailureMode: "closed"})
+		up := &upstream{}
+		if w := serve(t, h, up, httptest.NewRequest("GET", "/ok", nil)); w.Code != 200 || up.header.Get("X-Grpc") != "1" {
+			t.Errorf("%s allow: %d %v", id, w.Code, up.header)
+		}
+		if w := serve(t, h, nil, httptest.NewRequest("GET", "/deny", nil)); w.Code != 403 || w.Header().Get("X-Why") != "path" {
+			t.Errorf("%s block: %d", id, w.Code)
+		}
+	}
+	reg.current.Store(app)
+	defer reg.current.Store(nil)
+	for _, e := range List() {
+		if e["transport"] != "grpc" || e["dialect"] != "grpc" {
+			t.Errorf("list: %v", e)
+		}
+	}
+}
+
+func TestResponseBodyLimits(t *testing.T) {
+	path := serveAgent(t, &scripted{}, protocol.EventResponseBodyChunk)
+	evs := func(c *AgentConfig) { c.Events = []string{"response_body"}; c.MaxResponseBodyBytes = 10 }
+	app := testApp(t, uds("open", path, evs), uds("closed", path, evs, func(c *AgentConfig) { c.FailureMode = "closed" }),
+		uds("hy", path, evs, func(c *AgentConfig) { c.ResponseBodyMode = "hybrid:4"; c.MaxResponseBodyBytes = 1000 }))
+	long := strings.Repeat("y", 50)
+	w := serve(t, testHandler(t, app, &Filter{Agent: "open"}), &upstream{reply: long}, httptest.NewRequest("GET", "/", nil))
+	if w.Code != 200 || w.Body.String() != long {
+		t.Fatalf("too large fail-open: %d %q", w.Code, w.Body.String())
+	}
+	w = serve(t, testHandler(t, app, &Filter{Agent: "closed"}), &upstream{reply: long}, httptest.NewRequest("GET", "/", nil))
+	if w.Code != 413 {
+		t.Fatalf("too large fail-closed: %d", w.Code)
+	}
+	// hybrid: past its buffer the body streams; flushes go through.
+	fl := caddyFlushUpstream{parts: []string{"abc", "defgh", "ij"}}
+	w = serve(t, testHandler(t, app, &Filter{Agent: "hy"}), fl, httptest.NewRequest("GET", "/", nil))
+	if w.Code != 200 || w.Body.String() != "abcdefghij" {
+		t.Fatalf("hybrid: %d %q", w.Code, w.Body.String())
+	}
+}
+
+// caddyFlushUpstream writes parts with flushes, the last through io.Copy
+// (the writer's ReadFrom).
+type caddyFlushUpstream struct{ parts []string }
+
+func (u caddyFlushUpstream) ServeHTTP(w http.ResponseWriter, _ *http.Request) error {
+	rc := http.NewResponseController(w)
+	for i, p := range u.parts {
+		if i == len(u.parts)-1 {
+			_, _ = io.Copy(w, strings.NewReader(p))
+			continue
+		}
+		_, _ = w.Write([]byte(p))
+		_ = rc.Flush()
+	}
+	return nil
+}
