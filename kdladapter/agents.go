@@ -192,6 +192,9 @@ func (a *adapter) mapAgent(id string, n *kdl.Node) obj {
 				}
 				if ev, ok := a.oneOf(c, e, "request_headers", "request_body", "response_headers", "response_body", "request_complete", "websocket_frame", "guardrail"); ok {
 					evs = append(evs, ev)
+					if ev == "websocket_frame" || ev == "guardrail" {
+						a.d.warnf(c.Pos, "agents.agent.events", "agent %q: %s events are not sent yet (WebSocket frame inspection and guardrails are not built)", id, ev)
+					}
 				}
 			}
 			out["events"] = evs
