@@ -20,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/agents/sdk"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // serveGRPCAgent runs h over gRPC on a loopback listener (TLS when
@@ -152,4 +155,61 @@ func (u caddyFlushUpstream) ServeHTTP(w http.ResponseWriter, _ *http.Request) er
 		_ = rc.Flush()
 	}
 	return nil
+}
+
+// TestRegistrationTLS: registration over TCP + TLS with a client
+// certificate whose CN is the agent id (mTLS identity, no token).
+func TestRegistrationTLS(t *testing.T) {
+	certFile, keyFile, cert := selfSigned(t) // CN "agent"
+	addr := testutil.FreeAddr(t)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	app := &App{Registration: &RegistrationConfig{Address: addr, TLS: &ServerTLSConfig{CertFile: certFile, KeyFile: keyFile, ClientCA: certFile}}}
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = app.Stop(); _ = app.Cleanup(); drains.Wait() }()
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(certFile)
+	pool.AppendCertsFromPEM(pem)
+	register := func(id string) (func(), error) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "agent", Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			return nil, err
+		}
+		if err := protocol.WriteRegistrationHello(conn, protocol.RegistrationHello{AgentID: id}); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		sctx, scancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = sdk.ServeConn(sctx, conn, &scripted{}, sdk.Options{AgentID: id})
+		}()
+		return func() { scancel(); <-done }, nil
+	}
+	// Wrong identity: the proxy closes the connection, nothing registers.
+	stop, err := register("someone-else")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if reg.livePool("someone-else") != nil {
+		t.Fatal("wrong identity registered")
+	}
+	stop, err = register("agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { p := reg.livePool("agent"); return p != nil && p.connected() == 1 })
+	h := testHandler(t, app, &Filter{Agent: "agent", FailureMode: "closed"})
+	if w := serve(t, h, nil, httptest.NewRequest("GET", "/", nil)); w.Code != 200 {
+		t.Fatalf("registered over TLS: %d", w.Code)
+	}
+	stop()
+	waitFor(t, func() bool { return reg.livePool("agent") == nil })
 }
