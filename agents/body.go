@@ -138,7 +138,7 @@ func (st *reqState) bufferedBody(w http.ResponseWriter, pl *bodyPlan, data []byt
 			continue
 		}
 		total := uint64(len(data))
-		ev := &protocol.RequestBodyChunk{CorrelationID: st.corr, Data: data, IsLast: true, TotalSize: &total, BytesReceived: total}
+		ev := &protocol.RequestBodyChunk{CorrelationID: ru.corr, Data: data, IsLast: true, TotalSize: &total, BytesReceived: total}
 		res := ru.p.call(r.Context(), ev, ru.s.chunkTO, ru.client)
 		if res.err != nil {
 			if ru.failClosed() {
@@ -228,7 +228,7 @@ func (b *streamBody) next() {
 			b.st.h.skipAgent(ru, EventRequestBody, errTooLarge)
 			continue
 		}
-		ev := &protocol.RequestBodyChunk{CorrelationID: b.st.corr, Data: chunk, IsLast: last, ChunkIndex: b.index, BytesReceived: uint64(b.seen)}
+		ev := &protocol.RequestBodyChunk{CorrelationID: ru.corr, Data: chunk, IsLast: last, ChunkIndex: b.index, BytesReceived: uint64(b.seen)}
 		res := ru.p.call(b.st.r.Context(), ev, ru.s.chunkTO, ru.client)
 		if res.err != nil {
 			if ru.failClosed() {

@@ -147,6 +147,10 @@ type run struct {
 	s      *settings
 	client protocol.Client // the connection of the request's headers call
 	skip   bool
+	// corr is the correlation id of the request for this agent: the
+	// request's, with a suffix when a route names one agent twice (one
+	// outstanding call per id and connection).
+	corr string
 }
 
 func (r *run) failClosed() bool {
@@ -250,8 +254,13 @@ var errStopped = errors.New("request stopped by an agent")
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	st := &reqState{h: h, r: r, corr: correlationID(r), start: time.Now()}
 	any := false
+	seen := map[string]int{}
 	for _, f := range h.Filters {
-		ru := &run{f: f, p: h.app.pool(f.Agent)}
+		ru := &run{f: f, p: h.app.pool(f.Agent), corr: st.corr}
+		if n := seen[f.Agent]; n > 0 {
+			ru.corr = st.corr + "-" + strconv.Itoa(n)
+		}
+		seen[f.Agent]++
 		if ru.p != nil {
 			ru.s = ru.p.s
 			any = true
@@ -312,12 +321,22 @@ func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
 	if len(runs) == 0 {
 		return false, nil
 	}
-	ev := st.headersEvent()
+	base := st.headersEvent()
+	evs := make([]protocol.Event, len(runs))
+	for i, ru := range runs {
+		if ru.corr == st.corr {
+			evs[i] = base
+			continue
+		}
+		cp := *base
+		cp.CorrelationID, cp.Metadata.CorrelationID = ru.corr, ru.corr
+		evs[i] = &cp
+	}
 	results := make([]callResult, len(runs))
 	ctx, cancel := context.WithCancel(st.r.Context())
 	defer cancel()
 	if len(runs) == 1 {
-		results[0] = runs[0].p.call(ctx, ev, runs[0].timeout(), nil)
+		results[0] = runs[0].p.call(ctx, evs[0], runs[0].timeout(), nil)
 	} else {
 		done := make([]chan struct{}, len(runs))
 		var wg sync.WaitGroup
@@ -330,12 +349,12 @@ func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
 			go func() {
 				defer wg.Done()
 				defer close(done[i])
-				results[i] = ru.p.call(ctx, ev, ru.timeout(), nil)
+				results[i] = ru.p.call(ctx, evs[i], ru.timeout(), nil)
 			}()
 		}
 		defer wg.Wait()
 		// The first agent's call runs on this goroutine.
-		results[0] = runs[0].p.call(ctx, ev, runs[0].timeout(), nil)
+		results[0] = runs[0].p.call(ctx, evs[0], runs[0].timeout(), nil)
 		close(done[0])
 		// In filter order: the first deciding agent ends the wait for
 		// the others (their calls are cancelled).
@@ -417,7 +436,7 @@ func (st *reqState) complete(rw *respWriter) {
 			continue
 		}
 		ev := &protocol.RequestComplete{
-			CorrelationID:    st.corr,
+			CorrelationID:    ru.corr,
 			Status:           uint16(rw.statusCode()),
 			DurationMs:       uint64(time.Since(st.start).Milliseconds()),
 			RequestBodySize:  uint64(st.reqBytes.Load()),

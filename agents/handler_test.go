@@ -457,3 +457,16 @@ func TestCaddyModule(t *testing.T) {
 	var _ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ = io.EOF
 }
+
+// TestSameAgentTwice: a route naming one agent twice gets two calls
+// (distinct correlation ids), not a duplicate-call failure.
+func TestSameAgentTwice(t *testing.T) {
+	ag := &scripted{}
+	path := serveAgent(t, ag)
+	app := testApp(t, uds("a", path, func(c *AgentConfig) { c.FailureMode = "closed" }))
+	before := ag.calls.Load()
+	w := serve(t, testHandler(t, app, &Filter{Agent: "a"}, &Filter{Agent: "a"}), nil, httptest.NewRequest("GET", "/", nil))
+	if w.Code != 200 || ag.calls.Load() != before+2 {
+		t.Fatalf("same agent twice: %d, %d calls", w.Code, ag.calls.Load()-before)
+	}
+}

@@ -108,11 +108,11 @@ func (rw *respWriter) WriteHeader(code int) {
 		for k, v := range rw.w.Header() {
 			headers[lower(k)] = v
 		}
-		ev := &protocol.ResponseHeaders{CorrelationID: st.corr, Status: uint16(code), Headers: headers}
 		for _, ru := range rw.hdrRuns {
 			if ru.skip {
 				continue
 			}
+			ev := &protocol.ResponseHeaders{CorrelationID: ru.corr, Status: uint16(code), Headers: headers}
 			res := ru.p.call(st.r.Context(), ev, ru.timeout(), ru.client)
 			if res.err != nil {
 				if ru.failClosed() {
@@ -287,7 +287,7 @@ func (rw *respWriter) chunk(data []byte, last bool) error {
 			st.h.skipAgent(ru, EventResponseBody, errTooLarge)
 			continue
 		}
-		ev := &protocol.ResponseBodyChunk{CorrelationID: st.corr, Data: data, IsLast: last, ChunkIndex: rw.index, BytesSent: uint64(rw.sent)}
+		ev := &protocol.ResponseBodyChunk{CorrelationID: ru.corr, Data: data, IsLast: last, ChunkIndex: rw.index, BytesSent: uint64(rw.sent)}
 		if last && rw.index == 0 {
 			total := uint64(len(data))
 			ev.TotalSize = &total
