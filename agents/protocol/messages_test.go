@@ -269,9 +269,9 @@ func TestDecodeResponseErrors(t *testing.T) {
 	}
 	// Lenient forms.
 	for in, want := range map[string]DecisionKind{
-		`{"version":2,"decision":{"allow":{}}}`:        Allow,
-		`{"version":2,"decision":{"needs_more":true}}`: Allow,
-		`{"version":2,"decision":"block"}`:             Block,
+		`{"version":2,"decision":{"allow":{}}}`:                                            Allow,
+		`{"version":2,"decision":{"needs_more":true}}`:                                     Allow,
+		`{"version":2,"decision":"block"}`:                                                 Block,
 		`{"version":2,"decision":{"challenge":{"challenge_type":"pow","params":{"n":3}}}}`: Challenge,
 	} {
 		r, err := DecodeResponse([]byte(in))

@@ -115,4 +115,3 @@ type Options struct {
 	// HandshakeTimeout bounds the wait for the proxy's handshake (default 10s).
 	HandshakeTimeout time.Duration
 }
-
