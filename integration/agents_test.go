@@ -678,3 +678,30 @@ func TestAgentsExampleProcesses(t *testing.T) {
 		return status == 503
 	})
 }
+
+// TestAgentsCorpusCORSHeaders runs the original's examples/cors-headers.kdl
+// unchanged but for its addresses: its private route goes through the
+// gRPC "auth" agent (fail-closed), the public one does not.
+func TestAgentsCorpusCORSHeaders(t *testing.T) {
+	kdl := corpusFile(t, "examples/cors-headers.kdl")
+	be := startBackend(t, "be")
+	auth := runGRPCAgent(t, &testAgent{name: "auth"})
+	listen, metrics := freeAddr(t), freeAddr(t)
+	kdl = strings.NewReplacer(`"0.0.0.0:8080"`, `"`+listen+`"`, `"0.0.0.0:9090"`, `"`+metrics+`"`,
+		`"http://localhost:50051"`, `"http://`+auth+`"`, `"localhost:3000"`, `"`+be.addr+`"`).Replace(kdl)
+	loadKDL(t, kdl)
+	c := client()
+	base := "http://" + listen
+	status, _, hdr := get(t, c, "GET", base+"/api/private/x", map[string]string{"Origin": "https://app.example"})
+	if status != 200 || hdr.Get("X-Seen-By") != "auth" || be.lastHeader().Get("X-Agent-auth") != "ok" {
+		t.Fatalf("private route through the agent: %d %v", status, hdr)
+	}
+	status, body, _ := get(t, c, "GET", base+"/api/private/x", map[string]string{"X-Want-auth": "block"})
+	if status != 403 || body != "blocked by auth" {
+		t.Fatalf("agent block: %d %q", status, body)
+	}
+	status, _, hdr = get(t, c, "GET", base+"/api/public/x", map[string]string{"X-Want-auth": "block"})
+	if status != 200 || hdr.Get("X-Seen-By") != "" {
+		t.Fatalf("public route (no agent): %d %v", status, hdr)
+	}
+}
