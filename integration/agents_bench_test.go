@@ -2,9 +2,9 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
