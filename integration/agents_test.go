@@ -650,32 +650,62 @@ func startBodyBackend(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestAgentsExampleProcesses: the example agents as real processes
-// (skipped when examples/agents is not there).
+// TestAgentsExampleProcesses: the echo example agent as real processes
+// over UDS and gRPC (skipped when examples/agents/echo is not there): its
+// config block reaches it, both directions of header operations apply,
+// and when the UDS process dies the fail-closed route answers 503 while
+// the proxy keeps serving the gRPC one; a restarted process is used again.
 func TestAgentsExampleProcesses(t *testing.T) {
 	bin := buildExampleAgent(t, "echo")
-	sock := agentSock(t, "echo.sock")
-	cmd := exec.Command(bin, "-socket", sock)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	start := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sock := agentSock(t, "echo.sock")
+	udsProc := start("-uds", sock)
 	waitFile(t, sock)
+	grpcAddr := freeAddr(t)
+	start("-grpc", grpcAddr, "-name", "echo-grpc")
 	be := startBackend(t, "be")
 	listen := freeAddr(t)
-	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`    agent "echo" { unix-socket "%s"; failure-mode "closed"; }`, sock),
-		`    filter "echo" { type "agent"; agent "echo"; }`, `    route "r" { upstream "b"; filters "echo"; }`))
-	status, _, _ := get(t, client(), "GET", "http://"+listen+"/", nil)
-	if status != 200 {
-		t.Fatalf("echo agent process: %d", status)
+	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
+    agent "echo" { unix-socket "%s"; events "request_headers" "response_headers"; failure-mode "closed"; config { name "from-kdl"; }; pool { connections 1; reconnect-backoff-ms 50; max-reconnect-backoff-ms 200; } }
+    agent "echo-grpc" { grpc "http://%s"; events "request_headers" "response_headers"; failure-mode "closed"; timeout-ms 3000; }`, sock, grpcAddr),
+		`    filter "echo" { type "agent"; agent "echo"; }
+    filter "echo-grpc" { type "agent"; agent "echo-grpc"; }`,
+		`    route "uds" { matches { path-prefix "/uds"; }; upstream "b"; filters "echo"; }
+    route "grpc" { matches { path-prefix "/grpc"; }; upstream "b"; filters "echo-grpc"; }`))
+	c := client()
+	base := "http://" + listen
+	eventually(t, "the echo agents answer", func() bool {
+		s1, _, h1 := get(t, c, "GET", base+"/uds", nil)
+		s2, _, h2 := get(t, c, "GET", base+"/grpc", nil)
+		return s1 == 200 && h1.Get("X-Echo-Agent-Response") == "from-kdl" && s2 == 200 && h2.Get("X-Echo-Agent-Response") == "echo-grpc"
+	})
+	get(t, c, "GET", base+"/uds", nil)
+	if got := be.lastHeader().Get("X-Echo-Agent"); got != "from-kdl" {
+		t.Fatalf("request header from the UDS process (config delivered): %q", got)
 	}
-	// It crashes: the route answers 503 (fail-closed), and the proxy keeps serving.
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	// The UDS agent dies: 503 there, the gRPC route keeps working.
+	_ = udsProc.Process.Kill()
+	_ = udsProc.Wait()
 	eventually(t, "503 after the agent died", func() bool {
-		status, _, _ := get(t, client(), "GET", "http://"+listen+"/", nil)
+		status, _, _ := get(t, c, "GET", base+"/uds", nil)
 		return status == 503
+	})
+	if status, _, hdr := get(t, c, "GET", base+"/grpc", nil); status != 200 || hdr.Get("X-Echo-Agent-Response") != "echo-grpc" {
+		t.Fatalf("gRPC route while the UDS agent is down: %d", status)
+	}
+	// It comes back: the pool reconnects.
+	start("-uds", sock)
+	eventually(t, "reconnected to the restarted agent", func() bool {
+		status, _, hdr := get(t, c, "GET", base+"/uds", nil)
+		return status == 200 && hdr.Get("X-Echo-Agent-Response") == "from-kdl"
 	})
 }
 
