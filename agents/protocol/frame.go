@@ -9,6 +9,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -205,11 +206,14 @@ func ReadFrame(r io.Reader, d Dialect) (Frame, error) {
 	if !t.Known(d) {
 		return Frame{}, fmt.Errorf("reading frame: type 0x%02X (%s dialect): %w", byte(t), d, ErrUnknownType)
 	}
-	payload := make([]byte, n-1)
-	if _, err := io.ReadFull(r, payload); err != nil {
+	// Grow the buffer as bytes arrive instead of trusting the length
+	// prefix with a 16 MiB allocation up front.
+	var buf bytes.Buffer
+	buf.Grow(int(min(n-1, 64<<10)))
+	if _, err := io.CopyN(&buf, r, int64(n-1)); err != nil {
 		return Frame{}, fmt.Errorf("reading %s payload of %d bytes: %w", t, n-1, unexpected(err))
 	}
-	return Frame{Type: t, Payload: payload}, nil
+	return Frame{Type: t, Payload: buf.Bytes()}, nil
 }
 
 func unexpected(err error) error {
