@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -300,9 +301,24 @@ func profile(ctx context.Context, cfg BenchConfig, sc Scenario, c *Contender) (s
 	if err := os.WriteFile(pf, g.b, 0o644); err != nil {
 		return "", fmt.Errorf("write profile: %w", err)
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", cfg.Bins.Sentinel, pf).CombinedOutput()
+	// The 25 heaviest functions, then Sentinel's own functions with the
+	// Caddy functions they wrap: the difference of their cumulative costs
+	// is what the Sentinel modules add.
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", cfg.Bins.Sentinel, pf).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go tool pprof: %w: %s", err, tail(out))
+		return "", fmt.Errorf("go tool pprof: %w: %s", err, tail(top))
+	}
+	all, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=5000", cfg.Bins.Sentinel, pf).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof: %w: %s", err, tail(all))
+	}
+	out := append([]byte("$ go tool pprof -top -nodecount=25\n"), top...)
+	out = append(out, "\nSentinel's functions, and the Caddy functions they wrap (flat, flat%, sum%, cum, cum%):\n"...)
+	for _, line := range strings.Split(string(all), "\n") {
+		if strings.Contains(line, "sentinel-proxy/sentinel") || strings.HasSuffix(line, "reverseproxy.(*Handler).ServeHTTP") ||
+			strings.HasSuffix(line, "reverseproxy.(*HTTPTransport).RoundTrip") {
+			out = append(out, line+"\n"...)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(cfg.Out, "profile-"+sc.Name+".txt"), out, 0o644); err != nil {
 		return "", fmt.Errorf("write profile text: %w", err)

@@ -23,6 +23,9 @@ type ChaosConfig struct {
 	Reloads int
 	// Rate is the constant request rate during the scenarios.
 	Rate float64
+	// SlowAfter is the longest an answer may take while every backend is
+	// down (0: 2 s).
+	SlowAfter time.Duration
 	// Logf reports progress.
 	Logf func(string, ...any)
 }
@@ -84,7 +87,10 @@ func RunChaos(ctx context.Context, cfg ChaosConfig) ([]ChaosOutcome, error) {
 	if !SetMigrateReq() {
 		logf("warning: net.ipv4.tcp_migrate_req is not 1 (needs root, Linux >= 5.14)")
 	}
-	r := &chaosRun{cfg: cfg, live: &Counters{}, logf: logf}
+	if cfg.SlowAfter == 0 {
+		cfg.SlowAfter = 2 * time.Second
+	}
+	r := &chaosRun{cfg: cfg, live: &Counters{SlowAfter: cfg.SlowAfter}, logf: logf}
 	defer func() {
 		for _, b := range r.bes {
 			b.Close()
@@ -217,7 +223,7 @@ func (r *chaosRun) fiveHundreds(ctx context.Context) ChaosOutcome {
 // allDown: every backend is down, then returns.
 func (r *chaosRun) allDown(ctx context.Context) ChaosOutcome {
 	o := ChaosOutcome{Name: "all-backends-down",
-		Expect: "every answer a 502 or 503 within 2 s (no hang, no reset); requests succeed again within 10 s of the backends' return"}
+		Expect: fmt.Sprintf("every answer a 502 or 503 within %s (no hang, no reset); requests succeed again within 10 s of the backends' return", r.cfg.SlowAfter)}
 	s := snap(r.live)
 	for _, b := range r.bes {
 		b.Crash()
@@ -234,7 +240,7 @@ func (r *chaosRun) allDown(ctx context.Context) ChaosOutcome {
 	err := r.settle(ctx, 10*time.Second)
 	rec := time.Since(t0)
 	clean := d.status[502] + d.status[503]
-	o.Observed = fmt.Sprintf("while down: %d answers (%v), %d slower than 2 s; recovered in %s", d.ok+d.fail, d.status, d.slow, rec.Round(100*time.Millisecond))
+	o.Observed = fmt.Sprintf("while down: %d answers (%v), %d slower than %s; recovered in %s", d.ok+d.fail, d.status, d.slow, r.cfg.SlowAfter, rec.Round(100*time.Millisecond))
 	if err != nil {
 		o.Observed += "; " + err.Error()
 	}

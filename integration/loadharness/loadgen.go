@@ -48,8 +48,10 @@ type Counters struct {
 	OK atomic.Int64
 	// Fail counts errors and 4xx/5xx answers.
 	Fail atomic.Int64
-	// Slow counts answers (any status) that took more than 2 s.
+	// Slow counts answers (any status) slower than SlowAfter.
 	Slow atomic.Int64
+	// SlowAfter is the latency counted as slow (0: 2 s). Set it before use.
+	SlowAfter time.Duration
 
 	mu      sync.Mutex
 	status  map[int]int64
@@ -58,7 +60,11 @@ type Counters struct {
 
 // record adds one outcome.
 func (c *Counters) record(status int, err error, lat time.Duration) {
-	if lat > 2*time.Second {
+	slow := c.SlowAfter
+	if slow == 0 {
+		slow = 2 * time.Second
+	}
+	if lat > slow {
 		c.Slow.Add(1)
 	}
 	if err == nil && status < 400 {
