@@ -348,7 +348,7 @@ func TestGrowthAndRatios(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.053 | missed |", "a note", "CPU profile of Sentinel in s"} {
+	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.053 | 1.053 | missed |", "a note", "CPU profile of Sentinel in s"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

@@ -45,7 +45,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.Mode, "mode", "bench", "bench, soak or chaos")
 	fs.BoolVar(&o.Quick, "quick", false, "a run of seconds (what CI runs)")
 	fs.StringVar(&o.Out, "out", "", "results folder (default bench/results/<date>, or a temp dir with -quick)")
-	fs.IntVar(&o.Rounds, "rounds", 0, "rounds per scenario (default 5, 3 with -quick... or 1 in the quick test)")
+	fs.IntVar(&o.Rounds, "rounds", 0, "bench rounds per scenario (default 5; 3 with -quick)")
 	fs.DurationVar(&o.RunDuration, "run", 0, "duration of one measured bench run (default 10s, 2s with -quick)")
 	fs.DurationVar(&o.Duration, "duration", 0, "soak duration (default 3m, 10s with -quick; -duration 1h for the one-hour soak)")
 	fs.StringVar(&o.Scenarios, "scenarios", "", "comma-separated bench scenarios (default all)")

@@ -26,6 +26,10 @@ type Ratio struct {
 	P99 float64
 	// CPU is the ratio of CPU seconds per request (lower is better).
 	CPU float64
+	// CPUPaired is the median over rounds of the per-round ratio of CPU
+	// per request: runs of the same round are close in time, so slow
+	// drifts of the machine's load cancel out.
+	CPUPaired float64
 	// Target says whether Sentinel meets the goal against Caddy ("" when
 	// the comparison has no target).
 	Target string
@@ -43,7 +47,7 @@ func Ratios(b *Bench) []Ratio {
 			}
 			r := Ratio{Scenario: sc.Name, Name: pair[0] + "/" + pair[1],
 				Throughput: safeDiv(a.RPS, base.RPS), P99: safeDiv(float64(a.P99), float64(base.P99)),
-				CPU: safeDiv(a.CPUPer10k, base.CPUPer10k)}
+				CPU: safeDiv(a.CPUPer10k, base.CPUPer10k), CPUPaired: pairedCPU(b, sc.Name, pair[0], pair[1])}
 			if pair == [2]string{"sentinel", "caddy"} {
 				r.Target = "met"
 				if (sc.Rate == 0 && r.Throughput < 0.97) || r.P99 > 1.05 {
@@ -54,6 +58,30 @@ func Ratios(b *Bench) []Ratio {
 		}
 	}
 	return out
+}
+
+// pairedCPU returns the median over rounds of a's CPU per request divided
+// by base's in the same round.
+func pairedCPU(b *Bench, scenario, a, base string) float64 {
+	per := map[int]map[string]float64{}
+	for _, r := range b.Runs {
+		if r.Scenario == scenario && (r.Contender == a || r.Contender == base) {
+			if per[r.Round] == nil {
+				per[r.Round] = map[string]float64{}
+			}
+			per[r.Round][r.Contender] = cpuPer10k(r)
+		}
+	}
+	var v []float64
+	for _, m := range per {
+		if m[base] > 0 && m[a] > 0 {
+			v = append(v, m[a]/m[base])
+		}
+	}
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	return median(v)
 }
 
 func safeDiv(a, b float64) float64 {
@@ -97,9 +125,9 @@ func WriteReport(b *Bench, dir, header string) error {
 		}
 	}
 	md.WriteString("\n## Ratios\n\nThroughput: higher is better; p99 and CPU per request: lower is better. Target for Sentinel/Caddy: throughput ≥ 0.97 (not for the fixed-rate run, whose throughput is set) and p99 ≤ 1.05. The caddy-control/caddy row is stock Caddy against itself: the noise floor.\n\n")
-	md.WriteString("| Scenario | Ratio | Throughput | p99 | CPU / request | Target |\n|---|---|---|---|---|---|\n")
+	md.WriteString("| Scenario | Ratio | Throughput | p99 | CPU / request | CPU / request, paired by round | Target |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range Ratios(b) {
-		fmt.Fprintf(&md, "| %s | %s | %.3f | %.3f | %.3f | %s |\n", r.Scenario, r.Name, r.Throughput, r.P99, r.CPU, r.Target)
+		fmt.Fprintf(&md, "| %s | %s | %.3f | %.3f | %.3f | %.3f | %s |\n", r.Scenario, r.Name, r.Throughput, r.P99, r.CPU, r.CPUPaired, r.Target)
 	}
 	md.WriteString("\n## Scenarios\n\n")
 	for _, sc := range b.Scenarios {

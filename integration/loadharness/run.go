@@ -15,18 +15,28 @@ import (
 
 // options are the command-line settings.
 type options struct {
-	Mode        string
-	Quick       bool
-	Out         string
-	Rounds      int
+	// Mode is bench, soak or chaos.
+	Mode string
+	// Quick makes a run of seconds.
+	Quick bool
+	// Out is the results folder.
+	Out string
+	// Rounds per bench scenario (0: default).
+	Rounds int
+	// RunDuration is one measured bench run (0: default).
 	RunDuration time.Duration
-	Duration    time.Duration
-	Scenarios   string
-	Contenders  string
-	External    bool
-	Install     bool
-	Profile     bool
-	Cache       string
+	// Duration is the soak duration (0: default).
+	Duration time.Duration
+	// Scenarios and Contenders are comma-separated bench filters.
+	Scenarios, Contenders string
+	// External uses wrk and h2load when installed.
+	External bool
+	// Install apt-get installs missing tools (root).
+	Install bool
+	// Profile CPU-profiles Sentinel where it trails Caddy.
+	Profile bool
+	// Cache is where binaries are cached.
+	Cache string
 	// Dir is where the module is looked up from (default ".").
 	Dir string
 	// bins, when set, are used instead of building (tests build once).
