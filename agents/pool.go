@@ -50,6 +50,11 @@ type pool struct {
 	next     atomic.Uint64
 	draining atomic.Bool
 	drained  chan struct{}
+	// ready is closed when the pool's first connection attempt ended
+	// (connected or failed): calls made before wait for it (within their
+	// timeout) instead of failing as "not connected" right after a load.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // newPool creates the pool; start dials it.
@@ -58,7 +63,7 @@ func newPool(s *settings, log *zap.Logger, live bool) *pool {
 	return &pool{
 		s: s, log: log.With(zap.String("agent", s.id)), live: live,
 		lim: newLimiter(s.concurrency, s.queue), brk: newBreaker(s.breaker),
-		ctx: ctx, cancel: cancel, drained: make(chan struct{}),
+		ctx: ctx, cancel: cancel, drained: make(chan struct{}), ready: make(chan struct{}),
 	}
 }
 
@@ -113,6 +118,9 @@ func (p *pool) supervise(i int) {
 	backoff := p.s.backoff
 	for {
 		c, err := p.dial(p.ctx)
+		if i == 0 && err != nil {
+			p.readyOnce.Do(func() { close(p.ready) })
+		}
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return
@@ -152,6 +160,7 @@ func (p *pool) add(c protocol.Client) *connBox {
 	p.mu.Lock()
 	p.conns = append(p.conns, b)
 	p.mu.Unlock()
+	p.readyOnce.Do(func() { close(p.ready) })
 	return b
 }
 
@@ -256,6 +265,13 @@ func (p *pool) call(ctx context.Context, ev protocol.Event, timeout time.Duratio
 	}
 	defer p.lim.release()
 	c := p.pick(prefer)
+	if c == nil && !p.live {
+		select {
+		case <-p.ready: // the first attempt ended: the agent is down
+		case <-cctx.Done(): // still making the first connection
+		}
+		c = p.pick(prefer)
+	}
 	if c == nil {
 		p.brk.failure()
 		return p.outcome(event, start, callResult{err: errAgentDown})

@@ -409,19 +409,19 @@ func TestAgentsParallelFanOut(t *testing.T) {
 // as documented, and a crashed agent is reconnected.
 func TestAgentsFaults(t *testing.T) {
 	be := startBackend(t, "be")
-	crash := startFaultAgent(t, "crash", "ok")
-	hang := startFaultAgent(t, "hang")
-	garbage := startFaultAgent(t, "garbage", "ok")
-	huge := startFaultAgent(t, "oversized", "ok")
 	listen := freeAddr(t)
 	pool := `pool { connections 1; reconnect-backoff-ms 20; max-reconnect-backoff-ms 100; health-check-interval-ms 60000; }`
 	var agents, filters, routes strings.Builder
+	// One fault agent per route: its first connection misbehaves, the
+	// next ones (after a reconnect) answer.
 	for _, x := range []struct {
-		id, path string
-	}{{"crash", crash.path}, {"hang", hang.path}, {"garbage", garbage.path}, {"huge", huge.path}} {
+		id    string
+		modes []string
+	}{{"crash", []string{"crash", "ok"}}, {"hang", []string{"hang"}}, {"garbage", []string{"garbage", "ok"}}, {"huge", []string{"oversized", "ok"}}} {
 		for _, mode := range []string{"open", "closed"} {
 			id := x.id + "-" + mode
-			fmt.Fprintf(&agents, "    agent %q { unix-socket %q; timeout-ms 300; failure-mode %q; %s }\n", id, x.path, mode, pool)
+			f := startFaultAgent(t, x.modes...)
+			fmt.Fprintf(&agents, "    agent %q { unix-socket %q; timeout-ms 300; failure-mode %q; %s }\n", id, f.path, mode, pool)
 			fmt.Fprintf(&filters, "    filter %q { type \"agent\"; agent %q; }\n", id, id)
 			fmt.Fprintf(&routes, "    route %q { matches { path-prefix \"/%s\"; }; upstream \"b\"; filters %q; }\n", id, id, id)
 		}
@@ -671,22 +671,35 @@ func TestAgentsExampleProcesses(t *testing.T) {
 	waitFile(t, sock)
 	grpcAddr := freeAddr(t)
 	start("-grpc", grpcAddr, "-name", "echo-grpc")
+	eventually(t, "the gRPC agent listening", func() bool {
+		conn, err := net.DialTimeout("tcp", grpcAddr, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
 	be := startBackend(t, "be")
 	listen := freeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "echo" { unix-socket "%s"; events "request_headers" "response_headers"; failure-mode "closed"; config { name "from-kdl"; }; pool { connections 1; reconnect-backoff-ms 50; max-reconnect-backoff-ms 200; } }
-    agent "echo-grpc" { grpc "http://%s"; events "request_headers" "response_headers"; failure-mode "closed"; timeout-ms 3000; }`, sock, grpcAddr),
+    agent "echo-grpc" { grpc "http://%s"; events "request_headers" "response_headers"; failure-mode "closed"; timeout-ms 3000; pool { reconnect-backoff-ms 50; max-reconnect-backoff-ms 200; } }`, sock, grpcAddr),
 		`    filter "echo" { type "agent"; agent "echo"; }
     filter "echo-grpc" { type "agent"; agent "echo-grpc"; }`,
 		`    route "uds" { matches { path-prefix "/uds"; }; upstream "b"; filters "echo"; }
     route "grpc" { matches { path-prefix "/grpc"; }; upstream "b"; filters "echo-grpc"; }`))
 	c := client()
 	base := "http://" + listen
-	eventually(t, "the echo agents answer", func() bool {
-		s1, _, h1 := get(t, c, "GET", base+"/uds", nil)
-		s2, _, h2 := get(t, c, "GET", base+"/grpc", nil)
-		return s1 == 200 && h1.Get("X-Echo-Agent-Response") == "from-kdl" && s2 == 200 && h2.Get("X-Echo-Agent-Response") == "echo-grpc"
-	})
+	var s1, s2 int
+	var h1, h2 http.Header
+	ok := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(50 * time.Millisecond) {
+		s1, _, h1 = get(t, c, "GET", base+"/uds", nil)
+		s2, _, h2 = get(t, c, "GET", base+"/grpc", nil)
+		ok = s1 == 200 && h1.Get("X-Echo-Agent-Response") == "from-kdl" && s2 == 200 && h2.Get("X-Echo-Agent-Response") == "echo-grpc"
+	}
+	if !ok {
+		t.Fatalf("echo agents: uds %d %v, grpc %d %v", s1, h1, s2, h2)
+	}
 	get(t, c, "GET", base+"/uds", nil)
 	if got := be.lastHeader().Get("X-Echo-Agent"); got != "from-kdl" {
 		t.Fatalf("request header from the UDS process (config delivered): %q", got)
