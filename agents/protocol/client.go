@@ -648,7 +648,9 @@ func (c *client) configure(ctx context.Context) error {
 
 // DialUDS connects to an agent's Unix socket, runs the handshake (detecting
 // the dialect unless opts.Dialect forces one), delivers opts.Config and
-// returns the running client. See NewClient for the detection.
+// returns the running client. See NewClient for the detection. A pool that
+// opens several connections to one agent can pass the first connection's
+// Info().Dialect as opts.Dialect to remember the dialect and skip detection.
 func DialUDS(ctx context.Context, path string, opts Options) (Client, error) {
 	opts = opts.withDefaults()
 	dial := func() (net.Conn, error) {

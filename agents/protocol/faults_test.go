@@ -453,3 +453,41 @@ func TestSDKDialectRefusal(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestAgentControlCallbacks(t *testing.T) {
+	path := rawAgent(t, func(conn net.Conn, br *bufio.Reader) {
+		if !rustHandshake(t, conn, br) {
+			return
+		}
+		protocol.WriteFrame(conn, protocol.MsgMetricsReport, []byte(`{"agent_id":"raw","timestamp_ms":1,"interval_ms":10,"counters":[{"name":"hits","value":3}],"gauges":[],"histograms":[]}`))
+		protocol.WriteFrame(conn, protocol.MsgConfigUpdateRequest, []byte(`{"update_type":{"type":"request_reload"},"request_id":"u1","timestamp_ms":1}`))
+		protocol.WriteFrame(conn, protocol.MsgHealthStatus, []byte(`{"state":4,"message":"sick"}`))
+		protocol.WriteFrame(conn, protocol.MsgFlowControl, []byte(`{"action":1}`))
+		protocol.WriteFrame(conn, protocol.MsgHandshakeRequest, []byte(`{}`)) // wrong direction: ignored
+		protocol.WriteFrame(conn, protocol.MsgAgentResponse, []byte(`{"version":2,"decision":"allow","audit":{"custom":{"correlation_id":"nobody"}}}`))
+		protocol.WriteFrame(conn, protocol.MsgFlowControl, []byte(`{"action":2}`))
+		for {
+			if _, err := protocol.ReadFrame(br, protocol.DialectAuto); err != nil {
+				return
+			}
+		}
+	})
+	metrics := make(chan protocol.MetricsReport, 1)
+	updates := make(chan protocol.ConfigUpdateRequest, 1)
+	c := dialUDS(t, path, protocol.Options{PingInterval: -1,
+		OnMetrics:      func(m protocol.MetricsReport) { metrics <- m },
+		OnConfigUpdate: func(u protocol.ConfigUpdateRequest) { updates <- u }})
+	if m := <-metrics; m.AgentID != "raw" || m.Counters[0].Value != 3 {
+		t.Fatalf("metrics %+v", m)
+	}
+	if u := <-updates; u.RequestID != "u1" || !strings.Contains(string(u.UpdateType), "request_reload") {
+		t.Fatalf("update %+v", u)
+	}
+	waitFor(t, "health and resume", func() bool {
+		h := c.Health()
+		return h.State == protocol.HealthUnhealthy && h.Message == "sick" && !h.ReportedAt.IsZero() && !c.Paused()
+	})
+	if c.Err() != nil {
+		t.Fatal(c.Err())
+	}
+}
