@@ -40,6 +40,7 @@ type Backend struct {
 	size    int
 	errRate atomic.Uint64 // math.Float64bits
 	hits    atomic.Int64
+	agented atomic.Int64
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -66,6 +67,10 @@ func (b *Backend) SetErrorRate(f float64) { b.errRate.Store(math.Float64bits(f))
 
 // Hits counts the requests served (health checks excluded).
 func (b *Backend) Hits() int64 { return b.hits.Load() }
+
+// AgentHits counts the requests that carried the echo agent's
+// X-Echo-Agent header.
+func (b *Backend) AgentHits() int64 { return b.agented.Load() }
 
 // Start listens again on the backend's address (after Crash).
 func (b *Backend) Start() error {
@@ -120,6 +125,9 @@ func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.hits.Add(1)
+	if r.Header.Get("X-Echo-Agent") != "" {
+		b.agented.Add(1)
+	}
 	if b.latency > 0 {
 		time.Sleep(b.latency)
 	}

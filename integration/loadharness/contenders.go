@@ -47,6 +47,9 @@ type ProxyConfig struct {
 	// KeepAlive is the number of idle keep-alive connections kept per
 	// upstream (the same for every proxy; 0 means 256).
 	KeepAlive int
+	// AgentSocket, when set, puts the agent "echo" (protocol v2 on this
+	// Unix socket, fail-open, quick reconnects) in front of the route.
+	AgentSocket string
 	// Variant changes an innocuous setting, so that a reload of the
 	// config is a real change.
 	Variant int
@@ -136,7 +139,28 @@ func SentinelKDL(c *Contender, pc ProxyConfig) string {
 	}
 	b.WriteString("    }\n")
 	fmt.Fprintf(&b, "    listener \"tls\" {\n        address %q\n        protocol \"https\"\n        tls { cert-file %q; key-file %q; }\n    }\n}\n\n", c.TLSAddr, pc.CertFile, pc.KeyFile)
+	if pc.AgentSocket != "" {
+		fmt.Fprintf(&b, `agents {
+    agent "echo" {
+        unix-socket %q
+        events "request_headers"
+        timeout-ms 500
+        failure-mode "open"
+        circuit-breaker { failure-threshold 5; timeout-seconds 1; }
+        pool { reconnect-backoff-ms 100; max-reconnect-backoff-ms 500; }
+    }
+}
+
+filters {
+    filter "echo" { type "agent"; agent "echo"; phase "request"; }
+}
+
+`, pc.AgentSocket)
+	}
 	b.WriteString("routes {\n    route \"all\" {\n        matches { path-prefix \"/\"; }\n        upstream \"backend\"\n")
+	if pc.AgentSocket != "" {
+		b.WriteString("        filters \"echo\"\n")
+	}
 	if pc.MaxAttempts > 1 {
 		fmt.Fprintf(&b, "        retry-policy {\n            max-attempts %d\n", pc.MaxAttempts)
 		if len(pc.RetryStatuses) > 0 {

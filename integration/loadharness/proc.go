@@ -137,6 +137,27 @@ func BuildBinaries(ctx context.Context, root, cacheDir string, logf func(string,
 	return bins, nil
 }
 
+// BuildEchoAgent builds the example agent examples/agents/echo into
+// cacheDir and returns its path.
+func BuildEchoAgent(ctx context.Context, root, cacheDir string) (string, error) {
+	out := filepath.Join(cacheDir, "echo-agent")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./examples/agents/echo")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./examples/agents/echo: %w: %s", err, b)
+	}
+	return out, nil
+}
+
+// Kill ends the process group at once with SIGKILL, as a crash.
+func (p *Process) Kill() {
+	if p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
+	<-p.done
+}
+
 // RaiseFileLimit raises RLIMIT_NOFILE to its hard limit (children inherit
 // it), so that 1,000+ connections fit in the load generator and the proxies.
 func RaiseFileLimit() (uint64, error) {

@@ -181,7 +181,11 @@ func runSoak(ctx context.Context, o options, bins Binaries, work, out, header st
 }
 
 func runChaos(ctx context.Context, o options, bins Binaries, work, out, root, header string, logf func(string, ...any)) error {
-	cfg := ChaosConfig{Bins: bins, WorkDir: work, ModuleRoot: root, Hold: 5 * time.Second, Reloads: 100, Rate: 200, Logf: logf}
+	echo, err := BuildEchoAgent(ctx, root, filepath.Dir(bins.Sentinel))
+	if err != nil {
+		logf("agent scenario skipped: %v", err)
+	}
+	cfg := ChaosConfig{Bins: bins, WorkDir: work, ModuleRoot: root, EchoAgent: echo, Hold: 5 * time.Second, Reloads: 100, Rate: 200, Logf: logf}
 	if o.Quick {
 		// CI machines are busy: a clean 502/503 may take longer there.
 		cfg.Hold, cfg.Reloads, cfg.Rate, cfg.SlowAfter = 2*time.Second, 20, 100, 5*time.Second
