@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/agents/protocol"
 )
 
 func TestBreaker(t *testing.T) {
@@ -192,5 +195,54 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if !rs.tokenOK("s3cret") || !rs.tokenOK("other") || rs.tokenOK("s3cre") || rs.tokenOK("") {
 		t.Fatal("token comparison")
+	}
+}
+
+// TestDrain: on drain, an in-flight call that finishes within the drain
+// timeout gets its answer; one that does not is cancelled when the
+// timeout ends; new calls fail at once.
+func TestDrain(t *testing.T) {
+	release := make(chan struct{})
+	path := serveAgent(t, &scripted{headers: func(ev *protocol.RequestHeaders) *protocol.Response {
+		if ev.URI == "/slow" {
+			<-release
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return nil
+	}})
+	defer close(release)
+	s, err := uds("d", path, func(c *AgentConfig) {
+		c.Timeout = caddy.Duration(30 * time.Second)
+		c.Pool.DrainTimeout = caddy.Duration(500 * time.Millisecond)
+	}).resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(s, zap.NewNop(), false)
+	p.start()
+	waitFor(t, func() bool { return p.connected() == 1 })
+	ev := func(uri string) *protocol.RequestHeaders {
+		return &protocol.RequestHeaders{Metadata: protocol.RequestMetadata{CorrelationID: uri}, Method: "GET", URI: uri, Headers: map[string][]string{}}
+	}
+	fast, slow := make(chan callResult, 1), make(chan callResult, 1)
+	go func() { fast <- p.call(context.Background(), ev("/fast"), s.timeout, nil) }()
+	go func() { slow <- p.call(context.Background(), ev("/slow"), s.timeout, nil) }()
+	waitFor(t, func() bool { return p.lim.inFlight() == 2 })
+	start := time.Now()
+	_ = p.Destruct()
+	if r := <-fast; r.err != nil {
+		t.Fatalf("in-flight call within the drain timeout: %v", r.err)
+	}
+	if r := p.call(context.Background(), ev("/new"), s.timeout, nil); !errors.Is(r.err, errDraining) {
+		t.Fatalf("new call while draining: %v", r.err)
+	}
+	r := <-slow
+	if r.err == nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatalf("call past the drain timeout: %v after %v", r.err, time.Since(start))
+	}
+	drains.Wait()
+	if p.connected() != 0 {
+		t.Fatal("connections left after the drain")
 	}
 }
