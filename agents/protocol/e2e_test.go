@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 }
 
 // sockPath returns a short Unix socket path removed at the end of the test.
-func sockPath(t *testing.T) string {
+func sockPath(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sa")
 	if err != nil {
@@ -138,7 +138,7 @@ var allEvents = []protocol.EventType{protocol.EventRequestHeaders, protocol.Even
 	protocol.EventResponseBodyChunk, protocol.EventRequestComplete, protocol.EventWebSocketFrame, protocol.EventGuardrailInspect}
 
 // startUDSAgent runs sdk.ServeUDS until the test ends.
-func startUDSAgent(t *testing.T, h sdk.Handler, opts sdk.Options) string {
+func startUDSAgent(t testing.TB, h sdk.Handler, opts sdk.Options) string {
 	t.Helper()
 	path := sockPath(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,13 +167,13 @@ func reqHeaders(corr, uri string) *protocol.RequestHeaders {
 	}
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func dialUDS(t *testing.T, path string, opts protocol.Options) protocol.Client {
+func dialUDS(t testing.TB, path string, opts protocol.Options) protocol.Client {
 	t.Helper()
 	c, err := protocol.DialUDS(ctxT(t, 10*time.Second), path, opts)
 	if err != nil {

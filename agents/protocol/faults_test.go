@@ -399,6 +399,9 @@ func checkSDKClient(t *testing.T, c protocol.Client) {
 	if err := c.Notify(ctx, &protocol.RequestComplete{CorrelationID: "s-block"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.Call(ctx, &protocol.RequestComplete{CorrelationID: "rc"}); !errors.Is(err, protocol.ErrUnsupported) {
+		t.Fatalf("request complete call in SDK dialect: %v", err)
+	}
 	if _, err := c.Call(ctx, &protocol.WebSocketFrame{CorrelationID: "w"}); !errors.Is(err, protocol.ErrUnsupported) {
 		t.Fatalf("websocket in SDK dialect: %v", err)
 	}

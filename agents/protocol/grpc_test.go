@@ -25,7 +25,7 @@ import (
 )
 
 // startGRPCAgent runs sdk.ServeGRPCListener until the test ends.
-func startGRPCAgent(t *testing.T, h sdk.Handler, opts sdk.Options) string {
+func startGRPCAgent(t testing.TB, h sdk.Handler, opts sdk.Options) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", testutil.FreeAddr(t))
 	if err != nil {
@@ -43,7 +43,7 @@ func startGRPCAgent(t *testing.T, h sdk.Handler, opts sdk.Options) string {
 	return ln.Addr().String()
 }
 
-func dialGRPC(t *testing.T, target string, opts protocol.GRPCOptions) protocol.Client {
+func dialGRPC(t testing.TB, target string, opts protocol.GRPCOptions) protocol.Client {
 	t.Helper()
 	c, err := protocol.DialGRPC(ctxT(t, 15*time.Second), target, opts)
 	if err != nil {

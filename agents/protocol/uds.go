@@ -480,6 +480,9 @@ func (t *sdkTransport) encode(m *outMsg) (any, error) {
 			mt, v = MsgResponseBodyChunk, SDKBodyChunk{RequestID: id, ChunkIndex: e.ChunkIndex, Data: nonNil(e.Data), IsLast: e.IsLast}
 		case *RequestComplete:
 			t.free(corr)
+			if m.kind == outEvent {
+				return nil, fmt.Errorf("%w: RequestComplete cannot be answered in the Go-SDK UDS dialect (use Notify)", ErrUnsupported)
+			}
 			return nil, nil // the SDK dialect has no such message
 		default:
 			return nil, fmt.Errorf("%w: %s in the Go-SDK UDS dialect", ErrUnsupported, m.ev.EventType())
