@@ -151,7 +151,9 @@ type Options struct {
 	PingInterval time.Duration
 	// PingTimeout is the liveness deadline: when nothing (pong or other
 	// message) arrived for this long the connection is declared dead
-	// (ErrPingTimeout). Default 3×PingInterval.
+	// (ErrPingTimeout) — provided the agent has answered a ping before or
+	// calls are waiting, so that an idle agent that never answers pings
+	// (the protocol does not require it) is not killed. Default 3×PingInterval.
 	PingTimeout time.Duration
 	// WriteTimeout bounds one frame write (default 10s); a stuck write kills the connection.
 	WriteTimeout time.Duration
@@ -444,7 +446,10 @@ func (c *client) pingLoop() {
 			return
 		case now := <-t.C:
 			last := time.Unix(0, c.lastRecv.Load())
-			if now.Sub(last) > c.opts.PingTimeout {
+			c.mu.Lock()
+			pending, ponged := len(c.pending), !c.health.LastPong.IsZero()
+			c.mu.Unlock()
+			if now.Sub(last) > c.opts.PingTimeout && (ponged || pending > 0) {
 				c.fail(fmt.Errorf("%w: nothing received for %s", ErrPingTimeout, now.Sub(last).Round(time.Millisecond)))
 				return
 			}

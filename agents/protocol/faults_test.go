@@ -494,3 +494,50 @@ func TestAgentControlCallbacks(t *testing.T) {
 		t.Fatal(c.Err())
 	}
 }
+
+func TestIdleAgentWithoutPongsStaysUp(t *testing.T) {
+	path := rawAgent(t, func(conn net.Conn, br *bufio.Reader) {
+		if !rustHandshake(t, conn, br) {
+			return
+		}
+		for {
+			if _, err := protocol.ReadFrame(br, protocol.DialectAuto); err != nil {
+				return
+			}
+		}
+	})
+	c := dialUDS(t, path, protocol.Options{PingInterval: 10 * time.Millisecond, PingTimeout: 30 * time.Millisecond})
+	select {
+	case <-c.Done():
+		t.Fatalf("idle agent that never pongs was killed: %v", c.Err())
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestAgentThatStopsPongingIsDeclaredDead(t *testing.T) {
+	path := rawAgent(t, func(conn net.Conn, br *bufio.Reader) {
+		if !rustHandshake(t, conn, br) {
+			return
+		}
+		ponged := false
+		for {
+			f, err := protocol.ReadFrame(br, protocol.DialectAuto)
+			if err != nil {
+				return
+			}
+			if f.Type == protocol.MsgPing && !ponged {
+				ponged = true
+				protocol.WriteFrame(conn, protocol.MsgPong, f.Payload)
+			}
+		}
+	})
+	c := dialUDS(t, path, protocol.Options{PingInterval: 20 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	select {
+	case <-c.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("silent agent not detected")
+	}
+	if !errors.Is(c.Err(), protocol.ErrPingTimeout) || c.Health().LastPong.IsZero() {
+		t.Fatalf("got %v", c.Err())
+	}
+}
