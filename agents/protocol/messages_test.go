@@ -320,3 +320,23 @@ func FuzzDecodeResponse(f *testing.F) {
 		_, _, _ = DecodeSDKDecision(in)
 	})
 }
+
+func TestSDKDialectMessagesJSON(t *testing.T) {
+	sn := "host"
+	roundTrip(t, SDKRequestHeaders{RequestID: 1, Method: "GET", URI: "/", Headers: map[string][]string{"a": {"b"}}, HasBody: true,
+		Metadata: SDKRequestMetadata{CorrelationID: "c", ClientIP: "1.2.3.4", ClientPort: 9, ServerName: &sn, Protocol: "HTTP/1.1"}})
+	wantKeys(t, SDKRequestHeaders{}, "request_id", "method", "uri", "headers", "has_body", "metadata")
+	roundTrip(t, SDKBodyChunk{RequestID: 1, ChunkIndex: 2, Data: []byte("x"), IsLast: true})
+	wantKeys(t, SDKBodyChunk{}, "request_id", "chunk_index", "data", "is_last")
+	roundTrip(t, SDKResponseHeaders{RequestID: 1, StatusCode: 200, Headers: map[string][]string{}, HasBody: false})
+	wantKeys(t, SDKResponseHeaders{}, "request_id", "status_code", "headers", "has_body")
+	reason := "timeout"
+	roundTrip(t, SDKCancel{RequestID: 3, Reason: &reason})
+	roundTrip(t, SDKPing{Timestamp: 5})
+	d := SDKDecision{RequestID: 4, Decision: json.RawMessage(`"allow"`), RequestHeaders: []HeaderOp{{Op: HeaderSet, Name: "a", Value: "b"}}}
+	b, _ := json.Marshal(d)
+	r, id, err := DecodeSDKDecision(b)
+	if err != nil || id != 4 || r.RequestHeaders[0] != d.RequestHeaders[0] {
+		t.Fatalf("%v %d %+v", err, id, r)
+	}
+}
