@@ -26,7 +26,9 @@ func BenchmarkUDSCallParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchCalls(b, ln, func(ctx context.Context) error { return sdk.Serve(ctx, ln, sdk.Base{}, sdk.Options{MaxConcurrency: 1000}) },
+	benchCalls(b, ln, func(ctx context.Context) error {
+		return sdk.Serve(ctx, ln, sdk.Base{}, sdk.Options{MaxConcurrency: 1000})
+	},
 		func() (protocol.Client, error) {
 			return protocol.DialUDS(context.Background(), ln.Addr().String(), protocol.Options{PingInterval: -1})
 		})
