@@ -463,6 +463,7 @@ func (c *client) pingLoop() {
 	}
 }
 
+// Call implements Client.
 func (c *client) Call(ctx context.Context, ev Event) (*Response, error) {
 	if ev == nil {
 		return nil, errors.New("agent call: nil event")
@@ -552,6 +553,7 @@ func (c *client) drop(corr string, ch chan callResult) bool {
 	return false
 }
 
+// Notify implements Client.
 func (c *client) Notify(ctx context.Context, ev Event) error {
 	if ev == nil {
 		return errors.New("agent notify: nil event")
@@ -572,6 +574,7 @@ func (c *client) Notify(ctx context.Context, ev Event) error {
 	}
 }
 
+// Cancel implements Client.
 func (c *client) Cancel(correlationID, reason string) error {
 	if err := c.Err(); err != nil {
 		return err
@@ -600,8 +603,10 @@ func (c *client) enqueueCancel(corr string, reason CancelReason) error {
 	}
 }
 
+// Info implements Client.
 func (c *client) Info() AgentInfo { return c.info }
 
+// Health implements Client.
 func (c *client) Health() Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -614,16 +619,20 @@ func (c *client) Health() Health {
 	return h
 }
 
+// Paused implements Client.
 func (c *client) Paused() bool { return c.paused.Load() }
 
+// Done implements Client.
 func (c *client) Done() <-chan struct{} { return c.done }
 
+// Err implements Client.
 func (c *client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
 }
 
+// Close implements Client.
 func (c *client) Close() error {
 	c.fail(ErrClosed)
 	c.wg.Wait()

@@ -55,20 +55,30 @@ type Decision struct {
 	Params map[string]string
 }
 
+// blockJSON is the wire form of a block decision.
 type blockJSON struct {
-	Status  int               `json:"status"`
-	Body    OptString         `json:"body"`
+	// Status is the HTTP status.
+	Status int `json:"status"`
+	// Body is the response body (null = proxy default).
+	Body OptString `json:"body"`
+	// Headers are response headers.
 	Headers map[string]string `json:"headers"`
 }
 
+// redirectJSON is the wire form of a redirect decision.
 type redirectJSON struct {
-	URL    string `json:"url"`
-	Status int    `json:"status"`
+	// URL is the target.
+	URL string `json:"url"`
+	// Status is the redirect status.
+	Status int `json:"status"`
 }
 
+// challengeJSON is the wire form of a challenge decision.
 type challengeJSON struct {
-	ChallengeType string            `json:"challenge_type"`
-	Params        map[string]string `json:"params"`
+	// ChallengeType is e.g. "captcha".
+	ChallengeType string `json:"challenge_type"`
+	// Params are challenge parameters.
+	Params map[string]string `json:"params"`
 }
 
 // MarshalJSON encodes the externally tagged form.
@@ -229,8 +239,11 @@ type HeaderOp struct {
 	Value string
 }
 
+// nameValue is the body of a set/add header op.
 type nameValue struct {
-	Name  string `json:"name"`
+	// Name is the header name.
+	Name string `json:"name"`
+	// Value is the header value.
 	Value string `json:"value"`
 }
 

@@ -178,8 +178,10 @@ func (d *Denylist) OnRequestHeaders(_ context.Context, ev *protocol.RequestHeade
 
 type listFlag []string
 
+// String implements flag.Value.
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+// Set implements flag.Value.
 func (l *listFlag) Set(s string) error {
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
