@@ -140,10 +140,12 @@ type grpcStatusError struct {
 
 // Error returns the message.
 func (e *grpcStatusError) Error() string { return e.msg }
+
 // Unwrap exposes ErrHandshake and the gRPC status error.
 func (e *grpcStatusError) Unwrap() []error {
 	return []error{ErrHandshake, e.st}
 }
+
 // GRPCStatus lets status.Code see the wrapped status.
 func (e *grpcStatusError) GRPCStatus() *status.Status { return status.Convert(e.st) }
 
