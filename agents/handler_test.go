@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
+	"github.com/sentinel-proxy/sentinel/agents/sdk"
 )
 
 func uds(id, path string, mods ...func(*AgentConfig)) *AgentConfig {
@@ -469,4 +471,33 @@ func TestSameAgentTwice(t *testing.T) {
 	if w.Code != 200 || ag.calls.Load() != before+2 {
 		t.Fatalf("same agent twice: %d, %d calls", w.Code, ag.calls.Load()-before)
 	}
+}
+
+// TestFlowControlAndHealth: an agent that pauses its connections gets no
+// calls (fail-closed: 503) until it resumes; its health reports show in
+// the API list.
+func TestFlowControlAndHealth(t *testing.T) {
+	ctl := sdk.NewController()
+	path := sockPath(t, "fc.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sdk.ServeUDS(ctx, path, &scripted{}, sdk.Options{AgentID: "fc", Controller: ctl})
+	}()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { _, err := os.Stat(path); return err == nil })
+	app := testApp(t, uds("fc", path, func(c *AgentConfig) { c.FailureMode = "closed" }))
+	h := testHandler(t, app, &Filter{Agent: "fc"})
+	if w := serve(t, h, nil, httptest.NewRequest("GET", "/", nil)); w.Code != 200 {
+		t.Fatalf("before pause: %d", w.Code)
+	}
+	ctl.Pause()
+	waitFor(t, func() bool { return serve(t, h, nil, httptest.NewRequest("GET", "/", nil)).Code == 503 })
+	ctl.Resume()
+	waitFor(t, func() bool { return serve(t, h, nil, httptest.NewRequest("GET", "/", nil)).Code == 200 })
+	ctl.SetHealth(protocol.HealthDegraded, "busy")
+	reg.current.Store(app)
+	defer reg.current.Store(nil)
+	waitFor(t, func() bool { return List()[0]["health"] == "degraded" })
 }

@@ -225,14 +225,22 @@ func (p *pool) pick(prefer protocol.Client) protocol.Client {
 	if n == 0 {
 		return nil
 	}
+	// Round robin over the connections that are neither paused (flow
+	// control) nor reported unhealthy or draining by the agent; when
+	// none is, any (the call then fails with the agent's reason).
 	start := int(p.next.Add(1) % uint64(n))
 	for i := 0; i < n; i++ {
 		c := p.conns[(start+i)%n].c
-		if !c.Paused() {
+		if !c.Paused() && usable(c.Health().State) {
 			return c
 		}
 	}
 	return p.conns[start].c
+}
+
+// usable reports whether a connection in this health state takes calls.
+func usable(h protocol.HealthState) bool {
+	return h != protocol.HealthUnhealthy && h != protocol.HealthDraining
 }
 
 // callResult is one call's outcome.

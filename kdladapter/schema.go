@@ -190,7 +190,7 @@ func policiesBlock() *Key {
 		h("response-headers", "Caddy `headers` handler on the response", headerOps()...),
 		h("timeout-secs", "`sentinel_timeout` handler: 504 when exceeded"),
 		h("max-body-size", "`request_body.max_size`: 413 above it"),
-		h("failure-mode", "default failure mode of the route's agent filters"),
+		h("failure-mode", "checked (`open`/`closed`); agent failures follow each agent's or filter's `failure-mode` (503/504/413, see docs/agents.md), not the original's 500 for body-phase errors"),
 		ny("rate-limit", "rate limiting"),
 		ny("cache", "response caching"),
 		w("buffer-requests", "not a Sentinel setting; requests stream unless a filter needs the body"),
