@@ -501,3 +501,45 @@ func TestFlowControlAndHealth(t *testing.T) {
 	defer reg.current.Store(nil)
 	waitFor(t, func() bool { return List()[0]["health"] == "degraded" })
 }
+
+// cancelAgent hangs on request headers and reports cancels.
+type cancelAgent struct {
+	scripted
+	got      chan struct{}
+	canceled chan *protocol.Cancel
+}
+
+func (c *cancelAgent) OnRequestHeaders(ctx context.Context, _ *protocol.RequestHeaders) *protocol.Response {
+	c.got <- struct{}{}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *cancelAgent) OnCancel(_ context.Context, cl *protocol.Cancel) { c.canceled <- cl }
+
+// TestClientDisconnectCancels: a client that goes away cancels the agent
+// call, and the agent is told why.
+func TestClientDisconnectCancels(t *testing.T) {
+	ag := &cancelAgent{got: make(chan struct{}, 1), canceled: make(chan *protocol.Cancel, 4)}
+	path := serveAgent(t, ag)
+	app := testApp(t, uds("c", path, func(c *AgentConfig) { c.Timeout = caddy.Duration(30 * time.Second) }))
+	h := testHandler(t, app, &Filter{Agent: "c"})
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); serve(t, h, nil, r) }()
+	<-ag.got
+	cancel()
+	select {
+	case cl := <-ag.canceled:
+		if cl.Reason != protocol.CancelClientDisconnect {
+			t.Fatalf("cancel reason %v", cl.Reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent not told of the disconnect")
+	}
+	<-done
+	if counter(t, "c", "request_headers", "canceled") < 1 {
+		t.Fatal("canceled call not counted")
+	}
+}
