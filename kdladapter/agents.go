@@ -400,6 +400,7 @@ func (a *adapter) mapRegistration(n *kdl.Node) obj {
 				r["timeout"] = d
 			}
 		case "defaults":
+			a.checkBlock(c, agentKeys(), "agents.registration.defaults")
 			d := a.mapAgent("*", &kdl.Node{Name: "agent", Pos: c.Pos, Children: append([]*kdl.Node{{Name: "unix-socket", Pos: c.Pos, Args: []kdl.Value{{Kind: kdl.KindString, Str: "-"}}}}, c.Children...)})
 			delete(d, "id")
 			delete(d, "unix_socket")

@@ -59,6 +59,7 @@ func TestBadInput(t *testing.T) {
 		{"agent filter unknown agent", minimal + "routes { route \"a\" { builtin-handler \"health\"; filters \"f\"; } }\nfilters { filter \"f\" { type \"agent\"; agent \"wfa\"; } }\nagents { agent \"waf\" { unix-socket \"/x\"; } }", []string{"test.kdl:9:44: filter \"f\": agent \"wfa\" is not defined in agents { } (did you mean \"waf\"?)"}},
 		{"agent filter without agent", minimal + "routes { route \"a\" { builtin-handler \"health\"; filters \"f\"; } }\nfilters { filter \"f\" { type \"agent\"; } }", []string{"type \"agent\" needs agent"}},
 		{"agent filter unknown key", minimal + "filters { filter \"f\" { type \"agent\"; agent \"w\"; phse \"request\"; } }", []string{"unknown setting \"phse\" in filters.filter[agent] (did you mean \"phase\"?)"}},
+		{"registration defaults unknown key", minimal + "agents { registration { unix-socket \"/x\"; token \"t\"; defaults { timout-ms 5; }; } }", []string{"unknown setting \"timout-ms\" in agents.registration.defaults (did you mean \"timeout-ms\"?)"}},
 		{"registration without auth", minimal + "agents { registration { unix-socket \"/x\"; } }", []string{"agents.registration needs a token"}},
 		{"admin-api without auth", minimal + "admin-api { enabled #true; }", []string{"test.kdl:8:1: admin-api: the control-plane API refuses unauthenticated calls"}},
 		{"admin-api bad scope", minimal + "admin-api { auth { token \"t\" scope=\"reed\"; }; }", []string{"scope \"reed\" is not one of read, operate, admin (did you mean \"read\"?)"}},
