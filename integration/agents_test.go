@@ -748,3 +748,56 @@ func TestAgentsCorpusCORSHeaders(t *testing.T) {
 		t.Fatalf("public route (no agent): %d %v", status, hdr)
 	}
 }
+
+// TestAgentsBodyStreamsWithoutBodyAgent: on a route whose agents do not
+// want the body, the upstream reads the body while the client is still
+// sending it (nothing buffers it).
+func TestAgentsBodyStreamsWithoutBodyAgent(t *testing.T) {
+	gotFirst := make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		close(gotFirst)
+		rest, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s%s", buf, rest)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	ag := runUDSAgent(t, &testAgent{name: "h"})
+	listen := freeAddr(t)
+	loadKDL(t, agentsKDL(listen, ln.Addr().String(), fmt.Sprintf(`    agent "h" { unix-socket "%s"; failure-mode "closed"; }`, ag),
+		`    filter "h" { type "agent"; agent "h"; }`, `    route "r" { upstream "b"; filters "h"; }`))
+	pr, pw := io.Pipe()
+	res := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+listen+"/up", pr)
+		r, err := client().Do(req)
+		if err != nil {
+			res <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		res <- string(b)
+	}()
+	if _, err := pw.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gotFirst:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream did not get the first bytes before the body ended: the body was buffered")
+	}
+	pw.Write([]byte(" world"))
+	pw.Close()
+	if got := <-res; got != "hello world" {
+		t.Fatalf("response %q", got)
+	}
+}
