@@ -32,7 +32,22 @@ type store struct {
 }
 
 func newStore(reg *registry.Registry) *store {
-	return &store{reg: reg}
+	s := &store{reg: reg}
+	reg.OnForget(s.forget)
+	return s
+}
+
+// forget drops what was learned about an address the registry forgot (a
+// former target, idle for a sweep interval): its feedback state and the
+// policies' selection counters of it.
+func (s *store) forget(addr string) {
+	s.targets.Delete(addr)
+	s.groups.Range(func(k, _ any) bool {
+		if sk, ok := k.(selectionKey); ok && sk.addr == addr {
+			s.groups.Delete(k)
+		}
+		return true
+	})
 }
 
 // target returns the state of an address, creating it.

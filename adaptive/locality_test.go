@@ -29,8 +29,18 @@ func TestLocalityAware(t *testing.T) {
 	if got := strings.Join(seq, ""); got != "aabaaaba" {
 		t.Fatalf("local smooth 3:1: %s", got)
 	}
-	// No local target: the first zone of the priority list (us-1: d).
+	// One local target down: the other local one takes everything (the
+	// O(n) path, past the precomputed cycle).
 	setAvailable(pool[0], false)
+	if c := count(s, pool, 10); c["la-b:1"] != 10 {
+		t.Fatalf("one local target down: %v", c)
+	}
+	// Another pool of the same length under the same snapshot: rebuilt.
+	other := testPool("la-a:1", "la-b:1", "la-c:1", "la-d:1", "la-f:1")
+	if u := s.Select(other, nil, nil); u == nil || (u.Dial != "la-a:1" && u.Dial != "la-b:1") {
+		t.Fatalf("stale view: %v", u)
+	}
+	// No local target: the first zone of the priority list (us-1: d).
 	setAvailable(pool[1], false)
 	if c := count(s, pool, 10); c["la-d:1"] != 10 {
 		t.Fatalf("zone priority: %v", c)

@@ -131,3 +131,47 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
 }
+
+// TestWeightedUnavailableAndStale: when the scheduled target is down the
+// O(n) path spreads over the others by weight; a pool whose addresses
+// changed under the same registry snapshot rebuilds the view; weights too
+// large for a cycle use the O(n) path throughout.
+func TestWeightedUnavailableAndStale(t *testing.T) {
+	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "w-down", Targets: []registry.TargetSpec{{Address: "a:1", Weight: 2}, {Address: "b:1", Weight: 1}, {Address: "c:1", Weight: 1}}}}, nil)
+	s := newWeighted(t, "w-down")
+	p := pool("a:1", "b:1", "c:1")
+	setAvailable(p[0], false)
+	c := map[string]int{}
+	for range 200 {
+		c[s.Select(p, nil, nil).Dial]++
+	}
+	if c["a:1"] != 0 || c["b:1"] != 100 || c["c:1"] != 100 {
+		t.Errorf("with a:1 down: %v", c)
+	}
+	for _, u := range p {
+		setAvailable(u, false)
+	}
+	if s.Select(p, nil, nil) != nil {
+		t.Error("a target was selected from a pool with none available")
+	}
+	// Same length, same snapshot, other addresses: the view is rebuilt.
+	q := pool("x:1", "y:1", "z:1")
+	if u := s.Select(q, nil, nil); u == nil || !strings.HasSuffix(u.Dial, ":1") || u.Dial[0] < 'x' {
+		t.Errorf("stale view: %v", u)
+	}
+
+	huge := maxSchedule
+	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "w-huge", Targets: []registry.TargetSpec{{Address: "a:1", Weight: huge}, {Address: "b:1", Weight: huge}}}}, nil)
+	h := newWeighted(t, "w-huge")
+	hp := pool("a:1", "b:1")
+	c = map[string]int{}
+	for range 100 {
+		c[h.Select(hp, nil, nil).Dial]++
+	}
+	if h.views.cur.Load().ext.(*smoothState).sched != nil || c["a:1"] != 50 {
+		t.Errorf("weights over the cycle bound: sched=%v %v", h.views.cur.Load().ext.(*smoothState).sched != nil, c)
+	}
+	if newSchedule([]float64{1.5}, func(int) bool { return true }) != nil {
+		t.Error("a fractional weight got a cycle")
+	}
+}

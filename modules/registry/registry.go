@@ -91,6 +91,8 @@ type Registry struct {
 	// routeFlags is the hot-path snapshot of the route flags.
 	routeFlags atomic.Pointer[map[string]*RouteFlag]
 	stats      sync.Map // address → *TargetStats
+	// sweep is what Sweep needs to forget the counters of old addresses.
+	sweep sweepState
 	// onChange is called (outside the lock) after every change made
 	// through an operation, for persistence.
 	onChange atomic.Pointer[func()]

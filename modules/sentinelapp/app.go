@@ -191,10 +191,16 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// expireLoop removes draining targets whose drain timeout passed.
+// sweepInterval is how often the counters of addresses that are no
+// longer targets are swept (see registry.Sweep).
+const sweepInterval = time.Minute
+
+// expireLoop removes draining targets whose drain timeout passed, and
+// sweeps the per-address state of old targets.
 func (a *App) expireLoop(stop <-chan struct{}) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-stop:
@@ -202,6 +208,12 @@ func (a *App) expireLoop(stop <-chan struct{}) {
 		case now := <-t.C:
 			if n := a.reg.Expire(now); n > 0 {
 				a.logger.Info("removed targets whose drain timed out", zap.Int("count", n))
+			}
+			if now.Sub(lastSweep) >= sweepInterval {
+				lastSweep = now
+				if gone := a.reg.Sweep(); len(gone) > 0 {
+					a.logger.Debug("forgot the counters of old target addresses", zap.Int("count", len(gone)))
+				}
 			}
 		}
 	}
