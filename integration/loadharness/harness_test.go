@@ -84,7 +84,7 @@ func TestQuickBench(t *testing.T) {
 	o := quickOptions(t, "bench")
 	o.Rounds, o.RunDuration = 1, time.Second
 	o.Scenarios, o.Contenders = "h1-small,h2-tls,fixed-rate", "direct,caddy,sentinel"
-	o.External, o.profileAlways = false, true
+	o.External, o.profileAlways, o.Rate = false, true, 300
 	if err := run(context.Background(), o, testWriter{t}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestQuickBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| h2-tls | sentinel/caddy |", "CPU profile of Sentinel in h1-small", "Machine:"} {
+	for _, want := range []string{"| h2-tls | sentinel/caddy |", "CPU profile of Sentinel in h1-small", "Machine:", "300 req/s open loop"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

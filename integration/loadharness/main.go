@@ -48,6 +48,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Rounds, "rounds", 0, "bench rounds per scenario (default 5; 3 with -quick)")
 	fs.DurationVar(&o.RunDuration, "run", 0, "duration of one measured bench run (default 10s, 2s with -quick)")
 	fs.DurationVar(&o.Duration, "duration", 0, "soak duration (default 3m, 10s with -quick; -duration 1h for the one-hour soak)")
+	fs.Float64Var(&o.Rate, "rate", 0, "request rate of the fixed-rate bench scenario (default 2000/s, 500/s with -quick)")
 	fs.StringVar(&o.Scenarios, "scenarios", "", "comma-separated bench scenarios (default all)")
 	fs.StringVar(&o.Contenders, "contenders", "direct,caddy,caddy-control,sentinel,nginx", "comma-separated bench contenders")
 	fs.BoolVar(&o.External, "external", true, "use wrk and h2load when installed (else the Go load generator)")

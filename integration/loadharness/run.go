@@ -27,6 +27,8 @@ type options struct {
 	RunDuration time.Duration
 	// Duration is the soak duration (0: default).
 	Duration time.Duration
+	// Rate overrides the fixed-rate scenario's request rate.
+	Rate float64
 	// Scenarios and Contenders are comma-separated bench filters.
 	Scenarios, Contenders string
 	// External uses wrk and h2load when installed.
@@ -136,6 +138,10 @@ func runBench(ctx context.Context, o options, bins Binaries, work, out, header s
 	want := splitList(o.Scenarios)
 	for _, sc := range DefaultScenarios(o.Quick) {
 		if len(want) == 0 || contains(want, sc.Name) {
+			if sc.Rate > 0 && o.Rate > 0 {
+				sc.Desc = strings.Replace(sc.Desc, fmt.Sprintf("%.0f req/s", sc.Rate), fmt.Sprintf("%.0f req/s", o.Rate), 1)
+				sc.Rate = o.Rate
+			}
 			cfg.Scenarios = append(cfg.Scenarios, sc)
 		}
 	}
