@@ -43,7 +43,7 @@ type Adaptive struct {
 	Upstream string `json:"upstream,omitempty"`
 
 	// AdjustmentInterval is the time between weight adjustments (default
-	// 1s; the original's constant was 10s).
+	// 500ms; the original's constant was 10s).
 	AdjustmentInterval caddy.Duration `json:"adjustment_interval,omitempty"`
 
 	// MinWeightRatio is the lowest effective weight, as a fraction of
@@ -84,7 +84,7 @@ type Adaptive struct {
 
 	// MinRequests is the number of requests an interval needs for the
 	// target's weight to be adjusted; fewer carry over to the next
-	// interval (default 10; the original's constant was 100, for a
+	// interval (default 5; the original's constant was 100, for a
 	// 10 s interval).
 	MinRequests int `json:"min_requests,omitempty"`
 
@@ -140,7 +140,7 @@ func (s *Adaptive) Provision(ctx caddy.Context) error {
 		}
 		return v
 	}
-	interval := durationOr(s.AdjustmentInterval, int64(time.Second))
+	interval := durationOr(s.AdjustmentInterval, int64(500*time.Millisecond))
 	s.params = adaptiveParams{
 		interval:         interval,
 		minRatio:         or(s.MinWeightRatio, 0.1),
@@ -151,7 +151,7 @@ func (s *Adaptive) Provision(ctx caddy.Context) error {
 		alpha:            or(s.EWMAAlpha, 0.8),
 		recovery:         or(s.RecoveryFactor, 1.1),
 		penalty:          or(s.PenaltyRate, 0.7),
-		minRequests:      uint64(or(float64(s.MinRequests), 10)),
+		minRequests:      uint64(or(float64(s.MinRequests), 5)),
 		maxCarryOver:     int(or(float64(s.MaxCarryOver), 3)),
 		breakerFailures:  int(or(float64(s.BreakerFailures), 5)),
 		breakerSuccesses: int(or(float64(s.BreakerSuccesses), 5)),

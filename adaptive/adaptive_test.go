@@ -22,9 +22,9 @@ func defaultAdaptiveParams() adaptiveParams {
 func TestAdaptiveDefaults(t *testing.T) {
 	p := defaultAdaptiveParams()
 	want := adaptiveParams{
-		interval: int64(time.Second), minRatio: 0.1, maxRatio: 2.0, errThreshold: 0.05,
+		interval: int64(500 * time.Millisecond), minRatio: 0.1, maxRatio: 2.0, errThreshold: 0.05,
 		latThreshold: float64(500 * time.Millisecond), latRatio: 3, alpha: 0.8, recovery: 1.1, penalty: 0.7,
-		minRequests: 10, maxCarryOver: 3, breakerFailures: 5, breakerSuccesses: 5, breakerTimeout: int64(time.Second),
+		minRequests: 5, maxCarryOver: 3, breakerFailures: 5, breakerSuccesses: 5, breakerTimeout: int64(500 * time.Millisecond),
 	}
 	if p != want {
 		t.Fatalf("defaults %+v, want %+v", p, want)
