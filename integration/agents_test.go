@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/agents/sdk"
 )
@@ -377,6 +379,7 @@ func TestAgentsDecisions(t *testing.T) {
 // TestAgentsParallelFanOut: two agents that each take 200 ms cost about
 // 200 ms together, not 400.
 func TestAgentsParallelFanOut(t *testing.T) {
+	testutil.Exclusive(t)
 	be := startBackend(t, "be")
 	a := runUDSAgent(t, &testAgent{name: "a", sleep: 200 * time.Millisecond})
 	b := runUDSAgent(t, &testAgent{name: "b", sleep: 200 * time.Millisecond})
@@ -464,6 +467,7 @@ func TestAgentsFaults(t *testing.T) {
 // a route that uses only a healthy agent, even with the hung agent's
 // queue full.
 func TestAgentsHungAgentIsolation(t *testing.T) {
+	testutil.Exclusive(t)
 	be := startBackend(t, "be")
 	hang := startFaultAgent(t, "hang")
 	healthy := runUDSAgent(t, &testAgent{name: "ok"})

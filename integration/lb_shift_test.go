@@ -3,6 +3,8 @@ package integration
 import (
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestLBShiftsAwayAndBack runs real traffic through the proxy to two
@@ -13,6 +15,7 @@ import (
 // traffic must leave it within a few seconds, stay away across a config
 // reload, and come back after it heals.
 func TestLBShiftsAwayAndBack(t *testing.T) {
+	testutil.Exclusive(t) // timing-sensitive: never beside another such test
 	if testing.Short() {
 		t.Skip("runs real traffic for about 15 s")
 	}
@@ -32,7 +35,9 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 		return p
 	}
 	ewma, adapt := mk("peak_ewma"), mk("adaptive")
-	ewma.maxShare, adapt.maxShare = 0.03, 0.06
+	// Generous for busy CI machines (25 % without shifting; typically
+	// under 1 % on a quiet machine).
+	ewma.maxShare, adapt.maxShare = 0.08, 0.08
 	pools := []*pool{ewma, adapt}
 
 	listen := freeAddr(t)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // The quick variants of the three modes, as CI runs them (`go test`):
@@ -58,6 +60,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func quickOptions(t *testing.T, mode string) options {
+	testutil.Exclusive(t) // timing-sensitive: never beside another such test
 	o, err := parseFlags([]string{"-mode", mode, "-quick", "-install=false", "-out", t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +118,7 @@ func TestQuickBench(t *testing.T) {
 }
 
 func TestQuickBenchNginxWrkH2load(t *testing.T) {
+	testutil.Exclusive(t)
 	var missing []string
 	for _, tool := range []string{"nginx", "wrk", "h2load"} {
 		if !HaveTool(tool) {

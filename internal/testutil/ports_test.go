@@ -2,7 +2,10 @@ package testutil
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -41,5 +44,29 @@ func TestProbeRefusesBusyPort(t *testing.T) {
 	defer l.Close()
 	if probe(l.Addr().String()) {
 		t.Fatal("probe accepted a port in use")
+	}
+}
+
+// TestExclusive: while a test holds the lock, another holder (another
+// open file description, as another process has) cannot take it; when the
+// test ends it can.
+func TestExclusive(t *testing.T) {
+	path := filepath.Join(os.TempDir(), "sentinel-exclusive-tests.lock")
+	try := func() error {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	t.Run("holder", func(t *testing.T) {
+		Exclusive(t)
+		if err := try(); err == nil {
+			t.Fatal("a second holder took the lock")
+		}
+	})
+	if err := try(); err != nil {
+		t.Fatalf("the lock was not released: %v", err)
 	}
 }
