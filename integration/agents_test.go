@@ -122,40 +122,10 @@ func waitFile(t testing.TB, path string) {
 	}
 }
 
-// buildExampleAgent builds examples/agents/<name> once per test run;
-// it skips when the example does not exist.
-var (
-	buildMu    sync.Mutex
-	builtBins  = map[string]string{}
-	buildDirOK string
-)
-
+// buildExampleAgent builds examples/agents/<name> once per test run.
 func buildExampleAgent(t testing.TB, name string) string {
 	t.Helper()
-	src := filepath.Join("..", "examples", "agents", name)
-	if _, err := os.Stat(src); err != nil {
-		t.Skipf("examples/agents/%s not available", name)
-	}
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if bin, ok := builtBins[name]; ok {
-		return bin
-	}
-	if buildDirOK == "" {
-		d, err := os.MkdirTemp("", "sagents")
-		if err != nil {
-			t.Fatal(err)
-		}
-		buildDirOK = d
-	}
-	bin := filepath.Join(buildDirOK, name)
-	cmd := exec.Command("go", "build", "-o", bin, "./examples/agents/"+name)
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", name, err, out)
-	}
-	builtBins[name] = bin
-	return bin
+	return testutil.Build(t, "./examples/agents/"+name)
 }
 
 // ---------------------------------------------------------------- fault agent
@@ -803,5 +773,53 @@ func TestAgentsBodyStreamsWithoutBodyAgent(t *testing.T) {
 	pw.Close()
 	if got := <-res; got != "hello world" {
 		t.Fatalf("response %q", got)
+	}
+}
+
+// TestAgentsOverHTTP3: a request that arrives over HTTP/3 goes through the
+// route's agent like any other: the agent's request header reaches the
+// backend, its response header the client, and its block answers the
+// HTTP/3 client.
+func TestAgentsOverHTTP3(t *testing.T) {
+	backend := startBackend(t, "h3-agent")
+	sock := runUDSAgent(t, &testAgent{name: "a"})
+	listen := freeAddr(t)
+	cert, key := writeCert(t, t.TempDir(), "localhost", "127.0.0.1")
+	loadKDL(t, fmt.Sprintf(`system { }
+listeners { listener "h3" { address %q; protocol "h3"; tls { cert-file %q; key-file %q; }; }; }
+upstreams { upstream "b" { target %q; } }
+agents { agent "a" { unix-socket %q; timeout-ms 5000; } }
+filters { filter "a" { type "agent"; agent "a"; } }
+routes { route "r" { matches { path-prefix "/"; }; upstream "b"; filters "a"; } }
+`, listen, cert, key, backend.addr, sock))
+	c := h3Client(t)
+	get := func(want string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+listen+"/h3", nil)
+		if want != "" {
+			req.Header.Set("X-Want-a", want)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.ProtoMajor != 3 {
+			t.Fatalf("protocol %s, want HTTP/3", res.Proto)
+		}
+		return res
+	}
+	if res := get(""); res.StatusCode != 200 || res.Header.Get("X-Seen-By") != "a" {
+		t.Fatalf("allowed: %d, X-Seen-By %q", res.StatusCode, res.Header.Get("X-Seen-By"))
+	}
+	backend.mu.Lock()
+	seen := backend.last.Get("X-Agent-a")
+	backend.mu.Unlock()
+	if seen != "ok" {
+		t.Errorf("the backend did not get the agent's header: %q", seen)
+	}
+	if res := get("block"); res.StatusCode != 403 || res.Header.Get("X-Blocked-By") != "a" {
+		t.Fatalf("blocked: %d, X-Blocked-By %q", res.StatusCode, res.Header.Get("X-Blocked-By"))
 	}
 }
