@@ -37,7 +37,7 @@ type agentsBenchResult struct {
 // add. The agents run in-process on real sockets (same 2 cores as the
 // proxy and the backend):
 //
-//	/work/nstest go test ./integration -run '^$' -bench BenchmarkAgents -benchtime 1x -v
+//	go test ./integration -run '^$' -bench BenchmarkAgents -benchtime 1x -v
 func BenchmarkAgents(b *testing.B) {
 	dur := agentsEnvDuration("SENTINEL_AGENTS_BENCH_DURATION", 3*time.Second)
 	clients := agentsEnvInt("SENTINEL_AGENTS_BENCH_CLIENTS", 16)

@@ -5,7 +5,7 @@
 // as a Go struct with the exact JSON keys, and the proxy-side Client that
 // multiplexes many concurrent calls over one agent connection.
 //
-// See docs/agents-protocol.md and /work/shared/reference/sentinel-agent-protocol.md.
+// See docs/agents-protocol.md and the shared reference (shared/reference/sentinel-agent-protocol.md).
 package protocol
 
 import (
