@@ -62,8 +62,11 @@ func TestExclusive(t *testing.T) {
 	}
 	t.Run("holder", func(t *testing.T) {
 		Exclusive(t)
+		t.Run("nested", func(t *testing.T) {
+			Exclusive(t) // re-entrant: must not wait for itself
+		})
 		if err := try(); err == nil {
-			t.Fatal("a second holder took the lock")
+			t.Fatal("a second holder took the lock (or the nested release freed it)")
 		}
 	})
 	if err := try(); err != nil {
