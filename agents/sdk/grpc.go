@@ -165,20 +165,14 @@ func (s *grpcServer) ProcessStream(stream agentpb.AgentServiceV2_ProcessStreamSe
 			if ev == nil {
 				continue
 			}
-			select {
-			case d.sem <- struct{}{}:
-			case <-ctx.Done():
-				return nil
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-d.sem }()
+			if !d.spawn(ctx, &wg, func() {
 				resp := d.handle(ctx, ev)
 				if err := p.send(&agentpb.AgentToProxy{Message: &agentpb.AgentToProxy_Response{Response: protocol.ResponseToPB(ev.Correlation(), resp)}}); err != nil {
 					s.opts.Logger.Debug("sending response", zap.Error(err))
 				}
-			}()
+			}) {
+				return nil
+			}
 		}
 	}
 }

@@ -169,6 +169,24 @@ type dispatcher struct {
 	cancels map[string]context.CancelFunc
 }
 
+// spawn runs fn in a goroutine counted by wg once one of the
+// MaxConcurrency slots is free; it returns false, without running fn,
+// when ctx ends first.
+func (d *dispatcher) spawn(ctx context.Context, wg *sync.WaitGroup, fn func()) bool {
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { <-d.sem }()
+		fn()
+	}()
+	return true
+}
+
 func newDispatcher(h Handler, opts Options) *dispatcher {
 	return &dispatcher{h: h, opts: opts, sem: make(chan struct{}, opts.MaxConcurrency), cancels: map[string]context.CancelFunc{}}
 }
@@ -381,15 +399,7 @@ func ServeConn(ctx context.Context, conn net.Conn, h Handler, opts Options) erro
 			protocol.MsgResponseBodyChunk, protocol.MsgRequestComplete, protocol.MsgWebSocketFrame,
 			protocol.MsgGuardrailInspect, protocol.MsgConfigure:
 			ev, corr, derr := DecodeEvent(f)
-			select {
-			case d.sem <- struct{}{}:
-			case <-ctx.Done():
-				return nil
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-d.sem }()
+			if !d.spawn(ctx, &wg, func() {
 				var resp *protocol.Response
 				if derr != nil {
 					opts.Logger.Warn("cannot decode event; answering allow", zap.Error(derr))
@@ -401,7 +411,9 @@ func ServeConn(ctx context.Context, conn net.Conn, h Handler, opts Options) erro
 				if err := p.send(protocol.MsgAgentResponse, resp); err != nil {
 					opts.Logger.Debug("writing response", zap.Error(err))
 				}
-			}()
+			}) {
+				return nil
+			}
 		default:
 			opts.Logger.Debug("ignoring message", zap.Stringer("type", f.Type))
 		}
