@@ -32,6 +32,13 @@ func TestBuild(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "hello" {
 		t.Fatalf("%q %v", out, err)
 	}
+	RemoveBuilds()
+	if _, err := os.Stat(bin); !os.IsNotExist(err) {
+		t.Errorf("RemoveBuilds left %s: %v", bin, err)
+	}
+	if again := Build(t, "./internal/testutil/testdata/hello"); again == bin || again == "" {
+		t.Errorf("no fresh build after RemoveBuilds: %q", again)
+	}
 	if b := builds.bins["./no/such/pkg"]; b != nil {
 		t.Fatal("unexpected cache entry")
 	}
@@ -61,4 +68,17 @@ func (f *fatalCatcher) Fatal(args ...any) {
 		}
 	}
 	panic("fatal")
+}
+
+// TestWriteCertBadDir: a folder that does not exist fails the test with
+// the reason.
+func TestWriteCertBadDir(t *testing.T) {
+	ft := &fatalCatcher{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		WriteCert(ft, filepath.Join(t.TempDir(), "missing", "dir"), "x")
+	}()
+	if !ft.failed || !strings.Contains(ft.msg, "no such file") {
+		t.Errorf("failed=%v %q", ft.failed, ft.msg)
+	}
 }
