@@ -1,0 +1,12 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"os"
+
+	"github.com/sentinel-proxy/sentinel/examples/plugins/sdk"
+)
+
+// main, on a platform other than wasip1, only says how to build the plugin.
+func main() { os.Exit(sdk.RunOnHost(os.Stderr)) }
