@@ -52,6 +52,7 @@ upstreams {
 admin-api {
     address "%s"
     auth { token "tok"; }
+    allowed-target-networks "127.0.0.0/8"
 }
 `, adminPort, listen, extraRoute, a.addr, b.addr, apiAddr)
 		if err := os.WriteFile(file, []byte(kdl), 0o644); err != nil {

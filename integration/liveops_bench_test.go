@@ -25,7 +25,7 @@ func BenchmarkTargetChange(b *testing.B) {
 		for i := 0; i < 10; i++ {
 			fmt.Fprintf(&kdl, "    upstream \"u%d\" { target \"127.0.0.1:%d\"; }\n", i, 20000+i)
 		}
-		fmt.Fprintf(&kdl, "}\nadmin-api { address %q; auth { token \"tok\"; }; }\n", apiAddr)
+		fmt.Fprintf(&kdl, "}\nadmin-api { address %q; auth { token \"tok\"; }; allowed-target-networks \"127.0.0.0/8\"; }\n", apiAddr)
 		loadKDL(b, kdl.String())
 
 		do := func(method, url, body string) {

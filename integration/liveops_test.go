@@ -165,6 +165,7 @@ upstreams {
 }
 admin-api {
     address "%s"
+    allowed-target-networks "127.0.0.0/8"
     auth {
         token "admin-token"
         token "read-token" scope="read"

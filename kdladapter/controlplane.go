@@ -2,6 +2,7 @@ package kdladapter
 
 import (
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -131,6 +132,17 @@ func (a *adapter) mapAdminAPI(app obj) {
 		if v, ok := a.integer(s, 1024, 1<<30); ok {
 			api["max_body_bytes"] = v
 		}
+	}
+	if s := setting(n, "allowed-target-networks"); s != nil {
+		nets := a.strs(s)
+		for i, v := range nets {
+			_, perr := netip.ParsePrefix(v)
+			_, aerr := netip.ParseAddr(v)
+			if perr != nil && aerr != nil && i < len(s.Args) {
+				a.d.errorf(s.Args[i].Pos, "allowed-target-networks %q is not a CIDR prefix (10.0.0.0/8) or an IP address", v)
+			}
+		}
+		api["allowed_target_networks"] = nets
 	}
 	if s := setting(n, "state-file"); s != nil {
 		app["state_file"], _ = a.str(s)

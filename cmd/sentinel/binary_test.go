@@ -133,6 +133,7 @@ upstreams { upstream "u" { target "127.0.0.1:1"; }; }
 admin-api {
     address "`+api+`"
     auth { token "${TOKEN}"; }
+    allowed-target-networks "127.0.0.0/8"
     state-file "`+filepath.Join(dir, "state", "state.json")+`"
 }
 `), 0o644)

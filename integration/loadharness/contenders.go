@@ -184,7 +184,7 @@ filters {
 	}
 	b.WriteString("    }\n}\n")
 	if pc.APIToken != "" {
-		fmt.Fprintf(&b, "\nadmin-api {\n    address %q\n    auth {\n        type \"bearer\"\n        token %q\n    }\n}\n", c.APIAddr, pc.APIToken)
+		fmt.Fprintf(&b, "\nadmin-api {\n    address %q\n    allowed-target-networks \"127.0.0.0/8\"\n    auth {\n        type \"bearer\"\n        token %q\n    }\n}\n", c.APIAddr, pc.APIToken)
 	}
 	return b.String()
 }

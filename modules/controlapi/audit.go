@@ -4,11 +4,29 @@ import (
 	"go.uber.org/zap"
 )
 
-// auditCall writes the audit entry of a mutation: who, what, from where,
-// the status, and the state before and after. It never logs credentials:
-// no header is logged, only the token's name.
+// The bound on audit entries of refused read calls: refusalRate per
+// second on average, refusalBurst at once. Refused mutations are always
+// audited (their bodies are bounded by max_body_bytes and they need a
+// route); what exceeds the bound is counted, and the count is written
+// with the next entry.
+const (
+	refusalRate  = 20
+	refusalBurst = 200
+)
+
+// auditCall writes the audit entry of a mutation or of a refused read
+// (401 and 403; a bounded number per second): who, what, from
+// where, the status, and the state before and after. It never logs
+// credentials: no header is logged, only the token's name.
 func (s *Server) auditCall(c *call) {
-	fields := make([]zap.Field, 0, 14)
+	if !mutation(c.r.Method) && !s.refusals.Allow() {
+		s.suppressed.Add(1)
+		return
+	}
+	fields := make([]zap.Field, 0, 15)
+	if n := s.suppressed.Swap(0); n > 0 {
+		fields = append(fields, zap.Int64("refused_reads_not_audited", n))
+	}
 	if c.who != nil {
 		fields = append(fields,
 			zap.String("who", c.who.name),
@@ -40,9 +58,12 @@ func (s *Server) auditCall(c *call) {
 		fields = append(fields, zap.String("error", c.errText))
 	}
 	fields = append(fields, c.extra...)
-	if c.status >= 200 && c.status < 300 {
+	switch {
+	case !mutation(c.r.Method):
+		s.audit.Warn("control-plane read refused", fields...)
+	case c.status >= 200 && c.status < 300:
 		s.audit.Info("control-plane change", fields...)
-	} else {
+	default:
 		s.audit.Warn("control-plane change refused", fields...)
 	}
 }

@@ -3,6 +3,7 @@ package controlapi
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"net/http"
 	"strings"
 )
@@ -56,6 +57,10 @@ func newTokenEntries(tokens []Token) []tokenEntry {
 	out := make([]tokenEntry, 0, len(tokens))
 	for i, t := range tokens {
 		e := tokenEntry{name: tokenName(t, i), hash: sha256.Sum256([]byte(t.Token)), scope: scopeAdmin}
+		if t.TokenSHA256 != "" {
+			b, _ := hex.DecodeString(t.TokenSHA256)
+			copy(e.hash[:], b)
+		}
 		if len(t.Scopes) > 0 {
 			e.scope = scopeNone
 			for _, name := range t.Scopes {

@@ -25,6 +25,7 @@ func wantScopes() map[string]scope {
 		"GET /api/v1/agents/{id}/status":                      scopeRead,
 		"POST /api/v1/config/reload":                          scopeAdmin,
 		"GET /api/v1/config/validate":                         scopeAdmin,
+		"GET /api/v1/state":                                   scopeRead,
 		"GET /api/v1/openapi.json":                            scopeRead,
 	}
 }
@@ -140,7 +141,7 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 }
 
 func TestEscapedPaths(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *Config, _ *Hooks) { c.AllowedTargetNetworks = []string{"fe80::/10"} })
 	if _, err := e.reg.CreateUpstream("v6", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,10 @@
 package controlapi
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -58,6 +60,16 @@ type Config struct {
 	// MaxBodyBytes is the largest request body accepted; larger ones are
 	// answered 413. Default: 1 MiB.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+
+	// AllowedTargetNetworks, when set, are the networks (CIDR prefixes
+	// or single IP addresses) that targets added or changed through the
+	// API must be in; they may include loopback or link-local ranges.
+	// Without it, API targets may be any address but loopback,
+	// link-local, unspecified and multicast ones. Either way the proxy's
+	// own listening addresses are refused, and host names are resolved
+	// and each of their addresses checked. Targets declared in the
+	// configuration are not checked.
+	AllowedTargetNetworks []string `json:"allowed_target_networks,omitempty"`
 }
 
 // Token is a bearer token of the API.
@@ -69,8 +81,14 @@ type Token struct {
 
 	// Token is the secret sent as `Authorization: Bearer <token>`. It may
 	// not be empty, contain white space or control characters, or repeat
-	// another token.
-	Token string `json:"token"`
+	// another token. Give either Token or TokenSHA256; the KDL adapter
+	// writes TokenSHA256 so that the secret never appears in the JSON
+	// config (which Caddy's admin endpoint would show).
+	Token string `json:"token,omitempty"`
+
+	// TokenSHA256 is the lowercase hex SHA-256 of the token, instead of
+	// Token.
+	TokenSHA256 string `json:"token_sha256,omitempty"`
 
 	// Scopes are what the token may do: "read", "operate" and/or "admin"
 	// (admin includes operate, which includes read). Default: ["admin"].
@@ -137,19 +155,41 @@ func (c *Config) Validate() error {
 		add("max_body_bytes %d is negative", c.MaxBodyBytes)
 	}
 
+	for i, n := range c.AllowedTargetNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			add("allowed_target_networks[%d] %q is not a CIDR prefix or an IP address", i, n)
+		}
+	}
+
 	names := map[string]int{}
-	secrets := map[string]int{}
+	secrets := map[[sha256.Size]byte]int{}
 	for i, t := range c.Tokens {
+		hash, ok := [sha256.Size]byte{}, true
 		switch {
+		case t.Token != "" && t.TokenSHA256 != "":
+			add("tokens[%d]: give token or token_sha256, not both", i)
+			ok = false
+		case t.TokenSHA256 != "":
+			b, err := hex.DecodeString(t.TokenSHA256)
+			if err != nil || len(b) != sha256.Size || strings.ToLower(t.TokenSHA256) != t.TokenSHA256 {
+				add("tokens[%d]: token_sha256 must be 64 lowercase hex digits", i)
+				ok = false
+			}
+			copy(hash[:], b)
 		case t.Token == "":
 			add("tokens[%d]: the token is empty", i)
+			ok = false
 		case !validSecret(t.Token):
 			add("tokens[%d]: the token contains white space or control characters", i)
+			ok = false
 		default:
-			if j, dup := secrets[t.Token]; dup {
+			hash = sha256.Sum256([]byte(t.Token))
+		}
+		if ok {
+			if j, dup := secrets[hash]; dup {
 				add("tokens[%d] repeats the token of tokens[%d]", i, j)
 			} else {
-				secrets[t.Token] = i
+				secrets[hash] = i
 			}
 		}
 		name := tokenName(t, i)

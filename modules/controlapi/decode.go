@@ -8,9 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
@@ -19,11 +17,9 @@ import (
 // Limits of request values.
 const (
 	// maxWeight is the largest target weight (the registry's limit).
-	maxWeight = 1 << 20
+	maxWeight = registry.MaxWeight
 	// maxDrainSecs is the longest drain timeout: 7 days.
 	maxDrainSecs = 7 * 24 * 3600
-	// maxIDLength is the longest upstream id the API creates.
-	maxIDLength = 128
 	// maxTargets is the most targets one request may list.
 	maxTargets = 10000
 )
@@ -398,105 +394,23 @@ func decodeRoute(data []byte) (bool, error) {
 	return enabled, nil
 }
 
-// validateID checks the id of an upstream created through the API:
-// 1-128 letters, digits, '.', '_' or '-', starting with a letter or
-// digit.
+// validateID checks the id of an upstream created through the API with
+// the registry's rule.
 func validateID(id, path string) error {
-	if id == "" || len(id) > maxIDLength {
-		return fieldError(path, "%s must have 1 to %d characters", path, maxIDLength)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case isAlnum(c):
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
-			return fieldError(path, "%s %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", path, id)
-		}
-	}
-	return nil
+	return registryFieldError(registry.ValidateID(id), path)
 }
 
-// isAlnum reports whether c is an ASCII letter or digit.
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// validateAddress checks a target address: host:port, where host is an
-// IP address (IPv6 in brackets) other than unspecified or multicast, or a
-// DNS name, and port is 1-65535.
+// validateAddress checks a target address with the registry's rule.
 func validateAddress(addr, path string) error {
-	bad := func(why string) error {
-		return fieldError(path, "%s %q: %s", path, addr, why)
-	}
-	i := strings.LastIndexByte(addr, ':')
-	if i < 0 {
-		return bad("must be host:port (IPv6 in brackets)")
-	}
-	host, port := addr[:i], addr[i+1:]
-	if len(port) == 0 || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
-		return bad("the port must be a number from 1 to 65535")
-	}
-	if p, _ := strconv.Atoi(port); p < 1 || p > 65535 {
-		return bad("the port must be a number from 1 to 65535")
-	}
-	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
-		ip, err := netip.ParseAddr(host[1 : len(host)-1])
-		if err != nil || !ip.Is6() || !isZone(ip.Zone()) {
-			return bad("the host in brackets must be an IPv6 address")
-		}
-		return checkIP(ip, bad)
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Is6() {
-			return bad("an IPv6 address must be in brackets")
-		}
-		return checkIP(ip, bad)
-	}
-	if !isHostname(host) {
-		return bad("the host must be an IP address or a DNS name")
-	}
-	return nil
+	return registryFieldError(registry.ValidateAddress(addr), path)
 }
 
-// checkIP refuses addresses no request can be sent to.
-func checkIP(ip netip.Addr, bad func(string) error) error {
-	if ip.IsUnspecified() || ip.IsMulticast() {
-		return bad("the IP address is unspecified or multicast")
+// registryFieldError turns a registry validation error into a 400 about
+// the input field at path.
+func registryFieldError(err error, path string) error {
+	var ie *registry.InvalidError
+	if errors.As(err, &ie) {
+		return fieldError(path, "%s %q: %s", path, ie.Value, ie.Reason)
 	}
-	return nil
-}
-
-// isZone reports whether z is empty or an IPv6 zone of letters, digits,
-// '.', '_' or '-'.
-func isZone(z string) bool {
-	for i := 0; i < len(z); i++ {
-		if c := z[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-// isHostname reports whether h is a DNS name: dot-separated labels of
-// 1-63 letters, digits, '-' or '_' (an optional final dot), 253
-// characters at most, the last label not all digits.
-func isHostname(h string) bool {
-	h = strings.TrimSuffix(h, ".")
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	labels := strings.Split(h, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			if c := l[i]; !isAlnum(c) && c != '-' && c != '_' {
-				return false
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	return strings.Trim(last, "0123456789") != ""
+	return err
 }

@@ -48,6 +48,10 @@ func toAPIError(err error) *apiError {
 	}
 	status := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, registry.ErrPersist):
+		// The store's error (paths, OS errors) goes to the log, not to
+		// the client.
+		return &apiError{status: http.StatusServiceUnavailable, message: "the change was not applied: the control-plane state could not be saved (the proxy's log says why)"}
 	case errors.Is(err, registry.ErrNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, registry.ErrExists):

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -43,7 +45,7 @@ func newEnv(t *testing.T, opts ...func(*Config, *Hooks)) *testEnv {
 		{ID: "backend", Targets: []registry.TargetSpec{{Address: "10.0.0.1:8080", Weight: 2}, {Address: "10.0.0.2:8080"}}},
 		{ID: "solo", Targets: []registry.TargetSpec{{Address: "10.0.1.1:80"}}},
 	}, []string{"api", "web"})
-	if _, err := reg.CreateUpstream("extra", []registry.Target{{Address: "10.0.2.1:9000"}}); err != nil {
+	if _, err := reg.CreateUpstream("extra", []registry.Target{{Address: "10.0.2.1:9000", Weight: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Tokens: []Token{
@@ -51,7 +53,7 @@ func newEnv(t *testing.T, opts ...func(*Config, *Hooks)) *testEnv {
 		{Name: "oncall", Token: operateToken, Scopes: []string{ScopeOperate}},
 		{Name: "viewer", Token: readToken, Scopes: []string{ScopeRead}},
 	}}
-	hooks := Hooks{}
+	hooks := Hooks{Resolve: testResolve}
 	for _, o := range opts {
 		o(&cfg, &hooks)
 	}
@@ -156,7 +158,7 @@ func validBody(method, pattern string) string {
 	case "PATCH /api/v1/upstreams/{id}/targets/{address}":
 		return `{"weight":5}`
 	case "POST /api/v1/upstreams/{id}/drain", "POST /api/v1/upstreams/{id}/targets/{address}/drain":
-		return `{"timeout_secs":30}`
+		return `{"timeout_secs":0}`
 	case "PUT /api/v1/routes/{id}/enabled":
 		return `{"enabled":false}`
 	}
@@ -172,4 +174,18 @@ func entryJSON(t *testing.T, e observer.LoggedEntry) string {
 		t.Fatal(err)
 	}
 	return buf.String()
+}
+
+// testResolve is the tests' DNS: there is no DNS server here, so names
+// resolve from a fixed table.
+func testResolve(_ context.Context, host string) ([]netip.Addr, error) {
+	switch host {
+	case "svc.internal":
+		return []netip.Addr{netip.MustParseAddr("10.1.2.3")}, nil
+	case "inward.example":
+		return []netip.Addr{netip.MustParseAddr("10.1.2.4"), netip.MustParseAddr("127.0.0.1")}, nil
+	case "metadata.example":
+		return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }

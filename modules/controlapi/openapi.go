@@ -13,7 +13,7 @@ const openAPIDocument = `{
   "info": {
     "title": "Sentinel control-plane API",
     "version": "1.0.0",
-    "description": "Changes Sentinel's live state: the upstreams and their targets (add, remove, reweight, drain), the route switches, config reloads. Every call is authenticated: a bearer token (Authorization: Bearer <token>) with scopes read ⊂ operate ⊂ admin, or, when the API is configured with client_ca_file and allowed_identities, a verified client certificate whose subject common name or DNS name is allowed (admin scope; with a bearer token as well, the token's scopes apply). Every mutation is written to the audit log. Request bodies are JSON (Content-Type: application/json); unknown or repeated fields, trailing data and bodies over max_body_bytes are refused. Errors are {\"error\": message, \"field\": input field at fault}. Upstream responses carry ETag: \"<version>\"; mutations of an upstream honour If-Match. Cross-origin browser requests are refused."
+    "description": "Changes Sentinel's live state: the upstreams and their targets (add, remove, reweight, drain), the route switches, config reloads. Every call is authenticated: a bearer token (Authorization: Bearer <token>) with scopes read ⊂ operate ⊂ admin, or, when the API is configured with client_ca_file and allowed_identities, a verified client certificate whose subject common name or DNS name is allowed (admin scope; with a bearer token as well, the token's scopes apply). Every mutation is written to the audit log. Request bodies are JSON (Content-Type: application/json); unknown or repeated fields, trailing data and bodies over max_body_bytes are refused. Errors are {\"error\": message, \"field\": input field at fault}. Upstream responses carry ETag: \"<version>\"; mutations of an upstream honour If-Match. A change that cannot be saved to the state store is not applied and is answered 503. Targets added through the API may not point at the proxy itself, loopback, link-local, unspecified or multicast addresses (403) unless allowed_target_networks allows them. Cross-origin browser requests are refused."
   },
   "servers": [{"url": "/"}],
   "security": [{"bearerAuth": []}],
@@ -176,7 +176,7 @@ const openAPIDocument = `{
         "tags": ["upstreams"],
         "operationId": "drainUpstream",
         "summary": "Drain all the targets of an upstream",
-        "description": "Scope: operate. The targets get no new request; the ones in flight finish (state draining, then drained when none is in flight). With timeout_secs, they are removed when it expires. The body is optional.",
+        "description": "Scope: operate. The targets get no new request; the ones in flight finish (state draining, then drained when none is in flight). With timeout_secs (admin scope only, since it removes targets), they are removed when it expires. The body is optional.",
         "x-sentinel-scope": "operate",
         "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
         "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Drain"}}}},
@@ -311,6 +311,20 @@ const openAPIDocument = `{
         }
       }
     },
+    "/api/v1/state": {
+      "get": {
+        "tags": ["meta"],
+        "operationId": "stateStatus",
+        "summary": "Where the API-made state is kept, and its health",
+        "description": "Scope: read. The store of the changes made through the API (a state file), whether its saved state could be used at start (an unusable one is moved aside and the proxy starts from the configuration), and why the last change could not be saved, if it could not.",
+        "x-sentinel-scope": "read",
+        "responses": {
+          "200": {"description": "The store's status.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreStatus"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/Forbidden"}
+        }
+      }
+    },
     "/api/v1/openapi.json": {
       "get": {
         "tags": ["meta"],
@@ -339,6 +353,16 @@ const openAPIDocument = `{
       "IfMatch": {"name": "If-Match", "in": "header", "required": false, "description": "* or the ETag(s) of the upstream's expected version; a mismatch is answered 412 and nothing changes.", "schema": {"type": "string"}}
     },
     "schemas": {
+      "StoreStatus": {
+        "type": "object",
+        "properties": {
+          "store": {"type": "string", "description": "The store, e.g. \"file /var/lib/sentinel/state.json\"; absent when API changes live in memory only."},
+          "loaded": {"type": "string", "format": "date-time", "description": "When the saved state was read at start."},
+          "load_error": {"type": "string", "description": "Why the saved state could not be used at start."},
+          "moved_to": {"type": "string", "description": "Where the unusable saved state was moved."},
+          "save_error": {"type": "string", "description": "Why the last change could not be saved (it was not applied)."}
+        }
+      },
       "Error": {
         "type": "object",
         "required": ["error"],

@@ -16,11 +16,15 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
 
 	"go.uber.org/zap"
 
@@ -44,6 +48,15 @@ type Hooks struct {
 	// Agents lists the agents, each with at least an "id"; nil until
 	// agents exist.
 	Agents func() []map[string]any
+
+	// OwnAddresses lists the proxy's own listening addresses (host:port;
+	// an empty host is a wildcard), which targets added through the API
+	// may never point at. Nil: none besides the API's own.
+	OwnAddresses func() []string
+
+	// Resolve looks up the addresses of a target's host name (nil: the
+	// system resolver).
+	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // Server is the handler of the control-plane API.
@@ -56,6 +69,13 @@ type Server struct {
 	maxBody    int64
 	routes     []route
 	csrf       *http.CrossOriginProtection
+	policy     *targetPolicy
+	// refusals bounds the audit entries of refused read calls, so that
+	// a flood of unauthenticated requests cannot fill a disk.
+	refusals *rate.Limiter
+	// suppressed counts the refused reads not audited since the last
+	// entry.
+	suppressed atomic.Int64
 	// reloading is held while a reload runs; concurrent reloads are
 	// refused.
 	reloading sync.Mutex
@@ -87,6 +107,17 @@ func New(cfg Config, reg *registry.Registry, audit *zap.Logger, hooks Hooks) (*S
 			s.identities[strings.ToLower(id)] = struct{}{}
 		}
 	}
+	own := hooks.OwnAddresses
+	listen := cfg.ListenAddress()
+	hooks.OwnAddresses = func() []string {
+		var out []string
+		if own != nil {
+			out = own()
+		}
+		return append(out, listen)
+	}
+	s.policy = newTargetPolicy(cfg, hooks)
+	s.refusals = rate.NewLimiter(refusalRate, refusalBurst)
 	s.routes = s.routeTable()
 	return s, nil
 }
@@ -115,9 +146,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if mutation(r.Method) {
-		defer s.auditCall(c)
-	}
+	defer func() {
+		if mutation(r.Method) || c.status == http.StatusUnauthorized || c.status == http.StatusForbidden {
+			s.auditCall(c)
+		}
+	}()
 
 	if err := s.csrf.Check(r); err != nil {
 		c.fail(newError(http.StatusForbidden, "cross-origin browser requests are refused"))
@@ -183,6 +216,9 @@ func (c *call) reply(status int, v any) {
 // fail answers an error.
 func (c *call) fail(err error) {
 	ae := toAPIError(err)
+	if errors.Is(err, registry.ErrPersist) {
+		c.extra = append(c.extra, zap.String("cause", err.Error()))
+	}
 	c.errText = ae.message
 	c.reply(ae.status, errorBody{Error: ae.message, Field: ae.field})
 }
@@ -216,6 +252,7 @@ func (s *Server) routeTable() []route {
 		{method: http.MethodGet, pattern: "/api/v1/agents/{id}/status", scope: scopeRead, handle: s.agentStatus},
 		{method: http.MethodPost, pattern: "/api/v1/config/reload", scope: scopeAdmin, handle: s.reload},
 		{method: http.MethodGet, pattern: "/api/v1/config/validate", scope: scopeAdmin, handle: s.validate},
+		{method: http.MethodGet, pattern: "/api/v1/state", scope: scopeRead, handle: s.stateStatus},
 		{method: http.MethodGet, pattern: "/api/v1/openapi.json", scope: scopeRead, handle: s.openAPI},
 	}
 	for i := range rs {

@@ -212,7 +212,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	entries := logs.All()
-	if len(entries) != 4 {
+	if len(entries) != 5 {
 		t.Fatalf("%d audit entries", len(entries))
 	}
 	m := entries[0].ContextMap()
@@ -222,7 +222,10 @@ func TestMutualTLS(t *testing.T) {
 	if m := entries[1].ContextMap(); m["who"] != "deploy.ops.example" {
 		t.Errorf("entry %v", m)
 	}
-	if m := entries[2].ContextMap(); m["who"] != "viewer" || m["client_certificate"] != "ops-console" || m["status"] != int64(403) {
+	if m := entries[2].ContextMap(); m["auth"] != "none" || m["status"] != int64(401) || entries[2].Message != "control-plane read refused" {
+		t.Errorf("entry %v", m)
+	}
+	if m := entries[3].ContextMap(); m["who"] != "viewer" || m["client_certificate"] != "ops-console" || m["status"] != int64(403) {
 		t.Errorf("entry %v", m)
 	}
 }

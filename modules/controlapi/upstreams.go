@@ -70,7 +70,10 @@ func (s *Server) createUpstream(c *call) error {
 		return newError(http.StatusPreconditionFailed, "upstream %q does not exist, so If-Match cannot match", req.ID)
 	}
 	targets := make([]registry.Target, 0, len(req.Targets))
-	for _, t := range req.Targets {
+	for i, t := range req.Targets {
+		if err := s.policy.check(c.r.Context(), fmt.Sprintf("targets[%d].address", i), t.Address); err != nil {
+			return err
+		}
 		targets = append(targets, registry.Target{Address: t.Address, Weight: t.Weight})
 	}
 	u, err := s.reg.CreateUpstream(req.ID, targets)
@@ -167,6 +170,16 @@ func (s *Server) putTargets(c *call) error {
 		for _, t := range cur.Targets {
 			old[t.Address] = t
 		}
+		// Only addresses new to the upstream are checked: targets it has
+		// (those the configuration declares among them) may stay.
+		for i, t := range in {
+			if _, ok := old[t.Address]; ok {
+				continue
+			}
+			if err := s.policy.check(c.r.Context(), fmt.Sprintf("targets[%d].address", i), t.Address); err != nil {
+				return nil, err
+			}
+		}
 		ts := make([]registry.Target, 0, len(in))
 		for _, t := range in {
 			nt := registry.Target{Address: t.Address, Weight: t.Weight}
@@ -194,6 +207,10 @@ func (s *Server) addTarget(c *call) error {
 	}
 	t, err := decodeNewTarget(data)
 	if err != nil {
+		return err
+	}
+	if err := s.policy.check(c.r.Context(), "address", t.Address); err != nil {
+		c.kind, c.id = "upstream", c.params["id"]
 		return err
 	}
 	u, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
@@ -258,7 +275,8 @@ func (s *Server) drainTarget(c *call) error {
 }
 
 // drain sets the target at address, or all targets, draining: they get
-// no new request, and with timeout_secs they are removed when it expires.
+// no new request, and with timeout_secs (admin scope only: it removes
+// targets) they are removed when it expires.
 func (s *Server) drain(c *call, address string) error {
 	data, err := readBody(c.w, c.r, s.maxBody)
 	if err != nil {
@@ -267,6 +285,11 @@ func (s *Server) drain(c *call, address string) error {
 	timeout, err := decodeDrain(data)
 	if err != nil {
 		return err
+	}
+	if timeout > 0 && c.who.scope < scopeAdmin {
+		c.kind, c.id = "upstream", c.params["id"]
+		return &apiError{status: http.StatusForbidden, field: "timeout_secs",
+			message: fmt.Sprintf("a drain with timeout_secs removes the targets when it expires, which needs the admin scope; %q has %s: drain without timeout_secs (the targets stay, drained)", c.who.name, c.who.scope)}
 	}
 	u, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
 		if address == "" && len(cur.Targets) == 0 {

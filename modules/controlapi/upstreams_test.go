@@ -27,7 +27,7 @@ func TestHappyPaths(t *testing.T) {
 			}
 		}},
 		{"get upstream", req{method: "GET", path: "/api/v1/upstreams/backend"}, 200, nil},
-		{"create upstream", req{method: "POST", path: "/api/v1/upstreams", body: `{"id":"fresh","targets":[{"address":"10.9.0.1:80","weight":4},{"address":"[::1]:81"},{"address":"svc.internal:443"}]}`}, 201, func(t *testing.T, e *testEnv, body string) {
+		{"create upstream", req{method: "POST", path: "/api/v1/upstreams", body: `{"id":"fresh","targets":[{"address":"10.9.0.1:80","weight":4},{"address":"[2001:db8::1]:81"},{"address":"svc.internal:443"}]}`}, 201, func(t *testing.T, e *testEnv, body string) {
 			u, ok := e.reg.Get("fresh")
 			if !ok || len(u.Targets) != 3 || u.Targets[0].Weight != 4 || u.Targets[1].Weight != 1 || u.Origin != registry.OriginAPI {
 				t.Errorf("registry: %+v", u)

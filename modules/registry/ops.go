@@ -2,8 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 )
 
@@ -15,34 +13,12 @@ func checkVersion(e *entry, ifMatch uint64) error {
 	return nil
 }
 
-// ValidateTarget checks a target's address and weight.
-func ValidateTarget(t Target) error {
-	host, port, err := net.SplitHostPort(t.Address)
-	if err != nil || host == "" || port == "" {
-		return fmt.Errorf("address %q must be host:port: %w", t.Address, ErrInvalid)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("address %q: port must be 1-65535: %w", t.Address, ErrInvalid)
-	}
-	if t.Weight < 0 || t.Weight > 1<<20 {
-		return fmt.Errorf("weight %d must be between 0 and 1048576: %w", t.Weight, ErrInvalid)
-	}
-	switch t.State {
-	case "", StateActive, StateDraining:
-	default:
-		return fmt.Errorf("state %q must be active or draining: %w", t.State, ErrInvalid)
-	}
-	return nil
-}
-
-// normalize fills defaults and checks a target list.
+// normalize fills defaults (state active, the given origin) and checks a
+// target list with ValidateTarget.
 func normalize(ts []Target, origin Origin) ([]Target, error) {
 	seen := map[string]bool{}
 	out := make([]Target, 0, len(ts))
 	for _, t := range ts {
-		if t.Weight == 0 {
-			t.Weight = 1
-		}
 		if t.State == "" {
 			t.State = StateActive
 		}
@@ -61,81 +37,85 @@ func normalize(ts []Target, origin Origin) ([]Target, error) {
 	return out, nil
 }
 
-// setTargets records an API change of e's targets. Called with mu held.
+// setTargets records an API change of e's targets. Called with mu held;
+// the change is published by commit.
 func (r *Registry) setTargets(e *entry, ts []Target) {
 	e.override = ts
 	e.overrideBase = append([]Target(nil), e.base...)
 	e.effective = merge(e.base, e.override, e.overrideBase)
 	r.bump(e)
-	r.rebuild()
 }
 
-// mutate runs f on upstream id under the lock, then notifies.
+// mutate runs f on upstream id under the lock and commits the change:
+// saved, then published; undone when saving fails.
 func (r *Registry) mutate(id string, ifMatch uint64, f func(e *entry) error) (Upstream, error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e, ok := r.upstreams[id]
-	if !ok {
-		r.mu.Unlock()
+	if !ok || e.staged {
 		return Upstream{}, fmt.Errorf("upstream %q: %w", id, ErrNotFound)
 	}
 	if err := checkVersion(e, ifMatch); err != nil {
-		r.mu.Unlock()
 		return Upstream{}, err
 	}
+	saved := *e
 	if err := f(e); err != nil {
-		r.mu.Unlock()
+		*e = saved
 		return Upstream{}, err
 	}
-	v := e.view()
-	r.mu.Unlock()
-	r.changed()
-	return v, nil
+	if err := r.commit(func() { *e = saved }); err != nil {
+		return Upstream{}, err
+	}
+	return e.view(), nil
 }
 
 // CreateUpstream adds an upstream through the API.
 func (r *Registry) CreateUpstream(id string, targets []Target) (Upstream, error) {
-	if id == "" {
-		return Upstream{}, fmt.Errorf("upstream id is empty: %w", ErrInvalid)
+	if err := ValidateID(id); err != nil {
+		return Upstream{}, err
 	}
 	ts, err := normalize(targets, OriginAPI)
 	if err != nil {
 		return Upstream{}, err
 	}
 	r.mu.Lock()
-	if _, ok := r.upstreams[id]; ok {
-		r.mu.Unlock()
+	defer r.mu.Unlock()
+	if e, ok := r.upstreams[id]; ok && !e.staged {
 		return Upstream{}, fmt.Errorf("upstream %q: %w", id, ErrExists)
 	}
+	old, hadOld := r.upstreams[id]
 	e := &entry{id: id, origin: OriginAPI, health: map[string]bool{}}
 	r.upstreams[id] = e
 	r.setTargets(e, ts)
-	v := e.view()
-	r.mu.Unlock()
-	r.changed()
-	return v, nil
+	err = r.commit(func() {
+		if hadOld {
+			r.upstreams[id] = old
+		} else {
+			delete(r.upstreams, id)
+		}
+	})
+	if err != nil {
+		return Upstream{}, err
+	}
+	return e.view(), nil
 }
 
 // DeleteUpstream removes an API-created upstream.
 func (r *Registry) DeleteUpstream(id string, ifMatch uint64) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e, ok := r.upstreams[id]
 	switch {
-	case !ok:
-		r.mu.Unlock()
+	case !ok || e.staged:
 		return fmt.Errorf("upstream %q: %w", id, ErrNotFound)
 	case e.inConfig:
-		r.mu.Unlock()
 		return fmt.Errorf("upstream %q is %w; remove it there", id, ErrConfigDefined)
 	}
 	if err := checkVersion(e, ifMatch); err != nil {
-		r.mu.Unlock()
 		return err
 	}
 	delete(r.upstreams, id)
-	r.rebuild()
-	r.mu.Unlock()
-	r.changed()
-	return nil
+	return r.commit(func() { r.upstreams[id] = e })
 }
 
 // PutTargets replaces the targets of an upstream.
@@ -240,29 +220,48 @@ func (r *Registry) Drain(id, address string, timeout time.Duration, ifMatch uint
 	})
 }
 
-// Expire removes the draining targets whose drain deadline passed. It
-// reports how many it removed.
-func (r *Registry) Expire(now time.Time) int {
+// Expired is a target that Expire removed.
+type Expired struct {
+	// Upstream is the upstream id.
+	Upstream string `json:"upstream"`
+	// Target is the target as it was, with its drain deadline.
+	Target Target `json:"target"`
+}
+
+// Expire removes the draining targets whose drain deadline passed, and
+// returns them. When the change cannot be saved, nothing is removed and
+// the error says why (the next call tries again).
+func (r *Registry) Expire(now time.Time) ([]Expired, error) {
 	r.mu.Lock()
-	removed := 0
+	defer r.mu.Unlock()
+	var removed []Expired
+	saved := map[*entry]entry{}
 	for _, e := range r.upstreams {
 		ts := e.effective[:0:0]
 		for _, t := range e.effective {
 			if t.State == StateDraining && !t.DrainDeadline.IsZero() && now.After(t.DrainDeadline) {
-				removed++
+				removed = append(removed, Expired{Upstream: e.id, Target: t})
 				continue
 			}
 			ts = append(ts, t)
 		}
 		if len(ts) != len(e.effective) {
+			saved[e] = *e
 			r.setTargets(e, ts)
 		}
 	}
-	r.mu.Unlock()
-	if removed > 0 {
-		r.changed()
+	if len(removed) == 0 {
+		return nil, nil
 	}
-	return removed
+	err := r.commit(func() {
+		for e, old := range saved {
+			*e = old
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
 }
 
 func find(ts []Target, address string) int {

@@ -1,17 +1,22 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
+	"time"
 )
 
-// stateVersion is the format version of the state file.
+// stateVersion is the format version of the saved state.
 const stateVersion = 1
 
-// state is what the state file holds: the API's changes.
+// ErrPersist is the error of a change that could not be saved: the change
+// was not applied.
+var ErrPersist = errors.New("the change could not be saved, so it was not applied")
+
+// state is what a Store holds: the API's changes.
 type state struct {
 	Version   int             `json:"version"`
 	Upstreams []stateUpstream `json:"upstreams"`
@@ -25,12 +30,35 @@ type stateUpstream struct {
 	OverrideBase []Target `json:"override_base,omitempty"`
 }
 
-// Snapshot returns the API's changes as the state file's JSON.
+// StoreStatus describes the registry's Store and how loading it went.
+type StoreStatus struct {
+	// Store names the store ("file /path"), empty when there is none
+	// and API changes live in memory only.
+	Store string `json:"store,omitempty"`
+	// Loaded is when the saved state was last read at start.
+	Loaded time.Time `json:"loaded,omitzero"`
+	// LoadError is why the saved state could not be used at start; the
+	// proxy then started from the configuration alone.
+	LoadError string `json:"load_error,omitempty"`
+	// MovedTo is where the unusable saved state was moved.
+	MovedTo string `json:"moved_to,omitempty"`
+	// SaveError is why the last change could not be saved (and was not
+	// applied); empty once a change was saved again.
+	SaveError string `json:"save_error,omitempty"`
+}
+
+// Snapshot returns the API's changes as the saved state's JSON.
 func (r *Registry) Snapshot() ([]byte, error) {
 	r.mu.Lock()
-	s := state{Version: stateVersion}
+	defer r.mu.Unlock()
+	return r.snapshotLocked()
+}
+
+// snapshotLocked is Snapshot with mu held.
+func (r *Registry) snapshotLocked() ([]byte, error) {
+	s := state{Version: stateVersion, Upstreams: []stateUpstream{}}
 	for _, e := range r.upstreams {
-		if e.override == nil {
+		if e.override == nil || e.staged {
 			continue
 		}
 		s.Upstreams = append(s.Upstreams, stateUpstream{ID: e.id, Origin: e.origin, Override: e.override, OverrideBase: e.overrideBase})
@@ -40,29 +68,99 @@ func (r *Registry) Snapshot() ([]byte, error) {
 			s.Disabled = append(s.Disabled, id)
 		}
 	}
-	r.mu.Unlock()
-	sortState(&s)
+	sort.Slice(s.Upstreams, func(i, j int) bool { return s.Upstreams[i].ID < s.Upstreams[j].ID })
+	sort.Strings(s.Disabled)
 	return json.MarshalIndent(s, "", "  ")
 }
 
-func sortState(s *state) {
-	sort.Slice(s.Upstreams, func(i, j int) bool { return s.Upstreams[i].ID < s.Upstreams[j].ID })
-	sort.Strings(s.Disabled)
+// commit makes a change made with mu held durable and visible: the state
+// is saved to the store (when there is one) and the hot-path snapshot is
+// published. When saving fails, undo puts the registry back as it was and
+// the error wraps ErrPersist. Called with mu held.
+func (r *Registry) commit(undo func()) error {
+	if r.store != nil {
+		data, err := r.snapshotLocked()
+		if err == nil {
+			err = r.store.Save(data)
+		}
+		if err != nil {
+			undo()
+			r.status.SaveError = err.Error()
+			return fmt.Errorf("%w: saving to %s: %w", ErrPersist, r.store, err)
+		}
+		r.status.SaveError = ""
+	}
+	r.rebuild()
+	return nil
 }
 
-// Restore applies a state file's JSON: API upstreams are created, API
-// changes of config upstreams are applied (merged with the current
-// config), disabled routes stay disabled. Call it after the first
-// Reconcile of the process.
-func (r *Registry) Restore(data []byte) error {
+// decodeState parses and checks a saved state with the API's rules: ids,
+// addresses, weights, states and origins; no target listed twice.
+func decodeState(data []byte) (*state, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
 	var s state
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("state file: %w", err)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("not a state file: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("not a state file: data after the JSON object")
 	}
 	if s.Version != stateVersion {
-		return fmt.Errorf("state file: version %d, expected %d", s.Version, stateVersion)
+		return nil, fmt.Errorf("format version %d, expected %d", s.Version, stateVersion)
+	}
+	seen := map[string]bool{}
+	for i, su := range s.Upstreams {
+		where := fmt.Sprintf("upstreams[%d]", i)
+		switch su.Origin {
+		case OriginAPI:
+			if err := ValidateID(su.ID); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+		case OriginConfig:
+			if su.ID == "" {
+				return nil, fmt.Errorf("%s: the id is empty", where)
+			}
+		default:
+			return nil, fmt.Errorf("%s: %w", where, invalid("origin", string(su.Origin), "must be %q or %q", OriginConfig, OriginAPI))
+		}
+		if seen[su.ID] {
+			return nil, fmt.Errorf("%s: upstream %q is listed twice", where, su.ID)
+		}
+		seen[su.ID] = true
+		if su.Override == nil {
+			return nil, fmt.Errorf("%s: override is missing", where)
+		}
+		for name, ts := range map[string][]Target{"override": su.Override, "override_base": su.OverrideBase} {
+			addrs := map[string]bool{}
+			for j, t := range ts {
+				if t.State == "" || t.Origin == "" {
+					return nil, fmt.Errorf("%s.%s[%d]: state and origin are required", where, name, j)
+				}
+				if err := ValidateTarget(t); err != nil {
+					return nil, fmt.Errorf("%s.%s[%d]: %w", where, name, j, err)
+				}
+				if addrs[t.Address] {
+					return nil, fmt.Errorf("%s.%s[%d]: target %s is listed twice", where, name, j, t.Address)
+				}
+				addrs[t.Address] = true
+			}
+		}
+	}
+	return &s, nil
+}
+
+// Restore applies a saved state: API upstreams are created, API changes
+// of config upstreams are applied (merged with the current config),
+// disabled routes stay disabled. Nothing is applied when the state is
+// invalid. Call it after the first Reconcile of the process.
+func (r *Registry) Restore(data []byte) error {
+	s, err := decodeState(data)
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, su := range s.Upstreams {
 		e, ok := r.upstreams[su.ID]
 		if !ok {
@@ -82,39 +180,64 @@ func (r *Registry) Restore(data []byte) error {
 		}
 	}
 	r.rebuild()
-	r.mu.Unlock()
 	return nil
 }
 
-// WriteFile writes data to path atomically: a temporary file in the same
-// folder, fsync, rename, fsync of the folder.
-func WriteFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+// UseStore makes s the home of the API-made state (nil: memory only).
+// The first time a store named s.String() is used in this process, its
+// saved state is loaded and restored; a saved state that cannot be read
+// or used is moved aside (when the store can) and reported by Status, and
+// the registry goes on from the configuration alone. Later calls with the
+// same store (config reloads) only switch saving to it. It reports the
+// load problem, if any, for the caller to log.
+func (r *Registry) UseStore(s Store) error {
+	r.mu.Lock()
+	if s == nil {
+		r.store = nil
+		r.status = StoreStatus{}
+		r.mu.Unlock()
+		return nil
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
+	name := s.String()
+	first := !r.loaded[name]
+	r.loaded[name] = true
+	r.store = s
+	if !first {
+		r.status.Store = name
+		r.mu.Unlock()
+		return nil
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+	r.status = StoreStatus{Store: name}
+	r.mu.Unlock()
+
+	data, err := s.Load()
+	if err == nil && data != nil {
+		err = r.Restore(data)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if err == nil {
+		r.mu.Lock()
+		r.status.Loaded = time.Now()
+		r.mu.Unlock()
+		return nil
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	st := StoreStatus{Store: name, LoadError: err.Error()}
+	if q, ok := s.(Quarantiner); ok && (data != nil || errors.Is(err, ErrUnusable)) {
+		if to, qerr := q.Quarantine(); qerr == nil {
+			st.MovedTo = to
+		} else {
+			err = fmt.Errorf("%w; moving it aside failed too: %w", err, qerr)
+			st.LoadError = err.Error()
+		}
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	r.mu.Lock()
+	r.status = st
+	r.mu.Unlock()
+	return fmt.Errorf("the saved control-plane state in %s cannot be used, starting from the configuration: %w", name, err)
+}
+
+// Status describes the store and how loading it went.
+func (r *Registry) Status() StoreStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
 }

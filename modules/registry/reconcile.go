@@ -16,20 +16,25 @@ type TargetSpec struct {
 	Weight int `json:"weight,omitempty"`
 }
 
-// Prepare adds the upstreams of a configuration being provisioned that the
-// registry does not know yet, so that the new config's routes find them
-// as soon as its servers start. It changes nothing that exists: whether
-// the new config is applied is only known at Reconcile (a config that
-// fails to load must not change what the running one uses).
-func (r *Registry) Prepare(specs []UpstreamSpec) {
+// Prepare stages the upstreams of a configuration being provisioned that
+// the registry does not know yet, so that the new configuration's routes
+// find them as soon as its servers start. It changes nothing that exists:
+// whether the new configuration is applied is only known once it has
+// started, when its app calls Reconcile; a configuration that fails to
+// load calls Discard with the returned generation, which removes what
+// Prepare staged for it. Staged upstreams are not listed, changed through
+// the API or saved.
+func (r *Registry) Prepare(specs []UpstreamSpec) (generation uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.generation++
+	generation = r.generation
 	added := false
 	for _, s := range specs {
 		if _, ok := r.upstreams[s.ID]; ok {
 			continue
 		}
-		e := &entry{id: s.ID, origin: OriginConfig, inConfig: true, health: map[string]bool{}}
+		e := &entry{id: s.ID, origin: OriginConfig, staged: true, stagedBy: generation, health: map[string]bool{}}
 		e.base = baseTargets(s)
 		e.effective = append([]Target(nil), e.base...)
 		r.upstreams[s.ID] = e
@@ -37,6 +42,24 @@ func (r *Registry) Prepare(specs []UpstreamSpec) {
 		added = true
 	}
 	if added {
+		r.rebuild()
+	}
+	return generation
+}
+
+// Discard removes what Prepare staged for a configuration that will not
+// be committed (it failed to start, or was only validated).
+func (r *Registry) Discard(generation uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	removed := false
+	for id, e := range r.upstreams {
+		if e.staged && e.stagedBy == generation {
+			delete(r.upstreams, id)
+			removed = true
+		}
+	}
+	if removed {
 		r.rebuild()
 	}
 }
@@ -65,7 +88,7 @@ func (r *Registry) Reconcile(specs []UpstreamSpec, routes []string) {
 		seen[s.ID] = true
 		base := baseTargets(s)
 		e, ok := r.upstreams[s.ID]
-		if !ok || e.origin == OriginAPI && !e.inConfig {
+		if !ok || e.staged || e.origin == OriginAPI && !e.inConfig {
 			// New to the config (an API upstream of the same id is taken
 			// over by the config).
 			e = &entry{id: s.ID, health: map[string]bool{}}
@@ -80,7 +103,7 @@ func (r *Registry) Reconcile(specs []UpstreamSpec, routes []string) {
 		e.effective = merge(e.base, e.override, e.overrideBase)
 	}
 	for id, e := range r.upstreams {
-		if e.origin == OriginConfig && !seen[id] {
+		if e.origin == OriginConfig && !seen[id] && !e.staged {
 			delete(r.upstreams, id)
 		}
 	}

@@ -93,10 +93,15 @@ type Registry struct {
 	stats      sync.Map // address → *TargetStats
 	// sweep is what Sweep needs to forget the counters of old addresses.
 	sweep sweepState
-	// onChange is called (outside the lock) after every change made
-	// through an operation, for persistence.
-	onChange atomic.Pointer[func()]
-	version  uint64
+	// store, when set, saves every change made through an operation
+	// before it is acknowledged (see commit).
+	store Store
+	// loaded are the stores whose saved state this process has read.
+	loaded map[string]bool
+	status StoreStatus
+	// generation counts the configurations reconciled (see Prepare).
+	generation uint64
+	version    uint64
 }
 
 // entry is the stored state of one upstream.
@@ -115,31 +120,21 @@ type entry struct {
 	health    map[string]bool // address → healthy (missing = healthy)
 	version   uint64
 	inConfig  bool
+	// staged marks an upstream added by Prepare for a configuration that
+	// has not been committed (Reconcile) yet; stagedBy is that
+	// configuration's generation.
+	staged   bool
+	stagedBy uint64
 }
 
 // New returns an empty registry.
 func New() *Registry {
-	r := &Registry{upstreams: map[string]*entry{}, routes: map[string]*routeEntry{}}
+	r := &Registry{upstreams: map[string]*entry{}, routes: map[string]*routeEntry{}, loaded: map[string]bool{}}
 	empty := map[string]*Pool{}
 	r.pools.Store(&empty)
 	flags := map[string]*RouteFlag{}
 	r.routeFlags.Store(&flags)
 	return r
-}
-
-// OnChange sets the function called after each change (persistence).
-func (r *Registry) OnChange(f func()) {
-	if f == nil {
-		r.onChange.Store(nil)
-		return
-	}
-	r.onChange.Store(&f)
-}
-
-func (r *Registry) changed() {
-	if f := r.onChange.Load(); f != nil {
-		(*f)()
-	}
 }
 
 // Pool is the hot-path view of an upstream: the targets that may receive
@@ -196,7 +191,9 @@ func (r *Registry) Upstreams() []Upstream {
 	defer r.mu.Unlock()
 	out := make([]Upstream, 0, len(r.upstreams))
 	for _, e := range r.upstreams {
-		out = append(out, e.view())
+		if !e.staged {
+			out = append(out, e.view())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -207,7 +204,7 @@ func (r *Registry) Get(id string) (Upstream, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.upstreams[id]
-	if !ok {
+	if !ok || e.staged {
 		return Upstream{}, false
 	}
 	return e.view(), true
@@ -249,12 +246,4 @@ func (r *Registry) SetHealth(id, address string, healthy bool) bool {
 	e.health[address] = healthy
 	r.rebuild()
 	return true
-}
-
-// FirstLoad reports whether key (a state file path) is seen for the
-// first time in this process: the state file is read once, at start, not
-// at every config reload.
-func (r *Registry) FirstLoad(key string) bool {
-	_, loaded := r.stats.LoadOrStore("\x00state:"+key, &TargetStats{})
-	return !loaded
 }

@@ -97,8 +97,10 @@ func TestAPIChangesSurviveReload(t *testing.T) {
 func TestOperations(t *testing.T) {
 	r := New()
 	r.Reconcile([]UpstreamSpec{spec("cfg", "a:1")}, []string{"route"})
-	changes := 0
-	r.OnChange(func() { changes++ })
+	store := &memStore{}
+	if err := r.UseStore(store); err != nil {
+		t.Fatal(err)
+	}
 
 	if _, err := r.CreateUpstream("cfg", nil); !errors.Is(err, ErrExists) {
 		t.Errorf("create existing: %v", err)
@@ -106,26 +108,26 @@ func TestOperations(t *testing.T) {
 	if _, err := r.CreateUpstream("", nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("create empty id: %v", err)
 	}
-	up, err := r.CreateUpstream("api", []Target{{Address: "x:1"}})
+	up, err := r.CreateUpstream("api", []Target{{Address: "x:1", Weight: 1}})
 	if err != nil || up.Origin != OriginAPI || up.Targets[0].Weight != 1 || up.Targets[0].State != StateActive {
 		t.Fatalf("create: %+v %v", up, err)
 	}
-	if _, err := r.PutTargets("api", []Target{{Address: "y:1"}, {Address: "y:1"}}, 0); !errors.Is(err, ErrInvalid) {
+	if _, err := r.PutTargets("api", []Target{{Address: "y:1", Weight: 1}, {Address: "y:1", Weight: 1}}, 0); !errors.Is(err, ErrInvalid) {
 		t.Errorf("duplicate target: %v", err)
 	}
-	for _, bad := range []Target{{Address: "nohost"}, {Address: "h:0"}, {Address: "h:1", Weight: -1}, {Address: "h:1", State: "sleeping"}} {
+	for _, bad := range []Target{{Address: "nohost", Weight: 1}, {Address: "h:0", Weight: 1}, {Address: "h:1", Weight: -1}, {Address: "h:1", State: "sleeping"}} {
 		if _, err := r.PutTargets("api", []Target{bad}, 0); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}
-	if _, err := r.PutTargets("api", []Target{{Address: "y:1"}}, up.Version+100); !errors.Is(err, ErrConflict) {
+	if _, err := r.PutTargets("api", []Target{{Address: "y:1", Weight: 1}}, up.Version+100); !errors.Is(err, ErrConflict) {
 		t.Errorf("stale If-Match: %v", err)
 	}
-	up, err = r.PutTargets("api", []Target{{Address: "y:1"}, {Address: "z:1"}}, up.Version)
+	up, err = r.PutTargets("api", []Target{{Address: "y:1", Weight: 1}, {Address: "z:1", Weight: 1}}, up.Version)
 	if err != nil || addrs(up.Targets) != "y:1,z:1" {
 		t.Fatalf("put: %+v %v", up, err)
 	}
-	up, err = r.PutTargets("cfg", []Target{{Address: "a:1"}, {Address: "n:1"}}, 0)
+	up, err = r.PutTargets("cfg", []Target{{Address: "a:1", Weight: 1}, {Address: "n:1", Weight: 1}}, 0)
 	if err != nil || up.Targets[0].Origin != OriginConfig || up.Targets[1].Origin != OriginAPI {
 		t.Fatalf("put keeps config origin: %+v %v", up, err)
 	}
@@ -168,10 +170,9 @@ func TestOperations(t *testing.T) {
 	if err := r.DeleteUpstream("api", 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("delete twice: %v", err)
 	}
-	if changes == 0 {
-		t.Error("OnChange not called")
+	if store.saves == 0 {
+		t.Error("no change was saved")
 	}
-	r.OnChange(nil)
 }
 
 func TestDrainAndExpire(t *testing.T) {
@@ -196,8 +197,8 @@ func TestDrainAndExpire(t *testing.T) {
 	if _, err := r.Drain("u", "", time.Millisecond, 0); err != nil {
 		t.Fatal(err)
 	}
-	if n := r.Expire(time.Now().Add(time.Second)); n != 2 {
-		t.Errorf("expired %d", n)
+	if gone, err := r.Expire(time.Now().Add(time.Second)); len(gone) != 2 || err != nil {
+		t.Errorf("expired %v %v", gone, err)
 	}
 	if u, _ := r.Get("u"); len(u.Targets) != 0 {
 		t.Errorf("targets left: %+v", u.Targets)
@@ -235,8 +236,8 @@ func TestPersistence(t *testing.T) {
 	r := New()
 	r.Reconcile([]UpstreamSpec{spec("cfg", "a:1"), spec("gone", "g:1")}, []string{"r1", "r2"})
 	r.AddTarget("cfg", Target{Address: "b:1", Weight: 7}, 0)
-	r.AddTarget("gone", Target{Address: "h:1"}, 0)
-	r.CreateUpstream("api", []Target{{Address: "x:1"}})
+	r.AddTarget("gone", Target{Address: "h:1", Weight: 1}, 0)
+	r.CreateUpstream("api", []Target{{Address: "x:1", Weight: 1}})
 	r.SetRouteEnabled("r2", false)
 	data, err := r.Snapshot()
 	if err != nil {
@@ -271,9 +272,6 @@ func TestPersistence(t *testing.T) {
 		if err := r2.Restore([]byte(bad)); err == nil {
 			t.Errorf("%s: expected an error", bad)
 		}
-	}
-	if !r2.FirstLoad("x") || r2.FirstLoad("x") {
-		t.Error("FirstLoad")
 	}
 	if err := WriteFile(filepath.Join(path, "cannot"), data); err == nil {
 		t.Error("writing below a file: expected an error")

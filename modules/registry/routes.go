@@ -71,17 +71,17 @@ func (r *Registry) Routes() []Route {
 	return out
 }
 
-// SetRouteEnabled switches a route on or off at once.
+// SetRouteEnabled switches a route on or off at once, once the change is
+// saved.
 func (r *Registry) SetRouteEnabled(id string, enabled bool) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e, ok := r.routes[id]
-	r.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("route %q: %w", id, ErrNotFound)
 	}
-	e.flag.disabled.Store(!enabled)
-	r.changed()
-	return nil
+	was := e.flag.disabled.Swap(!enabled)
+	return r.commit(func() { e.flag.disabled.Store(was) })
 }
 
 // RouteFlagOrNew returns the switch of a route, creating it (enabled)

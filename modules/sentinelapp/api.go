@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/agents"
@@ -50,25 +52,68 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // apiHandle is an app's claim on a pooled server.
 type apiHandle struct {
-	key string
+	key     string
+	server  *apiServer
+	tlsConf *tls.Config
 }
 
 func (h *apiHandle) release() { _, _ = apiServers.Delete(h.key) }
 
-// startAPI makes the app's API handler the one answering on its address.
-func startAPI(a *App) (*apiHandle, error) {
+// serve makes handler (and the claim's TLS configuration) the one
+// answering on the server: called at the commit, so that a config that
+// fails to start never answers the API.
+func (h *apiHandle) serve(handler *controlapi.Server) {
+	if h.tlsConf != nil {
+		h.server.tlsConf.Store(h.tlsConf)
+	}
+	h.server.handler.Store(handler)
+}
+
+// newHandler builds the app's API handler.
+func (a *App) newHandler() (*controlapi.Server, error) {
+	cfg := *a.API
+	cfg.Listen = cfg.ListenAddress()
+	return controlapi.New(cfg, a.reg, a.audit, controlapi.Hooks{
+		Reload:       a.reloadHook,
+		Validate:     a.validateHook,
+		Agents:       agents.List,
+		OwnAddresses: a.ownAddresses,
+	})
+}
+
+// ownAddresses lists the proxy's own listening addresses: the HTTP
+// servers' listeners, Caddy's admin endpoint and the configured extras.
+func (a *App) ownAddresses() []string {
+	out := append([]string{caddy.DefaultAdminListen}, a.OwnAddresses...)
+	httpApp, err := a.ctx.AppIfConfigured("http")
+	if err != nil {
+		return out
+	}
+	app, ok := httpApp.(*caddyhttp.App)
+	if !ok {
+		return out
+	}
+	for _, srv := range app.Servers {
+		for _, l := range srv.Listen {
+			na, err := caddy.ParseNetworkAddress(l)
+			if err != nil || na.IsUnixNetwork() || na.IsFdNetwork() {
+				continue
+			}
+			for p := na.StartPort; p <= na.EndPort && p-na.StartPort < 1024; p++ {
+				out = append(out, net.JoinHostPort(na.Host, strconv.FormatUint(uint64(p), 10)))
+			}
+		}
+	}
+	return out
+}
+
+// claimAPI claims the pooled listener of the app's API address, opening
+// it when no config has it yet. The app's handler answers on it from the
+// commit on; a new listener answers 503 until then.
+func claimAPI(a *App) (*apiHandle, error) {
 	cfg := *a.API
 	cfg.Listen = cfg.ListenAddress()
 	tlsConf, err := cfg.TLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	audit := a.logger.Named("audit")
-	handler, err := controlapi.New(cfg, a.reg, audit, controlapi.Hooks{
-		Reload:   a.reloadHook,
-		Validate: a.validateHook,
-		Agents:   agents.List,
-	})
 	if err != nil {
 		return nil, err
 	}
@@ -109,9 +154,5 @@ func startAPI(a *App) (*apiHandle, error) {
 		_, _ = apiServers.Delete(key)
 		return nil, fmt.Errorf("%s: switching TLS on or off needs a restart of the API listener (change its address, or restart)", cfg.Listen)
 	}
-	if tlsConf != nil {
-		s.tlsConf.Store(tlsConf)
-	}
-	s.handler.Store(handler)
-	return &apiHandle{key: key}, nil
+	return &apiHandle{key: key, server: s, tlsConf: tlsConf}, nil
 }

@@ -3,15 +3,26 @@
 // runs the active health checks of the registry's targets, persists the
 // changes made through the control plane, and serves the control-plane
 // API (/api/v1) on its own listener.
+//
+// A config changes the registry only once it has started as a whole:
+// Provision stages the upstreams the new config's routes need, Start
+// claims the API listener and starts the health checks, and the commit —
+// on Caddy's "started" event, emitted after every app of the config
+// started — reconciles the registry, loads or switches the state store
+// and hands the API listener to the new config. A config that fails to
+// start (another app's Start fails, the API address is taken) is cleaned
+// up without a commit, and the running config keeps its registry state.
 package sentinelapp
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
@@ -47,13 +58,33 @@ type App struct {
 	// ConfigAdapter is the adapter of ConfigFile (default "kdl").
 	ConfigAdapter string `json:"config_adapter,omitempty"`
 
+	// OwnAddresses are addresses of this proxy (host:port) besides its
+	// HTTP listeners and the API's, which targets added through the API
+	// may never point at; the KDL adapter lists Caddy's admin endpoint
+	// here. Caddy's default admin address is always included.
+	OwnAddresses []string `json:"own_addresses,omitempty"`
+
 	reg    *registry.Registry
 	logger *zap.Logger
+	audit  *zap.Logger
 	ctx    caddy.Context
 	specs  []registry.UpstreamSpec
 	checks []*checker
-	stop   chan struct{}
-	api    *apiHandle
+	// generation is what Prepare staged for this config.
+	generation uint64
+	run        *running
+	api        *apiHandle
+	handler    *controlapi.Server
+}
+
+// running is the state of a provisioned app (behind a pointer: the app
+// struct is copied by value in CaddyModule).
+type running struct {
+	// committed is set once the config started and was made the
+	// registry's (see commit).
+	committed atomic.Bool
+	stop      chan struct{}
+	loops     sync.WaitGroup
 }
 
 // UpstreamConfig is a declared upstream.
@@ -75,13 +106,14 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision prepares the registry for this config: upstreams it does not
-// know yet are added (the new config's routes need them as soon as its
-// servers start); everything else changes at Start, once the whole config
-// loaded, so that a config that fails to load changes nothing.
+// Provision stages this config in the registry: upstreams it does not
+// know yet are added for the new config's routes (discarded again if the
+// config never starts); everything else changes at the commit.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
+	a.run = &running{}
 	a.logger = ctx.Logger()
+	a.audit = a.logger.Named("audit")
 	a.reg = registry.Default
 	specs := make([]registry.UpstreamSpec, 0, len(a.Upstreams))
 	for _, u := range a.Upstreams {
@@ -95,17 +127,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.specs = specs
-	a.reg.Prepare(specs)
-	if a.StateFile != "" {
-		if _, err := os.Stat(a.StateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("state file: %w", err)
-		}
-	}
 	if a.API != nil {
 		if err := a.API.Validate(); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
+		h, err := a.newHandler()
+		if err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+		a.handler = h
 	}
+	events, err := ctx.App("events")
+	if err != nil {
+		return fmt.Errorf("loading the events app: %w", err)
+	}
+	if err := events.(*caddyevents.App).On("started", commitHandler{a}); err != nil {
+		return fmt.Errorf("subscribing to the started event: %w", err)
+	}
+	a.generation = a.reg.Prepare(specs)
 	return nil
 }
 
@@ -120,73 +159,107 @@ func (a *App) Validate() error {
 			return fmt.Errorf("upstream %q declared twice", u.ID)
 		}
 		seen[u.ID] = true
-		for _, t := range u.Targets {
-			if err := registry.ValidateTarget(registry.Target{Address: t.Address, Weight: t.Weight}); err != nil {
-				return fmt.Errorf("upstream %q: %w", u.ID, err)
+		for i, t := range u.Targets {
+			w := t.Weight
+			if w == 0 {
+				w = 1 // absent
+			}
+			if err := registry.ValidateTarget(registry.Target{Address: t.Address, Weight: w}); err != nil {
+				return fmt.Errorf("upstream %q: targets[%d]: %w", u.ID, i, err)
 			}
 		}
 	}
 	return nil
 }
 
-// Start reconciles the registry with this config (restoring the state
-// file when the process starts), then starts the health checks, the drain
-// expiry, persistence and the API.
+// Start claims the API listener (a config whose API address is taken
+// fails here) and starts the health checks and the drain expiry. The
+// registry changes at the commit.
 func (a *App) Start() error {
-	a.reg.Reconcile(a.specs, a.Routes)
-	if a.StateFile != "" && a.reg.FirstLoad(a.StateFile) {
-		data, err := os.ReadFile(a.StateFile)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return fmt.Errorf("reading state file: %w", err)
-		default:
-			if err := a.reg.Restore(data); err != nil {
-				return fmt.Errorf("%s: %w", a.StateFile, err)
-			}
-			a.logger.Info("restored control-plane changes", zap.String("state_file", a.StateFile))
-		}
-	}
-	a.stop = make(chan struct{})
+	a.run.stop = make(chan struct{})
+	stop := a.run.stop
 	for _, c := range a.checks {
-		go c.run(a.stop)
-	}
-	go a.expireLoop(a.stop)
-	if a.StateFile != "" {
-		path, logger, reg := a.StateFile, a.logger, a.reg
-		reg.OnChange(func() {
-			data, err := reg.Snapshot()
-			if err == nil {
-				err = registry.WriteFile(path, data)
-			}
-			if err != nil {
-				logger.Error("saving control-plane state", zap.String("state_file", path), zap.Error(err))
-			}
-		})
-	} else {
-		a.reg.OnChange(nil)
+		a.run.loops.Add(1)
+		go func() {
+			defer a.run.loops.Done()
+			c.run(stop)
+		}()
 	}
 	if a.API != nil {
-		h, err := startAPI(a)
+		h, err := claimAPI(a)
 		if err != nil {
-			close(a.stop)
+			a.stopLoops()
 			return fmt.Errorf("control-plane API: %w", err)
 		}
 		a.api = h
 	}
+	a.run.loops.Add(1)
+	go func() {
+		defer a.run.loops.Done()
+		a.expireLoop(stop)
+	}()
 	return nil
 }
 
-// Stop stops what Start started. The API listener stays up while a newer
-// config still uses it (see apiHandle).
-func (a *App) Stop() error {
-	if a.stop != nil {
-		close(a.stop)
-		a.stop = nil
+// commitHandler commits its app when Caddy says its config started.
+type commitHandler struct{ a *App }
+
+// Handle commits the app.
+func (h commitHandler) Handle(context.Context, caddy.Event) error {
+	h.a.commit()
+	return nil
+}
+
+// commit makes this config the registry's: the configured upstreams and
+// routes become the base of the registry, the state store is loaded (at
+// the process's first config) or switched to, and the API listener
+// answers with this config's handler.
+func (a *App) commit() {
+	a.reg.Reconcile(a.specs, a.Routes)
+	var store registry.Store
+	if a.StateFile != "" {
+		store = registry.FileStore{Path: a.StateFile}
 	}
+	if err := a.reg.UseStore(store); err != nil {
+		a.logger.Error("control-plane state not restored", zap.Error(err))
+	} else if st := a.reg.Status(); store != nil && !st.Loaded.IsZero() {
+		a.logger.Info("control-plane state", zap.String("store", st.Store))
+	}
+	if a.api != nil {
+		a.api.serve(a.handler)
+	}
+	a.run.committed.Store(true)
+}
+
+// Stop stops what Start started and waits for it. The API listener stays
+// up while a newer config still uses it (see apiHandle).
+func (a *App) Stop() error {
+	a.stopLoops()
 	if a.api != nil {
 		a.api.release()
 		a.api = nil
+	}
+	return nil
+}
+
+// stopLoops stops the health checks and the expiry loop and waits for
+// them, so that the checks of an old and a new config never overlap.
+func (a *App) stopLoops() {
+	if a.run == nil {
+		return
+	}
+	if a.run.stop != nil {
+		close(a.run.stop)
+		a.run.stop = nil
+	}
+	a.run.loops.Wait()
+}
+
+// Cleanup discards what Provision staged when this config was never
+// committed (it failed to start, or was only validated).
+func (a *App) Cleanup() error {
+	if a.run != nil && !a.run.committed.Load() {
+		a.reg.Discard(a.generation)
 	}
 	return nil
 }
@@ -195,8 +268,8 @@ func (a *App) Stop() error {
 // longer targets are swept (see registry.Sweep).
 const sweepInterval = time.Minute
 
-// expireLoop removes draining targets whose drain timeout passed, and
-// sweeps the per-address state of old targets.
+// expireLoop removes draining targets whose drain timeout passed (each
+// removal is audited), and sweeps the per-address state of old targets.
 func (a *App) expireLoop(stop <-chan struct{}) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -206,9 +279,10 @@ func (a *App) expireLoop(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
-			if n := a.reg.Expire(now); n > 0 {
-				a.logger.Info("removed targets whose drain timed out", zap.Int("count", n))
+			if !a.run.committed.Load() {
+				continue
 			}
+			a.expire(now)
 			if now.Sub(lastSweep) >= sweepInterval {
 				lastSweep = now
 				if gone := a.reg.Sweep(); len(gone) > 0 {
@@ -219,9 +293,32 @@ func (a *App) expireLoop(stop <-chan struct{}) {
 	}
 }
 
+// expire removes the targets whose drain timed out and audits each
+// removal.
+func (a *App) expire(now time.Time) {
+	gone, err := a.reg.Expire(now)
+	if err != nil {
+		a.logger.Error("removing targets whose drain timed out", zap.Error(err))
+		return
+	}
+	for _, g := range gone {
+		a.audit.Info("control-plane change",
+			zap.String("who", "sentinel"),
+			zap.String("auth", "drain_timeout"),
+			zap.String("method", "EXPIRE"),
+			zap.String("upstream", g.Upstream),
+			zap.String("target", g.Target.Address),
+			zap.Time("drain_deadline", g.Target.DrainDeadline),
+			zap.Any("before", g.Target),
+		)
+	}
+}
+
 // Interface guards
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
-	_ caddy.Validator   = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+	_ caddyevents.Handler = commitHandler{}
 )

@@ -66,7 +66,7 @@ func TestAppLifecycle(t *testing.T) {
 listeners { listener "main" { address %q; }; }
 routes { route "app-r" { upstream "app-u"; }; }
 upstreams { upstream "app-u" { target "127.0.0.1:1"; health-check { type "tcp"; interval-secs 60; }; }; }
-admin-api { address %q; auth { token "tok"; }; state-file %q; }
+admin-api { address %q; auth { token "tok"; }; state-file %q; allowed-target-networks "127.0.0.0/8"; }
 `, adminPort, listen, api, state)
 	os.WriteFile(kdlFile, []byte(kdl), 0o644)
 
