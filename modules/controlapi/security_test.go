@@ -171,8 +171,10 @@ func TestRefusedReadsAreAudited(t *testing.T) {
 type failingStore struct{}
 
 func (failingStore) Load() ([]byte, error) { return nil, nil }
-func (failingStore) Save([]byte) error     { return errors.New("write /state/state.json: no space left on device") }
-func (failingStore) String() string        { return "file /state/state.json" }
+func (failingStore) Save([]byte) error {
+	return errors.New("write /state/state.json: no space left on device")
+}
+func (failingStore) String() string { return "file /state/state.json" }
 
 // TestUnsavedChangesFail is issue 12.7: a change that cannot be saved is
 // answered 503, is not applied, and the cause is in the audit log (not
