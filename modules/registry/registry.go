@@ -88,8 +88,6 @@ type Registry struct {
 	routes    map[string]*routeEntry
 	// pools is the hot-path snapshot: upstream id → eligible targets.
 	pools atomic.Pointer[map[string]*Pool]
-	// routeFlags is the hot-path snapshot of the route flags.
-	routeFlags atomic.Pointer[map[string]*RouteFlag]
 	stats      sync.Map // address → *TargetStats
 	// sweep is what Sweep needs to forget the counters of old addresses.
 	sweep sweepState
@@ -132,8 +130,6 @@ func New() *Registry {
 	r := &Registry{upstreams: map[string]*entry{}, routes: map[string]*routeEntry{}, loaded: map[string]bool{}}
 	empty := map[string]*Pool{}
 	r.pools.Store(&empty)
-	flags := map[string]*RouteFlag{}
-	r.routeFlags.Store(&flags)
 	return r
 }
 

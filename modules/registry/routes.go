@@ -46,17 +46,18 @@ func (r *Registry) reconcileRoutes(ids []string) {
 			delete(r.routes, id)
 		}
 	}
-	flags := make(map[string]*RouteFlag, len(r.routes))
-	for id, e := range r.routes {
-		flags[id] = e.flag
-	}
-	r.routeFlags.Store(&flags)
 }
 
 // RouteFlag returns the switch of a route (nil for an unknown route,
-// which counts as enabled). It takes no lock.
+// which counts as enabled). Handlers keep the flag they got from
+// RouteFlagOrNew at provisioning and read it without a lock.
 func (r *Registry) RouteFlag(id string) *RouteFlag {
-	return (*r.routeFlags.Load())[id]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.routes[id]; ok {
+		return e.flag
+	}
+	return nil
 }
 
 // Routes lists the routes, sorted by id.
@@ -87,10 +88,8 @@ func (r *Registry) SetRouteEnabled(id string, enabled bool) error {
 // RouteFlagOrNew returns the switch of a route, creating it (enabled)
 // when the route is not known yet, so that a guard provisioned before the
 // app reconciles still shares the flag the API will flip.
+// It is O(1): provisioning n routes costs O(n).
 func (r *Registry) RouteFlagOrNew(id string) *RouteFlag {
-	if f := r.RouteFlag(id); f != nil {
-		return f
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.routes[id]; ok {
@@ -98,10 +97,5 @@ func (r *Registry) RouteFlagOrNew(id string) *RouteFlag {
 	}
 	e := &routeEntry{flag: &RouteFlag{}}
 	r.routes[id] = e
-	flags := make(map[string]*RouteFlag, len(r.routes))
-	for rid, re := range r.routes {
-		flags[rid] = re.flag
-	}
-	r.routeFlags.Store(&flags)
 	return e.flag
 }
