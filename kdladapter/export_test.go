@@ -1,0 +1,4 @@
+package kdladapter
+
+// GeneratedConfig is generatedConfig for the external test package.
+var GeneratedConfig = generatedConfig
