@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,7 +19,7 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 	if a.ConfigFile == "" {
 		return nil, nil, errors.New("this config was not loaded from a file: nothing to reload")
 	}
-	body, err := os.ReadFile(a.ConfigFile)
+	body, err := readConfigFile(a.ConfigFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -26,14 +27,40 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 	if name == "" {
 		name = "kdl"
 	}
-	if name == "kdl" {
-		return kdladapter.Adapt(a.ConfigFile, body, os.LookupEnv, kdladapter.OSFiles{})
-	}
 	adapter := caddyconfig.GetAdapter(name)
 	if adapter == nil {
 		return nil, nil, fmt.Errorf("unknown config adapter %q", name)
 	}
 	return adapter.Adapt(body, map[string]any{"filename": a.ConfigFile})
+}
+
+// maxConfigBytes is the largest config file reload and validate read.
+const maxConfigBytes = 64 << 20
+
+// readConfigFile reads the config file: a regular file of at most
+// maxConfigBytes, so that a config path pointing at a device or a huge
+// file cannot take the running process down.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxConfigBytes)
+	}
+	return data, nil
 }
 
 // findings splits an adapter error into its lines (file:line:col: msg).
