@@ -88,7 +88,7 @@ type Registry struct {
 	routes    map[string]*routeEntry
 	// pools is the hot-path snapshot: upstream id → eligible targets.
 	pools atomic.Pointer[map[string]*Pool]
-	stats      sync.Map // address → *TargetStats
+	stats sync.Map // address → *TargetStats
 	// sweep is what Sweep needs to forget the counters of old addresses.
 	sweep sweepState
 	// store, when set, saves every change made through an operation
