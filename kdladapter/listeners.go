@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
@@ -67,11 +68,7 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	} else if n := setting(l, "allow-0rtt"); n != nil {
 		a.d.warnf(n.Pos, "listeners.listener.allow-0rtt", "listener %q: allow-0rtt has no effect without TLS", id)
 	}
-	if n := setting(l, "request-timeout-secs"); n != nil {
-		if d, ok := a.seconds(n); ok {
-			srv["read_timeout"] = d
-		}
-	}
+	a.readTimeouts(id, l, srv)
 	if n := setting(l, "keepalive-timeout-secs"); n != nil {
 		if d, ok := a.seconds(n); ok {
 			srv["idle_timeout"] = d
@@ -90,6 +87,40 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	// Handler errors (413, 502, 503, 504…) answer with a JSON body.
 	srv["errors"] = obj{"routes": []obj{{"handle": []obj{{"handler": "sentinel_builtin", "kind": "error"}}}}}
 	return srv
+}
+
+// defaultHeaderTimeout bounds the time a client has to send a request's
+// headers when the listener does not say (Caddy's default is a minute).
+const defaultHeaderTimeout = 10 * time.Second
+
+// readTimeouts maps request-timeout-secs to the server's read_timeout and
+// header-timeout-secs to its read_header_timeout. Without
+// header-timeout-secs, the headers must arrive within 10 s, or within
+// request-timeout-secs when that is shorter (but not 0): Caddy's own
+// default (a minute) would let a client that drips header lines hold a
+// connection far longer than the request timeout.
+func (a *adapter) readTimeouts(id string, l *kdl.Node, srv obj) {
+	header := defaultHeaderTimeout
+	if n := setting(l, "request-timeout-secs"); n != nil {
+		if secs, ok := a.integer(n, 0, 1<<31); ok {
+			d := time.Duration(secs) * time.Second
+			srv["read_timeout"] = dur(d)
+			if d > 0 && d < header {
+				header = d
+			}
+		}
+	}
+	if n := setting(l, "header-timeout-secs"); n != nil {
+		if secs, ok := a.integer(n, 1, 1<<31); ok {
+			header = time.Duration(secs) * time.Second
+			if rt, ok := srv["read_timeout"].(string); ok && rt != "0s" {
+				if d, err := time.ParseDuration(rt); err == nil && header > d {
+					a.d.warnf(n.Pos, "listeners.listener.header-timeout-secs", "listener %q: header-timeout-secs %d is above request-timeout-secs: the request timeout ends the header read first", id, secs)
+				}
+			}
+		}
+	}
+	srv["read_header_timeout"] = dur(header)
 }
 
 // mapListenerTLS maps a listener's `tls` block to connection policies and
