@@ -287,7 +287,7 @@ func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget]
 // lbMetrics reports the error and latency EWMAs, the effective weight and
 // the score of each target.
 func (s *Adaptive) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}

@@ -234,7 +234,7 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 
 // lbMetrics reports the selections of each target.
 func (s *ConsistentHash) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

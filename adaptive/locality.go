@@ -263,7 +263,7 @@ func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.U
 
 // lbMetrics reports the selections of each target.
 func (s *LocalityAware) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

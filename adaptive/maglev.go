@@ -155,7 +155,7 @@ func (s *Maglev) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.
 
 // lbMetrics reports the selections of each target.
 func (s *Maglev) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

@@ -171,7 +171,7 @@ func (s *P2C) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.Res
 
 // lbMetrics reports the latency average and the load of each target.
 func (s *P2C) lbMetrics(now int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}

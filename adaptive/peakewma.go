@@ -148,7 +148,7 @@ func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ htt
 // lbMetrics reports the estimate (seconds), the baseline error ratio and
 // the load of each target.
 func (s *PeakEWMA) lbMetrics(now int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}

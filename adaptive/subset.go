@@ -172,7 +172,7 @@ func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, _ *http.Req
 
 // lbMetrics reports the selections of each target.
 func (s *DeterministicSubset) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

@@ -117,10 +117,26 @@ type views[T any] struct {
 	finish func(v, prev *view[T])
 }
 
+// fresh returns the current view (nil before the first selection),
+// rebuilt first when the registry snapshot changed since it was built: a
+// weight changed through the control-plane API shows in the metrics and
+// the estimates at once, not after the next request.
+func (vs *views[T]) fresh(fb *store, reg *registry.Pool) *view[T] {
+	v := vs.cur.Load()
+	if v == nil || v.reg == reg {
+		return v
+	}
+	pool := make(reverseproxy.UpstreamPool, len(v.addrs))
+	for i, a := range v.addrs {
+		pool[i] = &reverseproxy.Upstream{Dial: a}
+	}
+	return vs.get(fb, pool, reg)
+}
+
 // emitSelections reports each target's selection count with the baseline
 // metrics (for the policies whose per-target state is that counter).
-func (vs *views[T]) emitSelections(emit func(string, targetMetrics)) {
-	v := vs.cur.Load()
+func (vs *views[T]) emitSelections(b *base, emit func(string, targetMetrics)) {
+	v := vs.fresh(b.fb, b.regPool())
 	if v == nil {
 		return
 	}

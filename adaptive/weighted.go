@@ -144,7 +144,7 @@ func (s *Weighted) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64])
 
 // lbMetrics reports the selections and weights of the targets.
 func (s *Weighted) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile reads `lb_policy sentinel_weighted <upstream>`.

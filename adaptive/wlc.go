@@ -148,7 +148,7 @@ func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[
 
 // lbMetrics reports in flight ÷ weight as the score.
 func (s *WeightedLeastConnections) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}
