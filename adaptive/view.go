@@ -200,22 +200,23 @@ func (v *view[T]) stale(pool reverseproxy.UpstreamPool, i int) bool {
 	return pool[i].Dial != v.addrs[i]
 }
 
-// drawn returns the view of pool and k targets drawn from it (see draw),
+// drawn returns the view of pool and k targets drawn from it (see draw;
+// the targets in ex are left out),
 // comparing only the drawn targets' addresses with the view's: the
 // power-of-d-choices policies read nothing else, so their selection
 // costs O(d), not O(n). Any other change of the pool shows in its length
 // or the registry snapshot, or in a drawn address (then the view is
 // rebuilt and the draw made again).
-func (vs *views[T]) drawn(fb *store, pool reverseproxy.UpstreamPool, reg *registry.Pool, rnd random, k int, weighted bool, buf *[maxChoices]int) (*view[T], []int) {
+func (vs *views[T]) drawn(fb *store, pool reverseproxy.UpstreamPool, reg *registry.Pool, rnd random, k int, weighted bool, ex *attempts, buf *[maxChoices]int) (*view[T], []int) {
 	v := vs.cur.Load()
 	if v == nil || v.reg != reg || len(v.addrs) != len(pool) {
 		v = vs.get(fb, pool, reg)
 	}
-	cands := v.draw(pool, rnd, k, weighted && v.reg != nil, buf)
+	cands := v.draw(pool, rnd, k, weighted && v.reg != nil, ex, buf)
 	for _, i := range cands {
 		if pool[i].Dial != v.addrs[i] {
 			v = vs.get(fb, pool, reg)
-			return v, v.draw(pool, rnd, k, weighted && v.reg != nil, buf)
+			return v, v.draw(pool, rnd, k, weighted && v.reg != nil, ex, buf)
 		}
 	}
 	return v, cands
@@ -239,16 +240,17 @@ const maxChoices = 8
 
 // draw picks up to k distinct available targets at random (by weight when
 // weighted) into buf and returns them; every available target when k is
-// at least the pool's size. Unavailable or repeated draws are redrawn a
-// few times, then the pool is scanned.
-func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, buf *[maxChoices]int) []int {
+// at least the pool's size. Unavailable or repeated draws, and the
+// targets in ex (already tried by the request), are redrawn a few times,
+// then the pool is scanned.
+func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, ex *attempts, buf *[maxChoices]int) []int {
 	n := len(pool)
 	out := buf[:0]
 	if n == 0 {
 		return out
 	}
 	if k >= n {
-		return v.scan(pool, rnd, k, buf)
+		return v.scanWeighted(pool, rnd, k, false, ex, buf)
 	}
 	total := 0.0
 	if weighted {
@@ -265,7 +267,7 @@ func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weight
 		} else {
 			i = rnd.IntN(n)
 		}
-		if contains(out, i) || !pool[i].Available() || weighted && v.weights[i] <= 0 {
+		if contains(out, i) || !ex.avail(pool[i]) || weighted && v.weights[i] <= 0 {
 			misses++
 			continue
 		}
@@ -273,26 +275,21 @@ func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weight
 	}
 	if len(out) < k {
 		// Many targets are out: sample among the available ones.
-		return v.scanWeighted(pool, rnd, k, weighted, buf)
+		return v.scanWeighted(pool, rnd, k, weighted, ex, buf)
 	}
 	return out
 }
 
-// scan returns up to k available targets, sampled uniformly (reservoir).
-func (v *view[T]) scan(pool reverseproxy.UpstreamPool, rnd random, k int, buf *[maxChoices]int) []int {
-	return v.scanWeighted(pool, rnd, k, false, buf)
-}
-
-// scanWeighted samples up to k available targets: uniformly (reservoir
-// sampling) or, when weighted, with probability growing with the weight
-// (Efraimidis–Spirakis keys u^(1/w), the k highest).
-func (v *view[T]) scanWeighted(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, buf *[maxChoices]int) []int {
+// scanWeighted samples up to k available targets not in ex: uniformly
+// (reservoir sampling) or, when weighted, with probability growing with
+// the weight (Efraimidis–Spirakis keys u^(1/w), the k highest).
+func (v *view[T]) scanWeighted(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, ex *attempts, buf *[maxChoices]int) []int {
 	k = min(k, maxChoices)
 	out := buf[:0]
 	var keys [maxChoices]float64
 	seen := 0
 	for i, u := range pool {
-		if !u.Available() || weighted && v.weights[i] <= 0 {
+		if !ex.avail(u) || weighted && v.weights[i] <= 0 {
 			continue
 		}
 		seen++
