@@ -161,3 +161,35 @@ func TestUntriedCaddyfile(t *testing.T) {
 		t.Error("unknown inner policy: no error")
 	}
 }
+
+// TestForwardedIdentity rewrites X-Real-IP and removes Forwarded from an
+// untrusted peer, and leaves them from a trusted one.
+func TestForwardedIdentity(t *testing.T) {
+	mk := func(trusted bool, ip string) *http.Request {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("X-Real-Ip", "203.0.113.9")
+		r.Header.Set("Forwarded", "for=203.0.113.9")
+		vars := map[string]any{caddyhttp.TrustedProxyVarKey: trusted, caddyhttp.ClientIPVarKey: ip}
+		return r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
+	}
+	r := mk(false, "10.0.0.1")
+	forwardedIdentity(r)
+	if r.Header.Get("X-Real-Ip") != "10.0.0.1" || r.Header.Get("Forwarded") != "" {
+		t.Errorf("untrusted: %v", r.Header)
+	}
+	r = mk(false, "")
+	forwardedIdentity(r)
+	if len(r.Header.Values("X-Real-Ip")) != 0 {
+		t.Errorf("untrusted, no client IP: %v", r.Header)
+	}
+	r = mk(true, "198.51.100.4")
+	forwardedIdentity(r)
+	if r.Header.Get("X-Real-Ip") != "203.0.113.9" || r.Header.Get("Forwarded") != "for=203.0.113.9" {
+		t.Errorf("trusted: %v", r.Header)
+	}
+	r.Header.Del("X-Real-Ip")
+	forwardedIdentity(r)
+	if r.Header.Get("X-Real-Ip") != "198.51.100.4" {
+		t.Errorf("trusted, no X-Real-IP: %v", r.Header)
+	}
+}

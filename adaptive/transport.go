@@ -37,6 +37,10 @@ func init() {
 //     sentinel_retry skip them), and the number of attempts in the
 //     access log (upstream_attempts).
 //
+// It also makes the identity headers trustworthy: from a peer that is not
+// a trusted proxy, the client's X-Real-IP is replaced by its address and
+// its Forwarded is removed (Caddy rewrites only the X-Forwarded-* ones).
+//
 // A request the client cancels is not held against the target. Only
 // proxied client requests count: the active health checks of Caddy's
 // reverse proxy (which would use this transport) and of the sentinel app
@@ -69,6 +73,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Not a proxied client request: an active health check.
 		return t.HTTPTransport.RoundTrip(req)
 	}
+	forwardedIdentity(req)
 	addr := targetAddress(req)
 	markTried(req, addr)
 	tg := t.fb.target(addr)

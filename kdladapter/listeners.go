@@ -3,6 +3,7 @@ package kdladapter
 import (
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +70,7 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 		a.d.warnf(n.Pos, "listeners.listener.allow-0rtt", "listener %q: allow-0rtt has no effect without TLS", id)
 	}
 	a.readTimeouts(id, l, srv)
+	a.trustedProxies(id, l, srv)
 	if n := setting(l, "keepalive-timeout-secs"); n != nil {
 		if d, ok := a.seconds(n); ok {
 			srv["idle_timeout"] = d
@@ -121,6 +123,45 @@ func (a *adapter) readTimeouts(id string, l *kdl.Node, srv obj) {
 		}
 	}
 	srv["read_header_timeout"] = dur(header)
+}
+
+// trustedProxies maps `trusted-proxies "10.0.0.0/8" "192.0.2.7" …` to the
+// server's static trusted_proxies (strict: X-Forwarded-For is read from
+// the right). Only from those peers do the client's X-Forwarded-*,
+// X-Real-IP and Forwarded headers pass to the backends; from any other
+// peer the proxy sets them from the connection.
+func (a *adapter) trustedProxies(id string, l *kdl.Node, srv obj) {
+	n := setting(l, "trusted-proxies")
+	if n == nil {
+		return
+	}
+	var ranges []string
+	for _, v := range n.Args {
+		s, ok := v.Str, v.Kind == kdl.KindString
+		if !ok {
+			a.d.errorf(v.Pos, "listener %q: trusted-proxies takes IP addresses or CIDR ranges as strings, not %s", id, v)
+			continue
+		}
+		if s == "private_ranges" {
+			ranges = append(ranges, s)
+			continue
+		}
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if _, err := netip.ParseAddr(s); err != nil {
+				a.d.errorf(v.Pos, "listener %q: trusted-proxies %q is not an IP address or CIDR range (e.g. \"10.0.0.0/8\")", id, s)
+				continue
+			}
+		}
+		ranges = append(ranges, s)
+	}
+	if len(n.Args) == 0 {
+		a.d.errorf(n.Pos, "listener %q: trusted-proxies needs at least one address or range, e.g. trusted-proxies \"10.0.0.0/8\"", id)
+		return
+	}
+	if len(ranges) > 0 {
+		srv["trusted_proxies"] = obj{"source": "static", "ranges": ranges}
+		srv["trusted_proxies_strict"] = 1
+	}
 }
 
 // mapListenerTLS maps a listener's `tls` block to connection policies and

@@ -446,6 +446,7 @@ func Schema() *Key {
 			h("default-route", "last route of the server"),
 			ny("namespace", "namespaces"),
 			h("request-timeout-secs", "server `read_timeout`; also bounds the header read when shorter than header-timeout-secs"),
+			ext(h("trusted-proxies", "server `trusted_proxies` (static, strict): only from these peers do the client's X-Forwarded-*, X-Real-IP and Forwarded pass; from others the proxy sets X-Forwarded-* and X-Real-IP from the connection and removes Forwarded")),
 			ext(h("header-timeout-secs", "server `read_header_timeout`: time to receive a request's headers (default 10 s, or request-timeout-secs when shorter); slow header senders are closed")),
 			h("keepalive-timeout-secs", "server `idle_timeout`"),
 			w("max-concurrent-streams", "Caddy does not expose the HTTP/2 stream limit (Go default: 250)"),
