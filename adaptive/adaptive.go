@@ -210,7 +210,7 @@ const maxStackScores = 256
 
 // Select adjusts the weights when an interval has passed, then draws a
 // target at random in proportion to the scores.
-func (s *Adaptive) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+func (s *Adaptive) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	reg := s.regPool()
 	v := s.views.scanning(s.fb, pool, reg)
 	now := s.now()
@@ -220,15 +220,20 @@ func (s *Adaptive) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ htt
 	if len(pool) > maxStackScores {
 		scores = make([]float64, 0, len(pool))
 	}
-	i := s.pick(pool, v, now, false, scores)
-	if i == pickStale {
-		v = s.views.get(s.fb, pool, reg)
-		i = s.pick(pool, v, now, false, scores)
-	}
-	if i == pickNone {
-		// Every available target's breaker is open: ignore the breakers.
-		i = s.pick(pool, v, now, true, scores)
-	}
+	// A retry skips the targets the request was already sent to, when
+	// another is available.
+	i := selectUntried(r, func(ex *attempts) int {
+		i := s.pick(pool, v, now, false, ex, scores)
+		if i == pickStale {
+			v = s.views.get(s.fb, pool, reg)
+			i = s.pick(pool, v, now, false, ex, scores)
+		}
+		if i == pickNone {
+			// Every available target's breaker is open: ignore the breakers.
+			i = s.pick(pool, v, now, true, ex, scores)
+		}
+		return i
+	})
 	if i < 0 {
 		return nil
 	}
@@ -243,15 +248,15 @@ const (
 	pickStale = -3 // the pool is not the view's
 )
 
-// pick draws a target in proportion to the scores.
-func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget], now int64, ignoreBreakers bool, scores []float64) int {
+// pick draws a target not in ex in proportion to the scores.
+func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget], now int64, ignoreBreakers bool, ex *attempts, scores []float64) int {
 	total, best, bestScore, found := 0.0, pickEmpty, 0.0, false
 	for i, u := range pool {
 		if v.stale(pool, i) {
 			return pickStale
 		}
 		sc := -1.0
-		if u.Available() && v.weights[i] > 0 && (ignoreBreakers || !v.items[i].blocked(now)) {
+		if ex.avail(u) && v.weights[i] > 0 && (ignoreBreakers || !v.items[i].blocked(now)) {
 			sc = v.items[i].score(v.targets[i].InFlight())
 			found = true
 			if best < 0 || sc > bestScore {
@@ -287,7 +292,7 @@ func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget]
 // lbMetrics reports the error and latency EWMAs, the effective weight and
 // the score of each target.
 func (s *Adaptive) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}

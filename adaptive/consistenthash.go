@@ -137,7 +137,8 @@ func (s *ConsistentHash) buildRing(addrs []string) *ring {
 }
 
 // Select returns the owner of the request's key, or the next owner on the
-// ring that is available and under the load bound.
+// ring that is available and under the load bound. A retry goes to the
+// next owner the request was not already sent to, when there is one.
 func (s *ConsistentHash) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	reg := s.regPool()
 	var v *view[*atomic.Uint64]
@@ -149,19 +150,22 @@ func (s *ConsistentHash) Select(pool reverseproxy.UpstreamPool, r *http.Request,
 		v = s.views.scanning(s.fb, pool, reg)
 	}
 	key, ok := s.key.of(r)
-	i := pickEmpty
-	if ok {
-		h := s.hash(key)
-		if i = s.lookup(pool, v, h); i == pickStale {
-			v = s.views.get(s.fb, pool, reg)
-			i = s.lookup(pool, v, h)
+	i := selectUntried(r, func(ex *attempts) int {
+		if ok {
+			h := s.hash(key)
+			i := s.lookup(pool, v, h, ex)
+			if i == pickStale {
+				v = s.views.get(s.fb, pool, reg)
+				i = s.lookup(pool, v, h, ex)
+			}
+			return i
 		}
-	} else {
 		var buf [maxChoices]int
-		if c := v.draw(pool, s.rnd, 1, false, &buf); len(c) > 0 {
-			i = c[0]
+		if c := v.draw(pool, s.rnd, 1, false, ex, &buf); len(c) > 0 {
+			return c[0]
 		}
-	}
+		return pickEmpty
+	})
 	if i < 0 {
 		return nil
 	}
@@ -169,9 +173,10 @@ func (s *ConsistentHash) Select(pool reverseproxy.UpstreamPool, r *http.Request,
 	return pool[i]
 }
 
-// lookup walks the ring from h; it returns pickEmpty when no target is
-// available, pickStale when the pool is not the view's.
-func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], h uint64) int {
+// lookup walks the ring from h, skipping the targets in ex; it returns
+// pickEmpty when no target is available, pickStale when the pool is not
+// the view's.
+func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], h uint64, ex *attempts) int {
 	rg, _ := v.ext.(*ring)
 	if rg == nil || len(rg.hashes) == 0 {
 		return pickEmpty
@@ -189,7 +194,7 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 			if v.stale(pool, o) {
 				return pickStale
 			}
-			if !pool[o].Available() {
+			if !ex.avail(pool[o]) {
 				continue
 			}
 			f := max(v.targets[o].InFlight(), 0)
@@ -206,7 +211,7 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 			if v.stale(pool, i) {
 				return pickStale
 			}
-			if u.Available() {
+			if ex.avail(u) {
 				avail++
 				total += max(v.targets[i].InFlight(), 0)
 			}
@@ -219,7 +224,7 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 	fallback := -1
 	for k := range n {
 		o := int(rg.owners[(start+k)%n])
-		if !pool[o].Available() {
+		if !ex.avail(pool[o]) {
 			continue
 		}
 		if fallback < 0 {
@@ -234,7 +239,7 @@ func (s *ConsistentHash) lookup(pool reverseproxy.UpstreamPool, v *view[*atomic.
 
 // lbMetrics reports the selections of each target.
 func (s *ConsistentHash) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

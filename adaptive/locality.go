@@ -164,19 +164,21 @@ func splitZone(addr string) (zone, rest string) {
 	return "unknown", addr
 }
 
-// Select prefers the local zone.
-func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+// Select prefers the local zone. A retry skips the targets the request
+// was already sent to, when another is available.
+func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	reg := s.regPool()
 	v := s.views.scanning(s.fb, pool, reg)
 	st := v.ext.(*localityState)
+	ex := triedOf(r)
 	i := pickEmpty
 	if st.sched != nil {
-		if i = st.sched.pick(pool, v.addrs); i == pickStale {
+		if i = st.sched.pick(pool, v.addrs, ex); i == pickStale {
 			v = s.views.get(s.fb, pool, reg)
 			st = v.ext.(*localityState)
 			i = pickEmpty
 			if st.sched != nil {
-				i = st.sched.pick(pool, v.addrs)
+				i = st.sched.pick(pool, v.addrs, ex)
 			}
 		}
 	}
@@ -188,10 +190,12 @@ func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, _ *http.Request, 
 		v = s.views.get(s.fb, pool, reg)
 		st = v.ext.(*localityState)
 	}
-	i = s.local(pool, v, st)
-	if i < 0 {
-		i = s.remote(pool, v, st)
-	}
+	i = selectUntried(r, func(ex *attempts) int {
+		if i := s.local(pool, v, st, ex); i >= 0 {
+			return i
+		}
+		return s.remote(pool, v, st, ex)
+	})
 	if i < 0 {
 		return nil
 	}
@@ -199,14 +203,14 @@ func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, _ *http.Request, 
 	return pool[i]
 }
 
-// local picks among the available local targets by smooth weighted round
-// robin (nginx's), or returns -1.
-func (s *LocalityAware) local(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState) int {
+// local picks among the available local targets not in ex by smooth
+// weighted round robin (nginx's), or returns -1.
+func (s *LocalityAware) local(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState, ex *attempts) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	best, total := -1, 0.0
 	for i, u := range pool {
-		if !st.local[i] || v.weights[i] <= 0 || !u.Available() {
+		if !st.local[i] || v.weights[i] <= 0 || !ex.avail(u) {
 			continue
 		}
 		st.cur[i] += v.weights[i]
@@ -221,8 +225,8 @@ func (s *LocalityAware) local(pool reverseproxy.UpstreamPool, v *view[*atomic.Ui
 	return best
 }
 
-// remote picks among the other zones' available targets.
-func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState) int {
+// remote picks among the other zones' available targets not in ex.
+func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState, ex *attempts) int {
 	if s.Fallback == fallbackNone {
 		return -1
 	}
@@ -230,7 +234,7 @@ func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.U
 	rank := len(s.ZonePriority) + 1
 	count := 0
 	for i, u := range pool {
-		if st.local[i] || v.weights[i] <= 0 || !u.Available() {
+		if st.local[i] || v.weights[i] <= 0 || !ex.avail(u) {
 			continue
 		}
 		switch {
@@ -250,7 +254,7 @@ func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.U
 		nth = int(s.robin.Add(1)-1) % count
 	}
 	for i, u := range pool {
-		if st.local[i] || v.weights[i] <= 0 || st.rank[i] != rank || !u.Available() {
+		if st.local[i] || v.weights[i] <= 0 || st.rank[i] != rank || !ex.avail(u) {
 			continue
 		}
 		if nth == 0 {
@@ -263,7 +267,7 @@ func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.U
 
 // lbMetrics reports the selections of each target.
 func (s *LocalityAware) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

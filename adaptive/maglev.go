@@ -122,32 +122,33 @@ func maglevTable(addrs []string, m int) []int32 {
 }
 
 // Select returns the owner of the key's entry, or of the next entries
-// when it is not available.
+// when it is not available (or, on a retry, when the request was already
+// sent to it and another target is available).
 func (s *Maglev) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	v := s.views.get(s.fb, pool, s.regPool())
 	table, _ := v.ext.([]int32)
 	key, ok := s.key.of(r)
-	i := -1
-	if ok && len(table) > 0 {
-		m := len(table)
-		e := int(xxhash.Sum64String(key) % uint64(m))
-		for k := 0; k < m; k++ {
-			if o := int(table[(e+k)%m]); pool[o].Available() {
-				i = o
-				break
-			}
-			if k == 4*len(pool) {
-				break // many targets are out: draw at random
+	i := selectUntried(r, func(ex *attempts) int {
+		if ok && len(table) > 0 {
+			m := len(table)
+			e := int(xxhash.Sum64String(key) % uint64(m))
+			for k := 0; k < m; k++ {
+				if o := int(table[(e+k)%m]); ex.avail(pool[o]) {
+					return o
+				}
+				if k == 4*len(pool) {
+					break // many targets are out: draw at random
+				}
 			}
 		}
-	}
-	if i < 0 {
 		var buf [maxChoices]int
-		c := v.draw(pool, s.rnd, 1, false, &buf)
-		if len(c) == 0 {
-			return nil
+		if c := v.draw(pool, s.rnd, 1, false, ex, &buf); len(c) > 0 {
+			return c[0]
 		}
-		i = c[0]
+		return pickEmpty
+	})
+	if i < 0 {
+		return nil
 	}
 	v.items[i].Add(1)
 	return pool[i]
@@ -155,7 +156,7 @@ func (s *Maglev) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.
 
 // lbMetrics reports the selections of each target.
 func (s *Maglev) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

@@ -157,12 +157,17 @@ func (s *P2C) load(v *view[*p2cTarget], i int, now int64) float64 {
 	return float64(v.targets[i].InFlight())
 }
 
-// Select draws Choices targets and returns the least loaded.
-func (s *P2C) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+// Select draws Choices targets (not already tried by the request, when
+// others are available) and returns the least loaded.
+func (s *P2C) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	var buf [maxChoices]int
-	v, cands := s.views.drawn(s.fb, pool, s.regPool(), s.rnd, s.Choices, true, &buf)
-	now := s.now()
-	best := lowest(cands, s.rnd, func(i int) float64 { return s.load(v, i, now) })
+	reg, now := s.regPool(), s.now()
+	var v *view[*p2cTarget]
+	best := selectUntried(r, func(ex *attempts) int {
+		var cands []int
+		v, cands = s.views.drawn(s.fb, pool, reg, s.rnd, s.Choices, true, ex, &buf)
+		return lowest(cands, s.rnd, func(i int) float64 { return s.load(v, i, now) })
+	})
 	if best >= 0 {
 		v.items[best].selections.Add(1)
 	}
@@ -171,7 +176,7 @@ func (s *P2C) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.Res
 
 // lbMetrics reports the latency average and the load of each target.
 func (s *P2C) lbMetrics(now int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}

@@ -101,7 +101,7 @@ func TestDrawScans(t *testing.T) {
 	var buf [maxChoices]int
 	hits := map[int]int{}
 	for range 2000 {
-		for _, i := range v.draw(pool, rnd, 2, true, &buf) {
+		for _, i := range v.draw(pool, rnd, 2, true, nil, &buf) {
 			if i < 5 {
 				t.Fatalf("unavailable drawn: %d", i)
 			}
@@ -112,10 +112,10 @@ func TestDrawScans(t *testing.T) {
 		t.Errorf("weighted draw: %v", hits)
 	}
 	for range 100 {
-		if got := v.scanWeighted(pool, rnd, 2, true, &buf); len(got) != 2 || got[0] < 5 || got[1] < 5 {
+		if got := v.scanWeighted(pool, rnd, 2, true, nil, &buf); len(got) != 2 || got[0] < 5 || got[1] < 5 {
 			t.Fatalf("weighted scan: %v", got)
 		}
-		if got := v.scan(pool, rnd, 3, &buf); len(got) != 3 {
+		if got := v.scanWeighted(pool, rnd, 3, false, nil, &buf); len(got) != 3 {
 			t.Fatalf("scan: %v", got)
 		}
 	}
@@ -125,7 +125,7 @@ func TestDrawScans(t *testing.T) {
 		t.Error("matches")
 	}
 	empty := vs.get(Feedback, nil, nil)
-	if got := empty.draw(nil, rnd, 2, false, &buf); len(got) != 0 {
+	if got := empty.draw(nil, rnd, 2, false, nil, &buf); len(got) != 0 {
 		t.Error("empty draw")
 	}
 }

@@ -124,20 +124,25 @@ func (s *PeakEWMA) Cleanup() error {
 	return nil
 }
 
-// Select draws Choices available targets and returns the least loaded.
-func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+// Select draws Choices available targets (not already tried by the
+// request, when others are available) and returns the least loaded.
+func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	var buf [maxChoices]int
-	v, cands := s.views.drawn(s.fb, pool, s.regPool(), s.rnd, s.Choices, false, &buf)
-	now := s.now()
-	best := lowest(cands, s.rnd, func(i int) float64 {
-		l := v.items[i].load(now, v.targets[i].InFlight())
-		if v.reg != nil {
-			if v.weights[i] <= 0 {
-				return math.NaN()
+	reg, now := s.regPool(), s.now()
+	var v *view[*peakEWMA]
+	best := selectUntried(r, func(ex *attempts) int {
+		var cands []int
+		v, cands = s.views.drawn(s.fb, pool, reg, s.rnd, s.Choices, false, ex, &buf)
+		return lowest(cands, s.rnd, func(i int) float64 {
+			l := v.items[i].load(now, v.targets[i].InFlight())
+			if v.reg != nil {
+				if v.weights[i] <= 0 {
+					return math.NaN()
+				}
+				l /= v.weights[i]
 			}
-			l /= v.weights[i]
-		}
-		return l
+			return l
+		})
 	})
 	if best >= 0 {
 		v.items[best].selections.Add(1)
@@ -148,7 +153,7 @@ func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ htt
 // lbMetrics reports the estimate (seconds), the baseline error ratio and
 // the load of each target.
 func (s *PeakEWMA) lbMetrics(now int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}

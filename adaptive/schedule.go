@@ -68,13 +68,13 @@ func newSchedule(weights []float64, include func(int) bool) *schedule {
 
 // pick returns the next target of the cycle; pickStale when its address is
 // not the pool's (the caller rebuilds its view), pickEmpty when it is not
-// available (the caller falls back to the scan).
-func (sc *schedule) pick(pool reverseproxy.UpstreamPool, addrs []string) int {
+// available or in ex (the caller falls back to the scan).
+func (sc *schedule) pick(pool reverseproxy.UpstreamPool, addrs []string, ex *attempts) int {
 	i := int(sc.seq[(sc.next.Add(1)-1)%uint64(len(sc.seq))])
 	if i >= len(pool) || pool[i].Dial != addrs[i] {
 		return pickStale
 	}
-	if !pool[i].Available() {
+	if !ex.avail(pool[i]) {
 		return pickEmpty
 	}
 	return i

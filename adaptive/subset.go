@@ -124,7 +124,11 @@ func (s *DeterministicSubset) rank(addrs []string) []int {
 const maxStackSubset = 64
 
 // Select picks within the subset.
-func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+//
+// A retry leaves out the targets the request was already sent to (the
+// next target in the order takes their place, as for an unhealthy one),
+// when another is available.
+func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	v := s.views.get(s.fb, pool, s.regPool())
 	order, _ := v.ext.([]int)
 	var buf [maxStackSubset]int
@@ -132,14 +136,21 @@ func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, _ *http.Req
 	if s.SubsetSize > maxStackSubset {
 		subset = make([]int, 0, s.SubsetSize)
 	}
-	for _, i := range order {
-		if pool[i].Available() {
-			subset = append(subset, i)
-			if len(subset) == s.SubsetSize {
-				break
+	selectUntried(r, func(ex *attempts) int {
+		subset = subset[:0]
+		for _, i := range order {
+			if ex.avail(pool[i]) {
+				subset = append(subset, i)
+				if len(subset) == s.SubsetSize {
+					break
+				}
 			}
 		}
-	}
+		if len(subset) == 0 {
+			return pickEmpty
+		}
+		return 0
+	})
 	if len(subset) == 0 {
 		return nil
 	}
@@ -172,7 +183,7 @@ func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, _ *http.Req
 
 // lbMetrics reports the selections of each target.
 func (s *DeterministicSubset) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens:

@@ -31,7 +31,15 @@ func init() {
 //   - each outcome, in the Feedback store: the time to the response
 //     headers, the status (none for a connection error or timeout) and
 //     the Retry-After of a 429 or 503. The selection policies of this
-//     package learn from it (peak EWMA, adaptive weights, latency).
+//     package learn from it (peak EWMA, adaptive weights, latency);
+//   - each attempt, in the request: the targets it was sent to, so that
+//     a retry goes to another target (the policies of this package and
+//     sentinel_retry skip them), and the number of attempts in the
+//     access log (upstream_attempts).
+//
+// It also makes the identity headers trustworthy: from a peer that is not
+// a trusted proxy, the client's X-Real-IP is replaced by its address and
+// its Forwarded is removed (Caddy rewrites only the X-Forwarded-* ones).
 //
 // A request the client cancels is not held against the target. Only
 // proxied client requests count: the active health checks of Caddy's
@@ -65,7 +73,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Not a proxied client request: an active health check.
 		return t.HTTPTransport.RoundTrip(req)
 	}
-	tg := t.fb.target(targetAddress(req))
+	forwardedIdentity(req)
+	addr := targetAddress(req)
+	markTried(req, addr)
+	tg := t.fb.target(addr)
 	tg.stats.Start()
 	start := t.now()
 	res, err := t.HTTPTransport.RoundTrip(req)

@@ -117,10 +117,26 @@ type views[T any] struct {
 	finish func(v, prev *view[T])
 }
 
+// fresh returns the current view (nil before the first selection),
+// rebuilt first when the registry snapshot changed since it was built: a
+// weight changed through the control-plane API shows in the metrics and
+// the estimates at once, not after the next request.
+func (vs *views[T]) fresh(fb *store, reg *registry.Pool) *view[T] {
+	v := vs.cur.Load()
+	if v == nil || v.reg == reg {
+		return v
+	}
+	pool := make(reverseproxy.UpstreamPool, len(v.addrs))
+	for i, a := range v.addrs {
+		pool[i] = &reverseproxy.Upstream{Dial: a}
+	}
+	return vs.get(fb, pool, reg)
+}
+
 // emitSelections reports each target's selection count with the baseline
 // metrics (for the policies whose per-target state is that counter).
-func (vs *views[T]) emitSelections(emit func(string, targetMetrics)) {
-	v := vs.cur.Load()
+func (vs *views[T]) emitSelections(b *base, emit func(string, targetMetrics)) {
+	v := vs.fresh(b.fb, b.regPool())
 	if v == nil {
 		return
 	}
@@ -184,22 +200,23 @@ func (v *view[T]) stale(pool reverseproxy.UpstreamPool, i int) bool {
 	return pool[i].Dial != v.addrs[i]
 }
 
-// drawn returns the view of pool and k targets drawn from it (see draw),
+// drawn returns the view of pool and k targets drawn from it (see draw;
+// the targets in ex are left out),
 // comparing only the drawn targets' addresses with the view's: the
 // power-of-d-choices policies read nothing else, so their selection
 // costs O(d), not O(n). Any other change of the pool shows in its length
 // or the registry snapshot, or in a drawn address (then the view is
 // rebuilt and the draw made again).
-func (vs *views[T]) drawn(fb *store, pool reverseproxy.UpstreamPool, reg *registry.Pool, rnd random, k int, weighted bool, buf *[maxChoices]int) (*view[T], []int) {
+func (vs *views[T]) drawn(fb *store, pool reverseproxy.UpstreamPool, reg *registry.Pool, rnd random, k int, weighted bool, ex *attempts, buf *[maxChoices]int) (*view[T], []int) {
 	v := vs.cur.Load()
 	if v == nil || v.reg != reg || len(v.addrs) != len(pool) {
 		v = vs.get(fb, pool, reg)
 	}
-	cands := v.draw(pool, rnd, k, weighted && v.reg != nil, buf)
+	cands := v.draw(pool, rnd, k, weighted && v.reg != nil, ex, buf)
 	for _, i := range cands {
 		if pool[i].Dial != v.addrs[i] {
 			v = vs.get(fb, pool, reg)
-			return v, v.draw(pool, rnd, k, weighted && v.reg != nil, buf)
+			return v, v.draw(pool, rnd, k, weighted && v.reg != nil, ex, buf)
 		}
 	}
 	return v, cands
@@ -223,16 +240,17 @@ const maxChoices = 8
 
 // draw picks up to k distinct available targets at random (by weight when
 // weighted) into buf and returns them; every available target when k is
-// at least the pool's size. Unavailable or repeated draws are redrawn a
-// few times, then the pool is scanned.
-func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, buf *[maxChoices]int) []int {
+// at least the pool's size. Unavailable or repeated draws, and the
+// targets in ex (already tried by the request), are redrawn a few times,
+// then the pool is scanned.
+func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, ex *attempts, buf *[maxChoices]int) []int {
 	n := len(pool)
 	out := buf[:0]
 	if n == 0 {
 		return out
 	}
 	if k >= n {
-		return v.scan(pool, rnd, k, buf)
+		return v.scanWeighted(pool, rnd, k, false, ex, buf)
 	}
 	total := 0.0
 	if weighted {
@@ -249,7 +267,7 @@ func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weight
 		} else {
 			i = rnd.IntN(n)
 		}
-		if contains(out, i) || !pool[i].Available() || weighted && v.weights[i] <= 0 {
+		if contains(out, i) || !ex.avail(pool[i]) || weighted && v.weights[i] <= 0 {
 			misses++
 			continue
 		}
@@ -257,26 +275,21 @@ func (v *view[T]) draw(pool reverseproxy.UpstreamPool, rnd random, k int, weight
 	}
 	if len(out) < k {
 		// Many targets are out: sample among the available ones.
-		return v.scanWeighted(pool, rnd, k, weighted, buf)
+		return v.scanWeighted(pool, rnd, k, weighted, ex, buf)
 	}
 	return out
 }
 
-// scan returns up to k available targets, sampled uniformly (reservoir).
-func (v *view[T]) scan(pool reverseproxy.UpstreamPool, rnd random, k int, buf *[maxChoices]int) []int {
-	return v.scanWeighted(pool, rnd, k, false, buf)
-}
-
-// scanWeighted samples up to k available targets: uniformly (reservoir
-// sampling) or, when weighted, with probability growing with the weight
-// (Efraimidis–Spirakis keys u^(1/w), the k highest).
-func (v *view[T]) scanWeighted(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, buf *[maxChoices]int) []int {
+// scanWeighted samples up to k available targets not in ex: uniformly
+// (reservoir sampling) or, when weighted, with probability growing with
+// the weight (Efraimidis–Spirakis keys u^(1/w), the k highest).
+func (v *view[T]) scanWeighted(pool reverseproxy.UpstreamPool, rnd random, k int, weighted bool, ex *attempts, buf *[maxChoices]int) []int {
 	k = min(k, maxChoices)
 	out := buf[:0]
 	var keys [maxChoices]float64
 	seen := 0
 	for i, u := range pool {
-		if !u.Available() || weighted && v.weights[i] <= 0 {
+		if !ex.avail(u) || weighted && v.weights[i] <= 0 {
 			continue
 		}
 		seen++

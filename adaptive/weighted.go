@@ -87,16 +87,18 @@ func (s *Weighted) Cleanup() error {
 
 // Select picks the next target of the precomputed cycle in O(1); when that
 // target is unavailable (or the weights allow no cycle), the available
-// target with the highest current weight, in O(n).
-func (s *Weighted) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+// target with the highest current weight, in O(n). A retry skips the
+// targets the request was already sent to, when another is available.
+func (s *Weighted) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	reg := s.regPool()
 	v := s.views.scanning(s.fb, pool, reg)
+	ex := triedOf(r)
 	i := pickEmpty
 	if sc := v.ext.(*smoothState).sched; sc != nil {
-		if i = sc.pick(pool, v.addrs); i == pickStale {
+		if i = sc.pick(pool, v.addrs, ex); i == pickStale {
 			v = s.views.get(s.fb, pool, reg)
 			if sc = v.ext.(*smoothState).sched; sc != nil {
-				i = sc.pick(pool, v.addrs)
+				i = sc.pick(pool, v.addrs, ex)
 			}
 		}
 	}
@@ -104,11 +106,14 @@ func (s *Weighted) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ htt
 		v.items[i].Add(1)
 		return pool[i]
 	}
-	i = s.pick(pool, v)
-	if i == pickStale {
-		v = s.views.get(s.fb, pool, reg)
-		i = s.pick(pool, v)
-	}
+	i = selectUntried(r, func(ex *attempts) int {
+		i := s.pick(pool, v, ex)
+		if i == pickStale {
+			v = s.views.get(s.fb, pool, reg)
+			i = s.pick(pool, v, ex)
+		}
+		return i
+	})
 	if i < 0 {
 		return nil
 	}
@@ -116,8 +121,9 @@ func (s *Weighted) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ htt
 	return pool[i]
 }
 
-// pick runs one step of smooth weighted round robin.
-func (s *Weighted) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64]) int {
+// pick runs one step of smooth weighted round robin over the available
+// targets not in ex.
+func (s *Weighted) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], ex *attempts) int {
 	st := v.ext.(*smoothState)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -127,7 +133,7 @@ func (s *Weighted) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64])
 			return pickStale
 		}
 		w := int(v.weights[i])
-		if w <= 0 || !u.Available() {
+		if w <= 0 || !ex.avail(u) {
 			continue
 		}
 		st.current[i] += w
@@ -144,7 +150,7 @@ func (s *Weighted) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64])
 
 // lbMetrics reports the selections and weights of the targets.
 func (s *Weighted) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	s.views.emitSelections(emit)
+	s.views.emitSelections(&s.base, emit)
 }
 
 // UnmarshalCaddyfile reads `lb_policy sentinel_weighted <upstream>`.

@@ -76,15 +76,19 @@ func (s *WeightedLeastConnections) Cleanup() error {
 // wlcEpsilon is how close two scores must be to tie.
 const wlcEpsilon = 1e-9
 
-// Select returns the available target with the lowest in flight ÷ weight.
-func (s *WeightedLeastConnections) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+// Select returns the available target with the lowest in flight ÷ weight
+// (not one the request was already sent to, when another is available).
+func (s *WeightedLeastConnections) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	reg := s.regPool()
 	v := s.views.scanning(s.fb, pool, reg)
-	best := s.pick(pool, v)
-	if best == pickStale {
-		v = s.views.get(s.fb, pool, reg)
-		best = s.pick(pool, v)
-	}
+	best := selectUntried(r, func(ex *attempts) int {
+		best := s.pick(pool, v, ex)
+		if best == pickStale {
+			v = s.views.get(s.fb, pool, reg)
+			best = s.pick(pool, v, ex)
+		}
+		return best
+	})
 	if best < 0 {
 		return nil
 	}
@@ -92,8 +96,9 @@ func (s *WeightedLeastConnections) Select(pool reverseproxy.UpstreamPool, _ *htt
 	return pool[best]
 }
 
-// pick returns the index of the best target, pickEmpty or pickStale.
-func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64]) int {
+// pick returns the index of the best target not in ex, pickEmpty or
+// pickStale.
+func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], ex *attempts) int {
 	n := len(pool)
 	start := 0
 	if s.TieBreaker == tieRoundRobin && n > 0 {
@@ -112,7 +117,7 @@ func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[
 			return pickStale
 		}
 		w := v.weights[i]
-		if w <= 0 || !pool[i].Available() {
+		if w <= 0 || !ex.avail(pool[i]) {
 			continue
 		}
 		conns := v.targets[i].InFlight()
@@ -148,7 +153,7 @@ func (s *WeightedLeastConnections) pick(pool reverseproxy.UpstreamPool, v *view[
 
 // lbMetrics reports in flight ÷ weight as the score.
 func (s *WeightedLeastConnections) lbMetrics(_ int64, emit func(string, targetMetrics)) {
-	v := s.views.cur.Load()
+	v := s.views.fresh(s.fb, s.regPool())
 	if v == nil {
 		return
 	}

@@ -3,9 +3,11 @@ package kdladapter
 import (
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
@@ -67,11 +69,8 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	} else if n := setting(l, "allow-0rtt"); n != nil {
 		a.d.warnf(n.Pos, "listeners.listener.allow-0rtt", "listener %q: allow-0rtt has no effect without TLS", id)
 	}
-	if n := setting(l, "request-timeout-secs"); n != nil {
-		if d, ok := a.seconds(n); ok {
-			srv["read_timeout"] = d
-		}
-	}
+	a.readTimeouts(id, l, srv)
+	a.trustedProxies(id, l, srv)
 	if n := setting(l, "keepalive-timeout-secs"); n != nil {
 		if d, ok := a.seconds(n); ok {
 			srv["idle_timeout"] = d
@@ -90,6 +89,79 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	// Handler errors (413, 502, 503, 504…) answer with a JSON body.
 	srv["errors"] = obj{"routes": []obj{{"handle": []obj{{"handler": "sentinel_builtin", "kind": "error"}}}}}
 	return srv
+}
+
+// defaultHeaderTimeout bounds the time a client has to send a request's
+// headers when the listener does not say (Caddy's default is a minute).
+const defaultHeaderTimeout = 10 * time.Second
+
+// readTimeouts maps request-timeout-secs to the server's read_timeout and
+// header-timeout-secs to its read_header_timeout. Without
+// header-timeout-secs, the headers must arrive within 10 s, or within
+// request-timeout-secs when that is shorter (but not 0): Caddy's own
+// default (a minute) would let a client that drips header lines hold a
+// connection far longer than the request timeout.
+func (a *adapter) readTimeouts(id string, l *kdl.Node, srv obj) {
+	header := defaultHeaderTimeout
+	if n := setting(l, "request-timeout-secs"); n != nil {
+		if secs, ok := a.integer(n, 0, 1<<31); ok {
+			d := time.Duration(secs) * time.Second
+			srv["read_timeout"] = dur(d)
+			if d > 0 && d < header {
+				header = d
+			}
+		}
+	}
+	if n := setting(l, "header-timeout-secs"); n != nil {
+		if secs, ok := a.integer(n, 1, 1<<31); ok {
+			header = time.Duration(secs) * time.Second
+			if rt, ok := srv["read_timeout"].(string); ok && rt != "0s" {
+				if d, err := time.ParseDuration(rt); err == nil && header > d {
+					a.d.warnf(n.Pos, "listeners.listener.header-timeout-secs", "listener %q: header-timeout-secs %d is above request-timeout-secs: the request timeout ends the header read first", id, secs)
+				}
+			}
+		}
+	}
+	srv["read_header_timeout"] = dur(header)
+}
+
+// trustedProxies maps `trusted-proxies "10.0.0.0/8" "192.0.2.7" …` to the
+// server's static trusted_proxies (strict: X-Forwarded-For is read from
+// the right). Only from those peers do the client's X-Forwarded-*,
+// X-Real-IP and Forwarded headers pass to the backends; from any other
+// peer the proxy sets them from the connection.
+func (a *adapter) trustedProxies(id string, l *kdl.Node, srv obj) {
+	n := setting(l, "trusted-proxies")
+	if n == nil {
+		return
+	}
+	var ranges []string
+	for _, v := range n.Args {
+		s, ok := v.Str, v.Kind == kdl.KindString
+		if !ok {
+			a.d.errorf(v.Pos, "listener %q: trusted-proxies takes IP addresses or CIDR ranges as strings, not %s", id, v)
+			continue
+		}
+		if s == "private_ranges" {
+			ranges = append(ranges, s)
+			continue
+		}
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if _, err := netip.ParseAddr(s); err != nil {
+				a.d.errorf(v.Pos, "listener %q: trusted-proxies %q is not an IP address or CIDR range (e.g. \"10.0.0.0/8\")", id, s)
+				continue
+			}
+		}
+		ranges = append(ranges, s)
+	}
+	if len(n.Args) == 0 {
+		a.d.errorf(n.Pos, "listener %q: trusted-proxies needs at least one address or range, e.g. trusted-proxies \"10.0.0.0/8\"", id)
+		return
+	}
+	if len(ranges) > 0 {
+		srv["trusted_proxies"] = obj{"source": "static", "ranges": ranges}
+		srv["trusted_proxies_strict"] = 1
+	}
 }
 
 // mapListenerTLS maps a listener's `tls` block to connection policies and

@@ -64,6 +64,12 @@ var lbCaddy = map[string]string{
 	"maglev": "maglev", "locality_aware": "locality_aware", "deterministic_subset": "deterministic_subset",
 }
 
+// caddyPolicies are the selection policies of lbCaddy that are Caddy's
+// own (the others are the adaptive package's).
+var caddyPolicies = map[string]bool{
+	"round_robin": true, "least_conn": true, "random": true, "client_ip_hash": true, "cookie": true,
+}
+
 // weightsFromRegistry are the policies that read live weights from the
 // registry (so that weights changed through the API apply at once).
 var weightsFromRegistry = map[string]bool{
@@ -617,6 +623,12 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 	}
 	if retry != nil {
 		a.retry(retry, lb, transport)
+	}
+	if _, retries := lb["retries"]; retries && b.policy != nil && caddyPolicies[b.policy["policy"].(string)] {
+		// Caddy's policies know nothing of retries: the wrapper sends a
+		// retry to a target the request was not sent to yet (the
+		// policies of the adaptive package do it themselves).
+		lb["selection_policy"] = obj{"policy": "sentinel_untried", "inner": b.policy}
 	}
 	if len(lb) > 0 {
 		h["load_balancing"] = lb

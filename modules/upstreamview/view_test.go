@@ -74,3 +74,54 @@ func TestViewShowsBalancing(t *testing.T) {
 		}
 	}
 }
+
+// TestViewFollowsWeightPatch is issue 14: after a PATCH of a target's
+// weight, its balancing entries show the new weight at once — before any
+// request — for every policy that reads the registry's weights.
+func TestViewFollowsWeightPatch(t *testing.T) {
+	reg := registry.Default
+	reg.Reconcile([]registry.UpstreamSpec{
+		{ID: "uv-patch", Targets: []registry.TargetSpec{{Address: "127.0.0.1:7201", Weight: 1}, {Address: "127.0.0.1:7202", Weight: 1}}},
+	}, nil)
+	policies := []reverseproxy.Selector{
+		&adaptive.Weighted{Upstream: "uv-patch"}, &adaptive.Adaptive{Upstream: "uv-patch"},
+		&adaptive.PeakEWMA{Upstream: "uv-patch"}, &adaptive.P2C{Upstream: "uv-patch"},
+		&adaptive.WeightedLeastConnections{Upstream: "uv-patch"}, &adaptive.ConsistentHash{Upstream: "uv-patch"},
+		&adaptive.Maglev{Upstream: "uv-patch"}, &adaptive.LocalityAware{Upstream: "uv-patch"},
+		&adaptive.DeterministicSubset{Upstream: "uv-patch"},
+	}
+	pool := reverseproxy.UpstreamPool{
+		{Host: new(reverseproxy.Host), Dial: "127.0.0.1:7201"},
+		{Host: new(reverseproxy.Host), Dial: "127.0.0.1:7202"},
+	}
+	for _, p := range policies {
+		if err := p.(caddy.Provisioner).Provision(caddy.Context{}); err != nil {
+			t.Fatal(err)
+		}
+		defer p.(caddy.CleanerUpper).Cleanup()
+		if p.Select(pool, httptest.NewRequest("GET", "/", nil), nil) == nil {
+			t.Fatal("no selection")
+		}
+	}
+	five := 5
+	if _, err := reg.PatchTarget("uv-patch", "127.0.0.1:7201", registry.TargetPatch{Weight: &five}, 0); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := reg.Get("uv-patch")
+	v := Of(reg, u)
+	tg := v.Targets[0]
+	if tg.Address != "127.0.0.1:7201" || tg.Weight != 5 {
+		t.Fatalf("target %+v", tg)
+	}
+	if len(tg.Balancing) != len(policies) {
+		t.Fatalf("%d balancing entries, want %d: %+v", len(tg.Balancing), len(policies), tg.Balancing)
+	}
+	for _, e := range tg.Balancing {
+		if e.Weight != 5 {
+			t.Errorf("%s: weight %v, want 5", e.Policy, e.Weight)
+		}
+	}
+	if w := v.Targets[1].Balancing[0].Weight; w != 1 {
+		t.Errorf("the other target: weight %v, want 1", w)
+	}
+}

@@ -1,0 +1,109 @@
+package adaptive
+
+import (
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"go.uber.org/zap"
+)
+
+// attemptsVar is the request variable that holds the targets a request
+// was sent to (an *attempts), in order. The sentinel transport adds one
+// per attempt; the selection policies skip them when the proxy retries,
+// so that a retry goes to another eligible target when there is one.
+const attemptsVar = "sentinel.upstream_attempts"
+
+// attemptsLogField is the access log field with the number of attempts.
+const attemptsLogField = "upstream_attempts"
+
+// attempts are the target addresses a request was sent to.
+type attempts struct {
+	addrs []string
+	buf   [2]string
+}
+
+// has reports whether the request was already sent to addr.
+func (a *attempts) has(addr string) bool {
+	if a == nil {
+		return false
+	}
+	for _, x := range a.addrs {
+		if x == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// avail reports whether u can take this request: it is available and the
+// request was not already sent to it.
+func (a *attempts) avail(u *reverseproxy.Upstream) bool {
+	return u.Available() && !a.has(u.Dial)
+}
+
+// len is the number of attempts.
+func (a *attempts) len() int {
+	if a == nil {
+		return 0
+	}
+	return len(a.addrs)
+}
+
+// triedOf returns the targets r was already sent to (nil when none: the
+// first attempt, or a request that did not go through the proxy).
+func triedOf(r *http.Request) *attempts {
+	if r == nil {
+		return nil
+	}
+	vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if !ok {
+		return nil
+	}
+	a, _ := vars[attemptsVar].(*attempts)
+	if a.len() == 0 {
+		return nil
+	}
+	return a
+}
+
+// Tried returns the target addresses the request was sent to, in order
+// (nil before the first attempt). The sentinel transport records them.
+func Tried(r *http.Request) []string {
+	if a := triedOf(r); a != nil {
+		return append([]string(nil), a.addrs...)
+	}
+	return nil
+}
+
+// markTried records that req is sent to addr, and the number of attempts
+// in the access log entry.
+func markTried(req *http.Request, addr string) {
+	ctx := req.Context()
+	vars, ok := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if !ok {
+		return
+	}
+	a, _ := vars[attemptsVar].(*attempts)
+	if a == nil {
+		a = new(attempts)
+		a.addrs = a.buf[:0]
+		vars[attemptsVar] = a
+	}
+	a.addrs = append(a.addrs, addr)
+	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.Int(attemptsLogField, len(a.addrs)))
+	}
+}
+
+// selectUntried runs sel with the targets r was already sent to excluded
+// and, when that leaves none, with none excluded: a retry goes to another
+// eligible target when one exists, else to one already tried.
+func selectUntried(r *http.Request, sel func(ex *attempts) int) int {
+	ex := triedOf(r)
+	i := sel(ex)
+	if i < 0 && ex != nil {
+		i = sel(nil)
+	}
+	return i
+}
