@@ -305,10 +305,12 @@ func TestAdaptiveRejoin(t *testing.T) {
 	if b.weight.Load() != 3 || b.w0.Load() != 6 {
 		t.Fatalf("rescaled: weight %v w0 %v", b.weight.Load(), b.w0.Load())
 	}
-	zero := 0
-	registry.Default.PatchTarget("ar", "ar-b:1", registry.TargetPatch{Weight: &zero}, 0)
-	if c := count(s, pool, 100); c["ar-b:1"] != 0 {
-		t.Fatalf("weight 0 selected: %v", c)
+	draining := registry.StateDraining
+	if _, err := registry.Default.PatchTarget("ar", "ar-b:1", registry.TargetPatch{State: &draining}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := registry.Default.Pool("ar").Addresses; len(got) != 1 || got[0] != "ar-a:1" {
+		t.Fatalf("draining target still in the pool: %v", got)
 	}
 }
 

@@ -47,7 +47,7 @@ func TestWeightedIsSmooth(t *testing.T) {
 }
 
 // TestWeightedFollowsRegistry: a weight changed in the registry applies
-// to the next selections, and weight 0 takes a target out.
+// to the next selections, and a drained target leaves the pool.
 func TestWeightedFollowsRegistry(t *testing.T) {
 	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "w-live", Targets: []registry.TargetSpec{{Address: "a:1"}, {Address: "b:1"}}}}, nil)
 	s := newWeighted(t, "w-live")
@@ -69,10 +69,14 @@ func TestWeightedFollowsRegistry(t *testing.T) {
 	if c := count(100); c["a:1"] != 75 {
 		t.Errorf("3:1 → %v", c)
 	}
-	zero := 0
-	registry.Default.PatchTarget("w-live", "b:1", registry.TargetPatch{Weight: &zero}, 0)
-	if c := count(10); c["b:1"] != 0 {
-		t.Errorf("weight 0 still selected: %v", c)
+	// Weights are 1 or more (registry.ValidateWeight); a drained target
+	// is out of the pool.
+	draining := registry.StateDraining
+	if _, err := registry.Default.PatchTarget("w-live", "b:1", registry.TargetPatch{State: &draining}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := registry.Default.Pool("w-live").Addresses; len(got) != 1 || got[0] != "a:1" {
+		t.Errorf("draining target still in the pool: %v", got)
 	}
 	// An empty pool selects nothing.
 	if s.Select(pool(), nil, nil) != nil {
