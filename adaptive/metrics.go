@@ -43,6 +43,11 @@ var lbCollector = newCollector()
 type collector struct {
 	mu      sync.Mutex
 	sources map[metricsSource]struct{}
+	// registeredOn is the metrics registry the collector was last
+	// registered on: every policy of a config shares its config's
+	// registry, so the (costly) AlreadyRegistered path runs once per
+	// config, not once per route.
+	registeredOn *prometheus.Registry
 
 	selections, inFlight, latency, errorRatio, weight, score *prometheus.Desc
 }
@@ -66,11 +71,11 @@ func newCollector() *collector {
 // registerMetrics adds a policy to the collector and registers the
 // collector on the config's metrics registry (once per registry).
 func registerMetrics(ctx caddy.Context, src metricsSource) error {
-	lbCollector.mu.Lock()
-	lbCollector.sources[src] = struct{}{}
-	lbCollector.mu.Unlock()
 	reg := ctx.GetMetricsRegistry()
-	if reg == nil {
+	lbCollector.mu.Lock()
+	defer lbCollector.mu.Unlock()
+	lbCollector.sources[src] = struct{}{}
+	if reg == nil || lbCollector.registeredOn == reg {
 		return nil
 	}
 	if err := reg.Register(lbCollector); err != nil {
@@ -79,6 +84,7 @@ func registerMetrics(ctx caddy.Context, src metricsSource) error {
 			return err
 		}
 	}
+	lbCollector.registeredOn = reg
 	return nil
 }
 
