@@ -476,6 +476,6 @@ func Schema() *Key {
 			h("state-file", "where API changes are saved, to survive restarts"),
 			h("max-body-bytes", "request body limit (default 1 MiB)"),
 		)),
-		ext(h("plugins", "in-process WASM plugins (`sentinel_wasm`), used by filters of type \"wasm\"", open(h("plugin", "a plugin: `path`, `config { }`, `max-memory`, `timeout-ms`, `failure-mode`, `abi`")))),
+		ext(h("plugins", "in-process WASM plugins (`sentinel_wasm`), used by filters of type \"wasm\"", pluginKeys())),
 	)
 }
