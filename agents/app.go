@@ -52,10 +52,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("agent %q defined twice", s.id)
 		}
 		key := s.id + "#" + s.hash
+		// The pool is created here but dialled in Start: provisioning
+		// (caddy validate, sentinel validate) touches no network.
 		v, loaded, err := reg.usage.LoadOrNew(key, func() (caddy.Destructor, error) {
-			p := newPool(s, a.log, false)
-			p.start()
-			return p, nil
+			return newPool(s, a.log, false), nil
 		})
 		if err != nil {
 			return fmt.Errorf("agent %q: %w", s.id, err)
@@ -76,8 +76,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Start makes the app the running one and opens the registration listener.
+// Start dials the agents (pools already dialled by the previous config
+// keep their connections), makes the app the running one and opens the
+// registration listener.
 func (a *App) Start() error {
+	for _, p := range a.pools {
+		p.start()
+	}
 	if a.regCfg != nil {
 		key, err := startListener(a.regCfg, a.log)
 		if err != nil {

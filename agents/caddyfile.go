@@ -45,6 +45,7 @@ func init() {
 //	            tls <cert_file> <key_file> [<client_ca>]
 //	            token <token>
 //	            allowed_agents <id>...
+//	            allow_configured_ids
 //	            timeout <duration>
 //	        }
 //	    }
@@ -250,8 +251,17 @@ func unmarshalRegistration(d *caddyfile.Dispenser, r *RegistrationConfig) error 
 		case "token":
 			var t string
 			if t, err = oneArg(d); err == nil {
-				r.Tokens = append(r.Tokens, t)
+				if t == "" {
+					return d.Err("registration: empty token")
+				}
+				// only the hash goes into the adapted JSON
+				r.TokenSHA256 = append(r.TokenSHA256, TokenHash(t))
 			}
+		case "allow_configured_ids":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			r.AllowConfiguredIDs = true
 		case "allowed_agents":
 			r.AllowedAgents = append(r.AllowedAgents, d.RemainingArgs()...)
 		case "timeout":

@@ -89,7 +89,9 @@ func TestCaddyfile(t *testing.T) {
 	if err := json.Unmarshal(cfg.Apps["sentinel_agents"], &app); err != nil {
 		t.Fatal(err)
 	}
-	if len(app.Agents) != 2 || app.Registration == nil || app.Registration.Tokens[0] != "s3cret" {
+	// the token's hash, never the token, is in the JSON
+	if len(app.Agents) != 2 || app.Registration == nil || len(app.Registration.Tokens) != 0 || len(app.Registration.TokenSHA256) != 1 ||
+		app.Registration.TokenSHA256[0] != TokenHash("s3cret") || strings.Contains(string(out), "s3cret") {
 		t.Fatalf("app: %s", cfg.Apps["sentinel_agents"])
 	}
 	for _, a := range app.Agents {

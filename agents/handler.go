@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
+	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
 
 // Handler is `http.handlers.sentinel_agents`: the agent filters of a
@@ -425,7 +427,17 @@ func (st *reqState) headersEvent() *protocol.RequestHeaders {
 	if r.TLS != nil {
 		md.TLSVersion = protocol.OptString(tlsVersion(r.TLS.Version))
 	}
-	return &protocol.RequestHeaders{CorrelationID: st.corr, Metadata: md, Method: r.Method, URI: r.URL.RequestURI(), Headers: headers}
+	return &protocol.RequestHeaders{CorrelationID: st.corr, Metadata: md, Method: r.Method, URI: normalizedURI(r), RawURI: r.URL.RequestURI(), Headers: headers}
+}
+
+// normalizedURI is the request's path as route matching sees it
+// (routematch.RequestPath: decoded, dot segments resolved, slashes
+// merged), re-encoded canonically, plus the query as received. An agent
+// comparing path prefixes cannot be passed by another spelling of the
+// path (`/api/%73ecret`, `/api//secret`, `/api/x/../secret`).
+func normalizedURI(r *http.Request) string {
+	u := url.URL{Path: routematch.RequestPath(r), RawQuery: r.URL.RawQuery}
+	return u.RequestURI()
 }
 
 // complete sends request_complete to the agents that asked for it, off

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,9 @@ var (
 	errDraining = errors.New("agent pool draining")
 	// errTooLarge: the body is over the agent's limit (413).
 	errTooLarge = errors.New("body over the agent's limit")
+	// errUnhealthy: every connection of the agent reported itself
+	// unhealthy or draining (503); it is down until it reports healthy.
+	errUnhealthy = errors.New("agent reports itself unhealthy")
 )
 
 // connBox holds one live client (atomic.Pointer needs a concrete type).
@@ -55,6 +59,9 @@ type pool struct {
 	// timeout) instead of failing as "not connected" right after a load.
 	ready     chan struct{}
 	readyOnce sync.Once
+	// started makes start run once: a pool kept across a reload is
+	// started by the first config only.
+	started sync.Once
 }
 
 // newPool creates the pool; start dials it.
@@ -67,15 +74,21 @@ func newPool(s *settings, log *zap.Logger, live bool) *pool {
 	}
 }
 
-// start launches one supervisor per configured connection.
+// start launches one supervisor per configured connection, once; it
+// does nothing for a live pool or once the pool drains.
 func (p *pool) start() {
 	if p.live {
 		return
 	}
-	for i := 0; i < p.s.connections; i++ {
-		p.wg.Add(1)
-		go p.supervise(i)
-	}
+	p.started.Do(func() {
+		if p.draining.Load() {
+			return
+		}
+		for i := 0; i < p.s.connections; i++ {
+			p.wg.Add(1)
+			go p.supervise(i)
+		}
+	})
 }
 
 // options are the protocol client options of the agent.
@@ -126,7 +139,11 @@ func (p *pool) supervise(i int) {
 				return
 			}
 			p.setErr(fmt.Errorf("connecting: %w", err))
-			if i == 0 {
+			switch {
+			case i != 0:
+			case configRejected(err):
+				p.log.Error("agent refused its configuration: fix the agent's config { } block; retrying", zap.Error(err), zap.Duration("backoff", backoff))
+			default:
 				p.log.Warn("agent connection failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
 			}
 			t := time.NewTimer(backoff)
@@ -152,6 +169,14 @@ func (p *pool) supervise(i int) {
 			_ = c.Close()
 		}
 	}
+}
+
+// configRejected reports whether a dial failed because the agent refused
+// its config block (UDS: the Configure ack; gRPC: the handshake answer
+// of an agents/sdk agent).
+func configRejected(err error) bool {
+	return errors.Is(err, protocol.ErrConfigRejected) ||
+		(errors.Is(err, protocol.ErrHandshake) && strings.Contains(err.Error(), "configuration rejected"))
 }
 
 // add makes a connected client available to calls.
@@ -210,32 +235,49 @@ func (p *pool) connected() int {
 }
 
 // pick returns a live, unpaused client, round robin; prefer (the
-// request's pinned client) when it is still usable.
-func (p *pool) pick(prefer protocol.Client) protocol.Client {
+// request's pinned client) when it is still usable. A connection whose
+// agent reported itself unhealthy or draining is never picked: when no
+// connection is usable, pick returns errUnhealthy (the agent is down
+// and its failure mode applies) or, with no connection at all, nil and
+// no error.
+func (p *pool) pick(prefer protocol.Client) (protocol.Client, error) {
 	if prefer != nil {
 		select {
 		case <-prefer.Done():
 		default:
-			return prefer
+			if usable(prefer.Health().State) {
+				return prefer, nil
+			}
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.conns)
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	// Round robin over the connections that are neither paused (flow
 	// control) nor reported unhealthy or draining by the agent; when
-	// none is, any (the call then fails with the agent's reason).
+	// all the healthy ones are paused, one of them (the call then fails
+	// with ErrPaused).
 	start := int(p.next.Add(1) % uint64(n))
+	var paused protocol.Client
 	for i := 0; i < n; i++ {
 		c := p.conns[(start+i)%n].c
-		if !c.Paused() && usable(c.Health().State) {
-			return c
+		if !usable(c.Health().State) {
+			continue
+		}
+		if !c.Paused() {
+			return c, nil
+		}
+		if paused == nil {
+			paused = c
 		}
 	}
-	return p.conns[start].c
+	if paused != nil {
+		return paused, nil
+	}
+	return nil, errUnhealthy
 }
 
 // usable reports whether a connection in this health state takes calls.
@@ -272,13 +314,19 @@ func (p *pool) call(ctx context.Context, ev protocol.Event, timeout time.Duratio
 		return p.outcome(event, start, callResult{err: err})
 	}
 	defer p.lim.release()
-	c := p.pick(prefer)
-	if c == nil && !p.live {
+	c, err := p.pick(prefer)
+	if c == nil && err == nil && !p.live {
 		select {
 		case <-p.ready: // the first attempt ended: the agent is down
 		case <-cctx.Done(): // still making the first connection
 		}
-		c = p.pick(prefer)
+		c, err = p.pick(prefer)
+	}
+	if err != nil {
+		// The agent's own report, not a failure of the call: the
+		// breaker is left alone.
+		p.brk.release()
+		return p.outcome(event, start, callResult{err: err})
 	}
 	if c == nil {
 		p.brk.failure()
@@ -304,7 +352,7 @@ func (p *pool) call(ctx context.Context, ev protocol.Event, timeout time.Duratio
 // notify sends ev without waiting (request_complete); dropped when no
 // connection is up or the send queue is full.
 func (p *pool) notify(ctx context.Context, ev protocol.Event, prefer protocol.Client) {
-	c := p.pick(prefer)
+	c, _ := p.pick(prefer)
 	if c == nil {
 		metrics.calls.WithLabelValues(p.s.id, eventName(ev.EventType()), "unavailable").Inc()
 		return
@@ -339,6 +387,8 @@ func outcomeLabel(err error) string {
 		return "queue_full"
 	case errors.Is(err, errAgentDown), errors.Is(err, errDraining):
 		return "unavailable"
+	case errors.Is(err, errUnhealthy):
+		return "unhealthy"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}

@@ -6,11 +6,13 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +26,9 @@ import (
 // RegistrationConfig is the listener live agents connect to: they send a
 // RegistrationHello (agent id + token), the proxy checks it, runs the
 // handshake over the same connection and adds it to the agent's pool
-// (the configured agent of that id, else a live pool with Defaults). A
-// live agent is removed when its last connection closes.
+// (the configured agent of that id when AllowConfiguredIDs says so, else
+// a live pool with Defaults). A live agent is removed when its last
+// connection closes.
 type RegistrationConfig struct {
 	// UnixSocket is the socket path (created with mode 0600).
 	UnixSocket string `json:"unix_socket,omitempty"`
@@ -33,10 +36,22 @@ type RegistrationConfig struct {
 	Address string `json:"address,omitempty"`
 	// TLS is the TCP listener's TLS.
 	TLS *ServerTLSConfig `json:"tls,omitempty"`
-	// Tokens are the accepted tokens, compared in constant time; never logged.
+	// Tokens are accepted tokens in clear, for hand-written configs;
+	// prefer TokenSHA256, which keeps the token out of the config.
+	// Compared in constant time; never logged.
 	Tokens []string `json:"tokens,omitempty"`
+	// TokenSHA256 are the SHA-256 digests (64 lowercase hex digits) of
+	// the accepted tokens: what the KDL and Caddyfile adapters emit. An
+	// agent's token is hashed and compared with them in constant time.
+	TokenSHA256 []string `json:"token_sha256,omitempty"`
 	// AllowedAgents lists the agent ids that may register (empty: any).
 	AllowedAgents []string `json:"allowed_agents,omitempty"`
+	// AllowConfiguredIDs lets a live agent register with the id of a
+	// configured agent (in Agents): its connection then joins that
+	// agent's pool and takes part of its traffic. Off by default: a
+	// token holder could otherwise impersonate a configured agent (a
+	// WAF, an auth service) and let requests through.
+	AllowConfiguredIDs bool `json:"allow_configured_ids,omitempty"`
 	// Timeout bounds the registration and handshake (default 10s).
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// Defaults are the settings of live agents not in Agents (the
@@ -62,12 +77,13 @@ type regSettings struct {
 	mtls             bool
 	tokens           [][32]byte
 	allowed          []string
+	allowConfigured  bool
 	timeout          time.Duration
 	defaults         AgentConfig
 }
 
 func (c *RegistrationConfig) resolve() (*regSettings, error) {
-	rs := &regSettings{allowed: c.AllowedAgents, timeout: durOr(c.Timeout, 10*time.Second)}
+	rs := &regSettings{allowed: c.AllowedAgents, allowConfigured: c.AllowConfiguredIDs, timeout: durOr(c.Timeout, 10*time.Second)}
 	switch {
 	case (c.UnixSocket == "") == (c.Address == ""):
 		return nil, errors.New("registration: give exactly one of unix_socket and address")
@@ -103,6 +119,13 @@ func (c *RegistrationConfig) resolve() (*regSettings, error) {
 		}
 		rs.tokens = append(rs.tokens, sha256.Sum256([]byte(t)))
 	}
+	for i, h := range c.TokenSHA256 {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != sha256.Size || h != strings.ToLower(h) {
+			return nil, fmt.Errorf("registration: token_sha256[%d] is not a SHA-256 digest (64 lowercase hex digits)", i)
+		}
+		rs.tokens = append(rs.tokens, [sha256.Size]byte(b))
+	}
 	if len(rs.tokens) == 0 && !rs.mtls {
 		return nil, errors.New("registration: agents must authenticate: give tokens or tls.client_ca")
 	}
@@ -116,6 +139,13 @@ func (c *RegistrationConfig) resolve() (*regSettings, error) {
 		return nil, fmt.Errorf("registration defaults: %w", err)
 	}
 	return rs, nil
+}
+
+// TokenHash is the token_sha256 form of a registration token: its
+// SHA-256 as lowercase hex.
+func TokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // tokenOK compares a token with the configured ones in constant time
@@ -236,17 +266,13 @@ func (l *regListener) register(conn net.Conn) error {
 		return err
 	}
 	id := hello.AgentID
-	if len(rs.allowed) > 0 && !slices.Contains(rs.allowed, id) {
-		return fmt.Errorf("agent %q is not in allowed_agents", id)
-	}
-	if !rs.tokenOK(hello.AuthToken) {
-		return fmt.Errorf("agent %q: wrong token", id)
-	}
-	if rs.mtls {
-		tc, _ := conn.(*tls.Conn)
-		if tc == nil || !identityIs(tc.ConnectionState(), id) {
-			return fmt.Errorf("agent %q: client certificate identity does not match", id)
-		}
+	if reason := rs.refusal(conn, hello); reason != "" {
+		// The agent is told why (RegistrationResponse, as the original's
+		// reverse connections), the log keeps the audit line.
+		_ = protocol.WriteRegistrationRefusal(conn, reason)
+		l.log.Warn("agent registration refused", zap.String("agent", id), zap.String("remote", remoteOf(conn)), zap.String("reason", reason))
+		_ = conn.Close()
+		return nil
 	}
 	if !stop() {
 		return fmt.Errorf("agent %q: registration timed out", id)
@@ -254,7 +280,7 @@ func (l *regListener) register(conn net.Conn) error {
 	_ = conn.SetDeadline(time.Time{})
 	var target *pool
 	var onEmpty func()
-	if p := reg.lookup(reg.current.Load(), id); p != nil && !p.live {
+	if p := configuredPool(id); p != nil && rs.allowConfigured {
 		target = p
 	} else {
 		s, err := rs.liveSettings(id)
@@ -274,6 +300,50 @@ func (l *regListener) register(conn net.Conn) error {
 	target.adopt(c, onEmpty)
 	l.log.Info("agent registered", zap.String("agent", id), zap.String("dialect", c.Info().Dialect.String()), zap.Bool("live_pool", target.live))
 	return nil
+}
+
+// refusal checks a registration: "" accepts it, anything else is the
+// reason it is refused (sent to the agent, so it names no secret). The
+// token is checked first, so that an agent without it learns nothing of
+// the allow-list or of the configured ids.
+func (rs *regSettings) refusal(conn net.Conn, hello protocol.RegistrationHello) string {
+	id := hello.AgentID
+	if !rs.tokenOK(hello.AuthToken) {
+		return "wrong token"
+	}
+	if rs.mtls {
+		tc, _ := conn.(*tls.Conn)
+		if tc == nil || !identityIs(tc.ConnectionState(), id) {
+			return fmt.Sprintf("agent %q: the client certificate does not name this agent id", id)
+		}
+	}
+	if len(rs.allowed) > 0 && !slices.Contains(rs.allowed, id) {
+		return fmt.Sprintf("agent %q is not in allowed-agents", id)
+	}
+	if !rs.allowConfigured && configuredPool(id) != nil {
+		return fmt.Sprintf("agent %q is a configured agent: a live agent may not register with its id unless registration { allow-configured-ids #true } (JSON allow_configured_ids) is set", id)
+	}
+	return ""
+}
+
+// configuredPool is the running config's pool of a configured agent id,
+// or nil.
+func configuredPool(id string) *pool {
+	if a := reg.current.Load(); a != nil {
+		if p := a.pools[id]; p != nil && !p.live {
+			return p
+		}
+	}
+	return nil
+}
+
+// remoteOf names the peer of a registration connection for the log: its
+// address, or the listener's socket for an unnamed Unix peer.
+func remoteOf(conn net.Conn) string {
+	if a := conn.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		return a.String()
+	}
+	return "unix:" + conn.LocalAddr().String()
 }
 
 // identityIs reports whether the verified client certificate names id.

@@ -20,7 +20,7 @@ func TestLiveRegistration(t *testing.T) {
 	sock := sockPath(t, "reg.sock")
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	app := &App{Registration: &RegistrationConfig{UnixSocket: sock, Tokens: []string{"s3cret"}, AllowedAgents: []string{"bot", "intruder", "cfg"},
+	app := &App{Registration: &RegistrationConfig{UnixSocket: sock, Tokens: []string{"s3cret"}, AllowedAgents: []string{"bot", "intruder", "cfg"}, AllowConfiguredIDs: true,
 		Defaults: &AgentConfig{FailureMode: "closed", Timeout: caddy.Duration(2 * time.Second)}}}
 	if err := app.Provision(ctx); err != nil {
 		t.Fatal(err)
@@ -93,7 +93,8 @@ func TestLiveRegistration(t *testing.T) {
 	if w := serve(t, h, nil, httptest.NewRequest("GET", "/", nil)); w.Code != 200 {
 		t.Fatalf("after disconnect: %d", w.Code)
 	}
-	// A configured agent of the same id takes registered connections.
+	// A configured agent of the same id takes registered connections
+	// (allow_configured_ids).
 	cfgApp := testApp(t)
 	sp := newTestPool(t, uds("cfg", sockPath(t, "none.sock")))
 	sp.live = false

@@ -1,6 +1,8 @@
 package kdladapter
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"sort"
 	"strings"
 
@@ -41,7 +43,7 @@ func agentKeys() *Key {
 		h("response-body-mode", "`buffer`, `stream`, `hybrid` or `hybrid:<bytes>`"),
 		ext(h("chunk-size-bytes", "largest body chunk sent in stream mode (64 KiB)")),
 		h("max-concurrent-calls", "`max_concurrent_calls`: the agent's own concurrency limit (100)"),
-		open(h("config", "delivered to the agent (handshake and Configure event) as JSON")),
+		open(h("config", "delivered to the agent (handshake and Configure event) as JSON; `k (list)\"v\"` is a one-element list")),
 		w("protocol-version", "deprecated no-op: protocol v2 is always spoken"),
 		ext(h("pool", "connection pool of the agent (hard-coded in the original)",
 			h("connections", "connections to the agent (4)"),
@@ -65,8 +67,9 @@ func registrationKeys() *Key {
 			h("key-file", "server key"),
 			h("client-ca", "CA of agent client certificates (mTLS identity = certificate CN / DNS name = agent id)"),
 		),
-		h("token", "accepted token (repeatable); compared in constant time, never logged"),
-		h("allowed-agents", "agent ids that may register (default: any)"),
+		h("token", "accepted token (repeatable); only its SHA-256 goes into the Caddy JSON (`token_sha256`), compared in constant time, never logged"),
+		h("allowed-agents", "agent ids that may register (default: any id that is not a configured agent's)"),
+		h("allow-configured-ids", "`#true`: a live agent may register with the id of a configured agent and share its traffic (default: refused)"),
 		h("timeout-ms", "registration + handshake timeout (10000)"),
 		open(h("defaults", "settings of live agents, as in `agent { }` (timeout-ms, failure-mode, events…)")),
 	))
@@ -391,8 +394,22 @@ func (a *adapter) mapRegistration(n *kdl.Node) obj {
 			}
 			r["tls"] = t
 		case "token":
-			toks, _ := r["tokens"].([]string)
-			r["tokens"] = append(toks, a.strs(c)...)
+			// Only the hash goes into the JSON: the adapted config is
+			// shown, saved and sent around; the token is not.
+			sums, _ := r["token_sha256"].([]string)
+			for _, t := range a.strs(c) {
+				if t == "" {
+					a.d.errorf(c.Pos, "agents.registration: token is empty")
+					continue
+				}
+				sum := sha256.Sum256([]byte(t))
+				sums = append(sums, hex.EncodeToString(sum[:]))
+			}
+			r["token_sha256"] = sums
+		case "allow-configured-ids":
+			if b, ok := a.boolean(c); ok && b {
+				r["allow_configured_ids"] = true
+			}
 		case "allowed-agents":
 			r["allowed_agents"] = a.strs(c)
 		case "timeout-ms":
@@ -416,7 +433,7 @@ func (a *adapter) mapRegistration(n *kdl.Node) obj {
 	case tcp && !tlsOK:
 		a.d.errorf(n.Pos, "agents.registration: a TCP address needs tls { cert-file key-file }")
 	}
-	if _, ok := r["tokens"]; !ok {
+	if _, ok := r["token_sha256"]; !ok {
 		if t, _ := r["tls"].(obj); t["client_ca"] == nil {
 			a.d.errorf(n.Pos, "agents.registration needs a token or tls { client-ca } (agents must authenticate)")
 		}

@@ -479,6 +479,6 @@ func Schema() *Key {
 			h("max-body-bytes", "request body limit (default 1 MiB)"),
 			h("allowed-target-networks", "CIDR prefixes or IPs that targets added through the API must be in (may include loopback); default: any address but loopback, link-local, unspecified, multicast and the proxy's own"),
 		)),
-		ext(h("plugins", "in-process WASM plugins (`sentinel_wasm`), used by filters of type \"wasm\"", open(h("plugin", "a plugin: `path`, `config { }`, `max-memory`, `timeout-ms`, `failure-mode`, `abi`")))),
+		ext(h("plugins", "in-process WASM plugins (`sentinel_wasm`), used by filters of type \"wasm\"", pluginKeys())),
 	)
 }

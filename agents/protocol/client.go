@@ -292,7 +292,7 @@ func newClient(tr transport, info AgentInfo, opts Options) *client {
 		opts:     opts,
 		info:     info,
 		tr:       tr,
-		log:      opts.Logger.With(zap.String("agent", info.Capabilities.AgentID), zap.String("dialect", info.Dialect.String())),
+		log:      opts.Logger.With(zap.String("reported_id", info.Capabilities.AgentID), zap.String("dialect", info.Dialect.String())),
 		out:      make(chan *outMsg, opts.QueueSize),
 		done:     make(chan struct{}),
 		pending:  make(map[string]chan callResult),

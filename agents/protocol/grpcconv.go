@@ -99,7 +99,7 @@ func EventToPB(ev Event) (*agentpb.ProxyToAgent, error) {
 				TlsVersion: optStr(md.TLSVersion), RouteId: optStr(md.RouteID), UpstreamId: optStr(md.UpstreamID),
 				TimestampMs: nowMs(), Traceparent: tp,
 			},
-			Method: e.Method, Uri: e.URI, HttpVersion: ver, Headers: flattenHeaders(e.Headers),
+			Method: e.Method, Uri: e.URI, RawUri: e.RawURI, HttpVersion: ver, Headers: flattenHeaders(e.Headers),
 		}}}, nil
 	case *RequestBodyChunk:
 		return &agentpb.ProxyToAgent{Message: &agentpb.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: &agentpb.BodyChunkEvent{
@@ -164,7 +164,7 @@ func EventFromPB(m *agentpb.ProxyToAgent) Event {
 				TLSVersion: fromOpt(md.TlsVersion), RouteID: fromOpt(md.RouteId), UpstreamID: fromOpt(md.UpstreamId),
 				Timestamp: ts, Traceparent: md.GetTraceparent(),
 			},
-			Method: e.GetMethod(), URI: e.GetUri(), Headers: groupHeaders(e.GetHeaders()),
+			Method: e.GetMethod(), URI: e.GetUri(), RawURI: e.GetRawUri(), Headers: groupHeaders(e.GetHeaders()),
 		}
 	case m.GetRequestBodyChunk() != nil:
 		e := m.GetRequestBodyChunk()

@@ -14,7 +14,7 @@ func TestEventPBRoundTrip(t *testing.T) {
 	events := []Event{
 		&RequestHeaders{CorrelationID: "c", Metadata: RequestMetadata{CorrelationID: "c", RequestID: "r", ClientIP: "1.2.3.4", ClientPort: 5,
 			ServerName: "h", Protocol: "HTTP/2.0", TLSVersion: "TLSv1.3", RouteID: "route", UpstreamID: "up", Traceparent: "tp"},
-			Method: "POST", URI: "/x?y", Headers: map[string][]string{"a": {"1", "2"}, "b": {"3"}}},
+			Method: "POST", URI: "/x?y", RawURI: "/a/../x?y", Headers: map[string][]string{"a": {"1", "2"}, "b": {"3"}}},
 		&RequestBodyChunk{CorrelationID: "c", Data: []byte("abc"), IsLast: true, TotalSize: &size, ChunkIndex: 2, BytesReceived: 9},
 		&ResponseHeaders{CorrelationID: "c", Status: 418, Headers: map[string][]string{"x": {"y"}}},
 		&ResponseBodyChunk{CorrelationID: "c", Data: []byte("z"), ChunkIndex: 1, BytesSent: 4},

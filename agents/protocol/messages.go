@@ -172,8 +172,19 @@ type RequestHeaders struct {
 	Metadata RequestMetadata `json:"metadata"`
 	// Method is the request method.
 	Method string `json:"method"`
-	// URI is the path plus query.
+	// URI is the path plus query. Sentinel sends the normalised path,
+	// the one route matching evaluates: percent-decoded, `.` and `..`
+	// segments resolved, repeated slashes merged (a trailing slash
+	// kept), then re-encoded canonically (only what must be escaped is,
+	// e.g. a space as %20), followed by the query as received. Judge
+	// paths by URI: `/api/%73ecret`, `/api//secret`, `/api/./secret` and
+	// `/api/x/../secret` all arrive as `/api/secret`.
 	URI string `json:"uri"`
+	// RawURI is the request-target as the upstream gets it: the path as
+	// received (not normalised) plus the query (Sentinel extension; empty
+	// from proxies that do not send it). Use it to refuse ambiguous
+	// encodings, not to match paths.
+	RawURI string `json:"raw_uri,omitempty"`
 	// Headers maps lower-case header names to all their values.
 	Headers map[string][]string `json:"headers"`
 }

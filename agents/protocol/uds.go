@@ -320,8 +320,10 @@ type SDKRequestHeaders struct {
 	RequestID uint64 `json:"request_id"`
 	// Method is the request method.
 	Method string `json:"method"`
-	// URI is the path plus query.
+	// URI is the normalised path plus query (see RequestHeaders.URI).
 	URI string `json:"uri"`
+	// RawURI is the path as received plus query (Sentinel extension).
+	RawURI string `json:"raw_uri,omitempty"`
 	// Headers maps names to values.
 	Headers map[string][]string `json:"headers"`
 	// HasBody tells whether a body follows.
@@ -461,7 +463,7 @@ func (t *sdkTransport) encode(m *outMsg) (any, error) {
 		case *RequestHeaders:
 			id, _ := t.idFor(corr, true)
 			mt, v = MsgRequestHeaders, SDKRequestHeaders{
-				RequestID: id, Method: e.Method, URI: e.URI, Headers: e.Headers, HasBody: hasBody(e.Headers),
+				RequestID: id, Method: e.Method, URI: e.URI, RawURI: e.RawURI, Headers: e.Headers, HasBody: hasBody(e.Headers),
 				Metadata: SDKRequestMetadata{
 					CorrelationID: corr, ClientIP: e.Metadata.ClientIP, ClientPort: int(e.Metadata.ClientPort),
 					ServerName: optPtr(e.Metadata.ServerName), Protocol: e.Metadata.Protocol,

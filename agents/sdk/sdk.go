@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
+	"github.com/sentinel-proxy/sentinel/agents/sdk/sdkconfig"
 )
 
 // Handler handles the events of one agent. Methods may be called
@@ -41,6 +42,17 @@ type Handler interface {
 	// OnCancel is told that the proxy abandoned a request (the context of a
 	// running handler call for it is canceled too).
 	OnCancel(ctx context.Context, c *protocol.Cancel)
+}
+
+// DecodeConfig decodes an agent's config block (Configure.Config) into v
+// strictly: unknown keys and values of the wrong type are errors naming
+// the key, and a single value where a list is expected says how to write
+// a one-element list in KDL (`allow (list)"/api"`). Return its error from
+// OnConfigure: the proxy's handshake with the agent then fails with the
+// reason in the proxy's log, instead of the agent running with a config
+// it misread. Empty input and null leave v unchanged.
+func DecodeConfig(raw []byte, v any) error {
+	return sdkconfig.Decode(raw, v)
 }
 
 // Base implements every Handler method with "allow"/no-op; embed it.

@@ -230,7 +230,7 @@ func (d *dispatcher) handle(ctx context.Context, ev protocol.Event) (resp *proto
 	case *protocol.Configure:
 		if err := d.h.OnConfigure(ctx, e); err != nil {
 			d.opts.Logger.Warn("configuration rejected", zap.Error(err))
-			r := protocol.BlockResponse(500, "Configuration rejected")
+			r := protocol.BlockResponse(500, "configuration rejected: "+err.Error())
 			r.Audit.ReasonCodes = []string{err.Error()}
 			return r
 		}
@@ -427,6 +427,10 @@ func udsHandshake(ctx context.Context, br *bufio.Reader, p *udsPeer, h Handler, 
 		return fmt.Errorf("reading handshake: %w", err)
 	}
 	_ = p.conn.SetReadDeadline(time.Time{})
+	if f.Type == protocol.MsgHandshakeResponse {
+		// A registration listener refusing this agent says why.
+		return protocol.RegistrationRefusal(f)
+	}
 	if f.Type != protocol.MsgHandshakeRequest {
 		return fmt.Errorf("first message is %s, want HandshakeRequest", f.Type)
 	}
@@ -505,8 +509,10 @@ func DecodeEvent(f protocol.Frame) (protocol.Event, string, error) {
 // or "unix:/path" = Unix socket, otherwise TCP host:port), sends a
 // protocol.RegistrationHello with opts.AgentID and token, then serves h on
 // the connection (the proxy runs the normal handshake as client). It
-// returns when the connection or ctx ends; a proxy that closes the
-// connection before the handshake (rejected registration) is an error.
+// returns when the connection or ctx ends; a refused registration is an
+// error wrapping protocol.ErrRegistrationRefused with the proxy's reason
+// (wrong token, id not allowed, id of a configured agent), and a proxy
+// that closes the connection before the handshake is an error too.
 func Register(ctx context.Context, addr, token string, h Handler, opts Options) error {
 	opts = opts.withDefaults()
 	network, address := "tcp", addr

@@ -20,6 +20,11 @@ func requestPath(r *http.Request) string {
 	return p
 }
 
+// RequestPath is the normalised path of r that route matching evaluates
+// (see requestPath). Agents and WASM plugins are given this path, so that
+// they judge the resource the route was chosen for, not a spelling of it.
+func RequestPath(r *http.Request) string { return requestPath(r) }
+
 // hasPathPrefix reports whether reqPath falls under prefix, segment by
 // segment: `/x` matches `/x` and `/x/...` but not `/xy`. A prefix that
 // ends in a slash (such as `/` or `/x/`) is a plain string prefix.

@@ -8,6 +8,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
 
 // The Sentinel ABI, version 1 (docs/wasm.md).
@@ -130,9 +132,17 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 	fn("get_method", func(ctx context.Context, mod api.Module, st []uint64) {
 		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.Method))
 	}, p(i32, i32), i32)
-	// get_path(buf_ptr, buf_len) -> len
+	// get_path(buf_ptr, buf_len) -> len: the normalised path, the one
+	// route matching evaluates (decoded, dot segments resolved, repeated
+	// slashes merged)
 	fn("get_path", func(ctx context.Context, mod api.Module, st []uint64) {
-		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.URL.Path))
+		st[0] = writeOut(mod, st[0], st[1], []byte(routematch.RequestPath(state(ctx).r)))
+	}, p(i32, i32), i32)
+	// get_raw_path(buf_ptr, buf_len) -> len: the path as received (still
+	// percent-encoded, not normalised), as the upstream gets it; added
+	// to sentinel_v1 without breaking plugins that do not import it
+	fn("get_raw_path", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.URL.EscapedPath()))
 	}, p(i32, i32), i32)
 	// get_status() -> status (0 before the response phase)
 	fn("get_status", func(ctx context.Context, mod api.Module, st []uint64) {

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
@@ -12,11 +15,102 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
-// compilationCache is the process-level cache of machine code compiled by
-// wazero, shared by every runtime this package creates: compiling the same
-// module bytes again (for a new memory limit, an http-wasm middleware, or
-// ABI detection) reuses it.
-var compilationCache = wazero.NewCompilationCache()
+// compilationCaches are the process-level caches of machine code
+// compiled by wazero, one per disk folder ("" = memory only), shared by
+// every runtime of this package that uses the folder: compiling the same
+// module bytes again (for a new memory limit, an http-wasm middleware,
+// ABI detection, a reload) reuses the code in memory, and a folder's
+// files make the first load after a restart a read instead of seconds of
+// compilation. They live as long as the process.
+var compilationCaches = struct {
+	sync.Mutex
+	m map[string]wazero.CompilationCache
+}{m: map[string]wazero.CompilationCache{}}
+
+// cacheOff is the cache_dir value that keeps compiled code in memory only.
+const cacheOff = "off"
+
+// compilationCache returns the compilation cache of dir ("" = memory
+// only), opening it on first use.
+func compilationCache(dir string) (wazero.CompilationCache, error) {
+	compilationCaches.Lock()
+	defer compilationCaches.Unlock()
+	if c, ok := compilationCaches.m[dir]; ok {
+		return c, nil
+	}
+	c := wazero.NewCompilationCache()
+	if dir != "" {
+		if err := checkCacheDir(dir); err != nil {
+			return nil, err
+		}
+		var err error
+		if c, err = wazero.NewCompilationCacheWithDir(dir); err != nil {
+			return nil, fmt.Errorf("wasm cache folder %s: %w", dir, err)
+		}
+	}
+	compilationCaches.m[dir] = c
+	return c, nil
+}
+
+// checkCacheDir creates dir (mode 0700) and refuses a folder that group
+// or others may write: its files are machine code the proxy runs.
+func checkCacheDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("wasm cache folder: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("wasm cache folder: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("wasm cache folder %s is not a folder", dir)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("wasm cache folder %s is writable by group or others (mode %v); it holds machine code the proxy runs: chmod go-w it", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// cacheDirOf is the folder a handler's cache_dir names: "" is the
+// default under Caddy's data folder, "off" is none ("").
+func cacheDirOf(setting string) string {
+	switch setting {
+	case "":
+		return filepath.Join(caddy.AppDataDir(), "wasm-cache")
+	case cacheOff:
+		return ""
+	}
+	return setting
+}
+
+// cacheFiles snapshots the files of a cache folder (recursively), to
+// tell afterwards whether a compilation wrote new machine code.
+func cacheFiles(dir string) map[string]os.FileInfo {
+	if dir == "" {
+		return nil
+	}
+	out := map[string]os.FileInfo{}
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				out[path] = fi
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// cacheWritten reports whether dir has a file that is not in before, or
+// was replaced since (wazero writes a new file and renames it).
+func cacheWritten(dir string, before map[string]os.FileInfo) bool {
+	for path, fi := range cacheFiles(dir) {
+		if old, ok := before[path]; !ok || !os.SameFile(old, fi) || !old.ModTime().Equal(fi.ModTime()) {
+			return true
+		}
+	}
+	return false
+}
 
 // modules is the process-level cache of compiled Sentinel-ABI modules,
 // keyed by "<sha256 of the module bytes>/<memory limit in pages>". Each
@@ -45,9 +139,9 @@ func (m *compiledModule) Destruct() error {
 
 // newRuntime returns a runtime with a memory limit of pages, whose calls
 // are interrupted when their context is done, and with WASI linked.
-func newRuntime(ctx context.Context, pages uint32) (wazero.Runtime, error) {
+func newRuntime(ctx context.Context, pages uint32, cc wazero.CompilationCache) (wazero.Runtime, error) {
 	cfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(compilationCache).
+		WithCompilationCache(cc).
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(true)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
@@ -60,10 +154,10 @@ func newRuntime(ctx context.Context, pages uint32) (wazero.Runtime, error) {
 
 // loadModule returns the compiled module of key, compiling code if no
 // config has it loaded.
-func loadModule(key string, code []byte, pages uint32) (*compiledModule, error) {
+func loadModule(key string, code []byte, pages uint32, cc wazero.CompilationCache) (*compiledModule, error) {
 	v, _, err := modules.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ctx := context.Background()
-		rt, err := newRuntime(ctx, pages)
+		rt, err := newRuntime(ctx, pages, cc)
 		if err != nil {
 			return nil, err
 		}
@@ -100,10 +194,10 @@ func loadModule(key string, code []byte, pages uint32) (*compiledModule, error) 
 	return v.(*compiledModule), nil
 }
 
-// detectABI compiles code (the machine code is kept in compilationCache)
-// and returns its ABI from its imports.
-func detectABI(ctx context.Context, code []byte) (string, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(compilationCache))
+// detectABI compiles code (the machine code is kept in cc) and returns
+// its ABI from its imports.
+func detectABI(ctx context.Context, code []byte, cc wazero.CompilationCache) (string, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cc))
 	defer rt.Close(ctx)
 	compiled, err := rt.CompileModule(ctx, code)
 	if err != nil {

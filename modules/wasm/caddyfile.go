@@ -18,6 +18,7 @@ func init() {
 // UnmarshalCaddyfile reads:
 //
 //	sentinel_wasm [<matcher>] {
+//	    cache_dir <path>|off
 //	    plugin <id> <path> {
 //	        abi              sentinel|http-wasm
 //	        config           <json>
@@ -34,8 +35,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
+		if d.Val() == "cache_dir" {
+			if !d.AllArgs(&h.CacheDir) {
+				return d.ArgErr()
+			}
+			continue
+		}
 		if d.Val() != "plugin" {
-			return d.Errf("unknown subdirective %q (plugin)", d.Val())
+			return d.Errf("unknown subdirective %q (cache_dir, plugin)", d.Val())
 		}
 		p := new(Plugin)
 		if !d.Args(&p.ID, &p.Path) {

@@ -10,6 +10,7 @@ import (
 func TestCaddyfile(t *testing.T) {
 	var h Handler
 	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`sentinel_wasm {
+		cache_dir /var/cache/wasm
 		plugin inject /srv/inject.wasm {
 			abi sentinel
 			config {"header":"X-A"}
@@ -24,7 +25,7 @@ func TestCaddyfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Plugins) != 2 {
+	if len(h.Plugins) != 2 || h.CacheDir != "/var/cache/wasm" {
 		t.Fatalf("%d plugins", len(h.Plugins))
 	}
 	p := h.Plugins[0]
@@ -36,6 +37,8 @@ func TestCaddyfile(t *testing.T) {
 	for _, bad := range []string{
 		"sentinel_wasm x",
 		"sentinel_wasm {\n bogus\n}",
+		"sentinel_wasm {\n cache_dir\n}",
+		"sentinel_wasm {\n cache_dir a b\n}",
 		"sentinel_wasm {\n plugin onlyid\n}",
 		"sentinel_wasm {\n plugin a b {\n config notjson\n }\n}",
 		"sentinel_wasm {\n plugin a b {\n timeout soon\n }\n}",

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	pluginDir = dir
+	// The default compilation cache folder is under Caddy's data
+	// folder: keep it in this run's folder.
+	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -56,6 +59,7 @@ var pluginSources = map[string]string{
 	"trivial":      "testdata/trivial",
 	"httpwasm":     "testdata/httpwasm",
 	"respguard":    "testdata/respguard",
+	"paths":        "testdata/paths",
 }
 
 // buildPlugin builds the named plugin from source once per test run and
@@ -85,7 +89,11 @@ func buildPlugin(tb testing.TB, name string) string {
 		tb.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := detectABI(context.Background(), code); err != nil {
+	cc, err := compilationCache(cacheDirOf(""))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := detectABI(context.Background(), code, cc); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Logf("compiled %s (%d bytes) in %s", name, len(code), time.Since(start))

@@ -22,7 +22,7 @@ const httpWasmModule = "http_handler"
 // http-wasm host compiles the module and instantiates its guests with the
 // config, so one middleware serves every config that loads the same
 // module with the same config and limit (config reloads included). Its
-// machine code comes from compilationCache.
+// machine code comes from the plugin's compilation cache.
 var httpWasms = caddy.NewUsagePool()
 
 // httpWasmPlugin is a plugin speaking the http-wasm ABI.
@@ -37,13 +37,17 @@ type middlewareEntry struct{ mw nethttp.Middleware }
 // Destruct closes the middleware's runtime.
 func (e middlewareEntry) Destruct() error { return e.mw.Close(context.Background()) }
 
+// httpWasmKey is the httpWasms key of a module, limit and config.
+func httpWasmKey(hash string, pages uint32, config []byte) string {
+	return fmt.Sprintf("%s/%d/%s", hash, pages, sha256Hex(config))
+}
+
 // provisionHTTPWasm loads an http-wasm plugin with the http-wasm host.
 func (p *Plugin) provisionHTTPWasm(ctx caddy.Context, code []byte, hash string, config []byte) error {
-	ch := sha256Hex(config)
-	key := fmt.Sprintf("%s/%d/%s", hash, p.pages, ch)
-	pages := p.pages
+	key := httpWasmKey(hash, p.pages, config)
+	pages, cc := p.pages, p.cache
 	v, _, err := httpWasms.LoadOrNew(key, func() (caddy.Destructor, error) {
-		newRT := func(ctx context.Context) (wazero.Runtime, error) { return newRuntime(ctx, pages) }
+		newRT := func(ctx context.Context) (wazero.Runtime, error) { return newRuntime(ctx, pages, cc) }
 		mc := wazero.NewModuleConfig().
 			WithStartFunctions("_start", "_initialize").
 			WithSysNanotime().

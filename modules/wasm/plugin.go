@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/tetratelabs/wazero"
 )
 
 // Defaults of a plugin's limits.
@@ -102,6 +103,8 @@ type Plugin struct {
 	MaxIdleInstances int `json:"max_idle_instances,omitempty"`
 
 	pages    uint32
+	cache    wazero.CompilationCache
+	cacheDir string // "" = memory only
 	mu       sync.Mutex
 	active   int  // requests using the plugin
 	closing  bool // cleanup was called
@@ -125,7 +128,7 @@ type Plugin struct {
 }
 
 // provision loads the plugin's module and applies the defaults.
-func (p *Plugin) provision(ctx caddy.Context, logger *zap.Logger, m *metrics) error {
+func (p *Plugin) provision(ctx caddy.Context, logger *zap.Logger, m *metrics) (err error) {
 	p.graceAfterCleanup = releaseGrace
 	p.logger, p.metrics = logger, m
 	if p.Path == "" {
@@ -180,21 +183,46 @@ func (p *Plugin) provision(ctx caddy.Context, logger *zap.Logger, m *metrics) er
 	default:
 		return fmt.Errorf("abi must be %q or %q, not %q", ABISentinel, ABIHTTPWasm, abi)
 	}
+	if p.cache == nil { // provisioned without a Handler (tests)
+		if p.cache, err = compilationCache(""); err != nil {
+			return err
+		}
+	}
+	sum := sha256.Sum256(code)
+	hash := hex.EncodeToString(sum[:])
+	p.cacheKey = fmt.Sprintf("%s/%d", hash, p.pages)
+	// A module no config has loaded yet is compiled, or read back from
+	// the disk cache: seconds for a Go-built plugin the first time, so
+	// it is said before and after.
+	fresh := !inUse(modules, p.cacheKey) && !inUse(httpWasms, httpWasmKey(hash, p.pages, config))
+	var before map[string]os.FileInfo
+	start := time.Now()
+	if fresh {
+		logger.Info("loading WASM plugin (compiling it takes seconds the first time; later loads use the cache)",
+			zap.String("path", p.Path), zap.Int("bytes", len(code)), zap.String("cache_dir", p.cacheDir))
+		before = cacheFiles(p.cacheDir)
+	}
 	if abi == "" {
-		if abi, err = detectABI(ctx, code); err != nil {
+		if abi, err = detectABI(ctx, code, p.cache); err != nil {
 			return err
 		}
 	}
 	p.ABI = abi
-	sum := sha256.Sum256(code)
-	hash := hex.EncodeToString(sum[:])
 	p.initMetrics()
+	defer func() {
+		if fresh && err == nil {
+			logger.Info("WASM plugin loaded", zap.String("path", p.Path), zap.String("abi", abi),
+				zap.Duration("duration", time.Since(start)), zap.Bool("cache_hit", p.cacheDir != "" && !cacheWritten(p.cacheDir, before)),
+				zap.String("cache_dir", p.cacheDir))
+		}
+	}()
 	if abi == ABIHTTPWasm {
-		return p.provisionHTTPWasm(ctx, code, hash, config)
+		p.cacheKey = ""
+		err = p.provisionHTTPWasm(ctx, code, hash, config)
+		return err
 	}
 
-	p.cacheKey = fmt.Sprintf("%s/%d", hash, p.pages)
-	mod, err := loadModule(p.cacheKey, code, p.pages)
+	mod, err := loadModule(p.cacheKey, code, p.pages, p.cache)
 	if err != nil {
 		return err
 	}
@@ -208,6 +236,12 @@ func (p *Plugin) provision(ctx caddy.Context, logger *zap.Logger, m *metrics) er
 	}
 	p.pool.put(inst)
 	return nil
+}
+
+// inUse reports whether a config holds the key of a usage pool.
+func inUse(pool *caddy.UsagePool, key string) bool {
+	n, ok := pool.References(key)
+	return ok && n > 0
 }
 
 // releaseGrace is how long an unloaded config's plugin keeps serving:

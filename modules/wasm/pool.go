@@ -21,6 +21,8 @@ type instance struct {
 	mod   api.Module
 	hooks [3]api.Function
 	state callState
+	// stderr keeps what the guest writes to stderr, for errors.
+	stderr *stderrTail
 	// base carries state to the host functions; a call adds its deadline.
 	base context.Context
 }
@@ -64,7 +66,7 @@ func (ip *instancePool) newInstance(ctx context.Context) (*instance, error) {
 		return nil, errPoolClosed
 	}
 	m := ip.p.module
-	inst := &instance{state: callState{plugin: ip.p, config: ip.config}}
+	inst := &instance{state: callState{plugin: ip.p, config: ip.config}, stderr: &stderrTail{}}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), instantiateTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, stateKey{}, &inst.state)
@@ -73,10 +75,14 @@ func (ip *instancePool) newInstance(ctx context.Context) (*instance, error) {
 		WithStartFunctions("_initialize").
 		WithSysNanotime().
 		WithSysWalltime().
-		WithRandSource(rand.Reader)
+		WithRandSource(rand.Reader).
+		WithStderr(inst.stderr)
 	mod, err := m.runtime.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		ip.p.traps.Inc()
+		if msg := inst.stderr.take(); msg != "" {
+			return nil, fmt.Errorf("instantiating: %w: %s", err, msg)
+		}
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	inst.mod = mod
@@ -138,6 +144,7 @@ func (inst *instance) call(phase int) error {
 	p.calls[phase].latency.Observe(time.Since(start).Seconds())
 	p.calls[phase].calls.Inc()
 	if err == nil {
+		inst.stderr.reset()
 		return nil
 	}
 	var exit *sys.ExitError
@@ -146,5 +153,8 @@ func (inst *instance) call(phase int) error {
 		return fmt.Errorf("%s: deadline of %s exceeded", hookNames[phase], p.timeout)
 	}
 	p.traps.Inc()
+	if msg := inst.stderr.take(); msg != "" {
+		return fmt.Errorf("%s: %w: %s", hookNames[phase], err, msg)
+	}
 	return fmt.Errorf("%s: %w", hookNames[phase], err)
 }

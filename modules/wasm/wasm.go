@@ -34,6 +34,16 @@ type Handler struct {
 	// The plugins to run, in order.
 	Plugins []*Plugin `json:"plugins,omitempty"`
 
+	// The folder of the disk cache of compiled plugins: compiling a
+	// Go-built plugin takes seconds, reading it back from the cache
+	// milliseconds, so a restart is fast. Default: `wasm-cache` in
+	// Caddy's data folder; `off` keeps compiled code in memory only. The
+	// folder is created with mode 0700; a folder that group or others
+	// may write is refused (its files are machine code the proxy runs):
+	// a configured one fails the load, the default one is skipped with a
+	// warning.
+	CacheDir string `json:"cache_dir,omitempty"`
+
 	chain  http.Handler
 	logger *zap.Logger
 }
@@ -57,6 +67,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	dir := cacheDirOf(h.CacheDir)
+	cc, err := compilationCache(dir)
+	if err != nil {
+		if h.CacheDir != "" {
+			return fmt.Errorf("cache_dir: %w", err)
+		}
+		h.logger.Warn("WASM compilation cache folder not usable: compiled plugins are kept in memory only", zap.String("dir", dir), zap.Error(err))
+		dir = ""
+		if cc, err = compilationCache(dir); err != nil {
+			return err
+		}
+	}
 	seen := make(map[string]bool, len(h.Plugins))
 	for i, p := range h.Plugins {
 		if p == nil {
@@ -69,6 +91,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("plugins[%d]: duplicate id %q", i, p.ID)
 		}
 		seen[p.ID] = true
+		p.cache, p.cacheDir = cc, dir
 		if err := p.provision(ctx, h.logger.With(zap.String("plugin", p.ID)), m); err != nil {
 			return fmt.Errorf("plugin %q: %w", p.ID, err)
 		}

@@ -2883,12 +2883,16 @@ func (*HeaderOp_Add) isHeaderOp_Operation() {}
 func (*HeaderOp_Remove) isHeaderOp_Operation() {}
 
 type RequestHeadersEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Metadata      *RequestMetadata       `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
-	Uri           string                 `protobuf:"bytes,3,opt,name=uri,proto3" json:"uri,omitempty"`
-	HttpVersion   string                 `protobuf:"bytes,4,opt,name=http_version,json=httpVersion,proto3" json:"http_version,omitempty"`
-	Headers       []*Header              `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Metadata *RequestMetadata       `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	Method   string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// Sentinel: the normalised path (the one route matching uses) + query.
+	Uri         string    `protobuf:"bytes,3,opt,name=uri,proto3" json:"uri,omitempty"`
+	HttpVersion string    `protobuf:"bytes,4,opt,name=http_version,json=httpVersion,proto3" json:"http_version,omitempty"`
+	Headers     []*Header `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	// Sentinel extension: the request-target as received (path not
+	// normalised) + query; empty from proxies that do not send it.
+	RawUri        string `protobuf:"bytes,6,opt,name=raw_uri,json=rawUri,proto3" json:"raw_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2956,6 +2960,13 @@ func (x *RequestHeadersEvent) GetHeaders() []*Header {
 		return x.Headers
 	}
 	return nil
+}
+
+func (x *RequestHeadersEvent) GetRawUri() string {
+	if x != nil {
+		return x.RawUri
+	}
+	return ""
 }
 
 type ResponseHeadersEvent struct {
@@ -4879,13 +4890,14 @@ const file_agent_v2_proto_rawDesc = "" +
 	"\x03set\x18\x01 \x01(\v2\x19.sentinel.agent.v2.HeaderH\x00R\x03set\x12-\n" +
 	"\x03add\x18\x02 \x01(\v2\x19.sentinel.agent.v2.HeaderH\x00R\x03add\x12\x18\n" +
 	"\x06remove\x18\x03 \x01(\tH\x00R\x06removeB\v\n" +
-	"\toperation\"\xd7\x01\n" +
+	"\toperation\"\xf0\x01\n" +
 	"\x13RequestHeadersEvent\x12>\n" +
 	"\bmetadata\x18\x01 \x01(\v2\".sentinel.agent.v2.RequestMetadataR\bmetadata\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x10\n" +
 	"\x03uri\x18\x03 \x01(\tR\x03uri\x12!\n" +
 	"\fhttp_version\x18\x04 \x01(\tR\vhttpVersion\x123\n" +
-	"\aheaders\x18\x05 \x03(\v2\x19.sentinel.agent.v2.HeaderR\aheaders\"\x93\x01\n" +
+	"\aheaders\x18\x05 \x03(\v2\x19.sentinel.agent.v2.HeaderR\aheaders\x12\x17\n" +
+	"\araw_uri\x18\x06 \x01(\tR\x06rawUri\"\x93\x01\n" +
 	"\x14ResponseHeadersEvent\x12%\n" +
 	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1f\n" +
 	"\vstatus_code\x18\x02 \x01(\rR\n" +

@@ -12,7 +12,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"strings"
@@ -64,8 +63,8 @@ func (s *Scanner) OnConfigure(_ context.Context, c *protocol.Configure) error {
 	var cfg struct {
 		Patterns []string `json:"patterns"`
 	}
-	if err := json.Unmarshal(c.Config, &cfg); err != nil {
-		return fmt.Errorf("bodyscan config: %w", err)
+	if err := sdk.DecodeConfig(c.Config, &cfg); err != nil {
+		return fmt.Errorf("bodyscan: %w", err)
 	}
 	s.add(cfg.Patterns)
 	return nil

@@ -5,16 +5,26 @@
 //	go run ./examples/agents/denylist -uds /tmp/deny.sock -ip 203.0.113.0/24 -path /admin -header "user-agent=badbot"
 //
 // The agent's config block may add {"ips": [...], "path_prefixes": [...],
-// "headers": {"name": "value"}, "status": 403, "body": "..."}.
+// "headers": {"name": "value"}, "status": 403, "body": "...",
+// "allow_ambiguous_encodings": false}; in KDL a one-element list is
+// written `path_prefixes (list)"/admin"`. A config it cannot read fails
+// the proxy's handshake with the reason (the proxy logs it).
+//
+// Paths are judged on the normalised path Sentinel sends in `uri` (the
+// one route matching uses: /admin%2Fx, //admin, /x/../admin are all
+// /admin…). Requests whose path as received (`raw_uri`) hides structure
+// in percent-encoding — an encoded dot, slash, backslash, percent sign or
+// NUL, which a backend may decode differently — are refused with 400
+// unless allow_ambiguous_encodings (flag -allow-ambiguous) is set.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -35,6 +45,9 @@ type Rules struct {
 	Status int `json:"status"`
 	// Body is the block body.
 	Body string `json:"body"`
+	// AllowAmbiguousEncodings lets through paths that spell a dot, a
+	// slash, a backslash, a percent sign or NUL in percent-encoding.
+	AllowAmbiguousEncodings bool `json:"allow_ambiguous_encodings"`
 }
 
 // Denylist blocks matching requests.
@@ -98,8 +111,8 @@ func (d *Denylist) OnConfigure(_ context.Context, c *protocol.Configure) error {
 		return nil
 	}
 	var add Rules
-	if err := json.Unmarshal(c.Config, &add); err != nil {
-		return fmt.Errorf("denylist config: %w", err)
+	if err := sdk.DecodeConfig(c.Config, &add); err != nil {
+		return fmt.Errorf("denylist: %w", err)
 	}
 	d.mu.RLock()
 	r := d.rules
@@ -120,6 +133,7 @@ func (d *Denylist) OnConfigure(_ context.Context, c *protocol.Configure) error {
 	if add.Body != "" {
 		r.Body = add.Body
 	}
+	r.AllowAmbiguousEncodings = r.AllowAmbiguousEncodings || add.AllowAmbiguousEncodings
 	return d.set(r)
 }
 
@@ -132,20 +146,58 @@ func clientAddr(s string) (netip.Addr, bool) {
 	return a.Unmap(), err == nil
 }
 
-// match returns why the request is denied ("" = allowed).
-func (d *Denylist) match(ev *protocol.RequestHeaders) (string, Rules) {
+// ambiguous are the percent-encodings that hide path structure: a dot
+// (`%2e%2e` is `..`), a slash, a backslash, a percent sign (decoded
+// twice by some backends) and NUL.
+var ambiguous = []string{"%2e", "%2f", "%5c", "%25", "%00"}
+
+// ambiguousPath reports the first ambiguous encoding in the path of a
+// request-target ("" = none).
+func ambiguousPath(target string) string {
+	p, _, _ := strings.Cut(target, "?")
+	p = strings.ToLower(p)
+	for _, a := range ambiguous {
+		if strings.Contains(p, a) {
+			return a
+		}
+	}
+	return ""
+}
+
+// requestPath is the decoded normalised path of the event (Sentinel
+// sends the normalised path, canonically encoded, in URI).
+func requestPath(ev *protocol.RequestHeaders) string {
+	p, _, _ := strings.Cut(ev.URI, "?")
+	if dec, err := url.PathUnescape(p); err == nil {
+		return dec
+	}
+	return p
+}
+
+// match returns why the request is denied ("" = allowed) and the status.
+func (d *Denylist) match(ev *protocol.RequestHeaders) (string, int, Rules) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if a, ok := clientAddr(ev.Metadata.ClientIP); ok {
 		for _, p := range d.prefixes {
 			if p.Contains(a) {
-				return "ip:" + p.String(), d.rules
+				return "ip:" + p.String(), d.rules.Status, d.rules
 			}
 		}
 	}
+	if !d.rules.AllowAmbiguousEncodings {
+		raw := ev.RawURI
+		if raw == "" { // a proxy that does not send raw_uri
+			raw = ev.URI
+		}
+		if a := ambiguousPath(raw); a != "" {
+			return "ambiguous-encoding:" + a, 400, d.rules
+		}
+	}
+	path := requestPath(ev)
 	for _, p := range d.rules.PathPrefixes {
-		if p != "" && strings.HasPrefix(ev.URI, p) {
-			return "path:" + p, d.rules
+		if p != "" && strings.HasPrefix(path, p) {
+			return "path:" + p, d.rules.Status, d.rules
 		}
 	}
 	for name, want := range d.rules.Headers {
@@ -155,22 +207,26 @@ func (d *Denylist) match(ev *protocol.RequestHeaders) (string, Rules) {
 			}
 			for _, v := range vs {
 				if strings.Contains(strings.ToLower(v), want) {
-					return "header:" + name, d.rules
+					return "header:" + name, d.rules.Status, d.rules
 				}
 			}
 		}
 	}
-	return "", d.rules
+	return "", 0, d.rules
 }
 
 // OnRequestHeaders blocks matching requests.
 func (d *Denylist) OnRequestHeaders(_ context.Context, ev *protocol.RequestHeaders) *protocol.Response {
-	why, r := d.match(ev)
+	why, status, r := d.match(ev)
 	if why == "" {
 		return nil
 	}
+	body := r.Body
+	if status == 400 && strings.HasPrefix(why, "ambiguous-encoding:") {
+		body = "Ambiguous path encoding"
+	}
 	return &protocol.Response{
-		Decision: protocol.Decision{Kind: protocol.Block, Status: r.Status, Body: r.Body,
+		Decision: protocol.Decision{Kind: protocol.Block, Status: status, Body: body,
 			Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8", "X-Denied-By": "denylist", "X-Denied-Reason": why}},
 		Audit: protocol.Audit{Tags: []string{"denylist"}, RuleIDs: []string{why}, ReasonCodes: []string{"DENYLISTED"}},
 	}
@@ -201,10 +257,11 @@ func run(ctx context.Context, args []string) error {
 	fs.Var(&headers, "header", "name=value: block when the header contains value (repeatable)")
 	status := fs.Int("status", 403, "block status")
 	body := fs.String("body", "Forbidden by denylist", "block body")
+	allowAmbiguous := fs.Bool("allow-ambiguous", false, "let through paths with percent-encoded dots, slashes, backslashes, percent signs or NUL")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	r := Rules{IPs: ips, PathPrefixes: paths, Headers: map[string]string{}, Status: *status, Body: *body}
+	r := Rules{IPs: ips, PathPrefixes: paths, Headers: map[string]string{}, Status: *status, Body: *body, AllowAmbiguousEncodings: *allowAmbiguous}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, "=")
 		if !ok {

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"sync"
@@ -38,8 +37,8 @@ func (e *Echo) OnConfigure(_ context.Context, c *protocol.Configure) error {
 	if len(c.Config) == 0 || string(c.Config) == "null" {
 		return nil
 	}
-	if err := json.Unmarshal(c.Config, &cfg); err != nil {
-		return fmt.Errorf("echo config: %w", err)
+	if err := sdk.DecodeConfig(c.Config, &cfg); err != nil {
+		return fmt.Errorf("echo: %w", err)
 	}
 	if cfg.Name != "" {
 		e.mu.Lock()

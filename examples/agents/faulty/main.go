@@ -7,6 +7,7 @@
 //	go run ./examples/agents/faulty -uds /tmp/f.sock -crash-after 3
 //	go run ./examples/agents/faulty -uds /tmp/f.sock -garbage        # UDS only
 //	go run ./examples/agents/faulty -grpc 127.0.0.1:50051 -block-every 2 -status 503
+//	go run ./examples/agents/faulty -uds /tmp/f.sock -unhealthy -healthy-after 5s
 package main
 
 import (
@@ -187,6 +188,7 @@ func run(ctx context.Context, args []string) error {
 	pause := fs.Bool("pause", false, "send flow-control pause to every proxy connection")
 	resumeAfter := fs.Duration("resume-after", 0, "with -pause: resume after this long")
 	unhealthy := fs.Bool("unhealthy", false, "report health state unhealthy")
+	healthyAfter := fs.Duration("healthy-after", 0, "with -unhealthy: report healthy again after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -217,6 +219,10 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *unhealthy {
 		ctl.SetHealth(protocol.HealthUnhealthy, "faulty agent reports unhealthy")
+		if *healthyAfter > 0 {
+			t := time.AfterFunc(*healthyAfter, func() { ctl.SetHealth(protocol.HealthHealthy, "faulty agent recovered") })
+			defer t.Stop()
+		}
 	}
 	return fl.Serve(ctx, h, sdk.Options{Controller: ctl, Events: []protocol.EventType{protocol.EventRequestHeaders,
 		protocol.EventRequestBodyChunk, protocol.EventResponseHeaders, protocol.EventResponseBodyChunk}})

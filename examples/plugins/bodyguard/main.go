@@ -6,7 +6,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"fmt"
 
 	"github.com/sentinel-proxy/sentinel/examples/plugins/sdk"
 )
@@ -16,7 +16,9 @@ var cfg struct {
 }
 
 func init() {
-	_ = json.Unmarshal(sdk.Config(), &cfg)
+	if err := sdk.DecodeConfig(&cfg); err != nil {
+		sdk.Fail(fmt.Errorf("bodyguard: %w", err))
+	}
 }
 
 //go:wasmexport on_request_headers

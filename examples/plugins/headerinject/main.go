@@ -6,7 +6,7 @@
 package main
 
 import (
-	"encoding/json"
+	"fmt"
 
 	"github.com/sentinel-proxy/sentinel/examples/plugins/sdk"
 )
@@ -17,8 +17,8 @@ var cfg struct {
 }
 
 func init() {
-	if c := sdk.Config(); len(c) > 0 {
-		_ = json.Unmarshal(c, &cfg)
+	if err := sdk.DecodeConfig(&cfg); err != nil {
+		sdk.Fail(fmt.Errorf("headerinject: %w", err))
 	}
 }
 

@@ -13,7 +13,13 @@
 // [Redirect] or nothing at all (allow).
 package sdk
 
-import "unsafe"
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/sentinel-proxy/sentinel/agents/sdk/sdkconfig"
+)
 
 // Kind selects the header set a header function works on.
 type Kind uint32
@@ -51,6 +57,9 @@ func getMethod(buf unsafe.Pointer, bufLen uint32) int32
 
 //go:wasmimport sentinel_v1 get_path
 func getPath(buf unsafe.Pointer, bufLen uint32) int32
+
+//go:wasmimport sentinel_v1 get_raw_path
+func getRawPath(buf unsafe.Pointer, bufLen uint32) int32
 
 //go:wasmimport sentinel_v1 get_status
 func getStatus() int32
@@ -131,9 +140,21 @@ func Method() string {
 	return string(b)
 }
 
-// Path returns the request's URL path.
+// Path returns the request's normalised path, the one route matching
+// evaluates: percent-decoded, `.` and `..` segments resolved, repeated
+// slashes merged (`/api/%73ecret`, `/api//secret`, `/api/x/../secret` are
+// all `/api/secret`). Judge paths by it.
 func Path() string {
 	b, _ := read(getPath)
+	return string(b)
+}
+
+// RawPath returns the path as received (still percent-encoded, not
+// normalised), as the upstream gets it: use it to refuse ambiguous
+// spellings, not to match. It needs a Sentinel whose sentinel_v1 has
+// get_raw_path; on an older one a plugin that calls it fails to load.
+func RawPath() string {
+	b, _ := read(getRawPath)
 	return string(b)
 }
 
@@ -155,6 +176,25 @@ func Body() ([]byte, bool) {
 func Config() []byte {
 	b, _ := read(getConfig)
 	return append([]byte(nil), b...)
+}
+
+// DecodeConfig decodes the plugin's JSON configuration into v strictly:
+// unknown keys and values of the wrong type are errors naming the key,
+// and a single value where a list is expected says how to write a
+// one-element list in KDL (`allow (list)"/api"`). Call it from init and
+// pass a non-nil error to Fail, so that a bad config fails the load
+// instead of, say, blocking every request.
+func DecodeConfig(v any) error {
+	return sdkconfig.Decode(Config(), v)
+}
+
+// Fail ends the plugin with err: the message goes to stderr, which
+// Sentinel puts into the error of the instantiation, and the plugin
+// exits. Called from init (a bad config), it makes the config load fail
+// with the message; during a request, the plugin's failure mode applies.
+func Fail(err error) {
+	fmt.Fprintf(os.Stderr, "%v\n", err)
+	os.Exit(1)
 }
 
 // Log writes a message to Sentinel's log at the given level.
