@@ -28,32 +28,6 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 	return Adapt(filename, body, os.LookupEnv, OSFiles{})
 }
 
-// Files gives the adapter the files a configuration includes.
-type Files interface {
-	// ReadFile reads a whole file.
-	ReadFile(name string) ([]byte, error)
-	// Glob lists the files matching a pattern (filepath.Glob syntax).
-	Glob(pattern string) ([]string, error)
-}
-
-// OSFiles reads files from the operating system.
-type OSFiles struct{}
-
-// ReadFile reads a file with os.ReadFile.
-func (OSFiles) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
-
-// Glob matches with filepath.Glob, skipping directories.
-func (OSFiles) Glob(pattern string) ([]string, error) {
-	matches, err := filepath.Glob(pattern)
-	out := matches[:0]
-	for _, m := range matches {
-		if info, err := os.Stat(m); err == nil && !info.IsDir() {
-			out = append(out, m)
-		}
-	}
-	return out, err
-}
-
 // Adapt is the adapter as a function with its inputs made explicit: the
 // config file's name and content, the environment and the files it may
 // include.
@@ -63,7 +37,7 @@ func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
 	}
-	nodes := l.load(filename, body)
+	nodes := l.loadMain(filename, body)
 	if err := a.d.err(); err != nil {
 		return nil, a.d.warnings(), err
 	}
@@ -120,7 +94,19 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 		k := spec.child(c.Name)
 		path := joinPath(where, c.Name)
 		if k == nil {
+			if where == "" && c.Pos.File != a.filename {
+				// The top level of an included file: it may be any file
+				// (include "/etc/shadow"), whose text is not shown.
+				a.d.errorf(c.Pos, "unknown setting in the top level of an included file (is it a Sentinel configuration?)%s", suggest(c.Name, spec.names()))
+				continue
+			}
 			a.d.errorf(c.Pos, "unknown setting %q in %s%s", c.Name, blockName(where), suggest(c.Name, spec.names()))
+			continue
+		}
+		if k.Children == nil && !k.Open && c.Children != nil && k.Status == Honoured {
+			// A setting takes values, not a block: `token ${X}` unquoted
+			// is "$" and a block { X }, which must not pass as "$".
+			a.d.errorf(c.Pos, "%s is a setting: it takes values, not a children block { … }", c.Name)
 			continue
 		}
 		if prev, dup := seen[c.Name]; dup && k.Children == nil && !repeatable[c.Name] {
@@ -144,7 +130,7 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 var repeatable = map[string]bool{
 	"target": true, "cipher-suite": true, "sni": true, "include": true, "header": true,
 	"query-param": true, "path": true, "path-prefix": true, "path-regex": true, "host": true,
-	"method": true, "-": true, "remove": true, "listener": true, "route": true, "upstream": true, "filter": true,
+	"method": true, "-": true, "remove": true, "token": true, "listener": true, "route": true, "upstream": true, "filter": true,
 }
 
 func joinPath(where, name string) string {

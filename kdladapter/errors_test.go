@@ -250,7 +250,7 @@ routes { route "r" { builtin-handler "health"; policies { request-headers { set 
 		t.Errorf("expansion: %s", out)
 	}
 	for _, bad := range []string{"${}", "${1X}", "${UNCLOSED"} {
-		if _, err := expand(bad, noEnv); err == nil {
+		if _, _, err := expand(bad, noEnv); err == nil {
 			t.Errorf("%q: expected an error", bad)
 		}
 	}
@@ -369,6 +369,9 @@ func (w withoutStaleAPI) ReadFile(p string) ([]byte, error) {
 	return os.ReadFile(p)
 }
 
+// ReadFileMax reads like ReadFile (the embedded OSFiles would bypass it).
+func (w withoutStaleAPI) ReadFileMax(p string, _ int64) ([]byte, error) { return w.ReadFile(p) }
+
 // TestAdminAPI maps the control-plane block onto the sentinel app.
 func TestAdminAPI(t *testing.T) {
 	src := minimal + `admin-api {
@@ -390,7 +393,8 @@ upstreams { upstream "u" { target "127.0.0.1:2" weight=3; health-check { type "g
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`"api":{"listen":"127.0.0.1:19901","max_body_bytes":65536,"tokens":[{"token":"s3cret"},{"name":"grafana","scopes":["read"],"token":"ro"}]}`,
+		`"api":{"listen":"127.0.0.1:19901","max_body_bytes":65536,"tokens":[{"token_sha256":"` + sha256Hex("s3cret") + `"},{"name":"grafana","scopes":["read"],"token_sha256":"` + sha256Hex("ro") + `"}]}`,
+		`"admin":{"disabled":true}`,
 		`"state_file":"/var/lib/sentinel/state.json"`, `"config_file":"/etc/sentinel/sentinel.kdl"`,
 		`"health_check":{"interval":"2s","service":"svc","type":"grpc"}`, `{"address":"127.0.0.1:2","weight":3}`,
 		`"routes":["r"]`,
@@ -399,9 +403,12 @@ upstreams { upstream "u" { target "127.0.0.1:2" weight=3; health-check { type "g
 			t.Errorf("missing %s in %s", want, out)
 		}
 	}
+	if strings.Contains(string(out), "s3cret") || strings.Contains(string(out), `"token":`) {
+		t.Errorf("a token in the Caddy JSON: %s", out)
+	}
 	out, _ = mustAdapt(t, minimal+"admin-api { enabled #false; }")
-	if strings.Contains(string(out), `"api"`) {
-		t.Error("disabled API mapped")
+	if strings.Contains(string(out), `"api"`) || strings.Contains(string(out), `"admin"`) {
+		t.Error("disabled API mapped, or Caddy's admin changed without it")
 	}
 }
 

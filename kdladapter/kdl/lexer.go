@@ -83,6 +83,14 @@ func (p *parser) errAt(off int, format string, args ...any) *Error {
 	return &Error{Pos: p.pos(off), Msg: fmt.Sprintf(format, args...)}
 }
 
+// errQuoting returns an *Error at byte offset off whose message quotes
+// source text; plain is the same message without it.
+func (p *parser) errQuoting(off int, plain, format string, args ...any) *Error {
+	e := p.errAt(off, format, args...)
+	e.Plain = plain
+	return e
+}
+
 // unexpected returns an error naming what was found at off and what was
 // expected there.
 func (p *parser) unexpected(off int, expected string) *Error {

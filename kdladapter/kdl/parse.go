@@ -289,9 +289,9 @@ func (p *parser) parseEntry(keep bool) error {
 	if p.off < len(p.src) && p.src[p.off] == '=' {
 		switch {
 		case hasType:
-			return p.errAt(start, "unexpected type annotation before property key %s, expected it after '=' (key=(type)value)", strconv.Quote(v.Str))
+			return p.errQuoting(start, "unexpected type annotation before a property key, expected it after '=' (key=(type)value)", "unexpected type annotation before property key %s, expected it after '=' (key=(type)value)", strconv.Quote(v.Str))
 		case v.Kind != KindString:
-			return p.errAt(p.off, "unexpected '=' after %s, expected a string as property key", v.String())
+			return p.errQuoting(p.off, "unexpected '=' after a "+v.Kind.String()+", expected a string as property key", "unexpected '=' after %s, expected a string as property key", v.String())
 		}
 		p.off++
 		if !p.v1 {
@@ -331,7 +331,7 @@ func (p *parser) parseEntry(keep bool) error {
 	}
 	p.off = save
 	if bare && p.v1 {
-		return p.errAt(start, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
+		return p.errQuoting(start, bareV1Plain, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
 	}
 	v.Type, v.HasType = typ, hasType
 	if keep {
@@ -339,6 +339,9 @@ func (p *parser) parseEntry(keep bool) error {
 	}
 	return nil
 }
+
+// bareV1Plain is the KDL v1 bare-value error without the identifier.
+const bareV1Plain = "unexpected bare identifier as a value, expected a quoted string (KDL v1 has no bare string values)"
 
 // parseArgValue parses a value that cannot be a property key.
 func (p *parser) parseArgValue() (Value, error) {
@@ -348,7 +351,7 @@ func (p *parser) parseArgValue() (Value, error) {
 		return v, err
 	}
 	if bare && p.v1 {
-		return v, p.errAt(start, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
+		return v, p.errQuoting(start, bareV1Plain, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
 	}
 	return v, nil
 }
@@ -386,7 +389,7 @@ func (p *parser) parseValue() (v Value, bare bool, err error) {
 	if looksNumeric(text, p.v1) {
 		num, msg := parseNumber(string(text))
 		if msg != "" {
-			return v, false, p.errAt(start, "%s", msg)
+			return v, false, p.errQuoting(start, "invalid number", "%s", msg)
 		}
 		num.Pos = v.Pos
 		p.off = end
@@ -408,7 +411,7 @@ func (p *parser) parseValue() (v Value, bare bool, err error) {
 	if err != nil {
 		return v, false, err
 	}
-	v.Str = s
+	v.Str, v.Bare = s, true
 	return v, true, nil
 }
 
@@ -436,7 +439,7 @@ func (p *parser) parseKeyword(v Value) (Value, bool, error) {
 		if end == start+1 {
 			return v, false, p.unexpected(start+1, "a keyword (#true, #false, #null, #inf, #-inf, #nan) or a raw string (#\"…\"#) after '#'")
 		}
-		return v, false, p.errAt(start, "unknown keyword %s, expected #true, #false, #null, #inf, #-inf or #nan", string(p.src[start:end]))
+		return v, false, p.errQuoting(start, "unknown keyword, expected #true, #false, #null, #inf, #-inf or #nan", "unknown keyword %s, expected #true, #false, #null, #inf, #-inf or #nan", string(p.src[start:end]))
 	}
 	p.off = end
 	return v, false, nil
@@ -468,13 +471,13 @@ func (p *parser) bareIdent(what string) (string, error) {
 	if end == start {
 		if !p.v1 && p.src[start] == '#' {
 			k := p.identEnd(start + 1)
-			return "", p.errAt(start, "unexpected keyword %s, expected %s (quote it to use it as a string)", string(p.src[start:k]), what)
+			return "", p.errQuoting(start, "unexpected keyword, expected "+what+" (quote it to use it as a string)", "unexpected keyword %s, expected %s (quote it to use it as a string)", string(p.src[start:k]), what)
 		}
 		return "", p.unexpected(start, what)
 	}
 	text := p.src[start:end]
 	if looksNumeric(text, p.v1) {
-		return "", p.errAt(start, "unexpected number-like %s, expected %s (identifiers cannot start like a number; quote it)", strconv.Quote(string(text)), what)
+		return "", p.errQuoting(start, "unexpected number-like text, expected "+what+" (identifiers cannot start like a number; quote it)", "unexpected number-like %s, expected %s (identifiers cannot start like a number; quote it)", strconv.Quote(string(text)), what)
 	}
 	s := string(text)
 	if isKeyword(s, p.v1) {

@@ -28,8 +28,14 @@ func Parse(filename string, src []byte) (*Document, error) {
 	}
 	var e2, e1 *Error
 	if errors.As(err, &e2) && errors.As(err1, &e1) {
-		return nil, &Error{Pos: e2.Pos, Msg: e2.Msg + " (the document is not valid KDL v1 either: " +
-			strconv.Itoa(e1.Pos.Line) + ":" + strconv.Itoa(e1.Pos.Col) + ": " + e1.Msg + ")"}
+		tail := func(m1 string) string {
+			return " (the document is not valid KDL v1 either: " + strconv.Itoa(e1.Pos.Line) + ":" + strconv.Itoa(e1.Pos.Col) + ": " + m1 + ")"
+		}
+		e := &Error{Pos: e2.Pos, Msg: e2.Msg + tail(e1.Msg)}
+		if e2.Plain != "" || e1.Plain != "" {
+			e.Plain = e2.PlainMsg() + tail(e1.PlainMsg())
+		}
+		return nil, e
 	}
 	return nil, err
 }
