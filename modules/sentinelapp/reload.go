@@ -18,7 +18,8 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 	if a.ConfigFile == "" {
 		return nil, nil, errors.New("this config was not loaded from a file: nothing to reload")
 	}
-	body, err := os.ReadFile(a.ConfigFile)
+	// Read like the files it includes: a regular file, bounded.
+	body, err := kdladapter.OSFiles{}.ReadFile(a.ConfigFile)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,26 @@
+package sentinelapp
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAdaptRefusesSpecialConfigFile: reload and validate read the config
+// file like the adapter reads includes: a device is refused at once
+// (reading /dev/zero ran the process out of memory).
+func TestAdaptRefusesSpecialConfigFile(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := (&App{ConfigFile: "/dev/zero"}).adapt()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("error %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still reading /dev/zero after 10s")
+	}
+}
