@@ -400,7 +400,7 @@ func systemKeys(name string) *Key {
 		h("trace-id-format", "`uuid` is Caddy's request id; `tinyflake`: warning"),
 		h("auto-reload", "`#false` only; use `sentinel run --watch`"),
 		h("route-cache-size", "accepted; routes are matched without a cache"),
-		ext(h("caddy-admin", "Caddy admin endpoint address (`admin.listen`), or `off`")),
+		ext(h("caddy-admin", "Caddy admin endpoint address (`admin.listen`: `localhost:2019`, `unix//path|0600`), or `off`; default: off when `admin-api` is on, else Caddy's `localhost:2019`")),
 	)
 }
 
@@ -477,7 +477,7 @@ func Schema() *Key {
 		observabilityKeys(),
 		ny("rate-limits", "rate limiting"),
 		ny("cache", "response caching"),
-		h("include", "files matching the glob, relative to the including file"),
+		h("include", "files matching the glob, relative to the including file; regular files only, 16 MiB for all files together"),
 		ext(h("admin-api", "the control-plane API (`/api/v1`) of the `sentinel` app, on its own listener",
 			h("enabled", "`#false` turns the API off"),
 			h("address", "listen address (default 127.0.0.1:9901)"),

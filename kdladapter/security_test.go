@@ -48,6 +48,7 @@ func TestUnquotedEnvRefused(t *testing.T) {
 		{"registration token", minimal + "agents { registration { unix-socket \"/x\"; token ${AGENT_TOKEN}\n } }", `test.kdl:8:49: unquoted ${AGENT_TOKEN} is not expanded (KDL reads {…} as a children block): write token "${AGENT_TOKEN}"`},
 		{"property", minimal + "admin-api { auth { token \"t\" scope=$SCOPE; }; }", `test.kdl:8:36: unquoted $SCOPE is the literal text "$SCOPE", not an environment variable: write scope="${SCOPE}"`},
 		{"open block", minimal + "agents { agent \"a\" { unix-socket \"/x\"; config { key ${KEY}\n }; } }", `write key "${KEY}"`},
+		{"followed by a property", minimal + "admin-api { auth { token ${ADMIN_API_TOKEN} scope=\"read\"; }; }", `test.kdl:8:45: unexpected 's', expected ';' or a newline after the children block (arguments and properties must come before children) (an unquoted ${…} is read as "$" and a children block: quote it, "${…}")`},
 		{"listener address", "system { }\nlisteners { listener \"a\" { address ${ADDR}\n } }", `test.kdl:2:36: unquoted ${ADDR} is not expanded`},
 	}
 	env := envOf("ADMIN_API_TOKEN", "tok-from-env", "X", "x", "AGENT_TOKEN", "agent-tok", "SCOPE", "read", "KEY", "k", "ADDR", "127.0.0.1:1")

@@ -137,6 +137,7 @@ func (p *parser) parseNode() (*Node, error) {
 
 	hasChildren := false // a children block that is not slashdashed
 	afterChildren := false
+	childrenOff := -1 // where the last children block opened
 	for {
 		spaced, err := p.skipNodeSpace()
 		if err != nil {
@@ -188,6 +189,7 @@ func (p *parser) parseNode() (*Node, error) {
 				return nil, p.errAt(p.off, "unexpected second children block '{', expected ';' or a newline (a node has at most one children block)")
 			}
 			finishEntries()
+			childrenOff = p.off
 			children, err := p.parseChildren()
 			if err != nil {
 				return nil, err
@@ -195,7 +197,11 @@ func (p *parser) parseNode() (*Node, error) {
 			n.Children = children
 			hasChildren, afterChildren = true, true
 		case afterChildren:
-			return nil, p.unexpected(p.off, "';' or a newline after the children block (arguments and properties must come before children)")
+			err := p.unexpected(p.off, "';' or a newline after the children block (arguments and properties must come before children)")
+			if childrenOff > 0 && p.src[childrenOff-1] == '$' {
+				err.Msg += ` (an unquoted ${…} is read as "$" and a children block: quote it, "${…}")`
+			}
+			return nil, err
 		case !spaced:
 			err := p.unexpected(p.off, "whitespace, ';', a newline or '{'")
 			if !p.v1 && (c == '"' || c == '#') && p.off > 0 && p.src[p.off-1] == 'r' {
