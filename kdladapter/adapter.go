@@ -110,7 +110,7 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 			continue
 		}
 		if prev, dup := seen[c.Name]; dup && k.Children == nil && !repeatable[c.Name] {
-			a.d.warnf(c.Pos, path, "%s is repeated; the first one (line %d) is used", c.Name, prev.Pos.Line)
+			a.d.warnf(c.Pos, path, "repeated; the first one (line %d) is used", prev.Pos.Line)
 		}
 		seen[c.Name] = c
 		switch k.Status {
@@ -118,7 +118,9 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 			a.d.notYet(c.Pos, k.Note, path)
 			continue
 		case Warned:
-			a.d.warnf(c.Pos, path, "%s is accepted but has no effect: %s", path, k.Note)
+			// The key is the warning's Directive: the message does not
+			// repeat it ("file:line (system.x): accepted but …").
+			a.d.warnf(c.Pos, path, "accepted but has no effect: %s", k.Note)
 		}
 		if k.Children != nil && !k.Open {
 			a.checkBlock(c, k, path)
@@ -204,10 +206,10 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 		}
 	}
 	if a.system == nil {
-		a.d.errorf(kdl.Position{File: fileOf(nodes), Line: 1, Col: 1}, "missing `system` block (required, may be empty: `system { }`)")
+		a.d.errorf(kdl.Position{File: a.fileOf(nodes), Line: 1, Col: 1}, "missing `system` block (required, may be empty: `system { }`)")
 	}
 	if len(a.listeners) == 0 {
-		a.d.errorf(kdl.Position{File: fileOf(nodes), Line: 1, Col: 1}, "no listener: add `listeners { listener \"http\" { address \"0.0.0.0:8080\" } }`")
+		a.d.errorf(kdl.Position{File: a.fileOf(nodes), Line: 1, Col: 1}, "no listener: add `listeners { listener \"http\" { address \"0.0.0.0:8080\" } }`")
 	}
 	for _, f := range a.sortedFilters() {
 		a.checkFilter(f)
@@ -215,11 +217,14 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 	return a.caddyConfig()
 }
 
-func fileOf(nodes []*kdl.Node) string {
+// fileOf is the file a whole-configuration error is reported in: the
+// first node's, or the config file's when there is no node (an empty
+// file).
+func (a *adapter) fileOf(nodes []*kdl.Node) string {
 	if len(nodes) > 0 {
 		return nodes[0].Pos.File
 	}
-	return ""
+	return a.filename
 }
 
 // collect returns the child blocks named kind of a container block
