@@ -340,7 +340,7 @@ func TestIncludedContentNotEchoed(t *testing.T) {
 		{"shadow", "shadow:1:1: unknown setting in the top level of an included file (is it a Sentinel configuration?)"},
 		{"shadow2", "shadow2:1:18: not valid KDL: unexpected '/'"},
 		{"word", "word:1:1: unknown setting in the top level of an included file"},
-		{"v1", "v1:1:6: not valid KDL: unexpected bare true, expected a value (write #true for the keyword, or quote it for a string) (the document is not valid KDL v1 either: 1:11: unexpected bare identifier as a value"},
+		{"v1", "v1:1:11: not valid KDL: unexpected bare identifier as a value, expected a quoted string (KDL v1 has no bare string values) (read as KDL v1, which the file looks like; as KDL v2 it fails earlier, at 1:6: unexpected bare true"},
 		{"number", "number:1:6: not valid KDL: invalid number"},
 		{"keyword", "keyword:1:6: not valid KDL: unknown keyword, expected #true"},
 		{"prop", "prop:1:6: not valid KDL: unexpected type annotation before a property key"},

@@ -48,6 +48,10 @@ func parse(filename string, src []byte, v1 bool) (*Document, error) {
 // left unconsumed.
 func (p *parser) parseNodes(open int) ([]*Node, error) {
 	var nodes []*Node
+	openIndent, indented, known := 0, false, false
+	if open >= 0 {
+		openIndent, known = p.openIndent(open)
+	}
 	for {
 		if err := p.skipLineSpace(); err != nil {
 			return nil, err
@@ -77,6 +81,16 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 			}
 			continue
 		}
+		if known && p.suspectOff < 0 {
+			// A node that starts a line no deeper than the block's
+			// opening line, after deeper ones: the block was probably
+			// meant to end before it.
+			if ind, first := p.lineIndent(p.off); first && ind > openIndent {
+				indented = true
+			} else if first && indented {
+				p.suspectOff, p.suspectOpen = p.off, open
+			}
+		}
 		n, err := p.parseNode()
 		if err != nil {
 			return nil, err
@@ -86,8 +100,16 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 }
 
 // unclosed reports a children block opened at open that never closes.
+// Where the indentation shows the '}' that is missing (see suspectOff),
+// the error is there rather than at the end of the file, which may be
+// far from it.
 func (p *parser) unclosed(open int) *Error {
 	at := p.pos(open)
+	if p.suspectOff >= 0 {
+		sus := p.pos(p.suspectOpen)
+		end := p.pos(len(p.src) - 1) // the last line, not the one after a final newline
+		return p.errAt(p.suspectOff, "missing '}' before this line, to close the children block opened at line %d, column %d (going by the indentation: the file ends at line %d with the block opened at line %d, column %d still open)", sus.Line, sus.Col, end.Line, at.Line, at.Col)
+	}
 	return p.errAt(len(p.src), "unexpected end of file, expected '}' to close the children block opened at line %d, column %d", at.Line, at.Col)
 }
 
