@@ -44,6 +44,8 @@ func TestUnquotedEnvRefused(t *testing.T) {
 	cases := []struct{ name, src, want string }{
 		{"braces", api("${ADMIN_API_TOKEN}"), `test.kdl:10:15: unquoted ${ADMIN_API_TOKEN} is not expanded (KDL reads {…} as a children block): write token "${ADMIN_API_TOKEN}"`},
 		{"default", api("${X:-d}"), `test.kdl:10:15: unquoted ${X:-d} is not expanded (KDL reads {…} as a children block): write token "${X:-d}"`},
+		{"default with a space", api("${X:-two words}"), `write token "${X:-two words}"`},
+		{"not a reference", api("${A; B}"), `test.kdl:10:15: unquoted $ is not expanded: write token "$"`},
 		{"dollar name", api("$ADMIN_API_TOKEN"), `test.kdl:10:15: unquoted $ADMIN_API_TOKEN is the literal text "$ADMIN_API_TOKEN", not an environment variable: write token "${ADMIN_API_TOKEN}"`},
 		{"registration token", minimal + "agents { registration { unix-socket \"/x\"; token ${AGENT_TOKEN}\n } }", `test.kdl:8:49: unquoted ${AGENT_TOKEN} is not expanded (KDL reads {…} as a children block): write token "${AGENT_TOKEN}"`},
 		{"property", minimal + "admin-api { auth { token \"t\" scope=$SCOPE; }; }", `test.kdl:8:36: unquoted $SCOPE is the literal text "$SCOPE", not an environment variable: write scope="${SCOPE}"`},
