@@ -31,8 +31,9 @@ import (
 
 // adaptedConfig is the part of the adapted Caddy JSON the tests read.
 type adaptedConfig struct {
-	Admin struct {
-		Listen string `json:"listen"`
+	Admin *struct {
+		Listen   string `json:"listen"`
+		Disabled bool   `json:"disabled"`
 	} `json:"admin"`
 	Apps struct {
 		HTTP struct {
@@ -71,7 +72,7 @@ func adapt(t *testing.T, kdl string) adaptedConfig {
 // TestRenderedConfigAdapts adapts the sentinel.kdl of the rendered
 // ConfigMap of every value set (with no warning), and checks it against
 // the Deployment: a server on every container port, HTTP/3 where the UDP
-// port is, the grace period, Caddy's admin API on loopback.
+// port is, the grace period, Caddy's admin endpoint off.
 func TestRenderedConfigAdapts(t *testing.T) {
 	ch := loadChart(t)
 	adapted := 0
@@ -109,10 +110,18 @@ func TestRenderedConfigAdapts(t *testing.T) {
 					t.Errorf("UDP port %s (%d): the listener does not serve HTTP/3 (%v)", cp.Name, cp.ContainerPort, protos)
 				}
 			}
-			// Caddy's admin API: on the pod's loopback (Caddy's default
-			// is localhost:2019 too).
-			if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); cfg.Admin.Listen != "" && host != "localhost" && host != "127.0.0.1" {
-				t.Errorf("Caddy admin listens on %q, want the pod's loopback", cfg.Admin.Listen)
+			// Caddy's admin endpoint (no authentication: it shows the
+			// whole config and loads any other) is off. A config written
+			// for the original chart has no caddy-admin: Caddy's default,
+			// on the pod's loopback.
+			switch {
+			case cfg.Admin != nil && cfg.Admin.Disabled:
+			case strings.Contains(kdl, "caddy-admin"):
+				t.Errorf("Caddy admin is not turned off: %+v", *cfg.Admin)
+			case cfg.Admin != nil:
+				if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); host != "localhost" && host != "127.0.0.1" {
+					t.Errorf("Caddy admin listens on %q, want the pod's loopback", cfg.Admin.Listen)
+				}
 			}
 			g, _ := gracefulSeconds(kdl)
 			d, err := caddy.ParseDuration(cfg.Apps.HTTP.GracePeriod)
@@ -160,7 +169,7 @@ func TestDefaultValues(t *testing.T) {
 		t.Errorf("default objects: %v", kinds)
 	}
 	kdl := r.configText(t)
-	for _, want := range []string{`address "0.0.0.0:8080"`, `address "0.0.0.0:9090"`, `caddy-admin "localhost:2019"`, `graceful-shutdown-timeout-secs 30`} {
+	for _, want := range []string{`address "0.0.0.0:8080"`, `address "0.0.0.0:9090"`, `caddy-admin "off"`, `graceful-shutdown-timeout-secs 30`} {
 		if !strings.Contains(kdl, want) {
 			t.Errorf("default config lacks %s", want)
 		}
@@ -252,8 +261,10 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 		}
 		kdl = strings.ReplaceAll(kdl, old, fmt.Sprintf(`"127.0.0.1:%d"`, mapped[cp.ContainerPort]))
 	}
+	// Caddy's admin endpoint is off in the chart's configs; CADDY_ADMIN
+	// (a free port) is its address where a config leaves Caddy's default.
 	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	kdl = strings.ReplaceAll(kdl, `caddy-admin "localhost:2019"`, fmt.Sprintf(`caddy-admin %q`, admin))
+	adminOff := strings.Contains(kdl, `caddy-admin "off"`)
 
 	// The certificate, as the projected volume mounts it.
 	if r.boolean("tls.enabled") {
@@ -364,6 +375,14 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 		}
 	} else if regexp.MustCompile(`protocol "(https|h3)"`).MatchString(kdl) {
 		t.Error("TLS listener in the config without tls.enabled")
+	}
+
+	// Nothing listens where Caddy's admin endpoint would be.
+	if conn, err := net.DialTimeout("tcp", admin, time.Second); err == nil {
+		conn.Close()
+		if adminOff {
+			t.Errorf("Caddy's admin endpoint answers on %s", admin)
+		}
 	}
 
 	// The kubelet sends SIGTERM after preStop: a graceful exit.

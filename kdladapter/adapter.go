@@ -28,32 +28,6 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 	return Adapt(filename, body, os.LookupEnv, OSFiles{})
 }
 
-// Files gives the adapter the files a configuration includes.
-type Files interface {
-	// ReadFile reads a whole file.
-	ReadFile(name string) ([]byte, error)
-	// Glob lists the files matching a pattern (filepath.Glob syntax).
-	Glob(pattern string) ([]string, error)
-}
-
-// OSFiles reads files from the operating system.
-type OSFiles struct{}
-
-// ReadFile reads a file with os.ReadFile.
-func (OSFiles) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
-
-// Glob matches with filepath.Glob, skipping directories.
-func (OSFiles) Glob(pattern string) ([]string, error) {
-	matches, err := filepath.Glob(pattern)
-	out := matches[:0]
-	for _, m := range matches {
-		if info, err := os.Stat(m); err == nil && !info.IsDir() {
-			out = append(out, m)
-		}
-	}
-	return out, err
-}
-
 // Adapt is the adapter as a function with its inputs made explicit: the
 // config file's name and content, the environment and the files it may
 // include.
@@ -63,7 +37,7 @@ func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
 	}
-	nodes := l.load(filename, body)
+	nodes := l.loadMain(filename, body)
 	if err := a.d.err(); err != nil {
 		return nil, a.d.warnings(), err
 	}
@@ -120,11 +94,23 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 		k := spec.child(c.Name)
 		path := joinPath(where, c.Name)
 		if k == nil {
+			if where == "" && c.Pos.File != a.filename {
+				// The top level of an included file: it may be any file
+				// (include "/etc/shadow"), whose text is not shown.
+				a.d.errorf(c.Pos, "unknown setting in the top level of an included file (is it a Sentinel configuration?)%s", suggest(c.Name, spec.names()))
+				continue
+			}
 			a.d.errorf(c.Pos, "unknown setting %q in %s%s", c.Name, blockName(where), suggest(c.Name, spec.names()))
 			continue
 		}
+		if k.Children == nil && !k.Open && c.Children != nil && k.Status == Honoured {
+			// A setting takes values, not a block: `token ${X}` unquoted
+			// is "$" and a block { X }, which must not pass as "$".
+			a.d.errorf(c.Pos, "%s is a setting: it takes values, not a children block { … }", c.Name)
+			continue
+		}
 		if prev, dup := seen[c.Name]; dup && k.Children == nil && !repeatable[c.Name] {
-			a.d.warnf(c.Pos, path, "%s is repeated; the first one (line %d) is used", c.Name, prev.Pos.Line)
+			a.d.warnf(c.Pos, path, "repeated; the first one (line %d) is used", prev.Pos.Line)
 		}
 		seen[c.Name] = c
 		switch k.Status {
@@ -132,7 +118,9 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 			a.d.notYet(c.Pos, k.Note, path)
 			continue
 		case Warned:
-			a.d.warnf(c.Pos, path, "%s is accepted but has no effect: %s", path, k.Note)
+			// The key is the warning's Directive: the message does not
+			// repeat it ("file:line (system.x): accepted but …").
+			a.d.warnf(c.Pos, path, "accepted but has no effect: %s", k.Note)
 		}
 		if k.Children != nil && !k.Open {
 			a.checkBlock(c, k, path)
@@ -144,7 +132,7 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 var repeatable = map[string]bool{
 	"target": true, "cipher-suite": true, "sni": true, "include": true, "header": true,
 	"query-param": true, "path": true, "path-prefix": true, "path-regex": true, "host": true,
-	"method": true, "-": true, "remove": true, "listener": true, "route": true, "upstream": true, "filter": true,
+	"method": true, "-": true, "remove": true, "token": true, "listener": true, "route": true, "upstream": true, "filter": true,
 }
 
 func joinPath(where, name string) string {
@@ -218,10 +206,10 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 		}
 	}
 	if a.system == nil {
-		a.d.errorf(kdl.Position{File: fileOf(nodes), Line: 1, Col: 1}, "missing `system` block (required, may be empty: `system { }`)")
+		a.d.errorf(kdl.Position{File: a.fileOf(nodes), Line: 1, Col: 1}, "missing `system` block (required, may be empty: `system { }`)")
 	}
 	if len(a.listeners) == 0 {
-		a.d.errorf(kdl.Position{File: fileOf(nodes), Line: 1, Col: 1}, "no listener: add `listeners { listener \"http\" { address \"0.0.0.0:8080\" } }`")
+		a.d.errorf(kdl.Position{File: a.fileOf(nodes), Line: 1, Col: 1}, "no listener: add `listeners { listener \"http\" { address \"0.0.0.0:8080\" } }`")
 	}
 	for _, f := range a.sortedFilters() {
 		a.checkFilter(f)
@@ -229,11 +217,14 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 	return a.caddyConfig()
 }
 
-func fileOf(nodes []*kdl.Node) string {
+// fileOf is the file a whole-configuration error is reported in: the
+// first node's, or the config file's when there is no node (an empty
+// file).
+func (a *adapter) fileOf(nodes []*kdl.Node) string {
 	if len(nodes) > 0 {
 		return nodes[0].Pos.File
 	}
-	return ""
+	return a.filename
 }
 
 // collect returns the child blocks named kind of a container block

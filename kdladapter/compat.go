@@ -27,6 +27,17 @@ Any name that is not in these tables is an error with file:line:col and a
 "did you mean" suggestion. Keys marked *extension* are Sentinel-on-Caddy
 additions, not in the original.
 
+Rules that hold for every key:
+- a key that takes values (no sub-keys in these tables) refuses a children
+  block: ` + "`token { … }`" + ` is an error;
+- an unquoted value with a ` + "`$`" + ` is an error that shows the quoted form:
+  ` + "`${VAR}`" + ` and ` + "`${VAR:-default}`" + ` are expanded in quoted strings only
+  (` + "`token ${X}`" + ` is KDL for the string "$" and a children block { X });
+- messages show ` + "`${VAR}`" + `, never the value a variable gave;
+- ` + "`include`" + ` reads regular files only, at most 16 MiB for the main file
+  and all included files together, and its errors do not quote an included
+  file's text.
+
 ## Blocks and keys
 
 | Key | Status | How |

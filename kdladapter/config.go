@@ -15,6 +15,9 @@ func (a *adapter) caddyConfig() obj {
 	cfg["apps"] = apps
 
 	a.mapSystem(cfg, httpApp)
+	if a.system == nil && a.apiEnabled() {
+		cfg["admin"] = obj{"disabled": true}
+	}
 
 	servers := obj{}
 	for _, l := range a.listeners {
@@ -91,6 +94,12 @@ func (a *adapter) mapSystem(cfg, httpApp obj) {
 				cfg["admin"] = obj{"listen": s}
 			}
 		}
+	} else if a.apiEnabled() {
+		// Caddy's admin endpoint has no authentication: it shows the
+		// whole config and accepts a new one (POST /load '{"apps":{}}'
+		// stops the proxy). With the control-plane API, which has
+		// tokens, it is off unless asked for (`caddy-admin "…"`).
+		cfg["admin"] = obj{"disabled": true}
 	}
 }
 

@@ -1,6 +1,9 @@
 package kdladapter
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -44,6 +47,18 @@ func (a *adapter) sentinelApp() obj {
 	return app
 }
 
+// apiEnabled reports whether the config has an admin-api block that is
+// not `enabled #false`.
+func (a *adapter) apiEnabled() bool {
+	if a.adminAPI == nil {
+		return false
+	}
+	if e := setting(a.adminAPI, "enabled"); e != nil && len(e.Args) == 1 && e.Args[0].Kind == kdl.KindBool {
+		return e.Args[0].Bool
+	}
+	return true
+}
+
 // mapAdminAPI maps the admin-api block onto the app.
 func (a *adapter) mapAdminAPI(app obj) {
 	n := a.adminAPI
@@ -67,6 +82,8 @@ func (a *adapter) mapAdminAPI(app obj) {
 	}
 	api["listen"] = addr
 	var tokens []obj
+	hashes := map[string]*kdl.Node{}
+	names := map[string]*kdl.Node{}
 	for _, au := range settings(n, "auth") {
 		for _, c := range au.Children {
 			switch c.Name {
@@ -75,38 +92,9 @@ func (a *adapter) mapAdminAPI(app obj) {
 					a.oneOf(c, s, "bearer")
 				}
 			case "token":
-				tok, ok := a.str(c)
-				if !ok {
-					continue
+				if t := a.apiToken(c, len(tokens), hashes, names); t != nil {
+					tokens = append(tokens, t)
 				}
-				if tok == "" {
-					a.d.errorf(c.Pos, "admin-api token is empty (is its environment variable set?)")
-					continue
-				}
-				t := obj{"token": tok}
-				for _, p := range c.Props {
-					switch p.Name {
-					case "scope":
-						if p.Value.Kind != kdl.KindString {
-							a.d.errorf(p.Pos, "scope must be a string")
-							continue
-						}
-						sc := strings.ToLower(p.Value.Str)
-						if sc != "read" && sc != "operate" && sc != "admin" {
-							a.d.errorf(p.Pos, "scope %q is not one of read, operate, admin%s", p.Value.Str, suggest(sc, []string{"read", "operate", "admin"}))
-						}
-						t["scopes"] = []string{sc}
-					case "name":
-						if p.Value.Kind == kdl.KindString {
-							t["name"] = p.Value.Str
-						}
-					default:
-						a.d.errorf(p.Pos, "unknown token property %q (scope, name)", p.Name)
-					}
-				}
-				tokens = append(tokens, t)
-			default:
-				a.d.errorf(c.Pos, "unknown setting %q in admin-api.auth%s", c.Name, suggest(c.Name, []string{"type", "token"}))
 			}
 		}
 	}
@@ -148,4 +136,73 @@ func (a *adapter) mapAdminAPI(app obj) {
 		app["state_file"], _ = a.str(s)
 	}
 	app["api"] = api
+}
+
+// apiToken maps one `token` of admin-api.auth. The Caddy JSON gets the
+// token's SHA-256, never the token: the JSON is shown by Caddy's admin
+// endpoint, kept in autosave.json and logged on errors. The checks the
+// API would make on the token itself (not empty, no white space or
+// control characters, not repeated) are made here, on the KDL position,
+// without showing the token. i is the token's index.
+func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Node) obj {
+	tok, ok := a.str(c)
+	if !ok {
+		return nil
+	}
+	switch {
+	case tok == "":
+		a.d.errorf(c.Pos, "admin-api token is empty (is its environment variable set?)")
+		return nil
+	case !validToken(tok):
+		a.d.errorf(c.Args[0].Pos, "admin-api token contains white space or control characters")
+		return nil
+	}
+	sum := sha256.Sum256([]byte(tok))
+	hash := hex.EncodeToString(sum[:])
+	if prev, dup := hashes[hash]; dup {
+		a.d.errorf(c.Args[0].Pos, "admin-api token repeats the token at %s (each token must be distinct)", prev.Pos)
+		return nil
+	}
+	hashes[hash] = c
+	t := obj{"token_sha256": hash}
+	name := fmt.Sprintf("token-%d", i+1)
+	for _, p := range c.Props {
+		switch p.Name {
+		case "scope":
+			if p.Value.Kind != kdl.KindString {
+				a.d.errorf(p.Pos, "scope must be a string")
+				continue
+			}
+			sc := strings.ToLower(p.Value.Str)
+			if sc != "read" && sc != "operate" && sc != "admin" {
+				a.d.errorf(p.Pos, "scope %q is not one of read, operate, admin%s", p.Value.Str, suggest(sc, []string{"read", "operate", "admin"}))
+			}
+			t["scopes"] = []string{sc}
+		case "name":
+			if p.Value.Kind != kdl.KindString {
+				a.d.errorf(p.Pos, "name must be a string")
+				continue
+			}
+			t["name"] = p.Value.Str
+			name = p.Value.Str
+		default:
+			a.d.errorf(p.Pos, "unknown token property %q (scope, name)", p.Name)
+		}
+	}
+	if prev, dup := names[name]; dup {
+		a.d.errorf(c.Pos, "admin-api token name %q is already the name of the token at %s", name, prev.Pos)
+	}
+	names[name] = c
+	return t
+}
+
+// validToken reports whether a token has no white space or control
+// characters (the API's rule: nothing at or below ' ', nor DEL).
+func validToken(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package kdladapter
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -15,7 +16,20 @@ import (
 type diag struct {
 	errs  []finding
 	warns []finding
+	// secrets are the values that came from environment variables, with
+	// the reference each came from: messages show the reference.
+	secrets []redaction
 }
+
+// redaction pairs a value taken from the environment with the text it
+// was written as (`${NAME}`, or the whole string it was expanded in).
+type redaction struct{ value, ref string }
+
+// minRedactLen is the length from which a value from the environment is
+// hidden wherever it appears in a message; shorter ones (which cannot be
+// secrets worth the name, and would mangle messages: "1", "on") are
+// hidden where a message quotes them whole.
+const minRedactLen = 4
 
 // finding is one error or warning.
 type finding struct {
@@ -31,11 +45,49 @@ func (f finding) String() string {
 }
 
 func (d *diag) errorf(pos kdl.Position, format string, args ...any) {
-	d.errs = append(d.errs, finding{pos: pos, msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, finding{pos: pos, msg: d.scrub(fmt.Sprintf(format, args...))})
 }
 
 func (d *diag) warnf(pos kdl.Position, where, format string, args ...any) {
-	d.warns = append(d.warns, finding{pos: pos, where: where, msg: fmt.Sprintf(format, args...)})
+	d.warns = append(d.warns, finding{pos: pos, where: where, msg: d.scrub(fmt.Sprintf(format, args...))})
+}
+
+// redact records a value that came from the environment: from now on,
+// messages show ref where they would show value.
+func (d *diag) redact(value, ref string) {
+	if value == "" || value == ref {
+		return
+	}
+	for _, r := range d.secrets {
+		if r.value == value {
+			return
+		}
+	}
+	d.secrets = append(d.secrets, redaction{value: value, ref: ref})
+}
+
+// scrub replaces, in msg, the values that came from the environment by
+// their references. Every check of the adapter reports through errorf or
+// warnf, so no message can show such a value, whatever quotes it and
+// wherever it is checked. Longer values are replaced first, in one pass.
+func (d *diag) scrub(msg string) string {
+	if len(d.secrets) == 0 {
+		return msg
+	}
+	rs := append([]redaction(nil), d.secrets...)
+	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].value) > len(rs[j].value) })
+	var pairs []string
+	for _, r := range rs {
+		quoted := strconv.Quote(r.value)
+		pairs = append(pairs, quoted, strconv.Quote(r.ref), "`"+r.value+"`", "`"+r.ref+"`")
+		if len(r.value) >= minRedactLen {
+			if inner := quoted[1 : len(quoted)-1]; inner != r.value {
+				pairs = append(pairs, inner, r.ref)
+			}
+			pairs = append(pairs, r.value, r.ref)
+		}
+	}
+	return strings.NewReplacer(pairs...).Replace(msg)
 }
 
 // notYet records the error for a feature that a later module will bring:

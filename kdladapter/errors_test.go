@@ -65,7 +65,9 @@ func TestBadInput(t *testing.T) {
 		{"admin-api bad scope", minimal + "admin-api { auth { token \"t\" scope=\"reed\"; }; }", []string{"scope \"reed\" is not one of read, operate, admin (did you mean \"read\"?)"}},
 		{"health-check key of another type", minimal + "routes { route \"a\" { upstream \"u\"; }; }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; health-check { type \"http\" { servce \"x\"; }; }; }; }", []string{"unknown setting \"servce\" in health-check type \"http\""}},
 		{"dns-01 not yet", "system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; tls { acme { email \"a@b\"; domains \"x.com\"; challenge-type \"dns-01\"; } } } }", []string{"not supported yet: dns-01"}},
-		{"v1 and v2 both invalid", "node [1, 2]", []string{"not valid KDL v1 either"}},
+		{"empty file", "", []string{"test.kdl:1:1: missing `system` block", "test.kdl:1:1: no listener"}},
+		{"comments only", "// nothing yet\n", []string{"test.kdl:1:1: missing `system` block"}},
+		{"v1 and v2 both invalid", "node [1, 2]", []string{"test.kdl:1:6: unexpected '['"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -89,12 +91,12 @@ func TestBadInput(t *testing.T) {
 // TestWarnings checks the settings that are accepted but not honoured.
 func TestWarnings(t *testing.T) {
 	cases := []struct{ name, src, want string }{
-		{"max-connections", "system { max-connections 5; }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "test.kdl:1: system.max-connections is accepted but has no effect"},
+		{"max-connections", "system { max-connections 5; }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "test.kdl:1 (system.max-connections): accepted but has no effect: no global connection limit yet\n"},
 		{"worker-threads", "system { worker-threads 999; }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "worker-threads 999 is not applied: set GOMAXPROCS=999"},
 		{"server deprecated", "server { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "the `server` block is deprecated"},
-		{"repeated scalar", "system { graceful-shutdown-timeout-secs 1; graceful-shutdown-timeout-secs 2; }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "graceful-shutdown-timeout-secs is repeated; the first one (line 1) is used"},
+		{"repeated scalar", "system { graceful-shutdown-timeout-secs 1; graceful-shutdown-timeout-secs 2; }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }", "test.kdl:1 (system.graceful-shutdown-timeout-secs): repeated; the first one (line 1) is used"},
 		{"weights ignored", minimal + "routes { route \"a\" { upstream \"u\"; } }\nupstreams { upstream \"u\" { target \"127.0.0.1:1\" weight=5; target \"127.0.0.1:2\" weight=1; } }", "target weights are ignored by round_robin (use \"weighted\")"},
-		{"route circuit breaker (caveat 16)", minimal + "routes { route \"a\" { builtin-handler \"health\"; circuit-breaker { failure-threshold 5; } } }", "routes.route.circuit-breaker is accepted but has no effect"},
+		{"route circuit breaker (caveat 16)", minimal + "routes { route \"a\" { builtin-handler \"health\"; circuit-breaker { failure-threshold 5; } } }", "(routes.route.circuit-breaker): accepted but has no effect"},
 		{"tls 1.3 suite", "system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; tls { cert-file \"c\"; key-file \"k\"; cipher-suites { - \"TLS_AES_128_GCM_SHA256\"; } } } }", "TLS 1.3 cipher suite TLS_AES_128_GCM_SHA256 is always enabled"},
 		{"empty include", "", "matches no file"},
 		{"brotli", minimal + "routes { route \"a\" { builtin-handler \"health\"; filters \"c\"; } }\nfilters { filter \"c\" { type \"compress\"; algorithms \"br\"; } }", "compression algorithm \"br\" is not available"},
@@ -250,7 +252,7 @@ routes { route "r" { builtin-handler "health"; policies { request-headers { set 
 		t.Errorf("expansion: %s", out)
 	}
 	for _, bad := range []string{"${}", "${1X}", "${UNCLOSED"} {
-		if _, err := expand(bad, noEnv); err == nil {
+		if _, _, err := expand(bad, noEnv); err == nil {
 			t.Errorf("%q: expected an error", bad)
 		}
 	}
@@ -369,6 +371,9 @@ func (w withoutStaleAPI) ReadFile(p string) ([]byte, error) {
 	return os.ReadFile(p)
 }
 
+// ReadFileMax reads like ReadFile (the embedded OSFiles would bypass it).
+func (w withoutStaleAPI) ReadFileMax(p string, _ int64) ([]byte, error) { return w.ReadFile(p) }
+
 // TestAdminAPI maps the control-plane block onto the sentinel app.
 func TestAdminAPI(t *testing.T) {
 	src := minimal + `admin-api {
@@ -390,7 +395,8 @@ upstreams { upstream "u" { target "127.0.0.1:2" weight=3; health-check { type "g
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`"api":{"listen":"127.0.0.1:19901","max_body_bytes":65536,"tokens":[{"token":"s3cret"},{"name":"grafana","scopes":["read"],"token":"ro"}]}`,
+		`"api":{"listen":"127.0.0.1:19901","max_body_bytes":65536,"tokens":[{"token_sha256":"` + sha256Hex("s3cret") + `"},{"name":"grafana","scopes":["read"],"token_sha256":"` + sha256Hex("ro") + `"}]}`,
+		`"admin":{"disabled":true}`,
 		`"state_file":"/var/lib/sentinel/state.json"`, `"config_file":"/etc/sentinel/sentinel.kdl"`,
 		`"health_check":{"interval":"2s","service":"svc","type":"grpc"}`, `{"address":"127.0.0.1:2","weight":3}`,
 		`"routes":["r"]`,
@@ -399,9 +405,12 @@ upstreams { upstream "u" { target "127.0.0.1:2" weight=3; health-check { type "g
 			t.Errorf("missing %s in %s", want, out)
 		}
 	}
+	if strings.Contains(string(out), "s3cret") || strings.Contains(string(out), `"token":`) {
+		t.Errorf("a token in the Caddy JSON: %s", out)
+	}
 	out, _ = mustAdapt(t, minimal+"admin-api { enabled #false; }")
-	if strings.Contains(string(out), `"api"`) {
-		t.Error("disabled API mapped")
+	if strings.Contains(string(out), `"api"`) || strings.Contains(string(out), `"admin"`) {
+		t.Error("disabled API mapped, or Caddy's admin changed without it")
 	}
 }
 

@@ -51,7 +51,7 @@ func checkGolden(t *testing.T, name string, src []byte) {
 		t.Fatal(err)
 	}
 	pretty.WriteString("\n")
-	if w := warningsText(warns); w != "" {
+	if w := warningsLines(warns); w != "" {
 		pretty.WriteString("// warnings:\n")
 		for _, l := range strings.Split(strings.TrimSpace(w), "\n") {
 			pretty.WriteString("// " + l + "\n")

@@ -37,7 +37,7 @@ routes { route "r" { builtin-handler "health"; filters "a" "b" "c"; } }
 	// A setting repeated inside one plugin is still reported, and an
 	// unknown one is an error with a suggestion.
 	_, warns = mustAdapt(t, strings.Replace(src, `timeout-ms 10;`, `timeout-ms 10; timeout-ms 20;`, 1))
-	if !strings.Contains(warningsText(warns), "timeout-ms is repeated") {
+	if !strings.Contains(warningsText(warns), "(plugins.plugin.timeout-ms): repeated") {
 		t.Errorf("repeated path not reported:\n%s", warningsText(warns))
 	}
 	_, _, err := adaptString(t, strings.Replace(src, `timeout-ms 10;`, `timout-ms 10;`, 1))

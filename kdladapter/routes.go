@@ -2,7 +2,9 @@ package kdladapter
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
+	"regexp/syntax"
 	"sort"
 	"strings"
 
@@ -334,7 +336,7 @@ func (a *adapter) mapMatches(id string, m *kdl.Node) (obj, int, []string) {
 		case "path-regex":
 			for _, p := range a.strs(c) {
 				if _, err := regexp.Compile(p); err != nil {
-					a.d.errorf(c.Args[0].Pos, "route %q: path-regex %q does not compile: %v", id, p, err)
+					a.d.errorf(c.Args[0].Pos, "route %q: path-regex %q does not compile: %s", id, p, regexReason(err))
 					continue
 				}
 				regexes = append(regexes, p)
@@ -578,4 +580,15 @@ func boolOr(a *adapter, n *kdl.Node, def bool) bool {
 		return b
 	}
 	return def
+}
+
+// regexReason is why a regular expression does not compile, without the
+// part of the expression that Go's message quotes (the whole expression
+// is quoted by the caller's message, where it can be redacted).
+func regexReason(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return se.Code.String()
+	}
+	return err.Error()
 }

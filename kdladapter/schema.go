@@ -211,7 +211,12 @@ func routeKeys() *Key {
 		ny("cache", "response caching"),
 		ny("shadow", "traffic mirroring"),
 		h("waf-enabled", "`#false` only; `#true` needs the built-in WAF (not yet): run a WAF agent with a filter of type \"agent\""),
-		h("websocket", "Caddy proxies WebSocket upgrades on every route"),
+		h("websocket", "Caddy proxies WebSocket upgrades on every route",
+			w("enabled", "WebSocket upgrades are proxied on every route"),
+			w("ping-interval-secs", "frames are relayed as they come; the proxy sends no pings"),
+			w("ping-timeout-secs", "frames are relayed as they come; the proxy sends no pings"),
+			w("max-message-size-bytes", "frames are relayed as they come, of any size"),
+		),
 		h("websocket-inspection", "`#false` only; `#true` needs WebSocket frame inspection (not yet)"),
 		ny("fallback", "inference fallback upstreams"),
 		policiesBlock(),
@@ -234,10 +239,20 @@ func healthCheck() *Key {
 	)
 }
 
+// targetKeys are the keys of a target's block form
+// (`target { address "…"; weight 2 }`).
+func targetKeys() []*Key {
+	return []*Key{
+		h("address", "host:port"),
+		h("weight", "1 to 1048576 (default 1)"),
+		open(h("metadata", "informational labels")),
+	}
+}
+
 func upstreamKeys() *Key {
 	return h("upstream", "an upstream of the `sentinel` app's registry; routes proxy to it through the `sentinel` upstream source",
-		h("target", "a registry target; `weight=` feeds weighted policies and can be changed live through the API; a zone prefix (`zone=Z,host:port` or `Z/host:port`) is removed from the address and feeds `locality-aware`"),
-		h("targets", "block form of the targets", h("target", "one target")),
+		h("target", "a registry target; `weight=` (1 to 1048576, default 1) feeds weighted policies and can be changed live through the API; a zone prefix (`zone=Z,host:port` or `Z/host:port`) is removed from the address and feeds `locality-aware`", targetKeys()...),
+		h("targets", "block form of the targets", h("target", "one target", targetKeys()...)),
 		h("address", "single-target shorthand"),
 		open(h("load-balancing", "selection policy (see the load-balancing table)")),
 		healthCheck(),
@@ -385,7 +400,7 @@ func systemKeys(name string) *Key {
 		h("trace-id-format", "`uuid` is Caddy's request id; `tinyflake`: warning"),
 		h("auto-reload", "`#false` only; use `sentinel run --watch`"),
 		h("route-cache-size", "accepted; routes are matched without a cache"),
-		ext(h("caddy-admin", "Caddy admin endpoint address (`admin.listen`), or `off`")),
+		ext(h("caddy-admin", "Caddy admin endpoint address (`admin.listen`: `localhost:2019`, `unix//path|0600`), or `off`; default: off when `admin-api` is on, else Caddy's `localhost:2019`")),
 	)
 }
 
@@ -464,11 +479,14 @@ func Schema() *Key {
 		observabilityKeys(),
 		ny("rate-limits", "rate limiting"),
 		ny("cache", "response caching"),
-		h("include", "files matching the glob, relative to the including file"),
+		h("include", "files matching the glob, relative to the including file; regular files only, 16 MiB for all files together"),
 		ext(h("admin-api", "the control-plane API (`/api/v1`) of the `sentinel` app, on its own listener",
 			h("enabled", "`#false` turns the API off"),
 			h("address", "listen address (default 127.0.0.1:9901)"),
-			open(h("auth", "`type \"bearer\"` and `token \"…\" [scope=\"read\"|\"operate\"|\"admin\"] [name=\"…\"]` (repeatable); required")),
+			h("auth", "bearer tokens; required (or tls.client-ca)",
+				h("type", "`\"bearer\"`"),
+				h("token", "`token \"${ADMIN_API_TOKEN}\" [scope=\"read\"|\"operate\"|\"admin\"] [name=\"…\"]` (repeatable); only its SHA-256 goes into the Caddy JSON"),
+			),
 			h("tls", "HTTPS for the API, optionally with client certificates",
 				h("cert-file", "server certificate"),
 				h("key-file", "server key"),

@@ -51,8 +51,20 @@ func corpusDir(t testing.TB) string {
 	return dir
 }
 
-// warningsText joins warnings for assertions.
+// warningsText joins warnings for assertions, as Caddy prints them
+// ("file:line (directive): message").
 func warningsText(ws []caddyconfig.Warning) string {
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// warningsLines joins warnings as "file:line: message" (the golden
+// files' form).
+func warningsLines(ws []caddyconfig.Warning) string {
 	var b strings.Builder
 	for _, w := range ws {
 		b.WriteString(w.File)

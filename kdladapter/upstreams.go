@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 // upstreamBase is the part of a reverse_proxy handler that comes from the
@@ -167,6 +168,10 @@ func (a *adapter) tunables(id, algo string, n *kdl.Node, out obj) {
 	}
 }
 
+// maxWeight is the largest target weight (registry.MaxWeight); a weight
+// is 1 to maxWeight, 1 when absent.
+const maxWeight = 1 << 20
+
 // base maps an upstream block once.
 func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	id := u.Args[0].Str
@@ -198,6 +203,11 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 			a.d.errorf(pos, "upstream %q: target %q must be host:port, e.g. \"127.0.0.1:8081\"", id, addr)
 			return
 		}
+		// The registry's rule, the same as the API's.
+		if err := registry.ValidateTarget(registry.Target{Address: addr, Weight: int(weight)}); err != nil {
+			a.d.errorf(pos, "upstream %q: target %s", id, strings.TrimSuffix(err.Error(), ": "+registry.ErrInvalid.Error()))
+			return
+		}
 		t := obj{"address": addr}
 		if weight != 1 {
 			t["weight"] = weight
@@ -219,10 +229,10 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 			addr, pos = v.Str, v.Pos
 		}
 		if v, ok := t.Prop("weight"); ok {
-			if w, ok := v.AsInt64(); ok && w >= 0 && w <= 1<<20 {
+			if w, ok := v.AsInt64(); ok && w >= 1 && w <= maxWeight {
 				weight = w
 			} else {
-				a.d.errorf(v.Pos, "upstream %q: weight must be an integer between 0 and 1048576, not %s", id, v)
+				a.d.errorf(v.Pos, "upstream %q: weight must be an integer between 1 and %d, not %s", id, maxWeight, v)
 			}
 		}
 		for _, p := range t.Props {
@@ -237,7 +247,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 					addr, pos = s, c.Args[0].Pos
 				}
 			case "weight":
-				if w, ok := a.integer(c, 0, 1<<20); ok {
+				if w, ok := a.integer(c, 1, maxWeight); ok {
 					weight = w
 				}
 			case "metadata":

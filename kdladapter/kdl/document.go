@@ -96,6 +96,8 @@ type Value struct {
 	HasType bool
 	// Str holds the decoded string for KindString.
 	Str string
+	// Bare reports a string written as a bare identifier (no quotes).
+	Bare bool
 	// Num holds a number for KindNumber, exactly: an integer as *big.Int in
 	// Int, or a decimal in Float (with its text kept in NumText so that very
 	// large or small exponents survive). Special floats #inf, #-inf, #nan are
@@ -203,6 +205,19 @@ func (v Value) String() string {
 type Error struct {
 	Pos Position
 	Msg string
+	// Plain, when set, is Msg without the source text that Msg quotes
+	// (an identifier, a number, a keyword): what to show when the
+	// document's content must not be echoed, e.g. for a file another
+	// file includes.
+	Plain string
+}
+
+// PlainMsg returns the message without quoted source text.
+func (e *Error) PlainMsg() string {
+	if e.Plain != "" {
+		return e.Plain
+	}
+	return e.Msg
 }
 
 // Error formats the error as "file:line:col: message".

@@ -23,6 +23,13 @@ type parser struct {
 	args  []Value
 	props []Prop
 
+	// suspectOff is where a '}' is probably missing (-1: nowhere yet):
+	// the first node that starts a line no more indented than the line
+	// that opened its block, in a block whose earlier nodes were indented
+	// more. suspectOpen is that block's '{'. Used when the file ends with
+	// a block still open.
+	suspectOff, suspectOpen int
+
 	// Position cache: the line and column of byte offset pcOff. Positions
 	// are asked for mostly in source order, so advancing from the last
 	// answer keeps position tracking linear overall.
@@ -31,7 +38,7 @@ type parser struct {
 
 // newParser prepares a parser for src.
 func newParser(file string, src []byte, v1 bool) *parser {
-	return &parser{file: file, src: src, v1: v1, pcLine: 1, pcCol: 1}
+	return &parser{file: file, src: src, v1: v1, pcLine: 1, pcCol: 1, suspectOff: -1}
 }
 
 // pos returns the position of byte offset off.
@@ -78,9 +85,63 @@ func (p *parser) pos(off int) Position {
 	return Position{File: p.file, Line: p.pcLine, Col: p.pcCol}
 }
 
+// maxIndentScan bounds the look back for the start of a line, so that
+// very long lines keep parsing linear.
+const maxIndentScan = 1024
+
+// lineIndent returns the indentation of the line holding off (a tab
+// counts 4) when only white space precedes off on that line; first is
+// false otherwise.
+func (p *parser) lineIndent(off int) (indent int, first bool) {
+	i := off
+	for i > 0 && (p.src[i-1] == ' ' || p.src[i-1] == '\t') {
+		i--
+	}
+	if i > 0 && p.src[i-1] != '\n' && p.src[i-1] != '\r' {
+		return 0, false
+	}
+	for ; i < off; i++ {
+		if p.src[i] == '\t' {
+			indent += 4
+		} else {
+			indent++
+		}
+	}
+	return indent, true
+}
+
+// openIndent returns the indentation of the line holding the '{' at
+// off, or false when the line's start is too far back.
+func (p *parser) openIndent(off int) (int, bool) {
+	start := off
+	for start > 0 && p.src[start-1] != '\n' && p.src[start-1] != '\r' {
+		if off-start >= maxIndentScan {
+			return 0, false
+		}
+		start--
+	}
+	indent := 0
+	for i := start; i < off && (p.src[i] == ' ' || p.src[i] == '\t'); i++ {
+		if p.src[i] == '\t' {
+			indent += 4
+		} else {
+			indent++
+		}
+	}
+	return indent, true
+}
+
 // errAt returns an *Error at byte offset off.
 func (p *parser) errAt(off int, format string, args ...any) *Error {
 	return &Error{Pos: p.pos(off), Msg: fmt.Sprintf(format, args...)}
+}
+
+// errQuoting returns an *Error at byte offset off whose message quotes
+// source text; plain is the same message without it.
+func (p *parser) errQuoting(off int, plain, format string, args ...any) *Error {
+	e := p.errAt(off, format, args...)
+	e.Plain = plain
+	return e
 }
 
 // unexpected returns an error naming what was found at off and what was

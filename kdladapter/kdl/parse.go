@@ -48,6 +48,10 @@ func parse(filename string, src []byte, v1 bool) (*Document, error) {
 // left unconsumed.
 func (p *parser) parseNodes(open int) ([]*Node, error) {
 	var nodes []*Node
+	openIndent, indented, known := 0, false, false
+	if open >= 0 {
+		openIndent, known = p.openIndent(open)
+	}
 	for {
 		if err := p.skipLineSpace(); err != nil {
 			return nil, err
@@ -77,6 +81,16 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 			}
 			continue
 		}
+		if known && p.suspectOff < 0 {
+			// A node that starts a line no deeper than the block's
+			// opening line, after deeper ones: the block was probably
+			// meant to end before it.
+			if ind, first := p.lineIndent(p.off); first && ind > openIndent {
+				indented = true
+			} else if first && indented {
+				p.suspectOff, p.suspectOpen = p.off, open
+			}
+		}
 		n, err := p.parseNode()
 		if err != nil {
 			return nil, err
@@ -86,8 +100,16 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 }
 
 // unclosed reports a children block opened at open that never closes.
+// Where the indentation shows the '}' that is missing (see suspectOff),
+// the error is there rather than at the end of the file, which may be
+// far from it.
 func (p *parser) unclosed(open int) *Error {
 	at := p.pos(open)
+	if p.suspectOff >= 0 {
+		sus := p.pos(p.suspectOpen)
+		end := p.pos(len(p.src) - 1) // the last line, not the one after a final newline
+		return p.errAt(p.suspectOff, "missing '}' before this line, to close the children block opened at line %d, column %d (going by the indentation: the file ends at line %d with the block opened at line %d, column %d still open)", sus.Line, sus.Col, end.Line, at.Line, at.Col)
+	}
 	return p.errAt(len(p.src), "unexpected end of file, expected '}' to close the children block opened at line %d, column %d", at.Line, at.Col)
 }
 
@@ -137,6 +159,7 @@ func (p *parser) parseNode() (*Node, error) {
 
 	hasChildren := false // a children block that is not slashdashed
 	afterChildren := false
+	childrenOff := -1 // where the last children block opened
 	for {
 		spaced, err := p.skipNodeSpace()
 		if err != nil {
@@ -188,6 +211,7 @@ func (p *parser) parseNode() (*Node, error) {
 				return nil, p.errAt(p.off, "unexpected second children block '{', expected ';' or a newline (a node has at most one children block)")
 			}
 			finishEntries()
+			childrenOff = p.off
 			children, err := p.parseChildren()
 			if err != nil {
 				return nil, err
@@ -195,7 +219,11 @@ func (p *parser) parseNode() (*Node, error) {
 			n.Children = children
 			hasChildren, afterChildren = true, true
 		case afterChildren:
-			return nil, p.unexpected(p.off, "';' or a newline after the children block (arguments and properties must come before children)")
+			err := p.unexpected(p.off, "';' or a newline after the children block (arguments and properties must come before children)")
+			if childrenOff > 0 && p.src[childrenOff-1] == '$' {
+				err.Msg += ` (an unquoted ${…} is read as "$" and a children block: quote it, "${…}")`
+			}
+			return nil, err
 		case !spaced:
 			err := p.unexpected(p.off, "whitespace, ';', a newline or '{'")
 			if !p.v1 && (c == '"' || c == '#') && p.off > 0 && p.src[p.off-1] == 'r' {
@@ -289,9 +317,9 @@ func (p *parser) parseEntry(keep bool) error {
 	if p.off < len(p.src) && p.src[p.off] == '=' {
 		switch {
 		case hasType:
-			return p.errAt(start, "unexpected type annotation before property key %s, expected it after '=' (key=(type)value)", strconv.Quote(v.Str))
+			return p.errQuoting(start, "unexpected type annotation before a property key, expected it after '=' (key=(type)value)", "unexpected type annotation before property key %s, expected it after '=' (key=(type)value)", strconv.Quote(v.Str))
 		case v.Kind != KindString:
-			return p.errAt(p.off, "unexpected '=' after %s, expected a string as property key", v.String())
+			return p.errQuoting(p.off, "unexpected '=' after a "+v.Kind.String()+", expected a string as property key", "unexpected '=' after %s, expected a string as property key", v.String())
 		}
 		p.off++
 		if !p.v1 {
@@ -331,7 +359,7 @@ func (p *parser) parseEntry(keep bool) error {
 	}
 	p.off = save
 	if bare && p.v1 {
-		return p.errAt(start, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
+		return p.errQuoting(start, bareV1Plain, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
 	}
 	v.Type, v.HasType = typ, hasType
 	if keep {
@@ -339,6 +367,9 @@ func (p *parser) parseEntry(keep bool) error {
 	}
 	return nil
 }
+
+// bareV1Plain is the KDL v1 bare-value error without the identifier.
+const bareV1Plain = "unexpected bare identifier as a value, expected a quoted string (KDL v1 has no bare string values)"
 
 // parseArgValue parses a value that cannot be a property key.
 func (p *parser) parseArgValue() (Value, error) {
@@ -348,7 +379,7 @@ func (p *parser) parseArgValue() (Value, error) {
 		return v, err
 	}
 	if bare && p.v1 {
-		return v, p.errAt(start, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
+		return v, p.errQuoting(start, bareV1Plain, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
 	}
 	return v, nil
 }
@@ -386,7 +417,7 @@ func (p *parser) parseValue() (v Value, bare bool, err error) {
 	if looksNumeric(text, p.v1) {
 		num, msg := parseNumber(string(text))
 		if msg != "" {
-			return v, false, p.errAt(start, "%s", msg)
+			return v, false, p.errQuoting(start, "invalid number", "%s", msg)
 		}
 		num.Pos = v.Pos
 		p.off = end
@@ -408,7 +439,7 @@ func (p *parser) parseValue() (v Value, bare bool, err error) {
 	if err != nil {
 		return v, false, err
 	}
-	v.Str = s
+	v.Str, v.Bare = s, true
 	return v, true, nil
 }
 
@@ -436,7 +467,7 @@ func (p *parser) parseKeyword(v Value) (Value, bool, error) {
 		if end == start+1 {
 			return v, false, p.unexpected(start+1, "a keyword (#true, #false, #null, #inf, #-inf, #nan) or a raw string (#\"…\"#) after '#'")
 		}
-		return v, false, p.errAt(start, "unknown keyword %s, expected #true, #false, #null, #inf, #-inf or #nan", string(p.src[start:end]))
+		return v, false, p.errQuoting(start, "unknown keyword, expected #true, #false, #null, #inf, #-inf or #nan", "unknown keyword %s, expected #true, #false, #null, #inf, #-inf or #nan", string(p.src[start:end]))
 	}
 	p.off = end
 	return v, false, nil
@@ -468,13 +499,13 @@ func (p *parser) bareIdent(what string) (string, error) {
 	if end == start {
 		if !p.v1 && p.src[start] == '#' {
 			k := p.identEnd(start + 1)
-			return "", p.errAt(start, "unexpected keyword %s, expected %s (quote it to use it as a string)", string(p.src[start:k]), what)
+			return "", p.errQuoting(start, "unexpected keyword, expected "+what+" (quote it to use it as a string)", "unexpected keyword %s, expected %s (quote it to use it as a string)", string(p.src[start:k]), what)
 		}
 		return "", p.unexpected(start, what)
 	}
 	text := p.src[start:end]
 	if looksNumeric(text, p.v1) {
-		return "", p.errAt(start, "unexpected number-like %s, expected %s (identifiers cannot start like a number; quote it)", strconv.Quote(string(text)), what)
+		return "", p.errQuoting(start, "unexpected number-like text, expected "+what+" (identifiers cannot start like a number; quote it)", "unexpected number-like %s, expected %s (identifiers cannot start like a number; quote it)", strconv.Quote(string(text)), what)
 	}
 	s := string(text)
 	if isKeyword(s, p.v1) {

@@ -58,6 +58,7 @@ func TestParseV2Errors(t *testing.T) {
 	}{
 		{"bare keyword", "node true", 1, 6, "unexpected bare true"},
 		{"unknown keyword", "node #yes", 1, 6, "unknown keyword #yes"},
+		{"unquoted env reference", "token ${X} scope=\"a\"", 1, 12, `an unquoted ${…} is read as "$" and a children block`},
 		{"lone hash", "node # x", 1, 7, "after '#'"},
 		{"keyword name", "#true", 1, 1, "unexpected keyword #true"},
 		{"numeric name", "1abc", 1, 1, "number-like"},

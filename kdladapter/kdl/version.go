@@ -8,8 +8,9 @@ import (
 // Parse parses src, a KDL document of either version. A leading version
 // marker ("/- kdl-version 1" or "/- kdl-version 2") decides the version.
 // Without one, the document is parsed as KDL v2 and, if that fails, as
-// KDL v1. When both fail, the KDL v2 error is returned (v2 is the main
-// format), with a hint that the document is not valid KDL v1 either.
+// KDL v1. When both fail, the error of the version that reads further is
+// returned: KDL v2's (the main format) alone when it reads at least as
+// far, else KDL v1's, noting where KDL v2 failed.
 // filename is only used in positions.
 func Parse(filename string, src []byte) (*Document, error) {
 	if v, _, ok := versionMarker(src); ok {
@@ -28,8 +29,21 @@ func Parse(filename string, src []byte) (*Document, error) {
 	}
 	var e2, e1 *Error
 	if errors.As(err, &e2) && errors.As(err1, &e1) {
-		return nil, &Error{Pos: e2.Pos, Msg: e2.Msg + " (the document is not valid KDL v1 either: " +
-			strconv.Itoa(e1.Pos.Line) + ":" + strconv.Itoa(e1.Pos.Col) + ": " + e1.Msg + ")"}
+		if !posAfter(e1.Pos, e2.Pos) {
+			// KDL v2 reads at least as far: the file is v2 (or neither),
+			// and KDL v1 would only confuse.
+			return nil, e2
+		}
+		// KDL v1 reads further: the file looks like v1.
+		note := func(m2 string) string {
+			return " (read as KDL v1, which the file looks like; as KDL v2 it fails earlier, at " +
+				strconv.Itoa(e2.Pos.Line) + ":" + strconv.Itoa(e2.Pos.Col) + ": " + m2 + ")"
+		}
+		e := &Error{Pos: e1.Pos, Msg: e1.Msg + note(e2.Msg)}
+		if e2.Plain != "" || e1.Plain != "" {
+			e.Plain = e1.PlainMsg() + note(e2.PlainMsg())
+		}
+		return nil, e
 	}
 	return nil, err
 }
@@ -93,4 +107,9 @@ func (p *parser) skipSpaces() int {
 		}
 		p.off += n
 	}
+}
+
+// posAfter reports whether a comes after b in the same file.
+func posAfter(a, b Position) bool {
+	return a.Line > b.Line || a.Line == b.Line && a.Col > b.Col
 }

@@ -186,24 +186,3 @@ func TestExpiredDrainsAreAudited(t *testing.T) {
 		t.Errorf("targets %v", u.Targets)
 	}
 }
-
-// TestReadConfigFileBounds: reload and validate read only a regular file
-// of bounded size (issue 12.11: validating /dev/zero killed a proxy).
-func TestReadConfigFileBounds(t *testing.T) {
-	for _, path := range []string{"/dev/zero", t.TempDir()} {
-		if _, err := readConfigFile(path); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("%s: %v", path, err)
-		}
-	}
-	big := filepath.Join(t.TempDir(), "big.kdl")
-	f, _ := os.Create(big)
-	f.Truncate(maxConfigBytes + 1)
-	f.Close()
-	if _, err := readConfigFile(big); err == nil || !strings.Contains(err.Error(), "larger than") {
-		t.Errorf("big: %v", err)
-	}
-	a := &App{ConfigFile: "/dev/zero"}
-	if _, _, err := a.adapt(); err == nil {
-		t.Error("adapted /dev/zero")
-	}
-}

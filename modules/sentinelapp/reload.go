@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -19,7 +17,8 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 	if a.ConfigFile == "" {
 		return nil, nil, errors.New("this config was not loaded from a file: nothing to reload")
 	}
-	body, err := readConfigFile(a.ConfigFile)
+	// Read like the files it includes: a regular file, bounded.
+	body, err := kdladapter.OSFiles{}.ReadFile(a.ConfigFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -32,35 +31,6 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 		return nil, nil, fmt.Errorf("unknown config adapter %q", name)
 	}
 	return adapter.Adapt(body, map[string]any{"filename": a.ConfigFile})
-}
-
-// maxConfigBytes is the largest config file reload and validate read.
-const maxConfigBytes = 64 << 20
-
-// readConfigFile reads the config file: a regular file of at most
-// maxConfigBytes, so that a config path pointing at a device or a huge
-// file cannot take the running process down.
-func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxConfigBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxConfigBytes)
-	}
-	return data, nil
 }
 
 // findings splits an adapter error into its lines (file:line:col: msg).

@@ -1,0 +1,10 @@
+//go:build unix
+
+package kdladapter
+
+import "syscall"
+
+// openFlags are added when opening a configuration file: O_NONBLOCK keeps
+// a FIFO swapped in after the type check from blocking the open (the
+// descriptor's type is checked again before reading).
+const openFlags = syscall.O_NONBLOCK

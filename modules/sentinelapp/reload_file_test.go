@@ -1,0 +1,40 @@
+package sentinelapp
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter"
+)
+
+// TestAdaptRefusesSpecialConfigFile: reload and validate read the config
+// file like the adapter reads includes: a device is refused at once
+// (reading /dev/zero ran the process out of memory).
+func TestAdaptRefusesSpecialConfigFile(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := (&App{ConfigFile: "/dev/zero"}).adapt()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("error %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still reading /dev/zero after 10s")
+	}
+	// A directory, and a file over the adapter's size limit.
+	big := filepath.Join(t.TempDir(), "big.kdl")
+	f, _ := os.Create(big)
+	f.Truncate(kdladapter.MaxConfigBytes + 1)
+	f.Close()
+	for _, path := range []string{t.TempDir(), big} {
+		if _, _, err := (&App{ConfigFile: path}).adapt(); err == nil {
+			t.Errorf("%s adapted", path)
+		}
+	}
+}
