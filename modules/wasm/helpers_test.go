@@ -169,10 +169,19 @@ func url(path string) string {
 func do(t *testing.T, tester *caddytest.Tester, req *http.Request) (*http.Response, string) {
 	t.Helper()
 	resp, err := tester.Client.Do(req)
-	if err != nil && req.Method == http.MethodGet {
+	if err != nil && (req.Body == nil || req.GetBody != nil) {
 		// a connection accepted while Caddy switches configs may be
-		// closed (EOF) with or without this handler; retry once
+		// closed (EOF) with or without this handler (the test config
+		// has no sentinel_handoff listener); retry once, with a fresh
+		// body when there is one
 		t.Logf("retrying after transport error: %v", err)
+		if req.GetBody != nil {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			req.Body = body
+		}
 		resp, err = tester.Client.Do(req)
 	}
 	if err != nil {
