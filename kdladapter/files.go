@@ -3,11 +3,11 @@ package kdladapter
 import (
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sentinel-proxy/sentinel/internal/safefile"
 )
 
 // MaxConfigBytes bounds a whole configuration: the main file and every
@@ -77,62 +77,11 @@ func hasMeta(pattern string) bool {
 }
 
 // readRegular reads name, which must be a regular file of at most max
-// bytes. It never reads more than max+1 bytes.
+// bytes (safefile.ReadRegular); a file over it is ErrConfigTooLarge.
 func readRegular(name string, max int64) ([]byte, error) {
-	info, err := os.Stat(name)
-	if err != nil {
-		return nil, err
-	}
-	if err := regularFile(name, info); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(name, os.O_RDONLY|openFlags, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// The file may have been replaced between the check and the open.
-	opened, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if err := regularFile(name, opened); err != nil {
-		return nil, err
-	}
-	if opened.Size() > max {
-		return nil, fmt.Errorf("%s has %d bytes, more than the %d left: %w", name, opened.Size(), max, ErrConfigTooLarge)
-	}
-	// Files of /proc and the like say 0 bytes: the limit holds anyway.
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
+	data, err := safefile.ReadRegular(name, max)
+	if errors.Is(err, safefile.ErrTooLarge) {
 		return nil, fmt.Errorf("%s has more than the %d bytes left: %w", name, max, ErrConfigTooLarge)
 	}
-	return data, nil
-}
-
-// regularFile refuses what is not a regular file, naming what it is.
-func regularFile(name string, info fs.FileInfo) error {
-	m := info.Mode()
-	var what string
-	switch {
-	case m.IsRegular():
-		return nil
-	case m.IsDir():
-		what = "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		what = "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		what = "a socket"
-	case m&fs.ModeCharDevice != 0:
-		what = "a character device"
-	case m&fs.ModeDevice != 0:
-		what = "a device"
-	default:
-		what = "not a regular file"
-		return fmt.Errorf("%s is %s: only regular files are read as configuration", name, what)
-	}
-	return fmt.Errorf("%s is %s, not a regular file: only regular files are read as configuration", name, what)
+	return data, err
 }

@@ -3,11 +3,12 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/safefile"
 )
 
 // Store is the home of the state made through the control-plane API
@@ -54,29 +55,14 @@ func (f FileStore) String() string { return "file " + f.Path }
 // Load reads the state file: nil when it does not exist. Only a regular
 // file of at most MaxStateBytes is read.
 func (f FileStore) Load() ([]byte, error) {
-	file, err := os.Open(f.Path)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := safefile.ReadRegular(f.Path, MaxStateBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
+	case errors.Is(err, safefile.ErrNotRegular), errors.Is(err, safefile.ErrTooLarge):
+		return nil, fmt.Errorf("%w: %w", ErrUnusable, err)
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer file.Close()
-	info, err := file.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrUnusable, f.Path)
-	}
-	data, err := io.ReadAll(io.LimitReader(file, MaxStateBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxStateBytes {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrUnusable, f.Path, MaxStateBytes)
-	}
-	return data, nil
+	return data, err
 }
 
 // Save writes data to the state file atomically.

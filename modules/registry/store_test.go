@@ -271,7 +271,7 @@ func TestFileStoreLoad(t *testing.T) {
 	f, _ := os.Create(big)
 	f.Truncate(MaxStateBytes + 1)
 	f.Close()
-	if _, err := (FileStore{Path: big}).Load(); err == nil || !strings.Contains(err.Error(), "larger") {
+	if _, err := (FileStore{Path: big}).Load(); !errors.Is(err, ErrUnusable) || !strings.Contains(err.Error(), "more than the") {
 		t.Errorf("big file: %v", err)
 	}
 	r := New()

@@ -1,10 +1,10 @@
 //go:build unix
 
-package kdladapter
+package safefile
 
 import "syscall"
 
-// openFlags are added when opening a configuration file: O_NONBLOCK keeps
+// openFlags are added when opening a file: O_NONBLOCK keeps
 // a FIFO swapped in after the type check from blocking the open (the
 // descriptor's type is checked again before reading).
 const openFlags = syscall.O_NONBLOCK
