@@ -177,3 +177,53 @@ func TestWriteCertBadDir(t *testing.T) {
 		t.Errorf("failed=%v %q", ft.failed, ft.msg)
 	}
 }
+
+// TestShared: a missing shared path skips in a plain clone and fails
+// under CI; a present one is returned relative to the package.
+func TestShared(t *testing.T) {
+	t.Setenv("CI", "")
+	ft := &skipCatcher{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Shared(ft, "no/such/thing")
+	}()
+	if !ft.skipped || ft.failed {
+		t.Errorf("plain clone: skipped=%v failed=%v", ft.skipped, ft.failed)
+	}
+	t.Setenv("CI", "true")
+	ft = &skipCatcher{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Shared(ft, "no/such/thing")
+	}()
+	if ft.skipped || !ft.failed {
+		t.Errorf("CI: skipped=%v failed=%v", ft.skipped, ft.failed)
+	}
+	t.Setenv(LongEnv, "")
+	ft = &skipCatcher{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Long(ft)
+	}()
+	if !ft.skipped || LongTests() {
+		t.Error("Long did not skip")
+	}
+	t.Setenv(LongEnv, "1")
+	Long(t) // runs on
+}
+
+// skipCatcher records Skip and Fatal instead of ending the test.
+type skipCatcher struct {
+	testing.TB
+	skipped, failed bool
+}
+
+func (s *skipCatcher) Helper() {}
+func (s *skipCatcher) Skipf(string, ...any) {
+	s.skipped = true
+	panic("skip")
+}
+func (s *skipCatcher) Fatalf(string, ...any) {
+	s.failed = true
+	panic("fatal")
+}

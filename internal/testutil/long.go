@@ -45,5 +45,12 @@ func Shared(tb testing.TB, rel string) string {
 		}
 		tb.Skipf("needs ../%s/%s beside the repository (not in a plain clone)", SharedDir, rel)
 	}
+	// Relative to the package folder, as the tests wrote it before
+	// (messages and golden files may hold the path).
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, p); err == nil {
+			return r
+		}
+	}
 	return p
 }
