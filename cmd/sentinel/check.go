@@ -214,6 +214,35 @@ func (e *cliEnv) validate(cmd *cobra.Command) error {
 	return nil
 }
 
+// precheck adapts a KDL config before `run` hands it to Caddy, so that
+// its errors are printed as validate prints them (file:line:col, the
+// line, a caret) rather than as one log line. The environment files are
+// loaded first, as run would (neither overwrites a variable that is set).
+// With --resume the saved config may be used instead: no check.
+func (e *cliEnv) precheck(cmd *cobra.Command) error {
+	fl := cmd.Flags()
+	config, _ := fl.GetString("config")
+	adapter, _ := fl.GetString("adapter")
+	resume, _ := fl.GetBool("resume")
+	if config == "" || adapter != "kdl" || resume {
+		return nil
+	}
+	envfiles, _ := fl.GetStringSlice("envfile")
+	for _, path := range envfiles {
+		if err := loadEnvFile(path); err != nil {
+			return nil // run reports it
+		}
+	}
+	a, err := e.adaptConfig(config, adapter)
+	if err != nil || len(a.errs) == 0 {
+		return nil // run reports a file it cannot read
+	}
+	cmd.SilenceErrors = true
+	printFindings(e.stderr, a.src, "", a.errs)
+	fmt.Fprintf(e.stderr, "sentinel run: %s: %s; not started\n", e.label(config), plural(len(a.errs), "error"))
+	return fail("invalid configuration")
+}
+
 // plural returns "1 error", "2 errors".
 func plural(n int, word string) string {
 	if n == 1 {

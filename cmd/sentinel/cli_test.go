@@ -182,3 +182,14 @@ func TestCaretPad(t *testing.T) {
 		}
 	}
 }
+
+// TestRunPrintsReadableErrors: `sentinel run` with a bad file prints its
+// errors as validate does and exits 1 without starting.
+func TestRunPrintsReadableErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sentinel.kdl"), []byte("system { }\nlisteners { listener \"a\" { adress \"x\"; } }\n"), 0o644)
+	code, _, errOut := runCLI(t, dir, "run")
+	if code != 1 || !strings.Contains(errOut, "sentinel.kdl:2:28: unknown setting \"adress\"") || !strings.Contains(errOut, "not started") || strings.Contains(errOut, `"level"`) {
+		t.Errorf("exit %d:\n%s", code, errOut)
+	}
+}

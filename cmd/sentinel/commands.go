@@ -175,6 +175,13 @@ func newRootCommand(env *cliEnv) *cobra.Command {
 		case "run":
 			// --pingback is how start learns that run serves.
 			_ = c.Flags().MarkHidden("pingback")
+			caddyRun := c.RunE
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				if err := env.precheck(cmd); err != nil {
+					return err
+				}
+				return caddyRun(cmd, args)
+			}
 		case "start":
 			c.RunE = func(cmd *cobra.Command, _ []string) error { return env.start(cmd) }
 		case "version":
