@@ -95,7 +95,11 @@ func buildDir() (string, error) {
 	reapBuildDirs()
 	// The run: the go command that started this test process, and the
 	// module (two checkouts tested at once do not share binaries).
-	name := fmt.Sprintf("sentinel-test-bin-%d-%x", os.Getppid(), fnv(root))
+	run := os.Getppid()
+	if run == 1 {
+		run = os.Getpid() // orphaned (a detached test binary): no run to share with
+	}
+	name := fmt.Sprintf("sentinel-test-bin-%d-%x", run, fnv(root))
 	dir := filepath.Join(os.TempDir(), name)
 	for range 10 {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
