@@ -19,6 +19,10 @@ import (
 
 // TestMain removes the built binary at the end.
 func TestMain(m *testing.M) {
+	// TestStartInProcess starts this test binary as `sentinel run`.
+	if os.Getenv(asSentinelEnv) == "1" {
+		os.Exit(run(os.Args, &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+	}
 	code := m.Run()
 	testutil.RemoveBuilds()
 	os.Exit(code)

@@ -193,3 +193,126 @@ func TestRunPrintsReadableErrors(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, errOut)
 	}
 }
+
+// asSentinelEnv makes the test binary run as the sentinel command (see
+// TestMain), so that start can start it.
+const asSentinelEnv = "SENTINEL_TEST_AS_COMMAND"
+
+// TestStartInProcess: start runs `run` in the background (here the test
+// binary acting as sentinel), waits until it serves, and says so in
+// Sentinel's words; a config that fails makes start fail.
+func TestStartInProcess(t *testing.T) {
+	t.Setenv(asSentinelEnv, "1")
+	dir := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", dir)
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	listen, admin := freePort(t), freePort(t)
+	os.WriteFile(filepath.Join(dir, "s.kdl"), []byte(`system { caddy-admin "`+admin+`"; }
+listeners { listener "main" { address "`+listen+`"; }; }
+routes { route "s" { builtin-handler "status"; }; }
+`), 0o644)
+	code, out, errOut := runCLI(t, dir, "start", "--config", "s.kdl", "--pidfile", filepath.Join(dir, "pid"))
+	defer runCLI(t, dir, "stop", "--address", admin)
+	if code != 0 || !strings.Contains(out, "Sentinel started in the background (pid ") {
+		t.Fatalf("start: %d %q %q", code, out, errOut)
+	}
+	if status, _ := waitGet(t, "http://"+listen+"/"); status != 200 {
+		t.Errorf("status %d", status)
+	}
+	if code, _, errOut := runCLI(t, dir, "stop", "--address", admin); code != 0 {
+		t.Errorf("stop: %d %s", code, errOut)
+	}
+
+	os.WriteFile(filepath.Join(dir, "bad.kdl"), []byte("system { }\nlisteners { listener \"a\" { adress \"x\"; } }\n"), 0o644)
+	code, _, errOut = runCLI(t, dir, "start", "--config", "bad.kdl", "--watch", "--envfile", filepath.Join(dir, "none"))
+	if code == 0 || !strings.Contains(errOut, "sentinel start: sentinel run: exit status 1") {
+		t.Errorf("start of a bad config: %d %q", code, errOut)
+	}
+}
+
+// TestCheckVariants: adapt --pretty and --validate, a config on standard
+// input, a JSON config, an unknown adapter, and the names in messages.
+func TestCheckVariants(t *testing.T) {
+	dir := t.TempDir()
+	good := "system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }\nroutes { route \"h\" { builtin-handler \"health\"; } }\n"
+	os.WriteFile(filepath.Join(dir, "good.kdl"), []byte(good), 0o644)
+	code, out, errOut := runCLI(t, dir, "adapt", "--config", "good.kdl", "--pretty", "--validate")
+	if code != 0 || !strings.Contains(out, "\n\t\"apps\": {") {
+		t.Errorf("adapt --pretty --validate: %d %q %q", code, out[:min(len(out), 80)], errOut)
+	}
+	code, out, _ = runCLI(t, dir, "adapt", "--config", "good.kdl", "--json")
+	if code != 0 || !strings.HasPrefix(out, "{") {
+		t.Errorf("adapt --json: %d", code)
+	}
+	// Caddy JSON: validated as it is.
+	os.WriteFile(filepath.Join(dir, "c.json"), []byte(`{"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:1"]}}}}}`), 0o644)
+	if code, out, errOut := runCLI(t, dir, "validate", "--config", "c.json"); code != 0 || out != "Valid configuration: c.json\n" {
+		t.Errorf("json: %d %q %q", code, out, errOut)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.json"), []byte(`{"apps":{"nope":{}}}`), 0o644)
+	if code, _, errOut := runCLI(t, dir, "validate", "--config", "bad.json"); code == 0 || !strings.Contains(errOut, "bad.json: ") || !strings.Contains(errOut, "nope") {
+		t.Errorf("bad json: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, dir, "adapt", "--config", "good.kdl", "--adapter", "nope"); code == 0 || !strings.Contains(errOut, `unknown config adapter "nope"`) {
+		t.Errorf("unknown adapter: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, dir, "adapt", "--config", "missing.kdl"); code == 0 || !strings.Contains(errOut, "missing.kdl") {
+		t.Errorf("missing: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, dir, "validate", "--config", "missing.kdl", "--json"); code == 0 {
+		t.Errorf("missing --json: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, dir, "adapt", "--config", "good.kdl", "--envfile", "missing.env"); code == 0 || !strings.Contains(errOut, "missing.env") {
+		t.Errorf("missing envfile: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, dir, "validate", "--config", "good.kdl", "--envfile", "missing.env"); code == 0 || !strings.Contains(errOut, "missing.env") {
+		t.Errorf("validate, missing envfile: %d %q", code, errOut)
+	}
+
+	// Standard input: positions point at "-", the lines come from it.
+	t.Chdir(dir)
+	var out2, errOut2 strings.Builder
+	code = run([]string{"sentinel", "adapt", "--config", "-", "--adapter", "kdl"}, &cliEnv{stdin: strings.NewReader("system { }\nlisteners { listener \"a\" { adress \"x\"; } }\n"), stdout: &out2, stderr: &errOut2})
+	if code == 0 || !strings.Contains(errOut2.String(), "-:2:28: unknown setting") || !strings.Contains(errOut2.String(), ` 2 | listeners { listener "a" { adress "x"; } }`) || !strings.Contains(errOut2.String(), "standard input: 1 error") {
+		t.Errorf("stdin: %d %q", code, errOut2.String())
+	}
+
+	e := &cliEnv{dirs: map[string]string{"/tmp/entry.kdl": "/etc/sentinel"}}
+	if got := e.label("/tmp/entry.kdl"); got != "configuration directory /etc/sentinel" {
+		t.Errorf("label: %q", got)
+	}
+}
+
+// TestManpageAndExitCodes: manpage writes Sentinel's pages; Caddy's
+// statuses above 1 reach the exit status.
+func TestManpageAndExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCLI(t, dir, "manpage", "--directory", filepath.Join(dir, "man")); code != 0 {
+		t.Fatalf("manpage: %d %s", code, errOut)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "man", "sentinel-validate.8")); err != nil || !strings.Contains(string(b), "SENTINEL") {
+		t.Errorf("manpage: %v", err)
+	}
+	if code, _, _ := runCLI(t, dir, "manpage"); code == 0 {
+		t.Error("manpage without --directory")
+	}
+	if got := exitCode(fakeExit(3)); got != 3 {
+		t.Errorf("exit code %d, want 3", got)
+	}
+	if got := exitCode(&exitError{code: 2, err: os.ErrNotExist}); got != 2 || (&exitError{err: os.ErrNotExist}).Error() == "" {
+		t.Errorf("exitError: %d", got)
+	}
+	if got := exitCode(os.ErrNotExist); got != 1 {
+		t.Errorf("plain error: %d", got)
+	}
+}
+
+// fakeExit has the shape of caddycmd's unexported exit error.
+type fakeExitError struct {
+	ExitCode int
+	Err      error
+}
+
+func (e *fakeExitError) Error() string { return "exit" }
+
+func fakeExit(code int) error { return &fakeExitError{ExitCode: code} }
