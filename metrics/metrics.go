@@ -151,6 +151,28 @@ func registerVec[C prometheus.Collector](reg prometheus.Registerer, c C) (C, err
 // Observe records one request of route that ended with status code
 // (0 when nothing was written: the server then answers 200) after d.
 func (r *Routes) Observe(route string, code int, d time.Duration) {
+	r.For(route).Observe(code, d)
+}
+
+// Route is the request metrics of one route, with its duration series
+// looked up once.
+type Route struct {
+	route    string
+	requests *prometheus.CounterVec
+	duration prometheus.Observer
+}
+
+// For returns the metrics of one route.
+func (r *Routes) For(route string) *Route {
+	if r == nil {
+		return nil
+	}
+	return &Route{route: route, requests: r.requests, duration: r.duration.WithLabelValues(route)}
+}
+
+// Observe records one request that ended with status code (0 when
+// nothing was written: the server then answers 200) after d.
+func (r *Route) Observe(code int, d time.Duration) {
 	if r == nil {
 		return
 	}
@@ -158,6 +180,6 @@ func (r *Routes) Observe(route string, code int, d time.Duration) {
 	if code > 0 {
 		label = strconv.Itoa(code)
 	}
-	r.requests.WithLabelValues(route, label).Inc()
-	r.duration.WithLabelValues(route).Observe(d.Seconds())
+	r.requests.WithLabelValues(r.route, label).Inc()
+	r.duration.Observe(d.Seconds())
 }

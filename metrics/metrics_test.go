@@ -60,6 +60,8 @@ sentinel_build_info{caddy_version="` + buildinfo.CaddyVersion() + `",go_version=
 	}
 	var none *Routes
 	none.Observe("x", 200, 0) // no panic
+	var noRoute *Route
+	noRoute.Observe(200, 0)
 }
 
 // TestTargetHealth: the gauge reads the registry at scrape time.

@@ -39,7 +39,7 @@ type Guard struct {
 
 	flag    *registry.RouteFlag
 	body    []byte
-	metrics *metrics.Routes
+	metrics *metrics.Route
 }
 
 // CaddyModule returns the Caddy module information.
@@ -63,7 +63,7 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("sentinel_route %q: registering route metrics: %w", g.Route, err)
 		}
-		g.metrics = m
+		g.metrics = m.For(g.Route)
 	}
 	return nil
 }
@@ -95,7 +95,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			code = he.StatusCode
 		}
 	}
-	g.metrics.Observe(g.Route, code, time.Since(start))
+	g.metrics.Observe(code, time.Since(start))
 	return err
 }
 
