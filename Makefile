@@ -1,7 +1,7 @@
 # Sentinel: build, container image, Helm chart.
 #
 #   make build    static binary in bin/sentinel (CGO_ENABLED=0, as in the image)
-#   make test     the test suite (the README's command; ~5 min on 2 cores with a warm cache)
+#   make test     the test suite (the README's command; ~2 min on 2 cores with a warm cache)
 #   make test-long  the long tests too: load-harness bench, soak, chaos, LB benchmark (SENTINEL_LONG_TESTS=1)
 #   make image    container image $(IMAGE):$(VERSION) with docker build
 #   make chart    chart package and repository index in dist/ (helm package + helm repo index)
