@@ -31,6 +31,8 @@ RUN mkdir -p /out/data /out/config /out/etc/sentinel \
     && cp default.kdl /out/etc/sentinel/sentinel.kdl
 
 FROM gcr.io/distroless/static-debian12:nonroot
+# The binary embeds VERSION itself; this is only the image label (make
+# image passes $(cat VERSION)).
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="sentinel" \
       org.opencontainers.image.description="Sentinel, a security-first reverse proxy configured in KDL, built on Caddy v2" \

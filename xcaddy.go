@@ -3,11 +3,15 @@
 //	xcaddy build --with github.com/sentinel-proxy/sentinel
 //
 // It also embeds the default configuration that `sentinel run` serves when
-// no configuration is given.
+// no configuration is given, and the VERSION file: Sentinel's version,
+// which `sentinel version`, the status page and sentinel_build_info report
+// (internal/buildinfo).
 package sentinel
 
 import (
 	_ "embed"
+
+	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
 
 	// The KDL config adapter and the Sentinel modules.
 	_ "github.com/sentinel-proxy/sentinel/adaptive"
@@ -31,3 +35,17 @@ import (
 //
 //go:embed default.kdl
 var DefaultConfig []byte
+
+// versionFile is the repository's VERSION file: the one place the version
+// is written (the Makefile, the Dockerfile's label and the Helm chart read
+// it too).
+//
+//go:embed VERSION
+var versionFile string
+
+// Version returns Sentinel's version, e.g. "0.1.0".
+func Version() string { return buildinfo.Version() }
+
+func init() {
+	buildinfo.SetVersion(versionFile)
+}

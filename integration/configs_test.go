@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestBasicConfig runs the original's examples/basic.kdl, posted to /load
@@ -161,10 +163,7 @@ func TestStaticSiteConfig(t *testing.T) {
 // file that includes listeners/, upstreams/ and routes/ by glob. The
 // stale routes/api.kdl of the corpus (see its README) is left out.
 func TestMultiFileConfig(t *testing.T) {
-	src := filepath.Join(sharedDir, "testdata", "sentinel-configs", "example-multi-file")
-	if _, err := os.Stat(src); err != nil {
-		t.Skip("shared corpus not available")
-	}
+	src := testutil.Shared(t, "testdata/sentinel-configs/example-multi-file")
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir, "localhost", "127.0.0.1")
 	a1, a2, st := startBackend(t, "api1"), startBackend(t, "api2"), startBackend(t, "static")

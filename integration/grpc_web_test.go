@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,52 +22,6 @@ import (
 	// adapter's `grpc-web` filter type.
 	_ "github.com/sentinel-proxy/sentinel/modules/grpcweb"
 )
-
-// spliceGRPCWeb puts a grpc_web handler in front of every reverse_proxy
-// handler of an adapted config (until the adapter has a grpc-web filter
-// type).
-func spliceGRPCWeb(t *testing.T, cfg []byte) []byte {
-	t.Helper()
-	var root any
-	if err := json.Unmarshal(cfg, &root); err != nil {
-		t.Fatal(err)
-	}
-	spliced := 0
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, c := range x {
-				x[k] = walk(c)
-			}
-			if handle, ok := x["handle"].([]any); ok {
-				var out []any
-				for _, h := range handle {
-					if m, ok := h.(map[string]any); ok && m["handler"] == "reverse_proxy" {
-						out = append(out, map[string]any{"handler": "grpc_web"})
-						spliced++
-					}
-					out = append(out, h)
-				}
-				x["handle"] = out
-			}
-		case []any:
-			for i, c := range x {
-				x[i] = walk(c)
-			}
-		}
-		return v
-	}
-	walk(root)
-	if spliced == 0 {
-		t.Fatal("no reverse_proxy handler to put grpc_web in front of")
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // grpcWebCall posts one gRPC-Web message (binary or text) and returns the
 // response and a reader of its decoded frames.
@@ -180,8 +133,8 @@ func webTrailers(t *testing.T, r *bufio.Reader) textproto.MIMEHeader {
 }
 
 // TestGRPCWeb sends gRPC-Web (binary and text, unary and server streaming)
-// over HTTP/1.1 through a KDL-configured route with CORS, the grpc_web
-// handler and an h2c upstream running grpc-go.
+// over HTTP/1.1 through a KDL-configured route with a cors and a
+// grpc-web filter, and an h2c upstream running grpc-go.
 func TestGRPCWeb(t *testing.T) {
 	b := startGRPCBackend(t, "web", nil)
 	listen := freeAddr(t)
@@ -193,11 +146,12 @@ listeners {
 routes {
     route "grpc-web" {
         matches { path-prefix "/grpc.testing.TestService/"; }
-        filters "cors"
+        filters "cors" "grpc-web"
         upstream "grpc"
     }
 }
 filters {
+    filter "grpc-web" { type "grpc-web"; }
     filter "cors" {
         type "cors"
         allowed-origins "https://app.test"
@@ -216,7 +170,7 @@ upstreams {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tester(t).InitServer(string(spliceGRPCWeb(t, cfg)), "json")
+	tester(t).InitServer(string(cfg), "json")
 	base := "http://" + listen + "/grpc.testing.TestService/"
 	origin := map[string]string{"Origin": "https://app.test"}
 

@@ -33,9 +33,9 @@ const sharedDir = "../../shared"
 // corpusFile reads a file of the original's config corpus.
 func corpusFile(t *testing.T, rel string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedDir, "testdata", "sentinel-configs", rel))
+	b, err := os.ReadFile(filepath.Join(testutil.Shared(t, "testdata/sentinel-configs"), rel))
 	if err != nil {
-		t.Skipf("shared corpus not available: %v", err)
+		t.Fatal(err)
 	}
 	return string(b)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // lbScenario is a set of four backends with one sick (slow, failing or
@@ -57,8 +59,8 @@ type lbRow struct {
 // the names) run a part; SENTINEL_LB_BENCH_OUT writes the Markdown tables
 // to a file.
 func TestLBBench(t *testing.T) {
-	if os.Getenv("SENTINEL_LB_BENCH") == "" {
-		t.Skip("set SENTINEL_LB_BENCH=1 to run the load-balancing benchmark")
+	if os.Getenv("SENTINEL_LB_BENCH") == "" && !testutil.LongTests() {
+		t.Skip("set SENTINEL_LB_BENCH=1 (or SENTINEL_LONG_TESTS=1) to run the load-balancing benchmark")
 	}
 	rate := lbEnvFloat(t, "SENTINEL_LB_RATE", 1000)
 	warmup := lbEnvDuration(t, "SENTINEL_LB_WARMUP", 2*time.Second)

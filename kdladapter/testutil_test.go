@@ -1,12 +1,12 @@
 package kdladapter
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // sharedDir is the shared folder beside the repository.
@@ -44,11 +44,7 @@ func mustAdapt(t testing.TB, src string) ([]byte, []caddyconfig.Warning) {
 // the shared folder is absent.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(sharedDir, "testdata", "sentinel-configs")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared test data not found at %s (clone shared/ beside the repository)", dir)
-	}
-	return dir
+	return testutil.Shared(t, "testdata/sentinel-configs")
 }
 
 // warningsText joins warnings for assertions, as Caddy prints them

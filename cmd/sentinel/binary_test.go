@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,10 @@ import (
 
 // TestMain removes the built binary at the end.
 func TestMain(m *testing.M) {
+	// TestStartInProcess starts this test binary as `sentinel run`.
+	if os.Getenv(asSentinelEnv) == "1" {
+		os.Exit(run(os.Args, &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+	}
 	code := m.Run()
 	testutil.RemoveBuilds()
 	os.Exit(code)
@@ -89,11 +95,11 @@ func TestBinaryServesEmbeddedDefault(t *testing.T) {
 			t.Errorf("%s: %d %q", p, status, body)
 		}
 	}
-	if status, body := waitGet(t, "http://"+opsAddr+"/metrics"); status != 200 || !strings.Contains(body, "caddy_") {
+	if status, body := waitGet(t, "http://"+opsAddr+"/metrics"); status != 200 || !strings.Contains(body, "# HELP caddy_") {
 		t.Errorf("metrics on the ops listener: %d", status)
 	}
 	// Metrics stay off the main listener: there the status page answers.
-	if _, body := waitGet(t, "http://"+mainAddr+"/metrics"); strings.Contains(body, "caddy_") {
+	if _, body := waitGet(t, "http://"+mainAddr+"/metrics"); strings.Contains(body, "# HELP") {
 		t.Error("metrics exposed on the main listener")
 	}
 }
@@ -112,9 +118,63 @@ func TestBinaryAdaptAndValidate(t *testing.T) {
 	bad := filepath.Join(dir, "bad.kdl")
 	os.WriteFile(bad, []byte("system { }\nlisteners {\n  listener \"a\" { adress \"x\"; }\n}\n"), 0o644)
 	out, err = exec.Command(bin, "validate", "--config", bad).CombinedOutput()
-	// The message is inside a JSON log line, quotes escaped.
-	if err == nil || !strings.Contains(string(out), `bad.kdl:3:18: unknown setting \"adress\" in listeners.listener (did you mean \"address\"?)`) {
+	// One line per error, as people read it, then the source line.
+	if err == nil || !strings.Contains(string(out), bad+`:3:18: unknown setting "adress" in listeners.listener (did you mean "address"?)`+"\n 3 |   listener") {
 		t.Fatalf("validate of a bad file: %v\n%s", err, out)
+	}
+}
+
+// TestBinaryVersionAndStart: the binary reports Sentinel's version from
+// VERSION with the Caddy and Go it was built with, and `sentinel start`
+// speaks of Sentinel, serves, and stops with `sentinel stop`.
+func TestBinaryVersionAndStart(t *testing.T) {
+	bin := buildBinary(t)
+	file, err := os.ReadFile("../../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	want := regexp.MustCompile(`^sentinel ` + regexp.QuoteMeta(strings.TrimSpace(string(file))) + ` \(caddy v2\.[0-9]+\.[0-9]+, go1\.[0-9.]+\)\n$`)
+	if err != nil || !want.Match(out) {
+		t.Fatalf("version: %q %v", out, err)
+	}
+
+	dir := t.TempDir()
+	listen, admin := freePort(t), freePort(t)
+	config := filepath.Join(dir, "s.kdl")
+	os.WriteFile(config, []byte(`system { caddy-admin "`+admin+`"; }
+listeners { listener "main" { address "`+listen+`"; }; }
+routes { route "s" { builtin-handler "status"; }; }
+`), 0o644)
+	env := append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	// The background process inherits start's output: a file, not a pipe
+	// that would stay open while it runs.
+	logFile, err := os.Create(filepath.Join(dir, "start.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := exec.CommandContext(ctx, bin, "start", "--config", config)
+	start.Env, start.Stdout, start.Stderr = env, logFile, logFile
+	err = start.Run()
+	out, _ = os.ReadFile(logFile.Name())
+	defer func() {
+		stop := exec.Command(bin, "stop", "--address", admin)
+		stop.Env = env
+		if out, err := stop.CombinedOutput(); err != nil {
+			t.Errorf("stop: %v\n%s", err, out)
+		}
+	}()
+	if err != nil || !strings.Contains(string(out), "Sentinel started in the background") || strings.Contains(string(out), "Successfully started Caddy") {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	status, body := waitGet(t, "http://"+listen+"/")
+	var st map[string]any
+	if status != 200 || json.Unmarshal([]byte(body), &st) != nil || st["version"] != strings.TrimSpace(string(file)) ||
+		!strings.HasPrefix(fmt.Sprint(st["caddy_version"]), "v2.") {
+		t.Errorf("status page: %d %s", status, body)
 	}
 }
 

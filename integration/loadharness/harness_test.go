@@ -60,6 +60,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func quickOptions(t *testing.T, mode string) options {
+	testutil.Long(t)      // minutes of real load: SENTINEL_LONG_TESTS=1
 	testutil.Exclusive(t) // timing-sensitive: never beside another such test
 	o, err := parseFlags([]string{"-mode", mode, "-quick", "-install=false", "-out", t.TempDir()})
 	if err != nil {
@@ -118,6 +119,7 @@ func TestQuickBench(t *testing.T) {
 }
 
 func TestQuickBenchNginxWrkH2load(t *testing.T) {
+	testutil.Long(t)
 	testutil.Exclusive(t)
 	var missing []string
 	for _, tool := range []string{"nginx", "wrk", "h2load"} {
@@ -201,7 +203,12 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	o := quickOptions(t, "bench")
+	// Both errors come before anything runs: no binaries are needed.
+	o, err := parseFlags([]string{"-mode", "bench", "-quick", "-install=false", "-out", t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.bins = &Binaries{}
 	o.Scenarios = "no-such-scenario"
 	if err := run(context.Background(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "no scenario") {
 		t.Fatalf("err = %v", err)

@@ -1,11 +1,14 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestMain(m *testing.M) {
@@ -17,6 +20,11 @@ func TestMain(m *testing.M) {
 // TestBuild compiles a small main package of this module once, runs it,
 // and reports a package that does not build as a failure with go's output.
 func TestBuild(t *testing.T) {
+	// A folder of its own: the run's shared one may be in use by other
+	// packages' tests, which RemoveBuilds rightly leaves alone.
+	RemoveBuilds()
+	t.Setenv("TMPDIR", t.TempDir())
+	defer RemoveBuilds()
 	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -33,11 +41,12 @@ func TestBuild(t *testing.T) {
 		t.Fatalf("%q %v", out, err)
 	}
 	RemoveBuilds()
-	if _, err := os.Stat(bin); !os.IsNotExist(err) {
-		t.Errorf("RemoveBuilds left %s: %v", bin, err)
+	if _, err := os.Stat(filepath.Dir(bin)); !os.IsNotExist(err) {
+		t.Errorf("RemoveBuilds left %s: %v", filepath.Dir(bin), err)
 	}
-	if again := Build(t, "./internal/testutil/testdata/hello"); again == bin || again == "" {
-		t.Errorf("no fresh build after RemoveBuilds: %q", again)
+	again := Build(t, "./internal/testutil/testdata/hello")
+	if _, err := os.Stat(again); err != nil {
+		t.Errorf("no fresh build after RemoveBuilds: %v", err)
 	}
 	if b := builds.bins["./no/such/pkg"]; b != nil {
 		t.Fatal("unexpected cache entry")
@@ -49,6 +58,92 @@ func TestBuild(t *testing.T) {
 	}()
 	if !ft.failed || !strings.Contains(ft.msg, "go build ./no/such/pkg") {
 		t.Errorf("a package that does not build: failed=%v %q", ft.failed, ft.msg)
+	}
+}
+
+// TestBuildShared: a binary another test process of the same run built
+// is reused, not built again; a folder of another live user is kept when
+// this process leaves it.
+func TestBuildShared(t *testing.T) {
+	RemoveBuilds()
+	t.Setenv("TMPDIR", t.TempDir())
+	defer RemoveBuilds()
+	dir := t.TempDir()
+	first, err := buildInto(dir, "./internal/testutil/testdata/hello", time.Time{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st1, _ := os.Stat(first)
+	// What another process left there is used as it is.
+	if err := os.WriteFile(first, []byte("not rebuilt"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	second, err := buildInto(dir, "./internal/testutil/testdata/hello", time.Time{}, false)
+	if b, _ := os.ReadFile(second); err != nil || second != first || string(b) != "not rebuilt" || st1 == nil {
+		t.Errorf("rebuilt: %v %s", err, b)
+	}
+
+	// Another user of this run's folder (a second shared lock) keeps it.
+	shared, err := buildDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.Open(filepath.Join(shared, ".users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(other.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	RemoveBuilds()
+	if _, err := os.Stat(shared); err != nil {
+		t.Errorf("folder removed while another process uses it: %v", err)
+	}
+	other.Close()
+}
+
+// TestBuildKilledBeforeDeadline: a build still running when the test
+// deadline nears is killed with its process group, and says so.
+func TestBuildKilledBeforeDeadline(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	_, err := buildInto(dir, "./internal/testutil/testdata/hello", time.Now().Add(buildMargin+300*time.Millisecond), true)
+	if err == nil {
+		// A warm cache may finish the build in time; a deadline already
+		// inside the margin cannot.
+		_, err = buildInto(t.TempDir(), "./internal/testutil/testdata/hello", time.Now().Add(buildMargin-time.Second), true)
+	}
+	if err == nil || !strings.Contains(err.Error(), "before the test deadline") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Errorf("took %v", time.Since(start))
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmp) > 0 {
+		t.Errorf("left %v", tmp)
+	}
+}
+
+// TestReapBuildDirs: folders of runs whose go command is gone are
+// deleted; those of live runs and of other forms are kept.
+func TestReapBuildDirs(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip(err)
+	}
+	gone := filepath.Join(os.TempDir(), fmt.Sprintf("sentinel-test-bin-%d-abc", dead.Process.Pid))
+	live := filepath.Join(os.TempDir(), fmt.Sprintf("sentinel-test-bin-%d-abc", os.Getpid()))
+	older := filepath.Join(os.TempDir(), "sentinel-test-bin-12345")
+	for _, d := range []string{gone, live, older} {
+		os.MkdirAll(d, 0o700)
+		os.WriteFile(filepath.Join(d, ".users"), nil, 0o600)
+	}
+	reapBuildDirs()
+	for d, want := range map[string]bool{gone: false, live: true, older: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", filepath.Base(d), err == nil, want)
+		}
 	}
 }
 
@@ -81,4 +176,54 @@ func TestWriteCertBadDir(t *testing.T) {
 	if !ft.failed || !strings.Contains(ft.msg, "no such file") {
 		t.Errorf("failed=%v %q", ft.failed, ft.msg)
 	}
+}
+
+// TestShared: a missing shared path skips in a plain clone and fails
+// under CI; a present one is returned relative to the package.
+func TestShared(t *testing.T) {
+	t.Setenv("CI", "")
+	ft := &skipCatcher{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Shared(ft, "no/such/thing")
+	}()
+	if !ft.skipped || ft.failed {
+		t.Errorf("plain clone: skipped=%v failed=%v", ft.skipped, ft.failed)
+	}
+	t.Setenv("CI", "true")
+	ft = &skipCatcher{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Shared(ft, "no/such/thing")
+	}()
+	if ft.skipped || !ft.failed {
+		t.Errorf("CI: skipped=%v failed=%v", ft.skipped, ft.failed)
+	}
+	t.Setenv(LongEnv, "")
+	ft = &skipCatcher{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Long(ft)
+	}()
+	if !ft.skipped || LongTests() {
+		t.Error("Long did not skip")
+	}
+	t.Setenv(LongEnv, "1")
+	Long(t) // runs on
+}
+
+// skipCatcher records Skip and Fatal instead of ending the test.
+type skipCatcher struct {
+	testing.TB
+	skipped, failed bool
+}
+
+func (s *skipCatcher) Helper() {}
+func (s *skipCatcher) Skipf(string, ...any) {
+	s.skipped = true
+	panic("skip")
+}
+func (s *skipCatcher) Fatalf(string, ...any) {
+	s.failed = true
+	panic("fatal")
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // suiteDir is the official KDL v2 test suite, relative to this package
@@ -15,7 +17,7 @@ const suiteDir = "../../../shared/testdata/kdl-spec"
 // with an expected file must parse and print exactly that file; inputs
 // ending in _fail.kdl must be rejected.
 func TestSpecSuite(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join(suiteDir, "input", "*.kdl"))
+	inputs, err := filepath.Glob(filepath.Join(testutil.Shared(t, "testdata/kdl-spec"), "input", "*.kdl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,8 @@ func init() {
 
 // The kinds of built-in responses.
 const (
-	// KindStatus answers 200 with the service name, version and uptime:
-	// `{"status":"ok","service":"sentinel","version":"…","uptime_seconds":N}`.
+	// KindStatus answers 200 with the service name, versions and uptime:
+	// `{"status":"ok","service":"sentinel","version":"…","caddy_version":"…","uptime_seconds":N}`.
 	KindStatus = "status"
 
 	// KindHealth answers 200 with `{"status":"healthy"}`.
@@ -67,10 +67,10 @@ const (
 type Builtin struct {
 	// Which built-in response to give. One of:
 	//
-	// - `status`: 200 `{"status":"ok","service":"sentinel","version":"<version>","uptime_seconds":<N>}`,
-	//   where the version is Sentinel's module version if the binary
-	//   records one, otherwise Caddy's, and the uptime is the number of
-	//   whole seconds since the process started;
+	// - `status`: 200 `{"status":"ok","service":"sentinel","version":"<version>","caddy_version":"<version>","uptime_seconds":<N>}`,
+	//   where the version is Sentinel's (the VERSION file, as `sentinel
+	//   version` prints it), caddy_version the Caddy it is built on, and
+	//   the uptime the number of whole seconds since the process started;
 	// - `health`: 200 `{"status":"healthy"}`;
 	// - `not_found`: 404 `{"error":"not found","status":404}`.
 	//

@@ -87,7 +87,7 @@ func TestCaddyJSON(t *testing.T) {
 		t.Errorf("status: got %d, want 200", resp.StatusCode)
 	}
 	wantStatus := regexp.MustCompile(`^\{"status":"ok","service":"sentinel","version":"` +
-		regexp.QuoteMeta(version()) + `","uptime_seconds":[0-9]+\}$`)
+		regexp.QuoteMeta(version()) + `","caddy_version":"[^"]+","uptime_seconds":[0-9]+\}$`)
 	if !wantStatus.Match(body) {
 		t.Errorf("status body %q does not match %s", body, wantStatus)
 	}

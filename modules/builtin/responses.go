@@ -2,11 +2,11 @@ package builtin
 
 import (
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
 	"github.com/sentinel-proxy/sentinel/modules/registry"
 	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
 )
@@ -14,10 +14,6 @@ import (
 // processStart approximates the time the process started: it is set once,
 // when the package is initialized, and never changed.
 var processStart = time.Now()
-
-// modulePath is the import path of Sentinel's Go module, whose version
-// the status response reports when the binary records it.
-const modulePath = "github.com/sentinel-proxy/sentinel"
 
 // serviceName is the service name in the status response.
 const serviceName = "sentinel"
@@ -41,6 +37,7 @@ type statusBody struct {
 	Status        string `json:"status"`
 	Service       string `json:"service"`
 	Version       string `json:"version"`
+	CaddyVersion  string `json:"caddy_version"`
 	UptimeSeconds int64  `json:"uptime_seconds"`
 }
 
@@ -50,6 +47,7 @@ func (b *Builtin) status(*http.Request) (int, any) {
 		Status:        "ok",
 		Service:       serviceName,
 		Version:       b.version,
+		CaddyVersion:  buildinfo.CaddyVersion(),
 		UptimeSeconds: int64(time.Since(processStart) / time.Second),
 	}
 }
@@ -75,29 +73,9 @@ func (b *Builtin) notFound(*http.Request) (int, any) {
 	return http.StatusNotFound, errorBody{Error: "not found", Status: http.StatusNotFound}
 }
 
-// version returns Sentinel's module version if the binary records a
-// released or pseudo-version of it, otherwise Caddy's simple version.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v := moduleVersion(bi); v != "" {
-			return v
-		}
-	}
-	simple, _ := caddy.Version()
-	return simple
-}
-
-// moduleVersion returns the recorded version of Sentinel's module, or ""
-// if bi has none (or only "(devel)", as in development builds and tests).
-func moduleVersion(bi *debug.BuildInfo) string {
-	mods := append([]*debug.Module{&bi.Main}, bi.Deps...)
-	for _, m := range mods {
-		if m != nil && m.Path == modulePath && m.Version != "" && m.Version != "(devel)" {
-			return m.Version
-		}
-	}
-	return ""
-}
+// version returns Sentinel's version (the VERSION file, see
+// internal/buildinfo).
+func version() string { return buildinfo.Version() }
 
 // upstreamViews reads the registry.
 func upstreamViews() []upstreamview.Upstream { return upstreamview.All(registry.Default) }

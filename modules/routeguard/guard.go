@@ -1,18 +1,25 @@
 // Package routeguard is the handler http.handlers.sentinel_route: the
 // first handler of every Sentinel route, answering 503 at once when the
-// route is disabled through the control-plane API (no reload).
+// route is disabled through the control-plane API (no reload). It also
+// counts the route's requests by status code and times them
+// (sentinel_route_requests_total, sentinel_route_request_duration_seconds:
+// see package metrics), which Caddy's own HTTP metrics cannot do, since
+// they label every request with the first handler's name only.
 package routeguard
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/sentinel-proxy/sentinel/metrics"
 	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
@@ -30,8 +37,9 @@ type Guard struct {
 	// Route is the route id, as the control-plane API names it.
 	Route string `json:"route"`
 
-	flag *registry.RouteFlag
-	body []byte
+	flag    *registry.RouteFlag
+	body    []byte
+	metrics *metrics.Route
 }
 
 // CaddyModule returns the Caddy module information.
@@ -42,10 +50,21 @@ func (Guard) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision looks up the route's switch.
-func (g *Guard) Provision(caddy.Context) error {
+// Provision looks up the route's switch and registers Sentinel's metrics
+// on the config's metrics registry.
+func (g *Guard) Provision(ctx caddy.Context) error {
 	g.flag = registry.Default.RouteFlagOrNew(g.Route)
 	g.body, _ = json.Marshal(map[string]any{"error": fmt.Sprintf("route %q is disabled", g.Route), "route": g.Route, "status": http.StatusServiceUnavailable})
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := metrics.Register(reg); err != nil {
+			return fmt.Errorf("sentinel_route %q: registering metrics: %w", g.Route, err)
+		}
+		m, err := metrics.NewRoutes(reg)
+		if err != nil {
+			return fmt.Errorf("sentinel_route %q: registering route metrics: %w", g.Route, err)
+		}
+		g.metrics = m.For(g.Route)
+	}
 	return nil
 }
 
@@ -57,8 +76,32 @@ func (g *Guard) Validate() error {
 	return nil
 }
 
-// ServeHTTP answers 503 while the route is disabled.
+// ServeHTTP answers 503 while the route is disabled, and records the
+// request in the route's metrics.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if g.metrics == nil {
+		return g.serve(w, r, next)
+	}
+	start := time.Now()
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	err := g.serve(rec, r, next)
+	code := rec.Status()
+	if err != nil {
+		// The server's error routes write the response after we return;
+		// its status is the error's.
+		code = http.StatusInternalServerError
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) && he.StatusCode != 0 {
+			code = he.StatusCode
+		}
+	}
+	g.metrics.Observe(code, time.Since(start))
+	return err
+}
+
+// serve passes the request on, or answers 503 while the route is
+// disabled.
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if g.flag.Enabled() {
 		return next.ServeHTTP(w, r)
 	}

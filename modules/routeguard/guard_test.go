@@ -2,6 +2,8 @@ package routeguard
 
 import (
 	"encoding/json"
+	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -51,5 +53,66 @@ func TestGuardCaddyfile(t *testing.T) {
 		if _, err := parseCaddyfile(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(bad)}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestGuardMetrics: the guard counts its route's requests by status code
+// (a handler error's status included, as the error routes answer it) and
+// times them, on the config's metrics registry.
+func TestGuardMetrics(t *testing.T) {
+	registry.Default.Reconcile(nil, []string{"counted"})
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	defer cancel()
+	g := &Guard{Route: "counted"}
+	if err := g.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ok := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(201)
+		return nil
+	})
+	silent := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	failing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		return caddyhttp.Error(http.StatusBadGateway, errors.New("upstream down"))
+	})
+	for _, next := range []caddyhttp.Handler{ok, ok, silent, failing} {
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next)
+	}
+	registry.Default.SetRouteEnabled("counted", false)
+	defer registry.Default.SetRouteEnabled("counted", true)
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), ok)
+
+	mfs, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	var observed uint64
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "sentinel_route_requests_total":
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["route"] == "counted" {
+					counts[labels["code"]] = m.GetCounter().GetValue()
+				}
+			case "sentinel_route_request_duration_seconds":
+				observed += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if want := map[string]float64{"201": 2, "200": 1, "502": 1, "503": 1}; !maps.Equal(counts, want) {
+		t.Errorf("requests by code: %v, want %v", counts, want)
+	}
+	if observed != 5 {
+		t.Errorf("%d durations observed", observed)
+	}
+	if !names["sentinel_build_info"] {
+		t.Error("sentinel_build_info not registered")
 	}
 }

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/spf13/cobra"
+)
+
+// embeddedLabel names the embedded default config in messages.
+const embeddedLabel = "embedded default config"
+
+// cliEnv is what Sentinel's own commands need to know about how the
+// command line was rewritten, and where they read and write.
+type cliEnv struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// defaultPath is the file the embedded default config was written to
+	// when no configuration was given ("" otherwise).
+	defaultPath string
+	// dirs maps the entry files written for configuration directories to
+	// the directories.
+	dirs map[string]string
+}
+
+// label names a config in messages: its path, "embedded default config",
+// or the configuration directory it was made from.
+func (e *cliEnv) label(config string) string {
+	switch {
+	case config == "-":
+		return "standard input"
+	case e.defaultPath != "" && config == e.defaultPath:
+		return embeddedLabel + " (" + config + ")"
+	case e.dirs[config] != "":
+		return "configuration directory " + e.dirs[config]
+	}
+	return config
+}
+
+// adapted is the outcome of adapting one configuration.
+type adapted struct {
+	json     []byte
+	errs     []finding
+	warnings []finding
+	src      *sources
+}
+
+// adaptConfig reads and adapts config with the named adapter ("" or
+// "json": the file is Caddy JSON already). Problems with reading are
+// returned as an error; problems with the content as findings.
+func (e *cliEnv) adaptConfig(config, adapterName string) (*adapted, error) {
+	if config == "" {
+		return nil, errors.New("no configuration given: use --config <path> (or set SENTINEL_CONFIG)")
+	}
+	var input []byte
+	var err error
+	if config == "-" {
+		input, err = io.ReadAll(e.stdin)
+	} else {
+		input, err = os.ReadFile(config)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration: %w", err)
+	}
+	a := &adapted{src: &sources{}}
+	if config == "-" {
+		a.src.stdin = input
+	}
+	if adapterName == "" || adapterName == "json" {
+		a.json = input
+		return a, nil
+	}
+	adapter := caddyconfig.GetAdapter(adapterName)
+	if adapter == nil {
+		return nil, fmt.Errorf("unknown config adapter %q", adapterName)
+	}
+	out, warns, err := adapter.Adapt(input, map[string]any{"filename": config})
+	a.warnings = warningsOf(warns)
+	if err != nil {
+		a.errs = findingsOf(err)
+		return a, nil
+	}
+	a.json = out
+	return a, nil
+}
+
+// validateJSON provisions an adapted config without running it, as
+// Caddy's validate does.
+func validateJSON(input []byte) error {
+	var cfg *caddy.Config
+	if err := caddy.StrictUnmarshalJSON(caddy.RemoveMetaFields(input), &cfg); err != nil {
+		return fmt.Errorf("decoding the adapted config: %w", err)
+	}
+	return caddy.Validate(cfg)
+}
+
+// checkFlags are the flags adapt and validate share.
+type checkFlags struct {
+	config, adapter string
+	asJSON          bool
+}
+
+func readCheckFlags(cmd *cobra.Command) (checkFlags, error) {
+	fl := cmd.Flags()
+	var f checkFlags
+	f.config, _ = fl.GetString("config")
+	f.adapter, _ = fl.GetString("adapter")
+	f.asJSON, _ = fl.GetBool("json")
+	envfiles, _ := fl.GetStringSlice("envfile")
+	for _, path := range envfiles {
+		if err := loadEnvFile(path); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// fail is the error of a check that printed its findings already.
+func fail(what string) error {
+	return &exitError{code: 1, err: errors.New(what)}
+}
+
+// adapt prints the Caddy JSON of a configuration, or its errors.
+func (e *cliEnv) adapt(cmd *cobra.Command) error {
+	cmd.SilenceErrors = true
+	f, err := readCheckFlags(cmd)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "sentinel adapt:", err)
+		return fail(err.Error())
+	}
+	pretty, _ := cmd.Flags().GetBool("pretty")
+	validate, _ := cmd.Flags().GetBool("validate")
+	label := e.label(f.config)
+	a, err := e.adaptConfig(f.config, f.adapter)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sentinel adapt: %s: %v\n", label, err)
+		return fail(err.Error())
+	}
+	if len(a.errs) == 0 && validate {
+		if err := validateJSON(a.json); err != nil {
+			a.errs = []finding{{File: f.config, Message: err.Error()}}
+		}
+	}
+	if f.asJSON {
+		writeJSON(e.stderr, report{Config: label, Valid: len(a.errs) == 0, Errors: a.errs, Warnings: a.warnings})
+	} else {
+		printFindings(e.stderr, a.src, "warning: ", a.warnings)
+		printFindings(e.stderr, a.src, "", a.errs)
+	}
+	if len(a.errs) > 0 {
+		if !f.asJSON {
+			fmt.Fprintf(e.stderr, "%s: %s\n", label, plural(len(a.errs), "error"))
+		}
+		return fail("adaptation failed")
+	}
+	out := a.json
+	if pretty {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, out, "", "\t"); err == nil {
+			out = buf.Bytes()
+		}
+	}
+	fmt.Fprintln(e.stdout, string(out))
+	return nil
+}
+
+// validate adapts and provisions a configuration and says which one was
+// checked.
+func (e *cliEnv) validate(cmd *cobra.Command) error {
+	cmd.SilenceErrors = true
+	f, err := readCheckFlags(cmd)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "sentinel validate:", err)
+		return fail(err.Error())
+	}
+	label := e.label(f.config)
+	a, err := e.adaptConfig(f.config, f.adapter)
+	if err != nil {
+		if f.asJSON {
+			writeJSON(e.stdout, report{Config: label, Errors: []finding{{File: f.config, Message: err.Error()}}})
+		} else {
+			fmt.Fprintf(e.stderr, "sentinel validate: %s: %v\n", label, err)
+		}
+		return fail(err.Error())
+	}
+	if len(a.errs) == 0 {
+		if err := validateJSON(a.json); err != nil {
+			a.errs = []finding{{File: f.config, Message: err.Error()}}
+		}
+	}
+	if f.asJSON {
+		writeJSON(e.stdout, report{Config: label, Valid: len(a.errs) == 0, Errors: a.errs, Warnings: a.warnings})
+	} else {
+		printFindings(e.stderr, a.src, "warning: ", a.warnings)
+		printFindings(e.stderr, a.src, "", a.errs)
+	}
+	if len(a.errs) > 0 {
+		if !f.asJSON {
+			fmt.Fprintf(e.stderr, "Invalid configuration: %s: %s\n", label, plural(len(a.errs), "error"))
+		}
+		return fail("invalid configuration")
+	}
+	if !f.asJSON {
+		fmt.Fprintf(e.stdout, "Valid configuration: %s\n", label)
+	}
+	return nil
+}
+
+// precheck adapts a KDL config before `run` hands it to Caddy, so that
+// its errors are printed as validate prints them (file:line:col, the
+// line, a caret) rather than as one log line. The environment files are
+// loaded first, as run would (neither overwrites a variable that is set).
+// With --resume the saved config may be used instead: no check.
+func (e *cliEnv) precheck(cmd *cobra.Command) error {
+	fl := cmd.Flags()
+	config, _ := fl.GetString("config")
+	adapter, _ := fl.GetString("adapter")
+	resume, _ := fl.GetBool("resume")
+	if config == "" || adapter != "kdl" || resume {
+		return nil
+	}
+	envfiles, _ := fl.GetStringSlice("envfile")
+	for _, path := range envfiles {
+		if err := loadEnvFile(path); err != nil {
+			return nil // run reports it
+		}
+	}
+	a, err := e.adaptConfig(config, adapter)
+	if err != nil || len(a.errs) == 0 {
+		return nil // run reports a file it cannot read
+	}
+	cmd.SilenceErrors = true
+	printFindings(e.stderr, a.src, "", a.errs)
+	fmt.Fprintf(e.stderr, "sentinel run: %s: %s; not started\n", e.label(config), plural(len(a.errs), "error"))
+	return fail("invalid configuration")
+}
+
+// plural returns "1 error", "2 errors".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// loadEnvFile sets the KEY=VALUE lines of an environment file that are
+// not set already, as Caddy's --envfile does: blank lines and # comments
+// are skipped, "export " before a key is allowed, and a value may be in
+// single or double quotes.
+func loadEnvFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading environment file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		key = strings.TrimPrefix(key, "export ")
+		if !ok || key == "" || strings.ContainsAny(key, " \t") {
+			return fmt.Errorf("%s:%d: expected KEY=VALUE", path, n)
+		}
+		if len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0] {
+			val = val[1 : len(val)-1]
+		} else if i := strings.Index(val, " #"); i >= 0 {
+			val = strings.TrimSpace(val[:i])
+		}
+		if _, set := os.LookupEnv(key); !set {
+			if err := os.Setenv(key, val); err != nil {
+				return fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+		}
+	}
+	return sc.Err()
+}

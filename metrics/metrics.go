@@ -1,0 +1,185 @@
+// Package metrics holds Sentinel's own Prometheus metrics, registered on
+// the metrics registry of the Caddy config being loaded
+// (caddy.Context.GetMetricsRegistry), so that they are served wherever
+// Caddy's are (the admin /metrics and the `metrics` handler of the ops
+// listener):
+//
+//   - sentinel_build_info{version,caddy_version,go_version} 1;
+//   - sentinel_upstream_target_healthy{upstream,target}: 1 when the
+//     target is healthy as the active health checks last saw it (or was
+//     never checked), 0 when not, read from the registry at scrape time;
+//   - sentinel_route_requests_total{route,code} and
+//     sentinel_route_request_duration_seconds{route}, observed by the
+//     route guard that every Sentinel route starts with.
+//
+// Like Caddy's own HTTP metrics, the registry and the route counters are
+// per config: a reload starts them again.
+package metrics
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
+	"github.com/sentinel-proxy/sentinel/modules/registry"
+)
+
+// The metric names, as the docs cite them.
+const (
+	BuildInfoName      = "sentinel_build_info"
+	TargetHealthyName  = "sentinel_upstream_target_healthy"
+	RouteRequestsName  = "sentinel_route_requests_total"
+	RouteDurationName  = "sentinel_route_request_duration_seconds"
+	routeDurationHelp  = "Time from the start of a request on a Sentinel route until its handlers returned (the response written, or the error that the server's error routes answer)."
+	routeRequestsHelp  = "Requests handled by a Sentinel route, by route id and status code (a disabled route's 503s included)."
+	targetHealthyHelp  = "1 when the upstream target is healthy as the active health checks last saw it (or was never checked), 0 when not."
+	buildInfoHelp      = "Sentinel's version, the Caddy it is built on and the Go that compiled it; always 1."
+	routeLabel         = "route"
+	codeLabel          = "code"
+	upstreamLabel      = "upstream"
+	targetLabel        = "target"
+	versionLabel       = "version"
+	caddyVersionLabel  = "caddy_version"
+	goVersionLabel     = "go_version"
+	defaultStatusLabel = "200"
+)
+
+// Register registers the build information and the per-target health
+// collector on reg. Registering again on the same registry (every route
+// guard of a config does) is not an error.
+func Register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: BuildInfoName,
+		Help: buildInfoHelp,
+		ConstLabels: prometheus.Labels{
+			versionLabel:      buildinfo.Version(),
+			caddyVersionLabel: buildinfo.CaddyVersion(),
+			goVersionLabel:    buildinfo.GoVersion(),
+		},
+	})
+	info.Set(1)
+	if err := register(reg, info); err != nil {
+		return err
+	}
+	return register(reg, &healthCollector{reg: registry.Default, desc: healthDesc})
+}
+
+// register registers c, accepting a collector of the same description
+// that is there already.
+func register(reg prometheus.Registerer, c prometheus.Collector) error {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		return nil
+	}
+	return err
+}
+
+// healthDesc describes sentinel_upstream_target_healthy.
+var healthDesc = prometheus.NewDesc(TargetHealthyName, targetHealthyHelp, []string{upstreamLabel, targetLabel}, nil)
+
+// healthCollector reads every target's health from the registry when
+// scraped, so that the gauge is never stale and needs no updater.
+type healthCollector struct {
+	reg  *registry.Registry
+	desc *prometheus.Desc
+}
+
+// Describe sends the gauge's description.
+func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect sends one sample per target of every upstream.
+func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, u := range c.reg.Upstreams() {
+		for _, t := range u.Targets {
+			v := 0.0
+			if c.reg.Healthy(u.ID, t.Address) {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.ID, t.Address)
+		}
+	}
+}
+
+// Routes are the per-route request metrics of one config, shared by all
+// its route guards.
+type Routes struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewRoutes returns the per-route request metrics registered on reg, the
+// ones registered before when there are (one set per registry). A nil reg
+// gives metrics that are not exported.
+func NewRoutes(reg prometheus.Registerer) (*Routes, error) {
+	r := &Routes{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: RouteRequestsName, Help: routeRequestsHelp}, []string{routeLabel, codeLabel}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: RouteDurationName, Help: routeDurationHelp, Buckets: prometheus.DefBuckets}, []string{routeLabel}),
+	}
+	if reg == nil {
+		return r, nil
+	}
+	var err error
+	if r.requests, err = registerVec(reg, r.requests); err != nil {
+		return nil, err
+	}
+	if r.duration, err = registerVec(reg, r.duration); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// registerVec registers c, or returns the collector of the same
+// description registered before.
+func registerVec[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// Observe records one request of route that ended with status code
+// (0 when nothing was written: the server then answers 200) after d.
+func (r *Routes) Observe(route string, code int, d time.Duration) {
+	r.For(route).Observe(code, d)
+}
+
+// Route is the request metrics of one route, with its duration series
+// looked up once.
+type Route struct {
+	route    string
+	requests *prometheus.CounterVec
+	duration prometheus.Observer
+}
+
+// For returns the metrics of one route.
+func (r *Routes) For(route string) *Route {
+	if r == nil {
+		return nil
+	}
+	return &Route{route: route, requests: r.requests, duration: r.duration.WithLabelValues(route)}
+}
+
+// Observe records one request that ended with status code (0 when
+// nothing was written: the server then answers 200) after d.
+func (r *Route) Observe(code int, d time.Duration) {
+	if r == nil {
+		return
+	}
+	label := defaultStatusLabel
+	if code > 0 {
+		label = strconv.Itoa(code)
+	}
+	r.requests.WithLabelValues(r.route, label).Inc()
+	r.duration.Observe(d.Seconds())
+}
