@@ -32,8 +32,14 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 // config file's name and content, the environment and the files it may
 // include.
 func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) ([]byte, []caddyconfig.Warning, error) {
+	return adapt(filename, body, lookupEnv, files, MaxConfigBytes)
+}
+
+// adapt is Adapt with the size limit of the whole configuration as a
+// parameter (benchmarks of very large configurations lift it).
+func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files, maxBytes int64) ([]byte, []caddyconfig.Warning, error) {
 	a := &adapter{d: &diag{}, filename: filename}
-	l := &loader{d: a.d, lookupEnv: lookupEnv, files: files}
+	l := &loader{d: a.d, lookupEnv: lookupEnv, files: files, max: maxBytes}
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
 	}
