@@ -8,8 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	"github.com/sentinel-proxy/sentinel/kdladapter"
 	_ "github.com/sentinel-proxy/sentinel"
+	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
 // BenchmarkValidate adapts and provisions (caddy.Validate, what `sentinel
