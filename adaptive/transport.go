@@ -2,7 +2,9 @@ package adaptive
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -41,6 +43,12 @@ func init() {
 // a trusted proxy, the client's X-Real-IP is replaced by its address and
 // its Forwarded is removed (Caddy rewrites only the X-Forwarded-* ones).
 //
+// The routes of a configuration whose transports have the same settings
+// share one http transport (and so its connection pools): a config of
+// 10,000 routes to a few backends provisions a few transports, not
+// 10,000, and keeps a few pools of idle connections. Transports are never
+// shared between two configurations (a reload gets new ones).
+//
 // A request the client cancels is not held against the target. Only
 // proxied client requests count: the active health checks of Caddy's
 // reverse proxy (which would use this transport) and of the sentinel app
@@ -50,7 +58,33 @@ type Transport struct {
 
 	fb  *store
 	now func() int64
+	// key is the shared transport's key in transports; pooled is set
+	// while this transport holds a reference to it.
+	key    transportKey
+	pooled bool
 }
+
+// transports holds the inner http transports shared by the routes of a
+// configuration (like Caddy's reverse proxy shares its hosts), counted
+// by reference: the last route's Cleanup closes the transport.
+var transports = caddy.NewUsagePool()
+
+// transportKey identifies a shared transport: the configuration (its
+// context, which ends when the configuration is unloaded) and the
+// transport's settings as JSON.
+type transportKey struct {
+	config   context.Context
+	settings string
+}
+
+// sharedTransport is a provisioned http transport in transports.
+type sharedTransport struct {
+	reverseproxy.HTTPTransport
+}
+
+// Destruct closes the idle connections of the transport, when no route
+// uses it any more.
+func (s *sharedTransport) Destruct() error { return s.HTTPTransport.Cleanup() }
 
 // CaddyModule returns the Caddy module information.
 func (Transport) CaddyModule() caddy.ModuleInfo {
@@ -60,11 +94,41 @@ func (Transport) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the http transport.
+// Provision sets up the http transport: the one of an earlier route of
+// the configuration with the same settings, or a new one.
 func (t *Transport) Provision(ctx caddy.Context) error {
 	t.fb = Feedback
 	t.now = monotime
-	return t.HTTPTransport.Provision(ctx)
+	settings, err := json.Marshal(t.HTTPTransport)
+	if err != nil {
+		return fmt.Errorf("sentinel transport: settings: %w", err)
+	}
+	key := transportKey{config: ctx.Context, settings: string(settings)}
+	val, _, err := transports.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s := &sharedTransport{HTTPTransport: t.HTTPTransport}
+		if err := s.HTTPTransport.Provision(ctx); err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+	if err != nil {
+		return err
+	}
+	t.key, t.pooled = key, true
+	// The settings are equal; the copy shares the provisioned transport.
+	t.HTTPTransport = val.(*sharedTransport).HTTPTransport
+	return nil
+}
+
+// Cleanup releases the shared transport; the last route's release closes
+// its idle connections.
+func (t *Transport) Cleanup() error {
+	if !t.pooled {
+		return nil
+	}
+	t.pooled = false
+	_, err := transports.Delete(t.key)
+	return err
 }
 
 // RoundTrip sends the request and feeds its outcome to its target.

@@ -289,3 +289,65 @@ func TestTargetAddressFromDialInfo(t *testing.T) {
 		t.Errorf("dial address: %s", got)
 	}
 }
+
+// TestTransportShared checks that the transports of one configuration
+// with the same settings share one http transport (issue 13.8: 10,000
+// routes made 10,000 of them), that other settings or another
+// configuration get their own, and that the last Cleanup releases it
+// while the others keep working until then.
+func TestTransportShared(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	other, cancelOther := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancelOther()
+	provision := func(ctx caddy.Context, dial time.Duration) *Transport {
+		t.Helper()
+		tr := &Transport{HTTPTransport: reverseproxy.HTTPTransport{DialTimeout: caddy.Duration(dial)}}
+		if err := tr.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	a, b := provision(ctx, 2*time.Second), provision(ctx, 2*time.Second)
+	c := provision(ctx, 3*time.Second)
+	d := provision(other, 2*time.Second)
+	if a.Transport == nil || a.Transport != b.Transport {
+		t.Fatal("two routes with the same transport settings do not share the http transport")
+	}
+	if c.Transport == a.Transport || d.Transport == a.Transport {
+		t.Fatal("a transport is shared with other settings or another configuration")
+	}
+	if n, ok := transports.References(a.key); !ok || n != 2 {
+		t.Fatalf("references = %d, %v; want 2", n, ok)
+	}
+	get := func(tr *Transport) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, backend.URL, nil)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	get(a)
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Cleanup(); err != nil { // a second Cleanup releases nothing more
+		t.Fatal(err)
+	}
+	if n, ok := transports.References(b.key); !ok || n != 1 {
+		t.Fatalf("after one Cleanup: references = %d, %v; want 1", n, ok)
+	}
+	get(b)
+	for _, tr := range []*Transport{b, c, d} {
+		if err := tr.Cleanup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := transports.References(b.key); ok {
+		t.Fatal("the shared transport is still held after every route's Cleanup")
+	}
+}

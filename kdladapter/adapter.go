@@ -32,20 +32,28 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 // config file's name and content, the environment and the files it may
 // include.
 func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) ([]byte, []caddyconfig.Warning, error) {
-	a := &adapter{d: &diag{}, filename: filename}
-	l := &loader{d: a.d, lookupEnv: lookupEnv, files: files}
+	return adapt(filename, body, lookupEnv, files, MaxConfigBytes)
+}
+
+// adapt is Adapt with the size limit of the whole configuration as a
+// parameter (benchmarks of very large configurations lift it).
+func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files, maxBytes int64) ([]byte, []caddyconfig.Warning, error) {
+	d := &diag{}
+	l := &loader{d: d, lookupEnv: lookupEnv, files: files, max: maxBytes}
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
 	}
 	nodes := l.loadMain(filename, body)
-	if err := a.d.err(); err != nil {
-		return nil, a.d.warnings(), err
+	if err := d.err(); err != nil {
+		return nil, d.warnings(), err
 	}
-	cfg := a.build(nodes)
-	if err := a.d.err(); err != nil {
-		return nil, a.d.warnings(), err
+	// Nothing refers to the adapter (nor to the KDL tree) after build:
+	// the garbage collector can free them while the output is written.
+	cfg := (&adapter{d: d, filename: filename}).build(nodes)
+	if err := d.err(); err != nil {
+		return nil, d.warnings(), err
 	}
-	return encode(nil, cfg), a.d.warnings(), nil
+	return encodeSized(cfg), d.warnings(), nil
 }
 
 // adapter holds the state of one adaptation.
@@ -66,6 +74,8 @@ type adapter struct {
 	storageRoot string
 	// built holds the mapped routes, in order (see routeTable).
 	built []*builtRoute
+	// frags holds the encoded routes and upstreams.
+	frags fragments
 	// metricsUsed is set when a route serves metrics.
 	metricsUsed bool
 	// proxies caches each upstream's mapping (see upstreamBase).

@@ -3,6 +3,7 @@ package kdladapter
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,14 +18,15 @@ import (
 func (a *adapter) sentinelApp() obj {
 	app := obj{}
 	ids := a.upstreamIDs()
-	var ups []obj
+	// Encoded at once: a large config has 100,000 of them.
+	var ups []json.RawMessage
 	for _, id := range ids {
 		b := a.base(a.upstreams[id])
 		u := obj{"id": id, "targets": b.targets}
 		if b.active != nil {
 			u["health_check"] = b.active
 		}
-		ups = append(ups, u)
+		ups = append(ups, a.frags.encode(u))
 	}
 	if len(ups) > 0 {
 		app["upstreams"] = ups

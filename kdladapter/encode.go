@@ -9,15 +9,94 @@ import (
 	"unicode/utf8"
 )
 
+// fragments stores encoded JSON (the routes' and upstreams') in large
+// chunks: a config of 100,000 routes keeps a hundred chunks alive instead
+// of 100,000 buffers, and no map of the routes survives their mapping.
+type fragments struct {
+	chunk []byte
+	// scratch is reused to encode one fragment.
+	scratch []byte
+}
+
+// fragmentChunk is the size of a chunk of fragments.
+const fragmentChunk = 1 << 20
+
+// add copies b into the current chunk (a new one when it is full) and
+// returns the copy.
+func (f *fragments) add(b []byte) []byte {
+	if cap(f.chunk)-len(f.chunk) < len(b) {
+		f.chunk = make([]byte, 0, max(fragmentChunk, len(b)))
+	}
+	start := len(f.chunk)
+	f.chunk = append(f.chunk, b...)
+	return f.chunk[start:len(f.chunk):len(f.chunk)]
+}
+
+// encode encodes v as a fragment.
+func (f *fragments) encode(v any) json.RawMessage {
+	f.scratch = encode(f.scratch[:0], v)
+	return f.add(f.scratch)
+}
+
+// encodeItems encodes the elements of list, comma-separated, without the
+// brackets.
+func (f *fragments) encodeItems(list []obj) []byte {
+	b := f.scratch[:0]
+	for i, o := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = encode(b, o)
+	}
+	f.scratch = b
+	return f.add(b)
+}
+
 // encode writes v as JSON with object keys sorted, like encoding/json but
 // without reflection: the adapter's output is built only from the types
 // below, and encoding a large config is most of the adapter's time.
 func encode(buf []byte, v any) []byte {
+	return (*encoder)(nil).value(buf, v)
+}
+
+// encodeSized encodes v into a buffer of exactly its size. The routes and
+// upstreams of a large config are most of the output and are already
+// encoded (routeJSON, json.RawMessage): a first pass encodes the rest and
+// adds up their lengths, so that the output is allocated once, instead of
+// growing (and being copied) a dozen times.
+func encodeSized(v any) []byte {
+	m := &encoder{measure: true}
+	skeleton := m.value(nil, v)
+	return encode(make([]byte, 0, len(skeleton)+m.raw), v)
+}
+
+// encoder is the state of an encoding; a nil *encoder writes everything.
+type encoder struct {
+	// measure, when set, makes the encoder skip the pre-encoded parts
+	// and count their bytes in raw.
+	measure bool
+	raw     int
+}
+
+// appendRaw appends pre-encoded JSON (or counts it).
+func (e *encoder) appendRaw(buf []byte, parts ...[]byte) []byte {
+	for _, p := range parts {
+		if e != nil && e.measure {
+			e.raw += len(p)
+			continue
+		}
+		buf = append(buf, p...)
+	}
+	return buf
+}
+
+func (e *encoder) value(buf []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:
 		return append(buf, "null"...)
 	case obj:
-		keys := make([]string, 0, len(x))
+		var small [16]string
+		keys := small[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
@@ -29,7 +108,7 @@ func encode(buf []byte, v any) []byte {
 			}
 			buf = appendString(buf, k)
 			buf = append(buf, ':')
-			buf = encode(buf, x[k])
+			buf = e.value(buf, x[k])
 		}
 		return append(buf, '}')
 	case map[string][]string:
@@ -37,17 +116,33 @@ func encode(buf []byte, v any) []byte {
 		for k, s := range x {
 			o[k] = s
 		}
-		return encode(buf, o)
+		return e.value(buf, o)
 	case map[string]string:
 		o := make(obj, len(x))
 		for k, s := range x {
 			o[k] = s
 		}
-		return encode(buf, o)
+		return e.value(buf, o)
 	case []obj:
-		return encodeList(buf, len(x), func(b []byte, i int) []byte { return encode(b, x[i]) })
+		buf = append(buf, '[')
+		for i, o := range x {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = e.value(buf, o)
+		}
+		return append(buf, ']')
 	case []any:
-		return encodeList(buf, len(x), func(b []byte, i int) []byte { return encode(b, x[i]) })
+		buf = append(buf, '[')
+		for i, o := range x {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = e.value(buf, o)
+		}
+		return append(buf, ']')
+	case routeJSON:
+		return x.appendTo(e, buf)
 	case []string:
 		return encodeList(buf, len(x), func(b []byte, i int) []byte { return appendString(b, x[i]) })
 	case []int64:
@@ -55,9 +150,16 @@ func encode(buf []byte, v any) []byte {
 	case []int:
 		return encodeList(buf, len(x), func(b []byte, i int) []byte { return strconv.AppendInt(b, int64(x[i]), 10) })
 	case []json.RawMessage:
-		return encodeList(buf, len(x), func(b []byte, i int) []byte { return append(b, x[i]...) })
+		buf = append(buf, '[')
+		for i, r := range x {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = e.appendRaw(buf, r)
+		}
+		return append(buf, ']')
 	case json.RawMessage:
-		return append(buf, x...)
+		return e.appendRaw(buf, x)
 	case string:
 		return appendString(buf, x)
 	case bool:

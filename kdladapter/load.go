@@ -24,8 +24,10 @@ type loader struct {
 	stack []string
 	// count counts the files read, for the size guard.
 	count int
-	// size counts the bytes read, main file included (MaxConfigBytes).
+	// size counts the bytes read, main file included.
 	size int64
+	// max bounds size (MaxConfigBytes outside tests).
+	max int64
 	// loaded holds the absolute paths of the files already read: a file
 	// included twice (not in a cycle) is read once.
 	loaded map[string]bool
@@ -37,8 +39,8 @@ const maxIncludedFiles = 10000
 // loadMain parses the main configuration and everything it includes.
 func (l *loader) loadMain(filename string, src []byte) []*kdl.Node {
 	l.size = int64(len(src))
-	if l.size > MaxConfigBytes {
-		l.d.errorf(kdl.Position{File: filename, Line: 1, Col: 1}, "the configuration has %d bytes, more than the limit of %s for all its files together", l.size, sizeText(MaxConfigBytes))
+	if l.size > l.max {
+		l.d.errorf(kdl.Position{File: filename, Line: 1, Col: 1}, "the configuration has %d bytes, more than the limit of %s for all its files together", l.size, sizeText(l.max))
 		return nil
 	}
 	return l.load(filename, src, false)
@@ -129,7 +131,7 @@ func (l *loader) include(from string, n *kdl.Node) []*kdl.Node {
 		}
 		src, err := l.read(m)
 		if errors.Is(err, ErrConfigTooLarge) {
-			l.d.errorf(n.Pos, "include %q: %s makes the configuration larger than the limit of %s for all its files together", n.Args[0].Str, m, sizeText(MaxConfigBytes))
+			l.d.errorf(n.Pos, "include %q: %s makes the configuration larger than the limit of %s for all its files together", n.Args[0].Str, m, sizeText(l.max))
 			return out
 		}
 		if err != nil {
@@ -146,7 +148,7 @@ func (l *loader) include(from string, n *kdl.Node) []*kdl.Node {
 // read reads an included file within the bytes the configuration has
 // left.
 func (l *loader) read(name string) ([]byte, error) {
-	left := MaxConfigBytes - l.size
+	left := l.max - l.size
 	var src []byte
 	var err error
 	if bf, ok := l.files.(BoundedFiles); ok {

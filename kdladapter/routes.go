@@ -1,7 +1,6 @@
 package kdladapter
 
 import (
-	"encoding/json"
 	"errors"
 	"regexp"
 	"regexp/syntax"
@@ -11,36 +10,46 @@ import (
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
 
-// builtRoute is a route mapped once and placed in every listener's server.
+// builtRoute is a route mapped once and placed in every listener's
+// server. Its handlers and matcher are kept encoded (in the adapter's
+// fragments), not as maps: a large config holds 100,000 of them.
 type builtRoute struct {
 	id          string
-	node        *kdl.Node
 	priority    int64
 	specificity int
-	match       obj // the sentinel matcher, nil when the route has no condition
-	handlers    []obj
-	logged      bool // has a `log` filter
-	raw         json.RawMessage
-	rawSkip     bool
+	logged      bool   // has a `log` filter
+	handle      []byte // the handlers, encoded and comma-separated
+	match       []byte // the sentinel matcher, encoded; nil when the route has no condition
 }
 
-// json encodes the route for a server once; every listener shares the
-// bytes. skipLog prepends a handler that keeps the route out of the
-// access log.
-func (r *builtRoute) json(skipLog bool) json.RawMessage {
-	if r.raw != nil && r.rawSkip == skipLog {
-		return r.raw
+// routeJSON is a route as an element of a server's routes: {"handle":
+// […], "match": [{"sentinel": …}], "terminal": true}.
+type routeJSON struct {
+	r *builtRoute
+	// skipLog prepends a handler that keeps the route out of the access
+	// log.
+	skipLog bool
+	// noMatch leaves the matcher out (a listener's default route).
+	noMatch bool
+}
+
+// logSkip is the handler that keeps a route out of the access log.
+var logSkip = []byte(`{"handler":"vars","log_skip":true},`)
+
+// appendTo writes the route (the keys in order, as encode would).
+func (rj routeJSON) appendTo(e *encoder, buf []byte) []byte {
+	buf = append(buf, `{"handle":[`...)
+	if rj.skipLog {
+		buf = e.appendRaw(buf, logSkip)
 	}
-	handlers := r.handlers
-	if skipLog {
-		handlers = append([]obj{{"handler": "vars", "log_skip": true}}, handlers...)
+	buf = e.appendRaw(buf, rj.r.handle)
+	buf = append(buf, ']')
+	if rj.r.match != nil && !rj.noMatch {
+		buf = append(buf, `,"match":[{"sentinel":`...)
+		buf = e.appendRaw(buf, rj.r.match)
+		buf = append(buf, "}]"...)
 	}
-	cr := obj{"handle": handlers, "terminal": true}
-	if r.match != nil {
-		cr["match"] = []obj{{"sentinel": r.match}}
-	}
-	r.raw, r.rawSkip = encode(nil, cr), skipLog
-	return r.raw
+	return append(buf, `,"terminal":true}`...)
 }
 
 // priorities are the named priorities of the original.
@@ -52,7 +61,7 @@ func (a *adapter) routeTable() []*builtRoute {
 	if a.built != nil {
 		return a.built
 	}
-	a.built = []*builtRoute{}
+	a.built = make([]*builtRoute, 0, len(a.routes))
 	for _, r := range a.routes {
 		a.built = append(a.built, a.mapRoute(r))
 	}
@@ -100,9 +109,9 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 		anyLogged = anyLogged || r.logged
 	}
 	skipUnlogged := anyLogged && !a.accessLogEnabled()
-	var out []any
+	out := make([]any, 0, len(table)+1)
 	for _, r := range table {
-		out = append(out, r.json(skipUnlogged && !r.logged))
+		out = append(out, routeJSON{r: r, skipLog: skipUnlogged && !r.logged})
 	}
 	if defaultRoute != "" {
 		var found *builtRoute
@@ -116,7 +125,7 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 		if found == nil {
 			a.d.errorf(defaultNode.Args[0].Pos, "listener %q: default-route %q is not a route%s", listenerID, defaultRoute, suggest(defaultRoute, ids))
 		} else {
-			out = append(out, obj{"handle": found.handlers, "terminal": true})
+			out = append(out, routeJSON{r: found, noMatch: true})
 			return out
 		}
 	}
@@ -126,21 +135,22 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 // mapRoute maps one route block.
 func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	id := r.Args[0].Str
-	br := &builtRoute{id: id, node: r, priority: 50}
+	br := &builtRoute{id: id, priority: 50}
+	var match obj
 	if n := setting(r, "priority"); n != nil {
 		br.priority = a.priority(n)
 	}
 	var prefixes []string
 	if m := setting(r, "matches"); m != nil {
-		br.match, br.specificity, prefixes = a.mapMatches(id, m)
+		match, br.specificity, prefixes = a.mapMatches(id, m)
 	}
 	if n := setting(r, "when-disabled"); n != nil {
 		if s, ok := a.str(n); ok {
 			if mode, ok := a.oneOf(n, s, "503", "next-route"); ok && mode == "next-route" {
-				if br.match == nil {
-					br.match = obj{}
+				if match == nil {
+					match = obj{}
 				}
-				br.match["skip_when_disabled"] = id
+				match["skip_when_disabled"] = id
 			}
 		}
 	}
@@ -211,10 +221,10 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		}
 		handlers[agentAt] = ah
 	}
-	for flag, feature := range map[string]string{"waf-enabled": "WAF (runs as an agent)", "websocket-inspection": "WebSocket frame inspection"} {
-		if n := setting(r, flag); n != nil {
+	for _, f := range routeNotYet {
+		if n := setting(r, f.flag); n != nil {
 			if b, ok := a.boolean(n); ok && b {
-				a.d.notYet(n.Pos, feature, flag+" #true")
+				a.d.notYet(n.Pos, f.feature, f.flag+" #true")
 			}
 		}
 	}
@@ -268,8 +278,17 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 				obj{"handler": "log_append", "key": "upstream_addr", "value": "{http.reverse_proxy.upstream.hostport}"})
 		}
 	}
-	br.handlers = append(head, handlers...)
+	br.handle = a.frags.encodeItems(append(head, handlers...))
+	if match != nil {
+		br.match = a.frags.encode(match)
+	}
 	return br
+}
+
+// routeNotYet are the route flags of features not available yet.
+var routeNotYet = []struct{ flag, feature string }{
+	{"waf-enabled", "WAF (runs as an agent)"},
+	{"websocket-inspection", "WebSocket frame inspection"},
 }
 
 // checkServiceType checks `service-type` against what the route does.

@@ -425,7 +425,6 @@ func (a *adapter) healthChecks(id string, u *kdl.Node) (active, hc obj) {
 			}
 		}
 		active["type"] = typ
-		keys := map[string][]string{"http": {"path", "expected-status", "host"}, "grpc": {"service"}, "tcp": {}}
 		if typ == "inference" {
 			a.d.notYet(typNode.Pos, "inference health checks", "upstream \""+id+"\"")
 			return nil, nil
@@ -444,22 +443,22 @@ func (a *adapter) healthChecks(id string, u *kdl.Node) (active, hc obj) {
 				case "service":
 					active["service"], _ = a.str(c)
 				}
-				if !contains(keys[typ], c.Name) {
-					a.d.errorf(c.Pos, "unknown setting %q in health-check type %q%s", c.Name, typ, suggest(c.Name, keys[typ]))
+				if !contains(healthCheckKeys[typ], c.Name) {
+					a.d.errorf(c.Pos, "unknown setting %q in health-check type %q%s", c.Name, typ, suggest(c.Name, healthCheckKeys[typ]))
 				}
 			}
 		}
-		for key, field := range map[string]string{"interval-secs": "interval", "timeout-secs": "timeout"} {
-			if c := setting(n, key); c != nil {
+		for _, k := range [...]struct{ key, field string }{{"interval-secs", "interval"}, {"timeout-secs", "timeout"}} {
+			if c := setting(n, k.key); c != nil {
 				if d, ok := a.seconds(c); ok {
-					active[field] = d
+					active[k.field] = d
 				}
 			}
 		}
-		for key, field := range map[string]string{"healthy-threshold": "healthy_threshold", "unhealthy-threshold": "unhealthy_threshold"} {
-			if c := setting(n, key); c != nil {
+		for _, k := range [...]struct{ key, field string }{{"healthy-threshold", "healthy_threshold"}, {"unhealthy-threshold", "unhealthy_threshold"}} {
+			if c := setting(n, k.key); c != nil {
 				if v, ok := a.integer(c, 1, 1000); ok {
-					active[field] = v
+					active[k.field] = v
 				}
 			}
 		}
@@ -481,6 +480,9 @@ func (a *adapter) healthChecks(id string, u *kdl.Node) (active, hc obj) {
 	}
 	return active, hc
 }
+
+// healthCheckKeys are the settings of each health-check type.
+var healthCheckKeys = map[string][]string{"http": {"path", "expected-status", "host"}, "grpc": {"service"}, "tcp": {}}
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

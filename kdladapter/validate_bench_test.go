@@ -47,7 +47,7 @@ func BenchmarkAdaptLarge(b *testing.B) {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := kdladapter.Adapt("gen.kdl", src, func(string) (string, bool) { return "", false }, kdladapter.OSFiles{}); err != nil {
+				if _, _, err := kdladapter.AdaptUnbounded("gen.kdl", src, func(string) (string, bool) { return "", false }, kdladapter.OSFiles{}); err != nil {
 					b.Fatal(err)
 				}
 			}

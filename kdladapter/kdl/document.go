@@ -86,18 +86,22 @@ func (k Kind) String() string {
 	}
 }
 
-// Value is a KDL value: a string, a number, a boolean or null.
+// Value is a KDL value: a string, a number, a boolean or null. (The
+// fields are ordered to keep the struct small: a large configuration has
+// millions of values.)
 type Value struct {
 	Kind Kind
-	// Type is the value's type annotation, "" when absent.
-	Type string
 	// HasType reports that a type annotation was written, which tells an
 	// empty annotation ("") apart from none.
 	HasType bool
-	// Str holds the decoded string for KindString.
-	Str string
 	// Bare reports a string written as a bare identifier (no quotes).
 	Bare bool
+	// Bool holds the value for KindBool.
+	Bool bool
+	// Type is the value's type annotation, "" when absent.
+	Type string
+	// Str holds the decoded string for KindString.
+	Str string
 	// Num holds a number for KindNumber, exactly: an integer as *big.Int in
 	// Int, or a decimal in Float (with its text kept in NumText so that very
 	// large or small exponents survive). Special floats #inf, #-inf, #nan are
@@ -105,8 +109,6 @@ type Value struct {
 	Int     *big.Int
 	Float   *big.Float
 	NumText string
-	// Bool holds the value for KindBool.
-	Bool bool
 	// Pos is where the value starts.
 	Pos Position
 }

@@ -30,6 +30,18 @@ type parser struct {
 	// a block still open.
 	suspectOff, suspectOpen int
 
+	// The nodes, values and child lists of a document are carved out of
+	// larger blocks (see alloc.go): a configuration of 100,000 routes has
+	// millions of them.
+	nodeSlab  []Node
+	valueSlab []Value
+	childSlab []*Node
+	// children collects the nodes of the blocks being parsed.
+	children []*Node
+	// strs interns the short strings (node names, keywords, repeated
+	// values).
+	strs map[string]string
+
 	// Position cache: the line and column of byte offset pcOff. Positions
 	// are asked for mostly in source order, so advancing from the last
 	// answer keeps position tracking linear overall.

@@ -47,7 +47,16 @@ func parse(filename string, src []byte, v1 bool) (*Document, error) {
 // block opened at byte offset open (>= 0), up to the closing '}', which is
 // left unconsumed.
 func (p *parser) parseNodes(open int) ([]*Node, error) {
-	var nodes []*Node
+	// The nodes are collected in p.children (the blocks inside this one
+	// use it above them) and copied out once complete.
+	base := len(p.children)
+	defer func() { p.children = p.children[:base] }()
+	done := func() []*Node {
+		if len(p.children) == base {
+			return nil
+		}
+		return p.copyNodes(p.children[base:])
+	}
 	openIndent, indented, known := 0, false, false
 	if open >= 0 {
 		openIndent, known = p.openIndent(open)
@@ -60,11 +69,11 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 			if open >= 0 {
 				return nil, p.unclosed(open)
 			}
-			return nodes, nil
+			return done(), nil
 		}
 		if p.src[p.off] == '}' {
 			if open >= 0 {
-				return nodes, nil
+				return done(), nil
 			}
 			return nil, p.errAt(p.off, "unexpected '}' outside of a children block, expected a node")
 		}
@@ -95,7 +104,7 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		nodes = append(nodes, n)
+		p.children = append(p.children, n)
 	}
 }
 
@@ -117,7 +126,7 @@ func (p *parser) unclosed(open int) *Error {
 // arguments and properties, its children block and its terminator (which
 // is consumed, except for a '}' ending a children block).
 func (p *parser) parseNode() (*Node, error) {
-	n := &Node{}
+	n := p.newNode()
 	if p.off < len(p.src) && p.src[p.off] == '(' {
 		t, err := p.parseType()
 		if err != nil {
@@ -147,7 +156,7 @@ func (p *parser) parseNode() (*Node, error) {
 		}
 		entriesDone = true
 		if k := len(p.args) - argStart; k > 0 {
-			n.Args = append(make([]Value, 0, k), p.args[argStart:]...)
+			n.Args = p.copyValues(p.args[argStart:])
 			p.args = p.args[:argStart]
 		}
 		if k := len(p.props) - propStart; k > 0 {
@@ -507,7 +516,7 @@ func (p *parser) bareIdent(what string) (string, error) {
 	if looksNumeric(text, p.v1) {
 		return "", p.errQuoting(start, "unexpected number-like text, expected "+what+" (identifiers cannot start like a number; quote it)", "unexpected number-like %s, expected %s (identifiers cannot start like a number; quote it)", strconv.Quote(string(text)), what)
 	}
-	s := string(text)
+	s := p.str(text)
 	if isKeyword(s, p.v1) {
 		if p.v1 {
 			return "", p.errAt(start, "unexpected keyword %s, expected %s (quote it to use it as a string)", s, what)

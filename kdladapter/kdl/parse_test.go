@@ -196,3 +196,25 @@ func TestModel(t *testing.T) {
 		}
 	}
 }
+
+// TestBlocksDoNotAlias checks that the nodes, values and child lists
+// carved out of shared blocks (alloc.go) have their own storage:
+// appending to one never changes its neighbour.
+func TestBlocksDoNotAlias(t *testing.T) {
+	doc, err := ParseV2("t.kdl", []byte("a 1 2 { x; y }\nb 3 { z }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := doc.Nodes[0], doc.Nodes[1]
+	a.Args = append(a.Args, Value{Kind: KindString, Str: "added"})
+	a.Children = append(a.Children, &Node{Name: "added"})
+	if got, _ := b.Args[0].AsInt64(); got != 3 || len(b.Args) != 1 {
+		t.Errorf("b's arguments changed: %+v", b.Args)
+	}
+	if len(b.Children) != 1 || b.Children[0].Name != "z" {
+		t.Errorf("b's children changed: %+v", b.Children)
+	}
+	if a.Children[0].Name != "x" || a.Children[1].Name != "y" {
+		t.Errorf("a's children: %v, %v", a.Children[0].Name, a.Children[1].Name)
+	}
+}

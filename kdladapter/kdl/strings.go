@@ -20,7 +20,7 @@ func (p *parser) parseQuoted() (string, error) {
 	for i < len(p.src) {
 		b := p.src[i]
 		if b == '"' {
-			s := string(p.src[p.off:i])
+			s := p.str(p.src[p.off:i])
 			p.off = i + 1
 			return s, nil
 		}
