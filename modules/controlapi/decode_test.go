@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
@@ -84,48 +83,45 @@ const (
 	kindCount
 )
 
+// decodeAs decodes data strictly as a body of type T.
+func decodeAs[T any](data []byte, optional bool) (T, error) {
+	var v T
+	err := newCodec(reflect.TypeFor[T]()).decodeBody(data, optional, &v)
+	return v, err
+}
+
 // decodeAny decodes data as the body of kind. It returns the decoded
 // value and its encoding as a body of the same kind.
 func decodeAny(kind byte, data []byte) ([]byte, any, error) {
-	var v, body any
+	var v any
 	var err error
 	switch kind % kindCount {
 	case kindCreate:
-		v, err = decodeCreate(data)
-		body = v
+		v, err = decodeAs[newUpstream](data, false)
 	case kindTargets:
-		v, err = decodeTargets(data)
-		body = map[string]any{"targets": v}
+		v, err = decodeAs[targetList](data, false)
 	case kindTarget:
-		v, err = decodeNewTarget(data)
-		body = v
+		v, err = decodeAs[targetInput](data, false)
 	case kindPatch:
-		v, err = decodePatch(data)
-		body = v
+		v, err = decodeAs[targetPatch](data, false)
 	case kindDrain:
-		var d time.Duration
-		d, err = decodeDrain(data)
-		v = d
-		body = map[string]int64{"timeout_secs": int64(d / time.Second)}
+		v, err = decodeAs[drainOptions](data, true)
 	case kindRoute:
-		var b bool
-		b, err = decodeRoute(data)
-		v = b
-		body = map[string]bool{"enabled": b}
+		v, err = decodeAs[routeEnabled](data, false)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := json.Marshal(body)
+	out, err := json.Marshal(v)
 	return out, v, err
 }
 
 // checkTarget checks a decoded target.
 func checkTarget(t *testing.T, tg targetInput) {
-	if err := validateAddress(tg.Address, "address"); err != nil {
+	if err := validateAddress(string(tg.Address), "address"); err != nil {
 		t.Fatalf("decoded an invalid address %q", tg.Address)
 	}
-	if err := registry.ValidateTarget(registry.Target{Address: tg.Address, Weight: tg.Weight}); err != nil || tg.Weight < 1 {
+	if err := registry.ValidateTarget(tg.target()); err != nil || tg.Weight < 1 {
 		t.Fatalf("the registry refuses a decoded target %+v: %v", tg, err)
 	}
 }
@@ -167,20 +163,20 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		switch v := v.(type) {
-		case createRequest:
-			if validateID(v.ID, "id") != nil {
+		case newUpstream:
+			if validateID(string(v.ID), "id") != nil {
 				t.Fatalf("decoded an invalid id %q", v.ID)
 			}
 			for _, tg := range v.Targets {
 				checkTarget(t, tg)
 			}
-		case []targetInput:
-			for _, tg := range v {
+		case targetList:
+			for _, tg := range v.Targets {
 				checkTarget(t, tg)
 			}
 		case targetInput:
 			checkTarget(t, v)
-		case registry.TargetPatch:
+		case targetPatch:
 			if v.Weight == nil && v.State == nil || v.Weight != nil && (*v.Weight < 1 || *v.Weight > maxWeight) ||
 				v.State != nil && *v.State != registry.StateActive && *v.State != registry.StateDraining {
 				t.Fatalf("decoded an invalid patch %s", out)

@@ -43,7 +43,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		}
 	}
 	served := map[string]string{}
-	for _, rt := range e.srv.routes {
+	for _, rt := range e.srv.endpoints {
 		served[rt.method+" "+rt.pattern] = rt.scope.String()
 	}
 	for k, sc := range served {
@@ -62,7 +62,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 
 func TestOpenAPIRefsResolve(t *testing.T) {
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(openAPIDocument), &doc); err != nil {
+	if err := json.Unmarshal(newEnv(t).srv.openapi, &doc); err != nil {
 		t.Fatal(err)
 	}
 	var refs []string
