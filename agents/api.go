@@ -38,7 +38,7 @@ type Status struct {
 	Events []string `json:"events"`
 	// LastError is the last connection or call error, if any.
 	LastError string `json:"last_error,omitempty"`
-	// LastErrorAt is when LastError happened (RFC 3339, UTC).
+	// LastErrorAt is when the last error happened (RFC 3339, UTC).
 	LastErrorAt string `json:"last_error_at,omitempty"`
 	// Dialect is the protocol dialect of a connected agent.
 	Dialect string `json:"dialect,omitempty"`

@@ -181,6 +181,9 @@ func decodeArray(raw json.RawMessage, path string, max int, elem fieldFunc) erro
 //	enum:"a,b"         strings: the values allowed
 //	default:"N"        integers: the value when the member is absent
 //	doc:"…"            the description (default: the field's doc comment)
+//	pattern, example   strings: for the OpenAPI document only
+//
+// A codec is built once per endpoint, when New builds the endpoint table.
 //
 // A type with a Validate(path string) error method is checked with it
 // once decoded: a scalar as soon as it is, a struct or array after all

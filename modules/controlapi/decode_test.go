@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
@@ -191,4 +192,63 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip: %s became %s", out, out2)
 		}
 	})
+}
+
+// nested is a request type for the codec's tests.
+type nested struct {
+	Inner *struct {
+		Name  string `json:"name" api:"required" enum:"a,b,c"`
+		Count int8   `json:"count" default:"3"`
+		List  []bool `json:"list"`
+	} `json:"inner"`
+	One    string `json:"one" enum:"x"`
+	hidden int
+	Skip   string `json:"-"`
+	Plain  bool
+}
+
+func TestCodecGeneric(t *testing.T) {
+	tests := []struct{ body, msg, field string }{
+		{`{"inner":{}}`, "inner.name is required", "inner.name"},
+		{`{"inner":{"name":"d"}}`, `inner.name must be "a", "b" or "c"`, "inner.name"},
+		{`{"one":"y"}`, `one must be "x"`, "one"},
+		{`{"inner":{"name":"a","count":128}}`, "inner.count must be an integer from -128 to 127", "inner.count"},
+		{`{"inner":{"name":"a","list":[true,1]}}`, "inner.list[1] must be true or false", "inner.list[1]"},
+		{`{"Skip":"x"}`, `unknown field "Skip"`, "Skip"},
+		{`{"hidden":1}`, `unknown field "hidden"`, "hidden"},
+		{`{"plain":true}`, `unknown field "plain"`, "plain"},
+	}
+	for _, tt := range tests {
+		_, err := decodeAs[nested]([]byte(tt.body), false)
+		ae := toAPIError(err)
+		if ae.status != 400 || ae.message != tt.msg || ae.field != tt.field {
+			t.Errorf("%s: %+v", tt.body, ae)
+		}
+	}
+	v, err := decodeAs[nested]([]byte(`{"inner":{"name":"b"},"Plain":true}`), false)
+	if err != nil || v.Inner.Count != 3 || v.Inner.List == nil || !v.Plain {
+		t.Errorf("%+v %v", v, err)
+	}
+	if v, err := decodeAs[drainOptions]([]byte(" \n"), true); err != nil || v.TimeoutSecs != 0 {
+		t.Errorf("optional body: %+v %v", v, err)
+	}
+}
+
+func TestCodecRefusesBadTypes(t *testing.T) {
+	for name, typ := range map[string]reflect.Type{
+		"map":   reflect.TypeFor[struct{ M map[string]int }](),
+		"float": reflect.TypeFor[struct{ F float64 }](),
+		"bad min": reflect.TypeFor[struct {
+			N int `min:"x"`
+		}](),
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "controlapi: request type") {
+					t.Errorf("%s: %v", name, r)
+				}
+			}()
+			newCodec(typ)
+		}()
+	}
 }

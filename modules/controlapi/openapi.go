@@ -408,8 +408,9 @@ func docText(doc, goName, name string) string {
 	for _, verb := range []string{" is ", " are "} {
 		if rest, ok := strings.CutPrefix(doc, goName+verb); ok {
 			first, _, _ := strings.Cut(rest, " ")
-			if strings.IndexFunc(first, func(r rune) bool { return !unicode.IsLower(r) }) < 0 {
-				rest = string(unicode.ToUpper(rune(rest[0]))) + rest[1:]
+			switch first {
+			case "the", "a", "an", "its", "their", "how", "what", "when", "where", "whether", "why", "true", "false":
+				rest = strings.ToUpper(rest[:1]) + rest[1:]
 			}
 			return rest
 		}
