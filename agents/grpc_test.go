@@ -83,7 +83,7 @@ func TestGRPCAgents(t *testing.T) {
 	reg.current.Store(app)
 	defer reg.current.Store(nil)
 	for _, e := range List() {
-		if e["transport"] != "grpc" || e["dialect"] != "grpc" {
+		if e.Transport != "grpc" || e.Dialect != "grpc" {
 			t.Errorf("list: %v", e)
 		}
 	}

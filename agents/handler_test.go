@@ -224,13 +224,13 @@ func TestQueueFullIsolation(t *testing.T) {
 	// The list shows the hung agent's state.
 	reg.current.Store(app)
 	defer reg.current.Store(nil)
-	var hungEntry map[string]any
+	var hungEntry *Status
 	for _, e := range List() {
-		if e["id"] == "hung" {
-			hungEntry = e
+		if e.ID == "hung" {
+			hungEntry = &e
 		}
 	}
-	if hungEntry == nil || hungEntry["in_flight"] != 1 || hungEntry["connected"] != true || hungEntry["dialect"] != "rust" {
+	if hungEntry == nil || hungEntry.InFlight != 1 || !hungEntry.Connected || hungEntry.Dialect != "rust" {
 		t.Fatalf("list: %v", List())
 	}
 	hang <- struct{}{}
@@ -499,7 +499,7 @@ func TestFlowControlAndHealth(t *testing.T) {
 	ctl.SetHealth(protocol.HealthDegraded, "busy")
 	reg.current.Store(app)
 	defer reg.current.Store(nil)
-	waitFor(t, func() bool { return List()[0]["health"] == "degraded" })
+	waitFor(t, func() bool { return List()[0].Health == "degraded" })
 }
 
 // cancelAgent hangs on request headers and reports cancels.

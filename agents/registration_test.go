@@ -74,7 +74,7 @@ func TestLiveRegistration(t *testing.T) {
 	}
 	found := false
 	for _, e := range List() {
-		if e["id"] == "bot" && e["source"] == "live" && e["connected"] == true && e["failure_mode"] == "closed" {
+		if e.ID == "bot" && e.Source == "live" && e.Connected && e.FailureMode == "closed" {
 			found = true
 		}
 	}

@@ -1,33 +1,36 @@
 package controlapi
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/sentinel-proxy/sentinel/agents"
+)
 
 // agents returns the agents of the app, never nil.
-func (s *Server) agents() []map[string]any {
-	if s.hooks.Agents == nil {
-		return []map[string]any{}
+func (s *Server) agents() []agents.Status {
+	var list []agents.Status
+	if s.hooks.Agents != nil {
+		list = s.hooks.Agents()
 	}
-	if list := s.hooks.Agents(); list != nil {
-		return list
+	if list == nil {
+		list = []agents.Status{}
 	}
-	return []map[string]any{}
+	return list
 }
 
 // listAgents serves GET /api/v1/agents.
-func (s *Server) listAgents(c *call) error {
-	c.reply(http.StatusOK, s.agents())
-	return nil
+func (s *Server) listAgents(*call) ([]agents.Status, error) {
+	return s.agents(), nil
 }
 
-// agentStatus serves GET /api/v1/agents/{id}/status: the agent whose
-// "id" is {id}.
-func (s *Server) agentStatus(c *call) error {
-	id := c.params["id"]
+// agentStatus serves GET /api/v1/agents/{id}/status: the agent whose id
+// is {id}.
+func (s *Server) agentStatus(c *call) (agents.Status, error) {
+	id := c.r.PathValue("id")
 	for _, a := range s.agents() {
-		if aid, ok := a["id"].(string); ok && aid == id {
-			c.reply(http.StatusOK, a)
-			return nil
+		if a.ID == id {
+			return a, nil
 		}
 	}
-	return newError(http.StatusNotFound, "agent %q not found", id)
+	return agents.Status{}, newError(http.StatusNotFound, "agent %q not found", id)
 }

@@ -42,7 +42,7 @@ func TestAuditSuccess(t *testing.T) {
 
 func TestAuditEveryMutation(t *testing.T) {
 	e := newEnv(t, func(_ *Config, h *Hooks) { okHooks(h) })
-	for _, rt := range e.srv.routes {
+	for _, rt := range e.srv.endpoints {
 		n := len(e.logs.All())
 		e.do(req{method: rt.method, path: concrete(rt.pattern), token: readToken, body: validBody(rt.method, rt.pattern)})
 		e.do(req{method: rt.method, path: concrete(rt.pattern), token: adminToken, body: validBody(rt.method, rt.pattern)})

@@ -32,10 +32,10 @@ func wantScopes() map[string]scope {
 
 func TestRouteTableScopes(t *testing.T) {
 	e := newEnv(t)
-	if len(e.srv.routes) != len(wantScopes()) {
-		t.Errorf("%d routes, %d expected", len(e.srv.routes), len(wantScopes()))
+	if len(e.srv.endpoints) != len(wantScopes()) {
+		t.Errorf("%d routes, %d expected", len(e.srv.endpoints), len(wantScopes()))
 	}
-	for _, rt := range e.srv.routes {
+	for _, rt := range e.srv.endpoints {
 		key := rt.method + " " + rt.pattern
 		want, ok := wantScopes()[key]
 		if !ok {
@@ -59,7 +59,7 @@ func TestUnauthenticated(t *testing.T) {
 		"no scheme":       adminToken,
 		"empty bearer":    "Bearer ",
 	}
-	for _, rt := range e.srv.routes {
+	for _, rt := range e.srv.endpoints {
 		for name, auth := range auths {
 			w := e.do(req{method: rt.method, path: concrete(rt.pattern), body: validBody(rt.method, rt.pattern), header: map[string]string{"Authorization": auth}})
 			if w.Code != http.StatusUnauthorized {
@@ -98,7 +98,7 @@ func TestBearerSchemeCaseInsensitive(t *testing.T) {
 func TestScopes(t *testing.T) {
 	tokens := map[scope]string{scopeRead: readToken, scopeOperate: operateToken, scopeAdmin: adminToken}
 	hooks := func(_ *Config, h *Hooks) { okHooks(h) }
-	for _, rt := range newEnv(t).srv.routes {
+	for _, rt := range newEnv(t).srv.endpoints {
 		for have, token := range tokens {
 			e := newEnv(t, hooks)
 			w := e.do(req{method: rt.method, path: concrete(rt.pattern), token: token, body: validBody(rt.method, rt.pattern)})

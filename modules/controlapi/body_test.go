@@ -126,11 +126,11 @@ func (r readerOnly) Close() error { return nil }
 
 // patternOf returns the pattern of the route serving method path.
 func patternOf(e *testEnv, method, path string) string {
-	rt, _, _ := e.srv.match(httptest.NewRequest(method, path, nil))
-	if rt == nil {
+	ep, _ := e.srv.lookup(httptest.NewRequest(method, path, nil))
+	if ep == nil {
 		return ""
 	}
-	return rt.pattern
+	return ep.pattern
 }
 
 // fieldValue returns a valid value of a field.

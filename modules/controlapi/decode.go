@@ -6,22 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
-	"time"
-
-	"github.com/sentinel-proxy/sentinel/modules/registry"
-)
-
-// Limits of request values.
-const (
-	// maxWeight is the largest target weight (the registry's limit).
-	maxWeight = registry.MaxWeight
-	// maxDrainSecs is the longest drain timeout: 7 days.
-	maxDrainSecs = 7 * 24 * 3600
-	// maxTargets is the most targets one request may list.
-	maxTargets = 10000
+	"strings"
 )
 
 // readBody reads the request body, at most max bytes. A body with a
@@ -46,22 +37,6 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 		return nil, newError(http.StatusBadRequest, "reading the request body: %v", err)
 	}
 	return data, nil
-}
-
-// targetInput is a target as a request gives it.
-type targetInput struct {
-	// Address is host:port.
-	Address string `json:"address"`
-	// Weight is 1-1048576 (default 1).
-	Weight int `json:"weight"`
-}
-
-// createRequest is the body of POST /api/v1/upstreams.
-type createRequest struct {
-	// ID is the new upstream's id.
-	ID string `json:"id"`
-	// Targets are its targets (default none).
-	Targets []targetInput `json:"targets"`
 }
 
 // fieldFunc decodes the value of one object member; path names it.
@@ -196,221 +171,280 @@ func decodeArray(raw json.RawMessage, path string, max int, elem fieldFunc) erro
 	return nil
 }
 
-// required reports the first of names that was not seen.
-func required(path string, present map[string]bool, names ...string) error {
-	for _, n := range names {
-		if !present[n] {
-			name := join(path, n)
+// The tags of request types, read by the codec and the OpenAPI
+// generator:
+//
+//	json:"name"        the member name, matched exactly ("-": not decoded)
+//	api:"required"     the member must be present
+//	min:"N" max:"N"    integers: the range (default: the Go type's);
+//	                   arrays: max is the most elements
+//	enum:"a,b"         strings: the values allowed
+//	default:"N"        integers: the value when the member is absent
+//	doc:"…"            the description (default: the field's doc comment)
+//	pattern, example   strings: for the OpenAPI document only
+//
+// A codec is built once per endpoint, when New builds the endpoint table.
+//
+// A type with a Validate(path string) error method is checked with it
+// once decoded: a scalar as soon as it is, a struct or array after all
+// of its members.
+
+// validator is a request type that checks itself; path names it in
+// errors.
+type validator interface {
+	Validate(path string) error
+}
+
+// codecKind is the JSON shape a codec decodes.
+type codecKind int
+
+// The codec kinds.
+const (
+	kindString codecKind = iota
+	kindInt
+	kindBool
+	kindPointer
+	kindArray
+	kindObject
+)
+
+// codec decodes one Go type strictly from JSON, with the limits of the
+// struct field it is the type of.
+type codec struct {
+	typ  reflect.Type
+	kind codecKind
+	// min and max bound integers; max bounds the elements of arrays.
+	min, max int64
+	// enum lists the values a string may have.
+	enum []string
+	// elem is the codec of a pointer's or an array's element.
+	elem *codec
+	// fields are an object's members, by exact name, and in order.
+	fields map[string]*fieldCodec
+	order  []*fieldCodec
+	// validate is set when the type has a Validate method.
+	validate bool
+}
+
+// fieldCodec is a struct field of an object codec.
+type fieldCodec struct {
+	name     string
+	index    int
+	required bool
+	// def is the default of an integer field, if it has one.
+	def *int64
+	*codec
+}
+
+// newCodec returns the codec of t, a struct type of a request body. An
+// unsupported type or a malformed tag is a programming error: it panics
+// (the endpoint table is built, and this runs, at New, in every test).
+func newCodec(t reflect.Type) *codec {
+	return compileCodec(t, reflect.StructTag(""), map[reflect.Type]*codec{})
+}
+
+// compileCodec builds the codec of t for a field with tag. Structs are
+// shared through seen.
+func compileCodec(t reflect.Type, tag reflect.StructTag, seen map[reflect.Type]*codec) *codec {
+	c := &codec{typ: t, validate: t.Implements(reflect.TypeFor[validator]())}
+	switch t.Kind() {
+	case reflect.String:
+		c.kind = kindString
+		if e := tag.Get("enum"); e != "" {
+			c.enum = strings.Split(e, ",")
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		c.kind = kindInt
+		c.min, c.max = intLimits(t, tag)
+	case reflect.Bool:
+		c.kind = kindBool
+	case reflect.Pointer:
+		c.kind = kindPointer
+		c.elem = compileCodec(t.Elem(), tag, seen)
+	case reflect.Slice:
+		c.kind = kindArray
+		c.max = math.MaxInt
+		if m := tag.Get("max"); m != "" {
+			c.max = mustInt(t, "max", m)
+		}
+		c.elem = compileCodec(t.Elem(), "", seen)
+	case reflect.Struct:
+		if s, ok := seen[t]; ok {
+			return s
+		}
+		seen[t] = c
+		c.kind = kindObject
+		c.fields = map[string]*fieldCodec{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			fc := &fieldCodec{name: name, index: i, required: f.Tag.Get("api") == "required", codec: compileCodec(f.Type, f.Tag, seen)}
+			if d := f.Tag.Get("default"); d != "" {
+				n := mustInt(t, "default", d)
+				fc.def = &n
+			}
+			c.fields[name] = fc
+			c.order = append(c.order, fc)
+		}
+	default:
+		panic(fmt.Sprintf("controlapi: request type %v: %v values cannot be decoded", t, t.Kind()))
+	}
+	return c
+}
+
+// intLimits returns the range of an integer type with tag.
+func intLimits(t reflect.Type, tag reflect.StructTag) (int64, int64) {
+	bits := t.Bits()
+	lo, hi := int64(-1)<<(bits-1), int64(uint64(1)<<(bits-1)-1)
+	if m := tag.Get("min"); m != "" {
+		lo = mustInt(t, "min", m)
+	}
+	if m := tag.Get("max"); m != "" {
+		hi = mustInt(t, "max", m)
+	}
+	return lo, hi
+}
+
+// mustInt parses the integer of a tag.
+func mustInt(t reflect.Type, key, value string) int64 {
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		panic(fmt.Sprintf("controlapi: request type %v: tag %s:%q is not an integer", t, key, value))
+	}
+	return n
+}
+
+// decodeBody decodes data, a request body, into v, a pointer to the
+// codec's type: exactly one JSON value, strictly. An optional body may be
+// absent (or white space): v is then left as it is.
+func (c *codec) decodeBody(data []byte, optional bool, v any) error {
+	rv := reflect.ValueOf(v).Elem()
+	c.init(rv)
+	if optional && len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	raw, err := parseValue(data)
+	if err != nil {
+		return err
+	}
+	return c.decode(raw, "", rv)
+}
+
+// decode decodes raw, the value at path, into v.
+func (c *codec) decode(raw json.RawMessage, path string, v reflect.Value) error {
+	var err error
+	switch c.kind {
+	case kindString:
+		err = c.decodeString(raw, path, v)
+	case kindInt:
+		var n int64
+		n, err = decodeInt(raw, path, c.min, c.max)
+		v.SetInt(n)
+	case kindBool:
+		var b bool
+		b, err = decodeBool(raw, path)
+		v.SetBool(b)
+	case kindPointer:
+		p := reflect.New(c.typ.Elem())
+		c.elem.init(p.Elem())
+		v.Set(p)
+		return c.elem.decode(raw, path, p.Elem())
+	case kindArray:
+		err = c.decodeArray(raw, path, v)
+	case kindObject:
+		err = c.decodeObject(raw, path, v)
+	}
+	if err != nil || !c.validate {
+		return err
+	}
+	return v.Interface().(validator).Validate(path)
+}
+
+// decodeString decodes a string, one of the enum's if there is one.
+func (c *codec) decodeString(raw json.RawMessage, path string, v reflect.Value) error {
+	s, err := decodeString(raw, path)
+	if err != nil {
+		return err
+	}
+	if len(c.enum) > 0 && !slices.Contains(c.enum, s) {
+		return fieldError(path, "%s must be %s", path, oneOf(c.enum))
+	}
+	v.SetString(s)
+	return nil
+}
+
+// oneOf lists values for a message: "a", "b" or "c".
+func oneOf(values []string) string {
+	q := make([]string, len(values))
+	for i, s := range values {
+		q[i] = strconv.Quote(s)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// decodeArray decodes an array, at most c.max elements.
+func (c *codec) decodeArray(raw json.RawMessage, path string, v reflect.Value) error {
+	out := reflect.MakeSlice(c.typ, 0, 0)
+	err := decodeArray(raw, path, int(c.max), func(item json.RawMessage, p string) error {
+		e := reflect.New(c.typ.Elem()).Elem()
+		c.elem.init(e)
+		if err := c.elem.decode(item, p, e); err != nil {
+			return err
+		}
+		out = reflect.Append(out, e)
+		return nil
+	})
+	v.Set(out)
+	return err
+}
+
+// decodeObject decodes an object: every member must be a field, given
+// once; the required ones must be there.
+func (c *codec) decodeObject(raw json.RawMessage, path string, v reflect.Value) error {
+	present := map[string]bool{}
+	fields := make(map[string]fieldFunc, len(c.fields))
+	for name, f := range c.fields {
+		fields[name] = func(raw json.RawMessage, p string) error {
+			present[name] = true
+			return f.decode(raw, p, v.Field(f.index))
+		}
+	}
+	if err := decodeObject(raw, path, fields); err != nil {
+		return err
+	}
+	for _, f := range c.order {
+		if f.required && !present[f.name] {
+			name := join(path, f.name)
 			return fieldError(name, "%s is required", name)
 		}
 	}
 	return nil
 }
 
-// targetFields returns the decoders of a target object.
-func targetFields(t *targetInput, present map[string]bool) map[string]fieldFunc {
-	return map[string]fieldFunc{
-		"address": func(raw json.RawMessage, path string) (err error) {
-			present["address"] = true
-			if t.Address, err = decodeString(raw, path); err != nil {
-				return err
-			}
-			return validateAddress(t.Address, path)
-		},
-		"weight": func(raw json.RawMessage, path string) error {
-			present["weight"] = true
-			n, err := decodeInt(raw, path, 1, maxWeight)
-			t.Weight = int(n)
-			return err
-		},
+// init sets the defaults of a value about to be decoded: integer fields'
+// defaults, and empty (not nil) arrays.
+func (c *codec) init(v reflect.Value) {
+	if c.kind != kindObject {
+		return
 	}
-}
-
-// decodeTarget decodes one target object at path.
-func decodeTarget(raw json.RawMessage, path string) (targetInput, error) {
-	t := targetInput{Weight: 1}
-	present := map[string]bool{}
-	if err := decodeObject(raw, path, targetFields(&t, present)); err != nil {
-		return t, err
-	}
-	return t, required(path, present, "address")
-}
-
-// decodeTargetList decodes an array of targets; addresses must be
-// distinct.
-func decodeTargetList(raw json.RawMessage, path string) ([]targetInput, error) {
-	out := []targetInput{}
-	seen := map[string]int{}
-	err := decodeArray(raw, path, maxTargets, func(item json.RawMessage, p string) error {
-		t, err := decodeTarget(item, p)
-		if err != nil {
-			return err
+	for _, f := range c.order {
+		fv := v.Field(f.index)
+		switch {
+		case f.def != nil:
+			fv.SetInt(*f.def)
+		case f.kind == kindArray:
+			fv.Set(reflect.MakeSlice(f.typ, 0, 0))
+		case f.kind == kindObject:
+			f.init(fv)
 		}
-		if j, dup := seen[t.Address]; dup {
-			return fieldError(p+".address", "%s.address %q repeats %s[%d].address", p, t.Address, path, j)
-		}
-		seen[t.Address] = len(out)
-		out = append(out, t)
-		return nil
-	})
-	return out, err
-}
-
-// decodeCreate decodes the body of POST /api/v1/upstreams.
-func decodeCreate(data []byte) (createRequest, error) {
-	req := createRequest{Targets: []targetInput{}}
-	raw, err := parseValue(data)
-	if err != nil {
-		return req, err
 	}
-	present := map[string]bool{}
-	err = decodeObject(raw, "", map[string]fieldFunc{
-		"id": func(raw json.RawMessage, path string) (err error) {
-			present["id"] = true
-			if req.ID, err = decodeString(raw, path); err != nil {
-				return err
-			}
-			return validateID(req.ID, path)
-		},
-		"targets": func(raw json.RawMessage, path string) (err error) {
-			req.Targets, err = decodeTargetList(raw, path)
-			return err
-		},
-	})
-	if err != nil {
-		return req, err
-	}
-	return req, required("", present, "id")
-}
-
-// decodeTargets decodes the body of PUT /api/v1/upstreams/{id}/targets.
-func decodeTargets(data []byte) ([]targetInput, error) {
-	raw, err := parseValue(data)
-	if err != nil {
-		return nil, err
-	}
-	var out []targetInput
-	present := map[string]bool{}
-	err = decodeObject(raw, "", map[string]fieldFunc{
-		"targets": func(raw json.RawMessage, path string) (err error) {
-			present["targets"] = true
-			out, err = decodeTargetList(raw, path)
-			return err
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, required("", present, "targets")
-}
-
-// decodeNewTarget decodes the body of POST
-// /api/v1/upstreams/{id}/targets.
-func decodeNewTarget(data []byte) (targetInput, error) {
-	raw, err := parseValue(data)
-	if err != nil {
-		return targetInput{}, err
-	}
-	return decodeTarget(raw, "")
-}
-
-// decodePatch decodes the body of PATCH
-// /api/v1/upstreams/{id}/targets/{address}: weight and/or state.
-func decodePatch(data []byte) (registry.TargetPatch, error) {
-	var p registry.TargetPatch
-	raw, err := parseValue(data)
-	if err != nil {
-		return p, err
-	}
-	err = decodeObject(raw, "", map[string]fieldFunc{
-		"weight": func(raw json.RawMessage, path string) error {
-			n, err := decodeInt(raw, path, 1, maxWeight)
-			w := int(n)
-			p.Weight = &w
-			return err
-		},
-		"state": func(raw json.RawMessage, path string) error {
-			s, err := decodeString(raw, path)
-			if err != nil {
-				return err
-			}
-			st := registry.State(s)
-			if st != registry.StateActive && st != registry.StateDraining {
-				return fieldError(path, "state must be %q or %q", registry.StateActive, registry.StateDraining)
-			}
-			p.State = &st
-			return nil
-		},
-	})
-	if err != nil {
-		return p, err
-	}
-	if p.Weight == nil && p.State == nil {
-		return p, newError(http.StatusBadRequest, "give weight and/or state")
-	}
-	return p, nil
-}
-
-// decodeDrain decodes the optional body of the drain endpoints: nothing,
-// {} or {"timeout_secs": N}. 0 (or nothing) drains without deadline.
-func decodeDrain(data []byte) (time.Duration, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return 0, nil
-	}
-	raw, err := parseValue(data)
-	if err != nil {
-		return 0, err
-	}
-	var secs int64
-	err = decodeObject(raw, "", map[string]fieldFunc{
-		"timeout_secs": func(raw json.RawMessage, path string) (err error) {
-			secs, err = decodeInt(raw, path, 0, maxDrainSecs)
-			return err
-		},
-	})
-	return time.Duration(secs) * time.Second, err
-}
-
-// decodeRoute decodes the body of PUT /api/v1/routes/{id}/enabled.
-func decodeRoute(data []byte) (bool, error) {
-	raw, err := parseValue(data)
-	if err != nil {
-		return false, err
-	}
-	var enabled, present bool
-	err = decodeObject(raw, "", map[string]fieldFunc{
-		"enabled": func(raw json.RawMessage, path string) (err error) {
-			present = true
-			enabled, err = decodeBool(raw, path)
-			return err
-		},
-	})
-	if err != nil {
-		return false, err
-	}
-	if !present {
-		return false, fieldError("enabled", "enabled is required")
-	}
-	return enabled, nil
-}
-
-// validateID checks the id of an upstream created through the API with
-// the registry's rule.
-func validateID(id, path string) error {
-	return registryFieldError(registry.ValidateID(id), path)
-}
-
-// validateAddress checks a target address with the registry's rule.
-func validateAddress(addr, path string) error {
-	return registryFieldError(registry.ValidateAddress(addr), path)
-}
-
-// registryFieldError turns a registry validation error into a 400 about
-// the input field at path.
-func registryFieldError(err error, path string) error {
-	var ie *registry.InvalidError
-	if errors.As(err, &ie) {
-		return fieldError(path, "%s %q: %s", path, ie.Value, ie.Reason)
-	}
-	return err
 }

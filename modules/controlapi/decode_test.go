@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
@@ -84,48 +84,45 @@ const (
 	kindCount
 )
 
+// decodeAs decodes data strictly as a body of type T.
+func decodeAs[T any](data []byte, optional bool) (T, error) {
+	var v T
+	err := newCodec(reflect.TypeFor[T]()).decodeBody(data, optional, &v)
+	return v, err
+}
+
 // decodeAny decodes data as the body of kind. It returns the decoded
 // value and its encoding as a body of the same kind.
 func decodeAny(kind byte, data []byte) ([]byte, any, error) {
-	var v, body any
+	var v any
 	var err error
 	switch kind % kindCount {
 	case kindCreate:
-		v, err = decodeCreate(data)
-		body = v
+		v, err = decodeAs[newUpstream](data, false)
 	case kindTargets:
-		v, err = decodeTargets(data)
-		body = map[string]any{"targets": v}
+		v, err = decodeAs[targetList](data, false)
 	case kindTarget:
-		v, err = decodeNewTarget(data)
-		body = v
+		v, err = decodeAs[targetInput](data, false)
 	case kindPatch:
-		v, err = decodePatch(data)
-		body = v
+		v, err = decodeAs[targetPatch](data, false)
 	case kindDrain:
-		var d time.Duration
-		d, err = decodeDrain(data)
-		v = d
-		body = map[string]int64{"timeout_secs": int64(d / time.Second)}
+		v, err = decodeAs[drainOptions](data, true)
 	case kindRoute:
-		var b bool
-		b, err = decodeRoute(data)
-		v = b
-		body = map[string]bool{"enabled": b}
+		v, err = decodeAs[routeEnabled](data, false)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := json.Marshal(body)
+	out, err := json.Marshal(v)
 	return out, v, err
 }
 
 // checkTarget checks a decoded target.
 func checkTarget(t *testing.T, tg targetInput) {
-	if err := validateAddress(tg.Address, "address"); err != nil {
+	if err := validateAddress(string(tg.Address), "address"); err != nil {
 		t.Fatalf("decoded an invalid address %q", tg.Address)
 	}
-	if err := registry.ValidateTarget(registry.Target{Address: tg.Address, Weight: tg.Weight}); err != nil || tg.Weight < 1 {
+	if err := registry.ValidateTarget(tg.target()); err != nil || tg.Weight < 1 {
 		t.Fatalf("the registry refuses a decoded target %+v: %v", tg, err)
 	}
 }
@@ -167,20 +164,20 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		switch v := v.(type) {
-		case createRequest:
-			if validateID(v.ID, "id") != nil {
+		case newUpstream:
+			if validateID(string(v.ID), "id") != nil {
 				t.Fatalf("decoded an invalid id %q", v.ID)
 			}
 			for _, tg := range v.Targets {
 				checkTarget(t, tg)
 			}
-		case []targetInput:
-			for _, tg := range v {
+		case targetList:
+			for _, tg := range v.Targets {
 				checkTarget(t, tg)
 			}
 		case targetInput:
 			checkTarget(t, v)
-		case registry.TargetPatch:
+		case targetPatch:
 			if v.Weight == nil && v.State == nil || v.Weight != nil && (*v.Weight < 1 || *v.Weight > maxWeight) ||
 				v.State != nil && *v.State != registry.StateActive && *v.State != registry.StateDraining {
 				t.Fatalf("decoded an invalid patch %s", out)
@@ -195,4 +192,63 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip: %s became %s", out, out2)
 		}
 	})
+}
+
+// nested is a request type for the codec's tests.
+type nested struct {
+	Inner *struct {
+		Name  string `json:"name" api:"required" enum:"a,b,c"`
+		Count int8   `json:"count" default:"3"`
+		List  []bool `json:"list"`
+	} `json:"inner"`
+	One    string `json:"one" enum:"x"`
+	hidden int
+	Skip   string `json:"-"`
+	Plain  bool
+}
+
+func TestCodecGeneric(t *testing.T) {
+	tests := []struct{ body, msg, field string }{
+		{`{"inner":{}}`, "inner.name is required", "inner.name"},
+		{`{"inner":{"name":"d"}}`, `inner.name must be "a", "b" or "c"`, "inner.name"},
+		{`{"one":"y"}`, `one must be "x"`, "one"},
+		{`{"inner":{"name":"a","count":128}}`, "inner.count must be an integer from -128 to 127", "inner.count"},
+		{`{"inner":{"name":"a","list":[true,1]}}`, "inner.list[1] must be true or false", "inner.list[1]"},
+		{`{"Skip":"x"}`, `unknown field "Skip"`, "Skip"},
+		{`{"hidden":1}`, `unknown field "hidden"`, "hidden"},
+		{`{"plain":true}`, `unknown field "plain"`, "plain"},
+	}
+	for _, tt := range tests {
+		_, err := decodeAs[nested]([]byte(tt.body), false)
+		ae := toAPIError(err)
+		if ae.status != 400 || ae.message != tt.msg || ae.field != tt.field {
+			t.Errorf("%s: %+v", tt.body, ae)
+		}
+	}
+	v, err := decodeAs[nested]([]byte(`{"inner":{"name":"b"},"Plain":true}`), false)
+	if err != nil || v.Inner.Count != 3 || v.Inner.List == nil || !v.Plain {
+		t.Errorf("%+v %v", v, err)
+	}
+	if v, err := decodeAs[drainOptions]([]byte(" \n"), true); err != nil || v.TimeoutSecs != 0 {
+		t.Errorf("optional body: %+v %v", v, err)
+	}
+}
+
+func TestCodecRefusesBadTypes(t *testing.T) {
+	for name, typ := range map[string]reflect.Type{
+		"map":   reflect.TypeFor[struct{ M map[string]int }](),
+		"float": reflect.TypeFor[struct{ F float64 }](),
+		"bad min": reflect.TypeFor[struct {
+			N int `min:"x"`
+		}](),
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "controlapi: request type") {
+					t.Errorf("%s: %v", name, r)
+				}
+			}()
+			newCodec(typ)
+		}()
+	}
 }

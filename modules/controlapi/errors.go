@@ -15,6 +15,9 @@ type apiError struct {
 	message string
 	// field names the input field at fault, e.g. "targets[1].address".
 	field string
+	// lines are the problems found, one per line, when there are several
+	// (a config file's errors).
+	lines []string
 }
 
 // Error returns the message.
@@ -24,8 +27,11 @@ func (e *apiError) Error() string { return e.message }
 type errorBody struct {
 	// Error says what went wrong.
 	Error string `json:"error"`
-	// Field names the input field at fault, if one is.
+	// Field names the input field at fault, e.g. targets[1].address.
 	Field string `json:"field,omitempty"`
+	// Errors lists the problems one per element, file:line:col: message
+	// where known, when a config file is invalid.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // newError returns an apiError with a formatted message.

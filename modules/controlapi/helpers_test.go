@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/sentinel-proxy/sentinel/agents"
 	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
@@ -69,7 +70,7 @@ func newEnv(t *testing.T, opts ...func(*Config, *Hooks)) *testEnv {
 func okHooks(h *Hooks) {
 	h.Reload = func(context.Context) (map[string]any, error) { return map[string]any{"upstreams": 2}, nil }
 	h.Validate = func(context.Context) ([]string, error) { return nil, nil }
-	h.Agents = func() []map[string]any { return []map[string]any{{"id": "a1", "healthy": true}} }
+	h.Agents = func() []agents.Status { return []agents.Status{{ID: "a1", Health: "ready"}} }
 }
 
 // req is a test request.

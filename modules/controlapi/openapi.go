@@ -1,525 +1,427 @@
 package controlapi
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
-// openAPIDocument is the OpenAPI 3.0 description of the API, served at
-// /api/v1/openapi.json. A test checks that its paths and methods are
-// exactly the routes of the server.
-const openAPIDocument = `{
-  "openapi": "3.0.3",
-  "info": {
-    "title": "Sentinel control-plane API",
-    "version": "1.0.0",
-    "description": "Changes Sentinel's live state: the upstreams and their targets (add, remove, reweight, drain), the route switches, config reloads. Every call is authenticated: a bearer token (Authorization: Bearer <token>) with scopes read ⊂ operate ⊂ admin, or, when the API is configured with client_ca_file and allowed_identities, a verified client certificate whose subject common name or DNS name is allowed (admin scope; with a bearer token as well, the token's scopes apply). Every mutation is written to the audit log. Request bodies are JSON (Content-Type: application/json); unknown or repeated fields, trailing data and bodies over max_body_bytes are refused. Errors are {\"error\": message, \"field\": input field at fault}. Upstream responses carry ETag: \"<version>\"; mutations of an upstream honour If-Match. A change that cannot be saved to the state store is not applied and is answered 503. Targets added through the API may not point at the proxy itself, loopback, link-local, unspecified or multicast addresses (403) unless allowed_target_networks allows them. Cross-origin browser requests are refused."
-  },
-  "servers": [{"url": "/"}],
-  "security": [{"bearerAuth": []}],
-  "tags": [
-    {"name": "upstreams", "description": "Upstreams and their targets."},
-    {"name": "routes", "description": "Route switches."},
-    {"name": "agents", "description": "External agents."},
-    {"name": "config", "description": "The configuration file."},
-    {"name": "meta", "description": "This document."}
-  ],
-  "paths": {
-    "/api/v1/upstreams": {
-      "get": {
-        "tags": ["upstreams"],
-        "operationId": "listUpstreams",
-        "summary": "List the upstreams",
-        "description": "Scope: read. Every upstream, sorted by id, with its targets and their live counters.",
-        "x-sentinel-scope": "read",
-        "responses": {
-          "200": {"description": "The upstreams.", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Upstream"}}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"}
-        }
-      },
-      "post": {
-        "tags": ["upstreams"],
-        "operationId": "createUpstream",
-        "summary": "Create an upstream",
-        "description": "Scope: admin. Creates an upstream of origin api. Its id is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
-        "x-sentinel-scope": "admin",
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateUpstream"}}}},
-        "responses": {
-          "201": {"description": "Created.", "headers": {"Location": {"description": "The upstream's URL path.", "schema": {"type": "string"}}, "ETag": {"$ref": "#/components/headers/ETag"}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Upstream"}}}},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "409": {"$ref": "#/components/responses/Conflict"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"},
-          "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-          "415": {"$ref": "#/components/responses/UnsupportedMediaType"}
-        }
-      }
-    },
-    "/api/v1/upstreams/{id}": {
-      "parameters": [{"$ref": "#/components/parameters/UpstreamID"}],
-      "get": {
-        "tags": ["upstreams"],
-        "operationId": "getUpstream",
-        "summary": "Get an upstream",
-        "description": "Scope: read.",
-        "x-sentinel-scope": "read",
-        "responses": {
-          "200": {"description": "The upstream.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Upstream"}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"}
-        }
-      },
-      "delete": {
-        "tags": ["upstreams"],
-        "operationId": "deleteUpstream",
-        "summary": "Delete an upstream created through the API",
-        "description": "Scope: admin. Upstreams defined in the configuration are refused with 409: remove them from the config file and reload.",
-        "x-sentinel-scope": "admin",
-        "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
-        "responses": {
-          "204": {"description": "Deleted."},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "409": {"$ref": "#/components/responses/Conflict"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"}
-        }
-      }
-    },
-    "/api/v1/upstreams/{id}/targets": {
-      "parameters": [{"$ref": "#/components/parameters/UpstreamID"}],
-      "put": {
-        "tags": ["upstreams"],
-        "operationId": "replaceTargets",
-        "summary": "Replace the targets of an upstream",
-        "description": "Scope: admin. Targets that stay keep their state (a draining target stays draining, with its deadline); new targets are active.",
-        "x-sentinel-scope": "admin",
-        "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TargetList"}}}},
-        "responses": {
-          "200": {"$ref": "#/components/responses/Upstream"},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"},
-          "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-          "415": {"$ref": "#/components/responses/UnsupportedMediaType"}
-        }
-      },
-      "post": {
-        "tags": ["upstreams"],
-        "operationId": "addTarget",
-        "summary": "Add one target (extension)",
-        "description": "Scope: admin. Adds one active target; 409 when the upstream already has it. An extension of the original Sentinel API, which only replaces the whole list.",
-        "x-sentinel-scope": "admin",
-        "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TargetInput"}}}},
-        "responses": {
-          "201": {"$ref": "#/components/responses/Upstream"},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "409": {"$ref": "#/components/responses/Conflict"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"},
-          "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-          "415": {"$ref": "#/components/responses/UnsupportedMediaType"}
-        }
-      }
-    },
-    "/api/v1/upstreams/{id}/targets/{address}": {
-      "parameters": [{"$ref": "#/components/parameters/UpstreamID"}, {"$ref": "#/components/parameters/Address"}],
-      "patch": {
-        "tags": ["upstreams"],
-        "operationId": "patchTarget",
-        "summary": "Change the weight and/or state of a target",
-        "description": "Scope: operate. State active clears a drain deadline; state draining sets none (use the drain endpoint for a timeout).",
-        "x-sentinel-scope": "operate",
-        "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TargetPatch"}}}},
-        "responses": {
-          "200": {"$ref": "#/components/responses/Upstream"},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"},
-          "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-          "415": {"$ref": "#/components/responses/UnsupportedMediaType"}
-        }
-      },
-      "delete": {
-        "tags": ["upstreams"],
-        "operationId": "removeTarget",
-        "summary": "Remove a target",
-        "description": "Scope: admin. Removes the target at once, drained or not: after a drain, removal is this one call.",
-        "x-sentinel-scope": "admin",
-        "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
-        "responses": {
-          "200": {"$ref": "#/components/responses/Upstream"},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"}
-        }
-      }
-    },
-    "/api/v1/upstreams/{id}/drain": {
-      "parameters": [{"$ref": "#/components/parameters/UpstreamID"}],
-      "post": {
-        "tags": ["upstreams"],
-        "operationId": "drainUpstream",
-        "summary": "Drain all the targets of an upstream",
-        "description": "Scope: operate. The targets get no new request; the ones in flight finish (state draining, then drained when none is in flight). With timeout_secs (admin scope only, since it removes targets), they are removed when it expires. The body is optional.",
-        "x-sentinel-scope": "operate",
-        "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
-        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Drain"}}}},
-        "responses": {
-          "200": {"$ref": "#/components/responses/Upstream"},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"},
-          "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-          "415": {"$ref": "#/components/responses/UnsupportedMediaType"}
-        }
-      }
-    },
-    "/api/v1/upstreams/{id}/targets/{address}/drain": {
-      "parameters": [{"$ref": "#/components/parameters/UpstreamID"}, {"$ref": "#/components/parameters/Address"}],
-      "post": {
-        "tags": ["upstreams"],
-        "operationId": "drainTarget",
-        "summary": "Drain one target",
-        "description": "Scope: operate. As the upstream drain, for one target.",
-        "x-sentinel-scope": "operate",
-        "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
-        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Drain"}}}},
-        "responses": {
-          "200": {"$ref": "#/components/responses/Upstream"},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "412": {"$ref": "#/components/responses/PreconditionFailed"},
-          "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-          "415": {"$ref": "#/components/responses/UnsupportedMediaType"}
-        }
-      }
-    },
-    "/api/v1/routes": {
-      "get": {
-        "tags": ["routes"],
-        "operationId": "listRoutes",
-        "summary": "List the routes and their switches",
-        "description": "Scope: read.",
-        "x-sentinel-scope": "read",
-        "responses": {
-          "200": {"description": "The routes, sorted by id.", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Route"}}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"}
-        }
-      }
-    },
-    "/api/v1/routes/{id}/enabled": {
-      "parameters": [{"name": "id", "in": "path", "required": true, "description": "The route id.", "schema": {"type": "string"}}],
-      "put": {
-        "tags": ["routes"],
-        "operationId": "setRouteEnabled",
-        "summary": "Switch a route on or off",
-        "description": "Scope: operate. Takes effect on the next request. Routes have no version: If-Match other than * is refused.",
-        "x-sentinel-scope": "operate",
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RouteEnabled"}}}},
-        "responses": {
-          "200": {"description": "The route.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Route"}}}},
-          "400": {"$ref": "#/components/responses/BadRequest"},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"},
-          "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-          "415": {"$ref": "#/components/responses/UnsupportedMediaType"}
-        }
-      }
-    },
-    "/api/v1/agents": {
-      "get": {
-        "tags": ["agents"],
-        "operationId": "listAgents",
-        "summary": "List the agents",
-        "description": "Scope: read. Empty until agents exist.",
-        "x-sentinel-scope": "read",
-        "responses": {
-          "200": {"description": "The agents.", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Agent"}}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"}
-        }
-      }
-    },
-    "/api/v1/agents/{id}/status": {
-      "parameters": [{"name": "id", "in": "path", "required": true, "description": "The agent id.", "schema": {"type": "string"}}],
-      "get": {
-        "tags": ["agents"],
-        "operationId": "agentStatus",
-        "summary": "Get the status of an agent",
-        "description": "Scope: read. 404 until agents exist.",
-        "x-sentinel-scope": "read",
-        "responses": {
-          "200": {"description": "The agent.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Agent"}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "404": {"$ref": "#/components/responses/NotFound"}
-        }
-      }
-    },
-    "/api/v1/config/reload": {
-      "post": {
-        "tags": ["config"],
-        "operationId": "reloadConfig",
-        "summary": "Reload the config file",
-        "description": "Scope: admin. Re-reads the config file and applies it; the registry keeps the changes made through this API. One reload runs at a time.",
-        "x-sentinel-scope": "admin",
-        "responses": {
-          "200": {"description": "Reloaded.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReloadResult"}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "409": {"$ref": "#/components/responses/Conflict"},
-          "422": {"description": "The config file is invalid; nothing changed.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReloadError"}}}},
-          "501": {"$ref": "#/components/responses/NotImplemented"}
-        }
-      }
-    },
-    "/api/v1/config/validate": {
-      "get": {
-        "tags": ["config"],
-        "operationId": "validateConfig",
-        "summary": "Validate the config file without applying it",
-        "description": "Scope: admin.",
-        "x-sentinel-scope": "admin",
-        "responses": {
-          "200": {"description": "Valid.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Validation"}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"},
-          "422": {"description": "Invalid.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Validation"}}}},
-          "501": {"$ref": "#/components/responses/NotImplemented"}
-        }
-      }
-    },
-    "/api/v1/state": {
-      "get": {
-        "tags": ["meta"],
-        "operationId": "stateStatus",
-        "summary": "Where the API-made state is kept, and its health",
-        "description": "Scope: read. The store of the changes made through the API (a state file), whether its saved state could be used at start (an unusable one is moved aside and the proxy starts from the configuration), and why the last change could not be saved, if it could not.",
-        "x-sentinel-scope": "read",
-        "responses": {
-          "200": {"description": "The store's status.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreStatus"}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"}
-        }
-      }
-    },
-    "/api/v1/openapi.json": {
-      "get": {
-        "tags": ["meta"],
-        "operationId": "openAPI",
-        "summary": "This OpenAPI document",
-        "description": "Scope: read.",
-        "x-sentinel-scope": "read",
-        "responses": {
-          "200": {"description": "The OpenAPI 3.0 document of the API.", "content": {"application/json": {"schema": {"type": "object"}}}},
-          "401": {"$ref": "#/components/responses/Unauthorized"},
-          "403": {"$ref": "#/components/responses/Forbidden"}
-        }
-      }
-    }
-  },
-  "components": {
-    "securitySchemes": {
-      "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A token of the API's configuration. Client certificates (mutual TLS) also authenticate when configured; OpenAPI 3.0 cannot describe them."}
-    },
-    "headers": {
-      "ETag": {"description": "The upstream's version, quoted: \"<version>\".", "schema": {"type": "string", "example": "\"12\""}}
-    },
-    "parameters": {
-      "UpstreamID": {"name": "id", "in": "path", "required": true, "description": "The upstream id (URL-escaped).", "schema": {"type": "string"}},
-      "Address": {"name": "address", "in": "path", "required": true, "description": "The target address, host:port, URL-escaped (e.g. 10.0.0.1%3A8080, %5B%3A%3A1%5D%3A8080).", "schema": {"type": "string"}},
-      "IfMatch": {"name": "If-Match", "in": "header", "required": false, "description": "* or the ETag(s) of the upstream's expected version; a mismatch is answered 412 and nothing changes.", "schema": {"type": "string"}}
-    },
-    "schemas": {
-      "StoreStatus": {
-        "type": "object",
-        "properties": {
-          "store": {"type": "string", "description": "The store, e.g. \"file /var/lib/sentinel/state.json\"; absent when API changes live in memory only."},
-          "loaded": {"type": "string", "format": "date-time", "description": "When the saved state was read at start."},
-          "load_error": {"type": "string", "description": "Why the saved state could not be used at start."},
-          "moved_to": {"type": "string", "description": "Where the unusable saved state was moved."},
-          "save_error": {"type": "string", "description": "Why the last change could not be saved (it was not applied)."}
-        }
-      },
-      "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-          "error": {"type": "string", "description": "What went wrong."},
-          "field": {"type": "string", "description": "The input field at fault, e.g. targets[1].address."}
-        }
-      },
-      "Target": {
-        "type": "object",
-        "required": ["address", "weight", "state", "origin", "healthy", "in_flight", "requests", "failures"],
-        "properties": {
-          "address": {"type": "string", "description": "host:port."},
-          "weight": {"type": "integer", "minimum": 0, "maximum": 1048576},
-          "state": {"type": "string", "enum": ["active", "draining", "drained"], "description": "drained is a draining target with no request in flight."},
-          "origin": {"type": "string", "enum": ["config", "api"]},
-          "healthy": {"type": "boolean", "description": "As the active health checks last saw it (true when never checked)."},
-          "in_flight": {"type": "integer", "description": "Requests being served."},
-          "requests": {"type": "integer", "description": "Requests sent."},
-          "failures": {"type": "integer", "description": "Requests failed (error or 5xx)."},
-          "drain_deadline": {"type": "string", "format": "date-time", "description": "When a draining target is removed; absent when none."},
-          "balancing": {"type": "array", "description": "Per live Sentinel selection policy of the upstream, what it estimates of the target; absent when none balances it.", "items": {"$ref": "#/components/schemas/Estimate"}}
-        }
-      },
-      "Estimate": {
-        "type": "object",
-        "required": ["policy", "latency_seconds", "error_ratio", "weight", "selections"],
-        "properties": {
-          "policy": {"type": "string", "description": "Selection policy (peak_ewma, adaptive, p2c, …)."},
-          "latency_seconds": {"type": "number", "description": "The policy's latency estimate (time to response headers)."},
-          "error_ratio": {"type": "number", "description": "The policy's failure-ratio estimate, 0 to 1."},
-          "weight": {"type": "number", "description": "Effective weight (adaptive's adjusted weight, else the registry's)."},
-          "score": {"type": "number", "description": "Load (peak_ewma, p2c, weighted_least_connections: lower wins) or score (adaptive: higher wins); absent for policies that keep none."},
-          "selections": {"type": "integer", "description": "Times the policy chose the target."}
-        }
-      },
-      "Upstream": {
-        "type": "object",
-        "required": ["id", "origin", "version", "targets"],
-        "properties": {
-          "id": {"type": "string"},
-          "healthy_targets": {"type": "integer", "description": "Active targets the health checks see healthy."},
-          "origin": {"type": "string", "enum": ["config", "api"]},
-          "version": {"type": "integer", "description": "Changes with every change; the ETag."},
-          "targets": {"type": "array", "items": {"$ref": "#/components/schemas/Target"}}
-        }
-      },
-      "TargetInput": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["address"],
-        "properties": {
-          "address": {"type": "string", "description": "host:port: an IP address (IPv6 in brackets) or a DNS name, port 1-65535.", "example": "10.0.0.1:8080"},
-          "weight": {"type": "integer", "minimum": 1, "maximum": 1048576, "default": 1}
-        }
-      },
-      "CreateUpstream": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["id"],
-        "properties": {
-          "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
-          "targets": {"type": "array", "maxItems": 10000, "items": {"$ref": "#/components/schemas/TargetInput"}}
-        }
-      },
-      "TargetList": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["targets"],
-        "properties": {
-          "targets": {"type": "array", "maxItems": 10000, "items": {"$ref": "#/components/schemas/TargetInput"}}
-        }
-      },
-      "TargetPatch": {
-        "type": "object",
-        "additionalProperties": false,
-        "minProperties": 1,
-        "properties": {
-          "weight": {"type": "integer", "minimum": 1, "maximum": 1048576},
-          "state": {"type": "string", "enum": ["active", "draining"]}
-        }
-      },
-      "Drain": {
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-          "timeout_secs": {"type": "integer", "minimum": 0, "maximum": 604800, "description": "Remove the targets when this expires; 0 or absent: never."}
-        }
-      },
-      "Route": {
-        "type": "object",
-        "required": ["id", "enabled"],
-        "properties": {
-          "id": {"type": "string"},
-          "enabled": {"type": "boolean"}
-        }
-      },
-      "RouteEnabled": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["enabled"],
-        "properties": {
-          "enabled": {"type": "boolean"}
-        }
-      },
-      "Agent": {
-        "type": "object",
-        "required": ["id"],
-        "properties": {"id": {"type": "string"}},
-        "additionalProperties": true
-      },
-      "ReloadResult": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["reloaded"]}},
-        "additionalProperties": true
-      },
-      "ReloadError": {
-        "type": "object",
-        "required": ["error", "errors"],
-        "properties": {
-          "error": {"type": "string"},
-          "errors": {"type": "array", "items": {"type": "string"}, "description": "One problem per element, file:line:col: message where known."}
-        }
-      },
-      "Validation": {
-        "type": "object",
-        "required": ["valid"],
-        "properties": {
-          "valid": {"type": "boolean"},
-          "errors": {"type": "array", "items": {"type": "string"}, "description": "file:line:col: message."}
-        }
-      }
-    },
-    "responses": {
-      "Upstream": {"description": "The upstream after the change.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Upstream"}}}},
-      "BadRequest": {"description": "Malformed body, unknown or repeated field, invalid value or If-Match.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "Unauthorized": {"description": "No or a wrong credential.", "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "Forbidden": {"description": "The credential lacks the scope, or a cross-origin browser request.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "NotFound": {"description": "No such upstream, target, route or agent.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "Conflict": {"description": "Already exists, defined in the configuration, or a reload is running.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "PreconditionFailed": {"description": "If-Match does not match the upstream's version.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "PayloadTooLarge": {"description": "The body is larger than max_body_bytes.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "UnsupportedMediaType": {"description": "The body is not application/json.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "NotImplemented": {"description": "The app provides no such hook.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    }
-  }
+// The OpenAPI 3.0 document of the API, served at /api/v1/openapi.json, is
+// generated from the endpoint table and the Go types of the request and
+// response bodies: their JSON names, types and tags (required, min, max,
+// enum, default, pattern, example), and their doc comments (collected in
+// openapi_docs.go by TestOpenAPIDocs) or doc tags as descriptions.
+
+// jsonObject is a JSON object of the document.
+type jsonObject = map[string]any
+
+// rawJSON is a response body that is JSON already (the document itself).
+type rawJSON []byte
+
+// amendSchema describes the document as an object.
+func (rawJSON) amendSchema(s jsonObject) {
+	clear(s)
+	s["type"] = "object"
 }
-`
+
+// schemaAmender is a type whose generated schema needs more than its Go
+// type says.
+type schemaAmender interface {
+	amendSchema(s jsonObject)
+}
+
+// apiDescription is the document's description of the API as a whole.
+const apiDescription = "Changes Sentinel's live state: the upstreams and their targets (add, remove, reweight, drain), the route switches, config reloads. " +
+	"Every call is authenticated: a bearer token (Authorization: Bearer <token>) with scopes read ⊂ operate ⊂ admin, or, when the API is configured with client_ca_file and allowed_identities, a verified client certificate whose subject common name or DNS name is allowed (admin scope; with a bearer token as well, the token's scopes apply). " +
+	"Every mutation is written to the audit log. " +
+	"Request bodies are JSON (Content-Type: application/json); unknown or repeated fields, trailing data and bodies over max_body_bytes are refused. " +
+	"Errors are {\"error\": message, \"field\": input field at fault}. " +
+	"Upstream responses carry ETag: \"<version>\"; mutations of an upstream honour If-Match. " +
+	"A change that cannot be saved to the state store is not applied and is answered 503. " +
+	"Targets added through the API may not point at the proxy itself, loopback, link-local, unspecified or multicast addresses (403) unless allowed_target_networks allows them; a host name that does not resolve is answered 422. " +
+	"Cross-origin browser requests are refused."
+
+// errorResponse returns the name of the error response of status in
+// components/responses, and its description.
+func errorResponse(status int) (name, desc string) {
+	switch status {
+	case http.StatusBadRequest:
+		return "BadRequest", "Malformed body, unknown or repeated field, invalid value or If-Match."
+	case http.StatusUnauthorized:
+		return "Unauthorized", "No or a wrong credential."
+	case http.StatusForbidden:
+		return "Forbidden", "The credential lacks the scope, a target points at the proxy or its host, or a cross-origin browser request."
+	case http.StatusNotFound:
+		return "NotFound", "No such upstream, target, route or agent."
+	case http.StatusConflict:
+		return "Conflict", "Already exists, defined in the configuration, or a reload is running."
+	case http.StatusPreconditionFailed:
+		return "PreconditionFailed", "If-Match does not match the upstream's version."
+	case http.StatusRequestEntityTooLarge:
+		return "PayloadTooLarge", "The body is larger than max_body_bytes."
+	case http.StatusUnsupportedMediaType:
+		return "UnsupportedMediaType", "The body is not application/json."
+	case http.StatusUnprocessableEntity:
+		return "Unprocessable", "A target's host name does not resolve, or the config file is invalid (errors lists its problems); nothing changed."
+	case http.StatusNotImplemented:
+		return "NotImplemented", "The app provides no such hook."
+	}
+	return "", ""
+}
+
+// openAPIDocument generates the document of the endpoints.
+func openAPIDocument(eps []endpoint) ([]byte, error) {
+	g := &schemaGen{schemas: jsonObject{}, names: map[reflect.Type]string{}, docs: goDocs()}
+	paths := jsonObject{}
+	for i := range eps {
+		ep := &eps[i]
+		item, _ := paths[ep.pattern].(jsonObject)
+		if item == nil {
+			item = jsonObject{}
+			if params := pathParams(ep.pattern); len(params) > 0 {
+				item["parameters"] = params
+			}
+			paths[ep.pattern] = item
+		}
+		op, err := g.operation(ep)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", ep.method, ep.pattern, err)
+		}
+		item[strings.ToLower(ep.method)] = op
+	}
+	errSchema, err := g.ref(reflect.TypeFor[errorBody](), false)
+	if err != nil {
+		return nil, err
+	}
+	responses := jsonObject{}
+	for _, status := range []int{400, 401, 403, 404, 409, 412, 413, 415, 422, 501} {
+		name, desc := errorResponse(status)
+		responses[name] = jsonObject{"description": desc, "content": jsonContent(errSchema)}
+	}
+	responses["Unauthorized"].(jsonObject)["headers"] = jsonObject{"WWW-Authenticate": jsonObject{"schema": jsonObject{"type": "string"}}}
+	responses["PreconditionFailed"].(jsonObject)["headers"] = jsonObject{"ETag": jsonObject{"$ref": "#/components/headers/ETag"}}
+
+	doc := struct {
+		OpenAPI    string       `json:"openapi"`
+		Info       jsonObject   `json:"info"`
+		Servers    []jsonObject `json:"servers"`
+		Security   []jsonObject `json:"security"`
+		Tags       []jsonObject `json:"tags"`
+		Paths      jsonObject   `json:"paths"`
+		Components jsonObject   `json:"components"`
+	}{
+		OpenAPI:  "3.0.3",
+		Info:     jsonObject{"title": "Sentinel control-plane API", "version": "1.0.0", "description": apiDescription},
+		Servers:  []jsonObject{{"url": "/"}},
+		Security: []jsonObject{{"bearerAuth": []string{}}},
+		Tags: []jsonObject{
+			{"name": "upstreams", "description": "Upstreams and their targets."},
+			{"name": "routes", "description": "Route switches."},
+			{"name": "agents", "description": "External agents."},
+			{"name": "config", "description": "The configuration file."},
+			{"name": "meta", "description": "The API's state store and this document."},
+		},
+		Paths: paths,
+		Components: jsonObject{
+			"securitySchemes": jsonObject{"bearerAuth": jsonObject{"type": "http", "scheme": "bearer", "description": "A token of the API's configuration. Client certificates (mutual TLS) also authenticate when configured; OpenAPI 3.0 cannot describe them."}},
+			"headers": jsonObject{
+				"ETag":     jsonObject{"description": "The upstream's version, quoted: \"<version>\".", "schema": jsonObject{"type": "string", "example": `"12"`}},
+				"Location": jsonObject{"description": "The upstream's URL path.", "schema": jsonObject{"type": "string"}},
+			},
+			"parameters": jsonObject{
+				"IfMatch": jsonObject{"name": "If-Match", "in": "header", "required": false, "description": "* or the ETag(s) of the upstream's expected version; a mismatch is answered 412 and nothing changes.", "schema": jsonObject{"type": "string"}},
+			},
+			"schemas":   g.schemas,
+			"responses": responses,
+		},
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// operation returns the operation object of ep.
+func (g *schemaGen) operation(ep *endpoint) (jsonObject, error) {
+	desc := "Scope: " + ep.scope.String() + "."
+	if ep.doc != "" {
+		desc += " " + ep.doc
+	}
+	op := jsonObject{
+		"tags":             []string{pathTag(ep.pattern)},
+		"operationId":      ep.op,
+		"summary":          ep.summary,
+		"description":      desc,
+		"x-sentinel-scope": ep.scope.String(),
+	}
+	if ep.ifMatch {
+		op["parameters"] = []jsonObject{{"$ref": "#/components/parameters/IfMatch"}}
+	}
+	errs := []int{http.StatusUnauthorized, http.StatusForbidden}
+	if ep.in != nil {
+		s, err := g.schema(ep.in, "", true)
+		if err != nil {
+			return nil, err
+		}
+		op["requestBody"] = jsonObject{"required": !ep.optional, "content": jsonContent(s)}
+		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
+	}
+	if len(pathParams(ep.pattern)) > 0 {
+		errs = append(errs, http.StatusNotFound)
+	}
+	if ep.ifMatch {
+		errs = append(errs, http.StatusBadRequest, http.StatusPreconditionFailed)
+	}
+	errs = append(errs, ep.errors...)
+
+	success := jsonObject{"description": ep.result}
+	var content jsonObject
+	if ep.out != nil {
+		s, err := g.schema(ep.out, "", false)
+		if err != nil {
+			return nil, err
+		}
+		content = jsonContent(s)
+		success["content"] = content
+	}
+	if len(ep.headers) > 0 {
+		h := jsonObject{}
+		for _, name := range ep.headers {
+			h[name] = jsonObject{"$ref": "#/components/headers/" + name}
+		}
+		success["headers"] = h
+	}
+	responses := jsonObject{strconv.Itoa(ep.status): success}
+	for status, desc := range ep.also {
+		responses[strconv.Itoa(status)] = jsonObject{"description": desc, "content": content}
+	}
+	for _, status := range errs {
+		name, _ := errorResponse(status)
+		if name == "" {
+			return nil, fmt.Errorf("no error response %d", status)
+		}
+		responses[strconv.Itoa(status)] = jsonObject{"$ref": "#/components/responses/" + name}
+	}
+	op["responses"] = responses
+	return op, nil
+}
+
+// jsonContent is the content of a JSON body of schema s.
+func jsonContent(s jsonObject) jsonObject {
+	return jsonObject{"application/json": jsonObject{"schema": s}}
+}
+
+// pathTag returns the tag of the endpoints at pattern: the first segment
+// after /api/v1/, or meta.
+func pathTag(pattern string) string {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(pattern, "/api/v1/"), "/")
+	switch seg {
+	case "upstreams", "routes", "agents", "config":
+		return seg
+	}
+	return "meta"
+}
+
+// pathParams returns the parameter objects of the {name} segments of
+// pattern.
+func pathParams(pattern string) []jsonObject {
+	var out []jsonObject
+	for _, seg := range strings.Split(pattern, "/") {
+		name, ok := strings.CutPrefix(seg, "{")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(name, "}")
+		out = append(out, jsonObject{"name": name, "in": "path", "required": true, "description": paramDoc(pattern, name), "schema": jsonObject{"type": "string"}})
+	}
+	return out
+}
+
+// paramDoc describes the path parameter name of pattern.
+func paramDoc(pattern, name string) string {
+	if name == "address" {
+		return "The target address, host:port, URL-escaped (e.g. 10.0.0.1%3A8080, %5B%3A%3A1%5D%3A8080)."
+	}
+	return "The " + strings.TrimSuffix(pathTag(pattern), "s") + " id (URL-escaped)."
+}
+
+// schemaGen generates the schemas of Go types.
+type schemaGen struct {
+	// schemas are the named schemas (components/schemas), of struct
+	// types.
+	schemas jsonObject
+	// names are the names of the types in schemas.
+	names map[reflect.Type]string
+	// docs are the doc comments of the types and their fields.
+	docs map[string]string
+}
+
+// schema returns the schema of t, the type of a field with tag (of a
+// request body when request is set: its objects refuse unknown members).
+func (g *schemaGen) schema(t reflect.Type, tag reflect.StructTag, request bool) (jsonObject, error) {
+	if t == reflect.TypeFor[time.Time]() {
+		return jsonObject{"type": "string", "format": "date-time"}, nil
+	}
+	s := jsonObject{}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return g.schema(t.Elem(), tag, request)
+	case reflect.String:
+		s["type"] = "string"
+		if e := tag.Get("enum"); e != "" {
+			s["enum"] = strings.Split(e, ",")
+		} else if e := enumValues(t); e != nil {
+			s["enum"] = e
+		}
+		for _, k := range []string{"pattern", "example"} {
+			if v := tag.Get(k); v != "" {
+				s[k] = v
+			}
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		s["type"] = "integer"
+		for k, name := range map[string]string{"min": "minimum", "max": "maximum", "default": "default"} {
+			if v := tag.Get(k); v != "" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("%v: tag %s:%q: %w", t, k, v, err)
+				}
+				s[name] = n
+			}
+		}
+	case reflect.Float32, reflect.Float64:
+		s["type"] = "number"
+	case reflect.Bool:
+		s["type"] = "boolean"
+	case reflect.Slice:
+		items, err := g.schema(t.Elem(), "", request)
+		if err != nil {
+			return nil, err
+		}
+		s["type"], s["items"] = "array", items
+		if v := tag.Get("max"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("%v: tag max:%q: %w", t, v, err)
+			}
+			s["maxItems"] = n
+		}
+	case reflect.Map:
+		s["type"], s["additionalProperties"] = "object", true
+	case reflect.Struct:
+		return g.ref(t, request)
+	default:
+		return nil, fmt.Errorf("%v: no schema for %v", t, t.Kind())
+	}
+	if t.Implements(reflect.TypeFor[schemaAmender]()) {
+		reflect.Zero(t).Interface().(schemaAmender).amendSchema(s)
+	}
+	return s, nil
+}
+
+// ref returns a reference to the named schema of struct type t, made the
+// first time.
+func (g *schemaGen) ref(t reflect.Type, request bool) (jsonObject, error) {
+	if name, ok := g.names[t]; ok {
+		return jsonObject{"$ref": "#/components/schemas/" + name}, nil
+	}
+	name := schemaName(t)
+	if _, taken := g.schemas[name]; taken {
+		return nil, fmt.Errorf("two types have the schema name %s: %v and another", name, t)
+	}
+	g.names[t] = name
+	s := jsonObject{"type": "object"}
+	g.schemas[name] = s
+	if d := g.docs[t.String()]; d != "" {
+		s["description"] = docText(d, t.Name(), name)
+	}
+	props := jsonObject{}
+	var required []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		p, err := g.schema(f.Type, f.Tag, request)
+		if err != nil {
+			return nil, err
+		}
+		d := f.Tag.Get("doc")
+		if d == "" {
+			d = docText(g.docs[t.String()+"."+f.Name], f.Name, name)
+		}
+		if _, isRef := p["$ref"]; d != "" && !isRef {
+			p["description"] = d
+		}
+		props[name] = p
+		omitted := slices.Contains(strings.Split(opts, ","), "omitempty") || slices.Contains(strings.Split(opts, ","), "omitzero")
+		if request && f.Tag.Get("api") == "required" || !request && !omitted {
+			required = append(required, name)
+		}
+	}
+	s["properties"] = props
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	if request {
+		s["additionalProperties"] = false
+	}
+	if t.Implements(reflect.TypeFor[schemaAmender]()) {
+		reflect.Zero(t).Interface().(schemaAmender).amendSchema(s)
+	}
+	return jsonObject{"$ref": "#/components/schemas/" + name}, nil
+}
+
+// schemaName is the name of the schema of t: its Go name, capitalized.
+func schemaName(t reflect.Type) string {
+	n := []rune(t.Name())
+	n[0] = unicode.ToUpper(n[0])
+	return string(n)
+}
+
+// enumValues returns the values of the registry's enumerated types.
+func enumValues(t reflect.Type) []string {
+	switch t {
+	case reflect.TypeFor[registry.State]():
+		return []string{string(registry.StateActive), string(registry.StateDraining), string(registry.StateDrained)}
+	case reflect.TypeFor[registry.Origin]():
+		return []string{string(registry.OriginConfig), string(registry.OriginAPI)}
+	}
+	return nil
+}
+
+// docText turns the doc comment of the Go name goName into the
+// description of name: "Weight is the share…" becomes "The share…",
+// "TimeoutSecs removes…" becomes "timeout_secs removes…".
+func docText(doc, goName, name string) string {
+	doc = strings.Join(strings.Fields(doc), " ")
+	for _, verb := range []string{" is ", " are "} {
+		if rest, ok := strings.CutPrefix(doc, goName+verb); ok {
+			first, _, _ := strings.Cut(rest, " ")
+			switch first {
+			case "the", "a", "an", "its", "their", "how", "what", "when", "where", "whether", "why", "true", "false":
+				rest = strings.ToUpper(rest[:1]) + rest[1:]
+			}
+			return rest
+		}
+	}
+	if rest, ok := strings.CutPrefix(doc, goName+" "); ok {
+		return name + " " + rest
+	}
+	return doc
+}
 
 // openAPI serves GET /api/v1/openapi.json.
-func (s *Server) openAPI(c *call) error {
-	c.status = http.StatusOK
-	h := c.w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(openAPIDocument)))
-	c.w.WriteHeader(http.StatusOK)
-	_, _ = c.w.Write([]byte(openAPIDocument))
-	return nil
+func (s *Server) openAPI(*call) (rawJSON, error) {
+	return s.openapi, nil
 }

@@ -8,53 +8,68 @@ import (
 	"go.uber.org/zap"
 )
 
+// reloadResult is the answer of a reload: status "reloaded" and what
+// Hooks.Reload adds.
+type reloadResult map[string]any
+
+// amendSchema documents the status member.
+func (reloadResult) amendSchema(s jsonObject) {
+	s["required"] = []string{"status"}
+	s["properties"] = jsonObject{"status": jsonObject{"type": "string", "enum": []string{"reloaded"}}}
+}
+
+// validation is the answer of a validation.
+type validation struct {
+	// Errors are the problems found, file:line:col: message.
+	Errors []string `json:"errors,omitempty"`
+	// Valid is true when the config file is valid.
+	Valid bool `json:"valid"`
+}
+
 // reload serves POST /api/v1/config/reload: Hooks.Reload re-reads and
 // applies the config file. One reload runs at a time; another one
-// meanwhile is answered 409.
-func (s *Server) reload(c *call) error {
+// meanwhile is answered 409. An invalid file is answered 422 with its
+// errors, one per line.
+func (s *Server) reload(c *call) (reloadResult, error) {
 	c.kind, c.id = "config", "reload"
 	if s.hooks.Reload == nil {
-		return newError(http.StatusNotImplemented, "config reload is not available")
+		return nil, newError(http.StatusNotImplemented, "config reload is not available")
 	}
 	if !s.reloading.TryLock() {
-		return newError(http.StatusConflict, "a config reload is already running")
+		return nil, newError(http.StatusConflict, "a config reload is already running")
 	}
 	defer s.reloading.Unlock()
 	// A client that hangs up does not cancel a reload half-way.
 	result, err := s.hooks.Reload(context.WithoutCancel(c.r.Context()))
 	if err != nil {
 		lines := errorLines(err)
-		c.errText = err.Error()
 		c.extra = append(c.extra, zap.Strings("errors", lines))
-		c.reply(http.StatusUnprocessableEntity, map[string]any{"error": err.Error(), "errors": lines})
-		return nil
+		return nil, &apiError{status: http.StatusUnprocessableEntity, message: err.Error(), lines: lines}
 	}
-	body := make(map[string]any, len(result)+1)
+	body := make(reloadResult, len(result)+1)
 	for k, v := range result {
 		body[k] = v
 	}
 	body["status"] = "reloaded"
-	c.after = body
-	c.reply(http.StatusOK, body)
-	return nil
+	c.after = map[string]any(body)
+	return body, nil
 }
 
 // validate serves GET /api/v1/config/validate: Hooks.Validate checks the
-// config file without applying it.
-func (s *Server) validate(c *call) error {
+// config file without applying it (422 when it is invalid).
+func (s *Server) validate(c *call) (validation, error) {
 	if s.hooks.Validate == nil {
-		return newError(http.StatusNotImplemented, "config validation is not available")
+		return validation{}, newError(http.StatusNotImplemented, "config validation is not available")
 	}
 	lines, err := s.hooks.Validate(c.r.Context())
 	if err != nil {
 		lines = append(lines, errorLines(err)...)
 	}
 	if len(lines) == 0 {
-		c.reply(http.StatusOK, map[string]any{"valid": true})
-		return nil
+		return validation{Valid: true}, nil
 	}
-	c.reply(http.StatusUnprocessableEntity, map[string]any{"valid": false, "errors": lines})
-	return nil
+	c.code = http.StatusUnprocessableEntity
+	return validation{Errors: lines}, nil
 }
 
 // errorLines splits an error into lines: the errors it joins, else the

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sentinel-proxy/sentinel/agents"
 	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
@@ -94,7 +95,7 @@ func TestHooksMissing(t *testing.T) {
 	if w.Code != 404 || strings.TrimSpace(w.Body.String()) != `{"error":"agent \"waf\" not found"}` {
 		t.Errorf("%d %s", w.Code, w.Body)
 	}
-	e = newEnv(t, func(_ *Config, h *Hooks) { h.Agents = func() []map[string]any { return nil } })
+	e = newEnv(t, func(_ *Config, h *Hooks) { h.Agents = func() []agents.Status { return nil } })
 	if w := e.do(req{method: "GET", path: "/api/v1/agents", token: readToken}); strings.TrimSpace(w.Body.String()) != "[]" {
 		t.Errorf("%s", w.Body)
 	}

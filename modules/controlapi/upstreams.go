@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/sentinel-proxy/sentinel/modules/registry"
 	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
@@ -30,64 +31,51 @@ func notFound(id string) error {
 }
 
 // listUpstreams serves GET /api/v1/upstreams.
-func (s *Server) listUpstreams(c *call) error {
-	c.reply(http.StatusOK, upstreamview.All(s.reg))
-	return nil
+func (s *Server) listUpstreams(*call) ([]upstreamview.Upstream, error) {
+	return upstreamview.All(s.reg), nil
 }
 
 // getUpstream serves GET /api/v1/upstreams/{id}.
-func (s *Server) getUpstream(c *call) error {
-	u, ok := s.reg.Get(c.params["id"])
+func (s *Server) getUpstream(c *call) (upstreamview.Upstream, error) {
+	id := c.r.PathValue("id")
+	u, ok := s.reg.Get(id)
 	if !ok {
-		return notFound(c.params["id"])
+		return upstreamview.Upstream{}, notFound(id)
 	}
-	c.w.Header().Set("ETag", etag(u.Version))
-	c.reply(http.StatusOK, s.view(u))
-	return nil
+	return s.tagged(c, u), nil
 }
 
 // createUpstream serves POST /api/v1/upstreams.
-func (s *Server) createUpstream(c *call) error {
-	c.kind = "upstream"
-	data, err := readBody(c.w, c.r, s.maxBody)
-	if err != nil {
-		return err
-	}
-	req, err := decodeCreate(data)
-	c.id = req.ID
-	if err != nil {
-		return err
-	}
+func (s *Server) createUpstream(c *call, req *newUpstream) (upstreamview.Upstream, error) {
+	id := string(req.ID)
 	pre, err := parseIfMatch(c.r.Header)
 	if err != nil {
-		return err
+		return upstreamview.Upstream{}, err
 	}
 	if pre.present {
-		if cur, ok := s.reg.Get(req.ID); ok {
+		if cur, ok := s.reg.Get(id); ok {
 			c.before = cur
-			return newError(http.StatusConflict, "upstream %q already exists", req.ID)
+			return upstreamview.Upstream{}, newError(http.StatusConflict, "upstream %q already exists", id)
 		}
-		return newError(http.StatusPreconditionFailed, "upstream %q does not exist, so If-Match cannot match", req.ID)
+		return upstreamview.Upstream{}, newError(http.StatusPreconditionFailed, "upstream %q does not exist, so If-Match cannot match", id)
 	}
 	targets := make([]registry.Target, 0, len(req.Targets))
 	for i, t := range req.Targets {
-		if err := s.policy.check(c.r.Context(), fmt.Sprintf("targets[%d].address", i), t.Address); err != nil {
-			return err
+		if err := s.policy.check(c.r.Context(), fmt.Sprintf("targets[%d].address", i), string(t.Address)); err != nil {
+			return upstreamview.Upstream{}, err
 		}
-		targets = append(targets, registry.Target{Address: t.Address, Weight: t.Weight})
+		targets = append(targets, t.target())
 	}
-	u, err := s.reg.CreateUpstream(req.ID, targets)
+	u, err := s.reg.CreateUpstream(id, targets)
 	if err != nil {
 		if errors.Is(err, registry.ErrExists) {
-			return newError(http.StatusConflict, "upstream %q already exists", req.ID)
+			return upstreamview.Upstream{}, newError(http.StatusConflict, "upstream %q already exists", id)
 		}
-		return err
+		return upstreamview.Upstream{}, err
 	}
 	c.after = u
 	c.w.Header().Set("Location", upstreamPath(u.ID))
-	c.w.Header().Set("ETag", etag(u.Version))
-	c.reply(http.StatusCreated, s.view(u))
-	return nil
+	return s.tagged(c, u), nil
 }
 
 // change runs op on the upstream of the call under its If-Match
@@ -97,7 +85,7 @@ func (s *Server) createUpstream(c *call) error {
 // same, so that op's change is made against the state it saw; a change
 // in between makes it try again.
 func (s *Server) change(c *call, op func(cur registry.Upstream, version uint64) (*registry.Upstream, error)) (*registry.Upstream, error) {
-	id := c.params["id"]
+	id := c.r.PathValue("id")
 	c.kind, c.id = "upstream", id
 	pre, err := parseIfMatch(c.r.Header)
 	if err != nil {
@@ -130,15 +118,23 @@ func (s *Server) change(c *call, op func(cur registry.Upstream, version uint64) 
 	}
 }
 
-// replyUpstream answers the upstream after a change, with its ETag.
-func (s *Server) replyUpstream(c *call, status int, u *registry.Upstream) {
+// tagged returns the view of u, setting its ETag on the response.
+func (s *Server) tagged(c *call, u registry.Upstream) upstreamview.Upstream {
 	c.w.Header().Set("ETag", etag(u.Version))
-	c.reply(status, s.view(*u))
+	return s.view(u)
+}
+
+// changed returns the view of the upstream after a change, or err.
+func (s *Server) changed(c *call, u *registry.Upstream, err error) (upstreamview.Upstream, error) {
+	if err != nil {
+		return upstreamview.Upstream{}, err
+	}
+	return s.tagged(c, *u), nil
 }
 
 // deleteUpstream serves DELETE /api/v1/upstreams/{id}: API-created
 // upstreams only.
-func (s *Server) deleteUpstream(c *call) error {
+func (s *Server) deleteUpstream(c *call) (noContent, error) {
 	_, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
 		err := s.reg.DeleteUpstream(cur.ID, version)
 		if errors.Is(err, registry.ErrConfigDefined) {
@@ -146,25 +142,14 @@ func (s *Server) deleteUpstream(c *call) error {
 		}
 		return nil, err
 	})
-	if err != nil {
-		return err
-	}
-	c.reply(http.StatusNoContent, nil)
-	return nil
+	return noContent{}, err
 }
 
 // putTargets serves PUT /api/v1/upstreams/{id}/targets: the targets are
 // replaced. Targets that stay keep their state (a draining target stays
 // draining, with its deadline); new ones are active.
-func (s *Server) putTargets(c *call) error {
-	data, err := readBody(c.w, c.r, s.maxBody)
-	if err != nil {
-		return err
-	}
-	in, err := decodeTargets(data)
-	if err != nil {
-		return err
-	}
+func (s *Server) putTargets(c *call, req *targetList) (upstreamview.Upstream, error) {
+	in := req.Targets
 	u, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
 		old := make(map[string]registry.Target, len(cur.Targets))
 		for _, t := range cur.Targets {
@@ -173,17 +158,17 @@ func (s *Server) putTargets(c *call) error {
 		// Only addresses new to the upstream are checked: targets it has
 		// (those the configuration declares among them) may stay.
 		for i, t := range in {
-			if _, ok := old[t.Address]; ok {
+			if _, ok := old[string(t.Address)]; ok {
 				continue
 			}
-			if err := s.policy.check(c.r.Context(), fmt.Sprintf("targets[%d].address", i), t.Address); err != nil {
+			if err := s.policy.check(c.r.Context(), fmt.Sprintf("targets[%d].address", i), string(t.Address)); err != nil {
 				return nil, err
 			}
 		}
 		ts := make([]registry.Target, 0, len(in))
 		for _, t := range in {
-			nt := registry.Target{Address: t.Address, Weight: t.Weight}
-			if o, ok := old[t.Address]; ok {
+			nt := t.target()
+			if o, ok := old[nt.Address]; ok {
 				nt.State, nt.Origin, nt.DrainDeadline = o.State, o.Origin, o.DrainDeadline
 			}
 			ts = append(ts, nt)
@@ -191,27 +176,15 @@ func (s *Server) putTargets(c *call) error {
 		u, err := s.reg.PutTargets(cur.ID, ts, version)
 		return &u, err
 	})
-	if err != nil {
-		return err
-	}
-	s.replyUpstream(c, http.StatusOK, u)
-	return nil
+	return s.changed(c, u, err)
 }
 
 // addTarget serves POST /api/v1/upstreams/{id}/targets (an extension of
 // the original API): one target is added, active.
-func (s *Server) addTarget(c *call) error {
-	data, err := readBody(c.w, c.r, s.maxBody)
-	if err != nil {
-		return err
-	}
-	t, err := decodeNewTarget(data)
-	if err != nil {
-		return err
-	}
+func (s *Server) addTarget(c *call, in *targetInput) (upstreamview.Upstream, error) {
+	t := in.target()
 	if err := s.policy.check(c.r.Context(), "address", t.Address); err != nil {
-		c.kind, c.id = "upstream", c.params["id"]
-		return err
+		return upstreamview.Upstream{}, err
 	}
 	u, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
 		for _, o := range cur.Targets {
@@ -219,76 +192,48 @@ func (s *Server) addTarget(c *call) error {
 				return nil, &apiError{status: http.StatusConflict, message: fmt.Sprintf("upstream %q already has target %s", cur.ID, t.Address), field: "address"}
 			}
 		}
-		u, err := s.reg.AddTarget(cur.ID, registry.Target{Address: t.Address, Weight: t.Weight}, version)
+		u, err := s.reg.AddTarget(cur.ID, t, version)
 		return &u, err
 	})
-	if err != nil {
-		return err
-	}
-	s.replyUpstream(c, http.StatusCreated, u)
-	return nil
+	return s.changed(c, u, err)
 }
 
 // patchTarget serves PATCH /api/v1/upstreams/{id}/targets/{address}.
-func (s *Server) patchTarget(c *call) error {
-	data, err := readBody(c.w, c.r, s.maxBody)
-	if err != nil {
-		return err
-	}
-	p, err := decodePatch(data)
-	if err != nil {
-		return err
-	}
+func (s *Server) patchTarget(c *call, p *targetPatch) (upstreamview.Upstream, error) {
 	u, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
-		u, err := s.reg.PatchTarget(cur.ID, c.params["address"], p, version)
+		u, err := s.reg.PatchTarget(cur.ID, c.r.PathValue("address"), registry.TargetPatch{Weight: p.Weight, State: p.State}, version)
 		return &u, err
 	})
-	if err != nil {
-		return err
-	}
-	s.replyUpstream(c, http.StatusOK, u)
-	return nil
+	return s.changed(c, u, err)
 }
 
 // removeTarget serves DELETE /api/v1/upstreams/{id}/targets/{address}:
 // the target is removed at once, whether drained or not.
-func (s *Server) removeTarget(c *call) error {
+func (s *Server) removeTarget(c *call) (upstreamview.Upstream, error) {
 	u, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
-		u, err := s.reg.RemoveTarget(cur.ID, c.params["address"], version)
+		u, err := s.reg.RemoveTarget(cur.ID, c.r.PathValue("address"), version)
 		return &u, err
 	})
-	if err != nil {
-		return err
-	}
-	s.replyUpstream(c, http.StatusOK, u)
-	return nil
+	return s.changed(c, u, err)
 }
 
 // drainUpstream serves POST /api/v1/upstreams/{id}/drain.
-func (s *Server) drainUpstream(c *call) error {
-	return s.drain(c, "")
+func (s *Server) drainUpstream(c *call, in *drainOptions) (upstreamview.Upstream, error) {
+	return s.drain(c, "", in)
 }
 
 // drainTarget serves POST /api/v1/upstreams/{id}/targets/{address}/drain.
-func (s *Server) drainTarget(c *call) error {
-	return s.drain(c, c.params["address"])
+func (s *Server) drainTarget(c *call, in *drainOptions) (upstreamview.Upstream, error) {
+	return s.drain(c, c.r.PathValue("address"), in)
 }
 
 // drain sets the target at address, or all targets, draining: they get
 // no new request, and with timeout_secs (admin scope only: it removes
 // targets) they are removed when it expires.
-func (s *Server) drain(c *call, address string) error {
-	data, err := readBody(c.w, c.r, s.maxBody)
-	if err != nil {
-		return err
-	}
-	timeout, err := decodeDrain(data)
-	if err != nil {
-		return err
-	}
+func (s *Server) drain(c *call, address string, in *drainOptions) (upstreamview.Upstream, error) {
+	timeout := time.Duration(in.TimeoutSecs) * time.Second
 	if timeout > 0 && c.who.scope < scopeAdmin {
-		c.kind, c.id = "upstream", c.params["id"]
-		return &apiError{status: http.StatusForbidden, field: "timeout_secs",
+		return upstreamview.Upstream{}, &apiError{status: http.StatusForbidden, field: "timeout_secs",
 			message: fmt.Sprintf("a drain with timeout_secs removes the targets when it expires, which needs the admin scope; %q has %s: drain without timeout_secs (the targets stay, drained)", c.who.name, c.who.scope)}
 	}
 	u, err := s.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
@@ -298,9 +243,5 @@ func (s *Server) drain(c *call, address string) error {
 		u, err := s.reg.Drain(cur.ID, address, timeout, version)
 		return &u, err
 	})
-	if err != nil {
-		return err
-	}
-	s.replyUpstream(c, http.StatusOK, u)
-	return nil
+	return s.changed(c, u, err)
 }

@@ -98,7 +98,7 @@ func TestHappyPaths(t *testing.T) {
 			}
 		}},
 		{"list agents", req{method: "GET", path: "/api/v1/agents"}, 200, func(t *testing.T, e *testEnv, body string) {
-			if strings.TrimSpace(body) != `[{"healthy":true,"id":"a1"}]` {
+			if strings.TrimSpace(body) != `[{"id":"a1","source":"","transport":"","connected":false,"connections":0,"breaker":"","in_flight":0,"queue":0,"draining":false,"failure_mode":"","events":null,"health":"ready"}]` {
 				t.Errorf("body %s", body)
 			}
 		}},
@@ -355,7 +355,8 @@ func TestIfMatch(t *testing.T) {
 
 func TestChangeRetry(t *testing.T) {
 	e := newEnv(t)
-	c := &call{w: httptest.NewRecorder(), r: httptest.NewRequest("PATCH", "/x", nil), params: map[string]string{"id": "extra"}}
+	c := &call{w: httptest.NewRecorder(), r: httptest.NewRequest("PATCH", "/x", nil)}
+	c.r.SetPathValue("id", "extra")
 	calls := 0
 	u, err := e.srv.change(c, func(cur registry.Upstream, version uint64) (*registry.Upstream, error) {
 		calls++
