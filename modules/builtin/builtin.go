@@ -136,6 +136,10 @@ func (b *Builtin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 			fmt.Errorf("sentinel_builtin: kind %q is not provisioned", b.Kind))
 	}
 	status, body := b.respond(r)
+	if e, ok := body.(errorBodyWithID); ok && isGRPC(r) {
+		writeGRPCError(w, r, status, e.Error)
+		return nil
+	}
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError,

@@ -14,10 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +25,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/internal/grpcstatus"
 )
 
 func init() {
@@ -151,7 +151,7 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	// The deadline of the call (grpc-timeout) also bounds the proxying,
 	// so that an error after it is reported as DEADLINE_EXCEEDED.
-	timeout, hasDeadline := parseTimeout(r.Header.Get("Grpc-Timeout"))
+	timeout, hasDeadline := grpcstatus.ParseTimeout(r.Header.Get("Grpc-Timeout"))
 	var deadline time.Time
 	if hasDeadline {
 		deadline = time.Now().Add(timeout)
@@ -167,11 +167,11 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			// upstream stream breaks after the response has started.
 			if v == http.ErrAbortHandler && rw.canEnd() {
 				if expired() {
-					err = rw.end(statusTrailer(codeDeadlineExceeded, "deadline exceeded"))
+					err = rw.end(statusTrailer(grpcstatus.DeadlineExceeded, "deadline exceeded"))
 					return
 				}
 				h.log().Debug("upstream stream aborted; ending the gRPC-Web response with UNAVAILABLE")
-				err = rw.end(statusTrailer(codeUnavailable, "upstream stream aborted"))
+				err = rw.end(statusTrailer(grpcstatus.Unavailable, "upstream stream aborted"))
 				return
 			}
 			panic(v)
@@ -183,12 +183,12 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			case !rw.canEnd():
 				return err
 			case expired():
-				return rw.end(statusTrailer(codeDeadlineExceeded, "deadline exceeded"))
+				return rw.end(statusTrailer(grpcstatus.DeadlineExceeded, "deadline exceeded"))
 			}
-			return rw.end(statusTrailer(codeUnavailable, "upstream error"))
+			return rw.end(statusTrailer(grpcstatus.Unavailable, "upstream error"))
 		}
 		if expired() {
-			return rw.trailersOnly(codeDeadlineExceeded, "deadline exceeded")
+			return rw.trailersOnly(grpcstatus.DeadlineExceeded, "deadline exceeded")
 		}
 		// Answer with a gRPC status that browser clients understand.
 		code := http.StatusInternalServerError
@@ -201,65 +201,11 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			level = zap.DebugLevel
 		}
 		if c := h.log().Check(level, "gRPC-Web request failed; answered with a gRPC status"); c != nil {
-			c.Write(zap.Int("http_status", code), zap.Int("grpc_status", httpToGRPC(code)), zap.Error(err))
+			c.Write(zap.Int("http_status", code), zap.Int("grpc_status", grpcstatus.FromHTTP(code)), zap.Error(err))
 		}
-		return rw.trailersOnly(httpToGRPC(code), http.StatusText(code))
+		return rw.trailersOnly(grpcstatus.FromHTTP(code), http.StatusText(code))
 	}
 	return rw.finish()
-}
-
-// gRPC status codes used by the handler.
-const (
-	codeUnknown          = 2
-	codeDeadlineExceeded = 4
-	codePermissionDenied = 7
-	codeUnimplemented    = 12
-	codeInternal         = 13
-	codeUnavailable      = 14
-	codeUnauthenticated  = 16
-)
-
-// httpToGRPC maps an HTTP status to a gRPC status code, as
-// https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md
-// does.
-func httpToGRPC(status int) int {
-	switch status {
-	case http.StatusBadRequest:
-		return codeInternal
-	case http.StatusUnauthorized:
-		return codeUnauthenticated
-	case http.StatusForbidden:
-		return codePermissionDenied
-	case http.StatusNotFound:
-		return codeUnimplemented
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return codeUnavailable
-	}
-	return codeUnknown
-}
-
-// parseTimeout parses a grpc-timeout header value: at most 8 digits and
-// a unit (H, M, S, m, u, n).
-func parseTimeout(v string) (time.Duration, bool) {
-	if len(v) < 2 || len(v) > 9 {
-		return 0, false
-	}
-	digits := v[:len(v)-1]
-	if strings.Trim(digits, "0123456789") != "" {
-		return 0, false
-	}
-	n, _ := strconv.ParseInt(digits, 10, 64)
-	unit := map[byte]time.Duration{
-		'H': time.Hour, 'M': time.Minute, 'S': time.Second,
-		'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond,
-	}[v[len(v)-1]]
-	if unit == 0 {
-		return 0, false
-	}
-	if time.Duration(n) > math.MaxInt64/unit {
-		return math.MaxInt64, true
-	}
-	return time.Duration(n) * unit, true
 }
 
 // statusTrailer is a trailer with a gRPC status and message.

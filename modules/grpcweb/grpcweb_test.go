@@ -22,6 +22,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/sentinel-proxy/sentinel/internal/grpcstatus"
 )
 
 // frame builds a gRPC message frame.
@@ -593,8 +595,8 @@ func TestTrailerFrameAndMessage(t *testing.T) {
 	if len(frames) != 1 || frames[0] != (webFrame{0x80, "grpc-status: 3\r\ngrpc-message: m\r\na-meta: 1\r\nb-meta: 2\r\n"}) {
 		t.Errorf("%q", frames)
 	}
-	if got := encodeGRPCMessage("50% off\nnow é"); got != "50%25 off%0Anow %C3%A9" {
-		t.Errorf("encodeGRPCMessage = %q", got)
+	if got := grpcstatus.EncodeMessage("50% off\nnow é"); got != "50%25 off%0Anow %C3%A9" {
+		t.Errorf("EncodeMessage = %q", got)
 	}
 }
 
@@ -661,12 +663,12 @@ func TestParseTimeout(t *testing.T) {
 		"5u": 5 * time.Microsecond, "99999999n": 99999999, "99999999H": math.MaxInt64,
 		"": -1, "m": -1, "123456789S": -1, "+5S": -1, "-5S": -1, "5x": -1, "5": -1,
 	} {
-		got, ok := parseTimeout(in)
+		got, ok := grpcstatus.ParseTimeout(in)
 		if !ok {
 			got = -1
 		}
 		if got != want {
-			t.Errorf("parseTimeout(%q) = %v, want %v", in, got, want)
+			t.Errorf("grpcstatus.ParseTimeout(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

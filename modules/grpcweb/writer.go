@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sentinel-proxy/sentinel/internal/grpcstatus"
 )
 
 // Frame flags of the gRPC-Web body.
@@ -268,7 +270,7 @@ func (rw *responseWriter) finish() error {
 		panic(http.ErrAbortHandler)
 	}
 	if t.Get("Grpc-Status") == "" {
-		t = statusTrailer(codeInternal, "upstream response had no grpc-status trailer (it must be gRPC over HTTP/2)")
+		t = statusTrailer(grpcstatus.Internal, "upstream response had no grpc-status trailer (it must be gRPC over HTTP/2)")
 	}
 	return rw.end(t)
 }
@@ -295,7 +297,7 @@ func (rw *responseWriter) trailersOnly(code int, msg string) error {
 	h := rw.w.Header()
 	h.Set("Content-Type", rw.webContentType())
 	h.Set("Grpc-Status", strconv.Itoa(code))
-	h.Set("Grpc-Message", encodeGRPCMessage(msg))
+	h.Set("Grpc-Message", grpcstatus.EncodeMessage(msg))
 	rw.wroteHeader, rw.translate, rw.trailersOK = true, true, true
 	rw.w.WriteHeader(http.StatusOK)
 	return nil
@@ -338,22 +340,6 @@ func trailerFrame(t http.Header) []byte {
 	frame[0] = flagTrailer
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-frameHeaderLen))
 	return frame
-}
-
-// encodeGRPCMessage percent-encodes a grpc-message value as gRPC
-// requires (bytes outside printable ASCII, and '%').
-func encodeGRPCMessage(msg string) string {
-	var b strings.Builder
-	for i := 0; i < len(msg); i++ {
-		c := msg[i]
-		if c >= ' ' && c <= '~' && c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteString("%")
-		b.WriteString(strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
-	}
-	return b.String()
 }
 
 // copyHeader adds the values of src to dst.
