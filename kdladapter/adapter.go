@@ -31,8 +31,13 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 // Adapt is the adapter as a function with its inputs made explicit: the
 // config file's name and content, the environment and the files it may
 // include.
+// The configuration's size limit is ConfigLimit's.
 func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) ([]byte, []caddyconfig.Warning, error) {
-	return adapt(filename, body, lookupEnv, files, MaxConfigBytes)
+	limit, err := ConfigLimit(lookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return adapt(filename, body, lookupEnv, files, limit)
 }
 
 // adapt is Adapt with the size limit of the whole configuration as a

@@ -17,3 +17,23 @@ func TestAllowedTargetNetworks(t *testing.T) {
 		t.Errorf("bad networks: %v", err)
 	}
 }
+
+// TestConfigLimitEnv: SENTINEL_MAX_CONFIG_MIB moves the limit of a whole
+// configuration (16 MiB by default), for very large route tables.
+func TestConfigLimitEnv(t *testing.T) {
+	big := minimal + "// " + strings.Repeat("x", MaxConfigBytes) + "\n"
+	if _, _, err := Adapt("test.kdl", []byte(big), noEnv, OSFiles{}); err == nil || !strings.Contains(err.Error(), "more than the limit of 16 MiB") {
+		t.Errorf("default limit: %v", err)
+	}
+	if _, _, err := Adapt("test.kdl", []byte(big), envOf(MaxConfigEnv, "32"), OSFiles{}); err != nil {
+		t.Errorf("raised limit: %v", err)
+	}
+	for _, bad := range []string{"0", "-1", "4097", "1.5", "lots"} {
+		if _, _, err := Adapt("test.kdl", []byte(minimal), envOf(MaxConfigEnv, bad), OSFiles{}); err == nil || !strings.Contains(err.Error(), MaxConfigEnv) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	if n, err := ConfigLimit(envOf(MaxConfigEnv, "64")); err != nil || n != 64<<20 {
+		t.Errorf("ConfigLimit = %d %v", n, err)
+	}
+}

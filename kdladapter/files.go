@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/sentinel-proxy/sentinel/internal/safefile"
@@ -15,6 +16,25 @@ import (
 // Reading stops at the limit: a file that would pass it is not read
 // further.
 const MaxConfigBytes = 16 << 20
+
+// MaxConfigEnv is the environment variable that raises (or lowers) the
+// limit of a whole configuration, in MiB (1 to 4096), for configurations
+// of tens of thousands of routes.
+const MaxConfigEnv = "SENTINEL_MAX_CONFIG_MIB"
+
+// ConfigLimit returns the size limit of a whole configuration:
+// MaxConfigBytes, or $SENTINEL_MAX_CONFIG_MIB MiB when it is set.
+func ConfigLimit(lookupEnv func(string) (string, bool)) (int64, error) {
+	v, ok := lookupEnv(MaxConfigEnv)
+	if !ok || v == "" {
+		return MaxConfigBytes, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || n > 4096 {
+		return 0, fmt.Errorf("%s=%q: give a whole number of MiB from 1 to 4096", MaxConfigEnv, v)
+	}
+	return n << 20, nil
+}
 
 // Files gives the adapter the files a configuration includes.
 type Files interface {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -18,7 +19,11 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 		return nil, nil, errors.New("this config was not loaded from a file: nothing to reload")
 	}
 	// Read like the files it includes: a regular file, bounded.
-	body, err := kdladapter.OSFiles{}.ReadFile(a.ConfigFile)
+	limit, err := kdladapter.ConfigLimit(os.LookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := kdladapter.OSFiles{}.ReadFileMax(a.ConfigFile, limit)
 	if err != nil {
 		return nil, nil, err
 	}
