@@ -3,7 +3,7 @@ package adaptive
 import (
 	"testing"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // TestStoreForgetsSweptAddresses: when the registry sweeps a former

@@ -7,8 +7,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
-	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
+	"github.com/sentinel-proxy/sentinel/internal/upstreamview"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // processStart approximates the time the process started: it is set once,

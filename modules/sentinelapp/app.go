@@ -26,7 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {

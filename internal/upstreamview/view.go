@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // Target is a target with its live counters and what the load balancers
