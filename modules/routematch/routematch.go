@@ -107,7 +107,11 @@ func (MatchRoute) CaddyModule() caddy.ModuleInfo {
 func (m *MatchRoute) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
 	if m.SkipWhenDisabled != "" {
-		m.flag = registry.Default.RouteFlagOrNew(m.SkipWhenDisabled)
+		routes, err := registry.From(ctx)
+		if err != nil {
+			return fmt.Errorf("skip_when_disabled: %w", err)
+		}
+		m.flag = routes.RouteFlagOrNew(m.SkipWhenDisabled)
 	}
 
 	m.pathRegexps = make([]*regexp.Regexp, 0, len(m.PathRegex))
