@@ -32,7 +32,7 @@ func init() {
 //     body is closed, so streams and upgraded connections count until
 //     they end; a request that fails or that the client cancels is
 //     released too;
-//   - each outcome, in the Feedback store: the time to the response
+//   - each outcome, in the feedback store of the registry: the time to the response
 //     headers, the status (none for a connection error or timeout) and
 //     the Retry-After of a 429 or 503. The selection policies of this
 //     package learn from it (peak EWMA, adaptive weights, latency);
