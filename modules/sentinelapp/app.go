@@ -202,7 +202,8 @@ func (a *App) Validate() error {
 }
 
 // Start claims the API listener (a config whose API address is taken
-// fails here) and starts the health checks and the drain expiry. The
+// fails here) and starts the health checks (they check once the previous
+// config's checkers stopped, see runChecks) and the drain expiry. The
 // registry changes at the commit.
 func (a *App) Start() error {
 	if a.passive() {
