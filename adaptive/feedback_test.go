@@ -141,3 +141,10 @@ func TestTunablesChangeDoesNotLeakGroup(t *testing.T) {
 		t.Errorf("tl:1 kept %d estimators", n)
 	}
 }
+
+// policyCount returns the number of policy states alive .
+func (s *store) policyCount() int {
+	n := 0
+	s.policies.Range(func(any, any) bool { n++; return true })
+	return n
+}

@@ -132,10 +132,3 @@ func (s *store) attach(p *policyState, tg *Target, mk func() observer) observer 
 	s.mu.Unlock()
 	return tg.attach(p, mk)
 }
-
-// policyCount returns the number of policy states alive (for the tests).
-func (s *store) policyCount() int {
-	n := 0
-	s.policies.Range(func(any, any) bool { n++; return true })
-	return n
-}
