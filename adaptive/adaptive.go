@@ -124,16 +124,9 @@ func (*Adaptive) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// adaptiveKey identifies an adaptive group.
-type adaptiveKey struct {
-	upstream string
-	p        adaptiveParams
-}
-
 // Provision applies the defaults, finds the upstream's shared state and
 // registers the metrics.
 func (s *Adaptive) Provision(ctx caddy.Context) error {
-	s.setup("adaptive", s.Upstream)
 	or := func(v, def float64) float64 {
 		if v == 0 {
 			return def
@@ -160,11 +153,13 @@ func (s *Adaptive) Provision(ctx caddy.Context) error {
 	if s.DisableBreaker {
 		s.params.breakerFailures = 0
 	}
+	if err := s.setup(ctx, "adaptive", s.Upstream, s.params); err != nil {
+		return err
+	}
 	now := s.now()
-	key := adaptiveKey{s.Upstream, s.params}
-	s.group = s.fb.group(key, func() any { return newAdaptiveGroup(s.params, now) }).(*adaptiveGroup)
+	s.group = s.policy.sharedOr(func() any { return newAdaptiveGroup(s.params, now) }).(*adaptiveGroup)
 	s.views.item = func(tg *Target, w float64) *adaptiveTarget {
-		t := tg.attach(s.group, func() observer { return newAdaptiveTarget(s.group, w) }).(*adaptiveTarget)
+		t := s.attach(tg, func() observer { return newAdaptiveTarget(s.group, w) }).(*adaptiveTarget)
 		t.setConfigured(w)
 		return t
 	}
@@ -201,6 +196,7 @@ func (s *Adaptive) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *Adaptive) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

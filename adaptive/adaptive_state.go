@@ -27,8 +27,8 @@ type adaptiveParams struct {
 }
 
 // adaptiveGroup is the shared state of the adaptive policies of one
-// upstream with the same parameters; it lives in the Feedback store, so
-// it outlives config loads.
+// upstream with the same parameters; it is the shared state of their
+// policyState, so it outlives the config loads that keep the parameters.
 type adaptiveGroup struct {
 	p          adaptiveParams
 	lastAdjust atomic.Int64

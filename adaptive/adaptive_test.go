@@ -8,12 +8,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func defaultAdaptiveParams() adaptiveParams {
 	a := &Adaptive{}
-	a.Provision(caddy.Context{})
+	a.Provision(testCtx)
 	return a.params
 }
 
@@ -298,7 +298,7 @@ func TestAdaptiveRejoin(t *testing.T) {
 	// A weight changed through the API rescales the effective weight.
 	b.weight.Store(1.5)
 	w := 6
-	if _, err := registry.Default.PatchTarget("ar", "ar-b:1", registry.TargetPatch{Weight: &w}, 0); err != nil {
+	if _, err := testReg.PatchTarget("ar", "ar-b:1", registry.TargetPatch{Weight: &w}, 0); err != nil {
 		t.Fatal(err)
 	}
 	count(s, pool, 1)
@@ -306,24 +306,26 @@ func TestAdaptiveRejoin(t *testing.T) {
 		t.Fatalf("rescaled: weight %v w0 %v", b.weight.Load(), b.w0.Load())
 	}
 	draining := registry.StateDraining
-	if _, err := registry.Default.PatchTarget("ar", "ar-b:1", registry.TargetPatch{State: &draining}, 0); err != nil {
+	if _, err := testReg.PatchTarget("ar", "ar-b:1", registry.TargetPatch{State: &draining}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := registry.Default.Pool("ar").Addresses; len(got) != 1 || got[0] != "ar-a:1" {
+	if got := testReg.Pool("ar").Addresses; len(got) != 1 || got[0] != "ar-a:1" {
 		t.Fatalf("draining target still in the pool: %v", got)
 	}
 }
 
 // TestAdaptiveSharedAcrossReload: the group (weights, EWMAs, last
-// adjustment) is found again by a new instance with the same settings.
+// adjustment) is found again by a new instance with the same settings,
+// provisioned (as Caddy does on a reload) before the old one is cleaned
+// up.
 func TestAdaptiveSharedAcrossReload(t *testing.T) {
 	clk := newClock()
 	s1 := newAdaptive(t, clk, &Adaptive{Upstream: "as-up"})
 	pool := testPool("as-a:1")
 	s1.Select(pool, nil, nil)
 	s1.views.cur.Load().items[0].weight.Store(0.5)
-	s1.Cleanup()
 	s2 := newAdaptive(t, clk, &Adaptive{Upstream: "as-up"})
+	s1.Cleanup()
 	s2.Select(pool, nil, nil)
 	if s2.group != s1.group || s2.views.cur.Load().items[0].weight.Load() != 0.5 {
 		t.Fatal("state lost on reload")
@@ -372,7 +374,7 @@ func TestAdaptiveConfig(t *testing.T) {
 		{PenaltyRate: 2}, {MinRequests: -1}, {AdjustmentInterval: -1}, {MaxCarryOver: -2},
 		{LatencyRatio: 0.5}, {LatencyRatio: -2},
 	} {
-		bad.Provision(caddy.Context{})
+		bad.Provision(testCtx)
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: expected a validation error", bad.params)
 		}

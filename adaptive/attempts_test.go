@@ -55,7 +55,7 @@ func retryPolicies(id string) map[string]reverseproxy.Selector {
 // target's weight the highest; when every target was tried, or the
 // others are unavailable, a tried one is chosen rather than none.
 func TestRetryGoesElsewhere(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx, cancel := caddy.NewContext(testCtx)
 	defer cancel()
 	reconcile(t, "rt", map[string]int{"rt-a:1": 5, "rt-b:1": 1, "rt-c:1": 1})
 	for name, p := range retryPolicies("rt") {
@@ -154,7 +154,7 @@ func TestUntriedCaddyfile(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx, cancel := caddy.NewContext(testCtx)
 	defer cancel()
 	bad := &Untried{InnerRaw: json.RawMessage(`{"policy":"nope"}`)}
 	if err := bad.Provision(ctx); err == nil {

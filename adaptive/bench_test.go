@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
@@ -64,7 +63,7 @@ func BenchmarkSelect(b *testing.B) {
 				reconcile(b, id, weights)
 				s := p.new(id)
 				if w, ok := s.(*Weighted); ok {
-					w.Provision(caddy.Context{})
+					w.Provision(testCtx)
 				} else {
 					provision(b, s, nil)
 				}

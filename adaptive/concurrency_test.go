@@ -1,7 +1,6 @@
 package adaptive
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 // TestConcurrentUse selects, feeds outcomes, changes the pool and scrapes
 // the metrics from many goroutines at once (run with -race).
 func TestConcurrentUse(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx, cancel := caddy.NewContext(testCtx)
 	defer cancel()
 	reconcile(t, "cc", map[string]int{"cc-a:1": 1, "cc-b:1": 2, "cc-c:1": 3})
 	mods := []reverseproxy.Selector{
@@ -41,7 +40,7 @@ func TestConcurrentUse(t *testing.T) {
 						t.Error("nothing selected")
 						return
 					}
-					tg := Feedback.target(u.Dial)
+					tg := testFeedback.target(u.Dial)
 					tg.stats.Start()
 					status := 200
 					if i%7 == 0 {

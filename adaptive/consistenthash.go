@@ -73,7 +73,9 @@ func (*ConsistentHash) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies the defaults and registers the metrics.
 func (s *ConsistentHash) Provision(ctx caddy.Context) error {
-	s.setup("consistent_hash", s.Upstream)
+	if err := s.setup(ctx, "consistent_hash", s.Upstream, nil); err != nil {
+		return err
+	}
 	if s.VNodes == 0 {
 		s.VNodes = 150
 	}
@@ -106,6 +108,7 @@ func (s *ConsistentHash) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *ConsistentHash) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

@@ -4,9 +4,15 @@
 // transport that also reports every proxied request's outcome — time to
 // response headers, status, connection errors, Retry-After — and keeps
 // the requests in flight per target address (released on every path).
-// What it learns lives in process-level stores keyed by address
-// (registry.Default for the counters, Feedback for the estimators), so a
-// config reload keeps it.
+// What it learns lives with the process's registry, which the `sentinel`
+// app holds and the modules get from it in Provision (registry.From): the
+// counters in the registry, the estimators in the feedback store attached
+// to it (registry.Attached), keyed by address, so a config reload keeps
+// it. The state a policy shares with the same policy of other configs
+// (estimators, selection counters, the adaptive group) is counted by
+// reference in the store's pool: a reload that keeps the policy's
+// parameters keeps it, one that changes them drops it with the old
+// config. The package holds no state of its own.
 //
 // The selection policies (http.reverse_proxy.selection_policies.*) read
 // that feedback and, where weights matter, the live weights of a registry

@@ -3,6 +3,8 @@ package adaptive
 import (
 	"math"
 	"sort"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // Estimate is what one live selection policy knows of one target: the
@@ -28,19 +30,21 @@ type Estimate struct {
 	Selections uint64 `json:"selections"`
 }
 
-// Estimates returns, for each target address of upstream, the estimates
-// of the live policies balancing that upstream (one per policy name,
+// Estimates returns, for each target address of upstream (in reg, the
+// registry the policies were provisioned with), the estimates of the live
+// policies balancing that upstream (one per policy name,
 // sorted by name). It reads the same state as the metrics, when asked:
 // nothing is computed on the request path.
-func Estimates(upstream string) map[string][]Estimate {
-	lbCollector.mu.Lock()
-	srcs := make([]metricsSource, 0, len(lbCollector.sources))
-	for s := range lbCollector.sources {
+func Estimates(reg *registry.Registry, upstream string) map[string][]Estimate {
+	lb := feedbackOf(reg).lb
+	lb.mu.Lock()
+	srcs := make([]metricsSource, 0, len(lb.sources))
+	for s := range lb.sources {
 		if _, u := s.lbLabels(); u == upstream {
 			srcs = append(srcs, s)
 		}
 	}
-	lbCollector.mu.Unlock()
+	lb.mu.Unlock()
 	out := map[string][]Estimate{}
 	seen := map[[2]string]bool{}
 	now := monotime()

@@ -22,7 +22,7 @@ func TestEstimates(t *testing.T) {
 		ad.Select(p, nil, nil)
 	}
 	feed("est-a:1", monotime(), okSample(int64(3*time.Millisecond)))
-	est := Estimates("est")
+	est := Estimates(testReg, "est")
 	if len(est) != 2 {
 		t.Fatalf("%v", est)
 	}
@@ -40,7 +40,7 @@ func TestEstimates(t *testing.T) {
 	if got := est["est-a:1"][0].Selections + est["est-b:1"][0].Selections; got != 4 {
 		t.Errorf("adaptive selections %d, want 4", got)
 	}
-	if len(Estimates("nobody")) != 0 {
+	if len(Estimates(testReg, "nobody")) != 0 {
 		t.Error("estimates for an upstream no policy balances")
 	}
 	for in, want := range map[float64]float64{math.Inf(1): math.MaxFloat64, math.Inf(-1): -math.MaxFloat64, 2: 2} {

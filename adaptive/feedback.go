@@ -6,48 +6,83 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
-// Feedback is the process-level store of what the sentinel transport
-// learns about each target address: the registry's counters (in flight,
-// requests, failures), a time-decayed latency and error ratio, and the
-// estimators the selection policies attach to the address (peak EWMA,
-// adaptive weights, …). Like registry.Default it outlives config loads,
-// so a reload keeps what was learned; the estimators of a policy are found
-// again by their parameters. With registry.Default it is the only
-// package-level state of this package (with the metrics collector's list
-// of live policies).
-var Feedback = newStore(registry.Default)
+// feedbackKey is the key of the feedback store attached to a registry.
+type feedbackKey struct{}
+
+// feedbackOf returns the feedback store of a registry: what the sentinel
+// transport learns about each target address — the registry's counters
+// (in flight, requests, failures), a time-decayed latency and error
+// ratio, and the estimators the selection policies attach to the address
+// (peak EWMA, adaptive weights, …). It is attached to the registry
+// (registry.Attached), so it lives as long as the process's registry, held
+// by the sentinel app: a reload keeps what was learned.
+func feedbackOf(reg *registry.Registry) *store {
+	return reg.Attached(feedbackKey{}, func() any { return newStore(reg) }).(*store)
+}
 
 // baselineDecay is the time constant of every target's baseline latency
 // and error-ratio averages (the metrics of the policies that keep none).
 const baselineDecay = 10 * time.Second
 
-// store holds one *Target per address.
+// store holds one *Target per address, the state the policies share
+// across configs, and the http transports shared by the routes of a
+// config.
 type store struct {
 	reg     *registry.Registry
 	targets sync.Map // address → *Target
-	groups  sync.Map // comparable key → shared policy state (adaptive)
+
+	// policies holds the state shared by the policies of the same kind,
+	// upstream and parameters (see policyState), counted by reference:
+	// a config's policies join in Provision and leave in Cleanup, so a
+	// reload that keeps a policy keeps its state, and the state of a
+	// policy whose tunables changed goes with the old config.
+	policies *caddy.UsagePool // policyKey → *policyState
+
+	// transports holds the inner http transports shared by the routes of
+	// a configuration (like Caddy's reverse proxy shares its hosts),
+	// counted by reference: the last route's Cleanup closes the
+	// transport.
+	transports *caddy.UsagePool // transportKey → *sharedTransport
+
+	// lb is the collector of the live policies' metrics and estimates.
+	lb *collector
+
+	// mu guards byAddr and the address sets of the policy states.
+	mu sync.Mutex
+	// byAddr indexes the policy states that keep something of an address,
+	// so that forgetting an address touches only them.
+	byAddr map[string]map[*policyState]struct{}
 }
 
 func newStore(reg *registry.Registry) *store {
-	s := &store{reg: reg}
+	s := &store{
+		reg:        reg,
+		policies:   caddy.NewUsagePool(),
+		transports: caddy.NewUsagePool(),
+		byAddr:     map[string]map[*policyState]struct{}{},
+		lb:         newCollector(),
+	}
 	reg.OnForget(s.forget)
 	return s
 }
 
 // forget drops what was learned about an address the registry forgot (a
-// former target, idle for a sweep interval): its feedback state and the
-// policies' selection counters of it.
+// former target, idle for a sweep interval): its feedback state (with the
+// estimators attached to it) and the policies' state of it — only in the
+// policy states that have some.
 func (s *store) forget(addr string) {
 	s.targets.Delete(addr)
-	s.groups.Range(func(k, _ any) bool {
-		if sk, ok := k.(selectionKey); ok && sk.addr == addr {
-			s.groups.Delete(k)
-		}
-		return true
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.byAddr[addr] {
+		delete(p.addrs, addr)
+	}
+	delete(s.byAddr, addr)
 }
 
 // target returns the state of an address, creating it.
@@ -61,15 +96,6 @@ func (s *store) target(addr string) *Target {
 		base:  newMeanEstimator(float64(baselineDecay)),
 	})
 	return t.(*Target)
-}
-
-// group returns the shared state stored under key, creating it with mk.
-func (s *store) group(key any, mk func() any) any {
-	if g, ok := s.groups.Load(key); ok {
-		return g
-	}
-	g, _ := s.groups.LoadOrStore(key, mk())
-	return g
 }
 
 // sample is one request's outcome as the transport saw it.
@@ -140,6 +166,25 @@ func (t *Target) attach(key any, mk func() observer) observer {
 	next := append(append(make([]attached, 0, len(cur)+1), cur...), attached{key, o})
 	t.obs.Store(&next)
 	return o
+}
+
+// detach removes the observer attached under key, if any.
+func (t *Target) detach(key any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.obs.Load()
+	if p == nil {
+		return
+	}
+	next := make([]attached, 0, len(*p))
+	for _, a := range *p {
+		if a.key != key {
+			next = append(next, a)
+		}
+	}
+	if len(next) != len(*p) {
+		t.obs.Store(&next)
+	}
 }
 
 // record feeds an outcome to the baseline and every attached estimator.

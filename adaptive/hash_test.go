@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -230,21 +229,21 @@ func TestHashingConfig(t *testing.T) {
 		t.Fatalf("parsed %+v", &mg)
 	}
 	for _, bad := range []*ConsistentHash{{VNodes: -1}, {LoadFactor: 0.5}} {
-		bad.Provision(caddy.Context{})
+		bad.Provision(testCtx)
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
 	for _, bad := range []*ConsistentHash{{Key: "body"}, {Hash: "md5"}} {
-		if bad.Provision(caddy.Context{}) == nil {
+		if bad.Provision(testCtx) == nil {
 			t.Errorf("%+v provisioned", bad)
 		}
 	}
-	if (&Maglev{Key: "body"}).Provision(caddy.Context{}) == nil {
+	if (&Maglev{Key: "body"}).Provision(testCtx) == nil {
 		t.Error("maglev bad key provisioned")
 	}
 	m := &Maglev{TableSize: 65536}
-	m.Provision(caddy.Context{})
+	m.Provision(testCtx)
 	if m.Validate() == nil {
 		t.Error("non-prime table accepted")
 	}

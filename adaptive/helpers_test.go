@@ -13,7 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // clock is an injected clock.
@@ -47,7 +47,7 @@ func provision[P policy](t testing.TB, p P, clk *clock) P {
 		b.now = clk.now
 	}
 	b.rnd = seeded(1)
-	if err := p.Provision(caddy.Context{}); err != nil {
+	if err := p.Provision(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Validate(); err != nil {
@@ -92,12 +92,12 @@ func count(s reverseproxy.Selector, pool reverseproxy.UpstreamPool, n int) map[s
 }
 
 // feed records an outcome for an address, as the transport does.
-func feed(addr string, now int64, s sample) { Feedback.target(addr).record(now, s) }
+func feed(addr string, now int64, s sample) { testFeedback.target(addr).record(now, s) }
 
 // inflight sets the requests in flight of an address.
 func inflight(t testing.TB, addr string, n int64) {
 	t.Helper()
-	st := Feedback.target(addr).stats
+	st := testFeedback.target(addr).stats
 	for st.InFlight() < n {
 		st.Start()
 	}
@@ -118,7 +118,7 @@ func reconcile(t testing.TB, id string, weights map[string]int) {
 	for _, a := range addrs {
 		spec.Targets = append(spec.Targets, registry.TargetSpec{Address: a, Weight: weights[a]})
 	}
-	registry.Default.Reconcile([]registry.UpstreamSpec{spec}, nil)
+	testReg.Reconcile([]registry.UpstreamSpec{spec}, nil)
 }
 
 // adjust ends an interval of one target alone, with the absolute latency

@@ -84,7 +84,9 @@ func (*LocalityAware) CaddyModule() caddy.ModuleInfo {
 
 // Provision finds the local zone and registers the metrics.
 func (s *LocalityAware) Provision(ctx caddy.Context) error {
-	s.setup("locality_aware", s.Upstream)
+	if err := s.setup(ctx, "locality_aware", s.Upstream, nil); err != nil {
+		return err
+	}
 	if s.Zone == "" {
 		s.Zone = localZone(os.Getenv)
 	}
@@ -123,6 +125,7 @@ func (s *LocalityAware) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *LocalityAware) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

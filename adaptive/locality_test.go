@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -122,7 +121,7 @@ func TestLocalityConfig(t *testing.T) {
 		t.Error("target_zone without zone")
 	}
 	bad := &LocalityAware{Fallback: "nearest"}
-	bad.Provision(caddy.Context{})
+	bad.Provision(testCtx)
 	if bad.Validate() == nil {
 		t.Error("bad fallback accepted")
 	}
@@ -207,7 +206,7 @@ func TestSubsetConfig(t *testing.T) {
 		t.Fatalf("parsed %+v", &s)
 	}
 	for _, bad := range []*DeterministicSubset{{SubsetSize: -1}, {Inner: "first"}} {
-		bad.Provision(caddy.Context{})
+		bad.Provision(testCtx)
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
@@ -232,7 +231,7 @@ func TestLeastTokensQueued(t *testing.T) {
 	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("least_tokens_queued x")); err == nil {
 		t.Error("argument accepted")
 	}
-	err := s.Provision(caddy.Context{})
+	err := s.Provision(testCtx)
 	if err == nil || err.Error() != "least_tokens_queued needs the inference gateway (not supported)" {
 		t.Fatalf("provision: %v", err)
 	}

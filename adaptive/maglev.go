@@ -53,7 +53,9 @@ func (*Maglev) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies the defaults and registers the metrics.
 func (s *Maglev) Provision(ctx caddy.Context) error {
-	s.setup("maglev", s.Upstream)
+	if err := s.setup(ctx, "maglev", s.Upstream, nil); err != nil {
+		return err
+	}
 	if s.TableSize == 0 {
 		s.TableSize = 65537
 	}
@@ -81,6 +83,7 @@ func (s *Maglev) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *Maglev) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

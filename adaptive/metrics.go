@@ -31,13 +31,15 @@ type metricsSource interface {
 	lbLabels() (policy, upstream string)
 	// lbMetrics calls emit for each target of the current pool.
 	lbMetrics(now int64, emit func(target string, m targetMetrics))
+	// feedback is the store of the policy's registry.
+	feedback() *store
 }
 
-// lbCollector is the Prometheus collector of every live policy of this
-// process: policies join it in Provision and leave it in Cleanup, and it
-// reads them when scraped (nothing is computed on the request path). One
-// collector serves every config, as Caddy's reverse-proxy metrics do.
-var lbCollector = newCollector()
+// The feedback store's collector (store.lb) is the Prometheus collector of
+// every live policy of the registry: policies join it in Provision and
+// leave it in Cleanup, and it reads them when scraped (nothing is
+// computed on the request path). One collector serves every config, as
+// Caddy's reverse-proxy metrics do.
 
 // collector implements prometheus.Collector over the live policies.
 type collector struct {
@@ -72,27 +74,29 @@ func newCollector() *collector {
 // collector on the config's metrics registry (once per registry).
 func registerMetrics(ctx caddy.Context, src metricsSource) error {
 	reg := ctx.GetMetricsRegistry()
-	lbCollector.mu.Lock()
-	defer lbCollector.mu.Unlock()
-	lbCollector.sources[src] = struct{}{}
-	if reg == nil || lbCollector.registeredOn == reg {
+	lb := src.feedback().lb
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	lb.sources[src] = struct{}{}
+	if reg == nil || lb.registeredOn == reg {
 		return nil
 	}
-	if err := reg.Register(lbCollector); err != nil {
+	if err := reg.Register(lb); err != nil {
 		var already prometheus.AlreadyRegisteredError
 		if !errors.As(err, &already) {
 			return err
 		}
 	}
-	lbCollector.registeredOn = reg
+	lb.registeredOn = reg
 	return nil
 }
 
 // unregisterMetrics removes a policy from the collector.
 func unregisterMetrics(src metricsSource) {
-	lbCollector.mu.Lock()
-	delete(lbCollector.sources, src)
-	lbCollector.mu.Unlock()
+	lb := src.feedback().lb
+	lb.mu.Lock()
+	delete(lb.sources, src)
+	lb.mu.Unlock()
 }
 
 // Describe implements prometheus.Collector.

@@ -1,7 +1,6 @@
 package adaptive
 
 import (
-	"context"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -12,7 +11,7 @@ import (
 // registry; a second instance reuses the registered collector; a target
 // is reported once per policy and upstream; Cleanup removes the policy.
 func TestMetrics(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx, cancel := caddy.NewContext(testCtx)
 	defer cancel()
 	reg := ctx.GetMetricsRegistry()
 	reconcile(t, "mx", map[string]int{"mx-a:1": 2, "mx-b:1": 1})
@@ -80,10 +79,10 @@ func TestMetrics(t *testing.T) {
 	for _, m := range mods {
 		m.Cleanup()
 	}
-	lbCollector.mu.Lock()
-	defer lbCollector.mu.Unlock()
+	testFeedback.lb.mu.Lock()
+	defer testFeedback.lb.mu.Unlock()
 	for _, m := range mods {
-		if _, ok := lbCollector.sources[m.(metricsSource)]; ok {
+		if _, ok := testFeedback.lb.sources[m.(metricsSource)]; ok {
 			t.Errorf("%T left in the collector after cleanup", m)
 		}
 	}

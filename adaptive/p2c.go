@@ -95,7 +95,6 @@ func (*P2C) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies the defaults and registers the metrics.
 func (s *P2C) Provision(ctx caddy.Context) error {
-	s.setup("p2c", s.Upstream)
 	if s.LoadMetric == "" {
 		s.LoadMetric = loadInFlight
 	}
@@ -111,9 +110,12 @@ func (s *P2C) Provision(ctx caddy.Context) error {
 	if s.PenalizeFailures != nil && !*s.PenalizeFailures {
 		key.penalty = 0
 	}
+	if err := s.setup(ctx, "p2c", s.Upstream, key); err != nil {
+		return err
+	}
 	s.views.item = func(tg *Target, _ float64) *p2cTarget {
 		return &p2cTarget{
-			lat: tg.attach(key, func() observer {
+			lat: s.attach(tg, func() observer {
 				m := newMeanEstimator(float64(key.window))
 				m.penalty, m.maxRetryAfter = float64(key.penalty), float64(key.maxRetryAfter)
 				return m
@@ -143,6 +145,7 @@ func (s *P2C) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *P2C) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

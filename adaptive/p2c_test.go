@@ -95,8 +95,8 @@ func TestDrawScans(t *testing.T) {
 	}
 	var vs views[int]
 	vs.item = func(*Target, float64) int { return 0 }
-	reg := Feedback.reg.Pool("dr")
-	v := vs.get(Feedback, pool, reg)
+	reg := testFeedback.reg.Pool("dr")
+	v := vs.get(testFeedback, pool, reg)
 	rnd := seeded(3)
 	var buf [maxChoices]int
 	hits := map[int]int{}
@@ -124,7 +124,7 @@ func TestDrawScans(t *testing.T) {
 	if v.matches(other) || v.matches(other[:3]) {
 		t.Error("matches")
 	}
-	empty := vs.get(Feedback, nil, nil)
+	empty := vs.get(testFeedback, nil, nil)
 	if got := empty.draw(nil, rnd, 2, false, nil, &buf); len(got) != 0 {
 		t.Error("empty draw")
 	}
@@ -140,7 +140,7 @@ func TestP2CConfig(t *testing.T) {
 		t.Fatalf("parsed %+v", &s)
 	}
 	for _, bad := range []*P2C{{LoadMetric: "cpu"}, {Choices: 1}, {LatencyWindow: -1}} {
-		bad.Provision(caddy.Context{})
+		bad.Provision(testCtx)
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: expected an error", bad)
 		}

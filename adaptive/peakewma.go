@@ -79,15 +79,8 @@ func (*PeakEWMA) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// peakKey identifies the estimators of a peak_ewma upstream.
-type peakKey struct {
-	upstream string
-	p        peakParams
-}
-
 // Provision applies the defaults and registers the metrics.
 func (s *PeakEWMA) Provision(ctx caddy.Context) error {
-	s.setup("peak_ewma", s.Upstream)
 	if s.Choices == 0 {
 		s.Choices = 2
 	}
@@ -100,9 +93,11 @@ func (s *PeakEWMA) Provision(ctx caddy.Context) error {
 	if s.PenalizeFailures != nil && !*s.PenalizeFailures {
 		s.params.penalty = 0
 	}
-	key := peakKey{s.Upstream, s.params}
+	if err := s.setup(ctx, "peak_ewma", s.Upstream, s.params); err != nil {
+		return err
+	}
 	s.views.item = func(tg *Target, _ float64) *peakEWMA {
-		return tg.attach(key, func() observer { return newPeakEWMA(s.params, s.now()) }).(*peakEWMA)
+		return s.attach(tg, func() observer { return newPeakEWMA(s.params, s.now()) }).(*peakEWMA)
 	}
 	return registerMetrics(ctx, s)
 }
@@ -121,6 +116,7 @@ func (s *PeakEWMA) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *PeakEWMA) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

@@ -293,7 +293,7 @@ func TestPeakEWMAConfig(t *testing.T) {
 		}
 	}
 	for _, bad := range []*PeakEWMA{{Choices: 1}, {Choices: 9}, {DecayTime: -1}} {
-		bad.Provision(caddy.Context{})
+		bad.Provision(testCtx)
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: expected a validation error", bad)
 		}

@@ -64,7 +64,9 @@ func (*DeterministicSubset) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies the defaults and registers the metrics.
 func (s *DeterministicSubset) Provision(ctx caddy.Context) error {
-	s.setup("deterministic_subset", s.Upstream)
+	if err := s.setup(ctx, "deterministic_subset", s.Upstream, nil); err != nil {
+		return err
+	}
 	if s.SubsetSize == 0 {
 		s.SubsetSize = 10
 	}
@@ -94,6 +96,7 @@ func (s *DeterministicSubset) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *DeterministicSubset) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
@@ -30,7 +32,7 @@ func init() {
 //     body is closed, so streams and upgraded connections count until
 //     they end; a request that fails or that the client cancels is
 //     released too;
-//   - each outcome, in the Feedback store: the time to the response
+//   - each outcome, in the feedback store of the registry: the time to the response
 //     headers, the status (none for a connection error or timeout) and
 //     the Retry-After of a 429 or 503. The selection policies of this
 //     package learn from it (peak EWMA, adaptive weights, latency);
@@ -64,12 +66,8 @@ type Transport struct {
 	pooled bool
 }
 
-// transports holds the inner http transports shared by the routes of a
-// configuration (like Caddy's reverse proxy shares its hosts), counted
-// by reference: the last route's Cleanup closes the transport.
-var transports = caddy.NewUsagePool()
-
-// transportKey identifies a shared transport: the configuration (its
+// transportKey identifies a shared transport in the feedback store's
+// transports pool: the configuration (its
 // context, which ends when the configuration is unloaded) and the
 // transport's settings as JSON.
 type transportKey struct {
@@ -97,14 +95,18 @@ func (Transport) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the http transport: the one of an earlier route of
 // the configuration with the same settings, or a new one.
 func (t *Transport) Provision(ctx caddy.Context) error {
-	t.fb = Feedback
+	reg, err := registry.From(ctx)
+	if err != nil {
+		return fmt.Errorf("sentinel transport: %w", err)
+	}
+	t.fb = feedbackOf(reg)
 	t.now = monotime
 	settings, err := json.Marshal(t.HTTPTransport)
 	if err != nil {
 		return fmt.Errorf("sentinel transport: settings: %w", err)
 	}
 	key := transportKey{config: ctx.Context, settings: string(settings)}
-	val, _, err := transports.LoadOrNew(key, func() (caddy.Destructor, error) {
+	val, _, err := t.fb.transports.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s := &sharedTransport{HTTPTransport: t.HTTPTransport}
 		if err := s.HTTPTransport.Provision(ctx); err != nil {
 			return nil, err
@@ -127,7 +129,7 @@ func (t *Transport) Cleanup() error {
 		return nil
 	}
 	t.pooled = false
-	_, err := transports.Delete(t.key)
+	_, err := t.fb.transports.Delete(t.key)
 	return err
 }
 

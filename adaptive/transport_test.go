@@ -13,14 +13,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-
-	"github.com/sentinel-proxy/sentinel/modules/registry"
 )
 
 func newTransport(t *testing.T) *Transport {
 	t.Helper()
 	tr := &Transport{}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx, cancel := caddy.NewContext(testCtx)
 	t.Cleanup(cancel)
 	if err := tr.Provision(ctx); err != nil {
 		t.Fatal(err)
@@ -45,7 +43,7 @@ func TestTransportCountsInFlight(t *testing.T) {
 	}))
 	defer backend.Close()
 	addr := strings.TrimPrefix(backend.URL, "http://")
-	st := registry.Default.Stats(addr)
+	st := testReg.Stats(addr)
 	before := st.Requests()
 	tr := newTransport(t)
 
@@ -80,7 +78,7 @@ func TestTransportCountsInFlight(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
-	deadStats := registry.Default.Stats(strings.TrimPrefix(deadURL, "http://"))
+	deadStats := testReg.Stats(strings.TrimPrefix(deadURL, "http://"))
 	if _, err := tr.RoundTrip(mustReq(t, deadURL+"/")); err == nil {
 		t.Fatal("expected a dial error")
 	}
@@ -98,7 +96,7 @@ func TestTransportClientCancel(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer backend.Close()
-	st := registry.Default.Stats(strings.TrimPrefix(backend.URL, "http://"))
+	st := testReg.Stats(strings.TrimPrefix(backend.URL, "http://"))
 	tr := newTransport(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	req := proxied(httptest.NewRequest("GET", backend.URL+"/", nil).WithContext(ctx))
@@ -163,7 +161,7 @@ func TestTransportFeedback(t *testing.T) {
 	addr := strings.TrimPrefix(backend.URL, "http://")
 	tr := newTransport(t)
 	rec := &recorder{}
-	tg := Feedback.target(addr)
+	tg := testFeedback.target(addr)
 	tg.attach("test-recorder", func() observer { return rec })
 
 	do := func(req *http.Request) {
@@ -298,9 +296,9 @@ func TestTargetAddressFromDialInfo(t *testing.T) {
 func TestTransportShared(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer backend.Close()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx, cancel := caddy.NewContext(testCtx)
 	defer cancel()
-	other, cancelOther := caddy.NewContext(caddy.Context{Context: context.Background()})
+	other, cancelOther := caddy.NewContext(testCtx)
 	defer cancelOther()
 	provision := func(ctx caddy.Context, dial time.Duration) *Transport {
 		t.Helper()
@@ -319,7 +317,7 @@ func TestTransportShared(t *testing.T) {
 	if c.Transport == a.Transport || d.Transport == a.Transport {
 		t.Fatal("a transport is shared with other settings or another configuration")
 	}
-	if n, ok := transports.References(a.key); !ok || n != 2 {
+	if n, ok := testFeedback.transports.References(a.key); !ok || n != 2 {
 		t.Fatalf("references = %d, %v; want 2", n, ok)
 	}
 	get := func(tr *Transport) {
@@ -338,7 +336,7 @@ func TestTransportShared(t *testing.T) {
 	if err := a.Cleanup(); err != nil { // a second Cleanup releases nothing more
 		t.Fatal(err)
 	}
-	if n, ok := transports.References(b.key); !ok || n != 1 {
+	if n, ok := testFeedback.transports.References(b.key); !ok || n != 1 {
 		t.Fatalf("after one Cleanup: references = %d, %v; want 1", n, ok)
 	}
 	get(b)
@@ -347,7 +345,7 @@ func TestTransportShared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := transports.References(b.key); ok {
+	if _, ok := testFeedback.transports.References(b.key); ok {
 		t.Fatal("the shared transport is still held after every route's Cleanup")
 	}
 }

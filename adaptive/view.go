@@ -1,6 +1,7 @@
 package adaptive
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync/atomic"
@@ -8,30 +9,61 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // base is what every selection policy of this package shares: where the
-// feedback and the weights come from, the clock and the random source.
+// feedback and the weights come from, the state it shares with the
+// policies of other configs, the clock and the random source.
 type base struct {
 	kind     string
 	upstream string
 	fb       *store
 	reg      *registry.Registry
-	now      func() int64
-	rnd      random
+	// policy is the state shared with the policies of the same kind,
+	// upstream and parameters (see store.policies); joined is set while
+	// this policy holds a reference to it.
+	policy *policyState
+	pkey   policyKey
+	joined bool
+	now    func() int64
+	rnd    random
 }
 
-func (b *base) setup(kind, upstream string) {
+// setup binds the policy to the process's registry (from the sentinel
+// app) and its feedback store, and joins the shared state of the policies
+// of this kind, upstream and params (a comparable value: the tunables
+// that shape the shared state). Cleanup must call leave.
+func (b *base) setup(ctx caddy.Context, kind, upstream string, params any) error {
 	b.kind, b.upstream = kind, upstream
-	b.fb = Feedback
-	b.reg = b.fb.reg
+	reg, err := registry.From(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	b.reg = reg
+	b.fb = feedbackOf(reg)
 	if b.now == nil { // tests inject theirs
 		b.now = monotime
 	}
 	if b.rnd == nil {
 		b.rnd = globalRand{}
 	}
+	b.leave() // provisioned twice (tests)
+	b.pkey = policyKey{kind: kind, upstream: upstream, params: params}
+	b.policy = b.fb.join(b.pkey)
+	b.joined = true
+	return nil
+}
+
+// leave releases the policy's reference to its shared state: the last
+// policy to leave (the old config's, after a reload that changed the
+// tunables) drops it.
+func (b *base) leave() {
+	if !b.joined {
+		return
+	}
+	b.joined = false
+	b.fb.leave(b.pkey)
 }
 
 // regPool is the registry snapshot of the policy's upstream (nil without
@@ -43,17 +75,23 @@ func (b *base) regPool() *registry.Pool {
 	return b.reg.Pool(b.upstream)
 }
 
+// feedback is the store of the policy's registry (for the metrics).
+func (b *base) feedback() *store { return b.fb }
+
 // lbLabels names the policy in the metrics.
 func (b *base) lbLabels() (string, string) { return b.kind, b.upstream }
 
-// selections returns the process-level selection counter of a target for
-// this policy and upstream.
+// selections returns the selection counter of a target for this policy
+// (shared with the same policy of other configs).
 func (b *base) selections(addr string) *atomic.Uint64 {
-	return b.fb.group(selectionKey{b.kind, b.upstream, addr}, func() any { return new(atomic.Uint64) }).(*atomic.Uint64)
+	return b.fb.selections(b.policy, addr)
 }
 
-// selectionKey identifies a selection counter.
-type selectionKey struct{ kind, upstream, addr string }
+// attach returns the estimator of the policy on a target, attaching mk()
+// if there is none: the same policy of other configs shares it.
+func (b *base) attach(tg *Target, mk func() observer) observer {
+	return b.fb.attach(b.policy, tg, mk)
+}
 
 // random is the source of randomness of the policies (injected by tests).
 type random interface {

@@ -47,7 +47,9 @@ func (*Weighted) CaddyModule() caddy.ModuleInfo {
 
 // Provision binds the policy to the registry and registers the metrics.
 func (s *Weighted) Provision(ctx caddy.Context) error {
-	s.setup("sentinel_weighted", s.Upstream)
+	if err := s.setup(ctx, "sentinel_weighted", s.Upstream, nil); err != nil {
+		return err
+	}
 	s.views.item = func(tg *Target, _ float64) *atomic.Uint64 { return s.selections(tg.addr) }
 	s.views.finish = func(v, prev *view[*atomic.Uint64]) {
 		st := &smoothState{current: make([]int, len(v.addrs))}
@@ -82,6 +84,7 @@ func (s *Weighted) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *Weighted) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

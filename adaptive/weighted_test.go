@@ -5,11 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func pool(addrs ...string) reverseproxy.UpstreamPool {
@@ -26,7 +25,7 @@ func newWeighted(t testing.TB, upstream string) *Weighted {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Provision(caddy.Context{}); err != nil {
+	if err := s.Provision(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -34,7 +33,7 @@ func newWeighted(t testing.TB, upstream string) *Weighted {
 
 // TestWeightedIsSmooth: weights 5:1:1 interleave (nginx's sequence).
 func TestWeightedIsSmooth(t *testing.T) {
-	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "w-smooth", Targets: []registry.TargetSpec{{Address: "a:1", Weight: 5}, {Address: "b:1"}, {Address: "c:1"}}}}, nil)
+	testReg.Reconcile([]registry.UpstreamSpec{{ID: "w-smooth", Targets: []registry.TargetSpec{{Address: "a:1", Weight: 5}, {Address: "b:1"}, {Address: "c:1"}}}}, nil)
 	s := newWeighted(t, "w-smooth")
 	p := pool("a:1", "b:1", "c:1")
 	var seq []string
@@ -49,7 +48,7 @@ func TestWeightedIsSmooth(t *testing.T) {
 // TestWeightedFollowsRegistry: a weight changed in the registry applies
 // to the next selections, and a drained target leaves the pool.
 func TestWeightedFollowsRegistry(t *testing.T) {
-	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "w-live", Targets: []registry.TargetSpec{{Address: "a:1"}, {Address: "b:1"}}}}, nil)
+	testReg.Reconcile([]registry.UpstreamSpec{{ID: "w-live", Targets: []registry.TargetSpec{{Address: "a:1"}, {Address: "b:1"}}}}, nil)
 	s := newWeighted(t, "w-live")
 	p := pool("a:1", "b:1")
 	count := func(n int) map[string]int {
@@ -63,7 +62,7 @@ func TestWeightedFollowsRegistry(t *testing.T) {
 		t.Errorf("1:1 → %v", c)
 	}
 	w := 3
-	if _, err := registry.Default.PatchTarget("w-live", "a:1", registry.TargetPatch{Weight: &w}, 0); err != nil {
+	if _, err := testReg.PatchTarget("w-live", "a:1", registry.TargetPatch{Weight: &w}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if c := count(100); c["a:1"] != 75 {
@@ -72,10 +71,10 @@ func TestWeightedFollowsRegistry(t *testing.T) {
 	// Weights are 1 or more (registry.ValidateWeight); a drained target
 	// is out of the pool.
 	draining := registry.StateDraining
-	if _, err := registry.Default.PatchTarget("w-live", "b:1", registry.TargetPatch{State: &draining}, 0); err != nil {
+	if _, err := testReg.PatchTarget("w-live", "b:1", registry.TargetPatch{State: &draining}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := registry.Default.Pool("w-live").Addresses; len(got) != 1 || got[0] != "a:1" {
+	if got := testReg.Pool("w-live").Addresses; len(got) != 1 || got[0] != "a:1" {
 		t.Errorf("draining target still in the pool: %v", got)
 	}
 	// An empty pool selects nothing.
@@ -118,7 +117,7 @@ func BenchmarkWeightedSelect(b *testing.B) {
 				addrs = append(addrs, a)
 			}
 			id := "bench-" + itoa(n)
-			registry.Default.Reconcile([]registry.UpstreamSpec{{ID: id, Targets: specs}}, nil)
+			testReg.Reconcile([]registry.UpstreamSpec{{ID: id, Targets: specs}}, nil)
 			s := newWeighted(b, id)
 			p := pool(addrs...)
 			b.ReportAllocs()
@@ -141,7 +140,7 @@ func itoa(i int) string {
 // changed under the same registry snapshot rebuilds the view; weights too
 // large for a cycle use the O(n) path throughout.
 func TestWeightedUnavailableAndStale(t *testing.T) {
-	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "w-down", Targets: []registry.TargetSpec{{Address: "a:1", Weight: 2}, {Address: "b:1", Weight: 1}, {Address: "c:1", Weight: 1}}}}, nil)
+	testReg.Reconcile([]registry.UpstreamSpec{{ID: "w-down", Targets: []registry.TargetSpec{{Address: "a:1", Weight: 2}, {Address: "b:1", Weight: 1}, {Address: "c:1", Weight: 1}}}}, nil)
 	s := newWeighted(t, "w-down")
 	p := pool("a:1", "b:1", "c:1")
 	setAvailable(p[0], false)
@@ -165,7 +164,7 @@ func TestWeightedUnavailableAndStale(t *testing.T) {
 	}
 
 	huge := maxSchedule
-	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "w-huge", Targets: []registry.TargetSpec{{Address: "a:1", Weight: huge}, {Address: "b:1", Weight: huge}}}}, nil)
+	testReg.Reconcile([]registry.UpstreamSpec{{ID: "w-huge", Targets: []registry.TargetSpec{{Address: "a:1", Weight: huge}, {Address: "b:1", Weight: huge}}}}, nil)
 	h := newWeighted(t, "w-huge")
 	hp := pool("a:1", "b:1")
 	c = map[string]int{}

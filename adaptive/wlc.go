@@ -50,7 +50,9 @@ func (*WeightedLeastConnections) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies the defaults and registers the metrics.
 func (s *WeightedLeastConnections) Provision(ctx caddy.Context) error {
-	s.setup("weighted_least_connections", s.Upstream)
+	if err := s.setup(ctx, "weighted_least_connections", s.Upstream, nil); err != nil {
+		return err
+	}
 	if s.TieBreaker == "" {
 		s.TieBreaker = tieWeight
 	}
@@ -70,6 +72,7 @@ func (s *WeightedLeastConnections) Validate() error {
 // Cleanup removes the policy from the metrics.
 func (s *WeightedLeastConnections) Cleanup() error {
 	unregisterMetrics(s)
+	s.leave()
 	return nil
 }
 

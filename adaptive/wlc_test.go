@@ -3,7 +3,6 @@ package adaptive
 import (
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -65,7 +64,7 @@ func TestWLCConfig(t *testing.T) {
 		t.Fatalf("parsed %+v", &s)
 	}
 	bad := &WeightedLeastConnections{TieBreaker: "coin"}
-	bad.Provision(caddy.Context{})
+	bad.Provision(testCtx)
 	if bad.Validate() == nil {
 		t.Error("bad tie breaker accepted")
 	}

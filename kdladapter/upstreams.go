@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // upstreamBase is the part of a reverse_proxy handler that comes from the

@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // The metric names, as the docs cite them.
@@ -48,9 +48,10 @@ const (
 )
 
 // Register registers the build information and the per-target health
-// collector on reg. Registering again on the same registry (every route
-// guard of a config does) is not an error.
-func Register(reg prometheus.Registerer) error {
+// collector of upstreams (the process's registry, from the sentinel app)
+// on reg. Registering again on the same registry (every route guard of a
+// config does) is not an error.
+func Register(reg prometheus.Registerer, upstreams *registry.Registry) error {
 	if reg == nil {
 		return nil
 	}
@@ -67,7 +68,7 @@ func Register(reg prometheus.Registerer) error {
 	if err := register(reg, info); err != nil {
 		return err
 	}
-	return register(reg, &healthCollector{reg: registry.Default, desc: healthDesc})
+	return register(reg, &healthCollector{reg: upstreams, desc: healthDesc})
 }
 
 // register registers c, accepting a collector of the same description

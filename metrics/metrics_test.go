@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // TestRegisterTwice: every route guard of a config registers on the same
@@ -18,7 +18,7 @@ import (
 func TestRegisterTwice(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	for range 2 {
-		if err := Register(reg); err != nil {
+		if err := Register(reg, registry.New()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,7 +52,7 @@ sentinel_build_info{caddy_version="` + buildinfo.CaddyVersion() + `",go_version=
 	if err := compare(t, reg, info, BuildInfoName); err != nil {
 		t.Error(err)
 	}
-	if err := Register(nil); err != nil {
+	if err := Register(nil, nil); err != nil {
 		t.Error(err)
 	}
 	if r, err := NewRoutes(nil); err != nil || r == nil {
@@ -66,13 +66,13 @@ sentinel_build_info{caddy_version="` + buildinfo.CaddyVersion() + `",go_version=
 
 // TestTargetHealth: the gauge reads the registry at scrape time.
 func TestTargetHealth(t *testing.T) {
-	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "metrics-test", Targets: []registry.TargetSpec{{Address: "127.0.0.1:1"}, {Address: "127.0.0.1:2"}}}}, nil)
-	defer registry.Default.Reconcile(nil, nil)
+	upstreams := registry.New()
+	upstreams.Reconcile([]registry.UpstreamSpec{{ID: "metrics-test", Targets: []registry.TargetSpec{{Address: "127.0.0.1:1"}, {Address: "127.0.0.1:2"}}}}, nil)
 	reg := prometheus.NewPedanticRegistry()
-	if err := Register(reg); err != nil {
+	if err := Register(reg, upstreams); err != nil {
 		t.Fatal(err)
 	}
-	registry.Default.SetHealth("metrics-test", "127.0.0.1:2", false)
+	upstreams.SetHealth("metrics-test", "127.0.0.1:2", false)
 	want := `
 # HELP sentinel_upstream_target_healthy ` + targetHealthyHelp + `
 # TYPE sentinel_upstream_target_healthy gauge
@@ -82,7 +82,7 @@ sentinel_upstream_target_healthy{target="127.0.0.1:2",upstream="metrics-test"} 0
 	if err := compare(t, reg, want, TargetHealthyName); err != nil {
 		t.Error(err)
 	}
-	registry.Default.SetHealth("metrics-test", "127.0.0.1:2", true)
+	upstreams.SetHealth("metrics-test", "127.0.0.1:2", true)
 	if err := compare(t, reg, strings.Replace(want, `upstream="metrics-test"} 0`, `upstream="metrics-test"} 1`, 1), TargetHealthyName); err != nil {
 		t.Error(err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sentinel-proxy/sentinel/registry"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -84,6 +86,9 @@ type Builtin struct {
 	respond responder
 	version string
 	logger  *zap.Logger
+	// reg is the process's registry, from the sentinel app (kinds
+	// upstreams and config).
+	reg *registry.Registry
 	// ctx is the context of the config this handler belongs to, and
 	// started is set once that config was seen active (kind ready).
 	ctx     context.Context
@@ -108,6 +113,13 @@ func (b *Builtin) Provision(ctx caddy.Context) error {
 	b.logger = ctx.Logger().With(zap.String("kind", b.Kind), zap.String("route", b.Route))
 	b.version = version()
 	b.respond = b.responders()[b.Kind] // unknown kinds are reported by Validate
+	if b.Kind == KindUpstreams || b.Kind == KindConfig {
+		reg, err := registry.From(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.Kind, err)
+		}
+		b.reg = reg
+	}
 	return nil
 }
 

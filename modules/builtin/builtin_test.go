@@ -13,7 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func provisioned(t *testing.T, b *Builtin) *Builtin {
@@ -152,8 +152,12 @@ func asHandlerError(err error, target *caddyhttp.HandlerError) bool {
 // TestRegistryKinds covers the kinds that read the registry and the
 // error kind.
 func TestRegistryKinds(t *testing.T) {
-	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "kinds-up", Targets: []registry.TargetSpec{{Address: "127.0.0.1:1", Weight: 2}}}}, []string{"kinds-route"})
+	reg := registry.New()
+	reg.Reconcile([]registry.UpstreamSpec{{ID: "kinds-up", Targets: []registry.TargetSpec{{Address: "127.0.0.1:1", Weight: 2}}}}, []string{"kinds-route"})
 	b := &Builtin{Kind: KindUpstreams}
+	if err := b.Provision(registry.WithRegistry(caddy.Context{Context: context.Background()}, reg)); err != nil {
+		t.Fatal(err)
+	}
 	status, body := b.upstreams(httptest.NewRequest("GET", "/", nil))
 	js, _ := json.Marshal(body)
 	if status != 200 || !strings.Contains(string(js), `"id":"kinds-up"`) || !strings.Contains(string(js), `"weight":2`) || !strings.Contains(string(js), `"healthy_targets":1`) {

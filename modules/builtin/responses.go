@@ -7,8 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
-	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
+	"github.com/sentinel-proxy/sentinel/internal/upstreamview"
 )
 
 // processStart approximates the time the process started: it is set once,
@@ -78,16 +77,16 @@ func (b *Builtin) notFound(*http.Request) (int, any) {
 func version() string { return buildinfo.Version() }
 
 // upstreamViews reads the registry.
-func upstreamViews() []upstreamview.Upstream { return upstreamview.All(registry.Default) }
+func (b *Builtin) upstreamViews() []upstreamview.Upstream { return upstreamview.All(b.reg) }
 
 // upstreams lists the registry's upstreams.
 func (b *Builtin) upstreams(*http.Request) (int, any) {
-	return http.StatusOK, map[string]any{"upstreams": upstreamViews()}
+	return http.StatusOK, map[string]any{"upstreams": b.upstreamViews()}
 }
 
 // config shows the runtime configuration of the registries.
 func (b *Builtin) config(*http.Request) (int, any) {
-	return http.StatusOK, map[string]any{"upstreams": upstreamViews(), "routes": registry.Default.Routes()}
+	return http.StatusOK, map[string]any{"upstreams": b.upstreamViews(), "routes": b.reg.Routes()}
 }
 
 // handlerError answers the error being handled by a server's error

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func TestConfigValidate(t *testing.T) {

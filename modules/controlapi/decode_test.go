@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func TestValidateAddress(t *testing.T) {

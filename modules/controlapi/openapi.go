@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // The OpenAPI 3.0 document of the API, served at /api/v1/openapi.json, is

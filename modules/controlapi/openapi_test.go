@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func TestOpenAPICoversRoutes(t *testing.T) {

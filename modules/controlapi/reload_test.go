@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/sentinel-proxy/sentinel/agents"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func TestReloadFailure(t *testing.T) {

@@ -3,7 +3,7 @@ package controlapi
 import (
 	"net/http"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // listRoutes serves GET /api/v1/routes.

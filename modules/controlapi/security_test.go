@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // TestTargetsPointingInward is issue 12.3: an admin token could make

@@ -26,7 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/agents"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // Hooks are the app's callbacks for what the registry cannot do. A nil

@@ -1,6 +1,6 @@
 package controlapi
 
-import "github.com/sentinel-proxy/sentinel/modules/registry"
+import "github.com/sentinel-proxy/sentinel/registry"
 
 // stateStatus serves GET /api/v1/state: where the API-made state is kept,
 // whether the saved state could be used at start (and where an unusable

@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
-	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
+	"github.com/sentinel-proxy/sentinel/internal/upstreamview"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // conflictRetries is how many times a change made without If-Match is

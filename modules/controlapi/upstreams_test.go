@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
-	"github.com/sentinel-proxy/sentinel/modules/upstreamview"
+	"github.com/sentinel-proxy/sentinel/internal/upstreamview"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func TestHappyPaths(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sentinel-proxy/sentinel/metrics"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
@@ -53,10 +53,14 @@ func (Guard) CaddyModule() caddy.ModuleInfo {
 // Provision looks up the route's switch and registers Sentinel's metrics
 // on the config's metrics registry.
 func (g *Guard) Provision(ctx caddy.Context) error {
-	g.flag = registry.Default.RouteFlagOrNew(g.Route)
+	routes, err := registry.From(ctx)
+	if err != nil {
+		return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
+	}
+	g.flag = routes.RouteFlagOrNew(g.Route)
 	g.body, _ = json.Marshal(map[string]any{"error": fmt.Sprintf("route %q is disabled", g.Route), "route": g.Route, "status": http.StatusServiceUnavailable})
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		if err := metrics.Register(reg); err != nil {
+		if err := metrics.Register(reg, routes); err != nil {
 			return fmt.Errorf("sentinel_route %q: registering metrics: %w", g.Route, err)
 		}
 		m, err := metrics.NewRoutes(reg)

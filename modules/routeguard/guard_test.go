@@ -13,16 +13,20 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
+// testReg is the tests' registry, given to the modules with
+// registry.WithRegistry.
+var testReg = registry.New()
+
 func TestGuard(t *testing.T) {
-	registry.Default.Reconcile(nil, []string{"guarded"})
+	testReg.Reconcile(nil, []string{"guarded"})
 	g := &Guard{Route: "guarded"}
 	if err := g.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	g.Provision(caddy.Context{})
+	g.Provision(registry.WithRegistry(caddy.Context{}, testReg))
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(204)
 		return nil
@@ -31,8 +35,8 @@ func TestGuard(t *testing.T) {
 	if err := g.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), next); err != nil || rec.Code != 204 {
 		t.Fatalf("enabled: %d %v", rec.Code, err)
 	}
-	registry.Default.SetRouteEnabled("guarded", false)
-	defer registry.Default.SetRouteEnabled("guarded", true)
+	testReg.SetRouteEnabled("guarded", false)
+	defer testReg.SetRouteEnabled("guarded", true)
 	rec = httptest.NewRecorder()
 	g.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), next)
 	var body map[string]any
@@ -60,8 +64,8 @@ func TestGuardCaddyfile(t *testing.T) {
 // (a handler error's status included, as the error routes answer it) and
 // times them, on the config's metrics registry.
 func TestGuardMetrics(t *testing.T) {
-	registry.Default.Reconcile(nil, []string{"counted"})
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	testReg.Reconcile(nil, []string{"counted"})
+	ctx, cancel := caddy.NewContext(registry.WithRegistry(caddy.Context{Context: t.Context()}, testReg))
 	defer cancel()
 	g := &Guard{Route: "counted"}
 	if err := g.Provision(ctx); err != nil {
@@ -78,8 +82,8 @@ func TestGuardMetrics(t *testing.T) {
 	for _, next := range []caddyhttp.Handler{ok, ok, silent, failing} {
 		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next)
 	}
-	registry.Default.SetRouteEnabled("counted", false)
-	defer registry.Default.SetRouteEnabled("counted", true)
+	testReg.SetRouteEnabled("counted", false)
+	defer testReg.SetRouteEnabled("counted", true)
 	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), ok)
 
 	mfs, err := ctx.GetMetricsRegistry().Gather()

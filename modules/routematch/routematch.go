@@ -16,7 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
@@ -107,7 +107,11 @@ func (MatchRoute) CaddyModule() caddy.ModuleInfo {
 func (m *MatchRoute) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
 	if m.SkipWhenDisabled != "" {
-		m.flag = registry.Default.RouteFlagOrNew(m.SkipWhenDisabled)
+		routes, err := registry.From(ctx)
+		if err != nil {
+			return fmt.Errorf("skip_when_disabled: %w", err)
+		}
+		m.flag = routes.RouteFlagOrNew(m.SkipWhenDisabled)
 	}
 
 	m.pathRegexps = make([]*regexp.Regexp, 0, len(m.PathRegex))

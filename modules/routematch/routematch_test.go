@@ -10,7 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // provisioned decodes a JSON matcher configuration and provisions and
@@ -56,6 +56,10 @@ func (c matchCase) request() *http.Request {
 	}
 	return r
 }
+
+// testReg is the tests' registry, given to the modules with
+// registry.WithRegistry.
+var testReg = registry.New()
 
 func TestMatchRoute(t *testing.T) {
 	for _, tc := range []struct {
@@ -412,19 +416,19 @@ func TestRequestHost(t *testing.T) {
 // TestSkipWhenDisabled: a disabled route's matcher stops matching, so the
 // request falls through to the next route.
 func TestSkipWhenDisabled(t *testing.T) {
-	registry.Default.Reconcile(nil, []string{"skip-route"})
+	testReg.Reconcile(nil, []string{"skip-route"})
 	m := &MatchRoute{PathPrefix: []string{"/"}, SkipWhenDisabled: "skip-route"}
-	if err := m.Provision(caddy.Context{Context: context.Background()}); err != nil {
+	if err := m.Provision(registry.WithRegistry(caddy.Context{Context: context.Background()}, testReg)); err != nil {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest("GET", "/x", nil)
 	if ok, _ := m.MatchWithError(r); !ok {
 		t.Fatal("enabled route does not match")
 	}
-	if err := registry.Default.SetRouteEnabled("skip-route", false); err != nil {
+	if err := testReg.SetRouteEnabled("skip-route", false); err != nil {
 		t.Fatal(err)
 	}
-	defer registry.Default.SetRouteEnabled("skip-route", true)
+	defer testReg.SetRouteEnabled("skip-route", true)
 	if ok, _ := m.MatchWithError(r); ok {
 		t.Fatal("disabled route still matches")
 	}

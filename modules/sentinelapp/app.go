@@ -1,5 +1,5 @@
-// Package sentinelapp is the Caddy app `sentinel`: it reconciles the
-// process registry (upstreams, targets, route flags) with each config,
+// Package sentinelapp is the Caddy app `sentinel`: it owns the process's
+// registry (upstreams, targets, route flags), reconciles it with each config,
 // runs the active health checks of the registry's targets, persists the
 // changes made through the control plane, and serves the control-plane
 // API (/api/v1) on its own listener.
@@ -12,6 +12,12 @@
 // and hands the API listener to the new config. A config that fails to
 // start (another app's Start fails, the API address is taken) is cleaned
 // up without a commit, and the running config keeps its registry state.
+//
+// The other modules reach the registry through their config's app
+// (registry.From, which calls ctx.App("sentinel")), as Caddy's modules
+// reach the tls app. A config without a `sentinel` app gets an empty one
+// from Caddy: an app that declares nothing leaves the registry as it is
+// (no reconcile, no store switch, no loop).
 package sentinelapp
 
 import (
@@ -26,12 +32,20 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
 	caddy.RegisterModule(App{})
 }
+
+// processRegistry is the registry of the process. Like the certificate
+// cache of Caddy's tls app, it is made once and shared by the apps of
+// every config, so that what the control-plane API changed survives
+// config loads; each config's app reconciles it at its commit. Only this
+// package knows it: the modules get it from their config's app
+// ((*App).Registry, through registry.From).
+var processRegistry = registry.New()
 
 // App is the `sentinel` app.
 type App struct {
@@ -106,6 +120,18 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// Registry returns the registry of the process (the same for every
+// config's app).
+func (*App) Registry() *registry.Registry { return processRegistry }
+
+// passive reports whether the app declares nothing — as the app Caddy
+// creates for a config without one, when a module loads it to reach the
+// registry. A passive app leaves the registry as it is.
+func (a *App) passive() bool {
+	return len(a.Upstreams) == 0 && len(a.Routes) == 0 && a.API == nil && a.StateFile == "" &&
+		a.ConfigFile == "" && a.ConfigAdapter == "" && len(a.OwnAddresses) == 0
+}
+
 // Provision stages this config in the registry: upstreams it does not
 // know yet are added for the new config's routes (discarded again if the
 // config never starts); everything else changes at the commit.
@@ -114,7 +140,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.run = &running{}
 	a.logger = ctx.Logger()
 	a.audit = a.logger.Named("audit")
-	a.reg = registry.Default
+	a.reg = a.Registry()
+	if a.passive() {
+		return nil
+	}
 	specs := make([]registry.UpstreamSpec, 0, len(a.Upstreams))
 	for _, u := range a.Upstreams {
 		specs = append(specs, registry.UpstreamSpec{ID: u.ID, Targets: u.Targets})
@@ -173,16 +202,20 @@ func (a *App) Validate() error {
 }
 
 // Start claims the API listener (a config whose API address is taken
-// fails here) and starts the health checks and the drain expiry. The
+// fails here) and starts the health checks (they check once the previous
+// config's checkers stopped, see runChecks) and the drain expiry. The
 // registry changes at the commit.
 func (a *App) Start() error {
+	if a.passive() {
+		return nil
+	}
 	a.run.stop = make(chan struct{})
 	stop := a.run.stop
-	for _, c := range a.checks {
+	if len(a.checks) > 0 {
 		a.run.loops.Add(1)
 		go func() {
 			defer a.run.loops.Done()
-			c.run(stop)
+			a.runChecks(stop)
 		}()
 	}
 	if a.API != nil {
@@ -199,6 +232,34 @@ func (a *App) Start() error {
 		a.expireLoop(stop)
 	}()
 	return nil
+}
+
+// checksTurnKey is the key of the registry's checks turn: a channel of
+// capacity 1 that the checkers of one config at a time hold.
+type checksTurnKey struct{}
+
+// runChecks runs the health checks until stop, once the checkers of the
+// config this one replaces have stopped: Caddy starts a new config before
+// it stops the old one, and the old config's Stop (which waits for its
+// checkers) hands the turn over, so that the checks of two configs never
+// overlap. A config stopped before its turn never checks.
+func (a *App) runChecks(stop <-chan struct{}) {
+	turn := a.reg.Attached(checksTurnKey{}, func() any { return make(chan struct{}, 1) }).(chan struct{})
+	select {
+	case turn <- struct{}{}:
+	case <-stop:
+		return
+	}
+	defer func() { <-turn }()
+	var checks sync.WaitGroup
+	for _, c := range a.checks {
+		checks.Add(1)
+		go func() {
+			defer checks.Done()
+			c.run(stop)
+		}()
+	}
+	checks.Wait()
 }
 
 // commitHandler commits its app when Caddy says its config started.
@@ -258,7 +319,7 @@ func (a *App) stopLoops() {
 // Cleanup discards what Provision staged when this config was never
 // committed (it failed to start, or was only validated).
 func (a *App) Cleanup() error {
-	if a.run != nil && !a.run.committed.Load() {
+	if a.run != nil && !a.run.committed.Load() && !a.passive() {
 		a.reg.Discard(a.generation)
 	}
 	return nil
@@ -320,5 +381,6 @@ var (
 	_ caddy.Provisioner   = (*App)(nil)
 	_ caddy.Validator     = (*App)(nil)
 	_ caddy.CleanerUpper  = (*App)(nil)
+	_ registry.Owner      = (*App)(nil)
 	_ caddyevents.Handler = commitHandler{}
 )

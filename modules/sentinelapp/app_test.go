@@ -19,10 +19,10 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/kdladapter"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
 	_ "github.com/sentinel-proxy/sentinel/modules/routeguard"
 	_ "github.com/sentinel-proxy/sentinel/modules/routematch"
 	_ "github.com/sentinel-proxy/sentinel/modules/upstreamsource"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // adminPort is this package's in-process Caddy admin port.

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // proxyConfig is a JSON config: one listener proxying to the registry
@@ -100,10 +100,10 @@ func TestFailedLoadKeepsTheRunningConfig(t *testing.T) {
 	if err := caddy.Load([]byte(cfgB), true); err == nil || !strings.Contains(err.Error(), "control-plane API") {
 		t.Fatalf("config B loaded: %v", err)
 	}
-	if _, ok := registry.Default.Get("up-a"); !ok {
+	if _, ok := processRegistry.Get("up-a"); !ok {
 		t.Error("the running config's upstream is gone")
 	}
-	if _, ok := registry.Default.Get("up-b"); ok || registry.Default.Pool("up-b") != nil {
+	if _, ok := processRegistry.Get("up-b"); ok || processRegistry.Pool("up-b") != nil {
 		t.Error("the failed config's upstream is in the registry")
 	}
 	for i := 0; i < 5; i++ {
@@ -117,7 +117,7 @@ func TestFailedLoadKeepsTheRunningConfig(t *testing.T) {
 	if err := caddy.Validate(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	if registry.Default.Pool("up-v") != nil {
+	if processRegistry.Pool("up-v") != nil {
 		t.Error("a validated config staged its upstream for good")
 	}
 	// And a good B is committed.
@@ -125,7 +125,7 @@ func TestFailedLoadKeepsTheRunningConfig(t *testing.T) {
 	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "B" {
 		t.Errorf("config B: %d %s", code, body)
 	}
-	if _, ok := registry.Default.Get("up-a"); ok {
+	if _, ok := processRegistry.Get("up-a"); ok {
 		t.Error("up-a stayed after it left the config")
 	}
 }

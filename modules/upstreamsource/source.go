@@ -13,7 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
@@ -38,9 +38,14 @@ func (Source) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision binds the source to the process registry.
-func (s *Source) Provision(caddy.Context) error {
-	s.reg = registry.Default
+// Provision binds the source to the process registry, which the
+// config's sentinel app holds.
+func (s *Source) Provision(ctx caddy.Context) error {
+	reg, err := registry.From(ctx)
+	if err != nil {
+		return fmt.Errorf("sentinel upstream source: %w", err)
+	}
+	s.reg = reg
 	return nil
 }
 

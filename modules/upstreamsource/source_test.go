@@ -6,16 +6,20 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
+// testReg is the tests' registry, given to the modules with
+// registry.WithRegistry.
+var testReg = registry.New()
+
 func TestGetUpstreams(t *testing.T) {
-	registry.Default.Reconcile([]registry.UpstreamSpec{{ID: "src", Targets: []registry.TargetSpec{{Address: "a:1"}, {Address: "b:1"}}}}, nil)
+	testReg.Reconcile([]registry.UpstreamSpec{{ID: "src", Targets: []registry.TargetSpec{{Address: "a:1"}, {Address: "b:1"}}}}, nil)
 	s := &Source{Upstream: "src"}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s.Provision(caddy.Context{})
+	s.Provision(registry.WithRegistry(caddy.Context{}, testReg))
 	ups, err := s.GetUpstreams(nil)
 	if err != nil || len(ups) != 2 || ups[0].Dial != "a:1" || ups[1].Dial != "b:1" {
 		t.Fatalf("%v %v", ups, err)
@@ -25,12 +29,12 @@ func TestGetUpstreams(t *testing.T) {
 	if again[0] == ups[0] {
 		t.Error("upstream values are shared between requests")
 	}
-	registry.Default.Drain("src", "", 0, 0)
+	testReg.Drain("src", "", 0, 0)
 	if ups, _ := s.GetUpstreams(nil); len(ups) != 0 {
 		t.Errorf("drained targets returned: %v", ups)
 	}
 	missing := &Source{Upstream: "missing"}
-	missing.Provision(caddy.Context{})
+	missing.Provision(registry.WithRegistry(caddy.Context{}, testReg))
 	if ups, err := missing.GetUpstreams(nil); err != nil || len(ups) != 0 {
 		t.Errorf("unknown upstream: %v %v", ups, err)
 	}
@@ -58,9 +62,9 @@ func BenchmarkGetUpstreams(b *testing.B) {
 			specs = append(specs, registry.TargetSpec{Address: "10.1.0." + string(rune('0'+i%10)) + string(rune('0'+i/10)) + ":80"})
 		}
 		id := "bench" + string(rune('0'+n%10))
-		registry.Default.Reconcile([]registry.UpstreamSpec{{ID: id, Targets: specs}}, nil)
+		testReg.Reconcile([]registry.UpstreamSpec{{ID: id, Targets: specs}}, nil)
 		s := &Source{Upstream: id}
-		s.Provision(caddy.Context{})
+		s.Provision(registry.WithRegistry(caddy.Context{}, testReg))
 		b.Run(map[int]string{3: "3-targets", 100: "100-targets"}[n], func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

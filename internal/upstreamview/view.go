@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // Target is a target with its live counters and what the load balancers
@@ -58,7 +58,7 @@ type Upstream struct {
 // Of returns the view of u, read from reg.
 func Of(reg *registry.Registry, u registry.Upstream) Upstream {
 	v := Upstream{ID: u.ID, Origin: u.Origin, Version: u.Version, Targets: make([]Target, 0, len(u.Targets))}
-	est := adaptive.Estimates(u.ID)
+	est := adaptive.Estimates(reg, u.ID)
 	for _, t := range u.Targets {
 		st := reg.Stats(t.Address)
 		tv := Target{

@@ -1,9 +1,14 @@
-// Package registry holds Sentinel's process-level state: the upstreams and
-// their targets (address, weight, state, health, origin), the per-target
-// traffic counters and the route enable flags. It outlives config loads:
-// the sentinel app reconciles it with each new config, the control-plane
-// API changes it in place, and the request path reads it without locks
-// (atomic snapshots, copy-on-write; writers take a mutex).
+// Package registry is the type of Sentinel's upstream registry: the
+// upstreams and their targets (address, weight, state, health, origin),
+// the per-target traffic counters and the route enable flags. The request
+// path reads it without locks (atomic snapshots, copy-on-write; writers
+// take a mutex).
+//
+// The package holds no state. The process's registry belongs to the
+// `sentinel` app (modules/sentinelapp), which keeps one for the whole
+// process so that it outlives config loads: each config's app reconciles
+// it, and the control-plane API changes it in place. Modules get it from
+// their config's app in Provision with From.
 package registry
 
 import (
@@ -13,11 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// Default is the registry of the process, like Caddy's own reverse-proxy
-// host pool: config instances come and go, it stays. It is the only
-// package-level state of Sentinel's modules.
-var Default = New()
 
 // Origin says where a target or upstream comes from.
 type Origin string
@@ -100,6 +100,9 @@ type Registry struct {
 	// generation counts the configurations reconciled (see Prepare).
 	generation uint64
 	version    uint64
+	// attached is what packages attach to the registry (see Attached).
+	attached sync.Map
+	attachMu sync.Mutex
 }
 
 // entry is the stored state of one upstream.

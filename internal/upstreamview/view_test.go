@@ -11,19 +11,19 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
-	"github.com/sentinel-proxy/sentinel/modules/registry"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // TestViewShowsBalancing: a live peak_ewma policy of an upstream adds its
 // estimates to each target; a drain deadline and the healthy count show.
 func TestViewShowsBalancing(t *testing.T) {
-	reg := registry.Default
+	reg := registry.New()
 	reg.Reconcile([]registry.UpstreamSpec{
 		{ID: "uv-lb", Targets: []registry.TargetSpec{{Address: "127.0.0.1:7101", Weight: 1}, {Address: "127.0.0.1:7102", Weight: 3}}},
 		{ID: "uv-plain", Targets: []registry.TargetSpec{{Address: "127.0.0.1:7103", Weight: 1}}},
 	}, nil)
 	p := &adaptive.PeakEWMA{Upstream: "uv-lb"}
-	if err := p.Provision(caddy.Context{}); err != nil {
+	if err := p.Provision(registry.WithRegistry(caddy.Context{}, reg)); err != nil {
 		t.Fatal(err)
 	}
 	defer p.Cleanup()
@@ -79,7 +79,7 @@ func TestViewShowsBalancing(t *testing.T) {
 // weight, its balancing entries show the new weight at once — before any
 // request — for every policy that reads the registry's weights.
 func TestViewFollowsWeightPatch(t *testing.T) {
-	reg := registry.Default
+	reg := registry.New()
 	reg.Reconcile([]registry.UpstreamSpec{
 		{ID: "uv-patch", Targets: []registry.TargetSpec{{Address: "127.0.0.1:7201", Weight: 1}, {Address: "127.0.0.1:7202", Weight: 1}}},
 	}, nil)
@@ -95,7 +95,7 @@ func TestViewFollowsWeightPatch(t *testing.T) {
 		{Host: new(reverseproxy.Host), Dial: "127.0.0.1:7202"},
 	}
 	for _, p := range policies {
-		if err := p.(caddy.Provisioner).Provision(caddy.Context{}); err != nil {
+		if err := p.(caddy.Provisioner).Provision(registry.WithRegistry(caddy.Context{}, reg)); err != nil {
 			t.Fatal(err)
 		}
 		defer p.(caddy.CleanerUpper).Cleanup()
