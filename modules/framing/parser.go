@@ -234,6 +234,12 @@ func (f *framer) rejectHead(r reason) verdict {
 // requestLine reads what matters of the request line, split as Go
 // splits it. A line Go refuses is let through: Go answers it 400.
 func (f *framer) requestLine(line []byte) verdict {
+	// The common case: method, target and HTTP/1.1 (a target with a
+	// space in it leaves Go a version it refuses).
+	if len(line) > len(" HTTP/1.1") && string(line[len(line)-len(" HTTP/1.1"):]) == " HTTP/1.1" {
+		f.h.connect = line[0] == 'C' && len(line) > len("CONNECT ") && string(line[:len("CONNECT ")]) == "CONNECT "
+		return more
+	}
 	method, rest, ok := bytes.Cut(line, []byte{' '})
 	if !ok {
 		return more
@@ -258,12 +264,25 @@ func (f *framer) headerLine(b []byte, start, end int) verdict {
 	for start < end && b[start] == '\r' {
 		start++
 	}
-	colon := bytes.IndexByte(b[start:end], ':')
-	if colon < 0 {
-		return more // Go answers 400
+	// Only three names matter; Go refuses a name with anything between
+	// it and the colon, so the colon's place is known. Other lines cost
+	// a byte compare.
+	var field string
+	switch b[start] | 0x20 {
+	case 'c':
+		field = "content-length"
+	case 't':
+		field = "transfer-encoding"
+	case 'u':
+		field = "upgrade"
+	default:
+		return more
 	}
-	name := b[start : start+colon]
-	vs, ve := start+colon+1, end
+	colon := start + len(field)
+	if colon >= end || b[colon] != ':' || !equalFold(b[start:colon], field) {
+		return more
+	}
+	vs, ve := colon+1, end
 	for vs < ve && isSpace(b[vs]) {
 		vs++
 	}
@@ -271,11 +290,8 @@ func (f *framer) headerLine(b []byte, start, end int) verdict {
 		ve--
 	}
 	value := b[vs:ve]
-	switch len(name) {
-	case len("content-length"):
-		if !equalFold(name, "content-length") {
-			return more
-		}
+	switch field[0] {
+	case 'c':
 		n, ok := parseLength(value)
 		if !ok {
 			return f.rejectHead(reasonBadCL)
@@ -286,10 +302,7 @@ func (f *framer) headerLine(b []byte, start, end int) verdict {
 			return f.rejectHead(reasonCLMismatch)
 		}
 		h.cl++
-	case len("transfer-encoding"):
-		if !equalFold(name, "transfer-encoding") {
-			return more
-		}
+	case 't':
 		h.te++
 		if h.te > 1 {
 			return f.rejectHead(reasonTERepeated)
@@ -297,10 +310,8 @@ func (f *framer) headerLine(b []byte, start, end int) verdict {
 		if !equalFold(value, "chunked") {
 			return f.rejectHead(reasonTENotChunked)
 		}
-	case len("upgrade"):
-		if len(value) > 0 && equalFold(name, "upgrade") {
-			h.upgrade = true
-		}
+	case 'u':
+		h.upgrade = len(value) > 0
 	}
 	return more
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -42,12 +44,22 @@ func startGoServer(t *testing.T, wrapLn func(net.Listener) net.Listener) *goServ
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
+			entry := r.Method + " " + r.URL.Path + " " + string(body)
+			// As Caddy does: the TLS state is asked of the connection
+			// when the request is served (Go's own r.TLS is taken before
+			// the handshake when the connection is not a *tls.Conn).
+			if cs, ok := r.Context().Value(connKey{}).(connectionStater); ok {
+				entry += fmt.Sprintf("[tls %d verified chains]", len(cs.ConnectionState().VerifiedChains))
+			}
 			gs.mu.Lock()
-			gs.seen = append(gs.seen, r.Method+" "+r.URL.Path+" "+string(body))
+			gs.seen = append(gs.seen, entry)
 			gs.mu.Unlock()
 			io.WriteString(w, "ok "+r.URL.Path)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	if wrapLn != nil {
 		ln = wrapLn(ln)
@@ -56,6 +68,9 @@ func startGoServer(t *testing.T, wrapLn func(net.Listener) net.Listener) *goServ
 	t.Cleanup(func() { srv.Close() })
 	return gs
 }
+
+// connKey is the context key of the request's connection.
+type connKey struct{}
 
 func (gs *goServer) requests() []string {
 	gs.mu.Lock()
@@ -154,15 +169,22 @@ func TestGoServerAnswers400AndCloses(t *testing.T) {
 // state, and refuses the same way.
 func TestGoServerOverTLS(t *testing.T) {
 	cert := testCert(t)
+	clientCert := testCert(t)
+	cas := x509.NewCertPool()
+	cas.AddCert(clientCert.Leaf)
 	gs := startGoServer(t, func(ln net.Listener) net.Listener {
-		return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+		return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: cas})
 	})
 	dial := func() (net.Conn, error) {
-		return tls.Dial("tcp", gs.addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test certificate
+		return tls.Dial("tcp", gs.addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{clientCert}}) //nolint:gosec // test certificate
 	}
 	raw := exchange(t, dial, "GET /tls HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	if got := statuses(t, raw); strings.Join(got, ",") != "200 OK close" {
 		t.Fatalf("statuses %q", got)
+	}
+	// The handler sees the TLS state with the client's verified chain.
+	if got := gs.requests(); len(got) != 1 || got[0] != "GET /tls [tls 1 verified chains]" {
+		t.Fatalf("handler saw %q", got)
 	}
 	raw = exchange(t, dial, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
 	if got := statuses(t, raw); strings.Join(got, ",") != "400 Bad Request close" {
