@@ -17,8 +17,6 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	id := l.Args[0].Str
 	srv := obj{
 		"automatic_https": obj{"disable": true},
-		// Connections accepted while a reload hands over are not lost.
-		"listener_wrappers": []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}},
 	}
 	if n := setting(l, "address"); n == nil {
 		if !misspelled(l, "address") { // else the unknown-setting error says it
@@ -81,6 +79,14 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 			srv["max_header_bytes"] = i
 		}
 	}
+	// Connections accepted while a reload hands over are not lost;
+	// requests with malformed framing are refused (after TLS, so the
+	// decrypted stream is checked).
+	framing := obj{"wrapper": "sentinel_framing"}
+	if mhb, ok := srv["max_header_bytes"]; ok {
+		framing["max_header_bytes"] = mhb
+	}
+	srv["listener_wrappers"] = []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}, framing}
 	var defaultRoute string
 	if n := setting(l, "default-route"); n != nil {
 		defaultRoute, _ = a.str(n)
