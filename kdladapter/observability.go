@@ -60,7 +60,7 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) bool {
 		if !placed {
 			servers["sentinel-metrics"] = obj{
 				"listen":            []string{addr},
-				"listener_wrappers": []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}},
+				"listener_wrappers": []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}, {"wrapper": "sentinel_framing"}},
 				"automatic_https":   obj{"disable": true},
 				"protocols":         []string{"h1"},
 				"routes":            []obj{route, {"handle": []obj{{"handler": "sentinel_builtin", "kind": "not_found"}}, "terminal": true}},
