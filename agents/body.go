@@ -95,7 +95,7 @@ func (st *reqState) requestBody(w http.ResponseWriter) (bool, error) {
 		}
 		data, complete, err := readUpTo(orig, n)
 		if err != nil {
-			return true, st.h.failStatus(w, "", http.StatusBadRequest)
+			return true, st.h.failStatus(w, http.StatusBadRequest)
 		}
 		if complete {
 			return st.bufferedBody(w, pl, data)

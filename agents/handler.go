@@ -255,7 +255,7 @@ var errStopped = errors.New("request stopped by an agent")
 // ServeHTTP runs the agents around the rest of the chain.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	st := &reqState{h: h, r: r, corr: correlationID(r), start: time.Now()}
-	any := false
+	active := false
 	seen := map[string]int{}
 	for _, f := range h.Filters {
 		ru := &run{f: f, p: h.app.pool(f.Agent), corr: st.corr}
@@ -265,7 +265,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		seen[f.Agent]++
 		if ru.p != nil {
 			ru.s = ru.p.s
-			any = true
+			active = true
 		}
 		st.runs = append(st.runs, ru)
 	}
@@ -280,7 +280,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			ru.skip = true
 		}
 	}
-	if !any {
+	if !active {
 		return next.ServeHTTP(w, r)
 	}
 	if done, err := st.requestHeaders(w); done {
@@ -308,7 +308,7 @@ func (st *reqState) answer(w http.ResponseWriter, a *stopAnswer) error {
 	if a.decision != nil {
 		return st.h.decide(w, st.r, a.agent, *a.decision, st.respOps)
 	}
-	return st.h.failStatus(w, a.agent, a.status)
+	return st.h.failStatus(w, a.status)
 }
 
 // requestHeaders fans the request headers out to the agents in parallel;
@@ -487,10 +487,10 @@ func (h *Handler) fail(w http.ResponseWriter, agent, event string, err error, lo
 	if log {
 		h.log.Warn("agent failed (fail-closed)", zap.String("agent", agent), zap.String("event", event), zap.Error(err))
 	}
-	return h.failStatus(w, agent, failureStatus(err))
+	return h.failStatus(w, failureStatus(err))
 }
 
-func (h *Handler) failStatus(w http.ResponseWriter, agent string, status int) error {
+func (h *Handler) failStatus(w http.ResponseWriter, status int) error {
 	text := map[int]string{504: "Gateway timeout", 413: "Payload too large"}[status]
 	if text == "" {
 		text = "Service unavailable"
