@@ -1,6 +1,7 @@
 package adaptive
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http/httptest"
 	"reflect"
@@ -34,7 +35,6 @@ func (b *base) common() *base { return b }
 // policy is what the tests need of a selection policy.
 type policy interface {
 	caddy.Provisioner
-	caddy.Validator
 	reverseproxy.Selector
 }
 
@@ -47,11 +47,15 @@ func provision[P policy](t testing.TB, p P, clk *clock) P {
 		b.now = clk.now
 	}
 	b.rnd = seeded(1)
-	if err := p.Provision(caddy.Context{}); err != nil {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := p.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Validate(); err != nil {
-		t.Fatal(err)
+	if v, ok := any(p).(caddy.Validator); ok {
+		if err := v.Validate(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return p
 }
