@@ -22,10 +22,10 @@ type respWriter struct {
 
 	wroteHeader bool
 	status      int
-	hijacked    bool // the proxy answered instead of the upstream
+	hijacked    bool  // the proxy answered instead of the upstream
 	failure     error // a fail-closed failure replacing the response
-	aborted     bool // an agent stopped a response already under way
-	passed      bool // the real WriteHeader happened
+	aborted     bool  // an agent stopped a response already under way
+	passed      bool  // the real WriteHeader happened
 	buffering   bool
 	buf         bytes.Buffer
 	index       uint32
