@@ -50,10 +50,11 @@ func guestPolicy(raw json.RawMessage, field, def string, aliases map[string]stri
 
 // policyObject is the JSON of a selection policy without settings.
 func policyObject(name string) json.RawMessage {
-	return json.RawMessage(`{"policy":` + strconvQuote(name) + `}`)
+	return json.RawMessage(`{"policy":` + jsonString(name) + `}`)
 }
 
-func strconvQuote(s string) string {
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
@@ -65,7 +66,7 @@ func policyFromCaddyfile(d *caddyfile.Dispenser, aliases map[string]string) (jso
 	name := d.Val()
 	if a, ok := aliases[name]; ok {
 		if a == "" {
-			return json.RawMessage(strconvQuote(name)), nil
+			return json.RawMessage(jsonString(name)), nil
 		}
 		name = a
 	}
