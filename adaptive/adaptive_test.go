@@ -17,7 +17,7 @@ func defaultAdaptiveParams() adaptiveParams {
 	return a.params
 }
 
-// TestAdaptiveDefaults: Sentinel's defaults adjust every second with a
+// TestAdaptiveDefaults: Sentinel's defaults adjust every 500 ms with a
 // relative latency threshold; the original's constants stay expressible.
 func TestAdaptiveDefaults(t *testing.T) {
 	p := defaultAdaptiveParams()

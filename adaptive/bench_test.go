@@ -1,6 +1,7 @@
 package adaptive
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"testing"
@@ -28,7 +29,9 @@ func BenchmarkSelect(b *testing.B) {
 		{"consistent_hash", func(u string) policy { return &ConsistentHash{Upstream: u} }},
 		{"maglev", func(u string) policy { return &Maglev{Upstream: u} }},
 		{"locality_aware", func(u string) policy { return &LocalityAware{Upstream: u, Zone: "z1"} }},
-		{"deterministic_subset", func(u string) policy { return &DeterministicSubset{Upstream: u, Inner: innerLeastConnections} }},
+		{"deterministic_subset", func(u string) policy {
+			return &DeterministicSubset{Upstream: u, InnerRaw: json.RawMessage(`{"policy":"least_conn"}`)}
+		}},
 	}
 	caddyPolicies := []struct {
 		name string

@@ -34,7 +34,6 @@ func (b *base) common() *base { return b }
 // policy is what the tests need of a selection policy.
 type policy interface {
 	caddy.Provisioner
-	caddy.Validator
 	reverseproxy.Selector
 }
 
@@ -47,11 +46,15 @@ func provision[P policy](t testing.TB, p P, clk *clock) P {
 		b.now = clk.now
 	}
 	b.rnd = seeded(1)
-	if err := p.Provision(testCtx); err != nil {
+	ctx, cancel := caddy.NewContext(testCtx)
+	t.Cleanup(cancel)
+	if err := p.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Validate(); err != nil {
-		t.Fatal(err)
+	if v, ok := any(p).(caddy.Validator); ok {
+		if err := v.Validate(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return p
 }

@@ -1,6 +1,7 @@
 package adaptive
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,19 +18,17 @@ func init() {
 	caddy.RegisterModule(new(LocalityAware))
 }
 
-// The fallbacks of locality_aware.
-const (
-	fallbackRoundRobin = "round_robin"
-	fallbackRandom     = "random"
-	fallbackNone       = "none"
-)
+// fallbackAliases are the fallbacks earlier configs named by a bare
+// string, and the selection policies they stand for ("" = none).
+var fallbackAliases = map[string]string{"round_robin": "round_robin", "random": "random", "none": ""}
 
 // LocalityAware keeps traffic in the proxy's zone: while at least one
 // target of the local zone is available, requests go to the local targets
 // by smooth weighted round robin (weights from the registry upstream);
 // otherwise they go to the other zones — the first zone of
-// `zone_priority` that has an available target, else any — in turn
-// (round_robin, default) or at random, or nowhere (none: 503).
+// `zone_priority` that has an available target, else any — as the
+// fallback selection policy chooses among that zone's targets
+// (round_robin by default), or nowhere ("none": 503).
 //
 // The local zone is `zone`, else the environment's SENTINEL_ZONE, ZONE or
 // REGION, else "default". A target's zone is given by `zones` (address →
@@ -49,17 +48,22 @@ type LocalityAware struct {
 	// Zones maps target addresses to their zone.
 	Zones map[string]string `json:"zones,omitempty"`
 
-	// Fallback is how remote targets are chosen when no local one is
-	// available: round_robin (default), random or none.
-	Fallback string `json:"fallback,omitempty"`
+	// FallbackRaw is the selection policy that chooses among the
+	// remote targets of the best zone when no local one is available (a
+	// module of http.reverse_proxy.selection_policies, default
+	// round_robin), or the string "none": no remote target (503). The
+	// bare strings "round_robin" and "random" of earlier configs are
+	// accepted.
+	FallbackRaw json.RawMessage `json:"fallback,omitempty" caddy:"namespace=http.reverse_proxy.selection_policies inline_key=policy"`
 
 	// ZonePriority orders the remote zones: the first one with an
 	// available target takes the traffic.
 	ZonePriority []string `json:"zone_priority,omitempty"`
 
 	base
-	robin atomic.Uint32
-	views views[*atomic.Uint64]
+	fallback reverseproxy.Selector // nil: none
+	subs     subPools
+	views    views[*atomic.Uint64]
 }
 
 // localityState is the per-view state: the zone of each target and the
@@ -90,8 +94,17 @@ func (s *LocalityAware) Provision(ctx caddy.Context) error {
 	if s.Zone == "" {
 		s.Zone = localZone(os.Getenv)
 	}
-	if s.Fallback == "" {
-		s.Fallback = fallbackRoundRobin
+	raw, none, err := guestPolicy(s.FallbackRaw, "locality_aware: fallback", "round_robin", fallbackAliases)
+	if err != nil {
+		return err
+	}
+	if !none {
+		s.FallbackRaw = raw
+		mod, err := ctx.LoadModule(s, "FallbackRaw")
+		if err != nil {
+			return fmt.Errorf("locality_aware: loading the fallback selection policy: %w", err)
+		}
+		s.fallback = mod.(reverseproxy.Selector)
 	}
 	s.views.item = func(tg *Target, _ float64) *atomic.Uint64 { return s.selections(tg.addr) }
 	s.views.finish = func(v, _ *view[*atomic.Uint64]) {
@@ -111,15 +124,6 @@ func (s *LocalityAware) Provision(ctx caddy.Context) error {
 		v.ext = st
 	}
 	return registerMetrics(ctx, s)
-}
-
-// Validate checks the fallback.
-func (s *LocalityAware) Validate() error {
-	switch s.Fallback {
-	case fallbackRoundRobin, fallbackRandom, fallbackNone:
-		return nil
-	}
-	return fmt.Errorf("locality_aware: fallback %q: expected round_robin, random or none", s.Fallback)
 }
 
 // Cleanup removes the policy from the metrics.
@@ -169,7 +173,7 @@ func splitZone(addr string) (zone, rest string) {
 
 // Select prefers the local zone. A retry skips the targets the request
 // was already sent to, when another is available.
-func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, r *http.Request, w http.ResponseWriter) *reverseproxy.Upstream {
 	reg := s.regPool()
 	v := s.views.scanning(s.fb, pool, reg)
 	st := v.ext.(*localityState)
@@ -197,7 +201,7 @@ func (s *LocalityAware) Select(pool reverseproxy.UpstreamPool, r *http.Request, 
 		if i := s.local(pool, v, st, ex); i >= 0 {
 			return i
 		}
-		return s.remote(pool, v, st, ex)
+		return s.remote(pool, v, st, ex, r, w)
 	})
 	if i < 0 {
 		return nil
@@ -228,9 +232,10 @@ func (s *LocalityAware) local(pool reverseproxy.UpstreamPool, v *view[*atomic.Ui
 	return best
 }
 
-// remote picks among the other zones' available targets not in ex.
-func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState, ex *attempts) int {
-	if s.Fallback == fallbackNone {
+// remote lets the fallback policy pick among the best remote zone's
+// available targets not in ex.
+func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.Uint64], st *localityState, ex *attempts, r *http.Request, w http.ResponseWriter) int {
+	if s.fallback == nil {
 		return -1
 	}
 	// The best-ranked zone with an available target.
@@ -250,20 +255,19 @@ func (s *LocalityAware) remote(pool reverseproxy.UpstreamPool, v *view[*atomic.U
 	if count == 0 {
 		return -1
 	}
-	var nth int
-	if s.Fallback == fallbackRandom {
-		nth = s.rnd.IntN(count)
-	} else {
-		nth = int(s.robin.Add(1)-1) % count
-	}
+	sub := s.subs.get(count)
+	defer s.subs.put(sub)
 	for i, u := range pool {
-		if st.local[i] || v.weights[i] <= 0 || st.rank[i] != rank || !ex.avail(u) {
-			continue
+		if !st.local[i] && v.weights[i] > 0 && st.rank[i] == rank && ex.avail(u) {
+			*sub = append(*sub, u)
 		}
-		if nth == 0 {
-			return i
+	}
+	if u := s.fallback.Select(*sub, r, w); u != nil {
+		for i := range pool {
+			if pool[i] == u {
+				return i
+			}
 		}
-		nth--
 	}
 	return -1 // availability changed meanwhile
 }
@@ -279,13 +283,16 @@ func (s *LocalityAware) lbMetrics(_ int64, emit func(string, targetMetrics)) {
 //	    upstream      <id>
 //	    zone          <local zone>
 //	    target_zone   <address> <zone>
-//	    fallback      round_robin|random|none
+//	    fallback      none|<policy> [<args…>] [{ <policy's settings> }]
 //	    zone_priority <zone>...
 //	}
 func (s *LocalityAware) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return parsePolicy(d, &s.Upstream, map[string]func(*caddyfile.Dispenser) error{
-		"zone":     stringArg(&s.Zone),
-		"fallback": stringArg(&s.Fallback),
+		"zone": stringArg(&s.Zone),
+		"fallback": func(d *caddyfile.Dispenser) (err error) {
+			s.FallbackRaw, err = policyFromCaddyfile(d, map[string]string{"none": ""})
+			return err
+		},
 		"target_zone": func(d *caddyfile.Dispenser) error {
 			addr := d.Val()
 			if !d.NextArg() {
@@ -304,7 +311,6 @@ func (s *LocalityAware) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ caddy.Provisioner     = (*LocalityAware)(nil)
-	_ caddy.Validator       = (*LocalityAware)(nil)
 	_ caddy.CleanerUpper    = (*LocalityAware)(nil)
 	_ reverseproxy.Selector = (*LocalityAware)(nil)
 	_ caddyfile.Unmarshaler = (*LocalityAware)(nil)

@@ -1,9 +1,13 @@
 package adaptive
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -64,13 +68,24 @@ func TestLocalityAware(t *testing.T) {
 	if c := count(rr, pool, 30); c["la-c:1"] != 10 || c["la-d:1"] != 10 || c["us-east/la-e:1"] != 10 {
 		t.Fatalf("round robin fallback: %v", c)
 	}
-	rnd := provision(t, &LocalityAware{Zone: "eu-1", Zones: map[string]string{"la-a:1": "eu-1"}, Fallback: fallbackRandom}, nil)
+	rnd := provision(t, &LocalityAware{Zone: "eu-1", Zones: map[string]string{"la-a:1": "eu-1"}, FallbackRaw: json.RawMessage(`"random"`)}, nil)
 	if c := count(rnd, pool, 300); len(c) != 3 {
 		t.Fatalf("random fallback: %v", c)
 	}
-	none := provision(t, &LocalityAware{Zone: "eu-1", Zones: map[string]string{"la-a:1": "eu-1", "la-b:1": "eu-1"}, Fallback: fallbackNone}, nil)
+	none := provision(t, &LocalityAware{Zone: "eu-1", Zones: map[string]string{"la-a:1": "eu-1", "la-b:1": "eu-1"}, FallbackRaw: json.RawMessage(`"none"`)}, nil)
 	if none.Select(pool, nil, nil) != nil {
 		t.Fatal("fallback none selected a remote target")
+	}
+	// Any selection policy chooses among the best remote zone's targets:
+	// first takes the first available of them in pool order.
+	first := provision(t, &LocalityAware{Zone: "eu-1", Zones: map[string]string{"la-a:1": "eu-1", "la-b:1": "eu-1", "la-c:1": "eu-2", "la-d:1": "us-1"}, ZonePriority: []string{"us-1", "eu-2"},
+		FallbackRaw: json.RawMessage(`{"policy":"first"}`)}, nil)
+	if c := count(first, pool, 10); c["la-d:1"] != 10 {
+		t.Fatalf("first fallback in the priority zone: %v", c)
+	}
+	setAvailable(pool[3], false)
+	if c := count(first, pool, 10); c["la-c:1"] != 10 {
+		t.Fatalf("first fallback, next zone: %v", c)
 	}
 }
 
@@ -114,16 +129,39 @@ func TestLocalityConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Upstream != "api" || s.Zone != "eu-1" || s.Zones["10.0.0.1:80"] != "eu-2" || s.Fallback != "random" || strings.Join(s.ZonePriority, ",") != "eu-2,us-1" {
+	if s.Upstream != "api" || s.Zone != "eu-1" || s.Zones["10.0.0.1:80"] != "eu-2" || string(s.FallbackRaw) != `{"policy":"random"}` || strings.Join(s.ZonePriority, ",") != "eu-2,us-1" {
 		t.Fatalf("parsed %+v", &s)
+	}
+	for in, want := range map[string]string{
+		"fallback none":                                `"none"`,
+		"fallback random_choose 3":                     `{"choose":3,"policy":"random_choose"}`,
+		"fallback first":                               `{"policy":"first"}`,
+		"fallback header X-Lb {\n fallback random\n }": `{"fallback":{"policy":"random"},"field":"X-Lb","policy":"header"}`,
+	} {
+		var s LocalityAware
+		if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("locality_aware {\n" + in + "\n}")); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if string(s.FallbackRaw) != want {
+			t.Errorf("%s: %s, want %s", in, s.FallbackRaw, want)
+		}
 	}
 	if err := new(LocalityAware).UnmarshalCaddyfile(caddyfile.NewTestDispenser("locality_aware {\n target_zone a\n}")); err == nil {
 		t.Error("target_zone without zone")
 	}
-	bad := &LocalityAware{Fallback: "nearest"}
-	bad.Provision(testCtx)
-	if bad.Validate() == nil {
-		t.Error("bad fallback accepted")
+	if err := new(LocalityAware).UnmarshalCaddyfile(caddyfile.NewTestDispenser("locality_aware {\n fallback nearest\n}")); err == nil {
+		t.Error("unknown fallback policy accepted")
+	}
+	ctx, cancel := caddy.NewContext(testCtx)
+	defer cancel()
+	for raw, want := range map[string]string{
+		`"nearest"`:            `locality_aware: fallback "nearest": expected a selection policy object or one of none, random, round_robin`,
+		`{"policy":"nearest"}`: "loading the fallback selection policy",
+	} {
+		err := (&LocalityAware{FallbackRaw: json.RawMessage(raw)}).Provision(ctx)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", raw, err, want)
+		}
 	}
 }
 
@@ -168,20 +206,27 @@ func TestDeterministicSubset(t *testing.T) {
 	if len(c3) != 5 || c3[gone] != 0 {
 		t.Fatalf("refill: %v", c3)
 	}
-	lc := provision(t, &DeterministicSubset{ProxyID: "p1", SubsetSize: 2, Inner: innerLeastConnections}, nil)
+	lc := provision(t, &DeterministicSubset{ProxyID: "p1", SubsetSize: 2, InnerRaw: json.RawMessage(`"least_connections"`)}, nil)
 	pair := count(lc, pool, 200)
 	if len(pair) != 2 {
 		t.Fatalf("least connections subset: %v", pair)
 	}
-	for a := range pair {
-		inflight(t, a, 3)
-		defer inflight(t, a, 0)
-		break
+	if _, ok := lc.inner.(*reverseproxy.LeastConnSelection); !ok {
+		t.Fatalf("least_connections is %T, want Caddy's least_conn", lc.inner)
 	}
-	if c := count(lc, pool, 20); len(c) != 1 {
-		t.Fatalf("least connections: %v", c)
+	// Any selection policy chooses within the subset, which it gets in
+	// rank order: first always takes the lowest-ranked available target.
+	first := provision(t, &DeterministicSubset{ProxyID: "p1", SubsetSize: 3, InnerRaw: json.RawMessage(`{"policy":"first"}`)}, nil)
+	c4 := count(first, pool, 20)
+	if len(c4) != 1 {
+		t.Fatalf("first within the subset: %v", c4)
 	}
-	rnd := provision(t, &DeterministicSubset{ProxyID: "p1", SubsetSize: 3, Inner: innerRandom}, nil)
+	for a := range c4 {
+		if _, ok := c3[a]; !ok {
+			t.Fatalf("first chose %s, outside the subset %v", a, c3)
+		}
+	}
+	rnd := provision(t, &DeterministicSubset{ProxyID: "p1", SubsetSize: 3, InnerRaw: json.RawMessage(`"random"`)}, nil)
 	if c := count(rnd, pool, 300); len(c) != 3 {
 		t.Fatalf("random subset: %v", c)
 	}
@@ -202,13 +247,21 @@ func TestSubsetConfig(t *testing.T) {
 	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("deterministic_subset {\n subset_size 4\n proxy_id edge-1\n inner random\n}")); err != nil {
 		t.Fatal(err)
 	}
-	if s.SubsetSize != 4 || s.ProxyID != "edge-1" || s.Inner != "random" {
+	if s.SubsetSize != 4 || s.ProxyID != "edge-1" || string(s.InnerRaw) != `{"policy":"random"}` {
 		t.Fatalf("parsed %+v", &s)
 	}
-	for _, bad := range []*DeterministicSubset{{SubsetSize: -1}, {Inner: "first"}} {
-		bad.Provision(testCtx)
-		if bad.Validate() == nil {
-			t.Errorf("%+v accepted", bad)
+	s = DeterministicSubset{}
+	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("deterministic_subset {\n inner least_connections\n}")); err != nil || string(s.InnerRaw) != `{"policy":"least_conn"}` {
+		t.Fatalf("inner least_connections: %s (%v)", s.InnerRaw, err)
+	}
+	ctx, cancel := caddy.NewContext(testCtx)
+	defer cancel()
+	if bad := (&DeterministicSubset{SubsetSize: -1}); bad.Provision(ctx) != nil || bad.Validate() == nil {
+		t.Errorf("subset_size -1 accepted")
+	}
+	for _, raw := range []string{`"first"`, `{"policy":"nope"}`, `7`} {
+		if err := (&DeterministicSubset{InnerRaw: json.RawMessage(raw)}).Provision(ctx); err == nil {
+			t.Errorf("inner %s accepted", raw)
 		}
 	}
 	env := map[string]string{"SENTINEL_PROXY_ID": "x"}

@@ -2,6 +2,7 @@ package adaptive
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -20,12 +21,9 @@ func init() {
 	caddy.RegisterModule(new(DeterministicSubset))
 }
 
-// The inner policies of deterministic_subset.
-const (
-	innerRoundRobin       = "round_robin"
-	innerRandom           = "random"
-	innerLeastConnections = "least_connections"
-)
+// innerAliases are the inner policies earlier configs named by a bare
+// string, and the selection policies they stand for.
+var innerAliases = map[string]string{"round_robin": "round_robin", "random": "random", "least_connections": "least_conn"}
 
 // DeterministicSubset makes each proxy talk to a small, stable subset of
 // a large pool (fewer connections on both sides): targets are ranked by
@@ -45,12 +43,16 @@ type DeterministicSubset struct {
 	// host name, else a random id per process as in the original).
 	ProxyID string `json:"proxy_id,omitempty"`
 
-	// Inner is the policy within the subset: round_robin (default),
-	// random or least_connections.
-	Inner string `json:"inner,omitempty"`
+	// InnerRaw is the selection policy within the subset (a module of
+	// http.reverse_proxy.selection_policies, default round_robin); it
+	// chooses among the subset's available targets. The bare strings
+	// "round_robin", "random" and "least_connections" of earlier configs
+	// are accepted.
+	InnerRaw json.RawMessage `json:"inner,omitempty" caddy:"namespace=http.reverse_proxy.selection_policies inline_key=policy"`
 
 	base
-	robin atomic.Uint32
+	inner reverseproxy.Selector
+	subs  subPools
 	views views[*atomic.Uint64]
 }
 
@@ -70,9 +72,16 @@ func (s *DeterministicSubset) Provision(ctx caddy.Context) error {
 	if s.SubsetSize == 0 {
 		s.SubsetSize = 10
 	}
-	if s.Inner == "" {
-		s.Inner = innerRoundRobin
+	raw, _, err := guestPolicy(s.InnerRaw, "deterministic_subset: inner", "round_robin", innerAliases)
+	if err != nil {
+		return err
 	}
+	s.InnerRaw = raw
+	mod, err := ctx.LoadModule(s, "InnerRaw")
+	if err != nil {
+		return fmt.Errorf("deterministic_subset: loading the inner selection policy: %w", err)
+	}
+	s.inner = mod.(reverseproxy.Selector)
 	if s.ProxyID == "" {
 		s.ProxyID = defaultProxyID(os.Getenv, os.Hostname)
 	}
@@ -86,11 +95,7 @@ func (s *DeterministicSubset) Validate() error {
 	if s.SubsetSize < 1 || s.SubsetSize > 1024 {
 		return fmt.Errorf("deterministic_subset: subset_size must be between 1 and 1024")
 	}
-	switch s.Inner {
-	case innerRoundRobin, innerRandom, innerLeastConnections:
-		return nil
-	}
-	return fmt.Errorf("deterministic_subset: inner %q: expected round_robin, random or least_connections", s.Inner)
+	return nil
 }
 
 // Cleanup removes the policy from the metrics.
@@ -126,12 +131,12 @@ func (s *DeterministicSubset) rank(addrs []string) []int {
 // nothing.
 const maxStackSubset = 64
 
-// Select picks within the subset.
+// Select lets the inner policy pick within the subset.
 //
 // A retry leaves out the targets the request was already sent to (the
 // next target in the order takes their place, as for an unhealthy one),
 // when another is available.
-func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
+func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, r *http.Request, w http.ResponseWriter) *reverseproxy.Upstream {
 	v := s.views.get(s.fb, pool, s.regPool())
 	order, _ := v.ext.([]int)
 	var buf [maxStackSubset]int
@@ -157,31 +162,19 @@ func (s *DeterministicSubset) Select(pool reverseproxy.UpstreamPool, r *http.Req
 	if len(subset) == 0 {
 		return nil
 	}
-	var i int
-	switch s.Inner {
-	case innerRandom:
-		i = subset[s.rnd.IntN(len(subset))]
-	case innerLeastConnections:
-		i = -1
-		var least int64
-		ties := 0
-		for _, j := range subset {
-			c := v.targets[j].InFlight()
-			switch {
-			case i < 0 || c < least:
-				i, least, ties = j, c, 1
-			case c == least:
-				ties++
-				if s.rnd.IntN(ties) == 0 {
-					i = j
-				}
-			}
-		}
-	default:
-		i = subset[int(s.robin.Add(1)-1)%len(subset)]
+	sub := s.subs.get(len(subset))
+	defer s.subs.put(sub)
+	for _, i := range subset {
+		*sub = append(*sub, pool[i])
 	}
-	v.items[i].Add(1)
-	return pool[i]
+	u := s.inner.Select(*sub, r, w)
+	for _, i := range subset {
+		if pool[i] == u {
+			v.items[i].Add(1)
+			break
+		}
+	}
+	return u
 }
 
 // lbMetrics reports the selections of each target.
@@ -195,13 +188,19 @@ func (s *DeterministicSubset) lbMetrics(_ int64, emit func(string, targetMetrics
 //	    upstream    <id>
 //	    subset_size <n>
 //	    proxy_id    <id>
-//	    inner       round_robin|random|least_connections
+//	    inner       <policy> [<args…>] [{ <policy's settings> }]
 //	}
+//
+// The inner policy is any selection policy (least_connections stands for
+// least_conn).
 func (s *DeterministicSubset) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return parsePolicy(d, &s.Upstream, map[string]func(*caddyfile.Dispenser) error{
 		"subset_size": intArg(&s.SubsetSize),
 		"proxy_id":    stringArg(&s.ProxyID),
-		"inner":       stringArg(&s.Inner),
+		"inner": func(d *caddyfile.Dispenser) (err error) {
+			s.InnerRaw, err = policyFromCaddyfile(d, map[string]string{"least_connections": "least_conn"})
+			return err
+		},
 	})
 }
 

@@ -88,16 +88,11 @@ func (s *Untried) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if name == "sentinel_untried" {
 		return d.Err("sentinel_untried cannot wrap itself")
 	}
-	modID := "http.reverse_proxy.selection_policies." + name
-	unm, err := caddyfile.UnmarshalModule(d, modID)
+	raw, err := policyFromCaddyfile(d, nil)
 	if err != nil {
 		return err
 	}
-	sel, ok := unm.(reverseproxy.Selector)
-	if !ok {
-		return d.Errf("module %s (%T) is not a selection policy", modID, unm)
-	}
-	s.InnerRaw = caddyconfig.JSONModuleObject(sel, "policy", name, nil)
+	s.InnerRaw = raw
 	return nil
 }
 

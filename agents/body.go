@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -95,7 +96,7 @@ func (st *reqState) requestBody(w http.ResponseWriter) (bool, error) {
 		}
 		data, complete, err := readUpTo(orig, n)
 		if err != nil {
-			return true, st.h.failStatus(w, "", http.StatusBadRequest)
+			return true, failError(http.StatusBadRequest, fmt.Errorf("reading the request body: %w", err))
 		}
 		if complete {
 			return st.bufferedBody(w, pl, data)
@@ -104,7 +105,7 @@ func (st *reqState) requestBody(w http.ResponseWriter) (bool, error) {
 			// Over every agent's limit: too large for all of them.
 			for _, ru := range pl.runs {
 				if ru.failClosed() {
-					return true, st.h.fail(w, ru.f.Agent, EventRequestBody, errTooLarge, false)
+					return true, st.h.fail(ru.f.Agent, EventRequestBody, errTooLarge, false)
 				}
 				st.h.skipAgent(ru, EventRequestBody, errTooLarge)
 			}
@@ -132,7 +133,7 @@ func (st *reqState) bufferedBody(w http.ResponseWriter, pl *bodyPlan, data []byt
 		}
 		if int64(len(data)) > ru.maxBody(false) {
 			if ru.failClosed() {
-				return true, st.h.fail(w, ru.f.Agent, EventRequestBody, errTooLarge, false)
+				return true, st.h.fail(ru.f.Agent, EventRequestBody, errTooLarge, false)
 			}
 			st.h.skipAgent(ru, EventRequestBody, errTooLarge)
 			continue
@@ -142,7 +143,7 @@ func (st *reqState) bufferedBody(w http.ResponseWriter, pl *bodyPlan, data []byt
 		res := ru.p.call(r.Context(), ev, ru.s.chunkTO, ru.client)
 		if res.err != nil {
 			if ru.failClosed() {
-				return true, st.h.fail(w, ru.f.Agent, EventRequestBody, res.err, true)
+				return true, st.h.fail(ru.f.Agent, EventRequestBody, res.err, true)
 			}
 			st.h.skipAgent(ru, EventRequestBody, res.err)
 			continue

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
+	"github.com/sentinel-proxy/sentinel/internal/httperr"
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
 
@@ -255,7 +256,7 @@ var errStopped = errors.New("request stopped by an agent")
 // ServeHTTP runs the agents around the rest of the chain.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	st := &reqState{h: h, r: r, corr: correlationID(r), start: time.Now()}
-	any := false
+	active := false
 	seen := map[string]int{}
 	for _, f := range h.Filters {
 		ru := &run{f: f, p: h.app.pool(f.Agent), corr: st.corr}
@@ -265,7 +266,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		seen[f.Agent]++
 		if ru.p != nil {
 			ru.s = ru.p.s
-			any = true
+			active = true
 		}
 		st.runs = append(st.runs, ru)
 	}
@@ -274,13 +275,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for _, ru := range st.runs {
 		if ru.p == nil {
 			if ru.f.failClosed != nil && *ru.f.failClosed {
-				return h.fail(w, ru.f.Agent, EventRequestHeaders, errAgentDown, true)
+				return h.fail(ru.f.Agent, EventRequestHeaders, errAgentDown, true)
 			}
 			metrics.skipped.WithLabelValues(ru.f.Agent, EventRequestHeaders, "failure").Inc()
 			ru.skip = true
 		}
 	}
-	if !any {
+	if !active {
 		return next.ServeHTTP(w, r)
 	}
 	if done, err := st.requestHeaders(w); done {
@@ -296,6 +297,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	} else if ferr := rw.finish(); ferr != nil {
 		err = ferr
 	}
+	if rw.failure != nil {
+		err = rw.failure
+	}
 	st.complete(rw)
 	if rw.aborted {
 		panic(http.ErrAbortHandler)
@@ -308,7 +312,7 @@ func (st *reqState) answer(w http.ResponseWriter, a *stopAnswer) error {
 	if a.decision != nil {
 		return st.h.decide(w, st.r, a.agent, *a.decision, st.respOps)
 	}
-	return st.h.failStatus(w, a.agent, a.status)
+	return failError(a.status, a.err)
 }
 
 // requestHeaders fans the request headers out to the agents in parallel;
@@ -374,7 +378,7 @@ func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
 		ru.client = res.client
 		if res.err != nil {
 			if ru.failClosed() {
-				return true, st.h.fail(w, ru.f.Agent, EventRequestHeaders, res.err, true)
+				return true, st.h.fail(ru.f.Agent, EventRequestHeaders, res.err, true)
 			}
 			st.h.skipAgent(ru, EventRequestHeaders, res.err)
 			continue
@@ -482,24 +486,30 @@ func failureStatus(err error) int {
 	return http.StatusServiceUnavailable
 }
 
-// fail answers a fail-closed failure.
-func (h *Handler) fail(w http.ResponseWriter, agent, event string, err error, log bool) error {
+// fail logs a fail-closed failure and returns its error.
+func (h *Handler) fail(agent, event string, err error, log bool) error {
 	if log {
 		h.log.Warn("agent failed (fail-closed)", zap.String("agent", agent), zap.String("event", event), zap.Error(err))
 	}
-	return h.failStatus(w, agent, failureStatus(err))
+	return failError(failureStatus(err), err)
 }
 
-func (h *Handler) failStatus(w http.ResponseWriter, agent string, status int) error {
-	text := map[int]string{504: "Gateway timeout", 413: "Payload too large"}[status]
+// failError is the handler error of a failure the proxy answers itself
+// (no agent decided it): Caddy's logs and error routes see it, and the
+// error route of the KDL adapter's listeners answers
+// `{"error":"Service unavailable","status":503,…}` (or "Gateway
+// timeout", "Payload too large", "Bad request"). The cause is only
+// logged.
+func failError(status int, cause error) error {
+	text := map[int]string{
+		http.StatusGatewayTimeout:        "Gateway timeout",
+		http.StatusRequestEntityTooLarge: "Payload too large",
+		http.StatusBadRequest:            "Bad request",
+	}[status]
 	if text == "" {
 		text = "Service unavailable"
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(text))
-	return nil
+	return caddyhttp.Error(status, &httperr.Public{Message: text, Err: cause})
 }
 
 // decide answers a block, redirect or challenge decision. ops are the

@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/agents/sdk"
+	"github.com/sentinel-proxy/sentinel/internal/httperr"
 )
 
 func uds(id, path string, mods ...func(*AgentConfig)) *AgentConfig {
@@ -541,5 +543,47 @@ func TestClientDisconnectCancels(t *testing.T) {
 	<-done
 	if counter(t, "c", "request_headers", "canceled") < 1 {
 		t.Fatal("canceled call not counted")
+	}
+}
+
+// TestFailureIsHandlerError: a fail-closed failure is the handler's
+// error (caddyhttp.Error with a public message), for Caddy's logs and
+// error routes, not a response written by the handler; in the response
+// phase nothing of the upstream's response goes out.
+func TestFailureIsHandlerError(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	path := serveAgent(t, &scripted{
+		headers: func(*protocol.RequestHeaders) *protocol.Response { <-hang; return nil },
+		respHdr: func(*protocol.ResponseHeaders) *protocol.Response { <-hang; return nil },
+	}, protocol.EventRequestHeaders, protocol.EventResponseHeaders)
+	cfg := func(c *AgentConfig) {
+		c.Timeout = caddy.Duration(50 * time.Millisecond)
+		c.FailureMode = "closed"
+		c.Events = []string{"request_headers", "response_headers"}
+	}
+	app := testApp(t, uds("fe", path, cfg))
+	for phase, want := range map[string]int{"request": 504, "response": 504} {
+		h := testHandler(t, app, &Filter{Agent: "fe", Phase: phase})
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/", nil)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		err := h.ServeHTTP(w, r, &upstream{reply: "upstream secret"})
+		he, ok := err.(caddyhttp.HandlerError)
+		if !ok || he.StatusCode != want {
+			t.Fatalf("%s: %#v, want a %d handler error", phase, err, want)
+		}
+		if p := httperr.As(err); p == nil || p.Message != "Gateway timeout" || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: public part %+v of %v", phase, p, err)
+		}
+		if w.Body.Len() != 0 || w.Header().Get("X-Upstream") != "" || w.Header().Get("Content-Type") != "" {
+			t.Errorf("%s: written %v %q", phase, w.Header(), w.Body.String())
+		}
+		if breaker := app.pools["fe"].brk; breaker.current() == breakerOpen {
+			breaker.success()
+		}
+	}
+	if got := failError(http.StatusBadRequest, nil); httperr.As(got).Message != "Bad request" {
+		t.Errorf("400: %v", got)
 	}
 }

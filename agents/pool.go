@@ -395,8 +395,9 @@ func outcomeLabel(err error) string {
 	return "error"
 }
 
-// drain stops new calls, lets in-flight ones finish within the drain
-// timeout, then closes the connections (cancelling what is left) and
+// drain stops new calls, lets the in-flight and queued ones finish
+// within the drain timeout (woken by the limiter as each one ends, no
+// polling), then closes the connections (cancelling what is left) and
 // waits for the pool's goroutines. It runs once; drained is closed at
 // the end.
 func (p *pool) drain() {
@@ -404,13 +405,8 @@ func (p *pool) drain() {
 		<-p.drained
 		return
 	}
-	deadline := time.Now().Add(p.s.drainTO)
-	tick := time.NewTicker(10 * time.Millisecond)
-	for (p.lim.inFlight() > 0 || p.lim.queueDepth() > 0) && time.Now().Before(deadline) {
-		<-tick.C
-	}
-	tick.Stop()
-	if n := p.lim.inFlight(); n > 0 {
+	if idle := p.lim.waitIdle(time.Now().Add(p.s.drainTO)); !idle && p.lim.inFlight() > 0 {
+		n := p.lim.inFlight()
 		p.log.Warn("agent drain timeout: cancelling in-flight calls", zap.Int("in_flight", n))
 	}
 	p.cancel()

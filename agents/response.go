@@ -22,9 +22,10 @@ type respWriter struct {
 
 	wroteHeader bool
 	status      int
-	hijacked    bool // the proxy answered instead of the upstream
-	aborted     bool // an agent stopped a response already under way
-	passed      bool // the real WriteHeader happened
+	hijacked    bool  // the proxy answered instead of the upstream
+	failure     error // a fail-closed failure replacing the response
+	aborted     bool  // an agent stopped a response already under way
+	passed      bool  // the real WriteHeader happened
 	buffering   bool
 	buf         bytes.Buffer
 	index       uint32
@@ -116,7 +117,7 @@ func (rw *respWriter) WriteHeader(code int) {
 			res := ru.p.call(st.r.Context(), ev, ru.timeout(), ru.client)
 			if res.err != nil {
 				if ru.failClosed() {
-					rw.hijack(func(w http.ResponseWriter) { _ = st.h.fail(w, ru.f.Agent, EventResponseHeaders, res.err, true) })
+					rw.fail(st.h.fail(ru.f.Agent, EventResponseHeaders, res.err, true))
 					return
 				}
 				st.h.skipAgent(ru, EventResponseHeaders, res.err)
@@ -158,6 +159,14 @@ func (rw *respWriter) hijack(answer func(http.ResponseWriter)) {
 		delete(rw.w.Header(), k)
 	}
 	answer(&sizeWriter{ResponseWriter: rw.w, rw: &respWriter{}})
+}
+
+// fail replaces the response with a failure, which the handler returns
+// as its error: the server's error routes write it, nothing of the
+// upstream's goes out.
+func (rw *respWriter) fail(err error) {
+	rw.hijack(func(http.ResponseWriter) {})
+	rw.failure = err
 }
 
 // Write buffers or streams the body through the agents.
@@ -251,9 +260,7 @@ func (rw *respWriter) tooLarge() bool {
 			continue
 		}
 		if ru.failClosed() {
-			rw.hijack(func(w http.ResponseWriter) {
-				_ = st.h.fail(w, ru.f.Agent, EventResponseBody, errTooLarge, false)
-			})
+			rw.fail(st.h.fail(ru.f.Agent, EventResponseBody, errTooLarge, false))
 			return false
 		}
 		st.h.skipAgent(ru, EventResponseBody, errTooLarge)
@@ -296,7 +303,7 @@ func (rw *respWriter) chunk(data []byte, last bool) error {
 		if res.err != nil {
 			if ru.failClosed() {
 				if !rw.passed {
-					rw.hijack(func(w http.ResponseWriter) { _ = st.h.fail(w, ru.f.Agent, EventResponseBody, res.err, true) })
+					rw.fail(st.h.fail(ru.f.Agent, EventResponseBody, res.err, true))
 					return nil
 				}
 				rw.aborted = true

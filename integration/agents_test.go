@@ -408,13 +408,19 @@ func TestAgentsFaults(t *testing.T) {
 		id   string
 		want []int
 	}{{"crash", []int{503}}, {"garbage", []int{503, 504}}, {"huge", []int{503, 504}}, {"hang", []int{504}}} {
-		status, _, _ := get(t, c, "GET", base+"/"+x.id+"-closed/", nil)
+		status, body, hdr := get(t, c, "GET", base+"/"+x.id+"-closed/", nil)
 		ok := false
 		for _, w := range x.want {
 			ok = ok || status == w
 		}
 		if !ok {
 			t.Errorf("%s fail-closed: %d, want %v", x.id, status, x.want)
+		}
+		// The failure goes through the listener's error route: JSON
+		// naming the status, never the agent's error.
+		want := map[int]string{503: `{"error":"Service unavailable","status":503,`, 504: `{"error":"Gateway timeout","status":504,`}[status]
+		if !strings.HasPrefix(body, want) || hdr.Get("Content-Type") != "application/json" {
+			t.Errorf("%s fail-closed body: %v %q", x.id, hdr, body)
 		}
 	}
 	// Open: the agent is skipped, the backend answers.
@@ -600,8 +606,8 @@ func TestAgentsBodyModesAndLimits(t *testing.T) {
 			t.Errorf("%s block: %d %q", p, status, body)
 		}
 	}
-	if status, _ := post("/small", strings.Repeat("x", 500)); status != 413 {
-		t.Errorf("over the limit, fail-closed: %d", status)
+	if status, body := post("/small", strings.Repeat("x", 500)); status != 413 || !strings.HasPrefix(body, `{"error":"Payload too large","status":413,`) {
+		t.Errorf("over the limit, fail-closed: %d %q", status, body)
 	}
 	if status, body := post("/headers", long); status != 200 || body != long {
 		t.Errorf("no body agent: %d len %d", status, len(body))

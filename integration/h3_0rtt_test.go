@@ -127,8 +127,9 @@ upstreams { upstream "b" { target %q; }; }
 			t.Fatal(err)
 		}
 		if !strings.Contains(string(cfg), `"allow_0rtt":false`) {
-			// Caddy accepts 0-RTT when allow_0rtt is absent.
-			t.Skip("the KDL adapter does not yet set allow_0rtt false by default: 0-RTT is on unless opted out")
+			// Caddy accepts 0-RTT when allow_0rtt is absent: the adapter
+			// must say false on every TLS listener.
+			t.Fatalf("the KDL adapter does not set allow_0rtt false by default: 0-RTT is on unless opted out:\n%s", cfg)
 		}
 		loadKDL(t, kdl(listen, ""))
 		if got := earlyDataSeen(t, "https://"+listen+"/"); got != "early-data=" {

@@ -24,8 +24,7 @@ func (a *adapter) caddyConfig() obj {
 		id := l.Args[0].Str
 		servers[id] = a.mapListener(l)
 	}
-	metrics := a.mapMetrics(servers, httpApp)
-	_ = metrics
+	a.mapMetrics(servers, httpApp)
 	httpApp["servers"] = servers
 
 	if logging := a.mapLogging(servers); logging != nil {

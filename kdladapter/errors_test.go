@@ -529,3 +529,33 @@ upstreams { upstream "u" { target "zone=,127.0.0.1:1"; load-balancing "locality-
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestGuestPolicies: locality_aware's fallback and deterministic_subset's
+// inner policy become selection policy modules ("none" stays a string);
+// an unknown name is an error at its position.
+func TestGuestPolicies(t *testing.T) {
+	for kdl, want := range map[string]string{
+		`load-balancing "locality" { fallback "random"; }`:            `"fallback":{"policy":"random"}`,
+		`load-balancing "locality" { fallback "none"; }`:              `"fallback":"none"`,
+		`load-balancing "locality" { fallback "least-connections"; }`: `"fallback":{"policy":"least_conn"}`,
+		`load-balancing "subset" { inner "least_connections"; }`:      `"inner":{"policy":"least_conn"}`,
+		`load-balancing "subset" { inner "round_robin"; }`:            `"inner":{"policy":"round_robin"}`,
+		`load-balancing "subset" { inner "p2c"; }`:                    `"inner":{"policy":"p2c"}`,
+	} {
+		out, _ := mustAdapt(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; `+kdl+` }; }`)
+		if !strings.Contains(string(out), want) {
+			t.Errorf("%s: no %s in %s", kdl, want, out)
+		}
+	}
+	for kdl, want := range map[string]string{
+		`load-balancing "locality" { fallback "nearest"; }`: `fallback "nearest" of load-balancing "locality_aware": expected round_robin, random, least_connections, ip_hash, p2c or none`,
+		`load-balancing "subset" { inner "none"; }`:         `inner "none" of load-balancing "deterministic_subset": expected round_robin, random, least_connections, ip_hash, p2c`,
+	} {
+		_, _, err := Adapt("t.kdl", []byte(minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; `+kdl+` }; }`), noEnv, OSFiles{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", kdl, err, want)
+		}
+	}
+}

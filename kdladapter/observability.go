@@ -16,7 +16,7 @@ const accessLogName = "sentinel_access"
 // mapMetrics serves Prometheus metrics at observability.metrics'
 // address and path: on the listener with that address, or on a server of
 // its own. It enables Caddy's HTTP metrics whenever metrics are served.
-func (a *adapter) mapMetrics(servers obj, httpApp obj) bool {
+func (a *adapter) mapMetrics(servers obj, httpApp obj) {
 	m := setting(a.observability, "metrics")
 	enabled := m != nil
 	if n := setting(m, "enabled"); n != nil {
@@ -70,7 +70,6 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) bool {
 	if enabled || a.metricsUsed {
 		httpApp["metrics"] = obj{}
 	}
-	return enabled
 }
 
 // accessLogEnabled reports whether observability.logging.access-log is on.

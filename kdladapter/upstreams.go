@@ -2,6 +2,7 @@ package kdladapter
 
 import (
 	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -88,7 +89,13 @@ const (
 	tBool
 	tString
 	tStrings
+	tPolicy     // a guest selection policy: {"policy": …}
+	tPolicyNone // the same, or "none"
 )
+
+// guestPolicies are the algorithms locality_aware's fallback and
+// deterministic_subset's inner policy can name in KDL.
+var guestPolicies = []string{"round_robin", "random", "least_connections", "ip_hash", "p2c"}
 
 // lbTunables lists the child settings of `load-balancing "<name>" { … }`
 // per algorithm: KDL key → JSON field of the selection policy.
@@ -122,9 +129,9 @@ var lbTunables = map[string]map[string]struct {
 	},
 	"maglev": {"key": {"key", tString}, "key-name": {"key_name", tString}, "table-size": {"table_size", tInt}},
 	"locality_aware": {
-		"zone": {"zone", tString}, "fallback": {"fallback", tString}, "zone-priority": {"zone_priority", tStrings},
+		"zone": {"zone", tString}, "fallback": {"fallback", tPolicyNone}, "zone-priority": {"zone_priority", tStrings},
 	},
-	"deterministic_subset": {"subset-size": {"subset_size", tInt}, "proxy-id": {"proxy_id", tString}, "inner": {"inner", tString}},
+	"deterministic_subset": {"subset-size": {"subset_size", tInt}, "proxy-id": {"proxy_id", tString}, "inner": {"inner", tPolicy}},
 }
 
 // tunables reads the child settings of a load-balancing node.
@@ -164,6 +171,18 @@ func (a *adapter) tunables(id, algo string, n *kdl.Node, out obj) {
 			}
 		case tStrings:
 			out[t.field] = a.strs(c)
+		case tPolicy, tPolicyNone:
+			if s, ok := a.str(c); ok {
+				if p := guestPolicy(s, t.kind == tPolicyNone); p != nil {
+					out[t.field] = p
+				} else {
+					want := strings.Join(guestPolicies, ", ")
+					if t.kind == tPolicyNone {
+						want += " or none"
+					}
+					a.d.errorf(c.Args[0].Pos, "upstream %q: %s %q of load-balancing %q: expected %s", id, c.Name, s, algo, want)
+				}
+			}
 		}
 	}
 }
@@ -366,6 +385,20 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 		a.tunables(id, algo, n, out)
 	}
 	return out
+}
+
+// guestPolicy is the JSON of a delegated selection policy named in KDL,
+// or nil when the name is not one of guestPolicies (nor "none" when
+// allowed).
+func guestPolicy(name string, none bool) any {
+	if none && strings.EqualFold(name, "none") {
+		return "none"
+	}
+	algo := lbNames[strings.ToLower(name)]
+	if slices.Contains(guestPolicies, algo) {
+		return obj{"policy": lbCaddy[algo]}
+	}
+	return nil
 }
 
 // sticky maps `load-balancing "sticky" { … }` to Caddy's cookie policy.

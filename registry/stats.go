@@ -19,11 +19,12 @@ func (r *Registry) Stats(address string) *TargetStats {
 	return s.(*TargetStats)
 }
 
-// Start counts a request sent to the target; call the returned function
-// exactly once when it is over (failed reports an error or 5xx).
+// Start counts a request sent to the target; end it with Done exactly
+// once.
 func (s *TargetStats) Start() { s.inFlight.Add(1); s.requests.Add(1) }
 
-// Done ends a request started with Start.
+// Done ends a request started with Start (failed reports an error or
+// 5xx).
 func (s *TargetStats) Done(failed bool) {
 	s.inFlight.Add(-1)
 	if failed {

@@ -1,6 +1,7 @@
 package upstreamview
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -94,8 +95,10 @@ func TestViewFollowsWeightPatch(t *testing.T) {
 		{Host: new(reverseproxy.Host), Dial: "127.0.0.1:7201"},
 		{Host: new(reverseproxy.Host), Dial: "127.0.0.1:7202"},
 	}
+	ctx, cancel := caddy.NewContext(registry.WithRegistry(caddy.Context{Context: context.Background()}, reg)) // inner/fallback policies are loaded modules
+	defer cancel()
 	for _, p := range policies {
-		if err := p.(caddy.Provisioner).Provision(registry.WithRegistry(caddy.Context{}, reg)); err != nil {
+		if err := p.(caddy.Provisioner).Provision(ctx); err != nil {
 			t.Fatal(err)
 		}
 		defer p.(caddy.CleanerUpper).Cleanup()

@@ -3,6 +3,8 @@ package builtin
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/sentinel-proxy/sentinel/internal/httperr"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -181,6 +184,26 @@ func TestRegistryKinds(t *testing.T) {
 		js, _ := json.Marshal(body)
 		if status != c.code || !strings.Contains(string(js), c.want) || !strings.Contains(string(js), `"id":"abc"`) {
 			t.Errorf("error %d: %d %s", c.code, status, js)
+		}
+	}
+	// A public error gives the message and extra fields; the cause and a
+	// field named like the body's own keys stay out.
+	for err, want := range map[error]string{
+		caddyhttp.Error(503, &httperr.Public{Message: "wasm plugin failure", Fields: map[string]string{"plugin": "p", "reason": "trap", "status": "x"}, Err: errors.New("secret cause")}): `{"error":"wasm plugin failure","id":"abc","plugin":"p","reason":"trap","status":503}`,
+		caddyhttp.Error(504, fmt.Errorf("wrapped: %w", &httperr.Public{Message: "Gateway timeout"})):                                                                                      `{"error":"Gateway timeout","status":504,"id":"abc"}`,
+		caddyhttp.Error(503, errors.New("dial tcp 10.0.0.1:80: refused")):                                                                                                                 `{"error":"no upstream target is available","status":503,"id":"abc"}`,
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		repl := caddy.NewReplacer()
+		he := err.(caddyhttp.HandlerError)
+		repl.Set("http.error", err)
+		repl.Set("http.error.status_code", he.StatusCode)
+		repl.Set("http.error.id", "abc")
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+		_, body := b.handlerError(r)
+		js, _ := json.Marshal(body)
+		if string(js) != want {
+			t.Errorf("%v: %s, want %s", err, js, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
+	"github.com/sentinel-proxy/sentinel/internal/httperr"
 	"github.com/sentinel-proxy/sentinel/internal/upstreamview"
 )
 
@@ -91,10 +92,17 @@ func (b *Builtin) config(*http.Request) (int, any) {
 
 // handlerError answers the error being handled by a server's error
 // routes. The body names the status, not the internal cause (which may
-// hold upstream addresses): that is in the log, under the same id.
+// hold upstream addresses): that is in the log, under the same id. An
+// httperr.Public error gives the body's message and extra fields itself.
 func (b *Builtin) handlerError(r *http.Request) (int, any) {
 	status, id := http.StatusInternalServerError, ""
+	var pub *httperr.Public
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if v, ok := repl.Get("http.error"); ok {
+			if err, ok := v.(error); ok {
+				pub = httperr.As(err)
+			}
+		}
 		if v, ok := repl.Get("http.error.status_code"); ok {
 			if code, ok := v.(int); ok && code >= 400 && code <= 599 {
 				status = code
@@ -112,6 +120,24 @@ func (b *Builtin) handlerError(r *http.Request) (int, any) {
 		msg = "the upstream did not answer in time"
 	case http.StatusRequestEntityTooLarge:
 		msg = "request body too large"
+	}
+	if pub != nil {
+		if pub.Message != "" {
+			msg = pub.Message
+		}
+		if len(pub.Fields) > 0 {
+			body := make(map[string]any, len(pub.Fields)+3)
+			for k, v := range pub.Fields {
+				body[k] = v
+			}
+			body["error"], body["status"] = msg, status
+			if id != "" {
+				body["id"] = id
+			} else {
+				delete(body, "id")
+			}
+			return status, body
+		}
 	}
 	return status, errorBodyWithID{Error: msg, Status: status, ID: id}
 }

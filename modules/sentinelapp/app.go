@@ -148,7 +148,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, u := range a.Upstreams {
 		specs = append(specs, registry.UpstreamSpec{ID: u.ID, Targets: u.Targets})
 		if u.HealthCheck != nil {
-			c, err := newChecker(u.ID, *u.HealthCheck, a.reg, a.logger)
+			c, err := newChecker(ctx, u.ID, *u.HealthCheck, a.reg, a.logger)
 			if err != nil {
 				return fmt.Errorf("upstream %q: health check: %w", u.ID, err)
 			}

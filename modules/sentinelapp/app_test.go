@@ -18,6 +18,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/adaptive"
 	_ "github.com/sentinel-proxy/sentinel/kdladapter"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
+	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
 	_ "github.com/sentinel-proxy/sentinel/modules/routeguard"
 	_ "github.com/sentinel-proxy/sentinel/modules/routematch"

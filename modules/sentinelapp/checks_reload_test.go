@@ -1,6 +1,7 @@
 package sentinelapp
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -99,8 +100,10 @@ func TestNewChecksWaitForTheOldConfigsStop(t *testing.T) {
 	reg := registry.New()
 	target := strings.TrimPrefix(srv.URL, "http://")
 	reg.Reconcile([]registry.UpstreamSpec{{ID: "turn", Targets: []registry.TargetSpec{{Address: target}}}}, nil)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
 	app := func(path string) *App {
-		c, err := newChecker("turn", HealthCheck{Type: "http", Path: path, Interval: caddy.Duration(2 * time.Millisecond), Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
+		c, err := newChecker(ctx, "turn", HealthCheck{Type: "http", Path: path, Interval: caddy.Duration(2 * time.Millisecond), Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}

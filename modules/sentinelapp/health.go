@@ -4,26 +4,27 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // HealthCheck configures the active checks of an upstream's targets.
+// The check itself is a module of sentinel.health_checks (http, tcp,
+// grpc, or any other registered), given in Check; the flat fields Type,
+// Path, Host, ExpectStatus, Service and TLS are the shorthand for the
+// three built-in ones (what the KDL adapter writes).
 type HealthCheck struct {
+	// CheckRaw is the check module, named by its "type":
+	// `{"type":"http","path":"/ready"}`. Instead of the flat fields.
+	CheckRaw json.RawMessage `json:"check,omitempty" caddy:"namespace=sentinel.health_checks inline_key=type"`
 	// Type is "http" (default), "tcp" or "grpc" (grpc.health.v1).
 	Type string `json:"type,omitempty"`
 	// Path is the HTTP path to GET (default "/health").
@@ -81,27 +82,26 @@ func (t *HealthTLS) config() (*tls.Config, error) {
 type checker struct {
 	upstream string
 	hc       HealthCheck
+	check    Checker
 	reg      *registry.Registry
 	logger   *zap.Logger
-	client   *http.Client
-	tlsConf  *tls.Config
 	mu       sync.Mutex
 	streak   map[string]int // address → consecutive results (+ pass, - fail)
 }
 
-func newChecker(upstream string, hc HealthCheck, reg *registry.Registry, logger *zap.Logger) (*checker, error) {
-	switch hc.Type {
-	case "":
-		hc.Type = "http"
-	case "http", "tcp", "grpc":
-	default:
-		return nil, fmt.Errorf("unknown type %q (http, tcp, grpc)", hc.Type)
+func newChecker(ctx caddy.Context, upstream string, hc HealthCheck, reg *registry.Registry, logger *zap.Logger) (*checker, error) {
+	raw, err := hc.checkRaw()
+	if err != nil {
+		return nil, err
 	}
-	if hc.Path == "" {
-		hc.Path = "/health"
+	hc.CheckRaw = raw
+	mod, err := ctx.LoadModule(&hc, "CheckRaw")
+	if err != nil {
+		return nil, err
 	}
-	if !strings.HasPrefix(hc.Path, "/") {
-		return nil, fmt.Errorf("path %q must start with /", hc.Path)
+	check, ok := mod.(Checker)
+	if !ok {
+		return nil, fmt.Errorf("module %T is not a health check", mod)
 	}
 	if hc.Interval <= 0 {
 		hc.Interval = caddy.Duration(10 * time.Second)
@@ -115,22 +115,9 @@ func newChecker(upstream string, hc HealthCheck, reg *registry.Registry, logger 
 	if hc.Unhealthy <= 0 {
 		hc.Unhealthy = 3
 	}
-	var tlsConf *tls.Config
-	if hc.TLS != nil {
-		var err error
-		if tlsConf, err = hc.TLS.config(); err != nil {
-			return nil, err
-		}
-	}
 	return &checker{
-		upstream: upstream, hc: hc, reg: reg, logger: logger.With(zap.String("upstream", upstream)),
-		client: &http.Client{
-			Timeout:       time.Duration(hc.Timeout),
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tlsConf},
-		},
-		tlsConf: tlsConf,
-		streak:  map[string]int{},
+		upstream: upstream, hc: hc, check: check, reg: reg, logger: logger.With(zap.String("upstream", upstream)),
+		streak: map[string]int{},
 	}, nil
 }
 
@@ -169,7 +156,7 @@ func (c *checker) round(stop <-chan struct{}) {
 		wg.Add(1)
 		go func(addr string) {
 			defer wg.Done()
-			err := c.check(ctx, addr)
+			err := c.checkTarget(ctx, addr)
 			if ctx.Err() != nil && err != nil {
 				return // stopping
 			}
@@ -203,56 +190,9 @@ func (c *checker) record(addr string, err error) {
 	}
 }
 
-// check runs one check against a target.
-func (c *checker) check(ctx context.Context, addr string) error {
+// checkTarget runs one check against a target, within the timeout.
+func (c *checker) checkTarget(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.hc.Timeout))
 	defer cancel()
-	switch c.hc.Type {
-	case "tcp":
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return conn.Close()
-	case "grpc":
-		creds := insecure.NewCredentials()
-		if c.tlsConf != nil {
-			creds = credentials.NewTLS(c.tlsConf)
-		}
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: c.hc.Service})
-		if err != nil {
-			return err
-		}
-		if res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return fmt.Errorf("grpc health: %s", res.GetStatus())
-		}
-		return nil
-	}
-	scheme := "http://"
-	if c.tlsConf != nil {
-		scheme = "https://"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+c.hc.Path, nil)
-	if err != nil {
-		return err
-	}
-	if c.hc.Host != "" {
-		req.Host = c.hc.Host
-	}
-	req.Header.Set("User-Agent", "sentinel-health-check")
-	res, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	res.Body.Close()
-	if c.hc.ExpectStatus != 0 && res.StatusCode != c.hc.ExpectStatus || c.hc.ExpectStatus == 0 && (res.StatusCode < 200 || res.StatusCode > 299) {
-		return fmt.Errorf("status %d", res.StatusCode)
-	}
-	return nil
+	return c.check.Check(ctx, addr)
 }

@@ -2,6 +2,7 @@ package sentinelapp
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,14 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
+
+// testCtx is a Caddy context for loading check modules.
+func testCtx(t *testing.T) caddy.Context {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // checkUntil runs check rounds until the target's health is want.
 func checkUntil(t *testing.T, c *checker, reg *registry.Registry, id, addr string, want bool) {
@@ -49,7 +58,7 @@ func TestHTTPHealthCheck(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	reg := registry.New()
 	reg.Reconcile([]registry.UpstreamSpec{{ID: "h", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
-	c, err := newChecker("h", HealthCheck{Type: "http", Path: "/ready", Host: "svc.internal", ExpectStatus: 200, Healthy: 1, Unhealthy: 2, Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
+	c, err := newChecker(testCtx(t), "h", HealthCheck{Type: "http", Path: "/ready", Host: "svc.internal", ExpectStatus: 200, Healthy: 1, Unhealthy: 2, Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,13 +73,13 @@ func TestHTTPHealthCheck(t *testing.T) {
 		t.Errorf("Host header %v", host.Load())
 	}
 	// Any 2xx without expect_status.
-	c2, _ := newChecker("h", HealthCheck{Path: "/ready"}, reg, zap.NewNop())
+	c2, _ := newChecker(testCtx(t), "h", HealthCheck{Path: "/ready"}, reg, zap.NewNop())
 	status.Store(204)
-	if err := c2.check(context.Background(), addr); err != nil {
+	if err := c2.checkTarget(context.Background(), addr); err != nil {
 		t.Error(err)
 	}
 	status.Store(302)
-	if err := c2.check(context.Background(), addr); err == nil {
+	if err := c2.checkTarget(context.Background(), addr); err == nil {
 		t.Error("302 counted as healthy")
 	}
 }
@@ -92,11 +101,11 @@ func TestTCPHealthCheck(t *testing.T) {
 	addr := ln.Addr().String()
 	reg := registry.New()
 	reg.Reconcile([]registry.UpstreamSpec{{ID: "t", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
-	c, err := newChecker("t", HealthCheck{Type: "tcp", Unhealthy: 1, Healthy: 1, Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
+	c, err := newChecker(testCtx(t), "t", HealthCheck{Type: "tcp", Unhealthy: 1, Healthy: 1, Timeout: caddy.Duration(time.Second)}, reg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.check(context.Background(), addr); err != nil {
+	if err := c.checkTarget(context.Background(), addr); err != nil {
 		t.Fatal(err)
 	}
 	ln.Close()
@@ -116,7 +125,7 @@ func TestGRPCHealthCheck(t *testing.T) {
 	addr := ln.Addr().String()
 	reg := registry.New()
 	reg.Reconcile([]registry.UpstreamSpec{{ID: "g", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
-	c, err := newChecker("g", HealthCheck{Type: "grpc", Service: "pkg.Svc", Healthy: 1, Unhealthy: 1, Timeout: caddy.Duration(2 * time.Second)}, reg, zap.NewNop())
+	c, err := newChecker(testCtx(t), "g", HealthCheck{Type: "grpc", Service: "pkg.Svc", Healthy: 1, Unhealthy: 1, Timeout: caddy.Duration(2 * time.Second)}, reg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,12 +139,12 @@ func TestGRPCHealthCheck(t *testing.T) {
 
 func TestHealthCheckConfig(t *testing.T) {
 	for _, bad := range []HealthCheck{{Type: "icmp"}, {Type: "http", Path: "health"}} {
-		if _, err := newChecker("x", bad, registry.New(), zap.NewNop()); err == nil {
+		if _, err := newChecker(testCtx(t), "x", bad, registry.New(), zap.NewNop()); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
-	c, err := newChecker("x", HealthCheck{}, registry.New(), zap.NewNop())
-	if err != nil || c.hc.Type != "http" || c.hc.Path != "/health" || c.hc.Healthy != 2 || c.hc.Unhealthy != 3 || time.Duration(c.hc.Interval) != 10*time.Second {
+	c, err := newChecker(testCtx(t), "x", HealthCheck{}, registry.New(), zap.NewNop())
+	if hc, ok := c.check.(*HTTPCheck); err != nil || !ok || hc.Path != "/health" || c.hc.Healthy != 2 || c.hc.Unhealthy != 3 || time.Duration(c.hc.Interval) != 10*time.Second {
 		t.Errorf("defaults: %+v %v", c.hc, err)
 	}
 	// run stops when told, and a round on an unknown upstream is a no-op.
@@ -157,18 +166,58 @@ func TestTLSHealthCheck(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "https://")
 	reg := registry.New()
 	reg.Reconcile([]registry.UpstreamSpec{{ID: "s", Targets: []registry.TargetSpec{{Address: addr}}}}, nil)
-	c, err := newChecker("s", HealthCheck{TLS: &HealthTLS{InsecureSkipVerify: true}}, reg, zap.NewNop())
+	c, err := newChecker(testCtx(t), "s", HealthCheck{TLS: &HealthTLS{InsecureSkipVerify: true}}, reg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.check(context.Background(), addr); err != nil {
+	if err := c.checkTarget(context.Background(), addr); err != nil {
 		t.Fatalf("TLS check: %v", err)
 	}
-	plain, _ := newChecker("s", HealthCheck{}, reg, zap.NewNop())
-	if err := plain.check(context.Background(), addr); err == nil {
+	plain, _ := newChecker(testCtx(t), "s", HealthCheck{}, reg, zap.NewNop())
+	if err := plain.checkTarget(context.Background(), addr); err == nil {
 		t.Error("plaintext check of a TLS server passed")
 	}
-	if _, err := newChecker("s", HealthCheck{TLS: &HealthTLS{CAFile: "/nonexistent.pem"}}, reg, zap.NewNop()); err == nil {
+	if _, err := newChecker(testCtx(t), "s", HealthCheck{TLS: &HealthTLS{CAFile: "/nonexistent.pem"}}, reg, zap.NewNop()); err == nil {
 		t.Error("missing CA file accepted")
+	}
+}
+
+// TestHealthCheckModules: the check is a module of sentinel.health_checks
+// given in `check` (the flat fields are the shorthand of the built-in
+// ones); both at once, or an unknown module, are refused.
+func TestHealthCheckModules(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/live" {
+			w.WriteHeader(404)
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for raw, want := range map[string]string{
+		`{"type":"http","path":"/live"}`: "",
+		`{"type":"http","path":"/nope"}`: "status 404",
+		`{"type":"tcp"}`:                 "",
+	} {
+		c, err := newChecker(testCtx(t), "m", HealthCheck{CheckRaw: json.RawMessage(raw)}, registry.New(), zap.NewNop())
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		err = c.checkTarget(context.Background(), addr)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v, want %q", raw, err, want)
+		}
+	}
+	for hc, want := range map[*HealthCheck]string{
+		{CheckRaw: json.RawMessage(`{"type":"tcp"}`), Path: "/x"}: "not both",
+		{CheckRaw: json.RawMessage(`{"type":"icmp"}`)}:            "sentinel.health_checks.icmp",
+		{CheckRaw: json.RawMessage(`{"type":"http","path":"x"}`)}: `path "x" must start with /`,
+		{Type: "icmp"}: `unknown type "icmp"`,
+	} {
+		if _, err := newChecker(testCtx(t), "m", *hc, registry.New(), zap.NewNop()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", hc, err, want)
+		}
+	}
+	if _, err := caddy.GetModule("sentinel.health_checks.grpc"); err != nil {
+		t.Error(err)
 	}
 }

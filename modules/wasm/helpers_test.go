@@ -16,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/modules/builtin"
 )
 
 // adminPort is this package's own Caddy admin port.
@@ -123,7 +127,9 @@ func newBackend(t testing.TB) *httptest.Server {
 type plugins []map[string]any
 
 // proxyConfig returns a Caddy JSON config with one server on listenPort
-// whose route runs the plugins, then proxies to backend.
+// whose route runs the plugins, then proxies to backend; its errors are
+// answered by sentinel_builtin's error kind, as on the KDL adapter's
+// listeners.
 func proxyConfig(t testing.TB, backend string, ps plugins) string {
 	t.Helper()
 	pj, err := json.Marshal(ps)
@@ -142,6 +148,7 @@ func proxyConfig(t testing.TB, backend string, ps plugins) string {
 				"listen": ["127.0.0.1:%d"],
 				"automatic_https": {"disable": true},
 				"metrics": {},
+				"errors": {"routes": [{"handle": [{"handler": "sentinel_builtin", "kind": "error"}]}]},
 				"routes": [{"handle": [
 					%s
 					{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
@@ -225,4 +232,43 @@ func assertMetrics(t *testing.T, tester *caddytest.Tester, want ...string) {
 			t.Errorf("metrics lack %q", w)
 		}
 	}
+}
+
+// errorRoute answers a handler error as the error route of the KDL
+// adapter's listeners does (sentinel_builtin, kind error), with the
+// placeholders Caddy's server sets.
+func errorRoute(t testing.TB, w http.ResponseWriter, r *http.Request, err error) {
+	t.Helper()
+	he, ok := err.(caddyhttp.HandlerError)
+	if !ok {
+		t.Fatalf("not a handler error: %v", err)
+	}
+	repl := caddy.NewReplacer()
+	repl.Set("http.error", err)
+	repl.Set("http.error.status_code", he.StatusCode)
+	repl.Set("http.error.id", he.ID)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	b := &builtin.Builtin{Kind: builtin.KindError}
+	if err := b.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+	if err := b.ServeHTTP(w, r, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveStage runs one plugin stage as Handler.ServeHTTP does and answers
+// its failure through errorRoute.
+func serveStage(t testing.TB, stage http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	cs := &chainState{}
+	r = r.WithContext(context.WithValue(r.Context(), chainKey{}, cs))
+	stage.ServeHTTP(rec, r)
+	if cs.failure != nil {
+		errorRoute(t, rec, r, cs.failure)
+	}
+	return rec
 }

@@ -102,7 +102,7 @@ type httpWasmStage struct {
 // ServeHTTP runs the guest and records its metrics.
 func (s *httpWasmStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.p.acquire() {
-		if !s.p.fail(w, "unloaded") {
+		if !s.p.fail(r, "unloaded") {
 			s.next.ServeHTTP(w, r)
 		}
 		return

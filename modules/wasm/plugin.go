@@ -17,7 +17,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/tetratelabs/wazero"
+
+	"github.com/sentinel-proxy/sentinel/internal/httperr"
 )
 
 // Defaults of a plugin's limits.
@@ -329,21 +332,30 @@ func (p *Plugin) stage(ctx context.Context, next http.Handler) http.Handler {
 	return &sentinelStage{p: p, next: next}
 }
 
-// fail answers a request whose plugin failed according to the failure
-// mode; it reports whether the request was answered.
-func (p *Plugin) fail(w http.ResponseWriter, reason string) bool {
+// fail handles a request whose plugin failed according to the failure
+// mode; it reports whether the request was answered. Closed, the
+// failure is the handler's error (503, for the server's error routes and
+// logs, see failure); open, the request goes on.
+func (p *Plugin) fail(r *http.Request, reason string) bool {
 	if !p.closed {
 		p.decisions[decisionFailureOpen].Inc()
 		return false
 	}
 	p.decisions[decisionFailureClosed].Inc()
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	b, _ := json.Marshal(map[string]string{"error": "wasm plugin failure", "plugin": p.ID, "reason": reason})
-	_, _ = w.Write(b)
+	if cs, ok := r.Context().Value(chainKey{}).(*chainState); ok && cs.failure == nil {
+		cs.failure = p.failure(reason)
+	}
 	return true
+}
+
+// failure is the error of a closed failure: 503 with the plugin and the
+// reason, which the error route of the KDL adapter's listeners shows as
+// `{"error":"wasm plugin failure","plugin":…,"reason":…,"status":503}`.
+func (p *Plugin) failure(reason string) error {
+	return caddyhttp.Error(http.StatusServiceUnavailable, &httperr.Public{
+		Message: "wasm plugin failure",
+		Fields:  map[string]string{"plugin": p.ID, "reason": reason},
+	})
 }
 
 // abiOf returns the ABI of a compiled module from its imports.

@@ -22,7 +22,7 @@ type sentinelStage struct {
 func (s *sentinelStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := s.p
 	if !p.acquire() {
-		if !p.fail(w, "unloaded") {
+		if !p.fail(r, "unloaded") {
 			s.next.ServeHTTP(w, r)
 		}
 		return
@@ -31,7 +31,7 @@ func (s *sentinelStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	inst, err := p.pool.get(r.Context())
 	if err != nil {
 		p.logger.Error("instantiating plugin", zap.Error(err))
-		if !p.fail(w, "instantiate") {
+		if !p.fail(r, "instantiate") {
 			s.next.ServeHTTP(w, r)
 		}
 		return
@@ -64,7 +64,7 @@ func (s *sentinelStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := inst.call(phase); err != nil {
 			healthy = false
 			p.logger.Error("plugin failed", zap.Error(err))
-			if !p.fail(w, failureReason(err)) {
+			if !p.fail(r, failureReason(err)) {
 				s.next.ServeHTTP(w, r)
 			}
 			return
@@ -78,12 +78,12 @@ func (s *sentinelStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.decisions[decisionAllowIdx].Inc()
 
 	if inst.hooks[phaseResponseHeaders] != nil {
-		rw := &responseHook{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, inst: inst}
+		rw := &responseHook{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, inst: inst, req: r}
 		s.next.ServeHTTP(rw, r)
 		// A next handler that wrote nothing and returned no error sends an
 		// implicit 200: run the hook for it. After an error, Caddy's error
 		// handling writes the response (without the hook).
-		if !rw.wroteHeader && !nextFailed(r) {
+		if !rw.wroteHeader && !nextFailed(r) && !rw.failed {
 			rw.WriteHeader(http.StatusOK)
 		}
 		healthy = !rw.failed
@@ -151,6 +151,7 @@ type readCloser struct {
 type responseHook struct {
 	*caddyhttp.ResponseWriterWrapper
 	inst        *instance
+	req         *http.Request
 	wroteHeader bool
 	discard     bool
 	failed      bool
@@ -174,9 +175,11 @@ func (rh *responseHook) WriteHeader(status int) {
 		rh.failed = true
 		p.logger.Error("plugin failed", zap.Error(err))
 		if p.closed {
+			// The response is replaced by the failure, which the server's
+			// error routes write: nothing of the upstream's goes out.
 			rh.discard = true
-			rh.Header().Del("Content-Length")
-			p.fail(rh.ResponseWriter, failureReason(err))
+			clear(rh.Header())
+			p.fail(rh.req, failureReason(err))
 			return
 		}
 		p.decisions[decisionFailureOpen].Inc()

@@ -127,10 +127,12 @@ func (h *Handler) Cleanup() error {
 type chainKey struct{}
 
 // chainState carries Caddy's next handler through the plugin chain (whose
-// stages are plain http.Handlers, as http-wasm requires) and its error back.
+// stages are plain http.Handlers, as http-wasm requires) and its error
+// back, or a plugin's closed failure, which takes precedence.
 type chainState struct {
-	next caddyhttp.Handler
-	err  error
+	next    caddyhttp.Handler
+	err     error
+	failure error
 }
 
 // serveNext is the end of the plugin chain: it calls Caddy's next handler.
@@ -144,6 +146,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	cs := &chainState{next: next}
 	r = r.WithContext(context.WithValue(r.Context(), chainKey{}, cs))
 	h.chain.ServeHTTP(w, r)
+	if cs.failure != nil {
+		return cs.failure
+	}
 	return cs.err
 }
 

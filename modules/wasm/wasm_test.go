@@ -15,6 +15,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/internal/httperr"
 )
 
 // provisionHandler provisions a handler from JSON outside a server.
@@ -110,7 +112,8 @@ func TestProvisionDefaults(t *testing.T) {
 }
 
 // serve runs h with a next handler writing status and the headers of hdr.
-func serve(h *Handler, req *http.Request, status int, hdr http.Header) (*httptest.ResponseRecorder, error) {
+func serve(t testing.TB, h *Handler, req *http.Request, status int, hdr http.Header) (*httptest.ResponseRecorder, error) {
+	t.Helper()
 	rec := httptest.NewRecorder()
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		for k, v := range hdr {
@@ -129,6 +132,11 @@ func serve(h *Handler, req *http.Request, status int, hdr http.Header) (*httptes
 		return nil
 	})
 	err := h.ServeHTTP(rec, req, next)
+	if httperr.As(err) != nil {
+		// A plugin failure: Caddy's error routes answer.
+		errorRoute(t, rec, req, err)
+		err = nil
+	}
 	return rec, err
 }
 
@@ -145,7 +153,7 @@ func TestResponsePhase(t *testing.T) {
 			req.Header.Set("X-Echo", "hi")
 			req.Header.Set("X-Secret", "s")
 			req.Header.Set("X-Long", strings.Repeat("y", 1000))
-			rec, err := serve(h, req, 200, http.Header{"X-Internal": {"1"}, "X-Upstream": {"1"}})
+			rec, err := serve(t, h, req, 200, http.Header{"X-Internal": {"1"}, "X-Upstream": {"1"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,15 +166,15 @@ func TestResponsePhase(t *testing.T) {
 				t.Errorf("headers: %v", res.Header)
 			}
 
-			rec, _ = serve(h, httptest.NewRequest(http.MethodGet, "/x", nil), 500, nil)
+			rec, _ = serve(t, h, httptest.NewRequest(http.MethodGet, "/x", nil), 500, nil)
 			if rec.Code != 502 || rec.Body.String() != "upstream error hidden\n" {
 				t.Errorf("response block: %d %q", rec.Code, rec.Body.String())
 			}
-			rec, _ = serve(h, httptest.NewRequest(http.MethodGet, "/redirect", nil), 0, nil)
+			rec, _ = serve(t, h, httptest.NewRequest(http.MethodGet, "/redirect", nil), 0, nil)
 			if rec.Code != 302 || rec.Header().Get("Location") != "/elsewhere" || rec.Body.Len() != 0 {
 				t.Errorf("response redirect: %d %v %q", rec.Code, rec.Header(), rec.Body.String())
 			}
-			rec, _ = serve(h, httptest.NewRequest(http.MethodGet, "/panic", nil), 200, nil)
+			rec, _ = serve(t, h, httptest.NewRequest(http.MethodGet, "/panic", nil), 200, nil)
 			if mode == "closed" && (rec.Code != 503 || !strings.Contains(rec.Body.String(), `"reason":"trap"`)) {
 				t.Errorf("response trap closed: %d %q", rec.Code, rec.Body.String())
 			}
@@ -176,14 +184,14 @@ func TestResponsePhase(t *testing.T) {
 			// request-phase block with a status out of range defaults to 403
 			req = httptest.NewRequest(http.MethodGet, "/x", nil)
 			req.Header.Set("X-Missing", "1")
-			rec, _ = serve(h, req, 200, nil)
+			rec, _ = serve(t, h, req, 200, nil)
 			if rec.Code != 500 || rec.Body.String() != "unexpected" {
 				t.Errorf("request block: %d %q", rec.Code, rec.Body.String())
 			}
 			// the next handler's error is returned
 			req = httptest.NewRequest(http.MethodGet, "/x", nil)
 			req.Header.Set("X-Echo", "1")
-			if _, err := serve(h, req, 200, nil); err != nil {
+			if _, err := serve(t, h, req, 200, nil); err != nil {
 				t.Errorf("err = %v", err)
 			}
 		})
@@ -213,14 +221,27 @@ func TestCleanupClosesPool(t *testing.T) {
 	}
 	// a request reaching a cleaned-up plugin is answered by the failure mode
 	p.pool = pool
-	rec := httptest.NewRecorder()
-	(&sentinelStage{p: p, next: http.NotFoundHandler()}).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	rec := serveStage(t, &sentinelStage{p: p, next: http.NotFoundHandler()}, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "unloaded") {
 		t.Errorf("closed pool: %d %s", rec.Code, rec.Body.String())
 	}
+	if ct, cc := rec.Header().Get("Content-Type"), rec.Header().Get("Cache-Control"); ct != "application/json" || cc != "no-store" ||
+		!strings.Contains(rec.Body.String(), `"error":"wasm plugin failure"`) || !strings.Contains(rec.Body.String(), `"plugin":"`+p.ID+`"`) {
+		t.Errorf("failure body: %v %s", rec.Header(), rec.Body.String())
+	}
+	// The failure is the handler's error, for Caddy's logs and error
+	// routes: the plugin writes nothing itself.
+	err = h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+	if he, ok := err.(caddyhttp.HandlerError); !ok || he.StatusCode != 503 || httperr.As(err) == nil {
+		t.Errorf("failure: %#v", err)
+	}
+	direct := httptest.NewRecorder()
+	(&sentinelStage{p: p, next: http.NotFoundHandler()}).ServeHTTP(direct, httptest.NewRequest("GET", "/", nil))
+	if direct.Body.Len() != 0 || len(direct.Header()) != 0 {
+		t.Errorf("the stage wrote the failure itself: %v %q", direct.Header(), direct.Body.String())
+	}
 	p.closed = false
-	rec = httptest.NewRecorder()
-	(&sentinelStage{p: p, next: http.NotFoundHandler()}).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	rec = serveStage(t, &sentinelStage{p: p, next: http.NotFoundHandler()}, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != 404 {
 		t.Errorf("closed pool, open mode: %d", rec.Code)
 	}
@@ -281,7 +302,7 @@ func TestCleanupWaitsForRequests(t *testing.T) {
 	h.Cleanup()
 	h.Cleanup() // idempotent
 	// still serving: a late request works
-	rec, err := serve(h, httptest.NewRequest(http.MethodGet, "/x", nil), 200, nil)
+	rec, err := serve(t, h, httptest.NewRequest(http.MethodGet, "/x", nil), 200, nil)
 	if err != nil || rec.Code != 200 || rec.Header().Get("X-Http-Wasm") != "" {
 		// the http-wasm plugin was released (no request held it)
 		t.Logf("late request: %d %v", rec.Code, err)
@@ -297,7 +318,7 @@ func TestCleanupWaitsForRequests(t *testing.T) {
 		t.Error("acquire after release")
 	}
 	// the released http-wasm plugin answers with its failure mode
-	rec, _ = serve(h, httptest.NewRequest(http.MethodGet, "/x", nil), 200, nil)
+	rec, _ = serve(t, h, httptest.NewRequest(http.MethodGet, "/x", nil), 200, nil)
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "unloaded") {
 		t.Errorf("after release: %d %s", rec.Code, rec.Body.String())
 	}
