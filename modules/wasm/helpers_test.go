@@ -132,6 +132,13 @@ type plugins []map[string]any
 // listeners.
 func proxyConfig(t testing.TB, backend string, ps plugins) string {
 	t.Helper()
+	// Tests of timeouts set their own; the others get a deadline that a
+	// busy 2-core CI machine cannot miss (the default is 50 ms).
+	for _, p := range ps {
+		if _, ok := p["timeout"]; !ok {
+			p["timeout"] = "5s"
+		}
+	}
 	pj, err := json.Marshal(ps)
 	if err != nil {
 		t.Fatal(err)
