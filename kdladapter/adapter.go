@@ -81,8 +81,6 @@ type adapter struct {
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.
 	frags fragments
-	// metricsUsed is set when a route serves metrics.
-	metricsUsed bool
 	// proxies caches each upstream's mapping (see upstreamBase).
 	proxies map[string]*upstreamBase
 	// filename is the config file ("" when not from a file).
