@@ -1,8 +1,11 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/adaptive"
 )
 
 // TestMetricsRouteTurnsMetricsOn: a route answering with builtin-handler
@@ -19,5 +22,88 @@ func TestMetricsRouteTurnsMetricsOn(t *testing.T) {
 	out, _ := mustAdapt(t, minimal+`routes { route "h" { builtin-handler "health"; }; }`)
 	if strings.Contains(string(out), `"metrics":{}`) {
 		t.Errorf("metrics on without a metrics route: %s", out)
+	}
+}
+
+// TestLoadBalancingTunablesTyped: every setting declared for a
+// load-balancing algorithm reaches its own field of the adaptive
+// package's policy struct (the output has one key per setting, plus
+// policy and upstream), and the output decodes into that struct.
+func TestLoadBalancingTunablesTyped(t *testing.T) {
+	structs := map[string]func() any{
+		"peak_ewma": func() any { return new(adaptive.PeakEWMA) }, "adaptive": func() any { return new(adaptive.Adaptive) },
+		"p2c": func() any { return new(adaptive.P2C) }, "weighted_least_connections": func() any { return new(adaptive.WeightedLeastConnections) },
+		"consistent_hash": func() any { return new(adaptive.ConsistentHash) }, "maglev": func() any { return new(adaptive.Maglev) },
+		"locality_aware": func() any { return new(adaptive.LocalityAware) }, "deterministic_subset": func() any { return new(adaptive.DeterministicSubset) },
+	}
+	if len(structs) != len(lbPolicyKeys) {
+		t.Fatalf("lbPolicyKeys has %d algorithms, the test knows %d", len(lbPolicyKeys), len(structs))
+	}
+	// Each setting gets the first of these values it accepts.
+	candidates := []string{`"2s"`, `3`, `#true`, `"round_robin"`}
+	for algo, k := range lbPolicyKeys {
+		var lines []string
+		for _, c := range k.Children {
+			ok := false
+			for _, v := range candidates {
+				if _, _, err := adaptString(t, lbConfig(algo, c.Name+" "+v)); err == nil {
+					lines = append(lines, c.Name+" "+v)
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				t.Errorf("%s: no value accepted for %s", algo, c.Name)
+			}
+		}
+		out, _ := mustAdapt(t, lbConfig(algo, strings.Join(lines, "; ")))
+		var cfg struct {
+			Apps struct {
+				HTTP struct {
+					Servers map[string]struct {
+						Routes []struct {
+							Handle []struct {
+								LoadBalancing struct {
+									SelectionPolicy map[string]json.RawMessage `json:"selection_policy"`
+								} `json:"load_balancing"`
+							} `json:"handle"`
+						} `json:"routes"`
+					} `json:"servers"`
+				} `json:"http"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(out, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		policy := cfg.Apps.HTTP.Servers["http"].Routes[0].Handle[1].LoadBalancing.SelectionPolicy
+		if len(policy) != len(k.Children)+2 {
+			t.Errorf("%s: %d settings gave %d keys: %v", algo, len(k.Children), len(policy), policy)
+		}
+		if string(policy["policy"]) != `"`+algo+`"` || string(policy["upstream"]) != `"u"` {
+			t.Errorf("%s: policy %s upstream %s", algo, policy["policy"], policy["upstream"])
+		}
+		raw, _ := json.Marshal(policy)
+		if err := json.Unmarshal(raw, structs[algo]()); err != nil {
+			t.Errorf("%s: %s does not decode into its policy struct: %v", algo, raw, err)
+		}
+		for key, v := range policy {
+			if string(v) == "2000000000" {
+				t.Errorf("%s: %s is written in nanoseconds, not as a duration string", algo, key)
+			}
+		}
+	}
+}
+
+func lbConfig(algo, settings string) string {
+	return minimal + `routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; load-balancing "` + algo + `" { ` + settings + `; }; }; }`
+}
+
+// TestTypedBlockRepeatedSetting: a repeated setting of a typed block is
+// read once, the first time, as the walker's warning says.
+func TestTypedBlockRepeatedSetting(t *testing.T) {
+	out, warns := mustAdapt(t, lbConfig("maglev", `table-size 7; table-size 9`))
+	if !strings.Contains(string(out), `"table_size":7`) || !strings.Contains(warningsText(warns), "repeated; the first one") {
+		t.Errorf("out %s warnings %s", out, warningsText(warns))
 	}
 }

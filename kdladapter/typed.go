@@ -1,0 +1,190 @@
+package kdladapter
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+)
+
+// A typed block is a KDL block declared once, with its mapper: the block's
+// Key lists its settings (what the walker, checkBlock, accepts and what
+// docs/compatibility.md shows) and its Map reads them into the target
+// module's own struct (T), whose JSON struct tags name the keys of the
+// output. A setting is declared by a field[T]: its Key and the function
+// that reads the node into T.
+//
+//	typedBlock[adaptive.Maglev](h("maglev", "…"),
+//		stringField("key", "…", func(m *adaptive.Maglev) *string { return &m.Key }),
+//	)
+//
+// mapBlock checks a node against such a Key and maps it; typedObj turns
+// the result into the adapter's ordered output form.
+
+// field declares one setting of a typed block: its schema entry and how
+// its node is read into T.
+type field[T any] struct {
+	key  *Key
+	read func(a *adapter, n *kdl.Node, t *T)
+}
+
+// typedBlock sets k's Children to the fields' keys and its Map to a
+// mapper that reads them into a new T. Only Honoured settings are read
+// (the walker reports the others); a repeated setting is read once, the
+// first time, as the walker's warning says.
+func typedBlock[T any](k *Key, fields ...field[T]) *Key {
+	read := make(map[string]func(*adapter, *kdl.Node, *T), len(fields))
+	for _, f := range fields {
+		k.Children = append(k.Children, f.key)
+		if f.key.Status == Honoured {
+			read[f.key.Name] = f.read
+		}
+	}
+	k.Map = func(a *adapter, n *kdl.Node) any {
+		t := new(T)
+		seen := make(map[string]bool, len(n.Children))
+		for _, c := range n.Children {
+			r := read[c.Name]
+			if r == nil || (seen[c.Name] && !repeatable[c.Name]) {
+				continue
+			}
+			seen[c.Name] = true
+			r(a, c, t)
+		}
+		return t
+	}
+	return k
+}
+
+// mapBlock checks n against the block k (unknown settings, statuses) and
+// maps it with k.Map, which must be set; where is the dotted path of n in
+// messages. It is for blocks the walker does not reach from Schema()
+// (their keys depend on a value, as load-balancing's on the algorithm).
+func (a *adapter) mapBlock(n *kdl.Node, k *Key, where string) any {
+	a.checkBlock(n, k, where)
+	return k.Map(a, n)
+}
+
+// durationField is a duration setting ("30s", or a number of seconds).
+func durationField[T any](name, note string, p func(*T) *caddy.Duration) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		if s, ok := a.duration(n); ok {
+			d, _ := time.ParseDuration(s) // a.duration wrote it
+			*p(t) = caddy.Duration(d)
+		}
+	}}
+}
+
+// floatField is a number setting.
+func floatField[T any](name, note string, p func(*T) *float64) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		if f, ok := a.number(n); ok {
+			*p(t) = f
+		}
+	}}
+}
+
+// intField is an integer setting between lo and hi.
+func intField[T any](name, note string, lo, hi int64, p func(*T) *int) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		if i, ok := a.integer(n, lo, hi); ok {
+			*p(t) = int(i)
+		}
+	}}
+}
+
+// boolField is a boolean setting.
+func boolField[T any](name, note string, p func(*T) *bool) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		if b, ok := a.boolean(n); ok {
+			*p(t) = b
+		}
+	}}
+}
+
+// optBoolField is a boolean setting whose absence differs from #false.
+func optBoolField[T any](name, note string, p func(*T) **bool) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		if b, ok := a.boolean(n); ok {
+			*p(t) = &b
+		}
+	}}
+}
+
+// stringField is a string setting.
+func stringField[T any](name, note string, p func(*T) *string) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		if s, ok := a.str(n); ok {
+			*p(t) = s
+		}
+	}}
+}
+
+// stringsField is a setting of one or more strings.
+func stringsField[T any](name, note string, p func(*T) *[]string) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		*p(t) = a.strs(n)
+	}}
+}
+
+// guestField is a setting naming a guest module (a selection policy
+// delegated to, …) of the block owner: choices maps each accepted name
+// to the module's JSON (nil when not accepted); anything else is an error
+// listing want.
+func guestField[T any](name, note, owner, want string, choices func(string) json.RawMessage, p func(*T) *json.RawMessage) field[T] {
+	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+		if s, ok := a.str(n); ok {
+			if raw := choices(s); raw != nil {
+				*p(t) = raw
+			} else {
+				a.d.errorf(n.Args[0].Pos, "%s %q of %s: expected %s", n.Name, s, owner, want)
+			}
+		}
+	}}
+}
+
+// durationType is the type of Caddy's duration fields.
+var durationType = reflect.TypeFor[caddy.Duration]()
+
+// typedObj is the adapter's output form (obj, encoded with sorted keys)
+// of v, a module's typed value (a struct or a pointer to one), with the
+// module's inline key (e.g. "policy") set to name: the keys are v's JSON
+// struct tags, the values encoding/json's bytes, except the durations
+// (caddy.Duration fields), written "500ms" like every duration of the
+// adapter's output rather than as nanoseconds (Caddy reads both).
+func typedObj(v any, inlineKey, name string) obj {
+	raw := caddyconfig.JSONModuleObject(v, inlineKey, name, nil)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		panic("kdladapter: " + err.Error()) // encoding/json wrote it
+	}
+	out := make(obj, len(fields))
+	for k, r := range fields {
+		out[k] = r
+	}
+	rv := reflect.Indirect(reflect.ValueOf(v))
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		if f.Type != durationType || !f.IsExported() {
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if _, set := out[key]; set && key != "" && key != "-" {
+			out[key] = dur(time.Duration(rv.Field(i).Int()))
+		}
+	}
+	out[inlineKey] = name
+	return out
+}
+
+// guestModule is the JSON of a guest module without settings:
+// {"<inlineKey>":"<name>"}.
+func guestModule(inlineKey, name string) json.RawMessage {
+	return caddyconfig.JSONModuleObject(struct{}{}, inlineKey, name, nil)
+}
