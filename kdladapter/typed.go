@@ -2,6 +2,7 @@ package kdladapter
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"time"
@@ -31,15 +32,28 @@ import (
 type field[T any] struct {
 	key  *Key
 	read func(a *adapter, n *kdl.Node, t *T)
+	// ptr returns the pointer to the field of t the setting is read into:
+	// typedBlock finds the field's JSON key from it.
+	ptr func(t *T) any
 }
 
 // typedBlock sets k's Children to the fields' keys and its Map to a
 // mapper that reads them into a new T. Only Honoured settings are read
 // (the walker reports the others); a repeated setting is read once, the
 // first time, as the walker's warning says.
+//
+// Each setting's Note starts with the JSON key of its field (from T's
+// struct tags), so that docs/compatibility.md shows the module's key
+// without the adapter repeating it.
 func typedBlock[T any](k *Key, fields ...field[T]) *Key {
 	read := make(map[string]func(*adapter, *kdl.Node, *T), len(fields))
 	for _, f := range fields {
+		key := jsonKeyOf(f.ptr)
+		if f.key.Note == "" {
+			f.key.Note = "`" + key + "`"
+		} else {
+			f.key.Note = "`" + key + "`: " + f.key.Note
+		}
 		k.Children = append(k.Children, f.key)
 		if f.key.Status == Honoured {
 			read[f.key.Name] = f.read
@@ -70,9 +84,28 @@ func (a *adapter) mapBlock(n *kdl.Node, k *Key, where string) any {
 	return k.Map(a, n)
 }
 
+// jsonKeyOf is the JSON key (struct tag) of the field of T that ptr
+// points into; it panics when ptr does not point to a top-level field
+// with a JSON name, a mistake in a declaration.
+func jsonKeyOf[T any](ptr func(*T) any) string {
+	t := new(T)
+	want := reflect.ValueOf(ptr(t)).Pointer()
+	v := reflect.ValueOf(t).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() || v.Field(i).Addr().Pointer() != want {
+			continue
+		}
+		if key, _, _ := strings.Cut(f.Tag.Get("json"), ","); key != "" && key != "-" {
+			return key
+		}
+	}
+	panic(fmt.Sprintf("kdladapter: no JSON field of %T at the pointer", t))
+}
+
 // durationField is a duration setting ("30s", or a number of seconds).
 func durationField[T any](name, note string, p func(*T) *caddy.Duration) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		if s, ok := a.duration(n); ok {
 			d, _ := time.ParseDuration(s) // a.duration wrote it
 			*p(t) = caddy.Duration(d)
@@ -82,7 +115,7 @@ func durationField[T any](name, note string, p func(*T) *caddy.Duration) field[T
 
 // floatField is a number setting.
 func floatField[T any](name, note string, p func(*T) *float64) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		if f, ok := a.number(n); ok {
 			*p(t) = f
 		}
@@ -91,7 +124,7 @@ func floatField[T any](name, note string, p func(*T) *float64) field[T] {
 
 // intField is an integer setting between lo and hi.
 func intField[T any](name, note string, lo, hi int64, p func(*T) *int) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		if i, ok := a.integer(n, lo, hi); ok {
 			*p(t) = int(i)
 		}
@@ -100,7 +133,7 @@ func intField[T any](name, note string, lo, hi int64, p func(*T) *int) field[T] 
 
 // boolField is a boolean setting.
 func boolField[T any](name, note string, p func(*T) *bool) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		if b, ok := a.boolean(n); ok {
 			*p(t) = b
 		}
@@ -109,7 +142,7 @@ func boolField[T any](name, note string, p func(*T) *bool) field[T] {
 
 // optBoolField is a boolean setting whose absence differs from #false.
 func optBoolField[T any](name, note string, p func(*T) **bool) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		if b, ok := a.boolean(n); ok {
 			*p(t) = &b
 		}
@@ -118,7 +151,7 @@ func optBoolField[T any](name, note string, p func(*T) **bool) field[T] {
 
 // stringField is a string setting.
 func stringField[T any](name, note string, p func(*T) *string) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		if s, ok := a.str(n); ok {
 			*p(t) = s
 		}
@@ -127,7 +160,7 @@ func stringField[T any](name, note string, p func(*T) *string) field[T] {
 
 // stringsField is a setting of one or more strings.
 func stringsField[T any](name, note string, p func(*T) *[]string) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		*p(t) = a.strs(n)
 	}}
 }
@@ -137,7 +170,7 @@ func stringsField[T any](name, note string, p func(*T) *[]string) field[T] {
 // to the module's JSON (nil when not accepted); anything else is an error
 // listing want.
 func guestField[T any](name, note, owner, want string, choices func(string) json.RawMessage, p func(*T) *json.RawMessage) field[T] {
-	return field[T]{h(name, note), func(a *adapter, n *kdl.Node, t *T) {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
 		if s, ok := a.str(n); ok {
 			if raw := choices(s); raw != nil {
 				*p(t) = raw

@@ -107,3 +107,18 @@ func TestTypedBlockRepeatedSetting(t *testing.T) {
 		t.Errorf("out %s warnings %s", out, warningsText(warns))
 	}
 }
+
+// TestJSONKeyOf: a field declaration finds its JSON key from the struct
+// tag, and a declaration pointing at a field without one is refused.
+func TestJSONKeyOf(t *testing.T) {
+	if k := jsonKeyOf(func(p *adaptive.Maglev) any { return &p.TableSize }); k != "table_size" {
+		t.Errorf("key %q", k)
+	}
+	type noTag struct{ A, B int }
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic for a field without a JSON tag")
+		}
+	}()
+	jsonKeyOf(func(p *noTag) any { return &p.B })
+}
