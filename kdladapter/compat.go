@@ -97,7 +97,7 @@ Rules that hold for every key:
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", algo, strings.Join(byAlgo[algo], ", "), status, policy)
 	}
 
-	b.WriteString("\n## Load-balancing settings (`load-balancing \"…\" { … }`)\n\nThe settings of each algorithm's block, mapped onto the fields of its\nselection policy (the adaptive package's). `sticky` takes `cookie-name`,\n`cookie-ttl` and `fallback` (Caddy's `cookie` policy); the other algorithms\ntake no block.\n\n| Algorithm | Key | Status | How |\n|---|---|---|---|\n")
+	b.WriteString("\n## Load-balancing settings (`load-balancing \"…\" { … }`)\n\nThe settings of each algorithm's block, mapped onto the fields of its\nselection policy (the adaptive package's; Caddy's `cookie` for sticky).\nThe other algorithms take no block.\n\n| Algorithm | Key | Status | How |\n|---|---|---|---|\n")
 	for _, algo := range algos {
 		k := lbPolicyKeys[algo]
 		if k == nil {

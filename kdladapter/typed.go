@@ -28,7 +28,7 @@ import (
 // the result into the adapter's ordered output form.
 
 // field declares one setting of a typed block: its schema entry and how
-// its node is read into T.
+// its node is read into T. A warned or not-yet setting has only its key.
 type field[T any] struct {
 	key  *Key
 	read func(a *adapter, n *kdl.Node, t *T)
@@ -46,21 +46,32 @@ type field[T any] struct {
 // struct tags), so that docs/compatibility.md shows the module's key
 // without the adapter repeating it.
 func typedBlock[T any](k *Key, fields ...field[T]) *Key {
+	return typedBlockInit(k, nil, fields...)
+}
+
+// typedBlockInit is typedBlock with the defaults of T set by init (when
+// not nil) before the settings are read.
+func typedBlockInit[T any](k *Key, init func(*T), fields ...field[T]) *Key {
 	read := make(map[string]func(*adapter, *kdl.Node, *T), len(fields))
 	for _, f := range fields {
-		key := jsonKeyOf(f.ptr)
-		if f.key.Note == "" {
+		k.Children = append(k.Children, f.key)
+		if f.ptr == nil {
+			continue // a warned or not-yet setting: the walker reports it
+		}
+		if key := jsonKeyOf(f.ptr); f.key.Note == "" {
 			f.key.Note = "`" + key + "`"
 		} else {
 			f.key.Note = "`" + key + "`: " + f.key.Note
 		}
-		k.Children = append(k.Children, f.key)
 		if f.key.Status == Honoured {
 			read[f.key.Name] = f.read
 		}
 	}
 	k.Map = func(a *adapter, n *kdl.Node) any {
 		t := new(T)
+		if init != nil {
+			init(t)
+		}
 		seen := make(map[string]bool, len(n.Children))
 		for _, c := range n.Children {
 			r := read[c.Name]

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
 	"github.com/sentinel-proxy/sentinel/adaptive"
 )
 
@@ -35,6 +37,7 @@ func TestLoadBalancingTunablesTyped(t *testing.T) {
 		"p2c": func() any { return new(adaptive.P2C) }, "weighted_least_connections": func() any { return new(adaptive.WeightedLeastConnections) },
 		"consistent_hash": func() any { return new(adaptive.ConsistentHash) }, "maglev": func() any { return new(adaptive.Maglev) },
 		"locality_aware": func() any { return new(adaptive.LocalityAware) }, "deterministic_subset": func() any { return new(adaptive.DeterministicSubset) },
+		"sticky": func() any { return new(reverseproxy.CookieHashSelection) },
 	}
 	if len(structs) != len(lbPolicyKeys) {
 		t.Fatalf("lbPolicyKeys has %d algorithms, the test knows %d", len(lbPolicyKeys), len(structs))
@@ -43,7 +46,12 @@ func TestLoadBalancingTunablesTyped(t *testing.T) {
 	candidates := []string{`"2s"`, `3`, `#true`, `"round_robin"`}
 	for algo, k := range lbPolicyKeys {
 		var lines []string
+		honoured := 0
 		for _, c := range k.Children {
+			if c.Status != Honoured {
+				continue
+			}
+			honoured++
 			ok := false
 			for _, v := range candidates {
 				if _, _, err := adaptString(t, lbConfig(algo, c.Name+" "+v)); err == nil {
@@ -76,10 +84,14 @@ func TestLoadBalancingTunablesTyped(t *testing.T) {
 			t.Fatal(err)
 		}
 		policy := cfg.Apps.HTTP.Servers["http"].Routes[0].Handle[1].LoadBalancing.SelectionPolicy
-		if len(policy) != len(k.Children)+2 {
-			t.Errorf("%s: %d settings gave %d keys: %v", algo, len(k.Children), len(policy), policy)
+		extra := 2 // policy, upstream
+		if !weightsFromRegistry[algo] {
+			extra = 1
 		}
-		if string(policy["policy"]) != `"`+algo+`"` || string(policy["upstream"]) != `"u"` {
+		if len(policy) != honoured+extra {
+			t.Errorf("%s: %d settings gave %d keys: %v", algo, honoured, len(policy), policy)
+		}
+		if string(policy["policy"]) != `"`+lbCaddy[algo]+`"` || weightsFromRegistry[algo] && string(policy["upstream"]) != `"u"` {
 			t.Errorf("%s: policy %s upstream %s", algo, policy["policy"], policy["upstream"])
 		}
 		raw, _ := json.Marshal(policy)
@@ -121,4 +133,19 @@ func TestJSONKeyOf(t *testing.T) {
 		}
 	}()
 	jsonKeyOf(func(p *noTag) any { return &p.B })
+}
+
+// TestStickyTyped: sticky's defaults (cookie SERVERID, one hour, round
+// robin fallback), its settings, and its warned settings.
+func TestStickyTyped(t *testing.T) {
+	out, warns := mustAdapt(t, lbConfig("sticky", `cookie-path "/x"`))
+	if want := `"selection_policy":{"fallback":{"policy":"round_robin"},"max_age":"1h0m0s","name":"SERVERID","policy":"cookie"}`; !strings.Contains(string(out), want) {
+		t.Errorf("missing %s in %s", want, out)
+	}
+	if w := warningsText(warns); !strings.Contains(w, "upstreams.upstream.load-balancing.sticky.cookie-path") || !strings.Contains(w, "Path=/") {
+		t.Errorf("warnings: %s", w)
+	}
+	if _, _, err := adaptString(t, lbConfig("sticky", `fallback "adaptive"`)); err == nil || !strings.Contains(err.Error(), `fallback "adaptive" of load-balancing "sticky": expected round_robin`) {
+		t.Errorf("fallback adaptive: %v", err)
+	}
 }

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
@@ -157,6 +159,20 @@ func lbPolicies() map[string]*Key {
 				func(name string) json.RawMessage { return guestPolicy(name, true) },
 				func(p *adaptive.LocalityAware) *json.RawMessage { return &p.FallbackRaw }),
 			stringsField("zone-priority", "", func(p *adaptive.LocalityAware) *[]string { return &p.ZonePriority }),
+		),
+		"sticky": typedBlockInit(h("sticky", "Caddy's `cookie` selection policy"),
+			func(p *reverseproxy.CookieHashSelection) {
+				p.Name, p.MaxAge = "SERVERID", caddy.Duration(time.Hour)
+				p.FallbackRaw = guestModule("policy", "round_robin")
+			},
+			stringField("cookie-name", "", func(p *reverseproxy.CookieHashSelection) *string { return &p.Name }),
+			durationField("cookie-ttl", "", func(p *reverseproxy.CookieHashSelection) *caddy.Duration { return &p.MaxAge }),
+			guestField("fallback", "a guest policy", where+`"sticky"`, strings.Join(guestPolicies, ", "),
+				func(name string) json.RawMessage { return guestPolicy(name, false) },
+				func(p *reverseproxy.CookieHashSelection) *json.RawMessage { return &p.FallbackRaw }),
+			field[reverseproxy.CookieHashSelection]{key: w("cookie-path", "Caddy's cookie has Path=/")},
+			field[reverseproxy.CookieHashSelection]{key: w("cookie-same-site", "Caddy's cookie has SameSite=Lax")},
+			field[reverseproxy.CookieHashSelection]{key: w("cookie-secure", "Caddy marks the cookie Secure on HTTPS requests")},
 		),
 		"deterministic_subset": typedBlock(h("deterministic_subset", "`deterministic_subset` selection policy"),
 			intField("subset-size", "", -1, maxTunable, func(p *adaptive.DeterministicSubset) *int { return &p.SubsetSize }),
@@ -339,7 +355,7 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 			a.d.errorf(n.Args[0].Pos, "upstream %q: unknown load-balancing %q%s", id, s, suggest(strings.ToLower(s), LoadBalancingNames()))
 			return nil
 		}
-		if len(n.Children) > 0 && algo != "sticky" && lbPolicyKeys[algo] == nil {
+		if len(n.Children) > 0 && lbPolicyKeys[algo] == nil {
 			a.d.errorf(n.Pos, "upstream %q: load-balancing %q takes no block", id, s)
 		}
 	}
@@ -362,15 +378,14 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 			block = &kdl.Node{}
 		}
 		v := a.mapBlock(block, k, "upstreams.upstream.load-balancing."+algo)
-		reflect.ValueOf(v).Elem().FieldByName("Upstream").SetString(id)
+		if weightsFromRegistry[algo] {
+			reflect.ValueOf(v).Elem().FieldByName("Upstream").SetString(id)
+		}
 		return typedObj(v, "policy", policy)
 	}
 	out := obj{"policy": policy}
 	if weightsFromRegistry[algo] {
 		out["upstream"] = id
-	}
-	if algo == "sticky" {
-		a.sticky(id, n, out)
 	}
 	return out
 }
@@ -387,41 +402,6 @@ func guestPolicy(name string, none bool) json.RawMessage {
 		return guestModule("policy", lbCaddy[algo])
 	}
 	return nil
-}
-
-// sticky maps `load-balancing "sticky" { … }` to Caddy's cookie policy.
-func (a *adapter) sticky(id string, n *kdl.Node, out obj) {
-	out["name"] = "SERVERID"
-	out["max_age"] = "1h0m0s"
-	out["fallback"] = obj{"policy": "round_robin"}
-	for _, c := range n.Children {
-		switch c.Name {
-		case "cookie-name":
-			if s, ok := a.str(c); ok {
-				out["name"] = s
-			}
-		case "cookie-ttl":
-			if d, ok := a.duration(c); ok {
-				out["max_age"] = d
-			}
-		case "fallback":
-			if s, ok := a.str(c); ok {
-				algo, known := lbNames[strings.ToLower(s)]
-				if p, ok := lbCaddy[algo]; known && ok && algo != "sticky" && algo != "weighted" {
-					out["fallback"] = obj{"policy": p}
-				} else {
-					a.d.errorf(c.Args[0].Pos, "upstream %q: sticky fallback %q must be round_robin, random, least_connections, ip_hash or p2c", id, s)
-				}
-			}
-		case "cookie-path", "cookie-same-site":
-			a.d.warnf(c.Pos, "upstreams.upstream.load-balancing.sticky."+c.Name, "%s is not configurable: Caddy's cookie has Path=/ and SameSite=Lax", c.Name)
-		case "cookie-secure":
-			a.d.warnf(c.Pos, "upstreams.upstream.load-balancing.sticky.cookie-secure", "cookie-secure: Caddy marks the cookie Secure on HTTPS requests")
-		default:
-			a.d.errorf(c.Pos, "unknown setting %q in load-balancing \"sticky\"%s", c.Name,
-				suggest(c.Name, []string{"cookie-name", "cookie-ttl", "cookie-path", "cookie-secure", "cookie-same-site", "fallback"}))
-		}
-	}
 }
 
 func uniform(ws []int64) bool {
