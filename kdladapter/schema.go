@@ -313,7 +313,7 @@ func filterKeys() *Key {
 func filterTypes() map[string]*Key {
 	return map[string]*Key{
 		"rate-limit": ny("rate-limit", "rate limiting"),
-		"agent":      agentFilterKeys(),
+		"agent":      agentFilterKey,
 		"geo":        ny("geo", "GeoIP filtering"),
 		"headers": h("headers", "Caddy `headers` (+ `header_rename`)",
 			append([]*Key{h("phase", "`request`, `response` or `both`")}, headerOps()...)...),

@@ -114,6 +114,22 @@ func jsonKeyOf[T any](ptr func(*T) any) string {
 	panic(fmt.Sprintf("kdladapter: no JSON field of %T at the pointer", t))
 }
 
+// extension marks the setting as an extension of Sentinel on Caddy.
+func (f field[T]) extension() field[T] {
+	f.key.Extension = true
+	return f
+}
+
+// fieldOf is a setting read by read (which reports bad values) into a
+// field of type F.
+func fieldOf[T, F any](name, note string, read func(a *adapter, n *kdl.Node) (F, bool), p func(*T) *F) field[T] {
+	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
+		if v, ok := read(a, n); ok {
+			*p(t) = v
+		}
+	}}
+}
+
 // durationField is a duration setting ("30s", or a number of seconds).
 func durationField[T any](name, note string, p func(*T) *caddy.Duration) field[T] {
 	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
@@ -197,12 +213,18 @@ var durationType = reflect.TypeFor[caddy.Duration]()
 
 // typedObj is the adapter's output form (obj, encoded with sorted keys)
 // of v, a module's typed value (a struct or a pointer to one), with the
-// module's inline key (e.g. "policy") set to name: the keys are v's JSON
+// module's inline key (e.g. "policy") set to name unless inlineKey is ""
+// (a value that is not a module): the keys are v's JSON
 // struct tags, the values encoding/json's bytes, except the durations
 // (caddy.Duration fields), written "500ms" like every duration of the
 // adapter's output rather than as nanoseconds (Caddy reads both).
 func typedObj(v any, inlineKey, name string) obj {
-	raw := caddyconfig.JSONModuleObject(v, inlineKey, name, nil)
+	var raw []byte
+	if inlineKey != "" {
+		raw = caddyconfig.JSONModuleObject(v, inlineKey, name, nil)
+	} else {
+		raw = caddyconfig.JSON(v, nil)
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		panic("kdladapter: " + err.Error()) // encoding/json wrote it
@@ -223,7 +245,9 @@ func typedObj(v any, inlineKey, name string) obj {
 			out[key] = dur(time.Duration(rv.Field(i).Int()))
 		}
 	}
-	out[inlineKey] = name
+	if inlineKey != "" {
+		out[inlineKey] = name
+	}
 	return out
 }
 

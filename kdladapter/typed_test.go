@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
+	"github.com/sentinel-proxy/sentinel/agents"
 )
 
 // TestMetricsRouteTurnsMetricsOn: a route answering with builtin-handler
@@ -147,5 +150,33 @@ func TestStickyTyped(t *testing.T) {
 	}
 	if _, _, err := adaptString(t, lbConfig("sticky", `fallback "adaptive"`)); err == nil || !strings.Contains(err.Error(), `fallback "adaptive" of load-balancing "sticky": expected round_robin`) {
 		t.Errorf("fallback adaptive: %v", err)
+	}
+}
+
+// TestAgentFilterTyped: every key of a filter of type "agent" reaches its
+// field of agents.Filter (the handler's own type), and the output decodes
+// into it.
+func TestAgentFilterTyped(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`agents { agent "waf" { type "custom"; unix-socket "/run/waf.sock"; }; }
+filters { filter "f" { type "agent"; agent "waf"; phase "request"; timeout-ms 1500; failure-mode "fail-closed"; inspect-body #true; max-body-bytes "1KiB"; body-mode "hybrid:4096"; }; }
+routes { route "a" { builtin-handler "health"; filters "f"; }; }`)
+	s := string(out)
+	i := strings.Index(s, `"filters":[`)
+	if i < 0 {
+		t.Fatalf("no agent filters in %s", s)
+	}
+	var filters []agents.Filter
+	dec := json.NewDecoder(strings.NewReader(s[i+len(`"filters":`):]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&filters); err != nil {
+		t.Fatal(err)
+	}
+	want := agents.Filter{Agent: "waf", Phase: "request", Timeout: caddy.Duration(1500 * time.Millisecond), FailureMode: "closed", InspectBody: true, MaxBodyBytes: 1024, BodyMode: "hybrid:4096"}
+	if len(filters) != 1 || filters[0].Agent != want.Agent || filters[0].Phase != want.Phase || filters[0].Timeout != want.Timeout ||
+		filters[0].FailureMode != want.FailureMode || !filters[0].InspectBody || filters[0].MaxBodyBytes != want.MaxBodyBytes || filters[0].BodyMode != want.BodyMode {
+		t.Errorf("filters %+v, want %+v", filters, want)
+	}
+	if !strings.Contains(s, `"timeout":"1.5s"`) {
+		t.Errorf("timeout not a duration string: %s", s)
 	}
 }
