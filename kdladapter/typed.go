@@ -1,6 +1,7 @@
 package kdladapter
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -219,20 +220,13 @@ var durationType = reflect.TypeFor[caddy.Duration]()
 // (caddy.Duration fields), written "500ms" like every duration of the
 // adapter's output rather than as nanoseconds (Caddy reads both).
 func typedObj(v any, inlineKey, name string) obj {
-	var raw []byte
-	if inlineKey != "" {
-		raw = caddyconfig.JSONModuleObject(v, inlineKey, name, nil)
-	} else {
-		raw = caddyconfig.JSON(v, nil)
+	// What caddyconfig.JSONModuleObject does, with one encoding instead
+	// of three: the struct's bytes, split into its fields.
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic("kdladapter: " + err.Error()) // the module types encode
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		panic("kdladapter: " + err.Error()) // encoding/json wrote it
-	}
-	out := make(obj, len(fields))
-	for k, r := range fields {
-		out[k] = r
-	}
+	out := splitObject(raw)
 	rv := reflect.Indirect(reflect.ValueOf(v))
 	rt := rv.Type()
 	for i := range rt.NumField() {
@@ -247,6 +241,46 @@ func typedObj(v any, inlineKey, name string) obj {
 	}
 	if inlineKey != "" {
 		out[inlineKey] = name
+	}
+	return out
+}
+
+// splitObject splits a JSON object written by encoding/json (compact,
+// valid) into its members, without decoding the values: a scanner of
+// strings and nesting, much cheaper than json.Unmarshal. The values are
+// json.RawMessage.
+func splitObject(raw []byte) obj {
+	out := make(obj, 8)
+	depth, inString, keyStart, valStart := 0, false, 1, 0
+	var key string
+	for i := 1; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case depth > 0 && (c == '}' || c == ']'):
+			depth--
+		case depth == 0 && c == ':' && valStart == 0:
+			if q := raw[keyStart:i]; bytes.IndexByte(q, '\\') < 0 {
+				key = string(q[1 : len(q)-1])
+			} else if err := json.Unmarshal(q, &key); err != nil {
+				panic("kdladapter: " + err.Error()) // encoding/json wrote it
+			}
+			valStart = i + 1
+		case depth == 0 && (c == ',' || c == '}'):
+			if valStart > 0 {
+				out[key] = json.RawMessage(raw[valStart:i])
+			}
+			keyStart, valStart = i+1, 0
+		}
 	}
 	return out
 }

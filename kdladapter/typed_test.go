@@ -180,3 +180,21 @@ routes { route "a" { builtin-handler "health"; filters "f"; }; }`)
 		t.Errorf("timeout not a duration string: %s", s)
 	}
 }
+
+// TestSplitObject: members are split at the top level only, strings
+// (with escaped quotes, commas, braces) are skipped, escaped keys decoded.
+func TestSplitObject(t *testing.T) {
+	got := splitObject([]byte(`{"a":"x,\"}]","b\u003c":{"c":[1,{"d":2}]},"e":3,"f":[]}`))
+	want := map[string]string{"a": `"x,\"}]"`, "b<": `{"c":[1,{"d":2}]}`, "e": "3", "f": "[]"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for k, v := range want {
+		if r, _ := got[k].(json.RawMessage); string(r) != v {
+			t.Errorf("%s: %s, want %s", k, r, v)
+		}
+	}
+	if len(splitObject([]byte(`{}`))) != 0 {
+		t.Error("empty object has members")
+	}
+}
