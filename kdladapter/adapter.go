@@ -12,12 +12,14 @@
 // Children and its Map together from field declarations, each a KDL
 // setting and the function reading it into T, the target module's own
 // struct (adaptive.PeakEWMA for `load-balancing "peak_ewma" { … }`). The
-// output JSON of such a block comes from that struct's tags through
-// caddyconfig.JSONModuleObject (typedObj), so its keys are declared in one
-// place, the module. The load-balancing policies (lbPolicies) are mapped
-// this way; the other sections are still mapped onto obj maps by the
-// functions of their file and are being moved to typed blocks (issue
-// 15.1).
+// output JSON of such a block comes from that struct's tags (typedObj
+// encodes it with encoding/json and adds the module's inline key, as
+// caddyconfig.JSONModuleObject does), so its keys are declared in one
+// place, the module. Typed so far: the load-balancing blocks (lbPolicies:
+// the adaptive package's policies and Caddy's cookie policy) and filters
+// of type "agent" (agentFilterKey, onto agents.Filter). The other sections
+// are still mapped onto obj maps by the functions of their file and are
+// being moved to typed blocks (issue 15.1).
 //
 // A mapper reads its own block and the parsed document (the fields of
 // adapter holding nodes), not state another mapper sets: whether the
