@@ -2,6 +2,29 @@
 // sentinel.kdl file (KDL v1 or v2, in the original Sentinel's schema) into
 // Caddy JSON. It is a pure function of its input, the files it includes and
 // the environment variables it names: the same input gives the same bytes.
+//
+// # Schema and mappers
+//
+// Schema() declares every node name of the original's schema as a Key
+// (honoured, warned or not yet); the walker (checkBlock) reports unknown
+// and unsupported settings from it. A block converted to the typed form
+// is declared once, with its mapper: typedBlock[T] sets the Key's
+// Children and its Map together from field declarations, each a KDL
+// setting and the function reading it into T, the target module's own
+// struct (adaptive.PeakEWMA for `load-balancing "peak_ewma" { … }`). The
+// output JSON of such a block comes from that struct's tags (typedObj
+// encodes it with encoding/json and adds the module's inline key, as
+// caddyconfig.JSONModuleObject does), so its keys are declared in one
+// place, the module. Typed so far: the load-balancing blocks (lbPolicies:
+// the adaptive package's policies and Caddy's cookie policy) and filters
+// of type "agent" (agentFilterKey, onto agents.Filter). The other sections
+// are still mapped onto obj maps by the functions of their file and are
+// being moved to typed blocks (issue 15.1).
+//
+// A mapper reads its own block and the parsed document (the fields of
+// adapter holding nodes), not state another mapper sets: whether the
+// http app's metrics are on, for instance, is read from the routes where
+// it is needed.
 package kdladapter
 
 import (
@@ -81,8 +104,6 @@ type adapter struct {
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.
 	frags fragments
-	// metricsUsed is set when a route serves metrics.
-	metricsUsed bool
 	// proxies caches each upstream's mapping (see upstreamBase).
 	proxies map[string]*upstreamBase
 	// filename is the config file ("" when not from a file).

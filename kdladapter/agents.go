@@ -5,7 +5,11 @@ import (
 	"encoding/hex"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/agents"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
 
@@ -80,17 +84,45 @@ func agentsBlock() *Key {
 	return h("agents", "`sentinel_agents` app: agents used by filters of type \"agent\"", agentKeys(), registrationKeys())
 }
 
-// agentFilterKeys are the keys of a filter of type "agent".
+// agentFilterKey declares the keys of a filter of type "agent" and their
+// mapping onto the sentinel_agents handler's agents.Filter. It is built
+// once and not changed after.
+var agentFilterKey = agentFilterKeys()
+
 func agentFilterKeys() *Key {
-	return h("agent", "`sentinel_agents` handler: the route's agent filters, request headers fanned out in parallel",
-		h("agent", "agent id from `agents { }` (or a live-registered one)"),
-		h("phase", "`request`, `response` or `both` (default both: the agent's events decide)"),
-		h("timeout-ms", "overrides the agent's timeout"),
-		h("failure-mode", "overrides the agent's failure mode"),
-		h("inspect-body", "`#true`: also send the body of the phase"),
-		h("max-body-bytes", "overrides the agent's body limit"),
-		ext(h("body-mode", "overrides the agent's body mode")),
+	return typedBlock(h("agent", "`sentinel_agents` handler: the route's agent filters, request headers fanned out in parallel"),
+		stringField("agent", "agent id from `agents { }` (or a live-registered one)", func(f *agents.Filter) *string { return &f.Agent }),
+		fieldOf("phase", "`request`, `response` or `both` (default both: the agent's events decide)", (*adapter).phase,
+			func(f *agents.Filter) *string { return &f.Phase }),
+		fieldOf("timeout-ms", "overrides the agent's timeout", (*adapter).millisDuration,
+			func(f *agents.Filter) *caddy.Duration { return &f.Timeout }),
+		fieldOf("failure-mode", "overrides the agent's failure mode", (*adapter).failureMode,
+			func(f *agents.Filter) *string { return &f.FailureMode }),
+		boolField("inspect-body", "`#true`: also send the body of the phase", func(f *agents.Filter) *bool { return &f.InspectBody }),
+		fieldOf("max-body-bytes", "overrides the agent's body limit", (*adapter).byteSize,
+			func(f *agents.Filter) *int64 { return &f.MaxBodyBytes }),
+		fieldOf("body-mode", "overrides the agent's body mode", (*adapter).bodyMode,
+			func(f *agents.Filter) *string { return &f.BodyMode }).extension(),
 	)
+}
+
+// phase reads `request`, `response` or `both`.
+func (a *adapter) phase(n *kdl.Node) (string, bool) {
+	s, ok := a.str(n)
+	if !ok {
+		return "", false
+	}
+	return a.oneOf(n, s, "request", "response", "both")
+}
+
+// millisDuration reads an integer number of milliseconds.
+func (a *adapter) millisDuration(n *kdl.Node) (caddy.Duration, bool) {
+	s, ok := a.millis(n)
+	if !ok {
+		return 0, false
+	}
+	d, _ := time.ParseDuration(s) // a.millis wrote it
+	return caddy.Duration(d), true
 }
 
 // mapAgents builds the `sentinel_agents` app, or nil without agents.
@@ -457,36 +489,5 @@ func (a *adapter) agentFilter(filterID string, f *kdl.Node) obj {
 		a.d.errorf(n.Args[0].Pos, "filter %q: agent %q is not defined in agents { }%s", filterID, id, suggest(id, a.agentIDs()))
 		return nil
 	}
-	out := obj{"agent": id}
-	for _, c := range f.Children {
-		switch c.Name {
-		case "phase":
-			if s, ok := a.str(c); ok {
-				if p, ok := a.oneOf(c, s, "request", "response", "both"); ok {
-					out["phase"] = p
-				}
-			}
-		case "timeout-ms":
-			if d, ok := a.millis(c); ok {
-				out["timeout"] = d
-			}
-		case "failure-mode":
-			if m, ok := a.failureMode(c); ok {
-				out["failure_mode"] = m
-			}
-		case "inspect-body":
-			if b, ok := a.boolean(c); ok && b {
-				out["inspect_body"] = true
-			}
-		case "max-body-bytes":
-			if sz, ok := a.byteSize(c); ok {
-				out["max_body_bytes"] = sz
-			}
-		case "body-mode":
-			if m, ok := a.bodyMode(c); ok {
-				out["body_mode"] = m
-			}
-		}
-	}
-	return out
+	return typedObj(agentFilterKey.Map(a, f), "", "")
 }

@@ -96,6 +96,17 @@ Rules that hold for every key:
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", algo, strings.Join(byAlgo[algo], ", "), status, policy)
 	}
+
+	b.WriteString("\n## Load-balancing settings (`load-balancing \"…\" { … }`)\n\nThe settings of each algorithm's block, mapped onto the fields of its\nselection policy (the adaptive package's; Caddy's `cookie` for sticky).\nThe other algorithms take no block.\n\n| Algorithm | Key | Status | How |\n|---|---|---|---|\n")
+	for _, algo := range algos {
+		k := lbPolicyKeys[algo]
+		if k == nil {
+			continue
+		}
+		for _, c := range k.Children {
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", algo, c.Name, c.Status, escapeCell(c.Note))
+		}
+	}
 	return b.String()
 }
 

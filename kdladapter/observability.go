@@ -1,6 +1,7 @@
 package kdladapter
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -67,7 +68,7 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) {
 			}
 		}
 	}
-	if enabled || a.metricsUsed {
+	if enabled || slices.ContainsFunc(a.routes, servesMetrics) {
 		httpApp["metrics"] = obj{}
 	}
 }

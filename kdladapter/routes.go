@@ -512,13 +512,27 @@ func (a *adapter) upstreamIDs() []string {
 	return ids
 }
 
+// builtinKind is a builtin-handler's name, normalized: lower case, with
+// hyphens for underscores.
+func builtinKind(s string) string {
+	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
+}
+
+// servesMetrics reports whether a route answers with builtin-handler
+// "metrics" (Caddy's `metrics` handler, which needs the http app's
+// metrics on).
+func servesMetrics(r *kdl.Node) bool {
+	n := setting(r, "builtin-handler")
+	return n != nil && len(n.Args) == 1 && n.Args[0].Kind == kdl.KindString && builtinKind(n.Args[0].Str) == "metrics"
+}
+
 // builtin maps builtin-handler.
 func (a *adapter) builtin(id string, n *kdl.Node) []obj {
 	s, ok := a.str(n)
 	if !ok {
 		return nil
 	}
-	switch strings.ReplaceAll(strings.ToLower(s), "_", "-") {
+	switch builtinKind(s) {
 	case "status":
 		return []obj{{"handler": "sentinel_builtin", "kind": "status", "route": id}}
 	case "health":
@@ -528,7 +542,6 @@ func (a *adapter) builtin(id string, n *kdl.Node) []obj {
 	case "not-found":
 		return []obj{{"handler": "sentinel_builtin", "kind": "not_found", "route": id}}
 	case "metrics":
-		a.metricsUsed = true
 		return []obj{{"handler": "metrics"}}
 	case "config", "upstreams":
 		return []obj{{"handler": "sentinel_builtin", "kind": strings.ToLower(s), "route": id}}

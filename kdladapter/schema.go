@@ -1,6 +1,10 @@
 package kdladapter
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+)
 
 // Status says what the adapter does with a setting of the original
 // Sentinel's schema.
@@ -46,6 +50,11 @@ type Key struct {
 	// Since marks keys that are extensions of Sentinel on Caddy, not in
 	// the original schema.
 	Extension bool
+	// Map, when set, maps a block of this key onto its module's typed
+	// value; typedBlock declares it together with Children, so that the
+	// keys the walker accepts are the keys the mapper reads (see
+	// typed.go). nil: the block is read by its parent's mapper.
+	Map func(a *adapter, n *kdl.Node) any
 }
 
 func h(name, note string, children ...*Key) *Key {
@@ -304,7 +313,7 @@ func filterKeys() *Key {
 func filterTypes() map[string]*Key {
 	return map[string]*Key{
 		"rate-limit": ny("rate-limit", "rate limiting"),
-		"agent":      agentFilterKeys(),
+		"agent":      agentFilterKey,
 		"geo":        ny("geo", "GeoIP filtering"),
 		"headers": h("headers", "Caddy `headers` (+ `header_rename`)",
 			append([]*Key{h("phase", "`request`, `response` or `both`")}, headerOps()...)...),

@@ -1,11 +1,18 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"net"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/sentinel-proxy/sentinel/adaptive"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -79,111 +86,101 @@ var weightsFromRegistry = map[string]bool{
 	"consistent_hash": true, "maglev": true, "locality_aware": true, "deterministic_subset": true,
 }
 
-// tunableKind is how a load-balancing tunable is read.
-type tunableKind int
-
-const (
-	tDuration tunableKind = iota
-	tFloat
-	tInt
-	tBool
-	tString
-	tStrings
-	tPolicy     // a guest selection policy: {"policy": …}
-	tPolicyNone // the same, or "none"
-)
-
 // guestPolicies are the algorithms locality_aware's fallback and
 // deterministic_subset's inner policy can name in KDL.
 var guestPolicies = []string{"round_robin", "random", "least_connections", "ip_hash", "p2c"}
 
-// lbTunables lists the child settings of `load-balancing "<name>" { … }`
-// per algorithm: KDL key → JSON field of the selection policy.
-var lbTunables = map[string]map[string]struct {
-	field string
-	kind  tunableKind
-}{
-	"peak_ewma": {
-		"decay-time": {"decay_time", tDuration}, "default-rtt": {"default_rtt", tDuration},
-		"penalize-failures": {"penalize_failures", tBool}, "failure-penalty": {"failure_penalty", tDuration},
-		"max-retry-after": {"max_retry_after", tDuration}, "choices": {"choices", tInt},
-	},
-	"adaptive": {
-		"adjustment-interval": {"adjustment_interval", tDuration}, "min-weight-ratio": {"min_weight_ratio", tFloat},
-		"max-weight-ratio": {"max_weight_ratio", tFloat}, "error-threshold": {"error_threshold", tFloat},
-		"latency-threshold": {"latency_threshold", tDuration}, "latency-ratio": {"latency_ratio", tFloat}, "ewma-alpha": {"ewma_alpha", tFloat},
-		"recovery-factor": {"recovery_factor", tFloat}, "penalty-rate": {"penalty_rate", tFloat},
-		"min-requests": {"min_requests", tInt}, "max-carry-over": {"max_carry_over", tInt}, "breaker-failures": {"breaker_failures", tInt},
-		"breaker-successes": {"breaker_successes", tInt}, "breaker-timeout": {"breaker_timeout", tDuration},
-		"disable-breaker": {"disable_breaker", tBool},
-	},
-	"p2c": {
-		"load-metric": {"load_metric", tString}, "choices": {"choices", tInt}, "latency-window": {"latency_window", tDuration},
-		"penalize-failures": {"penalize_failures", tBool}, "failure-penalty": {"failure_penalty", tDuration},
-		"max-retry-after": {"max_retry_after", tDuration},
-	},
-	"weighted_least_connections": {"tie-breaker": {"tie_breaker", tString}},
-	"consistent_hash": {
-		"key": {"key", tString}, "key-name": {"key_name", tString}, "vnodes": {"vnodes", tInt},
-		"hash": {"hash", tString}, "load-factor": {"load_factor", tFloat}, "unbounded": {"unbounded", tBool},
-	},
-	"maglev": {"key": {"key", tString}, "key-name": {"key_name", tString}, "table-size": {"table_size", tInt}},
-	"locality_aware": {
-		"zone": {"zone", tString}, "fallback": {"fallback", tPolicyNone}, "zone-priority": {"zone_priority", tStrings},
-	},
-	"deterministic_subset": {"subset-size": {"subset_size", tInt}, "proxy-id": {"proxy_id", tString}, "inner": {"inner", tPolicy}},
-}
+// maxTunable bounds the integer tunables of the load-balancing policies.
+const maxTunable = 1 << 20
 
-// tunables reads the child settings of a load-balancing node.
-func (a *adapter) tunables(id, algo string, n *kdl.Node, out obj) {
-	keys := lbTunables[algo]
-	names := make([]string, 0, len(keys))
-	for k := range keys {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, c := range n.Children {
-		t, ok := keys[c.Name]
-		if !ok {
-			a.d.errorf(c.Pos, "upstream %q: unknown setting %q of load-balancing %q%s", id, c.Name, algo, suggest(c.Name, names))
-			continue
-		}
-		switch t.kind {
-		case tDuration:
-			if d, ok := a.duration(c); ok {
-				out[t.field] = d
-			}
-		case tFloat:
-			if f, ok := a.number(c); ok {
-				out[t.field] = f
-			}
-		case tInt:
-			if i, ok := a.integer(c, -1, 1<<20); ok {
-				out[t.field] = i
-			}
-		case tBool:
-			if b, ok := a.boolean(c); ok {
-				out[t.field] = b
-			}
-		case tString:
-			if s, ok := a.str(c); ok {
-				out[t.field] = s
-			}
-		case tStrings:
-			out[t.field] = a.strs(c)
-		case tPolicy, tPolicyNone:
-			if s, ok := a.str(c); ok {
-				if p := guestPolicy(s, t.kind == tPolicyNone); p != nil {
-					out[t.field] = p
-				} else {
-					want := strings.Join(guestPolicies, ", ")
-					if t.kind == tPolicyNone {
-						want += " or none"
-					}
-					a.d.errorf(c.Args[0].Pos, "upstream %q: %s %q of load-balancing %q: expected %s", id, c.Name, s, algo, want)
-				}
-			}
-		}
+// lbPolicies declares, for each algorithm with settings, the block
+// `load-balancing "<name>" { … }`: its keys and their mapping onto the
+// adaptive package's policy struct (whose JSON tags name the output keys).
+//
+// The declaration is built once: its keys and mappers are not changed
+// after.
+var lbPolicyKeys = lbPolicies()
+
+func lbPolicies() map[string]*Key {
+	const where = "load-balancing "
+	return map[string]*Key{
+		"peak_ewma": typedBlock(h("peak_ewma", "`peak_ewma` selection policy"),
+			durationField("decay-time", "", func(p *adaptive.PeakEWMA) *caddy.Duration { return &p.DecayTime }),
+			durationField("default-rtt", "", func(p *adaptive.PeakEWMA) *caddy.Duration { return &p.DefaultRTT }),
+			optBoolField("penalize-failures", "", func(p *adaptive.PeakEWMA) **bool { return &p.PenalizeFailures }),
+			durationField("failure-penalty", "", func(p *adaptive.PeakEWMA) *caddy.Duration { return &p.FailurePenalty }),
+			durationField("max-retry-after", "", func(p *adaptive.PeakEWMA) *caddy.Duration { return &p.MaxRetryAfter }),
+			intField("choices", "", -1, maxTunable, func(p *adaptive.PeakEWMA) *int { return &p.Choices }),
+		),
+		"adaptive": typedBlock(h("adaptive", "`adaptive` selection policy"),
+			durationField("adjustment-interval", "", func(p *adaptive.Adaptive) *caddy.Duration { return &p.AdjustmentInterval }),
+			floatField("min-weight-ratio", "", func(p *adaptive.Adaptive) *float64 { return &p.MinWeightRatio }),
+			floatField("max-weight-ratio", "", func(p *adaptive.Adaptive) *float64 { return &p.MaxWeightRatio }),
+			floatField("error-threshold", "", func(p *adaptive.Adaptive) *float64 { return &p.ErrorThreshold }),
+			durationField("latency-threshold", "", func(p *adaptive.Adaptive) *caddy.Duration { return &p.LatencyThreshold }),
+			floatField("latency-ratio", "", func(p *adaptive.Adaptive) *float64 { return &p.LatencyRatio }),
+			floatField("ewma-alpha", "", func(p *adaptive.Adaptive) *float64 { return &p.EWMAAlpha }),
+			floatField("recovery-factor", "", func(p *adaptive.Adaptive) *float64 { return &p.RecoveryFactor }),
+			floatField("penalty-rate", "", func(p *adaptive.Adaptive) *float64 { return &p.PenaltyRate }),
+			intField("min-requests", "", -1, maxTunable, func(p *adaptive.Adaptive) *int { return &p.MinRequests }),
+			intField("max-carry-over", "", -1, maxTunable, func(p *adaptive.Adaptive) *int { return &p.MaxCarryOver }),
+			intField("breaker-failures", "", -1, maxTunable, func(p *adaptive.Adaptive) *int { return &p.BreakerFailures }),
+			intField("breaker-successes", "", -1, maxTunable, func(p *adaptive.Adaptive) *int { return &p.BreakerSuccesses }),
+			durationField("breaker-timeout", "", func(p *adaptive.Adaptive) *caddy.Duration { return &p.BreakerTimeout }),
+			boolField("disable-breaker", "", func(p *adaptive.Adaptive) *bool { return &p.DisableBreaker }),
+		),
+		"p2c": typedBlock(h("p2c", "`p2c` selection policy"),
+			stringField("load-metric", "", func(p *adaptive.P2C) *string { return &p.LoadMetric }),
+			intField("choices", "", -1, maxTunable, func(p *adaptive.P2C) *int { return &p.Choices }),
+			durationField("latency-window", "", func(p *adaptive.P2C) *caddy.Duration { return &p.LatencyWindow }),
+			optBoolField("penalize-failures", "", func(p *adaptive.P2C) **bool { return &p.PenalizeFailures }),
+			durationField("failure-penalty", "", func(p *adaptive.P2C) *caddy.Duration { return &p.FailurePenalty }),
+			durationField("max-retry-after", "", func(p *adaptive.P2C) *caddy.Duration { return &p.MaxRetryAfter }),
+		),
+		"weighted_least_connections": typedBlock(h("weighted_least_connections", "`weighted_least_connections` selection policy"),
+			stringField("tie-breaker", "", func(p *adaptive.WeightedLeastConnections) *string { return &p.TieBreaker }),
+		),
+		"consistent_hash": typedBlock(h("consistent_hash", "`consistent_hash` selection policy"),
+			stringField("key", "", func(p *adaptive.ConsistentHash) *string { return &p.Key }),
+			stringField("key-name", "", func(p *adaptive.ConsistentHash) *string { return &p.KeyName }),
+			intField("vnodes", "", -1, maxTunable, func(p *adaptive.ConsistentHash) *int { return &p.VNodes }),
+			stringField("hash", "", func(p *adaptive.ConsistentHash) *string { return &p.Hash }),
+			floatField("load-factor", "", func(p *adaptive.ConsistentHash) *float64 { return &p.LoadFactor }),
+			boolField("unbounded", "", func(p *adaptive.ConsistentHash) *bool { return &p.Unbounded }),
+		),
+		"maglev": typedBlock(h("maglev", "`maglev` selection policy"),
+			stringField("key", "", func(p *adaptive.Maglev) *string { return &p.Key }),
+			stringField("key-name", "", func(p *adaptive.Maglev) *string { return &p.KeyName }),
+			intField("table-size", "", -1, maxTunable, func(p *adaptive.Maglev) *int { return &p.TableSize }),
+		),
+		"locality_aware": typedBlock(h("locality_aware", "`locality_aware` selection policy"),
+			stringField("zone", "", func(p *adaptive.LocalityAware) *string { return &p.Zone }),
+			guestField("fallback", "a guest policy, or `none`", where+`"locality_aware"`, strings.Join(guestPolicies, ", ")+" or none",
+				func(name string) json.RawMessage { return guestPolicy(name, true) },
+				func(p *adaptive.LocalityAware) *json.RawMessage { return &p.FallbackRaw }),
+			stringsField("zone-priority", "", func(p *adaptive.LocalityAware) *[]string { return &p.ZonePriority }),
+		),
+		"sticky": typedBlockInit(h("sticky", "Caddy's `cookie` selection policy"),
+			func(p *reverseproxy.CookieHashSelection) {
+				p.Name, p.MaxAge = "SERVERID", caddy.Duration(time.Hour)
+				p.FallbackRaw = guestModule("policy", "round_robin")
+			},
+			stringField("cookie-name", "", func(p *reverseproxy.CookieHashSelection) *string { return &p.Name }),
+			durationField("cookie-ttl", "", func(p *reverseproxy.CookieHashSelection) *caddy.Duration { return &p.MaxAge }),
+			guestField("fallback", "a guest policy", where+`"sticky"`, strings.Join(guestPolicies, ", "),
+				func(name string) json.RawMessage { return guestPolicy(name, false) },
+				func(p *reverseproxy.CookieHashSelection) *json.RawMessage { return &p.FallbackRaw }),
+			field[reverseproxy.CookieHashSelection]{key: w("cookie-path", "Caddy's cookie has Path=/")},
+			field[reverseproxy.CookieHashSelection]{key: w("cookie-same-site", "Caddy's cookie has SameSite=Lax")},
+			field[reverseproxy.CookieHashSelection]{key: w("cookie-secure", "Caddy marks the cookie Secure on HTTPS requests")},
+		),
+		"deterministic_subset": typedBlock(h("deterministic_subset", "`deterministic_subset` selection policy"),
+			intField("subset-size", "", -1, maxTunable, func(p *adaptive.DeterministicSubset) *int { return &p.SubsetSize }),
+			stringField("proxy-id", "", func(p *adaptive.DeterministicSubset) *string { return &p.ProxyID }),
+			guestField("inner", "a guest policy", where+`"deterministic_subset"`, strings.Join(guestPolicies, ", "),
+				func(name string) json.RawMessage { return guestPolicy(name, false) },
+				func(p *adaptive.DeterministicSubset) *json.RawMessage { return &p.InnerRaw }),
+		),
 	}
 }
 
@@ -358,7 +355,7 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 			a.d.errorf(n.Args[0].Pos, "upstream %q: unknown load-balancing %q%s", id, s, suggest(strings.ToLower(s), LoadBalancingNames()))
 			return nil
 		}
-		if len(n.Children) > 0 && algo != "sticky" && lbTunables[algo] == nil {
+		if len(n.Children) > 0 && lbPolicyKeys[algo] == nil {
 			a.d.errorf(n.Pos, "upstream %q: load-balancing %q takes no block", id, s)
 		}
 	}
@@ -374,15 +371,21 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 		}
 		a.d.warnf(pos, "upstreams.upstream.load-balancing", "upstream %q: target weights are ignored by %s (use \"weighted\")", id, algo)
 	}
+	if k := lbPolicyKeys[algo]; k != nil {
+		// The adaptive package's policy struct, read from the block.
+		block := n
+		if block == nil {
+			block = &kdl.Node{}
+		}
+		v := a.mapBlock(block, k, "upstreams.upstream.load-balancing."+algo)
+		if weightsFromRegistry[algo] {
+			reflect.ValueOf(v).Elem().FieldByName("Upstream").SetString(id)
+		}
+		return typedObj(v, "policy", policy)
+	}
 	out := obj{"policy": policy}
 	if weightsFromRegistry[algo] {
 		out["upstream"] = id
-	}
-	switch {
-	case algo == "sticky":
-		a.sticky(id, n, out)
-	case lbTunables[algo] != nil && n != nil:
-		a.tunables(id, algo, n, out)
 	}
 	return out
 }
@@ -390,50 +393,15 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 // guestPolicy is the JSON of a delegated selection policy named in KDL,
 // or nil when the name is not one of guestPolicies (nor "none" when
 // allowed).
-func guestPolicy(name string, none bool) any {
+func guestPolicy(name string, none bool) json.RawMessage {
 	if none && strings.EqualFold(name, "none") {
-		return "none"
+		return json.RawMessage(`"none"`)
 	}
 	algo := lbNames[strings.ToLower(name)]
 	if slices.Contains(guestPolicies, algo) {
-		return obj{"policy": lbCaddy[algo]}
+		return guestModule("policy", lbCaddy[algo])
 	}
 	return nil
-}
-
-// sticky maps `load-balancing "sticky" { … }` to Caddy's cookie policy.
-func (a *adapter) sticky(id string, n *kdl.Node, out obj) {
-	out["name"] = "SERVERID"
-	out["max_age"] = "1h0m0s"
-	out["fallback"] = obj{"policy": "round_robin"}
-	for _, c := range n.Children {
-		switch c.Name {
-		case "cookie-name":
-			if s, ok := a.str(c); ok {
-				out["name"] = s
-			}
-		case "cookie-ttl":
-			if d, ok := a.duration(c); ok {
-				out["max_age"] = d
-			}
-		case "fallback":
-			if s, ok := a.str(c); ok {
-				algo, known := lbNames[strings.ToLower(s)]
-				if p, ok := lbCaddy[algo]; known && ok && algo != "sticky" && algo != "weighted" {
-					out["fallback"] = obj{"policy": p}
-				} else {
-					a.d.errorf(c.Args[0].Pos, "upstream %q: sticky fallback %q must be round_robin, random, least_connections, ip_hash or p2c", id, s)
-				}
-			}
-		case "cookie-path", "cookie-same-site":
-			a.d.warnf(c.Pos, "upstreams.upstream.load-balancing.sticky."+c.Name, "%s is not configurable: Caddy's cookie has Path=/ and SameSite=Lax", c.Name)
-		case "cookie-secure":
-			a.d.warnf(c.Pos, "upstreams.upstream.load-balancing.sticky.cookie-secure", "cookie-secure: Caddy marks the cookie Secure on HTTPS requests")
-		default:
-			a.d.errorf(c.Pos, "unknown setting %q in load-balancing \"sticky\"%s", c.Name,
-				suggest(c.Name, []string{"cookie-name", "cookie-ttl", "cookie-path", "cookie-secure", "cookie-same-site", "fallback"}))
-		}
-	}
 }
 
 func uniform(ws []int64) bool {
