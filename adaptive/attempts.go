@@ -18,14 +18,16 @@ const attemptsVar = "sentinel.upstream_attempts"
 const attemptsLogField = "upstream_attempts"
 
 // attempts are the target addresses a request was sent to. It also holds
-// the response body wrapper of the first attempt, so that the transport
-// adds no allocation to a request sent once.
+// the response body wrapper of the first attempt and the X-Real-IP value,
+// so that the transport adds no allocation to a request sent once.
 type attempts struct {
 	addrs []string
 	buf   [2]string
 	body  releasingBody
 	// bodyUsed is set once body is handed out (retries get new ones).
 	bodyUsed bool
+	// realIP is the value of the X-Real-IP header the transport sets.
+	realIP [1]string
 }
 
 // newBody returns a response body wrapper for an attempt: the one held

@@ -139,9 +139,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Not a proxied client request: an active health check.
 		return t.HTTPTransport.RoundTrip(req)
 	}
-	forwardedIdentity(req)
 	addr := targetAddress(req)
 	a := markTried(req, addr)
+	forwardedIdentity(req, a)
 	tg := t.fb.target(addr)
 	tg.stats.Start()
 	start := t.now()
