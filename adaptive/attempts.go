@@ -17,10 +17,27 @@ const attemptsVar = "sentinel.upstream_attempts"
 // attemptsLogField is the access log field with the number of attempts.
 const attemptsLogField = "upstream_attempts"
 
-// attempts are the target addresses a request was sent to.
+// attempts are the target addresses a request was sent to. It also holds
+// the response body wrapper of the first attempt and the X-Real-IP value,
+// so that the transport adds no allocation to a request sent once.
 type attempts struct {
 	addrs []string
 	buf   [2]string
+	body  releasingBody
+	// bodyUsed is set once body is handed out (retries get new ones).
+	bodyUsed bool
+	// realIP is the value of the X-Real-IP header the transport sets.
+	realIP [1]string
+}
+
+// newBody returns a response body wrapper for an attempt: the one held
+// in a for the first attempt, a new one after it (or without a).
+func (a *attempts) newBody() *releasingBody {
+	if a == nil || a.bodyUsed {
+		return new(releasingBody)
+	}
+	a.bodyUsed = true
+	return &a.body
 }
 
 // has reports whether the request was already sent to addr.
@@ -77,12 +94,13 @@ func Tried(r *http.Request) []string {
 }
 
 // markTried records that req is sent to addr, and the number of attempts
-// in the access log entry.
-func markTried(req *http.Request, addr string) {
+// in the access log entry. It returns the request's attempts (nil for a
+// request without variables).
+func markTried(req *http.Request, addr string) *attempts {
 	ctx := req.Context()
 	vars, ok := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
 	if !ok {
-		return
+		return nil
 	}
 	a, _ := vars[attemptsVar].(*attempts)
 	if a == nil {
@@ -94,6 +112,7 @@ func markTried(req *http.Request, addr string) {
 	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Int(attemptsLogField, len(a.addrs)))
 	}
+	return a
 }
 
 // selectUntried runs sel with the targets r was already sent to excluded

@@ -173,23 +173,35 @@ func TestForwardedIdentity(t *testing.T) {
 		return r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
 	}
 	r := mk(false, "10.0.0.1")
-	forwardedIdentity(r)
+	forwardedIdentity(r, nil)
 	if r.Header.Get("X-Real-Ip") != "10.0.0.1" || r.Header.Get("Forwarded") != "" {
 		t.Errorf("untrusted: %v", r.Header)
 	}
 	r = mk(false, "")
-	forwardedIdentity(r)
+	forwardedIdentity(r, nil)
 	if len(r.Header.Values("X-Real-Ip")) != 0 {
 		t.Errorf("untrusted, no client IP: %v", r.Header)
 	}
 	r = mk(true, "198.51.100.4")
-	forwardedIdentity(r)
+	forwardedIdentity(r, nil)
 	if r.Header.Get("X-Real-Ip") != "203.0.113.9" || r.Header.Get("Forwarded") != "for=203.0.113.9" {
 		t.Errorf("trusted: %v", r.Header)
 	}
 	r.Header.Del("X-Real-Ip")
-	forwardedIdentity(r)
+	forwardedIdentity(r, nil)
 	if r.Header.Get("X-Real-Ip") != "198.51.100.4" {
 		t.Errorf("trusted, no X-Real-IP: %v", r.Header)
+	}
+
+	// With the request's attempts, the value is held there: no
+	// allocation, and a client's several values are replaced by one.
+	r = mk(false, "10.0.0.2")
+	r.Header.Add("X-Real-Ip", "203.0.113.10")
+	a := markTried(r, "a:1")
+	if n := testing.AllocsPerRun(50, func() { forwardedIdentity(r, a) }); n != 0 {
+		t.Errorf("%.1f allocations", n)
+	}
+	if v := r.Header.Values("X-Real-Ip"); len(v) != 1 || v[0] != "10.0.0.2" || a.realIP[0] != "10.0.0.2" {
+		t.Errorf("with attempts: %v", v)
 	}
 }

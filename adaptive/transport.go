@@ -9,7 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -139,9 +139,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Not a proxied client request: an active health check.
 		return t.HTTPTransport.RoundTrip(req)
 	}
-	forwardedIdentity(req)
 	addr := targetAddress(req)
-	markTried(req, addr)
+	a := markTried(req, addr)
+	forwardedIdentity(req, a)
 	tg := t.fb.target(addr)
 	tg.stats.Start()
 	start := t.now()
@@ -163,8 +163,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.retryAfter = retryAfter(res.Header.Get("Retry-After"), time.Now())
 	}
 	tg.record(start+rtt, s)
-	failed := res.StatusCode >= 500
-	res.Body = &releasingBody{ReadCloser: res.Body, release: func() { tg.stats.Done(failed) }}
+	body := a.newBody()
+	body.ReadCloser, body.target, body.failed = res.Body, tg, res.StatusCode >= 500
+	res.Body = body
 	return res, nil
 }
 
@@ -211,18 +212,21 @@ func retryAfter(v string, now time.Time) int64 {
 	return 0
 }
 
-// releasingBody releases the in-flight count once, when the body is
-// closed.
+// releasingBody releases the in-flight count of its target once, when
+// the body is closed.
 type releasingBody struct {
 	io.ReadCloser
-	once    sync.Once
-	release func()
+	target   *Target
+	failed   bool // a 5xx: counted as a failure
+	released atomic.Bool
 }
 
 // Close closes the body and releases the request.
 func (b *releasingBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
+	if b.released.CompareAndSwap(false, true) {
+		b.target.stats.Done(b.failed)
+	}
 	return err
 }
 

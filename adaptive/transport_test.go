@@ -349,3 +349,42 @@ func TestTransportShared(t *testing.T) {
 		t.Fatal("the shared transport is still held after every route's Cleanup")
 	}
 }
+
+// TestTransportAttemptBodies: the first attempt of a request gets the
+// body wrapper held by its attempts (no allocation), a retry a new one;
+// each releases its own attempt, once.
+func TestTransportAttemptBodies(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	st := testReg.Stats(strings.TrimPrefix(backend.URL, "http://"))
+	tr := newTransport(t)
+	req := mustReq(t, backend.URL+"/")
+	req = req.WithContext(context.WithValue(req.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+
+	first, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := triedOf(req)
+	if a.len() != 2 || first.Body != &a.body || second.Body == &a.body {
+		t.Fatalf("attempts %d, first body held: %v, second body held: %v", a.len(), first.Body == &a.body, second.Body == &a.body)
+	}
+	if st.InFlight() != 2 {
+		t.Fatalf("in flight %d", st.InFlight())
+	}
+	second.Body.Close()
+	second.Body.Close()
+	if st.InFlight() != 1 {
+		t.Fatalf("after the retry's close: in flight %d", st.InFlight())
+	}
+	first.Body.Close()
+	if st.InFlight() != 0 {
+		t.Fatalf("after both: in flight %d", st.InFlight())
+	}
+}

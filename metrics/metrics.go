@@ -177,10 +177,29 @@ func (r *Route) Observe(code int, d time.Duration) {
 	if r == nil {
 		return
 	}
-	label := defaultStatusLabel
-	if code > 0 {
-		label = strconv.Itoa(code)
-	}
-	r.requests.WithLabelValues(r.route, label).Inc()
+	r.requests.WithLabelValues(r.route, statusLabel(code)).Inc()
 	r.duration.Observe(d.Seconds())
+}
+
+// statusLabels are the labels of the status codes 0–599, computed once:
+// strconv.Itoa allocates for numbers of three digits, and Observe runs on
+// every request.
+var statusLabels = func() (l [600]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	l[0] = defaultStatusLabel
+	return l
+}()
+
+// statusLabel is the code label of a status code (0: nothing was written,
+// the server answers 200).
+func statusLabel(code int) string {
+	if code <= 0 {
+		return defaultStatusLabel
+	}
+	if code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }

@@ -40,6 +40,7 @@ type Guard struct {
 	flag    *registry.RouteFlag
 	body    []byte
 	metrics *metrics.Route
+	writers *statusWriters
 }
 
 // CaddyModule returns the Caddy module information.
@@ -58,6 +59,7 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 	}
 	g.flag = routes.RouteFlagOrNew(g.Route)
+	g.writers = new(statusWriters)
 	g.body, _ = json.Marshal(map[string]any{"error": fmt.Sprintf("route %q is disabled", g.Route), "route": g.Route, "status": http.StatusServiceUnavailable})
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := metrics.Register(reg, routes); err != nil {
@@ -87,9 +89,10 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return g.serve(w, r, next)
 	}
 	start := time.Now()
-	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
-	err := g.serve(rec, r, next)
-	code := rec.Status()
+	sw := g.writers.get(w)
+	err := g.serve(sw, r, next)
+	code := sw.Status()
+	g.writers.put(sw)
 	if err != nil {
 		// The server's error routes write the response after we return;
 		// its status is the error's.

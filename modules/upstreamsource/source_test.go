@@ -1,6 +1,7 @@
 package upstreamsource
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -51,6 +52,39 @@ func TestCaddyfile(t *testing.T) {
 	for _, bad := range []string{"sentinel", "sentinel a b", "sentinel a {\n x\n}"} {
 		if err := new(Source).UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestGetUpstreamsAllocs: fresh values for every size of pool (each
+// target once, in order, distinct between calls), in one allocation up
+// to 8 targets.
+func TestGetUpstreamsAllocs(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4, 5, 8, 9, 20} {
+		var specs []registry.TargetSpec
+		for i := range n {
+			specs = append(specs, registry.TargetSpec{Address: fmt.Sprintf("10.2.0.%d:80", i)})
+		}
+		id := fmt.Sprintf("allocs%d", n)
+		testReg.Reconcile([]registry.UpstreamSpec{{ID: id, Targets: specs}}, nil)
+		s := &Source{Upstream: id}
+		s.Provision(registry.WithRegistry(caddy.Context{}, testReg))
+		ups, _ := s.GetUpstreams(nil)
+		again, _ := s.GetUpstreams(nil)
+		if len(ups) != n || len(again) != n {
+			t.Fatalf("%d targets: got %d and %d", n, len(ups), len(again))
+		}
+		for i := range ups {
+			if ups[i].Dial != specs[i].Address || again[i].Dial != specs[i].Address || ups[i] == again[i] {
+				t.Fatalf("%d targets: #%d %q %q shared=%v", n, i, ups[i].Dial, again[i].Dial, ups[i] == again[i])
+			}
+		}
+		want := 1.0
+		if n > 8 {
+			want = 2
+		}
+		if got := testing.AllocsPerRun(100, func() { s.GetUpstreams(nil) }); got != want {
+			t.Errorf("%d targets: %.1f allocations, want %.0f", n, got, want)
 		}
 	}
 }
