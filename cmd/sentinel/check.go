@@ -144,21 +144,7 @@ func (e *cliEnv) adapt(cmd *cobra.Command) error {
 		fmt.Fprintf(e.stderr, "sentinel adapt: %s: %v\n", label, err)
 		return fail(err.Error())
 	}
-	if len(a.errs) == 0 && validate {
-		if err := validateJSON(a.json); err != nil {
-			a.errs = []finding{{File: f.config, Message: err.Error()}}
-		}
-	}
-	if f.asJSON {
-		writeJSON(e.stderr, report{Config: label, Valid: len(a.errs) == 0, Errors: a.errs, Warnings: a.warnings})
-	} else {
-		printFindings(e.stderr, a.src, "warning: ", a.warnings)
-		printFindings(e.stderr, a.src, "", a.errs)
-	}
-	if len(a.errs) > 0 {
-		if !f.asJSON {
-			fmt.Fprintf(e.stderr, "%s: %s\n", label, plural(len(a.errs), "error"))
-		}
+	if !e.report(a, f, label, validate, e.stderr, "") {
 		return fail("adaptation failed")
 	}
 	out := a.json
@@ -170,6 +156,29 @@ func (e *cliEnv) adapt(cmd *cobra.Command) error {
 	}
 	fmt.Fprintln(e.stdout, string(out))
 	return nil
+}
+
+// report provisions the adapted config when provision is set (and it
+// adapted without errors), then reports its findings: as one JSON
+// document on jsonOut with --json, else as file:line:col lines with a
+// caret on stderr, closed by a count of the errors after prefix. It
+// reports whether the config is free of errors.
+func (e *cliEnv) report(a *adapted, f checkFlags, label string, provision bool, jsonOut io.Writer, prefix string) bool {
+	if len(a.errs) == 0 && provision {
+		if err := validateJSON(a.json); err != nil {
+			a.errs = []finding{{File: f.config, Message: err.Error()}}
+		}
+	}
+	if f.asJSON {
+		writeJSON(jsonOut, report{Config: label, Valid: len(a.errs) == 0, Errors: a.errs, Warnings: a.warnings})
+	} else {
+		printFindings(e.stderr, a.src, "warning: ", a.warnings)
+		printFindings(e.stderr, a.src, "", a.errs)
+		if len(a.errs) > 0 {
+			fmt.Fprintf(e.stderr, "%s%s: %s\n", prefix, label, plural(len(a.errs), "error"))
+		}
+	}
+	return len(a.errs) == 0
 }
 
 // validate adapts and provisions a configuration and says which one was
@@ -191,21 +200,7 @@ func (e *cliEnv) validate(cmd *cobra.Command) error {
 		}
 		return fail(err.Error())
 	}
-	if len(a.errs) == 0 {
-		if err := validateJSON(a.json); err != nil {
-			a.errs = []finding{{File: f.config, Message: err.Error()}}
-		}
-	}
-	if f.asJSON {
-		writeJSON(e.stdout, report{Config: label, Valid: len(a.errs) == 0, Errors: a.errs, Warnings: a.warnings})
-	} else {
-		printFindings(e.stderr, a.src, "warning: ", a.warnings)
-		printFindings(e.stderr, a.src, "", a.errs)
-	}
-	if len(a.errs) > 0 {
-		if !f.asJSON {
-			fmt.Fprintf(e.stderr, "Invalid configuration: %s: %s\n", label, plural(len(a.errs), "error"))
-		}
+	if !e.report(a, f, label, true, e.stdout, "Invalid configuration: ") {
 		return fail("invalid configuration")
 	}
 	if !f.asJSON {
