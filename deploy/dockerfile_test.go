@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // dockerInstruction is one instruction of a Dockerfile (continuation
@@ -245,7 +247,7 @@ func TestMakefileTargets(t *testing.T) {
 		}
 	}
 	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed")
+		testutil.Missing(t, "make is not installed")
 	}
 	cmd := exec.Command("make", "-n", "image", "chart")
 	cmd.Dir = root

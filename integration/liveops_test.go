@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // apiClient calls the control-plane API with a token.
@@ -282,13 +284,13 @@ func requireMigrateReq(t *testing.T) {
 	const path = "/proc/sys/net/ipv4/tcp_migrate_req"
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("%s: %v (Linux ≥ 5.14 needed for reloads that lose no new connection)", path, err)
+		testutil.Missing(t, "%s: %v (Linux ≥ 5.14 needed for reloads that lose no new connection)", path, err)
 	}
 	if strings.TrimSpace(string(b)) == "1" {
 		return
 	}
 	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		t.Skipf("net.ipv4.tcp_migrate_req is 0 and cannot be set (%v): run `sysctl -w net.ipv4.tcp_migrate_req=1` as root", err)
+		testutil.Missing(t, "net.ipv4.tcp_migrate_req is 0 and cannot be set (%v): run `sysctl -w net.ipv4.tcp_migrate_req=1` as root", err)
 	}
 }
 

@@ -128,7 +128,7 @@ func TestQuickBenchNginxWrkH2load(t *testing.T) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Skipf("not installed: %s (Debian: apt-get install nginx wrk nghttp2-client)", strings.Join(missing, ", "))
+		testutil.Missing(t, "not installed: %s (Debian: apt-get install nginx wrk nghttp2-client)", strings.Join(missing, ", "))
 	}
 	o := quickOptions(t, "bench")
 	o.Rounds, o.RunDuration = 1, time.Second

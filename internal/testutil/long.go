@@ -40,10 +40,7 @@ func Shared(tb testing.TB, rel string) string {
 	}
 	p := filepath.Join(filepath.Dir(root), SharedDir, filepath.FromSlash(rel))
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("CI is set but the shared folder is missing: %v", err)
-		}
-		tb.Skipf("needs ../%s/%s beside the repository (not in a plain clone)", SharedDir, rel)
+		Missing(tb, "needs ../%s/%s beside the repository (not in a plain clone): %v", SharedDir, rel, err)
 	}
 	// Relative to the package folder, as the tests wrote it before
 	// (messages and golden files may hold the path).
@@ -53,4 +50,17 @@ func Shared(tb testing.TB, rel string) string {
 		}
 	}
 	return p
+}
+
+// Missing reports that something the test needs from its environment (a
+// tool, a kernel setting, the shared folder) is not there: the test skips
+// with the reason on a developer's machine, and fails when the
+// environment variable CI is set, since .ci/run provides everything and
+// a silent skip would hide that the test did not run.
+func Missing(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("CI is set, but: "+format, args...)
+	}
+	tb.Skipf(format, args...)
 }

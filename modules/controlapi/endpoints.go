@@ -228,7 +228,7 @@ func (s *Server) endpointTable() []endpoint {
 		{
 			method: http.MethodGet, pattern: "/api/v1/agents", scope: scopeRead,
 			op: "listAgents", summary: "List the agents",
-			doc:    "The configured and live-registered agents with their state; empty until agents exist.",
+			doc:    "The configured and live-registered agents with their state; empty when none is configured or registered.",
 			status: http.StatusOK, result: "The agents.",
 			handler: noBody(s.listAgents),
 		},
