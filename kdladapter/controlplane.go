@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -22,7 +23,9 @@ func (a *adapter) sentinelApp() obj {
 	var ups []json.RawMessage
 	for _, id := range ids {
 		b := a.base(a.upstreams[id])
-		u := obj{"id": id, "targets": b.targets}
+		// The sentinel app's UpstreamConfig (its keys are written here:
+		// modules/sentinelapp imports this package).
+		u := obj{"id": id, "targets": treeValue(reflect.ValueOf(b.targets))}
 		if b.active != nil {
 			u["health_check"] = b.active
 		}

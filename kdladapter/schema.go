@@ -100,15 +100,6 @@ func headerOps() []*Key {
 	}
 }
 
-func circuitBreaker() *Key {
-	return h("circuit-breaker", "Caddy passive health checks of the upstream's targets",
-		h("failure-threshold", "`passive.max_fails`"),
-		w("success-threshold", "a target comes back when its failures age out of `timeout-seconds`; a success count is not used"),
-		h("timeout-seconds", "`passive.fail_duration`"),
-		w("half-open-max-requests", "no half-open probing: the target is retried after `timeout-seconds`"),
-	)
-}
-
 func acmeBlock() *Key {
 	return h("acme", "Caddy TLS automation policy with the ACME issuer",
 		h("email", "ACME account email"),
@@ -167,19 +158,8 @@ func matchKeys() *Key {
 	)
 }
 
-func retryPolicy() *Key {
-	return h("retry-policy", "reverse_proxy `load_balancing` retries",
-		h("max-attempts", "`retries` = max-attempts − 1"),
-		h("retryable-status-codes", "`retry_match` expression on `{rp.status_code}`"),
-		h("backoff", "`try_interval`"),
-		w("max-backoff", "Caddy waits a constant `try_interval` between attempts"),
-		h("per-attempt-timeout", "transport `response_header_timeout`"),
-		h("retry-non-idempotent", "`retry_match` on every method"),
-		h("timeout-ms", "legacy spelling of per-attempt-timeout"),
-		h("backoff-base-ms", "legacy spelling of backoff"),
-		w("backoff-max-ms", "legacy spelling of max-backoff (constant interval in Caddy)"),
-	)
-}
+// retryPolicy is declared with its mapper (upstreams.go).
+func retryPolicy() *Key { return retryPolicyKey }
 
 func staticFiles() *Key {
 	return h("static-files", "Caddy `file_server`",
@@ -259,47 +239,18 @@ func targetKeys() []*Key {
 }
 
 func upstreamKeys() *Key {
-	return h("upstream", "an upstream of the `sentinel` app's registry; routes proxy to it through the `sentinel` upstream source",
+	keys := []*Key{
 		h("target", "a registry target; `weight=` (1 to 1048576, default 1) feeds weighted policies and can be changed live through the API; a zone prefix (`zone=Z,host:port` or `Z/host:port`) is removed from the address and feeds `locality-aware`", targetKeys()...),
 		h("targets", "block form of the targets", h("target", "one target", targetKeys()...)),
 		h("address", "single-target shorthand"),
 		open(h("load-balancing", "selection policy (see the load-balancing table)")),
 		healthCheck(),
-		h("connection-pool", "http transport connection settings",
-			h("max-connections", "`max_conns_per_host`"),
-			h("max-idle", "`keep_alive.max_idle_conns_per_host`"),
-			h("idle-timeout-secs", "`keep_alive.idle_timeout`"),
-			w("max-lifetime-secs", "Go's transport has no connection lifetime limit"),
-			h("idle-timeout", "legacy spelling of idle-timeout-secs"),
-			w("max-lifetime", "legacy spelling of max-lifetime-secs"),
-		),
-		h("timeouts", "http transport timeouts",
-			h("connect-secs", "`dial_timeout`"),
-			h("request-secs", "`response_header_timeout`"),
-			h("read-secs", "`read_timeout`"),
-			h("write-secs", "`write_timeout`"),
-			h("connect", "legacy spelling of connect-secs"),
-			h("request", "legacy spelling of request-secs"),
-			h("read", "legacy spelling of read-secs"),
-			h("write", "legacy spelling of write-secs"),
-		),
-		h("tls", "http transport `tls`",
-			h("sni", "`server_name`"),
-			h("insecure-skip-verify", "`insecure_skip_verify`"),
-			h("client-cert", "`client_certificate_file`"),
-			h("client-key", "`client_certificate_key_file`"),
-			h("ca-cert", "`ca` file trust pool"),
-		),
-		h("http-version", "http transport `versions`",
-			h("min-version", "1 or 2"),
-			h("max-version", "1, 2 or 3 (HTTP/3 is experimental in Caddy)"),
-			ext(h("h2c", "`#true`: HTTP/2 over cleartext to the upstream")),
-			w("h2-ping-interval", "Go's HTTP/2 transport pings are not configurable through Caddy"),
-			w("max-h2-streams", "Go's HTTP/2 transport follows the server's limit"),
-		),
-		circuitBreaker(),
-		ny("discovery", "service discovery"),
-	)
+	}
+	// connection-pool, timeouts, tls, http-version and circuit-breaker
+	// are declared with their mappers (upstreams.go).
+	keys = append(keys, transportSettings.key.Children...)
+	keys = append(keys, circuitBreakerKey, ny("discovery", "service discovery"))
+	return h("upstream", "an upstream of the `sentinel` app's registry; routes proxy to it through the `sentinel` upstream source", keys...)
 }
 
 func filterKeys() *Key {

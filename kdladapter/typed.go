@@ -57,7 +57,13 @@ func typedBlockInit[T any](k *Key, init func(*T), fields ...field[T]) *Key {
 	for _, f := range fields {
 		k.Children = append(k.Children, f.key)
 		if f.ptr == nil {
-			continue // a warned or not-yet setting: the walker reports it
+			// A warned or not-yet setting (the walker reports it), or a
+			// nested block or lifted setting (typedtree.go), whose note
+			// is set already.
+			if f.read != nil && f.key.Status == Honoured {
+				read[f.key.Name] = f.read
+			}
+			continue
 		}
 		if key := jsonKeyOf(f.ptr); f.key.Note == "" {
 			f.key.Note = "`" + key + "`"

@@ -10,10 +10,14 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/upstreamsource"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -21,11 +25,20 @@ import (
 // upstream block; routes add retries and timeouts to a copy of it. The
 // targets and the active health check go to the sentinel app's registry.
 type upstreamBase struct {
-	targets   []obj
-	policy    obj
-	health    obj
-	active    obj
+	targets []registry.TargetSpec
+	// policy is the selection policy (typedObj of the policy's struct).
+	policy obj
+	// passive is the circuit breaker.
+	passive *reverseproxy.PassiveHealthChecks
+	// active is the sentinel app's health check (see healthChecks).
+	active obj
+	// transport is the adaptive package's Transport (typedTree), which
+	// routes copy to change their timeouts.
 	transport obj
+	// source is the handler's dynamic upstreams (the sentinel source),
+	// health its health_checks (the passive ones) and untried the policy
+	// wrapped for retries (sentinel_untried): shared by the routes.
+	source, health, untried obj
 }
 
 // lbNames maps every accepted load-balancing name (lower case) to the
@@ -197,7 +210,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	if b := a.proxies[id]; b != nil {
 		return b
 	}
-	b := &upstreamBase{transport: obj{"protocol": "sentinel"}}
+	b := &upstreamBase{}
 	a.proxies[id] = b
 
 	var weights []int64
@@ -224,9 +237,9 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 			a.d.errorf(pos, "upstream %q: target %s", id, strings.TrimSuffix(err.Error(), ": "+registry.ErrInvalid.Error()))
 			return
 		}
-		t := obj{"address": addr}
+		t := registry.TargetSpec{Address: addr}
 		if weight != 1 {
-			t["weight"] = weight
+			t.Weight = int(weight)
 		}
 		b.targets = append(b.targets, t)
 		weights = append(weights, weight)
@@ -308,23 +321,34 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 			a.d.warnf(u.Pos, "upstreams.upstream.target", "upstream %q: target zones are only used by load-balancing \"locality-aware\"; the prefixes were removed", id)
 		}
 	}
-	b.active, b.health = a.healthChecks(id, u)
-	a.transport(id, u, b.transport)
-	if tc, ok := b.transport["tls"].(obj); ok && b.active != nil {
+	b.active = a.healthChecks(id, u)
+	if cb := setting(u, "circuit-breaker"); cb != nil {
+		b.passive = circuitBreakerKey.Map(a, cb).(*reverseproxy.PassiveHealthChecks)
+	}
+	t := a.transport(id, u)
+	if tc := t.TLS; tc != nil && b.active != nil {
 		// Health checks speak TLS to a TLS upstream, as the proxy does.
 		ht := obj{}
-		if v, ok := tc["server_name"]; ok {
-			ht["server_name"] = v
+		if tc.ServerName != "" {
+			ht["server_name"] = tc.ServerName
 		}
-		if v, ok := tc["insecure_skip_verify"]; ok {
-			ht["insecure_skip_verify"] = v
+		if tc.InsecureSkipVerify {
+			ht["insecure_skip_verify"] = true
 		}
-		if ca, ok := tc["ca"].(obj); ok {
-			if files, ok := ca["pem_files"].([]string); ok && len(files) > 0 {
-				ht["ca_file"] = files[0]
-			}
+		var ca caddytls.FileCAPool
+		if tc.CARaw != nil && json.Unmarshal(tc.CARaw, &ca) == nil && len(ca.TrustedCACertPEMFiles) > 0 {
+			ht["ca_file"] = ca.TrustedCACertPEMFiles[0]
 		}
 		b.active["tls"] = ht
+	}
+	b.transport = typedTree(t)
+	b.transport[transportInlineKey] = transportModule
+	b.source = typedObj(upstreamsource.Source{Upstream: id}, sourceInlineKey, sourceModule)
+	if b.passive != nil {
+		b.health = typedTree(reverseproxy.HealthChecks{Passive: b.passive})
+	}
+	if b.policy != nil {
+		b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
 	}
 	return b
 }
@@ -413,73 +437,63 @@ func uniform(ws []int64) bool {
 	return true
 }
 
-// healthChecks maps health-check (to the sentinel app's active checks,
-// which also cover targets added through the API) and circuit-breaker (to
-// Caddy's passive health checks of the proxy).
-func (a *adapter) healthChecks(id string, u *kdl.Node) (active, hc obj) {
-	if n := setting(u, "health-check"); n != nil {
-		active = obj{}
-		typ, typNode := "tcp", setting(n, "type")
-		if typNode != nil {
-			if s, ok := a.str(typNode); ok {
-				typ, _ = a.oneOf(typNode, s, "tcp", "http", "grpc", "inference")
+// healthChecks maps health-check to the sentinel app's active checks,
+// which also cover targets added through the API.
+//
+// The sentinel app's HealthCheck type cannot be the target of a typed
+// block: modules/sentinelapp imports this package (reload.go), so this
+// package cannot import it back; its keys are written here.
+func (a *adapter) healthChecks(id string, u *kdl.Node) (active obj) {
+	n := setting(u, "health-check")
+	if n == nil {
+		return nil
+	}
+	active = obj{}
+	typ, typNode := "tcp", setting(n, "type")
+	if typNode != nil {
+		if s, ok := a.str(typNode); ok {
+			typ, _ = a.oneOf(typNode, s, "tcp", "http", "grpc", "inference")
+		}
+	}
+	active["type"] = typ
+	if typ == "inference" {
+		a.d.notYet(typNode.Pos, "inference health checks", "upstream \""+id+"\"")
+		return nil
+	}
+	if typNode != nil {
+		for _, c := range typNode.Children {
+			switch c.Name {
+			case "path":
+				active["path"], _ = a.str(c)
+			case "expected-status":
+				if st, ok := a.integer(c, 100, 599); ok {
+					active["expect_status"] = st
+				}
+			case "host":
+				active["host"], _ = a.str(c)
+			case "service":
+				active["service"], _ = a.str(c)
 			}
-		}
-		active["type"] = typ
-		if typ == "inference" {
-			a.d.notYet(typNode.Pos, "inference health checks", "upstream \""+id+"\"")
-			return nil, nil
-		}
-		if typNode != nil {
-			for _, c := range typNode.Children {
-				switch c.Name {
-				case "path":
-					active["path"], _ = a.str(c)
-				case "expected-status":
-					if st, ok := a.integer(c, 100, 599); ok {
-						active["expect_status"] = st
-					}
-				case "host":
-					active["host"], _ = a.str(c)
-				case "service":
-					active["service"], _ = a.str(c)
-				}
-				if !contains(healthCheckKeys[typ], c.Name) {
-					a.d.errorf(c.Pos, "unknown setting %q in health-check type %q%s", c.Name, typ, suggest(c.Name, healthCheckKeys[typ]))
-				}
-			}
-		}
-		for _, k := range [...]struct{ key, field string }{{"interval-secs", "interval"}, {"timeout-secs", "timeout"}} {
-			if c := setting(n, k.key); c != nil {
-				if d, ok := a.seconds(c); ok {
-					active[k.field] = d
-				}
-			}
-		}
-		for _, k := range [...]struct{ key, field string }{{"healthy-threshold", "healthy_threshold"}, {"unhealthy-threshold", "unhealthy_threshold"}} {
-			if c := setting(n, k.key); c != nil {
-				if v, ok := a.integer(c, 1, 1000); ok {
-					active[k.field] = v
-				}
+			if !contains(healthCheckKeys[typ], c.Name) {
+				a.d.errorf(c.Pos, "unknown setting %q in health-check type %q%s", c.Name, typ, suggest(c.Name, healthCheckKeys[typ]))
 			}
 		}
 	}
-	if cb := setting(u, "circuit-breaker"); cb != nil {
-		passive := obj{"max_fails": int64(5), "fail_duration": "30s",
-			"unhealthy_status": []int{500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511}}
-		if c := setting(cb, "failure-threshold"); c != nil {
-			if v, ok := a.integer(c, 1, 1<<20); ok {
-				passive["max_fails"] = v
-			}
-		}
-		if c := setting(cb, "timeout-seconds"); c != nil {
+	for _, k := range [...]struct{ key, field string }{{"interval-secs", "interval"}, {"timeout-secs", "timeout"}} {
+		if c := setting(n, k.key); c != nil {
 			if d, ok := a.seconds(c); ok {
-				passive["fail_duration"] = d
+				active[k.field] = d
 			}
 		}
-		hc = obj{"passive": passive}
 	}
-	return active, hc
+	for _, k := range [...]struct{ key, field string }{{"healthy-threshold", "healthy_threshold"}, {"unhealthy-threshold", "unhealthy_threshold"}} {
+		if c := setting(n, k.key); c != nil {
+			if v, ok := a.integer(c, 1, 1000); ok {
+				active[k.field] = v
+			}
+		}
+	}
+	return active
 }
 
 // healthCheckKeys are the settings of each health-check type.
@@ -494,160 +508,212 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// transport maps connection-pool, timeouts, tls and http-version.
-func (a *adapter) transport(id string, u *kdl.Node, t obj) {
-	keepAlive := obj{}
-	if n := a.limitSetting("max-idle-connections-per-upstream"); n != nil {
-		if v, ok := a.integer(n, 0, 1<<20); ok {
-			keepAlive["max_idle_conns_per_host"] = v
-		}
-	}
-	if p := setting(u, "connection-pool"); p != nil {
-		if n := setting(p, "max-connections"); n != nil {
-			if v, ok := a.integer(n, 0, 1<<20); ok && v > 0 {
-				t["max_conns_per_host"] = v
-			}
-		}
-		if n := setting(p, "max-idle"); n != nil {
-			if v, ok := a.integer(n, 0, 1<<20); ok {
-				keepAlive["max_idle_conns_per_host"] = v
-			}
-		}
-		for _, key := range []string{"idle-timeout-secs", "idle-timeout"} {
-			if n := setting(p, key); n != nil {
-				if d, ok := a.seconds(n); ok {
-					keepAlive["idle_timeout"] = d
-				}
-				break
-			}
-		}
-	}
-	if len(keepAlive) > 0 {
-		t["keep_alive"] = keepAlive
-	}
-	if to := setting(u, "timeouts"); to != nil {
-		for _, m := range []struct {
-			keys  []string
-			field string
-		}{
-			{[]string{"connect-secs", "connect"}, "dial_timeout"},
-			{[]string{"request-secs", "request"}, "response_header_timeout"},
-			{[]string{"read-secs", "read"}, "read_timeout"},
-			{[]string{"write-secs", "write"}, "write_timeout"},
-		} {
-			for _, key := range m.keys {
-				if n := setting(to, key); n != nil {
-					if d, ok := a.seconds(n); ok {
-						t[m.field] = d
-					}
-					break
-				}
-			}
-		}
-	}
-	tlsOn := false
-	if tb := setting(u, "tls"); tb != nil {
-		tlsOn = true
-		tc := obj{}
-		if n := setting(tb, "sni"); n != nil {
+// circuitBreakerKey declares `circuit-breaker { … }` of an upstream: Caddy's
+// passive health checks of the proxy (reverseproxy.PassiveHealthChecks),
+// with the original's defaults (5 failures in 30 s, on 5xx but 509).
+var circuitBreakerKey = typedBlockInit(h("circuit-breaker", "Caddy passive health checks of the upstream's targets"),
+	func(p *reverseproxy.PassiveHealthChecks) {
+		p.MaxFails, p.FailDuration = 5, caddy.Duration(30*time.Second)
+		p.UnhealthyStatus = []int{500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511}
+	},
+	intField("failure-threshold", "", 1, 1<<20, func(p *reverseproxy.PassiveHealthChecks) *int { return &p.MaxFails }),
+	field[reverseproxy.PassiveHealthChecks]{key: w("success-threshold", "a target comes back when its failures age out of `timeout-seconds`; a success count is not used")},
+	secondsField("timeout-seconds", "", func(p *reverseproxy.PassiveHealthChecks) *caddy.Duration { return &p.FailDuration }),
+	field[reverseproxy.PassiveHealthChecks]{key: w("half-open-max-requests", "no half-open probing: the target is retried after `timeout-seconds`")},
+)
+
+// transportSettings declares the settings of an upstream block that go
+// to its http transport (reverseproxy.HTTPTransport, inside the
+// adaptive package's Transport): connection-pool, timeouts, tls and
+// http-version. Its key's Children are entries of the upstream's schema.
+var transportSettings = nested("upstream", "",
+	nested("connection-pool", "http transport connection settings",
+		intField("max-connections", "", 0, 1<<20, func(t *reverseproxy.HTTPTransport) *int { return &t.MaxConnsPerHost }),
+		inPtr(keepAlive, intField("max-idle", "", 0, 1<<20, func(k *reverseproxy.KeepAlive) *int { return &k.MaxIdleConnsPerHost })),
+		idleTimeout,
+		field[reverseproxy.HTTPTransport]{key: w("max-lifetime-secs", "Go's transport has no connection lifetime limit")},
+		legacy("idle-timeout", "idle-timeout-secs", idleTimeout),
+		field[reverseproxy.HTTPTransport]{key: w("max-lifetime", "legacy spelling of max-lifetime-secs")},
+	),
+	nested("timeouts", "http transport timeouts",
+		connectTimeout, requestTimeout, readTimeout, writeTimeout,
+		legacy("connect", "connect-secs", connectTimeout),
+		legacy("request", "request-secs", requestTimeout),
+		legacy("read", "read-secs", readTimeout),
+		legacy("write", "write-secs", writeTimeout),
+	),
+	blockField(upstreamTLSKey, func(t *reverseproxy.HTTPTransport) **reverseproxy.TLSConfig { return &t.TLS }),
+	// Read by versions, which needs the upstream's TLS.
+	field[reverseproxy.HTTPTransport]{key: h("http-version", "http transport `versions`",
+		h("min-version", "1 or 2"),
+		h("max-version", "1, 2 or 3 (HTTP/3 is experimental in Caddy)"),
+		ext(h("h2c", "`#true`: HTTP/2 over cleartext to the upstream")),
+		w("h2-ping-interval", "Go's HTTP/2 transport pings are not configurable through Caddy"),
+		w("max-h2-streams", "Go's HTTP/2 transport follows the server's limit"),
+	)},
+)
+
+var (
+	keepAlive   = func(t *reverseproxy.HTTPTransport) **reverseproxy.KeepAlive { return &t.KeepAlive }
+	idleTimeout = inPtr(keepAlive, secondsField("idle-timeout-secs", "", func(k *reverseproxy.KeepAlive) *caddy.Duration { return &k.IdleConnTimeout }))
+
+	connectTimeout = secondsField("connect-secs", "", func(t *reverseproxy.HTTPTransport) *caddy.Duration { return &t.DialTimeout })
+	requestTimeout = secondsField("request-secs", "", func(t *reverseproxy.HTTPTransport) *caddy.Duration { return &t.ResponseHeaderTimeout })
+	readTimeout    = secondsField("read-secs", "", func(t *reverseproxy.HTTPTransport) *caddy.Duration { return &t.ReadTimeout })
+	writeTimeout   = secondsField("write-secs", "", func(t *reverseproxy.HTTPTransport) *caddy.Duration { return &t.WriteTimeout })
+)
+
+// upstreamTLSKey declares an upstream's `tls { … }`: Caddy's TLS config
+// of the http transport.
+var upstreamTLSKey = typedBlock(h("tls", "Caddy's TLS config of the http transport"),
+	stringField("sni", "", func(c *reverseproxy.TLSConfig) *string { return &c.ServerName }),
+	boolField("insecure-skip-verify", "", func(c *reverseproxy.TLSConfig) *bool { return &c.InsecureSkipVerify }),
+	stringField("client-cert", "with client-key", func(c *reverseproxy.TLSConfig) *string { return &c.ClientCertificateFile }),
+	stringField("client-key", "with client-cert", func(c *reverseproxy.TLSConfig) *string { return &c.ClientCertificateKeyFile }),
+	custom("ca-cert", "a file trust pool (`file` CA pool module)", func(c *reverseproxy.TLSConfig) *json.RawMessage { return &c.CARaw },
+		func(a *adapter, n *kdl.Node, c *reverseproxy.TLSConfig) {
 			if s, ok := a.str(n); ok {
-				tc["server_name"] = s
+				c.CARaw = caddyconfig.JSONModuleObject(caddytls.FileCAPool{TrustedCACertPEMFiles: []string{s}}, "provider", "file", nil)
 			}
-		}
-		if n := setting(tb, "insecure-skip-verify"); n != nil {
-			if b, ok := a.boolean(n); ok && b {
-				tc["insecure_skip_verify"] = true
-			}
-		}
-		cert, key := setting(tb, "client-cert"), setting(tb, "client-key")
-		if (cert == nil) != (key == nil) {
-			a.d.errorf(tb.Pos, "upstream %q: client-cert and client-key go together", id)
-		} else if cert != nil {
-			tc["client_certificate_file"], _ = a.str(cert)
-			tc["client_certificate_key_file"], _ = a.str(key)
-		}
-		if n := setting(tb, "ca-cert"); n != nil {
-			if s, ok := a.str(n); ok {
-				tc["ca"] = obj{"provider": "file", "pem_files": []string{s}}
-			}
-		}
-		t["tls"] = tc
+		}),
+)
+
+// versions maps http-version onto the transport's versions, which
+// depend on its TLS: HTTP/3 needs it, h2c is without it.
+func (a *adapter) versions(id string, hv *kdl.Node, t *reverseproxy.HTTPTransport) {
+	tlsOn := t.TLS != nil
+	minV, maxV := int64(1), int64(2)
+	if n := setting(hv, "min-version"); n != nil {
+		minV, _ = a.integer(n, 1, 3)
 	}
-	if hv := setting(u, "http-version"); hv != nil {
-		minV, maxV := int64(1), int64(2)
-		if n := setting(hv, "min-version"); n != nil {
-			minV, _ = a.integer(n, 1, 3)
+	if n := setting(hv, "max-version"); n != nil {
+		maxV, _ = a.integer(n, 1, 3)
+	}
+	h2c := false
+	if n := setting(hv, "h2c"); n != nil {
+		h2c, _ = a.boolean(n)
+	}
+	switch {
+	case minV > maxV:
+		a.d.errorf(hv.Pos, "upstream %q: http-version min-version %d is above max-version %d", id, minV, maxV)
+	case maxV == 3:
+		if !tlsOn {
+			a.d.errorf(hv.Pos, "upstream %q: HTTP/3 to the upstream needs a tls block", id)
 		}
-		if n := setting(hv, "max-version"); n != nil {
-			maxV, _ = a.integer(n, 1, 3)
+		if minV < 3 {
+			a.d.warnf(hv.Pos, "upstreams.upstream.http-version", "upstream %q: HTTP/3 to upstreams cannot fall back to HTTP/1-2 in Caddy; only HTTP/3 is used (experimental)", id)
 		}
-		h2c := false
-		if n := setting(hv, "h2c"); n != nil {
-			h2c, _ = a.boolean(n)
+		t.Versions = []string{"3"}
+	case h2c || (!tlsOn && minV == 2):
+		if tlsOn {
+			a.d.errorf(hv.Pos, "upstream %q: h2c is HTTP/2 without TLS; remove the tls block or h2c", id)
 		}
-		switch {
-		case minV > maxV:
-			a.d.errorf(hv.Pos, "upstream %q: http-version min-version %d is above max-version %d", id, minV, maxV)
-		case maxV == 3:
-			if !tlsOn {
-				a.d.errorf(hv.Pos, "upstream %q: HTTP/3 to the upstream needs a tls block", id)
-			}
-			if minV < 3 {
-				a.d.warnf(hv.Pos, "upstreams.upstream.http-version", "upstream %q: HTTP/3 to upstreams cannot fall back to HTTP/1-2 in Caddy; only HTTP/3 is used (experimental)", id)
-			}
-			t["versions"] = []string{"3"}
-		case h2c || (!tlsOn && minV == 2):
-			if tlsOn {
-				a.d.errorf(hv.Pos, "upstream %q: h2c is HTTP/2 without TLS; remove the tls block or h2c", id)
-			}
-			t["versions"] = []string{"h2c", "2"}
-		case minV == 2:
-			t["versions"] = []string{"2"}
-		case maxV == 1:
-			t["versions"] = []string{"1.1"}
-		default:
-			t["versions"] = []string{"1.1", "2"}
-		}
+		t.Versions = []string{"h2c", "2"}
+	case minV == 2:
+		t.Versions = []string{"2"}
+	case maxV == 1:
+		t.Versions = []string{"1.1"}
+	default:
+		t.Versions = []string{"1.1", "2"}
 	}
 }
+
+// transport maps the upstream's transport settings onto the adaptive
+// package's Transport (Caddy's http transport that feeds the balancer).
+func (a *adapter) transport(id string, u *kdl.Node) *adaptive.Transport {
+	t := new(adaptive.Transport)
+	if n := a.limitSetting("max-idle-connections-per-upstream"); n != nil {
+		if v, ok := a.integer(n, 0, 1<<20); ok {
+			t.KeepAlive = &reverseproxy.KeepAlive{MaxIdleConnsPerHost: int(v)}
+		}
+	}
+	transportSettings.read(a, u, &t.HTTPTransport)
+	if tc := t.TLS; tc != nil && (tc.ClientCertificateFile == "") != (tc.ClientCertificateKeyFile == "") {
+		a.d.errorf(setting(u, "tls").Pos, "upstream %q: client-cert and client-key go together", id)
+	}
+	if hv := setting(u, "http-version"); hv != nil {
+		a.versions(id, hv, &t.HTTPTransport)
+	}
+	return t
+}
+
+// JSON keys and names of the modules a route's reverse_proxy handler is
+// made of, from the modules themselves (the keys a route changes on its
+// upstream's mapping, which is built once per upstream).
+var (
+	proxyKeys = struct{ transport, loadBalancing, healthChecks, upstreams string }{
+		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.TransportRaw }),
+		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.LoadBalancing }),
+		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.HealthChecks }),
+		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.DynamicUpstreamsRaw }),
+	}
+	dialTimeoutKey   = jsonKeyOf(func(t *reverseproxy.HTTPTransport) any { return &t.DialTimeout })
+	headerTimeoutKey = jsonKeyOf(func(t *reverseproxy.HTTPTransport) any { return &t.ResponseHeaderTimeout })
+	selectionKey     = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.SelectionPolicyRaw })
+	retriesKey       = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.Retries })
+
+	proxyHandler    = reverseproxy.Handler{}.CaddyModule().ID.Name()
+	transportModule = adaptive.Transport{}.CaddyModule().ID.Name()
+	sourceModule    = upstreamsource.Source{}.CaddyModule().ID.Name()
+	untriedPolicy   = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
+	untriedInnerKey = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
+)
+
+// The inline keys of the modules above (their caddy struct tags).
+const (
+	handlerInlineKey   = "handler"
+	transportInlineKey = "protocol"
+	sourceInlineKey    = "source"
+	policyInlineKey    = "policy"
+)
 
 // reverseProxy returns the reverse_proxy handler of a route to upstream
 // u, with the route's retry policy and its filters' timeouts.
 func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) obj {
 	b := a.base(u)
-	transport := obj{}
-	for k, v := range b.transport {
-		transport[k] = v
+	transport := b.transport
+	var lb obj
+	if retry != nil {
+		lb = a.retry(retry)
 	}
-	if po.dialTimeout != "" {
-		transport["dial_timeout"] = po.dialTimeout
-	}
-	if po.responseHeaderTimeout != "" {
-		transport["response_header_timeout"] = po.responseHeaderTimeout
+	perAttempt := a.perAttemptTimeout(retry)
+	if po.dialTimeout != "" || po.responseHeaderTimeout != "" || perAttempt != "" {
+		transport = make(obj, len(b.transport)+2)
+		for k, v := range b.transport {
+			transport[k] = v
+		}
+		if po.dialTimeout != "" {
+			transport[dialTimeoutKey] = po.dialTimeout
+		}
+		if po.responseHeaderTimeout != "" {
+			transport[headerTimeoutKey] = po.responseHeaderTimeout
+		}
+		if perAttempt != "" {
+			transport[headerTimeoutKey] = perAttempt
+		}
 	}
 	h := obj{
-		"handler":           "reverse_proxy",
-		"dynamic_upstreams": obj{"source": "sentinel", "upstream": u.Args[0].Str},
-		"transport":         transport,
+		handlerInlineKey:    proxyHandler,
+		proxyKeys.upstreams: b.source,
+		proxyKeys.transport: transport,
 	}
-	lb := obj{}
 	if b.policy != nil {
-		lb["selection_policy"] = b.policy
-	}
-	if retry != nil {
-		a.retry(retry, lb, transport)
-	}
-	if _, retries := lb["retries"]; retries && b.policy != nil && caddyPolicies[b.policy["policy"].(string)] {
-		// Caddy's policies know nothing of retries: the wrapper sends a
-		// retry to a target the request was not sent to yet (the
-		// policies of the adaptive package do it themselves).
-		lb["selection_policy"] = obj{"policy": "sentinel_untried", "inner": b.policy}
+		if lb == nil {
+			lb = obj{}
+		}
+		lb[selectionKey] = b.policy
+		if _, retries := lb[retriesKey]; retries && caddyPolicies[b.policy[policyInlineKey].(string)] {
+			// Caddy's policies know nothing of retries: the wrapper sends a
+			// retry to a target the request was not sent to yet (the
+			// policies of the adaptive package do it themselves).
+			lb[selectionKey] = b.untried
+		}
 	}
 	if len(lb) > 0 {
-		h["load_balancing"] = lb
+		h[proxyKeys.loadBalancing] = lb
 	}
 	if b.health != nil {
-		h["health_checks"] = b.health
+		h[proxyKeys.healthChecks] = b.health
 	}
 	return h
 }
@@ -655,39 +721,33 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 // idempotent are the methods retried after a request was sent.
 var idempotent = []string{"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
 
-// retry maps a route's retry-policy onto load_balancing.
-func (a *adapter) retry(r *kdl.Node, lb, transport obj) {
-	attempts := int64(1)
-	if n := setting(r, "max-attempts"); n != nil {
-		attempts, _ = a.integer(n, 1, 100)
-	}
-	if attempts > 1 {
-		lb["retries"] = attempts - 1
-	}
-	for _, key := range []string{"backoff", "backoff-base-ms"} {
-		if n := setting(r, key); n != nil {
-			var d string
-			var ok bool
-			if key == "backoff-base-ms" {
-				d, ok = a.millis(n)
-			} else {
-				d, ok = a.duration(n)
+// retryPolicyKey declares a route's `retry-policy { … }`: Caddy's
+// load_balancing retries (reverseproxy.LoadBalancing). per-attempt-timeout
+// goes to the route's transport (perAttemptTimeout); the retried methods
+// and statuses together give retry_match (retryMatch).
+var retryPolicyKey = typedBlock(h("retry-policy", "reverse_proxy `load_balancing` retries"),
+	custom("max-attempts", "max-attempts − 1", func(l *reverseproxy.LoadBalancing) *int { return &l.Retries },
+		func(a *adapter, n *kdl.Node, l *reverseproxy.LoadBalancing) {
+			if i, ok := a.integer(n, 1, 100); ok {
+				l.Retries = int(i) - 1
 			}
-			if ok {
-				lb["try_interval"] = d
-			}
-			break
-		}
-	}
-	if n := setting(r, "per-attempt-timeout"); n != nil {
-		if d, ok := a.duration(n); ok {
-			transport["response_header_timeout"] = d
-		}
-	} else if n := setting(r, "timeout-ms"); n != nil {
-		if d, ok := a.millis(n); ok {
-			transport["response_header_timeout"] = d
-		}
-	}
+		}),
+	readBy("retryable-status-codes", "`expression` matcher on `{http.reverse_proxy.status_code}` and the method", retryMatchOf),
+	durationField("backoff", "", func(l *reverseproxy.LoadBalancing) *caddy.Duration { return &l.TryInterval }),
+	field[reverseproxy.LoadBalancing]{key: w("max-backoff", "Caddy waits a constant `try_interval` between attempts")},
+	field[reverseproxy.LoadBalancing]{key: h("per-attempt-timeout", "transport `response_header_timeout`")},
+	readBy("retry-non-idempotent", "`method` matcher with every method", retryMatchOf),
+	field[reverseproxy.LoadBalancing]{key: h("timeout-ms", "legacy spelling of per-attempt-timeout")},
+	legacy("backoff-base-ms", "backoff", millisField("", "", func(l *reverseproxy.LoadBalancing) *caddy.Duration { return &l.TryInterval })),
+	field[reverseproxy.LoadBalancing]{key: w("backoff-max-ms", "legacy spelling of max-backoff (constant interval in Caddy)")},
+)
+
+func retryMatchOf(l *reverseproxy.LoadBalancing) *caddyhttp.RawMatcherSets { return &l.RetryMatchRaw }
+
+// retry maps a route's retry-policy onto the reverse proxy's
+// load_balancing (without its selection policy).
+func (a *adapter) retry(r *kdl.Node) obj {
+	lb := retryPolicyKey.Map(a, r).(*reverseproxy.LoadBalancing)
 	methods := idempotent
 	if n := setting(r, "retry-non-idempotent"); n != nil {
 		if b, ok := a.boolean(n); ok && b {
@@ -698,10 +758,23 @@ func (a *adapter) retry(r *kdl.Node, lb, transport obj) {
 	if n := setting(r, "retryable-status-codes"); n != nil {
 		statuses = a.ints(n, 100, 599)
 	}
-	if attempts <= 1 {
-		return
+	if lb.Retries > 0 {
+		lb.RetryMatchRaw = retryMatch(methods, statuses)
 	}
-	match := []obj{{"method": methods}}
+	return typedObj(lb, "", "")
+}
+
+// retryMatch is retry_match: the methods retried after a request was
+// sent, and the statuses retried for them.
+func retryMatch(methods []string, statuses []int64) caddyhttp.RawMatcherSets {
+	raw := func(v any) json.RawMessage {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic("kdladapter: " + err.Error())
+		}
+		return b
+	}
+	sets := caddyhttp.RawMatcherSets{{methodMatcher: raw(caddyhttp.MatchMethod(methods))}}
 	if len(statuses) > 0 {
 		codes := make([]string, len(statuses))
 		for i, s := range statuses {
@@ -711,7 +784,28 @@ func (a *adapter) retry(r *kdl.Node, lb, transport obj) {
 		for i, m := range methods {
 			quoted[i] = `"` + m + `"`
 		}
-		match = append(match, obj{"expression": "{http.reverse_proxy.status_code} in [" + strings.Join(codes, ", ") + "] && {http.request.method} in [" + strings.Join(quoted, ", ") + "]"})
+		expr := "{http.reverse_proxy.status_code} in [" + strings.Join(codes, ", ") + "] && {http.request.method} in [" + strings.Join(quoted, ", ") + "]"
+		sets = append(sets, caddy.ModuleMap{expressionMatcher: raw(expr)})
 	}
-	lb["retry_match"] = match
+	return sets
+}
+
+// The names of the matchers retry_match uses.
+var (
+	methodMatcher     = caddyhttp.MatchMethod{}.CaddyModule().ID.Name()
+	expressionMatcher = caddyhttp.MatchExpression{}.CaddyModule().ID.Name()
+)
+
+// perAttemptTimeout is the retry policy's per-attempt-timeout (or
+// timeout-ms), "" when not set.
+func (a *adapter) perAttemptTimeout(r *kdl.Node) string {
+	if n := setting(r, "per-attempt-timeout"); n != nil {
+		d, _ := a.duration(n)
+		return d
+	}
+	if n := setting(r, "timeout-ms"); n != nil {
+		d, _ := a.millis(n)
+		return d
+	}
+	return ""
 }

@@ -1,0 +1,200 @@
+package kdladapter
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/sentinel-proxy/sentinel/adaptive"
+)
+
+// TestTypedTree: nested structs (pointers, embedded, in slices and maps)
+// become objs whose keys the encoder sorts, durations at any depth are
+// duration strings, omitempty and "-" are honoured, outer fields win over
+// promoted ones, raw JSON is kept.
+func TestTypedTree(t *testing.T) {
+	type inner struct {
+		Z    string         `json:"z"`
+		A    caddy.Duration `json:"a,omitempty"`
+		Skip int            `json:"-"`
+	}
+	type base struct {
+		Shadowed string         `json:"shadowed"`
+		Deep     caddy.Duration `json:"deep"`
+	}
+	type outer struct {
+		base
+		Shadowed string            `json:"shadowed"`
+		Ptr      *inner            `json:"ptr,omitempty"`
+		Nil      *inner            `json:"nil,omitempty"`
+		List     []inner           `json:"list"`
+		Map      map[string]inner  `json:"map,omitempty"`
+		Raw      json.RawMessage   `json:"raw,omitempty"`
+		Empty    string            `json:"empty,omitempty"`
+		Zero     int               `json:"zero"`
+		Strs     []string          `json:"strs"`
+		Ints     map[int]string    `json:"ints,omitempty"`
+		Headers  map[string][]bool `json:"headers,omitempty"`
+		unexp    int
+	}
+	v := outer{
+		base:     base{Shadowed: "inner", Deep: caddy.Duration(time.Minute)},
+		Shadowed: "outer",
+		Ptr:      &inner{Z: "p", A: caddy.Duration(1500 * time.Millisecond), Skip: 3},
+		List:     []inner{{Z: "l"}},
+		Map:      map[string]inner{"k": {A: caddy.Duration(time.Second)}},
+		Raw:      json.RawMessage(`{"y":1,"x":2}`),
+		Strs:     []string{"a"},
+		Ints:     map[int]string{2: "b"},
+		Headers:  map[string][]bool{"h": {true}},
+		unexp:    1,
+	}
+	got := string(encode(nil, typedTree(&v)))
+	want := `{"deep":"1m0s","headers":{"h":[true]},"ints":{"2":"b"},"list":[{"z":"l"}],"map":{"k":{"a":"1s","z":""}},` +
+		`"ptr":{"a":"1.5s","z":"p"},"raw":{"y":1,"x":2},"shadowed":"outer","strs":["a"],"zero":0}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestUpstreamTransportTyped: every transport setting of an upstream
+// (connection-pool, timeouts, tls, http-version, the limits default)
+// reaches its field of the adaptive package's Transport, the output
+// decodes into it strictly, and nested durations are duration strings.
+func TestUpstreamTransportTyped(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`limits { max-idle-connections-per-upstream 9; }
+routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"
+  connection-pool { max-connections 64; max-idle 16; idle-timeout-secs 30; }
+  timeouts { connect-secs 3; request-secs 20; read 25; write-secs 26; }
+  tls { sni "b.example"; insecure-skip-verify #true; client-cert "c.pem"; client-key "k.pem"; ca-cert "ca.pem"; }
+  http-version { min-version 2; max-version 2; }
+  circuit-breaker { failure-threshold 4; }
+}; }`)
+	h := proxyHandlerOf(t, out)
+	if strings.Contains(string(h["transport"]), "000000000") {
+		t.Errorf("a duration in nanoseconds: %s", h["transport"])
+	}
+	var tr adaptive.Transport
+	dec := json.NewDecoder(strings.NewReader(string(h["transport"])))
+	dec.DisallowUnknownFields()
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(h["transport"], &m)
+	if string(m["protocol"]) != `"sentinel"` {
+		t.Errorf("protocol %s", m["protocol"])
+	}
+	delete(m, "protocol")
+	raw, _ := json.Marshal(m)
+	dec = json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&tr); err != nil {
+		t.Fatal(err)
+	}
+	s := time.Second
+	if tr.MaxConnsPerHost != 64 || tr.KeepAlive == nil || tr.KeepAlive.MaxIdleConnsPerHost != 16 || tr.KeepAlive.IdleConnTimeout != caddy.Duration(30*s) ||
+		tr.DialTimeout != caddy.Duration(3*s) || tr.ResponseHeaderTimeout != caddy.Duration(20*s) || tr.ReadTimeout != caddy.Duration(25*s) || tr.WriteTimeout != caddy.Duration(26*s) {
+		t.Errorf("transport %+v keep-alive %+v", tr, tr.KeepAlive)
+	}
+	if tls := tr.TLS; tls == nil || tls.ServerName != "b.example" || !tls.InsecureSkipVerify || tls.ClientCertificateFile != "c.pem" ||
+		tls.ClientCertificateKeyFile != "k.pem" || string(tls.CARaw) != `{"pem_files":["ca.pem"],"provider":"file"}` {
+		t.Errorf("tls %+v", tr.TLS)
+	}
+	if strings.Join(tr.Versions, ",") != "2" {
+		t.Errorf("versions %v", tr.Versions)
+	}
+	var hc reverseproxy.HealthChecks
+	if err := json.Unmarshal(h["health_checks"], &hc); err != nil || hc.Passive == nil || hc.Passive.MaxFails != 4 ||
+		hc.Passive.FailDuration != caddy.Duration(30*s) || len(hc.Passive.UnhealthyStatus) != 11 {
+		t.Errorf("health checks %s: %v", h["health_checks"], err)
+	}
+
+	// The limits default applies when the pool does not say.
+	out, _ = mustAdapt(t, minimal+`limits { max-idle-connections-per-upstream 9; }
+routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; }; }`)
+	if got := string(proxyHandlerOf(t, out)["transport"]); got != `{"keep_alive":{"max_idle_conns_per_host":9},"protocol":"sentinel"}` {
+		t.Errorf("transport %s", got)
+	}
+}
+
+// TestRetryPolicyTyped: a route's retry policy maps onto
+// reverseproxy.LoadBalancing (and decodes into it), wraps Caddy's own
+// policies in sentinel_untried, and sets the route's per-attempt timeout
+// on a copy of the upstream's transport, not on the upstream's.
+func TestRetryPolicyTyped(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`routes {
+  route "a" { matches { path-prefix "/a"; }; upstream "u"; retry-policy { max-attempts 3; backoff-base-ms 250; per-attempt-timeout "2s"; retryable-status-codes 502; }; }
+  route "b" { matches { path-prefix "/b"; }; upstream "u"; }
+}
+upstreams { upstream "u" { target "127.0.0.1:1"; load-balancing "random"; timeouts { request-secs 20; }; }; }`)
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []map[string]json.RawMessage `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var lbs, transports []string
+	for _, r := range cfg.Apps.HTTP.Servers["http"].Routes {
+		for _, h := range r.Handle {
+			if string(h["handler"]) == `"reverse_proxy"` {
+				lbs = append(lbs, string(h["load_balancing"]))
+				transports = append(transports, string(h["transport"]))
+			}
+		}
+	}
+	if len(lbs) != 2 {
+		t.Fatalf("%d proxies in %s", len(lbs), out)
+	}
+	var lb reverseproxy.LoadBalancing
+	if err := json.Unmarshal([]byte(lbs[0]), &lb); err != nil || lb.Retries != 2 || lb.TryInterval != caddy.Duration(250*time.Millisecond) || len(lb.RetryMatchRaw) != 2 {
+		t.Errorf("load balancing %s: %v", lbs[0], err)
+	}
+	if !strings.Contains(lbs[0], `"selection_policy":{"inner":{"policy":"random"},"policy":"sentinel_untried"}`) || lbs[1] != `{"selection_policy":{"policy":"random"}}` {
+		t.Errorf("selection policies: %v", lbs)
+	}
+	if !strings.Contains(transports[0], `"response_header_timeout":"2s"`) || !strings.Contains(transports[1], `"response_header_timeout":"20s"`) {
+		t.Errorf("transports: %v", transports)
+	}
+}
+
+// proxyHandlerOf is the first reverse_proxy handler of the output.
+func proxyHandlerOf(t *testing.T, out []byte) map[string]json.RawMessage {
+	t.Helper()
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []map[string]json.RawMessage `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range cfg.Apps.HTTP.Servers {
+		for _, r := range s.Routes {
+			for _, h := range r.Handle {
+				if string(h["handler"]) == `"reverse_proxy"` {
+					return h
+				}
+			}
+		}
+	}
+	t.Fatalf("no reverse_proxy in %s", out)
+	return nil
+}
