@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 )
 
 // sentinelApp builds the `sentinel` app: the registry's upstreams and
@@ -64,83 +65,95 @@ func (a *adapter) apiEnabled() bool {
 	return true
 }
 
-// mapAdminAPI maps the admin-api block onto the app.
+// adminAPIKey declares `admin-api { … }`: the control-plane API of the
+// sentinel app (controlapi.Config). enabled and state-file are read by
+// mapAdminAPI: the first says whether there is an API, the second is a
+// setting of the app.
+var adminAPIKey = ext(typedBlockInit(h("admin-api", "the control-plane API (`/api/v1`) of the `sentinel` app, on its own listener"),
+	func(c *controlapi.Config) { c.Listen = controlapi.DefaultListen },
+	field[controlapi.Config]{key: h("enabled", "`#false` turns the API off")},
+	custom("address", "listen address (default 127.0.0.1:9901)", func(c *controlapi.Config) *string { return &c.Listen },
+		func(a *adapter, n *kdl.Node, c *controlapi.Config) {
+			if v, ok := a.str(n); ok {
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					a.d.errorf(n.Args[0].Pos, "admin-api address %q must be host:port", v)
+				}
+				c.Listen = v
+			}
+		}),
+	// Every auth block is read (mapAdminAPI), its tokens checked against
+	// those of the others.
+	readBy("auth", "bearer tokens; required (or tls.client-ca)", func(c *controlapi.Config) *[]controlapi.Token { return &c.Tokens }).withChildren(
+		h("type", "`\"bearer\"`"),
+		h("token", "`token \"${ADMIN_API_TOKEN}\" [scope=\"read\"|\"operate\"|\"admin\"] [name=\"…\"]` (repeatable); only its SHA-256 goes into the Caddy JSON"),
+	),
+	blockField(typedBlock(h("tls", "HTTPS for the API, optionally with client certificates"),
+		stringField("cert-file", "server certificate", func(c *controlapi.TLSConfig) *string { return &c.CertFile }),
+		stringField("key-file", "server key", func(c *controlapi.TLSConfig) *string { return &c.KeyFile }),
+		stringField("client-ca", "CA of client certificates (mTLS)", func(c *controlapi.TLSConfig) *string { return &c.ClientCAFile }),
+		stringsField("allowed-identities", "client certificate CN or DNS names allowed", func(c *controlapi.TLSConfig) *[]string { return &c.AllowedIdentities }),
+	), func(c *controlapi.Config) **controlapi.TLSConfig { return &c.TLS }),
+	field[controlapi.Config]{key: h("state-file", "where API changes are saved, to survive restarts (the app's `state_file`)")},
+	custom("max-body-bytes", "request body limit (default 1 MiB)", func(c *controlapi.Config) *int64 { return &c.MaxBodyBytes },
+		func(a *adapter, n *kdl.Node, c *controlapi.Config) {
+			if v, ok := a.integer(n, 1024, 1<<30); ok {
+				c.MaxBodyBytes = v
+			}
+		}),
+	custom("allowed-target-networks", "CIDR prefixes or IPs that targets added through the API must be in (may include loopback); default: any address but loopback, link-local, unspecified, multicast and the proxy's own",
+		func(c *controlapi.Config) *[]string { return &c.AllowedTargetNetworks },
+		func(a *adapter, n *kdl.Node, c *controlapi.Config) {
+			nets := a.strs(n)
+			for i, v := range nets {
+				_, perr := netip.ParsePrefix(v)
+				_, aerr := netip.ParseAddr(v)
+				if perr != nil && aerr != nil && i < len(n.Args) {
+					a.d.errorf(n.Args[i].Pos, "allowed-target-networks %q is not a CIDR prefix (10.0.0.0/8) or an IP address", v)
+				}
+			}
+			c.AllowedTargetNetworks = nets
+		}),
+))
+
+// readAuth reads an auth block's tokens; hashes and names are those of
+// the tokens read before, with their nodes.
+func (a *adapter) readAuth(au *kdl.Node, c *controlapi.Config, hashes, names map[string]*kdl.Node) {
+	for _, n := range au.Children {
+		switch n.Name {
+		case "type":
+			if s, ok := a.str(n); ok {
+				a.oneOf(n, s, "bearer")
+			}
+		case "token":
+			if t, ok := a.apiToken(n, len(c.Tokens), hashes, names); ok {
+				c.Tokens = append(c.Tokens, t)
+			}
+		}
+	}
+}
+
+// mapAdminAPI maps the admin-api block onto the app: its api and
+// state_file.
 func (a *adapter) mapAdminAPI(app obj) {
 	n := a.adminAPI
-	if n == nil {
+	if n == nil || !a.apiEnabled() {
 		return
 	}
 	if e := setting(n, "enabled"); e != nil {
-		if on, ok := a.boolean(e); ok && !on {
-			return
-		}
+		a.boolean(e) // reports a value that is not a boolean
 	}
-	api := obj{}
-	addr := "127.0.0.1:9901"
-	if s := setting(n, "address"); s != nil {
-		if v, ok := a.str(s); ok {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				a.d.errorf(s.Args[0].Pos, "admin-api address %q must be host:port", v)
-			}
-			addr = v
-		}
-	}
-	api["listen"] = addr
-	var tokens []obj
-	hashes := map[string]*kdl.Node{}
-	names := map[string]*kdl.Node{}
+	api := adminAPIKey.Map(a, n).(*controlapi.Config)
+	hashes, names := map[string]*kdl.Node{}, map[string]*kdl.Node{}
 	for _, au := range settings(n, "auth") {
-		for _, c := range au.Children {
-			switch c.Name {
-			case "type":
-				if s, ok := a.str(c); ok {
-					a.oneOf(c, s, "bearer")
-				}
-			case "token":
-				if t := a.apiToken(c, len(tokens), hashes, names); t != nil {
-					tokens = append(tokens, t)
-				}
-			}
-		}
+		a.readAuth(au, api, hashes, names)
 	}
-	if len(tokens) > 0 {
-		api["tokens"] = tokens
-	}
-	if t := setting(n, "tls"); t != nil {
-		tc := obj{}
-		for key, field := range map[string]string{"cert-file": "cert_file", "key-file": "key_file", "client-ca": "client_ca_file"} {
-			if s := setting(t, key); s != nil {
-				tc[field], _ = a.str(s)
-			}
-		}
-		if s := setting(t, "allowed-identities"); s != nil {
-			tc["allowed_identities"] = a.strs(s)
-		}
-		api["tls"] = tc
-	}
-	if len(tokens) == 0 && setting(setting(n, "tls"), "client-ca") == nil {
+	if len(api.Tokens) == 0 && (api.TLS == nil || api.TLS.ClientCAFile == "") {
 		a.d.errorf(n.Pos, "admin-api: the control-plane API refuses unauthenticated calls: add auth { type \"bearer\"; token \"${ADMIN_API_TOKEN}\" } (or tls { client-ca … })")
-	}
-	if s := setting(n, "max-body-bytes"); s != nil {
-		if v, ok := a.integer(s, 1024, 1<<30); ok {
-			api["max_body_bytes"] = v
-		}
-	}
-	if s := setting(n, "allowed-target-networks"); s != nil {
-		nets := a.strs(s)
-		for i, v := range nets {
-			_, perr := netip.ParsePrefix(v)
-			_, aerr := netip.ParseAddr(v)
-			if perr != nil && aerr != nil && i < len(s.Args) {
-				a.d.errorf(s.Args[i].Pos, "allowed-target-networks %q is not a CIDR prefix (10.0.0.0/8) or an IP address", v)
-			}
-		}
-		api["allowed_target_networks"] = nets
 	}
 	if s := setting(n, "state-file"); s != nil {
 		app["state_file"], _ = a.str(s)
 	}
-	app["api"] = api
+	app["api"] = typedTree(api)
 }
 
 // apiToken maps one `token` of admin-api.auth. The Caddy JSON gets the
@@ -149,27 +162,27 @@ func (a *adapter) mapAdminAPI(app obj) {
 // API would make on the token itself (not empty, no white space or
 // control characters, not repeated) are made here, on the KDL position,
 // without showing the token. i is the token's index.
-func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Node) obj {
+func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Node) (controlapi.Token, bool) {
 	tok, ok := a.str(c)
 	if !ok {
-		return nil
+		return controlapi.Token{}, false
 	}
 	switch {
 	case tok == "":
 		a.d.errorf(c.Pos, "admin-api token is empty (is its environment variable set?)")
-		return nil
+		return controlapi.Token{}, false
 	case !validToken(tok):
 		a.d.errorf(c.Args[0].Pos, "admin-api token contains white space or control characters")
-		return nil
+		return controlapi.Token{}, false
 	}
 	sum := sha256.Sum256([]byte(tok))
 	hash := hex.EncodeToString(sum[:])
 	if prev, dup := hashes[hash]; dup {
 		a.d.errorf(c.Args[0].Pos, "admin-api token repeats the token at %s (each token must be distinct)", prev.Pos)
-		return nil
+		return controlapi.Token{}, false
 	}
 	hashes[hash] = c
-	t := obj{"token_sha256": hash}
+	t := controlapi.Token{TokenSHA256: hash}
 	name := fmt.Sprintf("token-%d", i+1)
 	for _, p := range c.Props {
 		switch p.Name {
@@ -182,13 +195,13 @@ func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Nod
 			if sc != "read" && sc != "operate" && sc != "admin" {
 				a.d.errorf(p.Pos, "scope %q is not one of read, operate, admin%s", p.Value.Str, suggest(sc, []string{"read", "operate", "admin"}))
 			}
-			t["scopes"] = []string{sc}
+			t.Scopes = []string{sc}
 		case "name":
 			if p.Value.Kind != kdl.KindString {
 				a.d.errorf(p.Pos, "name must be a string")
 				continue
 			}
-			t["name"] = p.Value.Str
+			t.Name = p.Value.Str
 			name = p.Value.Str
 		default:
 			a.d.errorf(p.Pos, "unknown token property %q (scope, name)", p.Name)
@@ -198,7 +211,7 @@ func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Nod
 		a.d.errorf(c.Pos, "admin-api token name %q is already the name of the token at %s", name, prev.Pos)
 	}
 	names[name] = c
-	return t
+	return t, true
 }
 
 // validToken reports whether a token has no white space or control

@@ -292,3 +292,10 @@ func blockField[T, S any](k *Key, p func(*T) **S) field[T] {
 func readBy[T, F any](name, note string, p func(*T) *F) field[T] {
 	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }}
 }
+
+// withChildren declares the settings of a block setting whose reader
+// reads them itself (a custom field).
+func (f field[T]) withChildren(keys ...*Key) field[T] {
+	f.key.Children = keys
+	return f
+}

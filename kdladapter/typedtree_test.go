@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
+	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 )
 
 // TestTypedTree: nested structs (pointers, embedded, in slices and maps)
@@ -197,4 +198,46 @@ func proxyHandlerOf(t *testing.T, out []byte) map[string]json.RawMessage {
 	}
 	t.Fatalf("no reverse_proxy in %s", out)
 	return nil
+}
+
+// TestAdminAPITyped: admin-api maps onto controlapi.Config (the output
+// decodes into it strictly), with its default address; a repeated auth
+// block adds its tokens.
+func TestAdminAPITyped(t *testing.T) {
+	out, warns := mustAdapt(t, minimal+`admin-api {
+  auth { type "bearer"; token "t1" scope="read" name="ro"; token "t2"; }
+  auth { token "t3"; }
+  tls { cert-file "c.pem"; key-file "k.pem"; client-ca "ca.pem"; allowed-identities "ops"; }
+  max-body-bytes 4096
+  allowed-target-networks "10.0.0.0/8"
+  state-file "/var/lib/sentinel/state.json"
+}`)
+	var cfg struct {
+		Apps struct {
+			Sentinel struct {
+				API       json.RawMessage `json:"api"`
+				StateFile string          `json:"state_file"`
+			} `json:"sentinel"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var api controlapi.Config
+	dec := json.NewDecoder(strings.NewReader(string(cfg.Apps.Sentinel.API)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&api); err != nil {
+		t.Fatal(err)
+	}
+	if api.Listen != "127.0.0.1:9901" || len(api.Tokens) != 3 || api.Tokens[0].Name != "ro" || api.Tokens[0].Scopes[0] != "read" ||
+		api.Tokens[1].Name != "token-2" && api.Tokens[1].Name != "" || api.Tokens[0].Token != "" || api.MaxBodyBytes != 4096 ||
+		api.TLS == nil || api.TLS.ClientCAFile != "ca.pem" || api.TLS.AllowedIdentities[0] != "ops" || api.AllowedTargetNetworks[0] != "10.0.0.0/8" {
+		t.Errorf("api %s", cfg.Apps.Sentinel.API)
+	}
+	if cfg.Apps.Sentinel.StateFile != "/var/lib/sentinel/state.json" {
+		t.Errorf("state file %q", cfg.Apps.Sentinel.StateFile)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings: %s", warningsText(warns))
+	}
 }
