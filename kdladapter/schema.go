@@ -347,23 +347,6 @@ func limitsKeys() *Key {
 	return k
 }
 
-func systemKeys(name string) *Key {
-	return h(name, "process settings",
-		h("worker-threads", "`0` = all cores, as Go does; other values: warning (set GOMAXPROCS)"),
-		w("max-connections", "no global connection limit yet"),
-		h("graceful-shutdown-timeout-secs", "http app `grace_period`"),
-		h("daemon", "`#false` only; run under a supervisor (systemd, Kubernetes)"),
-		w("pid-file", "use `sentinel run --pidfile FILE`"),
-		w("user", "start the process as that user (systemd `User=`, Kubernetes `runAsUser`)"),
-		w("group", "start the process with that group"),
-		w("working-directory", "start the process in that directory"),
-		h("trace-id-format", "`uuid` is Caddy's request id; `tinyflake`: warning"),
-		h("auto-reload", "`#false` only; use `sentinel run --watch`"),
-		h("route-cache-size", "accepted; routes are matched without a cache"),
-		ext(h("caddy-admin", "Caddy admin endpoint address (`admin.listen`: `localhost:2019`, `unix//path|0600`), or `off`; default: off when `admin-api` is on, else Caddy's `localhost:2019`")),
-	)
-}
-
 func observabilityKeys() *Key {
 	logFile := func(name, note string) *Key { return h(name, note) }
 	return h("observability", "metrics and logs",

@@ -241,3 +241,24 @@ func TestAdminAPITyped(t *testing.T) {
 		t.Errorf("warnings: %s", warningsText(warns))
 	}
 }
+
+// TestSystemTyped: the system block maps onto the http app's grace
+// period and Caddy's admin config; a checked-only setting still reports
+// a bad value.
+func TestSystemTyped(t *testing.T) {
+	src := `system { graceful-shutdown-timeout-secs 15; caddy-admin "off"; }
+listeners { listener "http" { address "127.0.0.1:18080"; }; }`
+	out, _ := mustAdapt(t, src)
+	for _, want := range []string{`"admin":{"disabled":true}`, `"grace_period":"15s"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %s in %s", want, out)
+		}
+	}
+	out, _ = mustAdapt(t, strings.Replace(src, `"off"`, `"localhost:2999"`, 1))
+	if !strings.Contains(string(out), `"admin":{"listen":"localhost:2999"}`) {
+		t.Errorf("admin listen: %s", out)
+	}
+	if _, _, err := adaptString(t, strings.Replace(src, "graceful", `route-cache-size "x"; graceful`, 1)); err == nil || !strings.Contains(err.Error(), "route-cache-size") {
+		t.Errorf("bad route-cache-size: %v", err)
+	}
+}
