@@ -2,6 +2,7 @@ package kdladapter
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"net"
 	"net/netip"
 	"sort"
@@ -9,15 +10,69 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/builtin"
+	"github.com/sentinel-proxy/sentinel/modules/framing"
+	"github.com/sentinel-proxy/sentinel/modules/handoff"
 )
+
+// listenerKey declares `listener "id" { … }`: a Caddy server
+// (caddyhttp.Server). The settings that depend on each other (protocol,
+// tls, allow-0rtt) or whose messages name the listener (address,
+// trusted-proxies) are read by mapListener.
+var listenerKey = typedBlock(h("listener", "a Caddy server"),
+	readBy("address", "", func(s *caddyhttp.Server) *[]string { return &s.Listen }),
+	readBy("protocol", "`http`, `https`, `h2` (h2c without TLS), `h3` (HTTP/3 next to h1/h2)", func(s *caddyhttp.Server) *[]string { return &s.Protocols }),
+	readBy("tls", "TLS connection policies of the server", func(s *caddyhttp.Server) *caddytls.ConnectionPolicies { return &s.TLSConnPolicies }).withChildren(tlsListener().Children...),
+	field[caddyhttp.Server]{key: h("default-route", "last route of the server")},
+	field[caddyhttp.Server]{key: ny("namespace", "namespaces")},
+	secondsField("request-timeout-secs", "also bounds the header read when shorter than header-timeout-secs", func(s *caddyhttp.Server) *caddy.Duration { return &s.ReadTimeout }),
+	readBy("trusted-proxies", "static ranges, strict (`trusted_proxies_strict`): only from these peers do the client's X-Forwarded-*, X-Real-IP and Forwarded pass; from others the proxy sets X-Forwarded-* and X-Real-IP from the connection and removes Forwarded", func(s *caddyhttp.Server) *json.RawMessage { return &s.TrustedProxiesRaw }).extension(),
+	custom("header-timeout-secs", "time to receive a request's headers (default 10 s, or request-timeout-secs when shorter); slow header senders are closed", func(s *caddyhttp.Server) *caddy.Duration { return &s.ReadHeaderTimeout },
+		func(a *adapter, n *kdl.Node, s *caddyhttp.Server) {
+			if secs, ok := a.integer(n, 1, 1<<31); ok {
+				s.ReadHeaderTimeout = caddy.Duration(time.Duration(secs) * time.Second)
+			}
+		}).extension(),
+	secondsField("keepalive-timeout-secs", "", func(s *caddyhttp.Server) *caddy.Duration { return &s.IdleTimeout }),
+	field[caddyhttp.Server]{key: w("max-concurrent-streams", "Caddy does not expose the HTTP/2 stream limit (Go default: 250)")},
+	field[caddyhttp.Server]{key: w("keepalive-max-requests", "Go's HTTP server has no per-connection request limit")},
+	readBy("allow-0rtt", "`#true`: accept TLS 1.3 / QUIC 0-RTT early data (replayable: only for idempotent traffic)", func(s *caddyhttp.Server) **bool { return &s.Allow0RTT }).extension(),
+)
+
+// Keys and names of a server's parts, from their modules.
+var (
+	routesKey       = jsonKeyOf(func(s *caddyhttp.Server) any { return &s.Routes })
+	logsKey         = jsonKeyOf(func(s *caddyhttp.Server) any { return &s.Logs })
+	listenKey       = jsonKeyOf(func(s *caddyhttp.Server) any { return &s.Listen })
+	handoffWrapper  = caddyconfig.JSONModuleObject(handoff.Handoff{}, "wrapper", handoff.Handoff{}.CaddyModule().ID.Name(), nil)
+	tlsWrapper      = guestModule("wrapper", "tls") // caddyhttp's tlsPlaceholderWrapper, unexported
+	framingName     = framing.Framing{}.CaddyModule().ID.Name()
+	errorsHandler   = caddyconfig.JSONModuleObject(builtin.Builtin{Kind: "error"}, "handler", builtin.Builtin{}.CaddyModule().ID.Name(), nil)
+	notFoundHandler = caddyconfig.JSONModuleObject(builtin.Builtin{Kind: "not_found"}, "handler", builtin.Builtin{}.CaddyModule().ID.Name(), nil)
+)
+
+// newServer is a Caddy server listening on addr, with the listener
+// wrappers every Sentinel server has: connections accepted while a
+// reload hands over are not lost; requests with malformed framing are
+// refused (after TLS, so the decrypted stream is checked).
+func newServer(maxHeaderBytes int) *caddyhttp.Server {
+	return &caddyhttp.Server{
+		AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
+		ListenerWrappersRaw: []json.RawMessage{handoffWrapper, tlsWrapper,
+			caddyconfig.JSONModuleObject(framing.Framing{MaxHeaderBytes: maxHeaderBytes}, "wrapper", framingName, nil)},
+	}
+}
 
 // mapListener maps one `listener` block to a Caddy server.
 func (a *adapter) mapListener(l *kdl.Node) obj {
 	id := l.Args[0].Str
-	srv := obj{
-		"automatic_https": obj{"disable": true},
-	}
+	srv := listenerKey.Map(a, l).(*caddyhttp.Server)
 	if n := setting(l, "address"); n == nil {
 		if !misspelled(l, "address") { // else the unknown-setting error says it
 			a.d.errorf(l.Pos, "listener %q needs an address, e.g. address \"0.0.0.0:8080\"", id)
@@ -26,7 +81,7 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 			a.d.errorf(n.Args[0].Pos, "listener %q: address %q must be host:port, e.g. \"0.0.0.0:8080\"", id, addr)
 		} else {
-			srv["listen"] = []string{addr}
+			srv.Listen = []string{addr}
 		}
 	}
 	protocol := "http"
@@ -39,22 +94,23 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	if pn := setting(l, "protocol"); pn != nil && protocol == "http" && tlsBlock != nil {
 		a.d.warnf(pn.Pos, "listeners.listener.protocol", "listener %q has protocol \"http\" and a tls block: it is served as HTTPS", id)
 	}
+	var policies []obj
 	if protocol == "https" || protocol == "h3" || tlsBlock != nil {
 		if tlsBlock == nil {
 			a.d.errorf(l.Pos, "listener %q: protocol %q needs a tls { cert-file … key-file … } or tls { acme { … } } block", id, protocol)
 		} else {
-			srv["tls_connection_policies"] = a.mapListenerTLS(id, tlsBlock)
+			policies = a.mapListenerTLS(id, tlsBlock)
 		}
 	}
 	switch {
 	case protocol == "h3":
-		srv["protocols"] = []string{"h1", "h2", "h3"}
+		srv.Protocols = []string{"h1", "h2", "h3"}
 	case protocol == "h2" && tlsBlock == nil:
-		srv["protocols"] = []string{"h1", "h2c"}
+		srv.Protocols = []string{"h1", "h2c"}
 	case tlsBlock != nil:
-		srv["protocols"] = []string{"h1", "h2"}
+		srv.Protocols = []string{"h1", "h2"}
 	default:
-		srv["protocols"] = []string{"h1"}
+		srv.Protocols = []string{"h1"}
 	}
 	if tlsBlock != nil {
 		// 0-RTT early data can be replayed: Caddy accepts it unless told
@@ -63,72 +119,54 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 		if n := setting(l, "allow-0rtt"); n != nil {
 			allow, _ = a.boolean(n)
 		}
-		srv["allow_0rtt"] = allow
+		srv.Allow0RTT = &allow
 	} else if n := setting(l, "allow-0rtt"); n != nil {
 		a.d.warnf(n.Pos, "listeners.listener.allow-0rtt", "listener %q: allow-0rtt has no effect without TLS", id)
 	}
-	a.readTimeouts(id, l, srv)
+	a.headerTimeout(id, l, srv)
 	a.trustedProxies(id, l, srv)
-	if n := setting(l, "keepalive-timeout-secs"); n != nil {
-		if d, ok := a.seconds(n); ok {
-			srv["idle_timeout"] = d
-		}
-	}
 	if n := a.limitSetting("max-header-size-bytes", "max-header-size"); n != nil {
 		if i, ok := a.integer(n, 1024, 1<<30); ok {
-			srv["max_header_bytes"] = i
+			srv.MaxHeaderBytes = int(i)
 		}
 	}
-	// Connections accepted while a reload hands over are not lost;
-	// requests with malformed framing are refused (after TLS, so the
-	// decrypted stream is checked).
-	framing := obj{"wrapper": "sentinel_framing"}
-	if mhb, ok := srv["max_header_bytes"]; ok {
-		framing["max_header_bytes"] = mhb
+	wrappers := newServer(srv.MaxHeaderBytes)
+	srv.AutoHTTPS, srv.ListenerWrappersRaw = wrappers.AutoHTTPS, wrappers.ListenerWrappersRaw
+	// Handler errors (413, 502, 503, 504…) answer with a JSON body.
+	srv.Errors = &caddyhttp.HTTPErrorConfig{Routes: caddyhttp.RouteList{{HandlersRaw: []json.RawMessage{errorsHandler}}}}
+	out := typedTree(srv)
+	if policies != nil {
+		out[tlsPoliciesKey] = policies
 	}
-	srv["listener_wrappers"] = []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}, framing}
 	var defaultRoute string
 	if n := setting(l, "default-route"); n != nil {
 		defaultRoute, _ = a.str(n)
 	}
-	srv["routes"] = a.serverRoutes(id, defaultRoute, setting(l, "default-route"))
-	// Handler errors (413, 502, 503, 504…) answer with a JSON body.
-	srv["errors"] = obj{"routes": []obj{{"handle": []obj{{"handler": "sentinel_builtin", "kind": "error"}}}}}
-	return srv
+	out[routesKey] = a.serverRoutes(id, defaultRoute, setting(l, "default-route"))
+	return out
 }
 
 // defaultHeaderTimeout bounds the time a client has to send a request's
 // headers when the listener does not say (Caddy's default is a minute).
 const defaultHeaderTimeout = 10 * time.Second
 
-// readTimeouts maps request-timeout-secs to the server's read_timeout and
-// header-timeout-secs to its read_header_timeout. Without
+// headerTimeout completes the server's read_header_timeout. Without
 // header-timeout-secs, the headers must arrive within 10 s, or within
 // request-timeout-secs when that is shorter (but not 0): Caddy's own
 // default (a minute) would let a client that drips header lines hold a
 // connection far longer than the request timeout.
-func (a *adapter) readTimeouts(id string, l *kdl.Node, srv obj) {
-	header := defaultHeaderTimeout
-	if n := setting(l, "request-timeout-secs"); n != nil {
-		if secs, ok := a.integer(n, 0, 1<<31); ok {
-			d := time.Duration(secs) * time.Second
-			srv["read_timeout"] = dur(d)
-			if d > 0 && d < header {
-				header = d
-			}
+func (a *adapter) headerTimeout(id string, l *kdl.Node, srv *caddyhttp.Server) {
+	rt := time.Duration(srv.ReadTimeout)
+	if srv.ReadHeaderTimeout == 0 {
+		header := defaultHeaderTimeout
+		if rt > 0 && rt < header {
+			header = rt
 		}
+		srv.ReadHeaderTimeout = caddy.Duration(header)
+	} else if rt > 0 && time.Duration(srv.ReadHeaderTimeout) > rt {
+		n := setting(l, "header-timeout-secs")
+		a.d.warnf(n.Pos, "listeners.listener.header-timeout-secs", "listener %q: header-timeout-secs %d is above request-timeout-secs: the request timeout ends the header read first", id, int64(time.Duration(srv.ReadHeaderTimeout)/time.Second))
 	}
-	if n := setting(l, "header-timeout-secs"); n != nil {
-		if secs, ok := a.integer(n, 1, 1<<31); ok {
-			header = time.Duration(secs) * time.Second
-			if rt, ok := srv["read_timeout"].(string); ok && rt != "0s" {
-				if d, err := time.ParseDuration(rt); err == nil && header > d {
-					a.d.warnf(n.Pos, "listeners.listener.header-timeout-secs", "listener %q: header-timeout-secs %d is above request-timeout-secs: the request timeout ends the header read first", id, secs)
-				}
-			}
-		}
-	}
-	srv["read_header_timeout"] = dur(header)
 }
 
 // trustedProxies maps `trusted-proxies "10.0.0.0/8" "192.0.2.7" …` to the
@@ -136,7 +174,7 @@ func (a *adapter) readTimeouts(id string, l *kdl.Node, srv obj) {
 // the right). Only from those peers do the client's X-Forwarded-*,
 // X-Real-IP and Forwarded headers pass to the backends; from any other
 // peer the proxy sets them from the connection.
-func (a *adapter) trustedProxies(id string, l *kdl.Node, srv obj) {
+func (a *adapter) trustedProxies(id string, l *kdl.Node, srv *caddyhttp.Server) {
 	n := setting(l, "trusted-proxies")
 	if n == nil {
 		return
@@ -165,10 +203,13 @@ func (a *adapter) trustedProxies(id string, l *kdl.Node, srv obj) {
 		return
 	}
 	if len(ranges) > 0 {
-		srv["trusted_proxies"] = obj{"source": "static", "ranges": ranges}
-		srv["trusted_proxies_strict"] = 1
+		srv.TrustedProxiesRaw = caddyconfig.JSONModuleObject(caddyhttp.StaticIPRange{Ranges: ranges}, "source", caddyhttp.StaticIPRange{}.CaddyModule().ID.Name(), nil)
+		srv.TrustedProxiesStrict = 1
 	}
 }
+
+// tlsPoliciesKey is the key of a server's TLS connection policies.
+var tlsPoliciesKey = jsonKeyOf(func(s *caddyhttp.Server) any { return &s.TLSConnPolicies })
 
 // mapListenerTLS maps a listener's `tls` block to connection policies and
 // fills the tls app (certificate files, ACME automation).
