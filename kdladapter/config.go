@@ -29,7 +29,7 @@ func (a *adapter) caddyConfig() obj {
 	httpApp["servers"] = servers
 
 	if logging := a.mapLogging(servers); logging != nil {
-		cfg["logging"] = logging
+		cfg[loggingKey] = logging
 	}
 	if tls := a.tls.json(); tls != nil {
 		apps["tls"] = tls

@@ -1,11 +1,19 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/logging"
+	"github.com/caddyserver/caddy/v2/modules/metrics"
+
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/accesslog"
 )
 
 // defaultMetricsAddress is the original's metrics address.
@@ -13,6 +21,76 @@ const defaultMetricsAddress = "0.0.0.0:9090"
 
 // accessLogName is the Caddy logger name of the access log.
 const accessLogName = "sentinel_access"
+
+// metricsKey declares observability.metrics: a route with Caddy's
+// `metrics` handler, read by mapMetrics (its settings together place the
+// route).
+var metricsKey = h("metrics", "Caddy metrics: `metrics` handler at address+path, http app `metrics`",
+	h("enabled", "metrics on or off"),
+	h("address", "served by the listener with that address, else by its own server"),
+	h("path", "metrics path"),
+	w("high-cardinality", "Caddy's metrics labels are fixed"),
+)
+
+// loggingSettings declares observability.logging: the default log
+// (caddy.CustomLog); error-log is read over it when enabled, access-log
+// is a log of its own (accessLogKey).
+var loggingSettings = nested("logging", "Caddy logging",
+	custom("level", "default logger level", logLevel, readLevel),
+	readBy("format", "`json` or `pretty` (console encoder)", logEncoder),
+	readBy("timestamps", "`#false` drops the time field", logEncoder),
+	custom("file", "default logger file writer", logWriterOf, readWriter),
+	// Read by mapLogging: the access log is a log of its own, the error
+	// log is read over the default log when enabled.
+	field[caddy.CustomLog]{key: h("access-log", "server access logs: a log of its own, the servers' `logs.default_logger_name`", accessLogKey.Children...)},
+	field[caddy.CustomLog]{key: h("error-log", "default logger", errorLogSettings.key.Children...)},
+	field[caddy.CustomLog]{key: h("audit-log", "`enabled #false` only; the audit log of agent decisions is not yet built",
+		h("enabled", "must be #false"),
+		w("file", "audit log of agent decisions (not yet)"),
+		w("buffer-size", "audit log of agent decisions (not yet)"),
+		w("log-blocked", "audit log of agent decisions (not yet)"),
+		w("log-agent-decisions", "audit log of agent decisions (not yet)"),
+		w("log-waf-events", "audit log of agent decisions (not yet)"),
+	)},
+)
+
+var (
+	logLevel    = func(l *caddy.CustomLog) *string { return &l.Level }
+	logEncoder  = func(l *caddy.CustomLog) *json.RawMessage { return &l.EncoderRaw }
+	logWriterOf = func(l *caddy.CustomLog) *json.RawMessage { return &l.WriterRaw }
+
+	// errorLogSettings are read over the default log.
+	errorLogSettings = nested("error-log", "",
+		field[caddy.CustomLog]{key: h("enabled", "on or off")},
+		custom("file", "file writer", logWriterOf, readWriter),
+		custom("level", "level", logLevel, readLevel),
+		field[caddy.CustomLog]{key: w("buffer-size", "Caddy's file writer is unbuffered")},
+	)
+
+	// accessLogKey declares access-log: the log of the servers' access
+	// logs, with the original's fields (sentinel_access encoder).
+	accessLogKey = typedBlock(h("access-log", ""),
+		field[caddy.CustomLog]{key: h("enabled", "access logging on")},
+		custom("file", "file writer (stderr when absent)", logWriterOf, readWriter),
+		readBy("format", "`json` or `combined`, with the original's fields (`sentinel_access` encoder)", logEncoder),
+		field[caddy.CustomLog]{key: w("buffer-size", "Caddy's file writer is unbuffered")},
+		field[caddy.CustomLog]{key: w("sample-rate", "Caddy's sampling is count-based; not mapped")},
+		field[caddy.CustomLog]{key: h("include-trace-id", "`trace_id` is the request's UUID, always logged")},
+	)
+)
+
+func observabilityKeys() *Key {
+	return h("observability", "metrics and logs", metricsKey, loggingSettings.key, ny("tracing", "tracing"))
+}
+
+// Keys and names of the parts of the config written here, from their
+// modules.
+var (
+	metricsAppKey  = jsonKeyOf(func(app *caddyhttp.App) any { return &app.Metrics })
+	loggingKey     = jsonKeyOf(func(c *caddy.Config) any { return &c.Logging })
+	metricsHandler = caddyconfig.JSONModuleObject(metrics.Metrics{}, "handler", metrics.Metrics{}.CaddyModule().ID.Name(), nil)
+	accessLogger   = "http.log.access." + accessLogName
+)
 
 // mapMetrics serves Prometheus metrics at observability.metrics'
 // address and path: on the listener with that address, or on a server of
@@ -43,7 +121,12 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) {
 				path = s
 			}
 		}
-		route := obj{"match": []obj{{"path": []string{path}}}, "handle": []obj{{"handler": "metrics"}}, "terminal": true}
+		pathMatcher, _ := json.Marshal(caddyhttp.MatchPath{path})
+		route := typedTree(caddyhttp.Route{
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{caddyhttp.MatchPath{}.CaddyModule().ID.Name(): pathMatcher}},
+			HandlersRaw:    []json.RawMessage{metricsHandler},
+			Terminal:       true,
+		})
 		placed := false
 		ids := make([]string, 0, len(servers))
 		for id := range servers {
@@ -52,24 +135,22 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) {
 		sort.Strings(ids)
 		for _, id := range ids {
 			srv := servers[id].(obj)
-			if listen, _ := srv["listen"].([]string); len(listen) == 1 && listen[0] == addr {
-				routes, _ := srv["routes"].([]any)
-				srv["routes"] = append([]any{route}, routes...)
+			if listen, _ := srv[listenKey].([]string); len(listen) == 1 && listen[0] == addr {
+				routes, _ := srv[routesKey].([]any)
+				srv[routesKey] = append([]any{route}, routes...)
 				placed = true
 			}
 		}
 		if !placed {
-			servers["sentinel-metrics"] = obj{
-				"listen":            []string{addr},
-				"listener_wrappers": []obj{{"wrapper": "sentinel_handoff"}, {"wrapper": "tls"}, {"wrapper": "sentinel_framing"}},
-				"automatic_https":   obj{"disable": true},
-				"protocols":         []string{"h1"},
-				"routes":            []obj{route, {"handle": []obj{{"handler": "sentinel_builtin", "kind": "not_found"}}, "terminal": true}},
-			}
+			ms := newServer(0)
+			ms.Listen, ms.Protocols = []string{addr}, []string{"h1"}
+			out := typedTree(ms)
+			out[routesKey] = []obj{route, typedTree(caddyhttp.Route{HandlersRaw: []json.RawMessage{notFoundHandler}, Terminal: true})}
+			servers["sentinel-metrics"] = out
 		}
 	}
 	if enabled || slices.ContainsFunc(a.routes, servesMetrics) {
-		httpApp["metrics"] = obj{}
+		httpApp[metricsAppKey] = typedTree(caddyhttp.Metrics{})
 	}
 }
 
@@ -85,37 +166,38 @@ func (a *adapter) accessLogEnabled() bool {
 	return true
 }
 
-// logWriter maps a file setting to a Caddy log writer.
-func (a *adapter) logWriter(n *kdl.Node) obj {
-	if n == nil {
-		return nil
-	}
+// readWriter reads a file setting into a Caddy log writer: stdout,
+// stderr or a file.
+func readWriter(a *adapter, n *kdl.Node, l *caddy.CustomLog) {
 	f, ok := a.str(n)
 	if !ok || f == "" {
-		return nil
+		return
 	}
 	switch f {
-	case "stdout", "stderr":
-		return obj{"output": f}
+	case "stdout":
+		l.WriterRaw = caddyconfig.JSONModuleObject(caddy.StdoutWriter{}, "output", caddy.StdoutWriter{}.CaddyModule().ID.Name(), nil)
+	case "stderr":
+		l.WriterRaw = caddyconfig.JSONModuleObject(caddy.StderrWriter{}, "output", caddy.StderrWriter{}.CaddyModule().ID.Name(), nil)
+	default:
+		l.WriterRaw = caddyconfig.JSONModuleObject(logging.FileWriter{Filename: f}, "output", logging.FileWriter{}.CaddyModule().ID.Name(), nil)
 	}
-	return obj{"output": "file", "filename": f}
 }
 
-// level checks a log level and returns Caddy's spelling.
-func (a *adapter) level(n *kdl.Node) string {
+// readLevel reads a log level in Caddy's spelling.
+func readLevel(a *adapter, n *kdl.Node, l *caddy.CustomLog) {
 	s, ok := a.str(n)
 	if !ok {
-		return ""
+		return
 	}
-	l, ok := a.oneOf(n, s, "trace", "debug", "info", "warn", "error")
+	lv, ok := a.oneOf(n, s, "trace", "debug", "info", "warn", "error")
 	if !ok {
-		return ""
+		return
 	}
-	if l == "trace" {
+	if lv == "trace" {
 		a.d.warnf(n.Pos, "observability.logging.level", "level \"trace\" is logged as debug")
-		l = "debug"
+		lv = "debug"
 	}
-	return strings.ToUpper(l)
+	l.Level = strings.ToUpper(lv)
 }
 
 // mapLogging maps observability.logging to Caddy's logging config and
@@ -129,28 +211,29 @@ func (a *adapter) mapLogging(servers obj) obj {
 	if lg == nil && !anyLogged {
 		return nil
 	}
-	def := obj{}
-	encoder := obj{"format": "json"}
+	def := new(caddy.CustomLog)
+	if lg != nil {
+		loggingSettings.read(a, lg, def)
+	}
+	// The encoder: json or console, with or without the time.
+	pretty := false
 	if n := setting(lg, "format"); n != nil {
 		if s, ok := a.str(n); ok {
-			if f, ok := a.oneOf(n, s, "json", "pretty"); ok && f == "pretty" {
-				encoder = obj{"format": "console"}
-			}
+			f, ok := a.oneOf(n, s, "json", "pretty")
+			pretty = ok && f == "pretty"
 		}
 	}
+	var enc logging.LogEncoderConfig
 	if n := setting(lg, "timestamps"); n != nil {
 		if b, ok := a.boolean(n); ok && !b {
-			encoder["time_key"] = "-"
+			noTime := "-"
+			enc.TimeKey = &noTime
 		}
 	}
-	def["encoder"] = encoder
-	if n := setting(lg, "level"); n != nil {
-		if l := a.level(n); l != "" {
-			def["level"] = l
-		}
-	}
-	if w := a.logWriter(setting(lg, "file")); w != nil {
-		def["writer"] = w
+	if pretty {
+		def.EncoderRaw = caddyconfig.JSONModuleObject(logging.ConsoleEncoder{LogEncoderConfig: enc}, "format", logging.ConsoleEncoder{}.CaddyModule().ID.Name(), nil)
+	} else {
+		def.EncoderRaw = caddyconfig.JSONModuleObject(logging.JSONEncoder{LogEncoderConfig: enc}, "format", logging.JSONEncoder{}.CaddyModule().ID.Name(), nil)
 	}
 	if el := setting(lg, "error-log"); el != nil {
 		on := true
@@ -158,14 +241,7 @@ func (a *adapter) mapLogging(servers obj) obj {
 			on = boolOr(a, n, true)
 		}
 		if on {
-			if w := a.logWriter(setting(el, "file")); w != nil {
-				def["writer"] = w
-			}
-			if n := setting(el, "level"); n != nil {
-				if l := a.level(n); l != "" {
-					def["level"] = l
-				}
-			}
+			errorLogSettings.read(a, el, def)
 		}
 	}
 	if al := setting(lg, "audit-log"); al != nil {
@@ -173,9 +249,13 @@ func (a *adapter) mapLogging(servers obj) obj {
 			a.d.notYet(al.Pos, "audit log of agent decisions", "observability.logging.audit-log")
 		}
 	}
-	logs := obj{"default": def}
+	logs := map[string]*caddy.CustomLog{"default": def}
 	if a.accessLogEnabled() || anyLogged {
+		access := new(caddy.CustomLog)
 		al := setting(lg, "access-log")
+		if al != nil {
+			access = accessLogKey.Map(a, al).(*caddy.CustomLog)
+		}
 		// The original's entry fields, JSON or combined.
 		style := "json"
 		if n := setting(al, "format"); n != nil {
@@ -185,15 +265,14 @@ func (a *adapter) mapLogging(servers obj) obj {
 				}
 			}
 		}
-		access := obj{"encoder": obj{"format": "sentinel_access", "style": style}, "include": []string{"http.log.access." + accessLogName}}
-		if w := a.logWriter(setting(al, "file")); w != nil {
-			access["writer"] = w
-		}
+		access.EncoderRaw = caddyconfig.JSONModuleObject(accesslog.Encoder{Style: style}, "format", accesslog.Encoder{}.CaddyModule().ID.Name(), nil)
+		access.Include = []string{accessLogger}
 		logs[accessLogName] = access
-		def["exclude"] = []string{"http.log.access." + accessLogName}
+		def.Exclude = []string{accessLogger}
+		serverLogs := typedTree(caddyhttp.ServerLogConfig{DefaultLoggerName: accessLogName})
 		for _, srv := range servers {
-			srv.(obj)["logs"] = obj{"default_logger_name": accessLogName}
+			srv.(obj)[logsKey] = serverLogs
 		}
 	}
-	return obj{"logs": logs}
+	return typedTree(caddy.Logging{Logs: logs})
 }

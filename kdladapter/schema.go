@@ -347,47 +347,6 @@ func limitsKeys() *Key {
 	return k
 }
 
-func observabilityKeys() *Key {
-	logFile := func(name, note string) *Key { return h(name, note) }
-	return h("observability", "metrics and logs",
-		h("metrics", "Caddy metrics: `metrics` handler at address+path, http app `metrics`",
-			h("enabled", "metrics on or off"),
-			h("address", "served by the listener with that address, else by its own server"),
-			h("path", "metrics path"),
-			w("high-cardinality", "Caddy's metrics labels are fixed"),
-		),
-		h("logging", "Caddy logging",
-			h("level", "default logger level"),
-			h("format", "`json` or `pretty` (console encoder)"),
-			h("timestamps", "`#false` drops the time field"),
-			logFile("file", "default logger file writer"),
-			h("access-log", "server access logs",
-				h("enabled", "access logging on"),
-				logFile("file", "file writer (stderr when absent)"),
-				h("format", "`json` or `combined`, with the original's fields (`sentinel_access` encoder)"),
-				w("buffer-size", "Caddy's file writer is unbuffered"),
-				w("sample-rate", "Caddy's sampling is count-based; not mapped"),
-				h("include-trace-id", "`trace_id` is the request's UUID, always logged"),
-			),
-			h("error-log", "default logger",
-				h("enabled", "on or off"),
-				logFile("file", "file writer"),
-				h("level", "level"),
-				w("buffer-size", "Caddy's file writer is unbuffered"),
-			),
-			h("audit-log", "`enabled #false` only; the audit log of agent decisions is not yet built",
-				h("enabled", "must be #false"),
-				w("file", "audit log of agent decisions (not yet)"),
-				w("buffer-size", "audit log of agent decisions (not yet)"),
-				w("log-blocked", "audit log of agent decisions (not yet)"),
-				w("log-agent-decisions", "audit log of agent decisions (not yet)"),
-				w("log-waf-events", "audit log of agent decisions (not yet)"),
-			),
-		),
-		ny("tracing", "tracing"),
-	)
-}
-
 // Schema is the whole configuration schema: the top-level nodes of a
 // sentinel.kdl with every key below them and what the adapter does with it.
 // docs/compatibility.md is generated from it.

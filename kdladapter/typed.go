@@ -103,22 +103,37 @@ func (a *adapter) mapBlock(n *kdl.Node, k *Key, where string) any {
 }
 
 // jsonKeyOf is the JSON key (struct tag) of the field of T that ptr
-// points into; it panics when ptr does not point to a top-level field
-// with a JSON name, a mistake in a declaration.
+// points into (a field of T, or of a struct embedded in T, as
+// caddy.CustomLog's of caddy.BaseLog); it panics when ptr does not point
+// to such a field with a JSON name, a mistake in a declaration.
 func jsonKeyOf[T any](ptr func(*T) any) string {
 	t := new(T)
 	want := reflect.ValueOf(ptr(t)).Pointer()
-	v := reflect.ValueOf(t).Elem()
+	if key, ok := jsonKeyAt(reflect.ValueOf(t).Elem(), want); ok {
+		return key
+	}
+	panic(fmt.Sprintf("kdladapter: no JSON field of %T at the pointer", t))
+}
+
+// jsonKeyAt is the JSON key of the field of the struct v at address want.
+func jsonKeyAt(v reflect.Value, want uintptr) (string, bool) {
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && key == "" && f.Type.Kind() == reflect.Struct {
+			if key, ok := jsonKeyAt(v.Field(i), want); ok {
+				return key, true
+			}
+			continue
+		}
 		if !f.IsExported() || v.Field(i).Addr().Pointer() != want {
 			continue
 		}
-		if key, _, _ := strings.Cut(f.Tag.Get("json"), ","); key != "" && key != "-" {
-			return key
+		if key != "" && key != "-" {
+			return key, true
 		}
 	}
-	panic(fmt.Sprintf("kdladapter: no JSON field of %T at the pointer", t))
+	return "", false
 }
 
 // extension marks the setting as an extension of Sentinel on Caddy.

@@ -262,3 +262,48 @@ listeners { listener "http" { address "127.0.0.1:18080"; }; }`
 		t.Errorf("bad route-cache-size: %v", err)
 	}
 }
+
+// TestLoggingTyped: observability.logging maps onto caddy.Logging (the
+// output decodes into it strictly): the error log is read over the
+// default log, the access log is a log of its own with the sentinel_access
+// encoder, and timestamps #false drops the time of the console encoder
+// too.
+func TestLoggingTyped(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`observability {
+  metrics { address "127.0.0.1:19090"; }
+  logging {
+    level "warn"; format "pretty"; timestamps #false; file "/var/log/a.log"
+    error-log { file "stderr"; level "error"; }
+    access-log { file "stdout"; format "combined"; }
+  }
+}`)
+	var cfg struct {
+		Logging json.RawMessage `json:"logging"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var lg caddy.Logging
+	dec := json.NewDecoder(strings.NewReader(string(cfg.Logging)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&lg); err != nil {
+		t.Fatal(err)
+	}
+	def, access := lg.Logs["default"], lg.Logs["sentinel_access"]
+	if def == nil || access == nil {
+		t.Fatalf("logs %s", cfg.Logging)
+	}
+	if def.Level != "ERROR" || string(def.WriterRaw) != `{"output":"stderr"}` || string(def.EncoderRaw) != `{"format":"console","time_key":"-"}` ||
+		len(def.Exclude) != 1 {
+		t.Errorf("default log %s", cfg.Logging)
+	}
+	if string(access.WriterRaw) != `{"output":"stdout"}` || string(access.EncoderRaw) != `{"format":"sentinel_access","style":"combined"}` ||
+		access.Include[0] != "http.log.access.sentinel_access" {
+		t.Errorf("access log %s", cfg.Logging)
+	}
+	for _, want := range []string{`"logs":{"default_logger_name":"sentinel_access"}`, `"sentinel-metrics":{"automatic_https":{"disable":true},"listen":["127.0.0.1:19090"]`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %s in %s", want, out)
+		}
+	}
+}
