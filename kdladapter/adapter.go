@@ -98,8 +98,6 @@ type adapter struct {
 
 	// tls collects the tls app built from the listeners.
 	tls tlsApp
-	// storageRoot is the ACME storage folder, when set.
-	storageRoot string
 	// built holds the mapped routes, in order (see routeTable).
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.

@@ -6,8 +6,11 @@ import (
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
 
-// adminKey is the admin endpoint's key in Caddy's config.
-var adminKey = jsonKeyOf(func(c *caddy.Config) any { return &c.Admin })
+// The keys of Caddy's config set here.
+var (
+	adminKey   = jsonKeyOf(func(c *caddy.Config) any { return &c.Admin })
+	storageKey = jsonKeyOf(func(c *caddy.Config) any { return &c.StorageRaw })
+)
 
 // caddyConfig assembles the Caddy JSON document.
 func (a *adapter) caddyConfig() obj {
@@ -34,9 +37,8 @@ func (a *adapter) caddyConfig() obj {
 	if tls := a.tls.json(); tls != nil {
 		apps["tls"] = tls
 	}
-	if a.tls.internal {
-		// Never touch the system trust store from a config.
-		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
+	if pki := a.tls.pki(); pki != nil {
+		apps["pki"] = pki
 	}
 	if app := a.mapAgents(); app != nil {
 		apps["sentinel_agents"] = app
@@ -44,8 +46,8 @@ func (a *adapter) caddyConfig() obj {
 	if app := a.sentinelApp(); app != nil {
 		apps["sentinel"] = app
 	}
-	if a.storageRoot != "" {
-		cfg["storage"] = obj{"module": "file_system", "root": a.storageRoot}
+	if storage := a.acmeStorage(); storage != nil {
+		cfg[storageKey] = storage
 	}
 	return cfg
 }

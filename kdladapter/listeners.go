@@ -94,12 +94,11 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	if pn := setting(l, "protocol"); pn != nil && protocol == "http" && tlsBlock != nil {
 		a.d.warnf(pn.Pos, "listeners.listener.protocol", "listener %q has protocol \"http\" and a tls block: it is served as HTTPS", id)
 	}
-	var policies []obj
 	if protocol == "https" || protocol == "h3" || tlsBlock != nil {
 		if tlsBlock == nil {
 			a.d.errorf(l.Pos, "listener %q: protocol %q needs a tls { cert-file … key-file … } or tls { acme { … } } block", id, protocol)
 		} else {
-			policies = a.mapListenerTLS(id, tlsBlock)
+			srv.TLSConnPolicies = a.mapListenerTLS(id, tlsBlock)
 		}
 	}
 	switch {
@@ -135,9 +134,6 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	// Handler errors (413, 502, 503, 504…) answer with a JSON body.
 	srv.Errors = &caddyhttp.HTTPErrorConfig{Routes: caddyhttp.RouteList{{HandlersRaw: []json.RawMessage{errorsHandler}}}}
 	out := typedTree(srv)
-	if policies != nil {
-		out[tlsPoliciesKey] = policies
-	}
 	var defaultRoute string
 	if n := setting(l, "default-route"); n != nil {
 		defaultRoute, _ = a.str(n)
@@ -208,27 +204,25 @@ func (a *adapter) trustedProxies(id string, l *kdl.Node, srv *caddyhttp.Server) 
 	}
 }
 
-// tlsPoliciesKey is the key of a server's TLS connection policies.
-var tlsPoliciesKey = jsonKeyOf(func(s *caddyhttp.Server) any { return &s.TLSConnPolicies })
-
-// mapListenerTLS maps a listener's `tls` block to connection policies and
-// fills the tls app (certificate files, ACME automation).
-func (a *adapter) mapListenerTLS(id string, t *kdl.Node) []obj {
+// mapListenerTLS maps a listener's `tls` block to connection policies
+// and fills the tls app (certificate files, ACME automation).
+func (a *adapter) mapListenerTLS(id string, t *kdl.Node) caddytls.ConnectionPolicies {
 	tag := "sentinel-listener-" + id
-	base := obj{}
-	var policies []obj
+	base := new(caddytls.ConnectionPolicy)
+	var policies caddytls.ConnectionPolicies
 	hasCert := a.certSource(id, t, tag, base)
 
-	// TLS versions and ciphers apply to every policy of the listener.
-	common := obj{}
+	// TLS versions, ciphers and client authentication apply to every
+	// policy of the listener (common's fields).
+	var common caddytls.ConnectionPolicy
 	if n := setting(t, "min-version"); n != nil {
 		if v, ok := a.tlsVersion(n); ok {
-			common["protocol_min"] = v
+			common.ProtocolMin = v
 		}
 	}
 	if n := setting(t, "max-version"); n != nil {
 		if v, ok := a.tlsVersion(n); ok {
-			common["protocol_max"] = v
+			common.ProtocolMax = v
 		}
 	}
 	var suites []string
@@ -241,9 +235,7 @@ func (a *adapter) mapListenerTLS(id string, t *kdl.Node) []obj {
 		}
 		suites = append(suites, a.strsIfAny(n)...)
 	}
-	if cs := a.cipherSuites(t, suites); len(cs) > 0 {
-		common["cipher_suites"] = cs
-	}
+	common.CipherSuites = a.cipherSuites(t, suites)
 	caFile := ""
 	if n := setting(t, "ca-file"); n != nil {
 		caFile, _ = a.str(n)
@@ -260,10 +252,13 @@ func (a *adapter) mapListenerTLS(id string, t *kdl.Node) []obj {
 		if clientAuth {
 			mode = "require_and_verify"
 		}
-		common["client_authentication"] = obj{
-			"ca":   obj{"provider": "file", "pem_files": []string{caFile}},
-			"mode": mode,
+		common.ClientAuthentication = &caddytls.ClientAuthentication{
+			CARaw: caddyconfig.JSONModuleObject(caddytls.FileCAPool{TrustedCACertPEMFiles: []string{caFile}}, "provider", caddytls.FileCAPool{}.CaddyModule().ID.Name(), nil),
+			Mode:  mode,
 		}
+	}
+	withCommon := func(p *caddytls.ConnectionPolicy) {
+		p.ProtocolMin, p.ProtocolMax, p.CipherSuites, p.ClientAuthentication = common.ProtocolMin, common.ProtocolMax, common.CipherSuites, common.ClientAuthentication
 	}
 	for _, n := range []string{"ocsp-stapling", "session-resumption"} {
 		if s := setting(t, n); s != nil {
@@ -285,7 +280,7 @@ func (a *adapter) mapListenerTLS(id string, t *kdl.Node) []obj {
 	anyTags := []string{tag}
 	for i, s := range settings(t, "sni") {
 		stag := tag + "-sni-" + strconv.Itoa(i)
-		p := obj{}
+		p := new(caddytls.ConnectionPolicy)
 		if !a.certSource(id, s, stag, p) {
 			a.d.errorf(s.Pos, "listener %q: sni block needs cert-file and key-file, or an acme block", id)
 			continue
@@ -301,21 +296,17 @@ func (a *adapter) mapListenerTLS(id string, t *kdl.Node) []obj {
 			anyTags = append(anyTags, stag)
 			continue
 		}
-		p["match"] = obj{"sni": names}
-		for k, v := range common {
-			p[k] = v
-		}
+		p.MatchersRaw = caddy.ModuleMap{caddytls.MatchServerName{}.CaddyModule().ID.Name(): caddyconfig.JSON(caddytls.MatchServerName(names), nil)}
+		withCommon(p)
 		policies = append(policies, p)
 	}
 	if !hasCert && len(policies) == 0 {
 		a.d.errorf(t.Pos, "listener %q: tls needs cert-file and key-file, an acme block, sni certificates or sni-certs", id)
 	}
-	if _, acme := base["default_sni"]; !acme && hasCert {
-		base["certificate_selection"] = obj{"any_tag": anyTags}
+	if base.DefaultSNI == "" && hasCert {
+		base.CertSelection = &caddytls.CustomCertSelectionPolicy{AnyTag: anyTags}
 	}
-	for k, v := range common {
-		base[k] = v
-	}
+	withCommon(base)
 	return append(policies, base)
 }
 
@@ -329,8 +320,9 @@ func (a *adapter) strsIfAny(n *kdl.Node) []string {
 
 // certSource reads cert-file/key-file or an acme block from block and
 // registers it in the tls app under tag. It reports whether a source was
-// found. For ACME it sets default_sni on policy.
-func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy obj) bool {
+// found. The policy selects the certificate: by tag, or by default_sni
+// for ACME and internal ones.
+func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy *caddytls.ConnectionPolicy) bool {
 	cert, key := setting(block, "cert-file"), setting(block, "key-file")
 	acme := setting(block, "acme")
 	if internal := setting(block, "internal"); internal != nil {
@@ -339,8 +331,8 @@ func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy obj)
 			return false
 		}
 		domains := a.mapInternal(internal)
-		if len(domains) > 0 && policy != nil {
-			policy["default_sni"] = domains[0]
+		if len(domains) > 0 {
+			policy.DefaultSNI = domains[0]
 		}
 		return len(domains) > 0
 	}
@@ -353,19 +345,17 @@ func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy obj)
 		c, ok1 := a.str(cert)
 		k, ok2 := a.str(key)
 		if ok1 && ok2 {
-			a.tls.loadFiles = append(a.tls.loadFiles, obj{"certificate": c, "key": k, "tags": []string{tag}})
+			a.tls.loadFiles = append(a.tls.loadFiles, caddytls.CertKeyFilePair{Certificate: c, Key: k, Tags: []string{tag}})
 		}
 		if acme != nil {
 			a.d.errorf(acme.Pos, "listener %q: give either cert-file/key-file or acme, not both", id)
 		}
-		if policy != nil && len(policy) == 0 {
-			policy["certificate_selection"] = obj{"any_tag": []string{tag}}
-		}
+		policy.CertSelection = &caddytls.CustomCertSelectionPolicy{AnyTag: []string{tag}}
 		return true
 	case acme != nil:
 		domains := a.mapACME(id, acme)
-		if len(domains) > 0 && policy != nil {
-			policy["default_sni"] = domains[0]
+		if len(domains) > 0 {
+			policy.DefaultSNI = domains[0]
 		}
 		return len(domains) > 0
 	}

@@ -1,44 +1,63 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddypki"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/caddy/v2/modules/filestorage"
+	acmez "github.com/mholt/acmez/v3/acme"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
 
 // tlsApp collects what the listeners need from Caddy's tls app.
 type tlsApp struct {
-	loadFiles   []obj
-	loadFolders []string
+	loadFiles   caddytls.FileLoader
+	loadFolders caddytls.FolderLoader
 	automate    []string
-	policies    []obj
+	policies    []*caddytls.AutomationPolicy
 	// internal is set when a listener uses Caddy's local CA.
 	internal bool
 }
 
-// json renders the tls app, or nil when no listener uses TLS.
+// json renders the tls app (caddytls.TLS), or nil when no listener uses
+// TLS.
 func (t *tlsApp) json() obj {
 	if len(t.loadFiles) == 0 && len(t.loadFolders) == 0 && len(t.automate) == 0 {
 		return nil
 	}
-	certs := obj{}
+	certs := caddy.ModuleMap{}
 	if len(t.loadFiles) > 0 {
-		certs["load_files"] = t.loadFiles
+		certs[caddytls.FileLoader{}.CaddyModule().ID.Name()] = caddyconfig.JSON(t.loadFiles, nil)
 	}
 	if len(t.loadFolders) > 0 {
-		certs["load_folders"] = t.loadFolders
+		certs[caddytls.FolderLoader{}.CaddyModule().ID.Name()] = caddyconfig.JSON(t.loadFolders, nil)
 	}
 	if len(t.automate) > 0 {
 		names := append([]string(nil), t.automate...)
 		sort.Strings(names)
-		certs["automate"] = dedup(names)
+		certs[caddytls.AutomateLoader{}.CaddyModule().ID.Name()] = caddyconfig.JSON(dedup(names), nil)
 	}
-	app := obj{"certificates": certs}
+	app := &caddytls.TLS{CertificatesRaw: certs}
 	if len(t.policies) > 0 {
-		app["automation"] = obj{"policies": t.policies}
+		app.Automation = &caddytls.AutomationConfig{Policies: t.policies}
 	}
-	return app
+	return typedTree(app)
+}
+
+// pki is the pki app when a listener uses Caddy's local CA: it never
+// touches the system trust store from a config.
+func (t *tlsApp) pki() obj {
+	if !t.internal {
+		return nil
+	}
+	no := false
+	return typedTree(caddypki.PKI{CAs: map[string]*caddypki.CA{caddypki.DefaultCAID: {InstallTrust: &no}}})
 }
 
 func dedup(sorted []string) []string {
@@ -70,7 +89,8 @@ func (a *adapter) mapInternal(n *kdl.Node) []string {
 	}
 	a.tls.internal = true
 	a.tls.automate = append(a.tls.automate, domains...)
-	a.tls.policies = append(a.tls.policies, obj{"subjects": domains, "issuers": []obj{{"module": "internal"}}})
+	a.tls.policies = append(a.tls.policies, &caddytls.AutomationPolicy{SubjectsRaw: domains,
+		IssuersRaw: []json.RawMessage{guestModule("module", caddytls.InternalIssuer{}.CaddyModule().ID.Name())}})
 	return domains
 }
 
@@ -79,6 +99,46 @@ const (
 	letsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
 	letsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
 )
+
+// acmeStorage is Caddy's storage (the file system at the folder of the
+// listeners' acme `storage`, the first one given), or nil.
+func (a *adapter) acmeStorage() obj {
+	root := ""
+	for _, acme := range a.acmeBlocks() {
+		n := setting(acme, "storage")
+		if n == nil {
+			continue
+		}
+		if s, ok := a.str(n); ok {
+			if root != "" && root != s {
+				a.d.warnf(n.Pos, "acme.storage", "only one ACME storage folder can be used; %q is used", root)
+			} else {
+				root = s
+			}
+		}
+	}
+	if root == "" {
+		return nil
+	}
+	return typedObj(filestorage.FileStorage{Root: root}, "module", filestorage.FileStorage{}.CaddyModule().ID.Name())
+}
+
+// acmeBlocks are the listeners' acme blocks (of their tls and sni
+// blocks), in order.
+func (a *adapter) acmeBlocks() []*kdl.Node {
+	var out []*kdl.Node
+	for _, l := range a.listeners {
+		t := setting(l, "tls")
+		if t == nil {
+			continue
+		}
+		out = append(out, settings(t, "acme")[:min(1, len(settings(t, "acme")))]...)
+		for _, s := range settings(t, "sni") {
+			out = append(out, settings(s, "acme")[:min(1, len(settings(s, "acme")))]...)
+		}
+	}
+	return out
+}
 
 // mapACME maps an `acme` block to an automation policy and returns the
 // domains it manages.
@@ -89,10 +149,10 @@ func (a *adapter) mapACME(id string, acme *kdl.Node) []string {
 	} else {
 		a.d.errorf(acme.Pos, "listener %q: acme needs domains \"example.com\" …", id)
 	}
-	issuer := obj{"module": "acme"}
+	issuer := new(caddytls.ACMEIssuer)
 	if n := setting(acme, "email"); n != nil {
 		if s, ok := a.str(n); ok {
-			issuer["email"] = s
+			issuer.Email = s
 		}
 	} else {
 		a.d.errorf(acme.Pos, "listener %q: acme needs an email (the ACME account contact)", id)
@@ -103,12 +163,12 @@ func (a *adapter) mapACME(id string, acme *kdl.Node) []string {
 	}
 	if n := setting(acme, "server-url"); n != nil {
 		if s, ok := a.str(n); ok {
-			issuer["ca"] = s
+			issuer.CA = s
 		}
 	} else if staging {
-		issuer["ca"] = letsEncryptStaging
+		issuer.CA = letsEncryptStaging
 	} else {
-		issuer["ca"] = letsEncryptProduction
+		issuer.CA = letsEncryptProduction
 	}
 	if eab := setting(acme, "eab"); eab != nil {
 		kid, mac := setting(eab, "kid"), setting(eab, "hmac-key")
@@ -117,26 +177,17 @@ func (a *adapter) mapACME(id string, acme *kdl.Node) []string {
 		} else {
 			k, _ := a.str(kid)
 			m, _ := a.str(mac)
-			issuer["external_account"] = obj{"key_id": k, "mac_key": m}
+			issuer.ExternalAccount = &acmez.EAB{KeyID: k, MACKey: m}
 		}
 	}
-	if n := setting(acme, "storage"); n != nil {
-		if s, ok := a.str(n); ok {
-			if a.storageRoot != "" && a.storageRoot != s {
-				a.d.warnf(n.Pos, "acme.storage", "only one ACME storage folder can be used; %q is used", a.storageRoot)
-			} else {
-				a.storageRoot = s
-			}
-		}
-	}
-	policy := obj{"subjects": domains, "issuers": []obj{issuer}}
+	policy := &caddytls.AutomationPolicy{SubjectsRaw: domains}
 	if n := setting(acme, "challenge-type"); n != nil {
 		if s, ok := a.str(n); ok {
 			switch strings.ToLower(s) {
 			case "http-01", "http01", "http":
-				issuer["challenges"] = obj{"tls-alpn": obj{"disabled": true}}
+				issuer.Challenges = &caddytls.ChallengesConfig{TLSALPN: &caddytls.TLSALPNChallengeConfig{Disabled: true}}
 			case "tls-alpn-01", "tls-alpn", "tlsalpn01":
-				issuer["challenges"] = obj{"http": obj{"disabled": true}}
+				issuer.Challenges = &caddytls.ChallengesConfig{HTTP: &caddytls.HTTPChallengeConfig{Disabled: true}}
 			case "dns-01", "dns01", "dns":
 				a.d.notYet(n.Pos, "dns-01 challenges (DNS provider modules)", "challenge-type \""+s+"\"")
 			default:
@@ -147,15 +198,16 @@ func (a *adapter) mapACME(id string, acme *kdl.Node) []string {
 	if n := setting(acme, "key-type"); n != nil {
 		if s, ok := a.str(n); ok {
 			if kt, ok := a.oneOf(n, s, "ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa4096"); ok {
-				policy["key_type"] = map[string]string{"ecdsa-p256": "p256", "ecdsa-p384": "p384", "rsa2048": "rsa2048", "rsa4096": "rsa4096"}[kt]
+				policy.KeyType = map[string]string{"ecdsa-p256": "p256", "ecdsa-p384": "p384", "rsa2048": "rsa2048", "rsa4096": "rsa4096"}[kt]
 			}
 		}
 	}
 	if n := setting(acme, "renew-before-days"); n != nil {
 		if d, ok := a.integer(n, 1, 89); ok {
-			policy["renewal_window_ratio"] = float64(d) / 90
+			policy.RenewalWindowRatio = float64(d) / 90
 		}
 	}
+	policy.IssuersRaw = []json.RawMessage{caddyconfig.JSONModuleObject(issuer, "module", issuer.CaddyModule().ID.Name(), nil)}
 	a.tls.automate = append(a.tls.automate, domains...)
 	a.tls.policies = append(a.tls.policies, policy)
 	return domains

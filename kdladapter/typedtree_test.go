@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
@@ -305,5 +306,55 @@ func TestLoggingTyped(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("missing %s in %s", want, out)
 		}
+	}
+}
+
+// TestListenerTLSTyped: a listener's TLS maps onto caddytls types: the
+// server's connection policies and the tls app decode into them strictly,
+// and the ACME storage is derived from the acme blocks (the first folder
+// given; another one is warned about).
+func TestListenerTLSTyped(t *testing.T) {
+	out, warns := mustAdapt(t, `system { }
+listeners {
+  listener "a" { address "127.0.0.1:8443"; tls { cert-file "c.pem"; key-file "k.pem"; ca-file "ca.pem"; min-version "1.2"
+    sni { hostnames "b.example"; acme { email "x@example.com"; domains "b.example"; storage "/s1"; eab { kid "k"; hmac-key "m"; }; challenge-type "http-01"; }; }; }; }
+  listener "b" { address "127.0.0.1:8444"; tls { acme { email "x@example.com"; domains "c.example"; storage "/s2"; staging #true; renew-before-days 30; }; }; }
+}`)
+	var cfg struct {
+		Storage json.RawMessage `json:"storage"`
+		Apps    struct {
+			TLS  json.RawMessage `json:"tls"`
+			HTTP struct {
+				Servers map[string]struct {
+					Policies json.RawMessage `json:"tls_connection_policies"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	strict := func(raw json.RawMessage, v any) {
+		t.Helper()
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+	}
+	var pa caddytls.ConnectionPolicies
+	strict(cfg.Apps.HTTP.Servers["a"].Policies, &pa)
+	if len(pa) != 2 || pa[0].DefaultSNI != "b.example" || pa[1].CertSelection == nil || pa[1].CertSelection.AnyTag[0] != "sentinel-listener-a" ||
+		pa[0].ProtocolMin != "tls1.2" || pa[1].ClientAuthentication == nil || pa[1].ClientAuthentication.Mode != "verify_if_given" {
+		t.Errorf("policies of a: %s", cfg.Apps.HTTP.Servers["a"].Policies)
+	}
+	var app caddytls.TLS
+	strict(cfg.Apps.TLS, &app)
+	if app.Automation == nil || len(app.Automation.Policies) != 2 || app.Automation.Policies[1].RenewalWindowRatio != 30.0/90 ||
+		!strings.Contains(string(app.Automation.Policies[0].IssuersRaw[0]), `"external_account":{"key_id":"k","mac_key":"m"}`) {
+		t.Errorf("tls app: %s", cfg.Apps.TLS)
+	}
+	if string(cfg.Storage) != `{"module":"file_system","root":"/s1"}` || !strings.Contains(warningsText(warns), `only one ACME storage folder can be used; "/s1" is used`) {
+		t.Errorf("storage %s, warnings %s", cfg.Storage, warningsText(warns))
 	}
 }
