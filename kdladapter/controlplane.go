@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
 	"sort"
 	"strings"
 
@@ -26,7 +25,7 @@ func (a *adapter) sentinelApp() obj {
 		b := a.base(a.upstreams[id])
 		// The sentinel app's UpstreamConfig (its keys are written here:
 		// modules/sentinelapp imports this package).
-		u := obj{"id": id, "targets": treeValue(reflect.ValueOf(b.targets))}
+		u := obj{"id": id, "targets": targetsJSON(b.targets)}
 		if b.active != nil {
 			u["health_check"] = b.active
 		}

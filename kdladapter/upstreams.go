@@ -343,7 +343,9 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	}
 	b.transport = typedTree(t)
 	b.transport[transportInlineKey] = transportModule
-	b.source = typedObj(upstreamsource.Source{Upstream: id}, sourceInlineKey, sourceModule)
+	// upstreamsource.Source, written without encoding/json: one per
+	// upstream.
+	b.source = obj{sourceInlineKey: sourceModule, sourceUpstreamKey: id}
 	if b.passive != nil {
 		b.health = typedTree(reverseproxy.HealthChecks{Passive: b.passive})
 	}
@@ -652,11 +654,16 @@ var (
 	selectionKey     = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.SelectionPolicyRaw })
 	retriesKey       = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.Retries })
 
-	proxyHandler    = reverseproxy.Handler{}.CaddyModule().ID.Name()
-	transportModule = adaptive.Transport{}.CaddyModule().ID.Name()
-	sourceModule    = upstreamsource.Source{}.CaddyModule().ID.Name()
-	untriedPolicy   = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
-	untriedInnerKey = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
+	proxyHandler      = reverseproxy.Handler{}.CaddyModule().ID.Name()
+	transportModule   = adaptive.Transport{}.CaddyModule().ID.Name()
+	sourceModule      = upstreamsource.Source{}.CaddyModule().ID.Name()
+	untriedPolicy     = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
+	untriedInnerKey   = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
+	sourceUpstreamKey = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
+	targetJSONKeys    = struct{ address, weight string }{
+		jsonKeyOf(func(t *registry.TargetSpec) any { return &t.Address }),
+		jsonKeyOf(func(t *registry.TargetSpec) any { return &t.Weight }),
+	}
 )
 
 // The inline keys of the modules above (their caddy struct tags).
@@ -751,7 +758,7 @@ func (a *adapter) retry(r *kdl.Node) obj {
 	methods := idempotent
 	if n := setting(r, "retry-non-idempotent"); n != nil {
 		if b, ok := a.boolean(n); ok && b {
-			methods = append(append([]string(nil), idempotent...), "POST", "PATCH", "CONNECT")
+			methods = append(append([]string(nil), idempotent...), nonIdempotent...)
 		}
 	}
 	var statuses []int64
@@ -761,20 +768,17 @@ func (a *adapter) retry(r *kdl.Node) obj {
 	if lb.Retries > 0 {
 		lb.RetryMatchRaw = retryMatch(methods, statuses)
 	}
-	return typedObj(lb, "", "")
+	return typedTree(lb)
 }
 
 // retryMatch is retry_match: the methods retried after a request was
 // sent, and the statuses retried for them.
 func retryMatch(methods []string, statuses []int64) caddyhttp.RawMatcherSets {
-	raw := func(v any) json.RawMessage {
-		b, err := json.Marshal(v)
-		if err != nil {
-			panic("kdladapter: " + err.Error())
-		}
-		return b
+	matcher := idempotentMatcher
+	if len(methods) > len(idempotent) {
+		matcher = anyMethodMatcher
 	}
-	sets := caddyhttp.RawMatcherSets{{methodMatcher: raw(caddyhttp.MatchMethod(methods))}}
+	sets := caddyhttp.RawMatcherSets{{methodMatcher: matcher}}
 	if len(statuses) > 0 {
 		codes := make([]string, len(statuses))
 		for i, s := range statuses {
@@ -785,10 +789,20 @@ func retryMatch(methods []string, statuses []int64) caddyhttp.RawMatcherSets {
 			quoted[i] = `"` + m + `"`
 		}
 		expr := "{http.reverse_proxy.status_code} in [" + strings.Join(codes, ", ") + "] && {http.request.method} in [" + strings.Join(quoted, ", ") + "]"
-		sets = append(sets, caddy.ModuleMap{expressionMatcher: raw(expr)})
+		// A caddyhttp.MatchExpression is written as its expression.
+		sets = append(sets, caddy.ModuleMap{expressionMatcher: appendString(nil, expr)})
 	}
 	return sets
 }
+
+// The method matchers of retry_match (caddyhttp.MatchMethod).
+var (
+	idempotentMatcher = caddyconfig.JSON(caddyhttp.MatchMethod(idempotent), nil)
+	anyMethodMatcher  = caddyconfig.JSON(caddyhttp.MatchMethod(append(append([]string(nil), idempotent...), nonIdempotent...)), nil)
+)
+
+// nonIdempotent are the methods retry-non-idempotent adds.
+var nonIdempotent = []string{"POST", "PATCH", "CONNECT"}
 
 // The names of the matchers retry_match uses.
 var (
@@ -808,4 +822,18 @@ func (a *adapter) perAttemptTimeout(r *kdl.Node) string {
 		return d
 	}
 	return ""
+}
+
+// targetsJSON is the output form of the targets (registry.TargetSpec),
+// written without reflection: a large config has 100,000 upstreams.
+func targetsJSON(ts []registry.TargetSpec) []obj {
+	out := make([]obj, len(ts))
+	for i, t := range ts {
+		o := obj{targetJSONKeys.address: t.Address}
+		if t.Weight != 0 {
+			o[targetJSONKeys.weight] = t.Weight
+		}
+		out[i] = o
+	}
+	return out
 }
