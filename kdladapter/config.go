@@ -2,6 +2,9 @@ package kdladapter
 
 import (
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddypki"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
@@ -17,7 +20,7 @@ func (a *adapter) caddyConfig() obj {
 	app, admin := a.mapSystem()
 	httpApp := typedTree(app)
 	cfg := obj{}
-	apps := obj{"http": httpApp}
+	apps := obj{string(caddyhttp.App{}.CaddyModule().ID): httpApp}
 	cfg["apps"] = apps
 	if admin != nil {
 		cfg[adminKey] = typedTree(admin)
@@ -35,10 +38,10 @@ func (a *adapter) caddyConfig() obj {
 		cfg[loggingKey] = logging
 	}
 	if tls := a.tls.json(); tls != nil {
-		apps["tls"] = tls
+		apps[string(caddytls.TLS{}.CaddyModule().ID)] = tls
 	}
 	if pki := a.tls.pki(); pki != nil {
-		apps["pki"] = pki
+		apps[string(caddypki.PKI{}.CaddyModule().ID)] = pki
 	}
 	if app := a.mapAgents(); app != nil {
 		apps["sentinel_agents"] = app
