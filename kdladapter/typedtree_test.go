@@ -358,3 +358,40 @@ listeners {
 		t.Errorf("storage %s, warnings %s", cfg.Storage, warningsText(warns))
 	}
 }
+
+// TestUpstreamHTTPVersions: http-version gives the transport's versions
+// from its settings and the upstream's TLS, and refuses the combinations
+// that cannot work.
+func TestUpstreamHTTPVersions(t *testing.T) {
+	up := func(body string) string {
+		return minimal + `routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; ` + body + `; }; }`
+	}
+	for body, want := range map[string]string{
+		`http-version { max-version 1; }`:                                  `"versions":["1.1"]`,
+		`http-version { min-version 1; }`:                                  `"versions":["1.1","2"]`,
+		`http-version { min-version 2; }`:                                  `"versions":["h2c","2"]`,
+		`http-version { h2c #true; }`:                                      `"versions":["h2c","2"]`,
+		`tls { sni "x"; }; http-version { min-version 2; }`:                `"versions":["2"]`,
+		`tls { sni "x"; }; http-version { min-version 3; max-version 3; }`: `"versions":["3"]`,
+	} {
+		out, _ := mustAdapt(t, up(body))
+		if got := string(proxyHandlerOf(t, out)["transport"]); !strings.Contains(got, want) {
+			t.Errorf("%s: transport %s, want %s", body, got, want)
+		}
+	}
+	for body, want := range map[string]string{
+		`http-version { max-version 3; }`:                `upstream "u": HTTP/3 to the upstream needs a tls block`,
+		`tls { sni "x"; }; http-version { h2c #true; }`:  `upstream "u": h2c is HTTP/2 without TLS`,
+		`http-version { min-version 2; max-version 1; }`: `upstream "u": http-version min-version 2 is above max-version 1`,
+		`tls { client-cert "c.pem"; }`:                   `upstream "u": client-cert and client-key go together`,
+	} {
+		if _, _, err := adaptString(t, up(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", body, err, want)
+		}
+	}
+	_, warns := mustAdapt(t, up(`tls { sni "x"; }; http-version { max-version 3; }`))
+	if !strings.Contains(warningsText(warns), "cannot fall back to HTTP/1-2") {
+		t.Errorf("warnings: %s", warningsText(warns))
+	}
+}
