@@ -207,25 +207,48 @@ func fieldNote[T any](prefix string, f field[T]) {
 func nested[T any](name, note string, fields ...field[T]) field[T] {
 	k := h(name, note)
 	read := make(map[string]func(*adapter, *kdl.Node, *T), len(fields))
+	var spellings map[string]string
 	for _, f := range fields {
 		k.Children = append(k.Children, f.key)
 		fieldNote("", f)
 		if f.key.Status == Honoured && f.read != nil {
 			read[f.key.Name] = f.read
 		}
+		if of, ok := strings.CutPrefix(f.key.Note, legacyNote); ok {
+			if spellings == nil {
+				spellings = map[string]string{}
+			}
+			spellings[f.key.Name] = of
+		}
 	}
 	return field[T]{key: k, read: func(a *adapter, n *kdl.Node, t *T) {
-		readFields(a, n, t, read)
+		readFields(a, n, t, read, spellings)
 	}}
 }
 
+// block is a typed block (as typedBlock declares) whose legacy spellings
+// give way to the current ones (see legacy).
+func block[T any](name, note string, fields ...field[T]) *Key {
+	f := nested(name, note, fields...)
+	f.key.Map = func(a *adapter, n *kdl.Node) any {
+		t := new(T)
+		f.read(a, n, t)
+		return t
+	}
+	return f.key
+}
+
 // readFields reads the children of n into t; a repeated setting is read
-// once, the first time, as the walker's warning says.
-func readFields[T any](a *adapter, n *kdl.Node, t *T, read map[string]func(*adapter, *kdl.Node, *T)) {
+// once, the first time, as the walker's warning says, and a legacy
+// spelling (a key of legacyOf) is not read when the current one is given.
+func readFields[T any](a *adapter, n *kdl.Node, t *T, read map[string]func(*adapter, *kdl.Node, *T), legacyOf map[string]string) {
 	seen := make(map[string]bool, len(n.Children))
 	for _, c := range n.Children {
 		r := read[c.Name]
 		if r == nil || (seen[c.Name] && !repeatable[c.Name]) {
+			continue
+		}
+		if of, ok := legacyOf[c.Name]; ok && setting(n, of) != nil {
 			continue
 		}
 		seen[c.Name] = true
@@ -273,10 +296,15 @@ func custom[T, F any](name, note string, p func(*T) *F, read func(a *adapter, n 
 }
 
 // legacy is another spelling of a setting (`idle-timeout` for
-// `idle-timeout-secs`): the same reader, a note naming the setting.
+// `idle-timeout-secs`): the same reader, a note naming the setting. In a
+// nested block or a block (not a typedBlock), the current spelling wins
+// when both are given.
 func legacy[T any](name, of string, f field[T]) field[T] {
-	return field[T]{key: h(name, "legacy spelling of "+of), read: f.read}
+	return field[T]{key: h(name, legacyNote+of), read: f.read}
 }
+
+// legacyNote starts the note of a legacy spelling.
+const legacyNote = "legacy spelling of "
 
 // blockField is a setting of T that is the typed block k (declared with
 // typedBlock[S]), read into the field p points to.

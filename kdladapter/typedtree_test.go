@@ -395,3 +395,25 @@ upstreams { upstream "u" { target "127.0.0.1:1"; ` + body + `; }; }`
 		t.Errorf("warnings: %s", warningsText(warns))
 	}
 }
+
+// TestLegacySpellingGivesWay: when a setting is given in both spellings,
+// the current one is used, wherever it comes in the block (as before the
+// typed blocks).
+func TestLegacySpellingGivesWay(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`routes { route "a" { upstream "u"; retry-policy { backoff "2s"; backoff-base-ms 100; max-attempts 2; }; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; timeouts { connect-secs 3; connect 9; }; connection-pool { idle-timeout 7; idle-timeout-secs 8; }; }; }`)
+	h := proxyHandlerOf(t, out)
+	for _, want := range []string{`"dial_timeout":"3s"`, `"idle_timeout":"8s"`} {
+		if !strings.Contains(string(h["transport"]), want) {
+			t.Errorf("missing %s in %s", want, h["transport"])
+		}
+	}
+	if !strings.Contains(string(h["load_balancing"]), `"try_interval":"2s"`) {
+		t.Errorf("load balancing %s", h["load_balancing"])
+	}
+	out, _ = mustAdapt(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { target "127.0.0.1:1"; timeouts { connect 9; }; }; }`)
+	if h := proxyHandlerOf(t, out); !strings.Contains(string(h["transport"]), `"dial_timeout":"9s"`) {
+		t.Errorf("legacy alone: %s", h["transport"])
+	}
+}

@@ -732,7 +732,7 @@ var idempotent = []string{"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
 // load_balancing retries (reverseproxy.LoadBalancing). per-attempt-timeout
 // goes to the route's transport (perAttemptTimeout); the retried methods
 // and statuses together give retry_match (retryMatch).
-var retryPolicyKey = typedBlock(h("retry-policy", "reverse_proxy `load_balancing` retries"),
+var retryPolicyKey = block("retry-policy", "reverse_proxy `load_balancing` retries",
 	custom("max-attempts", "max-attempts − 1", func(l *reverseproxy.LoadBalancing) *int { return &l.Retries },
 		func(a *adapter, n *kdl.Node, l *reverseproxy.LoadBalancing) {
 			if i, ok := a.integer(n, 1, 100); ok {
