@@ -99,8 +99,9 @@ type adapter struct {
 	limits        *kdl.Node
 	observability *kdl.Node
 
-	// tls collects the tls app built from the listeners.
-	tls tlsApp
+	// tlsOf memoizes the mapping of each listener's tls block (see
+	// listenerTLS): the servers and the tls app read it, in any order.
+	tlsOf map[*kdl.Node]*listenerTLS
 	// built holds the mapped routes, in order (see routeTable).
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.

@@ -37,10 +37,11 @@ func (a *adapter) caddyConfig() obj {
 	if logging := a.mapLogging(servers); logging != nil {
 		cfg[loggingKey] = logging
 	}
-	if tls := a.tls.json(); tls != nil {
+	tlsApp := a.tlsApp()
+	if tls := tlsApp.json(); tls != nil {
 		apps[string(caddytls.TLS{}.CaddyModule().ID)] = tls
 	}
-	if pki := a.tls.pki(); pki != nil {
+	if pki := tlsApp.pki(); pki != nil {
 		apps[string(caddypki.PKI{}.CaddyModule().ID)] = pki
 	}
 	if app := a.mapAgents(); app != nil {

@@ -98,7 +98,7 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 		if tlsBlock == nil {
 			a.d.errorf(l.Pos, "listener %q: protocol %q needs a tls { cert-file … key-file … } or tls { acme { … } } block", id, protocol)
 		} else {
-			srv.TLSConnPolicies = a.mapListenerTLS(id, tlsBlock)
+			srv.TLSConnPolicies = a.listenerTLS(id, tlsBlock).policies
 		}
 	}
 	switch {
@@ -204,13 +204,35 @@ func (a *adapter) trustedProxies(id string, l *kdl.Node, srv *caddyhttp.Server) 
 	}
 }
 
+// listenerTLS is the mapping of a listener's `tls` block: the server's
+// connection policies and what the tls app needs for them.
+type listenerTLS struct {
+	policies caddytls.ConnectionPolicies
+	app      tlsApp
+}
+
+// listenerTLS maps a listener's `tls` block once (the server and the tls
+// app both need it).
+func (a *adapter) listenerTLS(id string, t *kdl.Node) *listenerTLS {
+	if lt := a.tlsOf[t]; lt != nil {
+		return lt
+	}
+	if a.tlsOf == nil {
+		a.tlsOf = make(map[*kdl.Node]*listenerTLS)
+	}
+	lt := &listenerTLS{}
+	lt.policies = a.mapListenerTLS(id, t, &lt.app)
+	a.tlsOf[t] = lt
+	return lt
+}
+
 // mapListenerTLS maps a listener's `tls` block to connection policies
-// and fills the tls app (certificate files, ACME automation).
-func (a *adapter) mapListenerTLS(id string, t *kdl.Node) caddytls.ConnectionPolicies {
+// and fills app (certificate files, ACME automation).
+func (a *adapter) mapListenerTLS(id string, t *kdl.Node, app *tlsApp) caddytls.ConnectionPolicies {
 	tag := "sentinel-listener-" + id
 	base := new(caddytls.ConnectionPolicy)
 	var policies caddytls.ConnectionPolicies
-	hasCert := a.certSource(id, t, tag, base)
+	hasCert := a.certSource(id, t, tag, base, app)
 
 	// TLS versions, ciphers and client authentication apply to every
 	// policy of the listener (common's fields).
@@ -270,7 +292,7 @@ func (a *adapter) mapListenerTLS(id string, t *kdl.Node) caddytls.ConnectionPoli
 	if sc := setting(t, "sni-certs"); sc != nil {
 		if n := setting(sc, "cert-folder"); n != nil {
 			if dir, ok := a.str(n); ok {
-				a.tls.loadFolders = append(a.tls.loadFolders, dir)
+				app.loadFolders = append(app.loadFolders, dir)
 				hasCert = true
 			}
 		}
@@ -281,7 +303,7 @@ func (a *adapter) mapListenerTLS(id string, t *kdl.Node) caddytls.ConnectionPoli
 	for i, s := range settings(t, "sni") {
 		stag := tag + "-sni-" + strconv.Itoa(i)
 		p := new(caddytls.ConnectionPolicy)
-		if !a.certSource(id, s, stag, p) {
+		if !a.certSource(id, s, stag, p, app) {
 			a.d.errorf(s.Pos, "listener %q: sni block needs cert-file and key-file, or an acme block", id)
 			continue
 		}
@@ -321,8 +343,8 @@ func (a *adapter) strsIfAny(n *kdl.Node) []string {
 // certSource reads cert-file/key-file or an acme block from block and
 // registers it in the tls app under tag. It reports whether a source was
 // found. The policy selects the certificate: by tag, or by default_sni
-// for ACME and internal ones.
-func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy *caddytls.ConnectionPolicy) bool {
+// for ACME and internal ones. What the tls app needs goes to app.
+func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy *caddytls.ConnectionPolicy, app *tlsApp) bool {
 	cert, key := setting(block, "cert-file"), setting(block, "key-file")
 	acme := setting(block, "acme")
 	if internal := setting(block, "internal"); internal != nil {
@@ -330,7 +352,7 @@ func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy *cad
 			a.d.errorf(internal.Pos, "listener %q: give one of cert-file/key-file, acme or internal", id)
 			return false
 		}
-		domains := a.mapInternal(internal)
+		domains := a.mapInternal(internal, app)
 		if len(domains) > 0 {
 			policy.DefaultSNI = domains[0]
 		}
@@ -345,7 +367,7 @@ func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy *cad
 		c, ok1 := a.str(cert)
 		k, ok2 := a.str(key)
 		if ok1 && ok2 {
-			a.tls.loadFiles = append(a.tls.loadFiles, caddytls.CertKeyFilePair{Certificate: c, Key: k, Tags: []string{tag}})
+			app.loadFiles = append(app.loadFiles, caddytls.CertKeyFilePair{Certificate: c, Key: k, Tags: []string{tag}})
 		}
 		if acme != nil {
 			a.d.errorf(acme.Pos, "listener %q: give either cert-file/key-file or acme, not both", id)
@@ -353,7 +375,7 @@ func (a *adapter) certSource(id string, block *kdl.Node, tag string, policy *cad
 		policy.CertSelection = &caddytls.CustomCertSelectionPolicy{AnyTag: []string{tag}}
 		return true
 	case acme != nil:
-		domains := a.mapACME(id, acme)
+		domains := a.mapACME(id, acme, app)
 		if len(domains) > 0 {
 			policy.DefaultSNI = domains[0]
 		}

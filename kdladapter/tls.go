@@ -50,6 +50,24 @@ func (t *tlsApp) json() obj {
 	return typedTree(app)
 }
 
+// tlsApp is what the listeners need from the tls app, in their order.
+func (a *adapter) tlsApp() *tlsApp {
+	var app tlsApp
+	for _, l := range a.listeners {
+		t := setting(l, "tls")
+		if t == nil || len(l.Args) == 0 {
+			continue
+		}
+		lt := a.listenerTLS(l.Args[0].Str, t)
+		app.loadFiles = append(app.loadFiles, lt.app.loadFiles...)
+		app.loadFolders = append(app.loadFolders, lt.app.loadFolders...)
+		app.automate = append(app.automate, lt.app.automate...)
+		app.policies = append(app.policies, lt.app.policies...)
+		app.internal = app.internal || lt.app.internal
+	}
+	return &app
+}
+
 // pki is the pki app when a listener uses Caddy's local CA: it never
 // touches the system trust store from a config.
 func (t *tlsApp) pki() obj {
@@ -72,7 +90,7 @@ func dedup(sorted []string) []string {
 
 // mapInternal maps `internal` (certificates from Caddy's local CA) and
 // returns the names it issues for.
-func (a *adapter) mapInternal(n *kdl.Node) []string {
+func (a *adapter) mapInternal(n *kdl.Node, app *tlsApp) []string {
 	domains := []string{"localhost", "127.0.0.1", "::1"}
 	if len(n.Children) == 0 {
 		if on, ok := a.boolean(n); !ok || !on {
@@ -87,9 +105,9 @@ func (a *adapter) mapInternal(n *kdl.Node) []string {
 			a.d.errorf(c.Pos, "unknown setting %q in tls.internal (did you mean \"domains\"?)", c.Name)
 		}
 	}
-	a.tls.internal = true
-	a.tls.automate = append(a.tls.automate, domains...)
-	a.tls.policies = append(a.tls.policies, &caddytls.AutomationPolicy{SubjectsRaw: domains,
+	app.internal = true
+	app.automate = append(app.automate, domains...)
+	app.policies = append(app.policies, &caddytls.AutomationPolicy{SubjectsRaw: domains,
 		IssuersRaw: []json.RawMessage{guestModule("module", caddytls.InternalIssuer{}.CaddyModule().ID.Name())}})
 	return domains
 }
@@ -142,7 +160,7 @@ func (a *adapter) acmeBlocks() []*kdl.Node {
 
 // mapACME maps an `acme` block to an automation policy and returns the
 // domains it manages.
-func (a *adapter) mapACME(id string, acme *kdl.Node) []string {
+func (a *adapter) mapACME(id string, acme *kdl.Node, app *tlsApp) []string {
 	var domains []string
 	if n := setting(acme, "domains"); n != nil {
 		domains = a.strs(n)
@@ -208,7 +226,7 @@ func (a *adapter) mapACME(id string, acme *kdl.Node) []string {
 		}
 	}
 	policy.IssuersRaw = []json.RawMessage{caddyconfig.JSONModuleObject(issuer, "module", issuer.CaddyModule().ID.Name(), nil)}
-	a.tls.automate = append(a.tls.automate, domains...)
-	a.tls.policies = append(a.tls.policies, policy)
+	app.automate = append(app.automate, domains...)
+	app.policies = append(app.policies, policy)
 	return domains
 }

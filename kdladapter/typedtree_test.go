@@ -417,3 +417,19 @@ upstreams { upstream "u" { target "127.0.0.1:1"; timeouts { connect 9; }; }; }`)
 		t.Errorf("legacy alone: %s", h["transport"])
 	}
 }
+
+// TestListenerTLSMappedOnce: a listener's tls block is mapped once,
+// though both its server and the tls app need it (its errors and
+// warnings are reported once).
+func TestListenerTLSMappedOnce(t *testing.T) {
+	_, _, err := adaptString(t, `system { }
+listeners { listener "a" { address "127.0.0.1:8443"; tls { cert-file "c.pem"; key-file "k.pem"; client-auth #true; }; }; }`)
+	if err == nil || strings.Count(err.Error(), "client-auth #true needs ca-file") != 1 {
+		t.Errorf("error %v", err)
+	}
+	_, warns := mustAdapt(t, `system { }
+listeners { listener "a" { address "127.0.0.1:8443"; tls { cert-file "c.pem"; key-file "k.pem"; ocsp-stapling #false; }; }; }`)
+	if strings.Count(warningsText(warns), "ocsp-stapling #false cannot be honoured") != 1 {
+		t.Errorf("warnings %s", warningsText(warns))
+	}
+}
