@@ -228,15 +228,9 @@ func healthCheck() *Key {
 	)
 }
 
-// targetKeys are the keys of a target's block form
-// (`target { address "…"; weight 2 }`).
-func targetKeys() []*Key {
-	return []*Key{
-		h("address", "host:port"),
-		h("weight", "1 to 1048576 (default 1)"),
-		open(h("metadata", "informational labels")),
-	}
-}
+// targetKeys are the keys of a target's block form, declared with their
+// mapper (targetKey, upstreams.go).
+func targetKeys() []*Key { return targetKey.Children }
 
 func upstreamKeys() *Key {
 	keys := []*Key{

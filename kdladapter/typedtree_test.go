@@ -433,3 +433,19 @@ listeners { listener "a" { address "127.0.0.1:8443"; tls { cert-file "c.pem"; ke
 		t.Errorf("warnings %s", warningsText(warns))
 	}
 }
+
+// TestTargetBlockTyped: a target's block form maps onto
+// registry.TargetSpec, its settings win over the one-line form, and an
+// unknown setting is reported once (before, by the walker and again by
+// the target's own switch).
+func TestTargetBlockTyped(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`routes { route "a" { upstream "u"; }; }
+upstreams { upstream "u" { load-balancing "weighted"; target "127.0.0.1:1" weight=3 { address "127.0.0.1:2"; weight 5; metadata { zone "a"; }; }; }; }`)
+	if !strings.Contains(string(out), `"targets":[{"address":"127.0.0.1:2","weight":5}]`) {
+		t.Errorf("targets: %s", out)
+	}
+	_, _, err := adaptString(t, minimal+`upstreams { upstream "u" { target { address "127.0.0.1:1"; wieght 2; }; }; }`)
+	if err == nil || strings.Count(err.Error(), "wieght") != 1 {
+		t.Errorf("error %v", err)
+	}
+}

@@ -197,6 +197,15 @@ func lbPolicies() map[string]*Key {
 	}
 }
 
+// targetKey declares a target's block form (`target { address "…";
+// weight 2 }`): a registry.TargetSpec. Its one-line form (`target "…"
+// weight=2`) is read by base.
+var targetKey = typedBlock(h("target", "one target"),
+	stringField("address", "host:port", func(t *registry.TargetSpec) *string { return &t.Address }),
+	intField("weight", "1 to 1048576 (default 1)", 1, maxWeight, func(t *registry.TargetSpec) *int { return &t.Weight }),
+	field[registry.TargetSpec]{key: open(h("metadata", "informational labels"))},
+)
+
 // maxWeight is the largest target weight (registry.MaxWeight); a weight
 // is 1 to maxWeight, 1 when absent.
 const maxWeight = 1 << 20
@@ -269,20 +278,14 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 				a.d.errorf(p.Pos, "upstream %q: unknown target property %q%s", id, p.Name, suggest(p.Name, []string{"address", "weight"}))
 			}
 		}
-		for _, c := range t.Children {
-			switch c.Name {
-			case "address":
-				if s, ok := a.str(c); ok {
-					addr, pos = s, c.Args[0].Pos
-				}
-			case "weight":
-				if w, ok := a.integer(c, 1, maxWeight); ok {
-					weight = w
-				}
-			case "metadata":
-				// Informational labels; nothing uses them.
-			default:
-				a.d.errorf(c.Pos, "upstream %q: unknown target setting %q%s", id, c.Name, suggest(c.Name, []string{"address", "weight", "metadata"}))
+		// The block form's settings (targetKey); they win over the
+		// arguments and properties.
+		if spec := targetKey.Map(a, t).(*registry.TargetSpec); spec.Address != "" || spec.Weight != 0 {
+			if spec.Address != "" {
+				addr, pos = spec.Address, setting(t, "address").Args[0].Pos
+			}
+			if spec.Weight != 0 {
+				weight = int64(spec.Weight)
 			}
 		}
 		if addr == "" {
