@@ -3,6 +3,7 @@ package kdladapter
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -242,16 +243,19 @@ func block[T any](name, note string, fields ...field[T]) *Key {
 // once, the first time, as the walker's warning says, and a legacy
 // spelling (a key of legacyOf) is not read when the current one is given.
 func readFields[T any](a *adapter, n *kdl.Node, t *T, read map[string]func(*adapter, *kdl.Node, *T), legacyOf map[string]string) {
-	seen := make(map[string]bool, len(n.Children))
+	// The names read so far: a block has a few settings, a linear
+	// search of a small slice costs less than a map.
+	var small [8]string
+	seen := small[:0]
 	for _, c := range n.Children {
 		r := read[c.Name]
-		if r == nil || (seen[c.Name] && !repeatable[c.Name]) {
+		if r == nil || (slices.Contains(seen, c.Name) && !repeatable[c.Name]) {
 			continue
 		}
 		if of, ok := legacyOf[c.Name]; ok && setting(n, of) != nil {
 			continue
 		}
-		seen[c.Name] = true
+		seen = append(seen, c.Name)
 		r(a, c, t)
 	}
 }

@@ -280,7 +280,9 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		}
 		// The block form's settings (targetKey); they win over the
 		// arguments and properties.
-		if spec := targetKey.Map(a, t).(*registry.TargetSpec); spec.Address != "" || spec.Weight != 0 {
+		if len(t.Children) == 0 {
+			// The one-line form: nothing to map.
+		} else if spec := targetKey.Map(a, t).(*registry.TargetSpec); spec.Address != "" || spec.Weight != 0 {
 			if spec.Address != "" {
 				addr, pos = spec.Address, setting(t, "address").Args[0].Pos
 			}
