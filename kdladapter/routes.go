@@ -70,6 +70,12 @@ func (rj routeJSON) appendTo(e *encoder, buf []byte) []byte {
 	return append(buf, `,"terminal":true}`...)
 }
 
+// caddyRoute writes a route of a server.
+var caddyRoute = newModuleJSON[caddyhttp.Route]("", "")
+
+// routeJSONOf is r's JSON.
+func routeJSONOf(r *caddyhttp.Route) json.RawMessage { return caddyRoute.raw(r) }
+
 // priorities are the named priorities of the original.
 var priorities = map[string]int64{"low": 10, "normal": 50, "high": 100, "critical": 1000}
 
@@ -147,7 +153,8 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 			return out
 		}
 	}
-	return append(out, obj{"handle": []obj{{"handler": "sentinel_builtin", "kind": "not_found"}}, "terminal": true})
+	return append(out, routeJSONOf(&caddyhttp.Route{
+		HandlersRaw: []json.RawMessage{builtinHandler.raw(&builtin.Builtin{Kind: builtin.KindNotFound})}, Terminal: true}))
 }
 
 // The handlers and matcher a route block maps to, written from the
