@@ -15,11 +15,11 @@
 // output JSON of such a block comes from that struct's tags (typedObj
 // encodes it with encoding/json and adds the module's inline key, as
 // caddyconfig.JSONModuleObject does), so its keys are declared in one
-// place, the module. Typed so far: the load-balancing blocks (lbPolicies:
-// the adaptive package's policies and Caddy's cookie policy) and filters
-// of type "agent" (agentFilterKey, onto agents.Filter). The other sections
-// are still mapped onto obj maps by the functions of their file and are
-// being moved to typed blocks (issue 15.1).
+// place, the module. The routes, filters, agents and plugins blocks are
+// typed (routes.go, filters.go, agents.go, plugins.go), written by
+// moduleJSON (typedjson.go) from a plan of the module struct computed
+// once, as are the load-balancing blocks (lbPolicies); the other
+// sections are being moved to typed blocks (issue 15.1).
 //
 // A mapper reads its own block and the parsed document (the fields of
 // adapter holding nodes), not state another mapper sets: whether the

@@ -156,7 +156,7 @@ var filterTypeKeys = map[string]*Key{
 		}),
 		fieldOf("min-size", "", func(a *adapter, n *kdl.Node) (int, bool) {
 			sz, ok := a.byteSize(n)
-			return int(min(sz, 1<<31)), ok
+			return int(sz), ok
 		}, func(c *compressFilter) *int { return &c.MinLength }),
 		plainField(h("level", "gzip level"), func(a *adapter, n *kdl.Node, c *compressFilter) {
 			if l, ok := a.integer(n, 1, 9); ok {

@@ -26,7 +26,8 @@ import (
 //	)
 //
 // mapBlock checks a node against such a Key and maps it; typedObj turns
-// the result into the adapter's ordered output form.
+// the result into the adapter's ordered output form (moduleJSON, in
+// typedjson.go, writes it directly).
 
 // field declares one setting of a typed block: its schema entry and how
 // its node is read into T. A warned or not-yet setting has only its key.

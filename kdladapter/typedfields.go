@@ -2,7 +2,6 @@ package kdladapter
 
 import (
 	"encoding/json"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -66,9 +65,4 @@ func plainField[T any](k *Key, read func(a *adapter, n *kdl.Node, t *T)) field[T
 func (a *adapter) secondsDuration(n *kdl.Node) (caddy.Duration, bool) {
 	i, ok := a.integer(n, 0, 1<<31)
 	return caddy.Duration(i) * caddy.Duration(1e9), ok
-}
-
-// lowerDash is s in lower case with hyphens for underscores.
-func lowerDash(s string) string {
-	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
 }

@@ -233,3 +233,14 @@ func TestTypedRouteKeysDeclaredOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentGRPCTLSOnly: `tls #true` alone turns TLS on for a gRPC agent
+// (https:// address and a tls object, verifying the agent's certificate).
+func TestAgentGRPCTLSOnly(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`agents { agent "a" { grpc "http://127.0.0.1:1" { tls #true; }; }; }
+filters { filter "f" { type "agent"; agent "a"; }; }
+routes { route "r" { builtin-handler "health"; filters "f"; }; }`)
+	if !strings.Contains(string(out), `"grpc":"https://127.0.0.1:1","id":"a","tls":{}`) {
+		t.Errorf("out %s", out)
+	}
+}
