@@ -244,3 +244,21 @@ routes { route "r" { builtin-handler "health"; filters "f"; }; }`)
 		t.Errorf("out %s", out)
 	}
 }
+
+// TestAgentAndPluginRepeatedSettingFirstWins: a repeated setting of an
+// agent or plugin block is read once, the first time, as the walker's
+// warning says (the untyped mappers used the last one).
+func TestAgentAndPluginRepeatedSettingFirstWins(t *testing.T) {
+	out, warns := mustAdapt(t, minimal+`agents { agent "a" { unix-socket "/a.sock"; timeout-ms 100; timeout-ms 900; }; }
+plugins { plugin "p" { path "/p.wasm"; timeout-ms 10; timeout-ms 90; }; }
+filters { filter "f" { type "agent"; agent "a"; }; filter "w" { type "wasm"; plugin "p"; }; }
+routes { route "r" { builtin-handler "health"; filters "f" "w"; }; }`)
+	s := string(out)
+	if !strings.Contains(s, `"timeout":"100ms"`) || strings.Contains(s, `"timeout":"900ms"`) ||
+		!strings.Contains(s, `"timeout":"10ms"`) || strings.Contains(s, `"timeout":"90ms"`) {
+		t.Errorf("not the first value: %s", s)
+	}
+	if strings.Count(warningsText(warns), "repeated; the first one") != 2 {
+		t.Errorf("warnings: %s", warningsText(warns))
+	}
+}
