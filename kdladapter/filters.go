@@ -127,13 +127,10 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 	return hs, terminal, logged
 }
 
-// filterTypeKeys declares the filter types: each type's keys with its
-// mapper. Built once, not changed after.
-var filterTypeKeys = map[string]*Key{
-	"rate-limit": ny("rate-limit", "rate limiting"),
-	"agent":      agentFilterKey,
-	"geo":        ny("geo", "GeoIP filtering"),
-	"headers": typedBlockInit(h("headers", "Caddy `headers` (+ `header_rename`)"),
+// The filter types' declarations: each type's keys with its mapper
+// (filterTypes in schema.go lists them). Built once, not changed after.
+var (
+	headersFilterKey = typedBlockInit(h("headers", "Caddy `headers` (+ `header_rename`)"),
 		func(f *headersFilter) { f.phase = "request" },
 		append([]field[headersFilter]{
 			plainField(h("phase", "`request`, `response` or `both`"), func(a *adapter, n *kdl.Node, f *headersFilter) {
@@ -141,8 +138,8 @@ var filterTypeKeys = map[string]*Key{
 					f.phase, _ = a.oneOf(n, s, "request", "response", "both")
 				}
 			}),
-		}, headerOpFields(func(f *headersFilter) *headerOps { return &f.headerOps })...)...),
-	"compress": typedBlockInit(h("compress", "Caddy `encode`"),
+		}, headerOpFields(func(f *headersFilter) *headerOps { return &f.headerOps })...)...)
+	compressFilterKey = typedBlockInit(h("compress", "Caddy `encode`"),
 		func(c *compressFilter) { c.MinLength, c.algorithms = 1024, []string{"gzip", "br"} },
 		plainField(h("algorithms", "`gzip`, `zstd` (`br`/`brotli`, `deflate`: warning, not in Caddy)"), func(a *adapter, n *kdl.Node, c *compressFilter) {
 			c.algorithms = nil
@@ -166,8 +163,8 @@ var filterTypeKeys = map[string]*Key{
 		fieldOf("content-types", "`Content-Type` response header", func(a *adapter, n *kdl.Node) (*caddyhttp.ResponseMatcher, bool) {
 			return &caddyhttp.ResponseMatcher{Headers: http.Header{"Content-Type": a.strs(n)}}, true
 		}, func(c *compressFilter) **caddyhttp.ResponseMatcher { return &c.Matcher }),
-	),
-	"cors": typedBlockInit(h("cors", "`sentinel_cors` handler (the original ignored these keys)"),
+	)
+	corsFilterKey = typedBlockInit(h("cors", "`sentinel_cors` handler (the original ignored these keys)"),
 		func(c *cors.CORS) { c.AllowedOrigins = []string{"*"} },
 		commaListField("allowed-origins", "origins, `*` or `https://*.example.com`", func(c *cors.CORS) *[]string { return &c.AllowedOrigins }),
 		commaListField("allowed-methods", "methods", func(c *cors.CORS) *[]string { return &c.AllowedMethods }),
@@ -178,8 +175,8 @@ var filterTypeKeys = map[string]*Key{
 			d, ok := a.secondsDuration(n)
 			return &d, ok
 		}, func(c *cors.CORS) **caddy.Duration { return &c.MaxAge }),
-	),
-	"timeout": typedBlock(h("timeout", "`sentinel_timeout` and transport timeouts"),
+	)
+	timeoutFilterKey = typedBlock(h("timeout", "`sentinel_timeout` and transport timeouts"),
 		plainField(h("request-timeout-secs", "`sentinel_timeout`"), func(a *adapter, n *kdl.Node, t *timeoutFilter) {
 			t.request, _ = a.secondsDuration(n)
 		}),
@@ -193,8 +190,8 @@ var filterTypeKeys = map[string]*Key{
 				t.connect = &d
 			}
 		}),
-	),
-	"log": typedBlockInit(h("log", "the server's access log"),
+	)
+	logFilterKey = typedBlockInit(h("log", "the server's access log"),
 		func(l *logFilter) { l.request = true },
 		plainField(h("log-request", "access log entry for the route"), func(a *adapter, n *kdl.Node, l *logFilter) {
 			if b, ok := a.boolean(n); ok && !b {
@@ -211,8 +208,8 @@ var filterTypeKeys = map[string]*Key{
 				a.oneOf(n, s, "trace", "debug", "info", "warn", "error")
 			}
 		}),
-	),
-	"redirect": typedBlockInit(h("redirect", "`static_response` with `Location`"),
+	)
+	redirectFilterKey = typedBlockInit(h("redirect", "`static_response` with `Location`"),
 		func(r *redirectFilter) { r.status, r.scheme = 302, "{http.request.scheme}" },
 		plainField(h("status-code", "3xx status"), func(a *adapter, n *kdl.Node, r *redirectFilter) {
 			r.status, _ = a.integer(n, 300, 308)
@@ -233,12 +230,12 @@ var filterTypeKeys = map[string]*Key{
 		}),
 		plainField(h("replace-full-path", "new path"), func(_ *adapter, n *kdl.Node, r *redirectFilter) { r.full = n }),
 		plainField(h("replace-prefix-match", "replaces the route's path-prefix"), func(_ *adapter, n *kdl.Node, r *redirectFilter) { r.prefix = n }),
-	),
-	"wasm": ext(typedBlock(h("wasm", "`sentinel_wasm` handler running the plugin"),
+	)
+	wasmFilterKey = ext(typedBlock(h("wasm", "`sentinel_wasm` handler running the plugin"),
 		plainField(h("plugin", "plugin id from `plugins { }`"), func(*adapter, *kdl.Node, *wasmFilterBlock) {}),
-	)),
-	"grpc-web": ext(typedBlock[grpcweb.Handler](h("grpc-web", "`grpc_web` handler: gRPC-Web (binary and text) from browsers to gRPC upstreams"))),
-	"url-rewrite": typedBlock(h("url-rewrite", "Caddy `rewrite` (+ `Host` header)"),
+	))
+	grpcWebFilterKey    = ext(typedBlock[grpcweb.Handler](h("grpc-web", "`grpc_web` handler: gRPC-Web (binary and text) from browsers to gRPC upstreams")))
+	urlRewriteFilterKey = typedBlock(h("url-rewrite", "Caddy `rewrite` (+ `Host` header)"),
 		plainField(h("hostname", "`Host` sent upstream"), func(a *adapter, n *kdl.Node, r *rewriteFilter) {
 			if s, ok := a.str(n); ok {
 				r.hostname = &s
@@ -246,11 +243,11 @@ var filterTypeKeys = map[string]*Key{
 		}),
 		plainField(h("replace-full-path", "`uri`"), func(_ *adapter, n *kdl.Node, r *rewriteFilter) { r.full = n }),
 		plainField(h("replace-prefix-match", "`path_regexp` on the route's path-prefix"), func(_ *adapter, n *kdl.Node, r *rewriteFilter) { r.prefix = n }),
-	),
-}
+	)
+)
 
-// filterTypes lists the filter types' keys (see filterTypeKeys).
-func filterTypes() map[string]*Key { return filterTypeKeys }
+// filterTypeKeys are the filter types by name (see filterTypes).
+var filterTypeKeys = filterTypes()
 
 // The values the filter types map to, where a type is not one module's
 // struct.

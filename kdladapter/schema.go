@@ -262,6 +262,25 @@ func filterKeys() *Key {
 	))
 }
 
+// filterTypes lists the keys of each filter type (the typed ones are
+// declared with their mappers in filters.go and agents.go).
+func filterTypes() map[string]*Key {
+	return map[string]*Key{
+		"rate-limit":  ny("rate-limit", "rate limiting"),
+		"agent":       agentFilterKey,
+		"geo":         ny("geo", "GeoIP filtering"),
+		"headers":     headersFilterKey,
+		"compress":    compressFilterKey,
+		"cors":        corsFilterKey,
+		"timeout":     timeoutFilterKey,
+		"log":         logFilterKey,
+		"redirect":    redirectFilterKey,
+		"wasm":        wasmFilterKey,
+		"grpc-web":    grpcWebFilterKey,
+		"url-rewrite": urlRewriteFilterKey,
+	}
+}
+
 func limitsKeys() *Key {
 	k := h("limits", "server and route limits",
 		h("max-header-size-bytes", "server `max_header_bytes`"),
