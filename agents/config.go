@@ -51,7 +51,7 @@ var knownEvents = map[string]string{
 // and how the proxy protects itself from it.
 type AgentConfig struct {
 	// ID names the agent; filters refer to it.
-	ID string `json:"id"`
+	ID string `json:"id,omitempty"`
 	// Type is informational (`waf`, `auth`, `rate_limit`, custom).
 	Type string `json:"type,omitempty"`
 	// UnixSocket is the path of the agent's Unix socket (UDS transport,

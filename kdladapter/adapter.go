@@ -16,13 +16,13 @@
 // encodes it with encoding/json and adds the module's inline key, as
 // caddyconfig.JSONModuleObject does), so its keys are declared in one
 // place, the module; typedTree does it for structs that nest others
-// (typedtree.go). Typed so far: the load-balancing blocks (lbPolicies:
-// the adaptive package's policies and Caddy's cookie policy), filters of
-// type "agent" (agentFilterKey, onto agents.Filter), the upstreams'
-// transport, circuit-breaker and retry-policy, listeners and their TLS,
-// system, observability and admin-api (see docs/architecture.md). The
-// other sections are still mapped onto obj maps by the functions of their
-// file and are being moved to typed blocks (issue 15.1).
+// (typedtree.go), and moduleJSON (typedjson.go) writes a module struct
+// from a plan of it computed once. Typed: the routes, filters, agents and
+// plugins blocks (routes.go, filters.go, agents.go, plugins.go), the
+// load-balancing blocks (lbPolicies), the upstreams' transport,
+// circuit-breaker and retry-policy, listeners and their TLS, system,
+// observability and admin-api (see docs/architecture.md). What is left on
+// obj maps is listed in docs/architecture.md.
 //
 // A mapper reads its own block and the parsed document (the fields of
 // adapter holding nodes), not state another mapper sets: whether the

@@ -86,10 +86,10 @@ func observabilityKeys() *Key {
 // Keys and names of the parts of the config written here, from their
 // modules.
 var (
-	metricsAppKey  = jsonKeyOf(func(app *caddyhttp.App) any { return &app.Metrics })
-	loggingKey     = jsonKeyOf(func(c *caddy.Config) any { return &c.Logging })
-	metricsHandler = caddyconfig.JSONModuleObject(metrics.Metrics{}, "handler", metrics.Metrics{}.CaddyModule().ID.Name(), nil)
-	accessLogger   = "http.log.access." + accessLogName
+	metricsAppKey      = jsonKeyOf(func(app *caddyhttp.App) any { return &app.Metrics })
+	loggingKey         = jsonKeyOf(func(c *caddy.Config) any { return &c.Logging })
+	metricsHandlerJSON = caddyconfig.JSONModuleObject(metrics.Metrics{}, "handler", metrics.Metrics{}.CaddyModule().ID.Name(), nil)
+	accessLogger       = "http.log.access." + accessLogName
 )
 
 // mapMetrics serves Prometheus metrics at observability.metrics'
@@ -124,7 +124,7 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) {
 		pathMatcher, _ := json.Marshal(caddyhttp.MatchPath{path})
 		route := typedTree(caddyhttp.Route{
 			MatcherSetsRaw: caddyhttp.RawMatcherSets{{caddyhttp.MatchPath{}.CaddyModule().ID.Name(): pathMatcher}},
-			HandlersRaw:    []json.RawMessage{metricsHandler},
+			HandlersRaw:    []json.RawMessage{metricsHandlerJSON},
 			Terminal:       true,
 		})
 		placed := false

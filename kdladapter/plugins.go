@@ -1,28 +1,47 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"sort"
 	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/modules/wasm"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
 
-// pluginKeys are the keys of a `plugins { plugin "id" { … } }` block.
-// The plugin is a block: several plugins are not "repeated settings".
-func pluginKeys() *Key {
-	return h("plugin", "a plugin: `path`, `config { }`, `max-memory`, `timeout-ms`, `failure-mode`, `abi`",
-		h("path", "the .wasm file (required)"),
-		open(h("config", "delivered to the plugin (get_config) as JSON; `k (list)\"v\"` is a one-element list")),
-		h("max-memory", "memory limit of an instance, e.g. \"16MiB\" (default 16 MiB)"),
-		h("timeout-ms", "deadline of one hook call (default 50)"),
-		h("failure-mode", "`closed` (default: 503) or `open` (skip the plugin)"),
-		h("abi", "`sentinel` or `http-wasm` (default: detected from the imports)"),
-	)
+// pluginKey declares the keys of a `plugins { plugin "id" { … } }` block
+// and their mapping onto the sentinel_wasm handler's wasm.Plugin. The
+// plugin is a block: several plugins are not "repeated settings". It is
+// built once and not changed after.
+var pluginKey = typedBlock(h("plugin", "a plugin of the `sentinel_wasm` handler (`wasm.Plugin`)"),
+	stringField("path", "the .wasm file (required)", func(p *wasm.Plugin) *string { return &p.Path }),
+	configField("config", "delivered to the plugin (get_config) as JSON; `k (list)\"v\"` is a one-element list",
+		func(p *wasm.Plugin) *json.RawMessage { return &p.Config }),
+	fieldOf("max-memory", "memory limit of an instance, e.g. \"16MiB\" (default 16 MiB)", (*adapter).memorySize,
+		func(p *wasm.Plugin) *string { return &p.MaxMemory }),
+	millisField("timeout-ms", "deadline of one hook call (default 50)", func(p *wasm.Plugin) *caddy.Duration { return &p.Timeout }),
+	choiceField("failure-mode", "`closed` (default: 503) or `open` (skip the plugin)",
+		func(p *wasm.Plugin) *string { return &p.FailureMode }, wasm.FailureOpen, wasm.FailureClosed),
+	choiceField("abi", "`sentinel` or `http-wasm` (default: detected from the imports)",
+		func(p *wasm.Plugin) *string { return &p.ABI }, "sentinel", "http-wasm"),
+)
+
+// wasmHandler writes the sentinel_wasm handler.
+var wasmHandler = newModuleJSON[wasm.Handler]("handler", "sentinel_wasm")
+
+// memorySize reads a byte size as wasm.Plugin's max_memory: a number of
+// bytes, in a string.
+func (a *adapter) memorySize(n *kdl.Node) (string, bool) {
+	sz, ok := a.byteSize(n)
+	return strconv.FormatInt(sz, 10), ok
 }
 
 // wasmFilter maps a filter of type "wasm" to the sentinel_wasm handler
 // with its plugin's settings.
-func (a *adapter) wasmFilter(filterID string, f *kdl.Node) obj {
+func (a *adapter) wasmFilter(filterID string, f *kdl.Node) json.RawMessage {
 	n := setting(f, "plugin")
 	if n == nil {
 		a.d.errorf(f.Pos, "filter %q: type \"wasm\" needs plugin \"<id>\"", filterID)
@@ -42,44 +61,17 @@ func (a *adapter) wasmFilter(filterID string, f *kdl.Node) obj {
 		a.d.errorf(n.Args[0].Pos, "filter %q: plugin %q is not defined in plugins { }%s", filterID, id, suggest(id, ids))
 		return nil
 	}
-	return obj{"handler": "sentinel_wasm", "plugins": []obj{a.plugin(id, p)}}
+	return wasmHandler.raw(&wasm.Handler{Plugins: []*wasm.Plugin{a.plugin(id, p)}})
 }
 
 // plugin maps a plugin block.
-func (a *adapter) plugin(id string, p *kdl.Node) obj {
-	out := obj{"id": id}
-	for _, c := range p.Children {
-		switch c.Name {
-		case "path":
-			out["path"], _ = a.str(c)
-		case "config":
-			out["config"] = kdlObject(c)
-		case "max-memory":
-			if sz, ok := a.byteSize(c); ok {
-				out["max_memory"] = strconv.FormatInt(sz, 10) // bytes
-			}
-		case "timeout-ms":
-			if d, ok := a.millis(c); ok {
-				out["timeout"] = d
-			}
-		case "failure-mode":
-			if s, ok := a.str(c); ok {
-				if m, ok := a.oneOf(c, s, "open", "closed"); ok {
-					out["failure_mode"] = m
-				}
-			}
-		case "abi":
-			if s, ok := a.str(c); ok {
-				if m, ok := a.oneOf(c, s, "sentinel", "http-wasm"); ok {
-					out["abi"] = m
-				}
-			}
-		}
+func (a *adapter) plugin(id string, n *kdl.Node) *wasm.Plugin {
+	p := pluginKey.Map(a, n).(*wasm.Plugin)
+	p.ID = id
+	if setting(n, "path") == nil {
+		a.d.errorf(n.Pos, "plugin %q needs a path to its .wasm file", id)
 	}
-	if _, ok := out["path"]; !ok {
-		a.d.errorf(p.Pos, "plugin %q needs a path to its .wasm file", id)
-	}
-	return out
+	return p
 }
 
 // kdlObject converts a free-form KDL block to JSON the way the original

@@ -1,13 +1,31 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
 	"regexp"
 	"regexp/syntax"
 	"sort"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	caddyencode "github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/logging"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/requestbody"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/rewrite"
+	"github.com/caddyserver/caddy/v2/modules/metrics"
+
+	"github.com/sentinel-proxy/sentinel/agents"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/builtin"
+	"github.com/sentinel-proxy/sentinel/modules/headerrename"
+	"github.com/sentinel-proxy/sentinel/modules/routeguard"
+	"github.com/sentinel-proxy/sentinel/modules/routematch"
+	"github.com/sentinel-proxy/sentinel/modules/timeout"
 )
 
 // builtRoute is a route mapped once and placed in every listener's
@@ -51,6 +69,12 @@ func (rj routeJSON) appendTo(e *encoder, buf []byte) []byte {
 	}
 	return append(buf, `,"terminal":true}`...)
 }
+
+// caddyRoute writes a route of a server.
+var caddyRoute = newModuleJSON[caddyhttp.Route]("", "")
+
+// routeJSONOf is r's JSON.
+func routeJSONOf(r *caddyhttp.Route) json.RawMessage { return caddyRoute.raw(r) }
 
 // priorities are the named priorities of the original.
 var priorities = map[string]int64{"low": 10, "normal": 50, "high": 100, "critical": 1000}
@@ -129,59 +153,56 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 			return out
 		}
 	}
-	return append(out, obj{"handle": []obj{{"handler": "sentinel_builtin", "kind": "not_found"}}, "terminal": true})
+	return append(out, routeJSONOf(&caddyhttp.Route{
+		HandlersRaw: []json.RawMessage{builtinHandler.raw(&builtin.Builtin{Kind: builtin.KindNotFound})}, Terminal: true}))
+}
+
+// The handlers and matcher a route block maps to, written from the
+// modules' own structs.
+var (
+	guardHandler     = newModuleJSON[routeguard.Guard]("handler", "sentinel_route")
+	logAppendHandler = newModuleJSON[logging.LogAppend]("handler", "log_append")
+	agentsHandler    = newModuleJSON[agents.Handler]("handler", "sentinel_agents")
+	matcherJSON      = newModuleJSON[routematch.MatchRoute]("", "")
+)
+
+// logAppend is a log_append handler.
+func logAppend(key, value string) json.RawMessage {
+	return logAppendHandler.raw(&logging.LogAppend{Key: key, Value: value})
 }
 
 // mapRoute maps one route block.
 func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	id := r.Args[0].Str
 	br := &builtRoute{id: id, priority: 50}
-	var match obj
 	if n := setting(r, "priority"); n != nil {
 		br.priority = a.priority(n)
 	}
-	var prefixes []string
-	if m := setting(r, "matches"); m != nil {
-		match, br.specificity, prefixes = a.mapMatches(id, m)
+	m := routeMatch{route: id}
+	if n := setting(r, "matches"); n != nil {
+		readMatch(a, n, &m)
+		m.check(a, n)
 	}
 	if n := setting(r, "when-disabled"); n != nil {
 		if s, ok := a.str(n); ok {
 			if mode, ok := a.oneOf(n, s, "503", "next-route"); ok && mode == "next-route" {
-				if match == nil {
-					match = obj{}
-				}
-				match["skip_when_disabled"] = id
+				m.SkipWhenDisabled = id
 			}
 		}
 	}
 
-	var handlers []obj
-	policies := setting(r, "policies")
-	if n := setting(policies, "max-body-size"); n != nil {
-		if sz, ok := a.byteSize(n); ok {
-			handlers = append(handlers, obj{"handler": "request_body", "max_size": sz})
-		}
-	} else if n := a.limitSetting("max-body-size-bytes", "max-body-size"); n != nil {
-		if sz, ok := a.byteSize(n); ok {
-			handlers = append(handlers, obj{"handler": "request_body", "max_size": sz})
-		}
+	p := &routePolicies{}
+	if n := setting(r, "policies"); n != nil {
+		p = policiesKey.Map(a, n).(*routePolicies)
 	}
-	if n := setting(policies, "timeout-secs"); n != nil {
-		if d, ok := a.seconds(n); ok && d != "0s" {
-			handlers = append(handlers, obj{"handler": "sentinel_timeout", "timeout": d})
+	if p.body == nil {
+		if n := a.limitSetting("max-body-size-bytes", "max-body-size"); n != nil {
+			if sz, ok := a.byteSize(n); ok {
+				p.body = &requestbody.RequestBody{MaxSize: sz}
+			}
 		}
 	}
-	if n := setting(policies, "failure-mode"); n != nil {
-		if s, ok := a.str(n); ok {
-			a.oneOf(n, s, "open", "closed")
-		}
-	}
-	if n := setting(policies, "request-headers"); n != nil {
-		handlers = append(handlers, a.headerHandlers(n, "request")...)
-	}
-	if n := setting(policies, "response-headers"); n != nil {
-		handlers = append(handlers, a.headerHandlers(n, "response")...)
-	}
+	handlers := p.handlers()
 
 	// Filters, in the route's order.
 	var proxyOpts proxyOverrides
@@ -189,7 +210,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	// The route's agent filters form one sentinel_agents handler, at the
 	// place of the first one (request headers go to all in parallel).
 	agentAt := -1
-	var agentFilters []obj
+	var agentFilters []*agents.Filter
 	if n := setting(r, "filters"); n != nil {
 		for _, fid := range a.strs(n) {
 			f := a.filters[fid]
@@ -207,7 +228,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 				}
 				continue
 			}
-			hs, terminal, logged := a.filterHandlers(id, f, prefixes, &proxyOpts)
+			hs, terminal, logged := a.filterHandlers(id, f, m.PathPrefix, &proxyOpts)
 			handlers = append(handlers, hs...)
 			terminalByFilter = terminalByFilter || terminal
 			br.logged = br.logged || logged
@@ -215,11 +236,11 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	}
 
 	if agentAt >= 0 {
-		ah := obj{"handler": "sentinel_agents", "route": id, "filters": agentFilters}
+		ah := agents.Handler{Route: id, Filters: agentFilters}
 		if up := setting(r, "upstream"); up != nil && len(up.Args) > 0 && up.Args[0].Kind == kdl.KindString {
-			ah["upstream"] = up.Args[0].Str
+			ah.Upstream = up.Args[0].Str
 		}
-		handlers[agentAt] = ah
+		handlers[agentAt] = agentsHandler.raw(&ah)
 	}
 	for _, f := range routeNotYet {
 		if n := setting(r, f.flag); n != nil {
@@ -256,7 +277,9 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	case static != nil:
 		handlers = append(handlers, a.staticFiles(id, static)...)
 	case builtin != nil:
-		handlers = append(handlers, a.builtin(id, builtin)...)
+		if h := a.builtin(id, builtin); h != nil {
+			handlers = append(handlers, h)
+		}
 	case !terminalByFilter:
 		a.d.errorf(r.Pos, "route %q has nothing to answer with: give it an upstream, static-files, builtin-handler or a redirect filter", id)
 	}
@@ -265,22 +288,20 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	}
 	// The route guard first: a route disabled through the API answers
 	// 503 at once.
-	head := []obj{{"handler": "sentinel_route", "route": id}}
+	head := []any{guardHandler.raw(&routeguard.Guard{Route: id})}
 	if a.accessLogEnabled() || br.logged {
 		// Fields of the original's access log entries.
-		head = append([]obj{
-			{"handler": "log_append", "key": "trace_id", "value": "{http.request.uuid}"},
-			{"handler": "log_append", "key": "route_id", "value": id},
-		}, head...)
+		head = append([]any{logAppend("trace_id", "{http.request.uuid}"), logAppend("route_id", id)}, head...)
 		if up != nil && len(up.Args) > 0 {
-			head = append(head,
-				obj{"handler": "log_append", "key": "upstream", "value": up.Args[0].Str},
-				obj{"handler": "log_append", "key": "upstream_addr", "value": "{http.reverse_proxy.upstream.hostport}"})
+			head = append(head, logAppend("upstream", up.Args[0].Str), logAppend("upstream_addr", "{http.reverse_proxy.upstream.hostport}"))
 		}
 	}
-	br.handle = a.frags.encodeItems(append(head, handlers...))
-	if match != nil {
-		br.match = a.frags.encode(match)
+	// The handlers without the list's brackets.
+	list := a.frags.encode(append(head, handlers...))
+	br.handle = list[1 : len(list)-1]
+	if !m.empty() {
+		br.match = a.frags.encode(matcherJSON.raw(&m.MatchRoute))
+		br.specificity = m.pathScore + m.hostScore + m.condScore
 	}
 	return br
 }
@@ -332,150 +353,253 @@ func (a *adapter) priority(n *kdl.Node) int64 {
 	return p
 }
 
-// mapMatches maps a `matches` block to the sentinel matcher and computes
-// the route's specificity (the original's table). It also returns the
-// path prefixes, which prefix-rewriting filters replace.
-func (a *adapter) mapMatches(id string, m *kdl.Node) (obj, int, []string) {
-	match := obj{}
-	var paths, prefixes, regexes, hosts, methods []string
-	var headers, queries []obj
-	pathScore, hostScore, condScore := 0, 0, 0
-	for _, c := range m.Children {
-		switch c.Name {
-		case "path":
-			for _, p := range a.strs(c) {
-				paths = append(paths, p)
-				pathScore = max(pathScore, 10000)
-			}
-		case "path-prefix":
-			for _, p := range a.strs(c) {
-				prefixes = append(prefixes, p)
-				pathScore = max(pathScore, 1000+len(p))
-			}
-		case "path-regex":
-			for _, p := range a.strs(c) {
-				if _, err := regexp.Compile(p); err != nil {
-					a.d.errorf(c.Args[0].Pos, "route %q: path-regex %q does not compile: %s", id, p, regexReason(err))
-					continue
-				}
-				regexes = append(regexes, p)
-				pathScore = max(pathScore, 5000)
-			}
-		case "host":
-			for _, h := range a.strs(c) {
-				hosts = append(hosts, h)
-				switch {
-				case strings.HasPrefix(h, "*."):
-					hostScore = max(hostScore, 50)
-				case strings.ContainsAny(h, "*["):
-					hostScore = max(hostScore, 60)
-				default:
-					hostScore = max(hostScore, 70)
-				}
-			}
-		case "method":
-			for _, x := range a.strs(c) {
-				methods = append(methods, strings.ToUpper(x))
-				condScore += 10
-			}
-		case "header", "query-param":
-			vals := a.strs(c)
-			if len(vals) == 0 || len(vals) > 2 {
-				if len(vals) > 2 {
-					a.d.errorf(c.Pos, "%s takes a name and an optional value", c.Name)
-				}
-				continue
-			}
-			e := obj{"name": vals[0]}
-			with := len(vals) == 2
-			if with {
-				e["value"] = vals[1]
-			}
-			if c.Name == "header" {
-				headers = append(headers, e)
-				condScore += map[bool]int{true: 30, false: 20}[with]
-			} else {
-				queries = append(queries, e)
-				condScore += map[bool]int{true: 25, false: 15}[with]
-			}
-		}
-	}
-	if n := len(paths) + len(prefixes); n > 1 {
-		a.d.warnf(m.Pos, "routes.route.matches", "route %q: its %d path/path-prefix conditions are alternatives (any one matches); the original required all of them, which never matched", id, n)
-	}
-	set := func(k string, v []string) {
-		if len(v) > 0 {
-			match[k] = v
-		}
-	}
-	set("path", paths)
-	set("path_prefix", prefixes)
-	set("path_regex", regexes)
-	set("host", hosts)
-	set("method", methods)
-	if len(headers) > 0 {
-		match["header"] = headers
-	}
-	if len(queries) > 0 {
-		match["query"] = queries
-	}
-	if len(match) == 0 {
-		return nil, 0, nil
-	}
-	return match, pathScore + hostScore + condScore, prefixes
+// routeMatch is what a route's matches block maps to: the sentinel
+// matcher, and the route's specificity (the original's table) from its
+// path, host and other conditions.
+type routeMatch struct {
+	routematch.MatchRoute
+	// route is the route's id, for messages.
+	route                           string
+	pathScore, hostScore, condScore int
 }
 
-// headerHandlers maps a request-headers/response-headers block (or a
-// headers filter's operations) for one phase.
-func (a *adapter) headerHandlers(block *kdl.Node, phase string) []obj {
-	ops := obj{}
-	pairs := func(name string) map[string][]string {
-		n := setting(block, name)
-		if n == nil {
-			return nil
-		}
-		out := map[string][]string{}
-		for _, c := range n.Children {
-			if len(c.Args) != 1 {
-				a.d.errorf(c.Pos, "%s: header %q needs exactly one value", name, c.Name)
-				continue
+// matchKey declares the matches block; readMatch reads one into a
+// routeMatch. Built once, not changed after.
+var matchKey, readMatch = typedBlockInto(h("matches", "`sentinel` matcher (original semantics: non-host conditions AND, hosts OR)"),
+	matchField("path", "exact path; several `path`/`path-prefix` are alternatives", func(m *routeMatch) any { return &m.Path },
+		func(a *adapter, n *kdl.Node, m *routeMatch) {
+			for _, p := range a.strs(n) {
+				m.Path = append(m.Path, p)
+				m.pathScore = max(m.pathScore, 10000)
 			}
-			out[c.Name] = append(out[c.Name], valueText(c.Args[0]))
+		}),
+	matchField("path-prefix", "segment-aware prefix", func(m *routeMatch) any { return &m.PathPrefix },
+		func(a *adapter, n *kdl.Node, m *routeMatch) {
+			for _, p := range a.strs(n) {
+				m.PathPrefix = append(m.PathPrefix, p)
+				m.pathScore = max(m.pathScore, 1000+len(p))
+			}
+		}),
+	matchField("path-regex", "regular expression search (RE2 syntax)", func(m *routeMatch) any { return &m.PathRegex },
+		func(a *adapter, n *kdl.Node, m *routeMatch) {
+			for _, p := range a.strs(n) {
+				if _, err := regexp.Compile(p); err != nil {
+					a.d.errorf(n.Args[0].Pos, "route %q: path-regex %q does not compile: %s", m.route, p, regexReason(err))
+					continue
+				}
+				m.PathRegex = append(m.PathRegex, p)
+				m.pathScore = max(m.pathScore, 5000)
+			}
+		}),
+	matchField("host", "exact, `*.wildcard` or regex; case-insensitive, port stripped", func(m *routeMatch) any { return &m.Host },
+		func(a *adapter, n *kdl.Node, m *routeMatch) {
+			for _, h := range a.strs(n) {
+				m.Host = append(m.Host, h)
+				switch {
+				case strings.HasPrefix(h, "*."):
+					m.hostScore = max(m.hostScore, 50)
+				case strings.ContainsAny(h, "*["):
+					m.hostScore = max(m.hostScore, 60)
+				default:
+					m.hostScore = max(m.hostScore, 70)
+				}
+			}
+		}),
+	matchField("header", "present, or equal to a value", func(m *routeMatch) any { return &m.Header },
+		func(a *adapter, n *kdl.Node, m *routeMatch) {
+			if name, value, ok := a.nameValue(n); ok {
+				m.Header = append(m.Header, routematch.HeaderMatch{Name: name, Value: value})
+				m.condScore += map[bool]int{true: 30, false: 20}[value != nil]
+			}
+		}),
+	matchField("method", "any of the listed methods (the original read only the first)", func(m *routeMatch) any { return &m.Method },
+		func(a *adapter, n *kdl.Node, m *routeMatch) {
+			for _, x := range a.strs(n) {
+				m.Method = append(m.Method, strings.ToUpper(x))
+				m.condScore += 10
+			}
+		}),
+	matchField("query-param", "present, or equal to a value", func(m *routeMatch) any { return &m.Query },
+		func(a *adapter, n *kdl.Node, m *routeMatch) {
+			if name, value, ok := a.nameValue(n); ok {
+				m.Query = append(m.Query, routematch.QueryMatch{Name: name, Value: value})
+				m.condScore += map[bool]int{true: 25, false: 15}[value != nil]
+			}
+		}),
+)
+
+// matchField is a condition of the matches block.
+func matchField(name, note string, p func(*routeMatch) any, read func(*adapter, *kdl.Node, *routeMatch)) field[routeMatch] {
+	return field[routeMatch]{key: h(name, note), ptr: p, read: read}
+}
+
+// nameValue reads a header or query condition: a name and an optional
+// value.
+func (a *adapter) nameValue(n *kdl.Node) (name string, value *string, ok bool) {
+	vals := a.strs(n)
+	if len(vals) == 0 || len(vals) > 2 {
+		if len(vals) > 2 {
+			a.d.errorf(n.Pos, "%s takes a name and an optional value", n.Name)
 		}
-		return out
+		return "", nil, false
 	}
-	if s := pairs("set"); len(s) > 0 {
-		ops["set"] = s
+	if len(vals) == 2 {
+		value = &vals[1]
 	}
-	if s := pairs("add"); len(s) > 0 {
-		ops["add"] = s
+	return vals[0], value, true
+}
+
+// check warns about conditions the original read differently.
+func (m *routeMatch) check(a *adapter, n *kdl.Node) {
+	if k := len(m.Path) + len(m.PathPrefix); k > 1 {
+		a.d.warnf(n.Pos, "routes.route.matches", "route %q: its %d path/path-prefix conditions are alternatives (any one matches); the original required all of them, which never matched", m.route, k)
 	}
-	var del []string
-	for _, n := range settings(block, "remove") {
-		del = append(del, a.strs(n)...)
+}
+
+// empty reports whether the matcher has no condition.
+func (m *routeMatch) empty() bool {
+	return len(m.Path)+len(m.PathPrefix)+len(m.PathRegex)+len(m.Host)+len(m.Header)+len(m.Method)+len(m.Query) == 0 &&
+		m.SkipWhenDisabled == ""
+}
+
+// routePolicies is what a route's policies block maps to: the handlers
+// in front of the route's filters, in this order.
+type routePolicies struct {
+	body              *requestbody.RequestBody
+	timeout           *timeout.Timeout
+	request, response []any
+}
+
+// handlers lists the policies' handlers.
+func (p *routePolicies) handlers() []any {
+	var out []any
+	if p.body != nil {
+		out = append(out, requestBodyHandler.raw(p.body))
 	}
-	if len(del) > 0 {
-		ops["delete"] = del
+	if p.timeout != nil {
+		out = append(out, timeoutHandler.raw(p.timeout))
 	}
-	var out []obj
-	if len(ops) > 0 {
+	out = append(out, p.request...)
+	return append(out, p.response...)
+}
+
+var (
+	requestBodyHandler = newModuleJSON[requestbody.RequestBody]("handler", "request_body")
+	timeoutHandler     = newModuleJSON[timeout.Timeout]("handler", "sentinel_timeout")
+)
+
+// policiesKey declares the policies block. Built once, not changed after.
+var policiesKey = policiesBlock()
+
+func policiesBlock() *Key {
+	request := headerOpsKey("request-headers", "Caddy `headers` handler on the request")
+	response := headerOpsKey("response-headers", "Caddy `headers` handler on the response")
+	return typedBlock(h("policies", "per-route policies"),
+		plainField(request, func(a *adapter, n *kdl.Node, p *routePolicies) {
+			p.request = request.Map(a, n).(*headerOps).handlers("request")
+		}),
+		plainField(response, func(a *adapter, n *kdl.Node, p *routePolicies) {
+			p.response = response.Map(a, n).(*headerOps).handlers("response")
+		}),
+		plainField(h("timeout-secs", "`sentinel_timeout` handler: 504 when exceeded"), func(a *adapter, n *kdl.Node, p *routePolicies) {
+			if d, ok := a.secondsDuration(n); ok && d != 0 {
+				p.timeout = &timeout.Timeout{Timeout: d}
+			}
+		}),
+		plainField(h("max-body-size", "`request_body.max_size`: 413 above it"), func(a *adapter, n *kdl.Node, p *routePolicies) {
+			if sz, ok := a.byteSize(n); ok {
+				p.body = &requestbody.RequestBody{MaxSize: sz}
+			}
+		}),
+		plainField(h("failure-mode", "checked (`open`/`closed`); agent failures follow each agent's or filter's `failure-mode` (503/504/413, see docs/agents.md), not the original's 500 for body-phase errors"),
+			func(a *adapter, n *kdl.Node, _ *routePolicies) {
+				if s, ok := a.str(n); ok {
+					a.oneOf(n, s, "open", "closed")
+				}
+			}),
+		field[routePolicies]{key: ny("rate-limit", "rate limiting")},
+		field[routePolicies]{key: ny("cache", "response caching")},
+		field[routePolicies]{key: w("buffer-requests", "not a Sentinel setting; requests stream unless a filter needs the body")},
+		field[routePolicies]{key: w("buffer-responses", "not a Sentinel setting; responses stream")},
+	)
+}
+
+// headerOps is what a block of header operations maps to: Caddy's
+// headers operations and the header_rename handler's renamings.
+type headerOps struct {
+	headers.HeaderOps
+	rename map[string]string
+}
+
+var (
+	headersHandler = newModuleJSON[headers.Handler]("handler", "headers")
+	renameHandler  = newModuleJSON[headerrename.Rename]("handler", "header_rename")
+)
+
+// headerOpsKey declares a block of header operations named name.
+func headerOpsKey(name, note string) *Key {
+	return typedBlock(h(name, note), headerOpFields(func(o *headerOps) *headerOps { return o })...)
+}
+
+// headerOpFields are the header operations (set, add, remove, rename) of
+// a block mapped onto T, whose headerOps o returns.
+func headerOpFields[T any](o func(*T) *headerOps) []field[T] {
+	pairs := func(p func(*headers.HeaderOps) *http.Header) func(a *adapter, n *kdl.Node, t *T) {
+		return func(a *adapter, n *kdl.Node, t *T) {
+			for _, c := range n.Children {
+				if len(c.Args) != 1 {
+					a.d.errorf(c.Pos, "%s: header %q needs exactly one value", n.Name, c.Name)
+					continue
+				}
+				hdr := p(&o(t).HeaderOps)
+				if *hdr == nil {
+					*hdr = http.Header{}
+				}
+				(*hdr)[c.Name] = append((*hdr)[c.Name], valueText(c.Args[0]))
+			}
+		}
+	}
+	return []field[T]{
+		{key: open(h("set", "Caddy `headers` handler (replaces)")), ptr: func(t *T) any { return &o(t).Set },
+			read: pairs(func(h *headers.HeaderOps) *http.Header { return &h.Set })},
+		{key: open(h("add", "Caddy `headers` handler (appends)")), ptr: func(t *T) any { return &o(t).Add },
+			read: pairs(func(h *headers.HeaderOps) *http.Header { return &h.Add })},
+		{key: h("remove", "Caddy `headers` handler"), ptr: func(t *T) any { return &o(t).Delete },
+			read: func(a *adapter, n *kdl.Node, t *T) { o(t).Delete = append(o(t).Delete, a.strs(n)...) }},
+		plainField(open(h("rename", "`header_rename` handler (moves all values)")), func(a *adapter, n *kdl.Node, t *T) {
+			ren := map[string]string{}
+			for _, c := range n.Children {
+				if len(c.Args) != 1 || c.Args[0].Kind != kdl.KindString {
+					a.d.errorf(c.Pos, "rename: %q needs exactly one new name", c.Name)
+					continue
+				}
+				ren[c.Name] = c.Args[0].Str
+			}
+			if len(ren) > 0 {
+				o(t).rename = ren
+			}
+		}),
+	}
+}
+
+// handlers are the handlers of the operations for one phase.
+func (o *headerOps) handlers(phase string) []any {
+	var out []any
+	if len(o.Set) > 0 || len(o.Add) > 0 || len(o.Delete) > 0 {
+		var h headers.Handler
 		if phase == "response" {
-			ops["deferred"] = true
+			h.Response = &headers.RespHeaderOps{HeaderOps: &o.HeaderOps, Deferred: true}
+		} else {
+			h.Request = &o.HeaderOps
 		}
-		out = append(out, obj{"handler": "headers", phase: ops})
+		out = append(out, headersHandler.raw(&h))
 	}
-	if n := setting(block, "rename"); n != nil {
-		ren := map[string]string{}
-		for _, c := range n.Children {
-			if len(c.Args) != 1 || c.Args[0].Kind != kdl.KindString {
-				a.d.errorf(c.Pos, "rename: %q needs exactly one new name", c.Name)
-				continue
-			}
-			ren[c.Name] = c.Args[0].Str
+	if o.rename != nil {
+		r := headerrename.Rename{Request: o.rename}
+		if phase == "response" {
+			r = headerrename.Rename{Response: o.rename}
 		}
-		if len(ren) > 0 {
-			out = append(out, obj{"handler": "header_rename", phase: ren})
-		}
+		out = append(out, renameHandler.raw(&r))
 	}
 	return out
 }
@@ -526,84 +650,126 @@ func servesMetrics(r *kdl.Node) bool {
 	return n != nil && len(n.Args) == 1 && n.Args[0].Kind == kdl.KindString && builtinKind(n.Args[0].Str) == "metrics"
 }
 
+// builtinKinds maps the builtin-handler names (builtinKind form) that
+// the sentinel_builtin handler answers to its kinds.
+var builtinKinds = map[string]string{
+	"status": builtin.KindStatus, "health": builtin.KindHealth, "ready": builtin.KindReady,
+	"not-found": builtin.KindNotFound, "config": builtin.KindConfig, "upstreams": builtin.KindUpstreams,
+}
+
+var (
+	builtinHandler = newModuleJSON[builtin.Builtin]("handler", "sentinel_builtin")
+	metricsHandler = newModuleJSON[metrics.Metrics]("handler", "metrics")
+)
+
 // builtin maps builtin-handler.
-func (a *adapter) builtin(id string, n *kdl.Node) []obj {
+func (a *adapter) builtin(id string, n *kdl.Node) json.RawMessage {
 	s, ok := a.str(n)
 	if !ok {
 		return nil
 	}
-	switch builtinKind(s) {
-	case "status":
-		return []obj{{"handler": "sentinel_builtin", "kind": "status", "route": id}}
-	case "health":
-		return []obj{{"handler": "sentinel_builtin", "kind": "health", "route": id}}
-	case "ready":
-		return []obj{{"handler": "sentinel_builtin", "kind": "ready", "route": id}}
-	case "not-found":
-		return []obj{{"handler": "sentinel_builtin", "kind": "not_found", "route": id}}
+	name := builtinKind(s)
+	if kind, ok := builtinKinds[name]; ok {
+		return builtinHandler.raw(&builtin.Builtin{Kind: kind, Route: id})
+	}
+	switch name {
 	case "metrics":
-		return []obj{{"handler": "metrics"}}
-	case "config", "upstreams":
-		return []obj{{"handler": "sentinel_builtin", "kind": strings.ToLower(s), "route": id}}
+		return metricsHandler.raw(&metrics.Metrics{})
 	case "cache-purge", "cache-stats":
 		a.d.notYet(n.Args[0].Pos, "response caching", "builtin-handler \""+s+"\"")
 	default:
-		all := []string{"status", "health", "ready", "metrics", "not-found", "config", "upstreams", "cache-purge", "cache-stats"}
+		all := []string{"metrics", "cache-purge", "cache-stats"}
+		for k := range builtinKinds {
+			all = append(all, k)
+		}
+		sort.Strings(all)
 		a.d.errorf(n.Args[0].Pos, "route %q: unknown builtin-handler %q%s", id, s, suggest(s, all))
 	}
 	return nil
 }
 
+// staticSite is what a static-files block maps to: Caddy's file server
+// and the handlers in front of it (compression, Cache-Control, the SPA
+// fallback).
+type staticSite struct {
+	fileserver.FileServer
+	compress     bool
+	cacheControl string
+	fallback     string
+	spa          bool
+}
+
+// staticFilesKey declares the static-files block. Built once, not
+// changed after.
+var staticFilesKey = typedBlockInit(h("static-files", "Caddy `file_server`"),
+	func(s *staticSite) {
+		s.IndexNames, s.compress, s.cacheControl = []string{"index.html"}, true, "public, max-age=3600"
+	},
+	stringField("root", "", func(s *staticSite) *string { return &s.Root }),
+	fieldOf("index", "", func(a *adapter, n *kdl.Node) ([]string, bool) {
+		s, ok := a.str(n)
+		return []string{s}, ok
+	}, func(s *staticSite) *[]string { return &s.IndexNames }),
+	fieldOf("directory-listing", "", func(a *adapter, n *kdl.Node) (*fileserver.Browse, bool) {
+		b, ok := a.boolean(n)
+		if !ok || !b {
+			return nil, false
+		}
+		return &fileserver.Browse{}, true
+	}, func(s *staticSite) **fileserver.Browse { return &s.Browse }),
+	plainField(h("cache-control", "`Cache-Control` response header"), func(a *adapter, n *kdl.Node, s *staticSite) {
+		s.cacheControl, _ = a.str(n)
+	}),
+	plainField(h("compress", "`encode` gzip + zstd (brotli on the fly is not in Caddy)"), func(a *adapter, n *kdl.Node, s *staticSite) {
+		s.compress = boolOr(a, n, true)
+	}),
+	plainField(h("fallback", "SPA fallback file (`try_files`)"), func(a *adapter, n *kdl.Node, s *staticSite) {
+		s.fallback, _ = a.str(n)
+	}),
+	plainField(h("spa-fallback", "`#true` = fallback to the index file"), func(a *adapter, n *kdl.Node, s *staticSite) {
+		s.spa, _ = a.boolean(n)
+	}),
+)
+
+var (
+	fileServerHandler = newModuleJSON[fileserver.FileServer]("handler", "file_server")
+	encodeHandler     = newModuleJSON[caddyencode.Encode]("handler", "encode")
+	subrouteHandler   = newModuleJSON[caddyhttp.Subroute]("handler", "subroute")
+	rewriteHandler    = newModuleJSON[rewrite.Rewrite]("handler", "rewrite")
+	fileMatcherJSON   = newModuleJSON[fileserver.MatchFile]("", "")
+	emptyModule       = json.RawMessage(`{}`)
+)
+
 // staticFiles maps a static-files block.
-func (a *adapter) staticFiles(id string, s *kdl.Node) []obj {
-	fs := obj{"handler": "file_server"}
-	root := ""
-	if n := setting(s, "root"); n != nil {
-		root, _ = a.str(n)
-		fs["root"] = root
-	} else {
-		a.d.errorf(s.Pos, "route %q: static-files needs a root folder", id)
+func (a *adapter) staticFiles(id string, n *kdl.Node) []any {
+	s := staticFilesKey.Map(a, n).(*staticSite)
+	if setting(n, "root") == nil {
+		a.d.errorf(n.Pos, "route %q: static-files needs a root folder", id)
 	}
-	index := "index.html"
-	if n := setting(s, "index"); n != nil {
-		index, _ = a.str(n)
+	var out []any
+	if s.compress {
+		out = append(out, encodeHandler.raw(&caddyencode.Encode{EncodingsRaw: caddy.ModuleMap{"gzip": emptyModule, "zstd": emptyModule},
+			Prefer: []string{"zstd", "gzip"}, MinLength: 1024}))
 	}
-	fs["index_names"] = []string{index}
-	if n := setting(s, "directory-listing"); n != nil {
-		if b, ok := a.boolean(n); ok && b {
-			fs["browse"] = obj{}
-		}
+	if s.cacheControl != "" {
+		out = append(out, headersHandler.raw(&headers.Handler{Response: &headers.RespHeaderOps{
+			HeaderOps: &headers.HeaderOps{Set: http.Header{"Cache-Control": {s.cacheControl}}}, Deferred: true}}))
 	}
-	var out []obj
-	if n := setting(s, "compress"); n == nil || boolOr(a, n, true) {
-		out = append(out, obj{"handler": "encode", "encodings": obj{"gzip": obj{}, "zstd": obj{}}, "prefer": []string{"zstd", "gzip"}, "minimum_length": 1024})
-	}
-	cc := "public, max-age=3600"
-	if n := setting(s, "cache-control"); n != nil {
-		cc, _ = a.str(n)
-	}
-	if cc != "" {
-		out = append(out, obj{"handler": "headers", "response": obj{"set": map[string][]string{"Cache-Control": {cc}}, "deferred": true}})
-	}
-	fallback := ""
-	if n := setting(s, "fallback"); n != nil {
-		fallback, _ = a.str(n)
-	}
-	if n := setting(s, "spa-fallback"); n != nil && fallback == "" {
-		if b, ok := a.boolean(n); ok && b {
-			fallback = "/" + strings.TrimPrefix(index, "/")
-		}
+	fallback := s.fallback
+	if s.spa && fallback == "" {
+		fallback = "/" + strings.TrimPrefix(s.IndexNames[0], "/")
 	}
 	if fallback != "" {
 		if !strings.HasPrefix(fallback, "/") {
 			fallback = "/" + fallback
 		}
-		out = append(out, obj{"handler": "subroute", "routes": []obj{{
-			"match":  []obj{{"file": obj{"root": root, "try_files": []string{"{http.request.uri.path}", "{http.request.uri.path}/", fallback}}}},
-			"handle": []obj{{"handler": "rewrite", "uri": "{http.matchers.file.relative}"}},
-		}}})
+		file := fileMatcherJSON.raw(&fileserver.MatchFile{Root: s.Root, TryFiles: []string{"{http.request.uri.path}", "{http.request.uri.path}/", fallback}})
+		out = append(out, subrouteHandler.raw(&caddyhttp.Subroute{Routes: caddyhttp.RouteList{{
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"file": file}},
+			HandlersRaw:    []json.RawMessage{rewriteHandler.raw(&rewrite.Rewrite{URI: "{http.matchers.file.relative}"})},
+		}}}))
 	}
-	return append(out, fs)
+	return append(out, fileServerHandler.raw(&s.FileServer))
 }
 
 // boolOr reads a boolean setting, def when it is malformed.

@@ -91,15 +91,6 @@ func (k *Key) names() []string {
 	return out
 }
 
-func headerOps() []*Key {
-	return []*Key{
-		open(h("set", "Caddy `headers` handler, `set` (replaces)")),
-		open(h("add", "Caddy `headers` handler, `add` (appends)")),
-		h("remove", "Caddy `headers` handler, `delete`"),
-		open(h("rename", "`header_rename` handler (moves all values)")),
-	}
-}
-
 func acmeBlock() *Key {
 	return h("acme", "Caddy TLS automation policy with the ACME issuer",
 		h("email", "ACME account email"),
@@ -146,53 +137,15 @@ func tlsListener() *Key {
 	)
 }
 
-func matchKeys() *Key {
-	return h("matches", "`sentinel` matcher (original semantics: non-host conditions AND, hosts OR)",
-		h("path", "exact path; several `path`/`path-prefix` are alternatives"),
-		h("path-prefix", "segment-aware prefix"),
-		h("path-regex", "regular expression search (RE2 syntax)"),
-		h("host", "exact, `*.wildcard` or regex; case-insensitive, port stripped"),
-		h("header", "present, or equal to a value"),
-		h("method", "any of the listed methods (the original read only the first)"),
-		h("query-param", "present, or equal to a value"),
-	)
-}
-
 // retryPolicy is declared with its mapper (upstreams.go).
 func retryPolicy() *Key { return retryPolicyKey }
 
-func staticFiles() *Key {
-	return h("static-files", "Caddy `file_server`",
-		h("root", "`root`"),
-		h("index", "`index_names`"),
-		h("directory-listing", "`browse`"),
-		h("cache-control", "`Cache-Control` response header"),
-		h("compress", "`encode` gzip + zstd (brotli on the fly is not in Caddy)"),
-		h("fallback", "SPA fallback file (`try_files`)"),
-		h("spa-fallback", "`#true` = fallback to the index file"),
-	)
-}
-
-func policiesBlock() *Key {
-	return h("policies", "per-route policies",
-		h("request-headers", "Caddy `headers` handler on the request", headerOps()...),
-		h("response-headers", "Caddy `headers` handler on the response", headerOps()...),
-		h("timeout-secs", "`sentinel_timeout` handler: 504 when exceeded"),
-		h("max-body-size", "`request_body.max_size`: 413 above it"),
-		h("failure-mode", "checked (`open`/`closed`); agent failures follow each agent's or filter's `failure-mode` (503/504/413, see docs/agents.md), not the original's 500 for body-phase errors"),
-		ny("rate-limit", "rate limiting"),
-		ny("cache", "response caching"),
-		w("buffer-requests", "not a Sentinel setting; requests stream unless a filter needs the body"),
-		w("buffer-responses", "not a Sentinel setting; responses stream"),
-	)
-}
-
 func routeKeys() *Key {
 	return h("route", "a Caddy route in every listener's server, ordered by priority and specificity",
-		matchKeys(),
+		matchKey,
 		h("priority", "route order (`low` 10, `normal` 50, `high` 100, `critical` 1000, or an integer)"),
 		h("upstream", "reverse_proxy to the upstream"),
-		staticFiles(),
+		staticFilesKey,
 		ny("api-schema", "API schema validation"),
 		ny("inference", "inference routing"),
 		h("filters", "the route's handler chain, in order"),
@@ -208,7 +161,7 @@ func routeKeys() *Key {
 		),
 		h("websocket-inspection", "`#false` only; `#true` needs WebSocket frame inspection (not yet)"),
 		ny("fallback", "inference fallback upstreams"),
-		policiesBlock(),
+		policiesKey,
 		h("service-type", "checked against the route's content"),
 		retryPolicy(),
 		ny("mcp", "MCP inspection"),
@@ -254,57 +207,22 @@ func filterKeys() *Key {
 	))
 }
 
-// filterTypes lists the keys of each filter type.
+// filterTypes lists the keys of each filter type (the typed ones are
+// declared with their mappers in filters.go and agents.go).
 func filterTypes() map[string]*Key {
 	return map[string]*Key{
-		"rate-limit": ny("rate-limit", "rate limiting"),
-		"agent":      agentFilterKey,
-		"geo":        ny("geo", "GeoIP filtering"),
-		"headers": h("headers", "Caddy `headers` (+ `header_rename`)",
-			append([]*Key{h("phase", "`request`, `response` or `both`")}, headerOps()...)...),
-		"compress": h("compress", "Caddy `encode`",
-			h("algorithms", "`gzip`, `zstd` (`br`/`brotli`, `deflate`: warning, not in Caddy)"),
-			h("min-size", "`minimum_length`"),
-			h("level", "gzip level"),
-			h("content-types", "`match.headers.Content-Type`"),
-		),
-		"cors": h("cors", "`sentinel_cors` handler (the original ignored these keys)",
-			h("allowed-origins", "origins, `*` or `https://*.example.com`"),
-			h("allowed-methods", "methods"),
-			h("allowed-headers", "request headers"),
-			h("exposed-headers", "response headers exposed"),
-			h("allow-credentials", "credentials"),
-			h("max-age-secs", "preflight cache"),
-		),
-		"timeout": h("timeout", "`sentinel_timeout` and transport timeouts",
-			h("request-timeout-secs", "`sentinel_timeout`"),
-			h("upstream-timeout-secs", "transport `response_header_timeout`"),
-			h("connect-timeout-secs", "transport `dial_timeout`"),
-		),
-		"log": h("log", "the server's access log",
-			h("log-request", "access log entry for the route"),
-			h("log-response", "status and size are part of every entry"),
-			w("log-body", "bodies are not logged"),
-			w("max-body-log-size", "bodies are not logged"),
-			h("level", "access log entries are at info level"),
-		),
-		"redirect": h("redirect", "`static_response` with `Location`",
-			h("status-code", "3xx status"),
-			h("hostname", "target host"),
-			h("scheme", "target scheme"),
-			h("port", "target port"),
-			h("replace-full-path", "new path"),
-			h("replace-prefix-match", "replaces the route's path-prefix"),
-		),
-		"wasm": ext(h("wasm", "`sentinel_wasm` handler running the plugin",
-			h("plugin", "plugin id from `plugins { }`"),
-		)),
-		"grpc-web": ext(h("grpc-web", "`grpc_web` handler: gRPC-Web (binary and text) from browsers to gRPC upstreams")),
-		"url-rewrite": h("url-rewrite", "Caddy `rewrite` (+ `Host` header)",
-			h("hostname", "`Host` sent upstream"),
-			h("replace-full-path", "`uri`"),
-			h("replace-prefix-match", "`path_regexp` on the route's path-prefix"),
-		),
+		"rate-limit":  ny("rate-limit", "rate limiting"),
+		"agent":       agentFilterKey,
+		"geo":         ny("geo", "GeoIP filtering"),
+		"headers":     headersFilterKey,
+		"compress":    compressFilterKey,
+		"cors":        corsFilterKey,
+		"timeout":     timeoutFilterKey,
+		"log":         logFilterKey,
+		"redirect":    redirectFilterKey,
+		"wasm":        wasmFilterKey,
+		"grpc-web":    grpcWebFilterKey,
+		"url-rewrite": urlRewriteFilterKey,
 	}
 }
 
@@ -364,6 +282,6 @@ func Schema() *Key {
 		ny("cache", "response caching"),
 		h("include", "files matching the glob, relative to the including file; regular files only, 16 MiB for all files together"),
 		adminAPIKey, // controlplane.go
-		ext(h("plugins", "in-process WASM plugins (`sentinel_wasm`), used by filters of type \"wasm\"", pluginKeys())),
+		ext(h("plugins", "in-process WASM plugins (`sentinel_wasm`), used by filters of type \"wasm\"", pluginKey)),
 	)
 }

@@ -26,7 +26,8 @@ import (
 //	)
 //
 // mapBlock checks a node against such a Key and maps it; typedObj turns
-// the result into the adapter's ordered output form.
+// the result into the adapter's ordered output form (moduleJSON, in
+// typedjson.go, writes it directly).
 
 // field declares one setting of a typed block: its schema entry and how
 // its node is read into T. A warned or not-yet setting has only its key.
@@ -53,13 +54,30 @@ func typedBlock[T any](k *Key, fields ...field[T]) *Key {
 // typedBlockInit is typedBlock with the defaults of T set by init (when
 // not nil) before the settings are read.
 func typedBlockInit[T any](k *Key, init func(*T), fields ...field[T]) *Key {
+	k, read := typedBlockInto(k, fields...)
+	k.Map = func(a *adapter, n *kdl.Node) any {
+		t := new(T)
+		if init != nil {
+			init(t)
+		}
+		read(a, n, t)
+		return t
+	}
+	return k
+}
+
+// typedBlockInto is typedBlock returning also the function that reads a
+// block into a T given by the caller (one that carries context, such as
+// the route's id for messages).
+func typedBlockInto[T any](k *Key, fields ...field[T]) (*Key, func(a *adapter, n *kdl.Node, t *T)) {
 	read := make(map[string]func(*adapter, *kdl.Node, *T), len(fields))
 	for _, f := range fields {
 		k.Children = append(k.Children, f.key)
 		if f.ptr == nil {
-			// A warned or not-yet setting (the walker reports it), or a
+			// A warned or not-yet setting (the walker reports it), a
 			// nested block or lifted setting (typedtree.go), whose note
-			// is set already.
+			// is set already, or one that is not a field of T's JSON
+			// (plainField).
 			if f.read != nil && f.key.Status == Honoured {
 				read[f.key.Name] = f.read
 			}
@@ -76,21 +94,33 @@ func typedBlockInit[T any](k *Key, init func(*T), fields ...field[T]) *Key {
 	}
 	k.Map = func(a *adapter, n *kdl.Node) any {
 		t := new(T)
-		if init != nil {
-			init(t)
-		}
-		seen := make(map[string]bool, len(n.Children))
-		for _, c := range n.Children {
-			r := read[c.Name]
-			if r == nil || (seen[c.Name] && !repeatable[c.Name]) {
-				continue
-			}
-			seen[c.Name] = true
-			r(a, c, t)
-		}
+		readAll(a, n, t, read)
 		return t
 	}
-	return k
+	return k, func(a *adapter, n *kdl.Node, t *T) { readAll(a, n, t, read) }
+}
+
+// readAll reads the settings of n into t; a repeated setting is read
+// once, the first time, as the walker's warning says, unless it is
+// repeatable.
+func readAll[T any](a *adapter, n *kdl.Node, t *T, read map[string]func(*adapter, *kdl.Node, *T)) {
+	var seen map[string]bool
+	for _, c := range n.Children {
+		r := read[c.Name]
+		if r == nil {
+			continue
+		}
+		if !repeatable[c.Name] {
+			if seen[c.Name] {
+				continue
+			}
+			if seen == nil {
+				seen = make(map[string]bool, len(n.Children))
+			}
+			seen[c.Name] = true
+		}
+		r(a, c, t)
+	}
 }
 
 // mapBlock checks n against the block k (unknown settings, statuses) and
@@ -108,32 +138,27 @@ func (a *adapter) mapBlock(n *kdl.Node, k *Key, where string) any {
 // to such a field with a JSON name, a mistake in a declaration.
 func jsonKeyOf[T any](ptr func(*T) any) string {
 	t := new(T)
-	want := reflect.ValueOf(ptr(t)).Pointer()
-	if key, ok := jsonKeyAt(reflect.ValueOf(t).Elem(), want); ok {
-		return key
+	p := reflect.ValueOf(ptr(t))
+	v := reflect.ValueOf(t).Elem()
+	// The fields of T and those promoted from its embedded structs (the
+	// module struct a block's T embeds, caddy.CustomLog's caddy.BaseLog).
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		if !f.IsExported() || f.Anonymous || f.Type != p.Type().Elem() || !fieldAddressable(v, f.Index) ||
+			v.FieldByIndex(f.Index).Addr().Pointer() != p.Pointer() {
+			continue
+		}
+		if key, _, _ := strings.Cut(f.Tag.Get("json"), ","); key != "" && key != "-" {
+			return key
+		}
 	}
 	panic(fmt.Sprintf("kdladapter: no JSON field of %T at the pointer", t))
 }
 
-// jsonKeyAt is the JSON key of the field of the struct v at address want.
-func jsonKeyAt(v reflect.Value, want uintptr) (string, bool) {
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if f.Anonymous && key == "" && f.Type.Kind() == reflect.Struct {
-			if key, ok := jsonKeyAt(v.Field(i), want); ok {
-				return key, true
-			}
-			continue
-		}
-		if !f.IsExported() || v.Field(i).Addr().Pointer() != want {
-			continue
-		}
-		if key != "" && key != "-" {
-			return key, true
-		}
-	}
-	return "", false
+// fieldAddressable reports whether the field at index is reached without
+// a nil embedded pointer.
+func fieldAddressable(v reflect.Value, index []int) bool {
+	_, ok := fieldOfValue(v, index)
+	return ok
 }
 
 // extension marks the setting as an extension of Sentinel on Caddy.

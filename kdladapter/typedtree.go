@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
@@ -272,24 +271,6 @@ func inPtr[T, S any](p func(*T) **S, f field[S]) field[T] {
 			*s = new(S)
 		}
 		f.read(a, n, *s)
-	}}
-}
-
-// secondsField is a setting of an integer number of seconds.
-func secondsField[T any](name, note string, p func(*T) *caddy.Duration) field[T] {
-	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
-		if i, ok := a.integer(n, 0, 1<<31); ok {
-			*p(t) = caddy.Duration(time.Duration(i) * time.Second)
-		}
-	}}
-}
-
-// millisField is a setting of an integer number of milliseconds.
-func millisField[T any](name, note string, p func(*T) *caddy.Duration) field[T] {
-	return field[T]{key: h(name, note), ptr: func(t *T) any { return p(t) }, read: func(a *adapter, n *kdl.Node, t *T) {
-		if i, ok := a.integer(n, 0, 1<<40); ok {
-			*p(t) = caddy.Duration(time.Duration(i) * time.Millisecond)
-		}
 	}}
 }
 
