@@ -20,9 +20,11 @@ func (a *adapter) caddyConfig() obj {
 	}
 
 	servers := obj{}
+	order := make([]string, 0, len(a.listeners))
 	for _, l := range a.listeners {
 		id := l.Args[0].Str
 		servers[id] = a.mapListener(l)
+		order = append(order, id)
 	}
 	a.mapMetrics(servers, httpApp)
 	httpApp["servers"] = servers
@@ -30,6 +32,7 @@ func (a *adapter) caddyConfig() obj {
 	if logging := a.mapLogging(servers); logging != nil {
 		cfg["logging"] = logging
 	}
+	mergeServers(servers, order)
 	if tls := a.tls.json(); tls != nil {
 		apps["tls"] = tls
 	}
