@@ -463,7 +463,7 @@ func Schema() *Key {
 		h("version", "alias of schema-version"),
 		systemKeys("system"),
 		deprecated(systemKeys("server"), "deprecated name of `system` (warning)"),
-		h("listeners", "one Caddy server per listener", h("listener", "a Caddy server",
+		h("listeners", "one Caddy server per listener (listeners that differ only in their address share one)", h("listener", "a Caddy server",
 			h("address", "`listen`"),
 			h("protocol", "`http`, `https`, `h2` (h2c without TLS), `h3` (HTTP/3 next to h1/h2)"),
 			tlsListener(),
