@@ -3,6 +3,7 @@ package kdladapter
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 )
 
@@ -105,6 +106,21 @@ func sameJSON(x, y any) bool {
 	case []string:
 		b, ok := y.([]string)
 		return ok && slices.Equal(a, b)
+	case []int64:
+		b, ok := y.([]int64)
+		return ok && slices.Equal(a, b)
+	case []int:
+		b, ok := y.([]int)
+		return ok && slices.Equal(a, b)
+	case map[string]string:
+		b, ok := y.(map[string]string)
+		return ok && maps.Equal(a, b)
+	case map[string][]string:
+		b, ok := y.(map[string][]string)
+		return ok && maps.EqualFunc(a, b, slices.Equal)
+	case []json.RawMessage:
+		b, ok := y.([]json.RawMessage)
+		return ok && slices.EqualFunc(a, b, func(p, q json.RawMessage) bool { return bytes.Equal(p, q) })
 	case json.RawMessage:
 		b, ok := y.(json.RawMessage)
 		return ok && bytes.Equal(a, b)

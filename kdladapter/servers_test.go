@@ -124,7 +124,17 @@ func TestSameJSON(t *testing.T) {
 		{true, true, true},
 		{nil, nil, true},
 		{nil, 0, false},
-		{[]int{1}, []int{1}, false}, // not a type of the servers: never merged
+		{[]int{1}, []int{1}, true},
+		{[]int{1}, []int{2}, false},
+		{[]int64{1}, []int64{1}, true},
+		{[]int64{1}, []int{1}, false},
+		{map[string]string{"a": "b"}, map[string]string{"a": "b"}, true},
+		{map[string]string{"a": "b"}, map[string]string{"a": "c"}, false},
+		{map[string][]string{"a": {"b"}}, map[string][]string{"a": {"b"}}, true},
+		{map[string][]string{"a": {"b"}}, map[string][]string{"a": {"b", "c"}}, false},
+		{[]json.RawMessage{json.RawMessage(`1`)}, []json.RawMessage{json.RawMessage(`1`)}, true},
+		{[]json.RawMessage{json.RawMessage(`1`)}, []json.RawMessage{json.RawMessage(`2`)}, false},
+		{[]uint{1}, []uint{1}, false}, // not a type the encoder writes: never merged
 		{obj{"a": 1}, "x", false},
 	} {
 		if got := sameJSON(c.x, c.y); got != c.same {
