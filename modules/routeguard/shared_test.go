@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -68,5 +70,21 @@ func TestGuardsShareConfigMetrics(t *testing.T) {
 	}
 	if _, ok := configMetrics.References(reg); ok {
 		t.Error("config metrics still held after every guard was cleaned up")
+	}
+}
+
+// TestRouteMetricsConflict: a registry holding other metrics of the same
+// names is an error naming what failed, and nothing is kept in the pool.
+func TestRouteMetricsConflict(t *testing.T) {
+	for _, name := range []string{"sentinel_build_info", "sentinel_route_requests_total"} {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: "something else"}))
+		_, err := routeMetrics(reg, testReg)
+		if err == nil || !strings.Contains(err.Error(), "registering") {
+			t.Errorf("%s taken: err = %v", name, err)
+		}
+		if _, ok := configMetrics.References(reg); ok {
+			t.Errorf("%s taken: a failed registration is kept", name)
+		}
 	}
 }
