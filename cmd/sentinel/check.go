@@ -104,7 +104,7 @@ func validateJSON(input []byte) error {
 
 // withoutMetaFields is caddy.RemoveMetaFields, skipped when the config
 // has no "@id" (the KDL adapter writes none): its regular expression
-// takes about a second on the 8 MB of 10,000 routes.
+// takes about half a second of CPU on the 8 MB of 10,000 routes.
 func withoutMetaFields(input []byte) []byte {
 	if !bytes.Contains(input, []byte(`"@id"`)) {
 		return input
