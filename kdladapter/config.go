@@ -27,9 +27,11 @@ func (a *adapter) caddyConfig() obj {
 	}
 
 	servers := obj{}
+	order := make([]string, 0, len(a.listeners))
 	for _, l := range a.listeners {
 		id := l.Args[0].Str
 		servers[id] = a.mapListener(l)
+		order = append(order, id)
 	}
 	a.mapMetrics(servers, httpApp)
 	httpApp["servers"] = servers
@@ -37,6 +39,7 @@ func (a *adapter) caddyConfig() obj {
 	if logging := a.mapLogging(servers); logging != nil {
 		cfg[loggingKey] = logging
 	}
+	mergeServers(servers, order)
 	tlsApp := a.tlsApp()
 	if tls := tlsApp.json(); tls != nil {
 		apps[string(caddytls.TLS{}.CaddyModule().ID)] = tls

@@ -128,7 +128,7 @@ func (d *diag) warnings() []caddyconfig.Warning {
 	for _, w := range ws {
 		out = append(out, caddyconfig.Warning{
 			File:      w.pos.File,
-			Line:      w.pos.Line,
+			Line:      int(w.pos.Line),
 			Directive: w.where,
 			Message:   w.msg,
 		})

@@ -268,7 +268,7 @@ func Schema() *Key {
 		h("version", "alias of schema-version"),
 		systemKeys("system"),
 		deprecated(systemKeys("server"), "deprecated name of `system` (warning)"),
-		h("listeners", "one Caddy server per listener", listenerKey), // listeners.go
+		h("listeners", "one Caddy server per listener (listeners that differ only in their address share one)", listenerKey), // listeners.go
 		h("routes", "routes of every listener", routeKeys()),
 		h("upstreams", "upstream pools", upstreamKeys()),
 		h("filters", "named filters", filterKeys()),

@@ -96,10 +96,20 @@ func (e *cliEnv) adaptConfig(config, adapterName string) (*adapted, error) {
 // Caddy's validate does.
 func validateJSON(input []byte) error {
 	var cfg *caddy.Config
-	if err := caddy.StrictUnmarshalJSON(caddy.RemoveMetaFields(input), &cfg); err != nil {
+	if err := caddy.StrictUnmarshalJSON(withoutMetaFields(input), &cfg); err != nil {
 		return fmt.Errorf("decoding the adapted config: %w", err)
 	}
 	return caddy.Validate(cfg)
+}
+
+// withoutMetaFields is caddy.RemoveMetaFields, skipped when the config
+// has no "@id" (the KDL adapter writes none): its regular expression
+// takes about half a second of CPU on the 8 MB of 10,000 routes.
+func withoutMetaFields(input []byte) []byte {
+	if !bytes.Contains(input, []byte(`"@id"`)) {
+		return input
+	}
+	return caddy.RemoveMetaFields(input)
 }
 
 // checkFlags are the flags adapt and validate share.

@@ -1,16 +1,19 @@
 package kdl
 
+import "math/big"
+
 // Allocation of the document: a configuration of 100,000 routes has
 // millions of nodes and values. They are carved out of blocks, which
 // saves most of the allocations (and their size-class rounding), and the
 // strings that repeat (node names, keywords, common values) are shared.
 
 // The blocks are a whole number of pages (larger allocations are
-// rounded up to pages): 512 nodes of 144 bytes are 9 pages of 8 KiB, 630
-// values of 104 bytes 8 pages (less 16 bytes), 2,048 child pointers 2.
+// rounded up to pages): 1,024 nodes of 136 bytes are 17 pages of 8 KiB,
+// 768 values of 96 bytes 9 pages, 2,048 child pointers 2
+// (TestDocumentModelSizes keeps the sizes).
 const (
-	nodeSlab  = 512
-	valueSlab = 630
+	nodeSlab  = 1024
+	valueSlab = 768
 	childSlab = 2048
 )
 
@@ -68,4 +71,30 @@ func (p *parser) str(b []byte) string {
 		p.strs[s] = s
 	}
 	return s
+}
+
+// maxSharedInt bounds the integers shared by shareInt: ports, timeouts,
+// weights, priorities and counts, which repeat in every route and
+// upstream of a large configuration.
+const maxSharedInt = 1 << 16
+
+// shareInt returns a *big.Int equal to i, the same one for every equal
+// integer in [0, maxSharedInt] of the document (saving an allocation per
+// value); other values are returned as they are.
+func (p *parser) shareInt(i *big.Int) *big.Int {
+	if i == nil || !i.IsInt64() {
+		return i
+	}
+	v := i.Int64()
+	if v < 0 || v > maxSharedInt {
+		return i
+	}
+	if s, ok := p.ints[v]; ok {
+		return s
+	}
+	if p.ints == nil {
+		p.ints = make(map[int64]*big.Int, 64)
+	}
+	p.ints[v] = i
+	return i
 }

@@ -11,11 +11,12 @@ import (
 )
 
 // Position is a place in a source file. Line and Col start at 1; Col counts
-// Unicode code points.
+// Unicode code points. (They are 32 bits: every node and value of a
+// large configuration holds a Position.)
 type Position struct {
 	File string
-	Line int
-	Col  int
+	Line int32
+	Col  int32
 }
 
 // String formats the position as file:line:col (file omitted when empty).
@@ -103,7 +104,8 @@ type Value struct {
 	// Str holds the decoded string for KindString.
 	Str string
 	// Num holds a number for KindNumber, exactly: an integer as *big.Int in
-	// Int, or a decimal in Float (with its text kept in NumText so that very
+	// Int (shared between the equal small integers of a document: never
+	// modify it), or a decimal in Float (with its text kept in NumText so that very
 	// large or small exponents survive). Special floats #inf, #-inf, #nan are
 	// represented by NumText "inf", "-inf", "nan" with Float nil.
 	Int     *big.Int

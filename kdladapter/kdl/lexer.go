@@ -2,6 +2,8 @@ package kdl
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 	"unicode/utf8"
 )
 
@@ -41,6 +43,8 @@ type parser struct {
 	// strs interns the short strings (node names, keywords, repeated
 	// values).
 	strs map[string]string
+	// ints shares the small integers (see shareInt).
+	ints map[int64]*big.Int
 
 	// Position cache: the line and column of byte offset pcOff. Positions
 	// are asked for mostly in source order, so advancing from the last
@@ -94,7 +98,13 @@ func (p *parser) pos(off int) Position {
 		}
 		p.pcOff += size
 	}
-	return Position{File: p.file, Line: p.pcLine, Col: p.pcCol}
+	return Position{File: p.file, Line: clamp32(p.pcLine), Col: clamp32(p.pcCol)}
+}
+
+// clamp32 converts a line or column to int32, saturating (a file of 2
+// GiB is far above any limit of the adapter).
+func clamp32(i int) int32 {
+	return int32(min(i, math.MaxInt32))
 }
 
 // maxIndentScan bounds the look back for the start of a line, so that

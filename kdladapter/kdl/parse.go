@@ -429,6 +429,7 @@ func (p *parser) parseValue() (v Value, bare bool, err error) {
 			return v, false, p.errQuoting(start, "invalid number", "%s", msg)
 		}
 		num.Pos = v.Pos
+		num.Int = p.shareInt(num.Int)
 		p.off = end
 		return num, false, nil
 	}

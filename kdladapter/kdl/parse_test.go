@@ -53,7 +53,7 @@ func TestParseV2Canonical(t *testing.T) {
 func TestParseV2Errors(t *testing.T) {
 	tests := []struct {
 		name, src string
-		line, col int
+		line, col int32
 		msg       string
 	}{
 		{"bare keyword", "node true", 1, 6, "unexpected bare true"},
@@ -141,7 +141,7 @@ func TestDeepNesting(t *testing.T) {
 func TestPositions(t *testing.T) {
 	src := "\ufeff// header\nserver \"a\" port=8080 {\r\n\tlisten (ip)\"::1\" \\\n   tls=#true\n}\n/* x */ é→ 1.5 ; next\u2028last 0x10\n"
 	doc := mustParseV2(t, src)
-	type pc struct{ line, col int }
+	type pc struct{ line, col int32 }
 	check := func(what string, p Position, want pc) {
 		t.Helper()
 		if p.Line != want.line || p.Col != want.col || p.File != "test.kdl" {

@@ -55,7 +55,7 @@ func TestParseV1(t *testing.T) {
 func TestParseV1Errors(t *testing.T) {
 	tests := []struct {
 		name, src string
-		line, col int
+		line, col int32
 		msg       string
 	}{
 		{"bare string value", "node abc", 1, 6, "bare identifier \"abc\""},

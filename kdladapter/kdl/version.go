@@ -37,7 +37,7 @@ func Parse(filename string, src []byte) (*Document, error) {
 		// KDL v1 reads further: the file looks like v1.
 		note := func(m2 string) string {
 			return " (read as KDL v1, which the file looks like; as KDL v2 it fails earlier, at " +
-				strconv.Itoa(e2.Pos.Line) + ":" + strconv.Itoa(e2.Pos.Col) + ": " + m2 + ")"
+				strconv.Itoa(int(e2.Pos.Line)) + ":" + strconv.Itoa(int(e2.Pos.Col)) + ": " + m2 + ")"
 		}
 		e := &Error{Pos: e1.Pos, Msg: e1.Msg + note(e2.Msg)}
 		if e2.Plain != "" || e1.Plain != "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sentinel-proxy/sentinel/metrics"
 	"github.com/sentinel-proxy/sentinel/registry"
@@ -41,6 +42,17 @@ type Guard struct {
 	body    []byte
 	metrics *metrics.Route
 	writers *statusWriters
+	// reg is the metrics registry whose shared route metrics the guard
+	// holds (released in Cleanup).
+	reg prometheus.Registerer
+}
+
+// disabledBody is the JSON body of a disabled route's 503 (its fields in
+// the order of their names, as a map would encode them).
+type disabledBody struct {
+	Error  string `json:"error"`
+	Route  string `json:"route"`
+	Status int    `json:"status"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -60,16 +72,22 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 	}
 	g.flag = routes.RouteFlagOrNew(g.Route)
 	g.writers = new(statusWriters)
-	g.body, _ = json.Marshal(map[string]any{"error": fmt.Sprintf("route %q is disabled", g.Route), "route": g.Route, "status": http.StatusServiceUnavailable})
+	g.body, _ = json.Marshal(disabledBody{Error: fmt.Sprintf("route %q is disabled", g.Route), Route: g.Route, Status: http.StatusServiceUnavailable})
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		if err := metrics.Register(reg, routes); err != nil {
-			return fmt.Errorf("sentinel_route %q: registering metrics: %w", g.Route, err)
-		}
-		m, err := metrics.NewRoutes(reg)
+		m, err := routeMetrics(reg, routes)
 		if err != nil {
-			return fmt.Errorf("sentinel_route %q: registering route metrics: %w", g.Route, err)
+			return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 		}
+		g.reg = reg
 		g.metrics = m.For(g.Route)
+	}
+	return nil
+}
+
+// Cleanup releases the guard's share of its config's route metrics.
+func (g *Guard) Cleanup() error {
+	if g.reg != nil {
+		releaseMetrics(g.reg)
 	}
 	return nil
 }
@@ -143,6 +161,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 var (
 	_ caddy.Provisioner           = (*Guard)(nil)
 	_ caddy.Validator             = (*Guard)(nil)
+	_ caddy.CleanerUpper          = (*Guard)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Guard)(nil)
 	_ caddyfile.Unmarshaler       = (*Guard)(nil)
 )
