@@ -16,8 +16,9 @@
 // encodes it with encoding/json and adds the module's inline key, as
 // caddyconfig.JSONModuleObject does), so its keys are declared in one
 // place, the module. Typed so far: the load-balancing blocks (lbPolicies:
-// the adaptive package's policies and Caddy's cookie policy) and filters
-// of type "agent" (agentFilterKey, onto agents.Filter). The other sections
+// the adaptive package's policies and Caddy's cookie policy), filters
+// of type "agent" (agentFilterKey, onto agents.Filter) and the route's
+// shadow block (shadowKey, onto shadow.Handler). The other sections
 // are still mapped onto obj maps by the functions of their file and are
 // being moved to typed blocks (issue 15.1).
 //

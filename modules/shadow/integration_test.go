@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,6 +455,7 @@ func TestShadowSlowTargetDoesNotSlowPrimary(t *testing.T) {
 	const n = 60
 	c := &http.Client{Timeout: 5 * time.Second}
 	var worst time.Duration
+	before := runtime.NumGoroutine()
 	for i := range n {
 		start := time.Now()
 		res, err := c.Get(fmt.Sprintf("%s/api/slow/%d", p.url, i))
@@ -463,6 +465,9 @@ func TestShadowSlowTargetDoesNotSlowPrimary(t *testing.T) {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		worst = max(worst, time.Since(start))
+		if d := time.Since(start); d > 10*time.Millisecond {
+			t.Logf("request %d took %v", i, d)
+		}
 	}
 	// The primary answers in a millisecond or so here; a proxy waiting
 	// for the shadow would take the 30 s timeout.
@@ -470,6 +475,13 @@ func TestShadowSlowTargetDoesNotSlowPrimary(t *testing.T) {
 		t.Errorf("slowest primary request took %v with a hung shadow target", worst)
 	}
 	t.Logf("slowest of %d primary requests with a hung shadow target: %v", n, worst)
+	// The copies held are four: a copy's goroutines (the handler's, the
+	// transport's connection, the target's) do not pile up per request.
+	if grown := runtime.NumGoroutine() - before; grown > 40 {
+		t.Errorf("%d more goroutines after %d requests with 4 copies in flight", grown, n)
+	} else {
+		t.Logf("%d more goroutines after %d requests with 4 copies in flight", grown, n)
+	}
 	p.waitMetric(t, 4, "sentinel_shadow_in_flight")
 	p.waitMetric(t, n-4, "sentinel_shadow_dropped_total", "reason", "limit")
 	if got := len(primary.got); got != n {
