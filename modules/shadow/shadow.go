@@ -98,7 +98,7 @@ type Handler struct {
 	logger   *zap.Logger
 	metrics  *metrics.Shadow
 	slots    chan struct{}
-	inFlight *sync.WaitGroup
+	inFlight *flight
 	percent  float64
 }
 
@@ -124,7 +124,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
-	h.inFlight = new(sync.WaitGroup)
+	h.inFlight = new(flight)
 	h.percent = DefaultPercentage
 	if h.Percentage != nil {
 		h.percent = *h.Percentage
@@ -206,21 +206,51 @@ func (h *Handler) Validate() error {
 }
 
 // Cleanup waits, for at most the copies' timeout, for the copies in
-// flight: the config's context, which they watch, is cancelled by now.
+// flight (the config's context, which they watch, is cancelled by now);
+// requests the old server still serves start no copy after it.
 func (h *Handler) Cleanup() error {
-	if h.inFlight == nil {
-		return nil
-	}
-	done := make(chan struct{})
-	go func() {
-		h.inFlight.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(time.Duration(h.Timeout)):
+	if h.inFlight != nil {
+		h.inFlight.close(time.Duration(h.Timeout))
 	}
 	return nil
+}
+
+// flight counts the copies in flight, so that Cleanup can wait for them.
+type flight struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// add counts a copy starting, unless the handler is cleaned up.
+func (f *flight) add() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.wg.Add(1)
+	return true
+}
+
+// done counts a copy ended.
+func (f *flight) done() { f.wg.Done() }
+
+// close stops new copies and waits for the ones in flight, for at most
+// timeout.
+func (f *flight) close(timeout time.Duration) {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	ended := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(timeout):
+	}
 }
 
 // ServeHTTP sends a copy of the request when it is sampled and passes the
@@ -268,9 +298,12 @@ func (h *Handler) shadow(r *http.Request) *http.Request {
 		h.metrics.Dropped(reason)
 		return r
 	}
+	if !h.inFlight.add() {
+		<-h.slots // the config is unloaded: no new copy
+		return r
+	}
 	copyReq := newCopy(r, body)
 	h.metrics.Start()
-	h.inFlight.Add(1)
 	go h.send(copyReq)
 	return r
 }
@@ -278,7 +311,7 @@ func (h *Handler) shadow(r *http.Request) *http.Request {
 // send sends the copy through the proxy, discarding the response, and
 // records the outcome.
 func (h *Handler) send(req *http.Request) {
-	defer h.inFlight.Done()
+	defer h.inFlight.done()
 	defer func() { <-h.slots }()
 	ctx, cancel := context.WithTimeout(req.Context(), time.Duration(h.Timeout))
 	defer cancel()

@@ -137,3 +137,24 @@ func TestProvisionDefaults(t *testing.T) {
 		t.Error("cleanup of an unprovisioned handler failed")
 	}
 }
+
+// TestNoCopyAfterCleanup: a request the old server still serves after a
+// reload starts no copy (and does not reuse the wait group Cleanup waits
+// on).
+func TestNoCopyAfterCleanup(t *testing.T) {
+	m, err := metrics.NewShadow(nil, "r", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Handler{Upstream: "u", percent: 100, Timeout: caddy.Duration(DefaultTimeout), inFlight: new(flight), slots: make(chan struct{}, 1), metrics: m}
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	if got := h.shadow(r); got != r {
+		t.Error("the request was changed")
+	}
+	if len(h.slots) != 0 {
+		t.Error("the slot was not released")
+	}
+}
