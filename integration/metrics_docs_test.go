@@ -93,7 +93,7 @@ filters {
 }
 routes {
     route "metrics" { matches { path "/metrics"; }; builtin-handler "metrics"; }
-    route "api" { matches { path-prefix "/api"; }; upstream "b"; filters "a"; }
+    route "api" { matches { path-prefix "/api"; }; upstream "b"; filters "a"; shadow { upstream "down"; }; }
     route "upload" { matches { path-prefix "/upload"; }; upstream "b"; filters "small"; }
     route "missing" { matches { path-prefix "/missing"; }; upstream "down"; }
 }

@@ -18,7 +18,8 @@
 // place, the module; typedTree does it for structs that nest others
 // (typedtree.go), and moduleJSON (typedjson.go) writes a module struct
 // from a plan of it computed once. Typed: the routes, filters, agents and
-// plugins blocks (routes.go, filters.go, agents.go, plugins.go), the
+// plugins blocks (routes.go, filters.go, agents.go, plugins.go), a
+// route's shadow block (shadow.go), the
 // load-balancing blocks (lbPolicies), the upstreams' transport,
 // circuit-breaker and retry-policy, listeners and their TLS, system,
 // observability and admin-api (see docs/architecture.md). What is left on

@@ -50,7 +50,7 @@ var corpus = map[string]corpusExpect{
 	"examples/multiple-upstreams-health-check.kdl": {},
 	"examples/namespaces.kdl":                      {notYet: []string{"namespaces", "rate limiting"}},
 	"examples/rate-limiting-per-route.kdl":         {notYet: []string{"rate limiting"}},
-	"examples/shadow-traffic.kdl":                  {notYet: []string{"traffic mirroring"}},
+	"examples/shadow-traffic.kdl":                  {},
 	"examples/static-site.kdl":                     {notYet: []string{"response caching"}},
 	"examples/tracing.kdl":                         {notYet: []string{"tracing"}},
 	"examples/websocket.kdl":                       {notYet: []string{"WebSocket frame inspection"}},

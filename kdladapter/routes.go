@@ -104,8 +104,10 @@ func (a *adapter) routeTable() []*builtRoute {
 func (a *adapter) warnUnused() {
 	used := map[string]bool{}
 	for _, r := range a.routes {
-		if n := setting(r, "upstream"); n != nil && len(n.Args) > 0 {
-			used["upstream/"+n.Args[0].Str] = true
+		for _, n := range []*kdl.Node{setting(r, "upstream"), setting(setting(r, "shadow"), "upstream")} {
+			if n != nil && len(n.Args) > 0 {
+				used["upstream/"+n.Args[0].Str] = true
+			}
 		}
 		if n := setting(r, "filters"); n != nil {
 			for _, v := range n.Args {
@@ -251,6 +253,10 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	}
 	if n := setting(r, "websocket"); n != nil {
 		a.boolean(n)
+	}
+
+	if sh := a.shadowHandler(id, r); sh != nil {
+		handlers = append(handlers, sh)
 	}
 
 	// The responder.

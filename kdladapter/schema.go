@@ -151,7 +151,7 @@ func routeKeys() *Key {
 		h("filters", "the route's handler chain, in order"),
 		h("builtin-handler", "`status`, `health`, `not-found`, `upstreams`, `config` (registry views), `ready` (*extension*: 503 until the config has fully started): `sentinel_builtin`; `metrics`: Caddy `metrics`; `cache-*`: not yet"),
 		ny("cache", "response caching"),
-		ny("shadow", "traffic mirroring"),
+		shadowKey,
 		h("waf-enabled", "`#false` only; `#true` needs the built-in WAF (not yet): run a WAF agent with a filter of type \"agent\""),
 		h("websocket", "Caddy proxies WebSocket upgrades on every route",
 			w("enabled", "WebSocket upgrades are proxied on every route"),

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
 
