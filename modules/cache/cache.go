@@ -270,17 +270,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if !mustRevalidate && ttl > 0 {
 			h.shared.stats.hits.Add(1)
-			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d", int64(ttl/time.Second)))
+			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d", seconds(ttl)))
 		}
 		if !mustRevalidate && -ttl <= e.SWR && !reqCC.has("only-if-cached") {
 			h.shared.stats.hits.Add(1)
 			h.shared.stats.stale.Add(1)
 			h.revalidateInBackground(r, next, key, e)
-			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d; detail=stale-while-revalidate", int64(ttl/time.Second)))
+			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d; detail=stale-while-revalidate", seconds(ttl)))
 		}
 		if reqCC.has("only-if-cached") {
 			h.shared.stats.hits.Add(1)
-			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d", int64(ttl/time.Second)))
+			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d", seconds(ttl)))
 		}
 		h.shared.stats.misses.Add(1)
 		return h.forward(w, r, next, key, e, reqCC, "stale")
@@ -298,7 +298,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if k2, e2 := h.lookup(r); e2 != nil && e2.ttl(h.now()) > 0 {
 				h.shared.stats.hits.Add(1)
 				h.shared.stats.coalesced.Add(1)
-				return h.serve(w, r, e2, h.now(), fmt.Sprintf("hit; ttl=%d; detail=coalesced", int64(e2.ttl(h.now())/time.Second)))
+				return h.serve(w, r, e2, h.now(), fmt.Sprintf("hit; ttl=%d; detail=coalesced", seconds(e2.ttl(h.now()))))
 			} else {
 				key = k2
 			}
@@ -400,10 +400,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		if stale != nil {
 			params += "; fwd-status=" + strconv.Itoa(status)
 		}
-		if reason == "" {
-			params += "; stored"
-		} else {
+		switch {
+		case reason != "":
 			params += "; detail=" + reason
+		case hdr.Get("Content-Length") != "" || status == http.StatusNoContent:
+			// Stored for sure: the body's size is known to fit. (A body
+			// of unknown length may turn out too large.)
+			params += "; stored"
 		}
 		h.setStatus(hdr, params)
 		return true, reason == ""
@@ -415,17 +418,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		if canServeStale(now) {
 			h.shared.stats.stale.Add(1)
 			h.logger.Debug("serving stale entry after upstream error", zap.Error(err))
-			return h.serve(w, r, stale, now, fmt.Sprintf("fwd=stale; ttl=%d; detail=stale-if-error", int64(stale.ttl(now)/time.Second)))
+			return h.serve(w, r, stale, now, fmt.Sprintf("fwd=stale; ttl=%d; detail=stale-if-error", seconds(stale.ttl(now))))
 		}
 		return err
 	case cw.wrote && !cw.pass && cw.status == http.StatusNotModified:
 		refreshed := h.refresh(stale, cw.snapshot, now, requestTime)
 		h.shared.store.Set(key, refreshed)
 		h.shared.stats.revalidated.Add(1)
-		return h.serve(w, r, refreshed, now, fmt.Sprintf("fwd=stale; fwd-status=304; ttl=%d", int64(refreshed.ttl(now)/time.Second)))
+		return h.serve(w, r, refreshed, now, fmt.Sprintf("fwd=stale; fwd-status=304; ttl=%d", seconds(refreshed.ttl(now))))
 	case cw.wrote && !cw.pass:
 		h.shared.stats.stale.Add(1)
-		return h.serve(w, r, stale, now, fmt.Sprintf("fwd=stale; fwd-status=%d; ttl=%d; detail=stale-if-error", cw.status, int64(stale.ttl(now)/time.Second)))
+		return h.serve(w, r, stale, now, fmt.Sprintf("fwd=stale; fwd-status=%d; ttl=%d; detail=stale-if-error", cw.status, seconds(stale.ttl(now))))
 	case cw.complete() && reason == "":
 		h.store(r, key, cw.status, cw.snapshot, cw.body, fresh, now)
 	case stale != nil && reason != "" && reason != "head" && cw.status != http.StatusNotModified:
@@ -497,3 +500,13 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// seconds is d in whole seconds for Cache-Status' ttl, rounded down (a
+// stale entry's ttl is negative from its first instant).
+func seconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d < 0 && d%time.Second != 0 {
+		s--
+	}
+	return s
+}
