@@ -250,10 +250,12 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 			if u := a.upstreams[uid]; u == nil {
 				a.d.errorf(up.Args[0].Pos, "route %q: upstream %q is not defined in upstreams { }%s", id, uid, suggest(uid, a.upstreamIDs()))
 			} else {
+				handlers = append(handlers, a.routeCache(id, r)...)
 				handlers = append(handlers, a.reverseProxy(u, setting(r, "retry-policy"), proxyOpts))
 			}
 		}
 	case static != nil:
+		handlers = append(handlers, a.routeCache(id, r)...)
 		handlers = append(handlers, a.staticFiles(id, static)...)
 	case builtin != nil:
 		handlers = append(handlers, a.builtin(id, builtin)...)
@@ -546,7 +548,7 @@ func (a *adapter) builtin(id string, n *kdl.Node) []obj {
 	case "config", "upstreams":
 		return []obj{{"handler": "sentinel_builtin", "kind": strings.ToLower(s), "route": id}}
 	case "cache-purge", "cache-stats":
-		a.d.notYet(n.Args[0].Pos, "response caching", "builtin-handler \""+s+"\"")
+		return a.cacheBuiltin(id, builtinKind(s), n)
 	default:
 		all := []string{"status", "health", "ready", "metrics", "not-found", "config", "upstreams", "cache-purge", "cache-stats"}
 		a.d.errorf(n.Args[0].Pos, "route %q: unknown builtin-handler %q%s", id, s, suggest(s, all))
