@@ -270,17 +270,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if !mustRevalidate && ttl > 0 {
 			h.shared.stats.hits.Add(1)
-			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d", seconds(ttl)))
+			return h.serve(w, r, e, now, "hit; ", "")
 		}
 		if !mustRevalidate && -ttl <= e.SWR && !reqCC.has("only-if-cached") {
 			h.shared.stats.hits.Add(1)
 			h.shared.stats.stale.Add(1)
 			h.revalidateInBackground(r, next, key, e)
-			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d; detail=stale-while-revalidate", seconds(ttl)))
+			return h.serve(w, r, e, now, "hit; ", "; detail=stale-while-revalidate")
 		}
 		if reqCC.has("only-if-cached") {
 			h.shared.stats.hits.Add(1)
-			return h.serve(w, r, e, now, fmt.Sprintf("hit; ttl=%d", seconds(ttl)))
+			return h.serve(w, r, e, now, "hit; ", "")
 		}
 		h.shared.stats.misses.Add(1)
 		return h.forward(w, r, next, key, e, reqCC, "stale")
@@ -298,7 +298,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if k2, e2 := h.lookup(r); e2 != nil && e2.ttl(h.now()) > 0 {
 				h.shared.stats.hits.Add(1)
 				h.shared.stats.coalesced.Add(1)
-				return h.serve(w, r, e2, h.now(), fmt.Sprintf("hit; ttl=%d; detail=coalesced", seconds(e2.ttl(h.now()))))
+				return h.serve(w, r, e2, h.now(), "hit; ", "; detail=coalesced")
 			} else {
 				key = k2
 			}
@@ -327,15 +327,18 @@ func (h *Handler) lookup(r *http.Request) (string, *Entry) {
 	return vkey, h.shared.store.Get(vkey)
 }
 
-// serve writes a stored entry to the client.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, e *Entry, now time.Time, status string) error {
+// serve writes a stored entry to the client; its Cache-Status is pre,
+// the entry's ttl, post.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, e *Entry, now time.Time, pre, post string) error {
 	hdr := w.Header()
 	for k, v := range e.Header {
 		hdr[k] = slices.Clone(v)
 	}
 	age := max(e.age(now), 0)
 	hdr.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
-	h.setStatus(hdr, status)
+	if h.StatusHeader != "" {
+		h.setStatus(hdr, pre+"ttl="+strconv.FormatInt(seconds(e.ttl(now)), 10)+post)
+	}
 	if notModified(r, e.Status, e.Header) {
 		hdr.Del("Content-Length")
 		hdr.Del("Content-Type")
@@ -418,17 +421,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		if canServeStale(now) {
 			h.shared.stats.stale.Add(1)
 			h.logger.Debug("serving stale entry after upstream error", zap.Error(err))
-			return h.serve(w, r, stale, now, fmt.Sprintf("fwd=stale; ttl=%d; detail=stale-if-error", seconds(stale.ttl(now))))
+			return h.serve(w, r, stale, now, "fwd=stale; ", "; detail=stale-if-error")
 		}
 		return err
 	case cw.wrote && !cw.pass && cw.status == http.StatusNotModified:
 		refreshed := h.refresh(stale, cw.snapshot, now, requestTime)
 		h.shared.store.Set(key, refreshed)
 		h.shared.stats.revalidated.Add(1)
-		return h.serve(w, r, refreshed, now, fmt.Sprintf("fwd=stale; fwd-status=304; ttl=%d", seconds(refreshed.ttl(now))))
+		return h.serve(w, r, refreshed, now, "fwd=stale; fwd-status=304; ", "")
 	case cw.wrote && !cw.pass:
 		h.shared.stats.stale.Add(1)
-		return h.serve(w, r, stale, now, fmt.Sprintf("fwd=stale; fwd-status=%d; ttl=%d; detail=stale-if-error", cw.status, seconds(stale.ttl(now))))
+		return h.serve(w, r, stale, now, "fwd=stale; fwd-status="+strconv.Itoa(cw.status)+"; ", "; detail=stale-if-error")
 	case cw.complete() && reason == "":
 		h.store(r, key, cw.status, cw.snapshot, cw.body, fresh, now)
 	case stale != nil && reason != "" && reason != "head" && cw.status != http.StatusNotModified:
