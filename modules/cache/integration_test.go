@@ -425,3 +425,88 @@ func TestCoalescing(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestDirectives(t *testing.T) {
+	o := startOrigin(t)
+	base := proxy(t, o, `, "stale_while_revalidate": -1`)
+	// only-if-cached on a miss: 504.
+	if r := do(t, "GET", base+"/etag", "Cache-Control", "only-if-cached"); r.status != http.StatusGatewayTimeout {
+		t.Fatalf("only-if-cached miss: %d", r.status)
+	}
+	do(t, "GET", base+"/etag")
+	// no-cache revalidates a fresh entry; Pragma: no-cache too.
+	expectStatus(t, do(t, "GET", base+"/etag", "Cache-Control", "no-cache"), "sentinel; fwd=stale; fwd-status=304")
+	expectStatus(t, do(t, "GET", base+"/etag", "Pragma", "no-cache"), "sentinel; fwd=stale; fwd-status=304")
+	expectStatus(t, do(t, "GET", base+"/etag", "Cache-Control", "max-age=0"), "sentinel; fwd=stale; fwd-status=304")
+	if o.notMod.Load() != 3 {
+		t.Fatalf("origin answered %d conditional requests, want 3", o.notMod.Load())
+	}
+	// A stale entry and only-if-cached: served as it is.
+	time.Sleep(1100 * time.Millisecond)
+	expectStatus(t, do(t, "GET", base+"/etag", "Cache-Control", "only-if-cached"), "sentinel; hit; ttl=-")
+	// A client's own conditional request on a stale entry passes, and
+	// its 304 does not drop the entry.
+	if r := do(t, "GET", base+"/etag", "If-None-Match", `"v1"`); r.status != http.StatusNotModified {
+		t.Fatalf("client's conditional request: %d", r.status)
+	}
+	expectStatus(t, do(t, "GET", base+"/etag"), "sentinel; fwd=stale; fwd-status=304")
+}
+
+func TestHybridThroughProxy(t *testing.T) {
+	o := startOrigin(t)
+	dir := t.TempDir()
+	addr := testutil.FreeAddr(t)
+	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 30 * time.Second})
+	tc.InitServer(fmt.Sprintf(`{
+	"admin": {"listen": "localhost:%d", "config": {"persist": false}},
+	"apps": {"http": {"servers": {"s": {
+		"listen": [%q], "automatic_https": {"disable": true},
+		"routes": [{"handle": [
+			{"handler": "sentinel_cache", "storage": {"name": "hybrid", "backend": "hybrid", "max_size": 600, "disk_path": %q}, "status_header": "sentinel"},
+			{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
+		]}]
+	}}}}
+}`, adminPort, addr, dir, o.addr), "json")
+	base := "http://" + addr
+	do(t, "GET", base+"/fresh")
+	do(t, "GET", base+"/other") // evicts /fresh from memory (600 bytes)
+	r := do(t, "GET", base+"/fresh")
+	expectStatus(t, r, "sentinel; hit")
+	if o.count("/fresh") != 1 {
+		t.Fatal("the disk tier did not serve the entry")
+	}
+}
+
+func TestAdminErrors(t *testing.T) {
+	o := startOrigin(t)
+	base := proxy(t, o, "")
+	if r := do(t, "GET", base+"/_cache/stats"); r.status != http.StatusOK {
+		t.Fatalf("stats: %d", r.status)
+	}
+	if r := do(t, "POST", base+"/_cache/stats"); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" {
+		t.Fatalf("stats POST: %d %v", r.status, r.header)
+	}
+	if r := do(t, "PURGE", base+"/x", "Authorization", "Basic abc"); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "Bearer") {
+		t.Fatalf("basic auth: %d %s", r.status, r.body)
+	}
+	for _, cfg := range []string{
+		`{"handler": "sentinel_cache_admin", "action": "purge", "tokens": [{"token_sha256": "zz"}]}`,
+		`{"handler": "sentinel_cache_admin", "action": "purge", "tokens": [{}]}`,
+		`{"handler": "sentinel_cache_admin", "action": "stats", "storage": {"backend": "tape"}}`,
+		`{"handler": "sentinel_cache", "storage": {"backend": "disk"}}`,
+	} {
+		addr := testutil.FreeAddr(t)
+		body := fmt.Sprintf(`{"admin": {"listen": "localhost:%d"}, "apps": {"http": {"servers": {"s": {"listen": [%q], "routes": [{"handle": [%s]}]}}}}}`, adminPort, addr, cfg)
+		res, err := http.Post(fmt.Sprintf("http://localhost:%d/load", adminPort), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Errorf("%s loaded", cfg)
+		} else {
+			t.Logf("refused: %s", msg)
+		}
+	}
+}

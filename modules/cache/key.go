@@ -159,7 +159,7 @@ func (h *Handler) excluded(r *http.Request) bool {
 			if globMatch(x, p) {
 				return true
 			}
-		} else if p == x || strings.HasPrefix(p, strings.TrimSuffix(x, "/")+"/") {
+		} else if base := strings.TrimSuffix(x, "/"); p == x || p == base || strings.HasPrefix(p, base+"/") {
 			return true
 		}
 	}

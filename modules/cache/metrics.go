@@ -31,8 +31,18 @@ func registerMetrics(ctx caddy.Context, name string, s *shared) error {
 	if reg == nil {
 		return nil
 	}
+	err := reg.Register(newCollector(name, s))
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		return nil
+	}
+	return err
+}
+
+// newCollector returns the collector of the storage name.
+func newCollector(name string, s *shared) *collector {
 	labels := prometheus.Labels{"storage": name}
-	c := &collector{
+	return &collector{
 		s:        s,
 		requests: prometheus.NewDesc(MetricRequests, "Requests the cache saw, by result: hit (fresh or stale served), miss (went upstream), bypass (not cacheable).", []string{"result"}, labels),
 		stores:   prometheus.NewDesc(MetricStores, "Responses stored in the cache.", nil, labels),
@@ -40,12 +50,6 @@ func registerMetrics(ctx caddy.Context, name string, s *shared) error {
 		bytes:    prometheus.NewDesc(MetricBytes, "Bytes used by the cache storage.", nil, labels),
 		evic:     prometheus.NewDesc(MetricEvicted, "Entries evicted to keep the storage within its size.", nil, labels),
 	}
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		return nil
-	}
-	return err
 }
 
 // Describe implements prometheus.Collector.
