@@ -38,6 +38,8 @@ func init() {
 //   - never stored: `no-store` (request or response), `private` (unless
 //     cache_private), `Vary: *`, `Set-Cookie`, responses to requests with
 //     `Authorization` unless `public`/`s-maxage`/`must-revalidate`,
+//     responses to requests with `Cookie` unless `public`/`s-maxage`
+//     (or cache_private),
 //     206 responses, bodies over max_entry_bytes;
 //   - `Vary`: one entry per variant of the named request headers;
 //   - stale entries with a validator (`ETag`, `Last-Modified`) are

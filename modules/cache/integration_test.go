@@ -251,6 +251,11 @@ func TestPrivateNoStoreCookie(t *testing.T) {
 	// A request with credentials is not stored for others.
 	expectStatus(t, do(t, "GET", base+"/a/b", "Authorization", "Bearer x"), "sentinel; fwd=uri-miss; detail=authorization")
 	expectStatus(t, do(t, "GET", base+"/a/b"), "sentinel; fwd=uri-miss; stored")
+	// Nor one to a request with cookies (its session's page), unless
+	// the response is public.
+	expectStatus(t, do(t, "GET", base+"/a/c", "Cookie", "session=1"), "sentinel; fwd=uri-miss; detail=cookie")
+	expectStatus(t, do(t, "GET", base+"/a/c"), "sentinel; fwd=uri-miss; stored")
+	expectStatus(t, do(t, "GET", base+"/a/c", "Cookie", "session=2"), "sentinel; hit")
 }
 
 func TestCachePrivateOption(t *testing.T) {

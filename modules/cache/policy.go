@@ -138,6 +138,12 @@ func (h *Handler) storable(r *http.Request, status int, hdr http.Header, reqCC c
 	if r.Header.Get("Authorization") != "" && !cc.has("public") && !cc.has("s-maxage") && !cc.has("must-revalidate") {
 		return f, "authorization"
 	}
+	// A request with cookies usually gets a response made for its
+	// session: stored only when the response says it may be shared (or
+	// the route caches private responses).
+	if r.Header.Get("Cookie") != "" && !h.CachePrivate && !cc.has("public") && !cc.has("s-maxage") {
+		return f, "cookie"
+	}
 
 	date, dateErr := http.ParseTime(hdr.Get("Date"))
 	switch {
