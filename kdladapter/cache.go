@@ -214,6 +214,15 @@ func (a *adapter) routeCache(id string, r *kdl.Node) []obj {
 	return []obj{out}
 }
 
+// cacheIgnored warns about an enabled cache on a route answered by a
+// builtin handler (nothing to cache).
+func (a *adapter) cacheIgnored(id string, r *kdl.Node) {
+	n := setting(r, "cache")
+	if e := setting(n, "enabled"); e != nil && len(e.Args) == 1 && e.Args[0].Kind == kdl.KindBool && e.Args[0].Bool {
+		a.d.warnf(n.Pos, "routes.route.cache", "route %q: a builtin-handler's answers are not cached", id)
+	}
+}
+
 // cacheBuiltin maps builtin-handler "cache-purge" / "cache-stats" (kind
 // is the normalized name) onto sentinel_cache_admin. Purging is an
 // operation: it takes the admin-api's tokens of scope operate or admin,

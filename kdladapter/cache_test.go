@@ -192,9 +192,12 @@ func TestCacheErrors(t *testing.T) {
 // the original does not read either, warn.
 func TestCacheWarnings(t *testing.T) {
 	out, warns := mustAdapt(t, minimal+cacheUpstream+`cache { enabled #false; }
-routes { route "a" { upstream "b"; cache { enabled #true; }; policies { cache { ttl-secs 5; }; }; } }`)
+routes {
+    route "a" { upstream "b"; cache { enabled #true; }; policies { cache { ttl-secs 5; }; }; }
+    route "h" { builtin-handler "health"; cache { enabled #true; }; }
+}`)
 	text := warningsText(warns)
-	for _, want := range []string{"the top-level cache block is `enabled #false`", "policies.cache", "put `cache { enabled #true"} {
+	for _, want := range []string{"the top-level cache block is `enabled #false`", "policies.cache", "put `cache { enabled #true", "route \"h\": a builtin-handler's answers are not cached"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("warnings lack %q: %s", want, text)
 		}

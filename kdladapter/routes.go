@@ -258,6 +258,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		handlers = append(handlers, a.routeCache(id, r)...)
 		handlers = append(handlers, a.staticFiles(id, static)...)
 	case builtin != nil:
+		a.cacheIgnored(id, r)
 		handlers = append(handlers, a.builtin(id, builtin)...)
 	case !terminalByFilter:
 		a.d.errorf(r.Pos, "route %q has nothing to answer with: give it an upstream, static-files, builtin-handler or a redirect filter", id)
