@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -50,6 +51,10 @@ func newDiskStore(dir string, shards int, max int64) (*diskStore, error) {
 		}
 		for _, de := range ents {
 			file := filepath.Join(d.shardDir(i), de.Name())
+			if strings.HasPrefix(de.Name(), ".tmp-") {
+				_ = os.Remove(file) // a write cut short
+				continue
+			}
 			b, err := os.ReadFile(file)
 			if err != nil || !de.Type().IsRegular() {
 				continue
@@ -105,8 +110,16 @@ func (d *diskStore) Set(key string, e *Entry) {
 		return
 	}
 	file := d.file(key)
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	// A file of its own per write: concurrent writes of one key do not
+	// mix; the rename makes the entry appear whole.
+	f, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
+	if err != nil {
+		return
+	}
+	tmp := f.Name()
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr != nil || cerr != nil {
+		_ = os.Remove(tmp)
 		return
 	}
 	d.mu.Lock()

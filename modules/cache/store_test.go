@@ -69,6 +69,9 @@ func TestDiskStore(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "0", "junk"), []byte("not an entry"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "1", ".tmp-123"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	d2, err := newDiskStore(dir, 4, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +79,10 @@ func TestDiskStore(t *testing.T) {
 	if e := d2.Get("GET http://h/b?x=1"); e == nil || string(e.Body) != "beta" {
 		t.Fatal("entry lost when the store was reopened")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "0", "junk")); !os.IsNotExist(err) {
-		t.Error("a foreign file was kept")
+	for _, f := range []string{filepath.Join(dir, "0", "junk"), filepath.Join(dir, "1", ".tmp-123")} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s was kept", f)
+		}
 	}
 	if u := d2.Usage(); u.Entries != 2 {
 		t.Errorf("usage %+v", u)
@@ -215,5 +220,34 @@ func TestMetricsCollector(t *testing.T) {
 	}
 	if st := s.snapshot("memory"); st.HitRatio != 0.6 || st.Entries != 1 {
 		t.Errorf("snapshot %+v", st)
+	}
+}
+
+// TestDiskStoreConcurrentWrites: writers of one key never leave a mixed
+// file behind.
+func TestDiskStoreConcurrentWrites(t *testing.T) {
+	d, err := newDiskStore(t.TempDir(), 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for i := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 20 {
+				d.Set("k", entry(strings.Repeat(string(rune('a'+i)), 5000)))
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	e := d.Get("k")
+	if e == nil || strings.Trim(string(e.Body), string(e.Body[:1])) != "" {
+		t.Fatal("a mixed or lost entry")
+	}
+	ents, _ := os.ReadDir(d.shardDir(0))
+	if len(ents) != 1 {
+		t.Errorf("%d files left, want 1", len(ents))
 	}
 }
