@@ -19,6 +19,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/kdladapter"
 	_ "github.com/sentinel-proxy/sentinel/modules/accesslog"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
+	_ "github.com/sentinel-proxy/sentinel/modules/cache"
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/grpcweb"

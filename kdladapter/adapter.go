@@ -113,6 +113,10 @@ type adapter struct {
 	filename string
 	// adminAPI is the admin-api block.
 	adminAPI *kdl.Node
+	// cacheBlock is the top-level cache block (storage); cacheSet its
+	// mapping (cache.go).
+	cacheBlock *kdl.Node
+	cacheSet   *cacheSettings
 	// plugins are the WASM plugin blocks by id.
 	plugins map[string]*kdl.Node
 	// agents are the agent blocks by id; agentReg is the registration
@@ -231,6 +235,9 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			a.observability = n
 		case "admin-api":
 			a.adminAPI = n
+		case "cache":
+			a.cacheBlock = n
+			a.cacheStorage() // checked even when no route uses it
 		case "agents":
 			for _, ag := range a.collect(n, "agent", ids) {
 				a.agents[ag.Args[0].Str] = ag

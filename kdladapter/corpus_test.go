@@ -20,15 +20,15 @@ type corpusExpect struct {
 }
 
 var corpus = map[string]corpusExpect{
-	"default-config.kdl":         {notYet: []string{"response caching"}},
-	"default-config.cc90d2a.kdl": {notYet: []string{"response caching"}},
+	"default-config.kdl":         {},
+	"default-config.cc90d2a.kdl": {},
 	"sentinel.kdl":               {notYet: []string{"WAF (runs as an agent)", "rate limiting", "tracing"}},
 	"zentinel.kdl":               {notYet: []string{"WAF (runs as an agent)", "audit log of agent decisions", "rate limiting", "tracing"}},
 	"docker/default.kdl":         {},
 	"docker/proxy.kdl":           {notYet: []string{"rate limiting"}},
 	// The folder's routes/api.kdl is a stale January 2026 file that names
 	// upstreams and filters defined nowhere (see the corpus README).
-	"example-multi-file/zentinel.kdl": {notYet: []string{"response caching"}, other: []string{
+	"example-multi-file/zentinel.kdl": {other: []string{
 		`upstream "api-backend-v1" is not defined`, `upstream "websocket-backend" is not defined`, `upstream "admin-backend" is not defined`,
 		`filter "rate-limiter" is not defined`, `filter "cors-handler" is not defined`, `filter "auth-jwt" is not defined`,
 		`filter "waf" is not defined`, `filter "auth-mtls" is not defined`, `filter "audit-logger" is not defined`, `filter "auth-basic" is not defined`}},
@@ -42,16 +42,16 @@ var corpus = map[string]corpusExpect{
 	"examples/basic.kdl":                           {},
 	"examples/cors-headers.kdl":                    {},
 	"examples/distributed-rate-limit.kdl":          {notYet: []string{"rate limiting"}},
-	"examples/http-caching.kdl":                    {notYet: []string{"response caching"}},
+	"examples/http-caching.kdl":                    {},
 	"examples/https-upstream.kdl":                  {},
 	"examples/inference-routing.kdl":               {notYet: []string{"inference fallback upstreams", "inference routing", `load-balancing "least_tokens_queued"`}},
 	"examples/load-balancer.kdl":                   {},
-	"examples/mixed-services.kdl":                  {notYet: []string{"response caching", "tracing"}},
+	"examples/mixed-services.kdl":                  {notYet: []string{"tracing"}},
 	"examples/multiple-upstreams-health-check.kdl": {},
 	"examples/namespaces.kdl":                      {notYet: []string{"namespaces", "rate limiting"}},
 	"examples/rate-limiting-per-route.kdl":         {notYet: []string{"rate limiting"}},
 	"examples/shadow-traffic.kdl":                  {},
-	"examples/static-site.kdl":                     {notYet: []string{"response caching"}},
+	"examples/static-site.kdl":                     {},
 	"examples/tracing.kdl":                         {notYet: []string{"tracing"}},
 	"examples/websocket.kdl":                       {notYet: []string{"WebSocket frame inspection"}},
 	// Parts of the multi-file example, and an old schema: not loadable on
@@ -60,7 +60,7 @@ var corpus = map[string]corpusExpect{
 	"example-multi-file/listeners/https.kdl":         {other: []string{"missing `system` block"}},
 	"example-multi-file/upstreams/backends.kdl":      {other: []string{"missing `system` block", "no listener"}},
 	"example-multi-file/routes/static.kdl":           {other: []string{"missing `system` block", "no listener", `upstream "static" is not defined`}},
-	"example-multi-file/routes/api.kdl":              {notYet: []string{"response caching"}, other: []string{"missing `system` block", "no listener", "is not defined"}},
+	"example-multi-file/routes/api.kdl":              {other: []string{"missing `system` block", "no listener", "is not defined"}},
 	"example-multi-file/environments/production.kdl": {other: []string{"30:19: unexpected '['"}},
 }
 

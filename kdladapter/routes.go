@@ -277,12 +277,15 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 			if u := a.upstreams[uid]; u == nil {
 				a.d.errorf(up.Args[0].Pos, "route %q: upstream %q is not defined in upstreams { }%s", id, uid, suggest(uid, a.upstreamIDs()))
 			} else {
+				handlers = append(handlers, a.routeCache(id, r)...)
 				handlers = append(handlers, a.reverseProxy(u, setting(r, "retry-policy"), proxyOpts))
 			}
 		}
 	case static != nil:
+		handlers = append(handlers, a.routeCache(id, r)...)
 		handlers = append(handlers, a.staticFiles(id, static)...)
 	case builtin != nil:
+		a.cacheIgnored(id, r)
 		if h := a.builtin(id, builtin); h != nil {
 			handlers = append(handlers, h)
 		}
@@ -524,7 +527,7 @@ func policiesBlock() *Key {
 				}
 			}),
 		field[routePolicies]{key: ny("rate-limit", "rate limiting")},
-		field[routePolicies]{key: ny("cache", "response caching")},
+		field[routePolicies]{key: w("cache", "the original does not read policies.cache either: put `cache { enabled #true … }` in the route")},
 		field[routePolicies]{key: w("buffer-requests", "not a Sentinel setting; requests stream unless a filter needs the body")},
 		field[routePolicies]{key: w("buffer-responses", "not a Sentinel setting; responses stream")},
 	)
@@ -682,7 +685,7 @@ func (a *adapter) builtin(id string, n *kdl.Node) json.RawMessage {
 	case "metrics":
 		return metricsHandler.raw(&metrics.Metrics{})
 	case "cache-purge", "cache-stats":
-		a.d.notYet(n.Args[0].Pos, "response caching", "builtin-handler \""+s+"\"")
+		return encode(nil, a.cacheBuiltin(id, name, n))
 	default:
 		all := []string{"metrics", "cache-purge", "cache-stats"}
 		for k := range builtinKinds {

@@ -1,0 +1,175 @@
+package cache
+
+import (
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+)
+
+// Keys. A primary key names a URL (and the configured vary headers):
+//
+//	<method> <scheme>://<host><path>[?<query>][\x00<header>=<value>…]
+//
+// with HEAD stored as GET. A response that varies is stored under its
+// variant key, the primary key followed by "\x01" and the values of the
+// request headers its Vary names; the primary key then holds a marker
+// listing those names.
+
+// primaryKey is the cache key of r.
+func (h *Handler) primaryKey(r *http.Request) string {
+	var b strings.Builder
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	b.WriteString(method)
+	b.WriteByte(' ')
+	if r.TLS != nil {
+		b.WriteString("https://")
+	} else {
+		b.WriteString("http://")
+	}
+	b.WriteString(strings.ToLower(r.Host))
+	b.WriteString(r.URL.EscapedPath())
+	if q := h.query(r.URL); q != "" {
+		b.WriteByte('?')
+		b.WriteString(q)
+	}
+	for _, name := range h.VaryHeaders {
+		b.WriteByte(0)
+		b.WriteString(name)
+		b.WriteByte('=')
+		b.WriteString(strings.Join(r.Header.Values(name), ","))
+	}
+	return b.String()
+}
+
+// query is the request's query string without the ignored parameters.
+func (h *Handler) query(u *url.URL) string {
+	if len(h.IgnoreQueryParams) == 0 || u.RawQuery == "" {
+		return u.RawQuery
+	}
+	parts := strings.Split(u.RawQuery, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if !slices.Contains(h.IgnoreQueryParams, name) {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, "&")
+}
+
+// variantKey is the key of the variant of primary that r selects, for a
+// response varying on names.
+func variantKey(primary string, names []string, r *http.Request) string {
+	var b strings.Builder
+	b.WriteString(primary)
+	b.WriteByte(1)
+	for _, name := range names {
+		b.WriteString(name)
+		b.WriteByte('=')
+		b.WriteString(strings.Join(r.Header.Values(name), ","))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// varyNames is the canonical, sorted, deduplicated list of header names
+// in the Vary fields of h.
+func varyNames(h http.Header) []string {
+	var names []string
+	for _, line := range h.Values("Vary") {
+		for _, n := range strings.Split(line, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, http.CanonicalHeaderKey(n))
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// keyTarget is the request target (path and query) of a key.
+func keyTarget(key string) string {
+	_, rest, _ := strings.Cut(key, " ")
+	if i := strings.IndexAny(rest, "\x00\x01"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return rest[i:]
+	}
+	return "/"
+}
+
+// purgeMatcher returns the matcher of a purge: exact, the keys whose
+// target (path and query) is pattern, or, with a pattern without a
+// query, whose path is pattern; wildcard, the keys whose target matches
+// the pattern where `*` stands for any characters (slashes included).
+func purgeMatcher(pattern string, wildcard bool) func(string) bool {
+	if !wildcard {
+		return func(key string) bool {
+			t := keyTarget(key)
+			if t == pattern {
+				return true
+			}
+			p, _, hasQuery := strings.Cut(t, "?")
+			return hasQuery && !strings.Contains(pattern, "?") && p == pattern
+		}
+	}
+	return func(key string) bool { return globMatch(pattern, keyTarget(key)) }
+}
+
+// globMatch matches s against pattern, where `*` matches any run of
+// characters; other characters match themselves.
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, last)
+}
+
+// excluded reports whether the request's path is excluded from caching by
+// exclude_paths or exclude_extensions.
+func (h *Handler) excluded(r *http.Request) bool {
+	p := r.URL.Path
+	for _, x := range h.ExcludePaths {
+		if strings.Contains(x, "*") {
+			if globMatch(x, p) {
+				return true
+			}
+		} else if base := strings.TrimSuffix(x, "/"); p == x || p == base || strings.HasPrefix(p, base+"/") {
+			return true
+		}
+	}
+	if len(h.ExcludeExtensions) > 0 {
+		ext := strings.TrimPrefix(path.Ext(p), ".")
+		for _, x := range h.ExcludeExtensions {
+			if ext != "" && strings.EqualFold(strings.TrimPrefix(x, "."), ext) {
+				return true
+			}
+		}
+	}
+	return false
+}
