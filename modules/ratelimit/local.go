@@ -35,9 +35,12 @@ func newLocalStore(maxKeys int) *localStore {
 		n *= 2
 	}
 	s := &localStore{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
-	per := (maxKeys + n - 1) / n
 	for i := range s.shards {
-		s.shards[i].cap = per
+		per := maxKeys / n
+		if i < maxKeys%n {
+			per++
+		}
+		s.shards[i].cap = max(per, 1)
 		s.shards[i].m = make(map[key]int64, min(per, 1024))
 	}
 	return s
