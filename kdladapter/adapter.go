@@ -116,6 +116,8 @@ type adapter struct {
 	// listener block.
 	agents   map[string]*kdl.Node
 	agentReg *kdl.Node
+	// rateLimits is the rate-limits block (ratelimit.go).
+	rateLimits *kdl.Node
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -224,6 +226,8 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			}
 		case "limits":
 			a.limits = n
+		case "rate-limits":
+			a.rateLimits = n
 		case "observability":
 			a.observability = n
 		case "admin-api":

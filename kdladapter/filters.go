@@ -114,6 +114,8 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 		if n := setting(f, "log-response"); n != nil {
 			a.boolean(n)
 		}
+	case "rate-limit":
+		hs = append(hs, a.rateLimitFilter(routeID, id, f))
 	case "grpc-web":
 		hs = append(hs, obj{"handler": "grpc_web"})
 	case "wasm":

@@ -155,8 +155,8 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		}
 	}
 
-	var handlers []obj
 	policies := setting(r, "policies")
+	handlers := a.routeRateLimits(id, policies)
 	if n := setting(policies, "max-body-size"); n != nil {
 		if sz, ok := a.byteSize(n); ok {
 			handlers = append(handlers, obj{"handler": "request_body", "max_size": sz})

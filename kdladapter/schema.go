@@ -200,7 +200,7 @@ func policiesBlock() *Key {
 		h("timeout-secs", "`sentinel_timeout` handler: 504 when exceeded"),
 		h("max-body-size", "`request_body.max_size`: 413 above it"),
 		h("failure-mode", "checked (`open`/`closed`); agent failures follow each agent's or filter's `failure-mode` (503/504/413, see docs/agents.md), not the original's 500 for body-phase errors"),
-		ny("rate-limit", "rate limiting"),
+		policyRateLimitKey,
 		ny("cache", "response caching"),
 		w("buffer-requests", "not a Sentinel setting; requests stream unless a filter needs the body"),
 		w("buffer-responses", "not a Sentinel setting; responses stream"),
@@ -312,7 +312,7 @@ func filterKeys() *Key {
 // filterTypes lists the keys of each filter type.
 func filterTypes() map[string]*Key {
 	return map[string]*Key{
-		"rate-limit": ny("rate-limit", "rate limiting"),
+		"rate-limit": rateLimitFilterKey,
 		"agent":      agentFilterKey,
 		"geo":        ny("geo", "GeoIP filtering"),
 		"headers": h("headers", "Caddy `headers` (+ `header_rename`)",
@@ -387,9 +387,7 @@ func limitsKeys() *Key {
 		h("max-agent-queue-depth", "default `pool.queue_depth` of every agent"),
 		h("max-agent-body-bytes", "default `max_request_body_bytes`/`max_response_body_bytes` of every agent"),
 		w("max-agent-response-bytes", "agent frames are bounded by the protocol (16 MiB)"),
-		ny("max-requests-per-second-global", "rate limiting"),
-		ny("max-requests-per-second-per-client", "rate limiting"),
-		ny("max-requests-per-second-per-route", "rate limiting"),
+		limitsRateKeys()[0], limitsRateKeys()[1], limitsRateKeys()[2],
 		w("max-memory-bytes", "use GOMEMLIMIT (Caddy sets it from cgroup limits)"),
 		w("max-memory-percent", "use GOMEMLIMIT (Caddy sets it from cgroup limits)"),
 	)
@@ -486,7 +484,7 @@ func Schema() *Key {
 		ny("namespaces", "namespaces"),
 		limitsKeys(),
 		observabilityKeys(),
-		ny("rate-limits", "rate limiting"),
+		rateLimitsKeys(),
 		ny("cache", "response caching"),
 		h("include", "files matching the glob, relative to the including file; regular files only, 16 MiB for all files together"),
 		ext(h("admin-api", "the control-plane API (`/api/v1`) of the `sentinel` app, on its own listener",
