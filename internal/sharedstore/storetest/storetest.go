@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -43,7 +44,11 @@ func Memcached(tb testing.TB) *Server {
 	tb.Helper()
 	addr := testutil.FreeAddr(tb)
 	_, port, _ := net.SplitHostPort(addr)
-	return start(tb, "memcached", addr, "-p", port, "-l", "127.0.0.1", "-U", "0", "-m", "16")
+	args := []string{"-p", port, "-l", "127.0.0.1", "-U", "0", "-m", "16"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root") // memcached refuses root otherwise
+	}
+	return start(tb, "memcached", addr, args...)
 }
 
 func start(tb testing.TB, name, addr string, args ...string) *Server {
