@@ -119,4 +119,3 @@ func (s *Server) URL() string {
 
 // String names the server in messages.
 func (s *Server) String() string { return fmt.Sprintf("%s on %s", s.name, s.Addr) }
-
