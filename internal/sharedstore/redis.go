@@ -79,6 +79,7 @@ func (c *RedisConfig) options() (*redis.Options, error) {
 	// One attempt: a retry doubles the time a request waits on a store
 	// that is down, and the caller has a fallback.
 	opts.MaxRetries = -1
+	opts.DialerRetries = 1
 	opts.DisableIdentity = true
 	return opts, nil
 }
