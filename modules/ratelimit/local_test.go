@@ -90,6 +90,9 @@ func TestLocalStoreBounded(t *testing.T) {
 // 1µs and allocates nothing (on an existing key; a new key copies its
 // strings once).
 func TestLocalTakeCost(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector instruments every access: cost figures are meaningless")
+	}
 	testutil.Exclusive(t)
 	p := newParams(1e6, 1000, 0)
 	s := newLocalStore(DefaultMaxKeys)
