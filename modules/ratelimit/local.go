@@ -41,7 +41,9 @@ func newLocalStore(maxKeys int) *localStore {
 			per++
 		}
 		s.shards[i].cap = max(per, 1)
-		s.shards[i].m = make(map[key]int64, min(per, 1024))
+		// Maps grow with use: a config with many limits costs nothing
+		// up front.
+		s.shards[i].m = make(map[key]int64)
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -122,4 +123,21 @@ func BenchmarkLocalTake(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		s.take(p, keys[i&1023], now+int64(i))
 	}
+}
+
+// TestLocalStoreCostsLittleUpFront: a limit that no request used holds
+// (almost) no memory, whatever max-keys is: configs have one per route.
+func TestLocalStoreCostsLittleUpFront(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	stores := make([]*localStore, 100)
+	for i := range stores {
+		stores[i] = newLocalStore(DefaultMaxKeys)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / 100; per > 64<<10 {
+		t.Errorf("an unused store allocates %d bytes", per)
+	}
+	runtime.KeepAlive(stores)
 }
