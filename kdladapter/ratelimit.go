@@ -129,13 +129,13 @@ func rateLimitsKeys() *Key {
 	)
 }
 
-// limitsRateKeys are the limits block's rate settings.
-func limitsRateKeys() []*Key {
-	return []*Key{
-		h("max-requests-per-second-global", "`sentinel_rate_limit` (key `global`, zone \"limits-global\") in front of every route; burst = one second's worth"),
-		h("max-requests-per-second-per-client", "`sentinel_rate_limit` (key `client-ip`, zone \"limits-per-client\") in front of every route"),
-		h("max-requests-per-second-per-route", "`sentinel_rate_limit` (key `route`) on each route"),
-	}
+// limitsRateKey is one of the limits block's rate settings.
+func limitsRateKey(name string) *Key {
+	return h(name, map[string]string{
+		"max-requests-per-second-global":     "`sentinel_rate_limit` (key `global`, zone \"limits-global\") in front of every route; burst = one second's worth",
+		"max-requests-per-second-per-client": "`sentinel_rate_limit` (key `client-ip`, zone \"limits-per-client\") in front of every route; burst = one second's worth",
+		"max-requests-per-second-per-route":  "`sentinel_rate_limit` (key `route`) on each route; burst = one second's worth",
+	}[name])
 }
 
 // positiveNumber reads a number above zero.

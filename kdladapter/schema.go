@@ -387,7 +387,9 @@ func limitsKeys() *Key {
 		h("max-agent-queue-depth", "default `pool.queue_depth` of every agent"),
 		h("max-agent-body-bytes", "default `max_request_body_bytes`/`max_response_body_bytes` of every agent"),
 		w("max-agent-response-bytes", "agent frames are bounded by the protocol (16 MiB)"),
-		limitsRateKeys()[0], limitsRateKeys()[1], limitsRateKeys()[2],
+		limitsRateKey("max-requests-per-second-global"),
+		limitsRateKey("max-requests-per-second-per-client"),
+		limitsRateKey("max-requests-per-second-per-route"),
 		w("max-memory-bytes", "use GOMEMLIMIT (Caddy sets it from cgroup limits)"),
 		w("max-memory-percent", "use GOMEMLIMIT (Caddy sets it from cgroup limits)"),
 	)
