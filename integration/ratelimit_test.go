@@ -91,8 +91,8 @@ routes {
 // ±10 % of the limit); then Redis is killed: requests keep flowing under
 // each process's local buckets, never a 5xx.
 func TestRateLimitThreeProxiesOneRedis(t *testing.T) {
-	testutil.Exclusive(t)
 	bin := testutil.Build(t, "./cmd/sentinel")
+	testutil.Exclusive(t) // after the build: the rates are timing-sensitive, the build is not
 	redisSrv := storetest.Redis(t)
 	b := startBackend(t, "b")
 	const rps, burst = 40, 4

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
@@ -230,5 +231,28 @@ func testutilEventually(t *testing.T, what string, f func() bool) {
 			t.Fatalf("%s: not within 10s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestMemcachedDelay: over the window's count, a delayed request takes a
+// place in the next window and waits for it.
+func TestMemcachedDelay(t *testing.T) {
+	srv := storetest.Memcached(t)
+	h := provision(t, &Handler{Zone: "mcdelay", MaxRPS: 2, OnLimit: "delay", MaxDelay: caddy.Duration(2 * time.Second), Backend: "memcached", Memcached: &sharedstore.MemcachedConfig{URL: srv.URL()}})
+	now := time.Now().Truncate(time.Second).Add(100 * time.Millisecond)
+	k := key{a: "x"}
+	for i := range 2 {
+		if d, err := h.zone.take(context.Background(), k, now); err != nil || !d.allowed || d.wait != 0 {
+			t.Fatalf("request %d: %+v %v", i, d, err)
+		}
+	}
+	d, err := h.zone.take(context.Background(), k, now)
+	if err != nil || !d.allowed || d.wait != 900*time.Millisecond {
+		t.Fatalf("third: %+v %v, want admitted after 900ms", d, err)
+	}
+	// The next window's two places: the third took one.
+	h.zone.take(context.Background(), k, now)
+	if d, _ := h.zone.take(context.Background(), k, now); d.allowed {
+		t.Fatalf("fifth admitted: %+v", d)
 	}
 }
