@@ -123,6 +123,8 @@ type adapter struct {
 	// listener block.
 	agents   map[string]*kdl.Node
 	agentReg *kdl.Node
+	// rateLimits is the rate-limits block (ratelimit.go).
+	rateLimits *kdl.Node
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -231,6 +233,8 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			}
 		case "limits":
 			a.limits = n
+		case "rate-limits":
+			a.rateLimits = n
 		case "observability":
 			a.observability = n
 		case "admin-api":

@@ -22,10 +22,10 @@ type corpusExpect struct {
 var corpus = map[string]corpusExpect{
 	"default-config.kdl":         {},
 	"default-config.cc90d2a.kdl": {},
-	"sentinel.kdl":               {notYet: []string{"WAF (runs as an agent)", "rate limiting", "tracing"}},
-	"zentinel.kdl":               {notYet: []string{"WAF (runs as an agent)", "audit log of agent decisions", "rate limiting", "tracing"}},
+	"sentinel.kdl":               {notYet: []string{"WAF (runs as an agent)", "tracing"}},
+	"zentinel.kdl":               {notYet: []string{"WAF (runs as an agent)", "audit log of agent decisions", "tracing"}},
 	"docker/default.kdl":         {},
-	"docker/proxy.kdl":           {notYet: []string{"rate limiting"}},
+	"docker/proxy.kdl":           {},
 	// The folder's routes/api.kdl is a stale January 2026 file that names
 	// upstreams and filters defined nowhere (see the corpus README).
 	"example-multi-file/zentinel.kdl": {other: []string{
@@ -41,15 +41,15 @@ var corpus = map[string]corpusExpect{
 	"examples/api-schema-validation.kdl":           {notYet: []string{"API schema validation", "tracing"}},
 	"examples/basic.kdl":                           {},
 	"examples/cors-headers.kdl":                    {},
-	"examples/distributed-rate-limit.kdl":          {notYet: []string{"rate limiting"}},
+	"examples/distributed-rate-limit.kdl":          {},
 	"examples/http-caching.kdl":                    {},
 	"examples/https-upstream.kdl":                  {},
 	"examples/inference-routing.kdl":               {notYet: []string{"inference fallback upstreams", "inference routing", `load-balancing "least_tokens_queued"`}},
 	"examples/load-balancer.kdl":                   {},
 	"examples/mixed-services.kdl":                  {notYet: []string{"tracing"}},
 	"examples/multiple-upstreams-health-check.kdl": {},
-	"examples/namespaces.kdl":                      {notYet: []string{"namespaces", "rate limiting"}},
-	"examples/rate-limiting-per-route.kdl":         {notYet: []string{"rate limiting"}},
+	"examples/namespaces.kdl":                      {notYet: []string{"namespaces"}},
+	"examples/rate-limiting-per-route.kdl":         {},
 	"examples/shadow-traffic.kdl":                  {},
 	"examples/static-site.kdl":                     {},
 	"examples/tracing.kdl":                         {notYet: []string{"tracing"}},

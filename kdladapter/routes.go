@@ -23,6 +23,7 @@ import (
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/builtin"
 	"github.com/sentinel-proxy/sentinel/modules/headerrename"
+	"github.com/sentinel-proxy/sentinel/modules/ratelimit"
 	"github.com/sentinel-proxy/sentinel/modules/routeguard"
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
 	"github.com/sentinel-proxy/sentinel/modules/timeout"
@@ -204,7 +205,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 			}
 		}
 	}
-	handlers := p.handlers()
+	handlers := append(a.routeRateLimits(id, p.rateLimit), p.handlers()...)
 
 	// Filters, in the route's order.
 	var proxyOpts proxyOverrides
@@ -477,6 +478,9 @@ type routePolicies struct {
 	body              *requestbody.RequestBody
 	timeout           *timeout.Timeout
 	request, response []any
+	// rateLimit is the policies' rate-limit (defaults from the
+	// rate-limits block applied by routeRateLimits).
+	rateLimit *ratelimit.Handler
 }
 
 // handlers lists the policies' handlers.
@@ -526,7 +530,9 @@ func policiesBlock() *Key {
 					a.oneOf(n, s, "open", "closed")
 				}
 			}),
-		field[routePolicies]{key: ny("rate-limit", "rate limiting")},
+		plainField(policyRateLimitKey, func(a *adapter, n *kdl.Node, p *routePolicies) {
+			p.rateLimit = policyRateLimitKey.Map(a, n).(*ratelimit.Handler)
+		}),
 		field[routePolicies]{key: w("cache", "the original does not read policies.cache either: put `cache { enabled #true … }` in the route")},
 		field[routePolicies]{key: w("buffer-requests", "not a Sentinel setting; requests stream unless a filter needs the body")},
 		field[routePolicies]{key: w("buffer-responses", "not a Sentinel setting; responses stream")},

@@ -211,7 +211,7 @@ func filterKeys() *Key {
 // declared with their mappers in filters.go and agents.go).
 func filterTypes() map[string]*Key {
 	return map[string]*Key{
-		"rate-limit":  ny("rate-limit", "rate limiting"),
+		"rate-limit":  rateLimitFilterKey,
 		"agent":       agentFilterKey,
 		"geo":         ny("geo", "GeoIP filtering"),
 		"headers":     headersFilterKey,
@@ -250,9 +250,9 @@ func limitsKeys() *Key {
 		h("max-agent-queue-depth", "default `pool.queue_depth` of every agent"),
 		h("max-agent-body-bytes", "default `max_request_body_bytes`/`max_response_body_bytes` of every agent"),
 		w("max-agent-response-bytes", "agent frames are bounded by the protocol (16 MiB)"),
-		ny("max-requests-per-second-global", "rate limiting"),
-		ny("max-requests-per-second-per-client", "rate limiting"),
-		ny("max-requests-per-second-per-route", "rate limiting"),
+		limitsRateKey("max-requests-per-second-global"),
+		limitsRateKey("max-requests-per-second-per-client"),
+		limitsRateKey("max-requests-per-second-per-route"),
 		w("max-memory-bytes", "use GOMEMLIMIT (Caddy sets it from cgroup limits)"),
 		w("max-memory-percent", "use GOMEMLIMIT (Caddy sets it from cgroup limits)"),
 	)
@@ -278,7 +278,7 @@ func Schema() *Key {
 		ny("namespaces", "namespaces"),
 		limitsKeys(),
 		observabilityKeys(),
-		ny("rate-limits", "rate limiting"),
+		rateLimitsKeys(),
 		cacheStorageSpec,
 		h("include", "files matching the glob, relative to the including file; regular files only, 16 MiB for all files together"),
 		adminAPIKey, // controlplane.go

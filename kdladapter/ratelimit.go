@@ -1,0 +1,271 @@
+package kdladapter
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/ratelimit"
+)
+
+// Rate limiting: the `rate-limit` filter, route `policies { rate-limit }`,
+// the global `rate-limits { }` block and the limits block's
+// max-requests-per-second-* settings, all mapped onto the
+// sentinel_rate_limit handler (ratelimit.Handler). Each gets a zone name
+// from the config's ids, so that the copies of a route in every
+// listener's server share one set of buckets, and so that several
+// proxies with the same config share them on Redis or memcached.
+
+// rateLimitFilterKey declares the keys of a filter of type "rate-limit"
+// and their mapping onto ratelimit.Handler. Built once, not changed after.
+var rateLimitFilterKey = rateLimitFilterKeys()
+
+func rateLimitFilterKeys() *Key {
+	type H = ratelimit.Handler
+	return typedBlock(h("rate-limit", "`sentinel_rate_limit` handler (GCRA per key; see docs/rate-limiting.md)"),
+		fieldOf("max-rps", "requests per second per key (default 100)", (*adapter).positiveNumber, func(t *H) *float64 { return &t.MaxRPS }),
+		intField("burst", "requests at once per key (default 10)", 1, 1<<30, func(t *H) *int { return &t.Burst }),
+		fieldOf("key", "`client-ip` (default), `path`, `route`, `client-ip-and-path`, `header:Name`; *extension*: `global`", (*adapter).rateLimitKey, func(t *H) *string { return &t.Key }),
+		fieldOf("on-limit", "`reject` (default), `delay`, `log-only`", (*adapter).onLimit, func(t *H) *string { return &t.OnLimit }),
+		intField("status-code", "status of rejected requests (default 429)", 400, 599, func(t *H) *int { return &t.StatusCode }),
+		stringField("message", "body of rejected requests", func(t *H) *string { return &t.Message }),
+		fieldOf("max-delay-ms", "longest wait with on-limit \"delay\" (default 5000)", (*adapter).millisDuration, func(t *H) *caddy.Duration { return &t.MaxDelay }),
+		intField("max-keys", "keys held in memory (default 100000); the fullest buckets are kept", 1, 1<<31, func(t *H) *int { return &t.MaxKeys }),
+		fieldOf("backend", "`local` (default), `redis`, `memcached` (`memcache`)", (*adapter).rateLimitBackend, func(t *H) *string { return &t.Backend }),
+		redisField("redis-url", "default `redis://127.0.0.1:6379`; the password is never shown in errors", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			c.URL, _ = a.str(n)
+		}),
+		redisField("redis-prefix", "key prefix (default `sentinel:ratelimit:`)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			c.Prefix, _ = a.str(n)
+		}),
+		redisField("redis-pool-size", "connections (default 10)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			if i, ok := a.integer(n, 1, 10000); ok {
+				c.PoolSize = int(i)
+			}
+		}),
+		redisField("redis-timeout-ms", "per operation (default 50)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			c.Timeout, _ = a.millisDuration(n)
+		}),
+		fallbackField("redis-fallback-local", "`#true` (default): this process's buckets while Redis is down; `#false`: 503"),
+		fallbackField("redis-fallback", "07-2026 spelling of redis-fallback-local"),
+		memcachedField("memcached-url", "default `memcache://127.0.0.1:11211`; several servers: `memcache://a:11211,b:11211`", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
+			c.URL, _ = a.str(n)
+		}),
+		memcachedField("memcached-prefix", "key prefix (default `sentinel:ratelimit:`)", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
+			c.Prefix, _ = a.str(n)
+		}),
+		memcachedField("memcached-pool-size", "idle connections per server (default 10)", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
+			if i, ok := a.integer(n, 1, 10000); ok {
+				c.PoolSize = int(i)
+			}
+		}),
+		memcachedField("memcached-timeout-ms", "per operation (default 50)", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
+			c.Timeout, _ = a.millisDuration(n)
+		}),
+		fallbackField("memcached-fallback-local", "`#true` (default): this process's buckets while memcached is down; `#false`: 503"),
+		fallbackField("memcached-fallback", "07-2026 spelling of memcached-fallback-local"),
+		durationField("memcached-ttl-secs", "lifetime of a one-second window's key (default 2)", func(t *H) *caddy.Duration { return &t.MemcachedTTL }),
+		durationField("memcached-ttl", "07-2026 spelling of memcached-ttl-secs", func(t *H) *caddy.Duration { return &t.MemcachedTTL }),
+	)
+}
+
+// redisField is a redis-* setting of the rate-limit filter, read into the
+// handler's Redis settings.
+func redisField(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig)) field[ratelimit.Handler] {
+	return field[ratelimit.Handler]{key: h(name, note),
+		ptr: func(t *ratelimit.Handler) any { return &t.Redis },
+		read: func(a *adapter, n *kdl.Node, t *ratelimit.Handler) {
+			if t.Redis == nil {
+				t.Redis = &sharedstore.RedisConfig{}
+			}
+			read(a, n, t.Redis)
+		}}
+}
+
+// memcachedField is a memcached-* setting of the rate-limit filter.
+func memcachedField(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig)) field[ratelimit.Handler] {
+	return field[ratelimit.Handler]{key: h(name, note),
+		ptr: func(t *ratelimit.Handler) any { return &t.Memcached },
+		read: func(a *adapter, n *kdl.Node, t *ratelimit.Handler) {
+			if t.Memcached == nil {
+				t.Memcached = &sharedstore.MemcachedConfig{}
+			}
+			read(a, n, t.Memcached)
+		}}
+}
+
+// fallbackField is a *-fallback-local setting: read into FallbackLocal
+// when it belongs to the filter's backend (rateLimitFilter applies it).
+func fallbackField(name, note string) field[ratelimit.Handler] {
+	return field[ratelimit.Handler]{key: h(name, note),
+		ptr:  func(t *ratelimit.Handler) any { return &t.FallbackLocal },
+		read: func(a *adapter, n *kdl.Node, t *ratelimit.Handler) { a.boolean(n) },
+	}
+}
+
+// policyRateLimitKey is route `policies { rate-limit { } }`.
+var policyRateLimitKey = typedBlock(h("rate-limit", "`sentinel_rate_limit` handler for the route (local buckets)"),
+	fieldOf("requests-per-second", "per key (default: rate-limits' default-rps, else 100)", (*adapter).positiveNumber, func(t *ratelimit.Handler) *float64 { return &t.MaxRPS }),
+	intField("burst", "(default: rate-limits' default-burst, else 10)", 1, 1<<30, func(t *ratelimit.Handler) *int { return &t.Burst }),
+	fieldOf("key", "as the filter's (default: rate-limits' key, else client-ip)", (*adapter).rateLimitKey, func(t *ratelimit.Handler) *string { return &t.Key }),
+)
+
+// globalRateLimitKey is `rate-limits { global { } }`.
+var globalRateLimitKey = typedBlock(h("global", "one `sentinel_rate_limit` handler (zone \"global\") in front of every route, shared by all routes and listeners"),
+	fieldOf("max-rps", "required", (*adapter).positiveNumber, func(t *ratelimit.Handler) *float64 { return &t.MaxRPS }),
+	intField("burst", "(default 10)", 1, 1<<30, func(t *ratelimit.Handler) *int { return &t.Burst }),
+	fieldOf("key", "as the filter's (default client-ip)", (*adapter).rateLimitKey, func(t *ratelimit.Handler) *string { return &t.Key }),
+)
+
+// rateLimitsKeys is the top-level `rate-limits { }` block.
+func rateLimitsKeys() *Key {
+	return h("rate-limits", "global rate limiting",
+		h("default-rps", "default requests-per-second of route `policies { rate-limit { } }`"),
+		h("default-burst", "default burst of route policies' rate-limit"),
+		h("key", "default key of route policies' rate-limit"),
+		globalRateLimitKey,
+	)
+}
+
+// limitsRateKey is one of the limits block's rate settings.
+func limitsRateKey(name string) *Key {
+	return h(name, map[string]string{
+		"max-requests-per-second-global":     "`sentinel_rate_limit` (key `global`, zone \"limits-global\") in front of every route; burst = one second's worth",
+		"max-requests-per-second-per-client": "`sentinel_rate_limit` (key `client-ip`, zone \"limits-per-client\") in front of every route; burst = one second's worth",
+		"max-requests-per-second-per-route":  "`sentinel_rate_limit` (key `route`) on each route; burst = one second's worth",
+	}[name])
+}
+
+// positiveNumber reads a number above zero.
+func (a *adapter) positiveNumber(n *kdl.Node) (float64, bool) {
+	f, ok := a.number(n)
+	if ok && (f <= 0 || f > 1e9) {
+		a.d.errorf(n.Args[0].Pos, "%s %v: must be above 0 (at most 1e9)", n.Name, f)
+		return 0, false
+	}
+	return f, ok
+}
+
+// rateLimitKey reads a rate-limit key.
+func (a *adapter) rateLimitKey(n *kdl.Node) (string, bool) {
+	s, ok := a.str(n)
+	if !ok {
+		return "", false
+	}
+	if name, isHeader := strings.CutPrefix(s, "header:"); isHeader {
+		if name = strings.TrimSpace(name); name == "" || strings.ContainsAny(name, " \t:") {
+			a.d.errorf(n.Args[0].Pos, "key %q: header:<Name> needs a header name", s)
+			return "", false
+		}
+		return s, true
+	}
+	switch strings.ReplaceAll(strings.ToLower(s), "_", "-") {
+	case "client-ip", "path", "route", "client-ip-and-path", "global":
+		return strings.ReplaceAll(strings.ToLower(s), "_", "-"), true
+	}
+	all := []string{"client-ip", "path", "route", "client-ip-and-path", "header:<Name>", "global"}
+	a.d.errorf(n.Args[0].Pos, "key %q: expected %s%s", s, strings.Join(all, ", "), suggest(s, all))
+	return "", false
+}
+
+// onLimit reads on-limit.
+func (a *adapter) onLimit(n *kdl.Node) (string, bool) {
+	s, ok := a.str(n)
+	if !ok {
+		return "", false
+	}
+	return a.oneOf(n, strings.ToLower(s), "reject", "delay", "log-only")
+}
+
+// rateLimitBackend reads backend.
+func (a *adapter) rateLimitBackend(n *kdl.Node) (string, bool) {
+	s, ok := a.str(n)
+	if !ok {
+		return "", false
+	}
+	b, ok := a.oneOf(n, strings.ToLower(s), "local", "redis", "memcached", "memcache")
+	if b == "memcache" {
+		b = "memcached"
+	}
+	return b, ok
+}
+
+// rateLimitFilter maps a filter of type "rate-limit" used by a route.
+// t is the filter's mapped block.
+func (a *adapter) rateLimitFilter(routeID, filterID string, f *kdl.Node, t *ratelimit.Handler) obj {
+	t.Zone = "route:" + routeID + "/filter:" + filterID
+	// The fallback setting of the filter's backend (the new spelling
+	// first).
+	var names []string
+	switch t.Backend {
+	case "redis":
+		names = []string{"redis-fallback-local", "redis-fallback"}
+		t.Memcached = nil
+	case "memcached":
+		names = []string{"memcached-fallback-local", "memcached-fallback"}
+		t.Redis = nil
+	default:
+		if t.Redis != nil || t.Memcached != nil {
+			a.d.warnf(f.Pos, "filters.filter[rate-limit]", "filter %q: redis-*/memcached-* settings have no effect without backend \"redis\"/\"memcached\"", filterID)
+		}
+		t.Redis, t.Memcached = nil, nil
+	}
+	for _, name := range names {
+		if n := setting(f, name); n != nil {
+			if b, ok := a.boolean(n); ok {
+				t.FallbackLocal = &b
+			}
+			break
+		}
+	}
+	return rateLimitObj(t)
+}
+
+// routeRateLimits are the rate limit handlers in front of a route's own
+// handlers: the global ones (rate-limits' global, limits'
+// max-requests-per-second-*) and the route's policies.
+// policy is the route's policies' rate-limit (nil without one).
+func (a *adapter) routeRateLimits(routeID string, policy *ratelimit.Handler) []any {
+	var out []any
+	if g := setting(a.rateLimits, "global"); g != nil {
+		t := globalRateLimitKey.Map(a, g).(*ratelimit.Handler)
+		if setting(g, "max-rps") == nil {
+			a.d.errorf(g.Pos, "rate-limits: global needs max-rps")
+		}
+		t.Zone = "global"
+		out = append(out, rateLimitObj(t))
+	}
+	limit := func(name, zone, key string) {
+		if n := a.limitSetting(name); n != nil {
+			if rps, ok := a.positiveNumber(n); ok {
+				out = append(out, rateLimitObj(&ratelimit.Handler{Zone: zone, MaxRPS: rps, Burst: max(int(rps), 1), Key: key}))
+			}
+		}
+	}
+	limit("max-requests-per-second-global", "limits-global", "global")
+	limit("max-requests-per-second-per-client", "limits-per-client", "client-ip")
+	limit("max-requests-per-second-per-route", "route:"+routeID+"/limits", "route")
+	if t := policy; t != nil {
+		if n := setting(a.rateLimits, "default-rps"); n != nil && t.MaxRPS == 0 {
+			t.MaxRPS, _ = a.positiveNumber(n)
+		}
+		if n := setting(a.rateLimits, "default-burst"); n != nil && t.Burst == 0 {
+			if b, ok := a.integer(n, 1, 1<<30); ok {
+				t.Burst = int(b)
+			}
+		}
+		if n := setting(a.rateLimits, "key"); n != nil && t.Key == "" {
+			t.Key, _ = a.rateLimitKey(n)
+		}
+		t.Zone = "route:" + routeID + "/policy"
+		out = append(out, rateLimitObj(t))
+	}
+	return out
+}
+
+// rateLimitObj is the handler's output form.
+func rateLimitObj(t *ratelimit.Handler) obj {
+	return typedObj(t, "handler", "sentinel_rate_limit")
+}

@@ -1,0 +1,392 @@
+// Package ratelimit provides the `sentinel_rate_limit` handler: the
+// original Sentinel's `rate-limit` filter, route `policies { rate-limit }`
+// and global `rate-limits`. It limits requests per key (client IP, path,
+// route, a header, or all requests) with GCRA, in memory or on a store
+// shared by several proxies (Redis, memcached), and answers requests over
+// the limit with 429 (or delays them, or only logs them).
+package ratelimit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("sentinel_rate_limit", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("sentinel_rate_limit", httpcaddyfile.Before, "header")
+}
+
+// Defaults of the handler's settings (the original's).
+const (
+	DefaultMaxRPS     = 100
+	DefaultBurst      = 10
+	DefaultStatusCode = http.StatusTooManyRequests
+	DefaultMaxDelay   = 5 * time.Second
+	DefaultMaxKeys    = 100000
+	// DefaultPrefix is the key prefix on a shared store.
+	DefaultPrefix = "sentinel:ratelimit:"
+	// DefaultMemcachedTTL is how long a memcached window key lives.
+	DefaultMemcachedTTL = 2 * time.Second
+)
+
+// Handler limits the rate of requests per key.
+//
+// Every request is counted against the bucket of its key; a bucket
+// admits `burst` requests at once and refills at `max_rps`. Responses
+// carry `X-RateLimit-Limit` (max_rps), `X-RateLimit-Remaining` and
+// `X-RateLimit-Reset` (seconds until the bucket is full); a rejected
+// request gets `status_code` with `message` and `Retry-After` (seconds).
+//
+// Handlers with the same `zone` and the same settings share their
+// buckets (across routes, servers and config reloads); without a zone,
+// each handler has its own.
+type Handler struct {
+	// Names the limit: handlers with the same zone and settings share
+	// buckets, and on a shared store the zone is part of every key (so
+	// several proxies sharing a store must use the same zone names).
+	Zone string `json:"zone,omitempty"`
+
+	// Requests per second admitted per key, on average. Default: 100.
+	MaxRPS float64 `json:"max_rps,omitempty"`
+
+	// Requests admitted at once per key (the bucket's size). Default: 10.
+	Burst int `json:"burst,omitempty"`
+
+	// What a bucket is for: `client_ip` (default; the client address as
+	// Caddy determines it, through trusted_proxies), `path`, `route` (all
+	// requests of the handler, or of its zone), `client_ip_and_path`,
+	// `header:<Name>` (the header's value; requests without it count by
+	// client IP), or `global` (all requests). Hyphens may stand for
+	// underscores (`client-ip`).
+	Key string `json:"key,omitempty"`
+
+	// What to do with a request over the limit: `reject` (default),
+	// `delay` (hold it until it fits, at most max_delay, else reject) or
+	// `log_only` (log it and let it through).
+	OnLimit string `json:"on_limit,omitempty"`
+
+	// The status of rejected requests. Default: 429.
+	StatusCode int `json:"status_code,omitempty"`
+
+	// The body of rejected requests. Default: the status text.
+	Message string `json:"message,omitempty"`
+
+	// In delay mode, the longest a request is held. Default: 5s.
+	MaxDelay caddy.Duration `json:"max_delay,omitempty"`
+
+	// The most keys held in memory (local backend and fallback); beyond
+	// it, the keys whose buckets are full again (or closest to it) are
+	// dropped. Default: 100000.
+	MaxKeys int `json:"max_keys,omitempty"`
+
+	// Where buckets live: `local` (default, this process), `redis` or
+	// `memcached`.
+	Backend string `json:"backend,omitempty"`
+
+	// The Redis server, for backend `redis`. Its prefix defaults to
+	// `sentinel:ratelimit:`.
+	Redis *sharedstore.RedisConfig `json:"redis,omitempty"`
+
+	// The memcached servers, for backend `memcached`. Its prefix defaults
+	// to `sentinel:ratelimit:`.
+	Memcached *sharedstore.MemcachedConfig `json:"memcached,omitempty"`
+
+	// How long a memcached window key lives. Default: 2s.
+	MemcachedTTL caddy.Duration `json:"memcached_ttl,omitempty"`
+
+	// When the shared store cannot be reached (or answers too late):
+	// true (default) decides with this process's own buckets meanwhile;
+	// false fails the request with 503 and `Retry-After: 1`. The store is
+	// tried again after a second.
+	FallbackLocal *bool `json:"fallback_local,omitempty"`
+
+	keyKind   keyKind
+	header    string
+	params    params
+	limitHdr  string
+	zone      *zone
+	zoneKey   string
+	onLimit   string
+	logger    *zap.Logger
+	fallback  bool
+	rejectMsg []byte
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.sentinel_rate_limit",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// keyKind is what a bucket is for.
+type keyKind int
+
+const (
+	keyClientIP keyKind = iota
+	keyPath
+	keyRoute
+	keyClientIPAndPath
+	keyHeader
+	keyGlobal
+)
+
+// parseKey reads the key setting.
+func parseKey(s string) (keyKind, string, error) {
+	if name, ok := strings.CutPrefix(s, "header:"); ok {
+		name = strings.TrimSpace(name)
+		if name == "" || strings.ContainsAny(name, " \t:") {
+			return 0, "", fmt.Errorf("key %q: header:<Name> needs a header name", s)
+		}
+		return keyHeader, textproto.CanonicalMIMEHeaderKey(name), nil
+	}
+	switch strings.ReplaceAll(s, "-", "_") {
+	case "", "client_ip":
+		return keyClientIP, "", nil
+	case "path":
+		return keyPath, "", nil
+	case "route":
+		return keyRoute, "", nil
+	case "client_ip_and_path":
+		return keyClientIPAndPath, "", nil
+	case "global":
+		return keyGlobal, "", nil
+	}
+	return 0, "", fmt.Errorf("key %q: expected client_ip, path, route, client_ip_and_path, header:<Name> or global", s)
+}
+
+// normalize applies the defaults and checks the settings (Validate and
+// Provision share it).
+func (h *Handler) normalize() error {
+	if h.MaxRPS == 0 {
+		h.MaxRPS = DefaultMaxRPS
+	}
+	if h.MaxRPS < 0 || math.IsNaN(h.MaxRPS) || math.IsInf(h.MaxRPS, 0) || h.MaxRPS > 1e9 {
+		return fmt.Errorf("max_rps %v: must be a positive number up to 1e9", h.MaxRPS)
+	}
+	if h.Burst == 0 {
+		h.Burst = DefaultBurst
+	}
+	if h.Burst < 0 {
+		return fmt.Errorf("burst %d: must be positive", h.Burst)
+	}
+	var err error
+	if h.keyKind, h.header, err = parseKey(h.Key); err != nil {
+		return err
+	}
+	switch h.onLimit = strings.ReplaceAll(h.OnLimit, "-", "_"); h.onLimit {
+	case "":
+		h.onLimit = "reject"
+	case "reject", "delay", "log_only":
+	default:
+		return fmt.Errorf("on_limit %q: expected reject, delay or log_only", h.OnLimit)
+	}
+	if h.StatusCode == 0 {
+		h.StatusCode = DefaultStatusCode
+	}
+	if h.StatusCode < 400 || h.StatusCode > 599 {
+		return fmt.Errorf("status_code %d: must be 4xx or 5xx", h.StatusCode)
+	}
+	if h.MaxDelay == 0 {
+		h.MaxDelay = caddy.Duration(DefaultMaxDelay)
+	}
+	if h.MaxDelay < 0 {
+		return fmt.Errorf("max_delay %s: must not be negative", time.Duration(h.MaxDelay))
+	}
+	if h.MaxKeys == 0 {
+		h.MaxKeys = DefaultMaxKeys
+	}
+	if h.MaxKeys < 0 {
+		return fmt.Errorf("max_keys %d: must be positive", h.MaxKeys)
+	}
+	if h.MemcachedTTL == 0 {
+		h.MemcachedTTL = caddy.Duration(DefaultMemcachedTTL)
+	}
+	switch h.Backend {
+	case "", "local":
+		h.Backend = "local"
+	case "redis":
+		if h.Redis == nil {
+			h.Redis = &sharedstore.RedisConfig{}
+		}
+		if h.Redis.Prefix == "" {
+			h.Redis.Prefix = DefaultPrefix
+		}
+		if err := h.Redis.Validate(); err != nil {
+			return err
+		}
+	case "memcached", "memcache":
+		h.Backend = "memcached"
+		if h.Memcached == nil {
+			h.Memcached = &sharedstore.MemcachedConfig{}
+		}
+		if h.Memcached.Prefix == "" {
+			h.Memcached.Prefix = DefaultPrefix
+		}
+		if err := h.Memcached.Validate(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("backend %q: expected local, redis or memcached", h.Backend)
+	}
+	h.fallback = h.FallbackLocal == nil || *h.FallbackLocal
+	return nil
+}
+
+// Provision applies the defaults and sets up (or joins) the zone.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if err := h.normalize(); err != nil {
+		return err
+	}
+	maxDelay := time.Duration(0)
+	if h.onLimit == "delay" {
+		maxDelay = time.Duration(h.MaxDelay)
+	}
+	h.params = newParams(h.MaxRPS, h.Burst, maxDelay)
+	h.limitHdr = strconv.FormatFloat(h.MaxRPS, 'f', -1, 64)
+	h.rejectMsg = []byte(h.Message)
+	if h.Message == "" {
+		h.rejectMsg = []byte(http.StatusText(h.StatusCode))
+	}
+	z, key, err := acquireZone(h)
+	if err != nil {
+		return err
+	}
+	h.zone, h.zoneKey = z, key
+	return nil
+}
+
+// Validate checks the settings.
+func (h *Handler) Validate() error {
+	if h.zone == nil {
+		return errors.New("not provisioned")
+	}
+	return nil
+}
+
+// Cleanup releases the zone.
+func (h *Handler) Cleanup() error {
+	if h.zone == nil {
+		return nil
+	}
+	_, err := zones.Delete(h.zoneKey)
+	return err
+}
+
+// ServeHTTP counts the request against its bucket.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	k := h.requestKey(r)
+	d, err := h.zone.take(r.Context(), k, time.Now())
+	if err != nil {
+		// The shared store is down and there is no fallback.
+		w.Header().Set("Retry-After", "1")
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("rate limit store unavailable: %w", err))
+	}
+	hdr := w.Header()
+	hdr.Set("X-RateLimit-Limit", h.limitHdr)
+	hdr.Set("X-RateLimit-Remaining", strconv.FormatInt(d.remaining, 10))
+	hdr.Set("X-RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.reset), 10))
+	if !d.allowed {
+		if h.onLimit == "log_only" {
+			h.logger.Info("rate limit exceeded (log only)", zap.String("zone", h.Zone), zap.Duration("retry_after", d.retryAfter))
+			return next.ServeHTTP(w, r)
+		}
+		h.logger.Debug("rate limit exceeded", zap.String("zone", h.Zone), zap.Duration("retry_after", d.retryAfter))
+		hdr.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.retryAfter), 1), 10))
+		hdr.Set("Content-Type", "text/plain; charset=utf-8")
+		hdr.Set("Content-Length", strconv.Itoa(len(h.rejectMsg)))
+		w.WriteHeader(h.StatusCode)
+		_, _ = w.Write(h.rejectMsg)
+		return nil
+	}
+	if d.wait > 0 {
+		t := time.NewTimer(d.wait)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return r.Context().Err()
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// requestKey is the request's bucket key.
+func (h *Handler) requestKey(r *http.Request) key {
+	switch h.keyKind {
+	case keyPath:
+		return key{a: r.URL.Path}
+	case keyRoute, keyGlobal:
+		return key{}
+	case keyClientIPAndPath:
+		return key{a: clientIP(r), b: r.URL.Path}
+	case keyHeader:
+		if v := r.Header[h.header]; len(v) > 0 {
+			return key{a: v[0], b: "\x00h"}
+		}
+	}
+	return key{a: clientIP(r)}
+}
+
+// clientIP is the client address Caddy determined (through the server's
+// trusted_proxies), else the connection's peer.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// ceilSeconds is d in whole seconds, rounded up.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// fingerprint is the handler's settings that decide its buckets: handlers
+// share a zone only when they agree on all of them.
+func (h *Handler) fingerprint() string {
+	b, _ := json.Marshal(struct {
+		Zone, Key, OnLimit, Backend string
+		RPS                         float64
+		Burst, MaxKeys              int
+		MaxDelay, TTL               caddy.Duration
+		Redis                       *sharedstore.RedisConfig
+		Memcached                   *sharedstore.MemcachedConfig
+		Fallback                    bool
+	}{h.Zone, h.Key, h.onLimit, h.Backend, h.MaxRPS, h.Burst, h.MaxKeys, h.MaxDelay, h.MemcachedTTL, h.Redis, h.Memcached, h.fallback})
+	return string(b)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
