@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/metrics"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -27,21 +28,90 @@ import (
 // run alternately in blocks of 64 requests (the same noise for both); the
 // metrics are per request of each, and their ratios (Sentinel ÷ Caddy).
 //
+// The sub-benchmarks differ in the default log's encoder, which both
+// contenders share: caddy-log is Caddy's (what Caddy and a Sentinel
+// config without a logging block run with), deferred-log is
+// sentinel_deferred (package modules/deferredlog), which defers the
+// encoding of the reverse proxy's per-request logger.
+//
 //	go test ./integration -run '^$' -bench ProxyPath -benchtime 20000x -count 5
 func BenchmarkProxyPath(b *testing.B) {
-	backendAddr := startCannedBackend(b, 64)
-	sentinelAddr, caddyAddr := freeAddr(b), freeAddr(b)
+	for _, lg := range []struct {
+		name    string
+		encoder map[string]any
+	}{{"caddy-log", nil}, {"deferred-log", map[string]any{"format": "sentinel_deferred"}}} {
+		b.Run(lg.name, func(b *testing.B) {
+			sc, cc := startProxyPath(b, lg.encoder)
+			const block = 64
+			var sNs, cNs time.Duration
+			var sAllocs, cAllocs uint64
+			b.ResetTimer()
+			for done := 0; done < b.N; done += block {
+				n := min(block, b.N-done)
+				ns, al := sc.run(b, n)
+				sNs, sAllocs = sNs+ns, sAllocs+al
+				ns, al = cc.run(b, n)
+				cNs, cAllocs = cNs+ns, cAllocs+al
+			}
+			b.StopTimer()
+			perReq := func(v float64) float64 { return v / float64(b.N) }
+			b.ReportMetric(perReq(float64(sAllocs)), "sentinel-allocs/op")
+			b.ReportMetric(perReq(float64(cAllocs)), "caddy-allocs/op")
+			b.ReportMetric(float64(sAllocs)/float64(cAllocs), "allocs-ratio")
+			b.ReportMetric(perReq(float64(sNs)), "sentinel-ns/op")
+			b.ReportMetric(perReq(float64(cNs)), "caddy-ns/op")
+			b.ReportMetric(float64(sNs)/float64(cNs), "ns-ratio")
+		})
+	}
+}
+
+// maxExtraAllocs is the number of allocations per request that a plain
+// Sentinel route may add to stock Caddy's reverse proxy (issue 25): the
+// one route handler more in Caddy's middleware chain (sentinel_route, a
+// closure per request) and the block of the dynamic upstreams (with the
+// transport's attempts record).
+const maxExtraAllocs = 2
+
+// TestProxyPathAllocations: a plain Sentinel route (the config of
+// BenchmarkProxyPath) allocates at most maxExtraAllocs per request more
+// than stock Caddy's reverse_proxy to the same backend, in the same
+// process. The two run alternately in blocks of 32 requests; the median
+// of the blocks' differences counts (an allocation of a background
+// goroutine moves one block, not the median).
+func TestProxyPathAllocations(t *testing.T) {
+	sc, cc := startProxyPath(t, nil)
+	const block, rounds = 32, 41
+	diffs := make([]float64, 0, rounds)
+	for range rounds {
+		_, s := sc.run(t, block)
+		_, c := cc.run(t, block)
+		diffs = append(diffs, (float64(s)-float64(c))/block)
+	}
+	sort.Float64s(diffs)
+	extra := diffs[rounds/2]
+	t.Logf("Sentinel allocates %.2f per request more than stock Caddy (blocks: %.2f … %.2f)", extra, diffs[0], diffs[rounds-1])
+	if extra > maxExtraAllocs {
+		t.Errorf("a plain Sentinel route allocates %.2f per request more than stock Caddy, want ≤ %d", extra, maxExtraAllocs)
+	}
+}
+
+// startProxyPath starts the config of BenchmarkProxyPath (with encoder as
+// the default log's encoder when not nil) and returns warmed-up client
+// connections to the Sentinel route and to stock Caddy.
+func startProxyPath(tb testing.TB, encoder map[string]any) (sentinel, stock *rawConn) {
+	backendAddr := startCannedBackend(tb, 64)
+	sentinelAddr, caddyAddr := freeAddr(tb), freeAddr(tb)
 	kdl := withAdmin(fmt.Sprintf(`listeners { listener "main" { address %q; }; }
 routes { route "r" { matches { path-prefix "/"; }; upstream "u"; }; }
 upstreams { upstream "u" { target %q; }; }
 `, sentinelAddr, backendAddr))
 	out, _, err := kdladapter.Adapt("bench.kdl", []byte(kdl), os.LookupEnv, kdladapter.OSFiles{})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var cfg map[string]any
 	if err := json.Unmarshal(out, &cfg); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	// The stock Caddy server, in the same config (same process, same run).
 	servers := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
@@ -58,41 +128,35 @@ upstreams { upstream "u" { target %q; }; }
 			"terminal": true,
 		}},
 	}
+	if encoder != nil {
+		cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"encoder": encoder}}}
+	}
 	js, _ := json.Marshal(cfg)
-	tester(b).InitServer(string(js), "json")
+	tester(tb).InitServer(string(js), "json")
 
-	sc, cc := dialRaw(b, sentinelAddr), dialRaw(b, caddyAddr)
+	sentinel, stock = dialRaw(tb, sentinelAddr), dialRaw(tb, caddyAddr)
 	for range 200 { // warm up: connections to the backend, pools
-		sc.do(b)
-		cc.do(b)
+		sentinel.do(tb)
+		stock.do(tb)
 	}
-	const block = 64
-	var sNs, cNs time.Duration
-	var sAllocs, cAllocs uint64
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
-	allocs := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	run := func(c *rawConn, n int, ns *time.Duration, al *uint64) {
-		a0, t0 := allocs(), time.Now()
-		for range n {
-			c.do(b)
-		}
-		*ns += time.Since(t0)
-		*al += allocs() - a0
+	return sentinel, stock
+}
+
+// heapAllocs is the number of heap allocations of the process so far.
+func heapAllocs() uint64 {
+	sample := [1]metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(sample[:])
+	return sample[0].Value.Uint64()
+}
+
+// run sends n requests and returns the time they took and the process's
+// allocations meanwhile.
+func (c *rawConn) run(tb testing.TB, n int) (time.Duration, uint64) {
+	a0, t0 := heapAllocs(), time.Now()
+	for range n {
+		c.do(tb)
 	}
-	b.ResetTimer()
-	for done := 0; done < b.N; done += block {
-		n := min(block, b.N-done)
-		run(sc, n, &sNs, &sAllocs)
-		run(cc, n, &cNs, &cAllocs)
-	}
-	b.StopTimer()
-	perReq := func(v float64) float64 { return v / float64(b.N) }
-	b.ReportMetric(perReq(float64(sAllocs)), "sentinel-allocs/op")
-	b.ReportMetric(perReq(float64(cAllocs)), "caddy-allocs/op")
-	b.ReportMetric(float64(sAllocs)/float64(cAllocs), "allocs-ratio")
-	b.ReportMetric(perReq(float64(sNs)), "sentinel-ns/op")
-	b.ReportMetric(perReq(float64(cNs)), "caddy-ns/op")
-	b.ReportMetric(float64(sNs)/float64(cNs), "ns-ratio")
+	return time.Since(t0), heapAllocs() - a0
 }
 
 // rawConn is a keep-alive HTTP/1.1 client connection that sends one fixed
@@ -105,7 +169,7 @@ type rawConn struct {
 	buf []byte
 }
 
-func dialRaw(b *testing.B, addr string) *rawConn {
+func dialRaw(b testing.TB, addr string) *rawConn {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -116,7 +180,7 @@ func dialRaw(b *testing.B, addr string) *rawConn {
 
 // do sends the request and reads the whole response, which must be a 200
 // with a Content-Length.
-func (c *rawConn) do(b *testing.B) {
+func (c *rawConn) do(b testing.TB) {
 	if _, err := c.c.Write(c.req); err != nil {
 		b.Fatal(err)
 	}
@@ -163,7 +227,7 @@ func atoiBytes(v []byte) int {
 // startCannedBackend starts a loopback HTTP/1.1 backend that answers every
 // request (without a body) with 200 and size bytes, allocating nothing per
 // request.
-func startCannedBackend(b *testing.B, size int) string {
+func startCannedBackend(b testing.TB, size int) string {
 	ln, err := net.Listen("tcp", freeAddr(b))
 	if err != nil {
 		b.Fatal(err)
