@@ -59,15 +59,18 @@ func Upstreams(r *http.Request, addrs []string) []*reverseproxy.Upstream {
 		})
 		return fillBlock(vars, &b.a, addrs, b.u[:n], b.p[:n])
 	}
-	return fillBlock(vars, new(attempts), addrs, make([]reverseproxy.Upstream, len(addrs)), make([]*reverseproxy.Upstream, len(addrs)))
+	return fillBlock(vars, nil, addrs, make([]reverseproxy.Upstream, len(addrs)), make([]*reverseproxy.Upstream, len(addrs)))
 }
 
-// fillBlock registers a as the request's attempts record when it has
-// none yet, sets the dial addresses of ups and points out at them; addrs,
+// fillBlock registers a (a new record when nil) as the request's attempts
+// record when it has none yet, sets the dial addresses of ups and points out at them; addrs,
 // ups and out have the same length.
 func fillBlock(vars map[string]any, a *attempts, addrs []string, ups []reverseproxy.Upstream, out []*reverseproxy.Upstream) []*reverseproxy.Upstream {
 	if vars != nil {
 		if _, ok := vars[attemptsVar].(*attempts); !ok {
+			if a == nil {
+				a = new(attempts)
+			}
 			a.addrs = a.buf[:0]
 			vars[attemptsVar] = a
 		}
