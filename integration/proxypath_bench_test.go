@@ -6,16 +6,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
-	"runtime/metrics"
-	"sort"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
+
+// proxyPathLogs are the default log encoders BenchmarkProxyPath and
+// TestProxyPathAllocations run with (nil: Caddy's default).
+var proxyPathLogs = []struct {
+	name    string
+	encoder map[string]any
+}{{"caddy-log", nil}, {"deferred-log", map[string]any{"format": "sentinel_deferred"}}}
 
 // BenchmarkProxyPath compares, in the same run and the same process, one
 // HTTP/1.1 request proxied by a plain Sentinel route (KDL-adapted config:
@@ -36,10 +43,7 @@ import (
 //
 //	go test ./integration -run '^$' -bench ProxyPath -benchtime 20000x -count 5
 func BenchmarkProxyPath(b *testing.B) {
-	for _, lg := range []struct {
-		name    string
-		encoder map[string]any
-	}{{"caddy-log", nil}, {"deferred-log", map[string]any{"format": "sentinel_deferred"}}} {
+	for _, lg := range proxyPathLogs {
 		b.Run(lg.name, func(b *testing.B) {
 			sc, cc := startProxyPath(b, lg.encoder)
 			const block = 64
@@ -66,32 +70,40 @@ func BenchmarkProxyPath(b *testing.B) {
 }
 
 // maxExtraAllocs is the number of allocations per request that a plain
-// Sentinel route may add to stock Caddy's reverse proxy (issue 25): the
+// Sentinel route may add to stock Caddy's reverse proxy (issue 25), with
+// the default log's encoder of BenchmarkProxyPath's sub-benchmarks: the
 // one route handler more in Caddy's middleware chain (sentinel_route, a
 // closure per request) and the block of the dynamic upstreams (with the
-// transport's attempts record).
-const maxExtraAllocs = 2
+// transport's attempts record); with Caddy's log encoder, also the
+// X-Real-IP header the transport sets, which the proxy's request-scoped
+// logger encodes.
+var maxExtraAllocs = map[string]float64{"caddy-log": 4, "deferred-log": 2}
 
 // TestProxyPathAllocations: a plain Sentinel route (the config of
 // BenchmarkProxyPath) allocates at most maxExtraAllocs per request more
 // than stock Caddy's reverse_proxy to the same backend, in the same
-// process. The two run alternately in blocks of 32 requests; the median
-// of the blocks' differences counts (an allocation of a background
-// goroutine moves one block, not the median).
+// process. The two run alternately in blocks of 32 requests; the fewest
+// allocations of a block count for each, since the process's background
+// goroutines only add to some blocks.
 func TestProxyPathAllocations(t *testing.T) {
-	sc, cc := startProxyPath(t, nil)
-	const block, rounds = 32, 41
-	diffs := make([]float64, 0, rounds)
-	for range rounds {
-		_, s := sc.run(t, block)
-		_, c := cc.run(t, block)
-		diffs = append(diffs, (float64(s)-float64(c))/block)
-	}
-	sort.Float64s(diffs)
-	extra := diffs[rounds/2]
-	t.Logf("Sentinel allocates %.2f per request more than stock Caddy (blocks: %.2f … %.2f)", extra, diffs[0], diffs[rounds-1])
-	if extra > maxExtraAllocs {
-		t.Errorf("a plain Sentinel route allocates %.2f per request more than stock Caddy, want ≤ %d", extra, maxExtraAllocs)
+	for _, lg := range proxyPathLogs {
+		t.Run(lg.name, func(t *testing.T) {
+			sc, cc := startProxyPath(t, lg.encoder)
+			const block, rounds = 32, 40
+			minS, minC := uint64(math.MaxUint64), uint64(math.MaxUint64)
+			for range rounds {
+				_, s := sc.run(t, block)
+				_, c := cc.run(t, block)
+				minS, minC = min(minS, s), min(minC, c)
+			}
+			extra := (float64(minS) - float64(minC)) / block
+			t.Logf("Sentinel %.2f, stock Caddy %.2f allocations per request: %.2f more", float64(minS)/block, float64(minC)/block, extra)
+			// A quarter of an allocation of tolerance: a few come once every
+			// so many requests (a pool refilled after a collection).
+			if extra > maxExtraAllocs[lg.name]+0.25 {
+				t.Errorf("a plain Sentinel route allocates %.2f per request more than stock Caddy, want ≤ %v", extra, maxExtraAllocs[lg.name])
+			}
+		})
 	}
 }
 
@@ -142,11 +154,13 @@ upstreams { upstream "u" { target %q; }; }
 	return sentinel, stock
 }
 
-// heapAllocs is the number of heap allocations of the process so far.
+// heapAllocs is the number of heap allocations of the process so far,
+// exact (runtime/metrics' count lags behind by what the Ps' caches hold;
+// ReadMemStats flushes them).
 func heapAllocs() uint64 {
-	sample := [1]metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
-	metrics.Read(sample[:])
-	return sample[0].Value.Uint64()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // run sends n requests and returns the time they took and the process's
