@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -27,7 +30,7 @@ func (c counted) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 // provisioned returns a provisioned encoder from its JSON config.
-func provisioned(t *testing.T, cfg string) *Encoder {
+func provisioned(t testing.TB, cfg string) *Encoder {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
@@ -127,5 +130,39 @@ func TestCaddyfile(t *testing.T) {
 		if err := e.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// BenchmarkProxyLogger: the request-scoped logger Caddy's reverse proxy
+// builds on every attempt (With the upstream, the duration and the
+// request), with nothing written, on zap's JSON encoder and on
+// sentinel_deferred.
+//
+//	go test ./modules/deferredlog -run '^$' -bench ProxyLogger -benchmem
+func BenchmarkProxyLogger(b *testing.B) {
+	req := httptest.NewRequest("GET", "http://example.com/api/v1/items?id=42", nil)
+	req.RemoteAddr = "10.1.2.3:45678"
+	req.Header.Set("User-Agent", "bench/1.0")
+	req.Header.Set("Accept", "*/*")
+	req.Header.Set("X-Forwarded-For", "10.1.2.3")
+	req.Header.Set("X-Real-Ip", "10.1.2.3")
+	for _, tc := range []struct {
+		name string
+		enc  zapcore.Encoder
+	}{
+		{"json", zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())},
+		{"deferred", provisioned(b, `{}`)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			l := zap.New(zapcore.NewCore(tc.enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := l.With(zap.String("upstream", "10.0.0.1:80"), zap.Duration("duration", time.Millisecond),
+					zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}))
+				if c := r.Check(zapcore.DebugLevel, "upstream roundtrip"); c != nil {
+					c.Write()
+				}
+			}
+		})
 	}
 }
