@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -164,5 +166,17 @@ func BenchmarkProxyLogger(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCaddyfileLog: a Caddyfile's `log` block selects the encoder with
+// `format`, as Caddy's own encoders.
+func TestCaddyfileLog(t *testing.T) {
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("{\n log {\n  format sentinel_deferred {\n   wrap json\n  }\n }\n}\n:8080 {\n respond ok\n}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`"encoder":{"format":"sentinel_deferred","wrap":{"format":"json"}}`)) {
+		t.Fatalf("adapted: %s", out)
 	}
 }
