@@ -10,7 +10,9 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +58,7 @@ func BenchmarkProxyPath(b *testing.B) {
 			const block = 64
 			var sNs, cNs time.Duration
 			var sAllocs, cAllocs uint64
+			cpu0, gc0 := processCPU(b), gcCPU()
 			b.ResetTimer()
 			for done := 0; done < b.N; done += block {
 				n := min(block, b.N-done)
@@ -65,7 +68,16 @@ func BenchmarkProxyPath(b *testing.B) {
 				cNs, cAllocs = cNs+ns, cAllocs+al
 			}
 			b.StopTimer()
+			cpu, gc := processCPU(b)-cpu0, gcCPU()-gc0
 			perReq := func(v float64) float64 { return v / float64(b.N) }
+			// The process's CPU time (user and system) per request pair:
+			// both proxies, the client and the backend, and the garbage
+			// collector they share (what GOGC changes).
+			b.ReportMetric(perReq(float64(cpu.Microseconds())), "cpu-µs/pair")
+			b.ReportMetric(perReq(gc*1e6), "gc-cpu-µs/pair")
+			goal := [1]metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+			metrics.Read(goal[:])
+			b.ReportMetric(float64(goal[0].Value.Uint64())/(1<<20), "heap-goal-MiB")
 			b.ReportMetric(perReq(float64(sAllocs)), "sentinel-allocs/op")
 			b.ReportMetric(perReq(float64(cAllocs)), "caddy-allocs/op")
 			b.ReportMetric(float64(sAllocs)/float64(cAllocs), "allocs-ratio")
@@ -170,6 +182,23 @@ upstreams { upstream "u" { target %q; }; }
 		stock.do(tb)
 	}
 	return sentinel, stock
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCPU is the runtime's estimate of the CPU seconds the garbage
+// collector has used.
+func gcCPU() float64 {
+	sample := [1]metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(sample[:])
+	return sample[0].Value.Float64()
 }
 
 // heapAllocs is the number of heap allocations of the process so far,
