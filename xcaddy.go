@@ -21,6 +21,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
 	_ "github.com/sentinel-proxy/sentinel/modules/cache"
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"
+	_ "github.com/sentinel-proxy/sentinel/modules/deferredlog"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"

@@ -94,7 +94,9 @@ func Tried(r *http.Request) []string {
 }
 
 // markTried records that req is sent to addr, and the number of attempts
-// in the access log entry. It returns the request's attempts (nil for a
+// in the access log entry when there is more than one. The record is the
+// one Upstreams put in the block of the request's upstreams, or a new one
+// (a static or another dynamic upstream source). It returns the request's attempts (nil for a
 // request without variables).
 func markTried(req *http.Request, addr string) *attempts {
 	ctx := req.Context()
@@ -109,8 +111,14 @@ func markTried(req *http.Request, addr string) *attempts {
 		vars[attemptsVar] = a
 	}
 	a.addrs = append(a.addrs, addr)
-	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Int(attemptsLogField, len(a.addrs)))
+	// The access log gets the number only for a retried request: setting
+	// an extra log field costs three allocations, and 1 is what a log
+	// reader assumes without it (the sentinel_access encoder writes 1
+	// when the request has an upstream address and no count).
+	if len(a.addrs) > 1 {
+		if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+			extra.Set(zap.Int(attemptsLogField, len(a.addrs)))
+		}
 	}
 	return a
 }

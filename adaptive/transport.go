@@ -38,8 +38,9 @@ func init() {
 //     package learn from it (peak EWMA, adaptive weights, latency);
 //   - each attempt, in the request: the targets it was sent to, so that
 //     a retry goes to another target (the policies of this package and
-//     sentinel_retry skip them), and the number of attempts in the
-//     access log (upstream_attempts).
+//     sentinel_retry skip them), and the number of attempts of a
+//     retried request in the access log (upstream_attempts; absent for
+//     one attempt).
 //
 // It also makes the identity headers trustworthy: from a peer that is not
 // a trusted proxy, the client's X-Real-IP is replaced by its address and

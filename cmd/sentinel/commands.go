@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
@@ -180,6 +181,7 @@ func newRootCommand(env *cliEnv) *cobra.Command {
 				if err := env.precheck(cmd); err != nil {
 					return err
 				}
+				tuneRuntime(os.LookupEnv, caddy.Log())
 				return caddyRun(cmd, args)
 			}
 		case "start":

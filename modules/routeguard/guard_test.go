@@ -1,17 +1,20 @@
 package routeguard
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -119,4 +122,60 @@ func TestGuardMetrics(t *testing.T) {
 	if !names["sentinel_build_info"] {
 		t.Error("sentinel_build_info not registered")
 	}
+}
+
+// TestGuardFolded: the route's handlers folded into the guard run after
+// it, in order, with the route's next handler last; none runs while the
+// route is disabled.
+func TestGuardFolded(t *testing.T) {
+	testReg.Reconcile(nil, []string{"folded"})
+	ctx, cancel := caddy.NewContext(registry.WithRegistry(caddy.Context{Context: context.Background()}, testReg))
+	defer cancel()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(299)
+		return nil
+	})
+	for _, tc := range []struct {
+		handle string
+		code   int
+		header string
+	}{
+		{`[{"handler":"static_response","status_code":202}]`, 202, ""},
+		{`[{"handler":"headers","response":{"set":{"X-A":["1"]}}},{"handler":"headers","response":{"set":{"X-B":["2"]}}}]`, 299, "1,2"},
+		{`[{"handler":"headers","response":{"set":{"X-A":["1"]}}},{"handler":"static_response","status_code":201}]`, 201, "1,"},
+	} {
+		g := &Guard{Route: "folded"}
+		if err := json.Unmarshal([]byte(`{"route":"folded","handle":`+tc.handle+`}`), g); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		if err := g.ServeHTTP(rec, caddyReq(), next); err != nil || rec.Code != tc.code {
+			t.Fatalf("%s: %d %v", tc.handle, rec.Code, err)
+		}
+		if tc.header != "" {
+			if got := rec.Header().Get("X-A") + "," + rec.Header().Get("X-B"); got != tc.header {
+				t.Errorf("%s: headers %q, want %q", tc.handle, got, tc.header)
+			}
+		}
+		testReg.SetRouteEnabled("folded", false)
+		rec = httptest.NewRecorder()
+		g.ServeHTTP(rec, caddyReq(), next)
+		testReg.SetRouteEnabled("folded", true)
+		if rec.Code != 503 || rec.Header().Get("X-A") != "" {
+			t.Errorf("%s: disabled: %d %v", tc.handle, rec.Code, rec.Header())
+		}
+	}
+	bad := &Guard{Route: "folded", HandleRaw: []json.RawMessage{json.RawMessage(`{"handler":"nosuch"}`)}}
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), `sentinel_route "folded"`) {
+		t.Errorf("unknown folded handler: %v", err)
+	}
+}
+
+// caddyReq is a request with the replacer Caddy's handlers expect.
+func caddyReq() *http.Request {
+	r := httptest.NewRequest("GET", "/", nil)
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
+	"github.com/sentinel-proxy/sentinel/adaptive"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -57,60 +58,15 @@ func (s *Source) Validate() error {
 	return nil
 }
 
-// GetUpstreams returns fresh Upstream values for the eligible targets:
-// one allocation for up to 8 targets, two above.
-//
-// The values cannot be cached per registry snapshot and shared between
-// requests: Caddy's reverse proxy provisions every dynamic upstream on
-// every request (provisionUpstream writes its Host, circuit breaker,
-// MaxRequests and passive health policy), so concurrent requests sharing
-// one value would race; Caddy's own dynamic sources copy their cached
-// values per request for the same reason.
-func (s *Source) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error) {
+// GetUpstreams returns fresh Upstream values for the eligible targets,
+// with the record of the request's attempts that the sentinel transport
+// keeps, in one allocation for up to 8 targets (adaptive.Upstreams).
+func (s *Source) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, error) {
 	p := s.reg.Pool(s.Upstream)
 	if p == nil || len(p.Addresses) == 0 {
 		return nil, nil
 	}
-	addrs := p.Addresses
-	// The values and the pointers to them in one block, in the size
-	// classes of small pools.
-	switch n := len(addrs); {
-	case n == 1:
-		b := new(struct {
-			u [1]reverseproxy.Upstream
-			p [1]*reverseproxy.Upstream
-		})
-		return fill(addrs, b.u[:], b.p[:]), nil
-	case n <= 2:
-		b := new(struct {
-			u [2]reverseproxy.Upstream
-			p [2]*reverseproxy.Upstream
-		})
-		return fill(addrs, b.u[:n], b.p[:n]), nil
-	case n <= 4:
-		b := new(struct {
-			u [4]reverseproxy.Upstream
-			p [4]*reverseproxy.Upstream
-		})
-		return fill(addrs, b.u[:n], b.p[:n]), nil
-	case n <= 8:
-		b := new(struct {
-			u [8]reverseproxy.Upstream
-			p [8]*reverseproxy.Upstream
-		})
-		return fill(addrs, b.u[:n], b.p[:n]), nil
-	}
-	return fill(addrs, make([]reverseproxy.Upstream, len(addrs)), make([]*reverseproxy.Upstream, len(addrs))), nil
-}
-
-// fill sets the dial addresses of ups and points out at them; all three
-// have the same length.
-func fill(addrs []string, ups []reverseproxy.Upstream, out []*reverseproxy.Upstream) []*reverseproxy.Upstream {
-	for i, a := range addrs {
-		ups[i].Dial = a
-		out[i] = &ups[i]
-	}
-	return out
+	return adaptive.Upstreams(r, p.Addresses), nil
 }
 
 // UnmarshalCaddyfile reads `dynamic sentinel <upstream>`.
