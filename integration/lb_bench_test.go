@@ -21,7 +21,16 @@ type lbScenario struct {
 	service time.Duration // service time of a request (with workers)
 	retries int           // retries on 503, for every policy
 	sick    int           // the backend whose share is reported
-	setup   func(bs []*lbBackend)
+	// clients > 0 makes the load closed-loop: that many clients, each
+	// sending its next request as soon as the last one is answered, as
+	// fast as the proxy goes (the proxy is CPU-bound); else open loop at
+	// the rate.
+	clients int
+	// longPolicies, when set, are the only policies run in the long
+	// suite (SENTINEL_LONG_TESTS=1 without SENTINEL_LB_BENCH), to keep it
+	// short.
+	longPolicies []string
+	setup        func(bs []*lbBackend)
 	// oracle is the best possible balancing: the healthy backends only,
 	// or weights matching the capacities.
 	oracleTargets func(bs []*lbBackend) ([]*lbBackend, []int)
@@ -38,6 +47,7 @@ type lbPolicyCase struct {
 type lbRow struct {
 	policy                 string
 	p50, p99, p999         time.Duration
+	rps                    float64
 	success, sickShare     float64
 	requests               int
 	vsOracle, vsRoundRobin float64
@@ -75,6 +85,9 @@ func TestLBBench(t *testing.T) {
 			setup: func(bs []*lbBackend) { bs[3].failPct.Store(30) }},
 		{name: "one fast-failing backend (30 % 503 in < 1 ms), 1 retry on 503", sick: 3, retries: 1, oracleTargets: healthyOnly,
 			setup: func(bs []*lbBackend) { bs[3].failPct.Store(30) }},
+		{name: "one slow backend (+50 ms), proxy saturated (closed loop, 64 clients)", sick: 3, clients: 64, oracleTargets: healthyOnly,
+			longPolicies: []string{"oracle", "round_robin (Caddy)", "peak_ewma", "adaptive (defaults)"},
+			setup:        func(bs []*lbBackend) { bs[3].delay.Store(int64(50 * time.Millisecond)) }},
 		{name: "unequal capacity (1, 2, 4, 8 workers × 4 ms)", sick: 0, workers: []int{1, 2, 4, 8}, service: 4 * time.Millisecond,
 			oracleTargets: func(bs []*lbBackend) ([]*lbBackend, []int) { return bs, []int{1, 2, 4, 8} }},
 	}
@@ -104,7 +117,12 @@ func TestLBBench(t *testing.T) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "Load: %.0f requests/s open loop, %v warm-up (not measured) then %v measured, per policy; fresh backends for each run; ", rate, warmup, measure)
 	fmt.Fprintf(&out, "%d run(s) per policy, interleaved: latencies are the median of the runs' quantiles, success and share over all runs.\n", repeat)
+	benchOnly := os.Getenv("SENTINEL_LB_BENCH") == ""
 	for si, sc := range scenarios {
+		policies := policies
+		if benchOnly && sc.longPolicies != nil {
+			policies = slices.DeleteFunc(slices.Clone(policies), func(p lbPolicyCase) bool { return !slices.Contains(sc.longPolicies, p.name) })
+		}
 		runs := make([][]lbRow, len(policies))
 		for rep := range repeat {
 			for pi, pc := range policies {
@@ -117,12 +135,12 @@ func TestLBBench(t *testing.T) {
 		}
 		oracle, rr := rows[0], rows[1]
 		fmt.Fprintf(&out, "\n#### %s\n\n", sc.name)
-		out.WriteString("| policy | p50 | p99 | p999 | success | sick backend's share | p99 ÷ oracle | p99 ÷ round robin |\n")
-		out.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		out.WriteString("| policy | req/s | p50 | p99 | p999 | success | sick backend's share | p99 ÷ oracle | p99 ÷ round robin |\n")
+		out.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range rows {
 			r.vsOracle = float64(r.p99) / float64(oracle.p99)
 			r.vsRoundRobin = float64(r.p99) / float64(rr.p99)
-			fmt.Fprintf(&out, "| %s | %s | %s | %s | %.2f %% | %.2f %% | %.2f | %.2f |\n", r.policy, lbMillis(r.p50), lbMillis(r.p99), lbMillis(r.p999),
+			fmt.Fprintf(&out, "| %s | %.0f | %s | %s | %s | %.2f %% | %.2f %% | %.2f | %.2f |\n", r.policy, r.rps, lbMillis(r.p50), lbMillis(r.p99), lbMillis(r.p999),
 				100*r.success, 100*r.sickShare, r.vsOracle, r.vsRoundRobin)
 		}
 	}
@@ -166,12 +184,18 @@ func runLBCase(t *testing.T, sc lbScenario, pc lbPolicyCase, upstream string, ra
 	gen := newLBLoadGen("http://"+listen+"/b/x", rate)
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() { gen.run(stop); close(done) }()
+	if sc.clients > 0 {
+		go func() { gen.runClosed(stop, sc.clients); close(done) }()
+	} else {
+		go func() { gen.run(stop); close(done) }()
+	}
 	time.Sleep(warmup)
 	hits := newLBHitCounter(bs...)
 	gen.record(true)
+	began := time.Now()
 	time.Sleep(measure)
 	res := gen.record(false)
+	elapsed := time.Since(began)
 	h := hits.delta()
 	close(stop)
 	select {
@@ -182,9 +206,9 @@ func runLBCase(t *testing.T, sc lbScenario, pc lbPolicyCase, upstream string, ra
 	}
 	row := lbRow{
 		policy: pc.name, p50: res.quantile(0.50), p99: res.quantile(0.99), p999: res.quantile(0.999),
-		success: res.successRate(), sickShare: lbShare(h, sc.sick), requests: res.total,
+		rps: float64(res.total) / elapsed.Seconds(), success: res.successRate(), sickShare: lbShare(h, sc.sick), requests: res.total,
 	}
-	t.Logf("%-60s %-28s n=%d p50=%v p99=%v p999=%v success=%.2f%% sick=%.2f%% hits=%v", sc.name, pc.name, res.total,
+	t.Logf("%-60s %-28s n=%d rps=%.0f p50=%v p99=%v p999=%v success=%.2f%% sick=%.2f%% hits=%v", sc.name, pc.name, res.total, row.rps,
 		row.p50, row.p99, row.p999, 100*row.success, 100*row.sickShare, h)
 	return row
 }
@@ -204,6 +228,12 @@ func lbMedian(runs []lbRow) lbRow {
 	out.p50 = med(func(r lbRow) time.Duration { return r.p50 })
 	out.p99 = med(func(r lbRow) time.Duration { return r.p99 })
 	out.p999 = med(func(r lbRow) time.Duration { return r.p999 })
+	rps := make([]float64, len(runs))
+	for i, r := range runs {
+		rps[i] = r.rps
+	}
+	slices.Sort(rps)
+	out.rps = rps[len(rps)/2]
 	var ok, share float64
 	for _, r := range runs {
 		out.requests += r.requests
