@@ -74,14 +74,18 @@ func (e *peakEWMA) observe(now int64, s sample) {
 // load decays the estimate to now and returns the load with pending
 // requests in flight.
 func (e *peakEWMA) load(now, pending int64) float64 {
+	return peakLoad(e.costAt(now), pending)
+}
+
+// costAt decays the estimate to now and returns it.
+func (e *peakEWMA) costAt(now int64) float64 {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if now > e.stamp {
 		e.cost *= decay(now-e.stamp, e.p.tau)
 		e.stamp = now
 	}
-	cost := e.cost
-	e.mu.Unlock()
-	return peakLoad(cost, pending)
+	return e.cost
 }
 
 // estimate returns the estimate projected to now, without changing it

@@ -62,6 +62,9 @@ type lbRow struct {
 //
 //	SENTINEL_LB_BENCH=1 go test ./integration -run TestLBBench -v -timeout 20m
 //
+// SENTINEL_LB_CONCURRENT=1 runs the policies of a scenario at the same
+// time, each with its own backends and load, and reports the p99 ratios
+// paired by round: on a shared machine, the way to compare them.
 // SENTINEL_LB_RATE (requests/s, default 1000), SENTINEL_LB_WARMUP (default
 // 2s, not measured: the policies learn), SENTINEL_LB_MEASURE (default 5s)
 // and SENTINEL_LB_REPEAT (runs per policy, default 1) change the load;
@@ -114,9 +117,15 @@ func TestLBBench(t *testing.T) {
 
 	scenarios = lbFilter(scenarios, os.Getenv("SENTINEL_LB_SCENARIOS"), func(s lbScenario) string { return s.name })
 	policies = lbFilter(policies, os.Getenv("SENTINEL_LB_POLICIES"), func(p lbPolicyCase) string { return p.name })
+	concurrent := os.Getenv("SENTINEL_LB_CONCURRENT") == "1"
 	var out strings.Builder
-	fmt.Fprintf(&out, "Load: %.0f requests/s open loop, %v warm-up (not measured) then %v measured, per policy; fresh backends for each run; ", rate, warmup, measure)
-	fmt.Fprintf(&out, "%d run(s) per policy, interleaved: latencies are the median of the runs' quantiles, success and share over all runs.\n", repeat)
+	if concurrent {
+		fmt.Fprintf(&out, "Load: every policy of a scenario at the same time, each with its own four fresh backends and its own load (open loop: %.0f requests/s shared equally; closed loop: the scenario's clients each), %v warm-up (not measured) then %v measured; ", rate, warmup, measure)
+		fmt.Fprintf(&out, "%d round(s): latencies are the median of the rounds' quantiles, the ratios the median of the rounds' ratios (paired), success and share over all rounds.\n", repeat)
+	} else {
+		fmt.Fprintf(&out, "Load: %.0f requests/s open loop (or the scenario's closed loop), %v warm-up (not measured) then %v measured, per policy; fresh backends for each run; ", rate, warmup, measure)
+		fmt.Fprintf(&out, "%d run(s) per policy, interleaved: latencies are the median of the runs' quantiles, success and share over all runs.\n", repeat)
+	}
 	benchOnly := os.Getenv("SENTINEL_LB_BENCH") == ""
 	for si, sc := range scenarios {
 		policies := policies
@@ -125,6 +134,12 @@ func TestLBBench(t *testing.T) {
 		}
 		runs := make([][]lbRow, len(policies))
 		for rep := range repeat {
+			if concurrent {
+				for pi, r := range runLBConcurrent(t, sc, policies, fmt.Sprintf("lbb-%d-%d", si, rep), rate, warmup, measure) {
+					runs[pi] = append(runs[pi], r)
+				}
+				continue
+			}
 			for pi, pc := range policies {
 				runs[pi] = append(runs[pi], runLBCase(t, sc, pc, fmt.Sprintf("lbb-%d-%d-%d", si, pi, rep), rate, warmup, measure))
 			}
@@ -134,12 +149,22 @@ func TestLBBench(t *testing.T) {
 			rows[pi] = lbMedian(runs[pi])
 		}
 		oracle, rr := rows[0], rows[1]
+		if concurrent {
+			// Paired: the median over the rounds of the ratio in each
+			// round, whose runs shared the machine's noise.
+			for pi := range rows {
+				rows[pi].vsOracle = lbPaired(runs[pi], runs[0])
+				rows[pi].vsRoundRobin = lbPaired(runs[pi], runs[1])
+			}
+		}
 		fmt.Fprintf(&out, "\n#### %s\n\n", sc.name)
 		out.WriteString("| policy | req/s | p50 | p99 | p999 | success | sick backend's share | p99 ÷ oracle | p99 ÷ round robin |\n")
 		out.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range rows {
-			r.vsOracle = float64(r.p99) / float64(oracle.p99)
-			r.vsRoundRobin = float64(r.p99) / float64(rr.p99)
+			if !concurrent {
+				r.vsOracle = float64(r.p99) / float64(oracle.p99)
+				r.vsRoundRobin = float64(r.p99) / float64(rr.p99)
+			}
 			fmt.Fprintf(&out, "| %s | %.0f | %s | %s | %s | %.2f %% | %.2f %% | %.2f | %.2f |\n", r.policy, r.rps, lbMillis(r.p50), lbMillis(r.p99), lbMillis(r.p999),
 				100*r.success, 100*r.sickShare, r.vsOracle, r.vsRoundRobin)
 		}
@@ -211,6 +236,111 @@ func runLBCase(t *testing.T, sc lbScenario, pc lbPolicyCase, upstream string, ra
 	t.Logf("%-60s %-28s n=%d rps=%.0f p50=%v p99=%v p999=%v success=%.2f%% sick=%.2f%% hits=%v", sc.name, pc.name, res.total, row.rps,
 		row.p50, row.p99, row.p999, 100*row.success, 100*row.sickShare, h)
 	return row
+}
+
+// runLBConcurrent runs every policy through one scenario at the same time:
+// one proxy config with a route per policy, each with its own four fresh
+// backends and its own load generator (open loop: the rate shared equally;
+// closed loop: the scenario's clients each), so that they all share the
+// machine's noise.
+func runLBConcurrent(t *testing.T, sc lbScenario, pcs []lbPolicyCase, tag string, rate float64, warmup, measure time.Duration) []lbRow {
+	type lane struct {
+		bs   []*lbBackend
+		gen  *lbLoadGen
+		hits *lbHitCounter
+		done chan struct{}
+	}
+	listen := freeAddr(t)
+	lanes := make([]*lane, len(pcs))
+	var routes []lbRoute
+	for pi, pc := range pcs {
+		l := &lane{bs: make([]*lbBackend, 4), done: make(chan struct{})}
+		for i := range l.bs {
+			w := 0
+			if i < len(sc.workers) {
+				w = sc.workers[i]
+			}
+			l.bs[i] = startLBBackend(t, w, sc.service)
+		}
+		if sc.setup != nil {
+			sc.setup(l.bs)
+		}
+		upstream := fmt.Sprintf("%s-%d", tag, pi)
+		route := lbRoute{prefix: fmt.Sprintf("/p%d", pi), upstream: upstream, targets: l.bs, retries: sc.retries}
+		if pc.oracle {
+			route.targets, route.weights = sc.oracleTargets(l.bs)
+			route.policy = map[string]any{"policy": "sentinel_weighted", "upstream": upstream}
+		} else {
+			route.policy = pc.policy(upstream)
+		}
+		routes = append(routes, route)
+		l.gen = newLBLoadGen("http://"+listen+route.prefix+"/x", rate/float64(len(pcs)))
+		lanes[pi] = l
+	}
+	defer func() {
+		for _, l := range lanes {
+			for _, b := range l.bs {
+				b.srv.Close()
+			}
+		}
+	}()
+	tester(t).InitServer(lbConfig(listen, routes), "json")
+	stop := make(chan struct{})
+	for _, l := range lanes {
+		if sc.clients > 0 {
+			go func() { l.gen.runClosed(stop, sc.clients); close(l.done) }()
+		} else {
+			go func() { l.gen.run(stop); close(l.done) }()
+		}
+	}
+	time.Sleep(warmup)
+	for _, l := range lanes {
+		l.hits = newLBHitCounter(l.bs...)
+		l.gen.record(true)
+	}
+	began := time.Now()
+	time.Sleep(measure)
+	rows := make([]lbRow, len(lanes))
+	for pi, l := range lanes {
+		res := l.gen.record(false)
+		elapsed := time.Since(began)
+		h := l.hits.delta()
+		rows[pi] = lbRow{
+			policy: pcs[pi].name, p50: res.quantile(0.50), p99: res.quantile(0.99), p999: res.quantile(0.999),
+			rps: float64(res.total) / elapsed.Seconds(), success: res.successRate(), sickShare: lbShare(h, sc.sick), requests: res.total,
+		}
+		t.Logf("%-60s %-28s n=%d rps=%.0f p50=%v p99=%v p999=%v success=%.2f%% sick=%.2f%% hits=%v", sc.name, pcs[pi].name, res.total, rows[pi].rps,
+			rows[pi].p50, rows[pi].p99, rows[pi].p999, 100*rows[pi].success, 100*rows[pi].sickShare, h)
+	}
+	close(stop)
+	for _, l := range lanes {
+		select {
+		case <-l.done:
+		case <-time.After(30 * time.Second):
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			t.Fatalf("%s: the load did not stop", sc.name)
+		}
+	}
+	return rows
+}
+
+// lbPaired returns the median over the rounds of a's p99 divided by
+// base's in the same round.
+func lbPaired(a, base []lbRow) float64 {
+	var v []float64
+	for i := range min(len(a), len(base)) {
+		if base[i].p99 > 0 {
+			v = append(v, float64(a[i].p99)/float64(base[i].p99))
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 0 {
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 // lbMedian combines the runs of a policy: the median of each latency
