@@ -99,7 +99,13 @@ func TestLBBench(t *testing.T) {
 		{name: "round_robin (Caddy)", policy: func(string) map[string]any { return map[string]any{"policy": "round_robin"} }},
 		{name: "least_conn (Caddy)", policy: func(string) map[string]any { return map[string]any{"policy": "least_conn"} }},
 		{name: "peak_ewma", policy: func(u string) map[string]any { return map[string]any{"policy": "peak_ewma", "upstream": u} }},
+		{name: "peak_ewma (slow_ratio -1³)", policy: func(u string) map[string]any {
+			return map[string]any{"policy": "peak_ewma", "upstream": u, "slow_ratio": -1}
+		}},
 		{name: "adaptive (defaults)", policy: func(u string) map[string]any { return map[string]any{"policy": "adaptive", "upstream": u} }},
+		{name: "adaptive (slow_margin 1h³)", policy: func(u string) map[string]any {
+			return map[string]any{"policy": "adaptive", "upstream": u, "slow_margin": "1h"}
+		}},
 		{name: "adaptive (original constants²)", policy: func(u string) map[string]any {
 			return map[string]any{"policy": "adaptive", "upstream": u, "adjustment_interval": "10s", "min_requests": 100, "latency_ratio": -1}
 		}},
@@ -170,6 +176,7 @@ func TestLBBench(t *testing.T) {
 		}
 	}
 	out.WriteString("\n¹ adaptive (tuned): adjustment_interval 500ms, min_requests 5, latency_threshold 10ms, min_weight_ratio 0.02.\n")
+	out.WriteString("³ without the slow-target rule (as before it existed): peak_ewma compares latency × (in flight + 1) alone; adaptive never leaves a slow target out of the draw.\n")
 	fmt.Println(out.String())
 	if path := os.Getenv("SENTINEL_LB_BENCH_OUT"); path != "" {
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {

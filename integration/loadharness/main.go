@@ -60,6 +60,11 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	return withDefaults(o)
+}
+
+// withDefaults fills in what depends on other flags and checks the mode.
+func withDefaults(o options) (options, error) {
 	if o.Contenders == "" {
 		o.Contenders = "direct,caddy,caddy-control,sentinel,nginx"
 		if o.Concurrent {
