@@ -126,7 +126,7 @@ func TestLBBench(t *testing.T) {
 	concurrent := os.Getenv("SENTINEL_LB_CONCURRENT") == "1"
 	var out strings.Builder
 	if concurrent {
-		fmt.Fprintf(&out, "Load: every policy of a scenario at the same time, each with its own four fresh backends and its own load (open loop: %.0f requests/s shared equally; closed loop: the scenario's clients each), %v warm-up (not measured) then %v measured; ", rate, warmup, measure)
+		fmt.Fprintf(&out, "Load: every policy of a scenario at the same time, each with its own four fresh backends and its own load (the load shared equally: open loop %.0f requests/s in all, closed loop the scenario's clients, at least 4 each), %v warm-up (not measured) then %v measured; ", rate, warmup, measure)
 		fmt.Fprintf(&out, "%d round(s): latencies are the median of the rounds' quantiles, the ratios the median of the rounds' ratios (paired), success and share over all rounds.\n", repeat)
 	} else {
 		fmt.Fprintf(&out, "Load: %.0f requests/s open loop (or the scenario's closed loop), %v warm-up (not measured) then %v measured, per policy; fresh backends for each run; ", rate, warmup, measure)
@@ -247,9 +247,9 @@ func runLBCase(t *testing.T, sc lbScenario, pc lbPolicyCase, upstream string, ra
 
 // runLBConcurrent runs every policy through one scenario at the same time:
 // one proxy config with a route per policy, each with its own four fresh
-// backends and its own load generator (open loop: the rate shared equally;
-// closed loop: the scenario's clients each), so that they all share the
-// machine's noise.
+// backends and its own load generator (the scenario's load shared equally:
+// the open loop's rate, the closed loop's clients, at least 4 each), so
+// that they all share the machine's noise.
 func runLBConcurrent(t *testing.T, sc lbScenario, pcs []lbPolicyCase, tag string, rate float64, warmup, measure time.Duration) []lbRow {
 	type lane struct {
 		bs   []*lbBackend
@@ -293,9 +293,10 @@ func runLBConcurrent(t *testing.T, sc lbScenario, pcs []lbPolicyCase, tag string
 	}()
 	tester(t).InitServer(lbConfig(listen, routes), "json")
 	stop := make(chan struct{})
+	clients := max(sc.clients/len(pcs), 4) // the scenario's load, shared
 	for _, l := range lanes {
 		if sc.clients > 0 {
-			go func() { l.gen.runClosed(stop, sc.clients); close(l.done) }()
+			go func() { l.gen.runClosed(stop, clients); close(l.done) }()
 		} else {
 			go func() { l.gen.run(stop); close(l.done) }()
 		}
