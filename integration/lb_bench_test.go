@@ -27,8 +27,8 @@ type lbScenario struct {
 	// the rate.
 	clients int
 	// longPolicies, when set, are the only policies run in the long
-	// suite (SENTINEL_LONG_TESTS=1 without SENTINEL_LB_BENCH), to keep it
-	// short.
+	// suite (SENTINEL_LONG_TESTS=1 without SENTINEL_LB_BENCH), with at
+	// most 1 s of warm-up and 3 s measured, to keep it short.
 	longPolicies []string
 	setup        func(bs []*lbBackend)
 	// oracle is the best possible balancing: the healthy backends only,
@@ -41,6 +41,9 @@ type lbPolicyCase struct {
 	name   string
 	policy func(upstream string) map[string]any
 	oracle bool
+	// benchOnly: not in the long suite (SENTINEL_LONG_TESTS=1 without
+	// SENTINEL_LB_BENCH), to keep it short.
+	benchOnly bool
 }
 
 // lbRow is one measured line of the table.
@@ -101,11 +104,11 @@ func TestLBBench(t *testing.T) {
 		{name: "peak_ewma", policy: func(u string) map[string]any { return map[string]any{"policy": "peak_ewma", "upstream": u} }},
 		{name: "peak_ewma (slow_ratio -1³)", policy: func(u string) map[string]any {
 			return map[string]any{"policy": "peak_ewma", "upstream": u, "slow_ratio": -1}
-		}},
+		}, benchOnly: true},
 		{name: "adaptive (defaults)", policy: func(u string) map[string]any { return map[string]any{"policy": "adaptive", "upstream": u} }},
 		{name: "adaptive (slow_margin 1h³)", policy: func(u string) map[string]any {
 			return map[string]any{"policy": "adaptive", "upstream": u, "slow_margin": "1h"}
-		}},
+		}, benchOnly: true},
 		{name: "adaptive (original constants²)", policy: func(u string) map[string]any {
 			return map[string]any{"policy": "adaptive", "upstream": u, "adjustment_interval": "10s", "min_requests": 100, "latency_ratio": -1}
 		}},
@@ -132,11 +135,16 @@ func TestLBBench(t *testing.T) {
 		fmt.Fprintf(&out, "Load: %.0f requests/s open loop (or the scenario's closed loop), %v warm-up (not measured) then %v measured, per policy; fresh backends for each run; ", rate, warmup, measure)
 		fmt.Fprintf(&out, "%d run(s) per policy, interleaved: latencies are the median of the runs' quantiles, success and share over all runs.\n", repeat)
 	}
-	benchOnly := os.Getenv("SENTINEL_LB_BENCH") == ""
+	longSuite := os.Getenv("SENTINEL_LB_BENCH") == ""
+	if longSuite {
+		policies = slices.DeleteFunc(policies, func(p lbPolicyCase) bool { return p.benchOnly })
+	}
 	for si, sc := range scenarios {
 		policies := policies
-		if benchOnly && sc.longPolicies != nil {
+		warmup, measure := warmup, measure
+		if longSuite && sc.longPolicies != nil {
 			policies = slices.DeleteFunc(slices.Clone(policies), func(p lbPolicyCase) bool { return !slices.Contains(sc.longPolicies, p.name) })
+			warmup, measure = min(warmup, time.Second), min(measure, 3*time.Second)
 		}
 		runs := make([][]lbRow, len(policies))
 		for rep := range repeat {
