@@ -266,7 +266,7 @@ func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget]
 		if v.stale(pool, i) {
 			return pickStale
 		}
-		if eligible(i, u) && !v.items[i].slowAt(now) {
+		if eligible(i, u) && !v.items[i].slowAt(now, v.targets[i].InFlight()) {
 			skipSlow = true
 			break
 		}
@@ -277,7 +277,7 @@ func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget]
 			return pickStale
 		}
 		sc := -1.0
-		if eligible(i, u) && (!skipSlow || !v.items[i].slowAt(now)) {
+		if eligible(i, u) && (!skipSlow || !v.items[i].slowAt(now, v.targets[i].InFlight())) {
 			sc = v.items[i].score(v.targets[i].InFlight())
 			found = true
 			if best < 0 || sc > bestScore {

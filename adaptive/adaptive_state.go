@@ -200,11 +200,17 @@ func (t *adaptiveTarget) recentAt(now int64) float64 {
 	return t.recent.Load() * decay(now-t.recentStamp.Load(), float64(recentTau*t.g.p.interval))
 }
 
-// slowAt reports whether the target is slow against the pool (see
-// slowRule): its recent latency against the median at the last
-// adjustment.
-func (t *adaptiveTarget) slowAt(now int64) bool {
-	return t.g.p.slow.slow(t.recentAt(now), t.g.refLat.Load())
+// slowAt reports whether the target, with inFlight requests in flight, is
+// slow against the pool (see slowRule): its recent latency (or, while
+// requests wait on it, the time since its last response when longer: see
+// waitedCost) against the median at the last adjustment.
+func (t *adaptiveTarget) slowAt(now, inFlight int64) bool {
+	stamp := t.recentStamp.Load()
+	if stamp == 0 {
+		return false
+	}
+	lat := waitedCost(t.recent.Load()*decay(now-stamp, float64(recentTau*t.g.p.interval)), stamp, now, inFlight)
+	return t.g.p.slow.slow(lat, t.g.refLat.Load())
 }
 
 // average ends an interval of a target that saw enough requests (or

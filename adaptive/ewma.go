@@ -42,8 +42,9 @@ type peakEWMA struct {
 	p peakParams
 
 	mu    sync.Mutex
-	cost  float64 // ns
-	stamp int64   // ns
+	cost     float64 // ns
+	stamp    int64   // ns
+	observed int64   // ns, time of the last observation (0: none)
 
 	selections atomic.Uint64
 }
@@ -68,6 +69,7 @@ func (e *peakEWMA) observe(now int64, s sample) {
 	if now > e.stamp {
 		e.stamp = now
 	}
+	e.observed = max(e.observed, now)
 	e.mu.Unlock()
 }
 
@@ -79,13 +81,33 @@ func (e *peakEWMA) load(now, pending int64) float64 {
 
 // costAt decays the estimate to now and returns it.
 func (e *peakEWMA) costAt(now int64) float64 {
+	c, _ := e.costSince(now)
+	return c
+}
+
+// costSince decays the estimate to now and returns it with the time of
+// the last observation (0: none).
+func (e *peakEWMA) costSince(now int64) (float64, int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if now > e.stamp {
 		e.cost *= decay(now-e.stamp, e.p.tau)
 		e.stamp = now
 	}
-	return e.cost
+	return e.cost, e.observed
+}
+
+// waitedCost is the latency the slow-target rule compares: the estimate,
+// or, while requests are in flight, the time since the last response when
+// longer — a lower bound of how long the oldest of them has been waiting.
+// A target whose estimate decayed while it got no traffic thus does not
+// look fast once requests wait on it: without it, every comparison would
+// go to such a target until its first answer (a herd).
+func waitedCost(cost float64, observed, now, pending int64) float64 {
+	if pending > 0 && observed > 0 && now > observed {
+		return max(cost, float64(now-observed))
+	}
+	return cost
 }
 
 // estimate returns the estimate projected to now, without changing it

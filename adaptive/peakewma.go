@@ -156,17 +156,21 @@ func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ htt
 		v, cands = s.views.drawn(s.fb, pool, reg, s.rnd, s.Choices, false, ex, &buf)
 		// The candidates' estimates, decayed to now; the slow ones lose
 		// while one that is not slow is there.
-		var costs [maxChoices]float64
+		var costs, waited [maxChoices]float64
+		var pending [maxChoices]int64
 		var slow [maxChoices]bool
 		fastest, anyFast := math.Inf(1), false
 		for j, i := range cands {
-			costs[j] = v.items[i].costAt(now)
-			if costs[j] > 0 {
-				fastest = min(fastest, costs[j])
+			var observed int64
+			costs[j], observed = v.items[i].costSince(now)
+			pending[j] = v.targets[i].InFlight()
+			waited[j] = waitedCost(costs[j], observed, now, pending[j])
+			if waited[j] > 0 {
+				fastest = min(fastest, waited[j])
 			}
 		}
 		for j, i := range cands {
-			slow[j] = s.slow.slow(costs[j], fastest)
+			slow[j] = s.slow.slow(waited[j], fastest)
 			anyFast = anyFast || (!slow[j] && (v.reg == nil || v.weights[i] > 0))
 		}
 		return lowest(cands, s.rnd, func(i int) float64 {
@@ -174,7 +178,7 @@ func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ htt
 			if anyFast && slow[j] {
 				return math.NaN()
 			}
-			l := peakLoad(costs[j], v.targets[i].InFlight())
+			l := peakLoad(costs[j], pending[j])
 			if v.reg != nil {
 				if v.weights[i] <= 0 {
 					return math.NaN()

@@ -149,3 +149,56 @@ func TestSlowRule(t *testing.T) {
 		t.Error("adaptive: negative slow_margin accepted")
 	}
 }
+
+// TestPeakEWMANoHerdOnIdleTarget: a target whose estimate decayed while
+// it got no traffic (2.7 ms, against 10 ms for the busy ones) is not the
+// fast reference once a request waits on it (waitedCost: the 30 s since
+// its last answer); else the busy targets would be "slow" against it and
+// every comparison would go to it until its first answer.
+func TestPeakEWMANoHerdOnIdleTarget(t *testing.T) {
+	clk := newClock()
+	s := newPeak(t, clk, &PeakEWMA{})
+	addrs := []string{"ph-a:1", "ph-b:1", "ph-c:1", "ph-d:1"}
+	pool := testPool(addrs...)
+	s.Select(pool, nil, nil)
+	feed("ph-d:1", clk.now(), okSample(ms(55)))
+	clk.add(30 * time.Second)
+	for _, a := range addrs[:3] {
+		feed(a, clk.now(), okSample(ms(10)))
+		inflight(t, a, 5)
+		defer inflight(t, a, 0)
+	}
+	defer inflight(t, "ph-d:1", 0)
+	n := int64(0)
+	for range 200 {
+		clk.add(time.Millisecond)
+		if u := s.Select(pool, nil, nil); u.Dial == "ph-d:1" {
+			n++
+			inflight(t, "ph-d:1", n) // it does not answer within the test
+		}
+	}
+	if n == 0 || n > 3 {
+		t.Fatalf("the idle target got %d of 200 requests, want a probe (1–3)", n)
+	}
+}
+
+// TestAdaptiveSlowAtWaiting: adaptive's slow test counts the time since
+// the last answer while requests wait.
+func TestAdaptiveSlowAtWaiting(t *testing.T) {
+	clk := newClock()
+	s := newAdaptive(t, clk, &Adaptive{Upstream: "slowat"})
+	g := s.group
+	tg := newAdaptiveTarget(g, 1)
+	if tg.slowAt(clk.now(), 3) {
+		t.Fatal("never observed: not slow")
+	}
+	tg.observe(clk.now(), okSample(ms(2)))
+	g.refLat.Store(float64(ms(2)))
+	clk.add(10 * time.Second)
+	if tg.slowAt(clk.now(), 0) {
+		t.Fatal("idle, nothing waiting: not slow")
+	}
+	if !tg.slowAt(clk.now(), 1) {
+		t.Fatal("a request waiting 10 s after the last answer: slow")
+	}
+}
