@@ -41,7 +41,7 @@ type peakParams struct {
 type peakEWMA struct {
 	p peakParams
 
-	mu    sync.Mutex
+	mu       sync.Mutex
 	cost     float64 // ns
 	stamp    int64   // ns
 	observed int64   // ns, time of the last observation (0: none)
