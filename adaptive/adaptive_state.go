@@ -122,10 +122,10 @@ type adaptiveTarget struct {
 	w0      atomicFloat // configured weight
 	ewmaErr atomicFloat
 	ewmaLat atomicFloat // ns
-	// recent is a peak-sensitive latency (ns) of every outcome: a slower
-	// response raises it at once, faster ones bring it down with an
-	// exponential moving average, and it decays toward 0 with time
-	// (time constant recentTau intervals), as of recentStamp.
+	// recent is the floor latency (ns) of every outcome (see valley): a
+	// faster response lowers it at once, slower ones raise it with an
+	// exponential moving average, and it decays toward 0 with time (time
+	// constant recentTau intervals, for both), as of recentStamp.
 	recent      atomicFloat
 	recentStamp atomic.Int64
 	open        atomic.Bool
@@ -182,14 +182,8 @@ func (t *adaptiveTarget) observe(now int64, s sample) {
 // held.
 func (t *adaptiveTarget) observeRecent(now int64, rtt float64) {
 	stamp := t.recentStamp.Load()
-	w := decay(now-stamp, float64(recentTau*t.g.p.interval))
-	cur := t.recent.Load() * w
-	if rtt > cur {
-		cur = rtt
-	} else {
-		cur += rtt * (1 - w)
-	}
-	t.recent.Store(cur)
+	tau := float64(recentTau * t.g.p.interval)
+	t.recent.Store(valley(t.recent.Load()*decay(now-stamp, tau), rtt, now-stamp, stamp == 0, tau))
 	if now > stamp {
 		t.recentStamp.Store(now)
 	}

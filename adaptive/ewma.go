@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // unprobedPenalty is the load of a target that has no estimate yet but
@@ -45,6 +46,7 @@ type peakEWMA struct {
 	cost     float64 // ns
 	stamp    int64   // ns
 	observed int64   // ns, time of the last observation (0: none)
+	floor    float64 // ns, the valley estimate (see observeFloor)
 
 	selections atomic.Uint64
 }
@@ -69,8 +71,26 @@ func (e *peakEWMA) observe(now int64, s sample) {
 	if now > e.stamp {
 		e.stamp = now
 	}
+	e.floor = valley(e.floor, float64(s.rtt), now-e.observed, e.observed == 0, floorTau)
 	e.observed = max(e.observed, now)
 	e.mu.Unlock()
+}
+
+// floorTau is the time constant with which a target's floor latency rises.
+const floorTau = float64(time.Second)
+
+// valley is the floor estimate of a latency after a sample rtt, dt after
+// the previous one: a lower sample counts at once, higher ones raise it
+// with an exponential moving average of time constant tau. Peaks that all
+// targets share when the proxy stalls (a GC pause, the OS running
+// something else) barely move it; a target that is slow by itself has no
+// fast answers, and its floor is its latency.
+func valley(floor, rtt float64, dt int64, first bool, tau float64) float64 {
+	if first || rtt <= floor {
+		return rtt
+	}
+	w := decay(dt, tau)
+	return floor*w + rtt*(1-w)
 }
 
 // load decays the estimate to now and returns the load with pending
@@ -81,20 +101,20 @@ func (e *peakEWMA) load(now, pending int64) float64 {
 
 // costAt decays the estimate to now and returns it.
 func (e *peakEWMA) costAt(now int64) float64 {
-	c, _ := e.costSince(now)
+	c, _, _ := e.costSince(now)
 	return c
 }
 
-// costSince decays the estimate to now and returns it with the time of
-// the last observation (0: none).
-func (e *peakEWMA) costSince(now int64) (float64, int64) {
+// costSince decays the estimate to now and returns it with the floor
+// estimate and the time of the last observation (0: none).
+func (e *peakEWMA) costSince(now int64) (cost, floor float64, observed int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if now > e.stamp {
 		e.cost *= decay(now-e.stamp, e.p.tau)
 		e.stamp = now
 	}
-	return e.cost, e.observed
+	return e.cost, e.floor, e.observed
 }
 
 // waitedCost is the latency the slow-target rule compares: the estimate,

@@ -67,15 +67,19 @@ type PeakEWMA struct {
 	// power of three; at least the number of targets compares them all).
 	Choices int `json:"choices,omitempty"`
 
-	// SlowRatio makes a candidate whose latency estimate is more than
+	// SlowRatio makes a candidate whose floor latency is more than
 	// slow_ratio × the lowest of the candidates' (and more than
 	// slow_margin above it) lose the comparison whatever the requests in
 	// flight, while a candidate that is not that slow is available
-	// (default 3; -1: off, Finagle's plain comparison of loads). When the
-	// proxy itself is the bottleneck, requests pile up in flight on the
-	// healthy targets (waiting for the proxy's CPU, not for the targets),
-	// and latency × (in flight + 1) would send a steady share of the
-	// requests to a target many times slower.
+	// (default 3; -1: off, Finagle's plain comparison of loads). The
+	// floor latency falls to a faster answer at once and rises with an
+	// average (time constant 1 s); it is capped by the decaying estimate
+	// (so a slow target is tried again) and, while requests wait on the
+	// target, raised to the time since its last answer. When the proxy
+	// itself is the bottleneck, requests pile up in flight on the healthy
+	// targets (waiting for the proxy's CPU, not for the targets), and
+	// latency × (in flight + 1) would send a steady share of the requests
+	// to a target many times slower.
 	SlowRatio float64 `json:"slow_ratio,omitempty"`
 
 	// SlowMargin is how much higher than the lowest the estimate of a
@@ -161,10 +165,11 @@ func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ htt
 		var slow [maxChoices]bool
 		fastest, anyFast := math.Inf(1), false
 		for j, i := range cands {
-			var observed int64
-			costs[j], observed = v.items[i].costSince(now)
-			pending[j] = v.targets[i].InFlight()
-			waited[j] = waitedCost(costs[j], observed, now, pending[j])
+			// The rule compares the floor latencies (the cost when
+			// lower: it decays, so that a slow target is tried again).
+			cost, floor, observed := v.items[i].costSince(now)
+			costs[j], pending[j] = cost, v.targets[i].InFlight()
+			waited[j] = waitedCost(min(cost, floor), observed, now, pending[j])
 			if waited[j] > 0 {
 				fastest = min(fastest, waited[j])
 			}
