@@ -110,11 +110,12 @@ type Adaptive struct {
 	// DisableBreaker turns the internal breaker off.
 	DisableBreaker bool `json:"disable_breaker,omitempty"`
 
-	// SlowMargin: a target whose recent latency (peak-sensitive, every
-	// response counts at once, time constant two adjustment intervals)
-	// is above latency_ratio × the pool's median and more than
-	// slow_margin above it is left out of the draw while a target that
-	// is not slow is available (default 5ms; the rule is off with
+	// SlowMargin: a target whose recent floor latency (a faster response
+	// counts at once, slower ones raise it with an average; time
+	// constant two adjustment intervals; while requests wait on it, the
+	// time since its last answer when longer) is above latency_ratio ×
+	// the pool's median and more than slow_margin above it is left out
+	// of the draw while a target that is not slow is available (default 5ms; the rule is off with
 	// latency_ratio -1). Without it, when the proxy itself is CPU-bound,
 	// the requests in flight on the healthy targets (waiting for the
 	// proxy) make a slow target's score look as good as theirs.
