@@ -115,10 +115,11 @@ type Adaptive struct {
 	// constant two adjustment intervals; while requests wait on it, the
 	// time since its last answer when longer) is above latency_ratio ×
 	// the pool's median and more than slow_margin above it is left out
-	// of the draw while a target that is not slow is available (default 5ms; the rule is off with
-	// latency_ratio -1). Without it, when the proxy itself is CPU-bound,
-	// the requests in flight on the healthy targets (waiting for the
-	// proxy) make a slow target's score look as good as theirs.
+	// of the draw while a target that is not slow is available (default
+	// 5ms; the rule is off with latency_ratio -1). Without it, when the
+	// proxy itself is CPU-bound, the requests in flight on the healthy
+	// targets (waiting for the proxy) make a slow target's score look as
+	// good as theirs.
 	SlowMargin caddy.Duration `json:"slow_margin,omitempty"`
 
 	base
@@ -264,6 +265,9 @@ func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget]
 	}
 	skipSlow := false
 	for i, u := range pool {
+		if s.params.slow.ratio <= 0 {
+			break // the rule is off
+		}
 		if v.stale(pool, i) {
 			return pickStale
 		}

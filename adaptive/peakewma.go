@@ -82,8 +82,8 @@ type PeakEWMA struct {
 	// to a target many times slower.
 	SlowRatio float64 `json:"slow_ratio,omitempty"`
 
-	// SlowMargin is how much higher than the lowest the estimate of a
-	// slow candidate must also be (default 5ms), so that the jitter of
+	// SlowMargin is how much higher than the lowest the floor latency of
+	// a slow candidate must also be (default 5ms), so that the jitter of
 	// fast targets does not make one of them "slow".
 	SlowMargin caddy.Duration `json:"slow_margin,omitempty"`
 
