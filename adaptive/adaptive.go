@@ -110,6 +110,18 @@ type Adaptive struct {
 	// DisableBreaker turns the internal breaker off.
 	DisableBreaker bool `json:"disable_breaker,omitempty"`
 
+	// SlowMargin: a target whose recent floor latency (a faster response
+	// counts at once, slower ones raise it with an average; time
+	// constant two adjustment intervals; while requests wait on it, the
+	// time since its last answer when longer) is above latency_ratio ×
+	// the pool's median and more than slow_margin above it is left out
+	// of the draw while a target that is not slow is available (default
+	// 5ms; the rule is off with latency_ratio -1). Without it, when the
+	// proxy itself is CPU-bound, the requests in flight on the healthy
+	// targets (waiting for the proxy) make a slow target's score look as
+	// good as theirs.
+	SlowMargin caddy.Duration `json:"slow_margin,omitempty"`
+
 	base
 	params adaptiveParams
 	group  *adaptiveGroup
@@ -153,6 +165,7 @@ func (s *Adaptive) Provision(ctx caddy.Context) error {
 	if s.DisableBreaker {
 		s.params.breakerFailures = 0
 	}
+	s.params.slow = slowRule{ratio: s.params.latRatio, margin: float64(durationOr(s.SlowMargin, int64(defaultSlowMargin)))}
 	if err := s.setup(ctx, "adaptive", s.Upstream, s.params); err != nil {
 		return err
 	}
@@ -187,7 +200,7 @@ func (s *Adaptive) Validate() error {
 		return fmt.Errorf("adaptive: latency_ratio must be positive, or -1 for none")
 	case s.LatencyRatio > 0 && s.LatencyRatio <= 1:
 		return fmt.Errorf("adaptive: latency_ratio must be above 1 (a pool's median target must not be penalised)")
-	case s.AdjustmentInterval < 0 || s.LatencyThreshold < 0 || s.BreakerTimeout < 0:
+	case s.AdjustmentInterval < 0 || s.LatencyThreshold < 0 || s.BreakerTimeout < 0 || s.SlowMargin < 0:
 		return fmt.Errorf("adaptive: durations must not be negative")
 	}
 	return nil
@@ -244,15 +257,32 @@ const (
 	pickStale = -3 // the pool is not the view's
 )
 
-// pick draws a target not in ex in proportion to the scores.
+// pick draws a target not in ex in proportion to the scores, leaving the
+// slow targets out while one that is not slow is available.
 func (s *Adaptive) pick(pool reverseproxy.UpstreamPool, v *view[*adaptiveTarget], now int64, ignoreBreakers bool, ex *attempts, scores []float64) int {
+	eligible := func(i int, u *reverseproxy.Upstream) bool {
+		return ex.avail(u) && v.weights[i] > 0 && (ignoreBreakers || !v.items[i].blocked(now))
+	}
+	skipSlow := false
+	for i, u := range pool {
+		if s.params.slow.ratio <= 0 {
+			break // the rule is off
+		}
+		if v.stale(pool, i) {
+			return pickStale
+		}
+		if eligible(i, u) && !v.items[i].slowAt(now, v.targets[i].InFlight()) {
+			skipSlow = true
+			break
+		}
+	}
 	total, best, bestScore, found := 0.0, pickEmpty, 0.0, false
 	for i, u := range pool {
 		if v.stale(pool, i) {
 			return pickStale
 		}
 		sc := -1.0
-		if ex.avail(u) && v.weights[i] > 0 && (ignoreBreakers || !v.items[i].blocked(now)) {
+		if eligible(i, u) && (!skipSlow || !v.items[i].slowAt(now, v.targets[i].InFlight())) {
 			sc = v.items[i].score(v.targets[i].InFlight())
 			found = true
 			if best < 0 || sc > bestScore {
@@ -324,6 +354,7 @@ func (s *Adaptive) lbMetrics(_ int64, emit func(string, targetMetrics)) {
 //	    breaker_successes   <n>
 //	    breaker_timeout     <duration>
 //	    breaker             on|off
+//	    slow_margin         <duration>
 //	}
 func (s *Adaptive) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	breaker := true
@@ -343,6 +374,7 @@ func (s *Adaptive) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"breaker_successes":   intArg(&s.BreakerSuccesses),
 		"breaker_timeout":     durationArg(&s.BreakerTimeout),
 		"breaker":             boolArg(&breaker),
+		"slow_margin":         durationArg(&s.SlowMargin),
 	})
 	s.DisableBreaker = !breaker
 	return err

@@ -10,21 +10,26 @@ import (
 
 // adaptiveParams are the tunables of the adaptive algorithm.
 type adaptiveParams struct {
-	interval         int64   // ns between weight adjustments
-	minRatio         float64 // lowest weight, × the configured weight
-	maxRatio         float64 // highest weight, × the configured weight
-	errThreshold     float64 // failure ratio above which the weight drops
-	latThreshold     float64 // ns; average latency above which the weight drops
-	latRatio         float64 // a latency above latRatio × the median of the pool's also drops it (0: off)
-	alpha            float64 // weight of the new interval in the EWMAs
-	recovery         float64 // weight factor of a healthy interval
-	penalty          float64 // the weight factor of an unhealthy interval is penalty + (1-penalty)·adj
-	minRequests      uint64  // requests an interval needs to count
-	maxCarryOver     int     // intervals a target's counters carry over at most (< 0: no limit)
-	breakerFailures  int     // consecutive failures that open the breaker (0: no breaker)
-	breakerSuccesses int     // consecutive successes that close it
-	breakerTimeout   int64   // ns an open breaker excludes the target before it is tried again
+	interval         int64    // ns between weight adjustments
+	minRatio         float64  // lowest weight, × the configured weight
+	maxRatio         float64  // highest weight, × the configured weight
+	errThreshold     float64  // failure ratio above which the weight drops
+	latThreshold     float64  // ns; average latency above which the weight drops
+	latRatio         float64  // a latency above latRatio × the median of the pool's also drops it (0: off)
+	alpha            float64  // weight of the new interval in the EWMAs
+	recovery         float64  // weight factor of a healthy interval
+	penalty          float64  // the weight factor of an unhealthy interval is penalty + (1-penalty)·adj
+	minRequests      uint64   // requests an interval needs to count
+	maxCarryOver     int      // intervals a target's counters carry over at most (< 0: no limit)
+	breakerFailures  int      // consecutive failures that open the breaker (0: no breaker)
+	breakerSuccesses int      // consecutive successes that close it
+	breakerTimeout   int64    // ns an open breaker excludes the target before it is tried again
+	slow             slowRule // a target this much slower than the pool's median recent latency is left out
 }
+
+// recentTau is the time constant of a target's recent latency, in
+// adjustment intervals.
+const recentTau = 2
 
 // adaptiveGroup is the shared state of the adaptive policies of one
 // upstream with the same parameters; it is the shared state of their
@@ -32,6 +37,9 @@ type adaptiveParams struct {
 type adaptiveGroup struct {
 	p          adaptiveParams
 	lastAdjust atomic.Int64
+	// refLat is the median of the targets' recent latencies at the last
+	// adjustment (ns; 0: unknown), the reference of the slow rule.
+	refLat atomicFloat
 
 	mu      sync.Mutex
 	members map[string]bool // addresses of the last pool seen
@@ -52,11 +60,20 @@ func (g *adaptiveGroup) maybeAdjust(now int64, targets []*adaptiveTarget) bool {
 	}
 	due := make([]bool, len(targets))
 	lats := make([]float64, 0, len(targets))
+	recent := make([]float64, 0, len(targets))
 	for i, t := range targets {
 		due[i] = t.average()
 		if l := t.ewmaLat.Load(); l > 0 {
 			lats = append(lats, l)
 		}
+		if l := t.recentAt(now); l > 0 {
+			recent = append(recent, l)
+		}
+	}
+	if len(recent) > 0 {
+		g.refLat.Store(median(recent))
+	} else {
+		g.refLat.Store(0)
 	}
 	threshold := g.p.latThreshold
 	if g.p.latRatio > 0 && len(lats) >= 2 {
@@ -101,12 +118,18 @@ type adaptiveTarget struct {
 	g *adaptiveGroup
 
 	// Read without lock by the selection.
-	weight   atomicFloat // effective weight
-	w0       atomicFloat // configured weight
-	ewmaErr  atomicFloat
-	ewmaLat  atomicFloat // ns
-	open     atomic.Bool
-	openedAt atomic.Int64
+	weight  atomicFloat // effective weight
+	w0      atomicFloat // configured weight
+	ewmaErr atomicFloat
+	ewmaLat atomicFloat // ns
+	// recent is the floor latency (ns) of every outcome (see valley): a
+	// faster response lowers it at once, slower ones raise it with an
+	// exponential moving average, and it decays toward 0 with time (time
+	// constant recentTau intervals, for both), as of recentStamp.
+	recent      atomicFloat
+	recentStamp atomic.Int64
+	open        atomic.Bool
+	openedAt    atomic.Int64
 
 	mu         sync.Mutex
 	requests   uint64
@@ -133,6 +156,7 @@ func (t *adaptiveTarget) observe(now int64, s sample) {
 	p := &t.g.p
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.observeRecent(now, float64(s.rtt))
 	t.requests++
 	if !s.failed() {
 		t.consecSucc++
@@ -152,6 +176,35 @@ func (t *adaptiveTarget) observe(now int64, s sample) {
 		t.openedAt.Store(now)
 		t.open.Store(true)
 	}
+}
+
+// observeRecent feeds a latency (ns) into the recent latency; t.mu is
+// held.
+func (t *adaptiveTarget) observeRecent(now int64, rtt float64) {
+	stamp := t.recentStamp.Load()
+	tau := float64(recentTau * t.g.p.interval)
+	t.recent.Store(valley(t.recent.Load()*decay(now-stamp, tau), rtt, now-stamp, stamp == 0, tau))
+	if now > stamp {
+		t.recentStamp.Store(now)
+	}
+}
+
+// recentAt returns the recent latency decayed to now (ns).
+func (t *adaptiveTarget) recentAt(now int64) float64 {
+	return t.recent.Load() * decay(now-t.recentStamp.Load(), float64(recentTau*t.g.p.interval))
+}
+
+// slowAt reports whether the target, with inFlight requests in flight, is
+// slow against the pool (see slowRule): its recent latency (or, while
+// requests wait on it, the time since its last response when longer: see
+// waitedCost) against the median at the last adjustment.
+func (t *adaptiveTarget) slowAt(now, inFlight int64) bool {
+	stamp := t.recentStamp.Load()
+	if stamp == 0 {
+		return false
+	}
+	lat := waitedCost(t.recent.Load()*decay(now-stamp, float64(recentTau*t.g.p.interval)), stamp, now, inFlight)
+	return t.g.p.slow.slow(lat, t.g.refLat.Load())
 }
 
 // average ends an interval of a target that saw enough requests (or

@@ -25,6 +25,7 @@ func TestAdaptiveDefaults(t *testing.T) {
 		interval: int64(500 * time.Millisecond), minRatio: 0.1, maxRatio: 2.0, errThreshold: 0.05,
 		latThreshold: float64(500 * time.Millisecond), latRatio: 3, alpha: 0.8, recovery: 1.1, penalty: 0.7,
 		minRequests: 5, maxCarryOver: 3, breakerFailures: 5, breakerSuccesses: 5, breakerTimeout: int64(500 * time.Millisecond),
+		slow: slowRule{ratio: 3, margin: float64(5 * time.Millisecond)},
 	}
 	if p != want {
 		t.Fatalf("defaults %+v, want %+v", p, want)
@@ -32,6 +33,7 @@ func TestAdaptiveDefaults(t *testing.T) {
 	orig := &Adaptive{AdjustmentInterval: caddy.Duration(10 * time.Second), MinRequests: 100, LatencyRatio: -1}
 	provision(t, orig, nil)
 	want.interval, want.breakerTimeout, want.minRequests, want.latRatio = int64(10*time.Second), int64(10*time.Second), 100, 0
+	want.slow.ratio = 0
 	if orig.params != want {
 		t.Fatalf("original %+v, want %+v", orig.params, want)
 	}
@@ -134,11 +136,11 @@ func TestAdaptiveConvergesAndRecovers(t *testing.T) {
 	}
 }
 
-// TestAdaptiveLatency: a target slower than the latency threshold loses
-// weight; fewer than min_requests carry over.
+// TestAdaptiveLatency: a target slower than the (absolute) latency
+// threshold loses weight; fewer than min_requests carry over.
 func TestAdaptiveLatency(t *testing.T) {
 	clk := newClock()
-	s := newAdaptive(t, clk, &Adaptive{LatencyThreshold: caddy.Duration(20 * time.Millisecond), AdjustmentInterval: caddy.Duration(time.Second), MinRequests: 20, MaxCarryOver: -1})
+	s := newAdaptive(t, clk, &Adaptive{LatencyThreshold: caddy.Duration(20 * time.Millisecond), AdjustmentInterval: caddy.Duration(time.Second), MinRequests: 20, MaxCarryOver: -1, LatencyRatio: -1})
 	addrs := []string{"al-a:1", "al-b:1"}
 	outcome := func(a string) sample {
 		if a == "al-b:1" {
@@ -351,6 +353,7 @@ func TestAdaptiveConfig(t *testing.T) {
 		breaker_successes 2
 		breaker_timeout 5s
 		breaker off
+		slow_margin 20ms
 	}`)
 	if err := s.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
@@ -360,6 +363,7 @@ func TestAdaptiveConfig(t *testing.T) {
 		interval: int64(time.Second), minRatio: 0.2, maxRatio: 3, errThreshold: 0.1,
 		latThreshold: float64(50 * time.Millisecond), latRatio: 4, alpha: 0.5, recovery: 1.5, penalty: 0.6,
 		minRequests: 10, maxCarryOver: 4, breakerFailures: 0, breakerSuccesses: 2, breakerTimeout: int64(5 * time.Second),
+		slow: slowRule{ratio: 4, margin: float64(20 * time.Millisecond)},
 	}
 	if s.Upstream != "api" || s.params != want {
 		t.Fatalf("parsed %+v", s.params)

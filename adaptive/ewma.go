@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // unprobedPenalty is the load of a target that has no estimate yet but
@@ -41,9 +42,11 @@ type peakParams struct {
 type peakEWMA struct {
 	p peakParams
 
-	mu    sync.Mutex
-	cost  float64 // ns
-	stamp int64   // ns
+	mu       sync.Mutex
+	cost     float64 // ns
+	stamp    int64   // ns
+	observed int64   // ns, time of the last observation (0: none)
+	floor    float64 // ns, the valley estimate (see observeFloor)
 
 	selections atomic.Uint64
 }
@@ -68,20 +71,63 @@ func (e *peakEWMA) observe(now int64, s sample) {
 	if now > e.stamp {
 		e.stamp = now
 	}
+	e.floor = valley(e.floor, float64(s.rtt), now-e.observed, e.observed == 0, floorTau)
+	e.observed = max(e.observed, now)
 	e.mu.Unlock()
+}
+
+// floorTau is the time constant with which a target's floor latency rises.
+const floorTau = float64(time.Second)
+
+// valley is the floor estimate of a latency after a sample rtt, dt after
+// the previous one: a lower sample counts at once, higher ones raise it
+// with an exponential moving average of time constant tau. Peaks that all
+// targets share when the proxy stalls (a GC pause, the OS running
+// something else) barely move it; a target that is slow by itself has no
+// fast answers, and its floor is its latency.
+func valley(floor, rtt float64, dt int64, first bool, tau float64) float64 {
+	if first || rtt <= floor {
+		return rtt
+	}
+	w := decay(dt, tau)
+	return floor*w + rtt*(1-w)
 }
 
 // load decays the estimate to now and returns the load with pending
 // requests in flight.
 func (e *peakEWMA) load(now, pending int64) float64 {
+	return peakLoad(e.costAt(now), pending)
+}
+
+// costAt decays the estimate to now and returns it.
+func (e *peakEWMA) costAt(now int64) float64 {
+	c, _, _ := e.costSince(now)
+	return c
+}
+
+// costSince decays the estimate to now and returns it with the floor
+// estimate and the time of the last observation (0: none).
+func (e *peakEWMA) costSince(now int64) (cost, floor float64, observed int64) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if now > e.stamp {
 		e.cost *= decay(now-e.stamp, e.p.tau)
 		e.stamp = now
 	}
-	cost := e.cost
-	e.mu.Unlock()
-	return peakLoad(cost, pending)
+	return e.cost, e.floor, e.observed
+}
+
+// waitedCost is the latency the slow-target rule compares: the estimate,
+// or, while requests are in flight, the time since the last response when
+// longer — a lower bound of how long the oldest of them has been waiting.
+// A target whose estimate decayed while it got no traffic thus does not
+// look fast once requests wait on it: without it, every comparison would
+// go to such a target until its first answer (a herd).
+func waitedCost(cost float64, observed, now, pending int64) float64 {
+	if pending > 0 && observed > 0 && now > observed {
+		return max(cost, float64(now-observed))
+	}
+	return cost
 }
 
 // estimate returns the estimate projected to now, without changing it

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -66,8 +67,29 @@ type PeakEWMA struct {
 	// power of three; at least the number of targets compares them all).
 	Choices int `json:"choices,omitempty"`
 
+	// SlowRatio makes a candidate whose floor latency is more than
+	// slow_ratio × the lowest of the candidates' (and more than
+	// slow_margin above it) lose the comparison whatever the requests in
+	// flight, while a candidate that is not that slow is available
+	// (default 3; -1: off, Finagle's plain comparison of loads). The
+	// floor latency falls to a faster answer at once and rises with an
+	// average (time constant 1 s); it is capped by the decaying estimate
+	// (so a slow target is tried again) and, while requests wait on the
+	// target, raised to the time since its last answer. When the proxy
+	// itself is the bottleneck, requests pile up in flight on the healthy
+	// targets (waiting for the proxy's CPU, not for the targets), and
+	// latency × (in flight + 1) would send a steady share of the requests
+	// to a target many times slower.
+	SlowRatio float64 `json:"slow_ratio,omitempty"`
+
+	// SlowMargin is how much higher than the lowest the floor latency of
+	// a slow candidate must also be (default 5ms), so that the jitter of
+	// fast targets does not make one of them "slow".
+	SlowMargin caddy.Duration `json:"slow_margin,omitempty"`
+
 	base
 	params peakParams
+	slow   slowRule
 	views  views[*peakEWMA]
 }
 
@@ -93,6 +115,10 @@ func (s *PeakEWMA) Provision(ctx caddy.Context) error {
 	if s.PenalizeFailures != nil && !*s.PenalizeFailures {
 		s.params.penalty = 0
 	}
+	s.slow = slowRule{ratio: s.SlowRatio, margin: float64(durationOr(s.SlowMargin, int64(defaultSlowMargin)))}
+	if s.slow.ratio == 0 {
+		s.slow.ratio = defaultSlowRatio
+	}
 	if err := s.setup(ctx, "peak_ewma", s.Upstream, s.params); err != nil {
 		return err
 	}
@@ -107,8 +133,11 @@ func (s *PeakEWMA) Validate() error {
 	if s.Choices < 2 || s.Choices > maxChoices {
 		return fmt.Errorf("peak_ewma: choices must be between 2 and %d", maxChoices)
 	}
-	if s.DecayTime < 0 || s.DefaultRTT < 0 || s.FailurePenalty < 0 || s.MaxRetryAfter < 0 {
+	if s.DecayTime < 0 || s.DefaultRTT < 0 || s.FailurePenalty < 0 || s.MaxRetryAfter < 0 || s.SlowMargin < 0 {
 		return fmt.Errorf("peak_ewma: durations must not be negative")
+	}
+	if s.SlowRatio != 0 && s.SlowRatio != -1 && s.SlowRatio <= 1 {
+		return fmt.Errorf("peak_ewma: slow_ratio must be above 1, or -1 for none")
 	}
 	return nil
 }
@@ -129,8 +158,32 @@ func (s *PeakEWMA) Select(pool reverseproxy.UpstreamPool, r *http.Request, _ htt
 	best := selectUntried(r, func(ex *attempts) int {
 		var cands []int
 		v, cands = s.views.drawn(s.fb, pool, reg, s.rnd, s.Choices, false, ex, &buf)
+		// The candidates' estimates, decayed to now; the slow ones lose
+		// while one that is not slow is there.
+		var costs, waited [maxChoices]float64
+		var pending [maxChoices]int64
+		var slow [maxChoices]bool
+		fastest, anyFast := math.Inf(1), false
+		for j, i := range cands {
+			// The rule compares the floor latencies (the cost when
+			// lower: it decays, so that a slow target is tried again).
+			cost, floor, observed := v.items[i].costSince(now)
+			costs[j], pending[j] = cost, v.targets[i].InFlight()
+			waited[j] = waitedCost(min(cost, floor), observed, now, pending[j])
+			if waited[j] > 0 {
+				fastest = min(fastest, waited[j])
+			}
+		}
+		for j, i := range cands {
+			slow[j] = s.slow.slow(waited[j], fastest)
+			anyFast = anyFast || (!slow[j] && (v.reg == nil || v.weights[i] > 0))
+		}
 		return lowest(cands, s.rnd, func(i int) float64 {
-			l := v.items[i].load(now, v.targets[i].InFlight())
+			j := slices.Index(cands, i)
+			if anyFast && slow[j] {
+				return math.NaN()
+			}
+			l := peakLoad(costs[j], pending[j])
 			if v.reg != nil {
 				if v.weights[i] <= 0 {
 					return math.NaN()
@@ -172,6 +225,8 @@ func (s *PeakEWMA) lbMetrics(now int64, emit func(string, targetMetrics)) {
 //	    failure_penalty   <duration>
 //	    max_retry_after   <duration>
 //	    choices           <n>
+//	    slow_ratio        <ratio>
+//	    slow_margin       <duration>
 //	}
 func (s *PeakEWMA) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return parsePolicy(d, &s.Upstream, map[string]func(*caddyfile.Dispenser) error{
@@ -181,6 +236,8 @@ func (s *PeakEWMA) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"failure_penalty":   durationArg(&s.FailurePenalty),
 		"max_retry_after":   durationArg(&s.MaxRetryAfter),
 		"choices":           intArg(&s.Choices),
+		"slow_ratio":        floatArg(&s.SlowRatio),
+		"slow_margin":       durationArg(&s.SlowMargin),
 	})
 }
 

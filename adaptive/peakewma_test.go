@@ -239,8 +239,9 @@ func TestPeakEWMASurvivesReload(t *testing.T) {
 	s1.Select(pool, nil, nil)
 	feed("pr-a:1", clk.now(), okSample(ms(80)))
 	feed("pr-b:1", clk.now(), okSample(ms(1)))
-	s1.Cleanup()
+	// Caddy provisions the new config before it cleans the old one up.
 	s2 := newPeak(t, clk, &PeakEWMA{})
+	s1.Cleanup()
 	if c := count(s2, pool, 100); c["pr-b:1"] != 100 {
 		t.Fatalf("estimates lost on reload: %v", c)
 	}

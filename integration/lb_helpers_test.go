@@ -211,19 +211,53 @@ func (g *lbLoadGen) run(stop <-chan struct{}) {
 						res.Body.Close()
 						code = res.StatusCode
 					}
-					lat := time.Since(at)
-					g.mu.Lock()
-					if g.recording {
-						g.res.total++
-						if code == http.StatusOK {
-							g.res.ok++
-						}
-						g.res.latencies = append(g.res.latencies, lat)
-					}
-					g.mu.Unlock()
+					g.add(code, time.Since(at))
 				}()
 			}
 		}
+	}
+}
+
+// runClosed runs n clients in a closed loop until stop is closed: each
+// sends its next request as soon as its last one is answered, so the load
+// is as high as the proxy can take (it is CPU-bound) and a latency counts
+// from the request's send time.
+func (g *lbLoadGen) runClosed(stop <-chan struct{}, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				at := time.Now()
+				code := 0
+				if res, err := g.client.Get(g.url); err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					code = res.StatusCode
+				}
+				g.add(code, time.Since(at))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// add records one request when recording.
+func (g *lbLoadGen) add(code int, lat time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.recording {
+		g.res.total++
+		if code == http.StatusOK {
+			g.res.ok++
+		}
+		g.res.latencies = append(g.res.latencies, lat)
 	}
 }
 

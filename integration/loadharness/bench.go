@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -46,6 +48,10 @@ func DefaultScenarios(quick bool) []Scenario {
 	}
 }
 
+// concurrentScenarios are the scenarios of -concurrent when none is named:
+// the ones of the CPU-per-request targets against stock Caddy.
+var concurrentScenarios = []string{"h1-small", "h2-tls", "h1-64k"}
+
 // BenchConfig configures a benchmark.
 type BenchConfig struct {
 	// Bins are the proxy binaries.
@@ -54,8 +60,14 @@ type BenchConfig struct {
 	WorkDir string
 	// Out is the results folder (results.md, results.csv, PNGs, profiles).
 	Out string
-	// Rounds is the number of rounds per scenario (contenders alternate).
+	// Rounds is the number of rounds per scenario (contenders alternate,
+	// or all run at once when Concurrent).
 	Rounds int
+	// Concurrent loads every contender at the same time in each round,
+	// each with its own load generator, so that the machine's noise is
+	// the same for all of them; the ratios are then best read paired by
+	// round.
+	Concurrent bool
 	// Duration of one measured run.
 	Duration time.Duration
 	// Warmup is an unmeasured run per contender and scenario.
@@ -102,6 +114,8 @@ type Bench struct {
 	Profiles map[string]string
 	// Notes are remarks (tools missing, skipped contenders).
 	Notes []string
+	// Concurrent is set when the contenders were loaded at the same time.
+	Concurrent bool
 }
 
 // contenderKind maps a contender name to its kind.
@@ -131,7 +145,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*Bench, error) {
 	if _, err := RaiseFileLimit(); err != nil {
 		logf("warning: %v", err)
 	}
-	res := &Bench{Scenarios: cfg.Scenarios, Profiles: map[string]string{}}
+	res := &Bench{Scenarios: cfg.Scenarios, Profiles: map[string]string{}, Concurrent: cfg.Concurrent}
 	for _, n := range cfg.Contenders {
 		if n == "nginx" && !HaveTool("nginx") {
 			res.Notes = append(res.Notes, "nginx is not installed: NGINX columns are empty")
@@ -183,12 +197,34 @@ func runScenario(ctx context.Context, cfg BenchConfig, sc Scenario, pc ProxyConf
 		}
 		cs = append(cs, c)
 	}
-	for _, c := range cs {
-		if _, err := measure(ctx, cfg, sc, c, cfg.Warmup, false); err != nil {
-			return fmt.Errorf("warm-up %s: %w", c.Name, err)
+	if cfg.Concurrent {
+		if _, err := measureAll(ctx, cfg, sc, cs, cfg.Warmup, false); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	} else {
+		for _, c := range cs {
+			if _, err := measure(ctx, cfg, sc, c, cfg.Warmup, false); err != nil {
+				return fmt.Errorf("warm-up %s: %w", c.Name, err)
+			}
 		}
 	}
+	logRun := func(run Run) {
+		logf("%-12s %-14s round %d: %8.0f req/s p50 %-9s p99 %-9s err %d cpu/10k %.3fs (%s)", sc.Name, run.Contender, run.Round,
+			run.Result.RPS(), run.Result.Latency[50], run.Result.Latency[99], run.Result.Errors, cpuPer10k(run), run.Result.Tool)
+	}
 	for r := range cfg.Rounds {
+		if cfg.Concurrent {
+			runs, err := measureAll(ctx, cfg, sc, cs, cfg.Duration, cfg.External)
+			if err != nil {
+				return fmt.Errorf("round %d: %w", r, err)
+			}
+			for _, run := range runs {
+				run.Round = r
+				res.Runs = append(res.Runs, run)
+				logRun(run)
+			}
+			continue
+		}
 		for i := range cs {
 			c := cs[(i+r)%len(cs)]
 			run, err := measure(ctx, cfg, sc, c, cfg.Duration, cfg.External)
@@ -197,8 +233,7 @@ func runScenario(ctx context.Context, cfg BenchConfig, sc Scenario, pc ProxyConf
 			}
 			run.Round = r
 			res.Runs = append(res.Runs, run)
-			logf("%-12s %-14s round %d: %8.0f req/s p50 %-9s p99 %-9s err %d cpu/10k %.3fs (%s)", sc.Name, c.Name, r,
-				run.Result.RPS(), run.Result.Latency[50], run.Result.Latency[99], run.Result.Errors, cpuPer10k(run), run.Result.Tool)
+			logRun(run)
 		}
 	}
 	if cfg.Profile {
@@ -258,6 +293,26 @@ func measure(ctx context.Context, cfg BenchConfig, sc Scenario, c *Contender, d 
 		run.CPU, run.PeakRSS = after.CPU-before.CPU, after.PeakRSS
 	}
 	return run, nil
+}
+
+// measureAll runs the scenario's load against every contender at the same
+// time (one load generator each) and returns their runs in the order of cs.
+func measureAll(ctx context.Context, cfg BenchConfig, sc Scenario, cs []*Contender, d time.Duration, external bool) ([]Run, error) {
+	runs := make([]Run, len(cs))
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i], errs[i] = measure(ctx, cfg, sc, c, d, external)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("%s: %w", c.Name, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return runs, errors.Join(errs...)
 }
 
 // cpuPer10k returns the server's CPU seconds per 10,000 requests.

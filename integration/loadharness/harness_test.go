@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -118,6 +119,43 @@ func TestQuickBench(t *testing.T) {
 	}
 }
 
+// TestQuickBenchConcurrent: -concurrent loads stock Caddy and Sentinel
+// at the same time in every round (the default contenders and scenarios of
+// the mode) and reports the paired ratios, peak RSS and the targets.
+func TestQuickBenchConcurrent(t *testing.T) {
+	o := quickOptions(t, "bench")
+	o.Concurrent, o.Rounds, o.RunDuration, o.External, o.Profile = true, 2, time.Second, false, false
+	o.Contenders = "" // the mode's default
+	o, err := withDefaults(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), o, testWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	runs := readCSV(t, filepath.Join(o.Out, "runs.csv"))
+	// header + 3 scenarios × 2 contenders × 2 rounds
+	if len(runs) != 1+3*2*2 {
+		t.Fatalf("runs.csv has %d rows: %v", len(runs), runs)
+	}
+	// In each round both ran at the same time: their runs overlap.
+	for _, r := range runs[1:] {
+		if r[1] != "caddy" && r[1] != "sentinel" || r[5] != "0" || r[4] == "0" {
+			t.Errorf("run %v: want caddy or sentinel, requests and no errors", r)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(o.Out, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"loaded **at the same time**", "| h1-small | sentinel/caddy |", "| h2-tls | sentinel/caddy |", "| h1-64k | sentinel/caddy |",
+		"peak RSS | Target |", "-concurrent -quick"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("results.md lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 func TestQuickBenchNginxWrkH2load(t *testing.T) {
 	testutil.Long(t)
 	testutil.Exclusive(t)
@@ -190,6 +228,12 @@ func TestParseFlags(t *testing.T) {
 	o, err := parseFlags([]string{"-mode", "soak", "-duration", "1h"})
 	if err != nil || o.Mode != "soak" || o.Duration != time.Hour {
 		t.Fatalf("got %+v, %v", o, err)
+	}
+	if o, err := parseFlags([]string{"-concurrent"}); err != nil || !o.Concurrent || o.Contenders != "caddy,sentinel" {
+		t.Fatalf("-concurrent: %+v, %v", o, err)
+	}
+	if o, err := parseFlags(nil); err != nil || o.Contenders != "direct,caddy,caddy-control,sentinel,nginx" {
+		t.Fatalf("default contenders: %+v, %v", o, err)
 	}
 	if _, err := parseFlags([]string{"-mode", "nope"}); err == nil {
 		t.Fatal("unknown mode accepted")
@@ -350,7 +394,7 @@ func TestGrowthAndRatios(t *testing.T) {
 	}
 	b := &Bench{Scenarios: []Scenario{{Name: "s"}}, Contenders: []string{"caddy", "sentinel", "nginx"}}
 	add := func(name string, rps float64, p99 time.Duration) {
-		b.Runs = append(b.Runs, Run{Scenario: "s", Contender: name, CPU: time.Second,
+		b.Runs = append(b.Runs, Run{Scenario: "s", Contender: name, CPU: time.Second, PeakRSS: 100 << 20,
 			Result: LoadResult{Tool: "go", Requests: int64(rps), Elapsed: time.Second, Latency: map[float64]time.Duration{99: p99}}})
 	}
 	add("caddy", 1000, time.Millisecond)
@@ -367,10 +411,36 @@ func TestGrowthAndRatios(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.053 | 1.053 | missed |", "a note", "CPU profile of Sentinel in s"} {
+	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.000 | 1.053 | 1.053 | 1.000 | missed |", "a note", "CPU profile of Sentinel in s"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
+	}
+	// Loaded at the same time: the CPU, RSS and paired p99 goals apply,
+	// not throughput; two rounds, paired.
+	c := &Bench{Concurrent: true, Contenders: []string{"caddy", "sentinel"},
+		Scenarios: []Scenario{{Name: "small", Path: "/b/128"}, {Name: "big", Path: "/b/65536"}}}
+	run := func(sc, name string, round int, cpu time.Duration, rss int64, p99 time.Duration) {
+		c.Runs = append(c.Runs, Run{Scenario: sc, Contender: name, Round: round, CPU: cpu, PeakRSS: rss << 20,
+			Result: LoadResult{Requests: 1000, Elapsed: time.Second, Latency: map[float64]time.Duration{99: p99}}})
+	}
+	for r := range 2 {
+		run("small", "caddy", r, time.Second, 60, 10*time.Millisecond)
+		run("small", "sentinel", r, 950*time.Millisecond, 70, 10*time.Millisecond) // CPU 0.95 > 0.90: missed
+		run("big", "caddy", r, time.Second, 60, 10*time.Millisecond)
+		run("big", "sentinel", r, 950*time.Millisecond, 70, 10*time.Millisecond) // 0.95 ≤ 1.00: met
+	}
+	rs = Ratios(c)
+	if len(rs) != 2 || rs[0].Target != "missed" || rs[1].Target != "met" || math.Abs(rs[1].CPUPaired-0.95) > 1e-9 ||
+		math.Abs(rs[1].RSS-70.0/60) > 1e-9 || rs[1].P99Paired != 1 {
+		t.Fatalf("concurrent ratios: %+v", rs)
+	}
+	c.Runs[len(c.Runs)-1].PeakRSS = 80 << 20 // 80/60 > 1.3
+	if rs = Ratios(c); rs[1].Target != "missed" {
+		t.Fatalf("RSS over the goal: %+v", rs[1])
+	}
+	if err := WriteReport(c, t.TempDir(), ""); err != nil {
+		t.Fatal(err)
 	}
 	if fmt.Sprint(safeDiv(1, 0)) != "NaN" {
 		t.Error("safeDiv")

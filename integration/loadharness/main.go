@@ -6,8 +6,9 @@
 // bench: every scenario (HTTP/1.1 small, HTTP/2 over TLS, 64 KiB, 1,000
 // connections, fixed rate) against the backend directly, stock Caddy, a
 // second stock Caddy (the control), Sentinel and NGINX, several rounds in
-// alternating order; writes results.md, results.csv, runs.csv and PNG
-// charts. soak: constant load on Sentinel with reloads and control-plane
+// alternating order (or, with -concurrent, stock Caddy and Sentinel loaded
+// at the same time in every round); writes results.md, results.csv,
+// runs.csv and PNG charts. soak: constant load on Sentinel with reloads and control-plane
 // changes, sampling RSS, goroutines and file descriptors; fails on growth
 // or a failed request. chaos: backend crash, all backends down, 5xx
 // backend, reload storm; each asserts its outcome.
@@ -50,13 +51,25 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.Duration, "duration", 0, "soak duration (default 3m, 10s with -quick; -duration 1h for the one-hour soak)")
 	fs.Float64Var(&o.Rate, "rate", 0, "request rate of the fixed-rate bench scenario (default 2000/s, 500/s with -quick)")
 	fs.StringVar(&o.Scenarios, "scenarios", "", "comma-separated bench scenarios (default all)")
-	fs.StringVar(&o.Contenders, "contenders", "direct,caddy,caddy-control,sentinel,nginx", "comma-separated bench contenders")
+	fs.StringVar(&o.Contenders, "contenders", "", "comma-separated bench contenders (default direct,caddy,caddy-control,sentinel,nginx; caddy,sentinel with -concurrent)")
+	fs.BoolVar(&o.Concurrent, "concurrent", false, "bench: load the contenders at the same time in every round (same noise for all; default scenarios h1-small,h2-tls,h1-64k)")
 	fs.BoolVar(&o.External, "external", true, "use wrk and h2load when installed (else the Go load generator)")
 	fs.BoolVar(&o.Install, "install", os.Geteuid() == 0, "apt-get install nginx, wrk and nghttp2-client when missing (root only)")
 	fs.BoolVar(&o.Profile, "profile", true, "CPU-profile Sentinel where it trails stock Caddy")
 	fs.StringVar(&o.Cache, "cache", "", "where built binaries are cached (default <user cache dir>/sentinel-loadharness)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	return withDefaults(o)
+}
+
+// withDefaults fills in what depends on other flags and checks the mode.
+func withDefaults(o options) (options, error) {
+	if o.Contenders == "" {
+		o.Contenders = "direct,caddy,caddy-control,sentinel,nginx"
+		if o.Concurrent {
+			o.Contenders = "caddy,sentinel"
+		}
 	}
 	switch o.Mode {
 	case "bench", "soak", "chaos":

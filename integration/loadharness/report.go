@@ -30,10 +30,27 @@ type Ratio struct {
 	// per request: runs of the same round are close in time, so slow
 	// drifts of the machine's load cancel out.
 	CPUPaired float64
+	// P99Paired is the median over rounds of the per-round ratio of p99
+	// latencies.
+	P99Paired float64
+	// RSS is the ratio of peak RSS (the highest VmHWM of the scenario).
+	RSS float64
 	// Target says whether Sentinel meets the goal against Caddy ("" when
 	// the comparison has no target).
 	Target string
 }
+
+// The goals of Sentinel against stock Caddy when both are loaded at the
+// same time (issue 25): CPU per request, paired by round, at most
+// concurrentCPUGoal (concurrentCPUGoal64k with 64 KiB responses); peak
+// RSS at most concurrentRSSGoal; p99, paired by round, at most
+// concurrentP99Goal (no regression beyond the noise).
+const (
+	concurrentCPUGoal    = 0.90
+	concurrentCPUGoal64k = 1.00
+	concurrentRSSGoal    = 1.30
+	concurrentP99Goal    = 1.05
+)
 
 // Ratios computes sentinel/caddy, sentinel/nginx and caddy-control/caddy.
 func Ratios(b *Bench) []Ratio {
@@ -47,10 +64,23 @@ func Ratios(b *Bench) []Ratio {
 			}
 			r := Ratio{Scenario: sc.Name, Name: pair[0] + "/" + pair[1],
 				Throughput: safeDiv(a.RPS, base.RPS), P99: safeDiv(float64(a.P99), float64(base.P99)),
-				CPU: safeDiv(a.CPUPer10k, base.CPUPer10k), CPUPaired: pairedCPU(b, sc.Name, pair[0], pair[1])}
+				CPU: safeDiv(a.CPUPer10k, base.CPUPer10k), CPUPaired: paired(b, sc.Name, pair[0], pair[1], cpuPer10k),
+				P99Paired: paired(b, sc.Name, pair[0], pair[1], func(r Run) float64 { return float64(r.Result.Latency[99]) }),
+				RSS:       safeDiv(float64(a.PeakRSS), float64(base.PeakRSS))}
 			if pair == [2]string{"sentinel", "caddy"} {
 				r.Target = "met"
-				if (sc.Rate == 0 && r.Throughput < 0.97) || r.P99 > 1.05 {
+				switch {
+				case b.Concurrent:
+					// Both share the machine: throughput is split between
+					// them, CPU per request is what compares.
+					goal := concurrentCPUGoal
+					if strings.Contains(sc.Path, "65536") {
+						goal = concurrentCPUGoal64k
+					}
+					if !(r.CPUPaired <= goal && r.RSS <= concurrentRSSGoal && r.P99Paired <= concurrentP99Goal) {
+						r.Target = "missed"
+					}
+				case (sc.Rate == 0 && r.Throughput < 0.97) || r.P99 > 1.05:
 					r.Target = "missed"
 				}
 			}
@@ -60,16 +90,16 @@ func Ratios(b *Bench) []Ratio {
 	return out
 }
 
-// pairedCPU returns the median over rounds of a's CPU per request divided
-// by base's in the same round.
-func pairedCPU(b *Bench, scenario, a, base string) float64 {
+// paired returns the median over rounds of a's metric divided by base's
+// in the same round.
+func paired(b *Bench, scenario, a, base string, metric func(Run) float64) float64 {
 	per := map[int]map[string]float64{}
 	for _, r := range b.Runs {
 		if r.Scenario == scenario && (r.Contender == a || r.Contender == base) {
 			if per[r.Round] == nil {
 				per[r.Round] = map[string]float64{}
 			}
-			per[r.Round][r.Contender] = cpuPer10k(r)
+			per[r.Round][r.Contender] = metric(r)
 		}
 	}
 	var v []float64
@@ -124,10 +154,16 @@ func WriteReport(b *Bench, dir, header string) error {
 			md.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
 	}
-	md.WriteString("\n## Ratios\n\nThroughput: higher is better; p99 and CPU per request: lower is better. Target for Sentinel/Caddy: throughput ≥ 0.97 (not for the fixed-rate run, whose throughput is set) and p99 ≤ 1.05. The caddy-control/caddy row is stock Caddy against itself: the noise floor.\n\n")
-	md.WriteString("| Scenario | Ratio | Throughput | p99 | CPU / request | CPU / request, paired by round | Target |\n|---|---|---|---|---|---|---|\n")
+	md.WriteString("\n## Ratios\n\n")
+	if b.Concurrent {
+		fmt.Fprintf(&md, "The contenders were loaded **at the same time** in every round (one load generator each), so the machine's noise is the same for all: read the columns paired by round (the median over rounds of the per-round ratio). Their throughputs share the machine and are not a target. Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: CPU per request, paired, ≤ %.2f (≤ %.2f with 64 KiB responses), peak RSS ≤ %.2f, p99, paired, ≤ %.2f. The caddy-control/caddy row is stock Caddy against itself: the noise floor.\n\n",
+			concurrentCPUGoal, concurrentCPUGoal64k, concurrentRSSGoal, concurrentP99Goal)
+	} else {
+		md.WriteString("The contenders were loaded one after the other (alternating, the order rotating every round). Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: throughput ≥ 0.97 (not for the fixed-rate run, whose throughput is set) and p99 ≤ 1.05. The caddy-control/caddy row is stock Caddy against itself: the noise floor.\n\n")
+	}
+	md.WriteString("| Scenario | Ratio | Throughput | p99 | p99, paired by round | CPU / request | CPU / request, paired by round | peak RSS | Target |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range Ratios(b) {
-		fmt.Fprintf(&md, "| %s | %s | %.3f | %.3f | %.3f | %.3f | %s |\n", r.Scenario, r.Name, r.Throughput, r.P99, r.CPU, r.CPUPaired, r.Target)
+		fmt.Fprintf(&md, "| %s | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |\n", r.Scenario, r.Name, r.Throughput, r.P99, r.P99Paired, r.CPU, r.CPUPaired, r.RSS, r.Target)
 	}
 	md.WriteString("\n## Scenarios\n\n")
 	for _, sc := range b.Scenarios {

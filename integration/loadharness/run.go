@@ -37,6 +37,8 @@ type options struct {
 	Install bool
 	// Profile CPU-profiles Sentinel where it trails Caddy.
 	Profile bool
+	// Concurrent loads the bench contenders at the same time.
+	Concurrent bool
 	// Cache is where binaries are cached.
 	Cache string
 	// Dir is where the module is looked up from (default ".").
@@ -125,7 +127,7 @@ func installMissing(ctx context.Context, logf func(string, ...any)) {
 func runBench(ctx context.Context, o options, bins Binaries, work, out, header string, logf func(string, ...any)) error {
 	cfg := BenchConfig{Bins: bins, WorkDir: work, Out: out, Rounds: o.Rounds, Duration: o.RunDuration,
 		Warmup: 2 * time.Second, External: o.External, Profile: o.Profile, ProfileAlways: o.profileAlways, Logf: logf,
-		Contenders: splitList(o.Contenders)}
+		Contenders: splitList(o.Contenders), Concurrent: o.Concurrent}
 	if o.Quick {
 		cfg.Warmup = 500 * time.Millisecond
 	}
@@ -136,6 +138,9 @@ func runBench(ctx context.Context, o options, bins Binaries, work, out, header s
 		cfg.Duration = map[bool]time.Duration{false: 10 * time.Second, true: 2 * time.Second}[o.Quick]
 	}
 	want := splitList(o.Scenarios)
+	if len(want) == 0 && o.Concurrent {
+		want = concurrentScenarios
+	}
 	for _, sc := range DefaultScenarios(o.Quick) {
 		if len(want) == 0 || contains(want, sc.Name) {
 			if sc.Rate > 0 && o.Rate > 0 {
@@ -152,7 +157,14 @@ func runBench(ctx context.Context, o options, bins Binaries, work, out, header s
 	if err != nil {
 		return err
 	}
-	cmd := fmt.Sprintf("Command: `go run ./integration/loadharness -mode bench -rounds %d -run %s%s`\n", cfg.Rounds, cfg.Duration, map[bool]string{true: " -quick", false: ""}[o.Quick])
+	var extra string
+	if o.Concurrent {
+		extra += " -concurrent"
+	}
+	if o.Quick {
+		extra += " -quick"
+	}
+	cmd := fmt.Sprintf("Command: `go run ./integration/loadharness -mode bench -rounds %d -run %s%s`\n", cfg.Rounds, cfg.Duration, extra)
 	if err := WriteReport(b, out, header+cmd); err != nil {
 		return err
 	}
