@@ -20,6 +20,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/accesslog"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"
+	_ "github.com/sentinel-proxy/sentinel/modules/etcdstore"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
