@@ -137,6 +137,14 @@ func (a *adapter) mapAdminAPI(app obj) {
 	if s := setting(n, "state-file"); s != nil {
 		app["state_file"], _ = a.str(s)
 	}
+	if f := setting(n, "fleet"); f != nil {
+		if st := a.fleetStore(f); st != nil {
+			app["store"] = st
+		}
+		if s := setting(n, "state-file"); s != nil {
+			a.d.errorf(s.Pos, "admin-api: state-file and fleet exclude each other (in fleet mode the state lives in etcd)")
+		}
+	}
 	app["api"] = api
 }
 

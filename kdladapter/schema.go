@@ -503,6 +503,7 @@ func Schema() *Key {
 				h("allowed-identities", "client certificate CN or DNS names allowed"),
 			),
 			h("state-file", "where API changes are saved, to survive restarts"),
+			fleetBlock,
 			h("max-body-bytes", "request body limit (default 1 MiB)"),
 			h("allowed-target-networks", "CIDR prefixes or IPs that targets added through the API must be in (may include loopback); default: any address but loopback, link-local, unspecified, multicast and the proxy's own"),
 		)),

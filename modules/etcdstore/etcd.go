@@ -53,28 +53,21 @@ type Etcd struct {
 	// DialTimeout bounds connecting to the cluster. Default 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
-	// TLS configures TLS to the cluster; without it, the endpoints'
-	// scheme decides (https without client certificates).
-	TLS *TLS `json:"tls,omitempty"`
+	// CAFile is a PEM file of the CAs that sign the members' certificates
+	// (default: the system's roots) for https endpoints.
+	CAFile string `json:"ca_file,omitempty"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// etcd's client-certificate authentication.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// ServerName overrides the name checked in the members' certificates.
+	ServerName string `json:"server_name,omitempty"`
 
 	cli     *clientv3.Client
 	poolKey string
 	key     string
 	name    string
 	logger  *zap.Logger
-}
-
-// TLS is how Sentinel connects to etcd over TLS.
-type TLS struct {
-	// CA is a PEM file of the CAs that sign the members' certificates
-	// (default: the system's roots).
-	CA string `json:"ca,omitempty"`
-	// Cert and Key are a PEM client certificate and its key, for etcd's
-	// client-certificate authentication.
-	Cert string `json:"cert,omitempty"`
-	Key  string `json:"key,omitempty"`
-	// ServerName overrides the name checked in the members' certificates.
-	ServerName string `json:"server_name,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -106,9 +99,9 @@ func (e *Etcd) Provision(ctx caddy.Context) error {
 	poolKey, err := json.Marshal(struct {
 		E    []string
 		U, P string
-		T    *TLS
+		T    [4]string
 		D    caddy.Duration
-	}{e.Endpoints, e.Username, e.Password, e.TLS, e.DialTimeout})
+	}{e.Endpoints, e.Username, e.Password, [4]string{e.CAFile, e.CertFile, e.KeyFile, e.ServerName}, e.DialTimeout})
 	if err != nil {
 		return err
 	}
@@ -120,8 +113,8 @@ func (e *Etcd) Provision(ctx caddy.Context) error {
 			DialTimeout: time.Duration(e.DialTimeout),
 			Logger:      e.logger.Named("client").WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
 		}
-		if e.TLS != nil {
-			tc, err := e.TLS.config()
+		if e.tls() {
+			tc, err := e.tlsConfig()
 			if err != nil {
 				return nil, err
 			}
@@ -163,8 +156,8 @@ func (e *Etcd) Validate() error {
 	if e.Password != "" && e.Username == "" {
 		return errors.New("etcd: a password needs a username")
 	}
-	if e.TLS != nil && (e.TLS.Cert == "") != (e.TLS.Key == "") {
-		return errors.New("etcd: tls: cert and key go together")
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		return errors.New("etcd: cert_file and key_file go together")
 	}
 	return nil
 }
@@ -178,24 +171,30 @@ func (e *Etcd) Cleanup() error {
 	return err
 }
 
-// config builds the TLS client configuration.
-func (t *TLS) config() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+// tls reports whether TLS settings are given.
+func (e *Etcd) tls() bool {
+	return e.CAFile != "" || e.CertFile != "" || e.ServerName != ""
+}
+
+// tlsConfig builds the TLS client configuration.
+func (e *Etcd) tlsConfig() (*tls.Config, error) {
+	t := struct{ CA, Cert, Key string }{e.CAFile, e.CertFile, e.KeyFile}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: e.ServerName}
 	if t.CA != "" {
 		pem, err := os.ReadFile(t.CA)
 		if err != nil {
-			return nil, fmt.Errorf("etcd: tls: reading the CA file: %w", err)
+			return nil, fmt.Errorf("etcd: reading ca_file: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd: tls: the CA file %s holds no PEM certificate", t.CA)
+			return nil, fmt.Errorf("etcd: ca_file %s holds no PEM certificate", t.CA)
 		}
 		tc.RootCAs = pool
 	}
 	if t.Cert != "" {
 		c, err := tls.LoadX509KeyPair(t.Cert, t.Key)
 		if err != nil {
-			return nil, fmt.Errorf("etcd: tls: loading the client certificate %s: %w", t.Cert, err)
+			return nil, fmt.Errorf("etcd: loading cert_file %s: %w", t.Cert, err)
 		}
 		tc.Certificates = []tls.Certificate{c}
 	}

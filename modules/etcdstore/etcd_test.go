@@ -265,7 +265,7 @@ func TestValidate(t *testing.T) {
 		{Etcd{Endpoints: []string{""}}, "endpoints[0]"},
 		{Etcd{Endpoints: []string{"a:1"}, Prefix: "x"}, "must start with /"},
 		{Etcd{Endpoints: []string{"a:1"}, Password: "secret"}, "needs a username"},
-		{Etcd{Endpoints: []string{"a:1"}, TLS: &TLS{Cert: "c"}}, "cert and key"},
+		{Etcd{Endpoints: []string{"a:1"}, CertFile: "c"}, "cert_file and key_file"},
 	} {
 		err := c.e.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "secret") {
