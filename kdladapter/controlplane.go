@@ -65,9 +65,9 @@ func (a *adapter) apiEnabled() bool {
 }
 
 // adminAPIKey declares `admin-api { … }`: the control-plane API of the
-// sentinel app (controlapi.Config). enabled and state-file are read by
-// mapAdminAPI: the first says whether there is an API, the second is a
-// setting of the app.
+// sentinel app (controlapi.Config). enabled, state-file and fleet are
+// read by mapAdminAPI: the first says whether there is an API, the others
+// are settings of the app.
 var adminAPIKey = ext(typedBlockInit(h("admin-api", "the control-plane API (`/api/v1`) of the `sentinel` app, on its own listener"),
 	func(c *controlapi.Config) { c.Listen = controlapi.DefaultListen },
 	field[controlapi.Config]{key: h("enabled", "`#false` turns the API off")},
@@ -93,6 +93,8 @@ var adminAPIKey = ext(typedBlockInit(h("admin-api", "the control-plane API (`/ap
 		stringsField("allowed-identities", "client certificate CN or DNS names allowed", func(c *controlapi.TLSConfig) *[]string { return &c.AllowedIdentities }),
 	), func(c *controlapi.Config) **controlapi.TLSConfig { return &c.TLS }),
 	field[controlapi.Config]{key: h("state-file", "where API changes are saved, to survive restarts (the app's `state_file`)")},
+	// Mapped by mapAdminAPI onto the app's store (fleet.go).
+	field[controlapi.Config]{key: fleetBlock},
 	custom("max-body-bytes", "request body limit (default 1 MiB)", func(c *controlapi.Config) *int64 { return &c.MaxBodyBytes },
 		func(a *adapter, n *kdl.Node, c *controlapi.Config) {
 			if v, ok := a.integer(n, 1024, 1<<30); ok {
@@ -151,6 +153,14 @@ func (a *adapter) mapAdminAPI(app obj) {
 	}
 	if s := setting(n, "state-file"); s != nil {
 		app["state_file"], _ = a.str(s)
+	}
+	if f := setting(n, "fleet"); f != nil {
+		if st := a.fleetStore(f); st != nil {
+			app["store"] = st
+		}
+		if s := setting(n, "state-file"); s != nil {
+			a.d.errorf(s.Pos, "admin-api: state-file and fleet exclude each other (in fleet mode the state lives in etcd)")
+		}
 	}
 	app["api"] = typedTree(api)
 }

@@ -49,6 +49,11 @@ func (r *Registry) setTargets(e *entry, ts []Target) {
 // mutate runs f on upstream id under the lock and commits the change:
 // saved, then published; undone when saving fails.
 func (r *Registry) mutate(id string, ifMatch uint64, f func(e *entry) error) (Upstream, error) {
+	return retry(func() (Upstream, error) { return r.mutateOnce(id, ifMatch, f) })
+}
+
+// mutateOnce is one try of mutate.
+func (r *Registry) mutateOnce(id string, ifMatch uint64, f func(e *entry) error) (Upstream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.upstreams[id]
@@ -78,6 +83,11 @@ func (r *Registry) CreateUpstream(id string, targets []Target) (Upstream, error)
 	if err != nil {
 		return Upstream{}, err
 	}
+	return retry(func() (Upstream, error) { return r.createOnce(id, ts) })
+}
+
+// createOnce is one try of CreateUpstream.
+func (r *Registry) createOnce(id string, ts []Target) (Upstream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.upstreams[id]; ok && !e.staged {
@@ -87,7 +97,7 @@ func (r *Registry) CreateUpstream(id string, targets []Target) (Upstream, error)
 	e := &entry{id: id, origin: OriginAPI, health: map[string]bool{}}
 	r.upstreams[id] = e
 	r.setTargets(e, ts)
-	err = r.commit(func() {
+	err := r.commit(func() {
 		if hadOld {
 			r.upstreams[id] = old
 		} else {
@@ -102,6 +112,11 @@ func (r *Registry) CreateUpstream(id string, targets []Target) (Upstream, error)
 
 // DeleteUpstream removes an API-created upstream.
 func (r *Registry) DeleteUpstream(id string, ifMatch uint64) error {
+	return retryErr(func() error { return r.deleteOnce(id, ifMatch) })
+}
+
+// deleteOnce is one try of DeleteUpstream.
+func (r *Registry) deleteOnce(id string, ifMatch uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.upstreams[id]
@@ -232,6 +247,11 @@ type Expired struct {
 // returns them. When the change cannot be saved, nothing is removed and
 // the error says why (the next call tries again).
 func (r *Registry) Expire(now time.Time) ([]Expired, error) {
+	return retry(func() ([]Expired, error) { return r.expireOnce(now) })
+}
+
+// expireOnce is one try of Expire.
+func (r *Registry) expireOnce(now time.Time) ([]Expired, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var removed []Expired

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ type stateUpstream struct {
 	Origin       Origin   `json:"origin"`
 	Override     []Target `json:"override"`
 	OverrideBase []Target `json:"override_base,omitempty"`
+	// Version is the upstream's version (its ETag) when it was saved, so
+	// that it survives restarts and is the same on every replica sharing
+	// the state.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // StoreStatus describes the registry's Store and how loading it went.
@@ -45,6 +50,12 @@ type StoreStatus struct {
 	// SaveError is why the last change could not be saved (and was not
 	// applied); empty once a change was saved again.
 	SaveError string `json:"save_error,omitempty"`
+	// Revision is the revision of a shared store's state (fleet mode)
+	// that the registry applied last.
+	Revision int64 `json:"revision,omitempty"`
+	// SyncError is why the last state another replica saved to the
+	// shared store could not be applied.
+	SyncError string `json:"sync_error,omitempty"`
 }
 
 // Snapshot returns the API's changes as the saved state's JSON.
@@ -61,7 +72,7 @@ func (r *Registry) snapshotLocked() ([]byte, error) {
 		if e.override == nil || e.staged {
 			continue
 		}
-		s.Upstreams = append(s.Upstreams, stateUpstream{ID: e.id, Origin: e.origin, Override: e.override, OverrideBase: e.overrideBase})
+		s.Upstreams = append(s.Upstreams, stateUpstream{ID: e.id, Origin: e.origin, Override: e.override, OverrideBase: e.overrideBase, Version: e.version})
 	}
 	for id, e := range r.routes {
 		if !e.flag.Enabled() {
@@ -77,11 +88,24 @@ func (r *Registry) snapshotLocked() ([]byte, error) {
 // is saved to the store (when there is one) and the hot-path snapshot is
 // published. When saving fails, undo puts the registry back as it was and
 // the error wraps ErrPersist. Called with mu held.
+//
+// With a SharedStore, the state is saved only on top of the revision the
+// registry applied last; when another replica saved in between, the
+// registry takes the store's state and commit returns errRefreshed, on
+// which the operation runs again (see retry).
 func (r *Registry) commit(undo func()) error {
 	if r.store != nil {
 		data, err := r.snapshotLocked()
 		if err == nil {
-			err = r.store.Save(data)
+			if s, ok := r.store.(SharedStore); ok {
+				err = r.saveShared(s, data, undo)
+				if errors.Is(err, errRefreshed) {
+					return err
+				}
+				undo = func() {} // saveShared undid the change
+			} else {
+				err = r.store.Save(data)
+			}
 		}
 		if err != nil {
 			undo()
@@ -161,6 +185,19 @@ func (r *Registry) Restore(data []byte) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.restoreLocked(s)
+	for _, id := range s.Disabled {
+		if e, ok := r.routes[id]; ok {
+			e.flag.disabled.Store(true)
+		}
+	}
+	r.rebuild()
+	return nil
+}
+
+// restoreLocked applies the upstreams of a saved state; an upstream keeps
+// the version it was saved with. Called with mu held.
+func (r *Registry) restoreLocked(s *state) {
 	for _, su := range s.Upstreams {
 		e, ok := r.upstreams[su.ID]
 		if !ok {
@@ -172,15 +209,13 @@ func (r *Registry) Restore(data []byte) error {
 		}
 		e.override, e.overrideBase = su.Override, su.OverrideBase
 		e.effective = merge(e.base, e.override, e.overrideBase)
-		r.bump(e)
-	}
-	for _, id := range s.Disabled {
-		if e, ok := r.routes[id]; ok {
-			e.flag.disabled.Store(true)
+		if su.Version == 0 {
+			r.bump(e)
+			continue
 		}
+		e.version = su.Version
+		r.version = max(r.version, su.Version)
 	}
-	r.rebuild()
-	return nil
 }
 
 // UseStore makes s the home of the API-made state (nil: memory only).
@@ -190,15 +225,22 @@ func (r *Registry) Restore(data []byte) error {
 // the registry goes on from the configuration alone. Later calls with the
 // same store (config reloads) only switch saving to it. It reports the
 // load problem, if any, for the caller to log.
+//
+// A SharedStore's state replaces the registry's API-made state, and the
+// registry then follows the store (Watch) until another store is used.
 func (r *Registry) UseStore(s Store) error {
 	r.mu.Lock()
 	if s == nil {
 		r.store = nil
 		r.status = StoreStatus{}
+		r.stopWatchLocked()
 		r.mu.Unlock()
 		return nil
 	}
 	name := s.String()
+	if r.watch.name != name {
+		r.stopWatchLocked()
+	}
 	first := !r.loaded[name]
 	r.loaded[name] = true
 	r.store = s
@@ -210,6 +252,9 @@ func (r *Registry) UseStore(s Store) error {
 	r.status = StoreStatus{Store: name}
 	r.mu.Unlock()
 
+	if shared, ok := s.(SharedStore); ok {
+		return r.useShared(shared)
+	}
 	data, err := s.Load()
 	if err == nil && data != nil {
 		err = r.Restore(data)
@@ -235,9 +280,70 @@ func (r *Registry) UseStore(s Store) error {
 	return fmt.Errorf("the saved control-plane state in %s cannot be used, starting from the configuration: %w", name, err)
 }
 
+// useShared reads a shared store's state, makes it the registry's and
+// follows the store from there. When the store cannot be read, the
+// registry goes on from the configuration and tries again at the next
+// UseStore (a reload); when its state cannot be used, the next change
+// made through the API replaces it.
+func (r *Registry) useShared(s SharedStore) error {
+	name := s.String()
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	data, rev, err := s.LoadRevision(ctx)
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		delete(r.loaded, name)
+		r.status.LoadError = err.Error()
+		return fmt.Errorf("the shared control-plane state in %s cannot be read, starting from the configuration: %w", name, err)
+	}
+	if err = r.replaceLocked(data, rev); err != nil {
+		r.rev = rev
+		r.status.LoadError = err.Error()
+	} else {
+		r.status.Loaded = time.Now()
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	r.watch = watchState{name: name, stop: stop, done: done}
+	go func() {
+		defer close(done)
+		r.watchShared(wctx, s, rev, func(err error) {
+			r.mu.Lock()
+			r.status.SyncError = err.Error()
+			r.mu.Unlock()
+		})
+	}()
+	if err != nil {
+		return fmt.Errorf("the shared control-plane state in %s cannot be used, starting from the configuration: %w", name, err)
+	}
+	return nil
+}
+
+// watchState is the registry's watch of a shared store.
+type watchState struct {
+	name string
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// stopWatchLocked stops following a shared store; the next UseStore of
+// it reads its state again. Called with mu held.
+func (r *Registry) stopWatchLocked() {
+	if r.watch.stop == nil {
+		return
+	}
+	r.watch.stop()
+	delete(r.loaded, r.watch.name)
+	r.watch = watchState{}
+	r.rev = 0
+}
+
 // Status describes the store and how loading it went.
 func (r *Registry) Status() StoreStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.status
+	st := r.status
+	st.Revision = r.rev
+	return st
 }

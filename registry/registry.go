@@ -97,6 +97,10 @@ type Registry struct {
 	// loaded are the stores whose saved state this process has read.
 	loaded map[string]bool
 	status StoreStatus
+	// rev is the revision of the shared store's state applied last, and
+	// watch the registry's watch of that store (see SharedStore).
+	rev   int64
+	watch watchState
 	// generation counts the configurations reconciled (see Prepare).
 	generation uint64
 	version    uint64

@@ -75,6 +75,11 @@ func (r *Registry) Routes() []Route {
 // SetRouteEnabled switches a route on or off at once, once the change is
 // saved.
 func (r *Registry) SetRouteEnabled(id string, enabled bool) error {
+	return retryErr(func() error { return r.setRouteOnce(id, enabled) })
+}
+
+// setRouteOnce is one try of SetRouteEnabled.
+func (r *Registry) setRouteOnce(id string, enabled bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.routes[id]

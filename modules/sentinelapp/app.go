@@ -22,6 +22,8 @@ package sentinelapp
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -65,6 +67,12 @@ type App struct {
 	// saved (atomically) and read back when the process starts.
 	StateFile string `json:"state_file,omitempty"`
 
+	// Store, instead of StateFile, is where the API-made state lives: a
+	// module of the sentinel.stores namespace, e.g. {"store": "etcd",
+	// "endpoints": [...]} for a fleet whose replicas share their state
+	// (docs/fleet.md).
+	Store json.RawMessage `json:"store,omitempty" caddy:"namespace=sentinel.stores inline_key=store"`
+
 	// ConfigFile is the configuration file this config was adapted from;
 	// POST /api/v1/config/reload reads it again.
 	ConfigFile string `json:"config_file,omitempty"`
@@ -79,6 +87,7 @@ type App struct {
 	OwnAddresses []string `json:"own_addresses,omitempty"`
 
 	reg    *registry.Registry
+	store  registry.Store
 	logger *zap.Logger
 	audit  *zap.Logger
 	ctx    caddy.Context
@@ -128,7 +137,7 @@ func (*App) Registry() *registry.Registry { return processRegistry }
 // creates for a config without one, when a module loads it to reach the
 // registry. A passive app leaves the registry as it is.
 func (a *App) passive() bool {
-	return len(a.Upstreams) == 0 && len(a.Routes) == 0 && a.API == nil && a.StateFile == "" &&
+	return len(a.Upstreams) == 0 && len(a.Routes) == 0 && a.API == nil && a.StateFile == "" && a.Store == nil &&
 		a.ConfigFile == "" && a.ConfigAdapter == "" && len(a.OwnAddresses) == 0
 }
 
@@ -156,6 +165,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.specs = specs
+	if a.Store != nil {
+		if a.StateFile != "" {
+			return errors.New("state_file and store exclude each other: choose one home for the API-made state")
+		}
+		m, err := ctx.LoadModule(a, "Store")
+		if err != nil {
+			return fmt.Errorf("loading the state store: %w", err)
+		}
+		st, ok := m.(registry.Store)
+		if !ok {
+			return fmt.Errorf("the state store module %T is not a registry.Store", m)
+		}
+		a.store = st
+	}
 	if a.API != nil {
 		if err := a.API.Validate(); err != nil {
 			return fmt.Errorf("api: %w", err)
@@ -277,7 +300,7 @@ func (h commitHandler) Handle(context.Context, caddy.Event) error {
 // answers with this config's handler.
 func (a *App) commit() {
 	a.reg.Reconcile(a.specs, a.Routes)
-	var store registry.Store
+	store := a.store
 	if a.StateFile != "" {
 		store = registry.FileStore{Path: a.StateFile}
 	}

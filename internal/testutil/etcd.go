@@ -1,0 +1,149 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EtcdEnv names an etcd binary to use instead of the one on PATH (for
+// instance the one built for envtest).
+const EtcdEnv = "SENTINEL_ETCD"
+
+// Etcd is a real single-member etcd server that a test started on a free
+// loopback port, with its data in a temporary folder: Stop and Start
+// take it down and up again with the same data and address.
+type Etcd struct {
+	// Endpoint is its client URL, "http://127.0.0.1:port".
+	Endpoint string
+
+	tb      testing.TB
+	bin     string
+	dir     string
+	client  string
+	peer    string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logFile *os.File
+}
+
+// StartEtcd starts an etcd server for the test and stops it when the
+// test ends. Without an etcd binary (Debian's etcd-server package, or
+// $SENTINEL_ETCD), the test is skipped, or fails under CI (see Missing).
+func StartEtcd(tb testing.TB) *Etcd {
+	tb.Helper()
+	bin := os.Getenv(EtcdEnv)
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("etcd"); err != nil {
+			Missing(tb, "no etcd binary (apt-get install etcd-server, or set %s)", EtcdEnv)
+			return nil
+		}
+	}
+	// tmpfs where there is one: etcd syncs every write.
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "sentinel-etcd-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	e := &Etcd{tb: tb, bin: bin, dir: dir, client: FreeAddr(tb), peer: FreeAddr(tb)}
+	e.Endpoint = "http://" + e.client
+	e.Start()
+	tb.Cleanup(e.Stop)
+	return e
+}
+
+// Start starts the server (again) and waits until it answers.
+func (e *Etcd) Start() {
+	e.tb.Helper()
+	if e.cmd != nil {
+		return
+	}
+	log, err := os.OpenFile(filepath.Join(e.dir, "etcd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	cmd := exec.Command(e.bin,
+		"--name", "test",
+		"--data-dir", filepath.Join(e.dir, "data"),
+		"--listen-client-urls", "http://"+e.client,
+		"--advertise-client-urls", "http://"+e.client,
+		"--listen-peer-urls", "http://"+e.peer,
+		"--initial-advertise-peer-urls", "http://"+e.peer,
+		"--initial-cluster", "test=http://"+e.peer,
+	)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		e.tb.Fatalf("starting etcd: %v", err)
+	}
+	e.cmd, e.logFile, e.exited = cmd, log, make(chan struct{})
+	go func() { cmd.Wait(); close(e.exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := e.ready(); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			e.Stop()
+			data, _ := os.ReadFile(filepath.Join(e.dir, "etcd.log"))
+			e.tb.Fatalf("etcd did not become ready: %v\n%s", err, tail(data, 2000))
+		}
+		select {
+		case <-e.exited:
+			data, _ := os.ReadFile(filepath.Join(e.dir, "etcd.log"))
+			e.cmd = nil
+			e.tb.Fatalf("etcd exited at start:\n%s", tail(data, 2000))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ready asks the server's health endpoint.
+func (e *Etcd) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", e.client)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(c, "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n", e.client)
+	buf := make([]byte, 512)
+	n, _ := c.Read(buf)
+	if n < 12 || string(buf[9:12]) != "200" {
+		return fmt.Errorf("health: %q", buf[:n])
+	}
+	return nil
+}
+
+// Stop kills the server (as a crash would) and waits for it to exit.
+func (e *Etcd) Stop() {
+	if e.cmd == nil {
+		return
+	}
+	e.cmd.Process.Kill()
+	<-e.exited
+	e.logFile.Close()
+	e.cmd = nil
+}
+
+// tail returns the end of data.
+func tail(data []byte, n int) []byte {
+	if len(data) > n {
+		return data[len(data)-n:]
+	}
+	return data
+}
