@@ -31,12 +31,33 @@ type Etcd struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	logFile *os.File
+	// tls, when set, makes the client URL https with client
+	// certificates required; health is then asked on metrics.
+	tls     *EtcdTLS
+	metrics string
+}
+
+// EtcdTLS are the files of an etcd server that speaks TLS to clients
+// and requires their certificates.
+type EtcdTLS struct {
+	// CertFile and KeyFile are the server's certificate and key.
+	CertFile, KeyFile string
+	// ClientCAFile is the CA of the client certificates it accepts.
+	ClientCAFile string
 }
 
 // StartEtcd starts an etcd server for the test and stops it when the
 // test ends. Without an etcd binary (Debian's etcd-server package, or
 // $SENTINEL_ETCD), the test is skipped, or fails under CI (see Missing).
 func StartEtcd(tb testing.TB) *Etcd {
+	tb.Helper()
+	return StartEtcdTLS(tb, nil)
+}
+
+// StartEtcdTLS is StartEtcd with TLS to clients when t is not nil: the
+// Endpoint is then "https://127.0.0.1:port" and clients must present a
+// certificate of t.ClientCAFile.
+func StartEtcdTLS(tb testing.TB, t *EtcdTLS) *Etcd {
 	tb.Helper()
 	bin := os.Getenv(EtcdEnv)
 	if bin == "" {
@@ -56,8 +77,12 @@ func StartEtcd(tb testing.TB) *Etcd {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
-	e := &Etcd{tb: tb, bin: bin, dir: dir, client: FreeAddr(tb), peer: FreeAddr(tb)}
+	e := &Etcd{tb: tb, bin: bin, dir: dir, client: FreeAddr(tb), peer: FreeAddr(tb), tls: t}
 	e.Endpoint = "http://" + e.client
+	if t != nil {
+		e.Endpoint = "https://" + e.client
+		e.metrics = FreeAddr(tb)
+	}
 	e.Start()
 	tb.Cleanup(e.Stop)
 	return e
@@ -73,15 +98,21 @@ func (e *Etcd) Start() {
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	cmd := exec.Command(e.bin,
+	args := []string{
 		"--name", "test",
 		"--data-dir", filepath.Join(e.dir, "data"),
-		"--listen-client-urls", "http://"+e.client,
-		"--advertise-client-urls", "http://"+e.client,
-		"--listen-peer-urls", "http://"+e.peer,
-		"--initial-advertise-peer-urls", "http://"+e.peer,
-		"--initial-cluster", "test=http://"+e.peer,
-	)
+		"--listen-client-urls", e.Endpoint,
+		"--advertise-client-urls", e.Endpoint,
+		"--listen-peer-urls", "http://" + e.peer,
+		"--initial-advertise-peer-urls", "http://" + e.peer,
+		"--initial-cluster", "test=http://" + e.peer,
+	}
+	if e.tls != nil {
+		args = append(args, "--cert-file", e.tls.CertFile, "--key-file", e.tls.KeyFile,
+			"--trusted-ca-file", e.tls.ClientCAFile, "--client-cert-auth",
+			"--listen-metrics-urls", "http://"+e.metrics)
+	}
+	cmd := exec.Command(e.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -113,14 +144,18 @@ func (e *Etcd) Start() {
 func (e *Etcd) ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	addr := e.client
+	if e.metrics != "" {
+		addr = e.metrics
+	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", e.client)
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(c, "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n", e.client)
+	fmt.Fprintf(c, "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
 	buf := make([]byte, 512)
 	n, _ := c.Read(buf)
 	if n < 12 || string(buf[9:12]) != "200" {

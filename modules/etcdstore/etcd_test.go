@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -271,5 +273,96 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "secret") {
 			t.Errorf("%+v: %v, want %q", c.e, err, c.want)
 		}
+	}
+}
+
+// TestTLSClientCertificates runs the store against an etcd that speaks
+// TLS and requires client certificates: with the client certificate the
+// state is saved and read back; without it, reads fail (and the error
+// names the store, not credentials); unreadable TLS files are refused at
+// provisioning with the setting that names them.
+func TestTLSClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	srvCert, srvKey := testutil.WriteCert(t, dir, "127.0.0.1")
+	cliCert, cliKey := testutil.WriteCert(t, dir, "replica")
+	etcd := testutil.StartEtcdTLS(t, &testutil.EtcdTLS{CertFile: srvCert, KeyFile: srvKey, ClientCAFile: cliCert})
+	if etcd == nil {
+		return
+	}
+	provision := func(e *Etcd) error {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		t.Cleanup(cancel)
+		if e.DialTimeout == 0 {
+			e.DialTimeout = caddy.Duration(2 * time.Second)
+		}
+		err := e.Provision(ctx)
+		if err == nil {
+			t.Cleanup(func() { e.Cleanup() })
+		}
+		return err
+	}
+
+	good := &Etcd{Endpoints: []string{etcd.Endpoint}, Prefix: "/tls/", CAFile: srvCert, CertFile: cliCert, KeyFile: cliKey}
+	if err := provision(good); err != nil {
+		t.Fatal(err)
+	}
+	if err := good.Save([]byte(`{"v":1}`)); err != nil {
+		t.Fatalf("Save over TLS: %v", err)
+	}
+	if d, err := good.Load(); err != nil || string(d) != `{"v":1}` {
+		t.Fatalf("Load over TLS: %q %v", d, err)
+	}
+
+	// The server's CA but no client certificate: refused by etcd.
+	anon := &Etcd{Endpoints: []string{etcd.Endpoint}, Prefix: "/tls/", CAFile: srvCert, DialTimeout: caddy.Duration(500 * time.Millisecond)}
+	if err := provision(anon); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.Load(); err == nil {
+		t.Fatal("an etcd that requires client certificates answered a client without one")
+	}
+
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		e    Etcd
+		want string
+	}{
+		{Etcd{CAFile: filepath.Join(dir, "missing.pem")}, "reading ca_file"},
+		{Etcd{CAFile: notPEM}, "holds no PEM certificate"},
+		{Etcd{CertFile: notPEM, KeyFile: notPEM}, "loading cert_file"},
+	} {
+		e := c.e
+		e.Endpoints = []string{etcd.Endpoint}
+		e.Prefix = "/bad/" + strings.ReplaceAll(c.want, " ", "-") + "/"
+		err := provision(&e)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "hello") {
+			t.Errorf("%s: %v, want an error with %q that does not show the file's content", c.want, err, c.want)
+		}
+	}
+}
+
+// TestPlaceholdersInCredentials checks that {env.*} placeholders in the
+// username and password are replaced at provisioning (so the secret can
+// stay out of the Caddy JSON), and that failing to reach etcd with them
+// is reported without the password.
+func TestPlaceholdersInCredentials(t *testing.T) {
+	t.Setenv("SENTINEL_TEST_ETCD_USER", "fleet")
+	t.Setenv("SENTINEL_TEST_ETCD_PASSWORD", "s3cret")
+	e := &Etcd{Endpoints: []string{"127.0.0.1:1"}, Username: "{env.SENTINEL_TEST_ETCD_USER}", Password: "{env.SENTINEL_TEST_ETCD_PASSWORD}", DialTimeout: caddy.Duration(100 * time.Millisecond)}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := e.Provision(ctx)
+	if err == nil {
+		e.Cleanup()
+		t.Fatal("authenticating to an unreachable etcd succeeded")
+	}
+	if e.Username != "fleet" || e.Password != "s3cret" {
+		t.Errorf("placeholders not replaced: %q %q", e.Username, e.Password)
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "s3cret") || strings.Contains(e.String(), "s3cret") {
+		t.Errorf("error %q, name %q: want the endpoint, never the password", err, e.String())
 	}
 }
