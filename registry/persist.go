@@ -56,6 +56,10 @@ type StoreStatus struct {
 	// SyncError is why the last state another replica saved to the
 	// shared store could not be applied.
 	SyncError string `json:"sync_error,omitempty"`
+	// Replicas are the live replicas of the fleet (fleet mode with a
+	// store that shares them): the revision each has applied and the
+	// draining targets each still serves.
+	Replicas []ReplicaStatus `json:"replicas,omitempty"`
 }
 
 // Snapshot returns the API's changes as the saved state's JSON.
@@ -308,6 +312,11 @@ func (r *Registry) useShared(s SharedStore) error {
 	r.watch = watchState{name: name, stop: stop, done: done}
 	go func() {
 		defer close(done)
+		if fs, ok := s.(FleetStore); ok {
+			fleetDone := make(chan struct{})
+			go func() { defer close(fleetDone); r.followFleet(wctx, fs) }()
+			defer func() { <-fleetDone }()
+		}
 		r.watchShared(wctx, s, rev, func(err error) {
 			r.mu.Lock()
 			r.status.SyncError = err.Error()
@@ -342,8 +351,9 @@ func (r *Registry) stopWatchLocked() {
 // Status describes the store and how loading it went.
 func (r *Registry) Status() StoreStatus {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	st := r.status
 	st.Revision = r.rev
+	r.mu.Unlock()
+	st.Replicas = r.replicas()
 	return st
 }

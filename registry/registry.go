@@ -101,6 +101,8 @@ type Registry struct {
 	// watch the registry's watch of that store (see SharedStore).
 	rev   int64
 	watch watchState
+	// fleet is what the other replicas of a fleet report (FleetStore).
+	fleet fleetState
 	// generation counts the configurations reconciled (see Prepare).
 	generation uint64
 	version    uint64

@@ -42,9 +42,16 @@ func (s *TargetStats) Requests() uint64 { return s.requests.Load() }
 func (s *TargetStats) Failures() uint64 { return s.failures.Load() }
 
 // TargetState returns the reported state of a target: drained when it is
-// draining and nothing is in flight.
+// draining and nothing is in flight — in a fleet (FleetStore), on no
+// replica that has applied the drain, and every live replica has.
 func (r *Registry) TargetState(t Target) State {
 	if t.State == StateDraining && r.Stats(t.Address).InFlight() == 0 {
+		r.mu.Lock()
+		rev := r.rev
+		r.mu.Unlock()
+		if r.fleetBusy(t.Address, rev) {
+			return StateDraining
+		}
 		return StateDrained
 	}
 	return t.State

@@ -68,6 +68,7 @@ type Etcd struct {
 	key     string
 	name    string
 	logger  *zap.Logger
+	reports *reports
 }
 
 // CaddyModule returns the Caddy module information.
@@ -82,6 +83,7 @@ func (Etcd) CaddyModule() caddy.ModuleInfo {
 // with the same settings.
 func (e *Etcd) Provision(ctx caddy.Context) error {
 	e.logger = ctx.Logger()
+	e.reports = new(reports)
 	repl := caddy.NewReplacer()
 	e.Username = repl.ReplaceAll(e.Username, "")
 	e.Password = repl.ReplaceAll(e.Password, "")
