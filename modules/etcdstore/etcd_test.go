@@ -18,7 +18,7 @@ import (
 )
 
 // newStore provisions a store on the test's etcd, as a config would.
-func newStore(t *testing.T, endpoint, prefix string) *Etcd {
+func newStore(t testing.TB, endpoint, prefix string) *Etcd {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
@@ -31,7 +31,7 @@ func newStore(t *testing.T, endpoint, prefix string) *Etcd {
 }
 
 // replica is one registry of a fleet, on its own store instance.
-func replica(t *testing.T, endpoint, prefix string) *registry.Registry {
+func replica(t testing.TB, endpoint, prefix string) *registry.Registry {
 	t.Helper()
 	r := registry.New()
 	r.Reconcile([]registry.UpstreamSpec{{ID: "web", Targets: []registry.TargetSpec{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80"}}}}, []string{"r1"})
