@@ -171,15 +171,8 @@ func routeKeys() *Key {
 	)
 }
 
-func healthCheck() *Key {
-	return h("health-check", "active checks of every target of the upstream, also those added through the API",
-		open(h("type", "`tcp` (default), `http` (path, expected-status, host), `grpc` (service, grpc.health.v1): active checks of the `sentinel` app")),
-		h("interval-secs", "interval (default 10)"),
-		h("timeout-secs", "timeout (default 5)"),
-		h("healthy-threshold", "passes in a row to become healthy (default 2)"),
-		h("unhealthy-threshold", "failures in a row to become unhealthy (default 3)"),
-	)
-}
+// healthCheck is declared with its mapper (healthCheckKey, upstreams.go).
+func healthCheck() *Key { return healthCheckKey }
 
 // targetKeys are the keys of a target's block form, declared with their
 // mapper (targetKey, upstreams.go).
