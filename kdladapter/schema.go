@@ -140,36 +140,8 @@ func tlsListener() *Key {
 // retryPolicy is declared with its mapper (upstreams.go).
 func retryPolicy() *Key { return retryPolicyKey }
 
-func routeKeys() *Key {
-	return h("route", "a Caddy route in every listener's server, ordered by priority and specificity",
-		matchKey,
-		h("priority", "route order (`low` 10, `normal` 50, `high` 100, `critical` 1000, or an integer)"),
-		h("upstream", "reverse_proxy to the upstream"),
-		staticFilesKey,
-		ny("api-schema", "API schema validation"),
-		ny("inference", "inference routing"),
-		h("filters", "the route's handler chain, in order"),
-		h("builtin-handler", "`status`, `health`, `not-found`, `upstreams`, `config` (registry views), `ready` (*extension*: 503 until the config has fully started): `sentinel_builtin`; `metrics`: Caddy `metrics`; `cache-purge` (needs an admin-api token of scope operate or admin), `cache-stats`: `sentinel_cache_admin`"),
-		routeCacheSpec,
-		shadowKey,
-		h("waf-enabled", "`#false` only; `#true` needs the built-in WAF (not yet): run a WAF agent with a filter of type \"agent\""),
-		h("websocket", "Caddy proxies WebSocket upgrades on every route",
-			w("enabled", "WebSocket upgrades are proxied on every route"),
-			w("ping-interval-secs", "frames are relayed as they come; the proxy sends no pings"),
-			w("ping-timeout-secs", "frames are relayed as they come; the proxy sends no pings"),
-			w("max-message-size-bytes", "frames are relayed as they come, of any size"),
-		),
-		h("websocket-inspection", "`#false` only; `#true` needs WebSocket frame inspection (not yet)"),
-		ny("fallback", "inference fallback upstreams"),
-		policiesKey,
-		h("service-type", "checked against the route's content"),
-		retryPolicy(),
-		ny("mcp", "MCP inspection"),
-		ny("a2a", "A2A inspection"),
-		w("circuit-breaker", "not a route setting in Sentinel; put it in the upstream"),
-		ext(h("when-disabled", "what a route disabled through the API does: `\"503\"` (default, JSON body) or `\"next-route\"` (falls through)")),
-	)
-}
+// routeKeys is declared with its mapper (routeKey, routes.go).
+func routeKeys() *Key { return routeKey }
 
 // healthCheck is declared with its mapper (healthCheckKey, upstreams.go).
 func healthCheck() *Key { return healthCheckKey }
