@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 	"github.com/sentinel-proxy/sentinel/modules/sentinelapp"
@@ -22,7 +24,9 @@ var sentinelAppJSON = newModuleJSON[sentinelapp.App]("", "")
 
 // sentinelApp builds the `sentinel` app (sentinelapp.App): the registry's
 // upstreams and routes, and the control-plane API; nil when it has none.
-func (a *adapter) sentinelApp() json.RawMessage {
+// admin is Caddy's admin endpoint as the config sets it (nil: Caddy's
+// default).
+func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
 	var app sentinelapp.App
 	for _, id := range a.upstreamIDs() {
 		b := a.base(a.upstreams[id])
@@ -36,11 +40,29 @@ func (a *adapter) sentinelApp() json.RawMessage {
 		app.ConfigFile = a.filename
 	}
 	a.mapAdminAPI(&app)
+	if l := ownAdminAddress(admin); app.API != nil && l != "" {
+		// Targets added through the API may not point at Caddy's admin
+		// endpoint (the app always refuses Caddy's default one).
+		app.OwnAddresses = []string{l}
+	}
 	if app.Upstreams == nil && app.Routes == nil && app.ConfigFile == "" && app.API == nil && app.StateFile == "" && app.Store == nil {
 		return nil
 	}
 	a.frags.scratch = sentinelAppJSON.append(a.frags.scratch[:0], &app)
 	return a.frags.add(a.frags.scratch)
+}
+
+// ownAdminAddress is the host:port of Caddy's admin endpoint when the
+// config moves it from Caddy's default to another TCP address, else "".
+func ownAdminAddress(admin *caddy.AdminConfig) string {
+	if admin == nil || admin.Disabled || admin.Listen == "" || admin.Listen == caddy.DefaultAdminListen {
+		return ""
+	}
+	na, err := caddy.ParseNetworkAddress(admin.Listen)
+	if err != nil || na.IsUnixNetwork() || na.IsFdNetwork() || na.PortRangeSize() != 1 {
+		return ""
+	}
+	return na.JoinHostPort(0)
 }
 
 // apiEnabled reports whether the config has an admin-api block that is

@@ -105,3 +105,27 @@ upstreams { upstream "u" { target "127.0.0.1:1"; health-check { ` + c.hc + `; };
 		}
 	}
 }
+
+// TestSentinelAppOwnAddresses: with the API on, Caddy's admin endpoint
+// moved by caddy-admin is one of the app's own addresses (targets added
+// through the API may not point at it); Caddy's default one, a unix
+// socket or no API add nothing.
+func TestSentinelAppOwnAddresses(t *testing.T) {
+	const api = `admin-api { auth { token "t0ken"; }; }`
+	for _, c := range []struct {
+		system, rest string
+		want         []string
+	}{
+		{`caddy-admin "127.0.0.1:2999"`, api, []string{"127.0.0.1:2999"}},
+		{`caddy-admin "localhost:2019"`, api, nil},
+		{`caddy-admin "unix//run/caddy.sock"`, api, nil},
+		{`caddy-admin "off"`, api, nil},
+		{``, api, nil},
+		{`caddy-admin "127.0.0.1:2999"`, `routes { route "a" { builtin-handler "status"; }; }`, nil},
+	} {
+		src := strings.Replace(minimal, "system { }", "system { "+c.system+" }", 1) + c.rest
+		if app := sentinelAppOf(t, src); !reflect.DeepEqual(app.OwnAddresses, c.want) {
+			t.Errorf("%s %s: own addresses %v, want %v", c.system, c.rest, app.OwnAddresses, c.want)
+		}
+	}
+}

@@ -93,6 +93,12 @@ admin-api { address %q; auth { token "tok"; }; state-file %q; allowed-target-net
 	if code, body := call(t, "POST", base+"/upstreams/app-u/targets", "tok", `{"address":"127.0.0.1:3"}`); code != 201 {
 		t.Fatalf("add: %d %s", code, body)
 	}
+	// Caddy's admin endpoint, moved by caddy-admin, is the proxy's own:
+	// no target may point at it, even inside allowed-target-networks.
+	admin := fmt.Sprintf(`{"address":"127.0.0.1:%d"}`, adminPort)
+	if code, body := call(t, "POST", base+"/upstreams/app-u/targets", "tok", admin); code != 403 || !strings.Contains(body, "own listeners") {
+		t.Errorf("target at Caddy's admin endpoint: %d %s", code, body)
+	}
 	saved, _ := os.ReadFile(state)
 	if !strings.Contains(string(saved), "127.0.0.1:3") {
 		t.Errorf("state file not updated: %s", saved)
