@@ -129,3 +129,55 @@ func TestSentinelAppOwnAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteBlockTyped: the route block is declared once (its schema Key
+// is the typed block mapRoute reads with), the order of its settings does
+// not change the output, and a repeated upstream is the first one.
+func TestRouteBlockTyped(t *testing.T) {
+	if k := Schema().child("routes").child("route"); k != routeKey || k.Map == nil {
+		t.Fatal("routes.route is not the typed routeKey")
+	}
+	const upstreams = `upstreams { upstream "u" { target "127.0.0.1:1"; }; upstream "v" { target "127.0.0.1:2"; }; }`
+	forward := minimal + upstreams + `
+routes { route "r" { priority "high"; matches { path-prefix "/a"; }; when-disabled "next-route"; upstream "u"
+    policies { timeout-secs 5; }; service-type "api"; waf-enabled #false; websocket #true; retry-policy { max-attempts 2; }; }; }`
+	backward := minimal + upstreams + `
+routes { route "r" { retry-policy { max-attempts 2; }; websocket #true; waf-enabled #false; service-type "api"
+    policies { timeout-secs 5; }; upstream "u"; when-disabled "next-route"; matches { path-prefix "/a"; }; priority "high"; }; }`
+	a, _ := mustAdapt(t, forward)
+	b, _ := mustAdapt(t, backward)
+	if string(a) != string(b) {
+		t.Errorf("the order of a route's settings changes the output:\n%s\n%s", a, b)
+	}
+	for _, want := range []string{`"skip_when_disabled":"r"`, `"path_prefix":["/a"]`, `"timeout":"5s"`, `"upstream":"u"`} {
+		if !strings.Contains(string(a), want) {
+			t.Errorf("output lacks %s", want)
+		}
+	}
+	twice, _ := mustAdapt(t, minimal+upstreams+`
+routes { route "r" { upstream "u"; upstream "v"; }; route "s" { upstream "v"; }; }`)
+	if !strings.Contains(string(twice), `"upstream":"u"`) {
+		t.Errorf("a repeated upstream is not the first one: %s", twice)
+	}
+}
+
+// TestServiceTypeChecks: service-type is checked against the route's
+// content.
+func TestServiceTypeChecks(t *testing.T) {
+	for _, c := range []struct{ route, want string }{
+		{`service-type "static"; builtin-handler "status"`, `route "r": service-type "static" needs a static-files block`},
+		{`service-type "builtin"; static-files { root "/srv"; }`, `route "r": service-type "builtin" needs builtin-handler`},
+		{`service-type "inference"; builtin-handler "status"`, `not supported yet: inference routing`},
+		{`service-type "grpc"; builtin-handler "status"`, `service-type "grpc" is not one of web, api, static, builtin, inference`},
+	} {
+		_, _, err := adaptString(t, minimal+`routes { route "r" { `+c.route+`; }; }`)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.route, err, c.want)
+		}
+	}
+	// With the inference block, the block is reported, once.
+	_, _, err := adaptString(t, minimal+`routes { route "r" { service-type "inference"; inference { }; builtin-handler "status"; }; }`)
+	if err == nil || strings.Count(err.Error(), "inference routing") != 1 {
+		t.Errorf("inference block: %v", err)
+	}
+}
