@@ -28,7 +28,11 @@ var sentinelAppJSON = newModuleJSON[sentinelapp.App]("", "")
 // default).
 func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
 	var app sentinelapp.App
-	for _, id := range a.upstreamIDs() {
+	ids := a.upstreamIDs()
+	if len(ids) > 0 {
+		app.Upstreams = make([]sentinelapp.UpstreamConfig, 0, len(ids))
+	}
+	for _, id := range ids {
 		b := a.base(a.upstreams[id])
 		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active})
 	}
