@@ -50,7 +50,7 @@ func (a *adapter) caddyConfig() obj {
 	if app := a.mapAgents(); app != nil {
 		apps["sentinel_agents"] = app
 	}
-	if app := a.sentinelApp(); app != nil {
+	if app := a.sentinelApp(admin); app != nil {
 		apps["sentinel"] = app
 	}
 	if storage := a.acmeStorage(); storage != nil {

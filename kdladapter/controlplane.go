@@ -10,46 +10,63 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
+	"github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 )
 
-// sentinelApp builds the `sentinel` app: the registry's upstreams and
-// routes, and the control-plane API.
-func (a *adapter) sentinelApp() obj {
-	app := obj{}
+// sentinelAppJSON writes the `sentinel` app (its upstreams are most of a
+// large config's output: written from the app's types without reflection
+// per value).
+var sentinelAppJSON = newModuleJSON[sentinelapp.App]("", "")
+
+// sentinelApp builds the `sentinel` app (sentinelapp.App): the registry's
+// upstreams and routes, and the control-plane API; nil when it has none.
+// admin is Caddy's admin endpoint as the config sets it (nil: Caddy's
+// default).
+func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
+	var app sentinelapp.App
 	ids := a.upstreamIDs()
-	// Encoded at once: a large config has 100,000 of them.
-	var ups []json.RawMessage
+	if len(ids) > 0 {
+		app.Upstreams = make([]sentinelapp.UpstreamConfig, 0, len(ids))
+	}
 	for _, id := range ids {
 		b := a.base(a.upstreams[id])
-		// The sentinel app's UpstreamConfig (its keys are written here:
-		// modules/sentinelapp imports this package).
-		u := obj{"id": id, "targets": targetsJSON(b.targets)}
-		if b.active != nil {
-			u["health_check"] = b.active
-		}
-		ups = append(ups, a.frags.encode(u))
+		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active})
 	}
-	if len(ups) > 0 {
-		app["upstreams"] = ups
-	}
-	var routes []string
 	for _, r := range a.routeTable() {
-		routes = append(routes, r.id)
+		app.Routes = append(app.Routes, r.id)
 	}
-	sort.Strings(routes)
-	if len(routes) > 0 {
-		app["routes"] = routes
-	}
+	sort.Strings(app.Routes)
 	if a.filename != "" && a.filename != "-" {
-		app["config_file"] = a.filename
+		app.ConfigFile = a.filename
 	}
-	a.mapAdminAPI(app)
-	if len(app) == 0 {
+	a.mapAdminAPI(&app)
+	if l := ownAdminAddress(admin); app.API != nil && l != "" {
+		// Targets added through the API may not point at Caddy's admin
+		// endpoint (the app always refuses Caddy's default one).
+		app.OwnAddresses = []string{l}
+	}
+	if app.Upstreams == nil && app.Routes == nil && app.ConfigFile == "" && app.API == nil && app.StateFile == "" && app.Store == nil {
 		return nil
 	}
-	return app
+	a.frags.scratch = sentinelAppJSON.append(a.frags.scratch[:0], &app)
+	return a.frags.add(a.frags.scratch)
+}
+
+// ownAdminAddress is the host:port of Caddy's admin endpoint when the
+// config moves it from Caddy's default to another TCP address, else "".
+func ownAdminAddress(admin *caddy.AdminConfig) string {
+	if admin == nil || admin.Disabled || admin.Listen == "" || admin.Listen == caddy.DefaultAdminListen {
+		return ""
+	}
+	na, err := caddy.ParseNetworkAddress(admin.Listen)
+	if err != nil || na.IsUnixNetwork() || na.IsFdNetwork() || na.PortRangeSize() != 1 {
+		return ""
+	}
+	return na.JoinHostPort(0)
 }
 
 // apiEnabled reports whether the config has an admin-api block that is
@@ -133,9 +150,9 @@ func (a *adapter) readAuth(au *kdl.Node, c *controlapi.Config, hashes, names map
 	}
 }
 
-// mapAdminAPI maps the admin-api block onto the app: its api and
-// state_file.
-func (a *adapter) mapAdminAPI(app obj) {
+// mapAdminAPI maps the admin-api block onto the app: its API, and its
+// StateFile or Store.
+func (a *adapter) mapAdminAPI(app *sentinelapp.App) {
 	n := a.adminAPI
 	if n == nil || !a.apiEnabled() {
 		return
@@ -152,17 +169,15 @@ func (a *adapter) mapAdminAPI(app obj) {
 		a.d.errorf(n.Pos, "admin-api: the control-plane API refuses unauthenticated calls: add auth { type \"bearer\"; token \"${ADMIN_API_TOKEN}\" } (or tls { client-ca … })")
 	}
 	if s := setting(n, "state-file"); s != nil {
-		app["state_file"], _ = a.str(s)
+		app.StateFile, _ = a.str(s)
 	}
 	if f := setting(n, "fleet"); f != nil {
-		if st := a.fleetStore(f); st != nil {
-			app["store"] = st
-		}
+		app.Store = a.fleetStore(f)
 		if s := setting(n, "state-file"); s != nil {
 			a.d.errorf(s.Pos, "admin-api: state-file and fleet exclude each other (in fleet mode the state lives in etcd)")
 		}
 	}
-	app["api"] = typedTree(api)
+	app.API = api
 }
 
 // apiToken maps one `token` of admin-api.auth. The Caddy JSON gets the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/sentinel-proxy/sentinel/internal/configfile"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
 
@@ -147,18 +148,10 @@ func posLess(a, b kdl.Position) bool {
 }
 
 // ConfigError is the error of a configuration that cannot be adapted. It
-// lists every problem found, each as "file:line:col: message".
-type ConfigError struct {
-	Findings []string
-}
-
-// Error joins the findings, one per line.
-func (e *ConfigError) Error() string {
-	if len(e.Findings) == 1 {
-		return e.Findings[0]
-	}
-	return fmt.Sprintf("%d errors in the configuration:\n%s", len(e.Findings), strings.Join(e.Findings, "\n"))
-}
+// lists every problem found, each as "file:line:col: message" (see
+// configfile.Error, which the sentinel app reads without importing this
+// package).
+type ConfigError = configfile.Error
 
 // suggest returns " (did you mean \"x\"?)" for the candidate closest to
 // name, or "" when none is close.

@@ -1,6 +1,8 @@
 package kdladapter
 
 import (
+	"encoding/json"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
@@ -29,8 +31,11 @@ func fleetKey() *Key {
 	))
 }
 
+// etcdStoreJSON writes the app's etcd store module.
+var etcdStoreJSON = newModuleJSON[etcdstore.Etcd]("store", "etcd")
+
 // fleetStore maps admin-api.fleet to the app's store, or nil.
-func (a *adapter) fleetStore(f *kdl.Node) obj {
+func (a *adapter) fleetStore(f *kdl.Node) json.RawMessage {
 	e := setting(f, "etcd")
 	if e == nil {
 		a.d.errorf(f.Pos, "admin-api.fleet needs an etcd block")
@@ -40,5 +45,5 @@ func (a *adapter) fleetStore(f *kdl.Node) obj {
 	if len(v.Endpoints) == 0 {
 		a.d.errorf(e.Pos, "admin-api.fleet.etcd needs endpoints (the etcd members' client URLs)")
 	}
-	return typedObj(v, "store", "etcd")
+	return etcdStoreJSON.raw(v)
 }

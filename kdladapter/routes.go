@@ -177,26 +177,14 @@ func logAppend(key, value string) json.RawMessage {
 // mapRoute maps one route block.
 func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	id := r.Args[0].Str
-	br := &builtRoute{id: id, priority: 50}
-	if n := setting(r, "priority"); n != nil {
-		br.priority = a.priority(n)
-	}
-	m := routeMatch{route: id}
-	if n := setting(r, "matches"); n != nil {
-		readMatch(a, n, &m)
-		m.check(a, n)
-	}
-	if n := setting(r, "when-disabled"); n != nil {
-		if s, ok := a.str(n); ok {
-			if mode, ok := a.oneOf(n, s, "503", "next-route"); ok && mode == "next-route" {
-				m.SkipWhenDisabled = id
-			}
-		}
-	}
+	rs := &routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
+	readRoute(a, r, rs)
+	br := &builtRoute{id: id, priority: rs.priority}
+	m := rs.match
 
-	p := &routePolicies{}
-	if n := setting(r, "policies"); n != nil {
-		p = policiesKey.Map(a, n).(*routePolicies)
+	p := rs.policies
+	if p == nil {
+		p = &routePolicies{}
 	}
 	if p.body == nil {
 		if n := a.limitSetting("max-body-size-bytes", "max-body-size"); n != nil {
@@ -214,7 +202,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	// place of the first one (request headers go to all in parallel).
 	agentAt := -1
 	var agentFilters []*agents.Filter
-	if n := setting(r, "filters"); n != nil {
+	if n := rs.filters; n != nil {
 		for _, fid := range a.strs(n) {
 			f := a.filters[fid]
 			if f == nil {
@@ -240,28 +228,17 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 
 	if agentAt >= 0 {
 		ah := agents.Handler{Route: id, Filters: agentFilters}
-		if up := setting(r, "upstream"); up != nil && len(up.Args) > 0 && up.Args[0].Kind == kdl.KindString {
+		if up := rs.upstream; up != nil && len(up.Args) > 0 && up.Args[0].Kind == kdl.KindString {
 			ah.Upstream = up.Args[0].Str
 		}
 		handlers[agentAt] = agentsHandler.raw(&ah)
 	}
-	for _, f := range routeNotYet {
-		if n := setting(r, f.flag); n != nil {
-			if b, ok := a.boolean(n); ok && b {
-				a.d.notYet(n.Pos, f.feature, f.flag+" #true")
-			}
-		}
-	}
-	if n := setting(r, "websocket"); n != nil {
-		a.boolean(n)
-	}
-
 	if sh := a.shadowHandler(id, r); sh != nil {
 		handlers = append(handlers, sh)
 	}
 
 	// The responder.
-	up, static, builtin := setting(r, "upstream"), setting(r, "static-files"), setting(r, "builtin-handler")
+	up, static, builtin := rs.upstream, rs.static, rs.builtin
 	count := 0
 	for _, x := range []*kdl.Node{up, static, builtin} {
 		if x != nil {
@@ -271,7 +248,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	if count > 1 {
 		a.d.errorf(r.Pos, "route %q: upstream, static-files and builtin-handler exclude each other; give one", id)
 	}
-	a.checkServiceType(r, id, up, static, builtin)
+	a.checkServiceType(rs)
 	switch {
 	case up != nil:
 		if uid, ok := a.str(up); ok {
@@ -279,7 +256,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 				a.d.errorf(up.Args[0].Pos, "route %q: upstream %q is not defined in upstreams { }%s", id, uid, suggest(uid, a.upstreamIDs()))
 			} else {
 				handlers = append(handlers, a.routeCache(id, r)...)
-				handlers = append(handlers, a.reverseProxy(u, setting(r, "retry-policy"), proxyOpts))
+				handlers = append(handlers, a.reverseProxy(u, rs.retry, proxyOpts))
 			}
 		}
 	case static != nil:
@@ -293,7 +270,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	case !terminalByFilter:
 		a.d.errorf(r.Pos, "route %q has nothing to answer with: give it an upstream, static-files, builtin-handler or a redirect filter", id)
 	}
-	if n := setting(r, "retry-policy"); n != nil && up == nil {
+	if n := rs.retry; n != nil && up == nil {
 		a.d.warnf(n.Pos, "routes.route.retry-policy", "route %q: retry-policy applies only to routes with an upstream", id)
 	}
 	// The route guard first: a route disabled through the API answers
@@ -316,32 +293,119 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	return br
 }
 
-// routeNotYet are the route flags of features not available yet.
-var routeNotYet = []struct{ flag, feature string }{
-	{"waf-enabled", "WAF (runs as an agent)"},
-	{"websocket-inspection", "WebSocket frame inspection"},
+// routeSpec is what a route block's own settings map to (routeKey): its
+// order, its matcher, its policies, and the nodes of the blocks mapRoute
+// maps with their own mappers (the filters it names, the responder, the
+// retry policy).
+type routeSpec struct {
+	// route is the route's id, for messages.
+	route    string
+	priority int64
+	match    routeMatch
+	// policies is nil without a policies block.
+	policies *routePolicies
+	// filters lists the route's filter ids, in order.
+	filters *kdl.Node
+	// The responder (one of them) and the upstream's retry policy.
+	upstream, static, builtin, retry *kdl.Node
+	// serviceType is the checked service-type ("" without one), at
+	// serviceTypeNode.
+	serviceType     string
+	serviceTypeNode *kdl.Node
+	// node is the route block (its inference block, not yet, is only
+	// looked for by checkServiceType).
+	node *kdl.Node
 }
 
+// firstNode is a setting mapRoute reads through its node (mapped by the
+// block's own mapper, or checked against other settings): the first one,
+// as the walker's warning about a repeated setting says.
+func firstNode(k *Key, p func(*routeSpec) **kdl.Node) field[routeSpec] {
+	return plainField(k, func(_ *adapter, n *kdl.Node, rs *routeSpec) {
+		if q := p(rs); *q == nil {
+			*q = n
+		}
+	})
+}
+
+// notYetFlag is a route flag whose #true needs a feature not available
+// yet: #false is accepted.
+func notYetFlag(name, note, feature string) field[routeSpec] {
+	return plainField(h(name, note), func(a *adapter, n *kdl.Node, _ *routeSpec) {
+		if b, ok := a.boolean(n); ok && b {
+			a.d.notYet(n.Pos, feature, name+" #true")
+		}
+	})
+}
+
+// routeKey declares `route "<id>" { … }`, each of its settings once,
+// with how it is read into a routeSpec (readRoute); mapRoute assembles
+// the route's handlers from the spec. Built once, not changed after.
+var routeKey, readRoute = typedBlockInto(h("route", "a Caddy route in every listener's server, ordered by priority and specificity"),
+	plainField(matchKey, func(a *adapter, n *kdl.Node, rs *routeSpec) {
+		readMatch(a, n, &rs.match)
+		rs.match.check(a, n)
+	}),
+	plainField(h("priority", "route order (`low` 10, `normal` 50, `high` 100, `critical` 1000, or an integer)"), func(a *adapter, n *kdl.Node, rs *routeSpec) {
+		rs.priority = a.priority(n)
+	}),
+	// upstream is repeatable elsewhere (upstreams { upstream … }): the
+	// first one is the route's.
+	firstNode(h("upstream", "reverse_proxy to the upstream"), func(rs *routeSpec) **kdl.Node { return &rs.upstream }),
+	firstNode(staticFilesKey, func(rs *routeSpec) **kdl.Node { return &rs.static }),
+	field[routeSpec]{key: ny("api-schema", "API schema validation")},
+	field[routeSpec]{key: ny("inference", "inference routing")},
+	firstNode(h("filters", "the route's handler chain, in order"), func(rs *routeSpec) **kdl.Node { return &rs.filters }),
+	firstNode(h("builtin-handler", "`status`, `health`, `not-found`, `upstreams`, `config` (registry views), `ready` (*extension*: 503 until the config has fully started): `sentinel_builtin`; `metrics`: Caddy `metrics`; `cache-purge` (needs an admin-api token of scope operate or admin), `cache-stats`: `sentinel_cache_admin`"),
+		func(rs *routeSpec) **kdl.Node { return &rs.builtin }),
+	// Mapped by routeCache (cache.go) and shadowHandler (shadow.go).
+	field[routeSpec]{key: routeCacheSpec},
+	field[routeSpec]{key: shadowKey},
+	notYetFlag("waf-enabled", "`#false` only; `#true` needs the built-in WAF (not yet): run a WAF agent with a filter of type \"agent\"", "WAF (runs as an agent)"),
+	plainField(h("websocket", "Caddy proxies WebSocket upgrades on every route",
+		w("enabled", "WebSocket upgrades are proxied on every route"),
+		w("ping-interval-secs", "frames are relayed as they come; the proxy sends no pings"),
+		w("ping-timeout-secs", "frames are relayed as they come; the proxy sends no pings"),
+		w("max-message-size-bytes", "frames are relayed as they come, of any size"),
+	), func(a *adapter, n *kdl.Node, _ *routeSpec) {
+		a.boolean(n) // `websocket #true`, or a block
+	}),
+	notYetFlag("websocket-inspection", "`#false` only; `#true` needs WebSocket frame inspection (not yet)", "WebSocket frame inspection"),
+	field[routeSpec]{key: ny("fallback", "inference fallback upstreams")},
+	plainField(policiesKey, func(a *adapter, n *kdl.Node, rs *routeSpec) {
+		rs.policies = policiesKey.Map(a, n).(*routePolicies)
+	}),
+	plainField(h("service-type", "checked against the route's content"), func(a *adapter, n *kdl.Node, rs *routeSpec) {
+		if s, ok := a.str(n); ok {
+			rs.serviceType, _ = a.oneOf(n, s, "web", "api", "static", "builtin", "inference")
+			rs.serviceTypeNode = n
+		}
+	}),
+	firstNode(retryPolicyKey, func(rs *routeSpec) **kdl.Node { return &rs.retry }),
+	field[routeSpec]{key: ny("mcp", "MCP inspection")},
+	field[routeSpec]{key: ny("a2a", "A2A inspection")},
+	field[routeSpec]{key: w("circuit-breaker", "not a route setting in Sentinel; put it in the upstream")},
+	plainField(ext(h("when-disabled", "what a route disabled through the API does: `\"503\"` (default, JSON body) or `\"next-route\"` (falls through)")),
+		func(a *adapter, n *kdl.Node, rs *routeSpec) {
+			if s, ok := a.str(n); ok {
+				if mode, ok := a.oneOf(n, s, "503", "next-route"); ok && mode == "next-route" {
+					rs.match.SkipWhenDisabled = rs.route
+				}
+			}
+		}),
+)
+
 // checkServiceType checks `service-type` against what the route does.
-func (a *adapter) checkServiceType(r *kdl.Node, id string, up, static, builtin *kdl.Node) {
-	n := setting(r, "service-type")
-	if n == nil {
-		return
-	}
-	s, ok := a.str(n)
-	if !ok {
-		return
-	}
-	st, ok := a.oneOf(n, s, "web", "api", "static", "builtin", "inference")
-	if !ok {
-		return
-	}
+func (a *adapter) checkServiceType(rs *routeSpec) {
+	n := rs.serviceTypeNode
 	switch {
-	case st == "static" && static == nil:
-		a.d.errorf(n.Pos, "route %q: service-type \"static\" needs a static-files block", id)
-	case st == "builtin" && builtin == nil:
-		a.d.errorf(n.Pos, "route %q: service-type \"builtin\" needs builtin-handler", id)
-	case st == "inference" && setting(r, "inference") == nil:
+	case n == nil:
+	case rs.serviceType == "static" && rs.static == nil:
+		a.d.errorf(n.Pos, "route %q: service-type \"static\" needs a static-files block", rs.route)
+	case rs.serviceType == "builtin" && rs.builtin == nil:
+		a.d.errorf(n.Pos, "route %q: service-type \"builtin\" needs builtin-handler", rs.route)
+	case rs.serviceType == "inference" && setting(rs.node, "inference") == nil:
+		// (with an inference block, the block is reported)
 		a.d.notYet(n.Pos, "inference routing", "service-type \"inference\"")
 	}
 }

@@ -140,46 +140,11 @@ func tlsListener() *Key {
 // retryPolicy is declared with its mapper (upstreams.go).
 func retryPolicy() *Key { return retryPolicyKey }
 
-func routeKeys() *Key {
-	return h("route", "a Caddy route in every listener's server, ordered by priority and specificity",
-		matchKey,
-		h("priority", "route order (`low` 10, `normal` 50, `high` 100, `critical` 1000, or an integer)"),
-		h("upstream", "reverse_proxy to the upstream"),
-		staticFilesKey,
-		ny("api-schema", "API schema validation"),
-		ny("inference", "inference routing"),
-		h("filters", "the route's handler chain, in order"),
-		h("builtin-handler", "`status`, `health`, `not-found`, `upstreams`, `config` (registry views), `ready` (*extension*: 503 until the config has fully started): `sentinel_builtin`; `metrics`: Caddy `metrics`; `cache-purge` (needs an admin-api token of scope operate or admin), `cache-stats`: `sentinel_cache_admin`"),
-		routeCacheSpec,
-		shadowKey,
-		h("waf-enabled", "`#false` only; `#true` needs the built-in WAF (not yet): run a WAF agent with a filter of type \"agent\""),
-		h("websocket", "Caddy proxies WebSocket upgrades on every route",
-			w("enabled", "WebSocket upgrades are proxied on every route"),
-			w("ping-interval-secs", "frames are relayed as they come; the proxy sends no pings"),
-			w("ping-timeout-secs", "frames are relayed as they come; the proxy sends no pings"),
-			w("max-message-size-bytes", "frames are relayed as they come, of any size"),
-		),
-		h("websocket-inspection", "`#false` only; `#true` needs WebSocket frame inspection (not yet)"),
-		ny("fallback", "inference fallback upstreams"),
-		policiesKey,
-		h("service-type", "checked against the route's content"),
-		retryPolicy(),
-		ny("mcp", "MCP inspection"),
-		ny("a2a", "A2A inspection"),
-		w("circuit-breaker", "not a route setting in Sentinel; put it in the upstream"),
-		ext(h("when-disabled", "what a route disabled through the API does: `\"503\"` (default, JSON body) or `\"next-route\"` (falls through)")),
-	)
-}
+// routeKeys is declared with its mapper (routeKey, routes.go).
+func routeKeys() *Key { return routeKey }
 
-func healthCheck() *Key {
-	return h("health-check", "active checks of every target of the upstream, also those added through the API",
-		open(h("type", "`tcp` (default), `http` (path, expected-status, host), `grpc` (service, grpc.health.v1): active checks of the `sentinel` app")),
-		h("interval-secs", "interval (default 10)"),
-		h("timeout-secs", "timeout (default 5)"),
-		h("healthy-threshold", "passes in a row to become healthy (default 2)"),
-		h("unhealthy-threshold", "failures in a row to become unhealthy (default 3)"),
-	)
-}
+// healthCheck is declared with its mapper (healthCheckKey, upstreams.go).
+func healthCheck() *Key { return healthCheckKey }
 
 // targetKeys are the keys of a target's block form, declared with their
 // mapper (targetKey, upstreams.go).

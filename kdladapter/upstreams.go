@@ -17,6 +17,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/adaptive"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	"github.com/sentinel-proxy/sentinel/modules/upstreamsource"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -31,7 +32,7 @@ type upstreamBase struct {
 	// passive is the circuit breaker.
 	passive *reverseproxy.PassiveHealthChecks
 	// active is the sentinel app's health check (see healthChecks).
-	active obj
+	active *sentinelapp.HealthCheck
 	// transport is the adaptive package's Transport (typedTree), which
 	// routes copy to change their timeouts.
 	transport obj
@@ -333,18 +334,12 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	t := a.transport(id, u)
 	if tc := t.TLS; tc != nil && b.active != nil {
 		// Health checks speak TLS to a TLS upstream, as the proxy does.
-		ht := obj{}
-		if tc.ServerName != "" {
-			ht["server_name"] = tc.ServerName
-		}
-		if tc.InsecureSkipVerify {
-			ht["insecure_skip_verify"] = true
-		}
+		ht := &sentinelapp.HealthTLS{ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify}
 		var ca caddytls.FileCAPool
 		if tc.CARaw != nil && json.Unmarshal(tc.CARaw, &ca) == nil && len(ca.TrustedCACertPEMFiles) > 0 {
-			ht["ca_file"] = ca.TrustedCACertPEMFiles[0]
+			ht.CAFile = ca.TrustedCACertPEMFiles[0]
 		}
-		b.active["tls"] = ht
+		b.active.TLS = ht
 	}
 	b.transport = typedTree(t)
 	b.transport[transportInlineKey] = transportModule
@@ -445,74 +440,84 @@ func uniform(ws []int64) bool {
 }
 
 // healthChecks maps health-check to the sentinel app's active checks,
-// which also cover targets added through the API.
-//
-// The sentinel app's HealthCheck type cannot be the target of a typed
-// block: modules/sentinelapp imports this package (reload.go), so this
-// package cannot import it back; its keys are written here.
-func (a *adapter) healthChecks(id string, u *kdl.Node) (active obj) {
+// which also cover targets added through the API; nil without one (or
+// with a type not available yet).
+func (a *adapter) healthChecks(id string, u *kdl.Node) *sentinelapp.HealthCheck {
 	n := setting(u, "health-check")
 	if n == nil {
 		return nil
 	}
-	active = obj{}
-	typ, typNode := "tcp", setting(n, "type")
-	if typNode != nil {
-		if s, ok := a.str(typNode); ok {
-			typ, _ = a.oneOf(typNode, s, "tcp", "http", "grpc", "inference")
-		}
-	}
-	active["type"] = typ
-	if typ == "inference" {
-		a.d.notYet(typNode.Pos, "inference health checks", "upstream \""+id+"\"")
+	hc := healthCheckKey.Map(a, n).(*sentinelapp.HealthCheck)
+	if hc.Type == "inference" {
+		a.d.notYet(setting(n, "type").Pos, "inference health checks", "upstream \""+id+"\"")
 		return nil
 	}
-	if typNode != nil {
-		for _, c := range typNode.Children {
-			switch c.Name {
-			case "path":
-				active["path"], _ = a.str(c)
-			case "expected-status":
-				if st, ok := a.integer(c, 100, 599); ok {
-					active["expect_status"] = st
-				}
-			case "host":
-				active["host"], _ = a.str(c)
-			case "service":
-				active["service"], _ = a.str(c)
-			}
-			if !contains(healthCheckKeys[typ], c.Name) {
-				a.d.errorf(c.Pos, "unknown setting %q in health-check type %q%s", c.Name, typ, suggest(c.Name, healthCheckKeys[typ]))
-			}
-		}
-	}
-	for _, k := range [...]struct{ key, field string }{{"interval-secs", "interval"}, {"timeout-secs", "timeout"}} {
-		if c := setting(n, k.key); c != nil {
-			if d, ok := a.seconds(c); ok {
-				active[k.field] = d
-			}
-		}
-	}
-	for _, k := range [...]struct{ key, field string }{{"healthy-threshold", "healthy_threshold"}, {"unhealthy-threshold", "unhealthy_threshold"}} {
-		if c := setting(n, k.key); c != nil {
-			if v, ok := a.integer(c, 1, 1000); ok {
-				active[k.field] = v
-			}
-		}
-	}
-	return active
+	return hc
 }
 
-// healthCheckKeys are the settings of each health-check type.
-var healthCheckKeys = map[string][]string{"http": {"path", "expected-status", "host"}, "grpc": {"service"}, "tcp": {}}
+// healthCheckKey declares `health-check { … }` of an upstream: the
+// sentinel app's active checks (sentinelapp.HealthCheck, in the app's
+// UpstreamConfig). The settings inside `type` depend on its value:
+// readHealthType reads them with the blocks of healthTypes.
+var healthCheckKey = typedBlockInit(h("health-check", "active checks of every target of the upstream, also those added through the API"),
+	func(hc *sentinelapp.HealthCheck) { hc.Type = "tcp" },
+	custom("type", "`tcp` (default), `http` (path, expected-status, host), `grpc` (service, grpc.health.v1): active checks of the `sentinel` app",
+		func(hc *sentinelapp.HealthCheck) *string { return &hc.Type }, readHealthType).open(),
+	secondsField("interval-secs", "interval (default 10)", func(hc *sentinelapp.HealthCheck) *caddy.Duration { return &hc.Interval }),
+	secondsField("timeout-secs", "timeout (default 5)", func(hc *sentinelapp.HealthCheck) *caddy.Duration { return &hc.Timeout }),
+	intField("healthy-threshold", "passes in a row to become healthy (default 2)", 1, 1000, func(hc *sentinelapp.HealthCheck) *int { return &hc.Healthy }),
+	intField("unhealthy-threshold", "failures in a row to become unhealthy (default 3)", 1, 1000, func(hc *sentinelapp.HealthCheck) *int { return &hc.Unhealthy }),
+)
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// healthType is the block of one health-check type: its settings (Key)
+// and their reader into the app's HealthCheck.
+type healthType struct {
+	key  *Key
+	read func(a *adapter, n *kdl.Node, hc *sentinelapp.HealthCheck)
+}
+
+// healthTypes declares the settings of each health-check type (the
+// shorthand fields of sentinelapp.HealthCheck). Built once.
+var healthTypes = map[string]healthType{
+	"http": newHealthType("http",
+		stringField("path", "", func(hc *sentinelapp.HealthCheck) *string { return &hc.Path }),
+		intField("expected-status", "", 100, 599, func(hc *sentinelapp.HealthCheck) *int { return &hc.ExpectStatus }),
+		stringField("host", "", func(hc *sentinelapp.HealthCheck) *string { return &hc.Host }),
+	),
+	"grpc": newHealthType("grpc", stringField("service", "", func(hc *sentinelapp.HealthCheck) *string { return &hc.Service })),
+	"tcp":  newHealthType("tcp"),
+}
+
+func newHealthType(name string, fields ...field[sentinelapp.HealthCheck]) healthType {
+	k, read := typedBlockInto(h(name, ""), fields...)
+	return healthType{key: k, read: read}
+}
+
+// readHealthType reads `type "http" { path "/ready"; }`: the type, and
+// the settings of that type.
+func readHealthType(a *adapter, n *kdl.Node, hc *sentinelapp.HealthCheck) {
+	s, ok := a.str(n)
+	if !ok {
+		return
+	}
+	typ, _ := a.oneOf(n, s, "tcp", "http", "grpc", "inference")
+	hc.Type = typ
+	if typ == "inference" {
+		return // not yet: healthChecks says so
+	}
+	t, known := healthTypes[typ]
+	for _, c := range n.Children {
+		if !known || t.key.child(c.Name) == nil {
+			var names []string
+			if known {
+				names = t.key.names()
+			}
+			a.d.errorf(c.Pos, "unknown setting %q in health-check type %q%s", c.Name, typ, suggest(c.Name, names))
 		}
 	}
-	return false
+	if known {
+		t.read(a, n, hc)
+	}
 }
 
 // circuitBreakerKey declares `circuit-breaker { … }` of an upstream: Caddy's
@@ -665,10 +670,6 @@ var (
 	untriedPolicy     = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
 	untriedInnerKey   = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
 	sourceUpstreamKey = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
-	targetJSONKeys    = struct{ address, weight string }{
-		jsonKeyOf(func(t *registry.TargetSpec) any { return &t.Address }),
-		jsonKeyOf(func(t *registry.TargetSpec) any { return &t.Weight }),
-	}
 )
 
 // The inline keys of the modules above (their caddy struct tags).
@@ -827,18 +828,4 @@ func (a *adapter) perAttemptTimeout(r *kdl.Node) string {
 		return d
 	}
 	return ""
-}
-
-// targetsJSON is the output form of the targets (registry.TargetSpec),
-// written without reflection: a large config has 100,000 upstreams.
-func targetsJSON(ts []registry.TargetSpec) []obj {
-	out := make([]obj, len(ts))
-	for i, t := range ts {
-		o := obj{targetJSONKeys.address: t.Address}
-		if t.Weight != 0 {
-			o[targetJSONKeys.weight] = t.Weight
-		}
-		out[i] = o
-	}
-	return out
 }

@@ -10,20 +10,22 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
-	"github.com/sentinel-proxy/sentinel/kdladapter"
+	"github.com/sentinel-proxy/sentinel/internal/configfile"
 )
 
-// adapt reads and adapts the app's config file.
+// adapt reads the app's config file and adapts it with its adapter,
+// registered with Caddy (caddyconfig.GetAdapter) as any other: the app
+// does not import the KDL adapter, which maps onto the app's types.
 func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 	if a.ConfigFile == "" {
 		return nil, nil, errors.New("this config was not loaded from a file: nothing to reload")
 	}
 	// Read like the files it includes: a regular file, bounded.
-	limit, err := kdladapter.ConfigLimit(os.LookupEnv)
+	limit, err := configfile.Limit(os.LookupEnv)
 	if err != nil {
 		return nil, nil, err
 	}
-	body, err := kdladapter.OSFiles{}.ReadFileMax(a.ConfigFile, limit)
+	body, err := configfile.OSFiles{}.ReadFileMax(a.ConfigFile, limit)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -39,13 +41,7 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 }
 
 // findings splits an adapter error into its lines (file:line:col: msg).
-func findings(err error) []string {
-	var ce *kdladapter.ConfigError
-	if errors.As(err, &ce) {
-		return ce.Findings
-	}
-	return []string{err.Error()}
-}
+func findings(err error) []string { return configfile.Findings(err) }
 
 // reloadHook re-reads the config file and loads it, like SIGHUP did for
 // the original.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/kdladapter"
+	"github.com/sentinel-proxy/sentinel/internal/configfile"
 )
 
 // TestAdaptRefusesSpecialConfigFile: reload and validate read the config
@@ -30,7 +30,7 @@ func TestAdaptRefusesSpecialConfigFile(t *testing.T) {
 	// A directory, and a file over the adapter's size limit.
 	big := filepath.Join(t.TempDir(), "big.kdl")
 	f, _ := os.Create(big)
-	f.Truncate(kdladapter.MaxConfigBytes + 1)
+	f.Truncate(configfile.MaxBytes + 1)
 	f.Close()
 	for _, path := range []string{t.TempDir(), big} {
 		if _, _, err := (&App{ConfigFile: path}).adapt(); err == nil {
