@@ -23,10 +23,11 @@ func TestCacheTwoProxiesOneRedis(t *testing.T) {
 	bin := testutil.Build(t, "./cmd/sentinel")
 	redisSrv := storetest.Redis(t)
 	b := startBackend(t, "b")
-	var bases []string
+	var bases, metrics []string
 	for i := range 2 {
-		addr, api := freeAddr(t), freeAddr(t)
+		addr, api, ops := freeAddr(t), freeAddr(t), freeAddr(t)
 		bases = append(bases, "http://"+addr)
+		metrics = append(metrics, "http://"+ops+"/metrics")
 		cfg := filepath.Join(t.TempDir(), "sentinel.kdl")
 		err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
 system { caddy-admin "off"; }
@@ -46,7 +47,8 @@ routes {
     route "stats" { matches { path "/_cache/stats"; }; builtin-handler "cache-stats"; }
     route "api" { upstream "b"; cache { enabled #true; default-ttl-secs 60; }; }
 }
-`, addr, api, "redis://"+redisSrv.Addr, i, b.addr)), 0o600)
+observability { metrics { enabled #true; address %q; path "/metrics"; } }
+`, addr, api, "redis://"+redisSrv.Addr, i, b.addr, ops)), 0o600)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,6 +106,14 @@ routes {
 	if !strings.Contains(body, `"backend":"redis"`) || !strings.Contains(body, `"up":true`) {
 		t.Errorf("stats: %s", body)
 	}
+	scrape := func(want string) {
+		t.Helper()
+		_, body, _ := get(t, c, "GET", metrics[0], nil)
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	scrape(`sentinel_cache_redis_up{storage="default"} 1`)
 
 	// Redis killed: served, never a 5xx.
 	redisSrv.Stop()
@@ -118,6 +128,7 @@ routes {
 			}
 		}
 	}
+	scrape(`sentinel_cache_redis_up{storage="default"} 0`)
 	code, _, body = req("PURGE", bases[0]+"/down", "Authorization", "Bearer op-tok")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "local entries") {
 		t.Errorf("purge with Redis down: %d %s", code, body)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -167,6 +168,21 @@ func TestRedisStoreDownFallsBack(t *testing.T) {
 	st := a.redisStats()
 	if st.Up || st.Fallbacks < 100 || st.LocalEntries != 1 {
 		t.Errorf("stats while down: %+v", st)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector("r", &shared{name: "r", store: a}))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			metrics[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if metrics[MetricRedisUp] != 0 || metrics[MetricRedisFallbacks] < 100 {
+		t.Errorf("metrics while down: %v", metrics)
 	}
 	a.Set("GET http://h/local2", freshEntry("local"))
 	if n, err := a.Purge(purgeMatcher("/local2", false)); err == nil || n != 1 || !strings.Contains(err.Error(), "only this process's local entries") {
