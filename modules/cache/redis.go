@@ -22,9 +22,9 @@ import (
 //
 // An entry is one Redis string, `<prefix>e:<sha256 of the key>` (the
 // key itself, which may hold request header values, is never a Redis
-// key name), holding the entry encoded with marshalEntry under the key's
-// URL part (without header values). It expires with the entry's
-// freshness lifetime plus its stale windows. A sorted set,
+// key name), holding the entry encoded by encodeEntry with the key's
+// URL part (no header values). It expires with the entry's freshness
+// lifetime plus its stale windows. A sorted set,
 // `<prefix>index`, lists the entries ("<hash> <URL part>", scored by
 // their expiry) so that a purge, exact or by pattern, finds them; Set
 // trims its expired members.
@@ -119,7 +119,7 @@ func (s *redisStore) Get(key string) *Entry {
 	})
 	switch {
 	case err == nil:
-		k, e, err := unmarshalEntry(b)
+		k, e, err := decodeEntry(b)
 		if err != nil || k != urlPart(key) {
 			return nil
 		}
@@ -143,10 +143,7 @@ func redisTTL(e *Entry, now time.Time) time.Duration {
 
 // Set implements Store.
 func (s *redisStore) Set(key string, e *Entry) {
-	b, err := marshalEntry(urlPart(key), e)
-	if err != nil {
-		return
-	}
+	b := encodeEntry(urlPart(key), e)
 	if int64(len(b)) > s.maxEntry {
 		s.tooLarge.Add(1)
 		s.Delete(key)
@@ -156,7 +153,7 @@ func (s *redisStore) Set(key string, e *Entry) {
 	ttl := redisTTL(e, now)
 	name, hash := s.entryName(key)
 	member := hash + " " + urlPart(key)
-	err = s.r.Do(context.Background(), func(ctx context.Context, c *redis.Client) error {
+	err := s.r.Do(context.Background(), func(ctx context.Context, c *redis.Client) error {
 		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, name, b, ttl)
 			p.ZAdd(ctx, s.index, redis.Z{Score: float64(now.Add(ttl).Unix() + 1), Member: member})
