@@ -252,3 +252,29 @@ func TestDiskStoreConcurrentWrites(t *testing.T) {
 		t.Errorf("%d files left, want 1", len(ents))
 	}
 }
+
+// TestDiskStorePermissions: the cache's folders are 0700 and its files
+// 0600 whatever the umask lets through: cached responses may be private
+// to the proxy's user.
+func TestDiskStorePermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	d, err := newDiskStore(dir, 2, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Set("GET http://h/a", entry("secret"))
+	perm := func(p string, want os.FileMode) {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+	for _, p := range []string{dir, d.shardDir(0), d.shardDir(1)} {
+		perm(p, 0o700)
+	}
+	perm(d.file("GET http://h/a"), 0o600)
+}
