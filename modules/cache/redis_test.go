@@ -356,6 +356,18 @@ func TestRedisStorageErrors(t *testing.T) {
 	if s.Redis.Prefix != DefaultRedisPrefix || rc.Prefix != "" || s.RedisMaxEntryBytes != defaultRedisMaxEntry {
 		t.Errorf("defaults: %+v %+v", s, s.Redis)
 	}
+	// The handler stores no body larger than the storage takes (so that
+	// Cache-Status says detail=size for it).
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{Storage: Storage{Name: t.Name(), Backend: BackendRedis, Redis: rc, RedisMaxEntryBytes: 2048}, MaxEntryBytes: 1 << 20}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
+	if h.MaxEntryBytes != 2048 {
+		t.Errorf("max_entry_bytes %d, want the storage's 2048", h.MaxEntryBytes)
+	}
 }
 
 func caddyDuration(d time.Duration) caddy.Duration { return caddy.Duration(d) }
