@@ -91,12 +91,14 @@ agents { agent "a" { unix-socket "%s"; timeout-ms 2000; } }
 filters {
     filter "a" { type "agent"; agent "a"; }
     filter "small" { type "agent"; agent "a"; inspect-body #true; max-body-bytes 16; failure-mode "open"; }
+    filter "rl" { type "rate-limit"; max-rps 1; burst 1; backend "redis"; redis-url "redis://127.0.0.1:1"; }
 }
 routes {
     route "metrics" { matches { path "/metrics"; }; builtin-handler "metrics"; }
     route "api" { matches { path-prefix "/api"; }; upstream "b"; filters "a"; shadow { upstream "down"; }; }
     route "upload" { matches { path-prefix "/upload"; }; upstream "b"; filters "small"; }
     route "missing" { matches { path-prefix "/missing"; }; upstream "down"; }
+    route "limited" { matches { path-prefix "/limited"; }; upstream "b"; filters "rl"; }
 }
 upstreams {
     upstream "b" {
@@ -113,6 +115,10 @@ observability { metrics { enabled #true; address "%s"; path "/metrics"; } }
 		get(t, c, "GET", "http://"+listen+"/api/x", nil)
 	}
 	get(t, c, "GET", "http://"+listen+"/missing", nil)
+	// A limit on a Redis that is not there: the local fallback decides.
+	for range 2 {
+		get(t, c, "GET", "http://"+listen+"/limited", nil)
+	}
 	// A body over the agent's limit: skipped (fail-open).
 	if res, err := c.Post("http://"+listen+"/upload", "text/plain", strings.NewReader(strings.Repeat("x", 100))); err != nil {
 		t.Fatal(err)
@@ -153,6 +159,10 @@ observability { metrics { enabled #true; address "%s"; path "/metrics"; } }
 		`sentinel_route_request_duration_seconds_count{route="api"} 3`,
 		fmt.Sprintf(`sentinel_upstream_target_healthy{target=%q,upstream="b"} 1`, be.addr),
 		`sentinel_upstream_target_healthy{target="127.0.0.1:1",upstream="down"} 1`,
+		`sentinel_ratelimit_requests_total{result="admitted",zone="route:limited/filter:rl"} 1`,
+		`sentinel_ratelimit_requests_total{result="limited",zone="route:limited/filter:rl"} 1`,
+		`sentinel_ratelimit_fallback_total{zone="route:limited/filter:rl"} 2`,
+		`sentinel_ratelimit_store_up{zone="route:limited/filter:rl"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/cache"
 )
@@ -69,14 +70,50 @@ func cacheStorageKey() *Key {
 			func(s *cache.Storage) *int64 { return &s.DiskMaxSize }),
 		field[cache.Storage]{key: h("status-header", "`#true`: every cached route sends `Cache-Status` (RFC 9211), the handler's `status_header`")},
 		field[cache.Storage]{key: h("status-header-name", "the Cache-Status cache identifier (default `sentinel`)")},
+		cacheRedisField("redis-url", "the server of backend `redis`: `redis://[:password@]host:port[/db]` or `rediss://` (TLS); default `redis://127.0.0.1:6379`; the password is never shown in errors", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			c.URL, _ = a.str(n)
+		}),
+		cacheRedisField("redis-prefix", "key prefix (default `sentinel:cache:`); proxies with the same URL and prefix share entries", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			c.Prefix, _ = a.str(n)
+		}),
+		cacheRedisField("redis-pool-size", "connections (default 10)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			if i, ok := a.integer(n, 1, 10000); ok {
+				c.PoolSize = int(i)
+			}
+		}),
+		cacheRedisField("redis-timeout-ms", "per operation (default 50); beyond it the local memory store is used for a second", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+			c.Timeout, _ = a.millisDuration(n)
+		}),
+		extField(fieldOf("redis-max-entry-size", "largest body stored on Redis in bytes (default 1 MiB; lowers the routes' max-size-bytes)", func(a *adapter, n *kdl.Node) (int64, bool) { return a.byteSize(n) },
+			func(s *cache.Storage) *int64 { return &s.RedisMaxEntryBytes })),
 	)
+}
+
+// cacheRedisField is a redis-* setting of the top-level cache block (an
+// extension: the original's cache has no shared store), read into the
+// storage's Redis settings as the rate-limit filter's are.
+func cacheRedisField(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig)) field[cache.Storage] {
+	return field[cache.Storage]{key: ext(h(name, note)),
+		ptr: func(s *cache.Storage) any { return &s.Redis },
+		read: func(a *adapter, n *kdl.Node, s *cache.Storage) {
+			if s.Redis == nil {
+				s.Redis = &sharedstore.RedisConfig{}
+			}
+			read(a, n, s.Redis)
+		}}
+}
+
+// extField marks a field's key as an extension.
+func extField[T any](f field[T]) field[T] {
+	ext(f.key)
+	return f
 }
 
 // backendField is the storage backend. The original's examples write
 // `backend "memory" { max-size-mb 512 }`, which its parser ignores:
 // accepted with a warning.
 func backendField() field[cache.Storage] {
-	f := fieldOf("backend", "`memory`, `disk` or `hybrid` (memory in front of disk)", backendValue, func(s *cache.Storage) *string { return &s.Backend })
+	f := fieldOf("backend", "`memory`, `disk` or `hybrid` (memory in front of disk); *extension*: `redis` (shared by a fleet, docs/caching.md)", backendValue, func(s *cache.Storage) *string { return &s.Backend })
 	f.key.Children = []*Key{w("max-size-mb", "not a key of the original either: give max-size (bytes) in the cache block")}
 	return f
 }
@@ -121,7 +158,7 @@ func backendValue(a *adapter, n *kdl.Node) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return a.oneOf(n, s, cache.BackendMemory, cache.BackendDisk, cache.BackendHybrid)
+	return a.oneOf(n, s, cache.BackendMemory, cache.BackendDisk, cache.BackendHybrid, cache.BackendRedis)
 }
 
 // cacheSettings are the top-level cache block's settings for handlers.
@@ -152,6 +189,19 @@ func (a *adapter) cacheStorage() *cacheSettings {
 	}
 	if (cs.storage.Backend == cache.BackendDisk || cs.storage.Backend == cache.BackendHybrid) && cs.storage.DiskPath == "" {
 		a.d.errorf(n.Pos, "cache: backend %q needs disk-path (the folder of the cache files)", cs.storage.Backend)
+	}
+	if cs.storage.Backend != cache.BackendRedis && (cs.storage.Redis != nil || cs.storage.RedisMaxEntryBytes != 0) {
+		a.d.warnf(n.Pos, "cache", "cache: redis-* settings have no effect without backend \"redis\"")
+		cs.storage.Redis, cs.storage.RedisMaxEntryBytes = nil, 0
+	}
+	if cs.storage.Backend == cache.BackendRedis && cs.storage.Redis != nil {
+		if err := cs.storage.Redis.Validate(); err != nil {
+			pos := n.Pos
+			if u := setting(n, "redis-url"); u != nil {
+				pos = u.Pos
+			}
+			a.d.errorf(pos, "cache: %v", err)
+		}
 	}
 	if s := setting(n, "lock-timeout"); s != nil {
 		if i, ok := a.integer(s, 0, 3600); ok {

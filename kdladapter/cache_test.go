@@ -173,7 +173,7 @@ func TestCacheErrors(t *testing.T) {
 			"test.kdl:9:71: cacheable-status-codes takes integers between 100 and 599, not 99"},
 		{"method", minimal + cacheUpstream + "routes { route \"a\" { upstream \"b\"; cache { cacheable-methods \"GET HEAD\"; } } }",
 			"test.kdl:9:62: cacheable-methods: \"GET HEAD\" is not an HTTP method"},
-		{"backend", minimal + "cache { backend \"ram\"; }", "test.kdl:8:17: backend \"ram\" is not one of memory, disk, hybrid"},
+		{"backend", minimal + "cache { backend \"ram\"; }", "test.kdl:8:17: backend \"ram\" is not one of memory, disk, hybrid, redis"},
 		{"disk without path", minimal + "cache { backend \"disk\"; }", "test.kdl:8:1: cache: backend \"disk\" needs disk-path"},
 		{"shards", minimal + "cache { disk-shards 0; }", "test.kdl:8:21: disk-shards must be between 1 and 256, not 0"},
 		{"status name", minimal + "cache { status-header #true; status-header-name \"a b\"; }", "test.kdl:8:49: status-header-name \"a b\" must be a token"},
@@ -232,5 +232,52 @@ func TestCacheBackendBlock(t *testing.T) {
 	_, warns := mustAdapt(t, minimal+"cache { backend \"memory\" { max-size-mb 512; }; }")
 	if !strings.Contains(warningsText(warns), "give max-size (bytes)") {
 		t.Errorf("warnings: %s", warningsText(warns))
+	}
+}
+
+// TestCacheRedisBackend: the top-level cache block's redis-* settings
+// (an extension) reach the storage of every route's cache and of the
+// builtins; the password in the URL is never in an error; redis-*
+// settings without backend "redis" warn and are dropped.
+func TestCacheRedisBackend(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+cacheUpstream+`cache {
+    backend "redis"
+    redis-url "rediss://:pw@cache.internal:6380/1"
+    redis-prefix "shop:cache:"
+    redis-pool-size 20
+    redis-timeout-ms 80
+    redis-max-entry-size "512KB"
+    max-size 1048576
+}
+admin-api { auth { token "op-token" scope="operate"; } }
+routes {
+    route "a" { upstream "b"; cache { enabled #true; }; }
+    route "purge" { matches { method "PURGE"; }; builtin-handler "cache-purge"; }
+}`)
+	var h cache.Handler
+	handlerOf(t, routeHandlers(t, out, "a"), "sentinel_cache", &h)
+	s := h.Storage
+	if s.Backend != "redis" || s.Redis == nil || s.Redis.URL != "rediss://:pw@cache.internal:6380/1" || s.Redis.Prefix != "shop:cache:" ||
+		s.Redis.PoolSize != 20 || time.Duration(s.Redis.Timeout) != 80*time.Millisecond || s.RedisMaxEntryBytes != 512<<10 || s.MaxSize != 1048576 {
+		t.Errorf("storage: %+v redis %+v", s, s.Redis)
+	}
+	var purge cache.Admin
+	handlerOf(t, routeHandlers(t, out, "purge"), "sentinel_cache_admin", &purge)
+	if purge.Storage.Backend != "redis" || purge.Storage.Redis == nil || purge.Storage.Redis.URL != s.Redis.URL {
+		t.Errorf("the purge's storage is not the routes': %+v", purge.Storage)
+	}
+
+	_, _, err := adaptString(t, minimal+`cache { backend "redis"; redis-url "http://:hunter2@x:1"; }`)
+	if err == nil || !strings.Contains(err.Error(), "test.kdl:8:26: cache: redis url") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("bad url: %v", err)
+	}
+
+	out, warns := mustAdapt(t, minimal+cacheUpstream+`cache { redis-url "redis://x:1"; }
+routes { route "a" { upstream "b"; cache { enabled #true; }; } }`)
+	if !strings.Contains(warningsText(warns), `redis-* settings have no effect without backend "redis"`) {
+		t.Errorf("no warning: %s", warningsText(warns))
+	}
+	if strings.Contains(string(out), "redis://x:1") {
+		t.Error("redis settings kept without the redis backend")
 	}
 }

@@ -150,5 +150,9 @@ func isAnswer(err error) bool {
 	return false
 }
 
+// AddHook adds a go-redis hook to the client (instrumentation: tests
+// count round trips with it). Call it before the first Do.
+func (r *Redis) AddHook(h redis.Hook) { r.client.AddHook(h) }
+
 // Close closes the connection pool.
 func (r *Redis) Close() error { return r.client.Close() }

@@ -99,7 +99,7 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 	if err := a.Storage.validate(); err != nil {
 		return err
 	}
-	s, err := acquire(a.Storage)
+	s, err := acquire(a.Storage, ctx.Logger())
 	if err != nil {
 		return err
 	}
@@ -156,8 +156,15 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 		pattern += "?" + r.URL.RawQuery
 	}
 	wildcard := strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Purge-Wildcard")), "true")
-	n := a.shared.store.Purge(purgeMatcher(pattern, wildcard))
+	n, err := a.shared.store.Purge(purgeMatcher(pattern, wildcard))
 	a.shared.stats.purged.Add(int64(n))
+	if err != nil {
+		// A shared store could not be reached: the purge did not reach
+		// every replica; the caller retries.
+		a.logger.Warn("cache purge incomplete", zap.String("pattern", pattern), zap.Bool("wildcard", wildcard), zap.Int("entries", n), zap.Error(err))
+		w.Header().Set("Retry-After", "1")
+		return a.reply(w, r, http.StatusServiceUnavailable, map[string]any{"error": "purge incomplete: " + err.Error(), "status": http.StatusServiceUnavailable, "purged": n, "pattern": pattern, "wildcard": wildcard})
+	}
 	a.logger.Info("cache purged", zap.String("pattern", pattern), zap.Bool("wildcard", wildcard), zap.Int("entries", n))
 	return a.reply(w, r, http.StatusOK, map[string]any{"purged": n, "pattern": pattern, "wildcard": wildcard})
 }

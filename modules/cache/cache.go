@@ -204,7 +204,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Storage.validate(); err != nil {
 		return err
 	}
-	s, err := acquire(h.Storage)
+	if h.Storage.Backend == BackendRedis && h.MaxEntryBytes > h.Storage.RedisMaxEntryBytes {
+		h.MaxEntryBytes = h.Storage.RedisMaxEntryBytes
+	}
+	s, err := acquire(h.Storage, ctx.Logger())
 	if err != nil {
 		return err
 	}

@@ -158,7 +158,7 @@ func (d *diskStore) Delete(key string) {
 }
 
 // Purge implements Store.
-func (d *diskStore) Purge(match func(string) bool) int {
+func (d *diskStore) Purge(match func(string) bool) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0
@@ -168,7 +168,7 @@ func (d *diskStore) Purge(match func(string) bool) int {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
 // Usage implements Store.
@@ -219,8 +219,8 @@ func (h *hybridStore) Delete(key string) {
 
 // Purge implements Store; the count is of the disk tier, which holds
 // every entry.
-func (h *hybridStore) Purge(match func(string) bool) int {
-	h.mem.Purge(match)
+func (h *hybridStore) Purge(match func(string) bool) (int, error) {
+	_, _ = h.mem.Purge(match)
 	return h.disk.Purge(match)
 }
 

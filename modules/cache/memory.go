@@ -76,7 +76,7 @@ func (m *memoryStore) Delete(key string) {
 }
 
 // Purge implements Store.
-func (m *memoryStore) Purge(match func(string) bool) int {
+func (m *memoryStore) Purge(match func(string) bool) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -86,7 +86,7 @@ func (m *memoryStore) Purge(match func(string) bool) int {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
 // Usage implements Store.

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
 )
 
 // Store keeps entries by key. Implementations are safe for concurrent
-// use. The memory, disk and hybrid stores are here; a shared store for a
-// fleet (Redis) implements the same interface: entries are encoded with
-// marshalEntry, Purge scans the keys.
+// use: memory, disk, hybrid, and redis (shared by a fleet of proxies).
 type Store interface {
 	// Get returns the entry under key, or nil.
 	Get(key string) *Entry
@@ -23,8 +24,9 @@ type Store interface {
 	// Delete removes the entry under key, if any.
 	Delete(key string)
 	// Purge removes every entry whose key match accepts and returns how
-	// many it removed.
-	Purge(match func(key string) bool) int
+	// many it removed; an error means some entries may remain (a shared
+	// store could not be reached).
+	Purge(match func(key string) bool) (int, error)
 	// Usage reports the number of entries, their bytes and the evictions
 	// so far.
 	Usage() Usage
@@ -45,6 +47,7 @@ const (
 	BackendMemory = "memory"
 	BackendDisk   = "disk"
 	BackendHybrid = "hybrid"
+	BackendRedis  = "redis"
 )
 
 // Storage configures where a cache keeps its entries. Handlers with equal
@@ -57,13 +60,16 @@ type Storage struct {
 	Name string `json:"name,omitempty"`
 
 	// Backend is where entries live: "memory" (the default), "disk" (one
-	// file per entry under DiskPath) or "hybrid" (memory in front of
+	// file per entry under DiskPath), "hybrid" (memory in front of
 	// disk: hits come from memory, entries evicted from memory stay on
-	// disk).
+	// disk) or "redis" (a Redis server that several proxies share; while
+	// it cannot be reached, a local memory store of MaxSize).
 	Backend string `json:"backend,omitempty"`
 
 	// MaxSize is the memory store's size limit in bytes; the least
 	// recently used entries are evicted beyond it. Default: 100 MiB.
+	// With the redis backend, the size of the local store used while
+	// Redis is unreachable.
 	MaxSize int64 `json:"max_size,omitempty"`
 
 	// DiskPath is the folder of the disk store (created 0700). Required
@@ -77,6 +83,17 @@ type Storage struct {
 	// DiskMaxSize is the disk store's size limit in bytes (least recently
 	// used evicted beyond it). Default: 1 GiB.
 	DiskMaxSize int64 `json:"disk_max_size,omitempty"`
+
+	// Redis is the server of the redis backend (URL, key prefix, pool
+	// size, timeout; internal/sharedstore, as the rate limiter's). Its
+	// prefix defaults to `sentinel:cache:`: proxies with the same URL and
+	// prefix share their entries.
+	Redis *sharedstore.RedisConfig `json:"redis,omitempty"`
+
+	// RedisMaxEntryBytes is the largest response body stored on Redis
+	// (plus up to 64 KiB of headers); the handlers' max_entry_bytes is
+	// lowered to it. Default: 1 MiB.
+	RedisMaxEntryBytes int64 `json:"redis_max_entry_bytes,omitempty"`
 }
 
 // The storage defaults.
@@ -104,6 +121,19 @@ func (s Storage) withDefaults() Storage {
 	if s.DiskMaxSize == 0 {
 		s.DiskMaxSize = defaultDiskMaxSize
 	}
+	if s.Backend == BackendRedis {
+		r := sharedstore.RedisConfig{}
+		if s.Redis != nil {
+			r = *s.Redis // not the caller's
+		}
+		if r.Prefix == "" {
+			r.Prefix = DefaultRedisPrefix
+		}
+		s.Redis = &r
+		if s.RedisMaxEntryBytes == 0 {
+			s.RedisMaxEntryBytes = defaultRedisMaxEntry
+		}
+	}
 	return s
 }
 
@@ -115,10 +145,14 @@ func (s Storage) validate() error {
 		if s.DiskPath == "" {
 			return fmt.Errorf("storage %q: backend %q needs disk_path", s.Name, s.Backend)
 		}
+	case BackendRedis:
+		if err := s.Redis.Validate(); err != nil {
+			return fmt.Errorf("storage %q: %w", s.Name, err)
+		}
 	default:
-		return fmt.Errorf("storage %q: unknown backend %q (memory, disk, hybrid)", s.Name, s.Backend)
+		return fmt.Errorf("storage %q: unknown backend %q (memory, disk, hybrid, redis)", s.Name, s.Backend)
 	}
-	if s.MaxSize < 0 || s.DiskMaxSize < 0 {
+	if s.MaxSize < 0 || s.DiskMaxSize < 0 || s.RedisMaxEntryBytes < 0 {
 		return fmt.Errorf("storage %q: sizes may not be negative", s.Name)
 	}
 	if s.DiskShards < 1 || s.DiskShards > 256 {
@@ -134,8 +168,10 @@ func (s Storage) poolKey() string {
 }
 
 // open creates the store of the configuration.
-func (s Storage) open() (Store, error) {
+func (s Storage) open(logger *zap.Logger) (Store, error) {
 	switch s.Backend {
+	case BackendRedis:
+		return newRedisStore(s, logger)
 	case BackendDisk:
 		return newDiskStore(s.DiskPath, s.DiskShards, s.DiskMaxSize)
 	case BackendHybrid:
@@ -171,9 +207,9 @@ func (s *shared) Destruct() error { return s.store.Close() }
 
 // acquire returns the shared store of the configuration s (with
 // defaults); release it with stores.Delete(s.poolKey()).
-func acquire(s Storage) (*shared, error) {
+func acquire(s Storage, logger *zap.Logger) (*shared, error) {
 	v, _, err := stores.LoadOrNew(s.poolKey(), func() (caddy.Destructor, error) {
-		st, err := s.open()
+		st, err := s.open(logger.With(zap.String("storage", s.Name), zap.String("backend", s.Backend)))
 		if err != nil {
 			return nil, err
 		}
@@ -248,6 +284,8 @@ type Stats struct {
 	Bypass      int64   `json:"bypass"`
 	HitRatio    float64 `json:"hit_ratio"`
 	Usage
+	// Redis is the state of a redis backend.
+	Redis *RedisStats `json:"redis,omitempty"`
 }
 
 // snapshot reads the counters and the store's usage.
@@ -258,6 +296,9 @@ func (s *shared) snapshot(backend string) Stats {
 		Stale: s.stats.stale.Load(), Revalidated: s.stats.revalidated.Load(), Coalesced: s.stats.coalesced.Load(),
 		Purged: s.stats.purged.Load(), Bypass: s.stats.bypass.Load(),
 		Usage: s.store.Usage(),
+	}
+	if rs, ok := s.store.(*redisStore); ok {
+		st.Redis = rs.redisStats()
 	}
 	if total := st.Hits + st.Misses; total > 0 {
 		st.HitRatio = float64(st.Hits) / float64(total)

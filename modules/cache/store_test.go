@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
 
 func entry(body string) *Entry {
@@ -42,7 +43,7 @@ func TestMemoryStoreLRU(t *testing.T) {
 	if m.Get("GET http://h/huge") != nil {
 		t.Error("an entry larger than the store was kept")
 	}
-	if n := m.Purge(func(k string) bool { return strings.HasSuffix(k, "/a") }); n != 1 {
+	if n, _ := m.Purge(func(k string) bool { return strings.HasSuffix(k, "/a") }); n != 1 {
 		t.Errorf("purged %d", n)
 	}
 	m.Delete("GET http://h/c")
@@ -92,7 +93,7 @@ func TestDiskStore(t *testing.T) {
 	if d2.Get("GET http://h/a") != nil || d2.Usage().Entries != 1 {
 		t.Error("a damaged file was served")
 	}
-	if n := d2.Purge(purgeMatcher("/b", false)); n != 1 {
+	if n, _ := d2.Purge(purgeMatcher("/b", false)); n != 1 {
 		t.Errorf("purged %d", n)
 	}
 	// Size limit.
@@ -142,7 +143,7 @@ func TestHybridStore(t *testing.T) {
 	if h.Get("a") != nil {
 		t.Error("delete")
 	}
-	if n := h.Purge(func(string) bool { return true }); n != 1 || h.Get("b") != nil {
+	if n, _ := h.Purge(func(string) bool { return true }); n != 1 || h.Get("b") != nil {
 		t.Errorf("purge: %d", n)
 	}
 	if h.Close() != nil {
@@ -164,7 +165,7 @@ func TestStorageConfig(t *testing.T) {
 		}
 	}
 	for _, backend := range []string{BackendDisk, BackendHybrid} {
-		st, err := Storage{Backend: backend, DiskPath: t.TempDir()}.withDefaults().open()
+		st, err := Storage{Backend: backend, DiskPath: t.TempDir()}.withDefaults().open(zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +175,7 @@ func TestStorageConfig(t *testing.T) {
 		}
 		st.Close()
 	}
-	if _, err := (Storage{Backend: BackendHybrid, DiskPath: "/proc/forbidden"}).withDefaults().open(); err == nil {
+	if _, err := (Storage{Backend: BackendHybrid, DiskPath: "/proc/forbidden"}).withDefaults().open(zap.NewNop()); err == nil {
 		t.Error("hybrid on an unusable folder opened")
 	}
 }
@@ -250,4 +251,30 @@ func TestDiskStoreConcurrentWrites(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("%d files left, want 1", len(ents))
 	}
+}
+
+// TestDiskStorePermissions: the cache's folders are 0700 and its files
+// 0600 whatever the umask lets through: cached responses may be private
+// to the proxy's user.
+func TestDiskStorePermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	d, err := newDiskStore(dir, 2, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Set("GET http://h/a", entry("secret"))
+	perm := func(p string, want os.FileMode) {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+	for _, p := range []string{dir, d.shardDir(0), d.shardDir(1)} {
+		perm(p, 0o700)
+	}
+	perm(d.file("GET http://h/a"), 0o600)
 }

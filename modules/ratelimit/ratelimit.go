@@ -272,7 +272,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.zone, h.zoneKey = z, key
-	return nil
+	return registerMetrics(ctx)
 }
 
 // Validate checks the settings.
@@ -306,6 +306,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	hdr.Set("X-RateLimit-Remaining", strconv.FormatInt(d.remaining, 10))
 	hdr.Set("X-RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.reset), 10))
 	if !d.allowed {
+		h.zone.counters.limited.Add(1)
 		if h.onLimit == "log_only" {
 			h.logger.Info("rate limit exceeded (log only)", zap.String("zone", h.Zone), zap.Duration("retry_after", d.retryAfter))
 			return next.ServeHTTP(w, r)
@@ -318,6 +319,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		_, _ = w.Write(h.rejectMsg)
 		return nil
 	}
+	h.zone.counters.admitted.Add(1)
 	if d.wait > 0 {
 		t := time.NewTimer(d.wait)
 		select {

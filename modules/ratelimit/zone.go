@@ -28,6 +28,7 @@ type zone struct {
 	memcached *memcachedBackend
 	closer    func() error
 	fallback  bool
+	counters  zoneCounters
 }
 
 // Destruct closes the shared store's connections when the last handler
@@ -104,6 +105,7 @@ func (z *zone) take(ctx context.Context, k key, now time.Time) (decision, error)
 	if err == nil {
 		return d, nil
 	}
+	z.counters.fallback.Add(1)
 	if !z.fallback {
 		return decision{}, err
 	}
