@@ -14,7 +14,7 @@ import (
 // CPU (the mark phase and its write barriers) for about half a live heap
 // more of memory. (200 saved more CPU, but took Sentinel's peak RSS in
 // the load harness to 1.37 × stock Caddy's, above issue 25's 1.3 ×; 150
-// keeps it at 1.24 ×: docs/runtime.md.) The memory limit that `run` sets from the container's
+// kept it at 1.24–1.29 × in most runs: docs/runtime.md.) The memory limit that `run` sets from the container's
 // limit (Caddy's: 90 % of the cgroup's limit, or of the machine's memory)
 // bounds that growth: near the limit the collector runs as often as
 // needed, whatever GOGC says.
