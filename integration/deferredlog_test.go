@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -67,4 +71,98 @@ func TestDeferredLogKeepsProxyLines(t *testing.T) {
 		}
 		return len(seen) == 3
 	})
+}
+
+// TestAdaptedLogKeepsProxyErrorLines: the default log the KDL adapter
+// emits (sentinel_deferred around json) still has the proxy's error
+// lines, through a Sentinel route (its handlers folded into
+// sentinel_route): when the backend dies in the middle of a response, the
+// reverse proxy's own "aborting with incomplete response" warning, with
+// the fields of its request-scoped logger (upstream, the request); when
+// the backend is gone, the server's error line of the 502 (connection
+// refused), with the request (a debug line: Caddy logs an error that an
+// error route answered at debug level, Sentinel's error route included).
+func TestAdaptedLogKeepsProxyErrorLines(t *testing.T) {
+	ln, err := net.Listen("tcp", freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := ln.Addr().String()
+	// The backend answers the headers and part of the body, then dies.
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial")
+			}()
+		}
+	}()
+	listen := freeAddr(t)
+	logFile := filepath.Join(t.TempDir(), "sentinel.log")
+	loadKDL(t, fmt.Sprintf(`system { }
+listeners { listener "main" { address %q; }; }
+observability { logging { level "debug"; file %q; }; }
+routes { route "api" { matches { path-prefix "/"; }; upstream "u"; }; }
+upstreams { upstream "u" { target %q; }; }
+`, listen, logFile, backend))
+	c := client()
+	if res, err := c.Get("http://" + listen + "/cut?probe=1"); err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	ln.Close() // the backend is gone
+	if status, _, _ := get(t, c, "GET", "http://"+listen+"/gone", nil); status != http.StatusBadGateway {
+		t.Fatalf("status %d with the backend gone, want 502", status)
+	}
+	type entry struct {
+		Level    string `json:"level"`
+		Logger   string `json:"logger"`
+		Msg      string `json:"msg"`
+		Upstream string `json:"upstream"`
+		Status   int    `json:"status"`
+		Request  struct {
+			URI string `json:"uri"`
+		} `json:"request"`
+	}
+	var aborted, refused *entry
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("the log:\n%s", b)
+		}
+	})
+	eventually(t, "the proxy's error lines in the log", func() bool {
+		f, err := os.Open(logFile)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var e entry
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue
+			}
+			switch {
+			case e.Logger == "http.handlers.reverse_proxy" && e.Msg == "aborting with incomplete response":
+				aborted = &e
+			case e.Logger == "http.log.error" && e.Request.URI == "/gone":
+				refused = &e
+			}
+		}
+		return aborted != nil && refused != nil
+	})
+	if aborted.Level != "warn" || aborted.Upstream != backend || aborted.Request.URI != "/cut?probe=1" {
+		t.Errorf("the proxy's warning lacks its logger's fields: %+v", *aborted)
+	}
+	if refused.Level != "debug" || refused.Status != http.StatusBadGateway || !strings.Contains(refused.Msg, "connection refused") {
+		t.Errorf("the 502's error line: %+v", *refused)
+	}
 }

@@ -20,17 +20,18 @@ import (
 )
 
 // proxyPathLogs are the variants BenchmarkProxyPath and
-// TestProxyPathAllocations run: the default log's encoder (nil: Caddy's
-// default), and whether the Sentinel route's handlers after sentinel_route
-// are folded into it (its `handle`; the adapter does not emit that yet).
+// TestProxyPathAllocations run: whether the default log's encoder is
+// Caddy's (caddyLog) instead of the adapter's (sentinel_deferred), and
+// whether the Sentinel route's handlers after sentinel_route are taken
+// out of its `handle` (unfold; the adapter folds them into it).
 var proxyPathLogs = []struct {
-	name    string
-	encoder map[string]any
-	fold    bool
+	name     string
+	caddyLog bool
+	unfold   bool
 }{
-	{"caddy-log", nil, false},
-	{"deferred-log", map[string]any{"format": "sentinel_deferred"}, false},
-	{"deferred-log-folded", map[string]any{"format": "sentinel_deferred"}, true},
+	{"caddy-log", true, false},
+	{"deferred-log-unfolded", false, true},
+	{"deferred-log", false, false},
 }
 
 // BenchmarkProxyPath compares, in the same run and the same process, one
@@ -54,7 +55,7 @@ var proxyPathLogs = []struct {
 func BenchmarkProxyPath(b *testing.B) {
 	for _, lg := range proxyPathLogs {
 		b.Run(lg.name, func(b *testing.B) {
-			sc, cc := startProxyPath(b, lg.encoder, lg.fold)
+			sc, cc := startProxyPath(b, lg.caddyLog, lg.unfold)
 			const block = 64
 			var sNs, cNs time.Duration
 			var sAllocs, cAllocs uint64
@@ -96,7 +97,7 @@ func BenchmarkProxyPath(b *testing.B) {
 // transport's attempts record); with Caddy's log encoder, also the
 // X-Real-IP header the transport sets, which the proxy's request-scoped
 // logger encodes. Folded, the route guard adds nothing to the chain.
-var maxExtraAllocs = map[string]float64{"caddy-log": 4, "deferred-log": 2, "deferred-log-folded": 1}
+var maxExtraAllocs = map[string]float64{"caddy-log": 4, "deferred-log-unfolded": 2, "deferred-log": 1}
 
 // TestProxyPathAllocations: a plain Sentinel route (the config of
 // BenchmarkProxyPath) allocates at most maxExtraAllocs per request more
@@ -107,7 +108,7 @@ var maxExtraAllocs = map[string]float64{"caddy-log": 4, "deferred-log": 2, "defe
 func TestProxyPathAllocations(t *testing.T) {
 	for _, lg := range proxyPathLogs {
 		t.Run(lg.name, func(t *testing.T) {
-			sc, cc := startProxyPath(t, lg.encoder, lg.fold)
+			sc, cc := startProxyPath(t, lg.caddyLog, lg.unfold)
 			const block, rounds = 32, 40
 			minS, minC := uint64(math.MaxUint64), uint64(math.MaxUint64)
 			for range rounds {
@@ -126,11 +127,12 @@ func TestProxyPathAllocations(t *testing.T) {
 	}
 }
 
-// startProxyPath starts the config of BenchmarkProxyPath (with encoder as
-// the default log's encoder when not nil, with the route's handlers
-// folded into sentinel_route when fold is set) and returns warmed-up client
-// connections to the Sentinel route and to stock Caddy.
-func startProxyPath(tb testing.TB, encoder map[string]any, fold bool) (sentinel, stock *rawConn) {
+// startProxyPath starts the config of BenchmarkProxyPath (with Caddy's
+// default log instead of the adapter's when caddyLog is set, with the
+// route's handlers out of sentinel_route's handle when unfold is set) and
+// returns warmed-up client connections to the Sentinel route and to
+// stock Caddy.
+func startProxyPath(tb testing.TB, caddyLog, unfold bool) (sentinel, stock *rawConn) {
 	backendAddr := startCannedBackend(tb, 64)
 	sentinelAddr, caddyAddr := freeAddr(tb), freeAddr(tb)
 	kdl := withAdmin(fmt.Sprintf(`listeners { listener "main" { address %q; }; }
@@ -147,15 +149,15 @@ upstreams { upstream "u" { target %q; }; }
 	}
 	// The stock Caddy server, in the same config (same process, same run).
 	servers := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
-	if fold {
-		route := servers["main"].(map[string]any)["routes"].([]any)[0].(map[string]any)
-		handle := route["handle"].([]any)
-		guard := handle[0].(map[string]any)
-		if guard["handler"] != "sentinel_route" {
-			tb.Fatalf("first handler of the route: %v", guard)
-		}
-		guard["handle"] = handle[1:]
-		route["handle"] = handle[:1]
+	route := servers["main"].(map[string]any)["routes"].([]any)[0].(map[string]any)
+	handle := route["handle"].([]any)
+	guard := handle[0].(map[string]any)
+	if guard["handler"] != "sentinel_route" || len(handle) != 1 || guard["handle"] == nil {
+		tb.Fatalf("the route's handlers are not folded into sentinel_route: %v", handle)
+	}
+	if unfold {
+		route["handle"] = append(handle, guard["handle"].([]any)...)
+		delete(guard, "handle")
 	}
 	servers["plain"] = map[string]any{
 		"listen":          []string{caddyAddr},
@@ -170,8 +172,11 @@ upstreams { upstream "u" { target %q; }; }
 			"terminal": true,
 		}},
 	}
-	if encoder != nil {
-		cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"encoder": encoder}}}
+	if enc := cfg["logging"].(map[string]any)["logs"].(map[string]any)["default"].(map[string]any)["encoder"].(map[string]any); enc["format"] != "sentinel_deferred" {
+		tb.Fatalf("the default log's encoder is %v, want sentinel_deferred", enc)
+	}
+	if caddyLog {
+		delete(cfg, "logging")
 	}
 	js, _ := json.Marshal(cfg)
 	tester(tb).InitServer(string(js), "json")

@@ -33,7 +33,7 @@ func routeHandlers(t *testing.T, out []byte, route string) []map[string]json.Raw
 	for _, srv := range cfg.Apps.HTTP.Servers {
 		for _, r := range srv.Routes {
 			if len(r.Handle) > 0 && string(r.Handle[0]["route"]) == `"`+route+`"` {
-				return r.Handle
+				return unfoldRaw(r.Handle)
 			}
 		}
 	}

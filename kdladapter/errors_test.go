@@ -200,7 +200,7 @@ filters { filter "h" { type "headers"; set { X-A "1"; }; }
   filter "f1" { type "agent"; agent "waf"; failure-mode "closed"; }
   filter "f2" { type "agent"; agent "auth"; timeout-ms 50; } }
 agents { agent "waf" { unix-socket "/x"; }; agent "auth" { grpc "http://127.0.0.1:1"; }; }`)
-		want := `{"handler":"sentinel_route","route":"a"},{"handler":"headers","request":{"set":{"X-A":["1"]}}},{"filters":[{"agent":"waf","failure_mode":"closed"},{"agent":"auth","timeout":"50ms"}],"handler":"sentinel_agents","route":"a"}`
+		want := `{"handle":[{"handler":"headers","request":{"set":{"X-A":["1"]}}},{"filters":[{"agent":"waf","failure_mode":"closed"},{"agent":"auth","timeout":"50ms"}],"handler":"sentinel_agents","route":"a"},`
 		if !strings.Contains(string(out), want) {
 			t.Errorf("route: %s", out)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/accesslog"
+	"github.com/sentinel-proxy/sentinel/modules/deferredlog"
 )
 
 // defaultMetricsAddress is the original's metrics address.
@@ -200,18 +201,32 @@ func readLevel(a *adapter, n *kdl.Node, l *caddy.CustomLog) {
 	l.Level = strings.ToUpper(lv)
 }
 
+// deferredEncoder is the default log's encoder: wrapped (Caddy's default
+// when nil) in sentinel_deferred, which encodes a logger's context fields
+// only when an entry is written. Caddy's reverse proxy builds a logger
+// with the request's fields on every request and rarely writes with it;
+// its lines are written all the same. The access log is left as it is:
+// it writes an entry for every request, there is nothing to save.
+func deferredEncoder(wrapped json.RawMessage) json.RawMessage {
+	return caddyconfig.JSONModuleObject(deferredlog.Encoder{WrappedRaw: wrapped}, "format", deferredlog.Encoder{}.CaddyModule().ID.Name(), nil)
+}
+
 // mapLogging maps observability.logging to Caddy's logging config and
-// turns on the servers' access logs. It returns nil when nothing is set.
+// turns on the servers' access logs. Without a logging block, it is
+// Caddy's default log with sentinel_deferred's encoding.
 func (a *adapter) mapLogging(servers obj) obj {
 	lg := setting(a.observability, "logging")
 	anyLogged := false
 	for _, r := range a.routeTable() {
 		anyLogged = anyLogged || r.logged
 	}
-	if lg == nil && !anyLogged {
-		return nil
-	}
 	def := new(caddy.CustomLog)
+	if lg == nil && !anyLogged {
+		// Caddy's default log (json, console on a terminal), its
+		// encoding deferred.
+		def.EncoderRaw = deferredEncoder(nil)
+		return typedTree(caddy.Logging{Logs: map[string]*caddy.CustomLog{"default": def}})
+	}
 	if lg != nil {
 		loggingSettings.read(a, lg, def)
 	}
@@ -231,9 +246,9 @@ func (a *adapter) mapLogging(servers obj) obj {
 		}
 	}
 	if pretty {
-		def.EncoderRaw = caddyconfig.JSONModuleObject(logging.ConsoleEncoder{LogEncoderConfig: enc}, "format", logging.ConsoleEncoder{}.CaddyModule().ID.Name(), nil)
+		def.EncoderRaw = deferredEncoder(caddyconfig.JSONModuleObject(logging.ConsoleEncoder{LogEncoderConfig: enc}, "format", logging.ConsoleEncoder{}.CaddyModule().ID.Name(), nil))
 	} else {
-		def.EncoderRaw = caddyconfig.JSONModuleObject(logging.JSONEncoder{LogEncoderConfig: enc}, "format", logging.JSONEncoder{}.CaddyModule().ID.Name(), nil)
+		def.EncoderRaw = deferredEncoder(caddyconfig.JSONModuleObject(logging.JSONEncoder{LogEncoderConfig: enc}, "format", logging.JSONEncoder{}.CaddyModule().ID.Name(), nil))
 	}
 	if el := setting(lg, "error-log"); el != nil {
 		on := true

@@ -31,7 +31,7 @@ func rateLimitHandlers(t *testing.T, out []byte, server string, route int) []map
 		t.Fatal(err)
 	}
 	var hs []map[string]any
-	for _, h := range cfg.Apps.HTTP.Servers[server].Routes[route].Handle {
+	for _, h := range unfoldAny(cfg.Apps.HTTP.Servers[server].Routes[route].Handle) {
 		if h["handler"] == "sentinel_rate_limit" {
 			hs = append(hs, h)
 		}

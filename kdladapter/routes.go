@@ -163,11 +163,22 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 // The handlers and matcher a route block maps to, written from the
 // modules' own structs.
 var (
-	guardHandler     = newModuleJSON[routeguard.Guard]("handler", "sentinel_route")
+	guardRouteKey    = jsonKeyOf(func(g *routeguard.Guard) any { return &g.Route })
+	guardHandleKey   = jsonKeyOf(func(g *routeguard.Guard) any { return &g.HandleRaw })
 	logAppendHandler = newModuleJSON[logging.LogAppend]("handler", "log_append")
 	agentsHandler    = newModuleJSON[agents.Handler]("handler", "sentinel_agents")
 	matcherJSON      = newModuleJSON[routematch.MatchRoute]("", "")
 )
+
+// foldedGuard is the route's sentinel_route guard with the route's
+// other handlers (those after the guard, in order) in its handle.
+func foldedGuard(route string, handlers []any) obj {
+	g := obj{"handler": routeguard.Guard{}.CaddyModule().ID.Name(), guardRouteKey: route}
+	if len(handlers) > 0 {
+		g[guardHandleKey] = handlers
+	}
+	return g
+}
 
 // logAppend is a log_append handler.
 func logAppend(key, value string) json.RawMessage {
@@ -274,17 +285,22 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		a.d.warnf(n.Pos, "routes.route.retry-policy", "route %q: retry-policy applies only to routes with an upstream", id)
 	}
 	// The route guard first: a route disabled through the API answers
-	// 503 at once.
-	head := []any{guardHandler.raw(&routeguard.Guard{Route: id})}
+	// 503 at once. The handlers after it are folded into it (its
+	// `handle`): Caddy compiles a route's middleware chain on every
+	// request, a closure per handler, while the guard calls them
+	// directly.
+	var head, folded []any
 	if a.accessLogEnabled() || br.logged {
-		// Fields of the original's access log entries.
-		head = append([]any{logAppend("trace_id", "{http.request.uuid}"), logAppend("route_id", id)}, head...)
+		// Fields of the original's access log entries (route_id also on
+		// a disabled route's 503, hence before the guard).
+		head = []any{logAppend("trace_id", "{http.request.uuid}"), logAppend("route_id", id)}
 		if up != nil && len(up.Args) > 0 {
-			head = append(head, logAppend("upstream", up.Args[0].Str), logAppend("upstream_addr", "{http.reverse_proxy.upstream.hostport}"))
+			folded = []any{logAppend("upstream", up.Args[0].Str), logAppend("upstream_addr", "{http.reverse_proxy.upstream.hostport}")}
 		}
 	}
+	head = append(head, foldedGuard(id, append(folded, handlers...)))
 	// The handlers without the list's brackets.
-	list := a.frags.encode(append(head, handlers...))
+	list := a.frags.encode(head)
 	br.handle = list[1 : len(list)-1]
 	if !m.empty() {
 		br.match = a.frags.encode(matcherJSON.raw(&m.MatchRoute))

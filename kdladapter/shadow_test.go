@@ -43,9 +43,10 @@ func shadowOf(t *testing.T, out []byte) map[string]any {
 	}
 	for _, s := range cfg.Apps.HTTP.Servers {
 		for _, r := range s.Routes {
-			for i, h := range r.Handle {
+			hs := unfoldAny(r.Handle)
+			for i, h := range hs {
 				if h["handler"] == "sentinel_shadow" {
-					if next := r.Handle[i+1]; next["handler"] != "reverse_proxy" {
+					if next := hs[i+1]; next["handler"] != "reverse_proxy" {
 						t.Errorf("the handler after sentinel_shadow is %v, want the route's reverse_proxy", next["handler"])
 					}
 					return h

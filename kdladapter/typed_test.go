@@ -73,10 +73,12 @@ func TestLoadBalancingTunablesTyped(t *testing.T) {
 				HTTP struct {
 					Servers map[string]struct {
 						Routes []struct {
-							Handle []struct {
-								LoadBalancing struct {
-									SelectionPolicy map[string]json.RawMessage `json:"selection_policy"`
-								} `json:"load_balancing"`
+							Handle []struct { // the guard, its handle folded in
+								Handle []struct {
+									LoadBalancing struct {
+										SelectionPolicy map[string]json.RawMessage `json:"selection_policy"`
+									} `json:"load_balancing"`
+								} `json:"handle"`
 							} `json:"handle"`
 						} `json:"routes"`
 					} `json:"servers"`
@@ -86,7 +88,7 @@ func TestLoadBalancingTunablesTyped(t *testing.T) {
 		if err := json.Unmarshal(out, &cfg); err != nil {
 			t.Fatal(err)
 		}
-		policy := cfg.Apps.HTTP.Servers["http"].Routes[0].Handle[1].LoadBalancing.SelectionPolicy
+		policy := cfg.Apps.HTTP.Servers["http"].Routes[0].Handle[0].Handle[0].LoadBalancing.SelectionPolicy
 		extra := 2 // policy, upstream
 		if !weightsFromRegistry[algo] {
 			extra = 1

@@ -103,7 +103,7 @@ func checkHandlers(t *testing.T, routes []json.RawMessage, seen map[string]int) 
 				}
 			}
 		}
-		for _, h := range route.Handle {
+		for _, h := range unfoldRaw(route.Handle) {
 			var name string
 			_ = json.Unmarshal(h["handler"], &name)
 			delete(h, "handler")

@@ -149,7 +149,7 @@ upstreams { upstream "u" { target "127.0.0.1:1"; load-balancing "random"; timeou
 	}
 	var lbs, transports []string
 	for _, r := range cfg.Apps.HTTP.Servers["http"].Routes {
-		for _, h := range r.Handle {
+		for _, h := range unfoldRaw(r.Handle) {
 			if string(h["handler"]) == `"reverse_proxy"` {
 				lbs = append(lbs, string(h["load_balancing"]))
 				transports = append(transports, string(h["transport"]))
@@ -190,7 +190,7 @@ func proxyHandlerOf(t *testing.T, out []byte) map[string]json.RawMessage {
 	}
 	for _, s := range cfg.Apps.HTTP.Servers {
 		for _, r := range s.Routes {
-			for _, h := range r.Handle {
+			for _, h := range unfoldRaw(r.Handle) {
 				if string(h["handler"]) == `"reverse_proxy"` {
 					return h
 				}
@@ -294,7 +294,7 @@ func TestLoggingTyped(t *testing.T) {
 	if def == nil || access == nil {
 		t.Fatalf("logs %s", cfg.Logging)
 	}
-	if def.Level != "ERROR" || string(def.WriterRaw) != `{"output":"stderr"}` || string(def.EncoderRaw) != `{"format":"console","time_key":"-"}` ||
+	if def.Level != "ERROR" || string(def.WriterRaw) != `{"output":"stderr"}` || string(def.EncoderRaw) != `{"format":"sentinel_deferred","wrap":{"format":"console","time_key":"-"}}` ||
 		len(def.Exclude) != 1 {
 		t.Errorf("default log %s", cfg.Logging)
 	}

@@ -238,6 +238,12 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-mode", "nope"}); err == nil {
 		t.Fatal("unknown mode accepted")
 	}
+	if o, err := parseFlags([]string{"-sentinel-env", "GOGC=100", "-sentinel-env", "GOMEMLIMIT=1GiB"}); err != nil || strings.Join(o.SentinelEnv, " ") != "GOGC=100 GOMEMLIMIT=1GiB" {
+		t.Fatalf("-sentinel-env: %+v, %v", o, err)
+	}
+	if _, err := parseFlags([]string{"-sentinel-env", "GOGC"}); err == nil || !strings.Contains(err.Error(), `want KEY=value, got "GOGC"`) {
+		t.Fatalf("-sentinel-env without a value: %v", err)
+	}
 	if _, err := parseFlags([]string{"-bogus"}); err == nil {
 		t.Fatal("unknown flag accepted")
 	}

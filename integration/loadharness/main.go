@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -56,6 +57,13 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.External, "external", true, "use wrk and h2load when installed (else the Go load generator)")
 	fs.BoolVar(&o.Install, "install", os.Geteuid() == 0, "apt-get install nginx, wrk and nghttp2-client when missing (root only)")
 	fs.BoolVar(&o.Profile, "profile", true, "CPU-profile Sentinel where it trails stock Caddy")
+	fs.Func("sentinel-env", "KEY=value set in Sentinel's environment only (repeatable), e.g. GOGC=100 for Go's default", func(s string) error {
+		if k, _, ok := strings.Cut(s, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=value, got %q", s)
+		}
+		o.SentinelEnv = append(o.SentinelEnv, s)
+		return nil
+	})
 	fs.StringVar(&o.Cache, "cache", "", "where built binaries are cached (default <user cache dir>/sentinel-loadharness)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -83,6 +83,10 @@ type Binaries struct {
 	Sentinel string
 	// Caddy is the path of the stock Caddy binary of the same version.
 	Caddy string
+	// SentinelEnv are environment variables (KEY=value) set for Sentinel
+	// only, e.g. GOGC=100 to measure Sentinel's runtime defaults against
+	// Caddy's.
+	SentinelEnv []string
 }
 
 // BuildBinaries builds Sentinel and stock Caddy from the module at root into

@@ -41,6 +41,8 @@ type options struct {
 	Concurrent bool
 	// Cache is where binaries are cached.
 	Cache string
+	// SentinelEnv are KEY=value environment variables for Sentinel only.
+	SentinelEnv []string
 	// Dir is where the module is looked up from (default ".").
 	Dir string
 	// bins, when set, are used instead of building (tests build once).
@@ -75,6 +77,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	} else if bins, err = BuildBinaries(ctx, root, cache, logf); err != nil {
 		return err
 	}
+	bins.SentinelEnv = o.SentinelEnv
 	work, err := os.MkdirTemp("", "lh-")
 	if err != nil {
 		return fmt.Errorf("work dir: %w", err)
@@ -163,6 +166,9 @@ func runBench(ctx context.Context, o options, bins Binaries, work, out, header s
 	}
 	if o.Quick {
 		extra += " -quick"
+	}
+	for _, kv := range o.SentinelEnv {
+		extra += " -sentinel-env " + kv
 	}
 	cmd := fmt.Sprintf("Command: `go run ./integration/loadharness -mode bench -rounds %d -run %s%s`\n", cfg.Rounds, cfg.Duration, extra)
 	if err := WriteReport(b, out, header+cmd); err != nil {
