@@ -177,8 +177,8 @@ func TestModel(t *testing.T) {
 		t.Errorf("Version = %d", doc.Version)
 	}
 	n := doc.Nodes[0]
-	if n.Name != "node" || n.Type != "t" || !n.HasType {
-		t.Errorf("node = %q (%q, %v)", n.Name, n.Type, n.HasType)
+	if n.Name != "node" || n.Type() != "t" || !n.HasType() {
+		t.Errorf("node = %q (%q, %v)", n.Name, n.Type(), n.HasType())
 	}
 	if len(n.Args) != 5 || len(n.Props) != 3 || len(n.Children) != 1 || n.Children[0].Name != "child" {
 		t.Fatalf("node shape: %d args, %d props, %d children", len(n.Args), len(n.Props), len(n.Children))
