@@ -107,8 +107,11 @@ type adapter struct {
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.
 	frags fragments
-	// proxies caches each upstream's mapping (see upstreamBase).
+	// proxies caches each upstream's mapping (see upstreamBase); uses
+	// counts the proxies to each upstream the routes have yet to make
+	// while they are mapped (see releaseBase).
 	proxies map[string]*upstreamBase
+	uses    map[string]int
 	// filename is the config file ("" when not from a file).
 	filename string
 	// adminAPI is the admin-api block.

@@ -20,16 +20,9 @@ func (a *adapter) sentinelApp() obj {
 	app := obj{}
 	ids := a.upstreamIDs()
 	// Encoded at once: a large config has 100,000 of them.
-	var ups []json.RawMessage
+	ups := make([]json.RawMessage, 0, len(ids))
 	for _, id := range ids {
-		b := a.base(a.upstreams[id])
-		// The sentinel app's UpstreamConfig (its keys are written here:
-		// modules/sentinelapp imports this package).
-		u := obj{"id": id, "targets": targetsJSON(b.targets)}
-		if b.active != nil {
-			u["health_check"] = b.active
-		}
-		ups = append(ups, a.frags.encode(u))
+		ups = append(ups, a.upstreamApp(a.upstreams[id]))
 	}
 	if len(ups) > 0 {
 		app["upstreams"] = ups

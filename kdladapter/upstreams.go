@@ -39,6 +39,12 @@ type upstreamBase struct {
 	// health its health_checks (the passive ones) and untried the policy
 	// wrapped for retries (sentinel_untried): shared by the routes.
 	source, health, untried obj
+	// app is the upstream in the sentinel app (its UpstreamConfig),
+	// encoded when the upstream is mapped.
+	app json.RawMessage
+	// released marks a base whose routes are all mapped: only app is
+	// kept (see releaseBase).
+	released bool
 }
 
 // lbNames maps every accepted load-balancing name (lower case) to the
@@ -217,7 +223,14 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		a.proxies = make(map[string]*upstreamBase)
 	}
 	if b := a.proxies[id]; b != nil {
-		return b
+		if !b.released {
+			return b
+		}
+		// Used again after its last counted use (which releaseBase
+		// should make impossible): mapped again, without reporting its
+		// problems twice.
+		saved := *a.d
+		defer func() { *a.d = saved }()
 	}
 	b := &upstreamBase{}
 	a.proxies[id] = b
@@ -357,7 +370,57 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	if b.policy != nil {
 		b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
 	}
+	// The sentinel app's UpstreamConfig (its keys are written here:
+	// modules/sentinelapp imports this package).
+	app := obj{"id": id, "targets": targetsJSON(b.targets)}
+	if b.active != nil {
+		app["health_check"] = b.active
+	}
+	b.app = a.frags.encode(app)
 	return b
+}
+
+// upstreamApp is upstream u in the sentinel app, encoded.
+func (a *adapter) upstreamApp(u *kdl.Node) json.RawMessage {
+	if b := a.proxies[u.Args[0].Str]; b != nil {
+		return b.app
+	}
+	return a.base(u).app
+}
+
+// countUpstreamUses counts, for each upstream, the reverse proxies the
+// routes make to it (their upstream and their shadow's), so that
+// releaseBase can drop an upstream's mapping after its last route: a
+// config of 100,000 upstreams would otherwise hold 100,000 of them (about
+// 2 KB each) until the end. The count may be too high (a route in error
+// makes no proxy), never too low.
+func (a *adapter) countUpstreamUses() map[string]int {
+	uses := make(map[string]int, len(a.upstreams))
+	for _, r := range a.routes {
+		for _, n := range []*kdl.Node{setting(r, "upstream"), setting(setting(r, "shadow"), "upstream")} {
+			if n != nil && len(n.Args) > 0 && n.Args[0].Kind == kdl.KindString {
+				uses[n.Args[0].Str]++
+			}
+		}
+	}
+	return uses
+}
+
+// releaseBase counts a use of upstream id's mapping: after the last
+// (a.uses), only the sentinel app's part of it is kept.
+func (a *adapter) releaseBase(id string) {
+	n, ok := a.uses[id]
+	if !ok {
+		return
+	}
+	if n > 1 {
+		a.uses[id] = n - 1
+		return
+	}
+	delete(a.uses, id)
+	if b := a.proxies[id]; b != nil && !b.released {
+		a.proxies[id] = &upstreamBase{app: b.app, released: true}
+	}
 }
 
 // splitZone splits the original's zone prefix off a target address:
@@ -727,6 +790,7 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 	if b.health != nil {
 		h[proxyKeys.healthChecks] = b.health
 	}
+	a.releaseBase(u.Args[0].Str)
 	return h
 }
 
