@@ -186,7 +186,7 @@ func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Nod
 	hashes[hash] = c
 	t := controlapi.Token{TokenSHA256: hash}
 	name := fmt.Sprintf("token-%d", i+1)
-	for _, p := range c.Props {
+	for _, p := range c.Props() {
 		switch p.Name {
 		case "scope":
 			if p.Value.Kind != kdl.KindString {

@@ -286,7 +286,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 				a.d.errorf(v.Pos, "upstream %q: weight must be an integer between 1 and %d, not %s", id, maxWeight, v)
 			}
 		}
-		for _, p := range t.Props {
+		for _, p := range t.Props() {
 			if p.Name != "address" && p.Name != "weight" {
 				a.d.errorf(p.Pos, "upstream %q: unknown target property %q%s", id, p.Name, suggest(p.Name, []string{"address", "weight"}))
 			}

@@ -8,7 +8,7 @@ import "math/big"
 // strings that repeat (node names, keywords, common values) are shared.
 
 // The blocks are a whole number of pages (larger allocations are
-// rounded up to pages): 1,024 nodes of 120 bytes are 15 pages of 8 KiB,
+// rounded up to pages): 1,024 nodes of 96 bytes are 12 pages of 8 KiB,
 // 1,024 values of 64 bytes 8 pages, 2,048 child pointers 2
 // (TestDocumentModelSizes keeps the sizes).
 const (

@@ -13,8 +13,8 @@ func TestDocumentModelSizes(t *testing.T) {
 	if s := unsafe.Sizeof(Position{}); s > 24 {
 		t.Errorf("Position: %d bytes, want ≤ 24", s)
 	}
-	if s := unsafe.Sizeof(Node{}); s != 120 {
-		t.Errorf("Node: %d bytes, want 120 (nodeSlab fills whole pages)", s)
+	if s := unsafe.Sizeof(Node{}); s != 96 {
+		t.Errorf("Node: %d bytes, want 96 (nodeSlab fills whole pages)", s)
 	}
 	if s := unsafe.Sizeof(Value{}); s != 64 {
 		t.Errorf("Value: %d bytes, want 64 (valueSlab fills whole pages)", s)

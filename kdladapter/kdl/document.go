@@ -39,35 +39,66 @@ type Document struct {
 type Node struct {
 	// Name is the node name, unquoted.
 	Name string
-	// typ is the node's type annotation, nil when absent (see Type): a
-	// pointer, not a string and a flag, because a large configuration
-	// has millions of nodes and few annotations.
-	typ *string
+	// x holds the node's type annotation and properties, nil when it
+	// has neither (see Type and Props): one pointer, because a large
+	// configuration has millions of nodes and few annotations or
+	// properties.
+	x *nodeExtra
 	// Args are the node's arguments in source order.
 	Args []Value
-	// Props are the node's properties in source order. A key may appear more
-	// than once; by KDL semantics the rightmost one wins (see Prop).
-	Props []Prop
 	// Children are the nodes of the children block, in source order.
 	Children []*Node
 	// Pos is where the node name starts.
 	Pos Position
 }
 
+// nodeExtra is the part of a Node most nodes do not have.
+type nodeExtra struct {
+	typ     string
+	hasType bool
+	props   []Prop
+}
+
+// extra returns n's extra part, allocated when needed.
+func (n *Node) extra() *nodeExtra {
+	if n.x == nil {
+		n.x = &nodeExtra{}
+	}
+	return n.x
+}
+
 // Type is the node's type annotation, "" when absent.
 func (n *Node) Type() string {
-	if n.typ == nil {
+	if n.x == nil {
 		return ""
 	}
-	return *n.typ
+	return n.x.typ
 }
 
 // HasType reports that a type annotation was written, which tells an
 // empty annotation ("") apart from none.
-func (n *Node) HasType() bool { return n.typ != nil }
+func (n *Node) HasType() bool { return n.x != nil && n.x.hasType }
 
 // SetType sets the node's type annotation.
-func (n *Node) SetType(t string) { n.typ = &t }
+func (n *Node) SetType(t string) { x := n.extra(); x.typ, x.hasType = t, true }
+
+// Props are the node's properties in source order. A key may appear more
+// than once; by KDL semantics the rightmost one wins (see Prop). The
+// slice is the node's: changing an element changes the node.
+func (n *Node) Props() []Prop {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.props
+}
+
+// SetProps sets the node's properties.
+func (n *Node) SetProps(props []Prop) {
+	if props == nil && n.x == nil {
+		return
+	}
+	n.extra().props = props
+}
 
 // Prop is a key=value property of a node.
 type Prop struct {
@@ -188,9 +219,10 @@ func (v *Value) SetDecimal(text string, f *big.Float) {
 
 // Prop returns the value of the rightmost property named name.
 func (n *Node) Prop(name string) (Value, bool) {
-	for i := len(n.Props) - 1; i >= 0; i-- {
-		if n.Props[i].Name == name {
-			return n.Props[i].Value, true
+	props := n.Props()
+	for i := len(props) - 1; i >= 0; i-- {
+		if props[i].Name == name {
+			return props[i].Value, true
 		}
 	}
 	return Value{}, false

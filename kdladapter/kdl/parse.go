@@ -160,7 +160,7 @@ func (p *parser) parseNode() (*Node, error) {
 			p.args = p.args[:argStart]
 		}
 		if k := len(p.props) - propStart; k > 0 {
-			n.Props = append(make([]Prop, 0, k), p.props[propStart:]...)
+			n.SetProps(append(make([]Prop, 0, k), p.props[propStart:]...))
 			p.props = p.props[:propStart]
 		}
 	}

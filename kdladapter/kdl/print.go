@@ -40,11 +40,12 @@ func writeNode(b *strings.Builder, n *Node, depth int) {
 		b.WriteByte(' ')
 		writeValue(b, v)
 	}
-	for _, i := range canonicalProps(n.Props) {
+	props := n.Props()
+	for _, i := range canonicalProps(props) {
 		b.WriteByte(' ')
-		writeIdent(b, n.Props[i].Name)
+		writeIdent(b, props[i].Name)
 		b.WriteByte('=')
-		writeValue(b, n.Props[i].Value)
+		writeValue(b, props[i].Value)
 	}
 	if len(n.Children) == 0 {
 		b.WriteByte('\n')

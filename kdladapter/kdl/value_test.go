@@ -90,7 +90,7 @@ func TestTinyFloat(t *testing.T) {
 }
 
 func TestCanonicalConstructed(t *testing.T) {
-	doc := &Document{Nodes: []*Node{{
+	built := &Node{
 		Name: "built",
 		Args: []Value{
 			decimal(big.NewFloat(2)),
@@ -102,9 +102,10 @@ func TestCanonicalConstructed(t *testing.T) {
 			{Kind: KindString, Str: "bad\xffutf8"},
 			{Kind: KindString, Str: "\b\f\r\\"},
 		},
-		Props:    []Prop{{Name: "needs quote", Value: Value{Kind: KindBool}}},
 		Children: []*Node{typedNode(&Node{Name: "c"}, "")},
-	}}}
+	}
+	built.SetProps([]Prop{{Name: "needs quote", Value: Value{Kind: KindBool}}})
+	doc := &Document{Nodes: []*Node{built}}
 	want := "built 2.0 0.5 #inf #-inf 0 (t)\"tab\\there\" \"bad\uFFFDutf8\" \"\\b\\f\\r\\\\\" \"needs quote\"=#false {\n    (\"\")c\n}\n"
 	if got := doc.CanonicalV2(); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
