@@ -107,8 +107,11 @@ type adapter struct {
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.
 	frags fragments
-	// proxies caches each upstream's mapping (see upstreamBase).
+	// proxies caches each upstream's mapping (see upstreamBase); uses
+	// counts the proxies to each upstream the routes have yet to make
+	// while they are mapped (see releaseBase).
 	proxies map[string]*upstreamBase
+	uses    map[string]int
 	// filename is the config file ("" when not from a file).
 	filename string
 	// adminAPI is the admin-api block.
@@ -125,6 +128,9 @@ type adapter struct {
 	agentReg *kdl.Node
 	// rateLimits is the rate-limits block (ratelimit.go).
 	rateLimits *kdl.Node
+	// paths holds the dotted paths of the blocks checkBlock descends
+	// into (see blockPath).
+	paths map[[2]string]string
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -137,7 +143,6 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 	seen := make(map[string]*kdl.Node)
 	for _, c := range block.Children {
 		k := spec.child(c.Name)
-		path := joinPath(where, c.Name)
 		if k == nil {
 			if where == "" && c.Pos.File != a.filename {
 				// The top level of an included file: it may be any file
@@ -155,20 +160,20 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 			continue
 		}
 		if prev, dup := seen[c.Name]; dup && k.Children == nil && !repeatable[c.Name] {
-			a.d.warnf(c.Pos, path, "repeated; the first one (line %d) is used", prev.Pos.Line)
+			a.d.warnf(c.Pos, joinPath(where, c.Name), "repeated; the first one (line %d) is used", prev.Pos.Line)
 		}
 		seen[c.Name] = c
 		switch k.Status {
 		case NotYet:
-			a.d.notYet(c.Pos, k.Note, path)
+			a.d.notYet(c.Pos, k.Note, joinPath(where, c.Name))
 			continue
 		case Warned:
 			// The key is the warning's Directive: the message does not
 			// repeat it ("file:line (system.x): accepted but …").
-			a.d.warnf(c.Pos, path, "accepted but has no effect: %s", k.Note)
+			a.d.warnf(c.Pos, joinPath(where, c.Name), "accepted but has no effect: %s", k.Note)
 		}
 		if k.Children != nil && !k.Open {
-			a.checkBlock(c, k, path)
+			a.checkBlock(c, k, a.blockPath(where, c.Name))
 		}
 	}
 }
@@ -178,6 +183,23 @@ var repeatable = map[string]bool{
 	"target": true, "cipher-suite": true, "sni": true, "include": true, "header": true,
 	"query-param": true, "path": true, "path-prefix": true, "path-regex": true, "host": true,
 	"method": true, "-": true, "remove": true, "token": true, "listener": true, "route": true, "upstream": true, "filter": true,
+}
+
+// blockPath is joinPath for the blocks checkBlock descends into, made
+// once per distinct path: the 100,000 routes of a large configuration
+// share "routes.route", "routes.route.matches"… (Leaves, most of the
+// nodes, get a path only when a finding needs it.)
+func (a *adapter) blockPath(where, name string) string {
+	key := [2]string{where, name}
+	if p, ok := a.paths[key]; ok {
+		return p
+	}
+	if a.paths == nil {
+		a.paths = make(map[[2]string]string)
+	}
+	p := joinPath(where, name)
+	a.paths[key] = p
+	return p
 }
 
 func joinPath(where, name string) string {

@@ -312,7 +312,7 @@ func (a *adapter) purgeTokens() []obj {
 				continue
 			}
 			scope := "admin"
-			for _, p := range c.Props {
+			for _, p := range c.Props() {
 				if p.Name == "scope" && p.Value.Kind == kdl.KindString {
 					scope = strings.ToLower(p.Value.Str)
 				}

@@ -33,7 +33,11 @@ func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
 		app.Upstreams = make([]sentinelapp.UpstreamConfig, 0, len(ids))
 	}
 	for _, id := range ids {
-		b := a.base(a.upstreams[id])
+		// A released base (its routes are mapped) kept what this needs.
+		b := a.proxies[id]
+		if b == nil {
+			b = a.base(a.upstreams[id])
+		}
 		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active})
 	}
 	for _, r := range a.routeTable() {
@@ -208,7 +212,7 @@ func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Nod
 	hashes[hash] = c
 	t := controlapi.Token{TokenSHA256: hash}
 	name := fmt.Sprintf("token-%d", i+1)
-	for _, p := range c.Props {
+	for _, p := range c.Props() {
 		switch p.Name {
 		case "scope":
 			if p.Value.Kind != kdl.KindString {

@@ -79,7 +79,7 @@ func (l *loader) load(filename string, src []byte, included bool) []*kdl.Node {
 
 // include expands one include node.
 func (l *loader) include(from string, n *kdl.Node) []*kdl.Node {
-	if len(n.Args) != 1 || n.Args[0].Kind != kdl.KindString || len(n.Children) > 0 || len(n.Props) > 0 {
+	if len(n.Args) != 1 || n.Args[0].Kind != kdl.KindString || len(n.Children) > 0 || len(n.Props()) > 0 {
 		l.d.errorf(n.Pos, "include takes exactly one string: a file glob")
 		return nil
 	}
@@ -186,11 +186,11 @@ func (l *loader) expandEnv(n *kdl.Node) {
 		}
 		l.expandValue(&n.Args[i])
 	}
-	for i := range n.Props {
-		if l.bareDollar(n, &n.Props[i].Value, n.Props[i].Name, false) {
+	for i := range n.Props() {
+		if l.bareDollar(n, &n.Props()[i].Value, n.Props()[i].Name, false) {
 			continue
 		}
-		l.expandValue(&n.Props[i].Value)
+		l.expandValue(&n.Props()[i].Value)
 	}
 	for _, c := range n.Children {
 		l.expandEnv(c)
@@ -240,7 +240,7 @@ func displayRef(raw, text string) string {
 // the inside of a ${…} reference: one node without children, whose name
 // and bare arguments are the variable name and default.
 func refInBlock(children []*kdl.Node) (string, bool) {
-	if len(children) != 1 || children[0].Children != nil || len(children[0].Props) != 0 {
+	if len(children) != 1 || children[0].Children != nil || len(children[0].Props()) != 0 {
 		return "", false
 	}
 	parts := []string{children[0].Name}

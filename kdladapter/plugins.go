@@ -113,10 +113,10 @@ const listType = "list"
 // isList reports whether a config node is annotated as a list: on the
 // node (`(list)k …`) or on its first argument (`k (list)"v" …`).
 func isList(n *kdl.Node) bool {
-	if n.HasType && n.Type == listType {
+	if n.HasType() && n.Type() == listType {
 		return true
 	}
-	return len(n.Args) > 0 && n.Args[0].HasType && n.Args[0].Type == listType
+	return len(n.Args) > 0 && n.Args[0].HasType && n.Args[0].Type() == listType
 }
 
 // jsonValue converts a KDL value for the encoder.

@@ -87,9 +87,11 @@ func (a *adapter) routeTable() []*builtRoute {
 		return a.built
 	}
 	a.built = make([]*builtRoute, 0, len(a.routes))
+	a.uses = a.countUpstreamUses()
 	for _, r := range a.routes {
 		a.built = append(a.built, a.mapRoute(r))
 	}
+	a.uses = nil
 	a.warnUnused()
 	sort.SliceStable(a.built, func(i, j int) bool {
 		x, y := a.built[i], a.built[j]

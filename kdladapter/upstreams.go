@@ -40,6 +40,9 @@ type upstreamBase struct {
 	// health its health_checks (the passive ones) and untried the policy
 	// wrapped for retries (sentinel_untried): shared by the routes.
 	source, health, untried obj
+	// released marks a base whose routes are all mapped: only what the
+	// sentinel app needs (targets, active) is kept (see releaseBase).
+	released bool
 }
 
 // lbNames maps every accepted load-balancing name (lower case) to the
@@ -218,7 +221,14 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		a.proxies = make(map[string]*upstreamBase)
 	}
 	if b := a.proxies[id]; b != nil {
-		return b
+		if !b.released {
+			return b
+		}
+		// Used again after its last counted use (which releaseBase
+		// should make impossible): mapped again, without reporting its
+		// problems twice.
+		saved := *a.d
+		defer func() { *a.d = saved }()
 	}
 	b := &upstreamBase{}
 	a.proxies[id] = b
@@ -274,7 +284,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 				a.d.errorf(v.Pos, "upstream %q: weight must be an integer between 1 and %d, not %s", id, maxWeight, v)
 			}
 		}
-		for _, p := range t.Props {
+		for _, p := range t.Props() {
 			if p.Name != "address" && p.Name != "weight" {
 				a.d.errorf(p.Pos, "upstream %q: unknown target property %q%s", id, p.Name, suggest(p.Name, []string{"address", "weight"}))
 			}
@@ -353,6 +363,41 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
 	}
 	return b
+}
+
+// countUpstreamUses counts, for each upstream, the reverse proxies the
+// routes make to it (their upstream and their shadow's), so that
+// releaseBase can drop an upstream's mapping after its last route: a
+// config of 100,000 upstreams would otherwise hold 100,000 of them (about
+// 2 KB each) until the end. The count may be too high (a route in error
+// makes no proxy), never too low.
+func (a *adapter) countUpstreamUses() map[string]int {
+	uses := make(map[string]int, len(a.upstreams))
+	for _, r := range a.routes {
+		for _, n := range []*kdl.Node{setting(r, "upstream"), setting(setting(r, "shadow"), "upstream")} {
+			if n != nil && len(n.Args) > 0 && n.Args[0].Kind == kdl.KindString {
+				uses[n.Args[0].Str]++
+			}
+		}
+	}
+	return uses
+}
+
+// releaseBase counts a use of upstream id's mapping: after the last
+// (a.uses), only the sentinel app's part of it is kept.
+func (a *adapter) releaseBase(id string) {
+	n, ok := a.uses[id]
+	if !ok {
+		return
+	}
+	if n > 1 {
+		a.uses[id] = n - 1
+		return
+	}
+	delete(a.uses, id)
+	if b := a.proxies[id]; b != nil && !b.released {
+		a.proxies[id] = &upstreamBase{targets: b.targets, active: b.active, released: true}
+	}
 }
 
 // splitZone splits the original's zone prefix off a target address:
@@ -728,6 +773,7 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 	if b.health != nil {
 		h[proxyKeys.healthChecks] = b.health
 	}
+	a.releaseBase(u.Args[0].Str)
 	return h
 }
 

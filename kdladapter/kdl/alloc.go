@@ -8,12 +8,12 @@ import "math/big"
 // strings that repeat (node names, keywords, common values) are shared.
 
 // The blocks are a whole number of pages (larger allocations are
-// rounded up to pages): 1,024 nodes of 136 bytes are 17 pages of 8 KiB,
-// 768 values of 96 bytes 9 pages, 2,048 child pointers 2
+// rounded up to pages): 1,024 nodes of 96 bytes are 12 pages of 8 KiB,
+// 1,024 values of 64 bytes 8 pages, 2,048 child pointers 2
 // (TestDocumentModelSizes keeps the sizes).
 const (
 	nodeSlab  = 1024
-	valueSlab = 768
+	valueSlab = 1024
 	childSlab = 2048
 )
 

@@ -1,6 +1,7 @@
 package kdl
 
 import (
+	"math/big"
 	"testing"
 	"unsafe"
 )
@@ -13,11 +14,11 @@ func TestDocumentModelSizes(t *testing.T) {
 	if s := unsafe.Sizeof(Position{}); s > 24 {
 		t.Errorf("Position: %d bytes, want ≤ 24", s)
 	}
-	if s := unsafe.Sizeof(Node{}); s != 136 {
-		t.Errorf("Node: %d bytes, want 136 (nodeSlab fills whole pages)", s)
+	if s := unsafe.Sizeof(Node{}); s != 96 {
+		t.Errorf("Node: %d bytes, want 96 (nodeSlab fills whole pages)", s)
 	}
-	if s := unsafe.Sizeof(Value{}); s != 96 {
-		t.Errorf("Value: %d bytes, want 96 (valueSlab fills whole pages)", s)
+	if s := unsafe.Sizeof(Value{}); s != 64 {
+		t.Errorf("Value: %d bytes, want 64 (valueSlab fills whole pages)", s)
 	}
 }
 
@@ -39,5 +40,42 @@ func TestSmallIntegersShared(t *testing.T) {
 		if got, ok := a[i].AsInt64(); !ok || got != want {
 			t.Errorf("arg %d = %d, %v; want %d", i, got, ok, want)
 		}
+	}
+}
+
+// TestExtraParts: a node's type annotation and properties, and a value's
+// type annotation and decimal, live behind one pointer each, allocated
+// only when set; setting one keeps the other, and a value's setters do
+// not change copies of it.
+func TestExtraParts(t *testing.T) {
+	n := &Node{Name: "n"}
+	if n.Type() != "" || n.HasType() || n.Props() != nil {
+		t.Error("a plain node has a type or properties")
+	}
+	n.SetProps(nil)
+	if n.x != nil {
+		t.Error("SetProps(nil) allocated the extra part")
+	}
+	n.SetProps([]Prop{{Name: "k", Value: Value{Kind: KindBool, Bool: true}}})
+	n.SetType("")
+	if !n.HasType() || n.Type() != "" || len(n.Props()) != 1 {
+		t.Errorf("node: type %q (%v), %d props", n.Type(), n.HasType(), len(n.Props()))
+	}
+	if v, ok := n.Prop("k"); !ok || !v.Bool {
+		t.Error("Prop lost after SetType")
+	}
+
+	var v Value
+	v.SetDecimal("1.5", big.NewFloat(1.5))
+	copied := v
+	v.SetType("t")
+	if v.Type() != "t" || !v.HasType || v.NumText() != "1.5" || v.Float() == nil {
+		t.Errorf("value: type %q, text %q", v.Type(), v.NumText())
+	}
+	if copied.Type() != "" || copied.HasType || copied.NumText() != "1.5" {
+		t.Errorf("SetType changed a copy: type %q", copied.Type())
+	}
+	if s := (Value{Kind: KindString, Str: "x"}); s.Type() != "" || s.Float() != nil || s.NumText() != "" {
+		t.Error("a plain value has extra parts")
 	}
 }

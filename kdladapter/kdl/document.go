@@ -39,20 +39,65 @@ type Document struct {
 type Node struct {
 	// Name is the node name, unquoted.
 	Name string
-	// Type is the node's type annotation, "" when absent.
-	Type string
-	// HasType reports that a type annotation was written, which tells an
-	// empty annotation ("") apart from none.
-	HasType bool
+	// x holds the node's type annotation and properties, nil when it
+	// has neither (see Type and Props): one pointer, because a large
+	// configuration has millions of nodes and few annotations or
+	// properties.
+	x *nodeExtra
 	// Args are the node's arguments in source order.
 	Args []Value
-	// Props are the node's properties in source order. A key may appear more
-	// than once; by KDL semantics the rightmost one wins (see Prop).
-	Props []Prop
 	// Children are the nodes of the children block, in source order.
 	Children []*Node
 	// Pos is where the node name starts.
 	Pos Position
+}
+
+// nodeExtra is the part of a Node most nodes do not have.
+type nodeExtra struct {
+	typ     string
+	hasType bool
+	props   []Prop
+}
+
+// extra returns n's extra part, allocated when needed.
+func (n *Node) extra() *nodeExtra {
+	if n.x == nil {
+		n.x = &nodeExtra{}
+	}
+	return n.x
+}
+
+// Type is the node's type annotation, "" when absent.
+func (n *Node) Type() string {
+	if n.x == nil {
+		return ""
+	}
+	return n.x.typ
+}
+
+// HasType reports that a type annotation was written, which tells an
+// empty annotation ("") apart from none.
+func (n *Node) HasType() bool { return n.x != nil && n.x.hasType }
+
+// SetType sets the node's type annotation.
+func (n *Node) SetType(t string) { x := n.extra(); x.typ, x.hasType = t, true }
+
+// Props are the node's properties in source order. A key may appear more
+// than once; by KDL semantics the rightmost one wins (see Prop). The
+// slice is the node's: changing an element changes the node.
+func (n *Node) Props() []Prop {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.props
+}
+
+// SetProps sets the node's properties.
+func (n *Node) SetProps(props []Prop) {
+	if props == nil && n.x == nil {
+		return
+	}
+	n.extra().props = props
 }
 
 // Prop is a key=value property of a node.
@@ -89,37 +134,95 @@ func (k Kind) String() string {
 
 // Value is a KDL value: a string, a number, a boolean or null. (The
 // fields are ordered to keep the struct small: a large configuration has
-// millions of values.)
+// millions of values. What most values lack, a type annotation and the
+// decimal form of a number, is behind one pointer.)
 type Value struct {
 	Kind Kind
 	// HasType reports that a type annotation was written, which tells an
-	// empty annotation ("") apart from none.
+	// empty annotation ("") apart from none (see Type).
 	HasType bool
 	// Bare reports a string written as a bare identifier (no quotes).
 	Bare bool
 	// Bool holds the value for KindBool.
 	Bool bool
-	// Type is the value's type annotation, "" when absent.
-	Type string
 	// Str holds the decoded string for KindString.
 	Str string
-	// Num holds a number for KindNumber, exactly: an integer as *big.Int in
-	// Int (shared between the equal small integers of a document: never
-	// modify it), or a decimal in Float (with its text kept in NumText so that very
-	// large or small exponents survive). Special floats #inf, #-inf, #nan are
-	// represented by NumText "inf", "-inf", "nan" with Float nil.
-	Int     *big.Int
-	Float   *big.Float
-	NumText string
+	// Int holds an integer of KindNumber, exactly, as *big.Int (shared
+	// between the equal small integers of a document: never modify it).
+	// A decimal is in Float instead (see Float and NumText).
+	Int *big.Int
+	// x holds the type annotation and the decimal form of a number;
+	// nil when the value has neither. It is never modified once set
+	// (setters replace it), so copies of a value may share it.
+	x *valueExtra
 	// Pos is where the value starts.
 	Pos Position
 }
 
+// valueExtra is the part of a Value most values do not have.
+type valueExtra struct {
+	typ     string
+	float   *big.Float
+	numText string
+}
+
+// extra returns a copy of v's extra part, for a setter to change.
+func (v *Value) extra() *valueExtra {
+	if v.x == nil {
+		return &valueExtra{}
+	}
+	x := *v.x
+	return &x
+}
+
+// Type is the value's type annotation, "" when absent.
+func (v Value) Type() string {
+	if v.x == nil {
+		return ""
+	}
+	return v.x.typ
+}
+
+// SetType sets the value's type annotation (and HasType).
+func (v *Value) SetType(t string) {
+	x := v.extra()
+	x.typ = t
+	v.x, v.HasType = x, true
+}
+
+// Float is a decimal of KindNumber, exactly (nil for an integer and for
+// the special floats #inf, #-inf and #nan).
+func (v Value) Float() *big.Float {
+	if v.x == nil {
+		return nil
+	}
+	return v.x.float
+}
+
+// NumText is the text of a decimal of KindNumber (kept so that very
+// large or small exponents survive), or "inf", "-inf" or "nan" for the
+// special floats (whose Float is nil); "" for an integer.
+func (v Value) NumText() string {
+	if v.x == nil {
+		return ""
+	}
+	return v.x.numText
+}
+
+// SetDecimal makes v the decimal of the given canonical text and value
+// (f nil and text "inf", "-inf" or "nan" for the special floats).
+func (v *Value) SetDecimal(text string, f *big.Float) {
+	x := v.extra()
+	x.numText, x.float = text, f
+	v.Kind, v.Int, v.x = KindNumber, nil, x
+}
+
 // Prop returns the value of the rightmost property named name.
 func (n *Node) Prop(name string) (Value, bool) {
-	for i := len(n.Props) - 1; i >= 0; i-- {
-		if n.Props[i].Name == name {
-			return n.Props[i].Value, true
+	props := n.Props()
+	for i := len(props) - 1; i >= 0; i-- {
+		if props[i].Name == name {
+			return props[i].Value, true
 		}
 	}
 	return Value{}, false
@@ -136,8 +239,8 @@ func (v Value) AsInt64() (int64, bool) {
 		}
 		return v.Int.Int64(), true
 	}
-	if v.Float != nil && v.Float.IsInt() {
-		i, acc := v.Float.Int64()
+	if f := v.Float(); f != nil && f.IsInt() {
+		i, acc := f.Int64()
 		if acc == big.Exact {
 			return i, true
 		}
@@ -154,11 +257,11 @@ func (v Value) AsFloat64() (float64, bool) {
 		f, _ := new(big.Float).SetInt(v.Int).Float64()
 		return f, true
 	}
-	if v.Float != nil {
-		f, _ := v.Float.Float64()
+	if f := v.Float(); f != nil {
+		f, _ := f.Float64()
 		return f, true
 	}
-	f, err := strconv.ParseFloat(v.NumText, 64)
+	f, err := strconv.ParseFloat(v.NumText(), 64)
 	return f, err == nil
 }
 
@@ -196,11 +299,11 @@ func (v Value) String() string {
 	if v.Int != nil {
 		return v.Int.String()
 	}
-	if v.NumText != "" {
-		return v.NumText
+	if t := v.NumText(); t != "" {
+		return t
 	}
-	if v.Float != nil {
-		return v.Float.Text('g', -1)
+	if f := v.Float(); f != nil {
+		return f.Text('g', -1)
 	}
 	return "?"
 }

@@ -100,8 +100,8 @@ func parseNumber(text string) (Value, string) {
 		v.Int = parseBigInt(stripUnderscores(s), 10, neg)
 		return v, ""
 	}
-	v.NumText = canonicalFloat(text)
-	v.Float = parseBigFloat(v.NumText)
+	canon := canonicalFloat(text)
+	v.SetDecimal(canon, parseBigFloat(canon))
 	return v, ""
 }
 

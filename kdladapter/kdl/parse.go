@@ -132,7 +132,7 @@ func (p *parser) parseNode() (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Type, n.HasType = t, true
+		n.SetType(t)
 		if !p.v1 {
 			if _, err := p.skipNodeSpace(); err != nil {
 				return nil, err
@@ -160,7 +160,7 @@ func (p *parser) parseNode() (*Node, error) {
 			p.args = p.args[:argStart]
 		}
 		if k := len(p.props) - propStart; k > 0 {
-			n.Props = append(make([]Prop, 0, k), p.props[propStart:]...)
+			n.SetProps(append(make([]Prop, 0, k), p.props[propStart:]...))
 			p.props = p.props[:propStart]
 		}
 	}
@@ -354,7 +354,7 @@ func (p *parser) parseEntry(keep bool) error {
 			if err != nil {
 				return err
 			}
-			val.Type, val.HasType = t, true
+			val.SetType(t)
 		} else {
 			val, err = p.parseArgValue()
 			if err != nil {
@@ -370,7 +370,9 @@ func (p *parser) parseEntry(keep bool) error {
 	if bare && p.v1 {
 		return p.errQuoting(start, bareV1Plain, "unexpected bare identifier %s as a value, expected a quoted string (KDL v1 has no bare string values)", strconv.Quote(v.Str))
 	}
-	v.Type, v.HasType = typ, hasType
+	if hasType {
+		v.SetType(typ)
+	}
 	if keep {
 		p.args = append(p.args, v)
 	}
@@ -472,7 +474,7 @@ func (p *parser) parseKeyword(v Value) (Value, bool, error) {
 	case "null":
 		v.Kind = KindNull
 	case "inf", "-inf", "nan":
-		v.Kind, v.NumText = KindNumber, string(p.src[start+1:end])
+		v.SetDecimal(string(p.src[start+1:end]), nil)
 	default:
 		if end == start+1 {
 			return v, false, p.unexpected(start+1, "a keyword (#true, #false, #null, #inf, #-inf, #nan) or a raw string (#\"…\"#) after '#'")

@@ -151,12 +151,12 @@ func TestPositions(t *testing.T) {
 	server := doc.Nodes[0]
 	check("server", server.Pos, pc{2, 1})
 	check("server arg", server.Args[0].Pos, pc{2, 8})
-	check("port prop", server.Props[0].Pos, pc{2, 12})
-	check("port value", server.Props[0].Value.Pos, pc{2, 17})
+	check("port prop", server.Props()[0].Pos, pc{2, 12})
+	check("port value", server.Props()[0].Value.Pos, pc{2, 17})
 	listen := server.Children[0]
 	check("listen", listen.Pos, pc{3, 2})
 	check("listen arg", listen.Args[0].Pos, pc{3, 13})
-	check("tls prop", listen.Props[0].Pos, pc{4, 4})
+	check("tls prop", listen.Props()[0].Pos, pc{4, 4})
 	uni := doc.Nodes[1]
 	check("é→", uni.Pos, pc{6, 9})
 	check("1.5", uni.Args[0].Pos, pc{6, 12})
@@ -177,11 +177,11 @@ func TestModel(t *testing.T) {
 		t.Errorf("Version = %d", doc.Version)
 	}
 	n := doc.Nodes[0]
-	if n.Name != "node" || n.Type != "t" || !n.HasType {
-		t.Errorf("node = %q (%q, %v)", n.Name, n.Type, n.HasType)
+	if n.Name != "node" || n.Type() != "t" || !n.HasType() {
+		t.Errorf("node = %q (%q, %v)", n.Name, n.Type(), n.HasType())
 	}
-	if len(n.Args) != 5 || len(n.Props) != 3 || len(n.Children) != 1 || n.Children[0].Name != "child" {
-		t.Fatalf("node shape: %d args, %d props, %d children", len(n.Args), len(n.Props), len(n.Children))
+	if len(n.Args) != 5 || len(n.Props()) != 3 || len(n.Children) != 1 || n.Children[0].Name != "child" {
+		t.Fatalf("node shape: %d args, %d props, %d children", len(n.Args), len(n.Props()), len(n.Children))
 	}
 	if v, ok := n.Prop("k"); !ok || v.Int.Int64() != 2 {
 		t.Errorf("Prop(k) = %v, %v; want rightmost 2", v, ok)

@@ -30,9 +30,9 @@ func writeNode(b *strings.Builder, n *Node, depth int) {
 	for i := 0; i < depth; i++ {
 		b.WriteString("    ")
 	}
-	if n.HasType || n.Type != "" {
+	if n.HasType() {
 		b.WriteByte('(')
-		writeIdent(b, n.Type)
+		writeIdent(b, n.Type())
 		b.WriteByte(')')
 	}
 	writeIdent(b, n.Name)
@@ -40,11 +40,12 @@ func writeNode(b *strings.Builder, n *Node, depth int) {
 		b.WriteByte(' ')
 		writeValue(b, v)
 	}
-	for _, i := range canonicalProps(n.Props) {
+	props := n.Props()
+	for _, i := range canonicalProps(props) {
 		b.WriteByte(' ')
-		writeIdent(b, n.Props[i].Name)
+		writeIdent(b, props[i].Name)
 		b.WriteByte('=')
-		writeValue(b, n.Props[i].Value)
+		writeValue(b, props[i].Value)
 	}
 	if len(n.Children) == 0 {
 		b.WriteByte('\n')
@@ -94,9 +95,9 @@ func canonicalProps(props []Prop) []int {
 
 // writeValue prints a value with its type annotation.
 func writeValue(b *strings.Builder, v Value) {
-	if v.HasType || v.Type != "" {
+	if v.HasType || v.Type() != "" {
 		b.WriteByte('(')
-		writeIdent(b, v.Type)
+		writeIdent(b, v.Type())
 		b.WriteByte(')')
 	}
 	switch v.Kind {
@@ -120,18 +121,19 @@ func formatNumber(v Value) string {
 	switch {
 	case v.Int != nil:
 		return v.Int.String()
-	case v.NumText == "inf", v.NumText == "-inf", v.NumText == "nan":
-		return "#" + v.NumText
-	case v.NumText != "":
-		return canonicalFloat(v.NumText)
-	case v.Float != nil:
-		if v.Float.IsInf() {
-			if v.Float.Signbit() {
+	case v.NumText() == "inf", v.NumText() == "-inf", v.NumText() == "nan":
+		return "#" + v.NumText()
+	case v.NumText() != "":
+		return canonicalFloat(v.NumText())
+	case v.Float() != nil:
+		f := v.Float()
+		if f.IsInf() {
+			if f.Signbit() {
 				return "#-inf"
 			}
 			return "#inf"
 		}
-		return canonicalFloat(v.Float.Text('g', -1))
+		return canonicalFloat(f.Text('g', -1))
 	}
 	return "0"
 }

@@ -101,7 +101,7 @@ func TestParseV1Positions(t *testing.T) {
 	if p := b.Args[0].Pos; p.Line != 2 || p.Col != 5 {
 		t.Errorf("raw arg at %v", p)
 	}
-	if p := b.Props[0]; p.Pos.Col != 12 || p.Value.Pos.Col != 14 || !p.Value.Bool {
+	if p := b.Props()[0]; p.Pos.Col != 12 || p.Value.Pos.Col != 14 || !p.Value.Bool {
 		t.Errorf("prop %+v", p)
 	}
 }

@@ -71,41 +71,41 @@ func TestValueAccessors(t *testing.T) {
 
 func TestTinyFloat(t *testing.T) {
 	v := firstArgs(t, "n 1.23E-1000 0.0e5")
-	if v[0].Float == nil || v[0].Float.Sign() <= 0 || v[0].Float.MantExp(nil) > -3000 {
-		t.Errorf("1.23E-1000 Float = %v, want a tiny positive big.Float", v[0].Float)
+	if v[0].Float() == nil || v[0].Float().Sign() <= 0 || v[0].Float().MantExp(nil) > -3000 {
+		t.Errorf("1.23E-1000 Float = %v, want a tiny positive big.Float", v[0].Float())
 	}
 	if f, ok := v[0].AsFloat64(); !ok || f != 0 {
 		t.Errorf("AsFloat64 = %v, %v", f, ok)
 	}
-	if v[1].Float == nil || v[1].Float.Sign() != 0 {
-		t.Errorf("0.0e5 Float = %v", v[1].Float)
+	if v[1].Float() == nil || v[1].Float().Sign() != 0 {
+		t.Errorf("0.0e5 Float = %v", v[1].Float())
 	}
 	v = firstArgs(t, "n 1e-99999999999999999999 -1e99999999999999999999")
-	if v[0].Float == nil || v[0].Float.Sign() != 0 {
-		t.Errorf("underflow Float = %v, want 0", v[0].Float)
+	if v[0].Float() == nil || v[0].Float().Sign() != 0 {
+		t.Errorf("underflow Float = %v, want 0", v[0].Float())
 	}
-	if v[1].Float == nil || !v[1].Float.IsInf() || v[1].Float.Sign() > 0 {
-		t.Errorf("overflow Float = %v, want -Inf", v[1].Float)
+	if v[1].Float() == nil || !v[1].Float().IsInf() || v[1].Float().Sign() > 0 {
+		t.Errorf("overflow Float = %v, want -Inf", v[1].Float())
 	}
 }
 
 func TestCanonicalConstructed(t *testing.T) {
-	doc := &Document{Nodes: []*Node{{
+	built := &Node{
 		Name: "built",
-		Type: "",
 		Args: []Value{
-			{Kind: KindNumber, Float: big.NewFloat(2)},
-			{Kind: KindNumber, Float: big.NewFloat(0.5)},
-			{Kind: KindNumber, Float: new(big.Float).SetInf(false)},
-			{Kind: KindNumber, Float: new(big.Float).SetInf(true)},
+			decimal(big.NewFloat(2)),
+			decimal(big.NewFloat(0.5)),
+			decimal(new(big.Float).SetInf(false)),
+			decimal(new(big.Float).SetInf(true)),
 			{Kind: KindNumber},
-			{Kind: KindString, Str: "tab\there", Type: "t"},
+			typed(Value{Kind: KindString, Str: "tab\there"}, "t"),
 			{Kind: KindString, Str: "bad\xffutf8"},
 			{Kind: KindString, Str: "\b\f\r\\"},
 		},
-		Props:    []Prop{{Name: "needs quote", Value: Value{Kind: KindBool}}},
-		Children: []*Node{{Name: "c", HasType: true}},
-	}}}
+		Children: []*Node{typedNode(&Node{Name: "c"}, "")},
+	}
+	built.SetProps([]Prop{{Name: "needs quote", Value: Value{Kind: KindBool}}})
+	doc := &Document{Nodes: []*Node{built}}
 	want := "built 2.0 0.5 #inf #-inf 0 (t)\"tab\\there\" \"bad\uFFFDutf8\" \"\\b\\f\\r\\\\\" \"needs quote\"=#false {\n    (\"\")c\n}\n"
 	if got := doc.CanonicalV2(); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
@@ -120,13 +120,13 @@ func TestCanonicalConstructed(t *testing.T) {
 	if got := (Value{Kind: KindNumber}).String(); got != "?" {
 		t.Errorf("empty number String = %q", got)
 	}
-	if got := (Value{Kind: KindNumber, Float: big.NewFloat(1.5)}).String(); got != "1.5" {
+	if got := (decimal(big.NewFloat(1.5))).String(); got != "1.5" {
 		t.Errorf("Float String = %q", got)
 	}
 	if _, ok := (Value{Kind: KindString}).AsFloat64(); ok {
 		t.Error("string AsFloat64 ok")
 	}
-	if _, ok := (Value{Kind: KindNumber, Float: big.NewFloat(1e30)}).AsInt64(); ok {
+	if _, ok := (decimal(big.NewFloat(1e30))).AsInt64(); ok {
 		t.Error("1e30 AsInt64 ok")
 	}
 }
@@ -168,4 +168,23 @@ func TestIdentMasks(t *testing.T) {
 			t.Errorf("mask mismatch for %q: v2 %v/%v, v1 %v/%v", c, inV2, isIdentRuneV2(c), inV1, isIdentRuneV1(c))
 		}
 	}
+}
+
+// decimal is a decimal value with no text, as a program would build it.
+func decimal(f *big.Float) Value {
+	var v Value
+	v.SetDecimal("", f)
+	return v
+}
+
+// typed returns v with the type annotation t.
+func typed(v Value, t string) Value {
+	v.SetType(t)
+	return v
+}
+
+// typedNode returns n with the type annotation t.
+func typedNode(n *Node, t string) *Node {
+	n.SetType(t)
+	return n
 }
