@@ -103,7 +103,7 @@ func (c *conn) Read(p []byte) (int, error) {
 // direct checks d, read into the caller's buffer, and returns how much
 // of it the caller may have; the rest is held or dropped.
 func (c *conn) direct(d []byte) int {
-	if c.switchedToH2() {
+	if c.switchedToH2() || c.switched() {
 		c.mode = modePass
 		return len(d)
 	}
@@ -147,7 +147,7 @@ func (c *conn) fill() (int, error) {
 	if n == 0 {
 		return 0, err
 	}
-	if c.switchedToH2() {
+	if c.switchedToH2() || c.switched() {
 		c.mode = modePass
 		c.ready = len(c.buf)
 		return n, err
@@ -185,6 +185,13 @@ func (c *conn) advance(d []byte) (int, verdict) {
 	}
 	return k, v
 }
+
+// switched reports whether the connection became a tunnel (its
+// response "101 Switching Protocols" or CONNECT's 2xx was written) while
+// a Read was waiting: Go's server reads in the background while a
+// handler runs, so the tunnel's first bytes can arrive in a Read that
+// started before the switch. They are the tunnel's, not a request.
+func (c *conn) switched() bool { return c.watch.Load() == watchSwitched }
 
 // switchedToH2 reports, on the first bytes of a TLS connection, whether
 // ALPN chose HTTP/2.

@@ -289,3 +289,65 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestUpgradeSwitchDuringPendingRead: Go's server has a Read pending (its
+// background read) while the handler answers 101; the client's first
+// tunnel bytes complete that Read. They are tunnel data, passed as they
+// are, not checked as a request (which answered them "BAD"). Over a real
+// loopback TCP connection, for both read paths (buffered and direct).
+func TestUpgradeSwitchDuringPendingRead(t *testing.T) {
+	const upgrade = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+	const tunnel = "GET / HTTP/1.1\r\nX: a\r\n folded\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	for _, readSize := range []int{64, 4096} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := wrap(newTestFraming(t, nil), server, 1<<20)
+		client.Write([]byte(upgrade))
+		head := make([]byte, 0, len(upgrade))
+		for len(head) < len(upgrade) {
+			p := make([]byte, readSize)
+			n, err := c.Read(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head = append(head, p[:n]...)
+		}
+		got := make(chan string, 1)
+		go func() { // the server's background read, pending across the switch
+			var out []byte
+			p := make([]byte, readSize)
+			for len(out) < len(tunnel) {
+				n, err := c.Read(p)
+				out = append(out, p[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			got <- string(out)
+		}()
+		time.Sleep(20 * time.Millisecond)
+		c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+		client.Write([]byte(tunnel))
+		select {
+		case s := <-got:
+			if s != tunnel {
+				t.Errorf("read size %d: the tunnel's first bytes came out as %q, want them unchanged", readSize, s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("read size %d: the pending read did not return the tunnel's bytes", readSize)
+		}
+		client.Close()
+		server.Close()
+	}
+}
