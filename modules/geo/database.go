@@ -36,8 +36,9 @@ type database struct {
 	logger *zap.Logger
 
 	mu      sync.Mutex // serialises reloads
-	modTime time.Time
-	size    int64
+	modTime time.Time  // of the file loaded
+	size    int64      // of the file loaded
+	bad     fileStamp  // of the file that last failed to load
 
 	stop chan struct{}
 	done chan struct{}
@@ -133,21 +134,36 @@ func openError(path string, err error) error {
 	return fmt.Errorf("GeoIP database %q: %w", path, err)
 }
 
+// fileStamp identifies a version of a file.
+type fileStamp struct {
+	modTime time.Time
+	size    int64
+	missing bool
+}
+
 // reload loads the file again when its modification time or size
-// changed, and reports whether it did.
+// changed, and reports whether it did. A version of the file that failed
+// to load is reported once, not at every check.
 func (db *database) reload() (bool, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	fi, err := os.Stat(db.path)
 	if err != nil {
+		if db.bad.missing {
+			return false, nil
+		}
+		db.bad = fileStamp{missing: true}
 		return false, openError(db.path, err)
 	}
-	if fi.ModTime().Equal(db.modTime) && fi.Size() == db.size {
+	stamp := fileStamp{modTime: fi.ModTime(), size: fi.Size()}
+	if stamp.modTime.Equal(db.modTime) && stamp.size == db.size || stamp == db.bad {
 		return false, nil
 	}
 	if err := db.load(); err != nil {
+		db.bad = stamp
 		return false, err
 	}
+	db.bad = fileStamp{}
 	return true, nil
 }
 
