@@ -20,7 +20,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
-//	sentinel_geo [<matcher>] [<database>] {
+//	sentinel_geo [<matcher>] {
 //	    database        <path>
 //	    action          block|allow|log_only
 //	    countries       <CC> [<CC>...]
@@ -32,15 +32,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    reload_interval <duration>
 //	}
 //
-// `countries` may be repeated; its values add up.
+// `countries` may be repeated; its values add up. (The database is not
+// an argument of the directive: a path there would be read as a path
+// matcher.)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
-	args := d.RemainingArgs()
-	switch len(args) {
-	case 0:
-	case 1:
-		h.Database = args[0]
-	default:
+	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {

@@ -187,17 +187,6 @@ func (db *database) watch(interval time.Duration) {
 	}
 }
 
-// record is the part of a GeoIP2/GeoLite2 Country or City record that the
-// handler reads.
-type record struct {
-	Country struct {
-		ISOCode string `maxminddb:"iso_code"`
-	} `maxminddb:"country"`
-	RegisteredCountry struct {
-		ISOCode string `maxminddb:"iso_code"`
-	} `maxminddb:"registered_country"`
-}
-
 // errNotFound is a lookup of an address the database has no country for.
 var errNotFound = errors.New("address not in the database")
 
@@ -211,15 +200,18 @@ func (db *database) country(ip netip.Addr) (string, error) {
 	if !res.Found() {
 		return "", errNotFound
 	}
-	var rec record
-	if err := res.Decode(&rec); err != nil {
+	var code string
+	if err := res.DecodePath(&code, "country", "iso_code"); err != nil {
 		return "", err
 	}
-	if rec.Country.ISOCode != "" {
-		return rec.Country.ISOCode, nil
+	if code != "" {
+		return code, nil
 	}
-	if rec.RegisteredCountry.ISOCode != "" {
-		return rec.RegisteredCountry.ISOCode, nil
+	if err := res.DecodePath(&code, "registered_country", "iso_code"); err != nil {
+		return "", err
+	}
+	if code != "" {
+		return code, nil
 	}
 	return "", errNotFound
 }

@@ -305,6 +305,28 @@ func TestReload(t *testing.T) {
 		t.Fatalf("status %d after a broken file replaced the database", w.Code)
 	}
 
+	// Each bad version of the file is reported once, not at every
+	// check; a missing file too.
+	db := &database{path: path}
+	if err := db.load(); err == nil {
+		t.Fatal("a broken file loaded")
+	}
+	if _, err := db.reload(); err == nil {
+		t.Error("a broken file: no error")
+	}
+	if _, err := db.reload(); err != nil {
+		t.Errorf("the same broken file reported again: %v", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.reload(); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("a missing file: %v", err)
+	}
+	if _, err := db.reload(); err != nil {
+		t.Errorf("the missing file reported again: %v", err)
+	}
+
 	// Without a watch, a config loaded later (sharing the database)
 	// reloads it.
 	path2 := writeDB(t, dir, "geo2.mmdb", map[string]string{"81.2.69.0/24": "GB"})
