@@ -24,6 +24,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/deferredlog"
 	_ "github.com/sentinel-proxy/sentinel/modules/etcdstore"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
+	_ "github.com/sentinel-proxy/sentinel/modules/geo"
 	_ "github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
 	_ "github.com/sentinel-proxy/sentinel/modules/headerrename"

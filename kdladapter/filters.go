@@ -18,6 +18,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/cors"
+	"github.com/sentinel-proxy/sentinel/modules/geo"
 	"github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	"github.com/sentinel-proxy/sentinel/modules/ratelimit"
 	"github.com/sentinel-proxy/sentinel/modules/timeout"
@@ -115,6 +116,8 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 		logged = v.request
 	case *ratelimit.Handler:
 		hs = append(hs, a.rateLimitFilter(routeID, id, f, v))
+	case *geo.Handler:
+		hs = append(hs, a.geoFilter(id, f, v))
 	case *grpcweb.Handler:
 		hs = append(hs, grpcWebHandler.raw(v))
 	case *wasmFilterBlock:

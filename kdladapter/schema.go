@@ -178,7 +178,7 @@ func filterTypes() map[string]*Key {
 	return map[string]*Key{
 		"rate-limit":  rateLimitFilterKey,
 		"agent":       agentFilterKey,
-		"geo":         ny("geo", "GeoIP filtering"),
+		"geo":         geoFilterKey,
 		"headers":     headersFilterKey,
 		"compress":    compressFilterKey,
 		"cors":        corsFilterKey,
