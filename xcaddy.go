@@ -23,6 +23,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"
 	_ "github.com/sentinel-proxy/sentinel/modules/deferredlog"
 	_ "github.com/sentinel-proxy/sentinel/modules/etcdstore"
+	_ "github.com/sentinel-proxy/sentinel/modules/kubestore"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
