@@ -35,6 +35,9 @@ type Options struct {
 	// MetricsAddr and ProbeAddr are the listen addresses of /metrics and
 	// of /healthz and /readyz ("0": off).
 	MetricsAddr, ProbeAddr string
+	// SeveralInProcess allows more than one operator in one process
+	// (tests: controller names are otherwise unique per process).
+	SeveralInProcess bool
 }
 
 // NewScheme returns the types the operator reads and writes.
@@ -90,7 +93,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			return nil, err
 		}
 	}
-	r := &UpstreamReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sentinel-operator")}
+	r := &UpstreamReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sentinel-operator"), several: o.SeveralInProcess}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -60,6 +61,8 @@ type UpstreamReconciler struct {
 	Recorder events.EventRecorder
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+
+	several bool
 }
 
 // SetupWithManager registers the reconciler and its watches: the
@@ -93,6 +96,7 @@ func (r *UpstreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexState, client.Object.GetName)),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetLabels()[StateLabel] == "true" }))).
 		Named("sentinelupstream").
+		WithOptions(controller.Options{SkipNameValidation: &r.several}).
 		Complete(r)
 }
 
@@ -259,15 +263,12 @@ func (r *UpstreamReconciler) desired(ctx context.Context, u *v1alpha1.SentinelUp
 	return endpoints(slices.Items, svc), "", ""
 }
 
-// endpoints returns the targets of a Service's EndpointSlices on one
-// port: ready endpoints are active, serving but terminating ones are
+// endpoints returns the targets of a Service's EndpointSlices (IPv4,
+// IPv6 or FQDN addresses) on one port: ready endpoints are active, serving but terminating ones are
 // draining, the others are left out. Sorted, each address once.
 func endpoints(items []discoveryv1.EndpointSlice, svc *v1alpha1.ServiceTargets) []registry.Target {
 	seen := map[string]registry.Target{}
 	for _, sl := range items {
-		if sl.AddressType == discoveryv1.AddressTypeFQDN {
-			continue
-		}
 		port := int32(0)
 		for _, p := range sl.Ports {
 			if p.Port == nil {
