@@ -38,6 +38,10 @@ type Options struct {
 	// SeveralInProcess allows more than one operator in one process
 	// (tests: controller names are otherwise unique per process).
 	SeveralInProcess bool
+	// KeepLeaseOnStop keeps the Lease when the operator stops, as a
+	// crashed operator does (tests); by default a stopping leader
+	// releases it and another takes over at once.
+	KeepLeaseOnStop bool
 }
 
 // NewScheme returns the types the operator reads and writes.
@@ -74,7 +78,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              LeaseName,
 		LeaderElectionNamespace:       o.LeaseNamespace,
-		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionReleaseOnCancel: !o.KeepLeaseOnStop,
 		Metrics:                       metricsserver.Options{BindAddress: orOff(o.MetricsAddr)},
 		HealthProbeBindAddress:        orOff(o.ProbeAddr),
 	}

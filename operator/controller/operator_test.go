@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sentinel-proxy/sentinel/internal/kubetest"
@@ -34,7 +35,9 @@ import (
 // env is the package's control plane, with the operator's CRDs.
 var env *kubetest.Env
 
-func TestMain(m *testing.M) { kubetest.Main(m, &env, filepath.Join("..", "..", "deploy", "operator", "crds")) }
+func TestMain(m *testing.M) {
+	kubetest.Main(m, &env, filepath.Join("..", "..", "deploy", "operator", "crds"))
+}
 
 // kube returns an admin client that knows the operator's types.
 func kube(t *testing.T) client.Client {
@@ -61,6 +64,12 @@ func namespace(t *testing.T, c client.Client, name string) {
 // operator runs one operator instance until the test ends or stop is
 // called; stop waits until it has stopped.
 func operator(t *testing.T, o Options) (stop func()) {
+	stop, _ = operatorMgr(t, o)
+	return stop
+}
+
+// operatorMgr is operator, returning the manager too.
+func operatorMgr(t *testing.T, o Options) (func(), ctrl.Manager) {
 	t.Helper()
 	o.SeveralInProcess = true
 	mgr, err := NewManager(env.Config, o)
@@ -76,9 +85,9 @@ func operator(t *testing.T, o Options) (stop func()) {
 		}
 	}()
 	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
+	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	return stop
+	return stop, mgr
 }
 
 func eventually(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
@@ -133,11 +142,25 @@ func TestCELRejectsInvalidSpecs(t *testing.T) {
 
 // replica is one built Sentinel process of the proxy "edge".
 type replica struct {
-	t      *testing.T
-	listen string
+	t           *testing.T
+	listen, api string
 	cmd    *exec.Cmd
 	done   chan struct{}
 	logs   strings.Builder
+}
+
+// call makes a control-API request and returns the status and body.
+func (r *replica) call(method, path, body string) (int, string) {
+	req, _ := http.NewRequest(method, "http://"+r.api+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer t0k")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
 
 func (r *replica) get(c *http.Client) string {
@@ -162,15 +185,16 @@ func startReplicas(t *testing.T, n int, ns, kubeconfig string) []*replica {
 	out := make([]*replica, n)
 	for i := range out {
 		dir := t.TempDir()
-		r := &replica{t: t, listen: testutil.FreeAddr(t)}
+		r := &replica{t: t, listen: testutil.FreeAddr(t), api: testutil.FreeAddr(t)}
 		config := filepath.Join(dir, "sentinel.kdl")
 		os.WriteFile(config, []byte(`system { }
 listeners { listener "main" { address "`+r.listen+`"; }; }
 routes { route "r" { upstream "web"; }; }
-upstreams { upstream "web" { target "127.0.0.1:1"; }; }
+upstreams { upstream "web" { target "127.0.0.1:1"; }; upstream "other" { target "10.0.0.1:80"; }; }
 admin-api {
-    address "`+testutil.FreeAddr(t)+`"
+    address "`+r.api+`"
     auth { token "t0k"; }
+    allowed-target-networks "10.0.0.0/8"
     fleet { kubernetes { name "edge-state"; namespace "`+ns+`"; kubeconfig "`+kubeconfig+`"; }; }
 }
 `), 0o644)
@@ -381,9 +405,24 @@ func TestEndpointSliceChangesReachEveryReplica(t *testing.T) {
 	operator(t, Options{Namespaces: []string{ns}})
 	t.Logf("operator restarted: routed by all after %v", allRoute("A", 15*time.Second))
 
-	// A change made through the API of one replica to the managed
-	// upstream is put back by the operator (the cluster is the source of
-	// truth).
+	// A change made through one replica's control API reaches the others
+	// through the same ConfigMap, without a reload.
+	if code, body := replicas[0].call("PUT", "/api/v1/upstreams/other/targets", `{"targets":[{"address":"10.0.0.2:80"}]}`); code != 200 {
+		t.Fatalf("PUT targets on replica 0: %d %s", code, body)
+	}
+	took := eventually(t, 2*time.Second, "replicas 1 and 2 see the change made on replica 0", func() bool {
+		for _, r := range replicas[1:] {
+			if _, body := r.call("GET", "/api/v1/upstreams/other", ""); !strings.Contains(body, "10.0.0.2:80") {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("a change made through replica 0's /api/v1 seen by the others after %v", took)
+	if got := replicas[1].get(hc); got != "A" {
+		t.Fatalf("the operator's upstream after an API change to another: %q", got)
+	}
+
 	// Deleting the SentinelUpstream: the finalizer takes it out of the
 	// state, the replicas route by their configuration (a dead target).
 	if err := c.Delete(ctx, up); err != nil {

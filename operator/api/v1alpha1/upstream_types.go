@@ -76,7 +76,7 @@ type ServiceTargets struct {
 
 // SentinelUpstreamSpec is an upstream's desired targets in one proxy.
 // +kubebuilder:validation:XValidation:rule="has(self.targets) != has(self.service)",message="give exactly one of targets (static) or service (from its EndpointSlices)"
-// +kubebuilder:validation:XValidation:rule="(has(self.upstreamID) ? self.upstreamID : '') == (has(oldSelf.upstreamID) ? oldSelf.upstreamID : '')",message="upstreamID cannot change: create another SentinelUpstream"
+// +kubebuilder:validation:XValidation:rule="has(self.upstreamID) == has(oldSelf.upstreamID) && (!has(self.upstreamID) || self.upstreamID == oldSelf.upstreamID)",message="upstreamID cannot change: create another SentinelUpstream"
 type SentinelUpstreamSpec struct {
 	// ProxyRef selects the proxy.
 	ProxyRef ProxyReference `json:"proxyRef"`
