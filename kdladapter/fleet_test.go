@@ -14,7 +14,7 @@ func TestFleetKubernetes(t *testing.T) {
 		t.Fatalf("want %s in\n%s", want, out)
 	}
 	for src, msg := range map[string]string{
-		`fleet { kubernetes { namespace "x"; }; }`:                                  "admin-api.fleet.kubernetes needs name (the ConfigMap holding the state)",
+		`fleet { kubernetes { namespace "x"; }; }`:                                 "admin-api.fleet.kubernetes needs name (the ConfigMap holding the state)",
 		`fleet { etcd { endpoints "http://e:2379"; }; kubernetes { name "s"; }; }`: "etcd and kubernetes exclude each other",
 		`fleet { }`: "admin-api.fleet needs an etcd or a kubernetes block",
 	} {

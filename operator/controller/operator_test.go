@@ -144,9 +144,9 @@ func TestCELRejectsInvalidSpecs(t *testing.T) {
 type replica struct {
 	t           *testing.T
 	listen, api string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	logs   strings.Builder
+	cmd         *exec.Cmd
+	done        chan struct{}
+	logs        strings.Builder
 }
 
 // call makes a control-API request and returns the status and body.
