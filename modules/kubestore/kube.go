@@ -74,10 +74,15 @@ type Kubernetes struct {
 	str    string
 	logger *zap.Logger
 
-	// mu guards seen, the ConfigMap as last read or written: a save on
-	// its revision updates it in one request.
-	mu   sync.Mutex
-	seen *corev1.ConfigMap
+	// last is the ConfigMap as last read or written: a save on its
+	// revision updates it in one request.
+	last *lastSeen
+}
+
+// lastSeen is the ConfigMap last seen by a store.
+type lastSeen struct {
+	mu sync.Mutex
+	cm *corev1.ConfigMap
 }
 
 // CaddyModule returns the Caddy module information.
@@ -120,6 +125,7 @@ func (k *Kubernetes) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("kubernetes: building the API client: %w", err)
 	}
 	k.cms = core.ConfigMaps(k.Namespace)
+	k.last = new(lastSeen)
 	k.str = fmt.Sprintf("kubernetes configmap %s/%s key %s", k.Namespace, k.Name, k.Key)
 	return nil
 }
@@ -224,25 +230,25 @@ func (k *Kubernetes) remember(cm *corev1.ConfigMap) {
 	if err != nil {
 		return
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.seen != nil {
-		if old, _ := revision(k.seen); old >= rev {
+	k.last.mu.Lock()
+	defer k.last.mu.Unlock()
+	if k.last.cm != nil {
+		if old, _ := revision(k.last.cm); old >= rev {
 			return
 		}
 	}
-	k.seen = cm
+	k.last.cm = cm
 }
 
 // at returns a copy of the ConfigMap at revision rev when it was the last
 // one seen, else nil.
 func (k *Kubernetes) at(rev int64) *corev1.ConfigMap {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.seen == nil || k.seen.ResourceVersion != strconv.FormatInt(rev, 10) {
+	k.last.mu.Lock()
+	defer k.last.mu.Unlock()
+	if k.last.cm == nil || k.last.cm.ResourceVersion != strconv.FormatInt(rev, 10) {
 		return nil
 	}
-	return k.seen.DeepCopy()
+	return k.last.cm.DeepCopy()
 }
 
 // SaveIf stores data when the ConfigMap's resourceVersion is still rev
