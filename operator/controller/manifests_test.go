@@ -88,6 +88,15 @@ func TestManifestsLeastPrivilege(t *testing.T) {
 		return addrs(s, "web") == "10.0.0.1:80" && readyReason(c, "edge", "web") == "Applied"
 	})
 
+	// A Service that does not exist: read with the role's rights.
+	missing := &v1alpha1.SentinelUpstream{ObjectMeta: metav1.ObjectMeta{Name: "missing", Namespace: "edge"}, Spec: v1alpha1.SentinelUpstreamSpec{
+		ProxyRef: v1alpha1.ProxyReference{Name: "edge"}, Service: &v1alpha1.ServiceTargets{Name: "nosuch", PortName: new("http")},
+	}}
+	if err := c.Create(ctx, missing); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "ServiceNotFound with the ClusterRole's rights", func() bool { return readyReason(c, "edge", "missing") == "ServiceNotFound" })
+
 	// A replica as the proxy's service account.
 	dir := t.TempDir()
 	kc := env.Kubeconfig(t, dir, "system:serviceaccount:edge:edge-sentinel", "system:serviceaccounts")

@@ -125,6 +125,7 @@ func (r *UpstreamReconciler) byIndex(index string, key func(client.Object) strin
 // +kubebuilder:rbac:groups=sentinel.sentinel-proxy.io,resources=sentinelupstreams/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sentinel.sentinel-proxy.io,resources=sentinelupstreams/finalizers,verbs=update
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
@@ -256,7 +257,8 @@ func (r *UpstreamReconciler) desired(ctx context.Context, u *v1alpha1.SentinelUp
 	}
 	if len(slices.Items) == 0 {
 		var s corev1.Service
-		if err := r.Get(ctx, types.NamespacedName{Namespace: u.Namespace, Name: svc.Name}, &s); apierrors.IsNotFound(err) {
+		// Read past the cache: one get, no watch of every Service.
+		if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: u.Namespace, Name: svc.Name}, &s); apierrors.IsNotFound(err) {
 			return nil, "ServiceNotFound", fmt.Sprintf("Service %s/%s not found (nor EndpointSlices for it)", u.Namespace, svc.Name)
 		}
 	}

@@ -13,9 +13,10 @@ import (
 // crdDir is where the generated CRDs are kept.
 const crdDir = "../../../deploy/operator/crds"
 
-// TestCRDsCurrent regenerates the CRDs and the deep copies with
-// controller-gen (go generate ./operator/api/v1alpha1) and fails when the
-// checked-in files differ: the CRD must say what the Go types say.
+// TestCRDsCurrent regenerates the CRDs and the operator's ClusterRole
+// with controller-gen (go generate ./operator/api/v1alpha1) and fails
+// when the checked-in files differ: the CRD must say what the Go types
+// say, the role what the reconciler's markers say.
 func TestCRDsCurrent(t *testing.T) {
 	gen, err := exec.LookPath("controller-gen")
 	if err != nil {
@@ -29,6 +30,16 @@ func TestCRDsCurrent(t *testing.T) {
 	cmd := exec.Command(gen, "crd", "paths=.", "output:crd:dir="+out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("controller-gen: %v\n%s", err, b)
+	}
+	// The operator's ClusterRole, from the reconciler's rbac markers.
+	rbac := t.TempDir()
+	cmd = exec.Command(gen, "rbac:roleName=sentinel-operator", "paths=../../controller", "output:rbac:dir="+rbac)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("controller-gen rbac: %v\n%s", err, b)
+	}
+	want, _ := os.ReadFile(filepath.Join(rbac, "role.yaml"))
+	if got, err := os.ReadFile(filepath.Join(crdDir, "..", "rbac", "role.yaml")); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("deploy/operator/rbac/role.yaml is out of date: run go generate ./operator/api/v1alpha1 (%v)", err)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.yaml"))
 	if len(files) == 0 {

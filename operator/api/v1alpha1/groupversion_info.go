@@ -12,6 +12,7 @@ import (
 
 //go:generate controller-gen object paths=.
 //go:generate controller-gen crd paths=. output:crd:dir=../../../deploy/operator/crds
+//go:generate controller-gen rbac:roleName=sentinel-operator paths=../../controller output:rbac:dir=../../../deploy/operator/rbac
 
 var (
 	// GroupVersion is the group and version of these types.
