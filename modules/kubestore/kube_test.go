@@ -188,14 +188,15 @@ func TestFleetOverKubernetes(t *testing.T) {
 			t.Fatalf("replica %d: %v", i, err)
 		}
 		for j, o := range fleet {
-			took := eventually(t, 2*time.Second, fmt.Sprintf("replica %d sees weight %d set on replica %d", j, w, i), func() bool { return weightOf(o, "web", "10.0.0.1:80") == w })
+			took := eventually(t, 5*time.Second, fmt.Sprintf("replica %d sees weight %d set on replica %d", j, w, i), func() bool { return weightOf(o, "web", "10.0.0.1:80") == w })
 			t.Logf("replica %d → %d: %v", i, j, took)
 		}
 	}
-	// Concurrent changes on all replicas: every change is either kept or
-	// refused with an error (never lost silently). Three replicas writing
-	// in tight loops can starve one past the registry's 16 tries; that
-	// change is then refused.
+	// Concurrent changes on all replicas: no acknowledged change is lost.
+	// Three replicas writing in tight loops can starve one past the
+	// registry's 16 tries; that change is then refused. (A change whose
+	// save timed out may still have reached the API server: a refused
+	// change may show up, an acknowledged one must.)
 	var wg sync.WaitGroup
 	const n = 100
 	var okMu sync.Mutex
@@ -228,14 +229,15 @@ func TestFleetOverKubernetes(t *testing.T) {
 		t.Fatalf("only %d of %d concurrent changes kept", want-2, 3*n)
 	}
 	for j, o := range fleet {
-		eventually(t, 5*time.Second, fmt.Sprintf("replica %d has the %d targets kept", j, want), func() bool {
+		eventually(t, 5*time.Second, fmt.Sprintf("replica %d has the %d targets whose change was acknowledged", j, want), func() bool {
 			u, _ := o.Get("web")
-			if len(u.Targets) != want {
-				return false
-			}
+			have := map[string]bool{}
 			for _, tg := range u.Targets {
-				if ok, listed := kept[tg.Address]; listed && !ok {
-					t.Fatalf("replica %d routes to %s, whose change was refused", j, tg.Address)
+				have[tg.Address] = true
+			}
+			for addr, ok := range kept {
+				if ok && !have[addr] {
+					return false
 				}
 			}
 			return true
