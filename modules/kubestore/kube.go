@@ -23,7 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -70,7 +71,7 @@ type Kubernetes struct {
 	// Timeout bounds one request to the API server. Default 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	cms    typedcorev1.ConfigMapInterface
+	cms    *configMaps
 	str    string
 	logger *zap.Logger
 
@@ -120,11 +121,11 @@ func (k *Kubernetes) Provision(ctx caddy.Context) error {
 	// client-go's default (5 requests/s) would queue a burst of API
 	// changes; the API server's own fairness still applies.
 	cfg.QPS, cfg.Burst = 100, 200
-	core, err := typedcorev1.NewForConfig(cfg)
+	cms, err := newConfigMaps(cfg, k.Namespace)
 	if err != nil {
 		return fmt.Errorf("kubernetes: building the API client: %w", err)
 	}
-	k.cms = core.ConfigMaps(k.Namespace)
+	k.cms = cms
 	k.last = new(lastSeen)
 	k.str = fmt.Sprintf("kubernetes configmap %s/%s key %s", k.Namespace, k.Name, k.Key)
 	return nil
@@ -375,6 +376,60 @@ func (k *Kubernetes) follow(ctx context.Context, w watch.Interface, last int64, 
 		last = rev
 	}
 	return last, false
+}
+
+// configMaps is a client of the ConfigMaps of one namespace. It is built
+// on client-go's REST client with a scheme of the core group only: the
+// typed clientset would link every API group into the proxy.
+type configMaps struct {
+	rc     *rest.RESTClient
+	ns     string
+	params runtime.ParameterCodec
+}
+
+// newConfigMaps builds the client.
+func newConfigMaps(cfg *rest.Config, ns string) (*configMaps, error) {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	metav1.AddToGroupVersion(scheme, corev1.SchemeGroupVersion)
+	c := rest.CopyConfig(cfg)
+	c.APIPath = "/api"
+	c.GroupVersion = &corev1.SchemeGroupVersion
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	rc, err := rest.RESTClientFor(c)
+	if err != nil {
+		return nil, err
+	}
+	return &configMaps{rc: rc, ns: ns, params: runtime.NewParameterCodec(scheme)}, nil
+}
+
+// Get reads one ConfigMap.
+func (c *configMaps) Get(ctx context.Context, name string, _ metav1.GetOptions) (*corev1.ConfigMap, error) {
+	out := new(corev1.ConfigMap)
+	err := c.rc.Get().Namespace(c.ns).Resource("configmaps").Name(name).Do(ctx).Into(out)
+	return out, err
+}
+
+// Create makes a ConfigMap.
+func (c *configMaps) Create(ctx context.Context, cm *corev1.ConfigMap, _ metav1.CreateOptions) (*corev1.ConfigMap, error) {
+	out := new(corev1.ConfigMap)
+	err := c.rc.Post().Namespace(c.ns).Resource("configmaps").Body(cm).Do(ctx).Into(out)
+	return out, err
+}
+
+// Update replaces a ConfigMap; its resourceVersion makes it conditional.
+func (c *configMaps) Update(ctx context.Context, cm *corev1.ConfigMap, _ metav1.UpdateOptions) (*corev1.ConfigMap, error) {
+	out := new(corev1.ConfigMap)
+	err := c.rc.Put().Namespace(c.ns).Resource("configmaps").Name(cm.Name).Body(cm).Do(ctx).Into(out)
+	return out, err
+}
+
+// Watch watches the ConfigMaps that opts select.
+func (c *configMaps) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	return c.rc.Get().Namespace(c.ns).Resource("configmaps").VersionedParams(&opts, c.params).Watch(ctx)
 }
 
 // stateOf returns the state in a ConfigMap (nil when the key is absent
