@@ -28,6 +28,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
 	_ "github.com/sentinel-proxy/sentinel/modules/headerrename"
+	_ "github.com/sentinel-proxy/sentinel/modules/kubestore"
 	_ "github.com/sentinel-proxy/sentinel/modules/ratelimit"
 	_ "github.com/sentinel-proxy/sentinel/modules/routeguard"
 	_ "github.com/sentinel-proxy/sentinel/modules/routematch"

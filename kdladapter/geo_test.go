@@ -9,9 +9,12 @@ import (
 // geoHandlers returns the sentinel_geo handlers of route r in server s.
 func geoHandlers(t *testing.T, out []byte, server string, route int) []map[string]any {
 	t.Helper()
-	var hs []map[string]any
+	var flat, hs []map[string]any
 	for _, h := range routesOf(t, out, server)[route].(map[string]any)["handle"].([]any) {
-		if m := h.(map[string]any); m["handler"] == "sentinel_geo" {
+		flat = append(flat, h.(map[string]any))
+	}
+	for _, m := range unfoldAny(flat) {
+		if m["handler"] == "sentinel_geo" {
 			hs = append(hs, m)
 		}
 	}

@@ -29,6 +29,13 @@ type stateUpstream struct {
 	Origin       Origin   `json:"origin"`
 	Override     []Target `json:"override"`
 	OverrideBase []Target `json:"override_base,omitempty"`
+	// Replace, set by writers other than the registry (the Kubernetes
+	// operator), makes Override the upstream's whole target list,
+	// whatever the configuration's targets are: it is applied as if the
+	// override had been made on the current configuration. It excludes
+	// OverrideBase; the registry saves such an upstream with its
+	// override_base.
+	Replace bool `json:"replace,omitempty"`
 	// Version is the upstream's version (its ETag) when it was saved, so
 	// that it survives restarts and is the same on every replica sharing
 	// the state.
@@ -159,6 +166,9 @@ func decodeState(data []byte) (*state, error) {
 		if su.Override == nil {
 			return nil, fmt.Errorf("%s: override is missing", where)
 		}
+		if su.Replace && su.OverrideBase != nil {
+			return nil, fmt.Errorf("%s: replace and override_base exclude each other", where)
+		}
 		for name, ts := range map[string][]Target{"override": su.Override, "override_base": su.OverrideBase} {
 			addrs := map[string]bool{}
 			for j, t := range ts {
@@ -212,6 +222,9 @@ func (r *Registry) restoreLocked(s *state) {
 			r.upstreams[su.ID] = e
 		}
 		e.override, e.overrideBase = su.Override, su.OverrideBase
+		if su.Replace {
+			e.overrideBase = append([]Target{}, e.base...)
+		}
 		e.effective = merge(e.base, e.override, e.overrideBase)
 		if su.Version == 0 {
 			r.bump(e)

@@ -198,6 +198,7 @@ func TestBadStateFiles(t *testing.T) {
 		"no override":    `{"version":1,"upstreams":[{"id":"api","origin":"api"}]}`,
 		"twice":          `{"version":1,"upstreams":[{"id":"api","origin":"api","override":[]},{"id":"api","origin":"api","override":[]}]}`,
 		"target twice":   `{"version":1,"upstreams":[{"id":"api","origin":"api","override":[{"address":"x:1","weight":1,"state":"active","origin":"api"},{"address":"x:1","weight":1,"state":"active","origin":"api"}]}]}`,
+		"replace+base":   `{"version":1,"upstreams":[{"id":"api","origin":"api","replace":true,"override":[],"override_base":[]}]}`,
 		"missing origin": `{"version":1,"upstreams":[{"id":"api","origin":"api","override":[{"address":"x:1","weight":1,"state":"active"}]}]}`,
 	}
 	for name, content := range cases {
@@ -346,5 +347,35 @@ func TestInvalidErrorText(t *testing.T) {
 	b, _ := json.Marshal(StoreStatus{Store: "file x"})
 	if string(b) != `{"store":"file x"}` {
 		t.Errorf("status JSON %s", b)
+	}
+}
+
+// TestReplaceOverride: a state written by the operator with replace set
+// makes its override the whole target list of a config upstream (the
+// config's targets are not added back), and the registry saves it in its
+// own terms (override_base) afterwards.
+func TestReplaceOverride(t *testing.T) {
+	r := New()
+	r.Reconcile([]UpstreamSpec{spec("cfg", "a:1", "b:1")}, nil)
+	st := `{"version":1,"upstreams":[{"id":"cfg","origin":"config","replace":true,"version":7,"override":[{"address":"c:1","weight":2,"state":"active","origin":"api"}]},` +
+		`{"id":"new","origin":"api","replace":true,"override":[{"address":"d:1","weight":1,"state":"active","origin":"api"}]}]}`
+	if err := r.Restore([]byte(st)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"cfg": "c:1", "new": "d:1"} {
+		u, ok := r.Get(id)
+		if !ok || len(u.Targets) != 1 || u.Targets[0].Address != want {
+			t.Fatalf("%s: %+v, want only %s", id, u, want)
+		}
+	}
+	if u, _ := r.Get("cfg"); u.Version != 7 || u.Targets[0].Weight != 2 {
+		t.Errorf("cfg: %+v, want version 7 and weight 2", u)
+	}
+	snap, err := r.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(snap), "replace") || !strings.Contains(string(snap), `"override_base"`) {
+		t.Errorf("snapshot %s, want override_base and no replace", snap)
 	}
 }
