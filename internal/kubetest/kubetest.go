@@ -72,6 +72,13 @@ func run(m *testing.M, env **Env, crdDirs []string) int {
 		CRDDirectoryPaths:     crdDirs,
 		ErrorIfCRDPathMissing: len(crdDirs) > 0,
 	}
+	// Loopback only: without an advertise address the API server looks for
+	// a default route (absent in a test's own network namespace), and a
+	// loopback one needs the endpoint reconciler off (the tests do not use
+	// the `kubernetes` Service's endpoints).
+	args := e.ControlPlane.GetAPIServer().Configure()
+	args.Set("advertise-address", "127.0.0.1")
+	args.Set("endpoint-reconciler-type", "none")
 	cfg, err := e.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kubetest: starting kube-apiserver and etcd from %s: %v\n", dir, err)
