@@ -14,10 +14,10 @@ import (
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
 
 	// The KDL config adapter and the Sentinel modules.
-	_ "github.com/sentinel-proxy/sentinel/adaptive"
-	_ "github.com/sentinel-proxy/sentinel/agents"
 	_ "github.com/sentinel-proxy/sentinel/kdladapter"
 	_ "github.com/sentinel-proxy/sentinel/modules/accesslog"
+	_ "github.com/sentinel-proxy/sentinel/modules/adaptive"
+	_ "github.com/sentinel-proxy/sentinel/modules/agents"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
 	_ "github.com/sentinel-proxy/sentinel/modules/cache"
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"

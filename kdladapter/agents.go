@@ -10,8 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/sentinel-proxy/sentinel/agents"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 )
 
 // agentKey declares the keys of an `agents { agent "id" { … } }` block

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sentinel-proxy/sentinel/agents"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 )
 
 // TestPluginsNotRepeated: several plugins are several blocks, not a

@@ -19,8 +19,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/rewrite"
 	"github.com/caddyserver/caddy/v2/modules/metrics"
 
-	"github.com/sentinel-proxy/sentinel/agents"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 	"github.com/sentinel-proxy/sentinel/modules/builtin"
 	"github.com/sentinel-proxy/sentinel/modules/headerrename"
 	"github.com/sentinel-proxy/sentinel/modules/ratelimit"

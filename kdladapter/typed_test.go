@@ -9,8 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
-	"github.com/sentinel-proxy/sentinel/adaptive"
-	"github.com/sentinel-proxy/sentinel/agents"
+	"github.com/sentinel-proxy/sentinel/modules/adaptive"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 )
 
 // TestMetricsRouteTurnsMetricsOn: a route answering with builtin-handler

@@ -16,7 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/requestbody"
 	"github.com/caddyserver/caddy/v2/modules/metrics"
 
-	"github.com/sentinel-proxy/sentinel/agents"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 	"github.com/sentinel-proxy/sentinel/modules/builtin"
 	"github.com/sentinel-proxy/sentinel/modules/cors"
 	"github.com/sentinel-proxy/sentinel/modules/grpcweb"

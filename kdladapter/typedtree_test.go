@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
-	"github.com/sentinel-proxy/sentinel/adaptive"
+	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 )
 

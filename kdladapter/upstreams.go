@@ -15,8 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
-	"github.com/sentinel-proxy/sentinel/adaptive"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 	"github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	"github.com/sentinel-proxy/sentinel/modules/upstreamsource"
 	"github.com/sentinel-proxy/sentinel/registry"

@@ -6,7 +6,7 @@ package upstreamview
 import (
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/adaptive"
+	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 

@@ -3,7 +3,7 @@ package controlapi
 import (
 	"net/http"
 
-	"github.com/sentinel-proxy/sentinel/agents"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 )
 
 // agents returns the agents of the app, never nil.

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sentinel-proxy/sentinel/agents"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 

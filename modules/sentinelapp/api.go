@@ -15,7 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/sentinel-proxy/sentinel/agents"
+	"github.com/sentinel-proxy/sentinel/modules/agents"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 )
 

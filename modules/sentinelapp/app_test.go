@@ -10,7 +10,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 
-	_ "github.com/sentinel-proxy/sentinel/adaptive"
+	_ "github.com/sentinel-proxy/sentinel/modules/adaptive"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/handoff"
