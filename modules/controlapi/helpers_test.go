@@ -68,7 +68,7 @@ func newEnv(t *testing.T, opts ...func(*Config, *Hooks)) *testEnv {
 
 // okHooks sets hooks that succeed.
 func okHooks(h *Hooks) {
-	h.Reload = func(context.Context) (map[string]any, error) { return map[string]any{"upstreams": 2}, nil }
+	h.Reload = func(context.Context) (ReloadResult, error) { return ReloadResult{ConfigFile: "sentinel.kdl"}, nil }
 	h.Validate = func(context.Context) ([]string, error) { return nil, nil }
 	h.Agents = func() []agents.Status { return []agents.Status{{ID: "a1", Health: "ready"}} }
 }

@@ -8,14 +8,23 @@ import (
 	"go.uber.org/zap"
 )
 
-// reloadResult is the answer of a reload: status "reloaded" and what
-// Hooks.Reload adds.
-type reloadResult map[string]any
+// ReloadResult is the answer of a reload (POST /api/v1/config/reload).
+// Hooks.Reload fills ConfigFile and Warnings; the server sets Status.
+type ReloadResult struct {
+	// Status is "reloaded".
+	Status string `json:"status"`
+	// ConfigFile is the file that was read and applied.
+	ConfigFile string `json:"config_file,omitempty"`
+	// Warnings are the adapter's warnings about the new config
+	// ("file:line:col: message").
+	Warnings []string `json:"warnings"`
+}
 
-// amendSchema documents the status member.
-func (reloadResult) amendSchema(s jsonObject) {
-	s["required"] = []string{"status"}
-	s["properties"] = jsonObject{"status": jsonObject{"type": "string", "enum": []string{"reloaded"}}}
+// amendSchema documents the status member's one value.
+func (ReloadResult) amendSchema(s jsonObject) {
+	if props, ok := s["properties"].(jsonObject); ok {
+		props["status"] = jsonObject{"type": "string", "enum": []string{"reloaded"}}
+	}
 }
 
 // validation is the answer of a validation.
@@ -30,13 +39,13 @@ type validation struct {
 // applies the config file. One reload runs at a time; another one
 // meanwhile is answered 409. An invalid file is answered 422 with its
 // errors, one per line.
-func (s *Server) reload(c *call) (reloadResult, error) {
+func (s *Server) reload(c *call) (ReloadResult, error) {
 	c.kind, c.id = "config", "reload"
 	if s.hooks.Reload == nil {
-		return nil, newError(http.StatusNotImplemented, "config reload is not available")
+		return ReloadResult{}, newError(http.StatusNotImplemented, "config reload is not available")
 	}
 	if !s.reloading.TryLock() {
-		return nil, newError(http.StatusConflict, "a config reload is already running")
+		return ReloadResult{}, newError(http.StatusConflict, "a config reload is already running")
 	}
 	defer s.reloading.Unlock()
 	// A client that hangs up does not cancel a reload half-way.
@@ -44,15 +53,11 @@ func (s *Server) reload(c *call) (reloadResult, error) {
 	if err != nil {
 		lines := errorLines(err)
 		c.extra = append(c.extra, zap.Strings("errors", lines))
-		return nil, &apiError{status: http.StatusUnprocessableEntity, message: err.Error(), lines: lines}
+		return ReloadResult{}, &apiError{status: http.StatusUnprocessableEntity, message: err.Error(), lines: lines}
 	}
-	body := make(reloadResult, len(result)+1)
-	for k, v := range result {
-		body[k] = v
-	}
-	body["status"] = "reloaded"
-	c.after = map[string]any(body)
-	return body, nil
+	result.Status = "reloaded"
+	c.after = result
+	return result, nil
 }
 
 // validate serves GET /api/v1/config/validate: Hooks.Validate checks the

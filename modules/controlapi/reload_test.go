@@ -14,8 +14,8 @@ import (
 
 func TestReloadFailure(t *testing.T) {
 	e := newEnv(t, func(_ *Config, h *Hooks) {
-		h.Reload = func(context.Context) (map[string]any, error) {
-			return nil, errors.Join(errors.New("sentinel.kdl:3:5: unknown node \"lisener\""), errors.New("sentinel.kdl:9:1: upstream \"x\" has no target"))
+		h.Reload = func(context.Context) (ReloadResult, error) {
+			return ReloadResult{}, errors.Join(errors.New("sentinel.kdl:3:5: unknown node \"lisener\""), errors.New("sentinel.kdl:9:1: upstream \"x\" has no target"))
 		}
 	})
 	w := e.do(req{method: "POST", path: "/api/v1/config/reload", token: adminToken})
@@ -38,10 +38,10 @@ func TestReloadFailure(t *testing.T) {
 func TestReloadOneAtATime(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	e := newEnv(t, func(_ *Config, h *Hooks) {
-		h.Reload = func(context.Context) (map[string]any, error) {
+		h.Reload = func(context.Context) (ReloadResult, error) {
 			close(started)
 			<-release
-			return nil, nil
+			return ReloadResult{}, nil
 		}
 	})
 	var wg sync.WaitGroup

@@ -36,7 +36,7 @@ type Hooks struct {
 	// Reload re-reads the config file and applies it. Its result is added
 	// to the 200 response; an error is answered 422, each of its lines
 	// (or joined errors) an element of "errors".
-	Reload func(ctx context.Context) (map[string]any, error)
+	Reload func(ctx context.Context) (ReloadResult, error)
 
 	// Validate adapts and provisions the config file without applying
 	// it. It returns the problems found as "file:line:col: msg" lines; an

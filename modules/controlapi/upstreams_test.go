@@ -104,7 +104,7 @@ func TestHappyPaths(t *testing.T) {
 		}},
 		{"agent status", req{method: "GET", path: "/api/v1/agents/a1/status"}, 200, nil},
 		{"reload", req{method: "POST", path: "/api/v1/config/reload"}, 200, func(t *testing.T, e *testEnv, body string) {
-			if strings.TrimSpace(body) != `{"status":"reloaded","upstreams":2}` {
+			if strings.TrimSpace(body) != `{"status":"reloaded","config_file":"sentinel.kdl","warnings":null}` {
 				t.Errorf("body %s", body)
 			}
 		}},

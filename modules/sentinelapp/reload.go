@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/sentinel-proxy/sentinel/internal/configfile"
+	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 )
 
 // adapt reads the app's config file and adapts it with its adapter,
@@ -45,15 +46,15 @@ func findings(err error) []string { return configfile.Findings(err) }
 
 // reloadHook re-reads the config file and loads it, like SIGHUP did for
 // the original.
-func (a *App) reloadHook(context.Context) (map[string]any, error) {
+func (a *App) reloadHook(context.Context) (controlapi.ReloadResult, error) {
 	out, warns, err := a.adapt()
 	if err != nil {
-		return nil, &HookError{Lines: findings(err)}
+		return controlapi.ReloadResult{}, &HookError{Lines: findings(err)}
 	}
 	if err := caddy.Load(out, true); err != nil {
-		return nil, &HookError{Lines: []string{err.Error()}}
+		return controlapi.ReloadResult{}, &HookError{Lines: []string{err.Error()}}
 	}
-	return map[string]any{"config_file": a.ConfigFile, "warnings": warningLines(warns)}, nil
+	return controlapi.ReloadResult{ConfigFile: a.ConfigFile, Warnings: warningLines(warns)}, nil
 }
 
 // validateHook adapts and provisions the config file without applying it.
