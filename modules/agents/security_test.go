@@ -261,7 +261,10 @@ func TestAgentLogHasOneAgentKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	stop, done := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-done }() // no goroutine outlives the test (goleak)
 	go func() {
+		defer close(done)
 		c, err := ln.Accept()
 		ln.Close() // later dials fail at once
 		if err != nil {
@@ -277,7 +280,10 @@ func TestAgentLogHasOneAgentKey(t *testing.T) {
 		_ = protocol.WriteFrame(c, protocol.MsgHandshakeResponse, []byte(resp))
 		time.Sleep(50 * time.Millisecond)
 		_ = protocol.WriteFrame(c, protocol.MsgAgentResponse, []byte("not json"))
-		time.Sleep(time.Second)
+		select {
+		case <-stop:
+		case <-time.After(time.Second):
+		}
 	}()
 	s, err := uds("deny", path).resolve()
 	if err != nil {

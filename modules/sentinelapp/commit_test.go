@@ -61,7 +61,10 @@ func backend(t *testing.T, name string) string {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	res, err := http.Get(url)
+	// A new connection each time: a config reload closes the previous
+	// config's idle ones, which a pooled client could pick (EOF).
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	res, err := c.Get(url)
 	if err != nil {
 		return 0, err.Error()
 	}
