@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,43 +15,9 @@ import (
 
 // fleetReplica is one built Sentinel process of a fleet sharing etcd.
 type fleetReplica struct {
+	*testutil.Process
 	t           *testing.T
-	bin, config string
 	listen, api string
-	admin, dir  string
-	cmd         *exec.Cmd
-	done        chan struct{}
-	logs        strings.Builder
-}
-
-func (r *fleetReplica) start() {
-	r.t.Helper()
-	cmd := exec.Command(r.bin, "run", "--config", r.config)
-	cmd.Env = append(os.Environ(), "TOKEN=t0k", "CADDY_ADMIN="+r.admin, "XDG_DATA_HOME="+r.dir, "XDG_CONFIG_HOME="+r.dir)
-	r.logs.Reset()
-	cmd.Stdout, cmd.Stderr = &r.logs, &r.logs
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.cmd, r.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(r.done) }()
-}
-
-func (r *fleetReplica) stop() {
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-r.done:
-	case <-time.After(15 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
-	}
-	if r.t.Failed() {
-		r.t.Logf("replica %s output:\n%s", r.listen, r.logs.String())
-	}
-	r.cmd = nil
 }
 
 // get returns the body of GET / on the replica's listener ("" on error).
@@ -96,8 +61,9 @@ func TestBinaryFleet(t *testing.T) {
 	fleet := make([]*fleetReplica, 3)
 	for i := range fleet {
 		dir := t.TempDir()
-		r := &fleetReplica{t: t, bin: bin, dir: dir, listen: freePort(t), api: freePort(t), admin: freePort(t), config: filepath.Join(dir, "sentinel.kdl")}
-		os.WriteFile(r.config, []byte(`system { }
+		r := &fleetReplica{t: t, listen: freePort(t), api: freePort(t)}
+		config := filepath.Join(dir, "sentinel.kdl")
+		os.WriteFile(config, []byte(`system { }
 listeners { listener "main" { address "`+r.listen+`"; }; }
 routes { route "r" { upstream "u"; }; }
 upstreams { upstream "u" { target "`+a+`"; }; }
@@ -108,8 +74,11 @@ admin-api {
     fleet { etcd { endpoints "`+etcd.Endpoint+`"; prefix "/fleet-test/"; dial-timeout "2s"; }; }
 }
 `), 0o644)
-		r.start()
-		t.Cleanup(r.stop)
+		r.Process = testutil.NewProcess(t, "replica "+r.listen,
+			append(os.Environ(), "TOKEN=t0k", "CADDY_ADMIN="+freePort(t), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir),
+			bin, "run", "--config", config)
+		r.Grace = 15 * time.Second
+		r.Start()
 		fleet[i] = r
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -145,11 +114,11 @@ admin-api {
 
 	// A replica that restarts starts from the fleet's state, including a
 	// change made while it was down.
-	fleet[2].stop()
+	fleet[2].Stop()
 	if code, body := fleet[0].call("PUT", "/api/v1/upstreams/u/targets", `{"targets":[{"address":"`+a+`"}]}`); code != 200 {
 		t.Fatalf("PUT targets: %d %s", code, body)
 	}
-	fleet[2].start()
+	fleet[2].Start()
 	deadline := time.Now().Add(30 * time.Second)
 	for fleet[2].get(client) != "A" {
 		if time.Now().After(deadline) {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -142,44 +141,9 @@ func TestCELRejectsInvalidSpecs(t *testing.T) {
 
 // replica is one built Sentinel process of the proxy "edge".
 type replica struct {
+	*testutil.Process
 	t           *testing.T
 	listen, api string
-	args, env   []string
-	cmd         *exec.Cmd
-	done        chan struct{}
-	logs        strings.Builder
-}
-
-// start runs the process.
-func (r *replica) start() {
-	r.t.Helper()
-	cmd := exec.Command(r.args[0], r.args[1:]...)
-	cmd.Env = r.env
-	r.logs.Reset()
-	cmd.Stdout, cmd.Stderr = &r.logs, &r.logs
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.cmd, r.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(r.done) }()
-}
-
-// stop ends the process (SIGINT, then SIGKILL after 10 s).
-func (r *replica) stop() {
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
-	}
-	if r.t.Failed() {
-		r.t.Logf("replica %s output:\n%s", r.listen, r.logs.String())
-	}
-	r.cmd = nil
 }
 
 // call makes a control-API request and returns the status and body.
@@ -231,10 +195,10 @@ admin-api {
     fleet { kubernetes { name "edge-state"; namespace "`+ns+`"; kubeconfig "`+kubeconfig+`"; }; }
 }
 `), 0o644)
-		r.args = []string{bin, "run", "--config", config}
-		r.env = append(os.Environ(), "CADDY_ADMIN="+testutil.FreeAddr(t), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-		r.start()
-		t.Cleanup(r.stop)
+		r.Process = testutil.NewProcess(t, "replica "+r.listen,
+			append(os.Environ(), "CADDY_ADMIN="+testutil.FreeAddr(t), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir),
+			bin, "run", "--config", config)
+		r.Start()
 		out[i] = r
 	}
 	return out
@@ -427,7 +391,7 @@ func TestEndpointSliceChangesReachEveryReplica(t *testing.T) {
 
 	// A replica that restarts starts from the state, including a change
 	// made while it was down.
-	replicas[2].stop()
+	replicas[2].Stop()
 	slice.Ports[0].Port = ptr.To(ports["B"])
 	if err := c.Update(ctx, slice); err != nil {
 		t.Fatal(err)
@@ -441,7 +405,7 @@ func TestEndpointSliceChangesReachEveryReplica(t *testing.T) {
 		return true
 	}
 	eventually(t, 2*time.Second, "the running replicas route to B", func() bool { return allRoute2("B") })
-	replicas[2].start()
+	replicas[2].Start()
 	t.Logf("a replica restarted after a change made while it was down: routed by it after %v", eventually(t, 30*time.Second, "the restarted replica routes to B", func() bool { return replicas[2].get(hc) == "B" }))
 	slice.Ports[0].Port = ptr.To(ports["A"])
 	if err := c.Update(ctx, slice); err != nil {
