@@ -57,7 +57,8 @@ func routeCacheKey() *Key {
 // cacheStorageKey declares the top-level `cache { }` block, onto
 // cache.Storage (the handler-wide settings are read by mapCacheStorage).
 func cacheStorageKey() *Key {
-	return typedBlock(h("cache", "the storage of every route's `sentinel_cache` (and of the cache builtins); docs/caching.md"),
+	type S = cache.Storage
+	fields := []field[S]{
 		field[cache.Storage]{key: h("enabled", "`#false` turns every route's cache off (warning)")},
 		backendField(),
 		fieldOf("max-size", "memory size in bytes (LRU eviction beyond it)", func(a *adapter, n *kdl.Node) (int64, bool) { return a.byteSize(n) },
@@ -70,37 +71,22 @@ func cacheStorageKey() *Key {
 			func(s *cache.Storage) *int64 { return &s.DiskMaxSize }),
 		field[cache.Storage]{key: h("status-header", "`#true`: every cached route sends `Cache-Status` (RFC 9211), the handler's `status_header`")},
 		field[cache.Storage]{key: h("status-header-name", "the Cache-Status cache identifier (default `sentinel`)")},
-		cacheRedisField("redis-url", "the server of backend `redis`: `redis://[:password@]host:port[/db]` or `rediss://` (TLS); default `redis://127.0.0.1:6379`; the password is never shown in errors", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			c.URL, _ = a.str(n)
-		}),
-		cacheRedisField("redis-prefix", "key prefix (default `sentinel:cache:`); proxies with the same URL and prefix share entries", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			c.Prefix, _ = a.str(n)
-		}),
-		cacheRedisField("redis-pool-size", "connections (default 10)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			if i, ok := a.integer(n, 1, 10000); ok {
-				c.PoolSize = int(i)
-			}
-		}),
-		cacheRedisField("redis-timeout-ms", "per operation (default 50); beyond it the local memory store is used for a second", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			c.Timeout, _ = a.millisDuration(n)
-		}),
+	}
+	// The shared store (an extension: the original's cache has none),
+	// with the rate-limit filter's settings.
+	redis := redisSettings(func(s *S) **sharedstore.RedisConfig { return &s.Redis }, storeNotes{
+		"the server of backend `redis`: `redis://[:password@]host:port[/db]` or `rediss://` (TLS); default `redis://127.0.0.1:6379`; the password is never shown in errors",
+		"key prefix (default `sentinel:cache:`); proxies with the same URL and prefix share entries",
+		"connections (default 10)",
+		"per operation (default 50); beyond it the local memory store is used for a second"})
+	for _, f := range redis {
+		fields = append(fields, extField(f))
+	}
+	fields = append(fields,
 		extField(fieldOf("redis-max-entry-size", "largest body stored on Redis in bytes (default 1 MiB; lowers the routes' max-size-bytes)", func(a *adapter, n *kdl.Node) (int64, bool) { return a.byteSize(n) },
 			func(s *cache.Storage) *int64 { return &s.RedisMaxEntryBytes })),
 	)
-}
-
-// cacheRedisField is a redis-* setting of the top-level cache block (an
-// extension: the original's cache has no shared store), read into the
-// storage's Redis settings as the rate-limit filter's are.
-func cacheRedisField(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig)) field[cache.Storage] {
-	return field[cache.Storage]{key: ext(h(name, note)),
-		ptr: func(s *cache.Storage) any { return &s.Redis },
-		read: func(a *adapter, n *kdl.Node, s *cache.Storage) {
-			if s.Redis == nil {
-				s.Redis = &sharedstore.RedisConfig{}
-			}
-			read(a, n, s.Redis)
-		}}
+	return typedBlock(h("cache", "the storage of every route's `sentinel_cache` (and of the cache builtins); docs/caching.md"), fields...)
 }
 
 // extField marks a field's key as an extension.

@@ -24,7 +24,8 @@ var rateLimitFilterKey = rateLimitFilterKeys()
 
 func rateLimitFilterKeys() *Key {
 	type H = ratelimit.Handler
-	return typedBlock(h("rate-limit", "`sentinel_rate_limit` handler (GCRA per key; see docs/rate-limiting.md)"),
+	var fields []field[H]
+	fields = append(fields,
 		fieldOf("max-rps", "requests per second per key (default 100)", (*adapter).positiveNumber, func(t *H) *float64 { return &t.MaxRPS }),
 		intField("burst", "requests at once per key (default 10)", 1, 1<<30, func(t *H) *int { return &t.Burst }),
 		fieldOf("key", "`client-ip` (default), `path`, `route`, `client-ip-and-path`, `header:Name`; *extension*: `global`", (*adapter).rateLimitKey, func(t *H) *string { return &t.Key }),
@@ -34,66 +35,24 @@ func rateLimitFilterKeys() *Key {
 		fieldOf("max-delay-ms", "longest wait with on-limit \"delay\" (default 5000)", (*adapter).millisDuration, func(t *H) *caddy.Duration { return &t.MaxDelay }),
 		intField("max-keys", "keys held in memory (default 100000); the fullest buckets are kept", 1, 1<<31, func(t *H) *int { return &t.MaxKeys }),
 		fieldOf("backend", "`local` (default), `redis`, `memcached` (`memcache`)", (*adapter).rateLimitBackend, func(t *H) *string { return &t.Backend }),
-		redisField("redis-url", "default `redis://127.0.0.1:6379`; the password is never shown in errors", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			c.URL, _ = a.str(n)
-		}),
-		redisField("redis-prefix", "key prefix (default `sentinel:ratelimit:`)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			c.Prefix, _ = a.str(n)
-		}),
-		redisField("redis-pool-size", "connections (default 10)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			if i, ok := a.integer(n, 1, 10000); ok {
-				c.PoolSize = int(i)
-			}
-		}),
-		redisField("redis-timeout-ms", "per operation (default 50)", func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
-			c.Timeout, _ = a.millisDuration(n)
-		}),
+	)
+	fields = append(fields, redisSettings(func(t *H) **sharedstore.RedisConfig { return &t.Redis }, storeNotes{
+		"default `redis://127.0.0.1:6379`; the password is never shown in errors", "key prefix (default `sentinel:ratelimit:`)",
+		"connections (default 10)", "per operation (default 50)"})...)
+	fields = append(fields,
 		fallbackField("redis-fallback-local", "`#true` (default): this process's buckets while Redis is down; `#false`: 503"),
 		fallbackField("redis-fallback", "07-2026 spelling of redis-fallback-local"),
-		memcachedField("memcached-url", "default `memcache://127.0.0.1:11211`; several servers: `memcache://a:11211,b:11211`", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
-			c.URL, _ = a.str(n)
-		}),
-		memcachedField("memcached-prefix", "key prefix (default `sentinel:ratelimit:`)", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
-			c.Prefix, _ = a.str(n)
-		}),
-		memcachedField("memcached-pool-size", "idle connections per server (default 10)", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
-			if i, ok := a.integer(n, 1, 10000); ok {
-				c.PoolSize = int(i)
-			}
-		}),
-		memcachedField("memcached-timeout-ms", "per operation (default 50)", func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
-			c.Timeout, _ = a.millisDuration(n)
-		}),
+	)
+	fields = append(fields, memcachedSettings(func(t *H) **sharedstore.MemcachedConfig { return &t.Memcached }, storeNotes{
+		"default `memcache://127.0.0.1:11211`; several servers: `memcache://a:11211,b:11211`", "key prefix (default `sentinel:ratelimit:`)",
+		"idle connections per server (default 10)", "per operation (default 50)"})...)
+	fields = append(fields,
 		fallbackField("memcached-fallback-local", "`#true` (default): this process's buckets while memcached is down; `#false`: 503"),
 		fallbackField("memcached-fallback", "07-2026 spelling of memcached-fallback-local"),
 		durationField("memcached-ttl-secs", "lifetime of a one-second window's key (default 2)", func(t *H) *caddy.Duration { return &t.MemcachedTTL }),
 		durationField("memcached-ttl", "07-2026 spelling of memcached-ttl-secs", func(t *H) *caddy.Duration { return &t.MemcachedTTL }),
 	)
-}
-
-// redisField is a redis-* setting of the rate-limit filter, read into the
-// handler's Redis settings.
-func redisField(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig)) field[ratelimit.Handler] {
-	return field[ratelimit.Handler]{key: h(name, note),
-		ptr: func(t *ratelimit.Handler) any { return &t.Redis },
-		read: func(a *adapter, n *kdl.Node, t *ratelimit.Handler) {
-			if t.Redis == nil {
-				t.Redis = &sharedstore.RedisConfig{}
-			}
-			read(a, n, t.Redis)
-		}}
-}
-
-// memcachedField is a memcached-* setting of the rate-limit filter.
-func memcachedField(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig)) field[ratelimit.Handler] {
-	return field[ratelimit.Handler]{key: h(name, note),
-		ptr: func(t *ratelimit.Handler) any { return &t.Memcached },
-		read: func(a *adapter, n *kdl.Node, t *ratelimit.Handler) {
-			if t.Memcached == nil {
-				t.Memcached = &sharedstore.MemcachedConfig{}
-			}
-			read(a, n, t.Memcached)
-		}}
+	return typedBlock(h("rate-limit", "`sentinel_rate_limit` handler (GCRA per key; see docs/rate-limiting.md)"), fields...)
 }
 
 // fallbackField is a *-fallback-local setting: read into FallbackLocal
