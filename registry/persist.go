@@ -299,32 +299,35 @@ func (r *Registry) UseStore(s Store) error {
 
 // useShared reads a shared store's state, makes it the registry's and
 // follows the store from there. When the store cannot be read, the
-// registry goes on from the configuration and tries again at the next
-// UseStore (a reload); when its state cannot be used, the next change
-// made through the API replaces it.
+// registry goes on from the configuration and keeps trying in the
+// background (a replica started while etcd is down converges when it is
+// back); when its state cannot be used, the next change made through the
+// API replaces it.
 func (r *Registry) useShared(s SharedStore) error {
 	name := s.String()
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
-	data, rev, err := s.LoadRevision(ctx)
+	data, rev, readErr := s.LoadRevision(ctx)
 	cancel()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err != nil {
-		delete(r.loaded, name)
-		r.status.LoadError = err.Error()
-		return fmt.Errorf("the shared control-plane state in %s cannot be read, starting from the configuration: %w", name, err)
-	}
-	if err = r.replaceLocked(data, rev); err != nil {
-		r.rev = rev
-		r.status.LoadError = err.Error()
-	} else {
-		r.status.Loaded = time.Now()
-	}
 	wctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	r.mu.Lock()
 	r.watch = watchState{name: name, stop: stop, done: done}
+	var err error
+	if readErr != nil {
+		r.status.LoadError = readErr.Error()
+		err = fmt.Errorf("the shared control-plane state in %s cannot be read, starting from the configuration (trying again in the background): %w", name, readErr)
+	} else if useErr := r.applyLoadedLocked(data, rev); useErr != nil {
+		err = fmt.Errorf("the shared control-plane state in %s cannot be used, starting from the configuration: %w", name, useErr)
+	}
+	r.mu.Unlock()
 	go func() {
 		defer close(done)
+		if readErr != nil {
+			var ok bool
+			if rev, ok = r.retryLoad(wctx, s); !ok {
+				return
+			}
+		}
 		if fs, ok := s.(FleetStore); ok {
 			fleetDone := make(chan struct{})
 			go func() { defer close(fleetDone); r.followFleet(wctx, fs) }()
@@ -336,10 +339,49 @@ func (r *Registry) useShared(s SharedStore) error {
 			r.mu.Unlock()
 		})
 	}()
-	if err != nil {
-		return fmt.Errorf("the shared control-plane state in %s cannot be used, starting from the configuration: %w", name, err)
+	return err
+}
+
+// applyLoadedLocked makes a state read from a shared store the
+// registry's, or records why it cannot be used (the revision is still
+// the one to save against). Called with mu held.
+func (r *Registry) applyLoadedLocked(data []byte, rev int64) error {
+	if err := r.replaceLocked(data, rev); err != nil {
+		r.rev = rev
+		r.status.LoadError = err.Error()
+		return err
 	}
+	r.status.LoadError = ""
+	r.status.Loaded = time.Now()
 	return nil
+}
+
+// retryLoad reads the shared store's state until it can, with a growing
+// pause (up to 5 s), and applies it; false when ctx ended first.
+func (r *Registry) retryLoad(ctx context.Context, s SharedStore) (int64, bool) {
+	pause := 250 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-time.After(pause):
+		}
+		lctx, cancel := context.WithTimeout(ctx, sharedTimeout)
+		data, rev, err := s.LoadRevision(lctx)
+		cancel()
+		r.mu.Lock()
+		if err != nil {
+			if ctx.Err() == nil {
+				r.status.LoadError = err.Error()
+			}
+			r.mu.Unlock()
+			pause = min(2*pause, 5*time.Second)
+			continue
+		}
+		_ = r.applyLoadedLocked(data, rev) // a state that cannot be used is reported in the status
+		r.mu.Unlock()
+		return rev, true
+	}
 }
 
 // watchState is the registry's watch of a shared store.

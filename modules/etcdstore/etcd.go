@@ -18,6 +18,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -113,7 +115,16 @@ func (e *Etcd) Provision(ctx caddy.Context) error {
 			Username:    e.Username,
 			Password:    e.Password,
 			DialTimeout: time.Duration(e.DialTimeout),
-			Logger:      e.logger.Named("client").WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+			// A member that comes back is reconnected to within about a
+			// second (gRPC's default backoff grows to two minutes), and a
+			// connection that died silently is noticed.
+			DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Duration(e.DialTimeout),
+			})},
+			DialKeepAliveTime:    10 * time.Second,
+			DialKeepAliveTimeout: 3 * time.Second,
+			Logger:               e.logger.Named("client").WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
 		}
 		if e.tls() {
 			tc, err := e.tlsConfig()

@@ -141,3 +141,41 @@ func BenchmarkFleetPropagation(b *testing.B) {
 		}
 	}
 }
+
+// TestFleetReplicaStartsWhileEtcdDown: a replica that starts while etcd is
+// down goes on from its configuration and, when etcd is back, reads the
+// fleet's state and follows it, without a reload.
+func TestFleetReplicaStartsWhileEtcdDown(t *testing.T) {
+	etcd := testutil.StartEtcd(t)
+	a := replica(t, etcd.Endpoint, "/late/")
+	w := 5
+	if _, err := a.PatchTarget("web", "10.0.0.1:80", registry.TargetPatch{Weight: &w}, 0); err != nil {
+		t.Fatal(err)
+	}
+	etcd.Stop()
+
+	late := registry.New()
+	late.Reconcile([]registry.UpstreamSpec{{ID: "web", Targets: []registry.TargetSpec{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80"}}}}, []string{"r1"})
+	err := late.UseStore(newStore(t, etcd.Endpoint, "/late/"))
+	t.Cleanup(func() { late.UseStore(nil) })
+	if err == nil || late.Status().LoadError == "" {
+		t.Fatalf("UseStore with etcd down: %v, status %+v", err, late.Status())
+	}
+	if got := weightOf(late, "web", "10.0.0.1:80"); got != 1 {
+		t.Fatalf("started from weight %d, want the configuration's (1)", got)
+	}
+
+	etcd.Start()
+	took := eventually(t, 15*time.Second, "the late replica reads the fleet's state once etcd is back", func() bool {
+		return weightOf(late, "web", "10.0.0.1:80") == 5
+	})
+	t.Logf("converged %v after etcd came back", took)
+	if st := late.Status(); st.LoadError != "" || st.Loaded.IsZero() {
+		t.Errorf("status after converging: %+v", st)
+	}
+	w = 6
+	if _, err := a.PatchTarget("web", "10.0.0.1:80", registry.TargetPatch{Weight: &w}, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the late replica follows later changes", func() bool { return weightOf(late, "web", "10.0.0.1:80") == 6 })
+}
