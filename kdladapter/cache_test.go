@@ -13,27 +13,13 @@ import (
 
 const cacheUpstream = "upstreams { upstream \"b\" { target \"127.0.0.1:9000\"; } }\n"
 
-// cacheHandlers returns the route's handlers of the adapted config.
+// routeHandlers returns the handlers of route in the adapted config.
 func routeHandlers(t *testing.T, out []byte, route string) []map[string]json.RawMessage {
 	t.Helper()
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Handle []map[string]json.RawMessage `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, srv := range cfg.Apps.HTTP.Servers {
-		for _, r := range srv.Routes {
-			if len(r.Handle) > 0 && string(r.Handle[0]["route"]) == `"`+route+`"` {
-				return unfoldRaw(r.Handle)
+	for _, routes := range serverRoutes[map[string]json.RawMessage](t, out) {
+		for _, hs := range routes {
+			if len(hs) > 0 && string(hs[0]["route"]) == `"`+route+`"` {
+				return hs
 			}
 		}
 	}

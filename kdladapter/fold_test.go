@@ -102,3 +102,42 @@ upstreams { upstream "u" { target "127.0.0.1:9000"; }; }`)
 		}
 	}
 }
+
+// handlerMap is a handler of the adapted output, decoded.
+type handlerMap interface {
+	map[string]any | map[string]json.RawMessage
+}
+
+// serverRoutes decodes the adapted config's HTTP servers: for each
+// server, each route's handlers, unfolded out of the route guard.
+func serverRoutes[H handlerMap](t *testing.T, out []byte) map[string][][]H {
+	t.Helper()
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []H `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	m := make(map[string][][]H, len(cfg.Apps.HTTP.Servers))
+	for name, s := range cfg.Apps.HTTP.Servers {
+		for _, r := range s.Routes {
+			var hs []H
+			switch v := any(r.Handle).(type) {
+			case []map[string]any:
+				hs = any(unfoldAny(v)).([]H)
+			case []map[string]json.RawMessage:
+				hs = any(unfoldRaw(v)).([]H)
+			}
+			m[name] = append(m[name], hs)
+		}
+	}
+	return m
+}

@@ -9,11 +9,8 @@ import (
 // geoHandlers returns the sentinel_geo handlers of route r in server s.
 func geoHandlers(t *testing.T, out []byte, server string, route int) []map[string]any {
 	t.Helper()
-	var flat, hs []map[string]any
-	for _, h := range routesOf(t, out, server)[route].(map[string]any)["handle"].([]any) {
-		flat = append(flat, h.(map[string]any))
-	}
-	for _, m := range unfoldAny(flat) {
+	var hs []map[string]any
+	for _, m := range serverRoutes[map[string]any](t, out)[server][route] {
 		if m["handler"] == "sentinel_geo" {
 			hs = append(hs, m)
 		}

@@ -16,22 +16,8 @@ upstreams { upstream "u" { target "127.0.0.1:9000"; } }
 // route r in server s of the adapted config.
 func rateLimitHandlers(t *testing.T, out []byte, server string, route int) []map[string]any {
 	t.Helper()
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Handle []map[string]any `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	var hs []map[string]any
-	for _, h := range unfoldAny(cfg.Apps.HTTP.Servers[server].Routes[route].Handle) {
+	for _, h := range serverRoutes[map[string]any](t, out)[server][route] {
 		if h["handler"] == "sentinel_rate_limit" {
 			hs = append(hs, h)
 		}

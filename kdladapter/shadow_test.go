@@ -27,23 +27,8 @@ upstreams {
 // shadowOf returns the sentinel_shadow handler of route "api" in out.
 func shadowOf(t *testing.T, out []byte) map[string]any {
 	t.Helper()
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Handle []map[string]any `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range cfg.Apps.HTTP.Servers {
-		for _, r := range s.Routes {
-			hs := unfoldAny(r.Handle)
+	for _, routes := range serverRoutes[map[string]any](t, out) {
+		for _, hs := range routes {
 			for i, h := range hs {
 				if h["handler"] == "sentinel_shadow" {
 					if next := hs[i+1]; next["handler"] != "reverse_proxy" {

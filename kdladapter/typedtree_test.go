@@ -133,23 +133,9 @@ func TestRetryPolicyTyped(t *testing.T) {
   route "b" { matches { path-prefix "/b"; }; upstream "u"; }
 }
 upstreams { upstream "u" { target "127.0.0.1:1"; load-balancing "random"; timeouts { request-secs 20; }; }; }`)
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Handle []map[string]json.RawMessage `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	var lbs, transports []string
-	for _, r := range cfg.Apps.HTTP.Servers["http"].Routes {
-		for _, h := range unfoldRaw(r.Handle) {
+	for _, hs := range serverRoutes[map[string]json.RawMessage](t, out)["http"] {
+		for _, h := range hs {
 			if string(h["handler"]) == `"reverse_proxy"` {
 				lbs = append(lbs, string(h["load_balancing"]))
 				transports = append(transports, string(h["transport"]))
@@ -174,23 +160,9 @@ upstreams { upstream "u" { target "127.0.0.1:1"; load-balancing "random"; timeou
 // proxyHandlerOf is the first reverse_proxy handler of the output.
 func proxyHandlerOf(t *testing.T, out []byte) map[string]json.RawMessage {
 	t.Helper()
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Handle []map[string]json.RawMessage `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range cfg.Apps.HTTP.Servers {
-		for _, r := range s.Routes {
-			for _, h := range unfoldRaw(r.Handle) {
+	for _, routes := range serverRoutes[map[string]json.RawMessage](t, out) {
+		for _, hs := range routes {
+			for _, h := range hs {
 				if string(h["handler"]) == `"reverse_proxy"` {
 					return h
 				}
