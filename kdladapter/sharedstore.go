@@ -1,6 +1,8 @@
 package kdladapter
 
 import (
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
@@ -13,56 +15,50 @@ import (
 // the order url, prefix, pool-size, timeout-ms.
 type storeNotes [4]string
 
-// redisSettings declares redis-url, redis-prefix, redis-pool-size and
-// redis-timeout-ms, read into the *sharedstore.RedisConfig cfg points to
-// (created by the first of them).
-func redisSettings[T any](cfg func(*T) **sharedstore.RedisConfig, notes storeNotes) []field[T] {
-	one := func(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig)) field[T] {
-		return field[T]{key: h(name, note),
+// storeConn points at the connection settings of a store's config.
+type storeConn struct {
+	url, prefix *string
+	poolSize    *int
+	timeout     *caddy.Duration
+}
+
+// storeSettings declares <store>-url, -prefix, -pool-size and
+// -timeout-ms, read into the store config cfg points to (created by the
+// first of them); conn gives its connection settings.
+func storeSettings[T, C any](store string, cfg func(*T) **C, conn func(*C) storeConn, notes storeNotes) []field[T] {
+	one := func(name, note string, read func(a *adapter, n *kdl.Node, c storeConn)) field[T] {
+		return field[T]{key: h(store+"-"+name, note),
 			ptr: func(t *T) any { return cfg(t) },
 			read: func(a *adapter, n *kdl.Node, t *T) {
 				p := cfg(t)
 				if *p == nil {
-					*p = &sharedstore.RedisConfig{}
+					*p = new(C)
 				}
-				read(a, n, *p)
+				read(a, n, conn(*p))
 			}}
 	}
 	return []field[T]{
-		one("redis-url", notes[0], func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) { c.URL, _ = a.str(n) }),
-		one("redis-prefix", notes[1], func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) { c.Prefix, _ = a.str(n) }),
-		one("redis-pool-size", notes[2], func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) {
+		one("url", notes[0], func(a *adapter, n *kdl.Node, c storeConn) { *c.url, _ = a.str(n) }),
+		one("prefix", notes[1], func(a *adapter, n *kdl.Node, c storeConn) { *c.prefix, _ = a.str(n) }),
+		one("pool-size", notes[2], func(a *adapter, n *kdl.Node, c storeConn) {
 			if i, ok := a.integer(n, 1, 10000); ok {
-				c.PoolSize = int(i)
+				*c.poolSize = int(i)
 			}
 		}),
-		one("redis-timeout-ms", notes[3], func(a *adapter, n *kdl.Node, c *sharedstore.RedisConfig) { c.Timeout, _ = a.millisDuration(n) }),
+		one("timeout-ms", notes[3], func(a *adapter, n *kdl.Node, c storeConn) { *c.timeout, _ = a.millisDuration(n) }),
 	}
 }
 
-// memcachedSettings declares memcached-url, memcached-prefix,
-// memcached-pool-size and memcached-timeout-ms, read into the
-// *sharedstore.MemcachedConfig cfg points to.
+// redisSettings declares the redis-* connection settings.
+func redisSettings[T any](cfg func(*T) **sharedstore.RedisConfig, notes storeNotes) []field[T] {
+	return storeSettings("redis", cfg, func(c *sharedstore.RedisConfig) storeConn {
+		return storeConn{&c.URL, &c.Prefix, &c.PoolSize, &c.Timeout}
+	}, notes)
+}
+
+// memcachedSettings declares the memcached-* connection settings.
 func memcachedSettings[T any](cfg func(*T) **sharedstore.MemcachedConfig, notes storeNotes) []field[T] {
-	one := func(name, note string, read func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig)) field[T] {
-		return field[T]{key: h(name, note),
-			ptr: func(t *T) any { return cfg(t) },
-			read: func(a *adapter, n *kdl.Node, t *T) {
-				p := cfg(t)
-				if *p == nil {
-					*p = &sharedstore.MemcachedConfig{}
-				}
-				read(a, n, *p)
-			}}
-	}
-	return []field[T]{
-		one("memcached-url", notes[0], func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) { c.URL, _ = a.str(n) }),
-		one("memcached-prefix", notes[1], func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) { c.Prefix, _ = a.str(n) }),
-		one("memcached-pool-size", notes[2], func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) {
-			if i, ok := a.integer(n, 1, 10000); ok {
-				c.PoolSize = int(i)
-			}
-		}),
-		one("memcached-timeout-ms", notes[3], func(a *adapter, n *kdl.Node, c *sharedstore.MemcachedConfig) { c.Timeout, _ = a.millisDuration(n) }),
-	}
+	return storeSettings("memcached", cfg, func(c *sharedstore.MemcachedConfig) storeConn {
+		return storeConn{&c.URL, &c.Prefix, &c.PoolSize, &c.Timeout}
+	}, notes)
 }

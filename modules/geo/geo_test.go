@@ -213,19 +213,28 @@ func TestNotADatabase(t *testing.T) {
 	}
 }
 
-// TestPermissionDenied: an unreadable file fails clearly.
-func TestPermissionDenied(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root reads any file")
+// TestUnreadableDatabase: a database path that cannot be read (a folder,
+// which root cannot read either; a file without permissions, for other
+// users) fails the load with the path and the reason.
+func TestUnreadableDatabase(t *testing.T) {
+	provision := func(path string) error {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		defer cancel()
+		return (&Handler{Database: path, Countries: []string{"CN"}}).Provision(ctx)
 	}
-	path := writeDB(t, t.TempDir(), "geo.mmdb", testNetworks)
+	dir := t.TempDir()
+	if err := provision(dir); err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a folder as the database: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		return // root reads a file without permissions
+	}
+	path := writeDB(t, dir, "geo.mmdb", testNetworks)
 	if err := os.Chmod(path, 0); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := (&Handler{Database: path, Countries: []string{"CN"}}).Provision(ctx); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("error %v", err)
+	if err := provision(path); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("a file without permissions: %v", err)
 	}
 }
 
