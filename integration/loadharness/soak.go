@@ -171,7 +171,16 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 			if res.Fail > 0 {
 				res.Failures = append(res.Failures, fmt.Sprintf("%d failed requests (by status: %v; last error: %s)", res.Fail, res.Status, live.LastError()))
 			}
+			// The end state is a sample too: a run whose last tick fell
+			// just after the load ended still has it.
+			if s, err := sampleProcess(c); err == nil {
+				s.At, s.OK, s.Fail = time.Since(start), res.OK, res.Fail
+				res.Samples = append(res.Samples, s)
+			}
 			res.Growth = growth(res.Samples)
+			if res.Growth == nil {
+				res.Failures = append(res.Failures, fmt.Sprintf("only %d samples: growth cannot be judged (run at least 6 sample intervals)", len(res.Samples)))
+			}
 			for _, g := range res.Growth {
 				if g.Failed() {
 					res.Failures = append(res.Failures, fmt.Sprintf("%s grew %.1f%% after warm-up (%.0f -> %.0f)", g.Metric, g.Pct(), g.Base, g.End))
