@@ -368,7 +368,7 @@ func TestParsers(t *testing.T) {
 		}
 		u, err = ReadUsage(os.Getpid())
 	}
-	if err != nil || u.CPU <= 0 || u.PeakRSS <= 0 || u.FDs <= 0 {
+	if err != nil || u.CPU <= 0 || u.PeakRSS <= 0 || u.FDs <= 0 || u.FileRSS <= 0 || u.FileRSS > u.RSS {
 		t.Errorf("ReadUsage(self) = %+v, %v", u, err)
 	}
 	if _, err := ReadUsage(1 << 30); err == nil {
@@ -417,7 +417,7 @@ func TestGrowthAndRatios(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.000 | 1.053 | 1.053 | 1.000 | missed |", "a note", "CPU profile of Sentinel in s"} {
+	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.000 | 1.053 | 1.053 | 1.000 | NaN | missed |", "a note", "CPU profile of Sentinel in s"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -427,7 +427,7 @@ func TestGrowthAndRatios(t *testing.T) {
 	c := &Bench{Concurrent: true, Contenders: []string{"caddy", "sentinel"},
 		Scenarios: []Scenario{{Name: "small", Path: "/b/128"}, {Name: "big", Path: "/b/65536"}}}
 	run := func(sc, name string, round int, cpu time.Duration, rss int64, p99 time.Duration) {
-		c.Runs = append(c.Runs, Run{Scenario: sc, Contender: name, Round: round, CPU: cpu, PeakRSS: rss << 20,
+		c.Runs = append(c.Runs, Run{Scenario: sc, Contender: name, Round: round, CPU: cpu, PeakRSS: rss << 20, PeakPrivate: (rss - 40) << 20,
 			Result: LoadResult{Requests: 1000, Elapsed: time.Second, Latency: map[float64]time.Duration{99: p99}}})
 	}
 	for r := range 2 {
@@ -438,7 +438,7 @@ func TestGrowthAndRatios(t *testing.T) {
 	}
 	rs = Ratios(c)
 	if len(rs) != 2 || rs[0].Target != "missed" || rs[1].Target != "met" || math.Abs(rs[1].CPUPaired-0.95) > 1e-9 ||
-		math.Abs(rs[1].RSS-70.0/60) > 1e-9 || rs[1].P99Paired != 1 {
+		math.Abs(rs[1].RSS-70.0/60) > 1e-9 || math.Abs(rs[1].Private-30.0/20) > 1e-9 || rs[1].P99Paired != 1 {
 		t.Fatalf("concurrent ratios: %+v", rs)
 	}
 	c.Runs[len(c.Runs)-1].PeakRSS = 80 << 20 // 80/60 > 1.3
