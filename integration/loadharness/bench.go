@@ -129,7 +129,7 @@ func contenderKind(name string) string {
 	switch name {
 	case "caddy", "caddy-control":
 		return KindCaddy
-	case "sentinel":
+	case "sentinel", "sentinel-alt":
 		return KindSentinel
 	case "nginx":
 		return KindNginx
@@ -155,6 +155,10 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*Bench, error) {
 	for _, n := range cfg.Contenders {
 		if n == "nginx" && !HaveTool("nginx") {
 			res.Notes = append(res.Notes, "nginx is not installed: NGINX columns are empty")
+			continue
+		}
+		if n == "sentinel-alt" && cfg.Bins.SentinelAlt == "" {
+			res.Notes = append(res.Notes, "sentinel-alt needs -sentinel-alt BINARY: left out")
 			continue
 		}
 		res.Contenders = append(res.Contenders, n)

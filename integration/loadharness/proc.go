@@ -87,6 +87,10 @@ type Binaries struct {
 	// only, e.g. GOGC=100 to measure Sentinel's runtime defaults against
 	// Caddy's.
 	SentinelEnv []string
+	// SentinelAlt is a second Sentinel binary (another build of it, e.g.
+	// without profile-guided optimization), run as the contender
+	// "sentinel-alt" with Sentinel's config and environment.
+	SentinelAlt string
 }
 
 // BuildBinaries builds Sentinel and stock Caddy from the module at root into

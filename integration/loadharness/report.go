@@ -61,7 +61,7 @@ func Ratios(b *Bench) []Ratio {
 	var out []Ratio
 	for _, sc := range b.Scenarios {
 		s := Summarize(b, sc.Name)
-		for _, pair := range [][2]string{{"sentinel", "caddy"}, {"sentinel", "nginx"}, {"caddy-control", "caddy"}} {
+		for _, pair := range [][2]string{{"sentinel", "caddy"}, {"sentinel", "nginx"}, {"caddy-control", "caddy"}, {"sentinel-alt", "caddy"}, {"sentinel", "sentinel-alt"}} {
 			a, base := s[pair[0]], s[pair[1]]
 			if a == nil || base == nil {
 				continue
