@@ -244,6 +244,12 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-sentinel-env", "GOGC"}); err == nil || !strings.Contains(err.Error(), `want KEY=value, got "GOGC"`) {
 		t.Fatalf("-sentinel-env without a value: %v", err)
 	}
+	if o, err := parseFlags([]string{"-concurrent", "-sentinel-alt", "/x/sentinel"}); err != nil || o.SentinelAlt != "/x/sentinel" || o.Contenders != "caddy,sentinel,sentinel-alt" {
+		t.Fatalf("-sentinel-alt: %+v, %v", o, err)
+	}
+	if o, err := parseFlags([]string{"-contenders", "sentinel-alt,caddy", "-sentinel-alt", "/x/sentinel"}); err != nil || o.Contenders != "sentinel-alt,caddy" {
+		t.Fatalf("-sentinel-alt listed: %+v, %v", o, err)
+	}
 	if _, err := parseFlags([]string{"-bogus"}); err == nil {
 		t.Fatal("unknown flag accepted")
 	}
@@ -481,3 +487,32 @@ func TestConfigs(t *testing.T) {
 
 // cpuSink keeps TestParsers' busy loop from being optimised away.
 var cpuSink int
+
+// TestSentinelAltRatios: a second Sentinel build (-sentinel-alt) runs as a
+// Sentinel contender and is compared with stock Caddy and with Sentinel,
+// paired by round, private memory included.
+func TestSentinelAltRatios(t *testing.T) {
+	if contenderKind("sentinel-alt") != KindSentinel {
+		t.Fatal("sentinel-alt is not a Sentinel contender")
+	}
+	b := &Bench{Concurrent: true, Contenders: []string{"caddy", "sentinel", "sentinel-alt"}, Scenarios: []Scenario{{Name: "small", Path: "/b/128"}}}
+	for round := range 3 {
+		for name, cpu := range map[string]time.Duration{"caddy": time.Second, "sentinel": 900 * time.Millisecond, "sentinel-alt": 1000 * time.Millisecond} {
+			b.Runs = append(b.Runs, Run{Scenario: "small", Contender: name, Round: round, CPU: cpu, PeakRSS: 90 << 20, PeakPrivate: int64(cpu/time.Millisecond) << 20,
+				Result: LoadResult{Requests: 1000, Elapsed: time.Second, Latency: map[float64]time.Duration{99: time.Millisecond}}})
+		}
+	}
+	got := map[string]Ratio{}
+	for _, r := range Ratios(b) {
+		got[r.Name] = r
+	}
+	if r := got["sentinel/sentinel-alt"]; math.Abs(r.CPUPaired-0.9) > 1e-9 || math.Abs(r.Private-0.9) > 1e-9 || r.Target != "" {
+		t.Errorf("sentinel/sentinel-alt: %+v", r)
+	}
+	if r := got["sentinel-alt/caddy"]; math.Abs(r.CPUPaired-1) > 1e-9 || r.Target != "" {
+		t.Errorf("sentinel-alt/caddy: %+v", r)
+	}
+	if r := got["sentinel/caddy"]; r.Target != "met" && r.Target != "missed" {
+		t.Errorf("sentinel/caddy has no verdict: %+v", r)
+	}
+}
