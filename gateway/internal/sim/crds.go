@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -16,4 +17,13 @@ func CRDDir(channel string) string {
 		panic(fmt.Sprintf("finding the sigs.k8s.io/gateway-api module (go list -m): %v", err))
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", channel)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// equalJSON compares two values by their JSON.
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }

@@ -72,7 +72,7 @@ func (s *Replicas) Replica(ctx context.Context, gw *gwv1.Gateway) (*controller.R
 		return nil, err
 	}
 	admin := net.JoinHostPort(host, strconv.Itoa(adminPort))
-	adminCfg, _ := json.Marshal(map[string]any{"listen": admin})
+	adminCfg, _ := json.Marshal(map[string]any{"listen": admin, "origins": []string{admin}})
 	dir, err := os.MkdirTemp("", "gw-replica-")
 	if err != nil {
 		return nil, err
