@@ -179,38 +179,88 @@ func mirrorPercent(m *gwv1.HTTPRequestMirrorFilter) *float64 {
 	return nil
 }
 
+// maxSequence is the longest upstream sequence proxyHandler interleaves.
+const maxSequence = 1000
+
 // proxyHandler is a reverse proxy to the backends' targets, each
-// backend's weight spread over its targets.
+// backend's weight spread over its targets. With weights, the targets
+// are listed in a smooth weighted round-robin sequence (a target of
+// weight 3 and one of weight 1 give a a b a, not a a a b) and picked
+// round robin, so that any window of requests is split as the weights
+// say; a sequence longer than maxSequence falls back to Caddy's
+// weighted_round_robin (blocks of consecutive requests per target).
 func proxyHandler(backends []*backend, host string) map[string]any {
 	l := 1
 	for _, b := range backends {
 		l = lcm(l, len(b.targets))
 	}
-	var ups []map[string]any
+	var targets []string
 	var weights []int
+	g, sum := 0, 0
 	for _, b := range backends {
 		for _, t := range b.targets {
-			ups = append(ups, map[string]any{"dial": t})
-			weights = append(weights, int(b.weight)*l/len(b.targets))
+			w := int(b.weight) * l / len(b.targets)
+			targets = append(targets, t)
+			weights = append(weights, w)
+			g = gcd(g, w)
 		}
 	}
-	h := map[string]any{"handler": "reverse_proxy", "upstreams": ups}
-	if len(backends) > 1 {
+	for i := range weights {
+		weights[i] /= g
+		sum += weights[i]
+	}
+	h := map[string]any{"handler": "reverse_proxy"}
+	var ups []map[string]any
+	switch {
+	case len(backends) == 1:
+		for _, t := range targets {
+			ups = append(ups, map[string]any{"dial": t})
+		}
+	case sum <= maxSequence:
+		for _, i := range smoothSequence(weights, sum) {
+			ups = append(ups, map[string]any{"dial": targets[i]})
+		}
+		h["load_balancing"] = map[string]any{"selection_policy": map[string]any{"policy": "round_robin"}}
+	default:
+		for _, t := range targets {
+			ups = append(ups, map[string]any{"dial": t})
+		}
 		h["load_balancing"] = map[string]any{"selection_policy": map[string]any{"policy": "weighted_round_robin", "weights": weights}}
 	}
+	h["upstreams"] = ups
 	if host != "" {
 		h["headers"] = map[string]any{"request": map[string]any{"set": map[string][]string{"Host": {host}}}}
 	}
 	return h
 }
 
-func lcm(a, b int) int {
-	g, x := a, b
-	for x != 0 {
-		g, x = x, g%x
+// smoothSequence is nginx's smooth weighted round robin over weights:
+// sum picks, each index as often as its weight, spread out.
+func smoothSequence(weights []int, sum int) []int {
+	cur := make([]int, len(weights))
+	out := make([]int, 0, sum)
+	for range sum {
+		best := -1
+		for i, w := range weights {
+			cur[i] += w
+			if best < 0 || cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= sum
+		out = append(out, best)
 	}
-	return a / g * b
+	return out
 }
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func lcm(a, b int) int { return a / gcd(a, b) * b }
 
 // pathRewrite is a rewrite handler applying a path modifier; a prefix
 // replacement replaces the rule's matched path prefix.

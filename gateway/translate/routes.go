@@ -63,7 +63,7 @@ func attachRoute(in *Input, ls []*listener, r *gwv1.HTTPRoute) ([]gwv1.RoutePare
 	resolved := cond(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "every reference is resolved", gen)
 	var entries []*entry
 	for _, l := range ls {
-		if !attached[l] {
+		if !attached[l] || !l.serving() {
 			continue
 		}
 		hosts := intersectHostnames(l.spec.Hostname, r.Spec.Hostnames)
@@ -127,7 +127,9 @@ func acceptParent(in *Input, ls []*listener, r *gwv1.HTTPRoute, p gwv1.ParentRef
 	}
 	allowed, hostOK := 0, 0
 	for _, l := range candidates {
-		if !l.serving() || !l.allowsHTTPRoute() || !l.allowsNamespace(in, r.Namespace) {
+		// A listener with unresolved references (a missing certificate)
+		// still counts its routes (attachedRoutes), though it serves none.
+		if !l.accepted || !l.allowsHTTPRoute() || !l.allowsNamespace(in, r.Namespace) {
 			continue
 		}
 		allowed++

@@ -341,6 +341,10 @@ func TestHTTPSListener(t *testing.T) {
 		if rc.Reason != c.reason {
 			t.Errorf("%s: %s %s", c.name, rc.Reason, rc.Message)
 		}
+		// Unresolved or not, the listener counts its route.
+		if out.Listeners[0].AttachedRoutes != 1 {
+			t.Errorf("%s: attachedRoutes %d, want 1", c.name, out.Listeners[0].AttachedRoutes)
+		}
 		if strings.Contains(rc.Message, "secret-key-bytes") {
 			t.Errorf("%s: the message shows the Secret's content", c.name)
 		}
@@ -415,12 +419,49 @@ func TestFilters(t *testing.T) {
 	}
 }
 
-// TestWeights: a backend's weight spreads over its endpoints.
+// TestWeights: a backend's weight spreads over its endpoints, and the
+// sequence interleaves them.
 func TestWeights(t *testing.T) {
-	h := proxyHandler([]*backend{{targets: []string{"a:1", "b:1"}, weight: 3}, {targets: []string{"c:1", "d:1", "e:1"}, weight: 1}}, "")
-	got := h["load_balancing"].(map[string]any)["selection_policy"].(map[string]any)["weights"]
-	if want := []int{9, 9, 2, 2, 2}; !reflect.DeepEqual(got, want) {
-		t.Errorf("weights %v, want %v", got, want)
+	h := proxyHandler([]*backend{{targets: []string{"a", "b"}, weight: 3}, {targets: []string{"c", "d", "e"}, weight: 1}}, "")
+	var seq []string
+	for _, u := range h["upstreams"].([]map[string]any) {
+		seq = append(seq, u["dial"].(string))
+	}
+	// Weights 9 9 2 2 2 (the lcm of the endpoint counts), 24 picks.
+	n := map[string]int{}
+	for _, s := range seq {
+		n[s]++
+	}
+	if want := map[string]int{"a": 9, "b": 9, "c": 2, "d": 2, "e": 2}; !reflect.DeepEqual(n, want) {
+		t.Errorf("picks %v, want %v", n, want)
+	}
+	// Smooth: no target twice in a row when another could come between.
+	for i := 2; i < len(seq); i++ {
+		if seq[i] == seq[i-1] && seq[i] == seq[i-2] {
+			t.Errorf("%q: three in a row", seq)
+		}
+	}
+	// 70:30 in any window of 10 requests.
+	h = proxyHandler([]*backend{{targets: []string{"a"}, weight: 70}, {targets: []string{"b"}, weight: 30}}, "")
+	ups := h["upstreams"].([]map[string]any)
+	if len(ups) != 10 {
+		t.Fatalf("%d upstreams, want 10 (gcd)", len(ups))
+	}
+	for start := range 10 {
+		a := 0
+		for i := range 10 {
+			if ups[(start+i)%10]["dial"] == "a" {
+				a++
+			}
+		}
+		if a != 7 {
+			t.Errorf("window at %d: %d of 10 to a", start, a)
+		}
+	}
+	// Past maxSequence: Caddy's weighted_round_robin.
+	h = proxyHandler([]*backend{{targets: []string{"a"}, weight: 1000}, {targets: []string{"b"}, weight: 1}}, "")
+	if p := h["load_balancing"].(map[string]any)["selection_policy"].(map[string]any); p["policy"] != "weighted_round_robin" || !reflect.DeepEqual(p["weights"], []int{1000, 1}) {
+		t.Errorf("policy %v", p)
 	}
 	if mirrorPercent(&gwv1.HTTPRequestMirrorFilter{Fraction: &gwv1.Fraction{Numerator: 1, Denominator: ptr(int32(4))}}) == nil ||
 		*mirrorPercent(&gwv1.HTTPRequestMirrorFilter{Fraction: &gwv1.Fraction{Numerator: 1, Denominator: ptr(int32(4))}}) != 25 {

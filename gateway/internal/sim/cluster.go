@@ -127,6 +127,7 @@ func (s *Cluster) startPod(ctx context.Context, d *appsv1.Deployment, key types.
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
 		Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{deploymentLabel: d.Name}, Annotations: map[string]string{},
 	}, Spec: *tpl.Spec.DeepCopy()}
+	pod.Spec.NodeName = "sim-node"
 	for k, v := range tpl.Labels {
 		pod.Labels[k] = v
 	}
