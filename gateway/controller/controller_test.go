@@ -428,4 +428,85 @@ func TestHTTPRouteEndToEnd(t *testing.T) {
 		return ""
 	})
 	_ = json.Valid
+
+	// The Gateway goes: the routes' entries for it go, and its replica
+	// stops serving.
+	if err := c.Delete(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		var r gwv1.HTTPRoute
+		if err := c.Get(ctx, client.ObjectKeyFromObject(rt), &r); err != nil {
+			return err.Error()
+		}
+		if len(r.Status.Parents) != 0 {
+			return fmt.Sprintf("parents after the Gateway's deletion: %+v", r.Status.Parents)
+		}
+		if code, _, _ := get(addr, h, "/", nil); code != 0 {
+			return fmt.Sprintf("the replica still answers: %d", code)
+		}
+		return ""
+	})
+}
+
+// TestConfigMapProgrammer: the production delivery writes the config
+// into the Gateway's ConfigMap (created, then updated only on change),
+// and reports the Service's address, or an error naming the Service
+// while it is missing.
+func TestConfigMapProgrammer(t *testing.T) {
+	kubetest.Need(t, env)
+	c, err := client.New(env.Config, client.Options{Scheme: scheme(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mkns(t, c, "cm")
+	gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "cm", Name: "edge"}, Spec: gwv1.GatewaySpec{
+		GatewayClassName: "x", Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
+	}}
+	if err := c.Create(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	p := &controller.ConfigMapProgrammer{C: c}
+	if bind, admin, err := p.Target(ctx, gw); bind != "" || admin != nil || err != nil {
+		t.Errorf("Target: %q %s %v", bind, admin, err)
+	}
+	if _, err := p.Program(ctx, gw, []byte(`{"apps":{}}`)); err == nil || !strings.Contains(err.Error(), "cm/edge-sentinel") {
+		t.Errorf("without the Service: %v", err)
+	}
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "cm", Name: "edge-sentinel-config"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data[controller.ConfigKey] != `{"apps":{}}` || len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != gw.UID {
+		t.Errorf("ConfigMap %+v", cm)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "cm", Name: "edge-sentinel"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+	if err := c.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := p.Program(ctx, gw, []byte(`{"apps":{"http":{}}}`))
+	if err != nil || len(addrs) != 1 || addrs[0].Value != svc.Spec.ClusterIP {
+		t.Fatalf("addresses %+v, %v (cluster IP %s)", addrs, err, svc.Spec.ClusterIP)
+	}
+	rv := ""
+	if err := c.Get(ctx, client.ObjectKeyFromObject(&cm), &cm); err != nil || cm.Data[controller.ConfigKey] != `{"apps":{"http":{}}}` {
+		t.Fatalf("after the change: %v %v", cm.Data, err)
+	}
+	rv = cm.ResourceVersion
+	if _, err := p.Program(ctx, gw, []byte(`{"apps":{"http":{}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(&cm), &cm); err != nil || cm.ResourceVersion != rv {
+		t.Errorf("an unchanged config was written again (%s -> %s)", rv, cm.ResourceVersion)
+	}
+	// A load balancer's address wins.
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.7"}, {Hostname: "lb.example.com"}}
+	if err := c.Status().Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	addrs, err = p.Program(ctx, gw, []byte(`{"apps":{"http":{}}}`))
+	if err != nil || len(addrs) != 2 || addrs[0].Value != "192.0.2.7" || *addrs[1].Type != gwv1.HostnameAddressType {
+		t.Errorf("addresses %+v, %v", addrs, err)
+	}
 }

@@ -58,9 +58,15 @@ func attachRoute(in *Input, ls []*listener, r *gwv1.HTTPRoute) ([]gwv1.RoutePare
 	if len(parents) == 0 {
 		return nil, nil
 	}
-	// Rules: handlers per listener (redirects depend on its port and
-	// scheme), ResolvedRefs once.
+	// ResolvedRefs: the references do not depend on the listener.
 	resolved := cond(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "every reference is resolved", gen)
+	for ri, rule := range r.Spec.Rules {
+		if _, rerr := ruleHandlers(in, r, ri, rule, nil); rerr != nil {
+			resolved = cond(string(gwv1.RouteConditionResolvedRefs), false, string(rerr.reason), rerr.msg, gen)
+			break
+		}
+	}
+	// Handlers per listener (redirects depend on its port and scheme).
 	var entries []*entry
 	for _, l := range ls {
 		if !attached[l] || !l.serving() {
@@ -68,10 +74,7 @@ func attachRoute(in *Input, ls []*listener, r *gwv1.HTTPRoute) ([]gwv1.RoutePare
 		}
 		hosts := intersectHostnames(l.spec.Hostname, r.Spec.Hostnames)
 		for ri, rule := range r.Spec.Rules {
-			handlers, rerr := ruleHandlers(in, r, ri, rule, l)
-			if rerr != nil && resolved.Status == metav1.ConditionTrue {
-				resolved = cond(string(gwv1.RouteConditionResolvedRefs), false, string(rerr.reason), rerr.msg, gen)
-			}
+			handlers, _ := ruleHandlers(in, r, ri, rule, l)
 			matches := rule.Matches
 			if len(matches) == 0 {
 				matches = []gwv1.HTTPRouteMatch{{}}
@@ -80,15 +83,6 @@ func attachRoute(in *Input, ls []*listener, r *gwv1.HTTPRoute) ([]gwv1.RoutePare
 				for mi, m := range matches {
 					entries = append(entries, &entry{route: r, listener: l, hostname: h, match: m, rule: ri, index: mi, handlers: handlers})
 				}
-			}
-		}
-	}
-	if len(attached) == 0 {
-		// Not attached anywhere: the references still get checked.
-		for ri, rule := range r.Spec.Rules {
-			if _, rerr := ruleHandlers(in, r, ri, rule, nil); rerr != nil {
-				resolved = cond(string(gwv1.RouteConditionResolvedRefs), false, string(rerr.reason), rerr.msg, gen)
-				break
 			}
 		}
 	}

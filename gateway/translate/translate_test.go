@@ -332,18 +332,28 @@ func TestHTTPSListener(t *testing.T) {
 		}
 		in.Gateway.Spec.Listeners = []gwv1.Listener{{Name: "https", Port: 443, Protocol: gwv1.HTTPSProtocolType, Hostname: hn("a.example.com"),
 			TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{c.ref}}}}
-		in.Routes = []*gwv1.HTTPRoute{route("gw", "r", gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{ref("", "local", 8080)}})}
+		in.Routes = []*gwv1.HTTPRoute{
+			route("gw", "r", gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{ref("", "local", 8080)}}),
+			route("gw", "unresolved", gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{ref("", "nope", 8080)}}),
+		}
 		out, err := Translate(in)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if got := conds(out.RouteParents[types.NamespacedName{Namespace: "gw", Name: "unresolved"}][0].Conditions); got != "Accepted=True/Accepted ResolvedRefs=False/BackendNotFound" {
+			t.Errorf("%s: route with a missing backend: %s", c.name, got)
 		}
 		rc := meta.FindStatusCondition(out.Listeners[0].Conditions, "ResolvedRefs")
 		if rc.Reason != c.reason {
 			t.Errorf("%s: %s %s", c.name, rc.Reason, rc.Message)
 		}
-		// Unresolved or not, the listener counts its route.
-		if out.Listeners[0].AttachedRoutes != 1 {
-			t.Errorf("%s: attachedRoutes %d, want 1", c.name, out.Listeners[0].AttachedRoutes)
+		// Unresolved or not, the listener counts its route, whose own
+		// references are checked all the same.
+		if out.Listeners[0].AttachedRoutes != 2 {
+			t.Errorf("%s: attachedRoutes %d, want 2", c.name, out.Listeners[0].AttachedRoutes)
+		}
+		if got := conds(out.RouteParents[types.NamespacedName{Namespace: "gw", Name: "r"}][0].Conditions); got != "Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs" {
+			t.Errorf("%s: route %s", c.name, got)
 		}
 		if strings.Contains(rc.Message, "secret-key-bytes") {
 			t.Errorf("%s: the message shows the Secret's content", c.name)
