@@ -501,6 +501,10 @@ func TestConfigMapProgrammer(t *testing.T) {
 		t.Errorf("an unchanged config was written again (%s -> %s)", rv, cm.ResourceVersion)
 	}
 	// A load balancer's address wins.
+	svc.Spec.Type = corev1.ServiceTypeLoadBalancer
+	if err := c.Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.7"}, {Hostname: "lb.example.com"}}
 	if err := c.Status().Update(ctx, svc); err != nil {
 		t.Fatal(err)

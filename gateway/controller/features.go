@@ -25,6 +25,12 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRoutePathRedirect,
 	features.SupportHTTPRouteHostRewrite,
 	features.SupportHTTPRoutePathRewrite,
+	features.SupportHTTPRoute303RedirectStatusCode,
+	features.SupportHTTPRoute307RedirectStatusCode,
+	features.SupportHTTPRoute308RedirectStatusCode,
+	features.SupportHTTPRouteParentRefPort,
+	features.SupportHTTPRouteNamedRouteRule,
+	features.SupportGatewayPort8080,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them
