@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -80,7 +81,7 @@ func errorType(err error) string {
 	var ne net.Error
 	var oe *net.OpError
 	switch {
-	case errors.As(err, &oe) && oe.Op == "dial":
+	case errors.As(err, new(reverseproxy.DialError)), errors.As(err, &oe) && oe.Op == "dial":
 		return "connect"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"

@@ -44,17 +44,28 @@ func (s *Selection) Provision(ctx caddy.Context) error {
 	if s.InnerRaw == nil {
 		s.InnerRaw = caddyconfig.JSONModuleObject(reverseproxy.RandomSelection{}, "policy", "random", nil)
 	}
-	var name struct {
-		Policy string `json:"policy"`
-	}
-	_ = json.Unmarshal(s.InnerRaw, &name)
-	s.policy = name.Policy
+	s.policy = policyName(s.InnerRaw)
 	mod, err := ctx.LoadModule(s, "InnerRaw")
 	if err != nil {
 		return fmt.Errorf("sentinel_traced: loading the inner selection policy: %w", err)
 	}
 	s.inner = mod.(reverseproxy.Selector)
 	return nil
+}
+
+// policyName is the name of the selection policy raw, or of the one it
+// wraps when it is sentinel_untried (a wrapper that only skips the
+// targets already tried).
+func policyName(raw json.RawMessage) string {
+	var p struct {
+		Policy string          `json:"policy"`
+		Inner  json.RawMessage `json:"inner"`
+	}
+	_ = json.Unmarshal(raw, &p)
+	if p.Policy == "sentinel_untried" && p.Inner != nil {
+		return policyName(p.Inner)
+	}
+	return p.Policy
 }
 
 // Select lets the inner policy choose, in a span when the request is
