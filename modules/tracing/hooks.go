@@ -63,7 +63,6 @@ func StartUpstream(req *http.Request, addr string, attempt int) Span {
 // status, or the transport error.
 func EndUpstream(sp Span, res *http.Response, err error) {
 	if err != nil {
-		sp.RecordError(err)
 		sp.SetStatus(codes.Error, "transport error")
 		sp.SetAttributes(attribute.String("error.type", errorType(err)))
 	} else if res != nil {
@@ -110,7 +109,6 @@ func StartAgent(ctx context.Context, agent, event string) (context.Context, Span
 // error.
 func EndAgent(sp Span, decision string, err error) {
 	if err != nil {
-		sp.RecordError(err)
 		sp.SetStatus(codes.Error, "agent call failed")
 		sp.SetAttributes(attribute.String("error.type", errorType(err)))
 	} else if decision != "" {
