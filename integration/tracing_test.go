@@ -258,6 +258,8 @@ func TestTracingSpanTree(t *testing.T) {
 	dead := freeAddr(t) // nothing listens: connection refused
 	agent := &tpAgent{tps: map[string]string{}}
 	sock := runUDSAgent(t, agent)
+	grpcAgent := &tpAgent{tps: map[string]string{}}
+	grpcAddr := runGRPCAgent(t, grpcAgent)
 	plugin := buildWASMPlugin(t, "pathallow")
 	listen := freeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
@@ -270,17 +272,21 @@ observability {
         service-name "it-sentinel"
     }
 }
-agents { agent "guard" { unix-socket %q; timeout-ms 5000; } }
+agents {
+    agent "guard" { unix-socket %q; timeout-ms 5000; }
+    agent "remote" { grpc "http://%s"; timeout-ms 5000; }
+}
 plugins { plugin "paths" { path %q; config { allow "/r" "/x"; } } }
 filters {
     filter "guard" { type "agent"; agent "guard"; }
+    filter "remote" { type "agent"; agent "remote"; }
     filter "paths" { type "wasm"; plugin "paths"; }
 }
 routes {
     route "api" {
         matches { path-prefix "/"; }
         upstream "pool"
-        filters "guard" "paths"
+        filters "guard" "remote" "paths"
         retry-policy { max-attempts 2; }
     }
 }
@@ -291,7 +297,7 @@ upstreams {
         load-balancing "round_robin"
     }
 }
-`, listen, otlpAddr, sock, plugin, dead, live.addr))
+`, listen, otlpAddr, sock, grpcAddr, plugin, dead, live.addr))
 
 	c := client()
 	const secret = "Bearer s3cr3t-token-value"
@@ -329,7 +335,7 @@ upstreams {
 					n++
 				}
 			}
-			if n == 2 && len(spans) == 7 {
+			if n == 2 && len(spans) == 8 {
 				retried, retriedPath = spans, path
 				return true
 			}
@@ -352,7 +358,7 @@ upstreams {
 			t.Errorf("server span %s = %q, want %q (%v)", k, root.attrs[k], v, root.attrs)
 		}
 	}
-	for _, name := range []string{"agent guard", "wasm paths", "upstream.select", "upstream.attempt"} {
+	for _, name := range []string{"agent guard", "agent remote", "wasm paths", "upstream.select", "upstream.attempt"} {
 		for _, s := range byName[name] {
 			if s.parent != root.spanID {
 				t.Errorf("%s: parent %s, want the server span %s", name, s.parent, root.spanID)
@@ -395,6 +401,15 @@ upstreams {
 	if tid != root.traceID || parent != ag[0].spanID {
 		t.Errorf("agent's traceparent %s/%s, want trace %s, parent the agent span %s", tid, parent, root.traceID, ag[0].spanID)
 	}
+	// The same over gRPC.
+	rg := byName["agent remote"]
+	if len(rg) != 1 || rg[0].attrs["sentinel.agent.decision"] != "allow" {
+		t.Fatalf("gRPC agent spans: %+v", rg)
+	}
+	tid, parent, _ = traceparentParts(t, grpcAgent.traceparent(retriedPath))
+	if tid != root.traceID || parent != rg[0].spanID {
+		t.Errorf("gRPC agent's traceparent %s/%s, want trace %s, parent the agent span %s", tid, parent, root.traceID, rg[0].spanID)
+	}
 
 	// The client's traceparent: same trace, the server span its child.
 	eventually(t, "spans of the request with a traceparent", func() bool {
@@ -424,7 +439,7 @@ upstreams {
 				if strings.Contains(strings.Join(names, ","), "upstream") || s.attrs["http.response.status_code"] != "403" {
 					t.Errorf("blocked request: spans %v, status %s", names, s.attrs["http.response.status_code"])
 				}
-				return len(spans) == 3
+				return len(spans) == 4
 			}
 		}
 		return false
