@@ -38,7 +38,7 @@ func StartUpstream(req *http.Request, addr string, attempt int) Span {
 	tr, ok := tracerOf(ctx)
 	if !ok {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+			inject(ctx, req.Header)
 		}
 		return nil
 	}
@@ -55,8 +55,16 @@ func StartUpstream(req *http.Request, addr string, attempt int) Span {
 		}
 	}
 	ctx, sp := tr.Start(ctx, "upstream.attempt", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	inject(ctx, req.Header)
 	return sp
+}
+
+// inject sets the trace context headers of an upstream request to ctx's
+// span: traceparent, and tracestate when the trace has one (the client's
+// own tracestate goes with its traceparent, which is replaced).
+func inject(ctx context.Context, h http.Header) {
+	h.Del("Tracestate")
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 }
 
 // EndUpstream ends an attempt's span with its outcome: the response's

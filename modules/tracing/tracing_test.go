@@ -217,7 +217,11 @@ func TestHookSpans(t *testing.T) {
 	sr, tr := recorder(t, sdktrace.AlwaysSample())
 	ctx, root := tr.Start(context.Background(), "root")
 	req := httptest.NewRequest("GET", "http://b/p", nil).WithContext(ctx)
+	req.Header.Set("Tracestate", "client=1")
 	sp := StartUpstream(req, "10.0.0.1:80", 1)
+	if req.Header.Get("Tracestate") != "" {
+		t.Errorf("the client's tracestate went on without its traceparent")
+	}
 	EndUpstream(sp, &http.Response{StatusCode: 503}, nil)
 	EndUpstream(StartUpstream(req, "[::1]:81", 2), nil, reverseproxy.NewDialError(errors.New("refused")))
 	EndUpstream(StartUpstream(req, "u", 3), nil, &net.OpError{Op: "read", Err: timeoutErr{}})
