@@ -34,8 +34,11 @@ type Handler struct {
 	Route string `json:"route,omitempty"`
 
 	tracer trace.Tracer
-	// name is the span name for each method, for the route.
+	// names is the span name for each method, for the route.
 	names map[string]string
+	// opts are the server span's options (a slice made once: a variadic
+	// argument list would be allocated per request).
+	opts []trace.SpanStartOption
 }
 
 // CaddyModule returns the Caddy module information.
@@ -52,12 +55,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.tracer = app.(*App).tracer
+	h.setup(app.(*App).tracer)
+	return nil
+}
+
+// setup sets the tracer and what is made once.
+func (h *Handler) setup(tr trace.Tracer) {
+	h.tracer = tr
+	h.opts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 	h.names = make(map[string]string, len(methods))
 	for _, m := range methods {
 		h.names[m] = spanName(m, h.Route)
 	}
-	return nil
 }
 
 // methods are the methods whose span names are made once.
@@ -94,7 +103,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, sp := h.tracer.Start(ctx, h.name(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+	ctx, sp := h.tracer.Start(ctx, h.name(r.Method), h.opts...)
 	defer sp.End()
 	ctx = contextWithServerSpan(ctx, sp)
 	r = r.WithContext(ctx)

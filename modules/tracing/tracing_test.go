@@ -120,10 +120,8 @@ func serve(t *testing.T, h *Handler, r *http.Request, next caddyhttp.HandlerFunc
 }
 
 func newHandler(tr trace.Tracer, route string) *Handler {
-	h := &Handler{Route: route, tracer: tr, names: map[string]string{}}
-	for _, m := range methods {
-		h.names[m] = spanName(m, route)
-	}
+	h := &Handler{Route: route}
+	h.setup(tr)
 	return h
 }
 
