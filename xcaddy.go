@@ -35,6 +35,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	_ "github.com/sentinel-proxy/sentinel/modules/shadow"
 	_ "github.com/sentinel-proxy/sentinel/modules/timeout"
+	_ "github.com/sentinel-proxy/sentinel/modules/tracing"
 	_ "github.com/sentinel-proxy/sentinel/modules/upstreamsource"
 	_ "github.com/sentinel-proxy/sentinel/modules/wasm"
 )

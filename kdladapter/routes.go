@@ -300,6 +300,10 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 			folded = []any{logAppend("upstream", up.Args[0].Str), logAppend("upstream_addr", "{http.reverse_proxy.upstream.hostport}")}
 		}
 	}
+	if t := a.tracingRoute(id); t != nil {
+		// The request's span named after the route (tracing.go).
+		head = append(head, t)
+	}
 	head = append(head, foldedGuard(id, append(folded, handlers...)))
 	// The handlers without the list's brackets.
 	list := a.frags.encode(head)

@@ -767,6 +767,7 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 			lb[selectionKey] = b.untried
 		}
 	}
+	lb = a.tracedSelection(lb) // the selection's span (tracing.go)
 	if len(lb) > 0 {
 		h[proxyKeys.loadBalancing] = lb
 	}

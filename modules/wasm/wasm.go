@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/modules/tracing"
 )
 
 func init() {
@@ -97,8 +99,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	var next http.Handler = http.HandlerFunc(serveNext)
+	traced := tracing.Configured(ctx)
 	for i := len(h.Plugins) - 1; i >= 0; i-- {
-		next = h.Plugins[i].stage(ctx, next)
+		p := h.Plugins[i]
+		if traced {
+			// A span per plugin run (tracing on only).
+			next = tracing.WrapPlugin(p.ID, p.ABI, next, func(n http.Handler) http.Handler { return p.stage(ctx, n) })
+			continue
+		}
+		next = p.stage(ctx, next)
 	}
 	h.chain = next
 	return nil
