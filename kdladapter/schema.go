@@ -239,8 +239,8 @@ func Schema() *Key {
 		h("filters", "named filters", filterKeys()),
 		agentsBlock(),
 		ny("waf", "WAF (runs as an agent)"),
-		ny("namespace", "namespaces"),
-		ny("namespaces", "namespaces"),
+		namespaceKey(), // namespaces.go
+		h("namespaces", "a list of namespace blocks", namespaceKey()),
 		limitsKeys(),
 		observabilityKeys(),
 		rateLimitsKeys(),
