@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // Namespaces and services (the original's §11) are flattened into the
@@ -58,13 +59,7 @@ func namespaceKey() *Key {
 
 // NamespaceOf returns the namespace of a qualified upstream, route,
 // filter, agent or listener id ("" for a global one).
-func NamespaceOf(id string) string {
-	ns, _, ok := strings.Cut(id, ":")
-	if !ok {
-		return ""
-	}
-	return ns
-}
+func NamespaceOf(id string) string { return registry.NamespaceOf(id) }
 
 // tenancy holds the namespaces of a configuration.
 type tenancy struct {
@@ -400,11 +395,19 @@ func (a *adapter) checkGlobalIDs() {
 	}
 }
 
+// globalBuiltins are the builtin handlers whose answer covers every
+// namespace: a namespace's routes may not use them.
+var globalBuiltins = map[string]bool{"upstreams": true, "config": true, "metrics": true, "cache-purge": true, "cache-stats": true}
+
 // resolveRoute rewrites a route's references to qualified ids; false
 // when one does not resolve (reported) or names a filter in error.
 func (a *adapter) resolveRoute(s *nsScope, r *kdl.Node, broken map[string]bool) bool {
 	ok := true
 	what := "route " + quote(r.Args[0].Str)
+	if b := setting(r, "builtin-handler"); s != nil && b != nil && len(b.Args) == 1 && b.Args[0].Kind == kdl.KindString && globalBuiltins[builtinKind(b.Args[0].Str)] {
+		a.d.errorf(b.Args[0].Pos, "%s in %s %q: builtin-handler %q shows or changes every namespace's state; declare the route outside namespaces", what, scopeKind(s), s.name, b.Args[0].Str)
+		ok = false
+	}
 	for _, n := range []*kdl.Node{setting(r, "upstream"), setting(setting(r, "shadow"), "upstream")} {
 		if n != nil && !a.resolveRef(s, "upstream", n, what) {
 			ok = false
