@@ -542,3 +542,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// tokenNamespace reads an admin-api token's namespace property: a
+// declared namespace.
+func (a *adapter) tokenNamespace(p kdl.Prop) string {
+	if p.Value.Kind != kdl.KindString || p.Value.Str == "" {
+		a.d.errorf(p.Pos, "namespace must be a namespace's id")
+		return ""
+	}
+	ns := p.Value.Str
+	var names []string
+	if a.tenancy != nil {
+		names = a.tenancy.names
+	}
+	if !slices.Contains(names, ns) {
+		a.d.errorf(p.Value.Pos, "admin-api token: namespace %q is not declared%s", ns, suggest(ns, names))
+		return ""
+	}
+	return ns
+}

@@ -121,10 +121,10 @@ func (a *adapter) rateLimitKey(n *kdl.Node) (string, bool) {
 		return s, true
 	}
 	switch strings.ReplaceAll(strings.ToLower(s), "_", "-") {
-	case "client-ip", "path", "route", "client-ip-and-path", "global":
+	case "client-ip", "path", "route", "client-ip-and-path", "global", "tenant", "tenant-and-client-ip":
 		return strings.ReplaceAll(strings.ToLower(s), "_", "-"), true
 	}
-	all := []string{"client-ip", "path", "route", "client-ip-and-path", "header:<Name>", "global"}
+	all := []string{"client-ip", "path", "route", "client-ip-and-path", "header:<Name>", "global", "tenant", "tenant-and-client-ip"}
 	a.d.errorf(n.Args[0].Pos, "key %q: expected %s%s", s, strings.Join(all, ", "), suggest(s, all))
 	return "", false
 }
