@@ -45,9 +45,11 @@ func namespaceChildren(listener *Key) []*Key {
 
 func namespaceKey() *Key {
 	children := namespaceChildren(h("listeners", "listeners serving only this namespace's routes", listenerKey))
+	service := h("service", "a service of the namespace: its items get ids `ns:service:id`; its listener serves only its routes",
+		namespaceChildren(listenerKey)...)
 	children = append(children,
-		h("service", "a service of the namespace: its items get ids `ns:service:id`",
-			namespaceChildren(listenerKey)...),
+		service,
+		h("services", "a list of service blocks", service),
 		h("exports", "ids other namespaces and the global routes may use (`ns:id` or, unambiguously, `id`)",
 			h("upstreams", "exported upstream ids"),
 			h("filters", "exported filter ids"),
@@ -240,10 +242,16 @@ func (a *adapter) declareNamespace(b *kdl.Node) {
 	s := a.readScope(name, name, b, nil)
 	t.ns[name] = s
 	t.names = append(t.names, name)
+	var services []*kdl.Node
 	for _, c := range b.Children {
-		if c.Name != "service" {
-			continue
+		switch c.Name {
+		case "service":
+			services = append(services, c)
+		case "services":
+			services = append(services, settings(c, "service")...)
 		}
+	}
+	for _, c := range services {
 		svc, ok := a.scopeID(c, "service")
 		if !ok {
 			continue
