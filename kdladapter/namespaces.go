@@ -35,21 +35,21 @@ import (
 func namespaceChildren(listener *Key) []*Key {
 	return []*Key{
 		listener,
-		h("routes", "the namespace's routes, ids qualified `ns:id`", routeKeys()),
-		h("upstreams", "the namespace's upstreams, registry ids `ns:id`", upstreamKeys()),
-		h("filters", "the namespace's filters", filterKeys()),
-		h("agents", "the namespace's agents, ids `ns:id`", agentKey),
+		ref(h("routes", "the namespace's routes, ids qualified `ns:id`", routeKeys()), "routes"),
+		ref(h("upstreams", "the namespace's upstreams, registry ids `ns:id`", upstreamKeys()), "upstreams"),
+		ref(h("filters", "the namespace's filters", filterKeys()), "filters"),
+		ref(h("agents", "the namespace's agents, ids `ns:id`", agentKey), "agents"),
 		w("limits", "limits are global; per-namespace rate limits use a rate-limit filter with key \"tenant\""),
 	}
 }
 
 func namespaceKey() *Key {
-	children := namespaceChildren(h("listeners", "listeners serving only this namespace's routes", listenerKey))
+	children := namespaceChildren(ref(h("listeners", "listeners serving only this namespace's routes", listenerKey), "listeners"))
 	service := h("service", "a service of the namespace: its items get ids `ns:service:id`; its listener serves only its routes",
-		namespaceChildren(listenerKey)...)
+		namespaceChildren(ref(h("listener", "a listener serving only this service's routes", listenerKey.Children...), "listeners.listener"))...)
 	children = append(children,
 		service,
-		h("services", "a list of service blocks", service),
+		h("services", "a list of service blocks", ref(service, "namespace.service")),
 		h("exports", "ids other namespaces and the global routes may use (`ns:id` or, unambiguously, `id`)",
 			h("upstreams", "exported upstream ids"),
 			h("filters", "exported filter ids"),
@@ -568,4 +568,11 @@ func (a *adapter) tokenNamespace(p kdl.Prop) string {
 		return ""
 	}
 	return ns
+}
+
+// ref marks k as sharing the keys of the block at path (see Key.Ref).
+func ref(k *Key, path string) *Key {
+	c := *k
+	c.Ref = path
+	return &c
 }
