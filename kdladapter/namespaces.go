@@ -531,14 +531,6 @@ func (t *tenancy) kindOf(s *nsScope, kind, q string) bool {
 	return s.local[kind+"/"+local] == q
 }
 
-// boundPrefix is the route-id prefix a listener serves ("" for all).
-func (a *adapter) boundPrefix(listenerID string) string {
-	if a.tenancy == nil {
-		return ""
-	}
-	return a.tenancy.bound[listenerID]
-}
-
 // quote is strconv.Quote for messages.
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
 

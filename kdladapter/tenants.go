@@ -163,11 +163,6 @@ func (a *adapter) unidentified(listenerID string, n *kdl.Node) *tenant.Answer {
 	return ans
 }
 
-// tenantListener reports whether the listener identifies tenants.
-func (a *adapter) tenantListener(l *kdl.Node) bool {
-	return a.tenancy != nil && setting(l, "tenants") != nil
-}
-
 // routeScope says which routes a listener serves: those whose id starts
 // with prefix ("" for all), and whether the listener identifies tenants
 // (shared: a namespace's routes then match only its requests).
