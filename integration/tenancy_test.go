@@ -52,6 +52,7 @@ namespace "team-a" {
     upstreams { upstream "api" { target "%[5]s"; }; }
     routes {
         route "secret" { priority "high"; matches { path-prefix "/a-secret"; }; upstream "api"; }
+        route "metrics" { priority "critical"; matches { path "/a-metrics"; }; builtin-handler "metrics"; }
         route "web" { matches { path-prefix "/"; }; upstream "api"; }
     }
 }
@@ -255,6 +256,26 @@ func TestTenancyIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("scoped metrics view", func(t *testing.T) {
+		// Traffic for both tenants and a global route first.
+		get(t, c, "GET", base+"/x", map[string]string{"X-Tenant": "team-a"})
+		get(t, c, "GET", base+"/x", map[string]string{"X-Tenant": "team-b"})
+		get(t, c, "GET", base+"/health", map[string]string{"X-Tenant": "team-b"})
+		status, body, _ := get(t, c, "GET", base+"/a-metrics", map[string]string{"X-Tenant": "team-a"})
+		if status != 200 || !strings.Contains(body, `route="team-a:web"`) || !strings.Contains(body, `upstream="team-a:api"`) || !strings.Contains(body, `namespace="team-a"`) {
+			t.Fatalf("team-a's metrics: %d\n%s", status, body)
+		}
+		for _, other := range []string{"team-b", `route="health"`, `route="shared"`, `upstream="common"`, "go_goroutines"} {
+			if strings.Contains(body, other) {
+				t.Errorf("team-a's metrics show %s", other)
+			}
+		}
+		// team-b cannot reach team-a's view.
+		if _, body, _ := get(t, c, "GET", base+"/a-metrics", map[string]string{"X-Tenant": "team-b"}); body != "b /a-metrics" {
+			t.Errorf("team-b GET /a-metrics: %q", body)
+		}
+	})
+
 	t.Run("scoped API tokens", func(t *testing.T) {
 		call := func(tok, method, path, body string) (int, string) {
 			t.Helper()
@@ -291,7 +312,7 @@ func TestTenancyIsolation(t *testing.T) {
 		if s, body := call("a-token", "GET", "/api/v1/upstreams", ""); s != 200 || strings.Join(ids(body), ",") != "team-a:api" {
 			t.Errorf("team-a upstream list: %d %v", s, ids(body))
 		}
-		if s, body := call("a-token", "GET", "/api/v1/routes", ""); s != 200 || strings.Join(ids(body), ",") != "team-a:secret,team-a:web" {
+		if s, body := call("a-token", "GET", "/api/v1/routes", ""); s != 200 || strings.Join(ids(body), ",") != "team-a:metrics,team-a:secret,team-a:web" {
 			t.Errorf("team-a route list: %d %v", s, ids(body))
 		}
 		if s, body := call("root-token", "GET", "/api/v1/upstreams", ""); s != 200 || len(ids(body)) != 3 {

@@ -1,11 +1,15 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/tenant"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -404,8 +408,20 @@ func (a *adapter) checkGlobalIDs() {
 }
 
 // globalBuiltins are the builtin handlers whose answer covers every
-// namespace: a namespace's routes may not use them.
-var globalBuiltins = map[string]bool{"upstreams": true, "config": true, "metrics": true, "cache-purge": true, "cache-stats": true}
+// namespace: a namespace's routes may not use them. (Its "metrics" is
+// the namespace's view, namespaceMetrics.)
+var globalBuiltins = map[string]bool{"upstreams": true, "config": true, "cache-purge": true, "cache-stats": true}
+
+// namespaceMetrics is the handler of `builtin-handler "metrics"` in a
+// namespace's route: that namespace's series only; nil for a global
+// route.
+func namespaceMetrics(routeID string) json.RawMessage {
+	ns := NamespaceOf(routeID)
+	if ns == "" {
+		return nil
+	}
+	return caddyconfig.JSONModuleObject(tenant.Metrics{Namespace: ns}, "handler", tenant.Metrics{}.CaddyModule().ID.Name(), nil)
+}
 
 // resolveRoute rewrites a route's references to qualified ids; false
 // when one does not resolve (reported) or names a filter in error.

@@ -793,6 +793,9 @@ func (a *adapter) builtin(id string, n *kdl.Node) json.RawMessage {
 	}
 	switch name {
 	case "metrics":
+		if h := namespaceMetrics(id); h != nil { // namespaces.go
+			return h
+		}
 		return metricsHandler.raw(&metrics.Metrics{})
 	case "cache-purge", "cache-stats":
 		return encode(nil, a.cacheBuiltin(id, name, n))

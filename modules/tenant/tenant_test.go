@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func provisioned(t *testing.T, h *Handler) *Handler {
@@ -309,5 +310,32 @@ func TestJWKSLoadErrors(t *testing.T) {
 		if err := h.Provision(ctx); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.j, err, tc.want)
 		}
+	}
+}
+
+func TestMetricsView(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x_total", Help: "x"}, []string{"route", "namespace"})
+	reg.MustRegister(c, prometheus.NewGoCollector())
+	c.WithLabelValues("a:web", "stale").Inc()
+	c.WithLabelValues("b:web", "").Inc()
+	c.WithLabelValues("web", "").Inc()
+	m := &Metrics{Namespace: "a", gatherer: reg}
+	w := httptest.NewRecorder()
+	if err := m.ServeHTTP(w, httptest.NewRequest("GET", "/", nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	body := w.Body.String()
+	if !strings.Contains(body, `x_total{route="a:web",namespace="a"} 1`) || strings.Contains(body, "b:web") || strings.Contains(body, `"web"`) || strings.Contains(body, "go_goroutines") || strings.Contains(body, "stale") {
+		t.Errorf("view:\n%s", body)
+	}
+	if err := (&Metrics{Namespace: "a:b"}).Validate(); err == nil {
+		t.Error("a:b accepted")
+	}
+	empty := &Metrics{Namespace: "a"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := empty.Provision(ctx); err != nil || empty.Validate() != nil {
+		t.Fatal(err)
 	}
 }
