@@ -62,6 +62,7 @@ namespace "team-b" {
         route "web" { matches { path-prefix "/"; }; upstream "api"; }
     }
 }
+observability { logging { access-log { enabled #true; file "%[8]s"; }; }; }
 admin-api {
     address "%[7]s"
     allowed-target-networks "127.0.0.0/8"
@@ -151,7 +152,8 @@ func TestTenancyIsolation(t *testing.T) {
 	a, b, common := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "common")
 	shared, aOnly, api := freeAddr(t), freeAddr(t), freeAddr(t)
 	kit := newJWTKit(t)
-	loadKDL(t, fmt.Sprintf(tenancyConfig, shared, kit.file, common.addr, aOnly, a.addr, b.addr, api))
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	loadKDL(t, fmt.Sprintf(tenancyConfig, shared, kit.file, common.addr, aOnly, a.addr, b.addr, api, accessLog))
 	c := client()
 	base := "http://" + shared
 
@@ -180,6 +182,11 @@ func TestTenancyIsolation(t *testing.T) {
 				t.Errorf("%s: %d %q, want 200 %q", tc.name, status, body, tc.want)
 			}
 		}
+		// Access-log entries name the namespace.
+		eventually(t, "access log with the namespace", func() bool {
+			b, _ := os.ReadFile(accessLog)
+			return strings.Contains(string(b), `"route_id":"team-b:web","namespace":"team-b"`)
+		})
 		// The tenant header does not reach the backend.
 		get(t, c, "GET", base+"/x", map[string]string{"X-Tenant": "team-b"})
 		if v := b.lastHeader().Get("X-Tenant"); v != "" {
