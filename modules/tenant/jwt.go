@@ -160,28 +160,39 @@ type keyCache struct {
 }
 
 // key returns the keys for kid, refreshing a URL's set when it is stale
-// or lacks kid (at most once per MinRefresh).
+// or lacks kid. One request refreshes at a time, at most once per
+// MinRefresh, without holding the lock: the others go on with the set
+// they have.
 func (j *JWT) key(ctx context.Context, kid string) []jose.JSONWebKey {
 	c := j.keys
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	keys := c.set.Key(kid)
-	if kid == "" {
-		keys = c.set.Keys
-	}
+	keys := keysFor(c.set, kid)
 	now := time.Now()
 	stale := now.Sub(c.fetched) > time.Duration(j.CacheTTL)
-	if j.JWKSURL != "" && (stale || len(keys) == 0) && now.Sub(c.tried) > MinRefresh {
+	refresh := j.JWKSURL != "" && (stale || len(keys) == 0) && now.Sub(c.tried) > MinRefresh
+	if refresh {
 		c.tried = now
-		if set, err := j.load(ctx); err == nil {
-			c.set, c.fetched = set, now
-			keys = set.Key(kid)
-			if kid == "" {
-				keys = set.Keys
-			}
-		}
 	}
-	return keys
+	c.mu.Unlock()
+	if !refresh {
+		return keys
+	}
+	set, err := j.load(ctx)
+	if err != nil {
+		return keys
+	}
+	c.mu.Lock()
+	c.set, c.fetched = set, time.Now()
+	c.mu.Unlock()
+	return keysFor(set, kid)
+}
+
+// keysFor returns the keys of set for kid (all of them for no kid).
+func keysFor(set *jose.JSONWebKeySet, kid string) []jose.JSONWebKey {
+	if kid == "" {
+		return set.Keys
+	}
+	return set.Key(kid)
 }
 
 // namespace returns the claim of the request's verified token; "" and
