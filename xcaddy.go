@@ -34,6 +34,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/routematch"
 	_ "github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	_ "github.com/sentinel-proxy/sentinel/modules/shadow"
+	_ "github.com/sentinel-proxy/sentinel/modules/tenant"
 	_ "github.com/sentinel-proxy/sentinel/modules/timeout"
 	_ "github.com/sentinel-proxy/sentinel/modules/tracing"
 	_ "github.com/sentinel-proxy/sentinel/modules/upstreamsource"

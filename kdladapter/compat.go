@@ -51,8 +51,11 @@ Rules that hold for every key:
 			if c.Extension {
 				note = "*extension* — " + note
 			}
+			if c.Ref != "" {
+				note += "; its keys are those of `" + c.Ref + "`"
+			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", p, c.Status, escapeCell(note))
-			if c.Status != NotYet && !c.Open || c.Name == "filter" {
+			if c.Status != NotYet && !c.Open && c.Ref == "" || c.Name == "filter" {
 				walk(c, p)
 			}
 		}
