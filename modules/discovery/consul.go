@@ -89,6 +89,7 @@ func (c *Consul) Discover(ctx context.Context, upstream string, publish func([]r
 	wait := interval(c.RefreshInterval, defaultRefresh)
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	backoff := time.Duration(0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,19 +100,22 @@ func (c *Consul) Discover(ctx context.Context, upstream string, publish func([]r
 		if ctx.Err() != nil {
 			return
 		}
-		if !c.loop.report(ts, err, publish) {
-			// After a failure, wait before asking again (a blocking query
-			// returns at once on errors).
+		c.loop.report(ts, err, publish)
+		switch {
+		case err != nil:
+			// Wait before asking again (1s, doubling up to the refresh
+			// interval or 30s), from index 0.
 			c.index = 0
-			retry.Reset(min(wait, 5*time.Second))
-			continue
-		}
-		if c.index == 0 {
+			backoff = min(max(2*backoff, time.Second), wait, 30*time.Second)
+			retry.Reset(backoff)
+		case c.index == 0:
 			// No blocking query (the server sent no index): poll.
+			backoff = 0
 			retry.Reset(wait)
-			continue
+		default:
+			backoff = 0
+			retry.Reset(0)
 		}
-		retry.Reset(0)
 	}
 }
 

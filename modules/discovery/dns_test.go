@@ -166,7 +166,9 @@ func TestDNSSRVDiscovery(t *testing.T) {
 	srv.fail(0)
 	srv.set("_http._tcp.api.test", "SRV", "30 IN SRV 1 1 80 gone.test.")
 	before := metric(t, ctx, RefreshName, ResultError)
-	waitFor(t, func() bool { return metric(t, ctx, RefreshName, ResultError)+metric(t, ctx, RefreshName, ResultEmpty) > before+1 })
+	waitFor(t, func() bool {
+		return metric(t, ctx, RefreshName, ResultError)+metric(t, ctx, RefreshName, ResultEmpty) > before+1
+	})
 	if s.last() != "127.0.0.9:8083" {
 		t.Errorf("an unresolvable target changed the set: %q", s.last())
 	}
