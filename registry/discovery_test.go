@@ -53,6 +53,12 @@ func TestSetDiscovered(t *testing.T) {
 	if got := poolOf(r, "u"); got != "c:1,d:1" || r.Pool("u").Weight("d:1") != 5 {
 		t.Errorf("pool %s", got)
 	}
+	// Health checks take a discovered target out of the pool like any.
+	r.SetHealth("u", "d:1", false)
+	if got := poolOf(r, "u"); got != "c:1" {
+		t.Errorf("unhealthy discovered target in the pool: %s", got)
+	}
+	r.SetHealth("u", "d:1", true)
 	// A reload that keeps the discovery keeps the set; one without drops it.
 	s := UpstreamSpec{ID: "u", Targets: []TargetSpec{{Address: "c:1"}}, Discovery: true}
 	r.Reconcile([]UpstreamSpec{s}, nil)
