@@ -51,7 +51,7 @@ var discoveryKinds = map[string]discoveryKind{
 		stringsField("resolvers", "DNS servers to ask; default: /etc/resolv.conf's", func(d *discovery.DNSSRV) *[]string { return &d.Resolvers }).extension(),
 		secondsField("timeout-secs", "timeout of one query (default 5)", func(d *discovery.DNSSRV) *caddy.Duration { return &d.Timeout }).extension(),
 	)),
-	"file": newDiscoveryKind("file", typedBlock(h("file", "a file of `host:port [weight=N]` lines, read again every watch interval"),
+	"file": newDiscoveryKind("file", typedBlock(h("file", "a file of `host:port [weight=N]` lines, watched and read again every watch interval"),
 		stringField("path", "required: the targets file", func(f *discovery.File) *string { return &f.Path }),
 		secondsField("watch-interval", "seconds between reads (default 5)", func(f *discovery.File) *caddy.Duration { return &f.WatchInterval }),
 	)),

@@ -214,6 +214,16 @@ const minRefresh = time.Second
 // poll runs lookup every interval (sooner when a lookup says its answer
 // expires sooner, as a DNS TTL) until ctx ends.
 func (l *loop) poll(ctx context.Context, interval time.Duration, lookup lookupFunc, publish func([]registry.TargetSpec)) {
+	l.pollWake(ctx, interval, lookup, publish, nil)
+}
+
+// wakeDelay is how long a wake-up waits for the change to settle (an
+// editor's truncate-then-write) before the lookup.
+const wakeDelay = 100 * time.Millisecond
+
+// pollWake is poll, also looking up shortly after each wake-up (a file
+// watcher's event).
+func (l *loop) pollWake(ctx context.Context, interval time.Duration, lookup lookupFunc, publish func([]registry.TargetSpec), wake <-chan struct{}) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -221,6 +231,12 @@ func (l *loop) poll(ctx context.Context, interval time.Duration, lookup lookupFu
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wakeDelay):
+			}
 		}
 		ts, ttl, err := lookup(ctx)
 		if ctx.Err() != nil {

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -23,11 +26,12 @@ func init() {
 // MaxFileSize is the largest targets file read (1 MiB).
 const MaxFileSize = 1 << 20
 
-// File is the discovery `file`: a file listing the targets, read again
-// every watch interval (a file replaced by a rename, as tools and
+// File is the discovery `file`: a file listing the targets, watched
+// (its folder's events read it again at once) and read again every watch
+// interval besides (a file replaced by a rename, as tools and
 // Kubernetes' ConfigMap volumes do, is seen as well as one written in
-// place). A file that is missing, unreadable or invalid keeps the last
-// good set.
+// place, and so is a change the watcher missed). A file that is missing,
+// unreadable or invalid keeps the last good set.
 //
 // The format (ParseTargets): one target per line, `host:port`, optionally
 // followed by `weight=N` (or a bare number, the weight); blank lines and
@@ -60,10 +64,55 @@ func (f *File) Provision(ctx caddy.Context) error {
 	return err
 }
 
-// Discover reads the file every watch interval until ctx ends.
+// Discover reads the file when its folder changes and every watch
+// interval until ctx ends.
 func (f *File) Discover(ctx context.Context, upstream string, publish func([]registry.TargetSpec)) {
 	f.loop.bind(upstream)
-	f.loop.poll(ctx, interval(f.WatchInterval, 5*time.Second), f.lookup, publish)
+	wake := make(chan struct{}, 1)
+	stop := f.watch(wake)
+	defer stop()
+	f.loop.pollWake(ctx, interval(f.WatchInterval, 5*time.Second), f.lookup, publish, wake)
+}
+
+// watch watches the file's folder (the file itself may be replaced) and
+// signals wake at each event; without a watcher (none available, the
+// folder missing), the interval alone reads the file. stop ends the
+// watch and waits for its goroutine.
+func (f *File) watch(wake chan<- struct{}) (stop func()) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		f.loop.logger.Debug("no file watcher; the watch interval alone reads the targets file", zap.Error(err))
+		return func() {}
+	}
+	if err := w.Add(filepath.Dir(f.Path)); err != nil {
+		f.loop.logger.Debug("no file watcher; the watch interval alone reads the targets file", zap.Error(err))
+		_ = w.Close()
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case _, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		_ = w.Close()
+		<-done
+	}
 }
 
 // lookup reads the file once. Errors name the file and the line, never

@@ -123,3 +123,35 @@ func FuzzParseTargets(f *testing.F) {
 		}
 	})
 }
+
+// TestFileWatched: with a watch interval of an hour, the watcher alone
+// sees a write and a rename at once; a missing folder falls back to the
+// interval.
+func TestFileWatched(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "targets")
+	if err := os.WriteFile(path, []byte("127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &File{Path: path, WatchInterval: caddy.Duration(time.Hour)}
+	provision(t, f)
+	s := run(t, f)
+	s.await(t, "127.0.0.1:1")
+	if err := os.WriteFile(path, []byte("127.0.0.1:2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.await(t, "127.0.0.1:2")
+	if err := os.WriteFile(path+".new", []byte("127.0.0.1:3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	s.await(t, "127.0.0.1:3")
+
+	gone := &File{Path: filepath.Join(dir, "missing", "targets"), WatchInterval: caddy.Duration(time.Hour)}
+	provision(t, gone)
+	stop := gone.watch(make(chan struct{}, 1))
+	stop()
+}
