@@ -22,6 +22,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/cache"
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"
 	_ "github.com/sentinel-proxy/sentinel/modules/deferredlog"
+	_ "github.com/sentinel-proxy/sentinel/modules/discovery"
 	_ "github.com/sentinel-proxy/sentinel/modules/etcdstore"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/geo"

@@ -38,7 +38,7 @@ func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
 		if b == nil {
 			b = a.base(a.upstreams[id])
 		}
-		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active})
+		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active, Discovery: b.discovery})
 	}
 	for _, r := range a.routeTable() {
 		app.Routes = append(app.Routes, r.id)

@@ -165,7 +165,7 @@ func upstreamKeys() *Key {
 	// connection-pool, timeouts, tls, http-version and circuit-breaker
 	// are declared with their mappers (upstreams.go).
 	keys = append(keys, transportSettings.key.Children...)
-	keys = append(keys, circuitBreakerKey, ny("discovery", "service discovery"))
+	keys = append(keys, circuitBreakerKey, discoveryKey)
 	return h("upstream", "an upstream of the `sentinel` app's registry; routes proxy to it through the `sentinel` upstream source", keys...)
 }
 

@@ -174,9 +174,9 @@ func (s *Server) endpointTable() []endpoint {
 		{
 			method: http.MethodPut, pattern: "/api/v1/upstreams/{id}/targets", scope: scopeAdmin, subject: "upstream",
 			op: "replaceTargets", namespaced: true, summary: "Replace the targets of an upstream",
-			doc:    "Targets that stay keep their state (a draining target stays draining, with its deadline); new targets are active.",
+			doc:    "Targets that stay keep their state (a draining target stays draining, with its deadline); new targets are active. A list without a target the upstream's discovery found (origin discovery) is refused with 409: drain it instead.",
 			status: http.StatusOK, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
-			errors:  []int{http.StatusUnprocessableEntity},
+			errors:  []int{http.StatusConflict, http.StatusUnprocessableEntity},
 			handler: withBody(s.putTargets),
 		},
 		{
@@ -197,8 +197,9 @@ func (s *Server) endpointTable() []endpoint {
 		{
 			method: http.MethodDelete, pattern: "/api/v1/upstreams/{id}/targets/{address}", scope: scopeAdmin, subject: "upstream",
 			op: "removeTarget", namespaced: true, summary: "Remove a target",
-			doc:    "Removes the target at once, drained or not: after a drain, removal is this one call.",
+			doc:    "Removes the target at once, drained or not: after a drain, removal is this one call. A target the upstream's discovery found (origin discovery) is refused with 409: it stays while discovery reports it; drain it instead.",
 			status: http.StatusOK, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
+			errors:  []int{http.StatusConflict},
 			handler: noBody(s.removeTarget),
 		},
 		{
