@@ -46,12 +46,12 @@ func TestAdaptRefusesSpecialConfigFile(t *testing.T) {
 // replica applied.
 func TestAdaptDigest(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sentinel.kdl")
-	os.WriteFile(path, []byte("listeners { listener \"h\" { address \"127.0.0.1:0\"; }; }\n"), 0o644)
+	os.WriteFile(path, []byte("system { }; listeners { listener \"h\" { address \"127.0.0.1:0\"; }; }\n"), 0o644)
 	_, _, digest, err := (&App{ConfigFile: path}).adaptDigest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum := sha256.Sum256([]byte("listeners { listener \"h\" { address \"127.0.0.1:0\"; }; }\n")); digest != hex.EncodeToString(sum[:]) {
+	if sum := sha256.Sum256([]byte("system { }; listeners { listener \"h\" { address \"127.0.0.1:0\"; }; }\n")); digest != hex.EncodeToString(sum[:]) {
 		t.Errorf("digest %s", digest)
 	}
 }
