@@ -35,6 +35,8 @@ type Options struct {
 	// MetricsAddr and ProbeAddr are the listen addresses of /metrics and
 	// of /healthz and /readyz ("0": off).
 	MetricsAddr, ProbeAddr string
+	// ReplicaTimeout bounds a reload of one replica (10 s when zero).
+	ReplicaTimeout time.Duration
 	// SeveralInProcess allows more than one operator in one process
 	// (tests: controller names are otherwise unique per process).
 	SeveralInProcess bool
@@ -99,6 +101,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	r := &UpstreamReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sentinel-operator"), several: o.SeveralInProcess}
 	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	pr := &ProxyReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sentinel-operator"),
+		Replicas: &ReplicaClient{Timeout: o.ReplicaTimeout}, several: o.SeveralInProcess}
+	if err := pr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	return mgr, nil

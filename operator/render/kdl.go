@@ -33,12 +33,18 @@ const (
 	EnvOpsAddress = "SENTINEL_LISTEN_OPS"
 	// EnvKubeconfig gives the fleet store a kubeconfig (default: in-cluster).
 	EnvKubeconfig = "SENTINEL_KUBECONFIG"
+	// EnvAdminTLSDir is the folder of the admin-api's tls.crt and tls.key
+	// (default AdminTLSDir).
+	EnvAdminTLSDir = "SENTINEL_ADMIN_TLS_DIR"
 )
 
 // ListenerEnv returns the variable overriding a listener's address.
 func ListenerEnv(name string) string {
 	return "SENTINEL_LISTEN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
+
+// AdminTLSDir is where the admin-api's TLS Secret is mounted.
+const AdminTLSDir = "/etc/sentinel/admin-tls"
 
 // TLSDir is where the TLS Secret of listener name is mounted.
 func TLSDir(name string) string { return "/etc/sentinel/tls/" + name }
@@ -172,6 +178,8 @@ func proxyKDL(p *v1alpha1.SentinelProxy) string {
 	ops := envAddr(EnvOpsAddress, MetricsPort(p))
 	fmt.Fprintf(&b, "    listener \"ops\" {\n        address %s\n        protocol \"http\"\n    }\n}\n", ops)
 	fmt.Fprintf(&b, "admin-api {\n    address %s\n    auth {\n        token \"${%s}\"\n    }\n", envAddr(EnvAdminAddress, AdminPort(p)), EnvToken)
+	dir := "${" + EnvAdminTLSDir + ":-" + AdminTLSDir + "}"
+	fmt.Fprintf(&b, "    tls {\n        cert-file \"%s/tls.crt\"\n        key-file \"%s/tls.key\"\n    }\n", dir, dir)
 	fmt.Fprintf(&b, "    fleet {\n        kubernetes {\n            name %s\n            namespace %s\n            kubeconfig \"${%s:-}\"\n        }\n    }\n}\n",
 		q(p.Name+v1alpha1.StateSuffix), q(p.Namespace), EnvKubeconfig)
 	fmt.Fprintf(&b, "observability {\n    metrics {\n        enabled #true\n        address %s\n        path \"/metrics\"\n    }\n}\n", ops)

@@ -19,7 +19,8 @@ func testProxy() *v1alpha1.SentinelProxy {
 				{Name: "main", Port: 8080},
 				{Name: "main-tls", Port: 8443, Protocol: "https", TLSSecretName: "edge-tls"},
 			},
-			Config: `upstreams { upstream "static" { target "10.0.0.9:80"; } }`,
+			Config:   `upstreams { upstream "static" { target "10.0.0.9:80"; } }`,
+			AdminAPI: v1alpha1.AdminAPI{TLSSecretName: "edge-admin-tls"},
 		},
 	}
 }

@@ -42,8 +42,17 @@ type Listener struct {
 }
 
 // AdminAPI is the proxy's control API (/api/v1), which the operator
-// calls to reload the replicas' configuration.
+// calls to reload the replicas' configuration. It listens on the pod's
+// address: TLS is required (Sentinel refuses a control API off loopback
+// without it).
 type AdminAPI struct {
+	// TLSSecretName is a kubernetes.io/tls Secret (e.g. cert-manager's)
+	// whose certificate names the ops Service, <proxy>-ops.<namespace>.svc:
+	// the operator checks it with the Secret's ca.crt (or, without one,
+	// takes tls.crt as its own CA).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	TLSSecretName string `json:"tlsSecretName"`
 	// Port of the control API (on the ops Service).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
@@ -121,8 +130,7 @@ type SentinelProxySpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(l, self.exists_one(m, m.port == l.port))",message="two listeners cannot share a port"
 	Listeners []Listener `json:"listeners"`
 	// AdminAPI is the control API the operator reloads the replicas with.
-	// +optional
-	AdminAPI AdminAPI `json:"adminAPI,omitempty"`
+	AdminAPI AdminAPI `json:"adminAPI"`
 	// MetricsPort serves /metrics and the probes (/health, /ready).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
