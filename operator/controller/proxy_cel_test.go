@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -133,18 +134,12 @@ func TestProxyStatusAndServiceMonitor(t *testing.T) {
 		})
 	}
 	status("InvalidConfig", `upstream "none" is not defined in upstreams`)
-	p.Spec.Config = ""
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) { s.Config = "" })
 	status("AdminTLSUnavailable", "edge-admin-tls")
 	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "edge-admin-tls", Namespace: ns}, Data: map[string][]byte{"tls.crt": []byte("not PEM")}}); err != nil {
 		t.Fatal(err)
 	}
-	p.Spec.Image = "sentinel:2" // a new generation: reconciled again
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) { s.Image = "sentinel:2" }) // a new generation: reconciled again
 	status("AdminTLSUnavailable", "no PEM certificate")
 	sec := &corev1.Secret{}
 	c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "edge-admin-tls"}, sec)
@@ -153,18 +148,12 @@ func TestProxyStatusAndServiceMonitor(t *testing.T) {
 	if err := c.Update(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
-	p.Spec.Image = "sentinel:3"
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) { s.Image = "sentinel:3" }) // a new generation: reconciled again
 	status("NoReplicas", "no replica in the EndpointSlices of Service edge-ops")
 
 	// The ServiceMonitor CRD installed: the ServiceMonitor is made.
 	installServiceMonitorCRD(t)
-	p.Spec.Image = "sentinel:4"
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) { s.Image = "sentinel:4" }) // a new generation: reconciled again
 	sm := &unstructured.Unstructured{}
 	sm.SetAPIVersion("monitoring.coreos.com/v1")
 	sm.SetKind("ServiceMonitor")
@@ -174,11 +163,7 @@ func TestProxyStatusAndServiceMonitor(t *testing.T) {
 	if iv, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints"); len(iv) != 1 || iv[0].(map[string]any)["interval"] != "15s" || !metav1.IsControlledBy(sm, p) {
 		t.Errorf("ServiceMonitor %v", sm.Object)
 	}
-	c.Get(ctx, client.ObjectKeyFromObject(p), p)
-	p.Spec.ServiceMonitor = nil
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) { s.ServiceMonitor = nil })
 	eventually(t, 20*time.Second, "ServiceMonitor deleted", func() bool {
 		return apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "edge"}, sm))
 	})
@@ -221,4 +206,20 @@ func installServiceMonitorCRD(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// updateProxy changes p's spec, again on a conflict with the operator's
+// status writes.
+func updateProxy(t *testing.T, c client.Client, p *v1alpha1.SentinelProxy, change func(*v1alpha1.SentinelProxySpec)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		change(&p.Spec)
+		return c.Update(context.Background(), p)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

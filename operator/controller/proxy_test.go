@@ -415,10 +415,9 @@ func TestProxyRoutesAgentsReachReplicas(t *testing.T) {
 	})
 
 	// Dropping the PDB and HPA from the spec deletes them.
-	p.Spec.Disruption, p.Spec.Autoscaling, p.Spec.Replicas = nil, nil, ptr.To[int32](3)
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) {
+		s.Disruption, s.Autoscaling, s.Replicas = nil, nil, ptr.To[int32](3)
+	})
 	eventually(t, 20*time.Second, "PDB and HPA deleted", func() bool {
 		e1 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "edge"}, &policyv1.PodDisruptionBudget{})
 		e2 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "edge"}, &autoscalingv2.HorizontalPodAutoscaler{})
