@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -318,11 +319,7 @@ func TestProxyRoutesAgentsReachReplicas(t *testing.T) {
 	t.Logf("SentinelRoute created: every replica routes by it after %v", time.Since(start))
 	// Changed, then deleted.
 	start = time.Now()
-	c.Get(ctx, client.ObjectKeyFromObject(b), b)
-	b.Spec.Matches.PathPrefix = "/c"
-	if err := c.Update(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	update(t, c, b, func(b *v1alpha1.SentinelRoute) { b.Spec.Matches.PathPrefix = "/c" })
 	allRoute("/c/1", "B", 20*time.Second)
 	allRoute("/b/1", "A", time.Second)
 	t.Logf("SentinelRoute changed: every replica routes by it after %v", time.Since(start))
@@ -335,11 +332,7 @@ func TestProxyRoutesAgentsReachReplicas(t *testing.T) {
 	if err := c.Create(ctx, agent); err != nil {
 		t.Fatal(err)
 	}
-	c.Get(ctx, client.ObjectKeyFromObject(b), b)
-	b.Spec.Agents = []string{"waf"}
-	if err := c.Update(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	update(t, c, b, func(b *v1alpha1.SentinelRoute) { b.Spec.Agents = []string{"waf"} })
 	eventually(t, 20*time.Second, "every replica has agent waf", func() bool {
 		for _, r := range pods {
 			if code, body := adminGet(hc, certPEM, r.admin, token, "/api/v1/agents"); code != 200 || !strings.Contains(body, `"waf"`) {
@@ -396,11 +389,7 @@ func TestProxyRoutesAgentsReachReplicas(t *testing.T) {
 
 	// A replica stopped is reported, not skipped; back, it converges.
 	pods[2].Stop()
-	c.Get(ctx, client.ObjectKeyFromObject(agent), agent)
-	agent.Spec.TimeoutMilliseconds = ptr.To[int32](200)
-	if err := c.Update(ctx, agent); err != nil {
-		t.Fatal(err)
-	}
+	update(t, c, agent, func(a *v1alpha1.SentinelAgent) { a.Spec.TimeoutMilliseconds = ptr.To[int32](200) })
 	proxyReady("the stopped replica listed Unreachable, Degraded", func(p *v1alpha1.SentinelProxy) bool {
 		d := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionDegraded)
 		return d != nil && d.Status == metav1.ConditionTrue && d.Reason == "ReplicasNotUpdated" && p.Status.UpdatedReplicas == 2 &&
@@ -444,4 +433,19 @@ func adminGet(hc *http.Client, caPEM []byte, addr, token, path string) (int, str
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// update changes o, again on a conflict with the operator's status writes.
+func update[T client.Object](t *testing.T, c client.Client, o T, change func(T)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(o), o); err != nil {
+			return err
+		}
+		change(o)
+		return c.Update(context.Background(), o)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
