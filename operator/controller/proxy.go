@@ -297,9 +297,11 @@ func (r *ProxyReconciler) applyObjects(ctx context.Context, p *v1alpha1.Sentinel
 	state := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: p.Name + v1alpha1.StateSuffix, Namespace: p.Namespace,
 		Labels: map[string]string{StateLabel: "true", "app.kubernetes.io/managed-by": "sentinel-operator"}}}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: render.ServiceAccountName(p), Namespace: p.Namespace, Labels: render.Labels(p)}}
-	role := &rbacv1.Role{ObjectMeta: sa.ObjectMeta, Rules: []rbacv1.PolicyRule{{
-		APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{state.Name}, Verbs: []string{"get", "watch", "update"},
-	}}}
+	role := &rbacv1.Role{ObjectMeta: sa.ObjectMeta, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{state.Name}, Verbs: []string{"get", "watch", "update"}},
+		// The fleet's replica reports (fleet-wide drains), a Lease each.
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
+	}}
 	binding := &rbacv1.RoleBinding{ObjectMeta: sa.ObjectMeta,
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: p.Namespace}},
