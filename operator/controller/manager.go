@@ -108,6 +108,26 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	routes := &SelectionReconciler[v1alpha1.SentinelRoute, *v1alpha1.SentinelRoute]{Client: mgr.GetClient(), Kind: "sentinelroute", several: o.SeveralInProcess}
+	if err := routes.SetupWithManager(mgr, func() client.ObjectList { return &v1alpha1.SentinelRouteList{} }, func(l client.ObjectList) []client.Object {
+		var out []client.Object
+		for i := range l.(*v1alpha1.SentinelRouteList).Items {
+			out = append(out, &l.(*v1alpha1.SentinelRouteList).Items[i])
+		}
+		return out
+	}); err != nil {
+		return nil, err
+	}
+	agents := &SelectionReconciler[v1alpha1.SentinelAgent, *v1alpha1.SentinelAgent]{Client: mgr.GetClient(), Kind: "sentinelagent", several: o.SeveralInProcess}
+	if err := agents.SetupWithManager(mgr, func() client.ObjectList { return &v1alpha1.SentinelAgentList{} }, func(l client.ObjectList) []client.Object {
+		var out []client.Object
+		for i := range l.(*v1alpha1.SentinelAgentList).Items {
+			out = append(out, &l.(*v1alpha1.SentinelAgentList).Items[i])
+		}
+		return out
+	}); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }
 

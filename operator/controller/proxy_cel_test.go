@@ -151,6 +151,30 @@ func TestProxyStatusAndServiceMonitor(t *testing.T) {
 	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) { s.Image = "sentinel:3" }) // a new generation: reconciled again
 	status("NoReplicas", "no replica in the EndpointSlices of Service edge-ops")
 
+	// A route in the proxy's configuration, then selecting no proxy: the
+	// proxy leaves its status.proxies, and it says it is nowhere.
+	rt := &v1alpha1.SentinelRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns}, Spec: v1alpha1.SentinelRouteSpec{
+		ProxySelection: v1alpha1.ProxySelection{ProxyRef: &v1alpha1.ProxyReference{Name: "edge"}}, BuiltinHandler: "status",
+	}}
+	if err := c.Create(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	routeStatus := func(reason string, proxies string) {
+		t.Helper()
+		eventually(t, 20*time.Second, "route "+reason+" in ["+proxies+"]", func() bool {
+			if c.Get(ctx, client.ObjectKeyFromObject(rt), rt) != nil {
+				return false
+			}
+			r := meta.FindStatusCondition(rt.Status.Conditions, v1alpha1.ConditionReady)
+			return r != nil && r.Reason == reason && r.ObservedGeneration == rt.Generation && strings.Join(rt.Status.Proxies, ",") == proxies
+		})
+	}
+	routeStatus("Reloading", "edge") // in the configuration; no replica yet
+	update(t, c, rt, func(r *v1alpha1.SentinelRoute) {
+		r.Spec.ProxyRef, r.Spec.ProxySelector = nil, &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "none"}}
+	})
+	routeStatus("NoProxySelected", "")
+
 	// The ServiceMonitor CRD installed: the ServiceMonitor is made.
 	installServiceMonitorCRD(t)
 	updateProxy(t, c, p, func(s *v1alpha1.SentinelProxySpec) { s.Image = "sentinel:4" }) // a new generation: reconciled again

@@ -251,3 +251,15 @@ type SentinelAgentList struct {
 func init() {
 	SchemeBuilder.Register(&SentinelRoute{}, &SentinelRouteList{}, &SentinelAgent{}, &SentinelAgentList{})
 }
+
+// Selection returns the proxies the route selects.
+func (r *SentinelRoute) Selection() ProxySelection { return r.Spec.ProxySelection }
+
+// RenderState returns the route's status.
+func (r *SentinelRoute) RenderState() *RenderStatus { return &r.Status }
+
+// Selection returns the proxies the agent selects.
+func (a *SentinelAgent) Selection() ProxySelection { return a.Spec.ProxySelection }
+
+// RenderState returns the agent's status.
+func (a *SentinelAgent) RenderState() *RenderStatus { return &a.Status }
