@@ -39,9 +39,9 @@ func (a *adapter) memorySize(n *kdl.Node) (string, bool) {
 	return strconv.FormatInt(sz, 10), ok
 }
 
-// wasmFilter maps a filter of type "wasm" to the sentinel_wasm handler
-// with its plugin's settings.
-func (a *adapter) wasmFilter(filterID string, f *kdl.Node) json.RawMessage {
+// wasmFilter maps a filter of type "wasm" of a route to the sentinel_wasm
+// handler with its plugin's settings and the route's id (get_route_id).
+func (a *adapter) wasmFilter(routeID, filterID string, f *kdl.Node) json.RawMessage {
 	n := setting(f, "plugin")
 	if n == nil {
 		a.d.errorf(f.Pos, "filter %q: type \"wasm\" needs plugin \"<id>\"", filterID)
@@ -61,7 +61,7 @@ func (a *adapter) wasmFilter(filterID string, f *kdl.Node) json.RawMessage {
 		a.d.errorf(n.Args[0].Pos, "filter %q: plugin %q is not defined in plugins { }%s", filterID, id, suggest(id, ids))
 		return nil
 	}
-	return wasmHandler.raw(&wasm.Handler{Plugins: []*wasm.Plugin{a.plugin(id, p)}})
+	return wasmHandler.raw(&wasm.Handler{Route: routeID, Plugins: []*wasm.Plugin{a.plugin(id, p)}})
 }
 
 // plugin maps a plugin block.

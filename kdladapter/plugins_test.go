@@ -29,7 +29,7 @@ routes { route "r" { builtin-handler "health"; filters "a" "b" "c"; } }
 	if len(warns) != 0 {
 		t.Fatalf("warnings:\n%s", warningsText(warns))
 	}
-	for _, want := range []string{`"plugins":[{"id":"a","path":"/p/a.wasm"}]`, `"plugins":[{"id":"b","path":"/p/b.wasm","timeout":"10ms"}]`, `"plugins":[{"failure_mode":"open","id":"c","path":"/p/c.wasm"}]`} {
+	for _, want := range []string{`"plugins":[{"id":"a","path":"/p/a.wasm"}],"route":"r"`, `"plugins":[{"id":"b","path":"/p/b.wasm","timeout":"10ms"}],"route":"r"`, `"plugins":[{"failure_mode":"open","id":"c","path":"/p/c.wasm"}],"route":"r"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("adapted JSON lacks %s:\n%s", want, out)
 		}

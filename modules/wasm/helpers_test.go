@@ -169,8 +169,14 @@ func proxyConfig(t testing.TB, backend string, ps plugins) string {
 func startProxy(t testing.TB, ps plugins) *caddytest.Tester {
 	t.Helper()
 	backend := newBackend(t)
+	return startConfig(t, proxyConfig(t, backend.Listener.Addr().String(), ps))
+}
+
+// startConfig starts Caddy with a JSON config.
+func startConfig(t testing.TB, cfg string) *caddytest.Tester {
+	t.Helper()
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
-	tester.InitServer(proxyConfig(t, backend.Listener.Addr().String(), ps), "json")
+	tester.InitServer(cfg, "json")
 	return tester
 }
 
