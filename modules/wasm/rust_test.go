@@ -2,8 +2,13 @@ package wasm
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestRustExamples: the Rust SDK's example plugins, built with cargo for
@@ -95,5 +100,26 @@ func TestRequestFacts(t *testing.T) {
 	tester = startProxy(t, plugins{{"id": "info", "path": buildRustPlugin(t, "requestinfo")}})
 	if resp, _ := get(t, tester, "/x"); resp.Header.Get("X-Sentinel-Route") != "-" || resp.Header.Get("X-Sentinel-Query") != "" {
 		t.Errorf("no route: %v", resp.Header)
+	}
+}
+
+// TestRustSDKUnitTests runs the Rust crates' own tests (the JSON config
+// reader, decisions, the getters' retry) on the host with the same
+// toolchain, so that CI runs them.
+func TestRustSDKUnitTests(t *testing.T) {
+	cargo, rustc, missing := rustToolchain()
+	if missing != "" {
+		testutil.Missing(t, "%s", missing)
+	}
+	cmd := exec.Command(cargo, "test", "--offline", "--quiet")
+	cmd.Dir = rustWorkspace
+	cmd.Env = append(os.Environ(), "CARGO_TARGET_DIR="+filepath.Join(os.TempDir(), "sentinel-rust-plugins-target"), "RUSTC="+rustc,
+		"PATH="+filepath.Dir(rustc)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cargo test: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "test result: ok. 5 passed") {
+		t.Errorf("the SDK's tests did not run:\n%s", out)
 	}
 }
