@@ -200,9 +200,15 @@ func loadModule(key string, code []byte, pages uint32, cc wazero.CompilationCach
 }
 
 // detectABI compiles code (the machine code is kept in cc) and returns
-// its ABI from its imports.
+// its ABI from its imports. It compiles with the plugins' runtime
+// settings (newRuntime), on which the machine code depends: the plugin's
+// own compilation then finds it in the cache instead of compiling the
+// module a second time (seconds for a Go-built plugin).
 func detectABI(ctx context.Context, code []byte, cc wazero.CompilationCache) (string, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cc))
+	rt, err := newRuntime(ctx, DefaultMaxMemoryPages, cc)
+	if err != nil {
+		return "", err
+	}
 	defer rt.Close(ctx)
 	compiled, err := rt.CompileModule(ctx, code)
 	if err != nil {

@@ -114,7 +114,7 @@ func buildRustPlugin(tb testing.TB, name string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := detectABI(context.Background(), code, cc); err != nil {
+	if err := precompile(code, cc); err != nil {
 		tb.Fatal(err)
 	}
 	built[key] = out
