@@ -64,6 +64,7 @@ var pluginSources = map[string]string{
 	"trivial":      "testdata/trivial",
 	"httpwasm":     "testdata/httpwasm",
 	"hwguest":      "testdata/hwguest",
+	"facts":        "testdata/facts",
 	"respguard":    "testdata/respguard",
 	"paths":        "testdata/paths",
 }
