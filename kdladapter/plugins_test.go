@@ -10,13 +10,15 @@ import (
 
 // TestPluginsNotRepeated: several plugins are several blocks, not a
 // repeated setting: no "plugin is repeated" warning (issue 23), and each
-// filter gets its own plugin.
+// filter gets its own plugin, with its route's id (get_route_id).
 func TestPluginsNotRepeated(t *testing.T) {
 	src := minimal + `
 plugins {
     plugin "a" { path "/p/a.wasm"; }
     plugin "b" { path "/p/b.wasm"; timeout-ms 10; }
     plugin "c" { path "/p/c.wasm"; failure-mode "open"; }
+    plugin "d" { path "/p/d.wasm"; abi "http-wasm"; max-memory "16MiB"; config { x 1; list "a" "b"; }; }
+    plugin "e" { path "/p/e.wasm"; abi "sentinel"; max-memory "8MiB"; config { x 2; }; failure-mode "closed"; }
 }
 filters {
     filter "a" { type "wasm"; plugin "a"; }
