@@ -23,6 +23,8 @@ var pluginKey = typedBlock(h("plugin", "a plugin of the `sentinel_wasm` handler 
 	fieldOf("max-memory", "memory limit of an instance, e.g. \"16MiB\" (default 16 MiB)", (*adapter).memorySize,
 		func(p *wasm.Plugin) *string { return &p.MaxMemory }),
 	millisField("timeout-ms", "deadline of one hook call (default 50)", func(p *wasm.Plugin) *caddy.Duration { return &p.Timeout }),
+	sizeField("max-body-bytes", "request and response body bytes a plugin sees (on_request_body, on_response_body), e.g. \"64KiB\" (default 1 MiB)",
+		func(p *wasm.Plugin) *int64 { return &p.MaxBodyBytes }),
 	choiceField("failure-mode", "`closed` (default: 503) or `open` (skip the plugin)",
 		func(p *wasm.Plugin) *string { return &p.FailureMode }, wasm.FailureOpen, wasm.FailureClosed),
 	choiceField("abi", "`sentinel` or `http-wasm` (default: detected from the imports)",
