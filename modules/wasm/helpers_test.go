@@ -65,6 +65,7 @@ var pluginSources = map[string]string{
 	"httpwasm":     "testdata/httpwasm",
 	"hwguest":      "testdata/hwguest",
 	"facts":        "testdata/facts",
+	"respbody":     "testdata/respbody",
 	"respguard":    "testdata/respguard",
 	"paths":        "testdata/paths",
 }

@@ -2,11 +2,15 @@ package wasm
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // withLogFile adds a default log writing JSON at debug level to a file
@@ -102,5 +106,30 @@ func TestHTTPWasmFailures(t *testing.T) {
 				`sentinel_wasm_plugin_calls_total{phase="request_headers",plugin="hw"} 9`,
 				`sentinel_wasm_plugin_calls_total{phase="response_headers",plugin="hw"} 6`)
 		})
+	}
+}
+
+// TestHTTPWasmHeldLimit: an http-wasm plugin's response is held only up
+// to max_body_bytes: a longer one streams (through ReadFrom too), and a
+// failure of handle_response after it went out leaves it whole and is
+// counted as failure_open, even with failure_mode closed.
+func TestHTTPWasmHeldLimit(t *testing.T) {
+	h, err := provisionHandler(t, mustJSON(t, map[string]any{"plugins": []any{map[string]any{
+		"id": "held", "path": buildPlugin(t, "hwguest"), "max_body_bytes": 4, "timeout": "5s"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/ok", "/trap-response"} {
+		rec, err := serve(t, h, httptest.NewRequest(http.MethodGet, path, nil), 201, nil)
+		if err != nil || rec.Code != 201 || rec.Body.String() != "upstream body" {
+			t.Errorf("%s: %v %d %q", path, err, rec.Code, rec.Body.String())
+		}
+	}
+	p := h.Plugins[0]
+	if n := testutil.ToFloat64(p.decisions[decisionFailureOpen]); n != 1 {
+		t.Errorf("failure_open = %v", n)
+	}
+	if n := testutil.ToFloat64(p.traps); n != 1 {
+		t.Errorf("traps = %v", n)
 	}
 }
