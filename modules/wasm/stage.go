@@ -247,8 +247,12 @@ func (rh *responseHook) Write(b []byte) (int, error) {
 	return rh.ResponseWriter.Write(b)
 }
 
-// Flush is held back while the body is buffered.
+// Flush is held back while the body is buffered; a flush before the
+// header runs the hook first, as the implicit 200 it sends.
 func (rh *responseHook) Flush() {
+	if !rh.wroteHeader {
+		rh.WriteHeader(http.StatusOK)
+	}
 	if rh.buffering || rh.discard {
 		return
 	}
