@@ -46,6 +46,11 @@ type Handler struct {
 	// warning.
 	CacheDir string `json:"cache_dir,omitempty"`
 
+	// The id of the route the handler serves, which plugins read with
+	// get_route_id (sentinel_v1 revision 1.2). The KDL adapter sets it;
+	// empty, get_route_id reports it absent.
+	Route string `json:"route,omitempty"`
+
 	chain  http.Handler
 	logger *zap.Logger
 }
@@ -93,7 +98,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("plugins[%d]: duplicate id %q", i, p.ID)
 		}
 		seen[p.ID] = true
-		p.cache, p.cacheDir = cc, dir
+		p.cache, p.cacheDir, p.route = cc, dir, h.Route
 		if err := p.provision(ctx, h.logger.With(zap.String("plugin", p.ID)), m); err != nil {
 			return fmt.Errorf("plugin %q: %w", p.ID, err)
 		}
