@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -48,14 +49,22 @@ const staleRetries = 16
 // now holds the shared state, and the operation can run again.
 var errRefreshed = errors.New("refreshed from the shared store")
 
+// staleBackoffMax bounds the random pause before a try after a stale
+// save: replicas that collide wait different times, so that they do not
+// collide again in lockstep (at most ~0.5 s over all the tries).
+const staleBackoffMax = 64 * time.Millisecond
+
 // retry runs op again while it ends with a stale save, which left the
-// registry refreshed to the store's current state.
+// registry refreshed to the store's current state. Between tries it
+// waits a random time that grows with each collision (the registry's
+// lock is not held then).
 func retry[T any](op func() (T, error)) (T, error) {
-	for range staleRetries - 1 {
+	for i := range staleRetries - 1 {
 		v, err := op()
 		if !errors.Is(err, errRefreshed) {
 			return v, err
 		}
+		time.Sleep(time.Duration(rand.Int64N(int64(min(time.Millisecond<<i, staleBackoffMax)))))
 	}
 	v, err := op()
 	if errors.Is(err, errRefreshed) {

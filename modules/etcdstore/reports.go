@@ -69,10 +69,15 @@ func (e *Etcd) PublishReport(ctx context.Context, replica string, rep registry.R
 	return nil
 }
 
-// WithdrawReport removes this replica's report and its lease.
+// WithdrawReport removes this replica's report and its lease. A client
+// already closing (the store is being released) has nothing to withdraw
+// with: the lease expires on its own.
 func (e *Etcd) WithdrawReport(ctx context.Context, replica string) error {
 	e.reports.mu.Lock()
 	defer e.reports.mu.Unlock()
+	if e.cli.Ctx().Err() != nil {
+		return nil
+	}
 	_, err := e.cli.Delete(ctx, e.reportsPrefix()+replica)
 	if e.reports.lease != 0 {
 		_, _ = e.cli.Revoke(ctx, e.reports.lease)
