@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
@@ -114,4 +116,37 @@ func resolveBackend(in *Input, route *gwv1.HTTPRoute, ref gwv1.BackendObjectRefe
 		}
 	}
 	return b, nil
+}
+
+// invalidDial is the address of the Gateway's internal server that
+// answers 500: the share of a rule's requests that goes to its invalid
+// backendRefs is proxied there, so that the valid backends keep only
+// their share (the smooth weighted sequence includes it). It is an
+// abstract unix socket (Linux: no file, gone with the process), named
+// after the Gateway's UID so that replicas of several Gateways sharing a
+// network namespace do not clash.
+func invalidDial(in *Input) string {
+	id := string(in.Gateway.UID)
+	if id == "" {
+		sum := sha256.Sum256([]byte(in.Gateway.Namespace + "/" + in.Gateway.Name))
+		id = hex.EncodeToString(sum[:16])
+	}
+	return "unix/@sentinel-gateway-" + id + "-500"
+}
+
+// usesInvalid reports whether a handler list proxies to invalidDial.
+func usesInvalid(handlers []any, dial string) bool {
+	for _, h := range handlers {
+		m, ok := h.(map[string]any)
+		if !ok || m["handler"] != "reverse_proxy" {
+			continue
+		}
+		ups, _ := m["upstreams"].([]map[string]any)
+		for _, u := range ups {
+			if u["dial"] == dial {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -76,6 +76,17 @@ func buildConfig(in *Input, ls []*listener, entries []*entry) ([]byte, error) {
 		}
 		servers["gw-"+strconv.Itoa(int(port))] = srv
 	}
+	dial := invalidDial(in)
+	for _, e := range entries {
+		if usesInvalid(e.handlers, dial) {
+			servers["gw-invalid-backends"] = map[string]any{
+				"listen":          []string{dial},
+				"routes":          []any{map[string]any{"handle": []any{status(500)}}},
+				"automatic_https": map[string]any{"disable": true},
+			}
+			break
+		}
+	}
 	apps := map[string]any{"http": map[string]any{"servers": servers}}
 	if len(loadPEM) > 0 {
 		apps["tls"] = map[string]any{

@@ -92,12 +92,19 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 		return append(handlers, redirect), nil
 	}
 	var backends []*backend
-	var total int32
+	var total, invalid int32
 	for bi, br := range rule.BackendRefs {
 		where := fmt.Sprintf("rules[%d].backendRefs[%d]", ri, bi)
 		b, err := resolveBackend(in, r, br.BackendObjectReference, where)
 		if err != nil {
 			fail(err)
+			// The spec: the invalid backend's share of the requests
+			// gets 500s.
+			w := int32(1)
+			if br.Weight != nil {
+				w = *br.Weight
+			}
+			invalid += w
 			continue
 		}
 		if br.Weight != nil {
@@ -115,6 +122,9 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 	case len(backends) == 0:
 		// Valid Services without ready endpoints.
 		return append(handlers, status(503)), firstErr
+	}
+	if invalid > 0 {
+		backends = append(backends, &backend{id: "invalid", targets: []string{invalidDial(in)}, weight: invalid})
 	}
 	return append(handlers, proxyHandler(backends, hostRewrite)), firstErr
 }

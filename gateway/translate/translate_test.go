@@ -487,3 +487,31 @@ func readFile(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// TestPartiallyInvalidBackends: a rule with a valid backend of weight 3
+// and an invalid one (a Service that does not exist) of weight 1 answers
+// 500 to a quarter of the requests, as the spec asks, through a real
+// Caddy; a rule whose backends are all valid never answers 500.
+func TestPartiallyInvalidBackends(t *testing.T) {
+	in := base()
+	echoBackend(t, in, "gw", "local")
+	good, bad := ref("", "local", 8080), ref("", "missing", 8080)
+	good.Weight, bad.Weight = ptr(int32(3)), ptr(int32(1))
+	in.Routes = []*gwv1.HTTPRoute{route("gw", "r", gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{good, bad}})}
+	url := serve(t, in)
+	got := get(t, url+"/", 40)
+	if want := map[string]int{"200 local": 30, "500 ": 10}; !reflect.DeepEqual(got, want) {
+		t.Errorf("answers %v, want %v", got, want)
+	}
+	// The same through the config: ResolvedRefs False for the missing one.
+	out, _ := Translate(in)
+	if c := conds(out.RouteParents[types.NamespacedName{Namespace: "gw", Name: "r"}][0].Conditions); !strings.Contains(c, "ResolvedRefs=False/BackendNotFound") {
+		t.Errorf("conditions %s", c)
+	}
+	// Without an invalid backend, no internal 500 server.
+	in.Routes[0].Spec.Rules[0].BackendRefs = []gwv1.HTTPBackendRef{good}
+	out, _ = Translate(in)
+	if strings.Contains(string(out.Config), "gw-invalid-backends") {
+		t.Errorf("internal server without an invalid backend: %s", out.Config)
+	}
+}
