@@ -31,6 +31,8 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRouteParentRefPort,
 	features.SupportHTTPRouteNamedRouteRule,
 	features.SupportGatewayPort8080,
+	features.SupportHTTPRouteRequestTimeout,
+	features.SupportHTTPRouteBackendTimeout,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

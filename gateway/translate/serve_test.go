@@ -34,11 +34,17 @@ func serve(t *testing.T, in *Input) string {
 	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
-// echoBackend is a real backend answering its name, published as the
+// echoBackend is a real backend answering its name (after the
+// duration of the query parameter delay), published as the
 // only ready endpoint of Service ns/name (port 8080, name http) of in.
 func echoBackend(t *testing.T, in *Input, ns, name string) {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(r.URL.Query().Get("delay")); err == nil {
+			time.Sleep(d)
+		}
+		_, _ = io.WriteString(w, name)
+	}))
 	t.Cleanup(srv.Close)
 	host, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	port, _ := strconv.Atoi(p)

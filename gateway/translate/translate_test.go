@@ -18,6 +18,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	_ "github.com/sentinel-proxy/sentinel/modules/shadow"
+	_ "github.com/sentinel-proxy/sentinel/modules/timeout"
 )
 
 func hn(s string) *gwv1.Hostname { h := gwv1.Hostname(s); return &h }
@@ -513,5 +514,55 @@ func TestPartiallyInvalidBackends(t *testing.T) {
 	out, _ = Translate(in)
 	if strings.Contains(string(out.Config), "gw-invalid-backends") {
 		t.Errorf("internal server without an invalid backend: %s", out.Config)
+	}
+}
+
+// TestTimeouts: timeouts.request and timeouts.backendRequest answer 504
+// when the backend takes longer, "0s" disables them, through a real
+// Caddy and a slow backend; a malformed duration is UnsupportedValue.
+func TestTimeouts(t *testing.T) {
+	in := base()
+	echoBackend(t, in, "gw", "local")
+	d := func(s string) *gwv1.Duration { v := gwv1.Duration(s); return &v }
+	rule := func(prefix string, to gwv1.HTTPRouteTimeouts) gwv1.HTTPRouteRule {
+		return gwv1.HTTPRouteRule{
+			Matches:     []gwv1.HTTPRouteMatch{{Path: pm(gwv1.PathMatchPathPrefix, prefix)}},
+			BackendRefs: []gwv1.HTTPBackendRef{ref("", "local", 8080)},
+			Timeouts:    &to,
+		}
+	}
+	in.Routes = []*gwv1.HTTPRoute{route("gw", "r",
+		rule("/request", gwv1.HTTPRouteTimeouts{Request: d("300ms")}),
+		rule("/backend", gwv1.HTTPRouteTimeouts{BackendRequest: d("300ms")}),
+		rule("/off", gwv1.HTTPRouteTimeouts{Request: d("0s"), BackendRequest: d("0s")}),
+	)}
+	url := serve(t, in)
+	for _, c := range []struct {
+		path string
+		want string
+	}{
+		{"/request", "200 local"},
+		{"/request?delay=1s", "504"},
+		{"/backend", "200 local"},
+		{"/backend?delay=1s", "504"},
+		{"/off?delay=1s", "200 local"},
+	} {
+		got := get(t, url+c.path, 1)
+		ok := false
+		for k := range got {
+			ok = strings.HasPrefix(k, c.want)
+		}
+		if !ok {
+			t.Errorf("%s: %v, want %s", c.path, got, c.want)
+		}
+	}
+	out, _ := Translate(in)
+	if n := strings.Count(string(out.Config), `"handler":"sentinel_timeout"`); n != 2 {
+		t.Errorf("%d timeout handlers, want 2 (0s disables)", n)
+	}
+	in.Routes[0].Spec.Rules[0].Timeouts.Request = d("soon")
+	out, _ = Translate(in)
+	if c := conds(out.RouteParents[types.NamespacedName{Namespace: "gw", Name: "r"}][0].Conditions); !strings.Contains(c, "ResolvedRefs=False/UnsupportedValue") {
+		t.Errorf("malformed duration: %s", c)
 	}
 }
