@@ -144,9 +144,10 @@ func (s *Cluster) startPod(ctx context.Context, d *appsv1.Deployment, key types.
 			}
 		}
 	}
-	// The plain HTTP echo server only: the gRPC, TCP and UDP modes are
-	// not simulated (their Pods are Ready, nothing answers).
-	if echo && env["GRPC_ECHO_SERVER"] == "" && env["TCP_ECHO_SERVER"] == "" && env["UDP_ECHO_SERVER"] == "" {
+	// The HTTP and the gRPC echo servers (GRPC_ECHO_SERVER: gRPC in
+	// cleartext on HTTP_PORT, the container port 3000); the TCP and UDP
+	// modes are not simulated (their Pods are Ready, nothing answers).
+	if echo && env["TCP_ECHO_SERVER"] == "" && env["UDP_ECHO_SERVER"] == "" {
 		ports := map[string]int{"3000": testutil.FreePort(s.tb), "3001": testutil.FreePort(s.tb), "8443": testutil.FreePort(s.tb)}
 		for cp, lp := range ports {
 			pod.Annotations[portAnnotation+cp] = strconv.Itoa(lp)
