@@ -504,6 +504,14 @@ func TestPartiallyInvalidBackends(t *testing.T) {
 	if want := map[string]int{"200 local": 30, "500 ": 10}; !reflect.DeepEqual(got, want) {
 		t.Errorf("answers %v, want %v", got, want)
 	}
+	// A reload (Caddy's graceful config change, as a replica's) keeps the
+	// internal server: its socket is taken over, not bound twice.
+	good.Weight = ptr(int32(1))
+	in.Routes = []*gwv1.HTTPRoute{route("gw", "r", gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{good, bad}})}
+	url = serve(t, in)
+	if got, want := get(t, url+"/", 20), map[string]int{"200 local": 10, "500 ": 10}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a reload: answers %v, want %v", got, want)
+	}
 	// The same through the config: ResolvedRefs False for the missing one.
 	out, _ := Translate(in)
 	if c := conds(out.RouteParents[types.NamespacedName{Namespace: "gw", Name: "r"}][0].Conditions); !strings.Contains(c, "ResolvedRefs=False/BackendNotFound") {
