@@ -1,6 +1,6 @@
 // Package controller is the Gateway API controller of the Sentinel
 // operator: it accepts the GatewayClasses naming its controller, and for
-// each of their Gateways translates the Gateway and its HTTPRoutes
+// each of their Gateways translates the Gateway and its HTTPRoutes and GRPCRoutes
 // (package gateway/translate) into a Sentinel configuration, delivers it
 // to the Gateway's replicas (a Programmer) and writes the status the
 // spec asks for on the GatewayClass, the Gateway and the routes. See
@@ -79,6 +79,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		For(&gwv1.Gateway{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&gwv1.GatewayClass{}, all).
 		Watches(&gwv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways)).
+		Watches(&gwv1.GRPCRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways)).
 		Watches(&corev1.Service{}, all).
 		Watches(&discoveryv1.EndpointSlice{}, all).
 		Watches(&corev1.Secret{}, all).
@@ -146,44 +147,13 @@ func (r *gatewayReconciler) allGateways(ctx context.Context, _ client.Object) []
 	return out
 }
 
-// routeGateways maps an HTTPRoute to the Gateways it references now or
-// did (its status).
-func routeGateways(_ context.Context, o client.Object) []reconcile.Request {
-	rt, ok := o.(*gwv1.HTTPRoute)
-	if !ok {
-		return nil
-	}
-	seen := map[types.NamespacedName]bool{}
-	add := func(p gwv1.ParentReference) {
-		if p.Kind != nil && *p.Kind != "Gateway" {
-			return
-		}
-		ns := rt.Namespace
-		if p.Namespace != nil {
-			ns = string(*p.Namespace)
-		}
-		seen[types.NamespacedName{Namespace: ns, Name: string(p.Name)}] = true
-	}
-	for _, p := range rt.Spec.ParentRefs {
-		add(p)
-	}
-	for _, p := range rt.Status.Parents {
-		add(p.ParentRef)
-	}
-	out := make([]reconcile.Request, 0, len(seen))
-	for k := range seen {
-		out = append(out, reconcile.Request{NamespacedName: k})
-	}
-	return out
-}
-
 // Reconcile implements reconcile.Reconciler.
 func (r *gatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
 	var gw gwv1.Gateway
 	if err := r.c.Get(ctx, req.NamespacedName, &gw); err != nil {
 		if apierrors.IsNotFound(err) {
-			if err := r.cleanRoutes(ctx, req.NamespacedName, nil); err != nil {
+			if err := r.cleanRoutes(ctx, req.NamespacedName); err != nil {
 				return reconcile.Result{}, err
 			}
 			return reconcile.Result{}, r.prog.Remove(ctx, req.NamespacedName)
@@ -217,7 +187,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.writeGatewayStatus(ctx, &gw, out, addrs, progErr); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.writeRouteStatus(ctx, req.NamespacedName, in.Routes, out); err != nil {
+	if err := r.writeRouteStatus(ctx, req.NamespacedName, in, out); err != nil {
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, progErr
@@ -237,13 +207,19 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 	if err := r.c.List(ctx, &routes); err != nil {
 		return nil, fmt.Errorf("listing HTTPRoutes: %w", err)
 	}
+	gwKey := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
 	for i := range routes.Items {
-		rt := &routes.Items[i]
-		for _, k := range routeGateways(ctx, rt) {
-			if k.NamespacedName == (types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}) {
-				in.Routes = append(in.Routes, rt)
-				break
-			}
+		if refersToGateway(ctx, &routes.Items[i], gwKey) {
+			in.Routes = append(in.Routes, &routes.Items[i])
+		}
+	}
+	var grpcRoutes gwv1.GRPCRouteList
+	if err := r.c.List(ctx, &grpcRoutes); err != nil {
+		return nil, fmt.Errorf("listing GRPCRoutes: %w", err)
+	}
+	for i := range grpcRoutes.Items {
+		if refersToGateway(ctx, &grpcRoutes.Items[i], gwKey) {
+			in.GRPCRoutes = append(in.GRPCRoutes, &grpcRoutes.Items[i])
 		}
 	}
 	var nss corev1.NamespaceList
@@ -356,92 +332,6 @@ func (r *gatewayReconciler) writeGatewayStatus(ctx context.Context, key *gwv1.Ga
 			return nil
 		}
 		return r.c.Status().Update(ctx, &gw)
-	})
-}
-
-// writeRouteStatus replaces, in each route referencing the Gateway, the
-// controller's entries for the Gateway.
-func (r *gatewayReconciler) writeRouteStatus(ctx context.Context, gwKey types.NamespacedName, routes []*gwv1.HTTPRoute, out *translate.Output) error {
-	for _, rt := range routes {
-		key := types.NamespacedName{Namespace: rt.Namespace, Name: rt.Name}
-		if err := r.setRouteParents(ctx, key, gwKey, out.RouteParents[key]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// cleanRoutes removes the entries for a deleted Gateway.
-func (r *gatewayReconciler) cleanRoutes(ctx context.Context, gwKey types.NamespacedName, _ []*gwv1.HTTPRoute) error {
-	var routes gwv1.HTTPRouteList
-	if err := r.c.List(ctx, &routes); err != nil {
-		return err
-	}
-	for _, rt := range routes.Items {
-		for _, p := range rt.Status.Parents {
-			if p.ControllerName == r.name && parentKey(&rt, p.ParentRef) == gwKey {
-				if err := r.setRouteParents(ctx, client.ObjectKeyFromObject(&rt), gwKey, nil); err != nil {
-					return err
-				}
-				break
-			}
-		}
-	}
-	return nil
-}
-
-func parentKey(rt *gwv1.HTTPRoute, p gwv1.ParentReference) types.NamespacedName {
-	ns := rt.Namespace
-	if p.Namespace != nil {
-		ns = string(*p.Namespace)
-	}
-	return types.NamespacedName{Namespace: ns, Name: string(p.Name)}
-}
-
-// setRouteParents writes parents as the route's entries for gwKey.
-func (r *gatewayReconciler) setRouteParents(ctx context.Context, key, gwKey types.NamespacedName, parents []gwv1.RouteParentStatus) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var rt gwv1.HTTPRoute
-		if err := r.c.Get(ctx, key, &rt); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		before := rt.Status.DeepCopy()
-		var kept []gwv1.RouteParentStatus
-		old := map[string][]metav1.Condition{}
-		for _, p := range rt.Status.Parents {
-			if p.ControllerName == r.name && parentKey(&rt, p.ParentRef) == gwKey {
-				old[refString(p.ParentRef)] = p.Conditions
-				continue
-			}
-			kept = append(kept, p)
-		}
-		for _, p := range parents {
-			p = *p.DeepCopy()
-			conds := old[refString(p.ParentRef)]
-			for _, c := range p.Conditions {
-				if c.ObservedGeneration != rt.Generation {
-					c.ObservedGeneration = rt.Generation
-				}
-				meta.SetStatusCondition(&conds, c)
-			}
-			// Keep only the conditions written now.
-			var final []metav1.Condition
-			for _, c := range conds {
-				if meta.FindStatusCondition(p.Conditions, c.Type) != nil {
-					final = append(final, c)
-				}
-			}
-			p.Conditions = final
-			kept = append(kept, p)
-		}
-		if kept == nil {
-			kept = []gwv1.RouteParentStatus{}
-		}
-		rt.Status.Parents = kept
-		if equalJSON(before, &rt.Status) {
-			return nil
-		}
-		return r.c.Status().Update(ctx, &rt)
 	})
 }
 

@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
@@ -42,6 +44,8 @@ type backend struct {
 	id      string
 	targets []string
 	weight  int32
+	// h2c: the backend is proxied to over HTTP/2 in cleartext.
+	h2c bool
 }
 
 // refError is why a backendRef does not resolve: a ResolvedRefs reason.
@@ -69,9 +73,9 @@ func resolveBackend(in *Input, route *gwv1.HTTPRoute, ref gwv1.BackendObjectRefe
 	if ref.Namespace != nil {
 		ns = string(*ref.Namespace)
 	}
-	if ns != route.Namespace && !granted(in.Grants, gwv1.GroupName, "HTTPRoute", route.Namespace, "", "Service", ns, string(ref.Name)) {
+	if ns != route.Namespace && !granted(in.Grants, gwv1.GroupName, routeKind(route), route.Namespace, "", "Service", ns, string(ref.Name)) {
 		return nil, &refError{gwv1.RouteReasonRefNotPermitted,
-			fmt.Sprintf("%s: no ReferenceGrant in namespace %s allows HTTPRoutes of %s to reference Service %s", where, ns, route.Namespace, ref.Name)}
+			fmt.Sprintf("%s: no ReferenceGrant in namespace %s allows %ss of %s to reference Service %s", where, ns, routeKind(route), route.Namespace, ref.Name)}
 	}
 	key := types.NamespacedName{Namespace: ns, Name: string(ref.Name)}
 	svc := in.Services[key]
@@ -92,7 +96,10 @@ func resolveBackend(in *Input, route *gwv1.HTTPRoute, ref gwv1.BackendObjectRefe
 		return nil, &refError{gwv1.RouteReasonBackendNotFound, fmt.Sprintf("%s: Service %s has no port %d", where, key, *ref.Port)}
 	}
 	w := int32(1)
-	b := &backend{id: fmt.Sprintf("%s:%d", key, *ref.Port), weight: w}
+	b := &backend{id: fmt.Sprintf("%s:%d", key, *ref.Port), weight: w,
+		// gRPC backends, and Services whose port says so, speak HTTP/2
+		// in cleartext (prior knowledge).
+		h2c: routeKind(route) == kindGRPCRoute || sp.AppProtocol != nil && *sp.AppProtocol == "kubernetes.io/h2c"}
 	for _, es := range in.EndpointSlices[key] {
 		port := int32(-1)
 		for _, p := range es.Ports {
@@ -114,4 +121,37 @@ func resolveBackend(in *Input, route *gwv1.HTTPRoute, ref gwv1.BackendObjectRefe
 		}
 	}
 	return b, nil
+}
+
+// invalidDial is the address of the Gateway's internal server that
+// answers 500: the share of a rule's requests that goes to its invalid
+// backendRefs is proxied there, so that the valid backends keep only
+// their share (the smooth weighted sequence includes it). It is an
+// abstract unix socket (Linux: no file, gone with the process), named
+// after the Gateway's UID so that replicas of several Gateways sharing a
+// network namespace do not clash.
+func invalidDial(in *Input) string {
+	id := string(in.Gateway.UID)
+	if id == "" {
+		sum := sha256.Sum256([]byte(in.Gateway.Namespace + "/" + in.Gateway.Name))
+		id = hex.EncodeToString(sum[:16])
+	}
+	return "unix/@sentinel-gateway-" + id + "-500"
+}
+
+// usesInvalid reports whether a handler list proxies to invalidDial.
+func usesInvalid(handlers []any, dial string) bool {
+	for _, h := range handlers {
+		m, ok := h.(map[string]any)
+		if !ok || m["handler"] != "reverse_proxy" {
+			continue
+		}
+		ups, _ := m["upstreams"].([]map[string]any)
+		for _, u := range ups {
+			if u["dial"] == dial {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -73,8 +73,23 @@ func buildConfig(in *Input, ls []*listener, entries []*entry) ([]byte, error) {
 				policies = append(policies, map[string]any{"certificate_selection": map[string]any{"any_tag": []string{"gw-" + string(pl[0].spec.Name)}}})
 			}
 			srv["tls_connection_policies"] = policies
+		} else {
+			// Cleartext HTTP/2 with prior knowledge: gRPC clients.
+			srv["protocols"] = []string{"h1", "h2", "h2c"}
 		}
 		servers["gw-"+strconv.Itoa(int(port))] = srv
+	}
+	dial := invalidDial(in)
+	for _, e := range entries {
+		if usesInvalid(e.handlers, dial) {
+			servers["gw-invalid-backends"] = map[string]any{
+				"listen":          []string{dial},
+				"protocols":       []string{"h1", "h2c"},
+				"routes":          []any{map[string]any{"handle": []any{status(500)}}},
+				"automatic_https": map[string]any{"disable": true},
+			}
+			break
+		}
 	}
 	apps := map[string]any{"http": map[string]any{"servers": servers}}
 	if len(loadPEM) > 0 {

@@ -81,7 +81,15 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 			fail(&refError{gwv1.RouteReasonUnsupportedValue, fmt.Sprintf("%s: filter type %s is not supported", where, f.Type)})
 		}
 	}
-	// Response headers first, so that they apply to every answer below.
+	reqTimeout, backendTimeout, terr := ruleTimeouts(rule.Timeouts, ri)
+	if terr != nil {
+		fail(terr)
+	}
+	// Response headers first, so that they apply to every answer below
+	// (a timeout's 504 too); the request timeout covers the rest.
+	if reqTimeout != nil {
+		handlers = append([]any{reqTimeout}, handlers...)
+	}
 	if respOps != nil {
 		handlers = append([]any{map[string]any{"handler": "headers", "response": respOps}}, handlers...)
 	}
@@ -92,12 +100,19 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 		return append(handlers, redirect), nil
 	}
 	var backends []*backend
-	var total int32
+	var total, invalid int32
 	for bi, br := range rule.BackendRefs {
 		where := fmt.Sprintf("rules[%d].backendRefs[%d]", ri, bi)
 		b, err := resolveBackend(in, r, br.BackendObjectReference, where)
 		if err != nil {
 			fail(err)
+			// The spec: the invalid backend's share of the requests
+			// gets 500s.
+			w := int32(1)
+			if br.Weight != nil {
+				w = *br.Weight
+			}
+			invalid += w
 			continue
 		}
 		if br.Weight != nil {
@@ -115,6 +130,13 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 	case len(backends) == 0:
 		// Valid Services without ready endpoints.
 		return append(handlers, status(503)), firstErr
+	}
+	if invalid > 0 {
+		// The internal server speaks h2c too: the h2c of the others holds.
+		backends = append(backends, &backend{id: "invalid", targets: []string{invalidDial(in)}, weight: invalid, h2c: backends[0].h2c})
+	}
+	if backendTimeout != nil {
+		handlers = append(handlers, backendTimeout)
 	}
 	return append(handlers, proxyHandler(backends, hostRewrite)), firstErr
 }
@@ -228,6 +250,14 @@ func proxyHandler(backends []*backend, host string) map[string]any {
 		h["load_balancing"] = map[string]any{"selection_policy": map[string]any{"policy": "weighted_round_robin", "weights": weights}}
 	}
 	h["upstreams"] = ups
+	if h2c := len(backends) > 0; h2c {
+		for _, b := range backends {
+			h2c = h2c && b.h2c
+		}
+		if h2c {
+			h["transport"] = map[string]any{"protocol": "http", "versions": []string{"h2c", "2"}}
+		}
+	}
 	if host != "" {
 		h["headers"] = map[string]any{"request": map[string]any{"set": map[string][]string{"Host": {host}}}}
 	}

@@ -29,8 +29,12 @@ type listener struct {
 // certPair is a PEM certificate chain and its key.
 type certPair struct{ cert, key string }
 
-// routeKindHTTP is the only route kind of this translation.
-var routeKindHTTP = gwv1.RouteGroupKind{Group: ptr(gwv1.Group(gwv1.GroupName)), Kind: "HTTPRoute"}
+// routeKindHTTP and routeKindGRPC are the route kinds of this
+// translation.
+var (
+	routeKindHTTP = gwv1.RouteGroupKind{Group: ptr(gwv1.Group(gwv1.GroupName)), Kind: "HTTPRoute"}
+	routeKindGRPC = gwv1.RouteGroupKind{Group: ptr(gwv1.Group(gwv1.GroupName)), Kind: kindGRPCRoute}
+)
 
 func ptr[T any](v T) *T { return &v }
 
@@ -95,7 +99,7 @@ func (l *listener) conflict(reason, msg string, gen int64) {
 func (l *listener) resolveKinds(gen int64) {
 	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
 		if l.spec.Protocol == gwv1.HTTPProtocolType || l.spec.Protocol == gwv1.HTTPSProtocolType {
-			l.kinds = []gwv1.RouteGroupKind{routeKindHTTP}
+			l.kinds = []gwv1.RouteGroupKind{routeKindHTTP, routeKindGRPC}
 		}
 		return
 	}
@@ -106,15 +110,18 @@ func (l *listener) resolveKinds(gen int64) {
 		if k.Group != nil {
 			group = string(*k.Group)
 		}
-		if group == gwv1.GroupName && k.Kind == "HTTPRoute" {
+		switch {
+		case group == gwv1.GroupName && k.Kind == "HTTPRoute":
 			l.kinds = append(l.kinds, routeKindHTTP)
-		} else {
+		case group == gwv1.GroupName && k.Kind == kindGRPCRoute:
+			l.kinds = append(l.kinds, routeKindGRPC)
+		default:
 			invalid = true
 		}
 	}
 	if invalid {
 		l.resolvedCond = cond(string(gwv1.ListenerConditionResolvedRefs), false, string(gwv1.ListenerReasonInvalidRouteKinds),
-			"allowedRoutes.kinds names a kind that is not supported (HTTPRoute is)", gen)
+			"allowedRoutes.kinds names a kind that is not supported (HTTPRoute and GRPCRoute are)", gen)
 	}
 }
 
@@ -192,9 +199,14 @@ func (l *listener) allowsNamespace(in *Input, ns string) bool {
 	return false
 }
 
-// allowsKind reports whether the listener accepts HTTPRoutes.
-func (l *listener) allowsHTTPRoute() bool {
-	return len(l.kinds) > 0
+// allowsKind reports whether the listener accepts routes of kind.
+func (l *listener) allowsKind(kind string) bool {
+	for _, k := range l.kinds {
+		if string(k.Kind) == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // status is the listener's status.

@@ -123,7 +123,7 @@ func acceptParent(in *Input, ls []*listener, r *gwv1.HTTPRoute, p gwv1.ParentRef
 	for _, l := range candidates {
 		// A listener with unresolved references (a missing certificate)
 		// still counts its routes (attachedRoutes), though it serves none.
-		if !l.accepted || !l.allowsHTTPRoute() || !l.allowsNamespace(in, r.Namespace) {
+		if !l.accepted || !l.allowsKind(routeKind(r)) || !l.allowsNamespace(in, r.Namespace) {
 			continue
 		}
 		allowed++

@@ -28,6 +28,8 @@ type Input struct {
 	// Routes are the HTTPRoutes that may reference the Gateway (the
 	// translation checks their parentRefs).
 	Routes []*gwv1.HTTPRoute
+	// GRPCRoutes are the GRPCRoutes that may reference the Gateway.
+	GRPCRoutes []*gwv1.GRPCRoute
 	// Namespaces maps a namespace's name to its labels (for listeners'
 	// allowedRoutes selectors).
 	Namespaces map[string]map[string]string
@@ -62,6 +64,8 @@ type Output struct {
 	// RouteParents are, for each route that references the Gateway, its
 	// status entries for those references.
 	RouteParents map[types.NamespacedName][]gwv1.RouteParentStatus
+	// GRPCRouteParents are the same for the GRPCRoutes.
+	GRPCRouteParents map[types.NamespacedName][]gwv1.RouteParentStatus
 }
 
 // Translate translates in.Gateway. It returns an error only for a
@@ -69,16 +73,23 @@ type Output struct {
 // conditions.
 func Translate(in *Input) (*Output, error) {
 	gw := in.Gateway
-	out := &Output{RouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}}
+	out := &Output{RouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}, GRPCRouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}}
 	ls := validateListeners(in)
 	// Routes, oldest first (the spec's tie breaker), then by name.
 	routes := append([]*gwv1.HTTPRoute(nil), in.Routes...)
+	for _, g := range in.GRPCRoutes {
+		routes = append(routes, grpcAsHTTP(g))
+	}
 	sort.SliceStable(routes, func(i, j int) bool { return olderRoute(routes[i], routes[j]) })
 	var entries []*entry
 	for _, r := range routes {
 		key := types.NamespacedName{Namespace: r.Namespace, Name: r.Name}
 		parents, es := attachRoute(in, ls, r)
-		if len(parents) > 0 {
+		switch {
+		case len(parents) == 0:
+		case routeKind(r) == kindGRPCRoute:
+			out.GRPCRouteParents[key] = parents
+		default:
 			out.RouteParents[key] = parents
 		}
 		entries = append(entries, es...)

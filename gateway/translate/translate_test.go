@@ -18,6 +18,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	_ "github.com/sentinel-proxy/sentinel/modules/shadow"
+	_ "github.com/sentinel-proxy/sentinel/modules/timeout"
 )
 
 func hn(s string) *gwv1.Hostname { h := gwv1.Hostname(s); return &h }
@@ -486,4 +487,90 @@ func readFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestPartiallyInvalidBackends: a rule with a valid backend of weight 3
+// and an invalid one (a Service that does not exist) of weight 1 answers
+// 500 to a quarter of the requests, as the spec asks, through a real
+// Caddy; a rule whose backends are all valid never answers 500.
+func TestPartiallyInvalidBackends(t *testing.T) {
+	in := base()
+	echoBackend(t, in, "gw", "local")
+	good, bad := ref("", "local", 8080), ref("", "missing", 8080)
+	good.Weight, bad.Weight = ptr(int32(3)), ptr(int32(1))
+	in.Routes = []*gwv1.HTTPRoute{route("gw", "r", gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{good, bad}})}
+	url := serve(t, in)
+	got := get(t, url+"/", 40)
+	if want := map[string]int{"200 local": 30, "500 ": 10}; !reflect.DeepEqual(got, want) {
+		t.Errorf("answers %v, want %v", got, want)
+	}
+	// A reload (Caddy's graceful config change, as a replica's) keeps the
+	// internal server: its socket is taken over, not bound twice.
+	good.Weight = ptr(int32(1))
+	in.Routes = []*gwv1.HTTPRoute{route("gw", "r", gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{good, bad}})}
+	url = serve(t, in)
+	if got, want := get(t, url+"/", 20), map[string]int{"200 local": 10, "500 ": 10}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a reload: answers %v, want %v", got, want)
+	}
+	// The same through the config: ResolvedRefs False for the missing one.
+	out, _ := Translate(in)
+	if c := conds(out.RouteParents[types.NamespacedName{Namespace: "gw", Name: "r"}][0].Conditions); !strings.Contains(c, "ResolvedRefs=False/BackendNotFound") {
+		t.Errorf("conditions %s", c)
+	}
+	// Without an invalid backend, no internal 500 server.
+	in.Routes[0].Spec.Rules[0].BackendRefs = []gwv1.HTTPBackendRef{good}
+	out, _ = Translate(in)
+	if strings.Contains(string(out.Config), "gw-invalid-backends") {
+		t.Errorf("internal server without an invalid backend: %s", out.Config)
+	}
+}
+
+// TestTimeouts: timeouts.request and timeouts.backendRequest answer 504
+// when the backend takes longer, "0s" disables them, through a real
+// Caddy and a slow backend; a malformed duration is UnsupportedValue.
+func TestTimeouts(t *testing.T) {
+	in := base()
+	echoBackend(t, in, "gw", "local")
+	d := func(s string) *gwv1.Duration { v := gwv1.Duration(s); return &v }
+	rule := func(prefix string, to gwv1.HTTPRouteTimeouts) gwv1.HTTPRouteRule {
+		return gwv1.HTTPRouteRule{
+			Matches:     []gwv1.HTTPRouteMatch{{Path: pm(gwv1.PathMatchPathPrefix, prefix)}},
+			BackendRefs: []gwv1.HTTPBackendRef{ref("", "local", 8080)},
+			Timeouts:    &to,
+		}
+	}
+	in.Routes = []*gwv1.HTTPRoute{route("gw", "r",
+		rule("/request", gwv1.HTTPRouteTimeouts{Request: d("300ms")}),
+		rule("/backend", gwv1.HTTPRouteTimeouts{BackendRequest: d("300ms")}),
+		rule("/off", gwv1.HTTPRouteTimeouts{Request: d("0s"), BackendRequest: d("0s")}),
+	)}
+	url := serve(t, in)
+	for _, c := range []struct {
+		path string
+		want string
+	}{
+		{"/request", "200 local"},
+		{"/request?delay=1s", "504"},
+		{"/backend", "200 local"},
+		{"/backend?delay=1s", "504"},
+		{"/off?delay=1s", "200 local"},
+	} {
+		got := get(t, url+c.path, 1)
+		ok := false
+		for k := range got {
+			ok = strings.HasPrefix(k, c.want)
+		}
+		if !ok {
+			t.Errorf("%s: %v, want %s", c.path, got, c.want)
+		}
+	}
+	out, _ := Translate(in)
+	if n := strings.Count(string(out.Config), `"handler":"sentinel_timeout"`); n != 2 {
+		t.Errorf("%d timeout handlers, want 2 (0s disables)", n)
+	}
+	in.Routes[0].Spec.Rules[0].Timeouts.Request = d("soon")
+	out, _ = Translate(in)
+	if c := conds(out.RouteParents[types.NamespacedName{Namespace: "gw", Name: "r"}][0].Conditions); !strings.Contains(c, "ResolvedRefs=False/UnsupportedValue") {
+		t.Errorf("malformed duration: %s", c)
+	}
 }

@@ -35,7 +35,9 @@ const (
 // Pods, marked Running and Ready, each Pod of an echo-basic image a local
 // echo-basic process (the suite's own echo server) on ports of its own,
 // and each Service with a selector EndpointSlices pointing at IP (an
-// address of this machine outside 127/8) and the Pods' local ports.
+// address of this machine outside 127/8) and the Pods' local ports. Each
+// such Pod also has an address of its own (podNet) with its container
+// ports forwarded to its echo server, for endpoints written by hand.
 type Cluster struct {
 	// C is an admin client.
 	C client.Client
@@ -47,6 +49,7 @@ type Cluster struct {
 	tb    testing.TB
 	mu    sync.Mutex
 	procs map[types.NamespacedName]*testutil.Process
+	net   podNet
 }
 
 // NewCluster returns the simulation of a test.
@@ -63,8 +66,9 @@ func (s *Cluster) Run(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			s.mu.Lock()
-			for _, p := range s.procs {
+			for key, p := range s.procs {
 				p.Stop()
+				s.net.close(key)
 			}
 			s.mu.Unlock()
 			return
@@ -144,9 +148,11 @@ func (s *Cluster) startPod(ctx context.Context, d *appsv1.Deployment, key types.
 			}
 		}
 	}
-	// The plain HTTP echo server only: the gRPC, TCP and UDP modes are
-	// not simulated (their Pods are Ready, nothing answers).
-	if echo && env["GRPC_ECHO_SERVER"] == "" && env["TCP_ECHO_SERVER"] == "" && env["UDP_ECHO_SERVER"] == "" {
+	// The HTTP and the gRPC echo servers (GRPC_ECHO_SERVER: gRPC in
+	// cleartext on HTTP_PORT, the container port 3000); the TCP and UDP
+	// modes are not simulated (their Pods are Ready, nothing answers).
+	podIP := s.IP
+	if echo && env["TCP_ECHO_SERVER"] == "" && env["UDP_ECHO_SERVER"] == "" {
 		ports := map[string]int{"3000": testutil.FreePort(s.tb), "3001": testutil.FreePort(s.tb), "8443": testutil.FreePort(s.tb)}
 		for cp, lp := range ports {
 			pod.Annotations[portAnnotation+cp] = strconv.Itoa(lp)
@@ -163,12 +169,23 @@ func (s *Cluster) startPod(ctx context.Context, d *appsv1.Deployment, key types.
 		s.mu.Lock()
 		s.procs[key] = p
 		s.mu.Unlock()
+		// The Pod's own address, its container ports forwarded there.
+		ip, err := s.net.podIP()
+		if err != nil {
+			s.tb.Logf("sim: %v", err)
+		}
+		if ip != "" {
+			if err := s.net.forward(key, ip, ports); err != nil {
+				return err
+			}
+			podIP = ip
+		}
 	}
 	if err := s.C.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating Pod %s: %w", key, err)
 	}
 	pod.Status = corev1.PodStatus{
-		Phase: corev1.PodRunning, PodIP: s.IP, PodIPs: []corev1.PodIP{{IP: s.IP}},
+		Phase: corev1.PodRunning, PodIP: podIP, PodIPs: []corev1.PodIP{{IP: podIP}},
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
 			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
@@ -185,6 +202,7 @@ func (s *Cluster) stop(key types.NamespacedName) {
 	p := s.procs[key]
 	delete(s.procs, key)
 	s.mu.Unlock()
+	s.net.close(key)
 	if p != nil {
 		p.Stop()
 	}
