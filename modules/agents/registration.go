@@ -267,10 +267,11 @@ func (l *regListener) register(conn net.Conn) error {
 	}
 	id := hello.AgentID
 	if reason := rs.refusal(conn, hello); reason != "" {
-		// The agent is told why (RegistrationResponse, as the original's
-		// reverse connections), the log keeps the audit line.
-		_ = protocol.WriteRegistrationRefusal(conn, reason)
+		// The log keeps the audit line, written before the agent is told
+		// why (RegistrationResponse, as the original's reverse
+		// connections): a refusal the agent saw is always audited.
 		l.log.Warn("agent registration refused", zap.String("agent", id), zap.String("remote", remoteOf(conn)), zap.String("reason", reason))
+		_ = protocol.WriteRegistrationRefusal(conn, reason)
 		_ = conn.Close()
 		return nil
 	}
