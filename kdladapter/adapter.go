@@ -81,7 +81,7 @@ func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 	}
 	// Nothing refers to the adapter (nor to the KDL tree) after build:
 	// the garbage collector can free them while the output is written.
-	cfg := (&adapter{d: d, filename: filename}).build(nodes)
+	cfg := (&adapter{d: d, filename: filename, loader: l, refs: l.refs}).build(nodes)
 	if err := d.err(); err != nil {
 		return nil, d.warnings(), err
 	}
@@ -131,6 +131,16 @@ type adapter struct {
 	// paths holds the dotted paths of the blocks checkBlock descends
 	// into (see blockPath).
 	paths map[[2]string]string
+
+	// The deferred route and upstream blocks (deferred.go): loader
+	// expands their environment variables again, reparse parses them
+	// again, refs holds what is read of the routes before they are
+	// mapped, checked the blocks checked against schema.
+	loader  *loader
+	reparse kdl.Reparser
+	refs    map[*kdl.Node]*routeRefs
+	checked map[*kdl.Node]struct{}
+	schema  *Key
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -218,9 +228,9 @@ func blockName(where string) string {
 
 // build validates the merged document and produces the Caddy config.
 func (a *adapter) build(nodes []*kdl.Node) obj {
-	schema := Schema()
+	a.schema = Schema()
 	root := &kdl.Node{Children: nodes}
-	a.checkBlock(root, schema, "")
+	a.checkBlock(root, a.schema, "")
 	a.upstreams = make(map[string]*kdl.Node)
 	a.filters = make(map[string]*kdl.Node)
 	a.plugins = make(map[string]*kdl.Node)
@@ -286,7 +296,9 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 	for _, f := range a.sortedFilters() {
 		a.checkFilter(f)
 	}
-	return a.caddyConfig()
+	cfg := a.caddyConfig()
+	a.checkDeferred(nodes)
+	return cfg
 }
 
 // fileOf is the file a whole-configuration error is reported in: the

@@ -232,6 +232,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	}
 	b := &upstreamBase{}
 	a.proxies[id] = b
+	u = a.load(u, "upstreams")
 
 	var weights []int64
 	zones := obj{}
@@ -374,10 +375,8 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 func (a *adapter) countUpstreamUses() map[string]int {
 	uses := make(map[string]int, len(a.upstreams))
 	for _, r := range a.routes {
-		for _, n := range []*kdl.Node{setting(r, "upstream"), setting(setting(r, "shadow"), "upstream")} {
-			if n != nil && len(n.Args) > 0 && n.Args[0].Kind == kdl.KindString {
-				uses[n.Args[0].Str]++
-			}
+		for _, id := range a.routeRefs(r).proxied {
+			uses[id]++
 		}
 	}
 	return uses

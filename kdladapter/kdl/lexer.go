@@ -50,6 +50,11 @@ type parser struct {
 	// are asked for mostly in source order, so advancing from the last
 	// answer keeps position tracking linear overall.
 	pcOff, pcLine, pcCol int
+
+	// deferFn is the Defer option (see ParseWith); top is the top-level
+	// node whose children block is being parsed.
+	deferFn func(Deferral) bool
+	top     *Node
 }
 
 // newParser prepares a parser for src.

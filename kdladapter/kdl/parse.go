@@ -5,7 +5,7 @@ import "strconv"
 // ParseV2 parses src as a KDL 2.0.0 document. filename is only used in
 // positions. Errors are of type *Error.
 func ParseV2(filename string, src []byte) (*Document, error) {
-	return parse(filename, src, false)
+	return parse(filename, src, false, Options{})
 }
 
 // ParseV1 parses src as a KDL 1.0.0 document: keywords are bare (true,
@@ -14,12 +14,13 @@ func ParseV2(filename string, src []byte) (*Document, error) {
 // a property's '='. filename is only used in positions. Errors are of
 // type *Error.
 func ParseV1(filename string, src []byte) (*Document, error) {
-	return parse(filename, src, true)
+	return parse(filename, src, true, Options{})
 }
 
 // parse parses a whole document in the given dialect.
-func parse(filename string, src []byte, v1 bool) (*Document, error) {
+func parse(filename string, src []byte, v1 bool, opts Options) (*Document, error) {
 	p := newParser(filename, src, v1)
+	p.deferFn = opts.Defer
 	version := 2
 	if v1 {
 		version = 1
@@ -100,12 +101,54 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 				p.suspectOff, p.suspectOpen = p.off, open
 			}
 		}
+		if p.depth == 1 && p.deferFn != nil {
+			n, err := p.parseDeferrable()
+			if err != nil {
+				return nil, err
+			}
+			p.children = append(p.children, n)
+			continue
+		}
 		n, err := p.parseNode()
 		if err != nil {
 			return nil, err
 		}
 		p.children = append(p.children, n)
 	}
+}
+
+// parseDeferrable parses a node of a top-level node's children block and
+// returns it, or its stub when the Defer option says so.
+func (p *parser) parseDeferrable() (*Node, error) {
+	start := p.off
+	pos := p.pos(start)
+	n, err := p.parseNode()
+	if err != nil {
+		return nil, err
+	}
+	version := 2
+	if p.v1 {
+		version = 1
+	}
+	stub := p.stub(n, start, pos)
+	if p.deferFn(Deferral{Parent: p.top, Node: n, Stub: stub, Version: version}) {
+		release(n)
+		return stub, nil
+	}
+	return n, nil
+}
+
+// release clears a deferred node and its tree. They are parts of larger
+// blocks (alloc.go) that the collector scans whole while any node of
+// theirs is in use: a dead node still pointing at its children would keep
+// the blocks of the nodes after it alive, one block to the next, and so
+// the whole document.
+func release(n *Node) {
+	for _, c := range n.Children {
+		release(c)
+	}
+	clear(n.Children)
+	*n = Node{}
 }
 
 // unclosed reports a children block opened at open that never closes.
@@ -221,6 +264,9 @@ func (p *parser) parseNode() (*Node, error) {
 			}
 			finishEntries()
 			childrenOff = p.off
+			if p.depth == 0 {
+				p.top = n
+			}
 			children, err := p.parseChildren()
 			if err != nil {
 				return nil, err

@@ -1,0 +1,134 @@
+package kdl
+
+// Deferred children blocks: a configuration of 100,000 routes is a
+// document of millions of nodes, most of them inside the children blocks
+// of a few top-level nodes (`routes { route … }`). ParseWith can leave
+// the children of those blocks' nodes out of the document once parsed
+// (checked): the document then holds a copy of each such node without
+// its children, which Reparser.Load parses again from the source when
+// its reader needs it. Whoever reads the document one such node at a
+// time holds one node's tree instead of the whole document's.
+
+// Options tune ParseWith.
+type Options struct {
+	// Defer, when set, is called with each node of the children block of
+	// a top-level node once that node is parsed, children included (a
+	// slashdashed node is not). When it returns true, the document holds
+	// the Deferral's Stub in its place: the node without its children,
+	// which Reparser.Load reads again.
+	Defer func(Deferral) bool
+}
+
+// Deferral is a node ParseWith may leave out of the document.
+type Deferral struct {
+	// Parent is the top-level node whose children block holds Node; its
+	// own children are not parsed yet.
+	Parent *Node
+	// Node is the node as parsed, children included. When deferred, it
+	// is cleared once Defer returns: Defer must not keep it.
+	Node *Node
+	// Stub is what the document holds instead of Node when deferred: a
+	// copy of the node's name, type, arguments and properties (the
+	// properties' slice is shared with Node), without children.
+	// Deferred reports true for it.
+	Stub *Node
+	// Version is the KDL version the document is being parsed as. Parse
+	// tries KDL v2 then v1: a node seen in a failed attempt is seen again
+	// in the next one.
+	Version int
+}
+
+// deferred is where a deferred node starts in its source, and how many
+// nodes, values and child pointers its tree has.
+type deferred struct {
+	file  string
+	src   []byte
+	start int
+	pos   Position
+	v1    bool
+	// nodes, values and children size the blocks Load parses the node
+	// into (see Reparser).
+	nodes, values, children int32
+}
+
+// count adds up the nodes, values and child pointers of n's tree.
+func (d *deferred) count(n *Node) {
+	d.nodes++
+	d.values += int32(len(n.Args))
+	d.children += int32(len(n.Children))
+	for _, c := range n.Children {
+		d.count(c)
+	}
+}
+
+// Deferred reports whether n is the stub of a node whose children
+// ParseWith left out (see Reparser.Load).
+func (n *Node) Deferred() bool { return n.x != nil && n.x.def != nil }
+
+// ParseWith is Parse with options.
+func ParseWith(filename string, src []byte, opts Options) (*Document, error) {
+	return parseVersions(filename, src, opts)
+}
+
+// stub copies n without its children, remembering where it starts. The
+// copy's arguments and extra part are its own: the document's blocks of
+// nodes and values that held n can be collected once the rest of them
+// is.
+func (p *parser) stub(n *Node, start int, pos Position) *Node {
+	s := &Node{Name: n.Name, Pos: n.Pos}
+	if len(n.Args) > 0 {
+		s.Args = append([]Value(nil), n.Args...)
+	}
+	d := &deferred{file: p.file, src: p.src, start: start, pos: pos, v1: p.v1}
+	d.count(n)
+	x := &nodeExtra{def: d}
+	if n.x != nil {
+		x.typ, x.hasType, x.props = n.x.typ, n.x.hasType, n.x.props
+	}
+	s.x = x
+	return s
+}
+
+// Reparser parses deferred nodes again (see ParseWith). The nodes it
+// reads share their interned strings, not their allocation blocks: each
+// node's tree has blocks of its own, of its size, so that a node dropped
+// by its reader is collected whatever other nodes are kept (blocks
+// shared between nodes link each to the ones before and after it). The
+// zero value is ready to use. Not safe for concurrent use.
+type Reparser struct {
+	p *parser
+}
+
+// Load returns the node the stub n stands for: a new node with n's name,
+// position, type, arguments and properties (those of n, as its reader
+// may have changed them) and its children parsed again from the source,
+// with the positions of the first parse. n itself is unchanged; a node
+// that is not deferred is returned as it is.
+func (r *Reparser) Load(n *Node) (*Node, error) {
+	if !n.Deferred() {
+		return n, nil
+	}
+	d := n.x.def
+	if r.p == nil {
+		r.p = newParser(d.file, d.src, d.v1)
+	}
+	p := r.p
+	p.file, p.src, p.v1 = d.file, d.src, d.v1
+	p.off, p.depth, p.suspectOff = d.start, 1, -1
+	p.pcOff, p.pcLine, p.pcCol = d.start, int(d.pos.Line), int(d.pos.Col)
+	p.args, p.props, p.children = p.args[:0], p.props[:0], p.children[:0]
+	p.nodeSlab = make([]Node, 0, d.nodes)
+	p.valueSlab = make([]Value, 0, d.values)
+	p.childSlab = make([]*Node, 0, d.children)
+	parsed, err := p.parseNode()
+	clear(p.children[:cap(p.children)])
+	p.nodeSlab, p.valueSlab, p.childSlab = nil, nil, nil
+	if err != nil {
+		return nil, err
+	}
+	out := &Node{Name: n.Name, Pos: n.Pos, Args: n.Args, Children: parsed.Children}
+	if n.x.hasType || len(n.x.props) > 0 {
+		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
+	}
+	return out, nil
+}
