@@ -70,8 +70,14 @@ func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 // adapt is Adapt with the size limit of the whole configuration as a
 // parameter (benchmarks of very large configurations lift it).
 func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files, maxBytes int64) ([]byte, []caddyconfig.Warning, error) {
+	return adaptLoader(&loader{lookupEnv: lookupEnv, files: files, max: maxBytes}, filename, body)
+}
+
+// adaptLoader is adapt with the loader given (tests read whole documents
+// with it, without deferred blocks, to compare).
+func adaptLoader(l *loader, filename string, body []byte) ([]byte, []caddyconfig.Warning, error) {
 	d := &diag{}
-	l := &loader{d: d, lookupEnv: lookupEnv, files: files, max: maxBytes}
+	l.d = d
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
 	}

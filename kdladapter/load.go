@@ -36,6 +36,9 @@ type loader struct {
 	// of the deferred routes of the files parsed.
 	attempts map[int]*parseAttempt
 	refs     map[*kdl.Node]*routeRefs
+	// whole, set by tests, keeps every block in the document (nothing
+	// deferred), as before deferred blocks.
+	whole bool
 }
 
 // maxIncludedFiles bounds how many files one configuration may read.
@@ -57,7 +60,11 @@ func (l *loader) loadMain(filename string, src []byte) []*kdl.Node {
 // process can read.
 func (l *loader) load(filename string, src []byte, included bool) []*kdl.Node {
 	l.attempts = nil
-	doc, err := kdl.ParseWith(filename, src, kdl.Options{Defer: l.deferBlock})
+	var opts kdl.Options
+	if !l.whole {
+		opts.Defer = l.deferBlock
+	}
+	doc, err := kdl.ParseWith(filename, src, opts)
 	attempts := l.attempts
 	l.attempts = nil
 	if err != nil {
