@@ -122,6 +122,7 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 func (p *parser) parseDeferrable() (*Node, error) {
 	start := p.off
 	pos := p.pos(start)
+	nodes, values, children := p.nodeSlab, p.valueSlab, p.childSlab
 	n, err := p.parseNode()
 	if err != nil {
 		return nil, err
@@ -133,9 +134,26 @@ func (p *parser) parseDeferrable() (*Node, error) {
 	stub := p.stub(n, start, pos)
 	if p.deferFn(Deferral{Parent: p.top, Node: n, Stub: stub, Version: version}) {
 		release(n)
+		p.nodeSlab = reuse(nodes, p.nodeSlab)
+		p.valueSlab = reuse(values, p.valueSlab)
+		p.childSlab = reuse(children, p.childSlab)
 		return stub, nil
 	}
 	return n, nil
+}
+
+// reuse gives back the part of an allocation block a deferred node
+// used (nothing refers to it once the node is released): before is the
+// block as it was when the node started, after as it is now. The next
+// node is parsed into the same memory, cleared, instead of new blocks.
+// When the node started a new block, all of it is the node's.
+func reuse[T any](before, after []T) []T {
+	if cap(before) > 0 && cap(after) == cap(before) && len(after) >= len(before) && &after[:1][0] == &before[:1][0] {
+		clear(after[len(before):])
+		return after[:len(before)]
+	}
+	clear(after)
+	return after[:0]
 }
 
 // release clears a deferred node and its tree. They are parts of larger
