@@ -98,8 +98,11 @@ func adaptLoader(l *loader, filename string, body []byte) ([]byte, []caddyconfig
 type adapter struct {
 	d *diag
 
-	system        *kdl.Node
-	listeners     []*kdl.Node
+	system    *kdl.Node
+	listeners []*kdl.Node
+	// routes and upstreams are the stubs of deferred blocks (their
+	// children left out, deferred.go): read a block's settings through
+	// load, what is read of every route through routeRefs.
 	routes        []*kdl.Node
 	upstreams     map[string]*kdl.Node
 	filters       map[string]*kdl.Node
