@@ -22,6 +22,7 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/cache"
 	_ "github.com/sentinel-proxy/sentinel/modules/cors"
 	_ "github.com/sentinel-proxy/sentinel/modules/deferredlog"
+	_ "github.com/sentinel-proxy/sentinel/modules/discovery"
 	_ "github.com/sentinel-proxy/sentinel/modules/etcdstore"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
 	_ "github.com/sentinel-proxy/sentinel/modules/geo"
@@ -34,7 +35,9 @@ import (
 	_ "github.com/sentinel-proxy/sentinel/modules/routematch"
 	_ "github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	_ "github.com/sentinel-proxy/sentinel/modules/shadow"
+	_ "github.com/sentinel-proxy/sentinel/modules/tenant"
 	_ "github.com/sentinel-proxy/sentinel/modules/timeout"
+	_ "github.com/sentinel-proxy/sentinel/modules/tracing"
 	_ "github.com/sentinel-proxy/sentinel/modules/upstreamsource"
 	_ "github.com/sentinel-proxy/sentinel/modules/wasm"
 )

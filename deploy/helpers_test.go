@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
+	"github.com/sentinel-proxy/sentinel/operator/api/v1alpha1"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -27,6 +28,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
@@ -311,6 +314,15 @@ func newTyped(tm metav1.TypeMeta) (any, error) {
 		return &networkingv1.Ingress{}, nil
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &serviceMonitor{}, nil
+	// operator.enabled
+	case "apiextensions.k8s.io/v1/CustomResourceDefinition":
+		return &apiextensionsv1.CustomResourceDefinition{}, nil
+	case "rbac.authorization.k8s.io/v1/Role":
+		return &rbacv1.Role{}, nil
+	case "rbac.authorization.k8s.io/v1/RoleBinding":
+		return &rbacv1.RoleBinding{}, nil
+	case "sentinel.sentinel-proxy.io/v1alpha1/SentinelProxy":
+		return &v1alpha1.SentinelProxy{}, nil
 	}
 	return nil, fmt.Errorf("unexpected kind %s %s", tm.APIVersion, tm.Kind)
 }

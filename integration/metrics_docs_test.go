@@ -25,6 +25,7 @@ var notExportedHere = map[string]string{
 	"sentinel_wasm_plugin_": "needs a WASM plugin compiled for wasip1: modules/wasm's integration tests check these names",
 	"sentinel_cache_":       "needs a cached route: TestCacheKDL checks these names",
 	"sentinel_geo_":         "needs a GeoIP database: modules/geo's TestProxy checks these names",
+	"sentinel_discovery_":   "needs a discovered upstream: TestDiscoveryFileEndToEnd checks these names",
 }
 
 // docMetricNames returns the metric names README.md and docs/*.md cite,

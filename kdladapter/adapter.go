@@ -137,6 +137,8 @@ type adapter struct {
 	agentReg *kdl.Node
 	// rateLimits is the rate-limits block (ratelimit.go).
 	rateLimits *kdl.Node
+	// tenancy holds the namespaces (namespaces.go); nil without any.
+	tenancy *tenancy
 	// paths holds the dotted paths of the blocks checkBlock descends
 	// into (see blockPath).
 	paths map[[2]string]string
@@ -245,6 +247,7 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 	a.plugins = make(map[string]*kdl.Node)
 	a.agents = make(map[string]*kdl.Node)
 	ids := make(map[string]*kdl.Node)
+	var namespaces []*kdl.Node
 
 	for _, n := range nodes {
 		switch n.Name {
@@ -294,8 +297,11 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			for _, p := range a.collect(n, "plugin", ids) {
 				a.plugins[p.Args[0].Str] = p
 			}
+		case "namespace", "namespaces":
+			namespaces = append(namespaces, n)
 		}
 	}
+	a.flattenNamespaces(namespaces)
 	if a.system == nil {
 		a.d.errorf(kdl.Position{File: a.fileOf(nodes), Line: 1, Col: 1}, "missing `system` block (required, may be empty: `system { }`)")
 	}

@@ -51,8 +51,11 @@ Rules that hold for every key:
 			if c.Extension {
 				note = "*extension* — " + note
 			}
+			if c.Ref != "" {
+				note += "; its keys are those of `" + c.Ref + "`"
+			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", p, c.Status, escapeCell(note))
-			if c.Status != NotYet && !c.Open || c.Name == "filter" {
+			if c.Status != NotYet && !c.Open && c.Ref == "" || c.Name == "filter" {
 				walk(c, p)
 			}
 		}
@@ -105,6 +108,19 @@ Rules that hold for every key:
 		}
 		for _, c := range k.Children {
 			fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", algo, c.Name, c.Status, escapeCell(c.Note))
+		}
+	}
+
+	b.WriteString("\n## Discovery kinds (`discovery \"…\" { … }`)\n\nThe settings of each kind, mapped onto its `sentinel.discovery` module\n(docs/discovery.md). `dns_srv` is accepted for `dns-srv`.\n\n| Kind | Key | Status | How |\n|---|---|---|---|\n")
+	for _, name := range discoveryKindNames() {
+		k := discoveryKinds[name].key
+		fmt.Fprintf(&b, "| `%s` | | %s | `sentinel.discovery.%s`: %s |\n", name, k.Status, discoveryKinds[name].module, escapeCell(k.Note))
+		for _, c := range k.Children {
+			note := c.Note
+			if c.Extension {
+				note = "*extension* — " + note
+			}
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", name, c.Name, c.Status, escapeCell(note))
 		}
 	}
 	return b.String()

@@ -33,6 +33,7 @@ func (a *adapter) caddyConfig() obj {
 		servers[id] = a.mapListener(l)
 		order = append(order, id)
 	}
+	a.mapTracing(servers, apps)
 	a.mapMetrics(servers, httpApp)
 	httpApp["servers"] = servers
 

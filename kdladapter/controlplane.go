@@ -38,7 +38,7 @@ func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
 		if b == nil {
 			b = a.base(a.upstreams[id])
 		}
-		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active})
+		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active, Discovery: b.discovery})
 	}
 	for _, r := range a.routeTable() {
 		app.Routes = append(app.Routes, r.id)
@@ -105,7 +105,7 @@ var adminAPIKey = ext(typedBlockInit(h("admin-api", "the control-plane API (`/ap
 	// those of the others.
 	readBy("auth", "bearer tokens; required (or tls.client-ca)", func(c *controlapi.Config) *[]controlapi.Token { return &c.Tokens }).withChildren(
 		h("type", "`\"bearer\"`"),
-		h("token", "`token \"${ADMIN_API_TOKEN}\" [scope=\"read\"|\"operate\"|\"admin\"] [name=\"…\"]` (repeatable); only its SHA-256 goes into the Caddy JSON"),
+		h("token", "`token \"${ADMIN_API_TOKEN}\" [scope=\"read\"|\"operate\"|\"admin\"] [name=\"…\"] [namespace=\"team-a\"]` (repeatable; a namespace limits the token to that namespace's upstreams and routes); only its SHA-256 goes into the Caddy JSON"),
 	),
 	blockField(typedBlock(h("tls", "HTTPS for the API, optionally with client certificates"),
 		stringField("cert-file", "server certificate", func(c *controlapi.TLSConfig) *string { return &c.CertFile }),
@@ -231,8 +231,10 @@ func (a *adapter) apiToken(c *kdl.Node, i int, hashes, names map[string]*kdl.Nod
 			}
 			t.Name = p.Value.Str
 			name = p.Value.Str
+		case "namespace":
+			t.Namespace = a.tokenNamespace(p) // namespaces.go
 		default:
-			a.d.errorf(p.Pos, "unknown token property %q (scope, name)", p.Name)
+			a.d.errorf(p.Pos, "unknown token property %q (scope, name, namespace)", p.Name)
 		}
 	}
 	if prev, dup := names[name]; dup {

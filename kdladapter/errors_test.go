@@ -446,7 +446,7 @@ func TestWasmPlugins(t *testing.T) {
 }
 routes { route "r" { builtin-handler "health"; filters "w"; }; }
 filters { filter "w" { type "wasm"; plugin "inject"; }; }`)
-	want := `{"handler":"sentinel_wasm","plugins":[{"config":{"header":"X-Plugin","limits":{"max":3},"strict":true,"values":["a","b"]},"failure_mode":"closed","id":"inject","max_memory":"16777216","path":"/srv/plugins/inject.wasm","timeout":"5ms"}]}`
+	want := `{"handler":"sentinel_wasm","plugins":[{"config":{"header":"X-Plugin","limits":{"max":3},"strict":true,"values":["a","b"]},"failure_mode":"closed","id":"inject","max_memory":"16777216","path":"/srv/plugins/inject.wasm","timeout":"5ms"}],"route":"r"}`
 	if !strings.Contains(string(out), want) {
 		t.Errorf("missing %s in %s", want, out)
 	}

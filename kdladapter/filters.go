@@ -121,7 +121,7 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 	case *grpcweb.Handler:
 		hs = append(hs, grpcWebHandler.raw(v))
 	case *wasmFilterBlock:
-		if h := a.wasmFilter(id, f); h != nil {
+		if h := a.wasmFilter(routeID, id, f); h != nil {
 			hs = append(hs, h)
 		}
 	case *rewriteFilter:

@@ -30,7 +30,8 @@ var listenerKey = typedBlock(h("listener", "a Caddy server"),
 	readBy("protocol", "`http`, `https`, `h2` (h2c without TLS), `h3` (HTTP/3 next to h1/h2)", func(s *caddyhttp.Server) *[]string { return &s.Protocols }),
 	readBy("tls", "TLS connection policies of the server", func(s *caddyhttp.Server) *caddytls.ConnectionPolicies { return &s.TLSConnPolicies }).withChildren(tlsListener().Children...),
 	field[caddyhttp.Server]{key: h("default-route", "last route of the server")},
-	field[caddyhttp.Server]{key: ny("namespace", "namespaces")},
+	field[caddyhttp.Server]{key: h("namespace", "binds the listener to a namespace: it serves only that namespace's routes (namespaces.go)")},
+	field[caddyhttp.Server]{key: tenantsKey}, // tenants.go
 	secondsField("request-timeout-secs", "also bounds the header read when shorter than header-timeout-secs", func(s *caddyhttp.Server) *caddy.Duration { return &s.ReadTimeout }),
 	readBy("trusted-proxies", "static ranges, strict (`trusted_proxies_strict`): only from these peers do the client's X-Forwarded-*, X-Real-IP and Forwarded pass; from others the proxy sets X-Forwarded-* and X-Real-IP from the connection and removes Forwarded", func(s *caddyhttp.Server) *json.RawMessage { return &s.TrustedProxiesRaw }).extension(),
 	custom("header-timeout-secs", "time to receive a request's headers (default 10 s, or request-timeout-secs when shorter); slow header senders are closed", func(s *caddyhttp.Server) *caddy.Duration { return &s.ReadHeaderTimeout },
@@ -138,7 +139,11 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	if n := setting(l, "default-route"); n != nil {
 		defaultRoute, _ = a.str(n)
 	}
-	out[routesKey] = a.serverRoutes(id, defaultRoute, setting(l, "default-route"))
+	routes := a.serverRoutes(id, defaultRoute, setting(l, "default-route"))
+	if tr := a.tenantRoute(id, l); tr != nil { // tenants.go
+		routes = append([]any{tr}, routes...)
+	}
+	out[routesKey] = routes
 	return out
 }
 

@@ -81,7 +81,7 @@ var (
 )
 
 func observabilityKeys() *Key {
-	return h("observability", "metrics and logs", metricsKey, loggingSettings.key, ny("tracing", "tracing"))
+	return h("observability", "metrics, logs and tracing", metricsKey, loggingSettings.key, tracingKey)
 }
 
 // Keys and names of the parts of the config written here, from their

@@ -23,6 +23,8 @@ var pluginKey = typedBlock(h("plugin", "a plugin of the `sentinel_wasm` handler 
 	fieldOf("max-memory", "memory limit of an instance, e.g. \"16MiB\" (default 16 MiB)", (*adapter).memorySize,
 		func(p *wasm.Plugin) *string { return &p.MaxMemory }),
 	millisField("timeout-ms", "deadline of one hook call (default 50)", func(p *wasm.Plugin) *caddy.Duration { return &p.Timeout }),
+	sizeField("max-body-bytes", "request and response body bytes a plugin sees (on_request_body, on_response_body), e.g. \"64KiB\" (default 1 MiB)",
+		func(p *wasm.Plugin) *int64 { return &p.MaxBodyBytes }),
 	choiceField("failure-mode", "`closed` (default: 503) or `open` (skip the plugin)",
 		func(p *wasm.Plugin) *string { return &p.FailureMode }, wasm.FailureOpen, wasm.FailureClosed),
 	choiceField("abi", "`sentinel` or `http-wasm` (default: detected from the imports)",
@@ -39,9 +41,9 @@ func (a *adapter) memorySize(n *kdl.Node) (string, bool) {
 	return strconv.FormatInt(sz, 10), ok
 }
 
-// wasmFilter maps a filter of type "wasm" to the sentinel_wasm handler
-// with its plugin's settings.
-func (a *adapter) wasmFilter(filterID string, f *kdl.Node) json.RawMessage {
+// wasmFilter maps a filter of type "wasm" of a route to the sentinel_wasm
+// handler with its plugin's settings and the route's id (get_route_id).
+func (a *adapter) wasmFilter(routeID, filterID string, f *kdl.Node) json.RawMessage {
 	n := setting(f, "plugin")
 	if n == nil {
 		a.d.errorf(f.Pos, "filter %q: type \"wasm\" needs plugin \"<id>\"", filterID)
@@ -61,7 +63,7 @@ func (a *adapter) wasmFilter(filterID string, f *kdl.Node) json.RawMessage {
 		a.d.errorf(n.Args[0].Pos, "filter %q: plugin %q is not defined in plugins { }%s", filterID, id, suggest(id, ids))
 		return nil
 	}
-	return wasmHandler.raw(&wasm.Handler{Plugins: []*wasm.Plugin{a.plugin(id, p)}})
+	return wasmHandler.raw(&wasm.Handler{Route: routeID, Plugins: []*wasm.Plugin{a.plugin(id, p)}})
 }
 
 // plugin maps a plugin block.

@@ -10,26 +10,33 @@ import (
 
 // TestPluginsNotRepeated: several plugins are several blocks, not a
 // repeated setting: no "plugin is repeated" warning (issue 23), and each
-// filter gets its own plugin.
+// filter gets its own plugin, with its route's id (get_route_id).
 func TestPluginsNotRepeated(t *testing.T) {
 	src := minimal + `
 plugins {
     plugin "a" { path "/p/a.wasm"; }
     plugin "b" { path "/p/b.wasm"; timeout-ms 10; }
     plugin "c" { path "/p/c.wasm"; failure-mode "open"; }
+    plugin "d" { path "/p/d.wasm"; abi "http-wasm"; max-memory "16MiB"; config { x 1; list "a" "b"; }; }
+    plugin "e" { path "/p/e.wasm"; abi "sentinel"; max-memory "8MiB"; config { x 2; }; failure-mode "closed"; max-body-bytes "64KiB"; }
 }
 filters {
     filter "a" { type "wasm"; plugin "a"; }
     filter "b" { type "wasm"; plugin "b"; }
     filter "c" { type "wasm"; plugin "c"; }
+    filter "e" { type "wasm"; plugin "e"; }
 }
-routes { route "r" { builtin-handler "health"; filters "a" "b" "c"; } }
+routes {
+    route "r" { builtin-handler "health"; filters "a" "b" "c"; }
+    route "r2" { matches { path-prefix "/2"; }; builtin-handler "health"; filters "e"; }
+}
 `
 	out, warns := mustAdapt(t, src)
 	if len(warns) != 0 {
 		t.Fatalf("warnings:\n%s", warningsText(warns))
 	}
-	for _, want := range []string{`"plugins":[{"id":"a","path":"/p/a.wasm"}]`, `"plugins":[{"id":"b","path":"/p/b.wasm","timeout":"10ms"}]`, `"plugins":[{"failure_mode":"open","id":"c","path":"/p/c.wasm"}]`} {
+	for _, want := range []string{`"plugins":[{"id":"a","path":"/p/a.wasm"}],"route":"r"`, `"plugins":[{"id":"b","path":"/p/b.wasm","timeout":"10ms"}],"route":"r"`, `"plugins":[{"failure_mode":"open","id":"c","path":"/p/c.wasm"}],"route":"r"`,
+		`"plugins":[{"abi":"sentinel","config":{"x":2},"failure_mode":"closed","id":"e","max_body_bytes":65536,"max_memory":"8388608","path":"/p/e.wasm"}],"route":"r2"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("adapted JSON lacks %s:\n%s", want, out)
 		}

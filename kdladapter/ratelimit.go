@@ -28,7 +28,7 @@ func rateLimitFilterKeys() *Key {
 	fields = append(fields,
 		fieldOf("max-rps", "requests per second per key (default 100)", (*adapter).positiveNumber, func(t *H) *float64 { return &t.MaxRPS }),
 		intField("burst", "requests at once per key (default 10)", 1, 1<<30, func(t *H) *int { return &t.Burst }),
-		fieldOf("key", "`client-ip` (default), `path`, `route`, `client-ip-and-path`, `header:Name`; *extension*: `global`", (*adapter).rateLimitKey, func(t *H) *string { return &t.Key }),
+		fieldOf("key", "`client-ip` (default), `path`, `route`, `client-ip-and-path`, `header:Name`; *extension*: `global`, `tenant`, `tenant-and-client-ip`", (*adapter).rateLimitKey, func(t *H) *string { return &t.Key }),
 		fieldOf("on-limit", "`reject` (default), `delay`, `log-only`", (*adapter).onLimit, func(t *H) *string { return &t.OnLimit }),
 		intField("status-code", "status of rejected requests (default 429)", 400, 599, func(t *H) *int { return &t.StatusCode }),
 		stringField("message", "body of rejected requests", func(t *H) *string { return &t.Message }),
@@ -121,10 +121,10 @@ func (a *adapter) rateLimitKey(n *kdl.Node) (string, bool) {
 		return s, true
 	}
 	switch strings.ReplaceAll(strings.ToLower(s), "_", "-") {
-	case "client-ip", "path", "route", "client-ip-and-path", "global":
+	case "client-ip", "path", "route", "client-ip-and-path", "global", "tenant", "tenant-and-client-ip":
 		return strings.ReplaceAll(strings.ToLower(s), "_", "-"), true
 	}
-	all := []string{"client-ip", "path", "route", "client-ip-and-path", "header:<Name>", "global"}
+	all := []string{"client-ip", "path", "route", "client-ip-and-path", "header:<Name>", "global", "tenant", "tenant-and-client-ip"}
 	a.d.errorf(n.Args[0].Pos, "key %q: expected %s%s", s, strings.Join(all, ", "), suggest(s, all))
 	return "", false
 }

@@ -126,7 +126,7 @@ func TestRateLimitErrors(t *testing.T) {
 	}{
 		{f + `max-rps 0; } }`, `0;`, `max-rps 0: must be above 0`},
 		{f + `burst 0; } }`, `0;`, `burst`},
-		{f + `key "cookie"; } }`, `"cookie"`, `key "cookie": expected client-ip, path, route, client-ip-and-path, header:<Name>, global`},
+		{f + `key "cookie"; } }`, `"cookie"`, `key "cookie": expected client-ip, path, route, client-ip-and-path, header:<Name>, global, tenant, tenant-and-client-ip`},
 		{f + `key "header:"; } }`, `"header:"`, `key "header:": header:<Name> needs a header name`},
 		{f + `on-limit "drop"; } }`, `"drop"`, `on-limit "drop" is not one of reject, delay, log-only`},
 		{f + `status-code 200; } }`, `200`, `status-code`},

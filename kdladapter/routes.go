@@ -50,6 +50,9 @@ type routeJSON struct {
 	skipLog bool
 	// noMatch leaves the matcher out (a listener's default route).
 	noMatch bool
+	// namespace, on a listener identifying tenants, makes the route
+	// match only the requests of that namespace (namespaces.go).
+	namespace string
 }
 
 // logSkip is the handler that keeps a route out of the access log.
@@ -63,9 +66,15 @@ func (rj routeJSON) appendTo(e *encoder, buf []byte) []byte {
 	}
 	buf = e.appendRaw(buf, rj.r.handle)
 	buf = append(buf, ']')
-	if rj.r.match != nil && !rj.noMatch {
+	switch {
+	case rj.r.match != nil && !rj.noMatch:
 		buf = append(buf, `,"match":[{"sentinel":`...)
 		buf = e.appendRaw(buf, rj.r.match)
+		buf = appendNamespaceMatch(buf, rj.namespace, true)
+		buf = append(buf, "}]"...)
+	case rj.namespace != "":
+		buf = append(buf, `,"match":[{`...)
+		buf = appendNamespaceMatch(buf, rj.namespace, false)
 		buf = append(buf, "}]"...)
 	}
 	return append(buf, `,"terminal":true}`...)
@@ -136,13 +145,24 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 	}
 	skipUnlogged := anyLogged && !a.accessLogEnabled()
 	out := make([]any, 0, len(table)+1)
+	prefix, shared := a.routeScope(listenerID) // namespaces.go
+	served := table
+	if prefix != "" {
+		served = make([]*builtRoute, 0, len(table))
+	}
 	for _, r := range table {
-		out = append(out, routeJSON{r: r, skipLog: skipUnlogged && !r.logged})
+		if prefix != "" {
+			if !strings.HasPrefix(r.id, prefix) {
+				continue
+			}
+			served = append(served, r)
+		}
+		out = append(out, routeJSON{r: r, skipLog: skipUnlogged && !r.logged, namespace: sharedNamespace(shared, r.id)})
 	}
 	if defaultRoute != "" {
 		var found *builtRoute
 		var ids []string
-		for _, r := range table {
+		for _, r := range served {
 			ids = append(ids, r.id)
 			if r.id == defaultRoute {
 				found = r
@@ -151,8 +171,10 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 		if found == nil {
 			a.d.errorf(defaultNode.Args[0].Pos, "listener %q: default-route %q is not a route%s", listenerID, defaultRoute, suggest(defaultRoute, ids))
 		} else {
-			out = append(out, routeJSON{r: found, noMatch: true})
-			return out
+			out = append(out, routeJSON{r: found, noMatch: true, namespace: sharedNamespace(shared, found.id)})
+			if !shared || NamespaceOf(found.id) == "" {
+				return out
+			}
 		}
 	}
 	return append(out, routeJSONOf(&caddyhttp.Route{
@@ -297,6 +319,10 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		if up != nil && len(up.Args) > 0 {
 			folded = []any{logAppend("upstream", up.Args[0].Str), logAppend("upstream_addr", "{http.reverse_proxy.upstream.hostport}")}
 		}
+	}
+	if t := a.tracingRoute(id); t != nil {
+		// The request's span named after the route (tracing.go).
+		head = append(head, t)
 	}
 	head = append(head, foldedGuard(id, append(folded, handlers...)))
 	// The handlers without the list's brackets.
@@ -769,6 +795,9 @@ func (a *adapter) builtin(id string, n *kdl.Node) json.RawMessage {
 	}
 	switch name {
 	case "metrics":
+		if h := namespaceMetrics(id); h != nil { // namespaces.go
+			return h
+		}
 		return metricsHandler.raw(&metrics.Metrics{})
 	case "cache-purge", "cache-stats":
 		return encode(nil, a.cacheBuiltin(id, name, n))

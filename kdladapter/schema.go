@@ -50,6 +50,10 @@ type Key struct {
 	// Since marks keys that are extensions of Sentinel on Caddy, not in
 	// the original schema.
 	Extension bool
+	// Ref, when set, is the dotted path of the block whose keys this
+	// block shares (a namespace's routes are those of `routes`): the
+	// compatibility table does not repeat them.
+	Ref string
 	// Map, when set, maps a block of this key onto its module's typed
 	// value; typedBlock declares it together with Children, so that the
 	// keys the walker accepts are the keys the mapper reads (see
@@ -161,7 +165,7 @@ func upstreamKeys() *Key {
 	// connection-pool, timeouts, tls, http-version and circuit-breaker
 	// are declared with their mappers (upstreams.go).
 	keys = append(keys, transportSettings.key.Children...)
-	keys = append(keys, circuitBreakerKey, ny("discovery", "service discovery"))
+	keys = append(keys, circuitBreakerKey, discoveryKey)
 	return h("upstream", "an upstream of the `sentinel` app's registry; routes proxy to it through the `sentinel` upstream source", keys...)
 }
 
@@ -239,8 +243,8 @@ func Schema() *Key {
 		h("filters", "named filters", filterKeys()),
 		agentsBlock(),
 		ny("waf", "WAF (runs as an agent)"),
-		ny("namespace", "namespaces"),
-		ny("namespaces", "namespaces"),
+		namespaceKey(), // namespaces.go
+		h("namespaces", "a list of namespace blocks", ref(namespaceKey(), "namespace")),
 		limitsKeys(),
 		observabilityKeys(),
 		rateLimitsKeys(),

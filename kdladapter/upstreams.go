@@ -33,6 +33,9 @@ type upstreamBase struct {
 	passive *reverseproxy.PassiveHealthChecks
 	// active is the sentinel app's health check (see healthChecks).
 	active *sentinelapp.HealthCheck
+	// discovery is the upstream's sentinel.discovery module (see
+	// discovery.go), nil without one.
+	discovery json.RawMessage
 	// transport is the adaptive package's Transport (typedTree), which
 	// routes copy to change their timeouts.
 	transport obj
@@ -326,8 +329,9 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 			}
 		}
 	}
-	if len(b.targets) == 0 {
-		a.d.errorf(u.Pos, "upstream %q has no target: add target \"host:port\"", id)
+	b.discovery = a.discovery(id, setting(u, "discovery"))
+	if len(b.targets) == 0 && setting(u, "discovery") == nil {
+		a.d.errorf(u.Pos, "upstream %q has no target: add target \"host:port\" (or a discovery block)", id)
 	}
 
 	b.policy = a.loadBalancing(id, setting(u, "load-balancing"), weights)
@@ -395,7 +399,7 @@ func (a *adapter) releaseBase(id string) {
 	}
 	delete(a.uses, id)
 	if b := a.proxies[id]; b != nil && !b.released {
-		a.proxies[id] = &upstreamBase{targets: b.targets, active: b.active, released: true}
+		a.proxies[id] = &upstreamBase{targets: b.targets, active: b.active, discovery: b.discovery, released: true}
 	}
 }
 
@@ -766,6 +770,7 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 			lb[selectionKey] = b.untried
 		}
 	}
+	lb = a.tracedSelection(lb) // the selection's span (tracing.go)
 	if len(lb) > 0 {
 		h[proxyKeys.loadBalancing] = lb
 	}

@@ -118,3 +118,44 @@ func compare(t *testing.T, reg *prometheus.Registry, want, name string) error {
 type mismatch struct{ got, want string }
 
 func (m *mismatch) Error() string { return "got:\n" + m.got + "\nwant:\n" + m.want }
+
+// TestRouteCounters: a Route counts each status code on its own series,
+// the common codes through the counters it keeps at hand (0 as 200), the
+// others looked up every time; two Routes of the same route share the
+// series. Counting a common code does not allocate.
+func TestRouteCounters(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	rs, err := NewRoutes(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := rs.For("api"), rs.For("api")
+	for _, code := range []int{0, 200, 200, 504, 418, 418, 302} {
+		a.Observe(code, time.Millisecond)
+	}
+	b.Observe(200, time.Millisecond)
+	b.Observe(599, time.Millisecond)
+	want := `
+# HELP sentinel_route_requests_total ` + routeRequestsHelp + `
+# TYPE sentinel_route_requests_total counter
+sentinel_route_requests_total{code="200",route="api"} 4
+sentinel_route_requests_total{code="302",route="api"} 1
+sentinel_route_requests_total{code="418",route="api"} 2
+sentinel_route_requests_total{code="504",route="api"} 1
+sentinel_route_requests_total{code="599",route="api"} 1
+`
+	if err := compare(t, reg, want, RouteRequestsName); err != nil {
+		t.Error(err)
+	}
+	for i, code := range commonCodes {
+		if commonIndex(code) != i {
+			t.Errorf("commonIndex(%d) = %d, want %d", code, commonIndex(code), i)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { a.Observe(404, time.Millisecond) }); n != 0 {
+		t.Errorf("Observe of a common code allocates %v", n)
+	}
+	if a.common[commonIndex(404)].Load() == nil || a.common[commonIndex(200)].Load() == nil {
+		t.Error("the counters of common codes are looked up on every request")
+	}
+}

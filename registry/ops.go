@@ -136,15 +136,23 @@ func (r *Registry) deleteOnce(id string, ifMatch uint64) error {
 // PutTargets replaces the targets of an upstream.
 func (r *Registry) PutTargets(id string, targets []Target, ifMatch uint64) (Upstream, error) {
 	return r.mutate(id, ifMatch, func(e *entry) error {
-		// A target the config declares keeps its config origin.
+		// A target the config declares or discovery found keeps its
+		// origin.
 		base := index(e.base)
 		for i := range targets {
-			if _, ok := base[targets[i].Address]; ok && targets[i].Origin == "" {
-				targets[i].Origin = OriginConfig
+			b, ok := base[targets[i].Address]
+			switch {
+			case ok && (targets[i].Origin == "" || b.Origin == OriginDiscovery):
+				targets[i].Origin = b.Origin
+			case !ok && targets[i].Origin == OriginDiscovery:
+				return fmt.Errorf("target %s: %w", targets[i].Address, invalid("origin", string(OriginDiscovery), "only the upstream's discovery adds discovered targets"))
 			}
 		}
 		ts, err := normalize(targets, OriginAPI)
 		if err != nil {
+			return err
+		}
+		if err := checkDiscovered(e, ts); err != nil {
 			return err
 		}
 		r.setTargets(e, ts)
@@ -155,6 +163,9 @@ func (r *Registry) PutTargets(id string, targets []Target, ifMatch uint64) (Upst
 // AddTarget adds one target.
 func (r *Registry) AddTarget(id string, t Target, ifMatch uint64) (Upstream, error) {
 	return r.mutate(id, ifMatch, func(e *entry) error {
+		if t.Origin == OriginDiscovery {
+			return fmt.Errorf("target %s: %w", t.Address, invalid("origin", string(OriginDiscovery), "only the upstream's discovery adds discovered targets"))
+		}
 		ts, err := normalize(append(append([]Target(nil), e.effective...), t), OriginAPI)
 		if err != nil {
 			return err
@@ -205,7 +216,11 @@ func (r *Registry) RemoveTarget(id, address string, ifMatch uint64) (Upstream, e
 		if i < 0 {
 			return fmt.Errorf("target %s of upstream %q: %w", address, id, ErrNotFound)
 		}
-		r.setTargets(e, append(ts[:i], ts[i+1:]...))
+		ts = append(ts[:i], ts[i+1:]...)
+		if err := checkDiscovered(e, ts); err != nil {
+			return err
+		}
+		r.setTargets(e, ts)
 		return nil
 	})
 }
@@ -259,7 +274,8 @@ func (r *Registry) expireOnce(now time.Time) ([]Expired, error) {
 	for _, e := range r.upstreams {
 		ts := e.effective[:0:0]
 		for _, t := range e.effective {
-			if t.State == StateDraining && !t.DrainDeadline.IsZero() && now.After(t.DrainDeadline) {
+			// A discovered target stays (draining) until discovery drops it.
+			if t.State == StateDraining && !t.DrainDeadline.IsZero() && now.After(t.DrainDeadline) && t.Origin != OriginDiscovery {
 				removed = append(removed, Expired{Upstream: e.id, Target: t})
 				continue
 			}

@@ -6,6 +6,9 @@ type UpstreamSpec struct {
 	ID string `json:"id"`
 	// Targets are the declared targets.
 	Targets []TargetSpec `json:"targets"`
+	// Discovery says that a discoverer adds targets to the upstream (see
+	// SetDiscovered); without it, discovered targets are dropped.
+	Discovery bool `json:"discovery,omitempty"`
 }
 
 // TargetSpec is a declared target.
@@ -34,8 +37,9 @@ func (r *Registry) Prepare(specs []UpstreamSpec) (generation uint64) {
 		if _, ok := r.upstreams[s.ID]; ok {
 			continue
 		}
-		e := &entry{id: s.ID, origin: OriginConfig, staged: true, stagedBy: generation, health: map[string]bool{}}
-		e.base = baseTargets(s)
+		e := &entry{id: s.ID, origin: OriginConfig, staged: true, stagedBy: generation, health: map[string]bool{}, discovery: s.Discovery}
+		e.config = baseTargets(s)
+		e.base = e.config
 		e.effective = append([]Target(nil), e.base...)
 		r.upstreams[s.ID] = e
 		r.bump(e)
@@ -95,8 +99,14 @@ func (r *Registry) Reconcile(specs []UpstreamSpec, routes []string) {
 			r.upstreams[s.ID] = e
 			r.bump(e) // version 0 means "no If-Match": never used
 		}
-		e.origin, e.inConfig = OriginConfig, true
-		if !sameTargets(e.base, base) {
+		e.origin, e.inConfig, e.discovery = OriginConfig, true, s.Discovery
+		if !s.Discovery {
+			// The last discovered set stays while the upstream has a
+			// discovery (a reload does not empty its pool).
+			e.discovered = nil
+		}
+		e.config = base
+		if base = combine(base, e.discovered); !sameTargets(e.base, base) {
 			e.base = base
 			r.bump(e)
 		}
@@ -118,16 +128,18 @@ func (r *Registry) bump(e *entry) {
 	e.version = r.version
 }
 
-// merge applies the API's target list (override, made against the config
-// base overrideBase) to the current config base: targets the config added
-// since are added, targets it removed are removed unless the API added
-// them, and config weights that changed are taken unless the API changed
-// them too.
+// merge applies the API's target list (override, made against the base
+// overrideBase) to the current base (config and discovered targets):
+// targets the base added since are added, targets it removed are removed
+// unless the API added them, and base weights that changed are taken
+// unless the API changed them too. A discovered target is always there
+// while discovery reports it: the API changes its weight and state, not
+// its presence.
 func merge(base, override, overrideBase []Target) []Target {
 	if override == nil {
 		return append([]Target(nil), base...)
 	}
-	if sameTargets(base, overrideBase) {
+	if sameTargets(base, overrideBase) && !hasDiscovered(base) {
 		return append([]Target(nil), override...)
 	}
 	oldBase := index(overrideBase)
@@ -138,8 +150,8 @@ func merge(base, override, overrideBase []Target) []Target {
 		ob, wasBase := oldBase[t.Address]
 		nb, isBase := newBase[t.Address]
 		switch {
-		case wasBase && !isBase && t.Origin == OriginConfig:
-			continue // the config removed it
+		case wasBase && !isBase && t.Origin != OriginAPI:
+			continue // the config or the discovery removed it
 		case wasBase && isBase && t.Weight == ob.Weight:
 			t.Weight = nb.Weight // the API left the weight alone
 		}
@@ -147,11 +159,20 @@ func merge(base, override, overrideBase []Target) []Target {
 		present[t.Address] = true
 	}
 	for _, t := range base {
-		if _, wasBase := oldBase[t.Address]; !wasBase && !present[t.Address] {
+		if _, wasBase := oldBase[t.Address]; (!wasBase || t.Origin == OriginDiscovery) && !present[t.Address] {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+func hasDiscovered(ts []Target) bool {
+	for _, t := range ts {
+		if t.Origin == OriginDiscovery {
+			return true
+		}
+	}
+	return false
 }
 
 func index(ts []Target) map[string]Target {

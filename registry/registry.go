@@ -54,7 +54,7 @@ type Target struct {
 	Weight int `json:"weight"`
 	// State is active or draining.
 	State State `json:"state"`
-	// Origin is config or api.
+	// Origin is config, api or discovery.
 	Origin Origin `json:"origin"`
 	// DrainDeadline, when set, is when a draining target is removed.
 	DrainDeadline time.Time `json:"drain_deadline,omitzero"`
@@ -105,7 +105,9 @@ type Registry struct {
 	fleet fleetState
 	// generation counts the configurations reconciled (see Prepare).
 	generation uint64
-	version    uint64
+	// live is the generation of the running configuration (see Commit).
+	live    uint64
+	version uint64
 	// attached is what packages attach to the registry (see Attached).
 	attached sync.Map
 	attachMu sync.Mutex
@@ -115,8 +117,15 @@ type Registry struct {
 type entry struct {
 	id     string
 	origin Origin
-	// base is what the config declares (nil for API upstreams).
+	// base is what the config declares and discovery found (nil for
+	// API upstreams): config, then discovered (see combine).
 	base []Target
+	// config are the targets the config declares, and discovered the
+	// ones the upstream's discovery found last (see SetDiscovered);
+	// discovery says whether the config gives the upstream a discovery.
+	config     []Target
+	discovered []Target
+	discovery  bool
 	// override is the target list as last changed through the API, and
 	// overrideBase the config base it was made against; nil when the API
 	// never changed this upstream.

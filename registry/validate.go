@@ -43,7 +43,7 @@ func invalid(field, value, format string, args ...any) *InvalidError {
 // ValidateTarget checks a target: its address (ValidateAddress), its
 // weight (1 to MaxWeight: a target that should get no new request is
 // drained, not weighted 0), its state (active or draining; empty means
-// active) and its origin (config, api or empty).
+// active) and its origin (config, api, discovery or empty).
 func ValidateTarget(t Target) error {
 	if err := ValidateAddress(t.Address); err != nil {
 		return err
@@ -57,9 +57,9 @@ func ValidateTarget(t Target) error {
 		return invalid("state", string(t.State), "must be %q or %q", StateActive, StateDraining)
 	}
 	switch t.Origin {
-	case "", OriginConfig, OriginAPI:
+	case "", OriginConfig, OriginAPI, OriginDiscovery:
 	default:
-		return invalid("origin", string(t.Origin), "must be %q or %q", OriginConfig, OriginAPI)
+		return invalid("origin", string(t.Origin), "must be %q, %q or %q", OriginConfig, OriginAPI, OriginDiscovery)
 	}
 	return nil
 }

@@ -15,7 +15,9 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	gateway "github.com/sentinel-proxy/sentinel/gateway/controller"
 	"github.com/sentinel-proxy/sentinel/operator/controller"
 )
 
@@ -39,6 +41,8 @@ func run(args []string) error {
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `listen address of /metrics ("0": off)`)
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", `listen address of /healthz and /readyz ("0": off)`)
+	gatewayAPI := fs.Bool("gateway-api", false, "also serve the Gateway API (GatewayClass, Gateway, HTTPRoute; docs/gateway-api.md)")
+	gatewayName := fs.String("gateway-controller-name", string(gateway.DefaultControllerName), "the GatewayClass controllerName served with --gateway-api")
 	zo := zap.Options{}
 	zo.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +64,12 @@ func run(args []string) error {
 	mgr, err := controller.NewManager(cfg, o)
 	if err != nil {
 		return err
+	}
+	if *gatewayAPI {
+		p := &gateway.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+		if err := gateway.Setup(mgr, gateway.Options{ControllerName: gwv1.GatewayController(*gatewayName), Programmer: p}); err != nil {
+			return err
+		}
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

@@ -12,6 +12,7 @@ func TestRunErrors(t *testing.T) {
 		"--bogus":                               "flag provided but not defined: -bogus",
 		"extra":                                 `unexpected arguments ["extra"]`,
 		"--namespaces a,b --leader-elect=false": "no Kubernetes configuration",
+		"--gateway-api --leader-elect=false":    "no Kubernetes configuration",
 	} {
 		if err := run(strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", args, err, want)

@@ -100,6 +100,12 @@ type Run struct {
 	CPU time.Duration
 	// PeakRSS is the server's VmHWM after the run.
 	PeakRSS int64
+	// PeakPrivate is PeakRSS less the file-backed and shared pages
+	// resident after the run (Usage.FileRSS, mostly the executable's):
+	// the peak of the process's private memory (heap, stacks), which the
+	// load drives, within the size of the binary's pages mapped at the
+	// peak and after.
+	PeakPrivate int64
 }
 
 // Bench is the outcome of a benchmark.
@@ -123,7 +129,7 @@ func contenderKind(name string) string {
 	switch name {
 	case "caddy", "caddy-control":
 		return KindCaddy
-	case "sentinel":
+	case "sentinel", "sentinel-alt":
 		return KindSentinel
 	case "nginx":
 		return KindNginx
@@ -149,6 +155,10 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*Bench, error) {
 	for _, n := range cfg.Contenders {
 		if n == "nginx" && !HaveTool("nginx") {
 			res.Notes = append(res.Notes, "nginx is not installed: NGINX columns are empty")
+			continue
+		}
+		if n == "sentinel-alt" && cfg.Bins.SentinelAlt == "" {
+			res.Notes = append(res.Notes, "sentinel-alt needs -sentinel-alt BINARY: left out")
 			continue
 		}
 		res.Contenders = append(res.Contenders, n)
@@ -290,7 +300,7 @@ func measure(ctx context.Context, cfg BenchConfig, sc Scenario, c *Contender, d 
 		if err != nil {
 			return Run{}, err
 		}
-		run.CPU, run.PeakRSS = after.CPU-before.CPU, after.PeakRSS
+		run.CPU, run.PeakRSS, run.PeakPrivate = after.CPU-before.CPU, after.PeakRSS, after.PeakRSS-after.FileRSS
 	}
 	return run, nil
 }
@@ -397,6 +407,8 @@ type Summary struct {
 	CPUPer10k float64
 	// PeakRSS is the largest VmHWM seen, in bytes.
 	PeakRSS int64
+	// PeakPrivate is the largest Run.PeakPrivate seen, in bytes.
+	PeakPrivate int64
 	// Errors sums failed requests over the rounds.
 	Errors int64
 }
@@ -417,6 +429,7 @@ func Summarize(b *Bench, scenario string) map[string]*Summary {
 			rps = append(rps, r.Result.RPS())
 			cpu = append(cpu, cpuPer10k(r))
 			s.PeakRSS = max(s.PeakRSS, r.PeakRSS)
+			s.PeakPrivate = max(s.PeakPrivate, r.PeakPrivate)
 			s.Errors += r.Result.Errors
 		}
 		for _, q := range Quantiles {

@@ -317,7 +317,11 @@ func (c *Contender) Start(bins Binaries, pc ProxyConfig) error {
 	var err error
 	switch c.Kind {
 	case KindSentinel:
-		c.Proc, err = StartProcess(c.Name, logPath, append(env, bins.SentinelEnv...), bins.Sentinel, "run", "--config", c.ConfigPath)
+		bin := bins.Sentinel
+		if c.Name == "sentinel-alt" {
+			bin = bins.SentinelAlt
+		}
+		c.Proc, err = StartProcess(c.Name, logPath, append(env, bins.SentinelEnv...), bin, "run", "--config", c.ConfigPath)
 	case KindCaddy:
 		c.Proc, err = StartProcess(c.Name, logPath, env, bins.Caddy, "run", "--config", c.ConfigPath, "--adapter", "caddyfile")
 	case KindNginx:

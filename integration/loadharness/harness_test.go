@@ -244,6 +244,12 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-sentinel-env", "GOGC"}); err == nil || !strings.Contains(err.Error(), `want KEY=value, got "GOGC"`) {
 		t.Fatalf("-sentinel-env without a value: %v", err)
 	}
+	if o, err := parseFlags([]string{"-concurrent", "-sentinel-alt", "/x/sentinel"}); err != nil || o.SentinelAlt != "/x/sentinel" || o.Contenders != "caddy,sentinel,sentinel-alt" {
+		t.Fatalf("-sentinel-alt: %+v, %v", o, err)
+	}
+	if o, err := parseFlags([]string{"-contenders", "sentinel-alt,caddy", "-sentinel-alt", "/x/sentinel"}); err != nil || o.Contenders != "sentinel-alt,caddy" {
+		t.Fatalf("-sentinel-alt listed: %+v, %v", o, err)
+	}
 	if _, err := parseFlags([]string{"-bogus"}); err == nil {
 		t.Fatal("unknown flag accepted")
 	}
@@ -368,7 +374,7 @@ func TestParsers(t *testing.T) {
 		}
 		u, err = ReadUsage(os.Getpid())
 	}
-	if err != nil || u.CPU <= 0 || u.PeakRSS <= 0 || u.FDs <= 0 {
+	if err != nil || u.CPU <= 0 || u.PeakRSS <= 0 || u.FDs <= 0 || u.FileRSS <= 0 || u.FileRSS > u.RSS {
 		t.Errorf("ReadUsage(self) = %+v, %v", u, err)
 	}
 	if _, err := ReadUsage(1 << 30); err == nil {
@@ -417,7 +423,7 @@ func TestGrowthAndRatios(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.000 | 1.053 | 1.053 | 1.000 | missed |", "a note", "CPU profile of Sentinel in s"} {
+	for _, want := range []string{"| s | sentinel/caddy | 0.950 | 1.000 | 1.000 | 1.053 | 1.053 | 1.000 | NaN | missed |", "a note", "CPU profile of Sentinel in s"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -427,7 +433,7 @@ func TestGrowthAndRatios(t *testing.T) {
 	c := &Bench{Concurrent: true, Contenders: []string{"caddy", "sentinel"},
 		Scenarios: []Scenario{{Name: "small", Path: "/b/128"}, {Name: "big", Path: "/b/65536"}}}
 	run := func(sc, name string, round int, cpu time.Duration, rss int64, p99 time.Duration) {
-		c.Runs = append(c.Runs, Run{Scenario: sc, Contender: name, Round: round, CPU: cpu, PeakRSS: rss << 20,
+		c.Runs = append(c.Runs, Run{Scenario: sc, Contender: name, Round: round, CPU: cpu, PeakRSS: rss << 20, PeakPrivate: (rss - 40) << 20,
 			Result: LoadResult{Requests: 1000, Elapsed: time.Second, Latency: map[float64]time.Duration{99: p99}}})
 	}
 	for r := range 2 {
@@ -438,7 +444,7 @@ func TestGrowthAndRatios(t *testing.T) {
 	}
 	rs = Ratios(c)
 	if len(rs) != 2 || rs[0].Target != "missed" || rs[1].Target != "met" || math.Abs(rs[1].CPUPaired-0.95) > 1e-9 ||
-		math.Abs(rs[1].RSS-70.0/60) > 1e-9 || rs[1].P99Paired != 1 {
+		math.Abs(rs[1].RSS-70.0/60) > 1e-9 || math.Abs(rs[1].Private-30.0/20) > 1e-9 || rs[1].P99Paired != 1 {
 		t.Fatalf("concurrent ratios: %+v", rs)
 	}
 	c.Runs[len(c.Runs)-1].PeakRSS = 80 << 20 // 80/60 > 1.3
@@ -481,3 +487,32 @@ func TestConfigs(t *testing.T) {
 
 // cpuSink keeps TestParsers' busy loop from being optimised away.
 var cpuSink int
+
+// TestSentinelAltRatios: a second Sentinel build (-sentinel-alt) runs as a
+// Sentinel contender and is compared with stock Caddy and with Sentinel,
+// paired by round, private memory included.
+func TestSentinelAltRatios(t *testing.T) {
+	if contenderKind("sentinel-alt") != KindSentinel {
+		t.Fatal("sentinel-alt is not a Sentinel contender")
+	}
+	b := &Bench{Concurrent: true, Contenders: []string{"caddy", "sentinel", "sentinel-alt"}, Scenarios: []Scenario{{Name: "small", Path: "/b/128"}}}
+	for round := range 3 {
+		for name, cpu := range map[string]time.Duration{"caddy": time.Second, "sentinel": 900 * time.Millisecond, "sentinel-alt": 1000 * time.Millisecond} {
+			b.Runs = append(b.Runs, Run{Scenario: "small", Contender: name, Round: round, CPU: cpu, PeakRSS: 90 << 20, PeakPrivate: int64(cpu/time.Millisecond) << 20,
+				Result: LoadResult{Requests: 1000, Elapsed: time.Second, Latency: map[float64]time.Duration{99: time.Millisecond}}})
+		}
+	}
+	got := map[string]Ratio{}
+	for _, r := range Ratios(b) {
+		got[r.Name] = r
+	}
+	if r := got["sentinel/sentinel-alt"]; math.Abs(r.CPUPaired-0.9) > 1e-9 || math.Abs(r.Private-0.9) > 1e-9 || r.Target != "" {
+		t.Errorf("sentinel/sentinel-alt: %+v", r)
+	}
+	if r := got["sentinel-alt/caddy"]; math.Abs(r.CPUPaired-1) > 1e-9 || r.Target != "" {
+		t.Errorf("sentinel-alt/caddy: %+v", r)
+	}
+	if r := got["sentinel/caddy"]; r.Target != "met" && r.Target != "missed" {
+		t.Errorf("sentinel/caddy has no verdict: %+v", r)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -64,6 +65,7 @@ func parseFlags(args []string) (options, error) {
 		o.SentinelEnv = append(o.SentinelEnv, s)
 		return nil
 	})
+	fs.StringVar(&o.SentinelAlt, "sentinel-alt", "", "a second Sentinel binary, run as the contender sentinel-alt (added to -contenders), to compare two builds in the same run")
 	fs.StringVar(&o.Cache, "cache", "", "where built binaries are cached (default <user cache dir>/sentinel-loadharness)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -78,6 +80,9 @@ func withDefaults(o options) (options, error) {
 		if o.Concurrent {
 			o.Contenders = "caddy,sentinel"
 		}
+	}
+	if o.SentinelAlt != "" && !slices.Contains(strings.Split(o.Contenders, ","), "sentinel-alt") {
+		o.Contenders += ",sentinel-alt"
 	}
 	switch o.Mode {
 	case "bench", "soak", "chaos":

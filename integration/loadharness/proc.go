@@ -87,6 +87,10 @@ type Binaries struct {
 	// only, e.g. GOGC=100 to measure Sentinel's runtime defaults against
 	// Caddy's.
 	SentinelEnv []string
+	// SentinelAlt is a second Sentinel binary (another build of it, e.g.
+	// without profile-guided optimization), run as the contender
+	// "sentinel-alt" with Sentinel's config and environment.
+	SentinelAlt string
 }
 
 // BuildBinaries builds Sentinel and stock Caddy from the module at root into
@@ -284,6 +288,14 @@ type Usage struct {
 	PeakRSS int64
 	// RSS is VmRSS summed over the tree, in bytes.
 	RSS int64
+	// FileRSS is the file-backed and shared part of RSS (RssFile and
+	// RssShmem) summed over the tree, in bytes: mostly the pages of the
+	// executable mapped in. They are clean and shared with the page
+	// cache, and grow with the binary's size, not with the load. On
+	// kernels that map large folios of the page cache at a fault, nearly
+	// all of the binary's text and read-only data is resident after
+	// startup.
+	FileRSS int64
 	// FDs counts open file descriptors of the tree.
 	FDs int
 }
@@ -302,9 +314,10 @@ func ReadUsage(pid int) (Usage, error) {
 			continue
 		}
 		u.CPU += cpu
-		hwm, rss := procMem(p)
+		hwm, rss, file := procMem(p)
 		u.PeakRSS += hwm
 		u.RSS += rss
+		u.FileRSS += file
 		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p)); err == nil {
 			u.FDs += len(ents)
 		}
@@ -340,13 +353,14 @@ func parseStatCPU(s string) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
-// procMem returns VmHWM and VmRSS of pid in bytes.
-func procMem(pid int) (hwm, rss int64) {
+// procMem returns VmHWM, VmRSS and RssFile+RssShmem of pid in bytes.
+func procMem(pid int) (hwm, rss, file int64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return statusKB(string(b), "VmHWM:") * 1024, statusKB(string(b), "VmRSS:") * 1024
+	s := string(b)
+	return statusKB(s, "VmHWM:") * 1024, statusKB(s, "VmRSS:") * 1024, (statusKB(s, "RssFile:") + statusKB(s, "RssShmem:")) * 1024
 }
 
 // statusKB returns the kB value of a /proc/PID/status field.

@@ -35,6 +35,10 @@ type Ratio struct {
 	P99Paired float64
 	// RSS is the ratio of peak RSS (the highest VmHWM of the scenario).
 	RSS float64
+	// Private is the ratio of peak private memory (peak RSS less the
+	// executable's and other file-backed pages, Run.PeakPrivate): what
+	// the load drives, without the difference in binary size.
+	Private float64
 	// Target says whether Sentinel meets the goal against Caddy ("" when
 	// the comparison has no target).
 	Target string
@@ -57,7 +61,7 @@ func Ratios(b *Bench) []Ratio {
 	var out []Ratio
 	for _, sc := range b.Scenarios {
 		s := Summarize(b, sc.Name)
-		for _, pair := range [][2]string{{"sentinel", "caddy"}, {"sentinel", "nginx"}, {"caddy-control", "caddy"}} {
+		for _, pair := range [][2]string{{"sentinel", "caddy"}, {"sentinel", "nginx"}, {"caddy-control", "caddy"}, {"sentinel-alt", "caddy"}, {"sentinel", "sentinel-alt"}} {
 			a, base := s[pair[0]], s[pair[1]]
 			if a == nil || base == nil {
 				continue
@@ -66,7 +70,8 @@ func Ratios(b *Bench) []Ratio {
 				Throughput: safeDiv(a.RPS, base.RPS), P99: safeDiv(float64(a.P99), float64(base.P99)),
 				CPU: safeDiv(a.CPUPer10k, base.CPUPer10k), CPUPaired: paired(b, sc.Name, pair[0], pair[1], cpuPer10k),
 				P99Paired: paired(b, sc.Name, pair[0], pair[1], func(r Run) float64 { return float64(r.Result.Latency[99]) }),
-				RSS:       safeDiv(float64(a.PeakRSS), float64(base.PeakRSS))}
+				RSS:       safeDiv(float64(a.PeakRSS), float64(base.PeakRSS)),
+				Private:   safeDiv(float64(a.PeakPrivate), float64(base.PeakPrivate))}
 			if pair == [2]string{"sentinel", "caddy"} {
 				r.Target = "met"
 				switch {
@@ -134,9 +139,9 @@ func WriteReport(b *Bench, dir, header string) error {
 	}
 	var md strings.Builder
 	md.WriteString("# Benchmark results\n\n" + header + "\n")
-	md.WriteString("| Scenario | Contender | Tool | Rounds | req/s (median) | p50 ms | p99 ms | p99.9 ms | CPU s / 10k req | peak RSS MiB | failed req |\n")
-	md.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
-	rows := [][]string{{"scenario", "contender", "tool", "rounds", "rps", "p50_ms", "p99_ms", "p999_ms", "cpu_s_per_10k", "peak_rss_mib", "errors"}}
+	md.WriteString("| Scenario | Contender | Tool | Rounds | req/s (median) | p50 ms | p99 ms | p99.9 ms | CPU s / 10k req | peak RSS MiB | peak private MiB | failed req |\n")
+	md.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	rows := [][]string{{"scenario", "contender", "tool", "rounds", "rps", "p50_ms", "p99_ms", "p999_ms", "cpu_s_per_10k", "peak_rss_mib", "peak_private_mib", "errors"}}
 	for _, sc := range b.Scenarios {
 		s := Summarize(b, sc.Name)
 		for _, n := range b.Contenders {
@@ -144,26 +149,27 @@ func WriteReport(b *Bench, dir, header string) error {
 			if v == nil {
 				continue
 			}
-			cpu, rss := "n/a", "n/a"
+			cpu, rss, private := "n/a", "n/a", "n/a"
 			if n != "direct" {
 				cpu = fmt.Sprintf("%.3f", v.CPUPer10k)
 				rss = fmt.Sprintf("%.1f", float64(v.PeakRSS)/(1<<20))
+				private = fmt.Sprintf("%.1f", float64(v.PeakPrivate)/(1<<20))
 			}
-			row := []string{sc.Name, n, v.Tool, strconv.Itoa(v.Rounds), fmt.Sprintf("%.0f", v.RPS), fmtDur(v.P50), fmtDur(v.P99), fmtDur(v.P999), cpu, rss, strconv.FormatInt(v.Errors, 10)}
+			row := []string{sc.Name, n, v.Tool, strconv.Itoa(v.Rounds), fmt.Sprintf("%.0f", v.RPS), fmtDur(v.P50), fmtDur(v.P99), fmtDur(v.P999), cpu, rss, private, strconv.FormatInt(v.Errors, 10)}
 			rows = append(rows, row)
 			md.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
 	}
 	md.WriteString("\n## Ratios\n\n")
 	if b.Concurrent {
-		fmt.Fprintf(&md, "The contenders were loaded **at the same time** in every round (one load generator each), so the machine's noise is the same for all: read the columns paired by round (the median over rounds of the per-round ratio). Their throughputs share the machine and are not a target. Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: CPU per request, paired, ≤ %.2f (≤ %.2f with 64 KiB responses), peak RSS ≤ %.2f, p99, paired, ≤ %.2f. The caddy-control/caddy row is stock Caddy against itself: the noise floor.\n\n",
+		fmt.Fprintf(&md, "The contenders were loaded **at the same time** in every round (one load generator each), so the machine's noise is the same for all: read the columns paired by round (the median over rounds of the per-round ratio). Their throughputs share the machine and are not a target. Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: CPU per request, paired, ≤ %.2f (≤ %.2f with 64 KiB responses), peak RSS ≤ %.2f, p99, paired, ≤ %.2f. The caddy-control/caddy row is stock Caddy against itself: the noise floor. Peak private is peak RSS less the file-backed pages resident after the run (mostly the executable's, which grow with the binary's size and not with the load): information, not part of the target.\n\n",
 			concurrentCPUGoal, concurrentCPUGoal64k, concurrentRSSGoal, concurrentP99Goal)
 	} else {
 		md.WriteString("The contenders were loaded one after the other (alternating, the order rotating every round). Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: throughput ≥ 0.97 (not for the fixed-rate run, whose throughput is set) and p99 ≤ 1.05. The caddy-control/caddy row is stock Caddy against itself: the noise floor.\n\n")
 	}
-	md.WriteString("| Scenario | Ratio | Throughput | p99 | p99, paired by round | CPU / request | CPU / request, paired by round | peak RSS | Target |\n|---|---|---|---|---|---|---|---|---|\n")
+	md.WriteString("| Scenario | Ratio | Throughput | p99 | p99, paired by round | CPU / request | CPU / request, paired by round | peak RSS | peak private | Target |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range Ratios(b) {
-		fmt.Fprintf(&md, "| %s | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |\n", r.Scenario, r.Name, r.Throughput, r.P99, r.P99Paired, r.CPU, r.CPUPaired, r.RSS, r.Target)
+		fmt.Fprintf(&md, "| %s | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |\n", r.Scenario, r.Name, r.Throughput, r.P99, r.P99Paired, r.CPU, r.CPUPaired, r.RSS, r.Private, r.Target)
 	}
 	md.WriteString("\n## Scenarios\n\n")
 	for _, sc := range b.Scenarios {
@@ -187,13 +193,13 @@ func WriteReport(b *Bench, dir, header string) error {
 	if err := writeCSV(filepath.Join(dir, "results.csv"), rows); err != nil {
 		return err
 	}
-	runs := [][]string{{"scenario", "contender", "round", "tool", "requests", "errors", "elapsed_s", "rps", "p50_ms", "p99_ms", "p999_ms", "cpu_s", "peak_rss_bytes"}}
+	runs := [][]string{{"scenario", "contender", "round", "tool", "requests", "errors", "elapsed_s", "rps", "p50_ms", "p99_ms", "p999_ms", "cpu_s", "peak_rss_bytes", "peak_private_bytes"}}
 	for _, r := range b.Runs {
 		runs = append(runs, []string{r.Scenario, r.Contender, strconv.Itoa(r.Round), r.Result.Tool,
 			strconv.FormatInt(r.Result.Requests, 10), strconv.FormatInt(r.Result.Errors, 10),
 			fmt.Sprintf("%.3f", r.Result.Elapsed.Seconds()), fmt.Sprintf("%.1f", r.Result.RPS()),
 			fmtDur(r.Result.Latency[50]), fmtDur(r.Result.Latency[99]), fmtDur(r.Result.Latency[99.9]),
-			fmt.Sprintf("%.3f", r.CPU.Seconds()), strconv.FormatInt(r.PeakRSS, 10)})
+			fmt.Sprintf("%.3f", r.CPU.Seconds()), strconv.FormatInt(r.PeakRSS, 10), strconv.FormatInt(r.PeakPrivate, 10)})
 	}
 	if err := writeCSV(filepath.Join(dir, "runs.csv"), runs); err != nil {
 		return err

@@ -43,6 +43,8 @@ type options struct {
 	Cache string
 	// SentinelEnv are KEY=value environment variables for Sentinel only.
 	SentinelEnv []string
+	// SentinelAlt is a second Sentinel binary, the contender sentinel-alt.
+	SentinelAlt string
 	// Dir is where the module is looked up from (default ".").
 	Dir string
 	// bins, when set, are used instead of building (tests build once).
@@ -77,7 +79,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	} else if bins, err = BuildBinaries(ctx, root, cache, logf); err != nil {
 		return err
 	}
-	bins.SentinelEnv = o.SentinelEnv
+	bins.SentinelEnv, bins.SentinelAlt = o.SentinelEnv, o.SentinelAlt
 	work, err := os.MkdirTemp("", "lh-")
 	if err != nil {
 		return fmt.Errorf("work dir: %w", err)
@@ -169,6 +171,9 @@ func runBench(ctx context.Context, o options, bins Binaries, work, out, header s
 	}
 	for _, kv := range o.SentinelEnv {
 		extra += " -sentinel-env " + kv
+	}
+	if o.SentinelAlt != "" {
+		extra += " -sentinel-alt " + o.SentinelAlt
 	}
 	cmd := fmt.Sprintf("Command: `go run ./integration/loadharness -mode bench -rounds %d -run %s%s`\n", cfg.Rounds, cfg.Duration, extra)
 	if err := WriteReport(b, out, header+cmd); err != nil {

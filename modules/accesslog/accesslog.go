@@ -14,7 +14,9 @@
 //   - upstream_addr: the address that answered,
 //     `{http.reverse_proxy.upstream.hostport}`;
 //   - upstream_attempts (optional): how many upstream attempts were made;
-//     without it, 1 when there is an upstream_addr and 0 otherwise.
+//     without it, 1 when there is an upstream_addr and 0 otherwise;
+//   - namespace (optional): the tenant the sentinel_tenant handler
+//     identified (added by that handler, not by log_append).
 //
 // A missing trace_id falls back to the `uuid` field that Caddy adds once
 // `{http.request.uuid}` has been evaluated, and then to "".
@@ -63,7 +65,7 @@ const (
 //	timestamp, trace_id, method, path, query (optional), protocol, status,
 //	body_bytes, duration_ms, client_ip, user_agent (optional),
 //	referer (optional), host (optional), route_id (optional),
-//	upstream (optional), upstream_attempts, instance_id, body_bytes_sent,
+//	namespace (optional), upstream (optional), upstream_attempts, instance_id, body_bytes_sent,
 //	upstream_addr (optional), connection_reused, rate_limit_hit
 //
 // In combined style an entry is one line:

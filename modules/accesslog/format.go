@@ -26,6 +26,7 @@ func (r *record) appendJSON(buf *buffer.Buffer) {
 	addOptional(buf, "referer", r.referer)
 	addOptional(buf, "host", r.host)
 	addOptional(buf, "route_id", r.routeID)
+	addOptional(buf, "namespace", r.namespace)
 	addOptional(buf, "upstream", r.upstream)
 	addInt(buf, "upstream_attempts", r.upstreamAttempts)
 	addString(buf, "instance_id", r.instanceID)

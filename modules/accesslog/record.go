@@ -24,6 +24,8 @@ const (
 	fieldUpstream         = "upstream"
 	fieldUpstreamAddr     = "upstream_addr"
 	fieldUpstreamAttempts = "upstream_attempts"
+	// fieldNamespace is the tenant the sentinel_tenant handler identified.
+	fieldNamespace = "namespace"
 
 	// fieldUUID is the request id Caddy itself adds to the access log
 	// entry once `{http.request.uuid}` has been evaluated; it stands in
@@ -35,7 +37,7 @@ const (
 func isRead(key string) bool {
 	switch key {
 	case fieldRequest, fieldStatus, fieldSize, fieldDuration, fieldTraceID, fieldRouteID,
-		fieldUpstream, fieldUpstreamAddr, fieldUpstreamAttempts, fieldUUID:
+		fieldUpstream, fieldUpstreamAddr, fieldUpstreamAttempts, fieldUUID, fieldNamespace:
 		return true
 	}
 	return false
@@ -57,6 +59,7 @@ type record struct {
 	referer          string
 	host             string
 	routeID          string
+	namespace        string
 	upstream         string
 	upstreamAttempts int64
 	instanceID       string
@@ -83,6 +86,7 @@ func newRecord(ent zapcore.Entry, fields map[string]any, instanceID string) (rec
 		clientIP:     text(req["client_ip"]),
 		host:         text(req["host"]),
 		routeID:      text(fields[fieldRouteID]),
+		namespace:    text(fields[fieldNamespace]),
 		upstream:     text(fields[fieldUpstream]),
 		instanceID:   instanceID,
 		upstreamAddr: text(fields[fieldUpstreamAddr]),

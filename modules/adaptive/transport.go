@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
+	"github.com/sentinel-proxy/sentinel/modules/tracing"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -65,6 +66,9 @@ type Transport struct {
 	// while this transport holds a reference to it.
 	key    transportKey
 	pooled bool
+	// traced is set when the configuration has the tracing app: each
+	// attempt gets a client span and the traceparent.
+	traced bool
 }
 
 // transportKey identifies a shared transport in the feedback store's
@@ -102,6 +106,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	}
 	t.fb = feedbackOf(reg)
 	t.now = monotime
+	t.traced = tracing.Configured(ctx)
 	settings, err := json.Marshal(t.HTTPTransport)
 	if err != nil {
 		return fmt.Errorf("sentinel transport: settings: %w", err)
@@ -145,9 +150,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	forwardedIdentity(req, a)
 	tg := t.fb.target(addr)
 	tg.stats.Start()
+	var sp tracing.Span
+	if t.traced {
+		sp = tracing.StartUpstream(req, addr, a.len())
+	}
 	start := t.now()
 	res, err := t.HTTPTransport.RoundTrip(req)
 	rtt := t.now() - start
+	if sp != nil {
+		tracing.EndUpstream(sp, res, err)
+	}
 	if err != nil {
 		if errors.Is(req.Context().Err(), context.Canceled) {
 			// The client went away: not the target's fault (a deadline

@@ -22,6 +22,7 @@ import (
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/internal/httperr"
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
+	"github.com/sentinel-proxy/sentinel/modules/tracing"
 )
 
 // Handler is `http.handlers.sentinel_agents`: the agent filters of a
@@ -426,7 +427,9 @@ func (st *reqState) headersEvent() *protocol.RequestHeaders {
 		RouteID:       protocol.OptString(st.h.Route),
 		UpstreamID:    protocol.OptString(st.h.Upstream),
 		Timestamp:     time.Now().UTC().Format(time.RFC3339Nano),
-		Traceparent:   r.Header.Get("Traceparent"),
+		// The request's span when traced (each call gets its own in
+		// call), else the client's traceparent as received.
+		Traceparent: tracing.Traceparent(r.Context(), r.Header.Get("Traceparent")),
 	}
 	if r.TLS != nil {
 		md.TLSVersion = protocol.OptString(tlsVersion(r.TLS.Version))

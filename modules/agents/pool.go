@@ -292,10 +292,11 @@ type callResult struct {
 	client protocol.Client
 }
 
-// call sends ev with the agent's protection: breaker, limiter (a full
+// send sends ev with the agent's protection: breaker, limiter (a full
 // queue fails at once), the timeout and the request's context (the
-// client's disconnect cancels the call, and the agent is told).
-func (p *pool) call(ctx context.Context, ev protocol.Event, timeout time.Duration, prefer protocol.Client) callResult {
+// client's disconnect cancels the call, and the agent is told). call
+// (tracing.go) calls it, in a span when the request is traced.
+func (p *pool) send(ctx context.Context, ev protocol.Event, timeout time.Duration, prefer protocol.Client) callResult {
 	event := eventName(ev.EventType())
 	start := time.Now()
 	if p.draining.Load() {

@@ -2,6 +2,8 @@ package controlapi
 
 import (
 	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // The bound on audit entries of refused read calls: refusalRate per
@@ -33,6 +35,9 @@ func (s *Server) auditCall(c *call) {
 			zap.String("auth", c.who.method),
 			zap.String("scope", c.who.scope.String()),
 		)
+		if c.who.namespace != "" {
+			fields = append(fields, zap.String("token_namespace", c.who.namespace))
+		}
 		if c.who.identity != "" && c.who.method != "client_certificate" {
 			fields = append(fields, zap.String("client_certificate", c.who.identity))
 		}
@@ -47,6 +52,9 @@ func (s *Server) auditCall(c *call) {
 	)
 	if c.kind != "" {
 		fields = append(fields, zap.String(c.kind, c.id))
+		if ns := registry.NamespaceOf(c.id); ns != "" {
+			fields = append(fields, zap.String("namespace", ns))
+		}
 	}
 	if c.before != nil {
 		fields = append(fields, zap.Any("before", c.before))

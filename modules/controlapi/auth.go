@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // scope is a level of access; each includes the ones below it.
@@ -50,13 +52,15 @@ type tokenEntry struct {
 	name  string
 	hash  [sha256.Size]byte
 	scope scope
+	// namespace limits the token to one namespace ("": all).
+	namespace string
 }
 
 // newTokenEntries hashes the configured tokens. The config is valid.
 func newTokenEntries(tokens []Token) []tokenEntry {
 	out := make([]tokenEntry, 0, len(tokens))
 	for i, t := range tokens {
-		e := tokenEntry{name: tokenName(t, i), hash: sha256.Sum256([]byte(t.Token)), scope: scopeAdmin}
+		e := tokenEntry{name: tokenName(t, i), hash: sha256.Sum256([]byte(t.Token)), scope: scopeAdmin, namespace: t.Namespace}
 		if t.TokenSHA256 != "" {
 			b, _ := hex.DecodeString(t.TokenSHA256)
 			copy(e.hash[:], b)
@@ -83,6 +87,8 @@ type principal struct {
 	// identity is the verified client certificate's identity, if any.
 	identity string
 	scope    scope
+	// namespace limits the caller to one namespace ("": all).
+	namespace string
 }
 
 // authError is why a call is not authenticated.
@@ -112,7 +118,7 @@ func (s *Server) authenticate(r *http.Request) (*principal, authError) {
 	if e == nil {
 		return nil, "invalid token"
 	}
-	return &principal{name: e.name, method: "token", identity: identity, scope: e.scope}, ""
+	return &principal{name: e.name, method: "token", identity: identity, scope: e.scope, namespace: e.namespace}, ""
 }
 
 // matchToken returns the configured token equal to token, or nil. It
@@ -147,4 +153,22 @@ func (s *Server) certIdentity(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// validNamespace reports whether ns may name a namespace.
+func validNamespace(ns string) bool {
+	for _, r := range ns {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return ns != ""
+}
+
+// sees reports whether the caller may see or change the upstream or
+// route id.
+func (p *principal) sees(id string) bool {
+	return registry.InNamespace(id, p.namespace)
 }

@@ -93,6 +93,13 @@ type Token struct {
 	// Scopes are what the token may do: "read", "operate" and/or "admin"
 	// (admin includes operate, which includes read). Default: ["admin"].
 	Scopes []string `json:"scopes,omitempty"`
+
+	// Namespace, when set, limits the token to one configuration
+	// namespace: it sees and changes only the upstreams and routes whose
+	// ids are qualified with it ("team-a:api"); other ids are answered
+	// 403, the lists show nothing else, and the endpoints that are not
+	// about upstreams or routes (agents, config, state) are refused.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // TLSConfig is the TLS configuration of the API's listener.
@@ -208,6 +215,9 @@ func (c *Config) Validate() error {
 			if _, ok := parseScope(s); !ok {
 				add("tokens[%d]: unknown scope %q: use read, operate or admin", i, s)
 			}
+		}
+		if t.Namespace != "" && !validNamespace(t.Namespace) {
+			add("tokens[%d]: namespace %q: use letters, digits, '-', '_' and '.' only", i, t.Namespace)
 		}
 	}
 

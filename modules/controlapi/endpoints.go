@@ -18,6 +18,9 @@ type endpoint struct {
 	// subject is what a call is about in its audit entry ("upstream",
 	// "route"), with the path's {id} (or the body's, see subjectID).
 	subject string
+	// namespaced marks the endpoints a token scoped to a namespace may
+	// call (on the ids of its namespace only).
+	namespaced bool
 
 	// op is the operationId; summary and doc describe the endpoint.
 	op, summary, doc string
@@ -141,7 +144,7 @@ func (s *Server) endpointTable() []endpoint {
 	return []endpoint{
 		{
 			method: http.MethodGet, pattern: "/api/v1/upstreams", scope: scopeRead,
-			op: "listUpstreams", summary: "List the upstreams",
+			op: "listUpstreams", namespaced: true, summary: "List the upstreams",
 			doc:    "Every upstream, sorted by id, with its targets and their live counters.",
 			status: http.StatusOK, result: "The upstreams.",
 			handler: noBody(s.listUpstreams),
@@ -156,13 +159,13 @@ func (s *Server) endpointTable() []endpoint {
 		},
 		{
 			method: http.MethodGet, pattern: "/api/v1/upstreams/{id}", scope: scopeRead,
-			op: "getUpstream", summary: "Get an upstream",
+			op: "getUpstream", namespaced: true, summary: "Get an upstream",
 			status: http.StatusOK, result: "The upstream.", headers: []string{"ETag"},
 			handler: noBody(s.getUpstream),
 		},
 		{
 			method: http.MethodDelete, pattern: "/api/v1/upstreams/{id}", scope: scopeAdmin, subject: "upstream",
-			op: "deleteUpstream", summary: "Delete an upstream created through the API",
+			op: "deleteUpstream", namespaced: true, summary: "Delete an upstream created through the API",
 			doc:    "Upstreams defined in the configuration are refused with 409: remove them from the config file and reload.",
 			status: http.StatusNoContent, result: "Deleted.", ifMatch: true,
 			errors:  []int{http.StatusConflict},
@@ -170,15 +173,15 @@ func (s *Server) endpointTable() []endpoint {
 		},
 		{
 			method: http.MethodPut, pattern: "/api/v1/upstreams/{id}/targets", scope: scopeAdmin, subject: "upstream",
-			op: "replaceTargets", summary: "Replace the targets of an upstream",
-			doc:    "Targets that stay keep their state (a draining target stays draining, with its deadline); new targets are active.",
+			op: "replaceTargets", namespaced: true, summary: "Replace the targets of an upstream",
+			doc:    "Targets that stay keep their state (a draining target stays draining, with its deadline); new targets are active. A list without a target the upstream's discovery found (origin discovery) is refused with 409: drain it instead.",
 			status: http.StatusOK, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
-			errors:  []int{http.StatusUnprocessableEntity},
+			errors:  []int{http.StatusConflict, http.StatusUnprocessableEntity},
 			handler: withBody(s.putTargets),
 		},
 		{
 			method: http.MethodPost, pattern: "/api/v1/upstreams/{id}/targets", scope: scopeAdmin, subject: "upstream",
-			op: "addTarget", summary: "Add one target (extension)",
+			op: "addTarget", namespaced: true, summary: "Add one target (extension)",
 			doc:    "Adds one active target; 409 when the upstream already has it. An extension of the original Sentinel API, which only replaces the whole list.",
 			status: http.StatusCreated, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
 			errors:  []int{http.StatusConflict, http.StatusUnprocessableEntity},
@@ -186,41 +189,42 @@ func (s *Server) endpointTable() []endpoint {
 		},
 		{
 			method: http.MethodPatch, pattern: "/api/v1/upstreams/{id}/targets/{address}", scope: scopeOperate, subject: "upstream",
-			op: "patchTarget", summary: "Change the weight and/or state of a target",
+			op: "patchTarget", namespaced: true, summary: "Change the weight and/or state of a target",
 			doc:    "State active clears a drain deadline; state draining sets none (use the drain endpoint for a timeout).",
 			status: http.StatusOK, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
 			handler: withBody(s.patchTarget),
 		},
 		{
 			method: http.MethodDelete, pattern: "/api/v1/upstreams/{id}/targets/{address}", scope: scopeAdmin, subject: "upstream",
-			op: "removeTarget", summary: "Remove a target",
-			doc:    "Removes the target at once, drained or not: after a drain, removal is this one call.",
+			op: "removeTarget", namespaced: true, summary: "Remove a target",
+			doc:    "Removes the target at once, drained or not: after a drain, removal is this one call. A target the upstream's discovery found (origin discovery) is refused with 409: it stays while discovery reports it; drain it instead.",
 			status: http.StatusOK, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
+			errors:  []int{http.StatusConflict},
 			handler: noBody(s.removeTarget),
 		},
 		{
 			method: http.MethodPost, pattern: "/api/v1/upstreams/{id}/drain", scope: scopeOperate, subject: "upstream",
-			op: "drainUpstream", summary: "Drain all the targets of an upstream",
+			op: "drainUpstream", namespaced: true, summary: "Drain all the targets of an upstream",
 			doc:    "The targets get no new request; the ones in flight finish (state draining, then drained when none is in flight). With timeout_secs (admin scope only, since it removes targets), they are removed when it expires. The body is optional.",
 			status: http.StatusOK, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
 			handler: withOptionalBody(s.drainUpstream),
 		},
 		{
 			method: http.MethodPost, pattern: "/api/v1/upstreams/{id}/targets/{address}/drain", scope: scopeOperate, subject: "upstream",
-			op: "drainTarget", summary: "Drain one target",
+			op: "drainTarget", namespaced: true, summary: "Drain one target",
 			doc:    "As the upstream drain, for one target. The body is optional.",
 			status: http.StatusOK, result: "The upstream after the change.", headers: []string{"ETag"}, ifMatch: true,
 			handler: withOptionalBody(s.drainTarget),
 		},
 		{
 			method: http.MethodGet, pattern: "/api/v1/routes", scope: scopeRead,
-			op: "listRoutes", summary: "List the routes and their switches",
+			op: "listRoutes", namespaced: true, summary: "List the routes and their switches",
 			status: http.StatusOK, result: "The routes, sorted by id.",
 			handler: noBody(s.listRoutes),
 		},
 		{
 			method: http.MethodPut, pattern: "/api/v1/routes/{id}/enabled", scope: scopeOperate, subject: "route",
-			op: "setRouteEnabled", summary: "Switch a route on or off",
+			op: "setRouteEnabled", namespaced: true, summary: "Switch a route on or off",
 			doc:    "Takes effect on the next request. Routes have no version: If-Match other than * is refused.",
 			status: http.StatusOK, result: "The route.",
 			handler: withBody(s.setRouteEnabled),
@@ -262,7 +266,7 @@ func (s *Server) endpointTable() []endpoint {
 		},
 		{
 			method: http.MethodGet, pattern: "/api/v1/openapi.json", scope: scopeRead,
-			op: "openAPI", summary: "This OpenAPI document",
+			op: "openAPI", namespaced: true, summary: "This OpenAPI document",
 			status: http.StatusOK, result: "The OpenAPI 3.0 document of the API.",
 			handler: noBody(s.openAPI),
 		},

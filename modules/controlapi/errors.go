@@ -64,7 +64,7 @@ func toAPIError(err error) *apiError {
 		status = http.StatusConflict
 	case errors.Is(err, registry.ErrConflict):
 		status = http.StatusPreconditionFailed
-	case errors.Is(err, registry.ErrConfigDefined):
+	case errors.Is(err, registry.ErrConfigDefined), errors.Is(err, registry.ErrDiscovered):
 		status = http.StatusConflict
 	case errors.Is(err, registry.ErrInvalid):
 		status = http.StatusBadRequest

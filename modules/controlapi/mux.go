@@ -148,6 +148,19 @@ func (s *Server) endpointHandler(ep *endpoint) http.Handler {
 			c.fail(newError(http.StatusForbidden, "%s %s needs the %s scope; %q has %s", r.Method, ep.pattern, ep.scope, c.who.name, c.who.scope))
 			return
 		}
+		if ns := c.who.namespace; ns != "" {
+			if !ep.namespaced {
+				c.fail(newError(http.StatusForbidden, "%s %s is not available to a token scoped to a namespace; %q is scoped to %q", r.Method, ep.pattern, c.who.name, ns))
+				return
+			}
+			if id := r.PathValue("id"); id != "" && !c.who.sees(id) {
+				if ep.subject != "" {
+					c.kind, c.id = ep.subject, id
+				}
+				c.fail(newError(http.StatusForbidden, "%q is scoped to namespace %q: %q is not in it", c.who.name, ns, id))
+				return
+			}
+		}
 		if ep.subject != "" {
 			c.kind, c.id = ep.subject, r.PathValue("id")
 		}

@@ -41,6 +41,7 @@ type schemaAmender interface {
 // apiDescription is the document's description of the API as a whole.
 const apiDescription = "Changes Sentinel's live state: the upstreams and their targets (add, remove, reweight, drain), the route switches, config reloads. " +
 	"Every call is authenticated: a bearer token (Authorization: Bearer <token>) with scopes read ⊂ operate ⊂ admin, or, when the API is configured with client_ca_file and allowed_identities, a verified client certificate whose subject common name or DNS name is allowed (admin scope; with a bearer token as well, the token's scopes apply). " +
+	"A token scoped to a namespace sees and changes only the upstreams and routes whose ids are qualified with it (\"team-a:api\"): other ids are answered 403, the lists leave them out, and only the operations marked x-sentinel-namespace-tokens accept it. " +
 	"Every mutation is written to the audit log. " +
 	"Request bodies are JSON (Content-Type: application/json); unknown or repeated fields, trailing data and bodies over max_body_bytes are refused. " +
 	"Errors are {\"error\": message, \"field\": input field at fault}. " +
@@ -158,6 +159,10 @@ func (g *schemaGen) operation(ep *endpoint) (jsonObject, error) {
 		"summary":          ep.summary,
 		"description":      desc,
 		"x-sentinel-scope": ep.scope.String(),
+	}
+	if ep.namespaced {
+		op["x-sentinel-namespace-tokens"] = true
+		op["description"] = desc + " Namespace-scoped tokens: only on their namespace's ids."
 	}
 	if ep.ifMatch {
 		op["parameters"] = []jsonObject{{"$ref": "#/components/parameters/IfMatch"}}

@@ -39,6 +39,7 @@ func goDocs() map[string]string {
 		"agents.Status.Type":                   "Type is the agent's declared type, if any.",
 		"controlapi.ReloadResult":              "ReloadResult is the answer of a reload (POST /api/v1/config/reload). Hooks.Reload fills ConfigFile and Warnings; the server sets Status.",
 		"controlapi.ReloadResult.ConfigFile":   "ConfigFile is the file that was read and applied.",
+		"controlapi.ReloadResult.ConfigSHA256": "ConfigSHA256 is the SHA-256 (hex) of the file's content as read: which revision of the file the replica applied (the operator compares it with the ConfigMap it wrote).",
 		"controlapi.ReloadResult.Status":       "Status is \"reloaded\".",
 		"controlapi.ReloadResult.Warnings":     "Warnings are the adapter's warnings about the new config (\"file:line:col: message\").",
 		"controlapi.drainOptions":              "drainOptions is the optional body of the drain endpoints.",

@@ -15,6 +15,10 @@ type ReloadResult struct {
 	Status string `json:"status"`
 	// ConfigFile is the file that was read and applied.
 	ConfigFile string `json:"config_file,omitempty"`
+	// ConfigSHA256 is the SHA-256 (hex) of the file's content as read:
+	// which revision of the file the replica applied (the operator
+	// compares it with the ConfigMap it wrote).
+	ConfigSHA256 string `json:"config_sha256,omitempty"`
 	// Warnings are the adapter's warnings about the new config
 	// ("file:line:col: message").
 	Warnings []string `json:"warnings"`

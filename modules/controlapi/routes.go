@@ -2,13 +2,18 @@ package controlapi
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // listRoutes serves GET /api/v1/routes.
-func (s *Server) listRoutes(*call) ([]registry.Route, error) {
-	return s.reg.Routes(), nil
+func (s *Server) listRoutes(c *call) ([]registry.Route, error) {
+	all := s.reg.Routes()
+	if c.who.namespace == "" {
+		return all, nil
+	}
+	return slices.DeleteFunc(all, func(r registry.Route) bool { return !c.who.sees(r.ID) }), nil
 }
 
 // findRoute returns the route id of the registry.

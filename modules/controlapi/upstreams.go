@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel/internal/upstreamview"
@@ -31,8 +32,12 @@ func notFound(id string) error {
 }
 
 // listUpstreams serves GET /api/v1/upstreams.
-func (s *Server) listUpstreams(*call) ([]upstreamview.Upstream, error) {
-	return upstreamview.All(s.reg), nil
+func (s *Server) listUpstreams(c *call) ([]upstreamview.Upstream, error) {
+	all := upstreamview.All(s.reg)
+	if c.who.namespace == "" {
+		return all, nil
+	}
+	return slices.DeleteFunc(all, func(u upstreamview.Upstream) bool { return !c.who.sees(u.ID) }), nil
 }
 
 // getUpstream serves GET /api/v1/upstreams/{id}.

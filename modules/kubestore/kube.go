@@ -46,7 +46,9 @@ const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 //
 // Least privilege: the replicas need get, watch and update on that one
 // ConfigMap (RBAC resourceNames), and create on configmaps only when
-// nobody created it beforehand.
+// nobody created it beforehand; for the fleet's replica reports (each in
+// a Lease, reports.go), get, list, watch, create, update and delete on
+// leases of the namespace.
 type Kubernetes struct {
 	// Kubeconfig is the path of a kubeconfig file. Empty: the in-cluster
 	// configuration (the pod's service account).
@@ -72,12 +74,18 @@ type Kubernetes struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	cms    *configMaps
+	leases *leases
 	str    string
 	logger *zap.Logger
 
 	// last is the ConfigMap as last read or written: a save on its
 	// revision updates it in one request.
 	last *lastSeen
+
+	// reports is this replica's report Lease (reports.go); ttl the
+	// Leases' duration (reportTTL; shorter in tests).
+	reports *reports
+	ttl     time.Duration
 }
 
 // lastSeen is the ConfigMap last seen by a store.
@@ -126,7 +134,14 @@ func (k *Kubernetes) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("kubernetes: building the API client: %w", err)
 	}
 	k.cms = cms
+	if k.leases, err = newLeases(cfg, k.Namespace); err != nil {
+		return fmt.Errorf("kubernetes: building the API client: %w", err)
+	}
 	k.last = new(lastSeen)
+	k.reports = new(reports)
+	if k.ttl == 0 {
+		k.ttl = reportTTL
+	}
 	k.str = fmt.Sprintf("kubernetes configmap %s/%s key %s", k.Namespace, k.Name, k.Key)
 	return nil
 }

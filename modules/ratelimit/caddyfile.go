@@ -26,7 +26,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    zone          <name>
 //	    max_rps       <number>
 //	    burst         <n>
-//	    key           client_ip|path|route|client_ip_and_path|global|header:<Name>
+//	    key           client_ip|path|route|client_ip_and_path|global|tenant|tenant_and_client_ip|header:<Name>
 //	    on_limit      reject|delay|log_only
 //	    status_code   <4xx|5xx>
 //	    message       <text>

@@ -25,6 +25,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
+	"github.com/sentinel-proxy/sentinel/modules/tenant"
 )
 
 func init() {
@@ -73,8 +74,10 @@ type Handler struct {
 	// Caddy determines it, through trusted_proxies), `path`, `route` (all
 	// requests of the handler, or of its zone), `client_ip_and_path`,
 	// `header:<Name>` (the header's value; requests without it count by
-	// client IP), or `global` (all requests). Hyphens may stand for
-	// underscores (`client-ip`).
+	// client IP), `global` (all requests), `tenant` (the namespace the
+	// sentinel_tenant handler identified: one bucket per tenant) or
+	// `tenant_and_client_ip`. Hyphens may stand for underscores
+	// (`client-ip`).
 	Key string `json:"key,omitempty"`
 
 	// What to do with a request over the limit: `reject` (default),
@@ -147,6 +150,8 @@ const (
 	keyClientIPAndPath
 	keyHeader
 	keyGlobal
+	keyTenant
+	keyTenantAndClientIP
 )
 
 // parseKey reads the key setting.
@@ -169,8 +174,12 @@ func parseKey(s string) (keyKind, string, error) {
 		return keyClientIPAndPath, "", nil
 	case "global":
 		return keyGlobal, "", nil
+	case "tenant":
+		return keyTenant, "", nil
+	case "tenant_and_client_ip":
+		return keyTenantAndClientIP, "", nil
 	}
-	return 0, "", fmt.Errorf("key %q: expected client_ip, path, route, client_ip_and_path, header:<Name> or global", s)
+	return 0, "", fmt.Errorf("key %q: expected client_ip, path, route, client_ip_and_path, header:<Name>, global, tenant or tenant_and_client_ip", s)
 }
 
 // normalize applies the defaults and checks the settings (Validate and
@@ -345,6 +354,12 @@ func (h *Handler) requestKey(r *http.Request) key {
 		if v := r.Header[h.header]; len(v) > 0 {
 			return key{a: v[0], b: "\x00h"}
 		}
+	case keyTenant:
+		// The namespace sentinel_tenant identified: one bucket per
+		// tenant (requests without one share the bucket "").
+		return key{a: tenant.Namespace(r.Context()), b: "\x00t"}
+	case keyTenantAndClientIP:
+		return key{a: clientIP(r), b: "\x00t" + tenant.Namespace(r.Context())}
 	}
 	return key{a: clientIP(r)}
 }

@@ -93,6 +93,8 @@ type App struct {
 	ctx    caddy.Context
 	specs  []registry.UpstreamSpec
 	checks []*checker
+	// discoverers are the loaded discoveries, by upstream id.
+	discoverers map[string]registry.Discoverer
 	// generation is what Prepare staged for this config.
 	generation uint64
 	run        *running
@@ -108,6 +110,13 @@ type running struct {
 	committed atomic.Bool
 	stop      chan struct{}
 	loops     sync.WaitGroup
+	// found is the last set each discoverer published, and live says
+	// that the config was committed, so that what discoverers publish
+	// goes to the registry (before, it waits in found); both under
+	// foundMu.
+	foundMu sync.Mutex
+	found   map[string][]registry.TargetSpec
+	live    bool
 }
 
 // UpstreamConfig is a declared upstream.
@@ -117,8 +126,15 @@ type UpstreamConfig struct {
 	// Targets are the declared targets.
 	Targets []registry.TargetSpec `json:"targets,omitempty"`
 	// HealthCheck, when set, actively checks every target of the
-	// upstream (also those added through the API).
+	// upstream (also those added through the API or discovered).
 	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+	// Discovery, when set, finds targets of the upstream besides the
+	// declared ones, while this config runs: a module of the
+	// sentinel.discovery namespace, e.g. {"kind": "dns", "name":
+	// "api.internal", "port": 8080} (docs/discovery.md). Discovered
+	// targets have the origin "discovery"; a failed lookup keeps the
+	// last good set.
+	Discovery json.RawMessage `json:"discovery,omitempty" caddy:"namespace=sentinel.discovery inline_key=kind"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -154,8 +170,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return nil
 	}
 	specs := make([]registry.UpstreamSpec, 0, len(a.Upstreams))
-	for _, u := range a.Upstreams {
-		specs = append(specs, registry.UpstreamSpec{ID: u.ID, Targets: u.Targets})
+	for i := range a.Upstreams {
+		u := &a.Upstreams[i]
+		specs = append(specs, registry.UpstreamSpec{ID: u.ID, Targets: u.Targets, Discovery: u.Discovery != nil})
+		if u.Discovery != nil {
+			m, err := ctx.LoadModule(u, "Discovery")
+			if err != nil {
+				return fmt.Errorf("upstream %q: loading its discovery: %w", u.ID, err)
+			}
+			d, ok := m.(registry.Discoverer)
+			if !ok {
+				return fmt.Errorf("upstream %q: the discovery module %T is not a registry.Discoverer", u.ID, m)
+			}
+			if a.discoverers == nil {
+				a.discoverers = map[string]registry.Discoverer{}
+			}
+			a.discoverers[u.ID] = d
+		}
 		if u.HealthCheck != nil {
 			c, err := newChecker(ctx, u.ID, *u.HealthCheck, a.reg, a.logger)
 			if err != nil {
@@ -234,6 +265,7 @@ func (a *App) Start() error {
 	}
 	a.run.stop = make(chan struct{})
 	stop := a.run.stop
+	a.startDiscovery(stop)
 	if len(a.checks) > 0 {
 		a.run.loops.Add(1)
 		go func() {
@@ -299,7 +331,9 @@ func (h commitHandler) Handle(context.Context, caddy.Event) error {
 // the process's first config) or switched to, and the API listener
 // answers with this config's handler.
 func (a *App) commit() {
+	a.reg.Commit(a.generation)
 	a.reg.Reconcile(a.specs, a.Routes)
+	a.goLive()
 	store := a.store
 	if a.StateFile != "" {
 		store = registry.FileStore{Path: a.StateFile}

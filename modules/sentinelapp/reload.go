@@ -2,6 +2,8 @@ package sentinelapp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,17 +20,24 @@ import (
 // registered with Caddy (caddyconfig.GetAdapter) as any other: the app
 // does not import the KDL adapter, which maps onto the app's types.
 func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
+	out, warns, _, err := a.adaptDigest()
+	return out, warns, err
+}
+
+// adaptDigest is adapt, also returning the SHA-256 (hex) of the file
+// read.
+func (a *App) adaptDigest() ([]byte, []caddyconfig.Warning, string, error) {
 	if a.ConfigFile == "" {
-		return nil, nil, errors.New("this config was not loaded from a file: nothing to reload")
+		return nil, nil, "", errors.New("this config was not loaded from a file: nothing to reload")
 	}
 	// Read like the files it includes: a regular file, bounded.
 	limit, err := configfile.Limit(os.LookupEnv)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	body, err := configfile.OSFiles{}.ReadFileMax(a.ConfigFile, limit)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	name := a.ConfigAdapter
 	if name == "" {
@@ -36,9 +45,11 @@ func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
 	}
 	adapter := caddyconfig.GetAdapter(name)
 	if adapter == nil {
-		return nil, nil, fmt.Errorf("unknown config adapter %q", name)
+		return nil, nil, "", fmt.Errorf("unknown config adapter %q", name)
 	}
-	return adapter.Adapt(body, map[string]any{"filename": a.ConfigFile})
+	sum := sha256.Sum256(body)
+	out, warns, err := adapter.Adapt(body, map[string]any{"filename": a.ConfigFile})
+	return out, warns, hex.EncodeToString(sum[:]), err
 }
 
 // findings splits an adapter error into its lines (file:line:col: msg).
@@ -47,14 +58,14 @@ func findings(err error) []string { return configfile.Findings(err) }
 // reloadHook re-reads the config file and loads it, like SIGHUP did for
 // the original.
 func (a *App) reloadHook(context.Context) (controlapi.ReloadResult, error) {
-	out, warns, err := a.adapt()
+	out, warns, digest, err := a.adaptDigest()
 	if err != nil {
 		return controlapi.ReloadResult{}, &HookError{Lines: findings(err)}
 	}
 	if err := caddy.Load(out, true); err != nil {
 		return controlapi.ReloadResult{}, &HookError{Lines: []string{err.Error()}}
 	}
-	return controlapi.ReloadResult{ConfigFile: a.ConfigFile, Warnings: warningLines(warns)}, nil
+	return controlapi.ReloadResult{ConfigFile: a.ConfigFile, ConfigSHA256: digest, Warnings: warningLines(warns)}, nil
 }
 
 // validateHook adapts and provisions the config file without applying it.

@@ -1,6 +1,8 @@
 package sentinelapp
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,5 +38,20 @@ func TestAdaptRefusesSpecialConfigFile(t *testing.T) {
 		if _, _, err := (&App{ConfigFile: path}).adapt(); err == nil {
 			t.Errorf("%s adapted", path)
 		}
+	}
+}
+
+// TestAdaptDigest: a reload reports the SHA-256 of the file it read, so
+// that the operator can tell which revision of a mounted ConfigMap a
+// replica applied.
+func TestAdaptDigest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sentinel.kdl")
+	os.WriteFile(path, []byte("system { }; listeners { listener \"h\" { address \"127.0.0.1:0\"; }; }\n"), 0o644)
+	_, _, digest, err := (&App{ConfigFile: path}).adaptDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256([]byte("system { }; listeners { listener \"h\" { address \"127.0.0.1:0\"; }; }\n")); digest != hex.EncodeToString(sum[:]) {
+		t.Errorf("digest %s", digest)
 	}
 }

@@ -12,7 +12,10 @@ import (
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
 
-// The Sentinel ABI, version 1 (docs/wasm.md).
+// The Sentinel ABI, version 1 (docs/wasm.md): import module
+// "sentinel_v1", revision 1.2. Revisions only add imports and hooks, so a
+// plugin built for an earlier one keeps working; a plugin that uses an
+// addition fails to load, with an error naming it, on a Sentinel without.
 const (
 	// hostModule is the import module of the host functions.
 	hostModule = "sentinel_v1"
@@ -20,6 +23,8 @@ const (
 	hookRequestHeaders  = "on_request_headers"
 	hookRequestBody     = "on_request_body"
 	hookResponseHeaders = "on_response_headers"
+	// hookResponseBody is an addition of revision 1.2.
+	hookResponseBody = "on_response_body"
 
 	// header kinds
 	kindRequest  = 0
@@ -29,6 +34,14 @@ const (
 	decisionAllow    = 0
 	decisionBlock    = 1
 	decisionRedirect = 2
+
+	// fields of get_tls (revision 1.2)
+	tlsVersion       = 0
+	tlsCipherSuite   = 1
+	tlsServerName    = 2
+	tlsALPN          = 3
+	tlsClientSubject = 4
+	tlsClientSHA256  = 5
 )
 
 // errOutOfRange is the trap of a host function given a pointer and length
@@ -97,11 +110,14 @@ func (s *callState) headers(kind uint64) http.Header {
 	return s.r.Header
 }
 
-// instantiateHostModule links the "sentinel_v1" host functions into rt.
-func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
+// instantiateHostModule links the "sentinel_v1" host functions into rt
+// and returns their names.
+func instantiateHostModule(ctx context.Context, rt wazero.Runtime) (map[string]bool, error) {
+	names := make(map[string]bool, 32)
 	i32 := api.ValueTypeI32
 	b := rt.NewHostModuleBuilder(hostModule)
 	fn := func(name string, f api.GoModuleFunc, params []api.ValueType, results ...api.ValueType) {
+		names[name] = true
 		b.NewFunctionBuilder().WithGoModuleFunction(f, params, results).Export(name)
 	}
 	p := func(ts ...api.ValueType) []api.ValueType { return ts }
@@ -144,11 +160,52 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 	fn("get_raw_path", func(ctx context.Context, mod api.Module, st []uint64) {
 		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.URL.EscapedPath()))
 	}, p(i32, i32), i32)
+	// Revision 1.2: the query string, the client, the route, TLS.
+
+	// get_query(buf_ptr, buf_len) -> len: the raw query string, without
+	// the "?" (still percent-encoded; 0 when none)
+	fn("get_query", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.URL.RawQuery))
+	}, p(i32, i32), i32)
+	// get_client_addr(buf_ptr, buf_len) -> len: the connection's peer,
+	// "ip:port"
+	fn("get_client_addr", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = writeOut(mod, st[0], st[1], []byte(state(ctx).r.RemoteAddr))
+	}, p(i32, i32), i32)
+	// get_client_ip(buf_ptr, buf_len) -> len: the client's IP as the
+	// server determined it (the peer's, or the one a trusted proxy
+	// forwarded)
+	fn("get_client_ip", func(ctx context.Context, mod api.Module, st []uint64) {
+		st[0] = writeOut(mod, st[0], st[1], []byte(clientIP(state(ctx).r)))
+	}, p(i32, i32), i32)
+	// get_route_id(buf_ptr, buf_len) -> len | -1: the id of the route
+	// the handler serves (the KDL adapter sets it), -1 when unknown
+	fn("get_route_id", func(ctx context.Context, mod api.Module, st []uint64) {
+		s := state(ctx)
+		if s.plugin.route == "" {
+			st[0] = absent
+			return
+		}
+		st[0] = writeOut(mod, st[0], st[1], []byte(s.plugin.route))
+	}, p(i32, i32), i32)
+	// get_tls(field, buf_ptr, buf_len) -> len | -1: a fact of the
+	// connection's TLS (-1 on plain HTTP, or for a client certificate
+	// field without a client certificate)
+	fn("get_tls", func(ctx context.Context, mod api.Module, st []uint64) {
+		v, ok := tlsFact(state(ctx).r.TLS, uint32(st[0]))
+		if !ok {
+			st[0] = absent
+			return
+		}
+		st[0] = writeOut(mod, st[1], st[2], []byte(v))
+	}, p(i32, i32, i32), i32)
 	// get_status() -> status (0 before the response phase)
 	fn("get_status", func(ctx context.Context, mod api.Module, st []uint64) {
 		st[0] = uint64(state(ctx).status)
 	}, nil, i32)
-	// read_body(buf_ptr, buf_len) -> len | -1 (outside on_request_body)
+	// read_body(buf_ptr, buf_len) -> len | -1: the buffered request body
+	// in on_request_body, the buffered response body in on_response_body
+	// (revision 1.2), -1 elsewhere
 	fn("read_body", func(ctx context.Context, mod api.Module, st []uint64) {
 		s := state(ctx)
 		if !s.hasBody {
@@ -204,5 +261,5 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 	}, p(i32, i32, i32, i32))
 
 	_, err := b.Instantiate(ctx)
-	return err
+	return names, err
 }

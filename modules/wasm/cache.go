@@ -161,7 +161,8 @@ func loadModule(key string, code []byte, pages uint32, cc wazero.CompilationCach
 		if err != nil {
 			return nil, err
 		}
-		if err := instantiateHostModule(ctx, rt); err != nil {
+		provided, err := instantiateHostModule(ctx, rt)
+		if err != nil {
 			_ = rt.Close(ctx)
 			return nil, err
 		}
@@ -175,15 +176,19 @@ func loadModule(key string, code []byte, pages uint32, cc wazero.CompilationCach
 		for name := range compiled.ExportedFunctions() {
 			m.hooks[name] = true
 		}
-		if !m.hooks[hookRequestHeaders] && !m.hooks[hookRequestBody] && !m.hooks[hookResponseHeaders] {
+		if !m.hooks[hookRequestHeaders] && !m.hooks[hookRequestBody] && !m.hooks[hookResponseHeaders] && !m.hooks[hookResponseBody] {
 			_ = rt.Close(ctx)
-			return nil, fmt.Errorf("module exports none of %s, %s, %s", hookRequestHeaders, hookRequestBody, hookResponseHeaders)
+			return nil, fmt.Errorf("module exports none of %s, %s, %s, %s", hookRequestHeaders, hookRequestBody, hookResponseHeaders, hookResponseBody)
 		}
 		for _, f := range compiled.ImportedFunctions() {
 			mod, name, _ := f.Import()
 			if mod != hostModule && mod != wasi_snapshot_preview1.ModuleName {
 				_ = rt.Close(ctx)
 				return nil, fmt.Errorf("module imports %s.%s: only %q and WASI are provided", mod, name, hostModule)
+			}
+			if mod == hostModule && !provided[name] {
+				_ = rt.Close(ctx)
+				return nil, fmt.Errorf("module imports %s.%s, which this Sentinel does not provide (a plugin built for a later ABI revision; docs/wasm.md lists the revisions)", mod, name)
 			}
 		}
 		return m, nil
@@ -195,9 +200,15 @@ func loadModule(key string, code []byte, pages uint32, cc wazero.CompilationCach
 }
 
 // detectABI compiles code (the machine code is kept in cc) and returns
-// its ABI from its imports.
+// its ABI from its imports. It compiles with the plugins' runtime
+// settings (newRuntime), on which the machine code depends: the plugin's
+// own compilation then finds it in the cache instead of compiling the
+// module a second time (seconds for a Go-built plugin).
 func detectABI(ctx context.Context, code []byte, cc wazero.CompilationCache) (string, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cc))
+	rt, err := newRuntime(ctx, DefaultMaxMemoryPages, cc)
+	if err != nil {
+		return "", err
+	}
 	defer rt.Close(ctx)
 	compiled, err := rt.CompileModule(ctx, code)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/tetratelabs/wazero"
 
 	"github.com/sentinel-proxy/sentinel/modules/builtin"
 )
@@ -62,6 +63,9 @@ var pluginSources = map[string]string{
 	"memhog":       "testdata/memhog",
 	"trivial":      "testdata/trivial",
 	"httpwasm":     "testdata/httpwasm",
+	"hwguest":      "testdata/hwguest",
+	"facts":        "testdata/facts",
+	"respbody":     "testdata/respbody",
 	"respguard":    "testdata/respguard",
 	"paths":        "testdata/paths",
 }
@@ -97,12 +101,26 @@ func buildPlugin(tb testing.TB, name string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := detectABI(context.Background(), code, cc); err != nil {
+	if err := precompile(code, cc); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Logf("compiled %s (%d bytes) in %s", name, len(code), time.Since(start))
 	built[name] = out
 	return out
+}
+
+// precompile compiles code into cc with the settings of the plugins'
+// runtimes (newRuntime: the machine code depends on them), so that a
+// config load finds it in the cache.
+func precompile(code []byte, cc wazero.CompilationCache) error {
+	ctx := context.Background()
+	rt, err := newRuntime(ctx, DefaultMaxMemoryPages, cc)
+	if err != nil {
+		return err
+	}
+	defer rt.Close(ctx)
+	_, err = rt.CompileModule(ctx, code)
+	return err
 }
 
 // newBackend starts an upstream that answers with the request it got.
@@ -169,8 +187,14 @@ func proxyConfig(t testing.TB, backend string, ps plugins) string {
 func startProxy(t testing.TB, ps plugins) *caddytest.Tester {
 	t.Helper()
 	backend := newBackend(t)
+	return startConfig(t, proxyConfig(t, backend.Listener.Addr().String(), ps))
+}
+
+// startConfig starts Caddy with a JSON config.
+func startConfig(t testing.TB, cfg string) *caddytest.Tester {
+	t.Helper()
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
-	tester.InitServer(proxyConfig(t, backend.Listener.Addr().String(), ps), "json")
+	tester.InitServer(cfg, "json")
 	return tester
 }
 

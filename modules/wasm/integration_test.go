@@ -9,9 +9,13 @@ import (
 	"time"
 )
 
-func TestHeaderInject(t *testing.T) {
+func TestHeaderInject(t *testing.T) { checkHeaderInject(t, buildPlugin(t, "headerinject")) }
+
+// checkHeaderInject checks a headerinject plugin (Go or Rust) through the
+// proxy.
+func checkHeaderInject(t *testing.T, plugin string) {
 	tester := startProxy(t, plugins{{
-		"id": "inject", "path": buildPlugin(t, "headerinject"),
+		"id": "inject", "path": plugin,
 		"config": map[string]any{
 			"request_headers":  map[string]string{"X-Injected": "from-wasm"},
 			"response_headers": map[string]string{"X-Plugin": "headerinject", "X-Backend": "overridden"},
@@ -38,9 +42,13 @@ func TestHeaderInject(t *testing.T) {
 	}
 }
 
-func TestPathAllowDecisions(t *testing.T) {
+func TestPathAllowDecisions(t *testing.T) { checkPathAllow(t, buildPlugin(t, "pathallow")) }
+
+// checkPathAllow checks a pathallow plugin (Go or Rust) through the
+// proxy: allow, block with headers, redirect, metrics.
+func checkPathAllow(t *testing.T, plugin string) {
 	tester := startProxy(t, plugins{{
-		"id": "paths", "path": buildPlugin(t, "pathallow"),
+		"id": "paths", "path": plugin,
 		"config": map[string]any{
 			"allow":     []string{"/api"},
 			"redirects": map[string]string{"/old": "/api/new"},
@@ -70,9 +78,13 @@ func TestPathAllowDecisions(t *testing.T) {
 	}
 }
 
-func TestBodyGuard(t *testing.T) {
+func TestBodyGuard(t *testing.T) { checkBodyGuard(t, buildPlugin(t, "bodyguard")) }
+
+// checkBodyGuard checks a bodyguard plugin (Go or Rust) through the
+// proxy.
+func checkBodyGuard(t *testing.T, plugin string) {
 	tester := startProxy(t, plugins{{
-		"id": "body", "path": buildPlugin(t, "bodyguard"),
+		"id": "body", "path": plugin,
 		"config":         map[string]any{"deny": []string{"DROP TABLE"}},
 		"max_body_bytes": 64,
 	}})

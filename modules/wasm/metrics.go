@@ -84,12 +84,14 @@ const (
 	phaseRequestHeaders = iota
 	phaseRequestBody
 	phaseResponseHeaders
+	phaseResponseBody
+	numPhases
 )
 
 // phaseNames are the phase labels, and hookNames the hooks, by phase.
 var (
-	phaseNames = [3]string{"request_headers", "request_body", "response_headers"}
-	hookNames  = [3]string{hookRequestHeaders, hookRequestBody, hookResponseHeaders}
+	phaseNames = [numPhases]string{"request_headers", "request_body", "response_headers", "response_body"}
+	hookNames  = [numPhases]string{hookRequestHeaders, hookRequestBody, hookResponseHeaders, hookResponseBody}
 )
 
 // Decisions, indexes of Plugin.decisions.

@@ -105,6 +105,7 @@ type Plugin struct {
 	// under load and closed when returned to a full pool. Defaults to 64.
 	MaxIdleInstances int `json:"max_idle_instances,omitempty"`
 
+	route    string // the handler's route id, for get_route_id
 	pages    uint32
 	cache    wazero.CompilationCache
 	cacheDir string // "" = memory only
@@ -124,7 +125,7 @@ type Plugin struct {
 	module            *compiledModule
 	pool              *instancePool
 	httpWasm          *httpWasmPlugin
-	calls             [3]callMetrics
+	calls             [numPhases]callMetrics
 	decisions         [5]prometheus.Counter
 	traps             prometheus.Counter
 	timeouts          prometheus.Counter

@@ -19,7 +19,7 @@ import (
 // failed, in which case it is closed.
 type instance struct {
 	mod   api.Module
-	hooks [3]api.Function
+	hooks [numPhases]api.Function
 	state callState
 	// stderr keeps what the guest writes to stderr, for errors.
 	stderr *stderrTail

@@ -77,14 +77,18 @@ func (s *sentinelStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.decisions[decisionAllowIdx].Inc()
 
-	if inst.hooks[phaseResponseHeaders] != nil {
+	if inst.hooks[phaseResponseHeaders] != nil || inst.hooks[phaseResponseBody] != nil {
 		rw := &responseHook{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, inst: inst, req: r}
 		s.next.ServeHTTP(rw, r)
 		// A next handler that wrote nothing and returned no error sends an
 		// implicit 200: run the hook for it. After an error, Caddy's error
 		// handling writes the response (without the hook).
-		if !rw.wroteHeader && !nextFailed(r) && !rw.failed {
+		failed := nextFailed(r)
+		if !rw.wroteHeader && !failed && !rw.failed {
 			rw.WriteHeader(http.StatusOK)
+		}
+		if rw.buffering && !failed {
+			rw.finishBody()
 		}
 		healthy = !rw.failed
 		return
@@ -145,9 +149,15 @@ type readCloser struct {
 }
 
 // responseHook calls on_response_headers when the response header is
-// written. A block or redirect decision (or a closed failure) replaces the
-// response: its status and body are written instead, and the next
-// handler's body is discarded.
+// written, and on_response_body with the buffered body. A block or
+// redirect decision (or a closed failure) replaces the response: its
+// status and body are written instead, and the next handler's body is
+// discarded.
+//
+// With on_response_body, the header and the first max_body_bytes of the
+// body are held back until the body ends or exceeds the limit; the hook
+// then sees what was buffered and, if it allows, the held response goes
+// out and the rest streams through.
 type responseHook struct {
 	*caddyhttp.ResponseWriterWrapper
 	inst        *instance
@@ -155,6 +165,11 @@ type responseHook struct {
 	wroteHeader bool
 	discard     bool
 	failed      bool
+	// buffering: the header (status) and body are held for
+	// on_response_body.
+	buffering bool
+	status    int
+	buf       bytes.Buffer
 }
 
 // WriteHeader runs the response hook, then writes the (possibly replaced)
@@ -171,6 +186,10 @@ func (rh *responseHook) WriteHeader(status int) {
 	inst, p := rh.inst, rh.inst.state.plugin
 	st := &inst.state
 	st.status, st.d = status, decision{}
+	if inst.hooks[phaseResponseHeaders] == nil {
+		rh.holdBody(status)
+		return
+	}
 	if err := inst.call(phaseResponseHeaders); err != nil {
 		rh.failed = true
 		p.logger.Error("plugin failed", zap.Error(err))
@@ -192,10 +211,20 @@ func (rh *responseHook) WriteHeader(status int) {
 		p.writeDecision(rh.ResponseWriter, &st.d)
 		return
 	}
-	rh.ResponseWriter.WriteHeader(status)
+	rh.holdBody(status)
 }
 
-// Write writes b, or discards it when the response was replaced.
+// holdBody writes the header, or holds it back for on_response_body.
+func (rh *responseHook) holdBody(status int) {
+	if rh.inst.hooks[phaseResponseBody] == nil {
+		rh.ResponseWriter.WriteHeader(status)
+		return
+	}
+	rh.buffering, rh.status = true, status
+}
+
+// Write writes b, or discards it when the response was replaced, or
+// buffers it for on_response_body.
 func (rh *responseHook) Write(b []byte) (int, error) {
 	if !rh.wroteHeader {
 		rh.WriteHeader(http.StatusOK)
@@ -203,7 +232,67 @@ func (rh *responseHook) Write(b []byte) (int, error) {
 	if rh.discard {
 		return len(b), nil
 	}
+	if rh.buffering {
+		limit := rh.inst.state.plugin.MaxBodyBytes
+		if room := limit - int64(rh.buf.Len()); int64(len(b)) <= room {
+			return rh.buf.Write(b)
+		}
+		// Past the limit: the hook judges the first max_body_bytes, then
+		// the response streams.
+		rh.finishBody()
+		if rh.discard {
+			return len(b), nil
+		}
+	}
 	return rh.ResponseWriter.Write(b)
+}
+
+// Flush is held back while the body is buffered; a flush before the
+// header runs the hook first, as the implicit 200 it sends.
+func (rh *responseHook) Flush() {
+	if !rh.wroteHeader {
+		rh.WriteHeader(http.StatusOK)
+	}
+	if rh.buffering || rh.discard {
+		return
+	}
+	_ = http.NewResponseController(rh.ResponseWriter).Flush()
+}
+
+// finishBody runs on_response_body with the buffered body, then writes
+// the held response, or the decision (or failure) replacing it.
+func (rh *responseHook) finishBody() {
+	rh.buffering = false
+	inst, p := rh.inst, rh.inst.state.plugin
+	st := &inst.state
+	limit := int(p.MaxBodyBytes)
+	held := rh.buf.Bytes()
+	st.body, st.hasBody, st.d = held[:min(len(held), limit)], true, decision{}
+	err := inst.call(phaseResponseBody)
+	st.body, st.hasBody = nil, false
+	if err != nil {
+		rh.failed = true
+		p.logger.Error("plugin failed", zap.Error(err))
+		if p.closed {
+			rh.discard = true
+			clear(rh.Header())
+			p.fail(rh.req, failureReason(err))
+			return
+		}
+		p.decisions[decisionFailureOpen].Inc()
+	} else if st.d.kind != decisionAllow {
+		// The upstream's response is replaced entirely: none of its
+		// headers (Content-Length, Content-Encoding, …) go out.
+		rh.discard = true
+		clear(rh.Header())
+		p.writeDecision(rh.ResponseWriter, &st.d)
+		return
+	}
+	rh.ResponseWriter.WriteHeader(rh.status)
+	if len(held) > 0 {
+		_, _ = rh.ResponseWriter.Write(held)
+	}
+	rh.buf.Reset()
 }
 
 // ReadFrom copies r through Write, so that the hook is not bypassed.
@@ -216,4 +305,5 @@ var (
 	_ http.Handler        = (*sentinelStage)(nil)
 	_ http.ResponseWriter = (*responseHook)(nil)
 	_ io.ReaderFrom       = (*responseHook)(nil)
+	_ http.Flusher        = (*responseHook)(nil)
 )

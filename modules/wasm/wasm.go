@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/modules/tracing"
 )
 
 func init() {
@@ -43,6 +45,11 @@ type Handler struct {
 	// a configured one fails the load, the default one is skipped with a
 	// warning.
 	CacheDir string `json:"cache_dir,omitempty"`
+
+	// The id of the route the handler serves, which plugins read with
+	// get_route_id (sentinel_v1 revision 1.2). The KDL adapter sets it;
+	// empty, get_route_id reports it absent.
+	Route string `json:"route,omitempty"`
 
 	chain  http.Handler
 	logger *zap.Logger
@@ -91,14 +98,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("plugins[%d]: duplicate id %q", i, p.ID)
 		}
 		seen[p.ID] = true
-		p.cache, p.cacheDir = cc, dir
+		p.cache, p.cacheDir, p.route = cc, dir, h.Route
 		if err := p.provision(ctx, h.logger.With(zap.String("plugin", p.ID)), m); err != nil {
 			return fmt.Errorf("plugin %q: %w", p.ID, err)
 		}
 	}
 	var next http.Handler = http.HandlerFunc(serveNext)
+	traced := tracing.Configured(ctx)
 	for i := len(h.Plugins) - 1; i >= 0; i-- {
-		next = h.Plugins[i].stage(ctx, next)
+		p := h.Plugins[i]
+		if traced {
+			// A span per plugin run (tracing on only).
+			next = tracing.WrapPlugin(p.ID, p.ABI, next, func(n http.Handler) http.Handler { return p.stage(ctx, n) })
+			continue
+		}
+		next = p.stage(ctx, next)
 	}
 	h.chain = next
 	return nil

@@ -35,6 +35,8 @@ type Options struct {
 	// MetricsAddr and ProbeAddr are the listen addresses of /metrics and
 	// of /healthz and /readyz ("0": off).
 	MetricsAddr, ProbeAddr string
+	// ReplicaTimeout bounds a reload of one replica (10 s when zero).
+	ReplicaTimeout time.Duration
 	// SeveralInProcess allows more than one operator in one process
 	// (tests: controller names are otherwise unique per process).
 	SeveralInProcess bool
@@ -99,6 +101,31 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	r := &UpstreamReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sentinel-operator"), several: o.SeveralInProcess}
 	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	pr := &ProxyReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sentinel-operator"),
+		Replicas: &ReplicaClient{Timeout: o.ReplicaTimeout}, several: o.SeveralInProcess}
+	if err := pr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	routes := &SelectionReconciler[v1alpha1.SentinelRoute, *v1alpha1.SentinelRoute]{Client: mgr.GetClient(), Kind: "sentinelroute", several: o.SeveralInProcess}
+	if err := routes.SetupWithManager(mgr, func() client.ObjectList { return &v1alpha1.SentinelRouteList{} }, func(l client.ObjectList) []client.Object {
+		var out []client.Object
+		for i := range l.(*v1alpha1.SentinelRouteList).Items {
+			out = append(out, &l.(*v1alpha1.SentinelRouteList).Items[i])
+		}
+		return out
+	}); err != nil {
+		return nil, err
+	}
+	agents := &SelectionReconciler[v1alpha1.SentinelAgent, *v1alpha1.SentinelAgent]{Client: mgr.GetClient(), Kind: "sentinelagent", several: o.SeveralInProcess}
+	if err := agents.SetupWithManager(mgr, func() client.ObjectList { return &v1alpha1.SentinelAgentList{} }, func(l client.ObjectList) []client.Object {
+		var out []client.Object
+		for i := range l.(*v1alpha1.SentinelAgentList).Items {
+			out = append(out, &l.(*v1alpha1.SentinelAgentList).Items[i])
+		}
+		return out
+	}); err != nil {
 		return nil, err
 	}
 	return mgr, nil

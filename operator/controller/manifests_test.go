@@ -11,12 +11,22 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/modules/kubestore"
 	"github.com/sentinel-proxy/sentinel/operator/api/v1alpha1"
 )
@@ -96,6 +106,37 @@ func TestManifestsLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, "ServiceNotFound with the ClusterRole's rights", func() bool { return readyReason(c, "edge", "missing") == "ServiceNotFound" })
+
+	// A SentinelProxy: its objects (a Role and RoleBinding among them:
+	// the operator grants only rights it holds), with the role's rights.
+	certPEM, keyPEM, _ := testutil.CertPEM("proxy-ops.edge.svc")
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "proxy-tls", Namespace: "edge"}, Data: map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM}}); err != nil {
+		t.Fatal(err)
+	}
+	p := &v1alpha1.SentinelProxy{ObjectMeta: metav1.ObjectMeta{Name: "proxy", Namespace: "edge"}, Spec: v1alpha1.SentinelProxySpec{
+		Image: "sentinel:1", Listeners: []v1alpha1.Listener{{Name: "main", Port: 8080}}, AdminAPI: v1alpha1.AdminAPI{TLSSecretName: "proxy-tls"},
+		Disruption: &v1alpha1.Disruption{MinAvailable: ptr.To(intstr.FromInt32(1))}, Autoscaling: &v1alpha1.Autoscaling{MinReplicas: 2, MaxReplicas: 3},
+		ServiceMonitor: &v1alpha1.ServiceMonitor{},
+	}}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the SentinelProxy reconciled with the ClusterRole's rights", func() bool {
+		if c.Get(ctx, client.ObjectKeyFromObject(p), p) != nil {
+			return false
+		}
+		r := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+		return r != nil && r.Reason == "NoReplicas"
+	})
+	for _, o := range []client.Object{&appsv1.Deployment{}, &rbacv1.RoleBinding{}, &autoscalingv2.HorizontalPodAutoscaler{}, &policyv1.PodDisruptionBudget{}} {
+		name := "proxy"
+		if _, ok := o.(*rbacv1.RoleBinding); ok {
+			name = "proxy-sentinel"
+		}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "edge", Name: name}, o); err != nil {
+			t.Errorf("%T: %v", o, err)
+		}
+	}
 
 	// A replica as the proxy's service account.
 	dir := t.TempDir()

@@ -212,7 +212,10 @@ func replicaUser(t *testing.T, c client.Client, ns string) string {
 	user := "sentinel-" + ns
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "sentinel-state", Namespace: ns},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"edge-state"}, Verbs: []string{"get", "watch", "update"}}},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"edge-state"}, Verbs: []string{"get", "watch", "update"}},
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
+		},
 	}
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "sentinel-state", Namespace: ns},

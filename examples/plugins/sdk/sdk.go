@@ -8,7 +8,8 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm .
 //
 // and exports its hooks itself with `//go:wasmexport on_request_headers`
-// (and optionally `on_request_body`, `on_response_headers`); a hook takes no
+// (and optionally `on_request_body`, `on_response_headers`,
+// `on_response_body`); a hook takes no
 // arguments and returns nothing: it reports its decision with [Block],
 // [Redirect] or nothing at all (allow).
 package sdk
@@ -60,6 +61,21 @@ func getPath(buf unsafe.Pointer, bufLen uint32) int32
 
 //go:wasmimport sentinel_v1 get_raw_path
 func getRawPath(buf unsafe.Pointer, bufLen uint32) int32
+
+//go:wasmimport sentinel_v1 get_query
+func getQuery(buf unsafe.Pointer, bufLen uint32) int32
+
+//go:wasmimport sentinel_v1 get_client_addr
+func getClientAddr(buf unsafe.Pointer, bufLen uint32) int32
+
+//go:wasmimport sentinel_v1 get_client_ip
+func getClientIP(buf unsafe.Pointer, bufLen uint32) int32
+
+//go:wasmimport sentinel_v1 get_route_id
+func getRouteID(buf unsafe.Pointer, bufLen uint32) int32
+
+//go:wasmimport sentinel_v1 get_tls
+func getTLS(field uint32, buf unsafe.Pointer, bufLen uint32) int32
 
 //go:wasmimport sentinel_v1 get_status
 func getStatus() int32
@@ -158,11 +174,57 @@ func RawPath() string {
 	return string(b)
 }
 
+// Query returns the raw query string, without "?" (revision 1.2: a
+// plugin that calls it needs a Sentinel with sentinel_v1 1.2).
+func Query() string {
+	b, _ := read(getQuery)
+	return string(b)
+}
+
+// ClientAddr returns the connection's peer, "ip:port" (revision 1.2).
+func ClientAddr() string {
+	b, _ := read(getClientAddr)
+	return string(b)
+}
+
+// ClientIP returns the client's IP as the server determined it: the
+// peer's, or the one a trusted proxy forwarded (revision 1.2).
+func ClientIP() string {
+	b, _ := read(getClientIP)
+	return string(b)
+}
+
+// RouteID returns the id of the route the handler serves, and false
+// when it is unknown (revision 1.2).
+func RouteID() (string, bool) {
+	b, ok := read(getRouteID)
+	return string(b), ok
+}
+
+// TLS fields for [TLSFact].
+const (
+	TLSVersion       uint32 = 0
+	TLSCipherSuite   uint32 = 1
+	TLSServerName    uint32 = 2
+	TLSALPN          uint32 = 3
+	TLSClientSubject uint32 = 4
+	TLSClientSHA256  uint32 = 5
+)
+
+// TLSFact returns a fact of the connection's TLS, and false on plain
+// HTTP (or, for the client certificate fields, without one) (revision
+// 1.2).
+func TLSFact(field uint32) (string, bool) {
+	b, ok := read(func(p unsafe.Pointer, l uint32) int32 { return getTLS(field, p, l) })
+	return string(b), ok
+}
+
 // Status returns the response status (0 before the response phase).
 func Status() int { return int(getStatus()) }
 
-// Body returns the buffered request body (in on_request_body), and false
-// when no body is available.
+// Body returns the buffered request body (in on_request_body) or
+// response body (in on_response_body, revision 1.2), and false when no
+// body is available.
 func Body() ([]byte, bool) {
 	b, ok := read(readBody)
 	if !ok {

@@ -13,6 +13,9 @@ import (
 // crdDir is where the generated CRDs are kept.
 const crdDir = "../../../deploy/operator/crds"
 
+// chartFiles holds the Helm chart's copies of the CRDs and the role.
+const chartFiles = "../../../charts/sentinel/files"
+
 // TestCRDsCurrent regenerates the CRDs and the operator's ClusterRole
 // with controller-gen (go generate ./operator/api/v1alpha1) and fails
 // when the checked-in files differ: the CRD must say what the Go types
@@ -38,8 +41,10 @@ func TestCRDsCurrent(t *testing.T) {
 		t.Fatalf("controller-gen rbac: %v\n%s", err, b)
 	}
 	want, _ := os.ReadFile(filepath.Join(rbac, "role.yaml"))
-	if got, err := os.ReadFile(filepath.Join(crdDir, "..", "rbac", "role.yaml")); err != nil || !bytes.Equal(got, want) {
-		t.Errorf("deploy/operator/rbac/role.yaml is out of date: run go generate ./operator/api/v1alpha1 (%v)", err)
+	for _, f := range []string{filepath.Join(crdDir, "..", "rbac", "role.yaml"), filepath.Join(chartFiles, "operator", "role.yaml")} {
+		if got, err := os.ReadFile(f); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s is out of date: run go generate ./operator/api/v1alpha1 (%v)", f, err)
+		}
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.yaml"))
 	if len(files) == 0 {
@@ -47,9 +52,11 @@ func TestCRDsCurrent(t *testing.T) {
 	}
 	for _, f := range files {
 		want, _ := os.ReadFile(f)
-		got, err := os.ReadFile(filepath.Join(crdDir, filepath.Base(f)))
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s is out of date: run go generate ./operator/api/v1alpha1 (%v)", filepath.Base(f), err)
+		for _, dir := range []string{crdDir, filepath.Join(chartFiles, "crds")} {
+			got, err := os.ReadFile(filepath.Join(dir, filepath.Base(f)))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s/%s is out of date: run go generate ./operator/api/v1alpha1 (%v)", dir, filepath.Base(f), err)
+			}
 		}
 	}
 }

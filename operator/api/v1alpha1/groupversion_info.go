@@ -13,6 +13,9 @@ import (
 //go:generate controller-gen object paths=.
 //go:generate controller-gen crd paths=. output:crd:dir=../../../deploy/operator/crds
 //go:generate controller-gen rbac:roleName=sentinel-operator paths=../../controller output:rbac:dir=../../../deploy/operator/rbac
+// The Helm chart's copies (operator.enabled installs them):
+//go:generate controller-gen crd paths=. output:crd:dir=../../../charts/sentinel/files/crds
+//go:generate controller-gen rbac:roleName=sentinel-operator paths=../../controller output:rbac:dir=../../../charts/sentinel/files/operator
 
 var (
 	// GroupVersion is the group and version of these types.

@@ -1,0 +1,465 @@
+// Package controller is the Gateway API controller of the Sentinel
+// operator: it accepts the GatewayClasses naming its controller, and for
+// each of their Gateways translates the Gateway and its HTTPRoutes
+// (package gateway/translate) into a Sentinel configuration, delivers it
+// to the Gateway's replicas (a Programmer) and writes the status the
+// spec asks for on the GatewayClass, the Gateway and the routes. See
+// docs/gateway-api.md.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/sentinel-proxy/sentinel/gateway/translate"
+)
+
+// DefaultControllerName is the GatewayClass controllerName Sentinel
+// implements.
+const DefaultControllerName gwv1.GatewayController = "sentinel-proxy.io/gateway-controller"
+
+// Options configure the Gateway API controllers.
+type Options struct {
+	// ControllerName is the GatewayClass controllerName served
+	// (default DefaultControllerName).
+	ControllerName gwv1.GatewayController
+	// Programmer delivers the configurations. Required.
+	Programmer Programmer
+	// SeveralInProcess gives the controllers unique names (tests run
+	// several managers in one process).
+	SeveralInProcess bool
+}
+
+// Setup registers the Gateway API types in the manager's scheme and the
+// GatewayClass and Gateway reconcilers with it.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Programmer == nil {
+		return errors.New("gateway controller: no Programmer")
+	}
+	if o.ControllerName == "" {
+		o.ControllerName = DefaultControllerName
+	}
+	s := mgr.GetScheme()
+	if err := gwv1.Install(s); err != nil {
+		return fmt.Errorf("gateway controller: registering gateway.networking.k8s.io/v1: %w", err)
+	}
+	if err := gwv1beta1.Install(s); err != nil {
+		return fmt.Errorf("gateway controller: registering gateway.networking.k8s.io/v1beta1: %w", err)
+	}
+	c := mgr.GetClient()
+	gc := &classReconciler{c: c, name: o.ControllerName}
+	skip := ptrBool(o.SeveralInProcess)
+	if err := ctrl.NewControllerManagedBy(mgr).Named("gatewayclass").
+		WithOptions(controllerOpts(skip)).
+		For(&gwv1.GatewayClass{}).Complete(gc); err != nil {
+		return fmt.Errorf("gateway controller: %w", err)
+	}
+	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer}
+	all := handler.EnqueueRequestsFromMapFunc(gr.allGateways)
+	if err := ctrl.NewControllerManagedBy(mgr).Named("gateway").
+		WithOptions(controllerOpts(skip)).
+		For(&gwv1.Gateway{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&gwv1.GatewayClass{}, all).
+		Watches(&gwv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways)).
+		Watches(&corev1.Service{}, all).
+		Watches(&discoveryv1.EndpointSlice{}, all).
+		Watches(&corev1.Secret{}, all).
+		Watches(&corev1.Namespace{}, all).
+		Watches(&gwv1beta1.ReferenceGrant{}, all).
+		Complete(gr); err != nil {
+		return fmt.Errorf("gateway controller: %w", err)
+	}
+	return nil
+}
+
+func ptrBool(b bool) *bool { return &b }
+
+// classReconciler accepts the GatewayClasses of the controller.
+type classReconciler struct {
+	c    client.Client
+	name gwv1.GatewayController
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	return reconcile.Result{}, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var gc gwv1.GatewayClass
+		if err := r.c.Get(ctx, req.NamespacedName, &gc); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if gc.Spec.ControllerName != r.name {
+			return nil
+		}
+		c := metav1.Condition{
+			Type: string(gwv1.GatewayClassConditionStatusAccepted), Status: metav1.ConditionTrue,
+			Reason: string(gwv1.GatewayClassReasonAccepted), Message: "Sentinel serves this class", ObservedGeneration: gc.Generation,
+		}
+		if gc.Spec.ParametersRef != nil {
+			c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.GatewayClassReasonInvalidParameters)
+			c.Message = "parametersRef is not supported"
+		}
+		before := gc.Status.DeepCopy()
+		meta.SetStatusCondition(&gc.Status.Conditions, c)
+		gc.Status.SupportedFeatures = SupportedFeatures()
+		if equalJSON(before, &gc.Status) {
+			return nil
+		}
+		return r.c.Status().Update(ctx, &gc)
+	})
+}
+
+// gatewayReconciler programs the Gateways of the controller's classes.
+type gatewayReconciler struct {
+	c    client.Client
+	name gwv1.GatewayController
+	prog Programmer
+}
+
+// allGateways maps any object to every Gateway.
+func (r *gatewayReconciler) allGateways(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list gwv1.GatewayList
+	if err := r.c.List(ctx, &list); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, g := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.Namespace, Name: g.Name}})
+	}
+	return out
+}
+
+// routeGateways maps an HTTPRoute to the Gateways it references now or
+// did (its status).
+func routeGateways(_ context.Context, o client.Object) []reconcile.Request {
+	rt, ok := o.(*gwv1.HTTPRoute)
+	if !ok {
+		return nil
+	}
+	seen := map[types.NamespacedName]bool{}
+	add := func(p gwv1.ParentReference) {
+		if p.Kind != nil && *p.Kind != "Gateway" {
+			return
+		}
+		ns := rt.Namespace
+		if p.Namespace != nil {
+			ns = string(*p.Namespace)
+		}
+		seen[types.NamespacedName{Namespace: ns, Name: string(p.Name)}] = true
+	}
+	for _, p := range rt.Spec.ParentRefs {
+		add(p)
+	}
+	for _, p := range rt.Status.Parents {
+		add(p.ParentRef)
+	}
+	out := make([]reconcile.Request, 0, len(seen))
+	for k := range seen {
+		out = append(out, reconcile.Request{NamespacedName: k})
+	}
+	return out
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *gatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	var gw gwv1.Gateway
+	if err := r.c.Get(ctx, req.NamespacedName, &gw); err != nil {
+		if apierrors.IsNotFound(err) {
+			if err := r.cleanRoutes(ctx, req.NamespacedName, nil); err != nil {
+				return reconcile.Result{}, err
+			}
+			return reconcile.Result{}, r.prog.Remove(ctx, req.NamespacedName)
+		}
+		return reconcile.Result{}, err
+	}
+	var gc gwv1.GatewayClass
+	if err := r.c.Get(ctx, types.NamespacedName{Name: string(gw.Spec.GatewayClassName)}, &gc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if gc.Spec.ControllerName != r.name {
+		return reconcile.Result{}, nil
+	}
+	in, err := r.gather(ctx, &gw)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	bind, admin, err := r.prog.Target(ctx, &gw)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("gateway %s: finding its replicas: %w", req.NamespacedName, err)
+	}
+	in.BindHost, in.Admin = bind, admin
+	out, err := translate.Translate(in)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	addrs, progErr := r.prog.Program(ctx, &gw, out.Config)
+	if progErr != nil {
+		logger.Error(progErr, "programming the Gateway's replicas")
+	}
+	if err := r.writeGatewayStatus(ctx, &gw, out, addrs, progErr); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.writeRouteStatus(ctx, req.NamespacedName, in.Routes, out); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, progErr
+}
+
+// gather reads what the translation of gw needs.
+func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*translate.Input, error) {
+	in := &translate.Input{
+		ControllerName: r.name,
+		Gateway:        gw,
+		Namespaces:     map[string]map[string]string{},
+		Services:       map[types.NamespacedName]*corev1.Service{},
+		EndpointSlices: map[types.NamespacedName][]*discoveryv1.EndpointSlice{},
+		Secrets:        map[types.NamespacedName]*corev1.Secret{},
+	}
+	var routes gwv1.HTTPRouteList
+	if err := r.c.List(ctx, &routes); err != nil {
+		return nil, fmt.Errorf("listing HTTPRoutes: %w", err)
+	}
+	for i := range routes.Items {
+		rt := &routes.Items[i]
+		for _, k := range routeGateways(ctx, rt) {
+			if k.NamespacedName == (types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}) {
+				in.Routes = append(in.Routes, rt)
+				break
+			}
+		}
+	}
+	var nss corev1.NamespaceList
+	if err := r.c.List(ctx, &nss); err != nil {
+		return nil, fmt.Errorf("listing Namespaces: %w", err)
+	}
+	for _, n := range nss.Items {
+		in.Namespaces[n.Name] = n.Labels
+	}
+	var svcs corev1.ServiceList
+	if err := r.c.List(ctx, &svcs); err != nil {
+		return nil, fmt.Errorf("listing Services: %w", err)
+	}
+	for i := range svcs.Items {
+		s := &svcs.Items[i]
+		in.Services[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}] = s
+	}
+	var slices discoveryv1.EndpointSliceList
+	if err := r.c.List(ctx, &slices); err != nil {
+		return nil, fmt.Errorf("listing EndpointSlices: %w", err)
+	}
+	for i := range slices.Items {
+		es := &slices.Items[i]
+		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
+			k := types.NamespacedName{Namespace: es.Namespace, Name: svc}
+			in.EndpointSlices[k] = append(in.EndpointSlices[k], es)
+		}
+	}
+	for _, l := range gw.Spec.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		for _, ref := range l.TLS.CertificateRefs {
+			ns := gw.Namespace
+			if ref.Namespace != nil {
+				ns = string(*ref.Namespace)
+			}
+			k := types.NamespacedName{Namespace: ns, Name: string(ref.Name)}
+			var s corev1.Secret
+			if err := r.c.Get(ctx, k, &s); err == nil {
+				in.Secrets[k] = &s
+			} else if !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("reading Secret %s: %w", k, err)
+			}
+		}
+	}
+	var grants gwv1beta1.ReferenceGrantList
+	if err := r.c.List(ctx, &grants); err != nil {
+		return nil, fmt.Errorf("listing ReferenceGrants: %w", err)
+	}
+	for _, g := range grants.Items {
+		in.Grants = append(in.Grants, &gwv1.ReferenceGrant{ObjectMeta: g.ObjectMeta, Spec: gwv1.ReferenceGrantSpec(g.Spec)})
+	}
+	return in, nil
+}
+
+// writeGatewayStatus writes the Gateway's conditions, listeners and
+// addresses.
+func (r *gatewayReconciler) writeGatewayStatus(ctx context.Context, key *gwv1.Gateway, out *translate.Output, addrs []gwv1.GatewayStatusAddress, progErr error) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var gw gwv1.Gateway
+		if err := r.c.Get(ctx, client.ObjectKeyFromObject(key), &gw); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if gw.Generation != key.Generation {
+			return nil // a newer spec: its own reconcile writes
+		}
+		before := gw.Status.DeepCopy()
+		programmed := metav1.Condition{
+			Type: string(gwv1.GatewayConditionProgrammed), Status: metav1.ConditionTrue,
+			Reason: string(gwv1.GatewayReasonProgrammed), Message: "the replicas serve the Gateway", ObservedGeneration: gw.Generation,
+		}
+		switch {
+		case out.Accepted.Status != metav1.ConditionTrue:
+			programmed.Status, programmed.Reason, programmed.Message = metav1.ConditionFalse, string(gwv1.GatewayReasonInvalid), "the Gateway is not accepted"
+		case progErr != nil:
+			programmed.Status, programmed.Reason, programmed.Message = metav1.ConditionFalse, string(gwv1.GatewayReasonPending), "the replicas do not serve the config yet: "+progErr.Error()
+		case len(addrs) == 0:
+			programmed.Status, programmed.Reason, programmed.Message = metav1.ConditionFalse, string(gwv1.GatewayReasonAddressNotAssigned), "no address"
+		}
+		meta.SetStatusCondition(&gw.Status.Conditions, out.Accepted)
+		meta.SetStatusCondition(&gw.Status.Conditions, programmed)
+		var ls []gwv1.ListenerStatus
+		for _, l := range out.Listeners {
+			for _, old := range gw.Status.Listeners {
+				if old.Name == l.Name {
+					for _, c := range old.Conditions {
+						// Keep the transition times of unchanged conditions.
+						if nc := meta.FindStatusCondition(l.Conditions, c.Type); nc != nil && nc.Status == c.Status {
+							nc.LastTransitionTime = c.LastTransitionTime
+						}
+					}
+				}
+			}
+			for i := range l.Conditions {
+				if l.Conditions[i].LastTransitionTime.IsZero() {
+					l.Conditions[i].LastTransitionTime = metav1.Now()
+				}
+				if progErr != nil && l.Conditions[i].Type == string(gwv1.ListenerConditionProgrammed) && l.Conditions[i].Status == metav1.ConditionTrue {
+					l.Conditions[i].Status, l.Conditions[i].Reason = metav1.ConditionFalse, string(gwv1.ListenerReasonPending)
+				}
+			}
+			ls = append(ls, l)
+		}
+		gw.Status.Listeners = ls
+		if progErr == nil {
+			gw.Status.Addresses = addrs
+		}
+		if equalJSON(before, &gw.Status) {
+			return nil
+		}
+		return r.c.Status().Update(ctx, &gw)
+	})
+}
+
+// writeRouteStatus replaces, in each route referencing the Gateway, the
+// controller's entries for the Gateway.
+func (r *gatewayReconciler) writeRouteStatus(ctx context.Context, gwKey types.NamespacedName, routes []*gwv1.HTTPRoute, out *translate.Output) error {
+	for _, rt := range routes {
+		key := types.NamespacedName{Namespace: rt.Namespace, Name: rt.Name}
+		if err := r.setRouteParents(ctx, key, gwKey, out.RouteParents[key]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cleanRoutes removes the entries for a deleted Gateway.
+func (r *gatewayReconciler) cleanRoutes(ctx context.Context, gwKey types.NamespacedName, _ []*gwv1.HTTPRoute) error {
+	var routes gwv1.HTTPRouteList
+	if err := r.c.List(ctx, &routes); err != nil {
+		return err
+	}
+	for _, rt := range routes.Items {
+		for _, p := range rt.Status.Parents {
+			if p.ControllerName == r.name && parentKey(&rt, p.ParentRef) == gwKey {
+				if err := r.setRouteParents(ctx, client.ObjectKeyFromObject(&rt), gwKey, nil); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func parentKey(rt *gwv1.HTTPRoute, p gwv1.ParentReference) types.NamespacedName {
+	ns := rt.Namespace
+	if p.Namespace != nil {
+		ns = string(*p.Namespace)
+	}
+	return types.NamespacedName{Namespace: ns, Name: string(p.Name)}
+}
+
+// setRouteParents writes parents as the route's entries for gwKey.
+func (r *gatewayReconciler) setRouteParents(ctx context.Context, key, gwKey types.NamespacedName, parents []gwv1.RouteParentStatus) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var rt gwv1.HTTPRoute
+		if err := r.c.Get(ctx, key, &rt); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		before := rt.Status.DeepCopy()
+		var kept []gwv1.RouteParentStatus
+		old := map[string][]metav1.Condition{}
+		for _, p := range rt.Status.Parents {
+			if p.ControllerName == r.name && parentKey(&rt, p.ParentRef) == gwKey {
+				old[refString(p.ParentRef)] = p.Conditions
+				continue
+			}
+			kept = append(kept, p)
+		}
+		for _, p := range parents {
+			p = *p.DeepCopy()
+			conds := old[refString(p.ParentRef)]
+			for _, c := range p.Conditions {
+				if c.ObservedGeneration != rt.Generation {
+					c.ObservedGeneration = rt.Generation
+				}
+				meta.SetStatusCondition(&conds, c)
+			}
+			// Keep only the conditions written now.
+			var final []metav1.Condition
+			for _, c := range conds {
+				if meta.FindStatusCondition(p.Conditions, c.Type) != nil {
+					final = append(final, c)
+				}
+			}
+			p.Conditions = final
+			kept = append(kept, p)
+		}
+		if kept == nil {
+			kept = []gwv1.RouteParentStatus{}
+		}
+		rt.Status.Parents = kept
+		if equalJSON(before, &rt.Status) {
+			return nil
+		}
+		return r.c.Status().Update(ctx, &rt)
+	})
+}
+
+// refString identifies a parentRef.
+func refString(p gwv1.ParentReference) string {
+	s := fmt.Sprintf("%v/%v/%v/%s", deref(p.Group), deref(p.Kind), deref(p.Namespace), p.Name)
+	if p.SectionName != nil {
+		s += "#" + string(*p.SectionName)
+	}
+	if p.Port != nil {
+		s += fmt.Sprintf(":%d", *p.Port)
+	}
+	return s
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

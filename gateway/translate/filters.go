@@ -1,0 +1,338 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// ruleHandlers returns the Caddy handlers of one rule of route r on
+// listener l (nil: only check the references): its filters, then the
+// redirect or the reverse proxy to its backends. A reference that does
+// not resolve makes the rule answer 500 (as the spec asks for invalid
+// backends) and is returned as the ResolvedRefs reason.
+func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule, l *listener) ([]any, *refError) {
+	var handlers []any
+	var firstErr *refError
+	fail := func(e *refError) {
+		if firstErr == nil {
+			firstErr = e
+		}
+	}
+	var redirect any
+	var hostRewrite string
+	var respOps map[string]any
+	for fi, f := range rule.Filters {
+		where := fmt.Sprintf("rules[%d].filters[%d]", ri, fi)
+		switch f.Type {
+		case gwv1.HTTPRouteFilterRequestHeaderModifier:
+			if f.RequestHeaderModifier != nil {
+				handlers = append(handlers, map[string]any{"handler": "headers", "request": headerOps(f.RequestHeaderModifier)})
+			}
+		case gwv1.HTTPRouteFilterResponseHeaderModifier:
+			if f.ResponseHeaderModifier != nil {
+				respOps = headerOps(f.ResponseHeaderModifier)
+				respOps["deferred"] = true
+			}
+		case gwv1.HTTPRouteFilterURLRewrite:
+			if f.URLRewrite == nil {
+				continue
+			}
+			if f.URLRewrite.Hostname != nil {
+				hostRewrite = string(*f.URLRewrite.Hostname)
+			}
+			if f.URLRewrite.Path != nil {
+				handlers = append(handlers, pathRewrite(f.URLRewrite.Path, rule.Matches))
+			}
+		case gwv1.HTTPRouteFilterRequestRedirect:
+			if f.RequestRedirect == nil || l == nil {
+				continue
+			}
+			if f.RequestRedirect.Path != nil {
+				handlers = append(handlers, pathRewrite(f.RequestRedirect.Path, rule.Matches))
+			}
+			redirect = redirectHandler(f.RequestRedirect, l)
+		case gwv1.HTTPRouteFilterRequestMirror:
+			if f.RequestMirror == nil {
+				continue
+			}
+			b, err := resolveBackend(in, r, f.RequestMirror.BackendRef, where+".requestMirror.backendRef")
+			if err != nil {
+				fail(err)
+				continue
+			}
+			h := map[string]any{
+				"handler":  "sentinel_shadow",
+				"upstream": b.id,
+				"route":    fmt.Sprintf("%s/%s/rules[%d]", r.Namespace, r.Name, ri),
+				"proxy":    proxyHandler([]*backend{b}, ""),
+			}
+			if p := mirrorPercent(f.RequestMirror); p != nil {
+				h["percentage"] = *p
+			}
+			handlers = append(handlers, h)
+		case gwv1.HTTPRouteFilterExtensionRef:
+			fail(&refError{gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s: extensionRef %s/%s is not supported", where, refKind(f.ExtensionRef), nameOf(f.ExtensionRef))})
+		default:
+			fail(&refError{gwv1.RouteReasonUnsupportedValue, fmt.Sprintf("%s: filter type %s is not supported", where, f.Type)})
+		}
+	}
+	// Response headers first, so that they apply to every answer below.
+	if respOps != nil {
+		handlers = append([]any{map[string]any{"handler": "headers", "response": respOps}}, handlers...)
+	}
+	if firstErr != nil {
+		return append(handlers, status(500)), firstErr
+	}
+	if redirect != nil {
+		return append(handlers, redirect), nil
+	}
+	var backends []*backend
+	var total int32
+	for bi, br := range rule.BackendRefs {
+		where := fmt.Sprintf("rules[%d].backendRefs[%d]", ri, bi)
+		b, err := resolveBackend(in, r, br.BackendObjectReference, where)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		if br.Weight != nil {
+			b.weight = *br.Weight
+		}
+		total += b.weight
+		if b.weight > 0 && len(b.targets) > 0 {
+			backends = append(backends, b)
+		}
+	}
+	switch {
+	case len(backends) == 0 && (firstErr != nil || len(rule.BackendRefs) == 0 || total == 0):
+		// No backend, or none valid, or every weight 0: 500.
+		return append(handlers, status(500)), firstErr
+	case len(backends) == 0:
+		// Valid Services without ready endpoints.
+		return append(handlers, status(503)), firstErr
+	}
+	return append(handlers, proxyHandler(backends, hostRewrite)), firstErr
+}
+
+func refKind(r *gwv1.LocalObjectReference) string {
+	if r == nil {
+		return ""
+	}
+	return string(r.Group) + "/" + string(r.Kind)
+}
+
+func nameOf(r *gwv1.LocalObjectReference) string {
+	if r == nil {
+		return ""
+	}
+	return string(r.Name)
+}
+
+// status is a handler answering code with an empty body.
+func status(code int) map[string]any {
+	return map[string]any{"handler": "static_response", "status_code": code}
+}
+
+// headerOps is a Caddy header operations object.
+func headerOps(f *gwv1.HTTPHeaderFilter) map[string]any {
+	ops := map[string]any{}
+	if len(f.Set) > 0 {
+		set := map[string][]string{}
+		for _, h := range f.Set {
+			set[string(h.Name)] = []string{h.Value}
+		}
+		ops["set"] = set
+	}
+	if len(f.Add) > 0 {
+		add := map[string][]string{}
+		for _, h := range f.Add {
+			add[string(h.Name)] = append(add[string(h.Name)], h.Value)
+		}
+		ops["add"] = add
+	}
+	if len(f.Remove) > 0 {
+		ops["delete"] = f.Remove
+	}
+	return ops
+}
+
+// mirrorPercent is the share of requests mirrored (nil: all).
+func mirrorPercent(m *gwv1.HTTPRequestMirrorFilter) *float64 {
+	switch {
+	case m.Percent != nil:
+		return ptr(float64(*m.Percent))
+	case m.Fraction != nil:
+		d := int32(100)
+		if m.Fraction.Denominator != nil {
+			d = *m.Fraction.Denominator
+		}
+		if d <= 0 {
+			return ptr(0.0)
+		}
+		return ptr(100 * float64(m.Fraction.Numerator) / float64(d))
+	}
+	return nil
+}
+
+// maxSequence is the longest upstream sequence proxyHandler interleaves.
+const maxSequence = 1000
+
+// proxyHandler is a reverse proxy to the backends' targets, each
+// backend's weight spread over its targets. With weights, the targets
+// are listed in a smooth weighted round-robin sequence (a target of
+// weight 3 and one of weight 1 give a a b a, not a a a b) and picked
+// round robin, so that any window of requests is split as the weights
+// say; a sequence longer than maxSequence falls back to Caddy's
+// weighted_round_robin (blocks of consecutive requests per target).
+func proxyHandler(backends []*backend, host string) map[string]any {
+	l := 1
+	for _, b := range backends {
+		l = lcm(l, len(b.targets))
+	}
+	var targets []string
+	var weights []int
+	g, sum := 0, 0
+	for _, b := range backends {
+		for _, t := range b.targets {
+			w := int(b.weight) * l / len(b.targets)
+			targets = append(targets, t)
+			weights = append(weights, w)
+			g = gcd(g, w)
+		}
+	}
+	for i := range weights {
+		weights[i] /= g
+		sum += weights[i]
+	}
+	h := map[string]any{"handler": "reverse_proxy"}
+	var ups []map[string]any
+	switch {
+	case len(backends) == 1:
+		for _, t := range targets {
+			ups = append(ups, map[string]any{"dial": t})
+		}
+	case sum <= maxSequence:
+		for _, i := range smoothSequence(weights, sum) {
+			ups = append(ups, map[string]any{"dial": targets[i]})
+		}
+		h["load_balancing"] = map[string]any{"selection_policy": map[string]any{"policy": "round_robin"}}
+	default:
+		for _, t := range targets {
+			ups = append(ups, map[string]any{"dial": t})
+		}
+		h["load_balancing"] = map[string]any{"selection_policy": map[string]any{"policy": "weighted_round_robin", "weights": weights}}
+	}
+	h["upstreams"] = ups
+	if host != "" {
+		h["headers"] = map[string]any{"request": map[string]any{"set": map[string][]string{"Host": {host}}}}
+	}
+	return h
+}
+
+// smoothSequence is nginx's smooth weighted round robin over weights:
+// sum picks, each index as often as its weight, spread out.
+func smoothSequence(weights []int, sum int) []int {
+	cur := make([]int, len(weights))
+	out := make([]int, 0, sum)
+	for range sum {
+		best := -1
+		for i, w := range weights {
+			cur[i] += w
+			if best < 0 || cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= sum
+		out = append(out, best)
+	}
+	return out
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func lcm(a, b int) int { return a / gcd(a, b) * b }
+
+// pathRewrite is a rewrite handler applying a path modifier; a prefix
+// replacement replaces the rule's matched path prefix.
+func pathRewrite(m *gwv1.HTTPPathModifier, matches []gwv1.HTTPRouteMatch) map[string]any {
+	esc := func(s string) string { return strings.ReplaceAll(s, "$", "$$") }
+	switch m.Type {
+	case gwv1.FullPathHTTPPathModifier:
+		v := "/"
+		if m.ReplaceFullPath != nil {
+			v = *m.ReplaceFullPath
+		}
+		return map[string]any{"handler": "rewrite", "path_regexp": []map[string]string{{"find": "^.*$", "replace": esc(v)}}}
+	default: // PrefixMatchHTTPPathModifier
+		v := ""
+		if m.ReplacePrefixMatch != nil {
+			v = strings.TrimSuffix(*m.ReplacePrefixMatch, "/")
+		}
+		var prefixes []string
+		for _, mt := range matches {
+			if mt.Path != nil && mt.Path.Value != nil {
+				prefixes = append(prefixes, strings.TrimSuffix(*mt.Path.Value, "/"))
+			}
+		}
+		if len(prefixes) == 0 {
+			prefixes = []string{""}
+		}
+		sort.Slice(prefixes, func(i, j int) bool { return len(prefixes[i]) > len(prefixes[j]) })
+		alts := make([]string, len(prefixes))
+		for i, p := range prefixes {
+			alts[i] = regexp.QuoteMeta(p)
+		}
+		return map[string]any{"handler": "rewrite", "path_regexp": []map[string]string{
+			{"find": "^(?:" + strings.Join(alts, "|") + ")(/.*)?$", "replace": esc(v) + "$1"},
+			{"find": "^$", "replace": "/"},
+		}}
+	}
+}
+
+// redirectHandler answers a redirect to the filter's scheme, host, port
+// and the (rewritten) request URI.
+func redirectHandler(f *gwv1.HTTPRequestRedirectFilter, l *listener) map[string]any {
+	scheme := "http"
+	if l.spec.Protocol == gwv1.HTTPSProtocolType {
+		scheme = "https"
+	}
+	port := int(l.spec.Port)
+	if f.Scheme != nil {
+		scheme = *f.Scheme
+		port = defaultPort(scheme)
+	}
+	if f.Port != nil {
+		port = int(*f.Port)
+	}
+	host := "{http.request.host}"
+	if f.Hostname != nil {
+		host = string(*f.Hostname)
+	}
+	loc := scheme + "://" + host
+	if port != defaultPort(scheme) {
+		loc += ":" + strconv.Itoa(port)
+	}
+	loc += "{http.request.uri}"
+	code := 302
+	if f.StatusCode != nil {
+		code = *f.StatusCode
+	}
+	return map[string]any{"handler": "static_response", "status_code": code, "headers": map[string][]string{"Location": {loc}}}
+}
+
+func defaultPort(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
