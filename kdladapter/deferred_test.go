@@ -13,16 +13,20 @@ import (
 // reported: inside the blocks, in routes never mapped, with environment
 // variables, in KDL v1, with the mapping stopped early.
 var deferredCases = map[string]string{
-	"unknown settings in blocks": minimal + "routes {\n route \"a\" { upstream \"u\"; prioritty 3; matches { paht \"/\" } }\n}\nupstreams {\n upstream \"u\" { target \"127.0.0.1:1\"; timeoutz { } }\n upstream \"unused\" { target \"127.0.0.1:2\"; helth-check { } }\n}\n",
-	"route with a bad id":        minimal + "routes {\n route { upstream \"u\"; bogus 1 }\n route \"b\" { upstream \"u\" }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; } }\n",
-	"no listener":                "system { }\nroutes {\n route \"a\" { upstream \"u\"; bogus 1 }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; nope 2 } }\n",
-	"env in blocks":              minimal + "routes {\n route \"a\" { upstream \"${UP:-u}\"; policies { request-headers { set { \"X\" \"${SECRET}\"; }; }; } }\n}\nupstreams { upstream \"u\" { target \"${TARGET:-127.0.0.1:1}\"; } }\n",
-	"unset env in a route":       minimal + "routes {\n route \"a\" { upstream \"u\"; matches { path \"${NOPE}\" } }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; } }\n",
-	"bare dollar":                minimal + "routes {\n route $ { X }\n route \"b\" { upstream \"u\"; matches { path $P } }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; } }\n",
-	"kdl v1":                     "system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }\nroutes {\n route \"a\" { upstream \"u\"; matches { path \"/\"; } }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\" weight=2; health-check { interval-secs 5; } } }\nflag true\n",
-	"syntax error after routes":  minimal + "routes {\n route \"a\" { upstream \"u\"; bogus 1 }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\" } \n",
-	"shadow and metrics":         minimal + "routes {\n route \"m\" { builtin-handler \"metrics\"; matches { path \"/metrics\"; } }\n route \"a\" { upstream \"u\"; shadow { upstream \"s\"; percentage 50; } }\n}\nupstreams {\n upstream \"u\" { target \"127.0.0.1:1\"; }\n upstream \"s\" { target \"127.0.0.1:2\"; }\n}\n",
-	"generated":                  string(generatedConfig(30)),
+	// Global routes resolved against namespaces' exports (their
+	// references rewritten, reported, or left alone).
+	"global routes and namespaces": minimal + "upstreams { upstream \"g\" { target \"127.0.0.1:3\"; } }\nroutes {\n route \"a\" { upstream \"x\"; filters \"f\"; }\n route \"b\" { upstream \"g\"; }\n route \"c\" { builtin-handler \"not-found\"; }\n}\nnamespace \"n\" { upstreams { upstream \"x\" { target \"127.0.0.1:1\"; }; }; filters { filter \"f\" { type \"headers\"; }; }; exports { upstreams \"x\"; filters \"f\"; }; }\n",
+	"global route made ambiguous":  minimal + "upstreams { upstream \"x\" { target \"127.0.0.1:3\"; } }\nroutes {\n route \"a\" { upstream \"x\"; }\n route \"b\" { builtin-handler \"not-found\"; }\n}\nnamespace \"n\" { upstreams { upstream \"x\" { target \"127.0.0.1:1\"; }; }; exports { upstreams \"x\"; }; }\n",
+	"unknown settings in blocks":   minimal + "routes {\n route \"a\" { upstream \"u\"; prioritty 3; matches { paht \"/\" } }\n}\nupstreams {\n upstream \"u\" { target \"127.0.0.1:1\"; timeoutz { } }\n upstream \"unused\" { target \"127.0.0.1:2\"; helth-check { } }\n}\n",
+	"route with a bad id":          minimal + "routes {\n route { upstream \"u\"; bogus 1 }\n route \"b\" { upstream \"u\" }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; } }\n",
+	"no listener":                  "system { }\nroutes {\n route \"a\" { upstream \"u\"; bogus 1 }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; nope 2 } }\n",
+	"env in blocks":                minimal + "routes {\n route \"a\" { upstream \"${UP:-u}\"; policies { request-headers { set { \"X\" \"${SECRET}\"; }; }; } }\n}\nupstreams { upstream \"u\" { target \"${TARGET:-127.0.0.1:1}\"; } }\n",
+	"unset env in a route":         minimal + "routes {\n route \"a\" { upstream \"u\"; matches { path \"${NOPE}\" } }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; } }\n",
+	"bare dollar":                  minimal + "routes {\n route $ { X }\n route \"b\" { upstream \"u\"; matches { path $P } }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\"; } }\n",
+	"kdl v1":                       "system { }\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }\nroutes {\n route \"a\" { upstream \"u\"; matches { path \"/\"; } }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\" weight=2; health-check { interval-secs 5; } } }\nflag true\n",
+	"syntax error after routes":    minimal + "routes {\n route \"a\" { upstream \"u\"; bogus 1 }\n}\nupstreams { upstream \"u\" { target \"127.0.0.1:1\" } \n",
+	"shadow and metrics":           minimal + "routes {\n route \"m\" { builtin-handler \"metrics\"; matches { path \"/metrics\"; } }\n route \"a\" { upstream \"u\"; shadow { upstream \"s\"; percentage 50; } }\n}\nupstreams {\n upstream \"u\" { target \"127.0.0.1:1\"; }\n upstream \"s\" { target \"127.0.0.1:2\"; }\n}\n",
+	"generated":                    string(generatedConfig(30)),
 }
 
 // TestDeferredSameAsWhole adapts configurations with their route and
