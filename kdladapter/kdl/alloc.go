@@ -78,6 +78,31 @@ func (p *parser) str(b []byte) string {
 // upstream of a large configuration.
 const maxSharedInt = 1 << 16
 
+// smallDecimal returns the value of s when it is only decimal digits and
+// at most maxSharedInt (leading zeros allowed, as in parseNumber).
+func smallDecimal(s []byte) (int64, bool) {
+	if len(s) == 0 || len(s) > 6 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range s {
+		if !isDigit(c) {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, v <= maxSharedInt
+}
+
+// smallInt returns the document's *big.Int equal to v, a value in
+// [0, maxSharedInt] (see shareInt), allocating it the first time only.
+func (p *parser) smallInt(v int64) *big.Int {
+	if s, ok := p.ints[v]; ok {
+		return s
+	}
+	return p.shareInt(big.NewInt(v))
+}
+
 // shareInt returns a *big.Int equal to i, the same one for every equal
 // integer in [0, maxSharedInt] of the document (saving an allocation per
 // value); other values are returned as they are.

@@ -75,18 +75,34 @@ func ParseWith(filename string, src []byte, opts Options) (*Document, error) {
 // nodes and values that held n can be collected once the rest of them
 // is.
 func (p *parser) stub(n *Node, start int, pos Position) *Node {
-	s := &Node{Name: n.Name, Pos: n.Pos}
-	if len(n.Args) > 0 {
+	// One allocation for the stub's parts (a route's or upstream's
+	// node has one argument, its id).
+	b := &stubBlock{def: deferred{file: p.file, src: p.src, start: start, pos: pos, v1: p.v1}}
+	s := &b.node
+	s.Name, s.Pos = n.Name, n.Pos
+	switch len(n.Args) {
+	case 0:
+	case 1:
+		b.arg[0] = n.Args[0]
+		s.Args = b.arg[:]
+	default:
 		s.Args = append([]Value(nil), n.Args...)
 	}
-	d := &deferred{file: p.file, src: p.src, start: start, pos: pos, v1: p.v1}
-	d.count(n)
-	x := &nodeExtra{def: d}
+	b.def.count(n)
+	b.extra.def = &b.def
 	if n.x != nil {
-		x.typ, x.hasType, x.props = n.x.typ, n.x.hasType, n.x.props
+		b.extra.typ, b.extra.hasType, b.extra.props = n.x.typ, n.x.hasType, n.x.props
 	}
-	s.x = x
+	s.x = &b.extra
 	return s
+}
+
+// stubBlock holds the parts of a stub (see stub).
+type stubBlock struct {
+	node  Node
+	extra nodeExtra
+	def   deferred
+	arg   [1]Value
 }
 
 // Reparser parses deferred nodes again (see ParseWith). The nodes it
@@ -126,7 +142,10 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Node{Name: n.Name, Pos: n.Pos, Args: n.Args, Children: parsed.Children}
+	// The node parsed again is a new node: it takes the stub's name,
+	// arguments and extra part.
+	out := parsed
+	out.Name, out.Pos, out.Args, out.x = n.Name, n.Pos, n.Args, nil
 	if n.x.hasType || len(n.x.props) > 0 {
 		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
 	}

@@ -489,6 +489,12 @@ func (p *parser) parseValue() (v Value, bare bool, err error) {
 		return v, false, p.unexpected(start, "a value (a string, a number, "+p.keywordList()+")")
 	}
 	text := p.src[start:end]
+	if i, ok := smallDecimal(text); ok {
+		// Most numbers of a configuration: no big.Int to allocate
+		// once the document has one equal to it.
+		p.off = end
+		return Value{Kind: KindNumber, Int: p.smallInt(i), Pos: v.Pos}, false, nil
+	}
 	if looksNumeric(text, p.v1) {
 		num, msg := parseNumber(string(text))
 		if msg != "" {
