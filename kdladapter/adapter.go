@@ -58,7 +58,8 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 // Adapt is the adapter as a function with its inputs made explicit: the
 // config file's name and content, the environment and the files it may
 // include.
-// The configuration's size limit is ConfigLimit's.
+// The configuration's size limit is ConfigLimit's. body must not change
+// while Adapt runs: the configuration's strings share its memory.
 func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) ([]byte, []caddyconfig.Warning, error) {
 	limit, err := ConfigLimit(lookupEnv)
 	if err != nil {

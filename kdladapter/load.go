@@ -60,7 +60,9 @@ func (l *loader) loadMain(filename string, src []byte) []*kdl.Node {
 // process can read.
 func (l *loader) load(filename string, src []byte, included bool) []*kdl.Node {
 	l.attempts = nil
-	var opts kdl.Options
+	// The strings of the configuration share src, which nothing
+	// changes while it is adapted (Adapt's contract).
+	opts := kdl.Options{ShareSource: true}
 	if !l.whole {
 		opts.Defer = l.deferBlock
 	}

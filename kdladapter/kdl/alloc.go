@@ -1,6 +1,9 @@
 package kdl
 
-import "math/big"
+import (
+	"math/big"
+	"unsafe"
+)
 
 // Allocation of the document: a configuration of 100,000 routes has
 // millions of nodes and values. They are carved out of blocks, which
@@ -57,6 +60,12 @@ func (p *parser) copyNodes(ns []*Node) []*Node {
 
 // str returns b as a string, shared with earlier equal ones when short.
 func (p *parser) str(b []byte) string {
+	if p.borrow {
+		if len(b) == 0 {
+			return ""
+		}
+		return unsafe.String(&b[0], len(b))
+	}
 	if len(b) > maxInterned {
 		return string(b)
 	}

@@ -17,6 +17,12 @@ type Options struct {
 	// the Deferral's Stub in its place: the node without its children,
 	// which Reparser.Load reads again.
 	Defer func(Deferral) bool
+	// ShareSource lets the document's strings share src's memory where
+	// they are written as they are (bare, or quoted without escapes),
+	// instead of copying each: src must then not change while the
+	// document, or a string read from it, is in use. Reparser.Load
+	// shares it the same way.
+	ShareSource bool
 }
 
 // Deferral is a node ParseWith may leave out of the document.
@@ -46,6 +52,8 @@ type deferred struct {
 	start int
 	pos   Position
 	v1    bool
+	// borrow is Options.ShareSource.
+	borrow bool
 	// nodes, values and children size the blocks Load parses the node
 	// into (see Reparser).
 	nodes, values, children int32
@@ -77,7 +85,7 @@ func ParseWith(filename string, src []byte, opts Options) (*Document, error) {
 func (p *parser) stub(n *Node, start int, pos Position) *Node {
 	// One allocation for the stub's parts (a route's or upstream's
 	// node has one argument, its id).
-	b := &stubBlock{def: deferred{file: p.file, src: p.src, start: start, pos: pos, v1: p.v1}}
+	b := &stubBlock{def: deferred{file: p.file, src: p.src, start: start, pos: pos, v1: p.v1, borrow: p.borrow}}
 	s := &b.node
 	s.Name, s.Pos = n.Name, n.Pos
 	switch len(n.Args) {
@@ -129,7 +137,7 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 		r.p = newParser(d.file, d.src, d.v1)
 	}
 	p := r.p
-	p.file, p.src, p.v1 = d.file, d.src, d.v1
+	p.file, p.src, p.v1, p.borrow = d.file, d.src, d.v1, d.borrow
 	p.off, p.depth, p.suspectOff = d.start, 1, -1
 	p.pcOff, p.pcLine, p.pcCol = d.start, int(d.pos.Line), int(d.pos.Col)
 	p.args, p.props, p.children = p.args[:0], p.props[:0], p.children[:0]

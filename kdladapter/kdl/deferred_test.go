@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // deferAll defers every node of every top-level block.
@@ -20,44 +21,89 @@ func TestLoadGivesTheNodeParsedWhole(t *testing.T) {
 		"v2": "\ufeff// top\nroutes {\n  (rt)route \"a\" x=(t)1 {\n    /- skipped { x }\n    matches { path-prefix \"/é\"; method \"GET\" \"POST\" }\n    upstream #\"raw\"#\n    text \"\"\"\n      two\n      lines\n      \"\"\"\n  }\n  /- route \"gone\" { x }\n  route \"b\"; route \"c\" { n 1.5 }\n}\nother { route \"d\" { y 2 } }\n",
 		"v1": "/- kdl-version 1\nroutes {\n  route \"a\" x=1 {\n    matches { path-prefix \"/v1\"; flag true }\n    raw r#\"x\"#\n  }\n}\n",
 	}
-	for name, src := range docs {
-		t.Run(name, func(t *testing.T) {
-			whole, err := Parse("f.kdl", []byte(src))
+	for _, share := range []bool{false, true} {
+		for name, src := range docs {
+			t.Run(fmt.Sprintf("%s/share=%v", name, share), func(t *testing.T) {
+				loadWhole(t, src, share)
+			})
+		}
+	}
+}
+
+// loadWhole is TestLoadGivesTheNodeParsedWhole for one document.
+func loadWhole(t *testing.T, src string, share bool) {
+	whole, err := Parse("f.kdl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	opts := Options{Defer: func(d Deferral) bool {
+		seen = append(seen, d.Parent.Name+"/"+d.Node.Name)
+		return true
+	}, ShareSource: share}
+	doc, err := ParseWith("f.kdl", []byte(src), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Version != whole.Version {
+		t.Fatalf("version %d, want %d", doc.Version, whole.Version)
+	}
+	var r Reparser
+	for i, top := range doc.Nodes {
+		for j, stub := range top.Children {
+			if !stub.Deferred() || stub.Children != nil {
+				t.Fatalf("%s/%s: not a stub", top.Name, stub.Name)
+			}
+			got, err := r.Load(stub)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var seen []string
-			opts := Options{Defer: func(d Deferral) bool {
-				seen = append(seen, d.Parent.Name+"/"+d.Node.Name)
-				return true
-			}}
-			doc, err := ParseWith("f.kdl", []byte(src), opts)
-			if err != nil {
-				t.Fatal(err)
+			want := whole.Nodes[i].Children[j]
+			if g, w := dump(got), dump(want); g != w {
+				t.Errorf("%s/%s loaded:\n%s\nwant:\n%s", top.Name, stub.Name, g, w)
 			}
-			if doc.Version != whole.Version {
-				t.Fatalf("version %d, want %d", doc.Version, whole.Version)
-			}
-			var r Reparser
-			for i, top := range doc.Nodes {
-				for j, stub := range top.Children {
-					if !stub.Deferred() || stub.Children != nil {
-						t.Fatalf("%s/%s: not a stub", top.Name, stub.Name)
-					}
-					got, err := r.Load(stub)
-					if err != nil {
-						t.Fatal(err)
-					}
-					want := whole.Nodes[i].Children[j]
-					if g, w := dump(got), dump(want); g != w {
-						t.Errorf("%s/%s loaded:\n%s\nwant:\n%s", top.Name, stub.Name, g, w)
-					}
-				}
-			}
-			if len(seen) == 0 {
-				t.Error("Defer was not called")
-			}
-		})
+		}
+	}
+	if len(seen) == 0 {
+		t.Error("Defer was not called")
+	}
+}
+
+// TestShareSource checks that with ShareSource the strings written as
+// they are share the source (no copy), in the document and in what
+// Reparser.Load gives, and that escaped strings are still decoded.
+func TestShareSource(t *testing.T) {
+	src := []byte("routes { route \"a-rather-long-route-id-not-interned-0001\" { upstream bare-upstream-name-longer-than-32-bytes; esc \"a\\tb\" } }\n")
+	inSrc := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		b := uintptr(unsafe.Pointer(&src[0]))
+		return p >= b && p < b+uintptr(len(src))
+	}
+	doc, err := ParseWith("f.kdl", src, Options{Defer: func(Deferral) bool { return true }, ShareSource: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stub := doc.Nodes[0].Children[0]
+	if !inSrc(stub.Name) || !inSrc(stub.Args[0].Str) {
+		t.Errorf("the stub's strings are copies")
+	}
+	var r Reparser
+	n, err := r.Load(stub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up := n.Children[0].Args[0].Str; up != "bare-upstream-name-longer-than-32-bytes" || !inSrc(up) {
+		t.Errorf("upstream %q: a copy, or wrong", up)
+	}
+	if esc := n.Children[1].Args[0].Str; esc != "a\tb" || inSrc(esc) {
+		t.Errorf("escaped string %q shares the source", esc)
+	}
+	whole, err := Parse("f.kdl", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inSrc(whole.Nodes[0].Children[0].Args[0].Str) {
+		t.Error("without ShareSource, a string shares the source")
 	}
 }
 

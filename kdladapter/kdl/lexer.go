@@ -19,6 +19,9 @@ type parser struct {
 	off  int
 	// v1 selects the KDL v1 dialect; otherwise KDL v2.
 	v1 bool
+	// borrow makes the strings written as they are in the source share
+	// its memory (Options.ShareSource).
+	borrow bool
 	// depth is the current nesting of children blocks.
 	depth int
 	// args and props collect the entries of the nodes being parsed.

@@ -21,6 +21,7 @@ func ParseV1(filename string, src []byte) (*Document, error) {
 func parse(filename string, src []byte, v1 bool, opts Options) (*Document, error) {
 	p := newParser(filename, src, v1)
 	p.deferFn = opts.Defer
+	p.borrow = opts.ShareSource
 	version := 2
 	if v1 {
 		version = 1
