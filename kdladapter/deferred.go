@@ -127,10 +127,11 @@ func (l *loader) commit(at *parseAttempt) {
 	for _, r := range at.d.secrets {
 		l.d.redact(r.value, r.ref)
 	}
-	if len(at.refs) > 0 {
-		if l.refs == nil {
-			l.refs = make(map[*kdl.Node]*routeRefs, len(at.refs))
-		}
+	switch {
+	case len(at.refs) == 0:
+	case l.refs == nil:
+		l.refs = at.refs // the main file's: no copy
+	default:
 		maps.Copy(l.refs, at.refs)
 	}
 }
@@ -155,7 +156,8 @@ func (a *adapter) load(n *kdl.Node, container string) *kdl.Node {
 	}
 	if _, done := a.checked[n]; !done {
 		if a.checked == nil {
-			a.checked = make(map[*kdl.Node]struct{})
+			// Sized for every route and upstream, most of them deferred.
+			a.checked = make(map[*kdl.Node]struct{}, len(a.refs)+len(a.upstreams))
 		}
 		a.checked[n] = struct{}{}
 		if k := a.schema.child(container).child(n.Name); k != nil {

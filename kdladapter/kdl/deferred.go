@@ -135,6 +135,7 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 	d := n.x.def
 	if r.p == nil {
 		r.p = newParser(d.file, d.src, d.v1)
+		r.p.reload = true
 	}
 	p := r.p
 	p.file, p.src, p.v1, p.borrow = d.file, d.src, d.v1, d.borrow

@@ -22,6 +22,9 @@ type parser struct {
 	// borrow makes the strings written as they are in the source share
 	// its memory (Options.ShareSource).
 	borrow bool
+	// reload is set while Reparser.Load parses a node again: it parsed
+	// once, so the hints for errors (suspectOff) are not needed.
+	reload bool
 	// depth is the current nesting of children blocks.
 	depth int
 	// args and props collect the entries of the nodes being parsed.

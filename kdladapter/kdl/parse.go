@@ -60,7 +60,7 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 		return p.copyNodes(p.children[base:])
 	}
 	openIndent, indented, known := 0, false, false
-	if open >= 0 {
+	if open >= 0 && !p.reload {
 		openIndent, known = p.openIndent(open)
 	}
 	for {
