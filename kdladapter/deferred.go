@@ -177,7 +177,7 @@ func (a *adapter) checkDeferred(nodes []*kdl.Node) {
 		}
 		for _, c := range n.Children {
 			if _, done := a.checked[c]; c.Deferred() && !done {
-				a.load(c, n.Name)
+				a.reparse.Release(a.load(c, n.Name))
 			}
 		}
 	}
@@ -188,5 +188,7 @@ func (a *adapter) routeRefs(r *kdl.Node) *routeRefs {
 	if rr := a.refs[r]; rr != nil {
 		return rr
 	}
-	return refsOf(a.load(r, "routes"))
+	full := a.load(r, "routes")
+	defer a.reparse.Release(full)
+	return refsOf(full)
 }

@@ -436,6 +436,7 @@ func (a *adapter) resolveGlobalRoutes(broken map[string]bool) {
 		}
 		before := refsOf(full)
 		if !a.resolveRoute(nil, full, broken) {
+			a.reparse.Release(full)
 			return true
 		}
 		if after := refsOf(full); !slices.Equal(before.named, after.named) || !slices.Equal(before.filters, after.filters) {
@@ -443,7 +444,9 @@ func (a *adapter) resolveGlobalRoutes(broken map[string]bool) {
 			if a.refs != nil {
 				a.refs[r] = after
 			}
+			return false
 		}
+		a.reparse.Release(full)
 		return false
 	})
 }

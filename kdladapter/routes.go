@@ -209,6 +209,9 @@ func logAppend(key, value string) json.RawMessage {
 // mapRoute maps one route block.
 func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	r = a.load(r, "routes")
+	// Nothing of the route's tree is kept once it is mapped (the
+	// builtRoute is encoded JSON): its memory is reused for the next.
+	defer a.reparse.Release(r)
 	id := r.Args[0].Str
 	rs := &routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
 	readRoute(a, r, rs)

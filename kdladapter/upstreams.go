@@ -236,6 +236,9 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	b := &upstreamBase{}
 	a.proxies[id] = b
 	u = a.load(u, "upstreams")
+	// b keeps nothing of the upstream's tree (values and strings
+	// only): its memory is reused for the next.
+	defer a.reparse.Release(u)
 
 	var weights []int64
 	zones := obj{}

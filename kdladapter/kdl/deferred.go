@@ -121,6 +121,58 @@ type stubBlock struct {
 // zero value is ready to use. Not safe for concurrent use.
 type Reparser struct {
 	p *parser
+	// inUse maps each loaded node to its blocks, free holds the blocks
+	// of released nodes (see Release).
+	inUse map[*Node]*slabs
+	free  []*slabs
+}
+
+// slabs are the allocation blocks of one loaded node's tree.
+type slabs struct {
+	nodes    []Node
+	values   []Value
+	children []*Node
+}
+
+// maxFreeSlabs bounds the blocks a Reparser keeps for reuse: its reader
+// holds a few loaded nodes at a time (a route, its upstream).
+const maxFreeSlabs = 4
+
+// take returns blocks for a tree of d's size: released ones when one
+// set is large enough, else new ones with headroom (the next tree may
+// be a little larger).
+func (r *Reparser) take(d *deferred) *slabs {
+	for i, s := range r.free {
+		if cap(s.nodes) >= int(d.nodes) && cap(s.values) >= int(d.values) && cap(s.children) >= int(d.children) {
+			r.free = append(r.free[:i], r.free[i+1:]...)
+			return s
+		}
+	}
+	return &slabs{
+		nodes:    make([]Node, 0, d.nodes+d.nodes/4),
+		values:   make([]Value, 0, d.values+d.values/4),
+		children: make([]*Node, 0, d.children+d.children/4),
+	}
+}
+
+// Release tells r that n, a node Load returned, and everything read
+// from its tree (nodes, argument slices, child lists) are no longer in
+// use: their memory is cleared and reused by the next Load. Strings,
+// numbers and properties read from it stay valid. A node Load did not
+// return (or returned as it was) is ignored.
+func (r *Reparser) Release(n *Node) {
+	s := r.inUse[n]
+	if s == nil {
+		return
+	}
+	delete(r.inUse, n)
+	clear(s.nodes[:cap(s.nodes)])
+	clear(s.values[:cap(s.values)])
+	clear(s.children[:cap(s.children)])
+	s.nodes, s.values, s.children = s.nodes[:0], s.values[:0], s.children[:0]
+	if len(r.free) < maxFreeSlabs {
+		r.free = append(r.free, s)
+	}
 }
 
 // Load returns the node the stub n stands for: a new node with n's name,
@@ -142,10 +194,16 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 	p.off, p.depth, p.suspectOff = d.start, 1, -1
 	p.pcOff, p.pcLine, p.pcCol = d.start, int(d.pos.Line), int(d.pos.Col)
 	p.args, p.props, p.children = p.args[:0], p.props[:0], p.children[:0]
-	p.nodeSlab = make([]Node, 0, d.nodes)
-	p.valueSlab = make([]Value, 0, d.values)
-	p.childSlab = make([]*Node, 0, d.children)
+	s := r.take(d)
+	p.nodeSlab, p.valueSlab, p.childSlab = s.nodes, s.values, s.children
 	parsed, err := p.parseNode()
+	if len(p.nodeSlab) > 0 && &p.nodeSlab[0] == &s.nodes[:1][0] && (len(p.valueSlab) == 0 || &p.valueSlab[0] == &s.values[:1][0]) && (len(p.childSlab) == 0 || &p.childSlab[0] == &s.children[:1][0]) {
+		// The tree is in s's blocks (always, unless the source
+		// changed): Release can reuse them.
+		s.nodes, s.values, s.children = p.nodeSlab, p.valueSlab, p.childSlab
+	} else {
+		s = nil
+	}
 	clear(p.children[:cap(p.children)])
 	p.nodeSlab, p.valueSlab, p.childSlab = nil, nil, nil
 	if err != nil {
@@ -157,6 +215,12 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 	out.Name, out.Pos, out.Args, out.x = n.Name, n.Pos, n.Args, nil
 	if n.x.hasType || len(n.x.props) > 0 {
 		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
+	}
+	if s != nil {
+		if r.inUse == nil {
+			r.inUse = make(map[*Node]*slabs)
+		}
+		r.inUse[out] = s
 	}
 	return out, nil
 }
