@@ -150,9 +150,11 @@ type adapter struct {
 	// mapped, checked the blocks checked against schema.
 	loader  *loader
 	reparse kdl.Reparser
-	refs    map[*kdl.Node]*routeRefs
-	checked map[*kdl.Node]struct{}
-	schema  *Key
+	// treeTypes caches the struct types typedTree walks.
+	treeTypes *treeTypes
+	refs      map[*kdl.Node]*routeRefs
+	checked   map[*kdl.Node]struct{}
+	schema    *Key
 }
 
 // checkBlock validates the children of block against spec, recursively:

@@ -359,13 +359,13 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		}
 		b.active.TLS = ht
 	}
-	b.transport = typedTree(t)
+	b.transport = a.typedTree(t)
 	b.transport[transportInlineKey] = transportModule
 	// upstreamsource.Source, written without encoding/json: one per
 	// upstream.
 	b.source = obj{sourceInlineKey: sourceModule, sourceUpstreamKey: id}
 	if b.passive != nil {
-		b.health = typedTree(reverseproxy.HealthChecks{Passive: b.passive})
+		b.health = a.typedTree(reverseproxy.HealthChecks{Passive: b.passive})
 	}
 	if b.policy != nil {
 		b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
@@ -827,7 +827,7 @@ func (a *adapter) retry(r *kdl.Node) obj {
 	if lb.Retries > 0 {
 		lb.RetryMatchRaw = retryMatch(methods, statuses)
 	}
-	return typedTree(lb)
+	return a.typedTree(lb)
 }
 
 // retryMatch is retry_match: the methods retried after a request was
