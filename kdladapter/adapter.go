@@ -58,7 +58,8 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 // Adapt is the adapter as a function with its inputs made explicit: the
 // config file's name and content, the environment and the files it may
 // include.
-// The configuration's size limit is ConfigLimit's.
+// The configuration's size limit is ConfigLimit's. body must not change
+// while Adapt runs: the configuration's strings share its memory.
 func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) ([]byte, []caddyconfig.Warning, error) {
 	limit, err := ConfigLimit(lookupEnv)
 	if err != nil {
@@ -70,8 +71,14 @@ func Adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 // adapt is Adapt with the size limit of the whole configuration as a
 // parameter (benchmarks of very large configurations lift it).
 func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), files Files, maxBytes int64) ([]byte, []caddyconfig.Warning, error) {
+	return adaptLoader(&loader{lookupEnv: lookupEnv, files: files, max: maxBytes}, filename, body)
+}
+
+// adaptLoader is adapt with the loader given (tests read whole documents
+// with it, without deferred blocks, to compare).
+func adaptLoader(l *loader, filename string, body []byte) ([]byte, []caddyconfig.Warning, error) {
 	d := &diag{}
-	l := &loader{d: d, lookupEnv: lookupEnv, files: files, max: maxBytes}
+	l.d = d
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
 		l.stack = []string{abs}
 	}
@@ -81,7 +88,7 @@ func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 	}
 	// Nothing refers to the adapter (nor to the KDL tree) after build:
 	// the garbage collector can free them while the output is written.
-	cfg := (&adapter{d: d, filename: filename}).build(nodes)
+	cfg := (&adapter{d: d, filename: filename, loader: l, refs: l.refs}).build(nodes)
 	if err := d.err(); err != nil {
 		return nil, d.warnings(), err
 	}
@@ -92,8 +99,11 @@ func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 type adapter struct {
 	d *diag
 
-	system        *kdl.Node
-	listeners     []*kdl.Node
+	system    *kdl.Node
+	listeners []*kdl.Node
+	// routes and upstreams are the stubs of deferred blocks (their
+	// children left out, deferred.go): read a block's settings through
+	// load, what is read of every route through routeRefs.
 	routes        []*kdl.Node
 	upstreams     map[string]*kdl.Node
 	filters       map[string]*kdl.Node
@@ -133,6 +143,18 @@ type adapter struct {
 	// paths holds the dotted paths of the blocks checkBlock descends
 	// into (see blockPath).
 	paths map[[2]string]string
+
+	// The deferred route and upstream blocks (deferred.go): loader
+	// expands their environment variables again, reparse parses them
+	// again, refs holds what is read of the routes before they are
+	// mapped, checked the blocks checked against schema.
+	loader  *loader
+	reparse kdl.Reparser
+	// treeTypes caches the struct types typedTree walks.
+	treeTypes *treeTypes
+	refs      map[*kdl.Node]*routeRefs
+	checked   map[*kdl.Node]struct{}
+	schema    *Key
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -220,9 +242,9 @@ func blockName(where string) string {
 
 // build validates the merged document and produces the Caddy config.
 func (a *adapter) build(nodes []*kdl.Node) obj {
-	schema := Schema()
+	a.schema = Schema()
 	root := &kdl.Node{Children: nodes}
-	a.checkBlock(root, schema, "")
+	a.checkBlock(root, a.schema, "")
 	a.upstreams = make(map[string]*kdl.Node)
 	a.filters = make(map[string]*kdl.Node)
 	a.plugins = make(map[string]*kdl.Node)
@@ -292,7 +314,9 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 	for _, f := range a.sortedFilters() {
 		a.checkFilter(f)
 	}
-	return a.caddyConfig()
+	cfg := a.caddyConfig()
+	a.checkDeferred(nodes)
+	return cfg
 }
 
 // fileOf is the file a whole-configuration error is reported in: the

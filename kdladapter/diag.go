@@ -128,10 +128,13 @@ func (d *diag) warnings() []caddyconfig.Warning {
 	out := make([]caddyconfig.Warning, 0, len(ws))
 	for _, w := range ws {
 		out = append(out, caddyconfig.Warning{
-			File:      w.pos.File,
-			Line:      int(w.pos.Line),
-			Directive: w.where,
-			Message:   w.msg,
+			File: w.pos.File,
+			Line: int(w.pos.Line),
+			// Copies: strings of the configuration share its source
+			// (kdl.Options.ShareSource), which the caller owns again
+			// once Adapt returns.
+			Directive: strings.Clone(w.where),
+			Message:   strings.Clone(w.msg),
 		})
 	}
 	return out

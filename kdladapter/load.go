@@ -31,6 +31,14 @@ type loader struct {
 	// loaded holds the absolute paths of the files already read: a file
 	// included twice (not in a cycle) is read once.
 	loaded map[string]bool
+	// attempts holds what the deferred blocks of the file being parsed
+	// added, per KDL version tried (see deferBlock); refs the routeRefs
+	// of the deferred routes of the files parsed.
+	attempts map[int]*parseAttempt
+	refs     map[*kdl.Node]*routeRefs
+	// whole, set by tests, keeps every block in the document (nothing
+	// deferred), as before deferred blocks.
+	whole bool
 }
 
 // maxIncludedFiles bounds how many files one configuration may read.
@@ -51,7 +59,16 @@ func (l *loader) loadMain(filename string, src []byte) []*kdl.Node {
 // of an included file do not quote its text: it may be any file the
 // process can read.
 func (l *loader) load(filename string, src []byte, included bool) []*kdl.Node {
-	doc, err := kdl.Parse(filename, src)
+	l.attempts = nil
+	// The strings of the configuration share src, which nothing
+	// changes while it is adapted (Adapt's contract).
+	opts := kdl.Options{ShareSource: true}
+	if !l.whole {
+		opts.Defer = l.deferBlock
+	}
+	doc, err := kdl.ParseWith(filename, src, opts)
+	attempts := l.attempts
+	l.attempts = nil
 	if err != nil {
 		var ke *kdl.Error
 		switch {
@@ -63,6 +80,9 @@ func (l *loader) load(filename string, src []byte, included bool) []*kdl.Node {
 			l.d.errorf(kdl.Position{File: filename, Line: 1, Col: 1}, "%v", err)
 		}
 		return nil
+	}
+	if at := attempts[doc.Version]; at != nil {
+		l.commit(at)
 	}
 	l.count++
 	var out []*kdl.Node

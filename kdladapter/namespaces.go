@@ -166,7 +166,7 @@ func (a *adapter) flattenNamespaces(blocks []*kdl.Node) {
 			}
 		}
 	}
-	a.routes = slices.DeleteFunc(a.routes, func(r *kdl.Node) bool { return !a.resolveRoute(nil, r, broken) })
+	a.resolveGlobalRoutes(broken)
 	for _, s := range scopes {
 		for _, r := range s.items["route"] {
 			r.Args[0].Str = s.local["route/"+r.Args[0].Str]
@@ -421,6 +421,34 @@ func namespaceMetrics(routeID string) json.RawMessage {
 		return nil
 	}
 	return caddyconfig.JSONModuleObject(tenant.Metrics{Namespace: ns}, "handler", tenant.Metrics{}.CaddyModule().ID.Name(), nil)
+}
+
+// resolveGlobalRoutes resolves the global routes' references (see
+// resolveRoute) and drops those that do not resolve. A global route is
+// deferred (a stub without children, see deferred.go): it is loaded to
+// be resolved, and kept loaded in place of its stub only when a
+// reference was rewritten, since loading it again would lose that.
+func (a *adapter) resolveGlobalRoutes(broken map[string]bool) {
+	a.routes = slices.DeleteFunc(a.routes, func(r *kdl.Node) bool {
+		full := a.load(r, "routes")
+		if full == r {
+			return !a.resolveRoute(nil, r, broken)
+		}
+		before := refsOf(full)
+		if !a.resolveRoute(nil, full, broken) {
+			a.reparse.Release(full)
+			return true
+		}
+		if after := refsOf(full); !slices.Equal(before.named, after.named) || !slices.Equal(before.filters, after.filters) {
+			*r = *full
+			if a.refs != nil {
+				a.refs[r] = after
+			}
+			return false
+		}
+		a.reparse.Release(full)
+		return false
+	})
 }
 
 // resolveRoute rewrites a route's references to qualified ids; false

@@ -150,7 +150,7 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) {
 			servers["sentinel-metrics"] = out
 		}
 	}
-	if enabled || slices.ContainsFunc(a.routes, servesMetrics) {
+	if enabled || slices.ContainsFunc(a.routes, func(r *kdl.Node) bool { return a.routeRefs(r).metrics }) {
 		httpApp[metricsAppKey] = typedTree(caddyhttp.Metrics{})
 	}
 }

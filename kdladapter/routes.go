@@ -116,15 +116,12 @@ func (a *adapter) routeTable() []*builtRoute {
 func (a *adapter) warnUnused() {
 	used := map[string]bool{}
 	for _, r := range a.routes {
-		for _, n := range []*kdl.Node{setting(r, "upstream"), setting(setting(r, "shadow"), "upstream")} {
-			if n != nil && len(n.Args) > 0 {
-				used["upstream/"+n.Args[0].Str] = true
-			}
+		rr := a.routeRefs(r)
+		for _, id := range rr.named {
+			used["upstream/"+id] = true
 		}
-		if n := setting(r, "filters"); n != nil {
-			for _, v := range n.Args {
-				used["filter/"+v.Str] = true
-			}
+		for _, id := range rr.filters {
+			used["filter/"+id] = true
 		}
 	}
 	for _, id := range a.upstreamIDs() {
@@ -211,6 +208,10 @@ func logAppend(key, value string) json.RawMessage {
 
 // mapRoute maps one route block.
 func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
+	r = a.load(r, "routes")
+	// Nothing of the route's tree is kept once it is mapped (the
+	// builtRoute is encoded JSON): its memory is reused for the next.
+	defer a.reparse.Release(r)
 	id := r.Args[0].Str
 	rs := &routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
 	readRoute(a, r, rs)

@@ -27,36 +27,64 @@ import (
 // struct's fields with reflection, so the mappers call it once per block
 // (an upstream's transport), not once per route.
 func typedTree(v any) obj {
+	return (*treeTypes)(nil).tree(v)
+}
+
+// typedTree is typedTree with the adapter's cache of struct types: a
+// config of 100,000 upstreams maps 100,000 transports of the same type.
+func (a *adapter) typedTree(v any) obj {
+	if a.treeTypes == nil {
+		a.treeTypes = &treeTypes{}
+	}
+	return a.treeTypes.tree(v)
+}
+
+// treeTypes caches what typedTree reads of the types it meets (a nil
+// *treeTypes caches nothing).
+type treeTypes struct {
+	fields    map[reflect.Type][]treeField
+	marshaler map[reflect.Type]bool
+}
+
+// treeField is a field of a struct type as addFields writes it.
+type treeField struct {
+	index int
+	// name is the JSON key; empty for an embedded struct (or pointer
+	// to one), whose fields are promoted.
+	name                string
+	omitEmpty, omitZero bool
+}
+
+// tree is typedTree.
+func (c *treeTypes) tree(v any) obj {
 	rv := reflect.Indirect(reflect.ValueOf(v))
 	out := make(obj, 8)
-	addFields(out, rv)
+	c.addFields(out, rv)
 	return out
 }
 
-// addFields adds the fields of the struct v to out.
-func addFields(out obj, v reflect.Value) {
-	t := v.Type()
-	var promoted obj // fields of embedded structs: outer fields win
+// fieldsOf lists the fields of the struct type t that addFields writes,
+// with their JSON keys and options (encoding/json's rules).
+func (c *treeTypes) fieldsOf(t reflect.Type) []treeField {
+	if c != nil {
+		if fs, ok := c.fields[t]; ok {
+			return fs
+		}
+	}
+	var fs []treeField
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" && opts == "" {
 			continue
 		}
-		fv := v.Field(i)
 		if f.Anonymous && name == "" {
 			ft := f.Type
 			if ft.Kind() == reflect.Pointer {
-				if fv.IsNil() {
-					continue
-				}
-				fv, ft = fv.Elem(), ft.Elem()
+				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
-				if promoted == nil {
-					promoted = obj{}
-				}
-				addFields(promoted, fv)
+				fs = append(fs, treeField{index: i})
 				continue
 			}
 		}
@@ -66,10 +94,56 @@ func addFields(out obj, v reflect.Value) {
 		if name == "" {
 			name = f.Name
 		}
-		if (hasOpt(opts, "omitempty") && isEmptyValue(fv)) || (hasOpt(opts, "omitzero") && fv.IsZero()) {
+		fs = append(fs, treeField{index: i, name: name, omitEmpty: hasOpt(opts, "omitempty"), omitZero: hasOpt(opts, "omitzero")})
+	}
+	if c != nil {
+		if c.fields == nil {
+			c.fields = make(map[reflect.Type][]treeField)
+		}
+		c.fields[t] = fs
+	}
+	return fs
+}
+
+// isMarshaler reports whether t or *t implements json.Marshaler.
+func (c *treeTypes) isMarshaler(t reflect.Type) bool {
+	if c != nil {
+		if m, ok := c.marshaler[t]; ok {
+			return m
+		}
+	}
+	m := t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType)
+	if c != nil {
+		if c.marshaler == nil {
+			c.marshaler = make(map[reflect.Type]bool)
+		}
+		c.marshaler[t] = m
+	}
+	return m
+}
+
+// addFields adds the fields of the struct v to out.
+func (c *treeTypes) addFields(out obj, v reflect.Value) {
+	var promoted obj // fields of embedded structs: outer fields win
+	for _, f := range c.fieldsOf(v.Type()) {
+		fv := v.Field(f.index)
+		if f.name == "" {
+			if fv.Kind() == reflect.Pointer {
+				if fv.IsNil() {
+					continue
+				}
+				fv = fv.Elem()
+			}
+			if promoted == nil {
+				promoted = obj{}
+			}
+			c.addFields(promoted, fv)
 			continue
 		}
-		out[name] = treeValue(fv)
+		if (f.omitEmpty && isEmptyValue(fv)) || (f.omitZero && fv.IsZero()) {
+			continue
+		}
+		out[f.name] = c.treeValue(fv)
 	}
 	for k, x := range promoted {
 		if _, set := out[k]; !set {
@@ -114,7 +188,7 @@ var (
 )
 
 // treeValue is the output form of one value (see typedTree).
-func treeValue(v reflect.Value) any {
+func (c *treeTypes) treeValue(v reflect.Value) any {
 	t := v.Type()
 	switch {
 	case t == durationType:
@@ -124,7 +198,7 @@ func treeValue(v reflect.Value) any {
 			return nil
 		}
 		return json.RawMessage(v.Bytes())
-	case t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType):
+	case c.isMarshaler(t):
 		return marshalRaw(v)
 	}
 	switch v.Kind() {
@@ -132,10 +206,10 @@ func treeValue(v reflect.Value) any {
 		if v.IsNil() {
 			return nil
 		}
-		return treeValue(v.Elem())
+		return c.treeValue(v.Elem())
 	case reflect.Struct:
 		out := make(obj, 8)
-		addFields(out, v)
+		c.addFields(out, v)
 		return out
 	case reflect.String:
 		return v.String()
@@ -157,7 +231,7 @@ func treeValue(v reflect.Value) any {
 		}
 		out := make([]any, v.Len())
 		for i := range out {
-			out[i] = treeValue(v.Index(i))
+			out[i] = c.treeValue(v.Index(i))
 		}
 		return out
 	case reflect.Map:
@@ -169,7 +243,7 @@ func treeValue(v reflect.Value) any {
 		}
 		out := make(obj, v.Len())
 		for it := v.MapRange(); it.Next(); {
-			out[it.Key().String()] = treeValue(it.Value())
+			out[it.Key().String()] = c.treeValue(it.Value())
 		}
 		return out
 	}

@@ -55,11 +55,21 @@ func TestTypedTree(t *testing.T) {
 		Headers:  map[string][]bool{"h": {true}},
 		unexp:    1,
 	}
-	got := string(encode(nil, typedTree(&v)))
 	want := `{"deep":"1m0s","headers":{"h":[true]},"ints":{"2":"b"},"list":[{"z":"l"}],"map":{"k":{"a":"1s","z":""}},` +
 		`"ptr":{"a":"1.5s","z":"p"},"raw":{"y":1,"x":2},"shadowed":"outer","strs":["a"],"zero":0}`
-	if got != want {
+	if got := string(encode(nil, typedTree(&v))); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// With the adapter's cache of types: the same, the first time and
+	// from the cache.
+	a := &adapter{}
+	for i := range 2 {
+		if got := string(encode(nil, a.typedTree(&v))); got != want {
+			t.Errorf("cached (%d): got  %s\nwant %s", i, got, want)
+		}
+	}
+	if len(a.treeTypes.fields) < 3 {
+		t.Errorf("%d struct types cached, want outer, base and inner", len(a.treeTypes.fields))
 	}
 }
 

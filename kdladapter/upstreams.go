@@ -235,6 +235,10 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	}
 	b := &upstreamBase{}
 	a.proxies[id] = b
+	u = a.load(u, "upstreams")
+	// b keeps nothing of the upstream's tree (values and strings
+	// only): its memory is reused for the next.
+	defer a.reparse.Release(u)
 
 	var weights []int64
 	zones := obj{}
@@ -355,13 +359,13 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		}
 		b.active.TLS = ht
 	}
-	b.transport = typedTree(t)
+	b.transport = a.typedTree(t)
 	b.transport[transportInlineKey] = transportModule
 	// upstreamsource.Source, written without encoding/json: one per
 	// upstream.
 	b.source = obj{sourceInlineKey: sourceModule, sourceUpstreamKey: id}
 	if b.passive != nil {
-		b.health = typedTree(reverseproxy.HealthChecks{Passive: b.passive})
+		b.health = a.typedTree(reverseproxy.HealthChecks{Passive: b.passive})
 	}
 	if b.policy != nil {
 		b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
@@ -378,10 +382,8 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 func (a *adapter) countUpstreamUses() map[string]int {
 	uses := make(map[string]int, len(a.upstreams))
 	for _, r := range a.routes {
-		for _, n := range []*kdl.Node{setting(r, "upstream"), setting(setting(r, "shadow"), "upstream")} {
-			if n != nil && len(n.Args) > 0 && n.Args[0].Kind == kdl.KindString {
-				uses[n.Args[0].Str]++
-			}
+		for _, id := range a.routeRefs(r).proxied {
+			uses[id]++
 		}
 	}
 	return uses
@@ -825,7 +827,7 @@ func (a *adapter) retry(r *kdl.Node) obj {
 	if lb.Retries > 0 {
 		lb.RetryMatchRaw = retryMatch(methods, statuses)
 	}
-	return typedTree(lb)
+	return a.typedTree(lb)
 }
 
 // retryMatch is retry_match: the methods retried after a request was

@@ -1,6 +1,9 @@
 package kdl
 
-import "math/big"
+import (
+	"math/big"
+	"unsafe"
+)
 
 // Allocation of the document: a configuration of 100,000 routes has
 // millions of nodes and values. They are carved out of blocks, which
@@ -57,6 +60,12 @@ func (p *parser) copyNodes(ns []*Node) []*Node {
 
 // str returns b as a string, shared with earlier equal ones when short.
 func (p *parser) str(b []byte) string {
+	if p.borrow {
+		if len(b) == 0 {
+			return ""
+		}
+		return unsafe.String(&b[0], len(b))
+	}
 	if len(b) > maxInterned {
 		return string(b)
 	}
@@ -77,6 +86,31 @@ func (p *parser) str(b []byte) string {
 // weights, priorities and counts, which repeat in every route and
 // upstream of a large configuration.
 const maxSharedInt = 1 << 16
+
+// smallDecimal returns the value of s when it is only decimal digits and
+// at most maxSharedInt (leading zeros allowed, as in parseNumber).
+func smallDecimal(s []byte) (int64, bool) {
+	if len(s) == 0 || len(s) > 6 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range s {
+		if !isDigit(c) {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, v <= maxSharedInt
+}
+
+// smallInt returns the document's *big.Int equal to v, a value in
+// [0, maxSharedInt] (see shareInt), allocating it the first time only.
+func (p *parser) smallInt(v int64) *big.Int {
+	if s, ok := p.ints[v]; ok {
+		return s
+	}
+	return p.shareInt(big.NewInt(v))
+}
 
 // shareInt returns a *big.Int equal to i, the same one for every equal
 // integer in [0, maxSharedInt] of the document (saving an allocation per

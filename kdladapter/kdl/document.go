@@ -57,6 +57,8 @@ type nodeExtra struct {
 	typ     string
 	hasType bool
 	props   []Prop
+	// def is set on the stub of a deferred node (see ParseWith).
+	def *deferred
 }
 
 // extra returns n's extra part, allocated when needed.

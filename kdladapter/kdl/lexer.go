@@ -19,6 +19,12 @@ type parser struct {
 	off  int
 	// v1 selects the KDL v1 dialect; otherwise KDL v2.
 	v1 bool
+	// borrow makes the strings written as they are in the source share
+	// its memory (Options.ShareSource).
+	borrow bool
+	// reload is set while Reparser.Load parses a node again: it parsed
+	// once, so the hints for errors (suspectOff) are not needed.
+	reload bool
 	// depth is the current nesting of children blocks.
 	depth int
 	// args and props collect the entries of the nodes being parsed.
@@ -50,6 +56,11 @@ type parser struct {
 	// are asked for mostly in source order, so advancing from the last
 	// answer keeps position tracking linear overall.
 	pcOff, pcLine, pcCol int
+
+	// deferFn is the Defer option (see ParseWith); top is the top-level
+	// node whose children block is being parsed.
+	deferFn func(Deferral) bool
+	top     *Node
 }
 
 // newParser prepares a parser for src.

@@ -5,7 +5,7 @@ import "strconv"
 // ParseV2 parses src as a KDL 2.0.0 document. filename is only used in
 // positions. Errors are of type *Error.
 func ParseV2(filename string, src []byte) (*Document, error) {
-	return parse(filename, src, false)
+	return parse(filename, src, false, Options{})
 }
 
 // ParseV1 parses src as a KDL 1.0.0 document: keywords are bare (true,
@@ -14,12 +14,14 @@ func ParseV2(filename string, src []byte) (*Document, error) {
 // a property's '='. filename is only used in positions. Errors are of
 // type *Error.
 func ParseV1(filename string, src []byte) (*Document, error) {
-	return parse(filename, src, true)
+	return parse(filename, src, true, Options{})
 }
 
 // parse parses a whole document in the given dialect.
-func parse(filename string, src []byte, v1 bool) (*Document, error) {
+func parse(filename string, src []byte, v1 bool, opts Options) (*Document, error) {
 	p := newParser(filename, src, v1)
+	p.deferFn = opts.Defer
+	p.borrow = opts.ShareSource
 	version := 2
 	if v1 {
 		version = 1
@@ -58,7 +60,7 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 		return p.copyNodes(p.children[base:])
 	}
 	openIndent, indented, known := 0, false, false
-	if open >= 0 {
+	if open >= 0 && !p.reload {
 		openIndent, known = p.openIndent(open)
 	}
 	for {
@@ -100,12 +102,72 @@ func (p *parser) parseNodes(open int) ([]*Node, error) {
 				p.suspectOff, p.suspectOpen = p.off, open
 			}
 		}
+		if p.depth == 1 && p.deferFn != nil {
+			n, err := p.parseDeferrable()
+			if err != nil {
+				return nil, err
+			}
+			p.children = append(p.children, n)
+			continue
+		}
 		n, err := p.parseNode()
 		if err != nil {
 			return nil, err
 		}
 		p.children = append(p.children, n)
 	}
+}
+
+// parseDeferrable parses a node of a top-level node's children block and
+// returns it, or its stub when the Defer option says so.
+func (p *parser) parseDeferrable() (*Node, error) {
+	start := p.off
+	pos := p.pos(start)
+	nodes, values, children := p.nodeSlab, p.valueSlab, p.childSlab
+	n, err := p.parseNode()
+	if err != nil {
+		return nil, err
+	}
+	version := 2
+	if p.v1 {
+		version = 1
+	}
+	stub := p.stub(n, start, pos)
+	if p.deferFn(Deferral{Parent: p.top, Node: n, Stub: stub, Version: version}) {
+		release(n)
+		p.nodeSlab = reuse(nodes, p.nodeSlab)
+		p.valueSlab = reuse(values, p.valueSlab)
+		p.childSlab = reuse(children, p.childSlab)
+		return stub, nil
+	}
+	return n, nil
+}
+
+// reuse gives back the part of an allocation block a deferred node
+// used (nothing refers to it once the node is released): before is the
+// block as it was when the node started, after as it is now. The next
+// node is parsed into the same memory, cleared, instead of new blocks.
+// When the node started a new block, all of it is the node's.
+func reuse[T any](before, after []T) []T {
+	if cap(before) > 0 && cap(after) == cap(before) && len(after) >= len(before) && &after[:1][0] == &before[:1][0] {
+		clear(after[len(before):])
+		return after[:len(before)]
+	}
+	clear(after)
+	return after[:0]
+}
+
+// release clears a deferred node and its tree. They are parts of larger
+// blocks (alloc.go) that the collector scans whole while any node of
+// theirs is in use: a dead node still pointing at its children would keep
+// the blocks of the nodes after it alive, one block to the next, and so
+// the whole document.
+func release(n *Node) {
+	for _, c := range n.Children {
+		release(c)
+	}
+	clear(n.Children)
+	*n = Node{}
 }
 
 // unclosed reports a children block opened at open that never closes.
@@ -221,6 +283,9 @@ func (p *parser) parseNode() (*Node, error) {
 			}
 			finishEntries()
 			childrenOff = p.off
+			if p.depth == 0 {
+				p.top = n
+			}
 			children, err := p.parseChildren()
 			if err != nil {
 				return nil, err
@@ -425,6 +490,12 @@ func (p *parser) parseValue() (v Value, bare bool, err error) {
 		return v, false, p.unexpected(start, "a value (a string, a number, "+p.keywordList()+")")
 	}
 	text := p.src[start:end]
+	if i, ok := smallDecimal(text); ok {
+		// Most numbers of a configuration: no big.Int to allocate
+		// once the document has one equal to it.
+		p.off = end
+		return Value{Kind: KindNumber, Int: p.smallInt(i), Pos: v.Pos}, false, nil
+	}
 	if looksNumeric(text, p.v1) {
 		num, msg := parseNumber(string(text))
 		if msg != "" {

@@ -13,17 +13,19 @@ import (
 // far, else KDL v1's, noting where KDL v2 failed.
 // filename is only used in positions.
 func Parse(filename string, src []byte) (*Document, error) {
+	return parseVersions(filename, src, Options{})
+}
+
+// parseVersions is Parse with options.
+func parseVersions(filename string, src []byte, opts Options) (*Document, error) {
 	if v, _, ok := versionMarker(src); ok {
-		if v == 1 {
-			return ParseV1(filename, src)
-		}
-		return ParseV2(filename, src)
+		return parse(filename, src, v == 1, opts)
 	}
-	doc, err := ParseV2(filename, src)
+	doc, err := parse(filename, src, false, opts)
 	if err == nil {
 		return doc, nil
 	}
-	doc, err1 := ParseV1(filename, src)
+	doc, err1 := parse(filename, src, true, opts)
 	if err1 == nil {
 		return doc, nil
 	}

@@ -1,0 +1,226 @@
+package kdl
+
+// Deferred children blocks: a configuration of 100,000 routes is a
+// document of millions of nodes, most of them inside the children blocks
+// of a few top-level nodes (`routes { route … }`). ParseWith can leave
+// the children of those blocks' nodes out of the document once parsed
+// (checked): the document then holds a copy of each such node without
+// its children, which Reparser.Load parses again from the source when
+// its reader needs it. Whoever reads the document one such node at a
+// time holds one node's tree instead of the whole document's.
+
+// Options tune ParseWith.
+type Options struct {
+	// Defer, when set, is called with each node of the children block of
+	// a top-level node once that node is parsed, children included (a
+	// slashdashed node is not). When it returns true, the document holds
+	// the Deferral's Stub in its place: the node without its children,
+	// which Reparser.Load reads again.
+	Defer func(Deferral) bool
+	// ShareSource lets the document's strings share src's memory where
+	// they are written as they are (bare, or quoted without escapes),
+	// instead of copying each: src must then not change while the
+	// document, or a string read from it, is in use. Reparser.Load
+	// shares it the same way.
+	ShareSource bool
+}
+
+// Deferral is a node ParseWith may leave out of the document.
+type Deferral struct {
+	// Parent is the top-level node whose children block holds Node; its
+	// own children are not parsed yet.
+	Parent *Node
+	// Node is the node as parsed, children included. When deferred, it
+	// is cleared once Defer returns: Defer must not keep it.
+	Node *Node
+	// Stub is what the document holds instead of Node when deferred: a
+	// copy of the node's name, type, arguments and properties (the
+	// properties' slice is shared with Node), without children.
+	// Deferred reports true for it.
+	Stub *Node
+	// Version is the KDL version the document is being parsed as. Parse
+	// tries KDL v2 then v1: a node seen in a failed attempt is seen again
+	// in the next one.
+	Version int
+}
+
+// deferred is where a deferred node starts in its source, and how many
+// nodes, values and child pointers its tree has.
+type deferred struct {
+	file  string
+	src   []byte
+	start int
+	pos   Position
+	v1    bool
+	// borrow is Options.ShareSource.
+	borrow bool
+	// nodes, values and children size the blocks Load parses the node
+	// into (see Reparser).
+	nodes, values, children int32
+}
+
+// count adds up the nodes, values and child pointers of n's tree.
+func (d *deferred) count(n *Node) {
+	d.nodes++
+	d.values += int32(len(n.Args))
+	d.children += int32(len(n.Children))
+	for _, c := range n.Children {
+		d.count(c)
+	}
+}
+
+// Deferred reports whether n is the stub of a node whose children
+// ParseWith left out (see Reparser.Load).
+func (n *Node) Deferred() bool { return n.x != nil && n.x.def != nil }
+
+// ParseWith is Parse with options.
+func ParseWith(filename string, src []byte, opts Options) (*Document, error) {
+	return parseVersions(filename, src, opts)
+}
+
+// stub copies n without its children, remembering where it starts. The
+// copy's arguments and extra part are its own: the document's blocks of
+// nodes and values that held n can be collected once the rest of them
+// is.
+func (p *parser) stub(n *Node, start int, pos Position) *Node {
+	// One allocation for the stub's parts (a route's or upstream's
+	// node has one argument, its id).
+	b := &stubBlock{def: deferred{file: p.file, src: p.src, start: start, pos: pos, v1: p.v1, borrow: p.borrow}}
+	s := &b.node
+	s.Name, s.Pos = n.Name, n.Pos
+	switch len(n.Args) {
+	case 0:
+	case 1:
+		b.arg[0] = n.Args[0]
+		s.Args = b.arg[:]
+	default:
+		s.Args = append([]Value(nil), n.Args...)
+	}
+	b.def.count(n)
+	b.extra.def = &b.def
+	if n.x != nil {
+		b.extra.typ, b.extra.hasType, b.extra.props = n.x.typ, n.x.hasType, n.x.props
+	}
+	s.x = &b.extra
+	return s
+}
+
+// stubBlock holds the parts of a stub (see stub).
+type stubBlock struct {
+	node  Node
+	extra nodeExtra
+	def   deferred
+	arg   [1]Value
+}
+
+// Reparser parses deferred nodes again (see ParseWith). The nodes it
+// reads share their interned strings, not their allocation blocks: each
+// node's tree has blocks of its own, of its size, so that a node dropped
+// by its reader is collected whatever other nodes are kept (blocks
+// shared between nodes link each to the ones before and after it). The
+// zero value is ready to use. Not safe for concurrent use.
+type Reparser struct {
+	p *parser
+	// inUse maps each loaded node to its blocks, free holds the blocks
+	// of released nodes (see Release).
+	inUse map[*Node]*slabs
+	free  []*slabs
+}
+
+// slabs are the allocation blocks of one loaded node's tree.
+type slabs struct {
+	nodes    []Node
+	values   []Value
+	children []*Node
+}
+
+// maxFreeSlabs bounds the blocks a Reparser keeps for reuse: its reader
+// holds a few loaded nodes at a time (a route, its upstream).
+const maxFreeSlabs = 4
+
+// take returns blocks for a tree of d's size: released ones when one
+// set is large enough, else new ones with headroom (the next tree may
+// be a little larger).
+func (r *Reparser) take(d *deferred) *slabs {
+	for i, s := range r.free {
+		if cap(s.nodes) >= int(d.nodes) && cap(s.values) >= int(d.values) && cap(s.children) >= int(d.children) {
+			r.free = append(r.free[:i], r.free[i+1:]...)
+			return s
+		}
+	}
+	return &slabs{
+		nodes:    make([]Node, 0, d.nodes+d.nodes/4),
+		values:   make([]Value, 0, d.values+d.values/4),
+		children: make([]*Node, 0, d.children+d.children/4),
+	}
+}
+
+// Release tells r that n, a node Load returned, and everything read
+// from its tree (nodes, argument slices, child lists) are no longer in
+// use: their memory is cleared and reused by the next Load. Strings,
+// numbers and properties read from it stay valid. A node Load did not
+// return (or returned as it was) is ignored.
+func (r *Reparser) Release(n *Node) {
+	s := r.inUse[n]
+	if s == nil {
+		return
+	}
+	delete(r.inUse, n)
+	clear(s.nodes[:cap(s.nodes)])
+	clear(s.values[:cap(s.values)])
+	clear(s.children[:cap(s.children)])
+	s.nodes, s.values, s.children = s.nodes[:0], s.values[:0], s.children[:0]
+	if len(r.free) < maxFreeSlabs {
+		r.free = append(r.free, s)
+	}
+}
+
+// Load returns the node the stub n stands for: a new node with n's name,
+// position, type, arguments and properties (those of n, as its reader
+// may have changed them) and its children parsed again from the source,
+// with the positions of the first parse. n itself is unchanged; a node
+// that is not deferred is returned as it is.
+func (r *Reparser) Load(n *Node) (*Node, error) {
+	if !n.Deferred() {
+		return n, nil
+	}
+	d := n.x.def
+	if r.p == nil {
+		r.p = newParser(d.file, d.src, d.v1)
+		r.p.reload = true
+	}
+	p := r.p
+	p.file, p.src, p.v1, p.borrow = d.file, d.src, d.v1, d.borrow
+	p.off, p.depth, p.suspectOff = d.start, 1, -1
+	p.pcOff, p.pcLine, p.pcCol = d.start, int(d.pos.Line), int(d.pos.Col)
+	p.args, p.props, p.children = p.args[:0], p.props[:0], p.children[:0]
+	s := r.take(d)
+	p.nodeSlab, p.valueSlab, p.childSlab = s.nodes, s.values, s.children
+	parsed, err := p.parseNode()
+	if len(p.nodeSlab) > 0 && &p.nodeSlab[0] == &s.nodes[:1][0] && (len(p.valueSlab) == 0 || &p.valueSlab[0] == &s.values[:1][0]) && (len(p.childSlab) == 0 || &p.childSlab[0] == &s.children[:1][0]) {
+		// The tree is in s's blocks (always, unless the source
+		// changed): Release can reuse them.
+		s.nodes, s.values, s.children = p.nodeSlab, p.valueSlab, p.childSlab
+	} else {
+		s = nil
+	}
+	clear(p.children[:cap(p.children)])
+	p.nodeSlab, p.valueSlab, p.childSlab = nil, nil, nil
+	if err != nil {
+		return nil, err
+	}
+	// The node parsed again is a new node: it takes the stub's name,
+	// arguments and extra part.
+	out := parsed
+	out.Name, out.Pos, out.Args, out.x = n.Name, n.Pos, n.Args, nil
+	if n.x.hasType || len(n.x.props) > 0 {
+		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
+	}
+	if s != nil {
+		if r.inUse == nil {
+			r.inUse = make(map[*Node]*slabs)
+		}
+		r.inUse[out] = s
+	}
+	return out, nil
+}
