@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"github.com/sentinel-proxy/sentinel/internal/logring"
 	"slices"
 
 	"go.uber.org/zap/buffer"
@@ -34,6 +35,8 @@ func (e *Encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffe
 		rec.appendJSON(buf)
 	}
 	buf.AppendByte('\n')
+	// The admin UI's live view keeps the recent lines (bounded).
+	logring.Access.Add(buf.Bytes())
 	return buf, nil
 }
 

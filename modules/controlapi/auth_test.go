@@ -25,6 +25,12 @@ func wantScopes() map[string]scope {
 		"GET /api/v1/agents/{id}/status":                      scopeRead,
 		"POST /api/v1/config/reload":                          scopeAdmin,
 		"GET /api/v1/config/validate":                         scopeAdmin,
+		"POST /api/v1/config/validate":                        scopeAdmin,
+		"GET /api/v1/config/source":                           scopeAdmin,
+		"GET /api/v1/whoami":                                  scopeRead,
+		"GET /api/v1/logs/access":                             scopeOperate,
+		"GET /api/v1/logs/audit":                              scopeAdmin,
+		"GET /api/v1/metrics/summary":                         scopeRead,
 		"GET /api/v1/state":                                   scopeRead,
 		"GET /api/v1/openapi.json":                            scopeRead,
 	}
@@ -129,7 +135,8 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		{"GET", "/api/v1/routes/api/enabled", "PUT"},
 		{"POST", "/api/v1/openapi.json", "GET"},
 		{"GET", "/api/v1/config/reload", "POST"},
-		{"POST", "/api/v1/config/validate", "GET"},
+		{"PUT", "/api/v1/config/validate", "GET, POST"},
+		{"POST", "/api/v1/config/source", "GET"},
 		{"HEAD", "/api/v1/agents", "GET"},
 	}
 	for _, tt := range tests {

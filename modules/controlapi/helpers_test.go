@@ -3,6 +3,7 @@ package controlapi
 import (
 	"context"
 	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -71,6 +72,9 @@ func okHooks(h *Hooks) {
 	h.Reload = func(context.Context) (ReloadResult, error) { return ReloadResult{ConfigFile: "sentinel.kdl"}, nil }
 	h.Validate = func(context.Context) ([]string, error) { return nil, nil }
 	h.Agents = func() []agents.Status { return []agents.Status{{ID: "a1", Health: "ready"}} }
+	h.Source = func() (string, []byte, error) { return "sentinel.kdl", []byte("system { }\n"), nil }
+	h.ValidateSource = func(context.Context, []byte) ([]string, error) { return nil, nil }
+	h.Metrics = func() prometheus.Gatherer { return prometheus.NewRegistry() }
 }
 
 // req is a test request.
@@ -162,6 +166,8 @@ func validBody(method, pattern string) string {
 		return `{"timeout_secs":0}`
 	case "PUT /api/v1/routes/{id}/enabled":
 		return `{"enabled":false}`
+	case "POST /api/v1/config/validate":
+		return `{"content":"system { }"}`
 	}
 	return ""
 }

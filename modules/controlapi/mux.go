@@ -44,6 +44,10 @@ type callKey struct{}
 // the ServeMux, whose handlers check the scope and run the endpoint.
 // Mutations, and refused reads, are audited.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if uiPath(r.URL.Path) {
+		s.ui.ServeHTTP(w, r)
+		return
+	}
 	c := &call{w: w, r: r}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

@@ -21,10 +21,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/sentinel-proxy/sentinel/internal/logring"
+	"github.com/sentinel-proxy/sentinel/modules/adminui"
 	"github.com/sentinel-proxy/sentinel/modules/agents"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -42,6 +46,19 @@ type Hooks struct {
 	// it. It returns the problems found as "file:line:col: msg" lines; an
 	// error means the file could not be validated at all.
 	Validate func(ctx context.Context) ([]string, error)
+
+	// Source returns the config file's path and text (nil: GET
+	// /api/v1/config/source answers 501).
+	Source func() (file string, content []byte, err error)
+
+	// ValidateSource validates content as if it were the config file,
+	// without applying it, like Validate (nil: POST
+	// /api/v1/config/validate answers 501).
+	ValidateSource func(ctx context.Context, content []byte) ([]string, error)
+
+	// Metrics returns the Prometheus registry of the config (nil hook:
+	// GET /api/v1/metrics/summary answers 501).
+	Metrics func() prometheus.Gatherer
 
 	// Agents lists the agents (nil: none).
 	Agents func() []agents.Status
@@ -71,8 +88,10 @@ type Server struct {
 	mux       *http.ServeMux
 	// openapi is the OpenAPI document generated from endpoints.
 	openapi []byte
-	csrf    *http.CrossOriginProtection
-	policy  *targetPolicy
+	// ui serves the admin UI's files under /ui/.
+	ui     http.Handler
+	csrf   *http.CrossOriginProtection
+	policy *targetPolicy
 	// refusals bounds the audit entries of refused read calls, so that
 	// a flood of unauthenticated requests cannot fill a disk.
 	refusals *rate.Limiter
@@ -96,6 +115,9 @@ func New(cfg Config, reg *registry.Registry, audit *zap.Logger, hooks Hooks) (*S
 	if audit == nil {
 		audit = zap.NewNop()
 	}
+	// The admin UI's audit view keeps the recent entries (bounded).
+	ring := logring.Audit.Core(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.DebugLevel)
+	audit = audit.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, ring) }))
 	s := &Server{
 		reg:        reg,
 		audit:      audit,
@@ -104,6 +126,7 @@ func New(cfg Config, reg *registry.Registry, audit *zap.Logger, hooks Hooks) (*S
 		identities: map[string]struct{}{},
 		maxBody:    cfg.maxBody(),
 		csrf:       http.NewCrossOriginProtection(),
+		ui:         adminui.Handler(),
 	}
 	if cfg.certAuth() {
 		for _, id := range cfg.TLS.AllowedIdentities {

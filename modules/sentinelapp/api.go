@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/sentinel-proxy/sentinel/modules/agents"
@@ -74,11 +75,22 @@ func (a *App) newHandler() (*controlapi.Server, error) {
 	cfg := *a.API
 	cfg.Listen = cfg.ListenAddress()
 	return controlapi.New(cfg, a.reg, a.audit, controlapi.Hooks{
-		Reload:       a.reloadHook,
-		Validate:     a.validateHook,
-		Agents:       agents.List,
-		OwnAddresses: a.ownAddresses,
+		Reload:         a.reloadHook,
+		Validate:       a.validateHook,
+		Source:         a.sourceHook,
+		ValidateSource: a.validateSourceHook,
+		Metrics:        a.metricsHook,
+		Agents:         agents.List,
+		OwnAddresses:   a.ownAddresses,
 	})
+}
+
+// metricsHook returns the config's Prometheus registry.
+func (a *App) metricsHook() prometheus.Gatherer {
+	if reg := a.ctx.GetMetricsRegistry(); reg != nil {
+		return reg
+	}
+	return nil
 }
 
 // ownAddresses lists the proxy's own listening addresses: the HTTP

@@ -39,6 +39,12 @@ func (a *App) adaptDigest() ([]byte, []caddyconfig.Warning, string, error) {
 	if err != nil {
 		return nil, nil, "", err
 	}
+	return a.adaptBody(body)
+}
+
+// adaptBody adapts body as the app's config file, returning the SHA-256
+// (hex) of body.
+func (a *App) adaptBody(body []byte) ([]byte, []caddyconfig.Warning, string, error) {
 	name := a.ConfigAdapter
 	if name == "" {
 		name = "kdl"
@@ -71,17 +77,47 @@ func (a *App) reloadHook(context.Context) (controlapi.ReloadResult, error) {
 // validateHook adapts and provisions the config file without applying it.
 func (a *App) validateHook(context.Context) ([]string, error) {
 	out, _, err := a.adapt()
+	return validateAdapted(out, err), nil
+}
+
+// sourceHook returns the config file's path and text, read like a
+// reload reads it.
+func (a *App) sourceHook() (string, []byte, error) {
+	if a.ConfigFile == "" {
+		return "", nil, errors.New("this config was not loaded from a file")
+	}
+	limit, err := configfile.Limit(os.LookupEnv)
 	if err != nil {
-		return findings(err), nil
+		return "", nil, err
+	}
+	body, err := configfile.OSFiles{}.ReadFileMax(a.ConfigFile, limit)
+	return a.ConfigFile, body, err
+}
+
+// validateSourceHook adapts and provisions content in the config file's
+// place without applying it (the admin UI's editor).
+func (a *App) validateSourceHook(_ context.Context, content []byte) ([]string, error) {
+	if a.ConfigFile == "" {
+		return nil, errors.New("this config was not loaded from a file: there is no file to validate in the place of")
+	}
+	out, _, _, err := a.adaptBody(content)
+	return validateAdapted(out, err), nil
+}
+
+// validateAdapted returns the problems of an adapted config: the
+// adapter's error lines, else what provisioning it finds.
+func validateAdapted(out []byte, err error) []string {
+	if err != nil {
+		return findings(err)
 	}
 	var cfg caddy.Config
 	if err := json.Unmarshal(out, &cfg); err != nil {
-		return []string{err.Error()}, nil
+		return []string{err.Error()}
 	}
 	if err := caddy.Validate(&cfg); err != nil {
-		return []string{err.Error()}, nil
+		return []string{err.Error()}
 	}
-	return nil, nil
+	return nil
 }
 
 // HookError carries the error lines of a failed reload.

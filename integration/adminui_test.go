@@ -1,0 +1,385 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+)
+
+// uiConfig is the config of the admin UI test: a slow upstream (to watch
+// a drain with a request in flight), a fast one, and tokens of the three
+// scopes.
+const uiConfig = `
+system { caddy-admin "localhost:%d"; }
+observability { logging { access-log { enabled #true; file "%s"; }; }; }
+listeners { listener "main" { address "%s"; }; }
+routes {
+    route "api" {
+        priority "high"
+        matches { path-prefix "/api"; }
+        upstream "slow"
+    }
+    route "web" {
+        priority "low"
+        matches { path-prefix "/"; }
+        upstream "web"
+    }
+}
+upstreams {
+    upstream "slow" { target "%s"; target "%s"; }
+    upstream "web" { target "%s"; }
+}
+admin-api {
+    address "%s"
+    auth {
+        token "admin-secret" name="root"
+        token "operate-secret" scope="operate" name="deploy"
+        token "read-secret" scope="read" name="grafana"
+    }
+    allowed-target-networks "127.0.0.0/8"
+}
+`
+
+// TestAdminUI drives the admin UI in a real browser (Debian's chromium,
+// headless) through the real proxy: login, a read-only view without
+// mutating controls, a drain watched from draining to drained with its
+// in-flight count, a route switched off (the proxy answers 503), and a
+// config with an error shown at its line. With SENTINEL_UI_SCREENSHOTS=1
+// it saves a screenshot of each page into docs/ui/.
+func TestAdminUI(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		testutil.Missing(t, "chromium is not installed (apt-get install chromium): the admin UI browser test needs it")
+	}
+	slow1, slow2, web := startSlow(t, 3*time.Second), startSlow(t, 3*time.Second), startBackend(t, "web")
+	listen, apiAddr := freeAddr(t), freeAddr(t)
+	file := filepath.Join(t.TempDir(), "sentinel.kdl")
+	kdl := fmt.Sprintf(uiConfig, adminPort, filepath.Join(t.TempDir(), "access.log"), listen, slow1.addr, slow2.addr, web.addr, apiAddr)
+	if err := os.WriteFile(file, []byte(kdl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loadFile(t, file)
+	base, proxy := "http://"+apiAddr, "http://"+listen
+	shots := os.Getenv("SENTINEL_UI_SCREENSHOTS") == "1"
+
+	// The UI's files carry a strict CSP and refuse framing; the API
+	// still refuses calls without a token.
+	res, err := http.Get(base + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(res.Header.Get("Content-Security-Policy"), "default-src 'self'") ||
+		res.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("GET /ui/: %d %v", res.StatusCode, res.Header)
+	}
+	if res, err := http.Get(base + "/api/v1/upstreams"); err != nil || res.StatusCode != 401 {
+		t.Fatalf("API without a token: %v %v", err, res)
+	}
+
+	// The editor's validation reads a text in the file's place; an include
+	// of another file is not echoed back in its errors.
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secret, []byte("s3cr3t-value { x }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := apiClient{t: t, base: base, token: "admin-secret"}
+	code, body := admin.do("POST", "/api/v1/config/validate", map[string]any{"content": "include \"" + secret + "\"\n"})
+	if code != 422 || strings.Contains(fmt.Sprint(body), "s3cr3t") {
+		t.Errorf("validating an include of another file: %d %v", code, body)
+	}
+	if code, body := admin.do("GET", "/api/v1/config/source", nil); code != 200 || body["content"] != kdl || body["file"] != file {
+		t.Errorf("config source: %d %v", code, body)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	browser, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	// tab opens a tab (its own session storage) signed in with token.
+	tab := func(t *testing.T, token, who string) context.Context {
+		ctx, cancel := chromedp.NewContext(browser)
+		t.Cleanup(cancel)
+		ctx, cancel2 := context.WithTimeout(ctx, 60*time.Second)
+		t.Cleanup(cancel2)
+		run(t, ctx, chromedp.Navigate(base+"/ui/"),
+			chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SendKeys(chromedp.ID("token"), token),
+			chromedp.Click(chromedp.ID("login-submit")),
+			waitText("#who", who))
+		return ctx
+	}
+	shot := func(t *testing.T, ctx context.Context, name string) {
+		if !shots {
+			return
+		}
+		run(t, ctx, chromedp.Sleep(300*time.Millisecond))
+		// The window, except for the config page, whose diff is below it
+		// (the logs page grows with the traffic).
+		shoot := chromedp.CaptureScreenshot()
+		if name == "config" {
+			shoot = chromedp.FullScreenshot(100)
+		}
+		png := value(t, ctx, shoot)
+		if err := os.WriteFile(filepath.Join("..", "docs", "ui", name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("login", func(t *testing.T) {
+		ctx, cancel := chromedp.NewContext(browser)
+		defer cancel()
+		run(t, ctx, chromedp.Navigate(base+"/ui/"),
+			chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SendKeys(chromedp.ID("token"), "wrong-token"),
+			chromedp.Click(chromedp.ID("login-submit")),
+			waitText("#login-error", "401"))
+		shot(t, ctx, "login")
+		// The token never appears in the URL.
+		url := value(t, ctx, chromedp.Location())
+		if strings.Contains(url, "token") {
+			t.Errorf("URL %q carries the token", url)
+		}
+	})
+
+	t.Run("read-only", func(t *testing.T) {
+		ctx := tab(t, "read-secret", "grafana · read")
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/upstreams"),
+			chromedp.WaitVisible(chromedp.CSS(`[data-target]`)),
+			chromedp.WaitVisible(chromedp.ID("readonly-note")))
+		n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#page button, #page input").length`))
+		configHidden := value(t, ctx, chromedp.Evaluate[bool](`document.getElementById("nav-config").hidden`))
+		if n != 0 || !configHidden {
+			t.Errorf("read-only upstreams page: %d controls, config link hidden %v", n, configHidden)
+		}
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/routes"), chromedp.WaitVisible(chromedp.CSS(`[data-route="api"]`)))
+		n = value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#page button").length`))
+		if n != 0 {
+			t.Errorf("read-only routes page: %d buttons", n)
+		}
+	})
+
+	t.Run("drain", func(t *testing.T) {
+		ctx := tab(t, "operate-secret", "deploy · operate")
+		// Some traffic on route web for the overview's charts.
+		stop := make(chan struct{})
+		loaded := make(chan struct{})
+		go func() {
+			defer close(loaded)
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					if res, err := client().Get(proxy + "/page"); err == nil {
+						res.Body.Close()
+					}
+				}
+			}
+		}()
+		defer func() { close(stop); <-loaded }()
+		// Two requests in flight on the slow upstream (3 s each): one per
+		// target with round robin.
+		done := make(chan error, 2)
+		for range 2 {
+			go func() {
+				res, err := client().Get(proxy + "/api/x")
+				if err == nil {
+					res.Body.Close()
+				}
+				done <- err
+			}()
+		}
+		row := fmt.Sprintf(`[data-upstream="slow"] tr[data-target="%s"]`, slow1.addr)
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/upstreams"),
+			waitText(row+" .in-flight", "1"),
+			chromedp.Click(chromedp.CSS(row+` button[data-action="drain"]`)),
+			waitText(row+" .target-state", "draining"))
+		inFlight := value(t, ctx, chromedp.TextContent(chromedp.CSS(row+" .in-flight")))
+		if inFlight != "1" {
+			t.Errorf("draining with %q in flight, want 1", inFlight)
+		}
+		shot(t, ctx, "upstreams")
+		unlabelled(t, ctx)
+		run(t, ctx, waitText(row+" .target-state", "drained"), waitText(row+" .in-flight", "0"))
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("request during the drain: %v", err)
+			}
+		}
+		// Route web's rate chart and windowed latency percentiles.
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/overview"), chromedp.WaitVisible(chromedp.CSS(`[data-route="web"] .chart`)),
+			waitText(`[data-route="web"] .latency`, "p50 "), chromedp.Sleep(4*time.Second))
+		if lat := value(t, ctx, chromedp.TextContent(chromedp.CSS(`[data-route="web"] .latency`))); !strings.Contains(lat, " ms · p90") {
+			t.Errorf("route web latency: %q", lat)
+		}
+		shot(t, ctx, "overview")
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/agents"), waitText("#page", "Agents"))
+		shot(t, ctx, "agents")
+	})
+
+	t.Run("route", func(t *testing.T) {
+		ctx := tab(t, "operate-secret", "deploy · operate")
+		// By keyboard: focus the switch, press Enter.
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/routes"),
+			chromedp.Focus(chromedp.CSS(`[data-route="web"] button[data-action="toggle"]`)),
+			chromedp.KeyEvent("\r"),
+			waitText(`[data-route="web"]`, "disabled"))
+		unlabelled(t, ctx)
+		shot(t, ctx, "routes")
+		res, err := client().Get(proxy + "/page")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 503 {
+			t.Errorf("disabled route answered %d, want 503", res.StatusCode)
+		}
+		run(t, ctx, chromedp.Click(chromedp.CSS(`[data-route="web"] button[data-action="toggle"]`)),
+			waitText(`[data-route="web"]`, "enabled"))
+		if res, err := client().Get(proxy + "/page"); err != nil || res.StatusCode != 200 {
+			t.Errorf("re-enabled route: %v %v", err, res)
+		}
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		reader := tab(t, "read-secret", "grafana · read")
+		if !value(t, reader, chromedp.Evaluate[bool](`document.getElementById("nav-logs").hidden`)) {
+			t.Error("a read token is shown the Logs link")
+		}
+		ctx := tab(t, "operate-secret", "deploy · operate")
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/logs"), chromedp.WaitVisible(chromedp.ID("log-table")))
+		if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#log-select option").length`)); n != 1 {
+			t.Errorf("an operate token is offered %d logs, want the access log only", n)
+		}
+		// Lines appear live; the status filter keeps only the 5xx ones.
+		api := apiClient{t: t, base: base, token: "admin-secret"}
+		for _, step := range []struct {
+			path    string
+			enabled bool
+		}{{"/live-marker-ok", true}, {"/live-marker-off", false}} {
+			api.do("PUT", "/api/v1/routes/web/enabled", map[string]any{"enabled": step.enabled})
+			if res, err := client().Get(proxy + step.path); err == nil {
+				res.Body.Close()
+			}
+		}
+		api.do("PUT", "/api/v1/routes/web/enabled", map[string]any{"enabled": true})
+		run(t, ctx, waitText("#log-table", "/live-marker-ok"), waitText("#log-table", "/live-marker-off"))
+		shot(t, ctx, "logs")
+		unlabelled(t, ctx)
+		run(t, ctx, evalJS(`(() => { const i = document.getElementById("log-status"); i.value = "5xx"; i.dispatchEvent(new Event("input")); return true; })()`),
+			chromedp.WaitVisible(chromedp.CSS(`#log-table tbody tr`)))
+		text := value(t, ctx, chromedp.TextContent(chromedp.ID("log-table")))
+		if strings.Contains(text, "/live-marker-ok") {
+			t.Errorf("status filter 5xx kept a 200 line: %q", text)
+		}
+
+		// The audit log (admin only) shows the route switch made above.
+		admin := tab(t, "admin-secret", "root · admin")
+		run(t, admin, chromedp.Navigate(base+"/ui/#/logs"), chromedp.WaitVisible(chromedp.ID("log-table")),
+			evalJS(`(() => { const s = document.getElementById("log-select"); s.value = "audit"; s.dispatchEvent(new Event("change")); return true; })()`),
+			waitText("#log-table", "/api/v1/routes/web/enabled"))
+	})
+
+	t.Run("config-error", func(t *testing.T) {
+		ctx := tab(t, "admin-secret", "root · admin")
+		// Line 4 of the edited text (the listener) gets an unknown setting.
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/config"),
+			waitText("#config-file", file),
+			evalJS(`(() => { const ta = document.getElementById("source");
+				const lines = ta.value.split("\n"); lines[3] = lines[3].replace("address", "adress");
+				ta.value = lines.join("\n"); ta.dispatchEvent(new Event("input")); return true; })()`),
+			chromedp.Click(chromedp.ID("show-diff")),
+			waitText("#diff", `+ listeners { listener "main" { adress "`+listen+`"; }; }`),
+			chromedp.Click(chromedp.ID("validate")),
+			chromedp.WaitVisible(chromedp.CSS(`#gutter div.bad[data-line="4"]`)))
+		errs := value(t, ctx, chromedp.TextContent(chromedp.ID("errors")))
+		if !strings.Contains(errs, "line 4:31") || !strings.Contains(errs, file+":4:31:") || !strings.Contains(errs, `unknown setting "adress"`) {
+			t.Errorf("errors shown: %q", errs)
+		}
+		shot(t, ctx, "config")
+		unlabelled(t, ctx)
+		// Nothing was applied: the file on disk is unchanged.
+		if got, _ := os.ReadFile(file); string(got) != kdl {
+			t.Error("validation changed the config file")
+		}
+	})
+}
+
+// run runs actions in ctx, failing the test on an error.
+func run(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// value runs an action in ctx and returns its value, failing the test on
+// an error.
+func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// waitText waits until the text of the element sel contains want.
+func waitText(sel, want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+		deadline := time.Now().Add(20 * time.Second)
+		var got string
+		for time.Now().Before(deadline) {
+			var err error
+			got, err = chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel))(ctx, tgt)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(got, want) {
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return fmt.Errorf("%s: text %q does not contain %q", sel, got, want)
+	})
+}
+
+// evalJS runs a JavaScript expression, dropping its value.
+func evalJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](expr)(ctx, tgt)
+		return err
+	})
+}
+
+// unlabelled fails the test when a control of the page has no
+// accessible name: an input, select or textarea without a label or
+// aria-label, a button or link without text or aria-label.
+func unlabelled(t *testing.T, ctx context.Context) {
+	t.Helper()
+	bad := value(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("input, select, textarea, button, a")]
+		.filter((e) => !e.closest("[hidden]"))
+		.filter((e) => !(e.getAttribute("aria-label") || (e.labels && e.labels.length) || (!["INPUT", "SELECT", "TEXTAREA"].includes(e.tagName) && e.textContent.trim())))
+		.map((e) => e.outerHTML.slice(0, 120))`))
+	if len(bad) > 0 {
+		t.Errorf("controls without an accessible name: %q", bad)
+	}
+}
