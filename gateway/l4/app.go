@@ -85,7 +85,10 @@ type Route struct {
 // Upstream is one backend of a route.
 type Upstream struct {
 	// Dial is the backend's address (host:port).
-	Dial string `json:"dial"`
+	Dial string `json:"dial,omitempty"`
+	// Reject makes the connections picked for this upstream closed
+	// instead (the share of a Gateway API route's invalid backends).
+	Reject bool `json:"reject,omitempty"`
 	// Weight is the upstream's share of the connections (default 1, 0
 	// takes none).
 	Weight *int `json:"weight,omitempty"`
@@ -122,6 +125,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			for j, u := range r.Upstreams {
 				if u == nil {
 					return fmt.Errorf("sentinel_l4: server %q: routes[%d].upstreams[%d]: empty", name, i, j)
+				}
+				if u.Reject {
+					continue
 				}
 				if _, _, err := net.SplitHostPort(u.Dial); err != nil {
 					return fmt.Errorf("sentinel_l4: server %q: routes[%d].upstreams[%d]: dial %q: %w", name, i, j, u.Dial, err)

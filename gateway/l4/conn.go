@@ -39,7 +39,7 @@ func (a *App) handle(s *Server, c net.Conn) {
 		return
 	}
 	u := route.pick()
-	if u == nil {
+	if u == nil || u.Reject {
 		log.Debug("route without usable upstream")
 		return
 	}

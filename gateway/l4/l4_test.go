@@ -186,10 +186,11 @@ func TestTCPWeightedSplice(t *testing.T) {
 			map[string]any{"dial": a, "weight": 3},
 			map[string]any{"dial": b, "weight": 1},
 			map[string]any{"dial": "127.0.0.1:1", "weight": 0},
+			map[string]any{"reject": true, "weight": 4},
 		}}},
 	}}})
 	counts := map[string]int{}
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 16; i++ {
 		c, err := net.Dial("tcp", listen)
 		if err != nil {
 			t.Fatal(err)
@@ -197,6 +198,11 @@ func TestTCPWeightedSplice(t *testing.T) {
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		r := bufio.NewReader(c)
 		who, err := r.ReadString('\n')
+		if err == io.EOF {
+			counts["rejected"]++
+			c.Close()
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,8 +219,8 @@ func TestTCPWeightedSplice(t *testing.T) {
 		c.Close()
 		counts[strings.TrimSpace(who)]++
 	}
-	if counts["a"] != 6 || counts["b"] != 2 {
-		t.Fatalf("split %v, want a:6 b:2", counts)
+	if counts["a"] != 6 || counts["b"] != 2 || counts["rejected"] != 8 {
+		t.Fatalf("split %v, want a:6 b:2 rejected:8", counts)
 	}
 }
 
