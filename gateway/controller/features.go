@@ -18,6 +18,7 @@ var Features = []features.FeatureName{
 	features.SupportReferenceGrant,
 	features.SupportHTTPRoute,
 	features.SupportGRPCRoute,
+	features.SupportTLSRoute,
 	features.SupportGRPCRouteNamedRouteRule,
 	features.SupportHTTPRouteBackendProtocolH2C,
 	features.SupportHTTPRouteQueryParamMatching,

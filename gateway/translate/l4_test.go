@@ -169,7 +169,7 @@ func TestTLSRouteAndTCPRoute(t *testing.T) {
 	if ls[1].AttachedRoutes != 1 || ls[1].SupportedKinds[0].Kind != "TCPRoute" {
 		t.Errorf("tcp listener: %+v", ls[1])
 	}
-	if got := conds(ls[2].Conditions[:1]); got != "Accepted=False/UnsupportedValue" {
+	if got := conds(ls[2].Conditions[:1]); got != "Accepted=False/UnsupportedValue" || len(ls[2].SupportedKinds) != 0 {
 		t.Errorf("TLS Terminate listener: %s", got)
 	}
 	if got := conds(ls[3].Conditions[1:2]); got != "ResolvedRefs=False/InvalidRouteKinds" {

@@ -67,6 +67,10 @@ func validateListeners(in *Input) []*listener {
 				fmt.Sprintf("protocol %s is not supported (HTTP, HTTPS, TLS and TCP are)", spec.Protocol), gen)
 		}
 		l.resolveKinds(gen)
+		if spec.Protocol == gwv1.TLSProtocolType && !l.accepted {
+			// A TLS listener in a mode not supported supports no kind.
+			l.kinds = []gwv1.RouteGroupKind{}
+		}
 		ls = append(ls, l)
 	}
 	// Conflicts: on one port, one protocol; for one protocol and port,
