@@ -19,6 +19,7 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRoute,
 	features.SupportGRPCRoute,
 	features.SupportTLSRoute,
+	features.SupportTCPRoute,
 	features.SupportGRPCRouteNamedRouteRule,
 	features.SupportHTTPRouteBackendProtocolH2C,
 	features.SupportHTTPRouteQueryParamMatching,
