@@ -14,6 +14,7 @@ import (
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
 
 	// The KDL config adapter and the Sentinel modules.
+	_ "github.com/sentinel-proxy/sentinel/gateway/l4"
 	_ "github.com/sentinel-proxy/sentinel/kdladapter"
 	_ "github.com/sentinel-proxy/sentinel/modules/accesslog"
 	_ "github.com/sentinel-proxy/sentinel/modules/adaptive"

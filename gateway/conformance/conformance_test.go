@@ -125,7 +125,7 @@ func TestConformance(t *testing.T) {
 			CleanupBaseResources: true,
 			CleanupTestResources: true,
 			SupportedFeatures:    controller.Features,
-			ConformanceProfiles:  []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName},
+			ConformanceProfiles:  []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName, suite.GatewayTLSConformanceProfileName, suite.GatewayTCPConformanceProfileName},
 			TimeoutConfig:        timeouts,
 			RunTest:              os.Getenv("SENTINEL_CONFORMANCE_RUN"),
 			ReportOutputPath:     os.Getenv("SENTINEL_CONFORMANCE_REPORT"),

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -72,9 +73,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		For(&gwv1.GatewayClass{}).Complete(gc); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
 	}
-	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer}
+	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer,
+		// TLSRoutes and TCPRoutes are served when their CRDs (v1) are
+		// installed when the controller starts.
+		tlsRoutes: servedKind(mgr, "TLSRoute"),
+		tcpRoutes: servedKind(mgr, "TCPRoute"),
+	}
 	all := handler.EnqueueRequestsFromMapFunc(gr.allGateways)
-	if err := ctrl.NewControllerManagedBy(mgr).Named("gateway").
+	b := ctrl.NewControllerManagedBy(mgr).Named("gateway").
 		WithOptions(controllerOpts(skip)).
 		For(&gwv1.Gateway{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&gwv1.GatewayClass{}, all).
@@ -84,14 +90,27 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&discoveryv1.EndpointSlice{}, all).
 		Watches(&corev1.Secret{}, all).
 		Watches(&corev1.Namespace{}, all).
-		Watches(&gwv1beta1.ReferenceGrant{}, all).
-		Complete(gr); err != nil {
+		Watches(&gwv1beta1.ReferenceGrant{}, all)
+	if gr.tlsRoutes {
+		b = b.Watches(&gwv1.TLSRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways))
+	}
+	if gr.tcpRoutes {
+		b = b.Watches(&gwv1.TCPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways))
+	}
+	if err := b.Complete(gr); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
 	}
 	return nil
 }
 
 func ptrBool(b bool) *bool { return &b }
+
+// servedKind reports whether the API server serves kind of
+// gateway.networking.k8s.io/v1 (its CRD is installed).
+func servedKind(mgr ctrl.Manager, kind string) bool {
+	_, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, gwv1.GroupVersion.Version)
+	return err == nil
+}
 
 // classReconciler accepts the GatewayClasses of the controller.
 type classReconciler struct {
@@ -132,6 +151,9 @@ type gatewayReconciler struct {
 	c    client.Client
 	name gwv1.GatewayController
 	prog Programmer
+	// tlsRoutes and tcpRoutes: the API server serves TLSRoutes,
+	// TCPRoutes (watched, read and given status).
+	tlsRoutes, tcpRoutes bool
 }
 
 // allGateways maps any object to every Gateway.
@@ -220,6 +242,28 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 	for i := range grpcRoutes.Items {
 		if refersToGateway(ctx, &grpcRoutes.Items[i], gwKey) {
 			in.GRPCRoutes = append(in.GRPCRoutes, &grpcRoutes.Items[i])
+		}
+	}
+	if r.tlsRoutes {
+		var ts gwv1.TLSRouteList
+		if err := r.c.List(ctx, &ts); err != nil {
+			return nil, fmt.Errorf("listing TLSRoutes: %w", err)
+		}
+		for i := range ts.Items {
+			if refersToGateway(ctx, &ts.Items[i], gwKey) {
+				in.TLSRoutes = append(in.TLSRoutes, &ts.Items[i])
+			}
+		}
+	}
+	if r.tcpRoutes {
+		var ts gwv1.TCPRouteList
+		if err := r.c.List(ctx, &ts); err != nil {
+			return nil, fmt.Errorf("listing TCPRoutes: %w", err)
+		}
+		for i := range ts.Items {
+			if refersToGateway(ctx, &ts.Items[i], gwKey) {
+				in.TCPRoutes = append(in.TCPRoutes, &ts.Items[i])
+			}
 		}
 	}
 	var nss corev1.NamespaceList

@@ -18,6 +18,8 @@ var Features = []features.FeatureName{
 	features.SupportReferenceGrant,
 	features.SupportHTTPRoute,
 	features.SupportGRPCRoute,
+	features.SupportTLSRoute,
+	features.SupportTCPRoute,
 	features.SupportGRPCRouteNamedRouteRule,
 	features.SupportHTTPRouteBackendProtocolH2C,
 	features.SupportHTTPRouteQueryParamMatching,

@@ -22,11 +22,15 @@ func routeParts(o client.Object) ([]gwv1.ParentReference, *gwv1.RouteStatus) {
 		return rt.Spec.ParentRefs, &rt.Status.RouteStatus
 	case *gwv1.GRPCRoute:
 		return rt.Spec.ParentRefs, &rt.Status.RouteStatus
+	case *gwv1.TLSRoute:
+		return rt.Spec.ParentRefs, &rt.Status.RouteStatus
+	case *gwv1.TCPRoute:
+		return rt.Spec.ParentRefs, &rt.Status.RouteStatus
 	}
 	return nil, nil
 }
 
-// routeGateways maps a route (HTTPRoute, GRPCRoute) to the Gateways it
+// routeGateways maps a route (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) to the Gateways it
 // references now or did (its status).
 func routeGateways(_ context.Context, o client.Object) []reconcile.Request {
 	refs, st := routeParts(o)
@@ -78,6 +82,18 @@ func (r *gatewayReconciler) writeRouteStatus(ctx context.Context, gwKey types.Na
 			return err
 		}
 	}
+	for _, rt := range in.TLSRoutes {
+		key := client.ObjectKeyFromObject(rt)
+		if err := r.setRouteParents(ctx, &gwv1.TLSRoute{}, key, gwKey, out.TLSRouteParents[key]); err != nil {
+			return err
+		}
+	}
+	for _, rt := range in.TCPRoutes {
+		key := client.ObjectKeyFromObject(rt)
+		if err := r.setRouteParents(ctx, &gwv1.TCPRoute{}, key, gwKey, out.TCPRouteParents[key]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -98,6 +114,24 @@ func (r *gatewayReconciler) cleanRoutes(ctx context.Context, gwKey types.Namespa
 	}
 	for i := range gs.Items {
 		objs = append(objs, &gs.Items[i])
+	}
+	if r.tlsRoutes {
+		var ts gwv1.TLSRouteList
+		if err := r.c.List(ctx, &ts); err != nil {
+			return err
+		}
+		for i := range ts.Items {
+			objs = append(objs, &ts.Items[i])
+		}
+	}
+	if r.tcpRoutes {
+		var ts gwv1.TCPRouteList
+		if err := r.c.List(ctx, &ts); err != nil {
+			return err
+		}
+		for i := range ts.Items {
+			objs = append(objs, &ts.Items[i])
+		}
 	}
 	for _, o := range objs {
 		_, st := routeParts(o)

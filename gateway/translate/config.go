@@ -15,13 +15,13 @@ import (
 // buildConfig assembles the Caddy JSON config: one server per port of
 // the listeners that serve, its routes in the spec's precedence order,
 // then a 404.
-func buildConfig(in *Input, ls []*listener, entries []*entry) ([]byte, error) {
+func buildConfig(in *Input, ls []*listener, entries []*entry, l4 []*l4Entry) ([]byte, error) {
 	servers := map[string]any{}
 	var loadPEM []map[string]any
 	ports := map[int32][]*listener{}
 	var order []int32
 	for _, l := range ls {
-		if !l.serving() {
+		if !l.serving() || (l.spec.Protocol != gwv1.HTTPProtocolType && l.spec.Protocol != gwv1.HTTPSProtocolType) {
 			continue
 		}
 		if _, ok := ports[l.spec.Port]; !ok {
@@ -92,6 +92,9 @@ func buildConfig(in *Input, ls []*listener, entries []*entry) ([]byte, error) {
 		}
 	}
 	apps := map[string]any{"http": map[string]any{"servers": servers}}
+	if app := buildL4(in, ls, l4); app != nil {
+		apps["sentinel_l4"] = app
+	}
 	if len(loadPEM) > 0 {
 		apps["tls"] = map[string]any{
 			"certificates": map[string]any{"load_pem": loadPEM},

@@ -13,10 +13,12 @@ import (
 // transport to the backends, the status written).
 const kindGRPCRoute = "GRPCRoute"
 
-// routeKind is "GRPCRoute" for a translated GRPCRoute, else "HTTPRoute".
+// routeKind is the kind of a translated GRPCRoute, TLSRoute or TCPRoute,
+// else "HTTPRoute".
 func routeKind(r *gwv1.HTTPRoute) string {
-	if r.Kind == kindGRPCRoute {
-		return kindGRPCRoute
+	switch r.Kind {
+	case kindGRPCRoute, kindTLSRoute, kindTCPRoute:
+		return r.Kind
 	}
 	return "HTTPRoute"
 }

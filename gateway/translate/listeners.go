@@ -3,6 +3,7 @@ package translate
 import (
 	"crypto/tls"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,12 +54,23 @@ func validateListeners(in *Input) []*listener {
 		case gwv1.HTTPProtocolType:
 		case gwv1.HTTPSProtocolType:
 			l.resolveCerts(in)
+		case gwv1.TLSProtocolType:
+			if spec.TLS == nil || spec.TLS.Mode == nil || *spec.TLS.Mode != gwv1.TLSModePassthrough {
+				l.accepted = false
+				l.acceptedCond = cond(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedValue),
+					"a TLS listener needs tls.mode Passthrough (TLS termination for TLSRoutes is not supported)", gen)
+			}
+		case gwv1.TCPProtocolType:
 		default:
 			l.accepted = false
 			l.acceptedCond = cond(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedProtocol),
-				fmt.Sprintf("protocol %s is not supported (HTTP and HTTPS are)", spec.Protocol), gen)
+				fmt.Sprintf("protocol %s is not supported (HTTP, HTTPS, TLS and TCP are)", spec.Protocol), gen)
 		}
 		l.resolveKinds(gen)
+		if spec.Protocol == gwv1.TLSProtocolType && !l.accepted {
+			// A TLS listener in a mode not supported supports no kind.
+			l.kinds = []gwv1.RouteGroupKind{}
+		}
 		ls = append(ls, l)
 	}
 	// Conflicts: on one port, one protocol; for one protocol and port,
@@ -97,10 +109,17 @@ func (l *listener) conflict(reason, msg string, gen int64) {
 // resolveKinds computes the supported kinds and the ResolvedRefs
 // condition's InvalidRouteKinds.
 func (l *listener) resolveKinds(gen int64) {
+	var supported []gwv1.RouteGroupKind
+	switch l.spec.Protocol {
+	case gwv1.HTTPProtocolType, gwv1.HTTPSProtocolType:
+		supported = []gwv1.RouteGroupKind{routeKindHTTP, routeKindGRPC}
+	case gwv1.TLSProtocolType:
+		supported = []gwv1.RouteGroupKind{routeKindTLS}
+	case gwv1.TCPProtocolType:
+		supported = []gwv1.RouteGroupKind{routeKindTCP}
+	}
 	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
-		if l.spec.Protocol == gwv1.HTTPProtocolType || l.spec.Protocol == gwv1.HTTPSProtocolType {
-			l.kinds = []gwv1.RouteGroupKind{routeKindHTTP, routeKindGRPC}
-		}
+		l.kinds = supported
 		return
 	}
 	l.kinds = []gwv1.RouteGroupKind{}
@@ -110,18 +129,24 @@ func (l *listener) resolveKinds(gen int64) {
 		if k.Group != nil {
 			group = string(*k.Group)
 		}
-		switch {
-		case group == gwv1.GroupName && k.Kind == "HTTPRoute":
-			l.kinds = append(l.kinds, routeKindHTTP)
-		case group == gwv1.GroupName && k.Kind == kindGRPCRoute:
-			l.kinds = append(l.kinds, routeKindGRPC)
-		default:
+		found := false
+		for _, s := range supported {
+			if group == gwv1.GroupName && k.Kind == s.Kind {
+				l.kinds = append(l.kinds, s)
+				found = true
+			}
+		}
+		if !found {
 			invalid = true
 		}
 	}
 	if invalid {
+		var names []string
+		for _, s := range supported {
+			names = append(names, string(s.Kind))
+		}
 		l.resolvedCond = cond(string(gwv1.ListenerConditionResolvedRefs), false, string(gwv1.ListenerReasonInvalidRouteKinds),
-			"allowedRoutes.kinds names a kind that is not supported (HTTPRoute and GRPCRoute are)", gen)
+			fmt.Sprintf("allowedRoutes.kinds names a kind this listener's protocol does not support (it supports %s)", strings.Join(names, ", ")), gen)
 	}
 }
 

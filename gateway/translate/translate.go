@@ -30,6 +30,11 @@ type Input struct {
 	Routes []*gwv1.HTTPRoute
 	// GRPCRoutes are the GRPCRoutes that may reference the Gateway.
 	GRPCRoutes []*gwv1.GRPCRoute
+	// TLSRoutes are the TLSRoutes that may reference the Gateway
+	// (passthrough by SNI, on TLS listeners).
+	TLSRoutes []*gwv1.TLSRoute
+	// TCPRoutes are the TCPRoutes that may reference the Gateway.
+	TCPRoutes []*gwv1.TCPRoute
 	// Namespaces maps a namespace's name to its labels (for listeners'
 	// allowedRoutes selectors).
 	Namespaces map[string]map[string]string
@@ -66,6 +71,9 @@ type Output struct {
 	RouteParents map[types.NamespacedName][]gwv1.RouteParentStatus
 	// GRPCRouteParents are the same for the GRPCRoutes.
 	GRPCRouteParents map[types.NamespacedName][]gwv1.RouteParentStatus
+	// TLSRouteParents and TCPRouteParents are the same for the TLSRoutes
+	// and TCPRoutes.
+	TLSRouteParents, TCPRouteParents map[types.NamespacedName][]gwv1.RouteParentStatus
 }
 
 // Translate translates in.Gateway. It returns an error only for a
@@ -73,18 +81,37 @@ type Output struct {
 // conditions.
 func Translate(in *Input) (*Output, error) {
 	gw := in.Gateway
-	out := &Output{RouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}, GRPCRouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}}
+	out := &Output{RouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}, GRPCRouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{},
+		TLSRouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}, TCPRouteParents: map[types.NamespacedName][]gwv1.RouteParentStatus{}}
 	ls := validateListeners(in)
 	// Routes, oldest first (the spec's tie breaker), then by name.
 	routes := append([]*gwv1.HTTPRoute(nil), in.Routes...)
 	for _, g := range in.GRPCRoutes {
 		routes = append(routes, grpcAsHTTP(g))
 	}
+	for _, t := range in.TLSRoutes {
+		routes = append(routes, tlsAsHTTP(t))
+	}
+	for _, t := range in.TCPRoutes {
+		routes = append(routes, tcpAsHTTP(t))
+	}
 	sort.SliceStable(routes, func(i, j int) bool { return olderRoute(routes[i], routes[j]) })
 	var entries []*entry
+	var l4 []*l4Entry
 	for _, r := range routes {
 		key := types.NamespacedName{Namespace: r.Namespace, Name: r.Name}
 		parents, es := attachRoute(in, ls, r)
+		if isL4(r) {
+			if len(parents) > 0 {
+				l4 = append(l4, l4Entries(in, ls, r, attachedListeners(in, ls, r))...)
+				if r.Kind == kindTLSRoute {
+					out.TLSRouteParents[key] = parents
+				} else {
+					out.TCPRouteParents[key] = parents
+				}
+			}
+			continue
+		}
 		switch {
 		case len(parents) == 0:
 		case routeKind(r) == kindGRPCRoute:
@@ -98,7 +125,7 @@ func Translate(in *Input) (*Output, error) {
 		out.Listeners = append(out.Listeners, l.status(gw.Generation))
 	}
 	out.Accepted = gatewayAccepted(gw, ls)
-	cfg, err := buildConfig(in, ls, entries)
+	cfg, err := buildConfig(in, ls, entries, l4)
 	if err != nil {
 		return nil, fmt.Errorf("gateway %s/%s: encoding the config: %w", gw.Namespace, gw.Name, err)
 	}

@@ -2,8 +2,10 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,7 +109,9 @@ func (s *Cluster) Sync(ctx context.Context) error {
 			key := types.NamespacedName{Namespace: d.Namespace, Name: fmt.Sprintf("%s-sim-%d", d.Name, j)}
 			want[key] = true
 			if have[key] == nil {
-				if err := s.startPod(ctx, d, key); err != nil {
+				if err := s.startPod(ctx, d, key); errors.Is(err, errSecretPending) {
+					continue // started once the Secret exists
+				} else if err != nil {
 					return err
 				}
 			}
@@ -140,19 +144,36 @@ func (s *Cluster) startPod(ctx context.Context, d *appsv1.Deployment, key types.
 	for _, c := range tpl.Spec.Containers {
 		if strings.Contains(c.Image, "echo-basic") {
 			echo = true
+			// Secret volumes are written to a directory of the test;
+			// the variables naming files under their mount paths
+			// (TLS_SERVER_CERT, TLS_SERVER_PRIVKEY) point there.
+			mounts, err := s.secretVolumes(ctx, key.Namespace, tpl.Spec.Volumes, c.VolumeMounts)
+			if err != nil {
+				return err
+			}
 			for _, e := range c.Env {
-				// TLS needs the Secret volume, which is not simulated.
-				if e.Value != "" && !strings.HasPrefix(e.Name, "TLS_") {
-					env[e.Name] = e.Value
+				if e.Value == "" {
+					continue
 				}
+				v := e.Value
+				for mp, dir := range mounts {
+					if rest, ok := strings.CutPrefix(v, mp+"/"); ok {
+						v = filepath.Join(dir, rest)
+					}
+				}
+				if strings.HasPrefix(e.Name, "TLS_") && v == e.Value {
+					continue // a file this simulation does not have
+				}
+				env[e.Name] = v
 			}
 		}
 	}
-	// The HTTP and the gRPC echo servers (GRPC_ECHO_SERVER: gRPC in
-	// cleartext on HTTP_PORT, the container port 3000); the TCP and UDP
-	// modes are not simulated (their Pods are Ready, nothing answers).
+	// The HTTP, gRPC and TCP echo servers (GRPC_ECHO_SERVER: gRPC in
+	// cleartext on HTTP_PORT, the container port 3000; TCP_ECHO_SERVER:
+	// TCP on 3000, TLS on 8443); the UDP mode is not simulated (its Pods
+	// are Ready, nothing answers).
 	podIP := s.IP
-	if echo && env["TCP_ECHO_SERVER"] == "" && env["UDP_ECHO_SERVER"] == "" {
+	if echo && env["UDP_ECHO_SERVER"] == "" {
 		ports := map[string]int{"3000": testutil.FreePort(s.tb), "3001": testutil.FreePort(s.tb), "8443": testutil.FreePort(s.tb)}
 		for cp, lp := range ports {
 			pod.Annotations[portAnnotation+cp] = strconv.Itoa(lp)
@@ -162,7 +183,9 @@ func (s *Cluster) startPod(ctx context.Context, d *appsv1.Deployment, key types.
 			vars = append(vars, k+"="+v)
 		}
 		vars = append(vars, "POD_NAME="+key.Name, "NAMESPACE="+key.Namespace,
-			"HTTP_PORT="+strconv.Itoa(ports["3000"]), "H2C_PORT="+strconv.Itoa(ports["3001"]), "HTTPS_PORT="+strconv.Itoa(ports["8443"]))
+			"HTTP_PORT="+strconv.Itoa(ports["3000"]), "H2C_PORT="+strconv.Itoa(ports["3001"]), "HTTPS_PORT="+strconv.Itoa(ports["8443"]),
+			// The TCP echo server (TCP_ECHO_SERVER): plain TCP and TLS.
+			"TCP_PORT="+strconv.Itoa(ports["3000"]), "TLS_PORT="+strconv.Itoa(ports["8443"]))
 		p := testutil.NewProcess(s.tb, "echo "+key.String(), vars, s.Echo)
 		p.Grace = time.Second
 		p.Start()
@@ -283,4 +306,40 @@ func (s *Cluster) syncSlices(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// errSecretPending: a Pod's Secret volume does not exist yet.
+var errSecretPending = errors.New("sim: a Secret volume's Secret does not exist yet")
+
+// secretVolumes writes the Secret volumes mounted by a container into
+// directories of the test and returns them by mount path.
+func (s *Cluster) secretVolumes(ctx context.Context, ns string, vols []corev1.Volume, mounts []corev1.VolumeMount) (map[string]string, error) {
+	out := map[string]string{}
+	for _, m := range mounts {
+		for _, v := range vols {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			var sec corev1.Secret
+			if err := s.C.Get(ctx, types.NamespacedName{Namespace: ns, Name: v.Secret.SecretName}, &sec); apierrors.IsNotFound(err) {
+				return nil, errSecretPending
+			} else if err != nil {
+				return nil, fmt.Errorf("sim: Secret volume %s of %s: %w", v.Name, ns, err)
+			}
+			dir := s.tb.TempDir()
+			items := v.Secret.Items
+			if len(items) == 0 {
+				for k := range sec.Data {
+					items = append(items, corev1.KeyToPath{Key: k, Path: k})
+				}
+			}
+			for _, it := range items {
+				if err := os.WriteFile(filepath.Join(dir, filepath.Base(it.Path)), sec.Data[it.Key], 0o600); err != nil {
+					return nil, fmt.Errorf("sim: Secret volume %s: %w", v.Name, err)
+				}
+			}
+			out[strings.TrimSuffix(m.MountPath, "/")] = dir
+		}
+	}
+	return out, nil
 }
