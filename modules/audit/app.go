@@ -213,12 +213,11 @@ func (a *App) dispatch() {
 // record appends e to each sink's spool, applying the sink's policy
 // when the spool is full.
 func (a *App) record(e Event) {
-	line, err := json.Marshal(e)
+	line, err := jsonLine(e)
 	if err != nil {
 		a.log.Error("audit event not encodable", zap.String("id", e.ID), zap.String("kind", e.Kind), zap.Error(err))
 		return
 	}
-	line = append(line, '\n')
 	refusing := false
 	for _, sc := range a.Sinks {
 		if sc.enqueue(line) {
@@ -226,6 +225,12 @@ func (a *App) record(e Event) {
 		}
 	}
 	a.refusing.Store(refusing)
+}
+
+// jsonLine is e as one JSON line, newline included.
+func jsonLine(e Event) ([]byte, error) {
+	b, err := json.Marshal(e)
+	return append(b, '\n'), err
 }
 
 // Interface guards.
