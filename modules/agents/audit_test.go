@@ -1,57 +1,14 @@
 package agents
 
 import (
-	"context"
-	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/modules/audit"
+	"github.com/sentinel-proxy/sentinel/modules/audit/audittest"
 )
-
-// startAudit runs a sentinel_audit app writing to a file sink and
-// returns it with a function reading the events written.
-func startAudit(t *testing.T, skipKinds ...string) (*audit.App, func(n int) []audit.Event) {
-	t.Helper()
-	dir := t.TempDir()
-	file := filepath.Join(dir, "audit.log")
-	raw, _ := json.Marshal(map[string]any{"type": "file", "filename": file})
-	a := &audit.App{SpoolDir: dir, SkipKinds: skipKinds, Sinks: []*audit.SinkConfig{{SinkRaw: raw}}}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := a.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_ = a.Start()
-	t.Cleanup(func() { _ = a.Stop(); _ = a.Cleanup(); cancel() })
-	return a, func(n int) []audit.Event {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			b, _ := os.ReadFile(file)
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			if len(b) > 0 && len(lines) >= n {
-				out := make([]audit.Event, len(lines))
-				for i, l := range lines {
-					if err := json.Unmarshal([]byte(l), &out[i]); err != nil {
-						t.Fatal(err)
-					}
-				}
-				return out
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d audit events written, want %d:\n%s", len(lines), n, b)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
 
 // TestAuditDecisions: block, redirect and challenge decisions are
 // audited with the agent, route, namespace, client and request; a
@@ -77,7 +34,7 @@ func TestAuditDecisions(t *testing.T) {
 	app := testApp(t, uds("waf", path))
 	h := testHandler(t, app, &Filter{Agent: "waf"})
 	h.Route = "team-a:api"
-	au, read := startAudit(t)
+	au, read := audittest.Start(t)
 	h.audit = au
 	for _, want := range []string{"allow", "block", "waf", "redirect", "challenge"} {
 		r := httptest.NewRequest("GET", "http://example.com/p?q=1", nil)
@@ -101,7 +58,7 @@ func TestAuditDecisions(t *testing.T) {
 		t.Errorf("decision fields: %+v", ev)
 	}
 
-	au2, read2 := startAudit(t, audit.KindWAF)
+	au2, read2 := audittest.Start(t, audit.KindWAF)
 	h.audit = au2
 	for _, want := range []string{"waf", "block"} {
 		r := httptest.NewRequest("GET", "http://example.com/", nil)
