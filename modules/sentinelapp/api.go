@@ -78,6 +78,7 @@ func (a *App) newHandler() (*controlapi.Server, error) {
 		Validate:     a.validateHook,
 		Agents:       agents.List,
 		OwnAddresses: a.ownAddresses,
+		Trail:        a.trail,
 	})
 }
 
