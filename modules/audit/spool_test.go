@@ -2,11 +2,15 @@ package audit
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func line(i int) []byte { return fmt.Appendf(nil, `{"id":"%06d"}`+"\n", i) } // 16 bytes
@@ -144,6 +148,12 @@ func TestPolicyFailClosed(t *testing.T) {
 		t.Fatalf("%d refused before the spool was full", refused)
 	}
 	waitFor(t, 2*time.Second, "refusing", a.Refusing)
+	gate := &Gate{app: a}
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error { w.WriteHeader(204); return nil })
+	err := gate.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next)
+	if he, ok := err.(caddyhttp.HandlerError); !ok || he.StatusCode != 503 {
+		t.Fatalf("gate while refusing: %v", err)
+	}
 	if refused := emitN(t, a, 11, 3); refused != 3 {
 		t.Fatalf("%d of 3 refused while full", refused)
 	}
@@ -153,6 +163,9 @@ func TestPolicyFailClosed(t *testing.T) {
 		t.Fatal("refused after recovery")
 	}
 	waitFor(t, 5*time.Second, "11 delivered", func() bool { return es.got.count() == 11 })
+	if err := gate.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next); err != nil {
+		t.Fatalf("gate after recovery: %v", err)
+	}
 }
 
 func assertPaths(t *testing.T, es *esServer, from, to int) {
