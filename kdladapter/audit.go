@@ -18,7 +18,7 @@ import (
 // others, each with its delivery settings.
 
 // auditSinkTypes are the sink blocks of `sinks`, in the table's order.
-var auditSinkTypes = []string{"file", "elasticsearch", "datadog"}
+var auditSinkTypes = []string{"file", "kafka", "elasticsearch", "datadog"}
 
 // auditSinkKeys declares each sink block: the sink module's settings,
 // then the delivery settings (audit.SinkConfig), and reads both.
@@ -28,6 +28,28 @@ var auditSinkKeys = map[string]auditSink{
 		intField("roll-size-mb", "rotate at this size (default 100)", 1, 1<<20, func(f *audit.FileSink) *int { return &f.RollSizeMB }),
 		intField("roll-keep", "rotated files kept (default 10)", 0, 1<<20, func(f *audit.FileSink) *int { return &f.RollKeep }),
 		intField("roll-keep-days", "days rotated files are kept (default 90)", 0, 1<<20, func(f *audit.FileSink) *int { return &f.RollKeepDays }),
+	)),
+	"kafka": newAuditSink(typedBlockInto[audit.KafkaSink](h("kafka", "records keyed by event id, idempotent producer, acks all (`sentinel.audit.sinks.kafka`, franz-go)"),
+		stringsField("brokers", "required: seed brokers `host:port`", func(k *audit.KafkaSink) *[]string { return &k.Brokers }),
+		stringField("topic", "required", func(k *audit.KafkaSink) *string { return &k.Topic }),
+		boolField("tls", "TLS with the system roots", func(k *audit.KafkaSink) *bool { return &k.TLS }),
+		plainField(h("sasl-mechanism", "`sasl.mechanism`: `plain`, `scram-sha-256` or `scram-sha-512`"), func(a *adapter, n *kdl.Node, k *audit.KafkaSink) {
+			if s, ok := a.str(n); ok {
+				if m, ok := a.oneOf(n, strings.ToLower(s), "plain", "scram-sha-256", "scram-sha-512"); ok {
+					saslOf(k).Mechanism = m
+				}
+			}
+		}),
+		plainField(h("sasl-username", "`sasl.username`"), func(a *adapter, n *kdl.Node, k *audit.KafkaSink) {
+			if s, ok := a.str(n); ok {
+				saslOf(k).Username = s
+			}
+		}),
+		plainField(h("sasl-password", "`sasl.password`: write `\"{env.KAFKA_PASSWORD}\"`"), func(a *adapter, n *kdl.Node, k *audit.KafkaSink) {
+			if s, ok := a.str(n); ok {
+				saslOf(k).Password = s
+			}
+		}),
 	)),
 	"elasticsearch": newAuditSink(typedBlockInto[audit.ElasticsearchSink](h("elasticsearch", "bulk API, document `_id` = event id (`sentinel.audit.sinks.elasticsearch`)"),
 		stringField("url", "required: the cluster's URL", func(s *audit.ElasticsearchSink) *string { return &s.URL }),
@@ -49,6 +71,7 @@ var auditSinkKeys = map[string]auditSink{
 // requiredAuditSink are the settings each sink needs.
 var requiredAuditSink = map[string][]string{
 	"file":          {"path"},
+	"kafka":         {"brokers", "topic"},
 	"elasticsearch": {"url"},
 	"datadog":       {"api-key"},
 }
@@ -210,4 +233,13 @@ func (a *adapter) mapAudit() obj {
 		return nil
 	}
 	return typedTree(app)
+}
+
+// saslOf returns k's SASL settings, created when absent (the username
+// or password may come before the mechanism).
+func saslOf(k *audit.KafkaSink) *audit.KafkaSASL {
+	if k.SASL == nil {
+		k.SASL = new(audit.KafkaSASL)
+	}
+	return k.SASL
 }

@@ -39,6 +39,14 @@ func TestAuditLogAdapt(t *testing.T) {
                     tags "env:prod"
                     flush-interval "2s"
                 }
+                kafka {
+                    brokers "kafka-1:9092" "kafka-2:9092"
+                    topic "sentinel-audit"
+                    tls #true
+                    sasl-mechanism "SCRAM-SHA-512"
+                    sasl-username "sentinel"
+                    sasl-password "{env.KAFKA_PASSWORD}"
+                }
                 file "second" {
                     path "/var/log/sentinel/audit2.log"
                     roll-size-mb 10
@@ -56,18 +64,19 @@ func TestAuditLogAdapt(t *testing.T) {
 	if err := json.Unmarshal(cfg.Apps[audit.AppName], &app); err != nil {
 		t.Fatalf("%v: %s", err, cfg.Apps[audit.AppName])
 	}
-	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 4 {
+	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 5 {
 		t.Fatalf("app %s", cfg.Apps[audit.AppName])
 	}
 	s := string(cfg.Apps[audit.AppName])
 	for _, want := range []string{`{"filename":"/var/log/sentinel/audit.log","type":"file"}`, `"when_full":"fail_closed"`, `"api_key":"{env.ES_API_KEY}"`,
-		`"name":"dd-eu"`, `"flush_interval":"2s"`, `"name":"second"`, `"roll_size_mb":10`, `"when_full":"drop_oldest"`, `"max_spool_bytes":1048576`, `"timeout":"5s"`} {
+		`"name":"dd-eu"`, `"flush_interval":"2s"`, `"name":"second"`, `"roll_size_mb":10`, `"when_full":"drop_oldest"`, `"brokers":["kafka-1:9092","kafka-2:9092"]`, `"sasl":{"mechanism":"scram-sha-512","username":"sentinel","password":"{env.KAFKA_PASSWORD}"}`, `"max_spool_bytes":1048576`, `"timeout":"5s"`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %s in %s", want, s)
 		}
 	}
 	t.Setenv("ES_API_KEY", "k")
 	t.Setenv("DD_API_KEY", "k")
+	t.Setenv("KAFKA_PASSWORD", "k")
 	if err := testutil.Provision(t, out); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +97,9 @@ func TestAuditLogDisabled(t *testing.T) {
 func TestAuditLogErrors(t *testing.T) {
 	cases := []struct{ block, want string }{
 		{"            enabled #true\n", "audit-log is enabled but has no destination"},
-		{"            sinks {\n                kafka { }\n            }\n", `test.kdl:12:17: unknown setting "kafka"`},
+		{"            sinks {\n                s3 { }\n            }\n", `test.kdl:12:17: unknown setting "s3"`},
+		{"            sinks {\n                kafka { topic \"t\"; }\n            }\n", `test.kdl:12:17: audit sink kafka needs brokers`},
+		{"            sinks {\n                kafka { topic \"t\"; brokers \"b:1\"; sasl-mechanism \"gssapi\"; }\n            }\n", `gssapi`},
 		{"            sinks {\n                elasticsearch { index \"x\"; }\n            }\n", "test.kdl:12:17: audit sink elasticsearch needs url"},
 		{"            sinks {\n                elasticsearch { url \"http://a\"; colour 1; }\n            }\n", `test.kdl:12:49: unknown setting "colour"`},
 		{"            sinks {\n                elasticsearch { url \"http://a\"; when-full \"panic\"; }\n            }\n", `when-full`},
