@@ -18,7 +18,7 @@ import (
 // others, each with its delivery settings.
 
 // auditSinkTypes are the sink blocks of `sinks`, in the table's order.
-var auditSinkTypes = []string{"file", "kafka", "elasticsearch", "datadog"}
+var auditSinkTypes = []string{"file", "kafka", "elasticsearch", "datadog", "gcs"}
 
 // auditSinkKeys declares each sink block: the sink module's settings,
 // then the delivery settings (audit.SinkConfig), and reads both.
@@ -51,6 +51,12 @@ var auditSinkKeys = map[string]auditSink{
 			}
 		}),
 	)),
+	"gcs": newAuditSink(typedBlockInto[audit.GCSSink](h("gcs", "one gzip NDJSON object per batch, named after its first and last event ids (`sentinel.audit.sinks.gcs`)"),
+		stringField("bucket", "required", func(s *audit.GCSSink) *string { return &s.Bucket }),
+		stringField("prefix", "object name prefix (default `sentinel-audit/`)", func(s *audit.GCSSink) *string { return &s.Prefix }),
+		stringField("token", "required: OAuth2 access token; write `\"{env.GCS_TOKEN}\"`", func(s *audit.GCSSink) *string { return &s.Token }),
+		stringField("endpoint", "API URL (default `https://storage.googleapis.com`)", func(s *audit.GCSSink) *string { return &s.Endpoint }),
+	)),
 	"elasticsearch": newAuditSink(typedBlockInto[audit.ElasticsearchSink](h("elasticsearch", "bulk API, document `_id` = event id (`sentinel.audit.sinks.elasticsearch`)"),
 		stringField("url", "required: the cluster's URL", func(s *audit.ElasticsearchSink) *string { return &s.URL }),
 		stringField("index", "index or data stream (default `sentinel-audit`)", func(s *audit.ElasticsearchSink) *string { return &s.Index }),
@@ -72,6 +78,7 @@ var auditSinkKeys = map[string]auditSink{
 var requiredAuditSink = map[string][]string{
 	"file":          {"path"},
 	"kafka":         {"brokers", "topic"},
+	"gcs":           {"bucket", "token"},
 	"elasticsearch": {"url"},
 	"datadog":       {"api-key"},
 }

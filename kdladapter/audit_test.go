@@ -47,6 +47,12 @@ func TestAuditLogAdapt(t *testing.T) {
                     sasl-username "sentinel"
                     sasl-password "{env.KAFKA_PASSWORD}"
                 }
+                gcs {
+                    bucket "audit-bucket"
+                    token "{env.GCS_TOKEN}"
+                    flush-interval "60s"
+                    batch-size 5000
+                }
                 file "second" {
                     path "/var/log/sentinel/audit2.log"
                     roll-size-mb 10
@@ -64,12 +70,12 @@ func TestAuditLogAdapt(t *testing.T) {
 	if err := json.Unmarshal(cfg.Apps[audit.AppName], &app); err != nil {
 		t.Fatalf("%v: %s", err, cfg.Apps[audit.AppName])
 	}
-	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 5 {
+	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 6 {
 		t.Fatalf("app %s", cfg.Apps[audit.AppName])
 	}
 	s := string(cfg.Apps[audit.AppName])
 	for _, want := range []string{`{"filename":"/var/log/sentinel/audit.log","type":"file"}`, `"when_full":"fail_closed"`, `"api_key":"{env.ES_API_KEY}"`,
-		`"name":"dd-eu"`, `"flush_interval":"2s"`, `"name":"second"`, `"roll_size_mb":10`, `"when_full":"drop_oldest"`, `"brokers":["kafka-1:9092","kafka-2:9092"]`, `"sasl":{"mechanism":"scram-sha-512","username":"sentinel","password":"{env.KAFKA_PASSWORD}"}`, `"max_spool_bytes":1048576`, `"timeout":"5s"`} {
+		`"name":"dd-eu"`, `"flush_interval":"2s"`, `"name":"second"`, `"roll_size_mb":10`, `"when_full":"drop_oldest"`, `"bucket":"audit-bucket"`, `"brokers":["kafka-1:9092","kafka-2:9092"]`, `"sasl":{"mechanism":"scram-sha-512","username":"sentinel","password":"{env.KAFKA_PASSWORD}"}`, `"max_spool_bytes":1048576`, `"timeout":"5s"`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %s in %s", want, s)
 		}
@@ -77,6 +83,7 @@ func TestAuditLogAdapt(t *testing.T) {
 	t.Setenv("ES_API_KEY", "k")
 	t.Setenv("DD_API_KEY", "k")
 	t.Setenv("KAFKA_PASSWORD", "k")
+	t.Setenv("GCS_TOKEN", "k")
 	if err := testutil.Provision(t, out); err != nil {
 		t.Fatal(err)
 	}
