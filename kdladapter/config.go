@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 )
 
 // The keys of Caddy's config set here.
@@ -50,6 +51,9 @@ func (a *adapter) caddyConfig() obj {
 	}
 	if app := a.mapAgents(); app != nil {
 		apps["sentinel_agents"] = app
+	}
+	if app := a.mapAudit(); app != nil {
+		apps[audit.AppName] = app
 	}
 	if app := a.sentinelApp(admin); app != nil {
 		apps["sentinel"] = app

@@ -23,7 +23,7 @@ var corpus = map[string]corpusExpect{
 	"default-config.kdl":         {},
 	"default-config.cc90d2a.kdl": {},
 	"sentinel.kdl":               {notYet: []string{"WAF (runs as an agent)"}},
-	"zentinel.kdl":               {notYet: []string{"WAF (runs as an agent)", "audit log of agent decisions"}},
+	"zentinel.kdl":               {notYet: []string{"WAF (runs as an agent)"}},
 	"docker/default.kdl":         {},
 	"docker/proxy.kdl":           {},
 	// The folder's routes/api.kdl is a stale January 2026 file that names
@@ -36,7 +36,7 @@ var corpus = map[string]corpusExpect{
 	"examples/acme-p384.kdl":                       {notYet: []string{"dns-01 challenges (DNS provider modules)"}},
 	"examples/acme-san.kdl":                        {},
 	"examples/acme-zerossl.kdl":                    {},
-	"examples/ai-guardrails.kdl":                   {notYet: []string{"audit log of agent decisions", "inference routing"}},
+	"examples/ai-guardrails.kdl":                   {notYet: []string{"inference routing"}},
 	"examples/api-gateway.kdl":                     {},
 	"examples/api-schema-validation.kdl":           {notYet: []string{"API schema validation"}},
 	"examples/basic.kdl":                           {},

@@ -45,14 +45,7 @@ var loggingSettings = nested("logging", "Caddy logging",
 	// log is read over the default log when enabled.
 	field[caddy.CustomLog]{key: h("access-log", "server access logs: a log of its own, the servers' `logs.default_logger_name`", accessLogKey.Children...)},
 	field[caddy.CustomLog]{key: h("error-log", "default logger", errorLogSettings.key.Children...)},
-	field[caddy.CustomLog]{key: h("audit-log", "`enabled #false` only; the audit log of agent decisions is not yet built",
-		h("enabled", "must be #false"),
-		w("file", "audit log of agent decisions (not yet)"),
-		w("buffer-size", "audit log of agent decisions (not yet)"),
-		w("log-blocked", "audit log of agent decisions (not yet)"),
-		w("log-agent-decisions", "audit log of agent decisions (not yet)"),
-		w("log-waf-events", "audit log of agent decisions (not yet)"),
-	)},
+	field[caddy.CustomLog]{key: auditLogKey()}, // read by mapAudit (audit.go)
 )
 
 var (
@@ -257,11 +250,6 @@ func (a *adapter) mapLogging(servers obj) obj {
 		}
 		if on {
 			errorLogSettings.read(a, el, def)
-		}
-	}
-	if al := setting(lg, "audit-log"); al != nil {
-		if n := setting(al, "enabled"); n == nil || boolOr(a, n, true) {
-			a.d.notYet(al.Pos, "audit log of agent decisions", "observability.logging.audit-log")
 		}
 	}
 	logs := map[string]*caddy.CustomLog{"default": def}

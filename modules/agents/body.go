@@ -149,7 +149,7 @@ func (st *reqState) bufferedBody(w http.ResponseWriter, pl *bodyPlan, data []byt
 			continue
 		}
 		if res.resp.Decision.Kind != protocol.Allow {
-			return true, st.h.decide(w, r, ru.f.Agent, res.resp.Decision, append(st.respOps, res.resp.ResponseHeaders...))
+			return true, st.h.decide(w, r, ru.f.Agent, res.resp.Decision, &res.resp.Audit, append(st.respOps, res.resp.ResponseHeaders...))
 		}
 		reqOps = append(reqOps, res.resp.RequestHeaders...)
 		st.respOps = append(st.respOps, res.resp.ResponseHeaders...)
@@ -242,7 +242,7 @@ func (b *streamBody) next() {
 		}
 		if res.resp.Decision.Kind != protocol.Allow {
 			d := res.resp.Decision
-			b.stop(&stopAnswer{agent: ru.f.Agent, decision: &d})
+			b.stop(&stopAnswer{agent: ru.f.Agent, decision: &d, audit: &res.resp.Audit})
 			return
 		}
 		if m := res.resp.RequestBodyMutation; m != nil && m.Data != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/internal/httperr"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
 	"github.com/sentinel-proxy/sentinel/modules/tracing"
 )
@@ -41,8 +42,9 @@ type Handler struct {
 	// the challenge as JSON).
 	Challenge *ChallengeResponse `json:"challenge,omitempty"`
 
-	app *App
-	log *zap.Logger
+	app   *App
+	audit *audit.App // nil: audit off
+	log   *zap.Logger
 }
 
 // Filter is one agent filter of a route.
@@ -101,6 +103,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sentinel_agents: loading the app: %w", err)
 	}
 	h.app = app.(*App)
+	if h.audit, err = audit.Lookup(ctx); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -233,6 +238,7 @@ type reqState struct {
 type stopAnswer struct {
 	agent    string
 	decision *protocol.Decision // nil: a failure with status
+	audit    *protocol.Audit    // the deciding response's audit metadata
 	status   int
 	err      error
 }
@@ -311,7 +317,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // answer writes the proxy's own answer.
 func (st *reqState) answer(w http.ResponseWriter, a *stopAnswer) error {
 	if a.decision != nil {
-		return st.h.decide(w, st.r, a.agent, *a.decision, st.respOps)
+		return st.h.decide(w, st.r, a.agent, *a.decision, a.audit, st.respOps)
 	}
 	return failError(a.status, a.err)
 }
@@ -385,7 +391,7 @@ func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
 			continue
 		}
 		if res.resp.Decision.Kind != protocol.Allow {
-			return true, st.h.decide(w, st.r, ru.f.Agent, res.resp.Decision, append(st.respOps, res.resp.ResponseHeaders...))
+			return true, st.h.decide(w, st.r, ru.f.Agent, res.resp.Decision, &res.resp.Audit, append(st.respOps, res.resp.ResponseHeaders...))
 		}
 		reqOps = append(reqOps, res.resp.RequestHeaders...)
 		st.respOps = append(st.respOps, res.resp.ResponseHeaders...)
@@ -515,9 +521,11 @@ func failError(status int, cause error) error {
 	return caddyhttp.Error(status, &httperr.Public{Message: text, Err: cause})
 }
 
-// decide answers a block, redirect or challenge decision. ops are the
+// decide answers a block, redirect or challenge decision, and audits it.
+// au is the deciding response's audit metadata (may be nil); ops are the
 // response header operations decided so far (applied first).
-func (h *Handler) decide(w http.ResponseWriter, r *http.Request, agent string, d protocol.Decision, ops []protocol.HeaderOp) error {
+func (h *Handler) decide(w http.ResponseWriter, r *http.Request, agent string, d protocol.Decision, au *protocol.Audit, ops []protocol.HeaderOp) error {
+	h.auditDecision(r, agent, d, au)
 	applyOps(w.Header(), ops)
 	switch d.Kind {
 	case protocol.Block:

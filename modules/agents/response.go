@@ -124,9 +124,9 @@ func (rw *respWriter) WriteHeader(code int) {
 				continue
 			}
 			if res.resp.Decision.Kind != protocol.Allow {
-				d := res.resp.Decision
+				d, au := res.resp.Decision, &res.resp.Audit
 				ops := append(st.respOps, res.resp.ResponseHeaders...)
-				rw.hijack(func(w http.ResponseWriter) { _ = st.h.decide(w, st.r, ru.f.Agent, d, ops) })
+				rw.hijack(func(w http.ResponseWriter) { _ = st.h.decide(w, st.r, ru.f.Agent, d, au, ops) })
 				return
 			}
 			st.respOps = append(st.respOps, res.resp.ResponseHeaders...)
@@ -314,8 +314,8 @@ func (rw *respWriter) chunk(data []byte, last bool) error {
 		}
 		if res.resp.Decision.Kind != protocol.Allow {
 			if !rw.passed {
-				d := res.resp.Decision
-				rw.hijack(func(w http.ResponseWriter) { _ = st.h.decide(w, st.r, ru.f.Agent, d, nil) })
+				d, au := res.resp.Decision, &res.resp.Audit
+				rw.hijack(func(w http.ResponseWriter) { _ = st.h.decide(w, st.r, ru.f.Agent, d, au, nil) })
 				return nil
 			}
 			rw.aborted = true

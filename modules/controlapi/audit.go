@@ -1,8 +1,11 @@
 package controlapi
 
 import (
+	"net"
+
 	"go.uber.org/zap"
 
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -66,6 +69,9 @@ func (s *Server) auditCall(c *call) {
 		fields = append(fields, zap.String("error", c.errText))
 	}
 	fields = append(fields, c.extra...)
+	if s.hooks.Trail != nil {
+		s.trail(c)
+	}
 	switch {
 	case !mutation(c.r.Method):
 		s.audit.Warn("control-plane read refused", fields...)
@@ -74,4 +80,51 @@ func (s *Server) auditCall(c *call) {
 	default:
 		s.audit.Warn("control-plane change refused", fields...)
 	}
+}
+
+// trail records the call in the audit trail (kind control_plane): the
+// same facts as the log entry, never a credential.
+func (s *Server) trail(c *call) {
+	e := audit.Event{
+		Kind:   audit.KindControlPlane,
+		Action: "change",
+		Method: c.r.Method,
+		Path:   c.r.URL.Path,
+		Client: hostOf(c.r.RemoteAddr),
+		Status: c.status,
+		Reason: c.errText,
+	}
+	if !mutation(c.r.Method) || c.status < 200 || c.status > 299 {
+		e.Action = "refused"
+	}
+	details := map[string]any{}
+	if c.who != nil {
+		e.Actor, e.TokenNamespace = c.who.name, c.who.namespace
+		details["auth"], details["scope"] = c.who.method, c.who.scope.String()
+		if c.who.identity != "" && c.who.method != "client_certificate" {
+			details["client_certificate"] = c.who.identity
+		}
+	} else {
+		details["auth"] = "none"
+	}
+	if c.kind != "" {
+		details[c.kind] = c.id
+		e.Namespace = registry.NamespaceOf(c.id)
+	}
+	if c.before != nil {
+		details["before"] = c.before
+	}
+	if c.after != nil {
+		details["after"] = c.after
+	}
+	e.Details = details
+	_ = s.hooks.Trail.Emit(e)
+}
+
+// hostOf is the host of a host:port address.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/sentinel-proxy/sentinel/internal/logring"
 	"github.com/sentinel-proxy/sentinel/modules/adminui"
 	"github.com/sentinel-proxy/sentinel/modules/agents"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -71,6 +72,10 @@ type Hooks struct {
 	// Resolve looks up the addresses of a target's host name (nil: the
 	// system resolver).
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+
+	// Trail, when set, receives each audit entry as an audit event (kind
+	// control_plane) as well.
+	Trail *audit.App
 }
 
 // Server is the handler of the control-plane API.

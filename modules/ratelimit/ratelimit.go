@@ -25,6 +25,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/modules/tenant"
 )
 
@@ -130,6 +131,7 @@ type Handler struct {
 	logger    *zap.Logger
 	fallback  bool
 	rejectMsg []byte
+	audit     *audit.App // nil: audit off
 }
 
 // CaddyModule returns the Caddy module information.
@@ -281,6 +283,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.zone, h.zoneKey = z, key
+	if h.audit, err = audit.Lookup(ctx); err != nil {
+		return err
+	}
 	return registerMetrics(ctx)
 }
 
@@ -321,6 +326,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(w, r)
 		}
 		h.logger.Debug("rate limit exceeded", zap.String("zone", h.Zone), zap.Duration("retry_after", d.retryAfter))
+		if h.audit != nil {
+			h.auditReject(r, k)
+		}
 		hdr.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.retryAfter), 1), 10))
 		hdr.Set("Content-Type", "text/plain; charset=utf-8")
 		hdr.Set("Content-Length", strconv.Itoa(len(h.rejectMsg)))

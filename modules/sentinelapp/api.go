@@ -82,6 +82,7 @@ func (a *App) newHandler() (*controlapi.Server, error) {
 		Metrics:        a.metricsHook,
 		Agents:         agents.List,
 		OwnAddresses:   a.ownAddresses,
+		Trail:          a.trail,
 	})
 }
 

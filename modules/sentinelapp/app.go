@@ -33,6 +33,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -90,6 +91,7 @@ type App struct {
 	store  registry.Store
 	logger *zap.Logger
 	audit  *zap.Logger
+	trail  *audit.App // the audit trail; nil: off
 	ctx    caddy.Context
 	specs  []registry.UpstreamSpec
 	checks []*checker
@@ -169,6 +171,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.passive() {
 		return nil
 	}
+	trail, err := audit.Lookup(ctx)
+	if err != nil {
+		return err
+	}
+	a.trail = trail
 	specs := make([]registry.UpstreamSpec, 0, len(a.Upstreams))
 	for i := range a.Upstreams {
 		u := &a.Upstreams[i]
@@ -286,6 +293,7 @@ func (a *App) Start() error {
 		defer a.run.loops.Done()
 		a.expireLoop(stop)
 	}()
+	a.auditLoad()
 	return nil
 }
 

@@ -66,9 +66,12 @@ func findings(err error) []string { return configfile.Findings(err) }
 func (a *App) reloadHook(context.Context) (controlapi.ReloadResult, error) {
 	out, warns, digest, err := a.adaptDigest()
 	if err != nil {
-		return controlapi.ReloadResult{}, &HookError{Lines: findings(err)}
+		lines := findings(err)
+		a.auditReloadFailed(lines)
+		return controlapi.ReloadResult{}, &HookError{Lines: lines}
 	}
 	if err := caddy.Load(out, true); err != nil {
+		a.auditReloadFailed([]string{err.Error()})
 		return controlapi.ReloadResult{}, &HookError{Lines: []string{err.Error()}}
 	}
 	return controlapi.ReloadResult{ConfigFile: a.ConfigFile, ConfigSHA256: digest, Warnings: warningLines(warns)}, nil

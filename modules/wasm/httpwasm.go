@@ -159,6 +159,9 @@ func (s *httpWasmStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.decisions[decisionAllowIdx].Inc()
 		} else {
 			p.decisions[decisionBlockIdx].Inc()
+			if p.audit != nil {
+				p.auditDecision(r, false, hw.status)
+			}
 		}
 		hw.commit()
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/sentinel-proxy/sentinel/internal/httperr"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 )
 
 // Defaults of a plugin's limits.
@@ -105,7 +106,8 @@ type Plugin struct {
 	// under load and closed when returned to a full pool. Defaults to 64.
 	MaxIdleInstances int `json:"max_idle_instances,omitempty"`
 
-	route    string // the handler's route id, for get_route_id
+	route    string     // the handler's route id, for get_route_id
+	audit    *audit.App // the audit trail; nil: off
 	pages    uint32
 	cache    wazero.CompilationCache
 	cacheDir string // "" = memory only

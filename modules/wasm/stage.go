@@ -70,7 +70,7 @@ func (s *sentinelStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if st.d.kind != decisionAllow {
-			p.writeDecision(w, &st.d)
+			p.writeDecision(w, r, &st.d)
 			return
 		}
 		st.body, st.hasBody = nil, false
@@ -116,7 +116,10 @@ func failureReason(err error) string {
 }
 
 // writeDecision answers a request with a block or redirect decision.
-func (p *Plugin) writeDecision(w http.ResponseWriter, d *decision) {
+func (p *Plugin) writeDecision(w http.ResponseWriter, r *http.Request, d *decision) {
+	if p.audit != nil {
+		p.auditDecision(r, d.kind == decisionRedirect, d.status)
+	}
 	h := w.Header()
 	for k, vs := range d.headers {
 		h[k] = vs
@@ -208,7 +211,7 @@ func (rh *responseHook) WriteHeader(status int) {
 	if st.d.kind != decisionAllow {
 		rh.discard = true
 		rh.Header().Del("Content-Length")
-		p.writeDecision(rh.ResponseWriter, &st.d)
+		p.writeDecision(rh.ResponseWriter, rh.req, &st.d)
 		return
 	}
 	rh.holdBody(status)
@@ -285,7 +288,7 @@ func (rh *responseHook) finishBody() {
 		// headers (Content-Length, Content-Encoding, …) go out.
 		rh.discard = true
 		clear(rh.Header())
-		p.writeDecision(rh.ResponseWriter, &st.d)
+		p.writeDecision(rh.ResponseWriter, rh.req, &st.d)
 		return
 	}
 	rh.ResponseWriter.WriteHeader(rh.status)

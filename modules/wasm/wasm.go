@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/modules/tracing"
 )
 
@@ -86,6 +87,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	trail, err := audit.Lookup(ctx)
+	if err != nil {
+		return err
+	}
 	seen := make(map[string]bool, len(h.Plugins))
 	for i, p := range h.Plugins {
 		if p == nil {
@@ -98,7 +103,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("plugins[%d]: duplicate id %q", i, p.ID)
 		}
 		seen[p.ID] = true
-		p.cache, p.cacheDir, p.route = cc, dir, h.Route
+		p.cache, p.cacheDir, p.route, p.audit = cc, dir, h.Route, trail
 		if err := p.provision(ctx, h.logger.With(zap.String("plugin", p.ID)), m); err != nil {
 			return fmt.Errorf("plugin %q: %w", p.ID, err)
 		}

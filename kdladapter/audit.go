@@ -1,0 +1,252 @@
+package kdladapter
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/logging"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
+)
+
+// The audit trail: observability.logging.audit-log, mapped onto the
+// `sentinel_audit` app (modules/audit, docs/audit.md). The original's
+// `file` becomes a file sink; `sinks { … }` (an extension) declares the
+// others, each with its delivery settings.
+
+// auditSinkTypes are the sink blocks of `sinks`, in the table's order.
+var auditSinkTypes = []string{"file", "kafka", "elasticsearch", "datadog", "gcs"}
+
+// auditSinkKeys declares each sink block: the sink module's settings,
+// then the delivery settings (audit.SinkConfig), and reads both.
+var auditSinkKeys = map[string]auditSink{
+	"file": newAuditSink(typedBlockInto[audit.FileSink](h("file", "NDJSON file, rotated (`sentinel.audit.sinks.file`)"),
+		stringField("path", "required: the file", func(f *audit.FileSink) *string { return &f.Filename }),
+		intField("roll-size-mb", "rotate at this size (default 100)", 1, 1<<20, func(f *audit.FileSink) *int { return &f.RollSizeMB }),
+		intField("roll-keep", "rotated files kept (default 10)", 0, 1<<20, func(f *audit.FileSink) *int { return &f.RollKeep }),
+		intField("roll-keep-days", "days rotated files are kept (default 90)", 0, 1<<20, func(f *audit.FileSink) *int { return &f.RollKeepDays }),
+	)),
+	"kafka": newAuditSink(typedBlockInto[audit.KafkaSink](h("kafka", "records keyed by event id, idempotent producer, acks all (`sentinel.audit.sinks.kafka`, franz-go)"),
+		stringsField("brokers", "required: seed brokers `host:port`", func(k *audit.KafkaSink) *[]string { return &k.Brokers }),
+		stringField("topic", "required", func(k *audit.KafkaSink) *string { return &k.Topic }),
+		boolField("tls", "TLS with the system roots", func(k *audit.KafkaSink) *bool { return &k.TLS }),
+		plainField(h("sasl-mechanism", "`sasl.mechanism`: `plain`, `scram-sha-256` or `scram-sha-512`"), func(a *adapter, n *kdl.Node, k *audit.KafkaSink) {
+			if s, ok := a.str(n); ok {
+				if m, ok := a.oneOf(n, strings.ToLower(s), "plain", "scram-sha-256", "scram-sha-512"); ok {
+					saslOf(k).Mechanism = m
+				}
+			}
+		}),
+		plainField(h("sasl-username", "`sasl.username`"), func(a *adapter, n *kdl.Node, k *audit.KafkaSink) {
+			if s, ok := a.str(n); ok {
+				saslOf(k).Username = s
+			}
+		}),
+		plainField(h("sasl-password", "`sasl.password`: write `\"{env.KAFKA_PASSWORD}\"`"), func(a *adapter, n *kdl.Node, k *audit.KafkaSink) {
+			if s, ok := a.str(n); ok {
+				saslOf(k).Password = s
+			}
+		}),
+	)),
+	"gcs": newAuditSink(typedBlockInto[audit.GCSSink](h("gcs", "one gzip NDJSON object per batch, named after its first and last event ids (`sentinel.audit.sinks.gcs`)"),
+		stringField("bucket", "required", func(s *audit.GCSSink) *string { return &s.Bucket }),
+		stringField("prefix", "object name prefix (default `sentinel-audit/`)", func(s *audit.GCSSink) *string { return &s.Prefix }),
+		stringField("token", "required: OAuth2 access token; write `\"{env.GCS_TOKEN}\"`", func(s *audit.GCSSink) *string { return &s.Token }),
+		stringField("endpoint", "API URL (default `https://storage.googleapis.com`)", func(s *audit.GCSSink) *string { return &s.Endpoint }),
+	)),
+	"elasticsearch": newAuditSink(typedBlockInto[audit.ElasticsearchSink](h("elasticsearch", "bulk API, document `_id` = event id (`sentinel.audit.sinks.elasticsearch`)"),
+		stringField("url", "required: the cluster's URL", func(s *audit.ElasticsearchSink) *string { return &s.URL }),
+		stringField("index", "index or data stream (default `sentinel-audit`)", func(s *audit.ElasticsearchSink) *string { return &s.Index }),
+		stringField("api-key", "`Authorization: ApiKey`; write `\"{env.ES_API_KEY}\"` to keep it out of the Caddy JSON", func(s *audit.ElasticsearchSink) *string { return &s.APIKey }),
+		stringField("username", "basic auth", func(s *audit.ElasticsearchSink) *string { return &s.Username }),
+		stringField("password", "basic auth; write `\"{env.ES_PASSWORD}\"`", func(s *audit.ElasticsearchSink) *string { return &s.Password }),
+	)),
+	"datadog": newAuditSink(typedBlockInto[audit.DatadogSink](h("datadog", "logs intake v2 (`sentinel.audit.sinks.datadog`)"),
+		stringField("api-key", "required: `DD-API-KEY`; write `\"{env.DD_API_KEY}\"`", func(s *audit.DatadogSink) *string { return &s.APIKey }),
+		stringField("url", "intake URL (default `https://http-intake.logs.datadoghq.com`)", func(s *audit.DatadogSink) *string { return &s.URL }),
+		stringField("service", "default `sentinel`", func(s *audit.DatadogSink) *string { return &s.Service }),
+		stringField("source", "`ddsource`, default `sentinel`", func(s *audit.DatadogSink) *string { return &s.Source }),
+		stringField("hostname", "", func(s *audit.DatadogSink) *string { return &s.Hostname }),
+		stringField("tags", "`ddtags`, e.g. `env:prod,team:edge`", func(s *audit.DatadogSink) *string { return &s.Tags }),
+	)),
+}
+
+// requiredAuditSink are the settings each sink needs.
+var requiredAuditSink = map[string][]string{
+	"file":          {"path"},
+	"kafka":         {"brokers", "topic"},
+	"gcs":           {"bucket", "token"},
+	"elasticsearch": {"url"},
+	"datadog":       {"api-key"},
+}
+
+// auditSink is a sink block's key and its reader.
+type auditSink struct {
+	key  *Key
+	read func(a *adapter, n *kdl.Node) any
+}
+
+// newAuditSink adds the delivery settings to a sink block declared by
+// typedBlockInto.
+func newAuditSink[T any](k *Key, read func(a *adapter, n *kdl.Node, t *T)) auditSink {
+	dk, readDelivery := typedBlockInto[audit.SinkConfig](h(k.Name, ""), deliveryFields()...)
+	k.Children = append(k.Children, dk.Children...)
+	return auditSink{key: k, read: func(a *adapter, n *kdl.Node) any {
+		t := new(T)
+		read(a, n, t)
+		sc := new(audit.SinkConfig)
+		readDelivery(a, n, sc)
+		if len(n.Args) > 0 {
+			if s, ok := a.str(n); ok {
+				sc.Name = s
+			}
+		}
+		raw, err := json.Marshal(typedObj(t, "type", n.Name))
+		if err != nil {
+			panic("kdladapter: " + err.Error())
+		}
+		sc.SinkRaw = raw
+		return sc
+	}}
+}
+
+// deliveryFields are the delivery settings of every sink block.
+func deliveryFields() []field[audit.SinkConfig] {
+	return []field[audit.SinkConfig]{
+		fieldOf("max-spool-bytes", "bound of the sink's spool on disk (default 256 MiB)", (*adapter).positiveBytes, func(s *audit.SinkConfig) *int64 { return &s.MaxSpoolBytes }),
+		fieldOf("when-full", "`drop-newest` (default), `drop-oldest` or `fail-closed` (audit-critical routes answer 503)", (*adapter).whenFull, func(s *audit.SinkConfig) *string { return &s.WhenFull }),
+		intField("batch-size", "events per delivery (default 500)", 1, 100000, func(s *audit.SinkConfig) *int { return &s.BatchSize }),
+		durationField("flush-interval", "wait for a full batch up to this long (default 0)", func(s *audit.SinkConfig) *caddy.Duration { return &s.FlushInterval }),
+		durationField("timeout", "one delivery's timeout (default 30s)", func(s *audit.SinkConfig) *caddy.Duration { return &s.Timeout }),
+		durationField("max-backoff", "longest wait between retries (default 30s)", func(s *audit.SinkConfig) *caddy.Duration { return &s.MaxBackoff }),
+	}
+}
+
+func (a *adapter) positiveBytes(n *kdl.Node) (int64, bool) {
+	return a.integer(n, 1, 1<<50)
+}
+
+func (a *adapter) whenFull(n *kdl.Node) (string, bool) {
+	s, ok := a.str(n)
+	if !ok {
+		return "", false
+	}
+	p, ok := a.oneOf(n, s, "drop-newest", "drop-oldest", "fail-closed")
+	return strings.ReplaceAll(p, "-", "_"), ok
+}
+
+// auditLogKey declares observability.logging.audit-log.
+func auditLogKey() *Key {
+	sinks := make([]*Key, 0, len(auditSinkTypes))
+	for _, t := range auditSinkTypes {
+		sinks = append(sinks, auditSinkKeys[t].key)
+	}
+	return h("audit-log", "the audit trail: app `sentinel_audit` (docs/audit.md)",
+		h("enabled", "default #true when the block is present"),
+		h("file", "a file sink named `file` (NDJSON, rotated)"),
+		h("buffer-size", "`buffer_size`: events queued in memory before the spools (default 4096)"),
+		h("log-blocked", "`#false`: `skip_blocked` (no events of refused requests)"),
+		h("log-agent-decisions", "`#false`: `skip_kinds` `agent_decision`"),
+		h("log-waf-events", "`#false`: `skip_kinds` `waf`"),
+		ext(h("spool-dir", "`spool_dir`: the sinks' spools (default: Caddy's data dir + `/audit`)")),
+		ext(h("sinks", "where events go; several of one type need a name argument (`elasticsearch \"es-eu\" { … }`)", sinks...)),
+	)
+}
+
+// mapAudit returns the `sentinel_audit` app, or nil when the audit log
+// is absent or disabled.
+func (a *adapter) mapAudit() obj {
+	al := setting(setting(a.observability, "logging"), "audit-log")
+	if al == nil {
+		return nil
+	}
+	if n := setting(al, "enabled"); n != nil && !boolOr(a, n, true) {
+		return nil
+	}
+	app := &audit.App{}
+	if n := setting(al, "buffer-size"); n != nil {
+		if i, ok := a.integer(n, 1, 1<<24); ok {
+			app.BufferSize = int(i)
+		}
+	}
+	if n := setting(al, "spool-dir"); n != nil {
+		if s, ok := a.str(n); ok {
+			app.SpoolDir = s
+		}
+	}
+	if n := setting(al, "log-blocked"); n != nil && !boolOr(a, n, true) {
+		app.SkipBlocked = true
+	}
+	if n := setting(al, "log-agent-decisions"); n != nil && !boolOr(a, n, true) {
+		app.SkipKinds = append(app.SkipKinds, audit.KindAgentDecision)
+	}
+	if n := setting(al, "log-waf-events"); n != nil && !boolOr(a, n, true) {
+		app.SkipKinds = append(app.SkipKinds, audit.KindWAF)
+	}
+	names := map[string]kdl.Position{}
+	addSink := func(n *kdl.Node, sc *audit.SinkConfig) {
+		name := sc.Name
+		if name == "" {
+			var t struct {
+				Type string `json:"type"`
+			}
+			_ = json.Unmarshal(sc.SinkRaw, &t)
+			name = t.Type
+		}
+		if name == "" || filepath.Base(name) != name || name == "." || name == ".." || name == "*" {
+			a.d.errorf(n.Pos, "audit sink name %q: must be usable as a directory name", name)
+			return
+		}
+		if prev, dup := names[name]; dup {
+			a.d.errorf(n.Pos, "audit sink %q is declared twice (first at line %d); give each a name: %s %q { … }", name, prev.Line, n.Name, name+"-2")
+			return
+		}
+		names[name] = n.Pos
+		app.Sinks = append(app.Sinks, sc)
+	}
+	if n := setting(al, "file"); n != nil {
+		if s, ok := a.str(n); ok {
+			raw, _ := json.Marshal(typedObj(&audit.FileSink{FileWriter: logging.FileWriter{Filename: s}}, "type", "file"))
+			addSink(n, &audit.SinkConfig{SinkRaw: raw})
+		}
+	}
+	var sinkNodes []*kdl.Node
+	if sn := setting(al, "sinks"); sn != nil {
+		sinkNodes = sn.Children
+	}
+	for _, n := range sinkNodes {
+		k, ok := auditSinkKeys[n.Name]
+		if !ok {
+			continue // reported by the walker
+		}
+		errs := len(a.d.errs)
+		for _, req := range requiredAuditSink[n.Name] {
+			if setting(n, req) == nil {
+				a.d.errorf(n.Pos, "audit sink %s needs %s", n.Name, req)
+			}
+		}
+		sc := k.read(a, n).(*audit.SinkConfig)
+		if len(a.d.errs) == errs {
+			addSink(n, sc)
+		}
+	}
+	if len(app.Sinks) == 0 && len(sinkNodes) == 0 && setting(al, "file") == nil {
+		a.d.errorf(al.Pos, "audit-log is enabled but has no destination: set file \"…\" or a sinks { … } block (or enabled #false)")
+	}
+	if len(app.Sinks) == 0 {
+		return nil
+	}
+	return typedTree(app)
+}
+
+// saslOf returns k's SASL settings, created when absent (the username
+// or password may come before the mechanism).
+func saslOf(k *audit.KafkaSink) *audit.KafkaSASL {
+	if k.SASL == nil {
+		k.SASL = new(audit.KafkaSASL)
+	}
+	return k.SASL
+}

@@ -1,0 +1,128 @@
+package kdladapter
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
+)
+
+func auditConfig(block string) string {
+	return minimal + "observability {\n    logging {\n        audit-log {\n" + block + "        }\n    }\n}\n"
+}
+
+// TestAuditLogAdapt: the original's audit-log settings and the sinks
+// extension map onto the sentinel_audit app, which provisions; secrets
+// written as {env.*} stay placeholders in the JSON.
+func TestAuditLogAdapt(t *testing.T) {
+	out, _ := mustAdapt(t, auditConfig(`
+            file "/var/log/sentinel/audit.log"
+            buffer-size 1024
+            log-blocked #true
+            log-waf-events #false
+            spool-dir "/var/lib/sentinel/audit"
+            sinks {
+                elasticsearch {
+                    url "https://es.internal:9200"
+                    index "audit"
+                    api-key "{env.ES_API_KEY}"
+                    when-full "fail-closed"
+                    max-spool-bytes 1048576
+                    batch-size 100
+                    timeout "5s"
+                }
+                datadog "dd-eu" {
+                    api-key "{env.DD_API_KEY}"
+                    url "https://http-intake.logs.datadoghq.eu"
+                    tags "env:prod"
+                    flush-interval "2s"
+                }
+                kafka {
+                    brokers "kafka-1:9092" "kafka-2:9092"
+                    topic "sentinel-audit"
+                    tls #true
+                    sasl-mechanism "SCRAM-SHA-512"
+                    sasl-username "sentinel"
+                    sasl-password "{env.KAFKA_PASSWORD}"
+                }
+                gcs {
+                    bucket "audit-bucket"
+                    token "{env.GCS_TOKEN}"
+                    flush-interval "60s"
+                    batch-size 5000
+                }
+                file "second" {
+                    path "/var/log/sentinel/audit2.log"
+                    roll-size-mb 10
+                    when-full "drop-oldest"
+                }
+            }
+`))
+	var cfg struct {
+		Apps map[string]json.RawMessage `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var app audit.App
+	if err := json.Unmarshal(cfg.Apps[audit.AppName], &app); err != nil {
+		t.Fatalf("%v: %s", err, cfg.Apps[audit.AppName])
+	}
+	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 6 {
+		t.Fatalf("app %s", cfg.Apps[audit.AppName])
+	}
+	s := string(cfg.Apps[audit.AppName])
+	for _, want := range []string{`{"filename":"/var/log/sentinel/audit.log","type":"file"}`, `"when_full":"fail_closed"`, `"api_key":"{env.ES_API_KEY}"`,
+		`"name":"dd-eu"`, `"flush_interval":"2s"`, `"name":"second"`, `"roll_size_mb":10`, `"when_full":"drop_oldest"`, `"bucket":"audit-bucket"`, `"brokers":["kafka-1:9092","kafka-2:9092"]`, `"sasl":{"mechanism":"scram-sha-512","username":"sentinel","password":"{env.KAFKA_PASSWORD}"}`, `"max_spool_bytes":1048576`, `"timeout":"5s"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("missing %s in %s", want, s)
+		}
+	}
+	t.Setenv("ES_API_KEY", "k")
+	t.Setenv("DD_API_KEY", "k")
+	t.Setenv("KAFKA_PASSWORD", "k")
+	t.Setenv("GCS_TOKEN", "k")
+	if err := testutil.Provision(t, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuditLogDisabled: `enabled #false` (and no block) configure no app.
+func TestAuditLogDisabled(t *testing.T) {
+	for _, src := range []string{minimal, auditConfig("            enabled #false\n            file \"/x\"\n")} {
+		out, _ := mustAdapt(t, src)
+		if strings.Contains(string(out), audit.AppName) {
+			t.Fatalf("audit app configured:\n%s", out)
+		}
+	}
+}
+
+// TestAuditLogErrors: bad settings are errors at their position; a
+// secret from the environment is never shown.
+func TestAuditLogErrors(t *testing.T) {
+	cases := []struct{ block, want string }{
+		{"            enabled #true\n", "audit-log is enabled but has no destination"},
+		{"            sinks {\n                s3 { }\n            }\n", `test.kdl:12:17: unknown setting "s3"`},
+		{"            sinks {\n                kafka { topic \"t\"; }\n            }\n", `test.kdl:12:17: audit sink kafka needs brokers`},
+		{"            sinks {\n                kafka { topic \"t\"; brokers \"b:1\"; sasl-mechanism \"gssapi\"; }\n            }\n", `gssapi`},
+		{"            sinks {\n                elasticsearch { index \"x\"; }\n            }\n", "test.kdl:12:17: audit sink elasticsearch needs url"},
+		{"            sinks {\n                elasticsearch { url \"http://a\"; colour 1; }\n            }\n", `test.kdl:12:49: unknown setting "colour"`},
+		{"            sinks {\n                elasticsearch { url \"http://a\"; when-full \"panic\"; }\n            }\n", `when-full`},
+		{"            sinks {\n                datadog { api-key \"a\"; }\n                datadog { api-key \"b\"; }\n            }\n", `audit sink "datadog" is declared twice (first at line 12)`},
+		{"            sinks {\n                file \"../x\" { path \"/x\"; }\n            }\n", `audit sink name "../x"`},
+		{"            buffer-size 0\n            file \"/x\"\n", "buffer-size must be between 1"},
+	}
+	for _, c := range cases {
+		msg := adaptErr(t, auditConfig(c.block), noEnv)
+		if !strings.Contains(msg, c.want) {
+			t.Errorf("block\n%s\nerror %q, want %q", c.block, msg, c.want)
+		}
+	}
+	secret := "s3cr3t-datadog-key-0123456789"
+	msg := adaptErr(t, auditConfig("            sinks {\n                datadog { api-key \"${DD_KEY}\"; url 5; }\n            }\n"), envOf("DD_KEY", secret))
+	if strings.Contains(msg, secret) || !strings.Contains(msg, "url takes a string") {
+		t.Fatalf("error %q", msg)
+	}
+}

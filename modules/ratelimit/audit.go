@@ -1,0 +1,33 @@
+package ratelimit
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sentinel-proxy/sentinel/modules/audit"
+)
+
+// auditReject records a rejected request in the audit trail: the zone
+// (actor), the client and the request. The bucket key is not recorded
+// (it may be an API key's value).
+func (h *Handler) auditReject(r *http.Request, _ key) {
+	if !h.audit.Wants(audit.KindRateLimit, true) {
+		return
+	}
+	client, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if client == "" {
+		client, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	_ = h.audit.Emit(audit.Event{
+		Kind:   audit.KindRateLimit,
+		Action: "reject",
+		Actor:  h.Zone,
+		Client: client,
+		Method: r.Method,
+		Host:   r.Host,
+		Path:   r.URL.Path,
+		Status: h.StatusCode,
+	})
+}
