@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,17 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sentinel-proxy/sentinel/internal/kubeconfig"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
 	caddy.RegisterModule(Kubernetes{})
 }
-
-// namespaceFile holds the pod's namespace in a cluster.
-const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // Kubernetes is the discovery `kubernetes`: the ready endpoints of a
 // Service, read from its EndpointSlices (label
@@ -92,30 +87,9 @@ func (k *Kubernetes) Provision(ctx caddy.Context) error {
 	return err
 }
 
-// restConfig returns the client configuration and its namespace.
+// restConfig returns the client configuration and its default namespace.
 func (k *Kubernetes) restConfig() (*rest.Config, string, error) {
-	if k.Kubeconfig == "" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, "", fmt.Errorf("kubernetes: no kubeconfig given and not in a cluster: %w", err)
-		}
-		ns := "default"
-		if b, err := os.ReadFile(namespaceFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-			ns = strings.TrimSpace(string(b))
-		}
-		return cfg, ns, nil
-	}
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: k.Kubeconfig}, &clientcmd.ConfigOverrides{})
-	cfg, err := loader.ClientConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("kubernetes: kubeconfig %s: %w", k.Kubeconfig, err)
-	}
-	ns, _, err := loader.Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
-	}
-	return cfg, ns, nil
+	return kubeconfig.Load(k.Kubeconfig, "")
 }
 
 // Discover lists and watches the Service's EndpointSlices until ctx ends.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,17 +25,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sentinel-proxy/sentinel/internal/kubeconfig"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
 	caddy.RegisterModule(Kubernetes{})
 }
-
-// namespaceFile is where a pod reads its own namespace.
-const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // Kubernetes is the `sentinel.stores.kubernetes` module: the registry's
 // API-made state (targets, weights, drains, route switches, API-created
@@ -146,31 +142,9 @@ func (k *Kubernetes) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// restConfig returns the client configuration and the default namespace.
+// restConfig returns the client configuration and its default namespace.
 func (k *Kubernetes) restConfig() (*rest.Config, string, error) {
-	if k.Kubeconfig == "" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, "", fmt.Errorf("kubernetes: no kubeconfig given and not in a cluster: %w", err)
-		}
-		ns := "default"
-		if b, err := os.ReadFile(namespaceFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-			ns = strings.TrimSpace(string(b))
-		}
-		return cfg, ns, nil
-	}
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: k.Kubeconfig},
-		&clientcmd.ConfigOverrides{CurrentContext: k.Context})
-	cfg, err := loader.ClientConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("kubernetes: kubeconfig %s: %w", k.Kubeconfig, err)
-	}
-	ns, _, err := loader.Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
-	}
-	return cfg, ns, nil
+	return kubeconfig.Load(k.Kubeconfig, k.Context)
 }
 
 // Validate checks the settings.
