@@ -26,6 +26,7 @@ var notExportedHere = map[string]string{
 	"sentinel_cache_":       "needs a cached route: TestCacheKDL checks these names",
 	"sentinel_geo_":         "needs a GeoIP database: modules/geo's TestProxy checks these names",
 	"sentinel_discovery_":   "needs a discovered upstream: TestDiscoveryFileEndToEnd checks these names",
+	"sentinel_audit_":       "needs an audit sink: modules/audit's TestElasticsearchBulkItems and TestSinkDownAndRestart check these names",
 }
 
 // docMetricNames returns the metric names README.md and docs/*.md cite,
