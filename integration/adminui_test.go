@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,6 +48,7 @@ admin-api {
         token "read-secret" scope="read" name="grafana"
     }
     allowed-target-networks "127.0.0.0/8"
+    config-editor #true
 }
 `
 
@@ -54,7 +56,8 @@ admin-api {
 // headless) through the real proxy: login, a read-only view without
 // mutating controls, a drain watched from draining to drained with its
 // in-flight count, a route switched off (the proxy answers 503), and a
-// config with an error shown at its line. With SENTINEL_UI_SCREENSHOTS=1
+// config with an error shown at its line, and an edited route applied
+// from the editor (the proxy then serves the new config). With SENTINEL_UI_SCREENSHOTS=1
 // it saves a screenshot of each page into docs/ui/.
 func TestAdminUI(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
@@ -319,6 +322,42 @@ func TestAdminUI(t *testing.T) {
 		// Nothing was applied: the file on disk is unchanged.
 		if got, _ := os.ReadFile(file); string(got) != kdl {
 			t.Error("validation changed the config file")
+		}
+	})
+
+	t.Run("config-apply", func(t *testing.T) {
+		ctx := tab(t, "admin-secret", "root · admin")
+		// Route "api" is moved from upstream "slow" to "web": after the
+		// apply, /api/… is answered by the web backend.
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/config"),
+			waitText("#config-file", file),
+			chromedp.WaitVisible(chromedp.ID("apply")),
+			evalJS(`(() => { const ta = document.getElementById("source");
+				ta.value = ta.value.replace('upstream "slow"\n', 'upstream "web"\n'); ta.dispatchEvent(new Event("input")); return true; })()`),
+			chromedp.Click(chromedp.ID("apply")),
+			waitText("#apply-diff .add", `upstream "web"`),
+			waitText("#apply-diff .del", `upstream "slow"`))
+		shot(t, ctx, "config-apply")
+		run(t, ctx, chromedp.Click(chromedp.ID("apply-confirm")),
+			waitText("#toast", "Applied and reloaded"),
+			waitText("#dirty", "Same as the running file"))
+		got, _ := os.ReadFile(file)
+		if want := strings.Replace(kdl, "upstream \"slow\"\n", "upstream \"web\"\n", 1); string(got) != want {
+			t.Fatalf("file after apply:\n%s", got)
+		}
+		res, err := http.Get(proxy + "/api/applied")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != "web /api/applied" {
+			t.Errorf("after apply, /api/applied: %d %q", res.StatusCode, b)
+		}
+		// The write is in the audit log.
+		code, body := admin.do("GET", "/api/v1/logs/audit", nil)
+		if code != 200 || !strings.Contains(fmt.Sprint(body), "/api/v1/config/source") {
+			t.Errorf("audit log: %d %v", code, body)
 		}
 	})
 }
