@@ -1,9 +1,14 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -358,6 +363,45 @@ func TestAdminUI(t *testing.T) {
 		code, body := admin.do("GET", "/api/v1/logs/audit", nil)
 		if code != 200 || !strings.Contains(fmt.Sprint(body), "/api/v1/config/source") {
 			t.Errorf("audit log: %d %v", code, body)
+		}
+	})
+
+	t.Run("config-apply-restore", func(t *testing.T) {
+		// A text that validates but cannot be loaded (its listener's port
+		// is taken): the write is undone, and the running proxy is intact.
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		before, _ := os.ReadFile(file)
+		edited := strings.Replace(string(before), `address "`+listen+`"`, `address "`+busy.Addr().String()+`"`, 1)
+		b, _ := json.Marshal(map[string]string{"content": edited})
+		req, _ := http.NewRequest("PUT", base+"/api/v1/config/source", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer admin-secret")
+		req.Header.Set("Content-Type", "application/json")
+		sum := sha256.Sum256(before)
+		req.Header.Set("If-Match", `"`+hex.EncodeToString(sum[:])+`"`)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 422 || !strings.Contains(string(out), "previous config file was restored") {
+			t.Errorf("apply of an unloadable config: %d %s", res.StatusCode, out)
+		}
+		if got, _ := os.ReadFile(file); string(got) != string(before) {
+			t.Errorf("file not restored:\n%s", got)
+		}
+		res, err = http.Get(proxy + "/api/still")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(out) != "web /api/still" {
+			t.Errorf("after the failed apply: %d %q", res.StatusCode, out)
 		}
 	})
 }

@@ -105,7 +105,7 @@ func openAPIDocument(eps []endpoint) ([]byte, error) {
 		return nil, err
 	}
 	responses := jsonObject{}
-	for _, status := range []int{400, 401, 403, 404, 409, 412, 413, 415, 422, 501} {
+	for _, status := range []int{400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 501} {
 		name, desc := errorResponse(status)
 		responses[name] = jsonObject{"description": desc, "content": jsonContent(errSchema)}
 	}
