@@ -1,8 +1,14 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,6 +53,7 @@ admin-api {
         token "read-secret" scope="read" name="grafana"
     }
     allowed-target-networks "127.0.0.0/8"
+    config-editor #true
 }
 `
 
@@ -54,7 +61,8 @@ admin-api {
 // headless) through the real proxy: login, a read-only view without
 // mutating controls, a drain watched from draining to drained with its
 // in-flight count, a route switched off (the proxy answers 503), and a
-// config with an error shown at its line. With SENTINEL_UI_SCREENSHOTS=1
+// config with an error shown at its line, and an edited route applied
+// from the editor (the proxy then serves the new config). With SENTINEL_UI_SCREENSHOTS=1
 // it saves a screenshot of each page into docs/ui/.
 func TestAdminUI(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
@@ -319,6 +327,81 @@ func TestAdminUI(t *testing.T) {
 		// Nothing was applied: the file on disk is unchanged.
 		if got, _ := os.ReadFile(file); string(got) != kdl {
 			t.Error("validation changed the config file")
+		}
+	})
+
+	t.Run("config-apply", func(t *testing.T) {
+		ctx := tab(t, "admin-secret", "root · admin")
+		// Route "api" is moved from upstream "slow" to "web": after the
+		// apply, /api/… is answered by the web backend.
+		run(t, ctx, chromedp.Navigate(base+"/ui/#/config"),
+			waitText("#config-file", file),
+			chromedp.WaitVisible(chromedp.ID("apply")),
+			evalJS(`(() => { const ta = document.getElementById("source");
+				ta.value = ta.value.replace('upstream "slow"\n', 'upstream "web"\n'); ta.dispatchEvent(new Event("input")); return true; })()`),
+			chromedp.Click(chromedp.ID("apply")),
+			waitText("#apply-diff .add", `upstream "web"`),
+			waitText("#apply-diff .del", `upstream "slow"`))
+		shot(t, ctx, "config-apply")
+		run(t, ctx, chromedp.Click(chromedp.ID("apply-confirm")),
+			waitText("#toast", "Applied and reloaded"),
+			waitText("#dirty", "Same as the running file"))
+		got, _ := os.ReadFile(file)
+		if want := strings.Replace(kdl, "upstream \"slow\"\n", "upstream \"web\"\n", 1); string(got) != want {
+			t.Fatalf("file after apply:\n%s", got)
+		}
+		res, err := http.Get(proxy + "/api/applied")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != "web /api/applied" {
+			t.Errorf("after apply, /api/applied: %d %q", res.StatusCode, b)
+		}
+		// The write is in the audit log.
+		code, body := admin.do("GET", "/api/v1/logs/audit", nil)
+		if code != 200 || !strings.Contains(fmt.Sprint(body), "/api/v1/config/source") {
+			t.Errorf("audit log: %d %v", code, body)
+		}
+	})
+
+	t.Run("config-apply-restore", func(t *testing.T) {
+		// A text that validates but cannot be loaded (its listener's port
+		// is taken): the write is undone, and the running proxy is intact.
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		before, _ := os.ReadFile(file)
+		edited := strings.Replace(string(before), `address "`+listen+`"`, `address "`+busy.Addr().String()+`"`, 1)
+		b, _ := json.Marshal(map[string]string{"content": edited})
+		req, _ := http.NewRequest("PUT", base+"/api/v1/config/source", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer admin-secret")
+		req.Header.Set("Content-Type", "application/json")
+		sum := sha256.Sum256(before)
+		req.Header.Set("If-Match", `"`+hex.EncodeToString(sum[:])+`"`)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 422 || !strings.Contains(string(out), "previous config file was restored") {
+			t.Errorf("apply of an unloadable config: %d %s", res.StatusCode, out)
+		}
+		if got, _ := os.ReadFile(file); string(got) != string(before) {
+			t.Errorf("file not restored:\n%s", got)
+		}
+		res, err = http.Get(proxy + "/api/still")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(out) != "web /api/still" {
+			t.Errorf("after the failed apply: %d %q", res.StatusCode, out)
 		}
 	})
 }

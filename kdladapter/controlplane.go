@@ -122,6 +122,8 @@ var adminAPIKey = ext(typedBlockInit(h("admin-api", "the control-plane API (`/ap
 				c.MaxBodyBytes = v
 			}
 		}),
+	boolField("config-editor", "`#true` lets an admin token write the config file from the admin UI's editor (PUT /api/v1/config/source); off by default",
+		func(c *controlapi.Config) *bool { return &c.ConfigEditor }),
 	custom("allowed-target-networks", "CIDR prefixes or IPs that targets added through the API must be in (may include loopback); default: any address but loopback, link-local, unspecified, multicast and the proxy's own",
 		func(c *controlapi.Config) *[]string { return &c.AllowedTargetNetworks },
 		func(a *adapter, n *kdl.Node, c *controlapi.Config) {

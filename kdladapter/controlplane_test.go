@@ -37,3 +37,18 @@ func TestConfigLimitEnv(t *testing.T) {
 		t.Errorf("ConfigLimit = %d %v", n, err)
 	}
 }
+
+// TestConfigEditorKey maps admin-api config-editor (off unless #true).
+func TestConfigEditorKey(t *testing.T) {
+	out, _ := mustAdapt(t, minimal+`admin-api { auth { token "t"; }; config-editor #true; }`)
+	if !strings.Contains(string(out), `"config_editor":true`) {
+		t.Errorf("not mapped: %s", out)
+	}
+	out, _ = mustAdapt(t, minimal+`admin-api { auth { token "t"; }; }`)
+	if strings.Contains(string(out), `config_editor`) {
+		t.Errorf("on by default: %s", out)
+	}
+	if _, _, err := adaptString(t, minimal+`admin-api { auth { token "t"; }; config-editor "yes"; }`); err == nil || !strings.Contains(err.Error(), "config-editor") {
+		t.Errorf("a string: %v", err)
+	}
+}

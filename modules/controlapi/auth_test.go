@@ -2,6 +2,8 @@ package controlapi
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -27,6 +29,7 @@ func wantScopes() map[string]scope {
 		"GET /api/v1/config/validate":                         scopeAdmin,
 		"POST /api/v1/config/validate":                        scopeAdmin,
 		"GET /api/v1/config/source":                           scopeAdmin,
+		"PUT /api/v1/config/source":                           scopeAdmin,
 		"GET /api/v1/whoami":                                  scopeRead,
 		"GET /api/v1/logs/access":                             scopeOperate,
 		"GET /api/v1/logs/audit":                              scopeAdmin,
@@ -103,11 +106,28 @@ func TestBearerSchemeCaseInsensitive(t *testing.T) {
 
 func TestScopes(t *testing.T) {
 	tokens := map[scope]string{scopeRead: readToken, scopeOperate: operateToken, scopeAdmin: adminToken}
-	hooks := func(_ *Config, h *Hooks) { okHooks(h) }
+	// The config editor is on, over a real file (written with the text it
+	// has: its SHA-256, the If-Match, stays the same).
+	file := filepath.Join(t.TempDir(), "sentinel.kdl")
+	if err := os.WriteFile(file, []byte("system { }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hooks := func(c *Config, h *Hooks) {
+		okHooks(h)
+		c.ConfigEditor = true
+		h.Source = func() (string, []byte, error) {
+			b, err := os.ReadFile(file)
+			return file, b, err
+		}
+	}
 	for _, rt := range newEnv(t).srv.endpoints {
 		for have, token := range tokens {
 			e := newEnv(t, hooks)
-			w := e.do(req{method: rt.method, path: concrete(rt.pattern), token: token, body: validBody(rt.method, rt.pattern)})
+			r := req{method: rt.method, path: concrete(rt.pattern), token: token, body: validBody(rt.method, rt.pattern)}
+			if rt.method == http.MethodPut && rt.pattern == "/api/v1/config/source" {
+				r.header = map[string]string{"If-Match": `"` + digestHex([]byte("system { }\n")) + `"`}
+			}
+			w := e.do(r)
 			if have < rt.scope {
 				checkError(t, w, http.StatusForbidden, "needs the "+rt.scope.String()+" scope", "")
 				if len(e.reg.Upstreams()) != 3 || !e.reg.RouteFlag("api").Enabled() {
@@ -136,7 +156,7 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		{"POST", "/api/v1/openapi.json", "GET"},
 		{"GET", "/api/v1/config/reload", "POST"},
 		{"PUT", "/api/v1/config/validate", "GET, POST"},
-		{"POST", "/api/v1/config/source", "GET"},
+		{"POST", "/api/v1/config/source", "GET, PUT"},
 		{"HEAD", "/api/v1/agents", "GET"},
 	}
 	for _, tt := range tests {

@@ -70,6 +70,13 @@ type Config struct {
 	// and each of their addresses checked. Targets declared in the
 	// configuration are not checked.
 	AllowedTargetNetworks []string `json:"allowed_target_networks,omitempty"`
+
+	// ConfigEditor enables PUT /api/v1/config/source: an admin token may
+	// then replace the config file's text (validated first, written
+	// atomically, reloaded, and restored when the reload fails). Off by
+	// default: with it, an admin token can write the file on disk, and
+	// what the proxy runs after a restart.
+	ConfigEditor bool `json:"config_editor,omitempty"`
 }
 
 // Token is a bearer token of the API.

@@ -269,9 +269,17 @@ func (s *Server) endpointTable() []endpoint {
 			method: http.MethodGet, pattern: "/api/v1/config/source", scope: scopeAdmin,
 			op: "configSource", summary: "The config file's text",
 			doc:    "The config file as it is on disk, with its SHA-256 (admin only: it may hold secrets).",
-			status: http.StatusOK, result: "The config file.",
+			status: http.StatusOK, result: "The config file.", headers: []string{"ETag"},
 			errors:  []int{http.StatusUnprocessableEntity, http.StatusNotImplemented},
 			handler: noBody(s.getConfigSource),
+		},
+		{
+			method: http.MethodPut, pattern: "/api/v1/config/source", scope: scopeAdmin, subject: "config",
+			op: "applyConfigSource", summary: "Replace the config file's text and reload it",
+			doc:    "Only with the API's config_editor option (KDL `config-editor #true`), else 403. If-Match must be the ETag of GET /api/v1/config/source (the file's SHA-256): 428 without it, 412 when the file changed since. The text is validated as POST /api/v1/config/validate does (422 with its errors, nothing written), then written atomically in the file's place (same folder, fsync, rename, same mode) and reloaded; when the reload fails, the previous text is written back and the error answered 422 (the running config is unchanged). One reload runs at a time (409).",
+			status: http.StatusOK, result: "Written and reloaded.", headers: []string{"ETag"},
+			errors:  []int{http.StatusConflict, http.StatusPreconditionFailed, http.StatusPreconditionRequired, http.StatusUnprocessableEntity, http.StatusNotImplemented},
+			handler: withBody(s.putConfigSource),
 		},
 		{
 			method: http.MethodGet, pattern: "/api/v1/logs/access", scope: scopeOperate,

@@ -168,6 +168,8 @@ func validBody(method, pattern string) string {
 		return `{"enabled":false}`
 	case "POST /api/v1/config/validate":
 		return `{"content":"system { }"}`
+	case "PUT /api/v1/config/source":
+		return `{"content":"system { }\n"}`
 	}
 	return ""
 }

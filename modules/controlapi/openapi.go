@@ -59,13 +59,15 @@ func errorResponse(status int) (name, desc string) {
 	case http.StatusUnauthorized:
 		return "Unauthorized", "No or a wrong credential."
 	case http.StatusForbidden:
-		return "Forbidden", "The credential lacks the scope, a target points at the proxy or its host, or a cross-origin browser request."
+		return "Forbidden", "The credential lacks the scope, a target points at the proxy or its host, a cross-origin browser request, or the config editor is off."
 	case http.StatusNotFound:
 		return "NotFound", "No such upstream, target, route or agent."
 	case http.StatusConflict:
 		return "Conflict", "Already exists, defined in the configuration, or a reload is running."
 	case http.StatusPreconditionFailed:
-		return "PreconditionFailed", "If-Match does not match the upstream's version."
+		return "PreconditionFailed", "If-Match does not match the upstream's version (or the config file's SHA-256)."
+	case http.StatusPreconditionRequired:
+		return "PreconditionRequired", "If-Match is missing (PUT /api/v1/config/source needs the file's ETag)."
 	case http.StatusRequestEntityTooLarge:
 		return "PayloadTooLarge", "The body is larger than max_body_bytes."
 	case http.StatusUnsupportedMediaType:
@@ -103,7 +105,7 @@ func openAPIDocument(eps []endpoint) ([]byte, error) {
 		return nil, err
 	}
 	responses := jsonObject{}
-	for _, status := range []int{400, 401, 403, 404, 409, 412, 413, 415, 422, 501} {
+	for _, status := range []int{400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 501} {
 		name, desc := errorResponse(status)
 		responses[name] = jsonObject{"description": desc, "content": jsonContent(errSchema)}
 	}
@@ -134,7 +136,7 @@ func openAPIDocument(eps []endpoint) ([]byte, error) {
 		Components: jsonObject{
 			"securitySchemes": jsonObject{"bearerAuth": jsonObject{"type": "http", "scheme": "bearer", "description": "A token of the API's configuration. Client certificates (mutual TLS) also authenticate when configured; OpenAPI 3.0 cannot describe them."}},
 			"headers": jsonObject{
-				"ETag":     jsonObject{"description": "The upstream's version, quoted: \"<version>\".", "schema": jsonObject{"type": "string", "example": `"12"`}},
+				"ETag":     jsonObject{"description": "The upstream's version, quoted: \"<version>\" (for the config source, its SHA-256: \"<sha256>\").", "schema": jsonObject{"type": "string", "example": `"12"`}},
 				"Location": jsonObject{"description": "The upstream's URL path.", "schema": jsonObject{"type": "string"}},
 			},
 			"parameters": jsonObject{

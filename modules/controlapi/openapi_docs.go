@@ -47,6 +47,7 @@ func goDocs() map[string]string {
 		"controlapi.bucket.LE":                 "LE is the bucket's upper bound in seconds (null: +Inf).",
 		"controlapi.configSource":              "configSource is the answer of GET /api/v1/config/source.",
 		"controlapi.configSource.Content":      "Content is the file's text as it is now on disk.",
+		"controlapi.configSource.Editor":       "Editor is true when the API's config_editor option is on: PUT /api/v1/config/source then replaces the file (the UI's Apply).",
 		"controlapi.configSource.File":         "File is the path of the config file.",
 		"controlapi.configSource.SHA256":       "SHA256 is the SHA-256 (hex) of Content.",
 		"controlapi.configText":                "configText is the body of POST /api/v1/config/validate.",

@@ -86,6 +86,8 @@ type Server struct {
 	tokens     []tokenEntry
 	identities map[string]struct{}
 	maxBody    int64
+	// editor is Config.ConfigEditor: PUT /api/v1/config/source is on.
+	editor bool
 	// endpoints is the table of the API; mux routes to them.
 	endpoints []endpoint
 	// byPattern finds an endpoint by its ServeMux pattern.
@@ -130,6 +132,7 @@ func New(cfg Config, reg *registry.Registry, audit *zap.Logger, hooks Hooks) (*S
 		tokens:     newTokenEntries(cfg.Tokens),
 		identities: map[string]struct{}{},
 		maxBody:    cfg.maxBody(),
+		editor:     cfg.ConfigEditor,
 		csrf:       http.NewCrossOriginProtection(),
 		ui:         adminui.Handler(),
 	}

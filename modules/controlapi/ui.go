@@ -40,6 +40,9 @@ type configSource struct {
 	Content string `json:"content"`
 	// SHA256 is the SHA-256 (hex) of Content.
 	SHA256 string `json:"sha256"`
+	// Editor is true when the API's config_editor option is on: PUT
+	// /api/v1/config/source then replaces the file (the UI's Apply).
+	Editor bool `json:"editor"`
 }
 
 // configText is the body of POST /api/v1/config/validate.
@@ -51,7 +54,7 @@ type configText struct {
 
 // getConfigSource serves GET /api/v1/config/source: the config file's
 // text (admin only: it may hold secrets a read token must not see).
-func (s *Server) getConfigSource(*call) (configSource, error) {
+func (s *Server) getConfigSource(c *call) (configSource, error) {
 	if s.hooks.Source == nil {
 		return configSource{}, newError(http.StatusNotImplemented, "the config source is not available")
 	}
@@ -59,8 +62,10 @@ func (s *Server) getConfigSource(*call) (configSource, error) {
 	if err != nil {
 		return configSource{}, newError(http.StatusUnprocessableEntity, "reading the config file: %v", err)
 	}
-	sum := sha256.Sum256(body)
-	return configSource{File: file, Content: string(body), SHA256: hex.EncodeToString(sum[:])}, nil
+	digest := sha256.Sum256(body)
+	sum := hex.EncodeToString(digest[:])
+	c.w.Header().Set("ETag", `"`+sum+`"`)
+	return configSource{File: file, Content: string(body), SHA256: sum, Editor: s.editor}, nil
 }
 
 // validateText serves POST /api/v1/config/validate: the text given is

@@ -70,8 +70,8 @@ class APIError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const opts = { method, headers: { Authorization: `Bearer ${state.token}` }, cache: "no-store", credentials: "omit" };
+async function api(method, path, body, headers) {
+  const opts = { method, headers: { Authorization: `Bearer ${state.token}`, ...headers }, cache: "no-store", credentials: "omit" };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -565,18 +565,27 @@ function pageConfig() {
         h("button", { type: "button", id: "validate", text: "Validate", onclick: validateDraft }),
         h("button", { type: "button", id: "show-diff", class: "secondary", text: "Diff against running", onclick: showDiff }),
         h("button", { type: "button", id: "revert", class: "secondary", text: "Revert", onclick: () => { state.draft = state.config.content; state.errors = []; $("source").value = state.draft; renderEditor(); } }),
+        h("button", { type: "button", id: "apply", class: "danger", text: "Apply…", hidden: true, title: "Write the edited text to the config file and reload it", onclick: applyStart }),
         h("button", { type: "button", id: "reload", class: "danger", text: "Reload the config file", onclick: reloadConfig }),
         h("span", { id: "dirty", class: "muted" }),
         h("span", { id: "status", role: "status" })),
       h("ul", { id: "errors", class: "errors error", "aria-label": "Validation problems" }),
       h("div", { class: "editor" }, h("div", { id: "gutter", class: "gutter", "aria-hidden": "true" }),
         h("div", { class: "editor-wrap" }, h("pre", { id: "hl", "aria-hidden": "true" }), ta))),
+    h("div", { class: "card", id: "apply-card", hidden: true, role: "dialog", "aria-labelledby": "apply-title" },
+      h("h2", { id: "apply-title", text: "Apply these changes to the config file?" }),
+      h("p", { class: "muted", text: "The text is validated, written in place of the file and reloaded; if the reload fails, the previous file is put back." }),
+      h("div", { id: "apply-diff", class: "diff" }),
+      h("div", { class: "row-actions" },
+        h("button", { type: "button", id: "apply-confirm", class: "danger", text: "Write and reload", onclick: applyConfirm }),
+        h("button", { type: "button", id: "apply-cancel", class: "secondary", text: "Cancel", onclick: () => { $("apply-card").hidden = true; } }))),
     h("div", { class: "card", id: "diff-card", hidden: true }, h("h2", { text: "Diff (running → edited)" }), h("div", { id: "diff", class: "diff" }))];
   queueMicrotask(async () => {
     try {
       if (!state.config) await loadConfig();
       $("config-file").textContent = `${state.config.file} · sha256 ${state.config.sha256.slice(0, 12)}…`;
       $("source").value = state.draft;
+      $("apply").hidden = !(state.config.editor && can("admin"));
       renderEditor();
     } catch (e) {
       $("config-file").textContent = `Cannot read the config file: ${e.message}`;
@@ -598,12 +607,47 @@ async function validateDraft() {
   }
 }
 
-function showDiff() {
+function diffView(target) {
   const d = diffLines(state.config.content, state.draft);
   const changed = d.filter((l) => l.op !== " ").length;
-  $("diff").replaceChildren(...(changed ? d : [{ op: " ", text: "No change." }]).map((l) =>
+  $(target).replaceChildren(...(changed ? d : [{ op: " ", text: "No change." }]).map((l) =>
     h("div", { class: l.op === "+" ? "add" : l.op === "-" ? "del" : null, text: `${l.op} ${l.text}` })));
+  return changed;
+}
+
+function showDiff() {
+  diffView("diff");
   $("diff-card").hidden = false;
+}
+
+// applyStart shows the confirm step: the diff of what would be written.
+function applyStart() {
+  if (!diffView("apply-diff")) { toast("No change to apply"); return; }
+  $("apply-card").hidden = false;
+  $("apply-confirm").focus();
+}
+
+// applyConfirm writes the edited text (PUT /api/v1/config/source, If-Match
+// the SHA-256 of the file as read) and reloads it.
+async function applyConfirm() {
+  $("apply-card").hidden = true;
+  try {
+    const { status, data } = await api("PUT", "/api/v1/config/source", { content: state.draft }, { "If-Match": `"${state.config.sha256}"` });
+    if (status === 422) {
+      state.errors = data.errors || [data.error];
+      renderEditor();
+      toast(data.error || "Apply refused");
+      return;
+    }
+    const draft = state.draft;
+    await loadConfig();
+    $("source").value = state.draft;
+    renderEditor();
+    toast(state.draft === draft ? `Applied and reloaded ${data.config_file}` : "Applied; the file read back differs from the edit");
+  } catch (e) {
+    if (e.status === 412) toast("The config file changed on disk since it was loaded: reload the page, then edit again");
+    else if (e.status !== 401) toast(`Apply failed: ${e.message}`);
+  }
 }
 
 async function reloadConfig() {
