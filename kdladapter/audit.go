@@ -2,6 +2,7 @@ package kdladapter
 
 import (
 	"encoding/json"
+	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -18,7 +19,7 @@ import (
 // others, each with its delivery settings.
 
 // auditSinkTypes are the sink blocks of `sinks`, in the table's order.
-var auditSinkTypes = []string{"file", "kafka", "elasticsearch", "datadog", "gcs"}
+var auditSinkTypes = []string{"file", "kafka", "elasticsearch", "datadog", "gcs", "s3"}
 
 // auditSinkKeys declares each sink block: the sink module's settings,
 // then the delivery settings (audit.SinkConfig), and reads both.
@@ -57,6 +58,16 @@ var auditSinkKeys = map[string]auditSink{
 		stringField("token", "required: OAuth2 access token; write `\"{env.GCS_TOKEN}\"`", func(s *audit.GCSSink) *string { return &s.Token }),
 		stringField("endpoint", "API URL (default `https://storage.googleapis.com`)", func(s *audit.GCSSink) *string { return &s.Endpoint }),
 	)),
+	"s3": newAuditSink(typedBlockInto[audit.S3Sink](h("s3", "one gzip NDJSON object per batch (SigV4-signed PUT), named after its first and last event ids; S3 or an S3-compatible server (`sentinel.audit.sinks.s3`)"),
+		stringField("bucket", "required", func(s *audit.S3Sink) *string { return &s.Bucket }),
+		stringField("region", "signing region (default `us-east-1`)", func(s *audit.S3Sink) *string { return &s.Region }),
+		fieldOf("endpoint", "URL of an S3-compatible server (default `https://s3.<region>.amazonaws.com`)", (*adapter).s3Endpoint, func(s *audit.S3Sink) *string { return &s.Endpoint }),
+		boolField("path-style", "`<endpoint>/<bucket>/<key>` instead of `<bucket>.<host>`; most S3-compatible servers need it", func(s *audit.S3Sink) *bool { return &s.PathStyle }),
+		stringField("prefix", "object name prefix (default `sentinel-audit/`)", func(s *audit.S3Sink) *string { return &s.Prefix }),
+		stringField("access-key-id", "required; write `\"{env.AWS_ACCESS_KEY_ID}\"`", func(s *audit.S3Sink) *string { return &s.AccessKeyID }),
+		stringField("secret-access-key", "required; write `\"{env.AWS_SECRET_ACCESS_KEY}\"`", func(s *audit.S3Sink) *string { return &s.SecretAccessKey }),
+		stringField("session-token", "temporary credentials; write `\"{env.AWS_SESSION_TOKEN}\"`", func(s *audit.S3Sink) *string { return &s.SessionToken }),
+	)),
 	"elasticsearch": newAuditSink(typedBlockInto[audit.ElasticsearchSink](h("elasticsearch", "bulk API, document `_id` = event id (`sentinel.audit.sinks.elasticsearch`)"),
 		stringField("url", "required: the cluster's URL", func(s *audit.ElasticsearchSink) *string { return &s.URL }),
 		stringField("index", "index or data stream (default `sentinel-audit`)", func(s *audit.ElasticsearchSink) *string { return &s.Index }),
@@ -79,6 +90,7 @@ var requiredAuditSink = map[string][]string{
 	"file":          {"path"},
 	"kafka":         {"brokers", "topic"},
 	"gcs":           {"bucket", "token"},
+	"s3":            {"bucket", "access-key-id", "secret-access-key"},
 	"elasticsearch": {"url"},
 	"datadog":       {"api-key"},
 }
@@ -127,6 +139,21 @@ func deliveryFields() []field[audit.SinkConfig] {
 
 func (a *adapter) positiveBytes(n *kdl.Node) (int64, bool) {
 	return a.integer(n, 1, 1<<50)
+}
+
+// s3Endpoint reads an S3 sink's endpoint: an http(s) URL without
+// credentials or query.
+func (a *adapter) s3Endpoint(n *kdl.Node) (string, bool) {
+	s, ok := a.str(n)
+	if !ok {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		a.d.errorf(n.Pos, "endpoint must be an http(s) URL without credentials or query, e.g. \"http://minio:9000\"")
+		return "", false
+	}
+	return s, true
 }
 
 func (a *adapter) whenFull(n *kdl.Node) (string, bool) {

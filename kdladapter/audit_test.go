@@ -53,6 +53,16 @@ func TestAuditLogAdapt(t *testing.T) {
                     flush-interval "60s"
                     batch-size 5000
                 }
+                s3 {
+                    bucket "audit-s3"
+                    region "eu-west-3"
+                    endpoint "http://minio:9000"
+                    path-style #true
+                    prefix "edge/"
+                    access-key-id "{env.AWS_ACCESS_KEY_ID}"
+                    secret-access-key "{env.AWS_SECRET_ACCESS_KEY}"
+                    session-token "{env.AWS_SESSION_TOKEN}"
+                }
                 file "second" {
                     path "/var/log/sentinel/audit2.log"
                     roll-size-mb 10
@@ -70,12 +80,13 @@ func TestAuditLogAdapt(t *testing.T) {
 	if err := json.Unmarshal(cfg.Apps[audit.AppName], &app); err != nil {
 		t.Fatalf("%v: %s", err, cfg.Apps[audit.AppName])
 	}
-	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 6 {
+	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 7 {
 		t.Fatalf("app %s", cfg.Apps[audit.AppName])
 	}
 	s := string(cfg.Apps[audit.AppName])
 	for _, want := range []string{`{"filename":"/var/log/sentinel/audit.log","type":"file"}`, `"when_full":"fail_closed"`, `"api_key":"{env.ES_API_KEY}"`,
-		`"name":"dd-eu"`, `"flush_interval":"2s"`, `"name":"second"`, `"roll_size_mb":10`, `"when_full":"drop_oldest"`, `"bucket":"audit-bucket"`, `"brokers":["kafka-1:9092","kafka-2:9092"]`, `"sasl":{"mechanism":"scram-sha-512","username":"sentinel","password":"{env.KAFKA_PASSWORD}"}`, `"max_spool_bytes":1048576`, `"timeout":"5s"`} {
+		`"name":"dd-eu"`, `"flush_interval":"2s"`, `"name":"second"`, `"roll_size_mb":10`, `"when_full":"drop_oldest"`, `"bucket":"audit-bucket"`, `"brokers":["kafka-1:9092","kafka-2:9092"]`, `"sasl":{"mechanism":"scram-sha-512","username":"sentinel","password":"{env.KAFKA_PASSWORD}"}`, `"max_spool_bytes":1048576`, `"timeout":"5s"`,
+		`{"access_key_id":"{env.AWS_ACCESS_KEY_ID}","bucket":"audit-s3","endpoint":"http://minio:9000","path_style":true,"prefix":"edge/","region":"eu-west-3","secret_access_key":"{env.AWS_SECRET_ACCESS_KEY}","session_token":"{env.AWS_SESSION_TOKEN}","type":"s3"}`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %s in %s", want, s)
 		}
@@ -84,6 +95,8 @@ func TestAuditLogAdapt(t *testing.T) {
 	t.Setenv("DD_API_KEY", "k")
 	t.Setenv("KAFKA_PASSWORD", "k")
 	t.Setenv("GCS_TOKEN", "k")
+	t.Setenv("AWS_ACCESS_KEY_ID", "k")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "k")
 	if err := testutil.Provision(t, out); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +117,12 @@ func TestAuditLogDisabled(t *testing.T) {
 func TestAuditLogErrors(t *testing.T) {
 	cases := []struct{ block, want string }{
 		{"            enabled #true\n", "audit-log is enabled but has no destination"},
-		{"            sinks {\n                s3 { }\n            }\n", `test.kdl:12:17: unknown setting "s3"`},
+		{"            sinks {\n                s3 { }\n            }\n", `test.kdl:12:17: audit sink s3 needs bucket`},
+		{"            sinks {\n                s3 { bucket \"b\"; }\n            }\n", `test.kdl:12:17: audit sink s3 needs access-key-id`},
+		{"            sinks {\n                s3 { bucket \"b\"; access-key-id \"k\"; }\n            }\n", `test.kdl:12:17: audit sink s3 needs secret-access-key`},
+		{"            sinks {\n                s3 { bucket \"b\"; access-key-id \"k\"; secret-access-key \"s\"; endpoint \"minio:9000\"; }\n            }\n", `test.kdl:12:76: endpoint must be an http(s) URL`},
+		{"            sinks {\n                s3 { bucket \"b\"; access-key-id \"k\"; secret-access-key \"s\"; path-style \"yes\"; }\n            }\n", `test.kdl:12:87: path-style takes #true or #false`},
+		{"            sinks {\n                s3 { bucket \"b\"; access-key-id \"k\"; secret-access-key \"s\"; storage-class \"GLACIER\"; }\n            }\n", `test.kdl:12:76: unknown setting "storage-class"`},
 		{"            sinks {\n                kafka { topic \"t\"; }\n            }\n", `test.kdl:12:17: audit sink kafka needs brokers`},
 		{"            sinks {\n                kafka { topic \"t\"; brokers \"b:1\"; sasl-mechanism \"gssapi\"; }\n            }\n", `gssapi`},
 		{"            sinks {\n                elasticsearch { index \"x\"; }\n            }\n", "test.kdl:12:17: audit sink elasticsearch needs url"},
@@ -123,6 +141,10 @@ func TestAuditLogErrors(t *testing.T) {
 	secret := "s3cr3t-datadog-key-0123456789"
 	msg := adaptErr(t, auditConfig("            sinks {\n                datadog { api-key \"${DD_KEY}\"; url 5; }\n            }\n"), envOf("DD_KEY", secret))
 	if strings.Contains(msg, secret) || !strings.Contains(msg, "url takes a string") {
+		t.Fatalf("error %q", msg)
+	}
+	msg = adaptErr(t, auditConfig("            sinks {\n                s3 { bucket \"b\"; access-key-id \"k\"; secret-access-key \"${SK}\"; endpoint \"http://${SK}@minio\"; }\n            }\n"), envOf("SK", secret))
+	if strings.Contains(msg, secret) || !strings.Contains(msg, "endpoint must be") {
 		t.Fatalf("error %q", msg)
 	}
 }
