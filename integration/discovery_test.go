@@ -169,7 +169,7 @@ func TestDiscoveryDNSEndToEnd(t *testing.T) {
 	l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
 	if err != nil {
 		l1.Close()
-		t.Skipf("127.0.0.2:%d: %v", port, err)
+		t.Fatalf("listen on 127.0.0.2:%d (the second backend): %v", port, err)
 	}
 	for i, l := range []net.Listener{l1, l2} {
 		name := fmt.Sprintf("host%d", i+1)
