@@ -8,7 +8,7 @@
 // included, even though the logger usually writes nothing (its lines are
 // debug lines and errors). That is about 15 allocations and 4–5 % of the
 // CPU of a small proxied request. With this encoder, With only records
-// the fields (one allocation for up to four of them); they are encoded
+// the fields (one allocation for up to three of them, what the proxy adds); they are encoded
 // by the wrapped encoder when an entry passes the level check and is
 // written, so every line the proxy writes is still written, with the
 // same fields.
