@@ -31,6 +31,9 @@ const (
 type ProxyConfig struct {
 	// Upstreams are the backend addresses, balanced round-robin.
 	Upstreams []string
+	// Policy, when set, is Sentinel's load-balancing algorithm for them
+	// (`load-balancing "peak_ewma"`); the default is round-robin.
+	Policy string
 	// CertFile and KeyFile are the TLS listener's certificate and key.
 	CertFile, KeyFile string
 	// MaxAttempts > 1 retries failed requests on another backend.
@@ -175,6 +178,9 @@ filters {
 	b.WriteString("    }\n}\n\nupstreams {\n    upstream \"backend\" {\n")
 	for _, u := range pc.Upstreams {
 		fmt.Fprintf(&b, "        target %q\n", u)
+	}
+	if pc.Policy != "" {
+		fmt.Fprintf(&b, "        load-balancing %q\n", pc.Policy)
 	}
 	if pc.HealthCheck {
 		b.WriteString("        health-check {\n            type \"http\" {\n                path \"/health\"\n                expected-status 200\n            }\n            interval-secs 1\n        }\n")

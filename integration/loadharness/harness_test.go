@@ -518,3 +518,61 @@ func TestSentinelAltRatios(t *testing.T) {
 		t.Errorf("sentinel/caddy has no verdict: %+v", r)
 	}
 }
+
+// TestLBReport: the load-balancing scenario's ratios are paired by round
+// (each policy's p99 ÷ the oracle's in the same round), its config names
+// the policy, and the report gives the verdict against 1.2 ×.
+func TestLBReport(t *testing.T) {
+	kdl := SentinelKDL(&Contender{AdminAddr: "127.0.0.1:3"}, ProxyConfig{Upstreams: []string{"127.0.0.1:5"}, Policy: "peak_ewma"})
+	if !strings.Contains(kdl, `load-balancing "peak_ewma"`) {
+		t.Errorf("kdl lacks the policy:\n%s", kdl)
+	}
+	if strings.Contains(SentinelKDL(&Contender{}, ProxyConfig{Upstreams: []string{"127.0.0.1:5"}}), "load-balancing") {
+		t.Error("a config without a policy names one")
+	}
+	res := &LBResult{Config: LBConfig{Rounds: 3, Duration: time.Second, Conns: 64, SlowLatency: 50 * time.Millisecond}}
+	ms := time.Millisecond
+	// Round by round, the oracle moves and the policies' ratios are 1.1
+	// and 1.5 in every round, though their raw p99s overlap.
+	for _, oracle := range []time.Duration{10 * ms, 20 * ms, 14 * ms} {
+		var round []LBRound
+		for _, f := range []float64{1, 1.1, 1.5} {
+			round = append(round, LBRound{SlowShare: (f - 1) / 10, Run: Run{Result: LoadResult{Requests: 1000, Elapsed: time.Second,
+				Latency: map[float64]time.Duration{99: time.Duration(float64(oracle) * f)}}}})
+		}
+		res.Rounds = append(res.Rounds, round)
+	}
+	s := res.Summaries()
+	if len(s) != 3 || math.Abs(s[1].Ratio-1.1) > 1e-9 || math.Abs(s[2].Ratio-1.5) > 1e-9 || s[2].Min != s[2].Max || math.Abs(s[1].SlowShare-0.01) > 1e-9 {
+		t.Fatalf("summaries %+v", s)
+	}
+	dir := t.TempDir()
+	met, err := WriteLBReport(res, dir, "machine\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "lb.md"))
+	if met || !strings.Contains(string(md), "| peak_ewma | 15.4ms | 1.10 (1.10–1.10) | 1.00 % | 1000 | met |") || !strings.Contains(string(md), "| adaptive | 21ms | 1.50 (1.50–1.50) | 5.00 % | 1000 | not met (≤ 1.2) |") {
+		t.Errorf("met %v, lb.md:\n%s", met, md)
+	}
+}
+
+// TestQuickLB: the load-balancing scenario runs with real Sentinels and
+// backends and writes its report (its figures are not asserted: on a
+// shared 2-core machine a 2-second round's p99 moves by tens of per cent).
+func TestQuickLB(t *testing.T) {
+	o := quickOptions(t, "lb")
+	o.Rounds, o.RunDuration = 2, 2*time.Second
+	if err := run(context.Background(), o, testWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(o.Out, "lb.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| oracle |", "| peak_ewma |", "| adaptive |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("lb.md lacks %q:\n%s", want, md)
+		}
+	}
+}
