@@ -256,14 +256,18 @@ function lineChart(label, series, fmt = (v) => `${v.toFixed(2)}/s`, floor = 1) {
   const w = 300, hgt = 90, pad = 4;
   const max = Math.max(floor, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
   const top = max;
-  const n = Math.max(2, HISTORY - 1);
+  // The x axis spans the history kept, at least the last minute: a
+  // fresh tab's charts fill within a minute rather than three.
+  const n = Math.max(30, ...series.map((s) => s.values.length));
   const lines = series.flatMap((s) => {
     const segs = [[]];
     s.values.forEach((v, i) => {
       if (v === null) { if (segs.at(-1).length) segs.push([]); return; }
-      segs.at(-1).push(`${(pad + (i + (n - s.values.length)) * (w - 2 * pad) / (n - 1)).toFixed(1)},${(hgt - pad - v / top * (hgt - 2 * pad - 10)).toFixed(1)}`);
+      segs.at(-1).push([pad + (i + (n - s.values.length)) * (w - 2 * pad) / (n - 1), hgt - pad - v / top * (hgt - 2 * pad - 10)]);
     });
-    return segs.filter((p) => p.length).map((p) => svg("polyline", { class: `line ${s.cls || ""}`, "data-series": s.name, points: (p.length === 1 ? [p[0], p[0]] : p).join(" ") }));
+    // A lone point (a gap on both sides) is drawn as a short dash.
+    return segs.filter((p) => p.length).map((p) => svg("polyline", { class: `line ${s.cls || ""}`, "data-series": s.name,
+      points: (p.length === 1 ? [[p[0][0] - 2, p[0][1]], [p[0][0] + 2, p[0][1]]] : p).map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ") }));
   });
   const lastOf = (s) => s.values.filter((v) => v !== null).at(-1);
   const last = series.map((s) => `${s.name} ${lastOf(s) === undefined ? "–" : fmt(lastOf(s))}`).join(", ");
