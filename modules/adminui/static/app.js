@@ -679,8 +679,9 @@ function diffLines(a, b) {
   let i = 0, j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && x[i] === y[j]) { out.push({ op: " ", text: x[i] }); i++; j++; }
-    else if (j < m && (i === n || dp[i][j + 1] >= dp[i + 1][j])) { out.push({ op: "+", text: y[j] }); j++; }
-    else { out.push({ op: "-", text: x[i] }); i++; }
+    // Removed lines before the added ones that replace them.
+    else if (i < n && (j === m || dp[i + 1][j] >= dp[i][j + 1])) { out.push({ op: "-", text: x[i] }); i++; }
+    else { out.push({ op: "+", text: y[j] }); j++; }
   }
   return out;
 }
