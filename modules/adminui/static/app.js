@@ -619,7 +619,7 @@ function pageLogs() {
       h("td", { class: "decision" }, n.decision ? decisionBadge(n) : n.what), h("td", { text: n.route }),
       h("td", { text: n.call }), h("td", { text: n.status ?? "" }), h("td", { class: "error", text: n.detail }));
   };
-  const cols = flt.log === "access" ? ["Time", "Route", "Method", "Path", "Status", "ms", "Upstream", "Agent decision"] : ["Time", "Kind", "Who", "What", "Route", "Call", "Status", "Detail"];
+  const cols = flt.log === "access" ? ["Time", "Route", "Method", "Path", "Status", "ms", "Upstream", can("admin") ? "Agent decision" : ""] : ["Time", "Kind", "Who", "What", "Route", "Call", "Status", "Detail"];
   const decisions = [["", "any or none"], ["any", "any decision"], ...["block", "redirect", "challenge", "allow"].map((d) => [d, d])];
   const note = flt.log === "access"
     ? (can("admin") ? "Agent decisions come from the audit log (matched by request id)." : "Agent decisions need the audit log (an admin token).")
@@ -630,8 +630,9 @@ function pageLogs() {
       field("log-text", "Contains", "text", { type: "search" }),
       field("log-status", "Status", "status", { placeholder: "503 or 5xx", size: 8 }),
       choice("log-route", "Route", "route", [["", "any"], ...routes.map((r) => [r, r])]),
-      choice("log-decision", "Agent decision", "decision", decisions),
-      field("log-agent", "Agent", "agent", { size: 8 }),
+      // The access log's decisions come from the audit log (admin only).
+      can("admin") ? choice("log-decision", "Agent decision", "decision", decisions) : null,
+      can("admin") ? field("log-agent", "Agent", "agent", { size: 8 }) : null,
       h("span", { class: "muted", id: "log-count", text: `${lines.length} shown (newest first) of ${state.logs[flt.log].length} kept · live (every ${POLL_MS / 1000} s)` }),
       note ? h("span", { class: "muted", text: note }) : null),
     h("div", { class: "card" }, h("table", { id: "log-table", "aria-label": `${flt.log} log` },
