@@ -171,6 +171,12 @@ observability { metrics { enabled #true; address "%s"; path "/metrics"; } }
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Attempts to upstream b (routes api, upload, limited) are observed
+	// per upstream, never per target.
+	if !regexp.MustCompile(`(?m)^sentinel_upstream_request_duration_seconds_count\{upstream="b"\} [1-9]`).MatchString(body) ||
+		regexp.MustCompile(`(?m)^sentinel_upstream_request_duration_seconds_bucket\{[^}]*target=`).MatchString(body) {
+		t.Error("sentinel_upstream_request_duration_seconds missing for upstream b, or labelled by target")
+	}
 	if !regexp.MustCompile(`(?m)^sentinel_build_info\{caddy_version="[^"]+",go_version="go[^"]+",version="[^"]+"\} 1$`).MatchString(body) {
 		t.Error("sentinel_build_info missing or malformed")
 	}

@@ -10,7 +10,10 @@
 //     never checked), 0 when not, read from the registry at scrape time;
 //   - sentinel_route_requests_total{route,code} and
 //     sentinel_route_request_duration_seconds{route}, observed by the
-//     route guard that every Sentinel route starts with.
+//     route guard that every Sentinel route starts with;
+//   - sentinel_upstream_request_duration_seconds{upstream}, observed by
+//     the sentinel transport for each attempt to a target of an upstream
+//     of the registry (upstreams.go).
 //
 // Like Caddy's own HTTP metrics, the registry and the route counters are
 // per config: a reload starts them again.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -28,6 +29,10 @@ type attempts struct {
 	bodyUsed bool
 	// realIP is the value of the X-Real-IP header the transport sets.
 	realIP [1]string
+	// observe, when set, takes each attempt's time to the response
+	// headers: the duration histogram of the upstream the request's
+	// targets belong to (set by UpstreamsObserved).
+	observe prometheus.Observer
 }
 
 // newBody returns a response body wrapper for an attempt: the one held
@@ -38,6 +43,14 @@ func (a *attempts) newBody() *releasingBody {
 	}
 	a.bodyUsed = true
 	return &a.body
+}
+
+// observed records an attempt's duration (nanoseconds) on the
+// request's upstream histogram, if it has one.
+func (a *attempts) observed(ns int64) {
+	if a != nil && a.observe != nil {
+		a.observe.Observe(float64(ns) / 1e9)
+	}
 }
 
 // has reports whether the request was already sent to addr.

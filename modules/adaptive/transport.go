@@ -37,6 +37,10 @@ func init() {
 //     headers, the status (none for a connection error or timeout) and
 //     the Retry-After of a 429 or 503. The selection policies of this
 //     package learn from it (peak EWMA, adaptive weights, latency);
+//   - each attempt's time to the response headers (or to its failure),
+//     in the duration histogram of the target's upstream when the
+//     upstream source gave one (upstreamsource: the per-upstream
+//     sentinel_upstream_request_duration_seconds);
 //   - each attempt, in the request: the targets it was sent to, so that
 //     a retry goes to another target (the policies of this package and
 //     sentinel_retry skip them), and the number of attempts of a
@@ -167,10 +171,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			tg.stats.Done(false)
 			return nil, err
 		}
+		a.observed(rtt)
 		tg.record(start+rtt, sample{rtt: rtt})
 		tg.stats.Done(true)
 		return nil, err
 	}
+	a.observed(rtt)
 	s := sample{rtt: rtt, status: res.StatusCode}
 	if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable {
 		s.retryAfter = retryAfter(res.Header.Get("Retry-After"), time.Now())

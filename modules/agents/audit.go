@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
@@ -38,8 +39,13 @@ func (h *Handler) auditDecision(r *http.Request, agent string, d protocol.Decisi
 		Path:      r.URL.Path,
 		Status:    d.Status,
 	}
-	if v, ok := caddyhttp.GetVar(r.Context(), "uuid").(string); ok {
-		e.RequestID = v
+	// The request's id as the access log writes it (its trace_id): the
+	// placeholder makes the id once per request and caches it (Caddy's
+	// "uuid" variable holds it in an unexported type, not a string).
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if id, ok := repl.GetString("http.request.uuid"); ok {
+			e.RequestID = id
+		}
 	}
 	if au != nil {
 		e.RuleIDs, e.Tags = au.RuleIDs, au.Tags

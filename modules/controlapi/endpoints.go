@@ -297,8 +297,8 @@ func (s *Server) endpointTable() []endpoint {
 		},
 		{
 			method: http.MethodGet, pattern: "/api/v1/metrics/summary", scope: scopeRead,
-			op: "metricsSummary", summary: "Route request, error and duration counters",
-			doc:    "The route series of the Prometheus metrics as JSON, cumulative: a poller gets rates and windowed latency percentiles from the differences between two calls (the admin UI's charts). Not for namespace-scoped tokens.",
+			op: "metricsSummary", summary: "Route, upstream and agent counters",
+			doc:    "The route series (requests, 5xx, duration histogram), the upstream series (attempt duration histogram) and the agent series (decisions, call outcomes, call duration histogram) of the Prometheus metrics as JSON, cumulative: a poller gets rates and windowed latency percentiles from the differences between two calls (the admin UI's charts). Not for namespace-scoped tokens.",
 			status: http.StatusOK, result: "The counters.",
 			errors:  []int{http.StatusNotImplemented},
 			handler: noBody(s.metricsSummary),

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 	"github.com/sentinel-proxy/sentinel/registry"
@@ -29,6 +30,13 @@ type Source struct {
 	Upstream string `json:"upstream"`
 
 	reg *registry.Registry
+	// observe is the upstream's duration histogram (the per-upstream
+	// sentinel_upstream_request_duration_seconds of the config's metrics
+	// registry), which the sentinel transport observes per attempt.
+	observe prometheus.Observer
+	// metricsKey is the registry whose shared metrics this source holds
+	// a reference to (nil: none).
+	metricsKey prometheus.Registerer
 }
 
 // CaddyModule returns the Caddy module information.
@@ -47,6 +55,23 @@ func (s *Source) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sentinel upstream source: %w", err)
 	}
 	s.reg = reg
+	if mreg := ctx.GetMetricsRegistry(); mreg != nil {
+		m, err := upstreamMetrics(mreg)
+		if err != nil {
+			return fmt.Errorf("sentinel upstream source: %w", err)
+		}
+		s.metricsKey = mreg
+		s.observe = m.For(s.Upstream)
+	}
+	return nil
+}
+
+// Cleanup drops the source's reference to its config's upstream metrics.
+func (s *Source) Cleanup() error {
+	if s.metricsKey != nil {
+		_, _ = configMetrics.Delete(s.metricsKey)
+		s.metricsKey = nil
+	}
 	return nil
 }
 
@@ -66,7 +91,7 @@ func (s *Source) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, error)
 	if p == nil || len(p.Addresses) == 0 {
 		return nil, nil
 	}
-	return adaptive.Upstreams(r, p.Addresses), nil
+	return adaptive.UpstreamsObserved(r, p.Addresses, s.observe), nil
 }
 
 // UnmarshalCaddyfile reads `dynamic sentinel <upstream>`.
@@ -86,6 +111,7 @@ func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var (
 	_ caddy.Provisioner           = (*Source)(nil)
 	_ caddy.Validator             = (*Source)(nil)
+	_ caddy.CleanerUpper          = (*Source)(nil)
 	_ reverseproxy.UpstreamSource = (*Source)(nil)
 	_ caddyfile.Unmarshaler       = (*Source)(nil)
 )

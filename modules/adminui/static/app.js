@@ -18,15 +18,21 @@ const state = {
   agents: [],
   history: new Map(), // upstream id -> [{t, requests, failures}]
   routeHistory: new Map(), // route id -> [{t, requests, errors, buckets}]
+  upstreamHistory: new Map(), // upstream id -> [{t, attempts, buckets}]
+  agentHistory: new Map(), // agent id -> [{t, decisions, failures, calls, buckets}]
   timer: null,
   dirty: new Map(), // input id -> value typed and not yet applied
   config: null, // {file, content, sha256} of the running file
   draft: null,
   errors: [],
   logs: { access: [], audit: [], last: { access: 0, audit: 0 } },
-  filter: { log: "access", text: "", status: "", route: "" },
+  filter: { log: "access", text: "", status: "", route: "", decision: "", agent: "" },
 };
 const LOG_KEEP = 500;
+// LATENCY_WINDOW is how many polls (of POLL_MS) each point of a latency
+// chart covers: percentiles of the last 10 s, not of one 2 s poll.
+const LATENCY_WINDOW = 5;
+const DECISIONS = ["allow", "block", "redirect", "challenge"];
 
 const $ = (id) => document.getElementById(id);
 
@@ -145,8 +151,11 @@ async function poll() {
   } catch (e) {
     if (e.status !== 401) toast(`Refresh failed: ${e.message}`);
   }
-  if (state.token) state.timer = setTimeout(poll, POLL_MS);
+  // A hidden tab stops polling; it polls at once when shown again.
+  if (state.token && !document.hidden) state.timer = setTimeout(poll, POLL_MS);
 }
+
+document.addEventListener("visibilitychange", () => { if (!document.hidden && state.token) poll(); });
 
 function record() {
   const now = Date.now() / 1000;
@@ -160,9 +169,26 @@ function record() {
   }
 }
 
+// keep appends a cumulative sample to a history, starting it again when
+// a counter went back (a reload or a restart starts them at zero).
+function keep(map, id, sample, total) {
+  const hist = map.get(id) || [];
+  if (hist.length && total(hist.at(-1)) > total(sample)) hist.length = 0;
+  hist.push(sample);
+  while (hist.length > HISTORY) hist.shift();
+  map.set(id, hist);
+}
+
 function recordRoutes(summary) {
   if (!summary) return;
   const now = Date.now() / 1000;
+  for (const u of summary.upstreams || []) {
+    keep(state.upstreamHistory, u.upstream, { t: now, attempts: u.attempts, buckets: u.buckets || [] }, (x) => x.attempts);
+  }
+  for (const a of summary.agents || []) {
+    const calls = Object.values(a.calls || {}).reduce((x, y) => x + y, 0);
+    keep(state.agentHistory, a.agent, { t: now, decisions: a.decisions || {}, failures: a.failures, skipped: a.skipped, calls, buckets: a.buckets || [] }, (x) => x.calls);
+  }
   for (const r of summary.routes || []) {
     const hist = state.routeHistory.get(r.route) || [];
     // A reload starts the counters again: so does the history.
@@ -223,20 +249,58 @@ function rates(id) {
 
 // ---- charts
 
-function lineChart(label, series) {
+// lineChart draws series of values (null: no data, a gap) over the
+// history's span; fmt formats a value with its unit (default: per
+// second) and floor is the least top of the scale.
+function lineChart(label, series, fmt = (v) => `${v.toFixed(2)}/s`, floor = 1) {
   const w = 300, hgt = 90, pad = 4;
-  const max = Math.max(1, ...series.flatMap((s) => s.values));
-  const n = Math.max(2, HISTORY - 1);
-  const lines = series.map((s) => {
-    const pts = s.values.map((v, i) => `${(pad + (i + (n - s.values.length)) * (w - 2 * pad) / (n - 1)).toFixed(1)},${(hgt - pad - v / max * (hgt - 2 * pad - 10)).toFixed(1)}`);
-    return svg("polyline", { class: `line ${s.cls || ""}`, points: pts.join(" ") });
+  const max = Math.max(floor, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
+  const top = max;
+  // The x axis spans the history kept, at least the last minute: a
+  // fresh tab's charts fill within a minute rather than three.
+  const n = Math.max(30, ...series.map((s) => s.values.length));
+  const lines = series.flatMap((s) => {
+    const segs = [[]];
+    s.values.forEach((v, i) => {
+      if (v === null) { if (segs.at(-1).length) segs.push([]); return; }
+      segs.at(-1).push([pad + (i + (n - s.values.length)) * (w - 2 * pad) / (n - 1), hgt - pad - v / top * (hgt - 2 * pad - 10)]);
+    });
+    // A lone point (a gap on both sides) is drawn as a short dash.
+    return segs.filter((p) => p.length).map((p) => svg("polyline", { class: `line ${s.cls || ""}`, "data-series": s.name,
+      points: (p.length === 1 ? [[p[0][0] - 2, p[0][1]], [p[0][0] + 2, p[0][1]]] : p).map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ") }));
   });
-  const last = series.map((s) => `${s.name} ${(s.values.at(-1) || 0).toFixed(2)}/s`).join(", ");
+  const lastOf = (s) => s.values.filter((v) => v !== null).at(-1);
+  const last = series.map((s) => `${s.name} ${lastOf(s) === undefined ? "–" : fmt(lastOf(s))}`).join(", ");
   return svg("svg", { class: "chart", viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: "none", role: "img", "aria-label": `${label}: ${last}` },
     svg("title", {}, `${label}: ${last}`),
     svg("line", { class: "axis", x1: 0, y1: hgt - pad, x2: w, y2: hgt - pad }),
-    svg("text", { x: pad, y: 10 }, `max ${max.toFixed(1)}/s`),
+    svg("text", { x: pad, y: 10 }, `max ${fmt(max)}`),
     ...lines);
+}
+
+// legend names a chart's series with their colours.
+function legend(series) {
+  return h("p", { class: "legend", "aria-hidden": "true" }, series.map((s) => h("span", { class: `key ${s.cls || ""}`, text: s.name })));
+}
+
+const ms = (v) => `${(v * 1000).toFixed(v < 0.01 ? 2 : 1)} ms`;
+
+// latencySeries are the p50, p90 and p99 (seconds, null without traffic)
+// of each poll's last LATENCY_WINDOW polls of a history of cumulative
+// histograms.
+function latencySeries(hist) {
+  const qs = [[0.5, "p50", "p50"], [0.9, "p90", "p90"], [0.99, "p99", "p99"]];
+  return qs.map(([q, name, cls]) => ({ name, cls, values: hist.slice(1).map((x, i) => {
+    const p = percentile(hist[Math.max(0, i + 1 - LATENCY_WINDOW)].buckets, x.buckets, q);
+    return p ? (p.v ?? p.over) : null;
+  }) }));
+}
+
+// windowPercentiles are the p50, p90 and p99 over a whole history.
+function windowPercentiles(hist) {
+  if (!hist || hist.length < 2) return null;
+  const first = hist[0], last = hist.at(-1);
+  return { window: Math.round(last.t - first.t), ps: [0.5, 0.9, 0.99].map((q) => percentile(first.buckets, last.buckets, q)) };
 }
 
 function barChart(label, items) {
@@ -269,13 +333,21 @@ async function act(what, fn) {
 function pageOverview() {
   const charts = state.upstreams.map((u) => {
     const r = rates(u.id);
+    const uh = state.upstreamHistory.get(u.id) || [];
+    const wp = windowPercentiles(uh);
+    const lat = latencySeries(uh);
     return h("div", { class: "card", "data-upstream": u.id },
       h("h2", { text: `Upstream ${u.id}` }),
       h("p", { class: "muted", text: `${u.healthy_targets}/${(u.targets || []).length} targets healthy` }),
+      h("h3", { text: "Requests and failures per second" }),
       lineChart(`Requests and errors per second of ${u.id}`, [
         { name: "requests", values: r.map((x) => x.rps) },
         { name: "errors", values: r.map((x) => x.eps), cls: "err" },
       ]),
+      h("h3", { text: "Latency (time to response headers)" }),
+      lineChart(`Latency percentiles of upstream ${u.id} over ${LATENCY_WINDOW * POLL_MS / 1000} s windows`, lat, ms, 0.001),
+      legend(lat),
+      h("p", { class: "latency", "data-upstream-latency": u.id, text: wp && wp.ps[0] ? `Over the last ${wp.window} s: p50 ${fmtDur(wp.ps[0])} · p90 ${fmtDur(wp.ps[1])} · p99 ${fmtDur(wp.ps[2])}` : "No attempt in the window." }),
       (u.targets || []).every((t) => !(t.balancing || []).length) ? h("p", { class: "muted", text: "No load-balancing estimates (this policy keeps none)." }) : barChart(`Load-balancing latency estimate per target of ${u.id}`, (u.targets || []).map((t) => {
         const est = (t.balancing || [])[0];
         const ms = est ? est.latency_seconds * 1000 : 0;
@@ -288,12 +360,17 @@ function pageOverview() {
     const first = hist[0], last = hist.at(-1);
     const window = Math.round(last.t - first.t);
     const ps = [0.5, 0.9, 0.99].map((q) => percentile(first.buckets, last.buckets, q));
+    const lat = latencySeries(hist);
     return h("div", { class: "card", "data-route": id },
       h("h2", { text: `Route ${id}` }),
+      h("h3", { text: "Requests and 5xx per second" }),
       lineChart(`Requests and 5xx errors per second of route ${id}`, [
         { name: "requests", values: r.map((x) => x.rps) },
         { name: "5xx", values: r.map((x) => x.eps), cls: "err" },
       ]),
+      h("h3", { text: "Latency (until the response is written)" }),
+      lineChart(`Latency percentiles of route ${id} over ${LATENCY_WINDOW * POLL_MS / 1000} s windows`, lat, ms, 0.001),
+      legend(lat),
       h("p", { class: "latency", text: `Latency over the last ${window} s: p50 ${fmtDur(ps[0])} · p90 ${fmtDur(ps[1])} · p99 ${fmtDur(ps[2])}` }));
   });
   const rows = state.upstreams.flatMap((u) => (u.targets || []).map((t) => {
@@ -397,16 +474,60 @@ function pageRoutes() {
       h("tbody", {}, rows)))];
 }
 
+// agentRates are an agent's decisions and failures per second between
+// consecutive polls.
+function agentRates(hist) {
+  const out = [];
+  for (let i = 1; i < hist.length; i++) {
+    const dt = hist[i].t - hist[i - 1].t || 1;
+    const d = (k) => Math.max(0, ((hist[i].decisions[k] || 0) - (hist[i - 1].decisions[k] || 0)) / dt);
+    const r = { failures: Math.max(0, (hist[i].failures - hist[i - 1].failures) / dt) };
+    for (const k of DECISIONS) r[k] = d(k);
+    out.push(r);
+  }
+  return out;
+}
+
 function pageAgents() {
   if (!state.agents.length) return [h("h1", { text: "Agents" }), h("p", { class: "muted", text: "No agent is configured or registered." })];
-  const cols = ["Agent", "Transport", "Connected", "Breaker", "In flight", "Queue", "Failure mode", "Events", "Last error"];
-  const rows = state.agents.map((a) => h("tr", { "data-agent": a.id },
-    h("td", { text: a.id }), h("td", { text: `${a.transport}${a.address ? ` ${a.address}` : ""}` }),
-    h("td", {}, badge(a.connected ? "up" : "down")), h("td", {}, badge(a.breaker)),
-    h("td", { text: a.in_flight }), h("td", { text: a.queue }), h("td", { text: a.failure_mode }),
-    h("td", { text: (a.events || []).join(", ") }), h("td", { class: "error", text: a.last_error ? `${a.last_error} (${a.last_error_at})` : "" })));
-  return [h("h1", { text: "Agents" }), h("div", { class: "card" }, h("table", {},
-    h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col", text: c })))), h("tbody", {}, rows)))];
+  const cols = ["Agent", "Transport", "Connected", "Breaker", "In flight", "Queue", "Latency p50 / p99", "Failure mode", "Events", "Last error"];
+  const rows = state.agents.map((a) => {
+    const wp = windowPercentiles(state.agentHistory.get(a.id));
+    return h("tr", { "data-agent": a.id },
+      h("td", { text: a.id }), h("td", { text: `${a.transport}${a.address ? ` ${a.address}` : ""}` }),
+      h("td", {}, badge(a.connected ? "up" : "down")), h("td", {}, badge(a.breaker)),
+      h("td", { class: "in-flight", text: a.in_flight }), h("td", { class: "queue", text: a.queue }),
+      h("td", { class: "agent-latency", text: wp && wp.ps[0] ? `${fmtDur(wp.ps[0])} / ${fmtDur(wp.ps[2])}` : "–" }),
+      h("td", { text: a.failure_mode }),
+      h("td", { text: (a.events || []).join(", ") }), h("td", { class: "error", text: a.last_error ? `${a.last_error} (${a.last_error_at})` : "" }));
+  });
+  const cards = state.agents.map((a) => {
+    const hist = state.agentHistory.get(a.id) || [];
+    const last = hist.at(-1) || { decisions: {}, failures: 0, skipped: 0 };
+    const r = agentRates(hist);
+    const series = [...DECISIONS.map((k) => ({ name: k, cls: `d-${k}`, values: r.map((x) => x[k]) })),
+      { name: "failures", cls: "err", values: r.map((x) => x.failures) }];
+    const lat = latencySeries(hist);
+    return h("div", { class: "card", "data-agent-card": a.id },
+      h("h2", { text: `Agent ${a.id}` }),
+      h("table", { class: "counts", "aria-label": `Decisions of agent ${a.id} since the start` },
+        h("thead", {}, h("tr", {}, [...DECISIONS, "failures", "skipped"].map((k) => h("th", { scope: "col", text: k })))),
+        h("tbody", {}, h("tr", {},
+          DECISIONS.map((k) => h("td", { "data-decision": k, text: last.decisions[k] || 0 })),
+          h("td", { "data-decision": "failures", text: last.failures || 0 }),
+          h("td", { "data-decision": "skipped", text: last.skipped || 0 })))),
+      h("h3", { text: "Decisions and failures per second" }),
+      lineChart(`Decisions and failures per second of agent ${a.id}`, series, undefined, 0.5),
+      legend(series),
+      h("h3", { text: "Call latency" }),
+      lineChart(`Call latency percentiles of agent ${a.id} over ${LATENCY_WINDOW * POLL_MS / 1000} s windows`, lat, ms, 0.001),
+      legend(lat));
+  });
+  return [h("h1", { text: "Agents" }),
+    h("p", { class: "muted", text: "Breaker, queue and in-flight are live; decisions count since the proxy started (every route's filters), latency is over the charts' window." }),
+    h("div", { class: "card" }, h("table", {},
+      h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col", text: c })))), h("tbody", {}, rows))),
+    h("div", { class: "grid wide" }, cards)];
 }
 
 // ---- logs
@@ -420,21 +541,55 @@ async function fetchLogs() {
     const parsed = (data.lines || []).map((l) => {
       let f = null;
       try { f = JSON.parse(l.text); } catch { /* a combined-style line */ }
-      return { seq: l.seq, text: l.text, f };
+      return { seq: l.seq, text: l.text, f, n: entry(log, f || {}) };
     });
     state.logs[log] = state.logs[log].concat(parsed).slice(-LOG_KEEP);
   }
 }
 
-function logMatches(l) {
-  const { text, status, route } = state.filter;
+// AGENT_KINDS are the audit event kinds of agent decisions (modules/audit).
+const AGENT_KINDS = new Set(["agent_decision", "waf"]);
+
+// entry is a log line's fields the view shows and filters on, from
+// either shape of the audit ring's entries: the control-plane API's
+// ({ts, who, msg, method, path, status, route, error}) and modules/audit's
+// events ({time, kind, action, actor, route, status, method, path,
+// reason, request_id}); and from the access log's lines.
+function entry(log, f) {
+  if (log === "access") {
+    return { route: f.route_id || "", status: f.status, id: f.trace_id || "" };
+  }
+  if (f.kind) {
+    const decision = AGENT_KINDS.has(f.kind) ? f.action || "" : "";
+    return { time: f.time || "", kind: f.kind, who: f.actor || "", what: f.action || "", route: f.route || "", status: f.status,
+      call: `${f.method || ""} ${f.path || ""}`.trim(), detail: f.reason || (f.rule_ids || []).join(", "),
+      decision, agent: decision ? f.actor || "" : "", id: f.request_id || "" };
+  }
+  return { time: f.ts ? new Date(f.ts * 1000).toISOString() : "", kind: "control_plane", who: f.who || "", what: f.msg || "",
+    route: f.route || "", status: f.status, call: `${f.method || ""} ${f.path || ""}`.trim(), detail: f.error || "", decision: "", agent: "" };
+}
+
+// decisionsByRequest maps request ids to the agent decisions the audit
+// ring holds for them, so that the access log's lines can show (and be
+// filtered by) the decision that answered them.
+function decisionsByRequest() {
+  const m = new Map();
+  for (const l of state.logs.audit) if (l.n.decision && l.n.id) m.set(l.n.id, l.n);
+  return m;
+}
+
+function logMatches(l, byReq) {
+  const { text, status, route, decision, agent } = state.filter;
   if (text && !l.text.toLowerCase().includes(text.toLowerCase())) return false;
-  const f = l.f || {};
+  const n = l.n;
   if (status) {
-    const s = String(f.status ?? "");
+    const s = String(n.status ?? "");
     if (/^[1-5]xx$/i.test(status) ? s[0] !== status[0] : s !== status) return false;
   }
-  if (route && f.route_id !== route) return false;
+  if (route && n.route !== route) return false;
+  const d = state.filter.log === "access" ? (byReq.get(n.id) || {}) : n;
+  if (decision && (decision === "any" ? !d.decision : d.decision !== decision)) return false;
+  if (agent && d.agent !== agent) return false;
   return true;
 }
 
@@ -443,30 +598,43 @@ function pageLogs() {
   const flt = state.filter;
   const field = (id, label, key, attrs = {}) => [h("label", { for: id, text: label }),
     h("input", { id, value: flt[key], ...attrs, oninput: (e) => { flt[key] = e.target.value; render(); } })];
+  const choice = (id, label, key, options) => [h("label", { for: id, text: label }),
+    h("select", { id, onchange: (e) => { flt[key] = e.target.value; render(); } },
+      options.map(([v, t]) => h("option", { value: v, selected: v === flt[key], text: t })))];
   const logs = can("admin") ? ["access", "audit"] : ["access"];
-  const lines = state.logs[flt.log].filter(logMatches).slice(-200);
+  const byReq = decisionsByRequest();
+  const lines = state.logs[flt.log].filter((l) => logMatches(l, byReq)).slice(-200);
+  const routes = [...new Set([...state.routes.map((r) => r.id), ...state.logs[flt.log].map((l) => l.n.route).filter(Boolean)])].sort();
+  const decisionBadge = (d) => d && d.decision ? badge(`${d.decision}${d.agent ? ` · ${d.agent}` : ""}`, d.decision === "allow" ? "up" : d.decision === "block" ? "down" : "draining") : "";
   const row = (l) => {
     const f = l.f || {};
     if (flt.log === "access") {
       return h("tr", { "data-seq": l.seq },
         h("td", { text: f.timestamp || "" }), h("td", { text: f.route_id || "" }), h("td", { text: f.method || "" }),
         h("td", { text: `${f.path || l.text}${f.query ? `?${f.query}` : ""}` }), h("td", {}, f.status ? badge(String(f.status), f.status >= 500 ? "down" : f.status >= 400 ? "draining" : "up") : ""),
-        h("td", { text: f.duration_ms ?? "" }), h("td", { text: f.upstream_addr || "" }));
+        h("td", { text: f.duration_ms ?? "" }), h("td", { text: f.upstream_addr || "" }), h("td", { class: "decision" }, decisionBadge(byReq.get(l.n.id))));
     }
-    const when = f.ts ? new Date(f.ts * 1000).toISOString() : "";
-    return h("tr", { "data-seq": l.seq }, h("td", { text: when }), h("td", { text: f.who || "" }), h("td", { text: f.msg || "" }),
-      h("td", { text: `${f.method || ""} ${f.path || ""}` }), h("td", { text: f.status ?? "" }), h("td", { class: "error", text: f.error || "" }));
+    const n = l.n;
+    return h("tr", { "data-seq": l.seq, "data-kind": n.kind }, h("td", { text: n.time }), h("td", { text: n.kind }), h("td", { text: n.who }),
+      h("td", { class: "decision" }, n.decision ? decisionBadge(n) : n.what), h("td", { text: n.route }),
+      h("td", { text: n.call }), h("td", { text: n.status ?? "" }), h("td", { class: "error", text: n.detail }));
   };
-  const cols = flt.log === "access" ? ["Time", "Route", "Method", "Path", "Status", "ms", "Upstream"] : ["Time", "Who", "What", "Call", "Status", "Error"];
+  const cols = flt.log === "access" ? ["Time", "Route", "Method", "Path", "Status", "ms", "Upstream", can("admin") ? "Agent decision" : ""] : ["Time", "Kind", "Who", "What", "Route", "Call", "Status", "Detail"];
+  const decisions = [["", "any or none"], ["any", "any decision"], ...["block", "redirect", "challenge", "allow"].map((d) => [d, d])];
+  const note = flt.log === "access"
+    ? (can("admin") ? "Agent decisions come from the audit log (matched by request id)." : "Agent decisions need the audit log (an admin token).")
+    : "";
   return [h("h1", { text: "Logs" }),
-    h("form", { class: "card row-actions", role: "search", onsubmit: (e) => e.preventDefault() },
-      h("label", { for: "log-select", text: "Log" }),
-      h("select", { id: "log-select", onchange: (e) => { flt.log = e.target.value; render(); } },
-        logs.map((l) => h("option", { value: l, selected: l === flt.log, text: l === "access" ? "Access log" : "Audit log" }))),
+    h("form", { class: "card row-actions", role: "search", "aria-label": "Log filters", onsubmit: (e) => e.preventDefault() },
+      choice("log-select", "Log", "log", logs.map((l) => [l, l === "access" ? "Access log" : "Audit log"])),
       field("log-text", "Contains", "text", { type: "search" }),
       field("log-status", "Status", "status", { placeholder: "503 or 5xx", size: 8 }),
-      flt.log === "access" ? field("log-route", "Route", "route", { size: 10 }) : null,
-      h("span", { class: "muted", text: `${lines.length} shown (newest first) of ${state.logs[flt.log].length} kept · live` })),
+      choice("log-route", "Route", "route", [["", "any"], ...routes.map((r) => [r, r])]),
+      // The access log's decisions come from the audit log (admin only).
+      can("admin") ? choice("log-decision", "Agent decision", "decision", decisions) : null,
+      can("admin") ? field("log-agent", "Agent", "agent", { size: 8 }) : null,
+      h("span", { class: "muted", id: "log-count", text: `${lines.length} shown (newest first) of ${state.logs[flt.log].length} kept · live (every ${POLL_MS / 1000} s)` }),
+      note ? h("span", { class: "muted", text: note }) : null),
     h("div", { class: "card" }, h("table", { id: "log-table", "aria-label": `${flt.log} log` },
       h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col", text: c })))),
       h("tbody", {}, lines.slice().reverse().map(row))),
@@ -512,8 +680,9 @@ function diffLines(a, b) {
   let i = 0, j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && x[i] === y[j]) { out.push({ op: " ", text: x[i] }); i++; j++; }
-    else if (j < m && (i === n || dp[i][j + 1] >= dp[i + 1][j])) { out.push({ op: "+", text: y[j] }); j++; }
-    else { out.push({ op: "-", text: x[i] }); i++; }
+    // Removed lines before the added ones that replace them.
+    else if (i < n && (j === m || dp[i + 1][j] >= dp[i][j + 1])) { out.push({ op: "-", text: x[i] }); i++; }
+    else { out.push({ op: "+", text: y[j] }); j++; }
   }
   return out;
 }
