@@ -27,7 +27,7 @@ routes {
 }
 upstreams { upstream "u" { target "127.0.0.1:9"; }; }
 `
-	var shared int
+	var brWarnings int
 	out, warns, err := Adapt("cache.kdl", []byte(src), noEnv, OSFiles{})
 	if err != nil {
 		t.Fatal(err)
@@ -45,11 +45,11 @@ upstreams { upstream "u" { target "127.0.0.1:9"; }; }
 	}
 	for _, w := range warns {
 		if strings.Contains(w.Message, `"br"`) {
-			shared++
+			brWarnings++
 		}
 	}
-	if shared != 3 {
-		t.Errorf("the compress filter's warning was given %d times, want once per route (3): %v", shared, warns)
+	if brWarnings != 3 {
+		t.Errorf("the compress filter's warning was given %d times, want once per route (3): %v", brWarnings, warns)
 	}
 	// Mapped once: the headers and timeout filters; not the compress
 	// one, which warns.
