@@ -117,6 +117,9 @@ type adapter struct {
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.
 	frags fragments
+	// filterOut holds the mappings of the filters that are the same for
+	// every route naming them (see filterHandlers).
+	filterOut map[*kdl.Node]*mappedFilter
 	// proxies caches each upstream's mapping (see upstreamBase); uses
 	// counts the proxies to each upstream the routes have yet to make
 	// while they are mapped (see releaseBase).

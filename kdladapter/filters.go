@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,14 +85,57 @@ func (a *adapter) checkFilter(f *kdl.Node) {
 // the filter answers the request itself (redirect) and whether it asks
 // for access logging.
 func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string, po *proxyOverrides) (hs []any, terminal, logged bool) {
+	if c := a.filterOut[f]; c != nil {
+		c.po.apply(po)
+		return c.hs, false, c.logged
+	}
+	errs, warns := len(a.d.errs), len(a.d.warns)
+	var own proxyOverrides
+	hs, terminal, logged, shared := a.mapFilter(routeID, f, prefixes, &own)
+	own.apply(po)
+	if shared && len(a.d.errs) == errs && len(a.d.warns) == warns {
+		// The same for every route, and nothing to report: mapped
+		// once (a filter named by 100,000 routes was mapped, and its
+		// handlers encoded, 100,000 times).
+		if a.filterOut == nil {
+			a.filterOut = make(map[*kdl.Node]*mappedFilter)
+		}
+		hs = slices.Clip(hs) // the callers' appends copy
+		a.filterOut[f] = &mappedFilter{hs: hs, logged: logged, po: own}
+	}
+	return hs, terminal, logged
+}
+
+// mappedFilter is the mapping of a filter that does not depend on the
+// route naming it (see filterHandlers).
+type mappedFilter struct {
+	hs     []any
+	logged bool
+	po     proxyOverrides
+}
+
+// apply sets what o sets in po.
+func (o proxyOverrides) apply(po *proxyOverrides) {
+	if o.dialTimeout != "" {
+		po.dialTimeout = o.dialTimeout
+	}
+	if o.responseHeaderTimeout != "" {
+		po.responseHeaderTimeout = o.responseHeaderTimeout
+	}
+}
+
+// mapFilter maps filter f for route routeID; shared reports a mapping
+// that does not depend on the route (nor its path prefixes).
+func (a *adapter) mapFilter(routeID string, f *kdl.Node, prefixes []string, po *proxyOverrides) (hs []any, terminal, logged, shared bool) {
 	id := f.Args[0].Str
 	typ := filterType(f)
 	k := filterTypeKeys[typ]
 	if k == nil || k.Map == nil {
-		return nil, false, false // reported by checkFilter
+		return nil, false, false, false // reported by checkFilter
 	}
 	switch v := k.Map(a, f).(type) {
 	case *headersFilter:
+		shared = true
 		if v.phase == "request" || v.phase == "both" {
 			hs = append(hs, v.handlers("request")...)
 		}
@@ -99,10 +143,13 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 			hs = append(hs, v.handlers("response")...)
 		}
 	case *compressFilter:
+		shared = true
 		hs = append(hs, a.compress(f, v))
 	case *cors.CORS:
+		shared = true
 		hs = append(hs, corsHandler.raw(v))
 	case *timeoutFilter:
+		shared = true
 		if v.request != 0 {
 			hs = append(hs, timeoutHandler.raw(&timeout.Timeout{Timeout: v.request}))
 		}
@@ -113,12 +160,14 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 			po.dialTimeout = dur(time.Duration(*v.connect))
 		}
 	case *logFilter:
+		shared = true
 		logged = v.request
 	case *ratelimit.Handler:
 		hs = append(hs, a.rateLimitFilter(routeID, id, f, v))
 	case *geo.Handler:
 		hs = append(hs, a.geoFilter(id, f, v))
 	case *grpcweb.Handler:
+		shared = true
 		hs = append(hs, grpcWebHandler.raw(v))
 	case *wasmFilterBlock:
 		if h := a.wasmFilter(routeID, id, f); h != nil {
@@ -130,7 +179,7 @@ func (a *adapter) filterHandlers(routeID string, f *kdl.Node, prefixes []string,
 		hs = append(hs, a.redirect(routeID, id, f, v, prefixes))
 		terminal = true
 	}
-	return hs, terminal, logged
+	return hs, terminal, logged, shared
 }
 
 // The filter types' declarations: each type's keys with its mapper

@@ -833,12 +833,12 @@ func (a *adapter) retry(r *kdl.Node) obj {
 // retryMatch is retry_match: the methods retried after a request was
 // sent, and the statuses retried for them.
 func retryMatch(methods []string, statuses []int64) caddyhttp.RawMatcherSets {
-	matcher := idempotentMatcher
+	matcher, sets := idempotentMatcher, idempotentRetry
 	if len(methods) > len(idempotent) {
-		matcher = anyMethodMatcher
+		matcher, sets = anyMethodMatcher, anyMethodRetry
 	}
-	sets := caddyhttp.RawMatcherSets{{methodMatcher: matcher}}
 	if len(statuses) > 0 {
+		sets = caddyhttp.RawMatcherSets{{methodMatcher: matcher}}
 		codes := make([]string, len(statuses))
 		for i, s := range statuses {
 			codes[i] = itoa64(s)
@@ -858,6 +858,10 @@ func retryMatch(methods []string, statuses []int64) caddyhttp.RawMatcherSets {
 var (
 	idempotentMatcher = caddyconfig.JSON(caddyhttp.MatchMethod(idempotent), nil)
 	anyMethodMatcher  = caddyconfig.JSON(caddyhttp.MatchMethod(append(append([]string(nil), idempotent...), nonIdempotent...)), nil)
+	// The retry_match of a route that does not retry on statuses: the
+	// same for most routes, built once (never changed: encoded only).
+	idempotentRetry = caddyhttp.RawMatcherSets{{methodMatcher: idempotentMatcher}}
+	anyMethodRetry  = caddyhttp.RawMatcherSets{{methodMatcher: anyMethodMatcher}}
 )
 
 // nonIdempotent are the methods retry-non-idempotent adds.

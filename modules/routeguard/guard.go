@@ -82,13 +82,13 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 	}
 	if g.HandleRaw != nil {
-		mods, err := ctx.LoadModule(g, "HandleRaw")
+		// As ctx.LoadModule(g, "HandleRaw"), without its decoding and
+		// encoding again of each handler's JSON (inline.go).
+		hs, err := loadHandlers(ctx, g.HandleRaw)
 		if err != nil {
 			return fmt.Errorf("sentinel_route %q: loading the route's handlers: %w", g.Route, err)
 		}
-		for _, m := range mods.([]any) {
-			g.handlers = append(g.handlers, m.(caddyhttp.MiddlewareHandler))
-		}
+		g.handlers, g.HandleRaw = hs, nil
 	}
 	g.flag = routes.RouteFlagOrNew(g.Route)
 	g.writers = new(statusWriters)
