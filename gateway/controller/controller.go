@@ -31,6 +31,7 @@ import (
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/sentinel-proxy/sentinel/gateway/translate"
+	"github.com/sentinel-proxy/sentinel/operator/api/v1alpha1"
 )
 
 // DefaultControllerName is the GatewayClass controllerName Sentinel
@@ -65,8 +66,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := gwv1beta1.Install(s); err != nil {
 		return fmt.Errorf("gateway controller: registering gateway.networking.k8s.io/v1beta1: %w", err)
 	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return fmt.Errorf("gateway controller: registering %s: %w", v1alpha1.GroupVersion, err)
+	}
 	c := mgr.GetClient()
-	gc := &classReconciler{c: c, name: o.ControllerName}
+	gc := &classReconciler{c: c, r: mgr.GetAPIReader(), name: o.ControllerName}
 	skip := ptrBool(o.SeveralInProcess)
 	if err := ctrl.NewControllerManagedBy(mgr).Named("gatewayclass").
 		WithOptions(controllerOpts(skip)).
@@ -97,6 +101,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if gr.tcpRoutes {
 		b = b.Watches(&gwv1.TCPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways))
 	}
+	if served(mgr, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "SentinelProxy"}, v1alpha1.GroupVersion.Version) {
+		// A SentinelProxy may give Gateways their infrastructure.
+		b = b.Watches(&v1alpha1.SentinelProxy{}, all)
+	}
 	if err := b.Complete(gr); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
 	}
@@ -108,13 +116,19 @@ func ptrBool(b bool) *bool { return &b }
 // servedKind reports whether the API server serves kind of
 // gateway.networking.k8s.io/v1 (its CRD is installed).
 func servedKind(mgr ctrl.Manager, kind string) bool {
-	_, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, gwv1.GroupVersion.Version)
+	return served(mgr, schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, gwv1.GroupVersion.Version)
+}
+
+// served reports whether the API server serves gk in version.
+func served(mgr ctrl.Manager, gk schema.GroupKind, version string) bool {
+	_, err := mgr.GetRESTMapper().RESTMapping(gk, version)
 	return err == nil
 }
 
 // classReconciler accepts the GatewayClasses of the controller.
 type classReconciler struct {
 	c    client.Client
+	r    client.Reader // reads the SentinelProxy of a parametersRef
 	name gwv1.GatewayController
 }
 
@@ -132,9 +146,10 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 			Type: string(gwv1.GatewayClassConditionStatusAccepted), Status: metav1.ConditionTrue,
 			Reason: string(gwv1.GatewayClassReasonAccepted), Message: "Sentinel serves this class", ObservedGeneration: gc.Generation,
 		}
-		if gc.Spec.ParametersRef != nil {
-			c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.GatewayClassReasonInvalidParameters)
-			c.Message = "parametersRef is not supported"
+		if ref := gc.Spec.ParametersRef; ref != nil {
+			if msg := r.checkParameters(ctx, ref); msg != "" {
+				c.Status, c.Reason, c.Message = metav1.ConditionFalse, string(gwv1.GatewayClassReasonInvalidParameters), msg
+			}
 		}
 		before := gc.Status.DeepCopy()
 		meta.SetStatusCondition(&gc.Status.Conditions, c)
@@ -145,6 +160,25 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		return r.c.Status().Update(ctx, &gc)
 	})
 }
+
+// checkParameters returns why a class's parametersRef is invalid ("" when
+// it names an existing SentinelProxy).
+func (r *classReconciler) checkParameters(ctx context.Context, ref *gwv1.ParametersReference) string {
+	if !sentinelProxyRef(string(ref.Group), string(ref.Kind)) || ref.Namespace == nil {
+		return fmt.Sprintf("parametersRef must name a %s/SentinelProxy with its namespace, not %s/%s", v1alpha1.GroupVersion.Group, ref.Group, ref.Kind)
+	}
+	key := types.NamespacedName{Namespace: string(*ref.Namespace), Name: ref.Name}
+	if err := r.r.Get(ctx, key, &v1alpha1.SentinelProxy{}); err != nil {
+		if apierrors.IsNotFound(err) || isNoKind(err) {
+			return fmt.Sprintf("parametersRef: SentinelProxy %s not found", key)
+		}
+		return fmt.Sprintf("parametersRef: reading SentinelProxy %s: %v", key, err)
+	}
+	return ""
+}
+
+// isNoKind reports an error for a kind the API server does not serve.
+func isNoKind(err error) bool { return meta.IsNoMatchError(err) }
 
 // gatewayReconciler programs the Gateways of the controller's classes.
 type gatewayReconciler struct {
@@ -335,6 +369,11 @@ func (r *gatewayReconciler) writeGatewayStatus(ctx context.Context, key *gwv1.Ga
 		programmed := metav1.Condition{
 			Type: string(gwv1.GatewayConditionProgrammed), Status: metav1.ConditionTrue,
 			Reason: string(gwv1.GatewayReasonProgrammed), Message: "the replicas serve the Gateway", ObservedGeneration: gw.Generation,
+		}
+		var invalid *InvalidParametersError
+		if errors.As(progErr, &invalid) {
+			out.Accepted = metav1.Condition{Type: string(gwv1.GatewayConditionAccepted), Status: metav1.ConditionFalse,
+				Reason: string(gwv1.GatewayReasonInvalidParameters), Message: invalid.Msg, ObservedGeneration: gw.Generation}
 		}
 		switch {
 		case out.Accepted.Status != metav1.ConditionTrue:
