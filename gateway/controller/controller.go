@@ -82,6 +82,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		// installed when the controller starts.
 		tlsRoutes: servedKind(mgr, "TLSRoute"),
 		tcpRoutes: servedKind(mgr, "TCPRoute"),
+		// SentinelAgents (ExtensionRef filters) when the operator's CRD
+		// is installed.
+		agents: served(mgr, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "SentinelAgent"}, v1alpha1.GroupVersion.Version),
 	}
 	all := handler.EnqueueRequestsFromMapFunc(gr.allGateways)
 	b := ctrl.NewControllerManagedBy(mgr).Named("gateway").
@@ -104,6 +107,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if served(mgr, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "SentinelProxy"}, v1alpha1.GroupVersion.Version) {
 		// A SentinelProxy may give Gateways their infrastructure.
 		b = b.Watches(&v1alpha1.SentinelProxy{}, all)
+	}
+	if gr.agents {
+		b = b.Watches(&v1alpha1.SentinelAgent{}, all)
 	}
 	if err := b.Complete(gr); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
@@ -188,6 +194,8 @@ type gatewayReconciler struct {
 	// tlsRoutes and tcpRoutes: the API server serves TLSRoutes,
 	// TCPRoutes (watched, read and given status).
 	tlsRoutes, tcpRoutes bool
+	// agents: the API server serves SentinelAgents (ExtensionRef).
+	agents bool
 }
 
 // allGateways maps any object to every Gateway.
@@ -342,6 +350,17 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			} else if !apierrors.IsNotFound(err) {
 				return nil, fmt.Errorf("reading Secret %s: %w", k, err)
 			}
+		}
+	}
+	if r.agents {
+		var agents v1alpha1.SentinelAgentList
+		if err := r.c.List(ctx, &agents); err != nil {
+			return nil, fmt.Errorf("listing SentinelAgents: %w", err)
+		}
+		in.Agents = map[types.NamespacedName]*v1alpha1.SentinelAgent{}
+		for i := range agents.Items {
+			a := &agents.Items[i]
+			in.Agents[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] = a
 		}
 	}
 	var grants gwv1beta1.ReferenceGrantList

@@ -76,7 +76,12 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 			}
 			handlers = append(handlers, h)
 		case gwv1.HTTPRouteFilterExtensionRef:
-			fail(&refError{gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s: extensionRef %s/%s is not supported", where, refKind(f.ExtensionRef), nameOf(f.ExtensionRef))})
+			h, err := extensionHandler(in, r, ri, f.ExtensionRef, where)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			handlers = append(handlers, h)
 		default:
 			fail(&refError{gwv1.RouteReasonUnsupportedValue, fmt.Sprintf("%s: filter type %s is not supported", where, f.Type)})
 		}
