@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -48,6 +50,11 @@ type Options struct {
 	// SeveralInProcess gives the controllers unique names (tests run
 	// several managers in one process).
 	SeveralInProcess bool
+	// CRDCheckInterval is how often the controller checks whether the
+	// CRDs of the kinds it serves when installed (TLSRoute, TCPRoute,
+	// SentinelProxy, SentinelAgent) have been installed since it started
+	// (default 30s).
+	CRDCheckInterval time.Duration
 }
 
 // Setup registers the Gateway API types in the manager's scheme and the
@@ -77,53 +84,61 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		For(&gwv1.GatewayClass{}).Complete(gc); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
 	}
-	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer,
-		// TLSRoutes and TCPRoutes are served when their CRDs (v1) are
-		// installed when the controller starts.
-		tlsRoutes: servedKind(mgr, "TLSRoute"),
-		tcpRoutes: servedKind(mgr, "TCPRoute"),
-		// SentinelAgents (ExtensionRef filters) when the operator's CRD
-		// is installed.
-		agents: served(mgr, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "SentinelAgent"}, v1alpha1.GroupVersion.Version),
-	}
+	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer}
 	all := handler.EnqueueRequestsFromMapFunc(gr.allGateways)
+	byRoute := handler.EnqueueRequestsFromMapFunc(routeGateways)
 	b := ctrl.NewControllerManagedBy(mgr).Named("gateway").
 		WithOptions(controllerOpts(skip)).
 		For(&gwv1.Gateway{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&gwv1.GatewayClass{}, all).
-		Watches(&gwv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways)).
-		Watches(&gwv1.GRPCRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways)).
+		Watches(&gwv1.HTTPRoute{}, byRoute).
+		Watches(&gwv1.GRPCRoute{}, byRoute).
 		Watches(&corev1.Service{}, all).
 		Watches(&discoveryv1.EndpointSlice{}, all).
 		Watches(&corev1.Secret{}, all).
 		Watches(&corev1.Namespace{}, all).
 		Watches(&gwv1beta1.ReferenceGrant{}, all)
-	if gr.tlsRoutes {
-		b = b.Watches(&gwv1.TLSRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways))
+	sentinel := func(kind string) schema.GroupVersionKind { return v1alpha1.GroupVersion.WithKind(kind) }
+	optional := []*optionalKind{
+		// TLSRoutes and TCPRoutes (v1): read and given status once their
+		// CRDs are served.
+		{gvk: schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "TLSRoute"}, obj: &gwv1.TLSRoute{}, h: byRoute, on: &gr.tlsRoutes},
+		{gvk: schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "TCPRoute"}, obj: &gwv1.TCPRoute{}, h: byRoute, on: &gr.tcpRoutes},
+		// The operator's: a SentinelProxy may give Gateways their
+		// infrastructure; SentinelAgents are ExtensionRef filters.
+		{gvk: sentinel("SentinelProxy"), obj: &v1alpha1.SentinelProxy{}, h: all},
+		{gvk: sentinel("SentinelAgent"), obj: &v1alpha1.SentinelAgent{}, h: all, on: &gr.agents},
 	}
-	if gr.tcpRoutes {
-		b = b.Watches(&gwv1.TCPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways))
+	var pending []*optionalKind
+	for _, k := range optional {
+		if !served(mgr, k.gvk.GroupKind(), k.gvk.Version) {
+			pending = append(pending, k)
+			continue
+		}
+		if k.on != nil {
+			k.on.Store(true)
+		}
+		b = b.Watches(k.obj, k.h)
 	}
-	if served(mgr, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "SentinelProxy"}, v1alpha1.GroupVersion.Version) {
-		// A SentinelProxy may give Gateways their infrastructure.
-		b = b.Watches(&v1alpha1.SentinelProxy{}, all)
-	}
-	if gr.agents {
-		b = b.Watches(&v1alpha1.SentinelAgent{}, all)
-	}
-	if err := b.Complete(gr); err != nil {
+	ctl, err := b.Build(gr)
+	if err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
+	}
+	if len(pending) > 0 {
+		// CRDs installed after the start: watched once served.
+		every := o.CRDCheckInterval
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		w := &crdWatcher{mgr: mgr, ctl: ctl, pending: pending, every: every}
+		if err := mgr.Add(w); err != nil {
+			return fmt.Errorf("gateway controller: %w", err)
+		}
 	}
 	return nil
 }
 
 func ptrBool(b bool) *bool { return &b }
-
-// servedKind reports whether the API server serves kind of
-// gateway.networking.k8s.io/v1 (its CRD is installed).
-func servedKind(mgr ctrl.Manager, kind string) bool {
-	return served(mgr, schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, gwv1.GroupVersion.Version)
-}
 
 // served reports whether the API server serves gk in version.
 func served(mgr ctrl.Manager, gk schema.GroupKind, version string) bool {
@@ -193,9 +208,9 @@ type gatewayReconciler struct {
 	prog Programmer
 	// tlsRoutes and tcpRoutes: the API server serves TLSRoutes,
 	// TCPRoutes (watched, read and given status).
-	tlsRoutes, tcpRoutes bool
+	tlsRoutes, tcpRoutes atomic.Bool
 	// agents: the API server serves SentinelAgents (ExtensionRef).
-	agents bool
+	agents atomic.Bool
 }
 
 // allGateways maps any object to every Gateway.
@@ -286,7 +301,7 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			in.GRPCRoutes = append(in.GRPCRoutes, &grpcRoutes.Items[i])
 		}
 	}
-	if r.tlsRoutes {
+	if r.tlsRoutes.Load() {
 		var ts gwv1.TLSRouteList
 		if err := r.c.List(ctx, &ts); err != nil {
 			return nil, fmt.Errorf("listing TLSRoutes: %w", err)
@@ -297,7 +312,7 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			}
 		}
 	}
-	if r.tcpRoutes {
+	if r.tcpRoutes.Load() {
 		var ts gwv1.TCPRouteList
 		if err := r.c.List(ctx, &ts); err != nil {
 			return nil, fmt.Errorf("listing TCPRoutes: %w", err)
@@ -352,7 +367,7 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			}
 		}
 	}
-	if r.agents {
+	if r.agents.Load() {
 		var agents v1alpha1.SentinelAgentList
 		if err := r.c.List(ctx, &agents); err != nil {
 			return nil, fmt.Errorf("listing SentinelAgents: %w", err)
