@@ -38,6 +38,7 @@ var Features = []features.FeatureName{
 	features.SupportGatewayPort8080,
 	features.SupportHTTPRouteRequestTimeout,
 	features.SupportHTTPRouteBackendTimeout,
+	features.SupportHTTPRouteRetry,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

@@ -90,6 +90,10 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 	if terr != nil {
 		fail(terr)
 	}
+	retry, rerr := ruleRetry(rule.Retry, ri)
+	if rerr != nil {
+		fail(rerr)
+	}
 	// Response headers first, so that they apply to every answer below
 	// (a timeout's 504 too); the request timeout covers the rest.
 	if reqTimeout != nil {
@@ -143,7 +147,18 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 	if backendTimeout != nil {
 		handlers = append(handlers, backendTimeout)
 	}
-	return append(handlers, proxyHandler(backends, hostRewrite)), firstErr
+	proxy := proxyHandler(backends, hostRewrite)
+	if retry != nil {
+		lb, _ := proxy["load_balancing"].(map[string]any)
+		if lb == nil {
+			lb = map[string]any{}
+			proxy["load_balancing"] = lb
+		}
+		for k, v := range retry {
+			lb[k] = v
+		}
+	}
+	return append(handlers, proxy), firstErr
 }
 
 func refKind(r *gwv1.LocalObjectReference) string {
