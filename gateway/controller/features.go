@@ -39,6 +39,7 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRouteRequestTimeout,
 	features.SupportHTTPRouteBackendTimeout,
 	features.SupportHTTPRouteRetry,
+	features.SupportHTTPRouteBackendRequestHeaderModification,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

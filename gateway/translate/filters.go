@@ -127,6 +127,14 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 		if br.Weight != nil {
 			b.weight = *br.Weight
 		}
+		if bh, ferr := backendFilters(br, where); ferr != nil {
+			fail(ferr)
+			w := b.weight
+			invalid += w
+			continue
+		} else {
+			b.headers = bh
+		}
 		total += b.weight
 		if b.weight > 0 && len(b.targets) > 0 {
 			backends = append(backends, b)
@@ -148,6 +156,29 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 		handlers = append(handlers, backendTimeout)
 	}
 	proxy := proxyHandler(backends, hostRewrite)
+	if mh, req, resp := backendHeaderHandlers(backends, ri); mh != nil {
+		handlers = append(handlers, mh)
+		hdrs, _ := proxy["headers"].(map[string]any)
+		if hdrs == nil {
+			hdrs = map[string]any{}
+			proxy["headers"] = hdrs
+		}
+		if req != nil {
+			if cur, ok := hdrs["request"].(map[string]any); ok {
+				// The host rewrite's Host.
+				for k, v := range cur["set"].(map[string][]string) {
+					if req["set"] == nil {
+						req["set"] = map[string][]string{}
+					}
+					req["set"].(map[string][]string)[k] = v
+				}
+			}
+			hdrs["request"] = req
+		}
+		if resp != nil {
+			hdrs["response"] = resp
+		}
+	}
 	if retry != nil {
 		lb, _ := proxy["load_balancing"].(map[string]any)
 		if lb == nil {
