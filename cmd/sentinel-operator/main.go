@@ -42,6 +42,8 @@ func run(args []string) error {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `listen address of /metrics ("0": off)`)
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", `listen address of /healthz and /readyz ("0": off)`)
 	gatewayAPI := fs.Bool("gateway-api", false, "also serve the Gateway API (GatewayClass, Gateway, HTTPRoute; docs/gateway-api.md)")
+	gatewayDeploy := fs.Bool("gateway-deploy", true, "with --gateway-api: make each Gateway's Deployment and Service <gateway>-sentinel (false: deploy them by hand)")
+	gatewayImage := fs.String("gateway-image", "ghcr.io/sentinel-proxy/sentinel:0.1.0", "with --gateway-api: the sentinel image of the Gateways' Deployments (a SentinelProxy parametersRef overrides it)")
 	gatewayName := fs.String("gateway-controller-name", string(gateway.DefaultControllerName), "the GatewayClass controllerName served with --gateway-api")
 	zo := zap.Options{}
 	zo.BindFlags(fs)
@@ -67,6 +69,9 @@ func run(args []string) error {
 	}
 	if *gatewayAPI {
 		p := &gateway.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+		if *gatewayDeploy {
+			p.Infra = &gateway.Infrastructure{Image: *gatewayImage}
+		}
 		if err := gateway.Setup(mgr, gateway.Options{ControllerName: gwv1.GatewayController(*gatewayName), Programmer: p}); err != nil {
 			return err
 		}

@@ -29,6 +29,17 @@ type ConfigMapProgrammer struct {
 	// Reader reads the ConfigMaps (the manager's API reader: the
 	// operator's cache holds only its state ConfigMaps).
 	Reader client.Reader
+	// Infra, when set, makes each Gateway's Deployment and Service
+	// (infra.go); nil: they are deployed by hand.
+	Infra *Infrastructure
+}
+
+// reader reads ConfigMaps, Deployments and SentinelProxies.
+func (p *ConfigMapProgrammer) reader() client.Reader {
+	if p.Reader == nil {
+		return p.C
+	}
+	return p.Reader
 }
 
 var _ Programmer = (*ConfigMapProgrammer)(nil)
@@ -40,13 +51,9 @@ func (p *ConfigMapProgrammer) Target(context.Context, *gwv1.Gateway) (string, js
 
 // Program implements Programmer.
 func (p *ConfigMapProgrammer) Program(ctx context.Context, gw *gwv1.Gateway, cfg []byte) ([]gwv1.GatewayStatusAddress, error) {
-	key := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name + "-sentinel-config"}
+	key := types.NamespacedName{Namespace: gw.Namespace, Name: configMapName(gw)}
 	var cm corev1.ConfigMap
-	r := p.Reader
-	if r == nil {
-		r = p.C
-	}
-	err := r.Get(ctx, key, &cm)
+	err := p.reader().Get(ctx, key, &cm)
 	switch {
 	case apierrors.IsNotFound(err):
 		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
@@ -70,9 +77,14 @@ func (p *ConfigMapProgrammer) Program(ctx context.Context, gw *gwv1.Gateway, cfg
 			return nil, fmt.Errorf("updating ConfigMap %s: %w", key, err)
 		}
 	}
+	if p.Infra != nil {
+		if err := p.ensureInfrastructure(ctx, gw, cfg); err != nil {
+			return nil, err
+		}
+	}
 	var svc corev1.Service
-	skey := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name + "-sentinel"}
-	if err := p.C.Get(ctx, skey, &svc); err != nil {
+	skey := types.NamespacedName{Namespace: gw.Namespace, Name: infraName(gw)}
+	if err := p.reader().Get(ctx, skey, &svc); err != nil {
 		return nil, fmt.Errorf("the Gateway's Service %s: %w", skey, err)
 	}
 	ip, host := gwv1.IPAddressType, gwv1.HostnameAddressType

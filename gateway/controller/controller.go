@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -31,6 +33,7 @@ import (
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/sentinel-proxy/sentinel/gateway/translate"
+	"github.com/sentinel-proxy/sentinel/operator/api/v1alpha1"
 )
 
 // DefaultControllerName is the GatewayClass controllerName Sentinel
@@ -47,6 +50,11 @@ type Options struct {
 	// SeveralInProcess gives the controllers unique names (tests run
 	// several managers in one process).
 	SeveralInProcess bool
+	// CRDCheckInterval is how often the controller checks whether the
+	// CRDs of the kinds it serves when installed (TLSRoute, TCPRoute,
+	// SentinelProxy, SentinelAgent) have been installed since it started
+	// (default 30s).
+	CRDCheckInterval time.Duration
 }
 
 // Setup registers the Gateway API types in the manager's scheme and the
@@ -65,56 +73,83 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := gwv1beta1.Install(s); err != nil {
 		return fmt.Errorf("gateway controller: registering gateway.networking.k8s.io/v1beta1: %w", err)
 	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return fmt.Errorf("gateway controller: registering %s: %w", v1alpha1.GroupVersion, err)
+	}
 	c := mgr.GetClient()
-	gc := &classReconciler{c: c, name: o.ControllerName}
+	gc := &classReconciler{c: c, r: mgr.GetAPIReader(), name: o.ControllerName}
 	skip := ptrBool(o.SeveralInProcess)
 	if err := ctrl.NewControllerManagedBy(mgr).Named("gatewayclass").
 		WithOptions(controllerOpts(skip)).
 		For(&gwv1.GatewayClass{}).Complete(gc); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
 	}
-	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer,
-		// TLSRoutes and TCPRoutes are served when their CRDs (v1) are
-		// installed when the controller starts.
-		tlsRoutes: servedKind(mgr, "TLSRoute"),
-		tcpRoutes: servedKind(mgr, "TCPRoute"),
-	}
+	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer}
 	all := handler.EnqueueRequestsFromMapFunc(gr.allGateways)
+	byRoute := handler.EnqueueRequestsFromMapFunc(routeGateways)
 	b := ctrl.NewControllerManagedBy(mgr).Named("gateway").
 		WithOptions(controllerOpts(skip)).
 		For(&gwv1.Gateway{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&gwv1.GatewayClass{}, all).
-		Watches(&gwv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways)).
-		Watches(&gwv1.GRPCRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways)).
+		Watches(&gwv1.HTTPRoute{}, byRoute).
+		Watches(&gwv1.GRPCRoute{}, byRoute).
 		Watches(&corev1.Service{}, all).
 		Watches(&discoveryv1.EndpointSlice{}, all).
 		Watches(&corev1.Secret{}, all).
 		Watches(&corev1.Namespace{}, all).
 		Watches(&gwv1beta1.ReferenceGrant{}, all)
-	if gr.tlsRoutes {
-		b = b.Watches(&gwv1.TLSRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways))
+	sentinel := func(kind string) schema.GroupVersionKind { return v1alpha1.GroupVersion.WithKind(kind) }
+	optional := []*optionalKind{
+		// TLSRoutes and TCPRoutes (v1): read and given status once their
+		// CRDs are served.
+		{gvk: schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "TLSRoute"}, obj: &gwv1.TLSRoute{}, h: byRoute, on: &gr.tlsRoutes},
+		{gvk: schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "TCPRoute"}, obj: &gwv1.TCPRoute{}, h: byRoute, on: &gr.tcpRoutes},
+		// The operator's: a SentinelProxy may give Gateways their
+		// infrastructure; SentinelAgents are ExtensionRef filters.
+		{gvk: sentinel("SentinelProxy"), obj: &v1alpha1.SentinelProxy{}, h: all},
+		{gvk: sentinel("SentinelAgent"), obj: &v1alpha1.SentinelAgent{}, h: all, on: &gr.agents},
 	}
-	if gr.tcpRoutes {
-		b = b.Watches(&gwv1.TCPRoute{}, handler.EnqueueRequestsFromMapFunc(routeGateways))
+	var pending []*optionalKind
+	for _, k := range optional {
+		if !served(mgr, k.gvk.GroupKind(), k.gvk.Version) {
+			pending = append(pending, k)
+			continue
+		}
+		if k.on != nil {
+			k.on.Store(true)
+		}
+		b = b.Watches(k.obj, k.h)
 	}
-	if err := b.Complete(gr); err != nil {
+	ctl, err := b.Build(gr)
+	if err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
+	}
+	if len(pending) > 0 {
+		// CRDs installed after the start: watched once served.
+		every := o.CRDCheckInterval
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		w := &crdWatcher{mgr: mgr, ctl: ctl, pending: pending, every: every}
+		if err := mgr.Add(w); err != nil {
+			return fmt.Errorf("gateway controller: %w", err)
+		}
 	}
 	return nil
 }
 
 func ptrBool(b bool) *bool { return &b }
 
-// servedKind reports whether the API server serves kind of
-// gateway.networking.k8s.io/v1 (its CRD is installed).
-func servedKind(mgr ctrl.Manager, kind string) bool {
-	_, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, gwv1.GroupVersion.Version)
+// served reports whether the API server serves gk in version.
+func served(mgr ctrl.Manager, gk schema.GroupKind, version string) bool {
+	_, err := mgr.GetRESTMapper().RESTMapping(gk, version)
 	return err == nil
 }
 
 // classReconciler accepts the GatewayClasses of the controller.
 type classReconciler struct {
 	c    client.Client
+	r    client.Reader // reads the SentinelProxy of a parametersRef
 	name gwv1.GatewayController
 }
 
@@ -132,9 +167,10 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 			Type: string(gwv1.GatewayClassConditionStatusAccepted), Status: metav1.ConditionTrue,
 			Reason: string(gwv1.GatewayClassReasonAccepted), Message: "Sentinel serves this class", ObservedGeneration: gc.Generation,
 		}
-		if gc.Spec.ParametersRef != nil {
-			c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.GatewayClassReasonInvalidParameters)
-			c.Message = "parametersRef is not supported"
+		if ref := gc.Spec.ParametersRef; ref != nil {
+			if msg := r.checkParameters(ctx, ref); msg != "" {
+				c.Status, c.Reason, c.Message = metav1.ConditionFalse, string(gwv1.GatewayClassReasonInvalidParameters), msg
+			}
 		}
 		before := gc.Status.DeepCopy()
 		meta.SetStatusCondition(&gc.Status.Conditions, c)
@@ -146,6 +182,25 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 	})
 }
 
+// checkParameters returns why a class's parametersRef is invalid ("" when
+// it names an existing SentinelProxy).
+func (r *classReconciler) checkParameters(ctx context.Context, ref *gwv1.ParametersReference) string {
+	if !sentinelProxyRef(string(ref.Group), string(ref.Kind)) || ref.Namespace == nil {
+		return fmt.Sprintf("parametersRef must name a %s/SentinelProxy with its namespace, not %s/%s", v1alpha1.GroupVersion.Group, ref.Group, ref.Kind)
+	}
+	key := types.NamespacedName{Namespace: string(*ref.Namespace), Name: ref.Name}
+	if err := r.r.Get(ctx, key, &v1alpha1.SentinelProxy{}); err != nil {
+		if apierrors.IsNotFound(err) || isNoKind(err) {
+			return fmt.Sprintf("parametersRef: SentinelProxy %s not found", key)
+		}
+		return fmt.Sprintf("parametersRef: reading SentinelProxy %s: %v", key, err)
+	}
+	return ""
+}
+
+// isNoKind reports an error for a kind the API server does not serve.
+func isNoKind(err error) bool { return meta.IsNoMatchError(err) }
+
 // gatewayReconciler programs the Gateways of the controller's classes.
 type gatewayReconciler struct {
 	c    client.Client
@@ -153,7 +208,9 @@ type gatewayReconciler struct {
 	prog Programmer
 	// tlsRoutes and tcpRoutes: the API server serves TLSRoutes,
 	// TCPRoutes (watched, read and given status).
-	tlsRoutes, tcpRoutes bool
+	tlsRoutes, tcpRoutes atomic.Bool
+	// agents: the API server serves SentinelAgents (ExtensionRef).
+	agents atomic.Bool
 }
 
 // allGateways maps any object to every Gateway.
@@ -244,7 +301,7 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			in.GRPCRoutes = append(in.GRPCRoutes, &grpcRoutes.Items[i])
 		}
 	}
-	if r.tlsRoutes {
+	if r.tlsRoutes.Load() {
 		var ts gwv1.TLSRouteList
 		if err := r.c.List(ctx, &ts); err != nil {
 			return nil, fmt.Errorf("listing TLSRoutes: %w", err)
@@ -255,7 +312,7 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			}
 		}
 	}
-	if r.tcpRoutes {
+	if r.tcpRoutes.Load() {
 		var ts gwv1.TCPRouteList
 		if err := r.c.List(ctx, &ts); err != nil {
 			return nil, fmt.Errorf("listing TCPRoutes: %w", err)
@@ -310,6 +367,17 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			}
 		}
 	}
+	if r.agents.Load() {
+		var agents v1alpha1.SentinelAgentList
+		if err := r.c.List(ctx, &agents); err != nil {
+			return nil, fmt.Errorf("listing SentinelAgents: %w", err)
+		}
+		in.Agents = map[types.NamespacedName]*v1alpha1.SentinelAgent{}
+		for i := range agents.Items {
+			a := &agents.Items[i]
+			in.Agents[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] = a
+		}
+	}
 	var grants gwv1beta1.ReferenceGrantList
 	if err := r.c.List(ctx, &grants); err != nil {
 		return nil, fmt.Errorf("listing ReferenceGrants: %w", err)
@@ -335,6 +403,11 @@ func (r *gatewayReconciler) writeGatewayStatus(ctx context.Context, key *gwv1.Ga
 		programmed := metav1.Condition{
 			Type: string(gwv1.GatewayConditionProgrammed), Status: metav1.ConditionTrue,
 			Reason: string(gwv1.GatewayReasonProgrammed), Message: "the replicas serve the Gateway", ObservedGeneration: gw.Generation,
+		}
+		var invalid *InvalidParametersError
+		if errors.As(progErr, &invalid) {
+			out.Accepted = metav1.Condition{Type: string(gwv1.GatewayConditionAccepted), Status: metav1.ConditionFalse,
+				Reason: string(gwv1.GatewayReasonInvalidParameters), Message: invalid.Msg, ObservedGeneration: gw.Generation}
 		}
 		switch {
 		case out.Accepted.Status != metav1.ConditionTrue:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +40,7 @@ var env *kubetest.Env
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
-	kubetest.Main(m, &env, sim.CRDDir("standard"))
+	kubetest.Main(m, &env, sim.CRDDir("standard"), filepath.Join("..", "..", "deploy", "operator", "crds"))
 }
 
 func scheme(t testing.TB) *runtime.Scheme {

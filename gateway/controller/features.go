@@ -38,6 +38,8 @@ var Features = []features.FeatureName{
 	features.SupportGatewayPort8080,
 	features.SupportHTTPRouteRequestTimeout,
 	features.SupportHTTPRouteBackendTimeout,
+	features.SupportHTTPRouteRetry,
+	features.SupportHTTPRouteBackendRequestHeaderModification,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

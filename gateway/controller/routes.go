@@ -115,7 +115,7 @@ func (r *gatewayReconciler) cleanRoutes(ctx context.Context, gwKey types.Namespa
 	for i := range gs.Items {
 		objs = append(objs, &gs.Items[i])
 	}
-	if r.tlsRoutes {
+	if r.tlsRoutes.Load() {
 		var ts gwv1.TLSRouteList
 		if err := r.c.List(ctx, &ts); err != nil {
 			return err
@@ -124,7 +124,7 @@ func (r *gatewayReconciler) cleanRoutes(ctx context.Context, gwKey types.Namespa
 			objs = append(objs, &ts.Items[i])
 		}
 	}
-	if r.tcpRoutes {
+	if r.tcpRoutes.Load() {
 		var ts gwv1.TCPRouteList
 		if err := r.c.List(ctx, &ts); err != nil {
 			return err

@@ -31,6 +31,11 @@ func init() {
 const (
 	defaultHandshakeTimeout = 10 * time.Second
 	defaultDialTimeout      = 10 * time.Second
+	// defaultIdleTimeout closes a spliced connection after this long
+	// without a byte either way (Envoy's TCP proxy default).
+	defaultIdleTimeout = time.Hour
+	// defaultMaxConnections bounds a server's connections at once.
+	defaultMaxConnections = 10000
 	// maxClientHello bounds what a passthrough server reads before it
 	// has the ClientHello: a TLS record is at most 16 KiB plus its
 	// header, and a ClientHello fits in one record in practice.
@@ -64,6 +69,17 @@ type Server struct {
 	HandshakeTimeout caddy.Duration `json:"handshake_timeout,omitempty"`
 	// DialTimeout bounds the connection to a backend (default 10s).
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	// IdleTimeout closes a connection (both sides) after this long
+	// without a byte read either way, or a write blocked as long
+	// (default 1h; negative: never).
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+	// MaxConnections bounds the server's connections at once, on all
+	// its listeners (default 10000; negative: no limit). A connection
+	// above it is closed at once, without reaching a backend. Connections
+	// of a previous config (before a reload) are not counted.
+	MaxConnections int `json:"max_connections,omitempty"`
+
+	slots chan struct{} // nil: no limit
 }
 
 // Route sends connections to weighted upstreams.
@@ -138,6 +154,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 			r.current = make([]int, len(r.Upstreams))
 		}
+		switch {
+		case s.MaxConnections == 0:
+			s.slots = make(chan struct{}, defaultMaxConnections)
+		case s.MaxConnections > 0:
+			s.slots = make(chan struct{}, s.MaxConnections)
+		}
 	}
 	return nil
 }
@@ -202,7 +224,23 @@ func (a *App) serve(s *Server, l net.Listener) {
 			}
 			return
 		}
-		go a.handle(s, c)
+		if s.slots != nil {
+			select {
+			case s.slots <- struct{}{}:
+			default:
+				a.logger.Debug("connection limit reached: closing", zap.String("remote", c.RemoteAddr().String()), zap.Int("max_connections", cap(s.slots)))
+				_ = c.Close()
+				continue
+			}
+		}
+		go func() {
+			defer func() {
+				if s.slots != nil {
+					<-s.slots
+				}
+			}()
+			a.handle(s, c)
+		}()
 	}
 }
 

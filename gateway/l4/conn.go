@@ -1,10 +1,12 @@
 package l4
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,17 +60,28 @@ func (a *App) handle(s *Server, c net.Conn) {
 			return
 		}
 	}
-	splice(c, b)
+	idle := time.Duration(s.IdleTimeout)
+	if idle == 0 {
+		idle = defaultIdleTimeout
+	}
+	splice(c, b, idle)
 }
 
 // splice copies both ways until both directions are done, passing a
-// half-close on.
-func splice(c, b net.Conn) {
+// half-close on. With idle > 0, both sides are closed once no byte has
+// been read either way for idle, or a write has been blocked that long.
+func splice(c, b net.Conn, idle time.Duration) {
 	var wg sync.WaitGroup
 	wg.Add(2)
+	var last atomic.Int64 // unix nanoseconds of the last byte read
+	last.Store(time.Now().UnixNano())
 	cp := func(dst, src net.Conn) {
 		defer wg.Done()
-		_, _ = io.Copy(dst, src)
+		if idle > 0 {
+			copyIdle(dst, src, idle, &last)
+		} else {
+			_, _ = io.Copy(dst, src)
+		}
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {
@@ -78,6 +91,38 @@ func splice(c, b net.Conn) {
 	go cp(b, c)
 	go cp(c, b)
 	wg.Wait()
+}
+
+// copyIdle copies src to dst until EOF, an error, or idleness: a read
+// that times out while the other direction has not read for idle either
+// closes both connections (which ends the other direction's copy too).
+func copyIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) {
+	buf := make([]byte, 32*1024)
+	for {
+		_ = src.SetReadDeadline(time.Now().Add(idle))
+		n, err := src.Read(buf)
+		if n > 0 {
+			last.Store(time.Now().UnixNano())
+			_ = dst.SetWriteDeadline(time.Now().Add(idle))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				_ = src.Close()
+				_ = dst.Close()
+				return
+			}
+		}
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if since := time.Since(time.Unix(0, last.Load())); since < idle {
+				continue // the other direction is busy: wait on
+			}
+			_ = src.Close()
+			_ = dst.Close()
+		}
+		return
+	}
 }
 
 func firstRoute(rs []*Route) *Route {

@@ -46,6 +46,8 @@ type backend struct {
 	weight  int32
 	// h2c: the backend is proxied to over HTTP/2 in cleartext.
 	h2c bool
+	// headers are the backendRef's own header filters (nil: none).
+	headers *backendHeaders
 }
 
 // refError is why a backendRef does not resolve: a ResolvedRefs reason.

@@ -92,6 +92,9 @@ func buildConfig(in *Input, ls []*listener, entries []*entry, l4 []*l4Entry) ([]
 		}
 	}
 	apps := map[string]any{"http": map[string]any{"servers": servers}}
+	if app := agentsApp(in, entries); app != nil {
+		apps["sentinel_agents"] = app
+	}
 	if app := buildL4(in, ls, l4); app != nil {
 		apps["sentinel_l4"] = app
 	}

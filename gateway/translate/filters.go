@@ -76,7 +76,12 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 			}
 			handlers = append(handlers, h)
 		case gwv1.HTTPRouteFilterExtensionRef:
-			fail(&refError{gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s: extensionRef %s/%s is not supported", where, refKind(f.ExtensionRef), nameOf(f.ExtensionRef))})
+			h, err := extensionHandler(in, r, ri, f.ExtensionRef, where)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			handlers = append(handlers, h)
 		default:
 			fail(&refError{gwv1.RouteReasonUnsupportedValue, fmt.Sprintf("%s: filter type %s is not supported", where, f.Type)})
 		}
@@ -84,6 +89,10 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 	reqTimeout, backendTimeout, terr := ruleTimeouts(rule.Timeouts, ri)
 	if terr != nil {
 		fail(terr)
+	}
+	retry, rerr := ruleRetry(rule.Retry, ri)
+	if rerr != nil {
+		fail(rerr)
 	}
 	// Response headers first, so that they apply to every answer below
 	// (a timeout's 504 too); the request timeout covers the rest.
@@ -118,6 +127,14 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 		if br.Weight != nil {
 			b.weight = *br.Weight
 		}
+		if bh, ferr := backendFilters(br, where); ferr != nil {
+			fail(ferr)
+			w := b.weight
+			invalid += w
+			continue
+		} else {
+			b.headers = bh
+		}
 		total += b.weight
 		if b.weight > 0 && len(b.targets) > 0 {
 			backends = append(backends, b)
@@ -138,7 +155,41 @@ func ruleHandlers(in *Input, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule,
 	if backendTimeout != nil {
 		handlers = append(handlers, backendTimeout)
 	}
-	return append(handlers, proxyHandler(backends, hostRewrite)), firstErr
+	proxy := proxyHandler(backends, hostRewrite)
+	if mh, req, resp := backendHeaderHandlers(backends, ri); mh != nil {
+		handlers = append(handlers, mh)
+		hdrs, _ := proxy["headers"].(map[string]any)
+		if hdrs == nil {
+			hdrs = map[string]any{}
+			proxy["headers"] = hdrs
+		}
+		if req != nil {
+			if cur, ok := hdrs["request"].(map[string]any); ok {
+				// The host rewrite's Host.
+				for k, v := range cur["set"].(map[string][]string) {
+					if req["set"] == nil {
+						req["set"] = map[string][]string{}
+					}
+					req["set"].(map[string][]string)[k] = v
+				}
+			}
+			hdrs["request"] = req
+		}
+		if resp != nil {
+			hdrs["response"] = resp
+		}
+	}
+	if retry != nil {
+		lb, _ := proxy["load_balancing"].(map[string]any)
+		if lb == nil {
+			lb = map[string]any{}
+			proxy["load_balancing"] = lb
+		}
+		for k, v := range retry {
+			lb[k] = v
+		}
+	}
+	return append(handlers, proxy), firstErr
 }
 
 func refKind(r *gwv1.LocalObjectReference) string {

@@ -59,7 +59,17 @@ func grpcAsHTTP(g *gwv1.GRPCRoute) *gwv1.HTTPRoute {
 			})
 		}
 		for _, b := range gr.BackendRefs {
-			hr.BackendRefs = append(hr.BackendRefs, gwv1.HTTPBackendRef{BackendRef: *b.BackendRef.DeepCopy()})
+			hb := gwv1.HTTPBackendRef{BackendRef: *b.BackendRef.DeepCopy()}
+			for _, f := range b.Filters {
+				hb.Filters = append(hb.Filters, gwv1.HTTPRouteFilter{
+					Type:                   gwv1.HTTPRouteFilterType(f.Type),
+					RequestHeaderModifier:  f.RequestHeaderModifier.DeepCopy(),
+					ResponseHeaderModifier: f.ResponseHeaderModifier.DeepCopy(),
+					RequestMirror:          f.RequestMirror.DeepCopy(),
+					ExtensionRef:           f.ExtensionRef.DeepCopy(),
+				})
+			}
+			hr.BackendRefs = append(hr.BackendRefs, hb)
 		}
 		r.Spec.Rules = append(r.Spec.Rules, hr)
 	}

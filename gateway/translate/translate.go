@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sentinel-proxy/sentinel/operator/api/v1alpha1"
 )
 
 // Input is everything the translation of one Gateway reads.
@@ -45,6 +47,9 @@ type Input struct {
 	EndpointSlices map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	// Secrets are the Secrets by namespace/name (listener certificates).
 	Secrets map[types.NamespacedName]*corev1.Secret
+	// Agents are the SentinelAgents by namespace/name (ExtensionRef
+	// filters of kind SentinelAgent).
+	Agents map[types.NamespacedName]*v1alpha1.SentinelAgent
 	// Grants are the ReferenceGrants of every namespace.
 	Grants []*gwv1.ReferenceGrant
 	// BindHost is the address the listeners bind to ("" is every

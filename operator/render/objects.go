@@ -100,10 +100,7 @@ func Deployment(p *v1alpha1.SentinelProxy) *appsv1.Deployment {
 					ServiceAccountName:           ServiceAccountName(p),
 					AutomountServiceAccountToken: ptr.To(true), // the fleet store's in-cluster client
 					EnableServiceLinks:           ptr.To(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
+					SecurityContext:              PodSecurityContext(),
 					Containers: []corev1.Container{{
 						Name:            "sentinel",
 						Image:           p.Spec.Image,
@@ -111,19 +108,14 @@ func Deployment(p *v1alpha1.SentinelProxy) *appsv1.Deployment {
 						Command:         []string{"/usr/bin/sentinel"},
 						Args:            []string{"run", "--config", "/etc/sentinel/config/" + ConfigKey},
 						Ports:           ports,
-						Env: []corev1.EnvVar{
-							{Name: "XDG_DATA_HOME", Value: "/data"}, {Name: "XDG_CONFIG_HOME", Value: "/data"}, {Name: "HOME", Value: "/tmp"},
-							{Name: EnvToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: tokenName}, Key: tokenKey}}},
-						},
-						Resources:      p.Spec.Resources,
-						VolumeMounts:   mounts,
-						StartupProbe:   probe("/health", 2),
-						LivenessProbe:  probe("/healthz", 10),
-						ReadinessProbe: probe("/ready", 5),
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
-							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
+						Env: append(DataEnv(),
+							corev1.EnvVar{Name: EnvToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: tokenName}, Key: tokenKey}}}),
+						Resources:       p.Spec.Resources,
+						VolumeMounts:    mounts,
+						StartupProbe:    probe("/health", 2),
+						LivenessProbe:   probe("/healthz", 10),
+						ReadinessProbe:  probe("/ready", 5),
+						SecurityContext: ContainerSecurityContext(),
 					}},
 					Volumes: volumes,
 				},
@@ -131,6 +123,33 @@ func Deployment(p *v1alpha1.SentinelProxy) *appsv1.Deployment {
 		},
 	}
 	return d
+}
+
+// PodSecurityContext is the hardened pod security context of Sentinel's
+// replicas (non-root uid/gid 65532, the runtime's seccomp profile); the
+// Gateway API controller's Deployments share it.
+func PodSecurityContext() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// ContainerSecurityContext is the hardened security context of the
+// sentinel container: no privilege escalation, a read-only root file
+// system, no capabilities.
+func ContainerSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+}
+
+// DataEnv points the sentinel container's data and home directories at
+// its writable volumes (/data and /tmp, emptyDirs: the root file system
+// is read-only).
+func DataEnv() []corev1.EnvVar {
+	return []corev1.EnvVar{{Name: "XDG_DATA_HOME", Value: "/data"}, {Name: "XDG_CONFIG_HOME", Value: "/data"}, {Name: "HOME", Value: "/tmp"}}
 }
 
 // Services returns the proxy's Service (its listeners) and its ops

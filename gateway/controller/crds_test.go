@@ -1,0 +1,148 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sentinel-proxy/sentinel/gateway/controller"
+	"github.com/sentinel-proxy/sentinel/internal/kubetest"
+)
+
+// TestRouteCRDInstalledLater: the controller starts while the TCPRoute
+// CRD is not installed; once it is, the controller watches TCPRoutes
+// and gives them status without a restart.
+func TestRouteCRDInstalledLater(t *testing.T) {
+	kubetest.Need(t, env)
+	ctx := context.Background()
+	s := scheme(t)
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Take the TCPRoute CRD away (it comes back below, for the other
+	// tests too).
+	crdName := types.NamespacedName{Name: "tcproutes." + gwv1.GroupName}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := c.Get(ctx, crdName, &crd); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, &crd); err != nil {
+		t.Fatal(err)
+	}
+	reinstall := func() {
+		eventually(t, 30*time.Second, func() string {
+			fresh := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: crd.Name, Labels: crd.Labels, Annotations: crd.Annotations}, Spec: crd.Spec}
+			if err := c.Create(ctx, fresh); err != nil && !apierrors.IsAlreadyExists(err) {
+				return err.Error()
+			}
+			var got apiextensionsv1.CustomResourceDefinition
+			if err := c.Get(ctx, crdName, &got); err != nil {
+				return err.Error()
+			}
+			if got.DeletionTimestamp != nil {
+				return "the old CRD is still being deleted"
+			}
+			for _, cd := range got.Status.Conditions {
+				if cd.Type == apiextensionsv1.Established && cd.Status == apiextensionsv1.ConditionTrue {
+					return ""
+				}
+			}
+			return "not established yet"
+		})
+	}
+	t.Cleanup(func() {
+		var got apiextensionsv1.CustomResourceDefinition
+		if err := c.Get(ctx, crdName, &got); apierrors.IsNotFound(err) || got.DeletionTimestamp != nil {
+			reinstall()
+		}
+	})
+	eventually(t, 30*time.Second, func() string {
+		err := c.Get(ctx, crdName, &apiextensionsv1.CustomResourceDefinition{})
+		if apierrors.IsNotFound(err) {
+			return ""
+		}
+		return "the TCPRoute CRD is still there"
+	})
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme(t), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := gwv1.GatewayController("sentinel-proxy.io/late-crd-test")
+	p := &controller.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader(), Infra: &controller.Infrastructure{Image: "sentinel:test"}}
+	if err := controller.Setup(mgr, controller.Options{ControllerName: name, Programmer: p, SeveralInProcess: true, CRDCheckInterval: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	mkns(t, c, "late")
+	if err := c.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "late-crd"}, Spec: gwv1.GatewayClassSpec{ControllerName: name}}); err != nil {
+		t.Fatal(err)
+	}
+	gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "late", Name: "edge"}, Spec: gwv1.GatewaySpec{
+		GatewayClassName: "late-crd", Listeners: []gwv1.Listener{{Name: "tcp", Port: 5432, Protocol: gwv1.TCPProtocolType}},
+	}}
+	if err := c.Create(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		var g gwv1.Gateway
+		if err := c.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
+			return err.Error()
+		}
+		if len(g.Status.Listeners) != 1 {
+			return "no listener status yet"
+		}
+		return ""
+	})
+
+	reinstall()
+	route := &gwv1.TCPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "late", Name: "db"}, Spec: gwv1.TCPRouteSpec{
+		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "edge"}}},
+		Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{
+			Name: "db", Port: ptr.To[gwv1.PortNumber](5432)}}}}},
+	}}
+	eventually(t, 30*time.Second, func() string {
+		if err := c.Create(ctx, route); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err.Error() // the API server may need a moment to serve the kind
+		}
+		return ""
+	})
+	eventually(t, 30*time.Second, func() string {
+		var r gwv1.TCPRoute
+		if err := c.Get(ctx, client.ObjectKeyFromObject(route), &r); err != nil {
+			return err.Error()
+		}
+		if len(r.Status.Parents) != 1 {
+			return "no status from the controller"
+		}
+		if s := condOf(r.Status.Parents[0].Conditions, "Accepted"); s != "Accepted=True/Accepted" {
+			return "TCPRoute " + s
+		}
+		var g gwv1.Gateway
+		if err := c.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
+			return err.Error()
+		}
+		if g.Status.Listeners[0].AttachedRoutes != 1 {
+			return "the listener does not count the TCPRoute"
+		}
+		return ""
+	})
+}
