@@ -238,12 +238,14 @@ func copyFile(src, dst string) error {
 	return outF.Close()
 }
 
-// runBuild runs `go build -o out pkg` with CGO_ENABLED=0 in its own
+// runBuild runs `go build -ldflags="-s -w" -o out pkg` (as the container
+// image is built: no symbol table nor DWARF, a third smaller and quicker
+// to link) with CGO_ENABLED=0 in its own
 // process group. The group is killed when ctx ends, and on SIGINT or
 // SIGTERM to this process (which then gets the signal again, so it ends
 // as it would have); the go command is killed if this process dies.
 func runBuild(ctx context.Context, root, out, pkg string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.SysProcAttr = buildProcAttr()
