@@ -274,3 +274,25 @@ func (s *skipCatcher) Fatalf(string, ...any) {
 	s.failed = true
 	panic("fatal")
 }
+
+// TestCopyFile: where a hard link is not possible (another file system),
+// the kept binary is copied, executable.
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(src, []byte("bin"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "bin" {
+		t.Errorf("%q %v", b, err)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Errorf("mode: %v %v", fi.Mode(), err)
+	}
+	if err := copyFile(filepath.Join(dir, "missing"), dst); err == nil {
+		t.Error("a missing source copied")
+	}
+}
