@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,17 @@ import (
 // fast (503 in under 1 ms for 30 % of its requests), then heals: the
 // traffic must leave it within a few seconds, stay away across a config
 // reload, and come back after it heals.
+//
+// On a loaded machine (other builds and tests on its two cores) the
+// goroutines of the proxy, the backends and the load generator run late
+// by tens of milliseconds or seconds, which drowns the +50 ms the sick
+// backend adds. A probe measures that lateness in each window: a
+// disturbed window (see lbDisturbed) is measured again, up to six times
+// (after a new reload for the reload check); the first undisturbed one is
+// judged, so the test still fails when the traffic does not shift. When
+// all six are disturbed, the test is skipped saying so: on such a machine
+// goroutines run hundreds of milliseconds late, requests time out, and no
+// verdict on the balancing would mean anything.
 func TestLBShiftsAwayAndBack(t *testing.T) {
 	testutil.Exclusive(t) // timing-sensitive: never beside another such test
 	if testing.Short() {
@@ -53,59 +66,101 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	ewma.gen = newLBLoadGen("http://"+listen+"/e/x", 250)
-	adapt.gen = newLBLoadGen("http://"+listen+"/a/x", 250)
+	// 150 requests a second per pool: each adaptive target still sees
+	// its min_requests in every interval, and the test's own load stays
+	// small beside the rest of the machine.
+	ewma.gen = newLBLoadGen("http://"+listen+"/e/x", 150)
+	adapt.gen = newLBLoadGen("http://"+listen+"/a/x", 150)
+	probe := &lbLatenessProbe{}
 	for _, p := range pools {
 		go func() { p.gen.run(stop); done <- struct{}{} }()
 	}
+	go func() { probe.run(stop); done <- struct{}{} }()
 	defer func() {
 		close(stop)
 		<-done
 		<-done
+		<-done
 	}()
-	window := func(d time.Duration) {
-		for _, p := range pools {
-			p.hits.delta()
-			p.gen.record(true)
-		}
-		time.Sleep(d)
-	}
 	sick := 3
-	check := func(phase string, maxShare func(*pool) float64, minSuccess float64) {
+	// measure judges the phase on a window of d; a disturbed window is
+	// measured again (after again, when set), up to six windows.
+	measure := func(phase string, d time.Duration, maxShare func(*pool) float64, minSuccess float64, again func()) {
 		t.Helper()
-		for _, p := range pools {
-			hits := p.hits.delta()
-			res := p.gen.record(false)
-			s := lbShare(hits, sick)
-			t.Logf("%-9s %-12s hits %v sick share %.1f%% success %.2f%% p99 %v", p.name, phase, hits, 100*s, 100*res.successRate(), res.quantile(0.99))
-			if s > maxShare(p) {
-				t.Errorf("%s, %s: the sick backend got %.1f%% of the requests (max %.0f%%)", p.name, phase, 100*s, 100*maxShare(p))
+		const tries = 6
+		for try := 1; ; try++ {
+			for _, p := range pools {
+				p.hits.delta()
+				p.gen.record(true)
 			}
-			if res.successRate() < minSuccess {
-				t.Errorf("%s, %s: success rate %.2f%%", p.name, phase, 100*res.successRate())
+			probe.take()
+			time.Sleep(d)
+			late := probe.take()
+			disturbed := lbDisturbed(late)
+			type sample struct {
+				hits  []int64
+				res   lbLoadResult
+				share float64
 			}
+			samples := make([]sample, len(pools))
+			for i, p := range pools {
+				hits := p.hits.delta()
+				res := p.gen.record(false)
+				samples[i] = sample{hits, res, lbShare(hits, sick)}
+				t.Logf("%-9s %-12s hits %v sick share %.1f%% success %.2f%% p99 %v (scheduling lateness p99 %v max %v)",
+					p.name, phase, hits, 100*samples[i].share, 100*res.successRate(), res.quantile(0.99), late.p99, late.max)
+			}
+			if disturbed && try < tries {
+				t.Logf("%s: the machine was too busy in this window (goroutines ran up to %v late): measuring again", phase, late.max)
+				if again != nil {
+					again()
+				}
+				continue
+			}
+			if disturbed {
+				// Nothing this test measures can be told apart from the
+				// machine's own delays: saying pass or fail would be a guess.
+				t.Skipf("%s: the machine was too busy to judge the load balancing in %d windows in a row (goroutines ran %v late for 1 %% of their wake-ups, up to %v)",
+					phase, tries, late.p99, late.max)
+			}
+			for i, p := range pools {
+				if s := samples[i].share; s > maxShare(p) {
+					t.Errorf("%s, %s: the sick backend got %.1f%% of the requests (max %.0f%%)", p.name, phase, 100*s, 100*maxShare(p))
+				}
+				if r := samples[i].res.successRate(); r < minSuccess {
+					t.Errorf("%s, %s: success rate %.2f%%", p.name, phase, 100*r)
+				}
+			}
+			return
 		}
 	}
 
 	// Healthy: everyone gets a share.
-	window(1500 * time.Millisecond)
-	check("healthy", func(*pool) float64 { return 0.6 }, 0.995)
+	measure("healthy", 1500*time.Millisecond, func(*pool) float64 { return 0.6 }, 0.995, nil)
 
 	// Slow: +50 ms.
 	for _, p := range pools {
 		p.backends[sick].delay.Store(int64(50 * time.Millisecond))
 	}
 	time.Sleep(1500 * time.Millisecond)
-	window(2 * time.Second)
-	check("slow", func(p *pool) float64 { return p.maxShare }, 0.995)
+	measure("slow", 2*time.Second, func(p *pool) float64 { return p.maxShare }, 0.995, nil)
 
 	// A reload (a changed config: new handlers, new policy instances)
-	// keeps what was learned.
+	// keeps what was learned: the window right after it is judged (a
+	// disturbed one is measured again after another reload).
 	other := startLBBackend(t, 0, 0)
-	tc.InitServer(lbConfig(listen, append(routes, lbRoute{prefix: "/other", upstream: "lb-shift-o", targets: []*lbBackend{other},
-		policy: map[string]any{"policy": "round_robin"}})), "json")
-	window(time.Second)
-	check("reloaded", func(p *pool) float64 { return p.maxShare }, 0.99)
+	withOther := false
+	reload := func() {
+		withOther = !withOther
+		rs := routes
+		if withOther {
+			rs = append(slices.Clip(routes), lbRoute{prefix: "/other", upstream: "lb-shift-o", targets: []*lbBackend{other},
+				policy: map[string]any{"policy": "round_robin"}})
+		}
+		tc.InitServer(lbConfig(listen, rs), "json")
+	}
+	reload()
+	measure("reloaded", time.Second, func(p *pool) float64 { return p.maxShare }, 0.99, reload)
 
 	// Failing fast: 30 % of its requests answered 503 in under 1 ms.
 	for _, p := range pools {
@@ -113,8 +168,7 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 		p.backends[sick].failPct.Store(30)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	window(1500 * time.Millisecond)
-	check("failing", func(p *pool) float64 { return p.maxShare }, 0.995)
+	measure("failing", 1500*time.Millisecond, func(p *pool) float64 { return p.maxShare }, 0.995, nil)
 
 	// Healed: the traffic comes back.
 	for _, p := range pools {
@@ -138,4 +192,49 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 			t.Errorf("%s: the healed backend did not get its share back within 15 s", p.name)
 		}
 	}
+}
+
+// lbLateness is how late a probe goroutine woke up in a window.
+type lbLateness struct{ p99, max time.Duration }
+
+// lbDisturbed reports whether the machine was too busy in a window for
+// the +50 ms of the sick backend to stand out: goroutines ran 50 ms late
+// for 1 % of the probe's wake-ups (on a quiet machine, under 10 ms; the
+// policies were seen to shift the traffic at 40 ms, not at 60 ms).
+func lbDisturbed(l lbLateness) bool { return l.p99 > 50*time.Millisecond }
+
+// lbLatenessProbe measures scheduling lateness: a goroutine sleeps 1 ms
+// at a time and records how much later than asked it woke up.
+type lbLatenessProbe struct {
+	mu   sync.Mutex
+	late []time.Duration
+}
+
+func (p *lbLatenessProbe) run(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		t0 := time.Now()
+		time.Sleep(time.Millisecond)
+		late := time.Since(t0) - time.Millisecond
+		p.mu.Lock()
+		p.late = append(p.late, late)
+		p.mu.Unlock()
+	}
+}
+
+// take returns the lateness since the last take.
+func (p *lbLatenessProbe) take() lbLateness {
+	p.mu.Lock()
+	s := p.late
+	p.late = nil
+	p.mu.Unlock()
+	if len(s) == 0 {
+		return lbLateness{}
+	}
+	slices.Sort(s)
+	return lbLateness{p99: s[min(len(s)-1, len(s)*99/100)], max: s[len(s)-1]}
 }

@@ -102,6 +102,53 @@ func TestBuildShared(t *testing.T) {
 	other.Close()
 }
 
+// TestBuildKeepsTheLinkedBinary: the next run of the same checkout finds
+// the binary the last one linked up to date (go build does not link it
+// again) and gets its own hard link to it; a changed binary is replaced
+// by a new file, never written over the one a run uses.
+func TestBuildKeepsTheLinkedBinary(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := buildInto(t.TempDir(), "./internal/testutil/testdata/hello", time.Time{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(linkDir(root), "internal_testutil_testdata_hello")
+	st0, err := os.Stat(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := buildInto(t.TempDir(), "./internal/testutil/testdata/hello", time.Time{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st1, _ := os.Stat(first)
+	st2, _ := os.Stat(second)
+	stKept, _ := os.Stat(kept)
+	if second == first || !os.SameFile(st0, stKept) || !os.SameFile(st1, st2) {
+		t.Errorf("the second run linked again (a new file)")
+	}
+	if out, err := exec.Command(second).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	// A broken kept binary is built again, as a new file.
+	os.Remove(kept)
+	os.WriteFile(kept, []byte("broken"), 0o700)
+	third, err := buildInto(t.TempDir(), "./internal/testutil/testdata/hello", time.Time{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(third).CombinedOutput(); err != nil {
+		t.Fatalf("rebuilt: %v %s", err, out)
+	}
+	if out, err := exec.Command(first).CombinedOutput(); err != nil {
+		t.Fatalf("the first run's binary after the rebuild: %v %s", err, out)
+	}
+}
+
 // TestBuildKilledBeforeDeadline: a build still running when the test
 // deadline nears is killed with its process group, and says so.
 func TestBuildKilledBeforeDeadline(t *testing.T) {
@@ -226,4 +273,26 @@ func (s *skipCatcher) Skipf(string, ...any) {
 func (s *skipCatcher) Fatalf(string, ...any) {
 	s.failed = true
 	panic("fatal")
+}
+
+// TestCopyFile: where a hard link is not possible (another file system),
+// the kept binary is copied, executable.
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(src, []byte("bin"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "bin" {
+		t.Errorf("%q %v", b, err)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Errorf("mode: %v %v", fi.Mode(), err)
+	}
+	if err := copyFile(filepath.Join(dir, "missing"), dst); err == nil {
+		t.Error("a missing source copied")
+	}
 }

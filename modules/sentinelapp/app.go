@@ -5,8 +5,10 @@
 // API (/api/v1) on its own listener.
 //
 // A config changes the registry only once it has started as a whole:
-// Provision stages the upstreams the new config's routes need, Start
-// claims the API listener and starts the health checks, and the commit —
+// Provision stages the upstreams the new config's routes need (and,
+// when the config would replace a running one, claims the API listener,
+// so that a taken address fails the load before any of its HTTP servers
+// listens), Start starts the health checks, and the commit —
 // on Caddy's "started" event, emitted after every app of the config
 // started — reconciles the registry, loads or switches the state store
 // and hands the API listener to the new config. A config that fails to
@@ -234,9 +236,37 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := events.(*caddyevents.App).On("started", commitHandler{a}); err != nil {
 		return fmt.Errorf("subscribing to the started event: %w", err)
 	}
+	if a.API != nil && replacing() {
+		// Claimed here rather than in Start when this config would
+		// replace a running one: see replacing.
+		h, err := claimAPI(a)
+		if err != nil {
+			return fmt.Errorf("control-plane API: %w", err)
+		}
+		a.api = h
+	}
 	a.generation = a.reg.Prepare(specs)
 	return nil
 }
+
+// replacing reports whether a config is running in this process, which a
+// config being provisioned would replace if it starts.
+//
+// The API listener of such a config is claimed at provisioning
+// (in Provision), because a config that fails in Start takes the running
+// config's traffic with it for a moment: Caddy starts the apps of a new
+// config one after the other in map order, and its http app, once
+// started, accepts connections on its own SO_REUSEPORT socket of the
+// shared addresses. If the sentinel app's Start then failed, the
+// connections the kernel had given to the new socket were answered by
+// the failed config's routes (whose upstreams were being discarded: 503)
+// or reset when the socket closed (EOF). A failure during provisioning
+// comes before any app starts, so no socket of the failed config ever
+// listens. With no config running there is nothing to protect, and the
+// claim stays in Start, so that validating a config (caddy validate, in
+// a process of its own) never binds the API address, which a running
+// proxy may hold.
+func replacing() bool { return caddy.ActiveContext().Context != nil }
 
 // Validate checks the app's config.
 func (a *App) Validate() error {
@@ -262,8 +292,9 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start claims the API listener (a config whose API address is taken
-// fails here) and starts the health checks (they check once the previous
+// Start claims the API listener unless Provision did (the process's
+// first config: a taken address fails it here) and starts the health
+// checks (they check once the previous
 // config's checkers stopped, see runChecks) and the drain expiry. The
 // registry changes at the commit.
 func (a *App) Start() error {
@@ -280,7 +311,7 @@ func (a *App) Start() error {
 			a.runChecks(stop)
 		}()
 	}
-	if a.API != nil {
+	if a.API != nil && a.api == nil {
 		h, err := claimAPI(a)
 		if err != nil {
 			a.stopLoops()
@@ -386,6 +417,12 @@ func (a *App) stopLoops() {
 func (a *App) Cleanup() error {
 	if a.run != nil && !a.run.committed.Load() && !a.passive() {
 		a.reg.Discard(a.generation)
+	}
+	if a.api != nil {
+		// Claimed at provisioning by a config that never started (or
+		// was only validated).
+		a.api.release()
+		a.api = nil
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,21 +31,53 @@ const adminPort = 2988
 // listenPort is the port of the test server.
 const listenPort = 19160
 
-// pluginDir holds the plugins built for this test run.
+// pluginDir holds the plugins built for the tests.
 var pluginDir string
 
+// keptCacheLimit is the size above which the kept compilation cache is
+// emptied at the start of a run (old entries of plugins that changed
+// accumulate).
+const keptCacheLimit = 512 << 20
+
+// TestMain keeps the plugins and the default compilation cache between
+// runs, in a folder of the temp dir per checkout: go build leaves a .wasm
+// that is up to date as it is, and the cache is keyed by the module's
+// content and wazero's version, so a run of unchanged plugins neither
+// links nor compiles them again (compiling a Go-built module takes
+// seconds each). The tests about compiling use folders of their own.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sentinel-wasm-plugins")
+	wd, err := os.Getwd()
 	if err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256([]byte(wd))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("sentinel-wasm-plugins-%x", sum[:6]))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		panic(err)
 	}
 	pluginDir = dir
 	// The default compilation cache folder is under Caddy's data
-	// folder: keep it in this run's folder.
-	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// folder.
+	data := filepath.Join(dir, "data")
+	if dirSize(data) > keptCacheLimit {
+		os.RemoveAll(data)
+	}
+	os.Setenv("XDG_DATA_HOME", data)
+	os.Exit(m.Run())
+}
+
+// dirSize is the size of the files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 var (
@@ -70,7 +103,8 @@ var pluginSources = map[string]string{
 	"paths":        "testdata/paths",
 }
 
-// buildPlugin builds the named plugin from source once per test run and
+// buildPlugin builds the named plugin from source once per test run (go
+// build leaves the last run's .wasm as it is when it is up to date) and
 // returns the path of its .wasm file.
 func buildPlugin(tb testing.TB, name string) string {
 	tb.Helper()
