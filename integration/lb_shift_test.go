@@ -24,9 +24,10 @@ import (
 // disturbed window (see lbDisturbed) is measured again, up to six times
 // (after a new reload for the reload check); the first undisturbed one is
 // judged, so the test still fails when the traffic does not shift. When
-// all six are disturbed, the test is skipped saying so: on such a machine
-// goroutines run hundreds of milliseconds late, requests time out, and no
-// verdict on the balancing would mean anything.
+// all six are disturbed, the test is skipped saying so on a developer's
+// machine (goroutines run hundreds of milliseconds late there, requests
+// time out, and no verdict on the balancing would mean anything) and
+// fails under CI, where it must never be silently left out.
 func TestLBShiftsAwayAndBack(t *testing.T) {
 	testutil.Exclusive(t) // timing-sensitive: never beside another such test
 	if testing.Short() {
@@ -120,7 +121,8 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 			if disturbed {
 				// Nothing this test measures can be told apart from the
 				// machine's own delays: saying pass or fail would be a guess.
-				t.Skipf("%s: the machine was too busy to judge the load balancing in %d windows in a row (goroutines ran %v late for 1 %% of their wake-ups, up to %v)",
+				// Under CI (which gives the test the machine) it fails.
+				testutil.Missing(t, "%s: the machine was too busy to judge the load balancing in %d windows in a row (goroutines ran %v late for 1 %% of their wake-ups, up to %v)",
 					phase, tries, late.p99, late.max)
 			}
 			for i, p := range pools {
