@@ -107,3 +107,27 @@ func TestRingTee(t *testing.T) {
 		t.Errorf("config entries %v %v", m[2], m[3])
 	}
 }
+
+// BenchmarkEmit is the cost a request pays for one audit event: encoding
+// it and writing it to one sink's spool (page cache, no fsync), plus the
+// admin UI view.
+func BenchmarkEmit(b *testing.B) {
+	dir := b.TempDir()
+	a := new(App)
+	if err := json.Unmarshal([]byte(fmt.Sprintf(`{"spool_dir":%q,"sinks":[{"name":"es","sink":{"type":"elasticsearch","url":"http://127.0.0.1:9"}}]}`, dir)), a); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := newCtx()
+	defer cancel()
+	if err := a.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer a.Cleanup()
+	e := Event{Kind: KindRateLimit, Action: "reject", Actor: "zone", Namespace: "team-a", Client: "192.0.2.1", Method: "GET", Host: "example.com", Path: "/api/x", Status: 429}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_ = a.Emit(e)
+		}
+	})
+}
