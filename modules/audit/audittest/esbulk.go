@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sentinel-proxy/sentinel/modules/audit"
 )
@@ -26,6 +27,9 @@ type ESBulk struct {
 	*httptest.Server
 	// Down makes every request answer 503.
 	Down atomic.Bool
+	// Delay (nanoseconds) is waited after a batch was stored, before
+	// answering: a slow cluster, whose client may die in between.
+	Delay atomic.Int64
 
 	mu    sync.Mutex
 	docs  map[string]audit.Event // by _id
@@ -126,6 +130,7 @@ func (s *ESBulk) serve(w http.ResponseWriter, r *http.Request) {
 		items = append(items, map[string]any{"create": res})
 	}
 	s.mu.Unlock()
+	time.Sleep(time.Duration(s.Delay.Load()))
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"took": 1, "errors": errs, "items": items})
 }
