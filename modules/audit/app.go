@@ -192,6 +192,9 @@ func (a *App) Emit(e Event) error {
 	a.tee(&e)
 	if refused {
 		a.refusing.Store(true)
+		// A delivery may have made room (and cleared the flag) since
+		// the spool refused: look again, or the flag could stay set.
+		a.recomputeRefusing()
 		return ErrRefused
 	}
 	return nil
