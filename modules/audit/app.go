@@ -1,9 +1,11 @@
 // Package audit is Sentinel's audit trail: the `sentinel_audit` app
 // receives security events (agent decisions, WAF events, WASM blocks,
 // rate-limit rejections, control-plane changes, config loads) through
-// Emit, which never blocks, and ships them to sinks (file, Kafka, S3,
-// GCS, Elasticsearch, Datadog) through a bounded on-disk spool per sink,
-// at least once, with retries. docs/audit.md documents the event schema.
+// Emit, which writes them to a bounded on-disk spool per sink (never
+// waiting on a sink: an event is durable against a process crash once
+// Emit returned), and ships them to sinks (file, Kafka, S3, GCS,
+// Elasticsearch, Datadog) at least once, with retries. docs/audit.md
+// documents the event schema and the durability contract.
 package audit
 
 import (
