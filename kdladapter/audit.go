@@ -174,7 +174,7 @@ func auditLogKey() *Key {
 	return h("audit-log", "the audit trail: app `sentinel_audit` (docs/audit.md)",
 		h("enabled", "default #true when the block is present"),
 		h("file", "a file sink named `file` (NDJSON, rotated)"),
-		h("buffer-size", "`buffer_size`: events queued in memory before the spools (default 4096)"),
+		w("buffer-size", "events go straight to the spools (Emit writes them; docs/audit.md)"),
 		h("log-blocked", "`#false`: `skip_blocked` (no events of refused requests)"),
 		h("log-agent-decisions", "`#false`: `skip_kinds` `agent_decision`"),
 		h("log-waf-events", "`#false`: `skip_kinds` `waf`"),
@@ -195,9 +195,7 @@ func (a *adapter) mapAudit() obj {
 	}
 	app := &audit.App{}
 	if n := setting(al, "buffer-size"); n != nil {
-		if i, ok := a.integer(n, 1, 1<<24); ok {
-			app.BufferSize = int(i)
-		}
+		a.integer(n, 1, 1<<24) // checked; no effect (warned)
 	}
 	if n := setting(al, "spool-dir"); n != nil {
 		if s, ok := a.str(n); ok {
@@ -276,4 +274,44 @@ func saslOf(k *audit.KafkaSink) *audit.KafkaSASL {
 		k.SASL = new(audit.KafkaSASL)
 	}
 	return k.SASL
+}
+
+// auditGateHandler is the handler of audit-critical routes.
+var auditGateHandler = newModuleJSON[audit.Gate]("handler", "sentinel_audit_gate")
+
+// auditCriticalField is route `policies { audit-critical #true }`: the
+// route answers 503 rather than serve unaudited while a fail-closed
+// sink's spool is full.
+func auditCriticalField() field[routePolicies] {
+	return plainField(h("audit-critical", "`#true`: `sentinel_audit_gate` handler first in the route: 503 while a `when-full \"fail-closed\"` audit sink's spool is full (docs/audit.md)"),
+		func(a *adapter, n *kdl.Node, p *routePolicies) {
+			if b, ok := a.boolean(n); ok && b {
+				p.auditCritical = a.checkAuditCritical(n)
+			}
+		})
+}
+
+// checkAuditCritical reports whether audit-critical n can gate: an error
+// without an enabled audit-log, a warning when no sink is fail-closed
+// (the gate never closes).
+func (a *adapter) checkAuditCritical(n *kdl.Node) bool {
+	al := setting(setting(a.observability, "logging"), "audit-log")
+	if al != nil {
+		if en := setting(al, "enabled"); en != nil && len(en.Args) == 1 && en.Args[0].Kind == kdl.KindBool && !en.Args[0].Bool {
+			al = nil
+		}
+	}
+	if al == nil {
+		a.d.errorf(n.Pos, `audit-critical #true needs an enabled observability.logging.audit-log with a when-full "fail-closed" sink: without an audit trail there is nothing to gate on`)
+		return false
+	}
+	if sinks := setting(al, "sinks"); sinks != nil {
+		for _, s := range sinks.Children {
+			if wf := setting(s, "when-full"); wf != nil && len(wf.Args) == 1 && wf.Args[0].Kind == kdl.KindString && wf.Args[0].Str == "fail-closed" {
+				return true
+			}
+		}
+	}
+	a.d.warnf(n.Pos, "routes.route.policies.audit-critical", "no audit sink is when-full \"fail-closed\": the route's audit gate never closes (events are dropped when a spool is full)")
+	return true
 }

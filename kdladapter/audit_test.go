@@ -80,7 +80,7 @@ func TestAuditLogAdapt(t *testing.T) {
 	if err := json.Unmarshal(cfg.Apps[audit.AppName], &app); err != nil {
 		t.Fatalf("%v: %s", err, cfg.Apps[audit.AppName])
 	}
-	if app.BufferSize != 1024 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 7 {
+	if app.BufferSize != 0 || app.SkipBlocked || len(app.SkipKinds) != 1 || app.SkipKinds[0] != "waf" || len(app.Sinks) != 7 {
 		t.Fatalf("app %s", cfg.Apps[audit.AppName])
 	}
 	s := string(cfg.Apps[audit.AppName])
@@ -146,5 +146,76 @@ func TestAuditLogErrors(t *testing.T) {
 	msg = adaptErr(t, auditConfig("            sinks {\n                s3 { bucket \"b\"; access-key-id \"k\"; secret-access-key \"${SK}\"; endpoint \"http://${SK}@minio\"; }\n            }\n"), envOf("SK", secret))
 	if strings.Contains(msg, secret) || !strings.Contains(msg, "endpoint must be") {
 		t.Fatalf("error %q", msg)
+	}
+}
+
+// auditCriticalConfig is a config with route "pay" whose policies block
+// is policies, and the observability block obs.
+func auditCriticalConfig(obs, policies string) string {
+	return minimal + obs + `upstreams { upstream "b" { target "127.0.0.1:9"; } }
+routes {
+    route "pay" {
+        upstream "b"
+        policies { ` + policies + ` }
+    }
+    route "web" { upstream "b"; }
+}
+`
+}
+
+const failClosedAudit = `observability {
+    logging {
+        audit-log {
+            sinks {
+                elasticsearch { url "http://es:9200"; when-full "fail-closed"; }
+            }
+        }
+    }
+}
+`
+
+// TestAuditCriticalRoute: `policies { audit-critical #true }` puts the
+// sentinel_audit_gate handler first in that route only (before its rate
+// limit); the config provisions.
+func TestAuditCriticalRoute(t *testing.T) {
+	out, warns := mustAdapt(t, auditCriticalConfig(failClosedAudit, `audit-critical #true; rate-limit { requests-per-second 5; }`))
+	if len(warns) != 0 {
+		t.Fatalf("warnings: %s", warningsText(warns))
+	}
+	s := string(out)
+	if strings.Count(s, `"handler":"sentinel_audit_gate"`) != 1 {
+		t.Fatalf("want one audit gate:\n%s", s)
+	}
+	gate, rl := strings.Index(s, `"handler":"sentinel_audit_gate"`), strings.Index(s, `"handler":"sentinel_rate_limit"`)
+	if rl < 0 || gate > rl {
+		t.Fatalf("the gate must come before the route's rate limit:\n%s", s)
+	}
+	if err := testutil.Provision(t, out); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = mustAdapt(t, auditCriticalConfig(failClosedAudit, `audit-critical #false`))
+	if strings.Contains(string(out), "sentinel_audit_gate") {
+		t.Fatalf("audit-critical #false adds a gate:\n%s", out)
+	}
+}
+
+// TestAuditCriticalErrors: audit-critical without an audit trail, or not
+// a boolean, is an error at its position; without a fail-closed sink it
+// is a warning there.
+func TestAuditCriticalErrors(t *testing.T) {
+	// minimal is 7 lines; the route's policies are on line 12, col 20.
+	for _, c := range []struct{ obs, pol, want string }{
+		{"", "audit-critical #true", `test.kdl:12:20: audit-critical #true needs an enabled observability.logging.audit-log`},
+		{"observability { logging { audit-log { enabled #false; file \"/x\"; } } }\n", "audit-critical #true", `test.kdl:13:20: audit-critical #true needs an enabled`},
+		{failClosedAudit, `audit-critical "yes"`, `audit-critical takes #true or #false`},
+	} {
+		msg := adaptErr(t, auditCriticalConfig(c.obs, c.pol), noEnv)
+		if !strings.Contains(msg, c.want) {
+			t.Errorf("obs %q policies %q: error %q, want %q", c.obs, c.pol, msg, c.want)
+		}
+	}
+	_, warns := mustAdapt(t, auditCriticalConfig(auditConfig("            file \"/x\"\n")[len(minimal):], "audit-critical #true"))
+	if w := warningsText(warns); !strings.Contains(w, `no audit sink is when-full "fail-closed"`) || !strings.Contains(w, "test.kdl:") {
+		t.Fatalf("warnings %q", w)
 	}
 }

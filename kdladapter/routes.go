@@ -21,6 +21,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/agents"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/modules/builtin"
 	"github.com/sentinel-proxy/sentinel/modules/headerrename"
 	"github.com/sentinel-proxy/sentinel/modules/ratelimit"
@@ -230,6 +231,9 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		}
 	}
 	handlers := append(a.routeRateLimits(id, p.rateLimit), p.handlers()...)
+	if p.auditCritical {
+		handlers = append([]any{auditGateHandler.raw(&audit.Gate{})}, handlers...)
+	}
 
 	// Filters, in the route's order.
 	var proxyOpts proxyOverrides
@@ -590,6 +594,9 @@ type routePolicies struct {
 	// rateLimit is the policies' rate-limit (defaults from the
 	// rate-limits block applied by routeRateLimits).
 	rateLimit *ratelimit.Handler
+	// auditCritical puts the sentinel_audit_gate handler first
+	// (kdladapter/audit.go).
+	auditCritical bool
 }
 
 // handlers lists the policies' handlers.
@@ -642,6 +649,7 @@ func policiesBlock() *Key {
 		plainField(policyRateLimitKey, func(a *adapter, n *kdl.Node, p *routePolicies) {
 			p.rateLimit = policyRateLimitKey.Map(a, n).(*ratelimit.Handler)
 		}),
+		auditCriticalField(),
 		field[routePolicies]{key: w("cache", "the original does not read policies.cache either: put `cache { enabled #true … }` in the route")},
 		field[routePolicies]{key: w("buffer-requests", "not a Sentinel setting; requests stream unless a filter needs the body")},
 		field[routePolicies]{key: w("buffer-responses", "not a Sentinel setting; responses stream")},

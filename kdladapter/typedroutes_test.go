@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/metrics"
 
 	"github.com/sentinel-proxy/sentinel/modules/agents"
+	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/modules/builtin"
 	"github.com/sentinel-proxy/sentinel/modules/cors"
 	"github.com/sentinel-proxy/sentinel/modules/grpcweb"
@@ -30,6 +31,7 @@ import (
 // typedRoutesConfig uses every block of routes, filters, agents and
 // plugins that maps onto a module struct.
 const typedRoutesConfig = minimal + `
+observability { logging { audit-log { sinks { elasticsearch { url "http://es:9200"; when-full "fail-closed"; }; }; }; }; }
 plugins { plugin "p" { path "/p.wasm"; config { k "v"; }; max-memory "1MiB"; timeout-ms 20; failure-mode "open"; abi "sentinel"; }; }
 agents {
     agent "waf" { type "waf"; unix-socket "/run/waf.sock"; events "request_headers" "log"; timeout-ms 200; chunk-timeout-ms 300
@@ -56,7 +58,7 @@ filters {
 routes {
     route "api" { matches { path "/a"; path-prefix "/api"; path-regex "^/v"; host "*.example.com"; header "X-A" "1"; header "X-B"; method "get"; query-param "q" "1"; query-param "r"; }
         when-disabled "next-route"; filters "h" "z" "c" "t" "l" "g" "w" "a" "rw"
-        policies { request-headers { set { X-R "1"; }; rename { X-O "X-N"; }; }; response-headers { remove "Server"; }; timeout-secs 30; max-body-size "1MiB"; }
+        policies { request-headers { set { X-R "1"; }; rename { X-O "X-N"; }; }; response-headers { remove "Server"; }; timeout-secs 30; max-body-size "1MiB"; audit-critical #true; }
         builtin-handler "status"; }
     route "old" { matches { path-prefix "/old"; }; filters "rd"; }
     route "site" { matches { path-prefix "/site"; }; static-files { root "/srv"; index "i.html"; directory-listing #true; cache-control "no-cache"; spa-fallback #true; }; }
@@ -74,6 +76,7 @@ var handlerTypes = map[string]func() any{
 	"sentinel_cors": func() any { return new(cors.CORS) }, "grpc_web": func() any { return new(grpcweb.Handler) },
 	"sentinel_wasm": func() any { return new(wasm.Handler) }, "file_server": func() any { return new(fileserver.FileServer) },
 	"static_response": func() any { return new(caddyhttp.StaticResponse) }, "subroute": func() any { return new(caddyhttp.Subroute) },
+	"sentinel_audit_gate": func() any { return new(audit.Gate) },
 }
 
 // strictDecode decodes raw into v refusing unknown fields.

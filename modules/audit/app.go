@@ -1,9 +1,11 @@
 // Package audit is Sentinel's audit trail: the `sentinel_audit` app
 // receives security events (agent decisions, WAF events, WASM blocks,
 // rate-limit rejections, control-plane changes, config loads) through
-// Emit, which never blocks, and ships them to sinks (file, Kafka, S3,
-// GCS, Elasticsearch, Datadog) through a bounded on-disk spool per sink,
-// at least once, with retries. docs/audit.md documents the event schema.
+// Emit, which writes them to a bounded on-disk spool per sink (never
+// waiting on a sink: an event is durable against a process crash once
+// Emit returned), and ships them to sinks (file, Kafka, S3, GCS,
+// Elasticsearch, Datadog) at least once, with retries. docs/audit.md
+// documents the event schema and the durability contract.
 package audit
 
 import (
@@ -17,6 +19,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/internal/logring"
 )
 
 func init() {
@@ -31,18 +35,19 @@ const AppName = "sentinel_audit"
 // unaudited (answer 503).
 var ErrRefused = errors.New("audit: event refused (spool full, fail_closed)")
 
-// defaultBufferSize is the default bound of the in-memory queue.
-const defaultBufferSize = 4096
+// syncInterval is how often the spools' written lines are synced to
+// disk (fsync): the bound of what a machine crash or power loss can
+// lose. A process crash loses nothing Emit returned for.
+const syncInterval = time.Second
 
 // App is the `sentinel_audit` app: the audit event bus and its sinks.
 type App struct {
 	// SpoolDir is the directory of the sinks' spools (one directory per
 	// sink, named after it). Default: Caddy's data directory + `/audit`.
 	SpoolDir string `json:"spool_dir,omitempty"`
-	// BufferSize bounds the in-memory queue between Emit and the spools
-	// (events; default 4096). When it is full, events are dropped
-	// (counted as sink `*`, result `dropped_buffer`), or refused when a
-	// sink is fail_closed.
+	// BufferSize is accepted and has no effect: Emit writes each event
+	// to the spools itself, so that an event is durable (survives a
+	// process crash) once Emit returned. Deprecated.
 	BufferSize int `json:"buffer_size,omitempty"`
 	// SkipKinds are event kinds not recorded (e.g. `waf`).
 	SkipKinds []string `json:"skip_kinds,omitempty"`
@@ -53,16 +58,14 @@ type App struct {
 	// delivery.
 	Sinks []*SinkConfig `json:"sinks,omitempty"`
 
-	ch         chan Event
-	skip       map[string]bool
-	failClosed bool
-	refusing   atomic.Bool
-	dropped    atomic.Int64 // buffer stage
-	refused    atomic.Int64 // buffer stage
-	stop       chan struct{}
-	wg         sync.WaitGroup
-	started    bool
-	log        *zap.Logger
+	skip     map[string]bool
+	refusing atomic.Bool
+	refused  atomic.Int64 // refused while refusing
+	ring     *logring.Ring
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	started  bool
+	log      *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -87,9 +90,6 @@ func Lookup(ctx caddy.Context) (*App, error) {
 // Provision opens the sinks and their spools.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
-	if a.BufferSize <= 0 {
-		a.BufferSize = defaultBufferSize
-	}
 	if a.SpoolDir == "" {
 		a.SpoolDir = filepath.Join(caddy.AppDataDir(), "audit")
 	}
@@ -97,7 +97,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, k := range a.SkipKinds {
 		a.skip[k] = true
 	}
-	a.ch = make(chan Event, a.BufferSize)
+	a.ring = logring.Audit
 	a.stop = make(chan struct{})
 	names := make(map[string]bool, len(a.Sinks))
 	for i, sc := range a.Sinks {
@@ -108,18 +108,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("audit sinks[%d]: duplicate name %q (each sink has its own spool directory)", i, sc.Name)
 		}
 		names[sc.Name] = true
-		if sc.policy == policyFailClosed {
-			a.failClosed = true
-		}
 	}
 	return registerMetrics(ctx, a)
 }
 
-// Start starts the dispatcher and the sinks' deliveries.
+// Start starts the spools' syncer and the sinks' deliveries.
 func (a *App) Start() error {
 	a.started = true
 	a.wg.Add(1)
-	go a.dispatch()
+	go a.syncSpools()
 	for _, sc := range a.Sinks {
 		a.wg.Add(1)
 		go sc.deliver(a.stop, &a.wg)
@@ -127,8 +124,8 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop writes the queued events to the spools and stops the
-// deliveries. Undelivered events stay in the spools for the next start.
+// Stop syncs the spools and stops the deliveries. Undelivered events
+// stay in the spools for the next start.
 func (a *App) Stop() error {
 	if !a.started {
 		return nil
@@ -158,10 +155,17 @@ func (a *App) Wants(kind string, blocked bool) bool {
 	return a != nil && !a.skip[kind] && !(blocked && a.SkipBlocked)
 }
 
-// Emit records e (setting its SchemaVersion, ID and, when zero, Time).
-// It never blocks: when the queue is full the event is dropped, and
-// ErrRefused is returned if a sink is fail_closed (or one's spool is
-// full). Emit on a nil *App does nothing.
+// Emit records e (setting its SchemaVersion, ID and, when zero, Time):
+// it writes e, as one JSON line, to the spool of every sink, and adds it
+// to the admin UI's audit view. Once Emit returned, the event survives a
+// crash of the process (it is in the spool files; the OS has it) and is
+// delivered at least once; the spools are synced to disk every second
+// (syncInterval), the bound of what a machine crash can lose. Emit
+// never waits on a sink, only on a local file write. When a spool is
+// full its sink's policy applies; ErrRefused is returned when a
+// fail_closed sink could not take the event (or one's spool is still
+// full): the caller must not serve the request unaudited. Emit on a nil
+// *App does nothing.
 func (a *App) Emit(e Event) error {
 	if a == nil || !a.Wants(e.Kind, e.Action == "block" || e.Action == "reject") {
 		return nil
@@ -176,55 +180,51 @@ func (a *App) Emit(e Event) error {
 		a.refused.Add(1)
 		return ErrRefused
 	}
-	select {
-	case a.ch <- e:
-		return nil
-	default:
-		if a.failClosed {
-			a.refused.Add(1)
-			return ErrRefused
-		}
-		a.dropped.Add(1)
-		return nil
-	}
-}
-
-// dispatch writes the queued events to every sink's spool; at stop, it
-// writes what is queued and returns.
-func (a *App) dispatch() {
-	defer a.wg.Done()
-	for {
-		select {
-		case e := <-a.ch:
-			a.record(e)
-		case <-a.stop:
-			for {
-				select {
-				case e := <-a.ch:
-					a.record(e)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// record appends e to each sink's spool, applying the sink's policy
-// when the spool is full.
-func (a *App) record(e Event) {
 	line, err := jsonLine(e)
 	if err != nil {
 		a.log.Error("audit event not encodable", zap.String("id", e.ID), zap.String("kind", e.Kind), zap.Error(err))
-		return
+		return nil
 	}
-	refusing := false
+	refused := false
 	for _, sc := range a.Sinks {
 		if sc.enqueue(line) {
-			refusing = true
+			refused = true
 		}
 	}
-	a.refusing.Store(refusing)
+	a.tee(&e)
+	if refused {
+		a.refusing.Store(true)
+		// A delivery may have made room (and cleared the flag) since
+		// the spool refused: look again, or the flag could stay set.
+		a.recomputeRefusing()
+		return ErrRefused
+	}
+	return nil
+}
+
+// syncSpools syncs the spools' written lines to disk every
+// syncInterval, and once more at stop.
+func (a *App) syncSpools() {
+	defer a.wg.Done()
+	t := time.NewTicker(syncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-a.stop:
+			a.syncAll()
+			return
+		}
+		a.syncAll()
+	}
+}
+
+func (a *App) syncAll() {
+	for _, sc := range a.Sinks {
+		if err := sc.spool.sync(); err != nil {
+			sc.log.Error("audit spool sync failed", zap.Error(err))
+		}
+	}
 }
 
 // jsonLine is e as one JSON line, newline included.

@@ -194,7 +194,7 @@ func restartProof(t *testing.T, n int, down time.Duration) {
 	es := newESServer(t)
 	es.down.Store(true)
 	spool := t.TempDir()
-	cfg := fmt.Sprintf(`{"spool_dir":%q,"buffer_size":%d,"sinks":[{"name":"es","batch_size":200,"min_backoff":"20ms","max_backoff":"500ms","sink":{"type":"elasticsearch","url":%q}}]}`, spool, n, es.URL)
+	cfg := fmt.Sprintf(`{"spool_dir":%q,"sinks":[{"name":"es","batch_size":200,"min_backoff":"20ms","max_backoff":"500ms","sink":{"type":"elasticsearch","url":%q}}]}`, spool, es.URL)
 	a, _, stop := startApp(t, cfg)
 	start := time.Now()
 	for i := range n / 2 {

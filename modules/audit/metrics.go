@@ -13,7 +13,8 @@ const (
 	// `failed` (a delivery attempt failed; the events are retried),
 	// `rejected` (the destination will never accept them),
 	// `dropped_newest`, `dropped_oldest`, `refused` (spool full), and, for
-	// sink `*`, `dropped_buffer` and `refused` (the in-memory queue).
+	// sink `*`, `refused` (events refused while a fail_closed sink's
+	// spool is full).
 	MetricEvents = "sentinel_audit_events_total"
 	// MetricSpoolBytes is the bytes of events not yet delivered, by sink.
 	MetricSpoolBytes = "sentinel_audit_spool_bytes"
@@ -51,7 +52,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(sink, result string, v int64) {
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(v), sink, result)
 	}
-	counter("*", "dropped_buffer", c.app.dropped.Load())
 	counter("*", "refused", c.app.refused.Load())
 	for _, sc := range c.app.Sinks {
 		counter(sc.Name, "delivered", sc.c.delivered.Load())

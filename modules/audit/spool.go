@@ -51,6 +51,7 @@ type spool struct {
 	wseq    uint64
 	cur     position
 	pending int64 // bytes at or after the cursor
+	dirty   bool  // lines written since the last sync
 	notify  chan struct{}
 
 	// readMu is held by a delivery from read to ack: during a reload
@@ -192,6 +193,7 @@ func (s *spool) write(line []byte) error {
 		}
 	}
 	n, err := s.w.Write(line)
+	s.dirty = true
 	s.sizes[s.wseq] += int64(n)
 	s.pending += int64(n)
 	if err != nil {
@@ -342,6 +344,23 @@ func (s *spool) saveCursor() error {
 		return fmt.Errorf("audit spool: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(s.dir, cursorFile)); err != nil {
+		return fmt.Errorf("audit spool: %w", err)
+	}
+	return nil
+}
+
+// sync syncs the write segment to disk when lines were written since
+// the last sync. The fsync runs without the lock (appends go on); a
+// segment closed meanwhile was synced by its closing.
+func (s *spool) sync() error {
+	s.mu.Lock()
+	f, dirty := s.w, s.dirty
+	s.dirty = false
+	s.mu.Unlock()
+	if f == nil || !dirty {
+		return nil
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("audit spool: %w", err)
 	}
 	return nil

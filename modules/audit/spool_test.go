@@ -111,7 +111,6 @@ func emitN(t *testing.T, a *App, from, n int) (refused int) {
 		if err := a.Emit(Event{Time: time.Now().Truncate(time.Second).Add(123456789), Kind: KindRateLimit, Action: "reject", Path: fmt.Sprintf("/%03d", i)}); err == ErrRefused {
 			refused++
 		}
-		time.Sleep(2 * time.Millisecond) // let the dispatcher write it
 	}
 	return refused
 }
@@ -141,13 +140,16 @@ func TestPolicyDropOldest(t *testing.T) {
 }
 
 // TestPolicyFailClosed: a full fail_closed spool makes Emit refuse (and
-// Refusing true) until the destination took the events.
+// Refusing true) until the destination took the events; the event that
+// did not fit is refused to its caller at once.
 func TestPolicyFailClosed(t *testing.T) {
 	a, es, _ := policyApp(t, "fail_closed")
-	if refused := emitN(t, a, 0, 11); refused != 0 {
+	if refused := emitN(t, a, 0, 10); refused != 0 {
 		t.Fatalf("%d refused before the spool was full", refused)
 	}
-	waitFor(t, 2*time.Second, "refusing", a.Refusing)
+	if refused := emitN(t, a, 10, 1); refused != 1 || !a.Refusing() {
+		t.Fatalf("the event that does not fit: %d refused, refusing %v", refused, a.Refusing())
+	}
 	gate := &Gate{app: a}
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error { w.WriteHeader(204); return nil })
 	err := gate.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next)
