@@ -21,8 +21,10 @@ import (
 	"github.com/sentinel-proxy/sentinel/modules/cors"
 	"github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	"github.com/sentinel-proxy/sentinel/modules/headerrename"
+	"github.com/sentinel-proxy/sentinel/modules/ratelimit"
 	"github.com/sentinel-proxy/sentinel/modules/routeguard"
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
+	"github.com/sentinel-proxy/sentinel/modules/tenant"
 	"github.com/sentinel-proxy/sentinel/modules/timeout"
 	"github.com/sentinel-proxy/sentinel/modules/wasm"
 )
@@ -76,6 +78,13 @@ var handlerTypes = map[string]func() any{
 	"static_response": func() any { return new(caddyhttp.StaticResponse) }, "subroute": func() any { return new(caddyhttp.Subroute) },
 }
 
+// goldenHandlerTypes are the module structs of handlers the golden
+// configurations write and the synthetic one does not (namespaces).
+var goldenHandlerTypes = map[string]func() any{
+	"sentinel_tenant": func() any { return new(tenant.Handler) }, "sentinel_inflight": func() any { return new(tenant.InFlight) },
+	"sentinel_rate_limit": func() any { return new(ratelimit.Handler) },
+}
+
 // strictDecode decodes raw into v refusing unknown fields.
 func strictDecode(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -113,6 +122,9 @@ func checkHandlers(t *testing.T, routes []json.RawMessage, seen map[string]int) 
 				continue // not mapped by the blocks under test
 			}
 			newT := handlerTypes[name]
+			if newT == nil {
+				newT = goldenHandlerTypes[name]
+			}
 			if newT == nil {
 				t.Errorf("handler %q has no module struct in the test", name)
 				continue
