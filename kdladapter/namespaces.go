@@ -83,6 +83,9 @@ type tenancy struct {
 	// scopes maps the names of the namespaces and services ("team-a",
 	// "team-a:billing") to them.
 	scopes map[string]*nsScope
+	// breakers maps target addresses to the upstreams with a circuit
+	// breaker that have them (nsbreakers.go).
+	breakers map[string][]breakerUse
 }
 
 // nsScope is a namespace or a service.

@@ -348,6 +348,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	b.active = a.healthChecks(id, u)
 	if cb := setting(u, "circuit-breaker"); cb != nil {
 		b.passive = circuitBreakerKey.Map(a, cb).(*reverseproxy.PassiveHealthChecks)
+		a.noteBreaker(id, cb.Pos, b.targets) // nsbreakers.go
 	}
 	t := a.transport(id, u)
 	if tc := t.TLS; tc != nil && b.active != nil {
