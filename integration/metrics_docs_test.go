@@ -157,11 +157,11 @@ observability { metrics { enabled #true; address "%s"; path "/metrics"; } }
 		t.Errorf("documented but not exported: %s", m)
 	}
 	for _, want := range []string{
-		`sentinel_route_requests_total{code="200",route="api"} 3`,
-		`sentinel_route_requests_total{code="502",route="missing"} 1`,
-		`sentinel_route_request_duration_seconds_count{route="api"} 3`,
-		fmt.Sprintf(`sentinel_upstream_target_healthy{target=%q,upstream="b"} 1`, be.addr),
-		`sentinel_upstream_target_healthy{target="127.0.0.1:1",upstream="down"} 1`,
+		`sentinel_route_requests_total{code="200",namespace="",route="api"} 3`,
+		`sentinel_route_requests_total{code="502",namespace="",route="missing"} 1`,
+		`sentinel_route_request_duration_seconds_count{namespace="",route="api"} 3`,
+		fmt.Sprintf(`sentinel_upstream_target_healthy{namespace="",target=%q,upstream="b"} 1`, be.addr),
+		`sentinel_upstream_target_healthy{namespace="",target="127.0.0.1:1",upstream="down"} 1`,
 		`sentinel_ratelimit_requests_total{result="admitted",zone="route:limited/filter:rl"} 1`,
 		`sentinel_ratelimit_requests_total{result="limited",zone="route:limited/filter:rl"} 1`,
 		`sentinel_ratelimit_fallback_total{zone="route:limited/filter:rl"} 2`,
@@ -173,7 +173,7 @@ observability { metrics { enabled #true; address "%s"; path "/metrics"; } }
 	}
 	// Attempts to upstream b (routes api, upload, limited) are observed
 	// per upstream, never per target.
-	if !regexp.MustCompile(`(?m)^sentinel_upstream_request_duration_seconds_count\{upstream="b"\} [1-9]`).MatchString(body) ||
+	if !regexp.MustCompile(`(?m)^sentinel_upstream_request_duration_seconds_count\{namespace="",upstream="b"\} [1-9]`).MatchString(body) ||
 		regexp.MustCompile(`(?m)^sentinel_upstream_request_duration_seconds_bucket\{[^}]*target=`).MatchString(body) {
 		t.Error("sentinel_upstream_request_duration_seconds missing for upstream b, or labelled by target")
 	}

@@ -70,6 +70,24 @@ func TestMultiTenancyDocExample(t *testing.T) {
 			t.Errorf("%s: %d %q, want %d %q", tc.name, status, body, tc.status, tc.body)
 		}
 	}
+	// team-b's limits { }: its bodies are limited, team-a's are not.
+	for _, tc := range []struct {
+		tenant string
+		size   int
+		status int
+	}{{"team-b", 100 << 10, http.StatusRequestEntityTooLarge}, {"team-b", 1 << 10, 200}, {"team-a", 100 << 10, 200}} {
+		req, _ := http.NewRequest("POST", "http://"+shared+"/upload", strings.NewReader(strings.Repeat("x", tc.size)))
+		req.Header.Set("X-Tenant", tc.tenant)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(res)
+		res.Body.Close()
+		if res.StatusCode != tc.status {
+			t.Errorf("%s POST %d bytes: %d, want %d", tc.tenant, tc.size, res.StatusCode, tc.status)
+		}
+	}
 	for tok, want := range map[string][]string{"team-a-token": {`"team-a:api"`}, "team-b-token": {`"team-b:api"`, `"team-b:billing:ledger"`}} {
 		req, _ := http.NewRequest("GET", "http://"+api+"/api/v1/upstreams", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)

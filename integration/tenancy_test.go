@@ -336,7 +336,9 @@ func TestTenancyIsolation(t *testing.T) {
 			{"a-token", "GET", "/api/v1/agents", ""},
 			{"a-token", "GET", "/api/v1/state", ""},
 			{"b-token", "POST", "/api/v1/config/reload", ""},
-			{"b-token", "POST", "/api/v1/upstreams", `{"id":"x","targets":[{"address":"127.0.0.1:1"}]}`},
+			{"b-token", "POST", "/api/v1/upstreams", `{"id":"team-a:x","targets":[{"address":"127.0.0.1:1"}]}`},
+			{"b-token", "POST", "/api/v1/upstreams", `{"id":"team-ab:x","targets":[{"address":"127.0.0.1:1"}]}`},
+			{"a-token", "POST", "/api/v1/upstreams", `{"id":"x","targets":[{"address":"127.0.0.1:1"}]}`}, // operate: no creating
 			{"b-token", "PUT", "/api/v1/upstreams/team-a:api/targets", `{"targets":[{"address":"127.0.0.1:1"}]}`},
 			{"b-token", "DELETE", "/api/v1/upstreams/team-a:api/targets/" + a.addr, ""},
 		} {
@@ -359,6 +361,26 @@ func TestTenancyIsolation(t *testing.T) {
 		}
 		if s, body := call("a-token", "POST", "/api/v1/upstreams/team-a:api/drain", ""); s != 200 {
 			t.Errorf("team-a drains its upstream: %d %s", s, body)
+		}
+		// team-b creates upstreams in its namespace only: an unqualified
+		// id is qualified, nothing was made by the refused calls above.
+		if s, body := call("b-token", "POST", "/api/v1/upstreams", `{"id":"canary","targets":[{"address":"`+b.addr+`"}]}`); s != http.StatusCreated || !strings.Contains(body, `"id":"team-b:canary"`) {
+			t.Errorf("team-b creates canary: %d %s", s, body)
+		}
+		if s, body := call("b-token", "POST", "/api/v1/upstreams", `{"id":"team-b:svc:db"}`); s != http.StatusCreated {
+			t.Errorf("team-b creates team-b:svc:db: %d %s", s, body)
+		}
+		if s, body := call("b-token", "GET", "/api/v1/upstreams", ""); s != 200 || strings.Join(ids(body), ",") != "team-b:api,team-b:canary,team-b:svc:db" {
+			t.Errorf("team-b upstream list after creating: %d %v", s, ids(body))
+		}
+		if s, body := call("a-token", "GET", "/api/v1/upstreams", ""); s != 200 || strings.Join(ids(body), ",") != "team-a:api" {
+			t.Errorf("team-a sees team-b's new upstreams: %d %v", s, ids(body))
+		}
+		if s, body := call("root-token", "GET", "/api/v1/upstreams", ""); s != 200 || strings.Join(ids(body), ",") != "common,team-a:api,team-b:api,team-b:canary,team-b:svc:db" {
+			t.Errorf("all upstreams after creating: %d %v", s, ids(body))
+		}
+		if s, body := call("a-token", "GET", "/api/v1/upstreams/team-b:canary", ""); s != http.StatusForbidden {
+			t.Errorf("team-a reads team-b's new upstream: %d %s", s, body)
 		}
 	})
 }

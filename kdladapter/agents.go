@@ -282,6 +282,14 @@ func (a *adapter) mapAgent(id string, n *kdl.Node) *agents.AgentConfig {
 		a.d.errorf(n.Pos, "agent %q: give one transport (unix-socket or grpc)", id)
 	}
 	// limits { } give the defaults the agent block does not set.
+	scope := a.scopeOf(id)
+	if v, ok := scopedInt(scope, func(l *nsLimits) *int64 { return l.agentQueue }); ok && (out.Pool == nil || out.Pool.QueueDepth == nil) {
+		if out.Pool == nil {
+			out.Pool = &agents.PoolConfig{}
+		}
+		q := int(v)
+		out.Pool.QueueDepth = &q
+	}
 	if out.Pool == nil || out.Pool.QueueDepth == nil {
 		if x := a.limitSetting("max-agent-queue-depth"); x != nil {
 			if v, ok := a.integer(x, 0, 1<<20); ok {
@@ -293,7 +301,14 @@ func (a *adapter) mapAgent(id string, n *kdl.Node) *agents.AgentConfig {
 			}
 		}
 	}
-	if x := a.limitSetting("max-agent-body-bytes"); x != nil {
+	if sz, ok := scopedInt(scope, func(l *nsLimits) *int64 { return l.agentBody }); ok {
+		if setting(n, "max-request-body-bytes") == nil {
+			out.MaxRequestBodyBytes = sz
+		}
+		if setting(n, "max-response-body-bytes") == nil {
+			out.MaxResponseBodyBytes = sz
+		}
+	} else if x := a.limitSetting("max-agent-body-bytes"); x != nil {
 		if sz, ok := a.byteSize(x); ok {
 			if setting(n, "max-request-body-bytes") == nil {
 				out.MaxRequestBodyBytes = sz

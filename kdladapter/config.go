@@ -36,6 +36,7 @@ func (a *adapter) caddyConfig() obj {
 	}
 	a.mapTracing(servers, apps)
 	a.mapMetrics(servers, httpApp)
+	a.warnSharedBreakers() // nsbreakers.go: the upstreams are mapped now
 	httpApp["servers"] = servers
 
 	if logging := a.mapLogging(servers); logging != nil {

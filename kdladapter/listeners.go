@@ -125,7 +125,9 @@ func (a *adapter) mapListener(l *kdl.Node) obj {
 	}
 	a.headerTimeout(id, l, srv)
 	a.trustedProxies(id, l, srv)
-	if n := a.limitSetting("max-header-size-bytes", "max-header-size"); n != nil {
+	if v, ok := scopedInt(a.listenerScope(id), func(l *nsLimits) *int64 { return l.headerSize }); ok {
+		srv.MaxHeaderBytes = int(v)
+	} else if n := a.limitSetting("max-header-size-bytes", "max-header-size"); n != nil {
 		if i, ok := a.integer(n, 1024, 1<<30); ok {
 			srv.MaxHeaderBytes = int(i)
 		}

@@ -43,7 +43,7 @@ func namespaceChildren(listener *Key) []*Key {
 		ref(h("upstreams", "the namespace's upstreams, registry ids `ns:id`", upstreamKeys()), "upstreams"),
 		ref(h("filters", "the namespace's filters", filterKeys()), "filters"),
 		ref(h("agents", "the namespace's agents, ids `ns:id`", agentKey), "agents"),
-		w("limits", "limits are global; per-namespace rate limits use a rate-limit filter with key \"tenant\""),
+		namespaceLimitsKeys(), // nslimits.go
 	}
 }
 
@@ -80,6 +80,12 @@ type tenancy struct {
 	exported map[string][]string
 	// global holds kind/id of the global items.
 	global map[string]bool
+	// scopes maps the names of the namespaces and services ("team-a",
+	// "team-a:billing") to them.
+	scopes map[string]*nsScope
+	// breakers maps target addresses to the upstreams with a circuit
+	// breaker that have them (nsbreakers.go).
+	breakers map[string][]breakerUse
 }
 
 // nsScope is a namespace or a service.
@@ -95,6 +101,10 @@ type nsScope struct {
 	items map[string][]*kdl.Node
 	// listeners of the scope.
 	listeners []*kdl.Node
+	// limits are the scope's limits { } values (nil without the block),
+	// read from limitsNode (nslimits.go).
+	limits     *nsLimits
+	limitsNode *kdl.Node
 }
 
 // flattenNamespaces maps the namespace blocks into the adapter's global
@@ -111,7 +121,7 @@ func (a *adapter) flattenNamespaces(blocks []*kdl.Node) {
 		}
 		return
 	}
-	t := &tenancy{ns: map[string]*nsScope{}, bound: map[string]string{}, shared: map[string]bool{}, exported: map[string][]string{}, global: map[string]bool{}}
+	t := &tenancy{ns: map[string]*nsScope{}, bound: map[string]string{}, shared: map[string]bool{}, exported: map[string][]string{}, global: map[string]bool{}, scopes: map[string]*nsScope{}}
 	a.tenancy = t
 	for id := range a.upstreams {
 		t.global["upstream/"+id] = true
@@ -221,6 +231,7 @@ func (a *adapter) flattenNamespaces(blocks []*kdl.Node) {
 			}
 		}
 	}
+	a.limitsWithoutListeners(scopes)
 }
 
 // declareNamespace reads one namespace block (or a `namespaces`
@@ -245,6 +256,7 @@ func (a *adapter) declareNamespace(b *kdl.Node) {
 	}
 	s := a.readScope(name, name, b, nil)
 	t.ns[name] = s
+	t.scopes[name] = s
 	t.names = append(t.names, name)
 	var services []*kdl.Node
 	for _, c := range b.Children {
@@ -265,6 +277,7 @@ func (a *adapter) declareNamespace(b *kdl.Node) {
 			continue
 		}
 		s.services[svc] = a.readScope(name+":"+svc, name, c, s)
+		t.scopes[name+":"+svc] = s.services[svc]
 	}
 	for _, ex := range settings(b, "exports") {
 		for _, kind := range []string{"upstream", "filter", "agent"} {
@@ -314,6 +327,8 @@ func validScopeID(id string) bool {
 // readScope collects the items of a namespace or service block.
 func (a *adapter) readScope(name, ns string, b *kdl.Node, parent *nsScope) *nsScope {
 	s := &nsScope{name: name, ns: ns, node: b, parent: parent, local: map[string]string{}, services: map[string]*nsScope{}, items: map[string][]*kdl.Node{}}
+	s.limitsNode = setting(b, "limits")
+	s.limits = a.readLimits(s.limitsNode)
 	ids := map[string]*kdl.Node{}
 	add := func(kind string, items []*kdl.Node) {
 		for _, it := range items {

@@ -238,6 +238,8 @@ namespace "a" { }`), `jwt needs exactly one of jwks-file and jwks-url`},
 namespace "a" { }`), `jwt needs audience`},
 		{"jwt url scheme", ns(`listeners { listener "x" { address "127.0.0.1:1"; tenants { jwt { jwks-url "ftp://k"; audience "a"; }; }; }; }
 namespace "a" { }`), `jwks-url "ftp://k" must be an http(s) URL`},
+		{"sni without hosts", ns(`listeners { listener "x" { address "127.0.0.1:1"; tenants { header "X"; sni #true; }; }; }
+namespace "a" { }`), `test.kdl:6:73: listener "x": tenants: sni maps the TLS server name through host and subdomain-of`},
 		{"unidentified status", ns(`listeners { listener "x" { address "127.0.0.1:1"; tenants { header "X"; unidentified status=200; }; }; }
 namespace "a" { }`), `unidentified status must be an error status`},
 		{"unidentified word", ns(`listeners { listener "x" { address "127.0.0.1:1"; tenants { header "X"; unidentified "drop"; }; }; }

@@ -205,7 +205,13 @@ func (a *adapter) routeRateLimits(routeID string, policy *ratelimit.Handler) []a
 	}
 	limit("max-requests-per-second-global", "limits-global", "global")
 	limit("max-requests-per-second-per-client", "limits-per-client", "client-ip")
-	limit("max-requests-per-second-per-route", "route:"+routeID+"/limits", "route")
+	// The caps of the route's namespace and service (nslimits.go).
+	out = append(out, a.scopeCaps(routeID)...)
+	if rps, ok := scopedRate(a.scopeOf(routeID), func(l *nsLimits) *float64 { return l.rpsPerRoute }); ok {
+		out = append(out, rateLimitObj(&ratelimit.Handler{Zone: "route:" + routeID + "/limits", MaxRPS: rps, Burst: max(int(rps), 1), Key: "route"}))
+	} else {
+		limit("max-requests-per-second-per-route", "route:"+routeID+"/limits", "route")
+	}
 	if t := policy; t != nil {
 		if n := setting(a.rateLimits, "default-rps"); n != nil && t.MaxRPS == 0 {
 			t.MaxRPS, _ = a.positiveNumber(n)

@@ -223,6 +223,9 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	if p == nil {
 		p = &routePolicies{}
 	}
+	if sz, ok := scopedInt(a.scopeOf(id), func(l *nsLimits) *int64 { return l.bodySize }); ok && p.body == nil {
+		p.body = &requestbody.RequestBody{MaxSize: sz}
+	}
 	if p.body == nil {
 		if n := a.limitSetting("max-body-size-bytes", "max-body-size"); n != nil {
 			if sz, ok := a.byteSize(n); ok {

@@ -23,6 +23,7 @@ var tenantsKey = ext(h("tenants", "identifies each request's namespace (`sentine
 	h("host", "`host \"a.example.com\" namespace=\"team-a\"` (repeatable)"),
 	h("subdomain-of", "shared domains: `<namespace>.<domain>` is for that namespace"),
 	h("header", "a request header naming the namespace (removed before the upstream)"),
+	h("sni", "`#true`: the TLS server name, mapped through host and subdomain-of, names the namespace; a Host naming another tenant gets the unidentified answer (no domain fronting)"),
 	h("jwt", "a claim of a verified JWT names the namespace",
 		h("jwks-file", "file with the JSON Web Key Set"),
 		h("jwks-url", "http(s) URL of the key set (cached, refetched for unknown key ids)"),
@@ -85,6 +86,15 @@ func (a *adapter) tenantRoute(listenerID string, l *kdl.Node) json.RawMessage {
 	}
 	if n := setting(b, "header"); n != nil {
 		h.Header, _ = a.str(n)
+	}
+	if n := setting(b, "sni"); n != nil {
+		h.SNI, _ = a.boolean(n)
+		if h.SNI && len(h.Hosts) == 0 && len(h.SubdomainOf) == 0 {
+			a.d.errorf(n.Pos, "listener %q: tenants: sni maps the TLS server name through host and subdomain-of; give one of them", listenerID)
+		}
+		if h.SNI && setting(l, "tls") == nil {
+			a.d.warnf(n.Pos, "listeners.listener.tenants.sni", "listener %q: tenants: sni has no effect without tls", listenerID)
+		}
 	}
 	if j := setting(b, "jwt"); j != nil {
 		h.JWT = a.tenantJWT(listenerID, j)

@@ -22,8 +22,10 @@ import (
 	"github.com/sentinel-proxy/sentinel/modules/cors"
 	"github.com/sentinel-proxy/sentinel/modules/grpcweb"
 	"github.com/sentinel-proxy/sentinel/modules/headerrename"
+	"github.com/sentinel-proxy/sentinel/modules/ratelimit"
 	"github.com/sentinel-proxy/sentinel/modules/routeguard"
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
+	"github.com/sentinel-proxy/sentinel/modules/tenant"
 	"github.com/sentinel-proxy/sentinel/modules/timeout"
 	"github.com/sentinel-proxy/sentinel/modules/wasm"
 )
@@ -79,6 +81,13 @@ var handlerTypes = map[string]func() any{
 	"sentinel_audit_gate": func() any { return new(audit.Gate) },
 }
 
+// goldenHandlerTypes are the module structs of handlers the golden
+// configurations write and the synthetic one does not (namespaces).
+var goldenHandlerTypes = map[string]func() any{
+	"sentinel_tenant": func() any { return new(tenant.Handler) }, "sentinel_inflight": func() any { return new(tenant.InFlight) },
+	"sentinel_rate_limit": func() any { return new(ratelimit.Handler) },
+}
+
 // strictDecode decodes raw into v refusing unknown fields.
 func strictDecode(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -116,6 +125,9 @@ func checkHandlers(t *testing.T, routes []json.RawMessage, seen map[string]int) 
 				continue // not mapped by the blocks under test
 			}
 			newT := handlerTypes[name]
+			if newT == nil {
+				newT = goldenHandlerTypes[name]
+			}
 			if newT == nil {
 				t.Errorf("handler %q has no module struct in the test", name)
 				continue

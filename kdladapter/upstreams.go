@@ -348,6 +348,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	b.active = a.healthChecks(id, u)
 	if cb := setting(u, "circuit-breaker"); cb != nil {
 		b.passive = circuitBreakerKey.Map(a, cb).(*reverseproxy.PassiveHealthChecks)
+		a.noteBreaker(id, cb.Pos, b.targets) // nsbreakers.go
 	}
 	t := a.transport(id, u)
 	if tc := t.TLS; tc != nil && b.active != nil {
@@ -685,7 +686,9 @@ func (a *adapter) versions(id string, hv *kdl.Node, t *reverseproxy.HTTPTranspor
 // package's Transport (Caddy's http transport that feeds the balancer).
 func (a *adapter) transport(id string, u *kdl.Node) *adaptive.Transport {
 	t := new(adaptive.Transport)
-	if n := a.limitSetting("max-idle-connections-per-upstream"); n != nil {
+	if v, ok := scopedInt(a.scopeOf(id), func(l *nsLimits) *int64 { return l.idle }); ok {
+		t.KeepAlive = &reverseproxy.KeepAlive{MaxIdleConnsPerHost: int(v)}
+	} else if n := a.limitSetting("max-idle-connections-per-upstream"); n != nil {
 		if v, ok := a.integer(n, 0, 1<<20); ok {
 			t.KeepAlive = &reverseproxy.KeepAlive{MaxIdleConnsPerHost: int(v)}
 		}

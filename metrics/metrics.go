@@ -5,15 +5,22 @@
 // listener):
 //
 //   - sentinel_build_info{version,caddy_version,go_version} 1;
-//   - sentinel_upstream_target_healthy{upstream,target}: 1 when the
-//     target is healthy as the active health checks last saw it (or was
-//     never checked), 0 when not, read from the registry at scrape time;
-//   - sentinel_route_requests_total{route,code} and
-//     sentinel_route_request_duration_seconds{route}, observed by the
-//     route guard that every Sentinel route starts with;
-//   - sentinel_upstream_request_duration_seconds{upstream}, observed by
-//     the sentinel transport for each attempt to a target of an upstream
-//     of the registry (upstreams.go).
+//   - sentinel_upstream_target_healthy{upstream,namespace,target}: 1
+//     when the target is healthy as the active health checks last saw it
+//     (or was never checked), 0 when not, read from the registry at
+//     scrape time;
+//   - sentinel_route_requests_total{route,namespace,code} and
+//     sentinel_route_request_duration_seconds{route,namespace}, observed
+//     by the route guard that every Sentinel route starts with;
+//   - sentinel_upstream_request_duration_seconds{upstream,namespace},
+//     observed by the sentinel transport for each attempt to a target of
+//     an upstream of the registry (upstreams.go).
+//
+// The namespace label is the namespace of the route or upstream id
+// (registry.NamespaceOf: "team-a" for "team-a:web", "" for a global
+// one), so that `sum by (namespace)` adds a tenant's series up. It is
+// computed once per route (Routes.For, at provision) and per scrape for
+// the upstreams, never per request.
 //
 // Like Caddy's own HTTP metrics, the registry and the route counters are
 // per config: a reload starts them again.
@@ -33,18 +40,21 @@ import (
 
 // The metric names, as the docs cite them.
 const (
-	BuildInfoName      = "sentinel_build_info"
-	TargetHealthyName  = "sentinel_upstream_target_healthy"
-	RouteRequestsName  = "sentinel_route_requests_total"
-	RouteDurationName  = "sentinel_route_request_duration_seconds"
-	routeDurationHelp  = "Time from the start of a request on a Sentinel route until its handlers returned (the response written, or the error that the server's error routes answer)."
-	routeRequestsHelp  = "Requests handled by a Sentinel route, by route id and status code (a disabled route's 503s included)."
-	targetHealthyHelp  = "1 when the upstream target is healthy as the active health checks last saw it (or was never checked), 0 when not."
-	buildInfoHelp      = "Sentinel's version, the Caddy it is built on and the Go that compiled it; always 1."
-	routeLabel         = "route"
-	codeLabel          = "code"
-	upstreamLabel      = "upstream"
-	targetLabel        = "target"
+	BuildInfoName     = "sentinel_build_info"
+	TargetHealthyName = "sentinel_upstream_target_healthy"
+	RouteRequestsName = "sentinel_route_requests_total"
+	RouteDurationName = "sentinel_route_request_duration_seconds"
+	routeDurationHelp = "Time from the start of a request on a Sentinel route until its handlers returned (the response written, or the error that the server's error routes answer)."
+	routeRequestsHelp = "Requests handled by a Sentinel route, by route id and status code (a disabled route's 503s included)."
+	targetHealthyHelp = "1 when the upstream target is healthy as the active health checks last saw it (or was never checked), 0 when not."
+	buildInfoHelp     = "Sentinel's version, the Caddy it is built on and the Go that compiled it; always 1."
+	routeLabel        = "route"
+	codeLabel         = "code"
+	upstreamLabel     = "upstream"
+	targetLabel       = "target"
+	// NamespaceLabel is the label naming the namespace of a route or
+	// upstream series ("" for a global item).
+	NamespaceLabel     = "namespace"
 	versionLabel       = "version"
 	caddyVersionLabel  = "caddy_version"
 	goVersionLabel     = "go_version"
@@ -87,7 +97,7 @@ func register(reg prometheus.Registerer, c prometheus.Collector) error {
 }
 
 // healthDesc describes sentinel_upstream_target_healthy.
-var healthDesc = prometheus.NewDesc(TargetHealthyName, targetHealthyHelp, []string{upstreamLabel, targetLabel}, nil)
+var healthDesc = prometheus.NewDesc(TargetHealthyName, targetHealthyHelp, []string{upstreamLabel, NamespaceLabel, targetLabel}, nil)
 
 // healthCollector reads every target's health from the registry when
 // scraped, so that the gauge is never stale and needs no updater.
@@ -107,7 +117,7 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 			if c.reg.Healthy(u.ID, t.Address) {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.ID, t.Address)
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.ID, registry.NamespaceOf(u.ID), t.Address)
 		}
 	}
 }
@@ -124,8 +134,8 @@ type Routes struct {
 // gives metrics that are not exported.
 func NewRoutes(reg prometheus.Registerer) (*Routes, error) {
 	r := &Routes{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: RouteRequestsName, Help: routeRequestsHelp}, []string{routeLabel, codeLabel}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: RouteDurationName, Help: routeDurationHelp, Buckets: prometheus.DefBuckets}, []string{routeLabel}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: RouteRequestsName, Help: routeRequestsHelp}, []string{routeLabel, NamespaceLabel, codeLabel}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: RouteDurationName, Help: routeDurationHelp, Buckets: prometheus.DefBuckets}, []string{routeLabel, NamespaceLabel}),
 	}
 	if reg == nil {
 		return r, nil
@@ -163,6 +173,7 @@ func (r *Routes) Observe(route string, code int, d time.Duration) {
 // looked up once.
 type Route struct {
 	route    string
+	ns       string // the route's namespace label
 	requests *prometheus.CounterVec
 	duration prometheus.Observer
 	// common holds the request counters of the common status codes
@@ -221,7 +232,8 @@ func (r *Routes) For(route string) *Route {
 	if r == nil {
 		return nil
 	}
-	return &Route{route: route, requests: r.requests, duration: r.duration.WithLabelValues(route)}
+	ns := registry.NamespaceOf(route)
+	return &Route{route: route, ns: ns, requests: r.requests, duration: r.duration.WithLabelValues(route, ns)}
 }
 
 // Observe records one request that ended with status code (0 when
@@ -238,12 +250,12 @@ func (r *Route) Observe(code int, d time.Duration) {
 func (r *Route) counter(code int) prometheus.Counter {
 	i := commonIndex(code)
 	if i < 0 {
-		return r.requests.WithLabelValues(r.route, statusLabel(code))
+		return r.requests.WithLabelValues(r.route, r.ns, statusLabel(code))
 	}
 	if c := r.common[i].Load(); c != nil {
 		return *c
 	}
-	c := r.requests.WithLabelValues(r.route, statusLabel(code))
+	c := r.requests.WithLabelValues(r.route, r.ns, statusLabel(code))
 	r.common[i].Store(&c)
 	return c
 }

@@ -35,13 +35,13 @@ func TestRegisterTwice(t *testing.T) {
 	want := `
 # HELP sentinel_route_requests_total ` + routeRequestsHelp + `
 # TYPE sentinel_route_requests_total counter
-sentinel_route_requests_total{code="200",route="api"} 1
-sentinel_route_requests_total{code="503",route="api"} 1
+sentinel_route_requests_total{code="200",namespace="",route="api"} 1
+sentinel_route_requests_total{code="503",namespace="",route="api"} 1
 `
 	if err := compare(t, reg, want, RouteRequestsName); err != nil {
 		t.Error(err)
 	}
-	if got := scrape(t, reg, RouteDurationName); !strings.Contains(got, `sentinel_route_request_duration_seconds_count{route="api"} 2`) {
+	if got := scrape(t, reg, RouteDurationName); !strings.Contains(got, `sentinel_route_request_duration_seconds_count{namespace="",route="api"} 2`) {
 		t.Errorf("duration:\n%s", got)
 	}
 	info := `
@@ -76,8 +76,8 @@ func TestTargetHealth(t *testing.T) {
 	want := `
 # HELP sentinel_upstream_target_healthy ` + targetHealthyHelp + `
 # TYPE sentinel_upstream_target_healthy gauge
-sentinel_upstream_target_healthy{target="127.0.0.1:1",upstream="metrics-test"} 1
-sentinel_upstream_target_healthy{target="127.0.0.1:2",upstream="metrics-test"} 0
+sentinel_upstream_target_healthy{namespace="",target="127.0.0.1:1",upstream="metrics-test"} 1
+sentinel_upstream_target_healthy{namespace="",target="127.0.0.1:2",upstream="metrics-test"} 0
 `
 	if err := compare(t, reg, want, TargetHealthyName); err != nil {
 		t.Error(err)
@@ -138,11 +138,11 @@ func TestRouteCounters(t *testing.T) {
 	want := `
 # HELP sentinel_route_requests_total ` + routeRequestsHelp + `
 # TYPE sentinel_route_requests_total counter
-sentinel_route_requests_total{code="200",route="api"} 4
-sentinel_route_requests_total{code="302",route="api"} 1
-sentinel_route_requests_total{code="418",route="api"} 2
-sentinel_route_requests_total{code="504",route="api"} 1
-sentinel_route_requests_total{code="599",route="api"} 1
+sentinel_route_requests_total{code="200",namespace="",route="api"} 4
+sentinel_route_requests_total{code="302",namespace="",route="api"} 1
+sentinel_route_requests_total{code="418",namespace="",route="api"} 2
+sentinel_route_requests_total{code="504",namespace="",route="api"} 1
+sentinel_route_requests_total{code="599",namespace="",route="api"} 1
 `
 	if err := compare(t, reg, want, RouteRequestsName); err != nil {
 		t.Error(err)

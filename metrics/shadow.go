@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // The names of the traffic shadowing metrics (the sentinel_shadow
@@ -54,10 +56,10 @@ type Shadow struct {
 // the registry). A nil reg gives metrics that are counted but not
 // exported.
 func NewShadow(reg prometheus.Registerer, route, upstream string) (*Shadow, error) {
-	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: ShadowSentName, Help: shadowSentHelp}, []string{routeLabel, upstreamLabel})
-	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: ShadowFailedName, Help: shadowFailedHelp}, []string{routeLabel, upstreamLabel, reasonLabel})
-	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: ShadowDroppedName, Help: shadowDroppedHelp}, []string{routeLabel, upstreamLabel, reasonLabel})
-	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ShadowInFlightName, Help: shadowInFlightHelp}, []string{routeLabel, upstreamLabel})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: ShadowSentName, Help: shadowSentHelp}, []string{routeLabel, NamespaceLabel, upstreamLabel})
+	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: ShadowFailedName, Help: shadowFailedHelp}, []string{routeLabel, NamespaceLabel, upstreamLabel, reasonLabel})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: ShadowDroppedName, Help: shadowDroppedHelp}, []string{routeLabel, NamespaceLabel, upstreamLabel, reasonLabel})
+	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ShadowInFlightName, Help: shadowInFlightHelp}, []string{routeLabel, NamespaceLabel, upstreamLabel})
 	if reg != nil {
 		var err error
 		if sent, err = registerVec(reg, sent); err != nil {
@@ -73,17 +75,18 @@ func NewShadow(reg prometheus.Registerer, route, upstream string) (*Shadow, erro
 			return nil, err
 		}
 	}
+	ns := registry.NamespaceOf(route) // the route's, once
 	s := &Shadow{
-		sent:     sent.WithLabelValues(route, upstream),
-		inFlight: inFlight.WithLabelValues(route, upstream),
+		sent:     sent.WithLabelValues(route, ns, upstream),
+		inFlight: inFlight.WithLabelValues(route, ns, upstream),
 		failed:   make(map[string]prometheus.Counter, 2),
 		dropped:  make(map[string]prometheus.Counter, 3),
 	}
 	for _, r := range []string{ShadowTimeout, ShadowError} {
-		s.failed[r] = failed.WithLabelValues(route, upstream, r)
+		s.failed[r] = failed.WithLabelValues(route, ns, upstream, r)
 	}
 	for _, r := range []string{ShadowLimit, ShadowBodyTooLarge, ShadowBodyError} {
-		s.dropped[r] = dropped.WithLabelValues(route, upstream, r)
+		s.dropped[r] = dropped.WithLabelValues(route, ns, upstream, r)
 	}
 	return s, nil
 }

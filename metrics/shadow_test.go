@@ -19,7 +19,7 @@ func TestShadow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := scrape(t, reg, ShadowDroppedName); !strings.Contains(got, `sentinel_shadow_dropped_total{reason="limit",route="api",upstream="canary"} 0`) {
+	if got := scrape(t, reg, ShadowDroppedName); !strings.Contains(got, `sentinel_shadow_dropped_total{namespace="",reason="limit",route="api",upstream="canary"} 0`) {
 		t.Errorf("series not at zero from the start:\n%s", got)
 	}
 	a.Start()
@@ -30,10 +30,10 @@ func TestShadow(t *testing.T) {
 	a.Dropped(ShadowLimit)
 	b.Dropped(ShadowBodyTooLarge)
 	for name, want := range map[string]string{
-		ShadowSentName:     `sentinel_shadow_sent_total{route="api",upstream="canary"} 1`,
-		ShadowFailedName:   `sentinel_shadow_failed_total{reason="timeout",route="api",upstream="canary"} 1`,
-		ShadowInFlightName: `sentinel_shadow_in_flight{route="api",upstream="canary"} 1`,
-		ShadowDroppedName:  `sentinel_shadow_dropped_total{reason="body_too_large",route="api",upstream="canary"} 1`,
+		ShadowSentName:     `sentinel_shadow_sent_total{namespace="",route="api",upstream="canary"} 1`,
+		ShadowFailedName:   `sentinel_shadow_failed_total{namespace="",reason="timeout",route="api",upstream="canary"} 1`,
+		ShadowInFlightName: `sentinel_shadow_in_flight{namespace="",route="api",upstream="canary"} 1`,
+		ShadowDroppedName:  `sentinel_shadow_dropped_total{namespace="",reason="body_too_large",route="api",upstream="canary"} 1`,
 	} {
 		if got := scrape(t, reg, name); !strings.Contains(got, want) {
 			t.Errorf("%s:\n%s\nwant %s", name, got, want)

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // UpstreamDurationName is the name of the per-upstream attempt duration
@@ -16,8 +18,9 @@ const upstreamDurationHelp = "Time from sending a proxied request to a target of
 var UpstreamBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Upstreams are the per-upstream attempt metrics of one config, shared by
-// all its upstream sources. The only label is the upstream's id (not the
-// target), so the series grow with the config's upstreams only.
+// all its upstream sources. The labels are the upstream's id and its
+// namespace (not the target), so the series grow with the config's
+// upstreams only.
 type Upstreams struct {
 	duration *prometheus.HistogramVec
 }
@@ -29,7 +32,7 @@ func NewUpstreams(reg prometheus.Registerer) (*Upstreams, error) {
 	u := &Upstreams{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: UpstreamDurationName, Help: upstreamDurationHelp, Buckets: UpstreamBuckets,
-		}, []string{upstreamLabel}),
+		}, []string{upstreamLabel, NamespaceLabel}),
 	}
 	if reg == nil {
 		return u, nil
@@ -48,5 +51,5 @@ func (u *Upstreams) For(upstream string) prometheus.Observer {
 	if u == nil {
 		return nil
 	}
-	return u.duration.WithLabelValues(upstream)
+	return u.duration.WithLabelValues(upstream, registry.NamespaceOf(upstream))
 }

@@ -74,13 +74,29 @@ func ValidateWeight(w int) error {
 
 // ValidateID checks the id of an upstream made outside the config
 // (through the API, or read from a state file): 1 to MaxIDLength letters,
-// digits, '.', '_' or '-', starting with a letter or digit.
+// digits, '.', '_' or '-', starting with a letter or digit, optionally
+// qualified by a namespace and a service as the KDL adapter qualifies
+// a namespace's ids ("team-a:api", "team-a:billing:db"; see
+// NamespaceOf): each qualifier non-empty, of letters, digits, '.', '_'
+// and '-'.
 func ValidateID(id string) error {
 	if id == "" || len(id) > MaxIDLength {
 		return invalid("id", id, "must have 1 to %d characters", MaxIDLength)
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	local := id[strings.LastIndexByte(id, ':')+1:]
+	if q := id[:len(id)-len(local)]; q != "" {
+		parts := strings.Split(q[:len(q)-1], ":")
+		if len(parts) > 2 {
+			return invalid("id", id, "at most a namespace and a service qualify an id (ns:id or ns:service:id)")
+		}
+		for _, p := range parts {
+			if !validQualifier(p) {
+				return invalid("id", id, "a namespace or service qualifier is letters, digits, '.', '_' and '-' (ns:id)")
+			}
+		}
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
 		switch {
 		case isAlnum(c):
 		case i > 0 && (c == '.' || c == '_' || c == '-'):
@@ -88,7 +104,21 @@ func ValidateID(id string) error {
 			return invalid("id", id, "use letters, digits, '.', '_' and '-', starting with a letter or digit")
 		}
 	}
+	if local == "" {
+		return invalid("id", id, "use letters, digits, '.', '_' and '-', starting with a letter or digit")
+	}
 	return nil
+}
+
+// validQualifier reports whether s may name a namespace or service in a
+// qualified id.
+func validQualifier(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // ValidateAddress checks a target address: host:port, where host is an

@@ -6,6 +6,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 // targetMetrics is what a policy reports about one target.
@@ -55,7 +57,9 @@ type collector struct {
 }
 
 func newCollector() *collector {
-	labels := []string{"upstream", "policy", "target"}
+	// namespace is the upstream's (registry.NamespaceOf), read at scrape
+	// time.
+	labels := []string{"upstream", "policy", "target", "namespace"}
 	desc := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName("sentinel", "lb", name), help, labels, nil)
 	}
@@ -125,13 +129,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				return
 			}
 			seen[key] = true
-			ch <- prometheus.MustNewConstMetric(c.selections, prometheus.CounterValue, float64(m.selections), key[:]...)
-			ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(m.inFlight), key[:]...)
-			ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, m.latency, key[:]...)
-			ch <- prometheus.MustNewConstMetric(c.errorRatio, prometheus.GaugeValue, m.errorRatio, key[:]...)
-			ch <- prometheus.MustNewConstMetric(c.weight, prometheus.GaugeValue, m.weight, key[:]...)
+			labels := [4]string{upstream, policy, target, registry.NamespaceOf(upstream)}
+			ch <- prometheus.MustNewConstMetric(c.selections, prometheus.CounterValue, float64(m.selections), labels[:]...)
+			ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(m.inFlight), labels[:]...)
+			ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, m.latency, labels[:]...)
+			ch <- prometheus.MustNewConstMetric(c.errorRatio, prometheus.GaugeValue, m.errorRatio, labels[:]...)
+			ch <- prometheus.MustNewConstMetric(c.weight, prometheus.GaugeValue, m.weight, labels[:]...)
 			if m.hasScore {
-				ch <- prometheus.MustNewConstMetric(c.score, prometheus.GaugeValue, m.score, key[:]...)
+				ch <- prometheus.MustNewConstMetric(c.score, prometheus.GaugeValue, m.score, labels[:]...)
 			}
 		})
 	}

@@ -182,6 +182,7 @@ func decodeArray(raw json.RawMessage, path string, max int, elem fieldFunc) erro
 //	default:"N"        integers: the value when the member is absent
 //	doc:"…"            the description (default: the field's doc comment)
 //	pattern, example   strings: for the OpenAPI document only
+//	maxLength:"N"      strings: for the OpenAPI document only
 //
 // A codec is built once per endpoint, when New builds the endpoint table.
 //

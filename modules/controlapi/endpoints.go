@@ -151,8 +151,10 @@ func (s *Server) endpointTable() []endpoint {
 		},
 		{
 			method: http.MethodPost, pattern: "/api/v1/upstreams", scope: scopeAdmin, subject: "upstream",
-			op: "createUpstream", summary: "Create an upstream",
-			doc:    "Creates an upstream of origin api. Its id is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+			op: "createUpstream", namespaced: true, summary: "Create an upstream",
+			doc: "Creates an upstream of origin api. Its id is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, " +
+				"optionally qualified by a namespace (and a service): `team-a:api`. A token scoped to a namespace creates upstreams in it only: " +
+				"an unqualified id is qualified with its namespace, another namespace's id or a global one is refused with 403.",
 			status: http.StatusCreated, result: "Created.", headers: []string{"Location", "ETag"},
 			errors:  []int{http.StatusConflict, http.StatusPreconditionFailed, http.StatusUnprocessableEntity},
 			handler: withBody(s.createUpstream),

@@ -1,7 +1,9 @@
 package controlapi
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,5 +97,56 @@ func TestNamespaceTokenConfig(t *testing.T) {
 	c := Config{Tokens: []Token{{Token: "abc", Namespace: "bad:ns"}}}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `namespace "bad:ns"`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestNamespaceTokenCreates: a scoped token creates upstreams in its
+// namespace only: an unqualified id is qualified with it, another
+// namespace's (or a look-alike prefix's) is refused, and the audit entry
+// names the id made.
+func TestNamespaceTokenCreates(t *testing.T) {
+	e := nsEnv(t)
+	w := e.do(req{method: "POST", path: "/api/v1/upstreams", token: teamAToken, body: `{"id":"new","targets":[{"address":"10.0.3.2:80"}]}`})
+	if w.Code != http.StatusCreated || w.Header().Get("Location") != "/api/v1/upstreams/team-a:new" {
+		t.Fatalf("unqualified: %d %s %s", w.Code, w.Header().Get("Location"), w.Body)
+	}
+	if u, ok := e.reg.Get("team-a:new"); !ok || u.Origin != registry.OriginAPI {
+		t.Fatalf("team-a:new not in the registry: %+v", u)
+	}
+	if _, ok := e.reg.Get("new"); ok {
+		t.Error("a global upstream was made")
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/upstreams", token: teamAToken, body: `{"id":"team-a:billing:db"}`}); w.Code != http.StatusCreated {
+		t.Errorf("qualified in its namespace: %d %s", w.Code, w.Body)
+	}
+	for _, id := range []string{"team-b:x", "team-ab:x", "team-b:svc:x"} {
+		w := e.do(req{method: "POST", path: "/api/v1/upstreams", token: teamAToken, body: `{"id":"` + id + `"}`})
+		checkError(t, w, http.StatusForbidden, `cannot create "`+id+`"`, "")
+		if _, ok := e.reg.Get(id); ok {
+			t.Errorf("%s was made", id)
+		}
+	}
+	// Too long once qualified.
+	long := strings.Repeat("x", registry.MaxIDLength-2)
+	checkError(t, e.do(req{method: "POST", path: "/api/v1/upstreams", token: teamAToken, body: `{"id":"` + long + `"}`}), http.StatusBadRequest, "characters", "id")
+	// Existing ids conflict as usual, inside the namespace.
+	checkError(t, e.do(req{method: "POST", path: "/api/v1/upstreams", token: teamAToken, body: `{"id":"api"}`}), http.StatusConflict, `"team-a:api" already exists`, "")
+	// An unscoped token may create any namespace's.
+	if w := e.do(req{method: "POST", path: "/api/v1/upstreams", token: adminToken, body: `{"id":"team-b:made"}`}); w.Code != http.StatusCreated {
+		t.Errorf("admin: %d %s", w.Code, w.Body)
+	}
+	// The created upstream is then the token's to change and delete.
+	if w := e.do(req{method: "DELETE", path: "/api/v1/upstreams/team-a:new", token: teamAToken}); w.Code/100 != 2 {
+		t.Errorf("delete own: %d %s", w.Code, w.Body)
+	}
+	var subjects []string
+	for _, en := range e.logs.All() {
+		m := en.ContextMap()
+		subjects = append(subjects, fmt.Sprint(m["upstream"], "/", m["status"]))
+	}
+	for _, want := range []string{"team-a:new/201", "team-b:x/403", "team-ab:x/403"} {
+		if !slices.Contains(subjects, want) {
+			t.Errorf("audit lacks %s: %v", want, subjects)
+		}
 	}
 }

@@ -290,6 +290,13 @@ func (g *schemaGen) schema(t reflect.Type, tag reflect.StructTag, request bool) 
 				s[k] = v
 			}
 		}
+		if v := tag.Get("maxLength"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("%v: tag maxLength:%q: %w", t, v, err)
+			}
+			s["maxLength"] = n
+		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		s["type"] = "integer"

@@ -73,7 +73,7 @@ func goDocs() map[string]string {
 		"controlapi.metricsSummary.Routes":     "Routes are the routes that answered a request, sorted by id.",
 		"controlapi.metricsSummary.Upstreams":  "Upstreams are the upstreams that were sent a request, sorted by id.",
 		"controlapi.newUpstream":               "newUpstream is the body of POST /api/v1/upstreams.",
-		"controlapi.newUpstream.ID":            "ID is the new upstream's id.",
+		"controlapi.newUpstream.ID":            "ID is the new upstream's id (at most 128 characters; a namespace's is qualified: team-a:api).",
 		"controlapi.newUpstream.Targets":       "Targets are its targets (default none).",
 		"controlapi.routeEnabled":              "routeEnabled is the body of PUT /api/v1/routes/{id}/enabled.",
 		"controlapi.routeEnabled.Enabled":      "Enabled switches the route on (true) or off (false).",

@@ -273,8 +273,12 @@ func TestRequestLimits(t *testing.T) {
 	// The documented id pattern is the registry's rule.
 	f, _ := reflect.TypeFor[newUpstream]().FieldByName("ID")
 	re := regexp.MustCompile(f.Tag.Get("pattern"))
-	for _, id := range []string{"a", "A-1", "x.y_z", "-a", ".a", "", "a b", "é", strings.Repeat("a", registry.MaxIDLength), strings.Repeat("a", registry.MaxIDLength+1), "a/b"} {
-		if re.MatchString(id) != (registry.ValidateID(id) == nil) {
+	if f.Tag.Get("maxLength") != strconv.Itoa(registry.MaxIDLength) {
+		t.Errorf("maxLength %q, the registry's is %d", f.Tag.Get("maxLength"), registry.MaxIDLength)
+	}
+	for _, id := range []string{"a", "A-1", "x.y_z", "-a", ".a", "", "a b", "é", strings.Repeat("a", registry.MaxIDLength), strings.Repeat("a", registry.MaxIDLength+1), "a/b",
+		"team-a:api", "team-a:svc:db", "a:b:c:d", ":a", "a:", "a::b", "a:-b", "-ns:a", "team-a:" + strings.Repeat("a", registry.MaxIDLength-6)} {
+		if re.MatchString(id) && len(id) <= registry.MaxIDLength != (registry.ValidateID(id) == nil) {
 			t.Errorf("%q: the pattern says %v, the registry %v", id, re.MatchString(id), registry.ValidateID(id))
 		}
 	}

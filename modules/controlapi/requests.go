@@ -25,8 +25,9 @@ const (
 
 // newUpstream is the body of POST /api/v1/upstreams.
 type newUpstream struct {
-	// ID is the new upstream's id.
-	ID upstreamID `json:"id" api:"required" pattern:"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"`
+	// ID is the new upstream's id (at most 128 characters; a namespace's
+	// is qualified: team-a:api).
+	ID upstreamID `json:"id" api:"required" pattern:"^([A-Za-z0-9._-]+:){0,2}[A-Za-z0-9][A-Za-z0-9._-]*$" maxLength:"128"`
 	// Targets are its targets (default none).
 	Targets targetInputs `json:"targets" max:"10000"`
 }

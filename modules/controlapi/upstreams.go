@@ -50,9 +50,33 @@ func (s *Server) getUpstream(c *call) (upstreamview.Upstream, error) {
 	return s.tagged(c, u), nil
 }
 
+// scopedNewID returns the id of an upstream a caller creates: for a token
+// scoped to a namespace, an unqualified id qualified with the namespace
+// ("api" → "team-a:api"), and a 403 for an id of another namespace. The
+// audit entry names the resulting id.
+func scopedNewID(c *call, id string) (string, error) {
+	ns := c.who.namespace
+	switch {
+	case ns == "":
+	case registry.NamespaceOf(id) == "":
+		id = ns + ":" + id
+		if err := validateID(id, "id"); err != nil {
+			return "", err
+		}
+	case !c.who.sees(id):
+		c.id = id
+		return "", newError(http.StatusForbidden, "%q is scoped to namespace %q: it cannot create %q", c.who.name, ns, id)
+	}
+	c.id = id
+	return id, nil
+}
+
 // createUpstream serves POST /api/v1/upstreams.
 func (s *Server) createUpstream(c *call, req *newUpstream) (upstreamview.Upstream, error) {
-	id := string(req.ID)
+	id, err := scopedNewID(c, string(req.ID))
+	if err != nil {
+		return upstreamview.Upstream{}, err
+	}
 	pre, err := parseIfMatch(c.r.Header)
 	if err != nil {
 		return upstreamview.Upstream{}, err

@@ -69,6 +69,18 @@ type Handler struct {
 	// JWT identifies the namespace from a claim of a verified token.
 	JWT *JWT `json:"jwt,omitempty"`
 
+	// SNI identifies the namespace from the TLS server name of the
+	// connection, mapped through Hosts and SubdomainOf like the Host. On
+	// a TLS connection with a server name that names a namespace, the
+	// Host must name the same one (by Hosts or SubdomainOf) or be the
+	// server name itself: a request for another tenant on the
+	// connection (domain fronting, or a client coalescing connections
+	// under a wildcard certificate) gets the Unidentified answer (421
+	// by default, which tells a browser to retry on a new connection).
+	// A request without TLS or without a server name is identified by
+	// the other sources.
+	SNI bool `json:"sni,omitempty"`
+
 	// Unidentified is the answer to a request no source identifies (or
 	// that two sources identify differently). Default: status 421.
 	Unidentified *Answer `json:"unidentified,omitempty"`
@@ -141,6 +153,9 @@ func (h *Handler) Validate() error {
 	if len(h.Hosts) == 0 && len(h.SubdomainOf) == 0 && h.Header == "" && h.JWT == nil {
 		return fmt.Errorf("no source: give hosts, subdomain_of, header or jwt")
 	}
+	if h.SNI && len(h.Hosts) == 0 && len(h.SubdomainOf) == 0 {
+		return fmt.Errorf("sni: the server name is mapped through hosts or subdomain_of; give one of them")
+	}
 	for host, ns := range h.Hosts {
 		if !known[ns] {
 			return fmt.Errorf("hosts: %q maps to %q, which is not in namespaces", host, ns)
@@ -210,16 +225,21 @@ func (h *Handler) identify(r *http.Request) (ns, why string) {
 		return ""
 	}
 	host := normalizeHost(r.Host)
-	if ns, ok := h.Hosts[host]; ok {
-		if e := add(ns, "host"); e != "" {
-			return "", e
-		}
-	}
-	for _, d := range h.SubdomainOf {
-		if sub, ok := strings.CutSuffix(host, "."+d); ok && sub != "" && !strings.Contains(sub, ".") {
-			if e := add(sub, "subdomain"); e != "" {
+	if h.SNI && r.TLS != nil && r.TLS.ServerName != "" {
+		sni := normalizeHost(r.TLS.ServerName)
+		if sniNS, n := h.byName(sni); n > 0 {
+			if hostNS, m := h.byName(host); host != sni && (m == 0 || hostNS[0].ns != sniNS[0].ns) {
+				return "", "the TLS server name and the Host name different tenants (or the Host names none)"
+			}
+			if e := add(sniNS[0].ns, "TLS server name"); e != "" {
 				return "", e
 			}
+		}
+	}
+	names, n := h.byName(host)
+	for _, c := range names[:n] {
+		if e := add(c.ns, c.from); e != "" {
+			return "", e
 		}
 	}
 	if h.Header != "" {
@@ -244,6 +264,27 @@ func (h *Handler) identify(r *http.Request) (ns, why string) {
 		return "", "no host, subdomain, header or token names a namespace"
 	}
 	return found, ""
+}
+
+// named is a namespace a host name names, and how.
+type named struct{ ns, from string }
+
+// byName maps a host name through Hosts and SubdomainOf: the namespaces
+// it names (none, one, or two that may differ) and the source of each.
+// It returns them in an array, not a slice: it runs on every request.
+func (h *Handler) byName(host string) (out [2]named, n int) {
+	if ns, ok := h.Hosts[host]; ok {
+		out[n] = named{ns, "host"}
+		n++
+	}
+	for _, d := range h.SubdomainOf {
+		if sub, ok := strings.CutSuffix(host, "."+d); ok && sub != "" && !strings.Contains(sub, ".") {
+			out[n] = named{sub, "subdomain"}
+			n++
+			break
+		}
+	}
+	return out, n
 }
 
 // normalizeHost lowercases a host and removes its port and trailing dot.

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -337,5 +338,56 @@ func TestMetricsView(t *testing.T) {
 	defer cancel()
 	if err := empty.Provision(ctx); err != nil || empty.Validate() != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestIdentifyBySNI(t *testing.T) {
+	h := provisioned(t, &Handler{
+		Namespaces:  []string{"a", "b"},
+		Hosts:       map[string]string{"shop.example": "a"},
+		SubdomainOf: []string{"t.example"},
+		SNI:         true,
+	})
+	for _, tc := range []struct {
+		sni, host string
+		status    int
+		ns        string
+		reason    string
+	}{
+		{"a.t.example", "a.t.example", 200, "a", ""},
+		{"A.T.Example.", "a.t.example:443", 200, "a", ""},
+		{"shop.example", "shop.example", 200, "a", ""},
+		// The Host names the same tenant by another name.
+		{"shop.example", "a.t.example", 200, "a", ""},
+		// Domain fronting: a connection for a, a request for b.
+		{"a.t.example", "b.t.example", 421, "-", "TLS server name and the Host"},
+		{"a.t.example", "elsewhere.example", 421, "-", "TLS server name and the Host"},
+		// A server name naming no tenant leaves the Host to decide.
+		{"other.example", "b.t.example", 200, "b", ""},
+		{"", "b.t.example", 200, "b", ""},
+	} {
+		r := httptest.NewRequest("GET", "https://x/", nil)
+		r.Host = tc.host
+		r.TLS = &tls.ConnectionState{ServerName: tc.sni}
+		status, body, ns := serve(t, h, r)
+		if status != tc.status || ns != tc.ns || !strings.Contains(body, tc.reason) {
+			t.Errorf("sni %q host %q: %d %q %s, want %d %q %q", tc.sni, tc.host, status, ns, body, tc.status, tc.ns, tc.reason)
+		}
+	}
+	// Without TLS the Host decides.
+	r := httptest.NewRequest("GET", "http://b.t.example/", nil)
+	if status, _, ns := serve(t, h, r); status != 200 || ns != "b" {
+		t.Errorf("plain: %d %q", status, ns)
+	}
+	// Off, the server name is not read.
+	off := provisioned(t, &Handler{Namespaces: []string{"a", "b"}, SubdomainOf: []string{"t.example"}})
+	r = httptest.NewRequest("GET", "https://x/", nil)
+	r.Host, r.TLS = "b.t.example", &tls.ConnectionState{ServerName: "a.t.example"}
+	if status, _, ns := serve(t, off, r); status != 200 || ns != "b" {
+		t.Errorf("sni off: %d %q", status, ns)
+	}
+	bad := &Handler{Namespaces: []string{"a"}, Header: "X-Tenant", SNI: true}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "sni") {
+		t.Errorf("sni without hosts: %v", err)
 	}
 }
