@@ -430,7 +430,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 		return err
 	case cw.wrote && !cw.pass && cw.status == http.StatusNotModified:
-		refreshed := h.refresh(stale, cw.snapshot, now, requestTime)
+		refreshed, reason := h.refresh(stale, cw.snapshot, now, requestTime)
+		if reason != "" {
+			// The 304 made the response unstorable (Set-Cookie, private,
+			// no-store, ...): this client gets it, nobody else.
+			h.shared.store.Delete(key)
+			return h.serve(w, r, refreshed, now, "fwd=stale; fwd-status=304; ", "; detail="+reason)
+		}
 		h.shared.store.Set(key, refreshed)
 		h.shared.stats.revalidated.Add(1)
 		return h.serve(w, r, refreshed, now, "fwd=stale; fwd-status=304; ", "")
@@ -468,16 +474,24 @@ func (h *Handler) store(r *http.Request, key string, status int, hdr http.Header
 	h.shared.stats.stores.Add(1)
 }
 
-// refresh is the stale entry updated by a 304 (RFC 9111 §4.3.4).
-func (h *Handler) refresh(stale *Entry, hdr http.Header, now, requestTime time.Time) *Entry {
+// refresh is the stale entry updated by a 304 (RFC 9111 §4.3.4). The
+// reason is not empty when the updated response may not be stored (the
+// 304 set a cookie or made it private or no-store): it is then for the
+// client that got the 304 only, and the entry must go.
+func (h *Handler) refresh(stale *Entry, hdr http.Header, now, requestTime time.Time) (*Entry, string) {
 	merged := mergeNotModified(stale.Header, hdr)
 	f, reason := h.storable(&http.Request{Header: http.Header{}}, stale.Status, merged, nil, now, requestTime)
 	e := *stale
 	e.Header, e.Stored = merged, now
-	if reason == "" {
+	switch reason {
+	case "":
 		e.InitialAge, e.Lifetime, e.SWR, e.SIE = f.initialAge, f.lifetime, f.swr, f.sie
+	case "no-freshness":
+		// Never fresh, nothing to revalidate with: kept as it was
+		// (stale), as before the 304.
+		reason = ""
 	}
-	return &e
+	return &e, reason
 }
 
 // conditional is r with the stale entry's validators, for revalidation.

@@ -1,0 +1,80 @@
+package cache
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// startCookieOrigin is an origin whose responses are fresh for a minute
+// and carry an ETag; it answers a matching conditional request with a
+// 304 that sets a new session cookie for whoever asked (as session
+// frameworks do on every response).
+func startCookieOrigin(t *testing.T) *origin {
+	t.Helper()
+	o := &origin{hits: map[string]int{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.addr = l.Addr().String()
+	var sessions atomic.Int64
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "max-age=60")
+		h.Set("ETag", `"v1"`)
+		switch r.URL.Path {
+		case "/cookie-on-304":
+			if r.Header.Get("If-None-Match") == `"v1"` {
+				h.Set("Set-Cookie", fmt.Sprintf("session=victim-%d", sessions.Add(1)))
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		case "/private-on-304":
+			if r.Header.Get("If-None-Match") == `"v1"` {
+				h.Set("Cache-Control", "private, max-age=60")
+				h.Set("X-User", "victim")
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+		fmt.Fprint(w, "public page")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+// TestRevalidationDoesNotStoreSetCookie: a 304 that answers the cache's
+// revalidation and sets a cookie (the requesting client's session) must
+// not be merged into the shared entry: the next client would get the
+// first one's session. Likewise a 304 that makes the response private.
+func TestRevalidationDoesNotStoreSetCookie(t *testing.T) {
+	o := startCookieOrigin(t)
+	base := proxy(t, o, `, "stale_while_revalidate": -1`)
+	for _, path := range []string{"/cookie-on-304", "/private-on-304"} {
+		expectStatus(t, do(t, "GET", base+path), "sentinel; fwd=uri-miss; stored")
+		// The victim's request revalidates (no-cache); the origin's 304
+		// carries its session / marks the response private.
+		victim := do(t, "GET", base+path, "Cache-Control", "no-cache")
+		expectStatus(t, victim, "sentinel; fwd=stale; fwd-status=304")
+		if path == "/cookie-on-304" && !strings.HasPrefix(victim.header.Get("Set-Cookie"), "session=victim-") {
+			t.Fatalf("%s: the revalidating client did not get its own cookie: %q", path, victim.header.Get("Set-Cookie"))
+		}
+		// Another client must not get it from the cache.
+		other := do(t, "GET", base+path)
+		if c := other.header.Get("Set-Cookie"); c != "" {
+			t.Errorf("%s: another client got the revalidating client's cookie %q (Cache-Status %q)", path, c, other.cacheStatus())
+		}
+		if u := other.header.Get("X-User"); u != "" {
+			t.Errorf("%s: another client got the private response's header X-User=%q (Cache-Status %q)", path, u, other.cacheStatus())
+		}
+		if strings.HasPrefix(other.cacheStatus(), "sentinel; hit") {
+			t.Errorf("%s: a response made unstorable by its 304 is still served from the cache: %q", path, other.cacheStatus())
+		}
+	}
+}
