@@ -329,7 +329,11 @@ func (h *Handler) lookup(r *http.Request) (string, *Entry) {
 		return key, e
 	}
 	vkey := variantKey(key, e.Vary, r)
-	return vkey, h.shared.store.Get(vkey)
+	v := h.shared.store.Get(vkey)
+	if v != nil && len(v.Vary) > 0 {
+		return vkey, nil // a marker is never a variant
+	}
+	return vkey, v
 }
 
 // serve writes a stored entry to the client; its Cache-Status is pre,

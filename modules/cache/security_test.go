@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/sharedstore/storetest"
 )
 
 // startCookieOrigin is an origin whose responses are fresh for a minute
@@ -76,5 +79,35 @@ func TestRevalidationDoesNotStoreSetCookie(t *testing.T) {
 		if strings.HasPrefix(other.cacheStatus(), "sentinel; hit") {
 			t.Errorf("%s: a response made unstorable by its 304 is still served from the cache: %q", path, other.cacheStatus())
 		}
+	}
+}
+
+// TestRedisEntryWithBadStatus: an entry in the shared Redis whose status
+// is not an HTTP status (written by something else than a Sentinel, or
+// damaged) is a miss: serving it would panic in WriteHeader (the client
+// got a reset connection, on every request for the URL until it
+// expired).
+func TestRedisEntryWithBadStatus(t *testing.T) {
+	srv := storetest.Redis(t)
+	s := openRedisStore(t, srv, "bad:")
+	rc := redisClient(t, srv)
+	key := "GET http://h/x"
+	name, _ := s.entryName(key)
+	for _, status := range []int{0, 42, 1000, 1 << 40} {
+		e := freshEntry("poisoned")
+		e.Status = status
+		if err := rc.Set(context.Background(), name, encodeEntry(key, e), time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Get(key); got != nil {
+			t.Errorf("status %d: the entry was used (status %d)", status, got.Status)
+		}
+	}
+	e := freshEntry("fine")
+	if err := rc.Set(context.Background(), name, encodeEntry(key, e), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Get(key); got == nil || string(got.Body) != "fine" {
+		t.Fatalf("a good entry was not used: %+v", got)
 	}
 }
