@@ -284,6 +284,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.serve(w, r, e, now, "hit; ", "; detail=stale-while-revalidate")
 		}
 		if reqCC.has("only-if-cached") {
+			// RFC 9111 §4.2.4: a response that must be revalidated
+			// before reuse (no-cache, must-revalidate, proxy-revalidate,
+			// s-maxage; or the client's own no-cache / max-age) is not
+			// served unvalidated: the origin may check the requester at
+			// each revalidation.
+			if mustRevalidate || h.staleForbidden(e) {
+				h.setStatus(w.Header(), "fwd=stale; detail=only-if-cached")
+				w.WriteHeader(http.StatusGatewayTimeout)
+				return nil
+			}
 			h.shared.stats.hits.Add(1)
 			return h.serve(w, r, e, now, "hit; ", "")
 		}
@@ -365,6 +375,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, e *Entry, now ti
 		h.logger.Debug("writing cached response", zap.Error(err))
 	}
 	return nil
+}
+
+// staleForbidden reports whether the stored response forbids being
+// served stale (without revalidation): its Cache-Control has no-cache,
+// must-revalidate, proxy-revalidate or, in a shared cache, s-maxage.
+func (h *Handler) staleForbidden(e *Entry) bool {
+	cc := parseCacheControl(e.Header)
+	return cc.has("no-cache") || cc.has("must-revalidate") || cc.has("proxy-revalidate") ||
+		cc.has("s-maxage") && !h.CachePrivate
 }
 
 // setStatus adds the cache's Cache-Status entry (RFC 9211) when enabled.

@@ -111,3 +111,74 @@ func TestRedisEntryWithBadStatus(t *testing.T) {
 		t.Fatalf("a good entry was not used: %+v", got)
 	}
 }
+
+// startAuthOrigin is an origin that lets shared caches store an
+// authenticated document on condition that every reuse is revalidated
+// with the requester's credentials (RFC 9111 §3.5: `public, no-cache`),
+// and one that forbids serving it stale (`must-revalidate`): a requester
+// without the right token gets 403, also on a conditional request.
+func startAuthOrigin(t *testing.T) *origin {
+	t.Helper()
+	o := &origin{hits: map[string]int{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.addr = l.Addr().String()
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.hits[r.URL.Path]++
+		o.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer good" {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		h := w.Header()
+		switch r.URL.Path {
+		case "/nocache":
+			h.Set("Cache-Control", "public, no-cache")
+		case "/mustrevalidate":
+			h.Set("Cache-Control", "public, max-age=1, must-revalidate")
+		}
+		h.Set("ETag", `"d1"`)
+		if r.Header.Get("If-None-Match") == `"d1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "confidential document")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+// TestOnlyIfCachedDoesNotSkipRequiredRevalidation: a client's
+// `only-if-cached` must not get a stored response that may only be
+// reused after revalidation (no-cache, or must-revalidate once stale):
+// the origin checks the requester on each revalidation, so an
+// unauthenticated client would read the document without it.
+func TestOnlyIfCachedDoesNotSkipRequiredRevalidation(t *testing.T) {
+	o := startAuthOrigin(t)
+	base := proxy(t, o, `, "stale_while_revalidate": -1`)
+	for _, path := range []string{"/nocache", "/mustrevalidate"} {
+		if r := do(t, "GET", base+path, "Authorization", "Bearer good"); r.status != 200 || !strings.Contains(r.cacheStatus(), "stored") {
+			t.Fatalf("%s: the authorised request: %d %q", path, r.status, r.cacheStatus())
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // /mustrevalidate is stale now
+	for _, path := range []string{"/nocache", "/mustrevalidate"} {
+		// Without only-if-cached, the reuse is revalidated: 403.
+		if r := do(t, "GET", base+path); r.status != http.StatusForbidden || strings.Contains(r.body, "confidential") {
+			t.Errorf("%s: an unauthenticated reuse: %d %q", path, r.status, r.body)
+		}
+		// The 403 dropped the entry: store it again.
+		do(t, "GET", base+path, "Authorization", "Bearer good")
+		if path == "/mustrevalidate" {
+			time.Sleep(1100 * time.Millisecond)
+		}
+		r := do(t, "GET", base+path, "Cache-Control", "only-if-cached")
+		if r.status != http.StatusGatewayTimeout || strings.Contains(r.body, "confidential") {
+			t.Errorf("%s: only-if-cached got %d %q (Cache-Status %q), want 504", path, r.status, r.body, r.cacheStatus())
+		}
+	}
+}
