@@ -298,7 +298,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.serve(w, r, e, now, "hit; ", "")
 		}
 		h.shared.stats.misses.Add(1)
-		return h.forward(w, r, next, key, e, reqCC, "stale")
+		return h.forward(w, r, next, key, e, reqCC, "stale", nil)
 	}
 	if reqCC.has("only-if-cached") {
 		h.setStatus(w.Header(), "fwd=miss; detail=only-if-cached")
@@ -319,15 +319,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 		h.shared.stats.misses.Add(1)
-		return h.forward(w, r, next, key, nil, reqCC, "uri-miss")
+		return h.forward(w, r, next, key, nil, reqCC, "uri-miss", nil)
 	}
-	defer h.shared.land(key, f)
+	land := func() { h.shared.land(key, f) }
+	defer land()
 	h.shared.stats.misses.Add(1)
 	fwd := "uri-miss"
 	if strings.IndexByte(key, 1) >= 0 {
 		fwd = "vary-miss"
 	}
-	return h.forward(w, r, next, key, nil, reqCC, fwd)
+	return h.forward(w, r, next, key, nil, reqCC, fwd, land)
 }
 
 // lookup finds r's entry: the key it is (or would be) stored under, and
@@ -399,7 +400,11 @@ func (h *Handler) setStatus(hdr http.Header, params string) {
 // stale entry, the request is conditional (its validators) and a 304
 // refreshes the entry; a failure within the entry's stale-if-error
 // window is answered with the entry. fwd is the Cache-Status reason.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string, stale *Entry, reqCC cacheControl, fwd string) error {
+// release, when not nil, lets the requests waiting for this one go as
+// soon as its response is known not to be stored (not storable, or its
+// body too large): they would otherwise wait for its end (a stream, a
+// slow client) up to lock_timeout.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string, stale *Entry, reqCC cacheControl, fwd string, release func()) error {
 	requestTime := h.now()
 	upstreamReq := r
 	if stale != nil {
@@ -440,8 +445,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 			params += "; stored"
 		}
 		h.setStatus(hdr, params)
+		if reason != "" && release != nil {
+			release()
+		}
 		return true, reason == ""
 	})
+	cw.onOverflow = release
 	err := next.ServeHTTP(cw, upstreamReq)
 	now := h.now()
 	switch {

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -180,5 +181,53 @@ func TestOnlyIfCachedDoesNotSkipRequiredRevalidation(t *testing.T) {
 		if r.status != http.StatusGatewayTimeout || strings.Contains(r.body, "confidential") {
 			t.Errorf("%s: only-if-cached got %d %q (Cache-Status %q), want 504", path, r.status, r.body, r.cacheStatus())
 		}
+	}
+}
+
+// TestUncacheableLeaderDoesNotHoldOthers: coalescing makes concurrent
+// misses of a key wait for the one request that went upstream. When its
+// response turns out not to be storable (here a no-store event stream
+// that stays open), the others must go upstream at once, not wait for
+// it to end (up to lock_timeout): one client holding such a request
+// open delayed every other client of the URL.
+func TestUncacheableLeaderDoesNotHoldOthers(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprint(w, "data: hello\n\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(20 * time.Second):
+		}
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { close(release); srv.Close() })
+	base := proxy(t, &origin{addr: l.Addr().String()}, "")
+
+	first := func() (*http.Response, time.Duration) {
+		start := time.Now()
+		res, err := http.Get(base + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len("data: hello\n\n"))
+		if _, err := io.ReadFull(res.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		return res, time.Since(start)
+	}
+	a, _ := first() // the stream stays open
+	defer a.Body.Close()
+	b, took := first()
+	defer b.Body.Close()
+	if took > 2*time.Second {
+		t.Fatalf("a second client of an uncacheable stream waited %s for the first one (lock_timeout)", took)
 	}
 }
