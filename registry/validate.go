@@ -156,8 +156,11 @@ func ValidateAddress(addr string) error {
 	return nil
 }
 
-// checkIP refuses addresses no request can be sent to.
+// checkIP refuses addresses no request can be sent to. An IPv4-mapped
+// IPv6 address is judged as the IPv4 address it is dialled as
+// ([::ffff:0.0.0.0] is the unspecified address: the local host).
 func checkIP(ip netip.Addr, bad func(string) error) error {
+	ip = ip.Unmap()
 	if ip.IsUnspecified() || ip.IsMulticast() {
 		return bad("the IP address is unspecified or multicast")
 	}

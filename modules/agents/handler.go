@@ -529,8 +529,12 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, agent string, d
 	applyOps(w.Header(), ops)
 	switch d.Kind {
 	case protocol.Block:
+		// Not every transport checks the status (gRPC's is any uint32):
+		// what is not a final status (0, 1xx, over 999) blocks with 403
+		// rather than panicking in WriteHeader or sending an interim
+		// response.
 		status := d.Status
-		if status == 0 {
+		if status < 200 || status > 999 {
 			status = http.StatusForbidden
 		}
 		body := d.Body

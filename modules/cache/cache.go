@@ -284,11 +284,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.serve(w, r, e, now, "hit; ", "; detail=stale-while-revalidate")
 		}
 		if reqCC.has("only-if-cached") {
+			// RFC 9111 §4.2.4: a response that must be revalidated
+			// before reuse (no-cache, must-revalidate, proxy-revalidate,
+			// s-maxage; or the client's own no-cache / max-age) is not
+			// served unvalidated: the origin may check the requester at
+			// each revalidation.
+			if mustRevalidate || h.staleForbidden(e) {
+				h.setStatus(w.Header(), "fwd=stale; detail=only-if-cached")
+				w.WriteHeader(http.StatusGatewayTimeout)
+				return nil
+			}
 			h.shared.stats.hits.Add(1)
 			return h.serve(w, r, e, now, "hit; ", "")
 		}
 		h.shared.stats.misses.Add(1)
-		return h.forward(w, r, next, key, e, reqCC, "stale")
+		return h.forward(w, r, next, key, e, reqCC, "stale", nil)
 	}
 	if reqCC.has("only-if-cached") {
 		h.setStatus(w.Header(), "fwd=miss; detail=only-if-cached")
@@ -309,15 +319,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 		h.shared.stats.misses.Add(1)
-		return h.forward(w, r, next, key, nil, reqCC, "uri-miss")
+		return h.forward(w, r, next, key, nil, reqCC, "uri-miss", nil)
 	}
-	defer h.shared.land(key, f)
+	land := func() { h.shared.land(key, f) }
+	defer land()
 	h.shared.stats.misses.Add(1)
 	fwd := "uri-miss"
 	if strings.IndexByte(key, 1) >= 0 {
 		fwd = "vary-miss"
 	}
-	return h.forward(w, r, next, key, nil, reqCC, fwd)
+	return h.forward(w, r, next, key, nil, reqCC, fwd, land)
 }
 
 // lookup finds r's entry: the key it is (or would be) stored under, and
@@ -329,7 +340,11 @@ func (h *Handler) lookup(r *http.Request) (string, *Entry) {
 		return key, e
 	}
 	vkey := variantKey(key, e.Vary, r)
-	return vkey, h.shared.store.Get(vkey)
+	v := h.shared.store.Get(vkey)
+	if v != nil && len(v.Vary) > 0 {
+		return vkey, nil // a marker is never a variant
+	}
+	return vkey, v
 }
 
 // serve writes a stored entry to the client; its Cache-Status is pre,
@@ -363,6 +378,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, e *Entry, now ti
 	return nil
 }
 
+// staleForbidden reports whether the stored response forbids being
+// served stale (without revalidation): its Cache-Control has no-cache,
+// must-revalidate, proxy-revalidate or, in a shared cache, s-maxage.
+func (h *Handler) staleForbidden(e *Entry) bool {
+	cc := parseCacheControl(e.Header)
+	return cc.has("no-cache") || cc.has("must-revalidate") || cc.has("proxy-revalidate") ||
+		cc.has("s-maxage") && !h.CachePrivate
+}
+
 // setStatus adds the cache's Cache-Status entry (RFC 9211) when enabled.
 // Entries of caches nearer the origin stay in front of it.
 func (h *Handler) setStatus(hdr http.Header, params string) {
@@ -376,7 +400,11 @@ func (h *Handler) setStatus(hdr http.Header, params string) {
 // stale entry, the request is conditional (its validators) and a 304
 // refreshes the entry; a failure within the entry's stale-if-error
 // window is answered with the entry. fwd is the Cache-Status reason.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string, stale *Entry, reqCC cacheControl, fwd string) error {
+// release, when not nil, lets the requests waiting for this one go as
+// soon as its response is known not to be stored (not storable, or its
+// body too large): they would otherwise wait for its end (a stream, a
+// slow client) up to lock_timeout.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string, stale *Entry, reqCC cacheControl, fwd string, release func()) error {
 	requestTime := h.now()
 	upstreamReq := r
 	if stale != nil {
@@ -417,8 +445,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 			params += "; stored"
 		}
 		h.setStatus(hdr, params)
+		if reason != "" && release != nil {
+			release()
+		}
 		return true, reason == ""
 	})
+	cw.onOverflow = release
 	err := next.ServeHTTP(cw, upstreamReq)
 	now := h.now()
 	switch {
@@ -430,7 +462,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 		return err
 	case cw.wrote && !cw.pass && cw.status == http.StatusNotModified:
-		refreshed := h.refresh(stale, cw.snapshot, now, requestTime)
+		refreshed, reason := h.refresh(stale, cw.snapshot, now, requestTime)
+		if reason != "" {
+			// The 304 made the response unstorable (Set-Cookie, private,
+			// no-store, ...): this client gets it, nobody else.
+			h.shared.store.Delete(key)
+			return h.serve(w, r, refreshed, now, "fwd=stale; fwd-status=304; ", "; detail="+reason)
+		}
 		h.shared.store.Set(key, refreshed)
 		h.shared.stats.revalidated.Add(1)
 		return h.serve(w, r, refreshed, now, "fwd=stale; fwd-status=304; ", "")
@@ -468,16 +506,24 @@ func (h *Handler) store(r *http.Request, key string, status int, hdr http.Header
 	h.shared.stats.stores.Add(1)
 }
 
-// refresh is the stale entry updated by a 304 (RFC 9111 §4.3.4).
-func (h *Handler) refresh(stale *Entry, hdr http.Header, now, requestTime time.Time) *Entry {
+// refresh is the stale entry updated by a 304 (RFC 9111 §4.3.4). The
+// reason is not empty when the updated response may not be stored (the
+// 304 set a cookie or made it private or no-store): it is then for the
+// client that got the 304 only, and the entry must go.
+func (h *Handler) refresh(stale *Entry, hdr http.Header, now, requestTime time.Time) (*Entry, string) {
 	merged := mergeNotModified(stale.Header, hdr)
 	f, reason := h.storable(&http.Request{Header: http.Header{}}, stale.Status, merged, nil, now, requestTime)
 	e := *stale
 	e.Header, e.Stored = merged, now
-	if reason == "" {
+	switch reason {
+	case "":
 		e.InitialAge, e.Lifetime, e.SWR, e.SIE = f.initialAge, f.lifetime, f.swr, f.sie
+	case "no-freshness":
+		// Never fresh, nothing to revalidate with: kept as it was
+		// (stale), as before the 304.
+		reason = ""
 	}
-	return &e
+	return &e, reason
 }
 
 // conditional is r with the stale entry's validators, for revalidation.

@@ -146,5 +146,8 @@ func decodeEntry(b []byte) (string, *Entry, error) {
 	if d.err != nil {
 		return "", nil, d.err
 	}
+	if err := e.check(); err != nil {
+		return "", nil, err
+	}
 	return key, e, nil
 }

@@ -57,6 +57,20 @@ func (e *Entry) size(key string) int64 {
 	return n
 }
 
+// check reports whether a decoded entry can be used: a variant marker,
+// or a response with an HTTP status (an entry read from disk or Redis
+// may have been written by something else; WriteHeader panics on a
+// status out of range).
+func (e *Entry) check() error {
+	if len(e.Vary) > 0 {
+		return nil
+	}
+	if e.Status < 100 || e.Status > 999 {
+		return fmt.Errorf("cache entry: status %d is not an HTTP status", e.Status)
+	}
+	return nil
+}
+
 // marshalEntry encodes an entry for a disk or remote store, with its key
 // so that a store can rebuild its index and purge by pattern.
 func marshalEntry(key string, e *Entry) ([]byte, error) {
@@ -72,6 +86,9 @@ func unmarshalEntry(b []byte) (string, *Entry, error) {
 	var s storedEntry
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
 		return "", nil, fmt.Errorf("decoding cache entry: %w", err)
+	}
+	if err := s.Entry.check(); err != nil {
+		return "", nil, err
 	}
 	return s.Key, &s.Entry, nil
 }

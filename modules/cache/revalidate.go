@@ -70,7 +70,12 @@ func (h *Handler) revalidateInBackground(r *http.Request, next caddyhttp.Handler
 		case err != nil || !cw.wrote:
 			h.logger.Debug("background revalidation failed", zap.Error(err))
 		case cw.status == http.StatusNotModified:
-			h.shared.store.Set(key, h.refresh(e, cw.snapshot, now, requestTime))
+			refreshed, reason := h.refresh(e, cw.snapshot, now, requestTime)
+			if reason != "" {
+				h.shared.store.Delete(key) // the 304 made it unstorable
+				return
+			}
+			h.shared.store.Set(key, refreshed)
 			h.shared.stats.revalidated.Add(1)
 		case cw.complete() && reason == "":
 			h.store(r2, key, cw.status, cw.snapshot, cw.body, fresh, now)

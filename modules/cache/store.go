@@ -226,6 +226,7 @@ func acquire(s Storage, logger *zap.Logger) (*shared, error) {
 // too.
 type flight struct {
 	done chan struct{}
+	once sync.Once
 }
 
 // join returns the flight in progress for key, or starts one: leader is
@@ -241,14 +242,18 @@ func (s *shared) join(key string) (f *flight, leader bool) {
 	return f, true
 }
 
-// land ends the leader's flight for key, releasing the waiters.
+// land ends the leader's flight for key, releasing the waiters. It may
+// be called more than once (the leader lands as soon as it knows its
+// response will not be stored, and again when it ends).
 func (s *shared) land(key string, f *flight) {
-	s.mu.Lock()
-	if s.flights[key] == f {
-		delete(s.flights, key)
-	}
-	s.mu.Unlock()
-	close(f.done)
+	f.once.Do(func() {
+		s.mu.Lock()
+		if s.flights[key] == f {
+			delete(s.flights, key)
+		}
+		s.mu.Unlock()
+		close(f.done)
+	})
 }
 
 // wait waits for the flight to land, up to timeout; false on timeout.

@@ -14,6 +14,9 @@ type captureWriter struct {
 	header http.Header
 	limit  int64
 	decide func(status int, h http.Header) (pass, capture bool)
+	// onOverflow, when set, is called once the body turns out larger
+	// than limit (it will not be stored).
+	onOverflow func()
 
 	status   int
 	wrote    bool
@@ -61,6 +64,9 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 	if c.capture && !c.overflow {
 		if int64(len(c.body)+len(p)) > c.limit {
 			c.overflow, c.body = true, nil
+			if c.onOverflow != nil {
+				c.onOverflow()
+			}
 		} else {
 			c.body = append(c.body, p...)
 		}

@@ -209,8 +209,11 @@ func (rh *responseHook) WriteHeader(status int) {
 		return
 	}
 	if st.d.kind != decisionAllow {
+		// The upstream's response is replaced entirely, as in
+		// on_response_body: none of its headers (Set-Cookie,
+		// Content-Encoding, Content-Length, …) go out with the decision.
 		rh.discard = true
-		rh.Header().Del("Content-Length")
+		clear(rh.Header())
 		p.writeDecision(rh.ResponseWriter, rh.req, &st.d)
 		return
 	}
