@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -211,4 +212,54 @@ func TestGatewaySentinelPlugin(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestSentinelPluginValidation: the API server (the CRD's schema and CEL
+// rules) refuses a SentinelPlugin without exactly one module source,
+// with a malformed pin or a config that is not an object, and keeps a
+// valid one's free-form config as written.
+func TestSentinelPluginValidation(t *testing.T) {
+	kubetest.Need(t, env)
+	ctx := context.Background()
+	s := scheme(t)
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkns(t, c, "plug-cel")
+	cm := &v1alpha1.PluginConfigMapRef{Name: "mods"}
+	plugin := func(name string, spec v1alpha1.SentinelPluginSpec) *v1alpha1.SentinelPlugin {
+		return &v1alpha1.SentinelPlugin{ObjectMeta: metav1.ObjectMeta{Namespace: "plug-cel", Name: name}, Spec: spec}
+	}
+	for _, tc := range []struct {
+		p    *v1alpha1.SentinelPlugin
+		want string
+	}{
+		{plugin("both", v1alpha1.SentinelPluginSpec{ConfigMapRef: cm, Path: "/p.wasm"}), "give exactly one module source"},
+		{plugin("none", v1alpha1.SentinelPluginSpec{}), "give exactly one module source"},
+		{plugin("relative", v1alpha1.SentinelPluginSpec{Path: "p.wasm"}), "spec.path"},
+		{plugin("pin", v1alpha1.SentinelPluginSpec{Path: "/p.wasm", SHA256: "abc"}), "spec.sha256"},
+		{plugin("mode", v1alpha1.SentinelPluginSpec{Path: "/p.wasm", FailureMode: "maybe"}), "spec.failureMode"},
+		{plugin("memory", v1alpha1.SentinelPluginSpec{Path: "/p.wasm", MaxMemory: "lots"}), "spec.maxMemory"},
+		{plugin("config", v1alpha1.SentinelPluginSpec{Path: "/p.wasm", Config: &apiextensionsv1.JSON{Raw: []byte(`["a"]`)}}), "spec.config"},
+	} {
+		err := c.Create(ctx, tc.p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.p.Name, err, tc.want)
+		}
+	}
+	ok := plugin("ok", v1alpha1.SentinelPluginSpec{ConfigMapRef: cm, Config: &apiextensionsv1.JSON{Raw: []byte(`{"allow":["/api"],"deep":{"n":1}}`)}})
+	if err := c.Create(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	var got v1alpha1.SentinelPlugin
+	if err := c.Get(ctx, client.ObjectKeyFromObject(ok), &got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Spec.Config.Raw) != `{"allow":["/api"],"deep":{"n":1}}` || got.Spec.ConfigMapRef.Key != v1alpha1.PluginModuleKey {
+		t.Errorf("stored: config %s, key %q", got.Spec.Config.Raw, got.Spec.ConfigMapRef.Key)
+	}
 }
