@@ -57,6 +57,10 @@ type Options struct {
 	// SentinelProxy, SentinelAgent, SentinelPlugin) have been installed since it started
 	// (default 30s).
 	CRDCheckInterval time.Duration
+	// Namespaces limit the controller's own cache (the metadata of the
+	// ConfigMaps holding SentinelPlugins' modules) to these namespaces,
+	// as the manager's (sentinel-operator --namespaces); empty: all.
+	Namespaces []string
 }
 
 // Setup registers the Gateway API types in the manager's scheme and the
@@ -117,7 +121,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// only, from a cache of the controller's own (the manager's may keep
 	// only some ConfigMaps), so that a changed module reaches the
 	// replicas.
-	cms, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: s, Mapper: mgr.GetRESTMapper()})
+	co := cache.Options{Scheme: s, Mapper: mgr.GetRESTMapper()}
+	if len(o.Namespaces) > 0 {
+		co.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.Namespaces {
+			co.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	cms, err := cache.New(mgr.GetConfig(), co)
 	if err != nil {
 		return fmt.Errorf("gateway controller: the ConfigMap metadata cache: %w", err)
 	}

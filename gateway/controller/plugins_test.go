@@ -50,9 +50,15 @@ func TestGatewaySentinelPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if translate.DefaultPluginDir != controller.ConfigMountDir+"/plugins" {
+		t.Fatalf("the translated configs load modules from %s, the pods mount them under %s/plugins", translate.DefaultPluginDir, controller.ConfigMountDir)
+	}
 	name := gwv1.GatewayController("sentinel-proxy.io/plugin-test")
 	p := &controller.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader(), Infra: &controller.Infrastructure{Image: "sentinel:test"}}
-	if err := controller.Setup(mgr, controller.Options{ControllerName: name, Programmer: p, SeveralInProcess: true}); err != nil {
+	// The ConfigMap watch limited to the namespaces concerned, as with
+	// sentinel-operator --namespaces.
+	o := controller.Options{ControllerName: name, Programmer: p, SeveralInProcess: true, Namespaces: []string{"plug-gw", "plug-app"}}
+	if err := controller.Setup(mgr, o); err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)
