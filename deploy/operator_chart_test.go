@@ -49,7 +49,7 @@ func TestOperatorMode(t *testing.T) {
 	// The CRDs are the generated ones.
 	crds := all[*apiextensionsv1.CustomResourceDefinition](r)
 	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "deploy", "operator", "crds", "*.yaml"))
-	if len(crds) != len(files) || len(files) != 4 {
+	if len(crds) != len(files) || len(files) != 5 {
 		t.Fatalf("%d CRDs rendered, %d generated", len(crds), len(files))
 	}
 	for _, f := range files {

@@ -72,7 +72,7 @@ func run(args []string) error {
 		if *gatewayDeploy {
 			p.Infra = &gateway.Infrastructure{Image: *gatewayImage}
 		}
-		if err := gateway.Setup(mgr, gateway.Options{ControllerName: gwv1.GatewayController(*gatewayName), Programmer: p}); err != nil {
+		if err := gateway.Setup(mgr, gateway.Options{ControllerName: gwv1.GatewayController(*gatewayName), Programmer: p, Namespaces: o.Namespaces}); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sentinel-proxy/sentinel/gateway/translate"
 )
 
 // ConfigKey is the key of the config in a Gateway's ConfigMap.
@@ -51,6 +53,15 @@ func (p *ConfigMapProgrammer) Target(context.Context, *gwv1.Gateway) (string, js
 
 // Program implements Programmer.
 func (p *ConfigMapProgrammer) Program(ctx context.Context, gw *gwv1.Gateway, cfg []byte) ([]gwv1.GatewayStatusAddress, error) {
+	return p.ProgramModules(ctx, gw, cfg, nil)
+}
+
+// ProgramModules implements ModuleProgrammer: the modules' copies first
+// (plugins.go), then the config, then the Deployment mounting both.
+func (p *ConfigMapProgrammer) ProgramModules(ctx context.Context, gw *gwv1.Gateway, cfg []byte, modules []translate.Module) ([]gwv1.GatewayStatusAddress, error) {
+	if err := p.deliverModules(ctx, gw, modules); err != nil {
+		return nil, err
+	}
 	key := types.NamespacedName{Namespace: gw.Namespace, Name: configMapName(gw)}
 	var cm corev1.ConfigMap
 	err := p.reader().Get(ctx, key, &cm)
@@ -78,7 +89,7 @@ func (p *ConfigMapProgrammer) Program(ctx context.Context, gw *gwv1.Gateway, cfg
 		}
 	}
 	if p.Infra != nil {
-		if err := p.ensureInfrastructure(ctx, gw, cfg); err != nil {
+		if err := p.ensureInfrastructure(ctx, gw, cfg, modules); err != nil {
 			return nil, err
 		}
 	}

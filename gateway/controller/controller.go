@@ -24,11 +24,13 @@ import (
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
@@ -52,9 +54,13 @@ type Options struct {
 	SeveralInProcess bool
 	// CRDCheckInterval is how often the controller checks whether the
 	// CRDs of the kinds it serves when installed (TLSRoute, TCPRoute,
-	// SentinelProxy, SentinelAgent) have been installed since it started
+	// SentinelProxy, SentinelAgent, SentinelPlugin) have been installed since it started
 	// (default 30s).
 	CRDCheckInterval time.Duration
+	// Namespaces limit the controller's own cache (the metadata of the
+	// ConfigMaps holding SentinelPlugins' modules) to these namespaces,
+	// as the manager's (sentinel-operator --namespaces); empty: all.
+	Namespaces []string
 }
 
 // Setup registers the Gateway API types in the manager's scheme and the
@@ -84,7 +90,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		For(&gwv1.GatewayClass{}).Complete(gc); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
 	}
-	gr := &gatewayReconciler{c: c, name: o.ControllerName, prog: o.Programmer}
+	gr := &gatewayReconciler{c: c, reader: mgr.GetAPIReader(), name: o.ControllerName, prog: o.Programmer}
 	all := handler.EnqueueRequestsFromMapFunc(gr.allGateways)
 	byRoute := handler.EnqueueRequestsFromMapFunc(routeGateways)
 	b := ctrl.NewControllerManagedBy(mgr).Named("gateway").
@@ -108,7 +114,29 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		// infrastructure; SentinelAgents are ExtensionRef filters.
 		{gvk: sentinel("SentinelProxy"), obj: &v1alpha1.SentinelProxy{}, h: all},
 		{gvk: sentinel("SentinelAgent"), obj: &v1alpha1.SentinelAgent{}, h: all, on: &gr.agents},
+		// SentinelPlugins are ExtensionRef filters too (WASM).
+		{gvk: sentinel("SentinelPlugin"), obj: &v1alpha1.SentinelPlugin{}, h: all, on: &gr.plugins},
 	}
+	// The ConfigMaps holding SentinelPlugins' modules: their metadata
+	// only, from a cache of the controller's own (the manager's may keep
+	// only some ConfigMaps), so that a changed module reaches the
+	// replicas.
+	co := cache.Options{Scheme: s, Mapper: mgr.GetRESTMapper()}
+	if len(o.Namespaces) > 0 {
+		co.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.Namespaces {
+			co.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	cms, err := cache.New(mgr.GetConfig(), co)
+	if err != nil {
+		return fmt.Errorf("gateway controller: the ConfigMap metadata cache: %w", err)
+	}
+	if err := mgr.Add(cms); err != nil {
+		return fmt.Errorf("gateway controller: %w", err)
+	}
+	cmMeta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}}
+	b = b.WatchesRawSource(source.Kind[client.Object](cms, cmMeta, handler.EnqueueRequestsFromMapFunc(gr.pluginConfigMapGateways)))
 	var pending []*optionalKind
 	for _, k := range optional {
 		if !served(mgr, k.gvk.GroupKind(), k.gvk.Version) {
@@ -209,8 +237,12 @@ type gatewayReconciler struct {
 	// tlsRoutes and tcpRoutes: the API server serves TLSRoutes,
 	// TCPRoutes (watched, read and given status).
 	tlsRoutes, tcpRoutes atomic.Bool
-	// agents: the API server serves SentinelAgents (ExtensionRef).
-	agents atomic.Bool
+	// agents, plugins: the API server serves SentinelAgents,
+	// SentinelPlugins (ExtensionRef).
+	agents, plugins atomic.Bool
+	// reader reads the ConfigMaps of SentinelPlugins (the API server:
+	// the manager's cache may keep only some ConfigMaps).
+	reader client.Reader
 }
 
 // allGateways maps any object to every Gateway.
@@ -259,7 +291,13 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	addrs, progErr := r.prog.Program(ctx, &gw, out.Config)
+	var addrs []gwv1.GatewayStatusAddress
+	var progErr error
+	if mp, ok := r.prog.(ModuleProgrammer); ok {
+		addrs, progErr = mp.ProgramModules(ctx, &gw, out.Config, out.Modules)
+	} else {
+		addrs, progErr = r.prog.Program(ctx, &gw, out.Config)
+	}
 	if progErr != nil {
 		logger.Error(progErr, "programming the Gateway's replicas")
 	}
@@ -376,6 +414,11 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 		for i := range agents.Items {
 			a := &agents.Items[i]
 			in.Agents[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] = a
+		}
+	}
+	if r.plugins.Load() {
+		if err := r.gatherPlugins(ctx, in); err != nil {
+			return nil, err
 		}
 	}
 	var grants gwv1beta1.ReferenceGrantList

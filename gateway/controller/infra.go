@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/sentinel-proxy/sentinel/gateway/translate"
 	"github.com/sentinel-proxy/sentinel/operator/api/v1alpha1"
 	"github.com/sentinel-proxy/sentinel/operator/render"
 )
@@ -126,13 +127,13 @@ func parameters(ctx context.Context, r client.Reader, gw *gwv1.Gateway) (*v1alph
 
 // ensureInfrastructure creates or updates the Gateway's Deployment and
 // Service.
-func (p *ConfigMapProgrammer) ensureInfrastructure(ctx context.Context, gw *gwv1.Gateway, cfg []byte) error {
+func (p *ConfigMapProgrammer) ensureInfrastructure(ctx context.Context, gw *gwv1.Gateway, cfg []byte, modules []translate.Module) error {
 	params, err := parameters(ctx, p.reader(), gw)
 	if err != nil {
 		return err
 	}
 	sum := sha256.Sum256(cfg)
-	d, svc := p.Infra.objects(gw, params, hex.EncodeToString(sum[:]))
+	d, svc := p.Infra.objects(gw, params, hex.EncodeToString(sum[:]), modules)
 	if err := p.apply(ctx, d, &appsv1.Deployment{}, func(cur client.Object) {
 		c := cur.(*appsv1.Deployment)
 		c.Spec.Replicas, c.Spec.Template, c.Spec.Strategy = d.Spec.Replicas, d.Spec.Template, d.Spec.Strategy
@@ -206,8 +207,12 @@ func ports(gw *gwv1.Gateway) []int32 {
 	return out
 }
 
-// objects renders the Gateway's Deployment and Service.
-func (in *Infrastructure) objects(gw *gwv1.Gateway, params *v1alpha1.SentinelProxy, configHash string) (*appsv1.Deployment, *corev1.Service) {
+// objects renders the Gateway's Deployment and Service. With modules
+// (SentinelPlugins from ConfigMaps), the config volume is a projected
+// volume of the config and the modules' copies (one atomic update by the
+// kubelet), and the modules' digests are on the pod template: a changed
+// module rolls the replicas.
+func (in *Infrastructure) objects(gw *gwv1.Gateway, params *v1alpha1.SentinelProxy, configHash string, modules []translate.Module) (*appsv1.Deployment, *corev1.Service) {
 	image, pull, replicas, svcType := in.Image, in.ImagePullPolicy, in.Replicas, in.ServiceType
 	var resources corev1.ResourceRequirements
 	if params != nil {
@@ -262,6 +267,13 @@ func (in *Infrastructure) objects(gw *gwv1.Gateway, params *v1alpha1.SentinelPro
 	if in.RolloutOnConfigChange {
 		podAnn[ConfigHashAnnotation] = configHash
 	}
+	configVolume := corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: configMapName(gw)}}}
+	if len(modules) > 0 {
+		podAnn[ModuleSHA256Annotation] = modulesHash(modules)
+		sources := append([]corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: configMapName(gw)}}}},
+			moduleVolumeSources(gw, modules)...)
+		configVolume = corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: sources}}
+	}
 	meta := func() metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: gw.Namespace, Name: infraName(gw), Labels: maps.Clone(labels), Annotations: maps.Clone(annotations), OwnerReferences: owner(gw)}
 	}
@@ -294,7 +306,7 @@ func (in *Infrastructure) objects(gw *gwv1.Gateway, params *v1alpha1.SentinelPro
 					SecurityContext: render.ContainerSecurityContext(),
 				}},
 				Volumes: []corev1.Volume{
-					{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: configMapName(gw)}}}},
+					{Name: "config", VolumeSource: configVolume},
 					{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 					{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 				},

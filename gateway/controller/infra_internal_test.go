@@ -23,7 +23,7 @@ func TestInfrastructureObjects(t *testing.T) {
 		t.Errorf("ports %v, want [80 8443]", got)
 	}
 	in := &Infrastructure{Image: "img"}
-	d, svc := in.objects(gw, nil, "h1")
+	d, svc := in.objects(gw, nil, "h1", nil)
 	if _, ok := d.Spec.Template.Annotations[ConfigHashAnnotation]; ok || d.Annotations[ConfigHashAnnotation] != "h1" {
 		t.Errorf("without rollout: template %v, deployment %v", d.Spec.Template.Annotations, d.Annotations)
 	}
@@ -31,14 +31,14 @@ func TestInfrastructureObjects(t *testing.T) {
 		t.Errorf("service %+v", svc.Spec)
 	}
 	in.RolloutOnConfigChange = true
-	d2, _ := in.objects(gw, nil, "h2")
+	d2, _ := in.objects(gw, nil, "h2", nil)
 	if d2.Spec.Template.Annotations[ConfigHashAnnotation] != "h2" {
 		t.Errorf("with rollout: template %v", d2.Spec.Template.Annotations)
 	}
 	if d.Annotations[SpecHashAnnotation] == d2.Annotations[SpecHashAnnotation] {
 		t.Error("the spec hash does not follow the pod template")
 	}
-	d3, _ := in.objects(gw, nil, "h2")
+	d3, _ := in.objects(gw, nil, "h2", nil)
 	if d3.Annotations[SpecHashAnnotation] != d2.Annotations[SpecHashAnnotation] {
 		t.Error("the spec hash is not stable")
 	}

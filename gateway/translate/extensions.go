@@ -20,24 +20,39 @@ const KindSentinelAgent = "SentinelAgent"
 func agentID(ns string, a *v1alpha1.SentinelAgent) string { return ns + "/" + a.ID() }
 
 // extensionHandler returns the handler of an ExtensionRef filter of
-// route r: a SentinelAgent of the route's namespace becomes a
-// sentinel_agents handler calling it. Another group or kind is
-// InvalidKind; a SentinelAgent that does not exist is BackendNotFound
-// (the spec: the rule answers 500 rather than skip the filter).
+// route r, one resolver for the kinds of the operator's group that can
+// be filters: a SentinelAgent of the route's namespace becomes a
+// sentinel_agents handler calling it, a SentinelPlugin a sentinel_wasm
+// handler running it (plugins.go). Another group or kind is
+// InvalidKind; an object that does not exist, or a plugin whose module
+// cannot be found, is BackendNotFound (the spec: the rule answers 500
+// rather than skip the filter).
 func extensionHandler(in *Input, r *gwv1.HTTPRoute, ri int, ref *gwv1.LocalObjectReference, where string) (map[string]any, *refError) {
 	if ref == nil {
 		return nil, &refError{gwv1.RouteReasonUnsupportedValue, where + ": extensionRef is missing"}
 	}
-	if string(ref.Group) != v1alpha1.GroupVersion.Group || string(ref.Kind) != KindSentinelAgent {
-		return nil, &refError{gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s: extensionRef %s/%s is not supported (only %s/%s)", where, refKind(ref), ref.Name, v1alpha1.GroupVersion.Group, KindSentinelAgent)}
+	group, kind := string(ref.Group), string(ref.Kind)
+	if group != v1alpha1.GroupVersion.Group || (kind != KindSentinelAgent && kind != KindSentinelPlugin) {
+		return nil, &refError{gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s: extensionRef %s/%s is not supported (only %s/%s and %s/%s)",
+			where, refKind(ref), ref.Name, v1alpha1.GroupVersion.Group, KindSentinelAgent, v1alpha1.GroupVersion.Group, KindSentinelPlugin)}
 	}
-	a := in.Agents[types.NamespacedName{Namespace: r.Namespace, Name: string(ref.Name)}]
+	key := types.NamespacedName{Namespace: r.Namespace, Name: string(ref.Name)}
+	route := fmt.Sprintf("%s/%s/rules[%d]", r.Namespace, r.Name, ri)
+	notFound := &refError{gwv1.RouteReasonBackendNotFound, fmt.Sprintf("%s: %s %s not found", where, kind, key)}
+	if kind == KindSentinelPlugin {
+		p := in.Plugins[key]
+		if p == nil {
+			return nil, notFound
+		}
+		return pluginHandler(in, key, p, route, where)
+	}
+	a := in.Agents[key]
 	if a == nil {
-		return nil, &refError{gwv1.RouteReasonBackendNotFound, fmt.Sprintf("%s: SentinelAgent %s/%s not found", where, r.Namespace, ref.Name)}
+		return nil, notFound
 	}
 	return map[string]any{
 		"handler": "sentinel_agents",
-		"route":   fmt.Sprintf("%s/%s/rules[%d]", r.Namespace, r.Name, ri),
+		"route":   route,
 		"filters": []any{map[string]any{"agent": agentID(r.Namespace, a)}},
 	}, nil
 }

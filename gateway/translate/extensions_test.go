@@ -77,7 +77,7 @@ func TestExtensionRefAgent(t *testing.T) {
 		}),
 		route("gw", "plugin", gwv1.HTTPRouteRule{
 			Matches:     []gwv1.HTTPRouteMatch{{Path: pm(gwv1.PathMatchPathPrefix, "/plugin")}},
-			Filters:     []gwv1.HTTPRouteFilter{extRef("SentinelPlugin", "p")},
+			Filters:     []gwv1.HTTPRouteFilter{extRef("SentinelRoute", "p")},
 			BackendRefs: []gwv1.HTTPBackendRef{ref("", "local", 8080)},
 		}),
 	}

@@ -50,6 +50,15 @@ type Input struct {
 	// Agents are the SentinelAgents by namespace/name (ExtensionRef
 	// filters of kind SentinelAgent).
 	Agents map[types.NamespacedName]*v1alpha1.SentinelAgent
+	// Plugins are the SentinelPlugins by namespace/name (ExtensionRef
+	// filters of kind SentinelPlugin).
+	Plugins map[types.NamespacedName]*v1alpha1.SentinelPlugin
+	// ConfigMaps are the ConfigMaps by namespace/name that Plugins'
+	// configMapRefs name (their modules).
+	ConfigMaps map[types.NamespacedName]*corev1.ConfigMap
+	// PluginDir is where the replicas find the ConfigMap modules
+	// (Output.Modules); default DefaultPluginDir.
+	PluginDir string
 	// Grants are the ReferenceGrants of every namespace.
 	Grants []*gwv1.ReferenceGrant
 	// BindHost is the address the listeners bind to ("" is every
@@ -79,6 +88,10 @@ type Output struct {
 	// TLSRouteParents and TCPRouteParents are the same for the TLSRoutes
 	// and TCPRoutes.
 	TLSRouteParents, TCPRouteParents map[types.NamespacedName][]gwv1.RouteParentStatus
+	// Modules are the WASM modules of the SentinelPlugins taken from
+	// ConfigMaps that Config runs, which the replicas must find under
+	// Input.PluginDir; sorted by path.
+	Modules []Module
 }
 
 // Translate translates in.Gateway. It returns an error only for a
@@ -135,6 +148,7 @@ func Translate(in *Input) (*Output, error) {
 		return nil, fmt.Errorf("gateway %s/%s: encoding the config: %w", gw.Namespace, gw.Name, err)
 	}
 	out.Config = cfg
+	out.Modules = pluginModules(in, entries)
 	return out, nil
 }
 

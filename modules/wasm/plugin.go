@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,10 @@ type Plugin struct {
 
 	// The path of the .wasm file; required.
 	Path string `json:"path,omitempty"`
+
+	// The hex SHA-256 of the .wasm file (optional pin): a file with
+	// another digest fails the load, so a replaced module never runs.
+	SHA256 string `json:"sha256,omitempty"`
 
 	// The ABI the plugin speaks: `sentinel` (host module "sentinel_v1")
 	// or `http-wasm`. Detected from the module's imports when omitted: a
@@ -196,6 +201,9 @@ func (p *Plugin) provision(ctx caddy.Context, logger *zap.Logger, m *metrics) (e
 	}
 	sum := sha256.Sum256(code)
 	hash := hex.EncodeToString(sum[:])
+	if p.SHA256 != "" && !strings.EqualFold(p.SHA256, hash) {
+		return fmt.Errorf("%s: sha256 is %s, the pin wants %s", p.Path, hash, p.SHA256)
+	}
 	p.cacheKey = fmt.Sprintf("%s/%d", hash, p.pages)
 	// A module no config has loaded yet is compiled, or read back from
 	// the disk cache: seconds for a Go-built plugin the first time, so

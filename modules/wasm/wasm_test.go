@@ -75,6 +75,7 @@ func TestProvisionErrors(t *testing.T) {
 		{"max_memory range", mustJSON(t, map[string]any{"plugins": []any{map[string]any{"path": trivial, "max_memory": "8GiB"}}}), "4GiB"},
 		{"max_memory_pages", mustJSON(t, map[string]any{"plugins": []any{map[string]any{"path": trivial, "max_memory_pages": 70000}}}), "65536"},
 		{"missing file", `{"plugins":[{"path":"/nonexistent.wasm"}]}`, "no such file"},
+		{"sha256 pin", mustJSON(t, map[string]any{"plugins": []any{map[string]any{"path": trivial, "sha256": strings.Repeat("0", 64)}}}), "the pin wants " + strings.Repeat("0", 64)},
 		{"not wasm", mustJSON(t, map[string]any{"plugins": []any{map[string]any{"path": bad}}}), "compiling"},
 		{"not wasm forced", mustJSON(t, map[string]any{"plugins": []any{map[string]any{"path": bad, "abi": "sentinel"}}}), "compiling"},
 		{"duplicate id", mustJSON(t, map[string]any{"plugins": []any{map[string]any{"id": "x", "path": trivial}, map[string]any{"id": "x", "path": trivial}}}), "duplicate"},
