@@ -81,6 +81,7 @@ func TestAdminUI(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "sentinel.kdl")
 	auditFile := filepath.Join(t.TempDir(), "audit.log")
 	kdl := fmt.Sprintf(uiConfig, adminPort, filepath.Join(t.TempDir(), "access.log"), auditFile, t.TempDir(), listen, agent, slow1.addr, slow2.addr, web.addr, apiAddr)
+	unloadOnCleanup(t) // the audit app writes into the temporary folders until stopped
 	if err := os.WriteFile(file, []byte(kdl), 0o644); err != nil {
 		t.Fatal(err)
 	}

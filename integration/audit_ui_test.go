@@ -18,6 +18,7 @@ func TestAuditEventsInAdminUILog(t *testing.T) {
 	b := startBackend(t, "b")
 	addr, api := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
+	unloadOnCleanup(t) // the audit app writes into dir until stopped
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners { listener "http" { address %q; } }

@@ -134,6 +134,17 @@ func loadKDL(t testing.TB, kdl string) *caddytest.Tester {
 	return tc
 }
 
+// unloadOnCleanup loads a config with nothing but the admin endpoint when
+// the test ends, before the test's temporary folders are removed (cleanups
+// run last-registered first: call it after t.TempDir), so that apps
+// writing into them (the audit trail's spool) have stopped by then.
+func unloadOnCleanup(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() {
+		tester(t).InitServer(fmt.Sprintf(`{"admin":{"listen":"localhost:%d"}}`, adminPort), "json")
+	})
+}
+
 // loadFile adapts a config file (so that includes resolve) and loads the
 // JSON.
 func loadFile(t *testing.T, path string) *caddytest.Tester {
