@@ -53,18 +53,23 @@ type adapted struct {
 	// out is the KDL adapter's output not yet written (adapt without
 	// --pretty or --validate): it is written to the standard output
 	// without the whole JSON being built (json is nil).
-	out      *kdladapter.Output
-	errs     []finding
-	warnings []finding
-	src      *sources
+	out *kdladapter.Output
+	// undoLimit restores the memory limit adaptConfig set for a batch
+	// command (limitBatchMemory).
+	undoLimit func()
+	errs      []finding
+	warnings  []finding
+	src       *sources
 }
 
 // adaptConfig reads and adapts config with the named adapter ("" or
 // "json": the file is Caddy JSON already). Problems with reading are
 // returned as an error; problems with the content as findings. With
 // stream set, the KDL adapter's output is kept as an Output (a.out), to
-// be written without being built whole.
-func (e *cliEnv) adaptConfig(config, adapterName string, stream bool) (*adapted, error) {
+// be written without being built whole. With batch set (adapt, validate)
+// the process's soft memory limit is set for the configuration's size
+// until a.undoLimit is called.
+func (e *cliEnv) adaptConfig(config, adapterName string, stream, batch bool) (*adapted, error) {
 	if config == "" {
 		return nil, errors.New("no configuration given: use --config <path> (or set SENTINEL_CONFIG)")
 	}
@@ -78,7 +83,10 @@ func (e *cliEnv) adaptConfig(config, adapterName string, stream bool) (*adapted,
 	if err != nil {
 		return nil, fmt.Errorf("reading the configuration: %w", err)
 	}
-	a := &adapted{src: &sources{}}
+	a := &adapted{src: &sources{}, undoLimit: func() {}}
+	if batch {
+		a.undoLimit = limitBatchMemory(os.LookupEnv, len(input))
+	}
 	if config == "-" {
 		a.src.stdin = input
 	}
@@ -170,11 +178,12 @@ func (e *cliEnv) adapt(cmd *cobra.Command) error {
 	// Without --pretty or --validate the output is written as the
 	// adapter makes it, never whole: 85 MB less at the peak for 100,000
 	// routes.
-	a, err := e.adaptConfig(f.config, f.adapter, !pretty && !validate)
+	a, err := e.adaptConfig(f.config, f.adapter, !pretty && !validate, true)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sentinel adapt: %s: %v\n", label, err)
 		return fail(err.Error())
 	}
+	defer a.undoLimit()
 	if !e.report(a, f, label, validate, e.stderr, "") {
 		return fail("adaptation failed")
 	}
@@ -233,7 +242,7 @@ func (e *cliEnv) validate(cmd *cobra.Command) error {
 		return fail(err.Error())
 	}
 	label := e.label(f.config)
-	a, err := e.adaptConfig(f.config, f.adapter, false)
+	a, err := e.adaptConfig(f.config, f.adapter, false, true)
 	if err != nil {
 		if f.asJSON {
 			writeJSON(e.stdout, report{Config: label, Errors: []finding{{File: f.config, Message: err.Error()}}})
@@ -242,6 +251,7 @@ func (e *cliEnv) validate(cmd *cobra.Command) error {
 		}
 		return fail(err.Error())
 	}
+	defer a.undoLimit()
 	if !e.report(a, f, label, true, e.stdout, "Invalid configuration: ") {
 		return fail("invalid configuration")
 	}
@@ -270,7 +280,7 @@ func (e *cliEnv) precheck(cmd *cobra.Command) error {
 			return nil // run reports it
 		}
 	}
-	a, err := e.adaptConfig(config, adapter, false)
+	a, err := e.adaptConfig(config, adapter, false, false)
 	if err != nil || len(a.errs) == 0 {
 		return nil // run reports a file it cannot read
 	}
