@@ -8,23 +8,28 @@ import (
 	"testing"
 )
 
-// TestBatchMemoryLimit: the job's limit grows with the configuration's
-// size; 90 % of a container's limit wins when lower.
+// TestBatchMemoryLimit: the job's limit (adapt) grows with the
+// configuration's size; 90 % of a container's limit wins when lower, and
+// is the only one of validate.
 func TestBatchMemoryLimit(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		size   int
-		cgroup uint64
-		want   int64
+		size     int
+		cgroup   uint64
+		jobSized bool
+		want     int64
+		ok       bool
 	}{
-		{0, 0, 128 * mib},
-		{68 * mib, 0, (128 + 4*68) * mib},
-		{68 * mib, 1024 * mib, (128 + 4*68) * mib},
-		{68 * mib, 300 * mib, 270 * mib},
-		{1 * mib, 512 * mib, 132 * mib},
+		{0, 0, true, 128 * mib, true},
+		{68 * mib, 0, true, (128 + 4*68) * mib, true},
+		{68 * mib, 1024 * mib, true, (128 + 4*68) * mib, true},
+		{68 * mib, 300 * mib, true, 270 * mib, true},
+		{1 * mib, 512 * mib, true, 132 * mib, true},
+		{68 * mib, 0, false, 0, false},
+		{68 * mib, 1000 * mib, false, 900 * mib, true},
 	} {
-		if got := batchMemoryLimit(c.size, c.cgroup); got != c.want {
-			t.Errorf("batchMemoryLimit(%d, %d) = %d, want %d", c.size, c.cgroup, got, c.want)
+		if got, ok := batchMemoryLimit(c.size, c.cgroup, c.jobSized); got != c.want || ok != c.ok {
+			t.Errorf("batchMemoryLimit(%d, %d, %v) = %d, %v; want %d, %v", c.size, c.cgroup, c.jobSized, got, ok, c.want, c.ok)
 		}
 	}
 }
@@ -36,15 +41,15 @@ func TestLimitBatchMemory(t *testing.T) {
 	defer debug.SetMemoryLimit(prev)
 	debug.SetMemoryLimit(math.MaxInt64)
 
-	undo := limitBatchMemory(func(string) (string, bool) { return "", false }, 10<<20)
-	if got := debug.SetMemoryLimit(-1); got == math.MaxInt64 || got > batchMemoryLimit(10<<20, 0) {
-		t.Errorf("limit %d during the job, want at most %d", got, batchMemoryLimit(10<<20, 0))
+	undo := limitBatchMemory(func(string) (string, bool) { return "", false }, 10<<20, true)
+	if got, want := debug.SetMemoryLimit(-1), int64(128<<20+40<<20); got == math.MaxInt64 || got > want {
+		t.Errorf("limit %d during the job, want at most %d", got, want)
 	}
 	undo()
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("limit %d after undo, want it restored", got)
 	}
-	undo = limitBatchMemory(func(k string) (string, bool) { return "1GiB", k == "GOMEMLIMIT" }, 10<<20)
+	undo = limitBatchMemory(func(k string) (string, bool) { return "1GiB", k == "GOMEMLIMIT" }, 10<<20, true)
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("limit %d with GOMEMLIMIT set, want it untouched", got)
 	}

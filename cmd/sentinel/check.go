@@ -67,8 +67,9 @@ type adapted struct {
 // returned as an error; problems with the content as findings. With
 // stream set, the KDL adapter's output is kept as an Output (a.out), to
 // be written without being built whole. With batch set (adapt, validate)
-// the process's soft memory limit is set for the configuration's size
-// until a.undoLimit is called.
+// the process's soft memory limit is set (limitBatchMemory: for the
+// configuration's size when stream is set too) until a.undoLimit is
+// called.
 func (e *cliEnv) adaptConfig(config, adapterName string, stream, batch bool) (*adapted, error) {
 	if config == "" {
 		return nil, errors.New("no configuration given: use --config <path> (or set SENTINEL_CONFIG)")
@@ -85,7 +86,7 @@ func (e *cliEnv) adaptConfig(config, adapterName string, stream, batch bool) (*a
 	}
 	a := &adapted{src: &sources{}, undoLimit: func() {}}
 	if batch {
-		a.undoLimit = limitBatchMemory(os.LookupEnv, len(input))
+		a.undoLimit = limitBatchMemory(os.LookupEnv, len(input), stream)
 	}
 	if config == "-" {
 		a.src.stdin = input
