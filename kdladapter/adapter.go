@@ -133,11 +133,13 @@ func adaptFlat(l *loader, filename string, body []byte) (*flatJSON, []caddyconfi
 	}
 	// Nothing refers to the adapter (nor to the KDL tree) after build:
 	// the garbage collector can free them while the output is written.
-	cfg := (&adapter{d: d, filename: filename, loader: l, refs: l.refs}).build(nodes)
+	a := &adapter{d: d, filename: filename, loader: l, refs: l.refs}
+	cfg := a.build(nodes)
 	if err := d.err(); err != nil {
 		return nil, d.warnings(), err
 	}
-	return flatten(cfg), d.warnings(), nil
+	routes := len(a.built)
+	return flatten(cfg, routes), d.warnings(), nil
 }
 
 // adapter holds the state of one adaptation.

@@ -61,11 +61,6 @@ func encode(buf []byte, v any) []byte {
 	return (*encoder)(nil).value(buf, v)
 }
 
-// encodeSized encodes v into a buffer of exactly its size (see flatten).
-func encodeSized(v any) []byte {
-	return flatten(v).bytes()
-}
-
 // flatJSON is a configuration encoded except for its pre-encoded parts
 // (the routes' and upstreams' fragments, json.RawMessage): the skeleton
 // and, in order, where each part goes in it. The routes and upstreams of
@@ -89,9 +84,13 @@ type rawPart struct {
 }
 
 // flatten encodes v as a flatJSON.
-func flatten(v any) *flatJSON {
-	e := &encoder{flat: &flatJSON{}}
-	e.flat.skeleton = e.value(nil, v)
+// routes, the number of mapped routes, sizes its parts (two a route:
+// handlers and matcher) and skeleton (about 60 bytes a route) once for a
+// server, instead of growing them from nothing (35 MB of garbage for
+// 100,000 routes).
+func flatten(v any, routes int) *flatJSON {
+	e := &encoder{flat: &flatJSON{parts: make([]rawPart, 0, 2*routes+16)}}
+	e.flat.skeleton = e.value(make([]byte, 0, 64*routes+64<<10), v)
 	e.flat.size += len(e.flat.skeleton)
 	return e.flat
 }
