@@ -32,8 +32,10 @@
 package kdladapter
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
@@ -77,6 +79,62 @@ func adapt(filename string, body []byte, lookupEnv func(string) (string, bool), 
 // adaptLoader is adapt with the loader given (tests read whole documents
 // with it, without deferred blocks, to compare).
 func adaptLoader(l *loader, filename string, body []byte) ([]byte, []caddyconfig.Warning, error) {
+	f, warns, err := adaptFlat(l, filename, body)
+	if err != nil {
+		return nil, warns, err
+	}
+	if f.size >= collectBefore {
+		// The configuration's text, tree and stubs (about 1.5 times the
+		// output) are garbage now: collected before the output is
+		// allocated, not after it (an allocation this large does not
+		// wait for the collector, even at a memory limit: 45 MB more at
+		// the peak for 100,000 routes).
+		runtime.GC()
+	}
+	return f.bytes(), warns, nil
+}
+
+// collectBefore is the size of output from which adaptLoader collects
+// garbage before allocating it: that of about 30,000 routes.
+const collectBefore = 24 << 20
+
+// Output is an adapted configuration not yet written out: its skeleton
+// and the encoded routes and upstreams, without the configuration's tree
+// or the KDL text. Written with WriteTo, the JSON of a large
+// configuration is never held whole (`sentinel adapt` writes it so).
+type Output struct {
+	f *flatJSON
+}
+
+// WriteTo writes the configuration's JSON to w, once: the parts are
+// released as they are written.
+func (o *Output) WriteTo(w io.Writer) (int64, error) {
+	return o.f.writeTo(w)
+}
+
+// Len is the length of the configuration's JSON.
+func (o *Output) Len() int { return o.f.size }
+
+var _ io.WriterTo = (*Output)(nil)
+
+// AdaptOutput is Adapt returning the configuration as an Output, to be
+// written to a file or the standard output without being built whole.
+func AdaptOutput(filename string, body []byte, lookupEnv func(string) (string, bool), files Files) (*Output, []caddyconfig.Warning, error) {
+	limit, err := ConfigLimit(lookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, warns, err := adaptFlat(&loader{lookupEnv: lookupEnv, files: files, max: limit}, filename, body)
+	if err != nil {
+		return nil, warns, err
+	}
+	return &Output{f: f}, warns, nil
+}
+
+// adaptFlat adapts the configuration into a flatJSON: what it holds
+// refers to neither the configuration's tree nor body, which the
+// collector can free before the output is written.
+func adaptFlat(l *loader, filename string, body []byte) (*flatJSON, []caddyconfig.Warning, error) {
 	d := &diag{}
 	l.d = d
 	if abs, err := absPath(filename); err == nil && filename != "" && filename != "-" {
@@ -88,11 +146,13 @@ func adaptLoader(l *loader, filename string, body []byte) ([]byte, []caddyconfig
 	}
 	// Nothing refers to the adapter (nor to the KDL tree) after build:
 	// the garbage collector can free them while the output is written.
-	cfg := (&adapter{d: d, filename: filename, loader: l, refs: l.refs}).build(nodes)
+	a := &adapter{d: d, filename: filename, loader: l, refs: l.refs}
+	cfg := a.build(nodes)
 	if err := d.err(); err != nil {
 		return nil, d.warnings(), err
 	}
-	return encodeSized(cfg), d.warnings(), nil
+	routes := len(a.built)
+	return flatten(cfg, routes), d.warnings(), nil
 }
 
 // adapter holds the state of one adaptation.
