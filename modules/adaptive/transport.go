@@ -121,6 +121,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		if err := s.HTTPTransport.Provision(ctx); err != nil {
 			return nil, err
 		}
+		guardDials(s.HTTPTransport.Transport, reg, ctx.Logger())
 		return s, nil
 	})
 	if err != nil {

@@ -385,6 +385,13 @@ func (a *App) commit() {
 	if a.api != nil {
 		a.api.serve(a.handler)
 	}
+	// The dial-time check of the API's targets follows the running
+	// config's API (none: the default policy).
+	var policy *registry.TargetPolicy
+	if a.handler != nil {
+		policy = a.handler.TargetPolicy()
+	}
+	a.reg.SetTargetPolicy(policy)
 	a.run.committed.Store(true)
 }
 
