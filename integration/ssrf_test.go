@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,7 +118,7 @@ func TestTargetPolicyHoldsAtDialTime(t *testing.T) {
 	ns.set("10.77.0.1")
 	useResolver(t, ns)
 
-	listen, apiAddr := freeAddr(t), freeAddr(t)
+	listen, apiAddr, ops := freeAddr(t), freeAddr(t), freeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 listeners { listener "main" { address "%s"; }; }
 routes {
@@ -129,7 +130,8 @@ upstreams {
     upstream "cfg" { target "operator.test:%s"; }
 }
 admin-api { address "%s"; auth { token "tok"; }; }
-`, listen, cfgBackend.addr, cfgPort, apiAddr))
+observability { metrics { enabled #true; address "%s"; path "/metrics"; } }
+`, listen, cfgBackend.addr, cfgPort, apiAddr, ops))
 	api := apiClient{t: t, base: "http://" + apiAddr, token: "tok"}
 	c := client()
 	base := "http://" + listen
@@ -164,6 +166,10 @@ admin-api { address "%s"; auth { token "tok"; }; }
 	if n := victimHits.Load(); n != 0 {
 		t.Fatalf("the loopback service got %d requests through the rebound name", n)
 	}
+	_, metrics, _ := get(t, c, "GET", "http://"+ops+"/metrics", nil)
+	if refused := metricValue(metrics, "sentinel_upstream_dials_refused_total"); refused < 5 {
+		t.Errorf("sentinel_upstream_dials_refused_total = %v, want at least 5", refused)
+	}
 
 	// Bound back to an allowed address: served again.
 	ns.set("10.77.0.1")
@@ -174,4 +180,18 @@ admin-api { address "%s"; auth { token "tok"; }; }
 	if goodHits.Load() != before+1 {
 		t.Error("the allowed address got no request")
 	}
+}
+
+// metricValue returns the value of the unlabelled series name in a
+// Prometheus scrape (-1 when absent).
+func metricValue(scrape, name string) float64 {
+	for _, line := range strings.Split(scrape, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

@@ -2,8 +2,12 @@ package adaptive
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -74,4 +78,25 @@ func guardDials(t *http.Transport, reg *registry.Registry, logger *zap.Logger) {
 			return conn, nil
 		}
 	}
+}
+
+// registerDialMetrics registers sentinel_upstream_dials_refused_total,
+// the connections the target policy refused (registry.DialsRefused), on
+// the config's metrics registry.
+func registerDialMetrics(ctx caddy.Context, reg *registry.Registry) error {
+	m := ctx.GetMetricsRegistry()
+	if m == nil {
+		return nil
+	}
+	c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sentinel_upstream_dials_refused_total",
+		Help: "Connections to targets added through the control-plane API that the target policy refused at dial time (the host name resolved to a refused address).",
+	}, func() float64 { return float64(reg.DialsRefused()) })
+	if err := m.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if !errors.As(err, &already) {
+			return err
+		}
+	}
+	return nil
 }

@@ -122,6 +122,9 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		guardDials(s.HTTPTransport.Transport, reg, ctx.Logger())
+		if err := registerDialMetrics(ctx, reg); err != nil {
+			return nil, fmt.Errorf("sentinel transport: metrics: %w", err)
+		}
 		return s, nil
 	})
 	if err != nil {
