@@ -211,7 +211,8 @@ func (r *Registry) CheckDial(address string, remote net.Addr) error {
 			ap, _ = netip.ParseAddrPort(remote.String())
 		}
 	}
-	if !ap.IsValid() {
+	ap = netip.AddrPortFrom(ap.Addr().WithZone("").Unmap(), ap.Port())
+	if !ap.Addr().IsValid() {
 		r.guard.refused.Add(1)
 		return &DialRefusedError{Address: address, Remote: fmt.Sprint(remote), Reason: "not an IP address"}
 	}
