@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -253,4 +254,35 @@ func (r *Registry) rebuildGuarded() {
 		return
 	}
 	r.guard.names.Store(&names)
+}
+
+// dialCheckKey is the context key of a dial check (GuardContext).
+type dialCheckKey struct{}
+
+// dialCheck is the check GuardContext puts in a context.
+type dialCheck struct {
+	reg     *Registry
+	address string
+}
+
+// GuardContext returns ctx carrying the dial-time check of target
+// address when it is a target added through the API with a host name
+// (see Guarded), for dials that do not know the target (the sentinel
+// app's active health checks): they pass the address they connected to
+// to CheckDialIn. ctx itself otherwise.
+func (r *Registry) GuardContext(ctx context.Context, address string) context.Context {
+	if !r.Guarded(address) {
+		return ctx
+	}
+	return context.WithValue(ctx, dialCheckKey{}, dialCheck{reg: r, address: address})
+}
+
+// CheckDialIn checks a connection made for ctx that reached remote (see
+// GuardContext and CheckDial): nil when ctx carries no check.
+func CheckDialIn(ctx context.Context, remote net.Addr) error {
+	c, ok := ctx.Value(dialCheckKey{}).(dialCheck)
+	if !ok {
+		return nil
+	}
+	return c.reg.CheckDial(c.address, remote)
 }

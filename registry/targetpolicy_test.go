@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -116,3 +117,21 @@ type fakeAddr string
 
 func (a fakeAddr) Network() string { return "tcp" }
 func (a fakeAddr) String() string  { return string(a) }
+
+// TestGuardContext: a context carries the dial check of a guarded
+// target only.
+func TestGuardContext(t *testing.T) {
+	r := New()
+	r.Reconcile([]UpstreamSpec{spec("u", "cfg.example:80")}, nil)
+	if _, err := r.AddTarget("u", Target{Address: "api.example:80", Weight: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	loop := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 80}
+	ctx := context.Background()
+	if r.GuardContext(ctx, "cfg.example:80") != ctx || CheckDialIn(ctx, loop) != nil {
+		t.Fatal("a config target's context carries a check")
+	}
+	if err := CheckDialIn(r.GuardContext(ctx, "api.example:80"), loop); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("API target: %v", err)
+	}
+}
