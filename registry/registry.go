@@ -111,6 +111,8 @@ type Registry struct {
 	// attached is what packages attach to the registry (see Attached).
 	attached sync.Map
 	attachMu sync.Mutex
+	// guard is the dial-time check of the API's targets (see CheckDial).
+	guard dialGuard
 }
 
 // entry is the stored state of one upstream.
@@ -197,6 +199,7 @@ func (r *Registry) rebuild() {
 		pools[id] = p
 	}
 	r.pools.Store(&pools)
+	r.rebuildGuarded()
 }
 
 // Upstreams lists every upstream, sorted by id.

@@ -121,6 +121,10 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		if err := s.HTTPTransport.Provision(ctx); err != nil {
 			return nil, err
 		}
+		guardDials(s.HTTPTransport.Transport, reg, ctx.Logger())
+		if err := registerDialMetrics(ctx, reg); err != nil {
+			return nil, fmt.Errorf("sentinel transport: metrics: %w", err)
+		}
 		return s, nil
 	})
 	if err != nil {

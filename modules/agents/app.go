@@ -5,6 +5,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/internal/reloading"
 )
 
 func init() {
@@ -27,6 +29,7 @@ type App struct {
 	pools  map[string]*pool
 	keys   []string
 	regKey string
+	regLn  *regListener
 	regCfg *regSettings
 	log    *zap.Logger
 }
@@ -72,23 +75,39 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return err
 		}
 		a.regCfg = rs
+		if reloading.Replacing() {
+			// Claimed here rather than in Start when this config would
+			// replace a running one, so that a taken address fails it
+			// before any of its apps starts (see reloading.Replacing);
+			// Cleanup releases it if the config never starts.
+			key, ln, err := claimListener(rs, a.log)
+			if err != nil {
+				return err
+			}
+			a.regKey, a.regLn = key, ln
+		}
 	}
 	return nil
 }
 
 // Start dials the agents (pools already dialled by the previous config
 // keep their connections), makes the app the running one and opens the
-// registration listener.
+// registration listener unless Provision claimed it (when replacing a
+// running config); its settings apply from here on.
 func (a *App) Start() error {
 	for _, p := range a.pools {
 		p.start()
 	}
 	if a.regCfg != nil {
-		key, err := startListener(a.regCfg, a.log)
-		if err != nil {
-			return err
+		if a.regLn == nil {
+			// The process's first config: a taken address fails it here.
+			key, ln, err := claimListener(a.regCfg, a.log)
+			if err != nil {
+				return err
+			}
+			a.regKey, a.regLn = key, ln
 		}
-		a.regKey = key
+		a.regLn.use(a.regCfg)
 	}
 	reg.current.Store(a)
 	return nil
@@ -110,7 +129,7 @@ func (a *App) Cleanup() error {
 	a.keys = nil
 	if a.regKey != "" {
 		_, _ = reg.listeners.Delete(a.regKey)
-		a.regKey = ""
+		a.regKey, a.regLn = "", nil
 	}
 	return nil
 }

@@ -180,9 +180,10 @@ type regListener struct {
 	wg     sync.WaitGroup
 }
 
-// startListener opens (or takes over) the listener of rs and returns its
-// registry key.
-func startListener(rs *regSettings, log *zap.Logger) (string, error) {
+// claimListener opens (or takes over) the listener of rs and returns its
+// registry key. A listener the claim opens refuses registrations until a
+// started config's settings apply (use).
+func claimListener(rs *regSettings, log *zap.Logger) (string, *regListener, error) {
 	key := rs.network + ":" + rs.address
 	v, _, err := reg.listeners.LoadOrNew(key, func() (caddy.Destructor, error) {
 		if rs.network == "unix" {
@@ -206,11 +207,14 @@ func startListener(rs *regSettings, log *zap.Logger) (string, error) {
 		return l, nil
 	})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	v.(*regListener).cfg.Store(rs)
-	return key, nil
+	return key, v.(*regListener), nil
 }
+
+// use makes rs the listener's settings: the newest started config's
+// apply.
+func (l *regListener) use(rs *regSettings) { l.cfg.Store(rs) }
 
 // Destruct closes the listener and the registrations in progress.
 // Registered agents stay in their pools.
@@ -250,6 +254,9 @@ func (l *regListener) accept() {
 // register authenticates one connection and adds it to its agent's pool.
 func (l *regListener) register(conn net.Conn) error {
 	rs := l.cfg.Load()
+	if rs == nil {
+		return errors.New("the configuration of the registration listener has not started")
+	}
 	ctx, cancel := context.WithTimeout(l.ctx, rs.timeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })

@@ -127,9 +127,11 @@ func TestRegistrationRefusesConfiguredID(t *testing.T) {
 	// The explicit opt-in lets a live connection join the configured pool.
 	rs := *app.regCfg
 	rs.allowConfigured = true
-	if _, err := startListener(&rs, app.log); err != nil {
+	_, ln, err := claimListener(&rs, app.log)
+	if err != nil {
 		t.Fatal(err)
 	}
+	ln.use(&rs)
 	defer reg.listeners.Delete("unix:" + sock)
 	actx, acancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

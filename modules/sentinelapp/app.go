@@ -35,6 +35,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
+	"github.com/sentinel-proxy/sentinel/internal/reloading"
 	"github.com/sentinel-proxy/sentinel/modules/audit"
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 	"github.com/sentinel-proxy/sentinel/registry"
@@ -250,23 +251,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 // replacing reports whether a config is running in this process, which a
-// config being provisioned would replace if it starts.
-//
-// The API listener of such a config is claimed at provisioning
-// (in Provision), because a config that fails in Start takes the running
-// config's traffic with it for a moment: Caddy starts the apps of a new
-// config one after the other in map order, and its http app, once
-// started, accepts connections on its own SO_REUSEPORT socket of the
-// shared addresses. If the sentinel app's Start then failed, the
-// connections the kernel had given to the new socket were answered by
-// the failed config's routes (whose upstreams were being discarded: 503)
-// or reset when the socket closed (EOF). A failure during provisioning
-// comes before any app starts, so no socket of the failed config ever
-// listens. With no config running there is nothing to protect, and the
-// claim stays in Start, so that validating a config (caddy validate, in
-// a process of its own) never binds the API address, which a running
-// proxy may hold.
-func replacing() bool { return caddy.ActiveContext().Context != nil }
+// config being provisioned would replace if it starts: the API listener
+// of such a config is claimed in Provision (see reloading.Replacing).
+func replacing() bool { return reloading.Replacing() }
 
 // Validate checks the app's config.
 func (a *App) Validate() error {
@@ -385,6 +372,13 @@ func (a *App) commit() {
 	if a.api != nil {
 		a.api.serve(a.handler)
 	}
+	// The dial-time check of the API's targets follows the running
+	// config's API (none: the default policy).
+	var policy *registry.TargetPolicy
+	if a.handler != nil {
+		policy = a.handler.TargetPolicy()
+	}
+	a.reg.SetTargetPolicy(policy)
 	a.run.committed.Store(true)
 }
 

@@ -194,5 +194,7 @@ func (c *checker) record(addr string, err error) {
 func (c *checker) checkTarget(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.hc.Timeout))
 	defer cancel()
-	return c.check.Check(ctx, addr)
+	// The target policy holds for the checks of the API's host-name
+	// targets too (the checks' dials apply it).
+	return c.check.Check(c.reg.GuardContext(ctx, addr), addr)
 }

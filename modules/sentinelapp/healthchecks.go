@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/sentinel-proxy/sentinel/registry"
 )
 
 func init() {
@@ -70,7 +72,7 @@ func (c *HTTPCheck) Provision(caddy.Context) error {
 	}
 	c.client = &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tlsConf},
+		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tlsConf, DialContext: guardedDial},
 	}
 	return nil
 }
@@ -106,12 +108,27 @@ func (TCPCheck) CaddyModule() caddy.ModuleInfo {
 
 // Check connects and closes the connection.
 func (TCPCheck) Check(ctx context.Context, addr string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := guardedDial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	return conn.Close()
+}
+
+// guardedDial dials addr and applies the dial-time target policy check
+// ctx carries (registry.GuardContext: a target added through the API
+// with a host name may not resolve to an address the API refuses).
+func guardedDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := registry.CheckDialIn(ctx, conn.RemoteAddr()); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // GRPCCheck asks the target's grpc.health.v1 service: healthy when it
@@ -145,7 +162,20 @@ func (c *GRPCCheck) Provision(caddy.Context) error {
 
 // Check calls grpc.health.v1.Health/Check.
 func (c *GRPCCheck) Check(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c.creds))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c.creds),
+		grpc.WithContextDialer(func(dctx context.Context, a string) (net.Conn, error) {
+			conn, err := guardedDial(dctx, "tcp", a)
+			if err != nil {
+				return nil, err
+			}
+			// The connection's context is not the check's: apply its
+			// dial check here.
+			if err := registry.CheckDialIn(ctx, conn.RemoteAddr()); err != nil {
+				_ = conn.Close()
+				return nil, err
+			}
+			return conn, nil
+		}))
 	if err != nil {
 		return err
 	}

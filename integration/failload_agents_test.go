@@ -1,0 +1,129 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// staticConfig is a JSON config whose listener answers body to every
+// request, with the extra apps.
+func staticConfig(t *testing.T, listen, body string, apps map[string]any) []byte {
+	t.Helper()
+	all := map[string]any{
+		"http": map[string]any{"servers": map[string]any{"main": map[string]any{
+			"listen":          []string{listen},
+			"automatic_https": map[string]any{"disable": true},
+			"routes": []any{map[string]any{"handle": []any{map[string]any{
+				"handler": "static_response", "status_code": 200, "body": body,
+			}}}},
+		}}},
+	}
+	for k, v := range apps {
+		all[k] = v
+	}
+	b, err := json.Marshal(map[string]any{"admin": map[string]any{"listen": fmt.Sprintf("localhost:%d", adminPort)}, "apps": all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFailedAgentLoadsNeverTouchTheRunningConfig: a new config whose
+// agent registration listener cannot listen (its address is taken) fails
+// while it is provisioned, before its http app starts and takes a share
+// of the listener's connections: the running config answers every
+// request during 20 failed loads (the agents app claims its listener in
+// Provision when it replaces a running config, see reloading.Replacing).
+func TestFailedAgentLoadsNeverTouchTheRunningConfig(t *testing.T) {
+	listen := freeAddr(t)
+	tc := tester(t)
+	tc.InitServer(string(staticConfig(t, listen, "A", nil)), "json")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cert, key := writeCert(t, t.TempDir(), "localhost")
+	cfgB := staticConfig(t, listen, "B", map[string]any{
+		"sentinel_agents": map[string]any{"registration": map[string]any{
+			"address": taken.Addr().String(),
+			"tls":     map[string]any{"cert_file": cert, "key_file": key},
+			"tokens":  []string{"t"},
+		}},
+	})
+	get := func() (int, string) {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+		res, err := c.Get("http://" + listen + "/")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		buf := make([]byte, 64)
+		n, _ := res.Body.Read(buf)
+		return res.StatusCode, string(buf[:n])
+	}
+	if code, body := get(); code != 200 || body != "A" {
+		t.Fatalf("config A: %d %s", code, body)
+	}
+	var (
+		mu       sync.Mutex
+		answers  int
+		failures []string
+	)
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	for range 4 {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body := get()
+				mu.Lock()
+				answers++
+				if code != 200 || body != "A" {
+					failures = append(failures, fmt.Sprintf("%d %s", code, body))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 20 {
+		if err := caddy.Load(cfgB, true); err == nil || !strings.Contains(err.Error(), "agent registration listener") {
+			t.Errorf("load %d of config B: %v", i, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	clients.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests not answered 200 by config A during 20 failed loads, e.g. %q", len(failures), answers, failures[:min(len(failures), 5)])
+	}
+	if answers < 20 {
+		t.Errorf("only %d requests were sent during the failed loads", answers)
+	}
+	// The running config still answers; a config that frees the address
+	// loads (the failed claims left nothing behind).
+	if code, body := get(); code != 200 || body != "A" {
+		t.Errorf("after the failed loads: %d %s", code, body)
+	}
+	taken.Close()
+	if err := caddy.Load(cfgB, true); err != nil {
+		t.Fatalf("config B once the address is free: %v", err)
+	}
+	if code, body := get(); code != 200 || body != "B" {
+		t.Errorf("config B: %d %s", code, body)
+	}
+}
