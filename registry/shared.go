@@ -41,9 +41,13 @@ var ErrStale = errors.New("the shared state changed in between")
 // sharedTimeout bounds one round trip to a shared store.
 const sharedTimeout = 5 * time.Second
 
-// staleRetries is how many times a change is run again on a fresh state
-// when other replicas keep saving in between.
-const staleRetries = 16
+// staleRetryTime bounds how long a change is run again on a fresh state
+// while other replicas keep saving in between. A fleet changing the state
+// at a high rate (a deployment tool adding a thousand targets at once,
+// spread over the replicas) loses many rounds in a row: bounding the
+// time rather than the tries lets such a change through instead of
+// failing it after a fixed count.
+const staleRetryTime = 10 * time.Second
 
 // errRefreshed is the error of commit after a stale save: the registry
 // now holds the shared state, and the operation can run again.
@@ -51,26 +55,26 @@ var errRefreshed = errors.New("refreshed from the shared store")
 
 // staleBackoffMax bounds the random pause before a try after a stale
 // save: replicas that collide wait different times, so that they do not
-// collide again in lockstep (at most ~0.5 s over all the tries).
+// collide again in lockstep.
 const staleBackoffMax = 64 * time.Millisecond
 
 // retry runs op again while it ends with a stale save, which left the
-// registry refreshed to the store's current state. Between tries it
-// waits a random time that grows with each collision (the registry's
-// lock is not held then).
+// registry refreshed to the store's current state, for at most
+// staleRetryTime. Between tries it waits a random time that grows with
+// each collision (the registry's lock is not held then).
 func retry[T any](op func() (T, error)) (T, error) {
-	for i := range staleRetries - 1 {
+	start := time.Now()
+	for i := 1; ; i++ {
 		v, err := op()
 		if !errors.Is(err, errRefreshed) {
 			return v, err
 		}
-		time.Sleep(time.Duration(rand.Int64N(int64(min(time.Millisecond<<i, staleBackoffMax)))))
+		if time.Since(start) >= staleRetryTime {
+			return v, fmt.Errorf("%w: other replicas kept changing the shared state (%d tries in %v): %w",
+				ErrPersist, i, time.Since(start).Round(time.Millisecond), ErrStale)
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(min(time.Millisecond<<min(i, 10), staleBackoffMax)))))
 	}
-	v, err := op()
-	if errors.Is(err, errRefreshed) {
-		err = fmt.Errorf("%w: other replicas kept changing the shared state (%d tries): %w", ErrPersist, staleRetries, ErrStale)
-	}
-	return v, err
 }
 
 // retryErr is retry for an operation that returns only an error.
