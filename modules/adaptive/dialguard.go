@@ -54,8 +54,8 @@ func guardDials(t *http.Transport, reg *registry.Registry, logger *zap.Logger) {
 		}
 		return nil
 	}
-	if dial := t.DialContext; dial != nil {
-		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	guard := func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
@@ -66,17 +66,11 @@ func guardDials(t *http.Transport, reg *registry.Registry, logger *zap.Logger) {
 			return conn, nil
 		}
 	}
-	if dial := t.DialTLSContext; dial != nil {
-		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			if err := check(ctx, addr, conn); err != nil {
-				return nil, err
-			}
-			return conn, nil
-		}
+	if t.DialContext != nil {
+		t.DialContext = guard(t.DialContext)
+	}
+	if t.DialTLSContext != nil {
+		t.DialTLSContext = guard(t.DialTLSContext)
 	}
 }
 
