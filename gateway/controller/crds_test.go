@@ -10,9 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sentinel-proxy/sentinel/gateway/controller"
@@ -44,19 +42,8 @@ func TestRouteCRDInstalledLater(t *testing.T) {
 	for _, name := range []string{"tcproutes." + gwv1.GroupName, "sentinelplugins." + v1alpha1.GroupVersion.Group} {
 		removed = append(removed, removeCRD(t, c, name))
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme(t), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	name := gwv1.GatewayController("sentinel-proxy.io/late-crd-test")
-	p := &controller.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader(), Infra: &controller.Infrastructure{Image: "sentinel:test"}}
-	if err := controller.Setup(mgr, controller.Options{ControllerName: name, Programmer: p, SeveralInProcess: true, CRDCheckInterval: 200 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startDeploying(t, scheme(t), controller.Options{ControllerName: name, CRDCheckInterval: 200 * time.Millisecond})
 
 	mkns(t, c, "late")
 	if err := c.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "late-crd"}, Spec: gwv1.GatewayClassSpec{ControllerName: name}}); err != nil {

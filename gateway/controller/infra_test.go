@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -40,19 +41,8 @@ func TestGatewayInfrastructure(t *testing.T) {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	name := gwv1.GatewayController("sentinel-proxy.io/infra-test")
-	p := &controller.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader(), Infra: &controller.Infrastructure{Image: "sentinel:test"}}
-	if err := controller.Setup(mgr, controller.Options{ControllerName: name, Programmer: p, SeveralInProcess: true}); err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startDeploying(t, s, controller.Options{ControllerName: name})
 	c, err := client.New(env.Config, client.Options{Scheme: s})
 	if err != nil {
 		t.Fatal(err)
@@ -284,4 +274,25 @@ func TestGatewayInfrastructure(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// startDeploying starts a manager running the Gateway controller as
+// sentinel-operator --gateway-api does (a ConfigMapProgrammer that also
+// deploys each Gateway: Infrastructure), with o's other options; it stops
+// when the test ends.
+func startDeploying(t *testing.T, s *runtime.Scheme, o controller.Options) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Programmer = &controller.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader(), Infra: &controller.Infrastructure{Image: "sentinel:test"}}
+	o.SeveralInProcess = true
+	if err := controller.Setup(mgr, o); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

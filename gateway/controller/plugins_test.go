@@ -17,9 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sentinel-proxy/sentinel/gateway/controller"
@@ -46,25 +44,10 @@ func TestGatewaySentinelPlugin(t *testing.T) {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if translate.DefaultPluginDir != controller.ConfigMountDir+"/plugins" {
-		t.Fatalf("the translated configs load modules from %s, the pods mount them under %s/plugins", translate.DefaultPluginDir, controller.ConfigMountDir)
-	}
 	name := gwv1.GatewayController("sentinel-proxy.io/plugin-test")
-	p := &controller.ConfigMapProgrammer{C: mgr.GetClient(), Reader: mgr.GetAPIReader(), Infra: &controller.Infrastructure{Image: "sentinel:test"}}
 	// The ConfigMap watch limited to the namespaces concerned, as with
 	// sentinel-operator --namespaces.
-	o := controller.Options{ControllerName: name, Programmer: p, SeveralInProcess: true, Namespaces: []string{"plug-gw", "plug-app"}}
-	if err := controller.Setup(mgr, o); err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startDeploying(t, s, controller.Options{ControllerName: name, Namespaces: []string{"plug-gw", "plug-app"}})
 	c, err := client.New(env.Config, client.Options{Scheme: s})
 	if err != nil {
 		t.Fatal(err)
