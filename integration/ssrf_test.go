@@ -82,12 +82,25 @@ func useResolver(t *testing.T, s *rebindDNS) {
 // address, and a target the configuration declares with a host name that
 // resolves to loopback stays the operator's choice (unchecked).
 func TestTargetPolicyHoldsAtDialTime(t *testing.T) {
-	good, err := net.Listen("tcp", "10.77.0.1:0")
-	if err != nil {
-		testutil.Missing(t, "no IPv4 address outside 127.0.0.0/8 on the loopback interface: ip addr add 10.77.0.1/32 dev lo (as .ci/run does): %v", err)
-		return
+	// The allowed backend and the service the attacker wants to reach
+	// (loopback) listen on the same port: try ports until one is free on
+	// both addresses.
+	var good, victimLn net.Listener
+	var port string
+	for try := 0; victimLn == nil; try++ {
+		var err error
+		if good, err = net.Listen("tcp", "10.77.0.1:0"); err != nil {
+			testutil.Missing(t, "no IPv4 address outside 127.0.0.0/8 on the loopback interface: ip addr add 10.77.0.1/32 dev lo (as .ci/run does): %v", err)
+			return
+		}
+		_, port, _ = net.SplitHostPort(good.Addr().String())
+		if victimLn, err = net.Listen("tcp", "127.0.0.1:"+port); err != nil {
+			good.Close()
+			if try == 20 {
+				t.Fatalf("no port free on both 10.77.0.1 and 127.0.0.1 in 20 tries: %v", err)
+			}
+		}
 	}
-	_, port, _ := net.SplitHostPort(good.Addr().String())
 	var goodHits atomic.Int64
 	goodSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		goodHits.Add(1)
@@ -96,11 +109,6 @@ func TestTargetPolicyHoldsAtDialTime(t *testing.T) {
 	})}
 	go goodSrv.Serve(good)
 	t.Cleanup(func() { goodSrv.Close() })
-	// The service the attacker wants to reach: loopback, same port.
-	victimLn, err := net.Listen("tcp", "127.0.0.1:"+port)
-	if err != nil {
-		t.Skipf("port %s is taken on 127.0.0.1: %v", port, err)
-	}
 	var victimHits atomic.Int64
 	victimSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		victimHits.Add(1)
