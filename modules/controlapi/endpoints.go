@@ -292,8 +292,8 @@ func (s *Server) endpointTable() []endpoint {
 		},
 		{
 			method: http.MethodGet, pattern: "/api/v1/logs/audit", scope: scopeAdmin,
-			op: "auditLog", summary: "The control-plane audit log's recent entries",
-			doc:    "As the access log, for the control-plane audit entries (one JSON object per line).",
+			op: "auditLog", summary: "The audit log's recent entries",
+			doc:    "As the access log, for the audit entries (one JSON object per line): the control plane's, and the events of the audit trail (agent decisions, plugin blocks, rate-limit rejections, config loads) when an audit-log is configured.",
 			status: http.StatusOK, result: "The lines.",
 			handler: noBody(s.auditLog),
 		},
