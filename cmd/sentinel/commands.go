@@ -182,6 +182,7 @@ func newRootCommand(env *cliEnv) *cobra.Command {
 					return err
 				}
 				tuneRuntime(os.LookupEnv, caddy.Log())
+				scheduleExecPagesRelease(os.LookupEnv, caddy.Log())
 				return caddyRun(cmd, args)
 			}
 		case "start":
