@@ -73,16 +73,17 @@ func rssKB(status, field string) int64 {
 
 // scheduleExecPagesRelease releases, execPagesDelay after `run` starts,
 // the executable's resident pages (releaseExecPages), unless
-// SENTINEL_EXEC_PAGES=keep.
-func scheduleExecPagesRelease(lookupEnv func(string) (string, bool), logger *zap.Logger) {
+// SENTINEL_EXEC_PAGES=keep; it returns the timer, nil when kept.
+func scheduleExecPagesRelease(lookupEnv func(string) (string, bool), logger *zap.Logger) *time.Timer {
 	switch v, _ := lookupEnv("SENTINEL_EXEC_PAGES"); v {
 	case "", "release":
 	case "keep":
-		return
+		logger.Info("executable's pages kept resident (SENTINEL_EXEC_PAGES=keep)")
+		return nil
 	default:
 		logger.Warn("SENTINEL_EXEC_PAGES: want release or keep; releasing", zap.String("SENTINEL_EXEC_PAGES", v))
 	}
-	time.AfterFunc(execPagesDelay, func() { releaseExecPages(logger) })
+	return time.AfterFunc(execPagesDelay, func() { releaseExecPages(logger) })
 }
 
 // releaseExecPages gives back the executable's resident read-only pages.
