@@ -7,15 +7,19 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// execPagesDelay is how long after `sentinel run` starts its executable's
-// pages are released (releaseExecPages): the first configuration is
-// loaded and serving by then.
-const execPagesDelay = 5 * time.Second
+// The executable's pages are released (releaseExecPages) once the first
+// configuration runs, which is checked every execPagesPoll, or after
+// execPagesMaxWait when none runs by then.
+const (
+	execPagesPoll    = 100 * time.Millisecond
+	execPagesMaxWait = 2 * time.Minute
+)
 
 // execMapping is a read-only mapping of the executable (code, read-only
 // data, the function tables) in /proc/self/maps.
@@ -71,10 +75,11 @@ func rssKB(status, field string) int64 {
 	return v
 }
 
-// scheduleExecPagesRelease releases, execPagesDelay after `run` starts,
-// the executable's resident pages (releaseExecPages), unless
-// SENTINEL_EXEC_PAGES=keep; it returns the timer, nil when kept.
-func scheduleExecPagesRelease(lookupEnv func(string) (string, bool), logger *zap.Logger) *time.Timer {
+// scheduleExecPagesRelease releases the executable's resident pages
+// (releaseExecPages) once running reports that the first configuration
+// runs, unless SENTINEL_EXEC_PAGES=keep. It returns a function that
+// cancels the release if it has not happened yet, nil when kept.
+func scheduleExecPagesRelease(lookupEnv func(string) (string, bool), running func() bool, logger *zap.Logger) (cancel func()) {
 	switch v, _ := lookupEnv("SENTINEL_EXEC_PAGES"); v {
 	case "", "release":
 	case "keep":
@@ -83,7 +88,22 @@ func scheduleExecPagesRelease(lookupEnv func(string) (string, bool), logger *zap
 	default:
 		logger.Warn("SENTINEL_EXEC_PAGES: want release or keep; releasing", zap.String("SENTINEL_EXEC_PAGES", v))
 	}
-	return time.AfterFunc(execPagesDelay, func() { releaseExecPages(logger) })
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(execPagesPoll)
+		defer t.Stop()
+		deadline := time.Now().Add(execPagesMaxWait)
+		for !running() && time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+		releaseExecPages(logger)
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(stop) }) }
 }
 
 // releaseExecPages gives back the executable's resident read-only pages.

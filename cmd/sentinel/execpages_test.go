@@ -4,7 +4,9 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -62,8 +64,9 @@ func TestReleaseExecPages(t *testing.T) {
 	}
 }
 
-// TestScheduleExecPagesRelease: released by default, kept with
-// SENTINEL_EXEC_PAGES=keep, an unknown value warned about and released.
+// TestScheduleExecPagesRelease: released once the configuration runs
+// (not before), kept with SENTINEL_EXEC_PAGES=keep, an unknown value
+// warned about and released.
 func TestScheduleExecPagesRelease(t *testing.T) {
 	for _, tc := range []struct {
 		env      string
@@ -72,18 +75,40 @@ func TestScheduleExecPagesRelease(t *testing.T) {
 		warn     bool
 	}{{"", false, true, false}, {"release", true, true, false}, {"keep", true, false, false}, {"off", true, true, true}} {
 		core, logs := observer.New(zap.InfoLevel)
-		tm := scheduleExecPagesRelease(func(k string) (string, bool) {
+		var running atomic.Bool
+		cancel := scheduleExecPagesRelease(func(k string) (string, bool) {
 			return tc.env, tc.set && k == "SENTINEL_EXEC_PAGES"
-		}, zap.New(core))
-		if (tm != nil) != tc.schedule {
-			t.Errorf("%q: scheduled %v, want %v", tc.env, tm != nil, tc.schedule)
-		}
-		if tm != nil {
-			tm.Stop()
+		}, running.Load, zap.New(core))
+		if (cancel != nil) != tc.schedule {
+			t.Fatalf("%q: scheduled %v, want %v", tc.env, cancel != nil, tc.schedule)
 		}
 		if warned := logs.FilterLevelExact(zap.WarnLevel).Len() > 0; warned != tc.warn {
 			t.Errorf("%q: warned %v, want %v", tc.env, warned, tc.warn)
 		}
+		if cancel == nil {
+			continue
+		}
+		time.Sleep(3 * execPagesPoll)
+		if logs.FilterMessage("executable's pages released").Len() != 0 {
+			t.Fatalf("%q: released before the configuration runs", tc.env)
+		}
+		running.Store(true)
+		for deadline := time.Now().Add(5 * time.Second); logs.FilterMessage("executable's pages released").Len() == 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%q: not released once the configuration runs", tc.env)
+			}
+			time.Sleep(execPagesPoll)
+		}
+		cancel()
+		cancel()
+	}
+	// Cancelled before the configuration runs: never released.
+	core, logs := observer.New(zap.InfoLevel)
+	cancel := scheduleExecPagesRelease(func(string) (string, bool) { return "", false }, func() bool { return false }, zap.New(core))
+	cancel()
+	time.Sleep(3 * execPagesPoll)
+	if logs.FilterMessage("executable's pages released").Len() != 0 {
+		t.Error("released after cancel")
 	}
 	if rssKB("VmRSS:\t  1234 kB\n", "VmRSS:") != 1234 || rssKB("", "VmRSS:") != -1 || rssKB("VmRSS: x kB\n", "VmRSS:") != -1 {
 		t.Error("rssKB")
