@@ -110,8 +110,9 @@ func scheduleExecPagesRelease(lookupEnv func(string) (string, bool), running fun
 // Package initialisers and the configuration's loading touch code and
 // data all over the binary once, and on kernels whose page cache holds
 // files in large folios nearly the whole executable then stays resident
-// (68 of 80 MiB of an idle `sentinel run`, docs/runtime.md); what the
-// requests use is faulted back in, the rest is no longer resident.
+// (54 of the 66 MiB of an idle `sentinel run` started from disk,
+// docs/runtime.md); what the requests use is faulted back in, the rest
+// is no longer resident.
 func releaseExecPages(logger *zap.Logger) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
