@@ -182,6 +182,7 @@ func newRootCommand(env *cliEnv) *cobra.Command {
 					return err
 				}
 				tuneRuntime(os.LookupEnv, caddy.Log())
+				scheduleExecPagesRelease(os.LookupEnv, func() bool { return caddy.ActiveContext().Context != nil }, caddy.Log())
 				return caddyRun(cmd, args)
 			}
 		case "start":

@@ -2,35 +2,91 @@ package main
 
 import (
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"go.uber.org/zap"
 )
 
 // defaultGCPercent is the garbage collector's target (GOGC) of `sentinel
-// run` when the environment sets none: the heap may grow to 2.5 times the
-// live heap between collections instead of Go's 2 times. A proxy's live
-// heap is small (connections, pools, the config) and most of what it
-// allocates dies with its request, so collecting a third less often saves
-// CPU (the mark phase and its write barriers) for about half a live heap
-// more of memory. (200 saved more CPU, but took Sentinel's peak RSS in
-// the load harness to 1.37 × stock Caddy's, above issue 25's 1.3 ×; 150
-// kept it at 1.24–1.29 × in most runs: docs/runtime.md.) The memory limit that `run` sets from the container's
-// limit (Caddy's: 90 % of the cgroup's limit, or of the machine's memory)
-// bounds that growth: near the limit the collector runs as often as
-// needed, whatever GOGC says.
-const defaultGCPercent = 150
+// run` when the environment sets none and the live heap is small: the heap
+// may grow to 3 times the live heap between collections instead of Go's 2
+// times. A proxy's live heap is small (connections, pools, the config)
+// and most of what it allocates dies with its request, so collecting half
+// as often saves CPU (the mark phase and its write barriers): 3–6 % per
+// request against GOGC 100 in the load harness (docs/runtime.md).
+// gcExtraHeap bounds what that costs: as the live heap grows, the target
+// falls (gcPercentFor) so that the heap's growth between collections
+// exceeds Go's default by at most gcExtraHeap / 2, down to Go's 100 from a
+// live heap of gcExtraHeap. The memory limit that `run` sets from the
+// container's limit (Caddy's: 90 % of the cgroup's limit, or of the
+// machine's memory) bounds it further: near the limit the collector runs
+// as often as needed, whatever GOGC says.
+const (
+	defaultGCPercent = 200
+	gcExtraHeap      = 64 << 20
+	// gcRetuneEvery is how often the target follows the live heap.
+	gcRetuneEvery = time.Second
+)
+
+// gcPercentFor is the garbage collector target for a live heap of live
+// bytes: defaultGCPercent up to gcExtraHeap / 2, then 100 × gcExtraHeap /
+// live (the growth over GOGC 100's stays below gcExtraHeap / 2), never
+// below 100.
+func gcPercentFor(live uint64) int {
+	if live == 0 {
+		return defaultGCPercent
+	}
+	p := 100 * uint64(gcExtraHeap) / live
+	return int(min(max(p, 100), defaultGCPercent))
+}
+
+// liveHeap reads the heap that was live after the last collection.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
 
 // tuneRuntime sets Sentinel's garbage collector target unless GOGC is set
 // in the environment (which the Go runtime has already applied, "off"
-// included), and logs the setting.
-func tuneRuntime(lookupEnv func(string) (string, bool), logger *zap.Logger) {
+// included), logs the setting, and returns a function that stops
+// following the live heap (nil with GOGC from the environment): every
+// gcRetuneEvery the target becomes gcPercentFor the live heap.
+func tuneRuntime(lookupEnv func(string) (string, bool), logger *zap.Logger) (stop func()) {
 	if v, ok := lookupEnv("GOGC"); ok {
 		logger.Info("garbage collector target from the environment", zap.String("GOGC", v))
-		return
+		return nil
 	}
-	debug.SetGCPercent(defaultGCPercent)
-	logger.Info("garbage collector target: Sentinel's default (set GOGC to override)", zap.Int("GOGC", defaultGCPercent))
+	cur := gcPercentFor(liveHeap())
+	debug.SetGCPercent(cur)
+	logger.Info("garbage collector target: Sentinel's default (set GOGC to override)", zap.Int("GOGC", cur),
+		zap.Int("max_GOGC", defaultGCPercent), zap.Int64("lowered_above_live_heap_bytes", gcExtraHeap/2))
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(gcRetuneEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			// Change it only on a move of 10 points or to a bound.
+			if p := gcPercentFor(liveHeap()); p != cur && (p-cur >= 10 || cur-p >= 10 || p == 100 || p == defaultGCPercent) {
+				debug.SetGCPercent(p)
+				logger.Debug("garbage collector target follows the live heap", zap.Int("GOGC", p))
+				cur = p
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 // Soft memory limit of `sentinel adapt` (see limitBatchMemory):

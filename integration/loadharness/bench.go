@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -100,11 +101,12 @@ type Run struct {
 	CPU time.Duration
 	// PeakRSS is the server's VmHWM after the run.
 	PeakRSS int64
-	// PeakPrivate is PeakRSS less the file-backed and shared pages
-	// resident after the run (Usage.FileRSS, mostly the executable's):
-	// the peak of the process's private memory (heap, stacks), which the
-	// load drives, within the size of the binary's pages mapped at the
-	// peak and after.
+	// PeakPrivate is the highest private memory (RSS less the file-backed
+	// and shared pages, Usage.FileRSS: heap, stacks) seen during the run,
+	// sampled every privateSampleEvery and at its end: what the load
+	// drives, without the executable's pages (which Sentinel releases
+	// after startup, so VmHWM less the pages resident at the end would
+	// count them).
 	PeakPrivate int64
 }
 
@@ -281,6 +283,11 @@ func measure(ctx context.Context, cfg BenchConfig, sc Scenario, c *Contender, d 
 			return Run{}, err
 		}
 	}
+	var sampled atomic.Int64
+	if c.Proc != nil {
+		stop := samplePrivate(c.Proc.PID(), &sampled)
+		defer stop()
+	}
 	var lr LoadResult
 	var err error
 	switch {
@@ -300,9 +307,36 @@ func measure(ctx context.Context, cfg BenchConfig, sc Scenario, c *Contender, d 
 		if err != nil {
 			return Run{}, err
 		}
-		run.CPU, run.PeakRSS, run.PeakPrivate = after.CPU-before.CPU, after.PeakRSS, after.PeakRSS-after.FileRSS
+		run.CPU, run.PeakRSS = after.CPU-before.CPU, after.PeakRSS
+		run.PeakPrivate = max(sampled.Load(), after.RSS-after.FileRSS)
 	}
 	return run, nil
+}
+
+// privateSampleEvery is how often samplePrivate reads a server's memory.
+const privateSampleEvery = 50 * time.Millisecond
+
+// samplePrivate records in peak the highest private memory (VmRSS less
+// RssFile and RssShmem) of pid and its children until stop is called.
+func samplePrivate(pid int, peak *atomic.Int64) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(privateSampleEvery)
+		defer t.Stop()
+		for {
+			if u, err := ReadUsage(pid); err == nil && u.RSS-u.FileRSS > peak.Load() {
+				peak.Store(u.RSS - u.FileRSS)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // measureAll runs the scenario's load against every contender at the same

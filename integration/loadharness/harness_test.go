@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -574,5 +575,32 @@ func TestQuickLB(t *testing.T) {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("lb.md lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestSamplePrivate: the private memory of a process is sampled while a
+// run lasts (this process's: RSS less its executable's pages), and a
+// binary's page cache is dropped before it starts (a missing file is left
+// to exec to report).
+func TestSamplePrivate(t *testing.T) {
+	var peak atomic.Int64
+	stop := samplePrivate(os.Getpid(), &peak)
+	time.Sleep(3 * privateSampleEvery)
+	stop()
+	u, err := ReadUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p <= 0 || p > u.PeakRSS {
+		t.Errorf("peak private %d, want in (0, VmHWM %d]", p, u.PeakRSS)
+	}
+	evictPageCache(filepath.Join(t.TempDir(), "missing"))
+	f := filepath.Join(t.TempDir(), "bin")
+	if err := os.WriteFile(f, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	evictPageCache(f)
+	if b, err := os.ReadFile(f); err != nil || string(b) != "x" {
+		t.Errorf("file after eviction: %q %v", b, err)
 	}
 }

@@ -35,8 +35,8 @@ type Ratio struct {
 	P99Paired float64
 	// RSS is the ratio of peak RSS (the highest VmHWM of the scenario).
 	RSS float64
-	// Private is the ratio of peak private memory (peak RSS less the
-	// executable's and other file-backed pages, Run.PeakPrivate): what
+	// Private is the ratio of peak private memory (RSS less the
+	// executable's and other file-backed pages, sampled, Run.PeakPrivate): what
 	// the load drives, without the difference in binary size.
 	Private float64
 	// Target says whether Sentinel meets the goal against Caddy ("" when
@@ -162,7 +162,7 @@ func WriteReport(b *Bench, dir, header string) error {
 	}
 	md.WriteString("\n## Ratios\n\n")
 	if b.Concurrent {
-		fmt.Fprintf(&md, "The contenders were loaded **at the same time** in every round (one load generator each), so the machine's noise is the same for all: read the columns paired by round (the median over rounds of the per-round ratio). Their throughputs share the machine and are not a target. Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: CPU per request, paired, ≤ %.2f (≤ %.2f with 64 KiB responses), peak RSS ≤ %.2f, p99, paired, ≤ %.2f. The caddy-control/caddy row is stock Caddy against itself: the noise floor. Peak private is peak RSS less the file-backed pages resident after the run (mostly the executable's, which grow with the binary's size and not with the load): information, not part of the target.\n\n",
+		fmt.Fprintf(&md, "The contenders were loaded **at the same time** in every round (one load generator each), so the machine's noise is the same for all: read the columns paired by round (the median over rounds of the per-round ratio). Their throughputs share the machine and are not a target. Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: CPU per request, paired, ≤ %.2f (≤ %.2f with 64 KiB responses), peak RSS ≤ %.2f, p99, paired, ≤ %.2f. The caddy-control/caddy row is stock Caddy against itself: the noise floor. Peak RSS is VmHWM, startup included; every server's binary is evicted from the page cache before it starts (as freshly deployed). Peak private is the highest RSS less the file-backed pages (mostly the executable's, which grow with the binary's size and not with the load), sampled every 50 ms during the runs: information, not part of the target.\n\n",
 			concurrentCPUGoal, concurrentCPUGoal64k, concurrentRSSGoal, concurrentP99Goal)
 	} else {
 		md.WriteString("The contenders were loaded one after the other (alternating, the order rotating every round). Throughput: higher is better; p99, CPU per request and peak RSS: lower is better. Target for Sentinel/Caddy: throughput ≥ 0.97 (not for the fixed-rate run, whose throughput is set) and p99 ≤ 1.05. The caddy-control/caddy row is stock Caddy against itself: the noise floor.\n\n")

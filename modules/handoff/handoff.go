@@ -187,8 +187,12 @@ const maxReplay = 64 << 10
 // request again and answers it.
 type conn struct {
 	net.Conn
-	l         *listener
-	mu        sync.Mutex
+	l  *listener
+	mu sync.Mutex
+	// answered is set by the first Write: from then on Read and Write
+	// skip the lock (a proxied connection's every read and write would
+	// take it otherwise).
+	answered  atomic.Bool
 	recording bool
 	rec       []byte
 }
@@ -196,7 +200,7 @@ type conn struct {
 // Read reads and records.
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && !c.answered.Load() {
 		c.mu.Lock()
 		if c.recording {
 			if len(c.rec)+n <= maxReplay {
@@ -212,9 +216,12 @@ func (c *conn) Read(p []byte) (int, error) {
 
 // Write ends the recording: once the server answered, nothing is replayed.
 func (c *conn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.recording, c.rec = false, nil
-	c.mu.Unlock()
+	if !c.answered.Load() {
+		c.mu.Lock()
+		c.recording, c.rec = false, nil
+		c.answered.Store(true)
+		c.mu.Unlock()
+	}
 	return c.Conn.Write(p)
 }
 

@@ -216,3 +216,47 @@ type errListener struct{}
 func (errListener) Accept() (net.Conn, error) { return nil, errors.New("broken socket") }
 func (errListener) Close() error              { return nil }
 func (errListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+
+// TestAnsweredSkipsLock: once the server answered, reads and writes do
+// not take the connection's lock (one per read and write of every
+// proxied connection otherwise), and nothing more is recorded.
+func TestAnsweredSkipsLock(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := &conn{Conn: a, l: &listener{group: &group{}}, recording: true}
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := b.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock() // a Read or Write that takes the lock now blocks
+	defer c.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		if _, err := c.Write([]byte("more")); err != nil {
+			done <- err
+			return
+		}
+		go b.Write([]byte("GET / HTTP/1.1\r\n"))
+		_, err := c.Read(make([]byte, 64))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a read or write after the answer took the lock")
+	}
+	if c.recording || c.rec != nil {
+		t.Error("recording after the answer")
+	}
+}
