@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
@@ -34,6 +35,9 @@ type App struct {
 	// load them when provisioned.
 	Routes map[string][]json.RawMessage `json:"routes,omitempty"`
 
+	// shared are the config's handlers of shareable modules, by their
+	// JSON (inline.go).
+	shared map[string]caddyhttp.MiddlewareHandler
 	// started: the guards of the config are provisioned, the handlers'
 	// JSON has been dropped. (Caddy provisions a config's modules one at
 	// a time and starts its apps after: no lock.)
@@ -60,11 +64,19 @@ func (a *App) handlersOf(route string) ([]json.RawMessage, error) {
 	return hs, nil
 }
 
+// sharedHandlers returns the handlers the config's guards share.
+func (a *App) sharedHandlers() map[string]caddyhttp.MiddlewareHandler {
+	if a.shared == nil {
+		a.shared = make(map[string]caddyhttp.MiddlewareHandler)
+	}
+	return a.shared
+}
+
 // Start drops the handlers' JSON: every guard of the config is
 // provisioned by now (Caddy starts the apps after provisioning them all),
 // and the JSON of 100,000 routes' handlers is tens of megabytes.
 func (a *App) Start() error {
-	a.started, a.Routes = true, nil
+	a.started, a.Routes, a.shared = true, nil, nil
 	return nil
 }
 

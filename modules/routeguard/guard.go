@@ -89,22 +89,25 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 	}
 	raws := g.HandleRaw
+	var shared map[string]caddyhttp.MiddlewareHandler
 	if g.HandleInApp {
 		if len(raws) > 0 {
 			return fmt.Errorf("sentinel_route %q: handle and handle_in_app exclude each other", g.Route)
 		}
-		app, err := ctx.App(AppName)
+		mod, err := ctx.App(AppName)
 		if err != nil {
 			return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 		}
-		if raws, err = app.(*App).handlersOf(g.Route); err != nil {
+		app := mod.(*App)
+		if raws, err = app.handlersOf(g.Route); err != nil {
 			return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 		}
+		shared = app.sharedHandlers()
 	}
 	if raws != nil {
 		// As ctx.LoadModule(g, "HandleRaw"), without its decoding and
 		// encoding again of each handler's JSON (inline.go).
-		hs, err := loadHandlers(ctx, raws)
+		hs, err := loadHandlers(ctx, raws, shared)
 		if err != nil {
 			return fmt.Errorf("sentinel_route %q: loading the route's handlers: %w", g.Route, err)
 		}
