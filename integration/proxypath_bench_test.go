@@ -152,12 +152,21 @@ upstreams { upstream "u" { target %q; }; }
 	route := servers["main"].(map[string]any)["routes"].([]any)[0].(map[string]any)
 	handle := route["handle"].([]any)
 	guard := handle[0].(map[string]any)
-	if guard["handler"] != "sentinel_route" || len(handle) != 1 || guard["handle"] == nil {
+	// The folded handlers: the guard's handle, or (as the adapter
+	// writes them) the sentinel_routes app's entry of the route.
+	folded, _ := guard["handle"].([]any)
+	if guard["handle_in_app"] == true {
+		app, _ := cfg["apps"].(map[string]any)["sentinel_routes"].(map[string]any)
+		routes, _ := app["routes"].(map[string]any)
+		folded, _ = routes["r"].([]any)
+	}
+	if guard["handler"] != "sentinel_route" || len(handle) != 1 || folded == nil {
 		tb.Fatalf("the route's handlers are not folded into sentinel_route: %v", handle)
 	}
 	if unfold {
-		route["handle"] = append(handle, guard["handle"].([]any)...)
+		route["handle"] = append(handle, folded...)
 		delete(guard, "handle")
+		delete(guard, "handle_in_app")
 	}
 	servers["plain"] = map[string]any{
 		"listen":          []string{caddyAddr},

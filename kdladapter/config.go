@@ -8,6 +8,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 	"github.com/sentinel-proxy/sentinel/modules/audit"
+	"github.com/sentinel-proxy/sentinel/modules/routeguard"
 )
 
 // The keys of Caddy's config set here.
@@ -55,6 +56,9 @@ func (a *adapter) caddyConfig() obj {
 	}
 	if app := a.mapAudit(); app != nil {
 		apps[audit.AppName] = app
+	}
+	if app := a.routeHandlersApp(); app != nil { // routes.go
+		apps[routeguard.AppName] = app
 	}
 	if app := a.sentinelApp(admin); app != nil {
 		apps["sentinel"] = app

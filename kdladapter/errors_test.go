@@ -345,7 +345,10 @@ func TestDirectoryLayout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, entry)
 	}
-	if strings.Count(string(out), `"upstream":"static"`) != 2 || !strings.Contains(string(out), `{"address":"127.0.0.1:9003"}`) {
+	// The route's guard on both listeners, its handlers once (in the
+	// sentinel_routes app).
+	if strings.Count(string(out), `{"handle_in_app":true,"handler":"sentinel_route","route":"static"}`) != 2 ||
+		strings.Count(string(out), `"upstream":"static"`) != 1 || !strings.Contains(string(out), `{"address":"127.0.0.1:9003"}`) {
 		t.Errorf("expected the static route on both listeners: %s", out)
 	}
 	// An environment file is added on request; this one is the old schema.

@@ -103,6 +103,62 @@ upstreams { upstream "u" { target "127.0.0.1:9000"; }; }`)
 	}
 }
 
+// TestFoldedHandlersInApp: as the adapter writes it, a route's guard
+// names its route only (handle_in_app), its handlers are in the
+// sentinel_routes app under the route id, once for a route on two
+// listeners (Caddy's map round trip to read a handler's name is then
+// cheap for the route's handler, issue 13.8).
+func TestFoldedHandlersInApp(t *testing.T) {
+	out, _ := mustAdaptAsIs(t, `system { }
+listeners {
+  listener "a" { address "127.0.0.1:18080"; }
+  listener "b" { address "127.0.0.1:18443"; protocol "https"; tls { cert-file "/x.crt"; key-file "/x.key"; }; }
+}
+routes {
+  route "p" { matches { path-prefix "/p"; }; upstream "u"; filters "h"; }
+}
+filters {
+  filter "h" { type "headers"; set { X-A "1"; }; }
+}
+upstreams { upstream "u" { target "127.0.0.1:9000"; }; }`)
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []map[string]any `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+			Routes *struct {
+				Routes map[string][]map[string]any `json:"routes"`
+			} `json:"sentinel_routes"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Apps.HTTP.Servers) != 2 {
+		t.Fatalf("want two servers: %s", out)
+	}
+	for name, s := range cfg.Apps.HTTP.Servers {
+		g := s.Routes[0].Handle[0]
+		if len(s.Routes[0].Handle) != 1 || g["handler"] != "sentinel_route" || g["route"] != "p" || g[guardInAppKey] != true || g[guardHandleKey] != nil {
+			t.Errorf("server %s: route p's handlers %v, want its guard alone, with handle_in_app", name, s.Routes[0].Handle)
+		}
+	}
+	if cfg.Apps.Routes == nil {
+		t.Fatalf("no sentinel_routes app: %s", out)
+	}
+	var names []string
+	for _, h := range cfg.Apps.Routes.Routes["p"] {
+		names = append(names, h["handler"].(string))
+	}
+	if strings.Join(names, ",") != "headers,reverse_proxy" || strings.Count(string(out), `"handler":"reverse_proxy"`) != 1 {
+		t.Errorf("route p's handlers in the app: %v, want headers,reverse_proxy once: %s", names, out)
+	}
+}
+
 // handlerMap is a handler of the adapted output, decoded.
 type handlerMap interface {
 	map[string]any | map[string]json.RawMessage

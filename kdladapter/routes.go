@@ -39,7 +39,11 @@ type builtRoute struct {
 	specificity int
 	logged      bool   // has a `log` filter
 	handle      []byte // the handlers, encoded and comma-separated
-	match       []byte // the sentinel matcher, encoded; nil when the route has no condition
+	// folded are the handlers after the route's guard, an encoded list,
+	// which the sentinel_routes app holds (routeHandlersApp); nil when
+	// the guard has none.
+	folded []byte
+	match  []byte // the sentinel matcher, encoded; nil when the route has no condition
 }
 
 // routeJSON is a route as an element of a server's routes: {"handle":
@@ -187,19 +191,42 @@ func (a *adapter) serverRoutes(listenerID, defaultRoute string, defaultNode *kdl
 var (
 	guardRouteKey    = jsonKeyOf(func(g *routeguard.Guard) any { return &g.Route })
 	guardHandleKey   = jsonKeyOf(func(g *routeguard.Guard) any { return &g.HandleRaw })
+	guardInAppKey    = jsonKeyOf(func(g *routeguard.Guard) any { return &g.HandleInApp })
+	routeHandlersKey = jsonKeyOf(func(app *routeguard.App) any { return &app.Routes })
 	logAppendHandler = newModuleJSON[logging.LogAppend]("handler", "log_append")
 	agentsHandler    = newModuleJSON[agents.Handler]("handler", "sentinel_agents")
 	matcherJSON      = newModuleJSON[routematch.MatchRoute]("", "")
 )
 
-// foldedGuard is the route's sentinel_route guard with the route's
-// other handlers (those after the guard, in order) in its handle.
-func foldedGuard(route string, handlers []any) obj {
+// foldedGuard is the route's sentinel_route guard; with folded, it takes
+// the route's other handlers (those after the guard, in order) from the
+// sentinel_routes app (routeHandlersApp). Caddy decodes each route's
+// handler into a map and encodes it again to read its name: a guard
+// naming its route only costs little of that, where one holding the
+// route's reverse_proxy, headers and timeouts was the largest part of
+// provisioning 10,000 routes (issue 13.8).
+func foldedGuard(route string, folded bool) obj {
 	g := obj{"handler": routeguard.Guard{}.CaddyModule().ID.Name(), guardRouteKey: route}
-	if len(handlers) > 0 {
-		g[guardHandleKey] = handlers
+	if folded {
+		g[guardInAppKey] = true
 	}
 	return g
+}
+
+// routeHandlersApp is the sentinel_routes app (routeguard.App): each
+// route's handlers after its guard, by route id; nil when no route has
+// any.
+func (a *adapter) routeHandlersApp() obj {
+	routes := obj{}
+	for _, r := range a.routeTable() {
+		if r.folded != nil {
+			routes[r.id] = json.RawMessage(r.folded)
+		}
+	}
+	if len(routes) == 0 {
+		return nil
+	}
+	return obj{routeHandlersKey: routes}
 }
 
 // logAppend is a log_append handler.
@@ -334,7 +361,10 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 		// The request's span named after the route (tracing.go).
 		head = append(head, t)
 	}
-	head = append(head, foldedGuard(id, append(folded, handlers...)))
+	if folded = append(folded, handlers...); len(folded) > 0 {
+		br.folded = a.frags.encode(folded)
+	}
+	head = append(head, foldedGuard(id, len(folded) > 0))
 	// The handlers without the list's brackets.
 	list := a.frags.encode(head)
 	br.handle = list[1 : len(list)-1]

@@ -1,12 +1,15 @@
 package kdladapter
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
+	"github.com/sentinel-proxy/sentinel/modules/routeguard"
 )
 
 // sharedDir is the shared folder beside the repository.
@@ -30,14 +33,71 @@ func adaptString(t testing.TB, src string) ([]byte, []caddyconfig.Warning, error
 	return Adapt("test.kdl", []byte(src), noEnv, OSFiles{})
 }
 
-// mustAdapt adapts src and fails the test on error.
+// mustAdapt adapts src and fails the test on error. Its output has the
+// routes' handlers inline in their guards (inlineFolded), where the
+// tests of a mapping look for them; mustAdaptAsIs keeps the output as
+// the adapter writes it.
 func mustAdapt(t testing.TB, src string) ([]byte, []caddyconfig.Warning) {
+	t.Helper()
+	out, warns := mustAdaptAsIs(t, src)
+	return inlineFolded(t, out), warns
+}
+
+// mustAdaptAsIs adapts src and fails the test on error.
+func mustAdaptAsIs(t testing.TB, src string) ([]byte, []caddyconfig.Warning) {
 	t.Helper()
 	out, warns, err := adaptString(t, src)
 	if err != nil {
 		t.Fatalf("adapt failed: %v\n--- config ---\n%s", err, src)
 	}
 	return out, warns
+}
+
+// inlineFolded rewrites an adapted config as if the routes' guards held
+// their handlers (the guard's handle) instead of the sentinel_routes app
+// (routes.go, foldedGuard): each guard with handle_in_app gets its
+// route's handlers from the app as its handle, and the app goes. Keys
+// stay sorted, numbers and strings as written.
+func inlineFolded(t testing.TB, out []byte) []byte {
+	t.Helper()
+	var cfg map[string]any
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("decoding the output: %v", err)
+	}
+	apps, _ := cfg["apps"].(map[string]any)
+	app, _ := apps[routeguard.AppName].(map[string]any)
+	if app == nil {
+		return out
+	}
+	folded, _ := app[routeHandlersKey].(map[string]any)
+	delete(apps, routeguard.AppName)
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["handler"] == "sentinel_route" && x[guardInAppKey] == true {
+				delete(x, guardInAppKey)
+				x[guardHandleKey] = folded[x[guardRouteKey].(string)]
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(cfg)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // corpusDir returns the sentinel-configs folder, skipping the test when

@@ -166,6 +166,22 @@ func TestTypedRoutesDecodeStrictly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The routes' handlers: the sentinel_routes app decodes
+			// strictly; each handler is checked in its route's guard.
+			var withApp struct {
+				Apps struct {
+					Routes json.RawMessage `json:"sentinel_routes"`
+				} `json:"apps"`
+			}
+			if err := json.Unmarshal(out, &withApp); err != nil {
+				t.Fatal(err)
+			}
+			if withApp.Apps.Routes != nil {
+				if err := strictDecode(withApp.Apps.Routes, new(routeguard.App)); err != nil {
+					t.Errorf("sentinel_routes app: %v", err)
+				}
+			}
+			out = inlineFolded(t, out)
 			var cfg struct {
 				Apps struct {
 					HTTP struct {

@@ -48,6 +48,13 @@ type Guard struct {
 	// request, as Caddy would).
 	HandleRaw []json.RawMessage `json:"handle,omitempty" caddy:"namespace=http.handlers inline_key=handler"`
 
+	// HandleInApp takes the folded handlers from the sentinel_routes app
+	// (App), under the route id, instead of from handle (which must then
+	// be empty). The KDL adapter writes routes so: Caddy decodes each
+	// route's handler into a map and encodes it again to read its name,
+	// which is cheap for a guard naming its route only (see App).
+	HandleInApp bool `json:"handle_in_app,omitempty"`
+
 	handlers []caddyhttp.MiddlewareHandler
 	flag     *registry.RouteFlag
 	body     []byte
@@ -74,17 +81,33 @@ func (Guard) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision looks up the route's switch and registers Sentinel's metrics
-// on the config's metrics registry.
+// Provision loads the folded handlers, looks up the route's switch and
+// registers Sentinel's metrics on the config's metrics registry.
 func (g *Guard) Provision(ctx caddy.Context) error {
 	routes, err := registry.From(ctx)
 	if err != nil {
 		return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 	}
-	if g.HandleRaw != nil {
+	raws := g.HandleRaw
+	var shared map[string]caddyhttp.MiddlewareHandler
+	if g.HandleInApp {
+		if len(raws) > 0 {
+			return fmt.Errorf("sentinel_route %q: handle and handle_in_app exclude each other", g.Route)
+		}
+		mod, err := ctx.App(AppName)
+		if err != nil {
+			return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
+		}
+		app := mod.(*App)
+		if raws, err = app.handlersOf(g.Route); err != nil {
+			return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
+		}
+		shared = app.sharedHandlers()
+	}
+	if raws != nil {
 		// As ctx.LoadModule(g, "HandleRaw"), without its decoding and
 		// encoding again of each handler's JSON (inline.go).
-		hs, err := loadHandlers(ctx, g.HandleRaw)
+		hs, err := loadHandlers(ctx, raws, shared)
 		if err != nil {
 			return fmt.Errorf("sentinel_route %q: loading the route's handlers: %w", g.Route, err)
 		}

@@ -19,10 +19,16 @@ import (
 // out, then loads the module by its ID as LoadModule does (provisioned
 // and validated, its errors worded the same).
 
-// loadHandlers provisions the folded handlers of raws, in order.
-func loadHandlers(ctx caddy.Context, raws []json.RawMessage) ([]caddyhttp.MiddlewareHandler, error) {
+// loadHandlers provisions the folded handlers of raws, in order. With
+// shared, a handler of a stateless module (shareable) whose JSON is that
+// of one loaded before is that one.
+func loadHandlers(ctx caddy.Context, raws []json.RawMessage, shared map[string]caddyhttp.MiddlewareHandler) ([]caddyhttp.MiddlewareHandler, error) {
 	hs := make([]caddyhttp.MiddlewareHandler, 0, len(raws))
 	for i, raw := range raws {
+		if h, ok := shared[string(raw)]; ok {
+			hs = append(hs, h)
+			continue
+		}
 		name, rest, err := cutModuleName(raw, "handler")
 		if err != nil {
 			return nil, fmt.Errorf("position %d: %w", i, err)
@@ -35,9 +41,24 @@ func loadHandlers(ctx caddy.Context, raws []json.RawMessage) ([]caddyhttp.Middle
 		if !ok {
 			return nil, fmt.Errorf("position %d: module '%s' is not an HTTP handler", i, name)
 		}
+		if shared != nil && shareable[name] {
+			shared[string(raw)] = h
+		}
 		hs = append(hs, h)
 	}
 	return hs, nil
+}
+
+// shareable are the handlers one provisioned instance of which may serve
+// every route of a config whose JSON has the same handler: they hold
+// nothing per request or per route once provisioned (their settings, a
+// logger, compiled header replacements) and need no cleanup. A filter
+// applied to every route (the same headers, the same timeout) is then
+// decoded and provisioned once per config instead of once per route.
+var shareable = map[string]bool{
+	"headers":          true,
+	"sentinel_timeout": true,
+	"log_append":       true,
 }
 
 // errNoModuleName is returned for an object without its module name.
