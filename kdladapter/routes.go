@@ -98,9 +98,7 @@ func (a *adapter) routeTable() []*builtRoute {
 	}
 	a.built = make([]*builtRoute, 0, len(a.routes))
 	a.uses = a.countUpstreamUses()
-	for _, r := range a.routes {
-		a.built = append(a.built, a.mapRoute(r))
-	}
+	a.mapRoutes()
 	a.uses = nil
 	a.warnUnused()
 	sort.SliceStable(a.built, func(i, j int) bool {
