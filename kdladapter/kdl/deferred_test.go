@@ -268,3 +268,79 @@ func TestReleaseReusesBlocks(t *testing.T) {
 		t.Errorf("%.1f allocations to load and release two nodes, want 0", allocs)
 	}
 }
+
+// TestPrepareGivesTheNodeParsedWhole checks that the children parsed
+// ahead on another goroutine (Reparser.Prepare), while the same Reparser
+// loads and releases nodes, give what Load gives, with the name and
+// arguments the stub has when LoadPrepared takes them (not those it had
+// when Prepare ran), and that Discard gives back their blocks.
+func TestPrepareGivesTheNodeParsedWhole(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("routes {\n")
+	for i := range 200 {
+		fmt.Fprintf(&b, "  route \"r%d\" x=%d {\n    matches { path-prefix \"/p%d\"; method \"GET\" }\n    upstream \"u%d\"\n  }\n", i, i, i, i)
+	}
+	b.WriteString("}\n")
+	src := []byte(b.String())
+	whole, err := Parse("f.kdl", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := ParseWith("f.kdl", src, Options{Defer: func(Deferral) bool { return true }, ShareSource: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubs := doc.Nodes[0].Children
+	var r Reparser
+	ahead := make(chan Prepared, 8)
+	go func() {
+		defer close(ahead)
+		for _, s := range stubs {
+			ahead <- r.Prepare(s)
+		}
+	}()
+	i := 0
+	for pr := range ahead {
+		stub := stubs[i]
+		if pr.Stub() != stub {
+			t.Fatalf("prepared %d: stub %p, want %p", i, pr.Stub(), stub)
+		}
+		want := whole.Nodes[0].Children[i]
+		switch {
+		case i%3 == 2:
+			r.Discard(pr)
+		case i%3 == 1:
+			// The reader changes the stub after Prepare ran.
+			stub.Args[0].Str += "-renamed"
+			want.Args[0].Str += "-renamed"
+			fallthrough
+		default:
+			got, err := r.LoadPrepared(pr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := dump(got), dump(want); g != w {
+				t.Errorf("route %d prepared:\n%s\nwant:\n%s", i, g, w)
+			}
+			// Load on this goroutine while Prepare parses on the other.
+			again, err := r.Load(stubs[len(stubs)-1-i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := dump(again), dump(whole.Nodes[0].Children[len(stubs)-1-i]); g != w {
+				t.Errorf("route %d loaded:\n%s\nwant:\n%s", len(stubs)-1-i, g, w)
+			}
+			r.Release(again)
+			r.Release(got)
+		}
+		i++
+	}
+	if i != len(stubs) {
+		t.Fatalf("%d prepared, want %d", i, len(stubs))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.inUse) != 0 || len(r.free) == 0 {
+		t.Errorf("%d trees still in use, %d blocks free: want 0 and some", len(r.inUse), len(r.free))
+	}
+}
