@@ -143,10 +143,8 @@ type slabs struct {
 
 // maxFreeSlabs bounds the blocks a Reparser keeps for reuse: its reader
 // holds a few loaded nodes at a time (a route, its upstream), and
-// Prepare a few hundred more (the adapter's batches, about 5 KB each):
-// all that its reader releases is kept, else Prepare allocates again
-// what a burst of Releases dropped.
-const maxFreeSlabs = 1024
+// Prepare a few dozen more.
+const maxFreeSlabs = 64
 
 // take returns blocks for a tree of d's size: released ones when one
 // set is large enough, else new ones with headroom (the next tree may
