@@ -207,13 +207,10 @@ func (a *adapter) routeRefs(r *kdl.Node) *routeRefs {
 // spot (a block the mapping loads without having been parsed ahead is
 // parsed then, one parsed ahead and not loaded is dropped).
 
-// The goroutine is handed the routes in batches of parseBatch, at most
-// parseBatches batches ahead of the mapping (waking a goroutine per route
-// cost more than the parse it saved); minParseAhead is the fewest routes
-// for which it is started.
+// parseAhead is how many routes the parsing goroutine may be ahead of
+// the mapping; minParseAhead the fewest routes for which it is started.
 const (
-	parseBatch    = 64
-	parseBatches  = 2
+	parseAhead    = 32
 	minParseAhead = 256
 )
 
@@ -231,32 +228,22 @@ func (a *adapter) mapRoutes() {
 		}
 		return
 	}
-	jobs := make(chan [][]*kdl.Node, parseBatches)
-	done := make(chan [][]kdl.Prepared, parseBatches)
+	jobs := make(chan []*kdl.Node, parseAhead)
+	done := make(chan []kdl.Prepared, parseAhead)
 	go func() {
 		defer close(done)
-		for batch := range jobs {
-			out := make([][]kdl.Prepared, len(batch))
-			for i, blocks := range batch {
-				out[i] = make([]kdl.Prepared, len(blocks))
-				for j, b := range blocks {
-					out[i][j] = a.reparse.Prepare(b)
-				}
+		for blocks := range jobs {
+			out := make([]kdl.Prepared, len(blocks))
+			for i, b := range blocks {
+				out[i] = a.reparse.Prepare(b)
 			}
 			done <- out
 		}
 	}()
-	defer func() {
-		// The goroutine ends once it has no batch left (also when a
-		// mapper panics).
-		close(jobs)
-		for range done {
-		}
-	}()
 	// scheduled counts the upstreams handed to the goroutine for routes
 	// not mapped yet: the first of them to use one has it parsed.
-	scheduled := make(map[*kdl.Node]int, 2*parseBatch*parseBatches)
-	blocksOf := func(r *kdl.Node) []*kdl.Node {
+	scheduled := make(map[*kdl.Node]int, 2*parseAhead)
+	upstreamsOf := func(r *kdl.Node) []*kdl.Node {
 		var out []*kdl.Node
 		if rr := a.refs[r]; rr != nil {
 			for _, id := range rr.proxied {
@@ -265,44 +252,43 @@ func (a *adapter) mapRoutes() {
 					continue
 				}
 				out = append(out, u)
-				scheduled[u]++
 			}
-		}
-		if r.Deferred() {
-			out = append(out, r)
 		}
 		return out
 	}
 	next := 0
 	send := func() {
-		end := min(next+parseBatch, len(a.routes))
-		batch := make([][]*kdl.Node, 0, end-next)
-		for _, r := range a.routes[next:end] {
-			batch = append(batch, blocksOf(r))
+		r := a.routes[next]
+		next++
+		blocks := upstreamsOf(r)
+		for _, u := range blocks {
+			scheduled[u]++
 		}
-		next = end
-		jobs <- batch
+		if r.Deferred() {
+			blocks = append(blocks, r)
+		}
+		jobs <- blocks
 	}
-	for i := 0; i < parseBatches && next < len(a.routes); i++ {
+	for next < len(a.routes) && next < parseAhead {
 		send()
 	}
-	for start := 0; start < len(a.routes); start += parseBatch {
+	for _, r := range a.routes {
 		if next < len(a.routes) {
 			send()
 		}
-		for i, ahead := range <-done {
-			r := a.routes[start+i]
-			for _, pr := range ahead {
-				if u := pr.Stub(); u != r {
-					if scheduled[u]--; scheduled[u] <= 0 {
-						delete(scheduled, u)
-					}
+		a.ahead = <-done
+		for _, pr := range a.ahead {
+			if u := pr.Stub(); u != r {
+				if scheduled[u]--; scheduled[u] <= 0 {
+					delete(scheduled, u)
 				}
 			}
-			a.ahead = ahead
-			a.built = append(a.built, a.mapRoute(r))
-			a.dropAhead()
 		}
+		a.built = append(a.built, a.mapRoute(r))
+		a.dropAhead()
+	}
+	close(jobs)
+	for range done {
 	}
 }
 
