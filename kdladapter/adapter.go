@@ -213,9 +213,6 @@ type adapter struct {
 	// mapped, checked the blocks checked against schema.
 	loader  *loader
 	reparse kdl.Reparser
-	// ahead holds the blocks parsed ahead for the route being mapped
-	// (mapRoutes).
-	ahead []kdl.Prepared
 	// treeTypes caches the struct types typedTree walks.
 	treeTypes *treeTypes
 	refs      map[*kdl.Node]*routeRefs

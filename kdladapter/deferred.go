@@ -2,9 +2,6 @@ package kdladapter
 
 import (
 	"maps"
-	"math"
-	"runtime"
-	"slices"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
@@ -147,7 +144,7 @@ func (a *adapter) load(n *kdl.Node, container string) *kdl.Node {
 	if !n.Deferred() {
 		return n
 	}
-	full, err := a.loadAhead(n)
+	full, err := a.reparse.Load(n)
 	if err != nil {
 		a.d.errorf(n.Pos, "%v", err)
 		return n
@@ -194,123 +191,4 @@ func (a *adapter) routeRefs(r *kdl.Node) *routeRefs {
 	full := a.load(r, "routes")
 	defer a.reparse.Release(full)
 	return refsOf(full)
-}
-
-// The second parse of the route and upstream blocks (about a fifth of
-// the adapter's time for 100,000 routes) runs on another goroutine,
-// ahead of the mapping: mapRoutes hands it the blocks of the routes to
-// come (each route and the upstreams it is the first to use), and it
-// parses them (kdl.Reparser.Prepare) while the routes before are mapped.
-// Everything else stays on the mapping's goroutine, in order: the
-// blocks' environment variables, their schema check, their mapping, and
-// so the output, errors and warnings, which are those of a parse on the
-// spot (a block the mapping loads without having been parsed ahead is
-// parsed then, one parsed ahead and not loaded is dropped).
-
-// parseAhead is how many routes the parsing goroutine may be ahead of
-// the mapping; minParseAhead the fewest routes for which it is started.
-const (
-	parseAhead    = 32
-	minParseAhead = 256
-)
-
-// mapRoutes maps a.routes in order into a.built.
-func (a *adapter) mapRoutes() {
-	from := minParseAhead
-	if a.loader != nil && a.loader.aheadFrom > 0 {
-		from = a.loader.aheadFrom
-	} else if runtime.GOMAXPROCS(0) < 2 {
-		from = math.MaxInt
-	}
-	if len(a.routes) < from {
-		for _, r := range a.routes {
-			a.built = append(a.built, a.mapRoute(r))
-		}
-		return
-	}
-	jobs := make(chan []*kdl.Node, parseAhead)
-	done := make(chan []kdl.Prepared, parseAhead)
-	go func() {
-		defer close(done)
-		for blocks := range jobs {
-			out := make([]kdl.Prepared, len(blocks))
-			for i, b := range blocks {
-				out[i] = a.reparse.Prepare(b)
-			}
-			done <- out
-		}
-	}()
-	// scheduled counts the upstreams handed to the goroutine for routes
-	// not mapped yet: the first of them to use one has it parsed.
-	scheduled := make(map[*kdl.Node]int, 2*parseAhead)
-	upstreamsOf := func(r *kdl.Node) []*kdl.Node {
-		var out []*kdl.Node
-		if rr := a.refs[r]; rr != nil {
-			for _, id := range rr.proxied {
-				u := a.upstreams[id]
-				if u == nil || !u.Deferred() || a.proxies[id] != nil || scheduled[u] > 0 || slices.Contains(out, u) {
-					continue
-				}
-				out = append(out, u)
-			}
-		}
-		return out
-	}
-	next := 0
-	send := func() {
-		r := a.routes[next]
-		next++
-		blocks := upstreamsOf(r)
-		for _, u := range blocks {
-			scheduled[u]++
-		}
-		if r.Deferred() {
-			blocks = append(blocks, r)
-		}
-		jobs <- blocks
-	}
-	for next < len(a.routes) && next < parseAhead {
-		send()
-	}
-	for _, r := range a.routes {
-		if next < len(a.routes) {
-			send()
-		}
-		a.ahead = <-done
-		for _, pr := range a.ahead {
-			if u := pr.Stub(); u != r {
-				if scheduled[u]--; scheduled[u] <= 0 {
-					delete(scheduled, u)
-				}
-			}
-		}
-		a.built = append(a.built, a.mapRoute(r))
-		a.dropAhead()
-	}
-	close(jobs)
-	for range done {
-	}
-}
-
-// loadAhead is a.reparse.Load(n), taking n's children from a.ahead when
-// they were parsed ahead.
-func (a *adapter) loadAhead(n *kdl.Node) (*kdl.Node, error) {
-	for i, pr := range a.ahead {
-		if pr.Stub() == n {
-			a.ahead[i] = kdl.Prepared{}
-			return a.reparse.LoadPrepared(pr)
-		}
-	}
-	return a.reparse.Load(n)
-}
-
-// dropAhead drops what was parsed ahead for the route just mapped and not
-// loaded.
-func (a *adapter) dropAhead() {
-	for _, pr := range a.ahead {
-		if pr.Stub() != nil {
-			a.reparse.Discard(pr)
-		}
-	}
-	a.ahead = nil
 }

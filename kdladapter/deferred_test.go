@@ -48,8 +48,8 @@ func TestDeferredSameAsWhole(t *testing.T) {
 	env := envOf("SECRET", "s3cr3t-value", "P", "/p")
 	for name, src := range inputs {
 		t.Run(name, func(t *testing.T) {
-			run := func(whole bool, aheadFrom int) string {
-				out, warns, err := adaptLoader(&loader{lookupEnv: env, files: OSFiles{}, max: 1 << 30, whole: whole, aheadFrom: aheadFrom}, "test.kdl", src)
+			run := func(whole bool) string {
+				out, warns, err := adaptLoader(&loader{lookupEnv: env, files: OSFiles{}, max: 1 << 30, whole: whole}, "test.kdl", src)
 				msgs := warningsText(warns)
 				if err != nil {
 					msgs += err.Error()
@@ -59,14 +59,9 @@ func TestDeferredSameAsWhole(t *testing.T) {
 				}
 				return string(out) + "\n" + msgs
 			}
-			deferred, whole := run(false, 0), run(true, 0)
+			deferred, whole := run(false), run(true)
 			if deferred != whole {
 				t.Errorf("deferred:\n%s\nwhole:\n%s", deferred, whole)
-			}
-			// The blocks parsed ahead of the mapping (mapRoutes), as for
-			// a large configuration.
-			if ahead := run(false, 1); ahead != whole {
-				t.Errorf("parsed ahead:\n%s\nwhole:\n%s", ahead, whole)
 			}
 			if testing.Verbose() {
 				t.Log(deferred)
@@ -123,20 +118,16 @@ func TestDeferredSameAsWholeCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run := func(whole bool, aheadFrom int) string {
-			out, warns, err := adaptLoader(&loader{lookupEnv: noEnv, files: OSFiles{}, max: 1 << 30, whole: whole, aheadFrom: aheadFrom}, f, src)
+		run := func(whole bool) string {
+			out, warns, err := adaptLoader(&loader{lookupEnv: noEnv, files: OSFiles{}, max: 1 << 30, whole: whole}, f, src)
 			s := string(out) + "\n" + warningsText(warns)
 			if err != nil {
 				s += err.Error()
 			}
 			return s
 		}
-		whole := run(true, 0)
-		if deferred := run(false, 0); deferred != whole {
+		if deferred, whole := run(false), run(true); deferred != whole {
 			t.Errorf("%s: deferred:\n%s\nwhole:\n%s", f, deferred, whole)
-		}
-		if ahead := run(false, 1); ahead != whole {
-			t.Errorf("%s: parsed ahead:\n%s\nwhole:\n%s", f, ahead, whole)
 		}
 	}
 }

@@ -39,10 +39,6 @@ type loader struct {
 	// whole, set by tests, keeps every block in the document (nothing
 	// deferred), as before deferred blocks.
 	whole bool
-	// aheadFrom, set by tests, is the fewest routes for which blocks
-	// are parsed ahead of their mapping (minParseAhead when 0, see
-	// mapRoutes).
-	aheadFrom int
 }
 
 // maxIncludedFiles bounds how many files one configuration may read.

@@ -98,7 +98,9 @@ func (a *adapter) routeTable() []*builtRoute {
 	}
 	a.built = make([]*builtRoute, 0, len(a.routes))
 	a.uses = a.countUpstreamUses()
-	a.mapRoutes()
+	for _, r := range a.routes {
+		a.built = append(a.built, a.mapRoute(r))
+	}
 	a.uses = nil
 	a.warnUnused()
 	sort.SliceStable(a.built, func(i, j int) bool {

@@ -1,7 +1,5 @@
 package kdl
 
-import "sync"
-
 // Deferred children blocks: a configuration of 100,000 routes is a
 // document of millions of nodes, most of them inside the children blocks
 // of a few top-level nodes (`routes { route … }`). ParseWith can leave
@@ -120,14 +118,9 @@ type stubBlock struct {
 // node's tree has blocks of its own, of its size, so that a node dropped
 // by its reader is collected whatever other nodes are kept (blocks
 // shared between nodes link each to the ones before and after it). The
-// zero value is ready to use. Load, LoadPrepared, Discard and Release
-// are for one goroutine; Prepare may run on one other goroutine at the
-// same time (it parses ahead of the reader, see Prepare).
+// zero value is ready to use. Not safe for concurrent use.
 type Reparser struct {
-	// p parses for Load, ahead for Prepare.
-	p, ahead *parser
-	// mu guards inUse and free.
-	mu sync.Mutex
+	p *parser
 	// inUse maps each loaded node to its blocks, free holds the blocks
 	// of released nodes (see Release).
 	inUse map[*Node]*slabs
@@ -142,16 +135,13 @@ type slabs struct {
 }
 
 // maxFreeSlabs bounds the blocks a Reparser keeps for reuse: its reader
-// holds a few loaded nodes at a time (a route, its upstream), and
-// Prepare a few dozen more.
-const maxFreeSlabs = 64
+// holds a few loaded nodes at a time (a route, its upstream).
+const maxFreeSlabs = 4
 
 // take returns blocks for a tree of d's size: released ones when one
 // set is large enough, else new ones with headroom (the next tree may
 // be a little larger).
 func (r *Reparser) take(d *deferred) *slabs {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for i, s := range r.free {
 		if cap(s.nodes) >= int(d.nodes) && cap(s.values) >= int(d.values) && cap(s.children) >= int(d.children) {
 			r.free = append(r.free[:i], r.free[i+1:]...)
@@ -171,27 +161,18 @@ func (r *Reparser) take(d *deferred) *slabs {
 // numbers and properties read from it stay valid. A node Load did not
 // return (or returned as it was) is ignored.
 func (r *Reparser) Release(n *Node) {
-	r.mu.Lock()
 	s := r.inUse[n]
-	delete(r.inUse, n)
-	r.mu.Unlock()
-	r.recycle(s)
-}
-
-// recycle clears s (nil: nothing) and keeps it for the next tree.
-func (r *Reparser) recycle(s *slabs) {
 	if s == nil {
 		return
 	}
+	delete(r.inUse, n)
 	clear(s.nodes[:cap(s.nodes)])
 	clear(s.values[:cap(s.values)])
 	clear(s.children[:cap(s.children)])
 	s.nodes, s.values, s.children = s.nodes[:0], s.values[:0], s.children[:0]
-	r.mu.Lock()
 	if len(r.free) < maxFreeSlabs {
 		r.free = append(r.free, s)
 	}
-	r.mu.Unlock()
 }
 
 // Load returns the node the stub n stands for: a new node with n's name,
@@ -203,71 +184,12 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 	if !n.Deferred() {
 		return n, nil
 	}
-	return r.LoadPrepared(r.prepare(&r.p, n))
-}
-
-// Prepared is a deferred node's children parsed ahead of its reader
-// (Reparser.Prepare), for LoadPrepared or Discard.
-type Prepared struct {
-	stub, parsed *Node
-	s            *slabs
-	err          error
-}
-
-// Stub is the stub the children were parsed for.
-func (pr Prepared) Stub() *Node { return pr.stub }
-
-// Prepare parses the children of the stub n (see Load) ahead of its
-// reader, on another goroutine than the reader's: it reads only where
-// n's children are in the source, which nothing changes, not n's name,
-// arguments or properties, which LoadPrepared takes from the stub when
-// the reader loads it. One goroutine at a time may call Prepare. n must
-// be deferred.
-func (r *Reparser) Prepare(n *Node) Prepared {
-	return r.prepare(&r.ahead, n)
-}
-
-// LoadPrepared returns what Load would for pr's stub, the children
-// parsed by Prepare: Release releases it as any loaded node.
-func (r *Reparser) LoadPrepared(pr Prepared) (*Node, error) {
-	if pr.err != nil {
-		return nil, pr.err
-	}
-	n := pr.stub
-	// The node parsed again is a new node: it takes the stub's name,
-	// arguments and extra part.
-	out := pr.parsed
-	out.Name, out.Pos, out.Args, out.x = n.Name, n.Pos, n.Args, nil
-	if n.x.hasType || len(n.x.props) > 0 {
-		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
-	}
-	if pr.s != nil {
-		r.mu.Lock()
-		if r.inUse == nil {
-			r.inUse = make(map[*Node]*slabs)
-		}
-		r.inUse[out] = pr.s
-		r.mu.Unlock()
-	}
-	return out, nil
-}
-
-// Discard drops pr, not loaded: its memory is reused by the next Load.
-func (r *Reparser) Discard(pr Prepared) {
-	if pr.parsed != nil {
-		r.recycle(pr.s)
-	}
-}
-
-// prepare parses the children of the deferred node n with the parser
-// *pp (made on first use).
-func (r *Reparser) prepare(pp **parser, n *Node) Prepared {
 	d := n.x.def
-	if *pp == nil {
-		*pp = newParser(d.file, d.src, d.v1)
-		(*pp).reload = true
+	if r.p == nil {
+		r.p = newParser(d.file, d.src, d.v1)
+		r.p.reload = true
 	}
-	p := *pp
+	p := r.p
 	p.file, p.src, p.v1, p.borrow = d.file, d.src, d.v1, d.borrow
 	p.off, p.depth, p.suspectOff = d.start, 1, -1
 	p.pcOff, p.pcLine, p.pcCol = d.start, int(d.pos.Line), int(d.pos.Col)
@@ -285,7 +207,20 @@ func (r *Reparser) prepare(pp **parser, n *Node) Prepared {
 	clear(p.children[:cap(p.children)])
 	p.nodeSlab, p.valueSlab, p.childSlab = nil, nil, nil
 	if err != nil {
-		return Prepared{stub: n, err: err}
+		return nil, err
 	}
-	return Prepared{stub: n, parsed: parsed, s: s}
+	// The node parsed again is a new node: it takes the stub's name,
+	// arguments and extra part.
+	out := parsed
+	out.Name, out.Pos, out.Args, out.x = n.Name, n.Pos, n.Args, nil
+	if n.x.hasType || len(n.x.props) > 0 {
+		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
+	}
+	if s != nil {
+		if r.inUse == nil {
+			r.inUse = make(map[*Node]*slabs)
+		}
+		r.inUse[out] = s
+	}
+	return out, nil
 }
