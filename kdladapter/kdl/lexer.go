@@ -22,6 +22,8 @@ type parser struct {
 	// borrow makes the strings written as they are in the source share
 	// its memory (Options.ShareSource).
 	borrow bool
+	// stubSrc is what the stubs of deferred nodes share (see stub).
+	stubSrc *stubSource
 	// reload is set while Reparser.Load parses a node again: it parsed
 	// once, so the hints for errors (suspectOff) are not needed.
 	reload bool
