@@ -1,0 +1,160 @@
+package reloading
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// Claim holds the sockets ClaimHTTPListeners bound for a config being
+// provisioned: TCP sockets bound (SO_REUSEPORT, as Caddy binds its own)
+// but not listening, so that no other process takes the addresses before
+// the config's http app binds them, while no connection ever reaches
+// them. Release closes them.
+type Claim struct {
+	fds []int
+}
+
+// Release closes the claimed sockets (once the config's http app bound
+// its own, or when the config failed). It is safe to call more than once
+// and on a nil Claim.
+func (c *Claim) Release() {
+	if c == nil {
+		return
+	}
+	for _, fd := range c.fds {
+		closeFD(fd)
+	}
+	c.fds = nil
+}
+
+// ClaimHTTPListeners checks, while a config that would replace a running
+// one is provisioned, that every address its http app will listen on can
+// be bound, and claims the TCP ones until Release.
+//
+// Caddy starts a config's apps one after the other, and the http app
+// binds its servers' addresses one by one in its Start: when a later
+// address cannot be bound (another process holds it, a port below 1024
+// without the capability), the servers already started have taken
+// connections of the running config on their SO_REUSEPORT sockets of the
+// shared addresses, which are answered by the failed config or reset when
+// the load is rolled back. A failure here comes before any app starts.
+//
+// Each TCP address (and each port of a range) is bound the way Caddy
+// binds it (same address family, SO_REUSEADDR and SO_REUSEPORT), so the
+// bind fails exactly when Caddy's would; the socket never listens, so the
+// kernel hands it no connection, and being bound it keeps other processes
+// off the address until the http app bound its own. An HTTP/3 (UDP)
+// address that the running config does not already serve is bound and
+// closed at once: a bound UDP socket of a SO_REUSEPORT group receives
+// datagrams. A listen address that does not parse, or a network that
+// cannot serve HTTP, fails as it would in Start. Unix sockets, file
+// descriptors and port 0 are left to Start (they do not fail for a
+// taken address).
+//
+// The http app is taken from ctx (provisioning it, if it was not yet);
+// without an http app, or when its provisioning fails (which fails the
+// load with its own error), nothing is claimed.
+func ClaimHTTPListeners(ctx caddy.Context) (*Claim, error) {
+	app, err := ctx.AppIfConfigured("http")
+	if err != nil {
+		return nil, nil //nolint:nilerr // no http app, or its own error fails the load
+	}
+	httpApp, ok := app.(*caddyhttp.App)
+	if !ok {
+		return nil, nil
+	}
+	names := make([]string, 0, len(httpApp.Servers))
+	for name := range httpApp.Servers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	httpPort := uint(httpApp.HTTPPort)
+	if httpPort == 0 {
+		httpPort = caddyhttp.DefaultHTTPPort
+	}
+	c := &Claim{}
+	for _, name := range names {
+		if err := c.claimServer(name, httpApp.Servers[name], httpPort); err != nil {
+			c.Release()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// claimServer claims the addresses of one server.
+// The HTTP port serves no HTTP/3 (Caddy serves TLS on any other port).
+func (c *Claim) claimServer(name string, srv *caddyhttp.Server, httpPort uint) error {
+	if srv == nil {
+		return nil
+	}
+	for i, lnAddr := range srv.Listen {
+		addr, err := caddy.ParseNetworkAddress(lnAddr)
+		if err != nil {
+			return fmt.Errorf("server %q: parsing listen address %q: %w", name, lnAddr, err)
+		}
+		protocols := srv.Protocols
+		if i < len(srv.ListenProtocols) && srv.ListenProtocols[i] != nil {
+			protocols = srv.ListenProtocols[i]
+		}
+		if len(protocols) == 0 {
+			protocols = []string{"h1", "h2", "h3"} // Caddy's default
+		}
+		stream := slices.Contains(protocols, "h1") || slices.Contains(protocols, "h2") || slices.Contains(protocols, "h2c")
+		h3 := slices.Contains(protocols, "h3") && len(srv.TLSConnPolicies) > 0
+		if addr.IsUnixNetwork() || addr.IsFdNetwork() || strings.HasPrefix(addr.Network, "ip") {
+			continue
+		}
+		if addr.StartPort == 0 && addr.EndPort == 0 {
+			continue // the system picks a free port
+		}
+		for off := range addr.PortRangeSize() {
+			hostport := addr.JoinHostPort(off)
+			if stream && strings.HasPrefix(addr.Network, "tcp") {
+				fd, err := bindProbe(addr.Network, hostport, true)
+				if err != nil {
+					return fmt.Errorf("server %q: listening on %s: %w", name, addr.At(off), err)
+				}
+				if fd >= 0 {
+					c.fds = append(c.fds, fd)
+				}
+			}
+			if !h3 || addr.StartPort+off == httpPort {
+				continue
+			}
+			udp, ok := h3Network(addr.Network)
+			if !ok {
+				continue // Start says why
+			}
+			if caddy.ListenerUsage("quic"+udp, hostport) > 0 {
+				continue // the running config's QUIC socket, which the new one shares
+			}
+			fd, err := bindProbe(udp, hostport, false)
+			if err != nil {
+				return fmt.Errorf("server %q: starting HTTP/3 QUIC listener on %s: %w", name, hostport, err)
+			}
+			if fd >= 0 {
+				closeFD(fd)
+			}
+		}
+	}
+	return nil
+}
+
+// h3Network is the UDP network Caddy serves HTTP/3 on for a server's
+// network (caddyhttp's networkTypesHTTP3).
+func h3Network(network string) (string, bool) {
+	switch n := strings.ToLower(network); n {
+	case "tcp", "udp":
+		return "udp", true
+	case "tcp4", "udp4":
+		return "udp4", true
+	case "tcp6", "udp6":
+		return "udp6", true
+	}
+	return "", false
+}

@@ -1,0 +1,120 @@
+package reloading
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// bindProbe binds a socket of network (tcp…, udp…) to hostport as Go's
+// net package and Caddy bind a listener there: the address family Go
+// picks (a wildcard address of "tcp" or "udp" is the dual-stack [::]),
+// SO_REUSEADDR for TCP as Go sets it, and SO_REUSEPORT as Caddy sets it.
+// It returns the bound socket, which never listens, or -1 and no error
+// when the bind is left to Caddy: a port below 1024 refused while
+// CAP_NET_BIND_SERVICE is permitted, which Caddy raises to bind.
+func bindProbe(network, hostport string, stream bool) (int, error) {
+	var (
+		ip   net.IP
+		port int
+	)
+	if stream {
+		a, err := net.ResolveTCPAddr(network, hostport)
+		if err != nil {
+			return -1, err
+		}
+		ip, port = a.IP, a.Port
+	} else {
+		a, err := net.ResolveUDPAddr(network, hostport)
+		if err != nil {
+			return -1, err
+		}
+		ip, port = a.IP, a.Port
+	}
+	sotype := unix.SOCK_STREAM
+	if !stream {
+		sotype = unix.SOCK_DGRAM
+	}
+	last := network[len(network)-1]
+	family, v6only := unix.AF_INET6, last == '6'
+	switch {
+	case last == '4':
+		family = unix.AF_INET
+	case ip == nil || ip.IsUnspecified():
+		if last != '6' {
+			ip = nil // 0.0.0.0 or [::] with "tcp": Go listens on the dual-stack [::]
+		}
+	case ip.To4() != nil:
+		family = unix.AF_INET
+	}
+	fd, err := unix.Socket(family, sotype|unix.SOCK_CLOEXEC, 0)
+	if err != nil && family == unix.AF_INET6 && ip == nil && !v6only {
+		family = unix.AF_INET // no IPv6 in this system
+		fd, err = unix.Socket(family, sotype|unix.SOCK_CLOEXEC, 0)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fail := func(err error) (int, error) {
+		unix.Close(fd)
+		return -1, err
+	}
+	if family == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6only)); err != nil {
+			return fail(fmt.Errorf("IPV6_V6ONLY: %w", err))
+		}
+	}
+	if stream {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail(fmt.Errorf("SO_REUSEADDR: %w", err))
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return fail(fmt.Errorf("SO_REUSEPORT: %w", err))
+	}
+	var sa unix.Sockaddr
+	if family == unix.AF_INET {
+		a := &unix.SockaddrInet4{Port: port}
+		if ip != nil {
+			copy(a.Addr[:], ip.To4())
+		}
+		sa = a
+	} else {
+		a := &unix.SockaddrInet6{Port: port}
+		if ip != nil {
+			copy(a.Addr[:], ip.To16())
+		}
+		sa = a
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		if errors.Is(err, unix.EACCES) && bindCapabilityPermitted() {
+			return fail(nil)
+		}
+		return fail(fmt.Errorf("listen %s %s: bind: %w", network, hostport, err))
+	}
+	return fd, nil
+}
+
+// closeFD closes a socket bindProbe returned.
+func closeFD(fd int) { _ = unix.Close(fd) }
+
+func boolint(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// bindCapabilityPermitted reports whether this process may raise
+// CAP_NET_BIND_SERVICE, as Caddy does to bind a port below 1024 when it
+// is permitted but not effective.
+func bindCapabilityPermitted() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Permitted&(1<<unix.CAP_NET_BIND_SERVICE) != 0
+}
