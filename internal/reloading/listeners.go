@@ -9,31 +9,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// Claim holds the sockets ClaimHTTPListeners bound for a config being
-// provisioned: TCP sockets bound (SO_REUSEPORT, as Caddy binds its own)
-// but not listening, so that no other process takes the addresses before
-// the config's http app binds them, while no connection ever reaches
-// them. Release closes them.
-type Claim struct {
-	fds []int
-}
-
-// Release closes the claimed sockets (once the config's http app bound
-// its own, or when the config failed). It is safe to call more than once
-// and on a nil Claim.
-func (c *Claim) Release() {
-	if c == nil {
-		return
-	}
-	for _, fd := range c.fds {
-		closeFD(fd)
-	}
-	c.fds = nil
-}
-
-// ClaimHTTPListeners checks, while a config that would replace a running
+// CheckHTTPListeners checks, while a config that would replace a running
 // one is provisioned, that every address its http app will listen on can
-// be bound, and claims the TCP ones until Release.
+// be bound.
 //
 // Caddy starts a config's apps one after the other, and the http app
 // binds its servers' addresses one by one in its Start: when a later
@@ -45,27 +23,30 @@ func (c *Claim) Release() {
 //
 // Each TCP address (and each port of a range) is bound the way Caddy
 // binds it (same address family, SO_REUSEADDR and SO_REUSEPORT), so the
-// bind fails exactly when Caddy's would; the socket never listens, so the
-// kernel hands it no connection, and being bound it keeps other processes
-// off the address until the http app bound its own. An HTTP/3 (UDP)
-// address that the running config does not already serve is bound and
-// closed at once: a bound UDP socket of a SO_REUSEPORT group receives
-// datagrams. A listen address that does not parse, or a network that
+// bind fails when Caddy's would, and closed at once; the socket never
+// listens, so the kernel hands it no connection. An HTTP/3 (UDP) address
+// is bound and closed the same way unless the running config already
+// serves it (Caddy shares that QUIC socket, binding nothing; a bound UDP
+// socket of a SO_REUSEPORT group would receive a share of its datagrams).
+// The check does not keep the addresses (a bound socket that does not
+// listen keeps no SO_REUSEADDR listener off): a process that takes one in
+// the milliseconds between the check and Start still fails the load
+// there. A listen address that does not parse, or a network that
 // cannot serve HTTP, fails as it would in Start. Unix sockets, file
 // descriptors and port 0 are left to Start (they do not fail for a
 // taken address).
 //
 // The http app is taken from ctx (provisioning it, if it was not yet);
 // without an http app, or when its provisioning fails (which fails the
-// load with its own error), nothing is claimed.
-func ClaimHTTPListeners(ctx caddy.Context) (*Claim, error) {
+// load with its own error), nothing is checked.
+func CheckHTTPListeners(ctx caddy.Context) error {
 	app, err := ctx.AppIfConfigured("http")
 	if err != nil {
-		return nil, nil //nolint:nilerr // no http app, or its own error fails the load
+		return nil //nolint:nilerr // no http app, or its own error fails the load
 	}
 	httpApp, ok := app.(*caddyhttp.App)
 	if !ok {
-		return nil, nil
+		return nil
 	}
 	names := make([]string, 0, len(httpApp.Servers))
 	for name := range httpApp.Servers {
@@ -76,19 +57,17 @@ func ClaimHTTPListeners(ctx caddy.Context) (*Claim, error) {
 	if httpPort == 0 {
 		httpPort = caddyhttp.DefaultHTTPPort
 	}
-	c := &Claim{}
 	for _, name := range names {
-		if err := c.claimServer(name, httpApp.Servers[name], httpPort); err != nil {
-			c.Release()
-			return nil, err
+		if err := checkServer(name, httpApp.Servers[name], httpPort); err != nil {
+			return err
 		}
 	}
-	return c, nil
+	return nil
 }
 
-// claimServer claims the addresses of one server.
-// The HTTP port serves no HTTP/3 (Caddy serves TLS on any other port).
-func (c *Claim) claimServer(name string, srv *caddyhttp.Server, httpPort uint) error {
+// checkServer checks the addresses of one server. The HTTP port serves no
+// HTTP/3 (Caddy serves TLS on any other port).
+func checkServer(name string, srv *caddyhttp.Server, httpPort uint) error {
 	if srv == nil {
 		return nil
 	}
@@ -115,12 +94,8 @@ func (c *Claim) claimServer(name string, srv *caddyhttp.Server, httpPort uint) e
 		for off := range addr.PortRangeSize() {
 			hostport := addr.JoinHostPort(off)
 			if stream && strings.HasPrefix(addr.Network, "tcp") {
-				fd, err := bindProbe(addr.Network, hostport, true)
-				if err != nil {
+				if err := bindProbe(addr.Network, hostport, true); err != nil {
 					return fmt.Errorf("server %q: listening on %s: %w", name, addr.At(off), err)
-				}
-				if fd >= 0 {
-					c.fds = append(c.fds, fd)
 				}
 			}
 			if !h3 || addr.StartPort+off == httpPort {
@@ -133,12 +108,8 @@ func (c *Claim) claimServer(name string, srv *caddyhttp.Server, httpPort uint) e
 			if caddy.ListenerUsage("quic"+udp, hostport) > 0 {
 				continue // the running config's QUIC socket, which the new one shares
 			}
-			fd, err := bindProbe(udp, hostport, false)
-			if err != nil {
+			if err := bindProbe(udp, hostport, false); err != nil {
 				return fmt.Errorf("server %q: starting HTTP/3 QUIC listener on %s: %w", name, hostport, err)
-			}
-			if fd >= 0 {
-				closeFD(fd)
 			}
 		}
 	}

@@ -12,10 +12,10 @@ import (
 // net package and Caddy bind a listener there: the address family Go
 // picks (a wildcard address of "tcp" or "udp" is the dual-stack [::]),
 // SO_REUSEADDR for TCP as Go sets it, and SO_REUSEPORT as Caddy sets it.
-// It returns the bound socket, which never listens, or -1 and no error
-// when the bind is left to Caddy: a port below 1024 refused while
-// CAP_NET_BIND_SERVICE is permitted, which Caddy raises to bind.
-func bindProbe(network, hostport string, stream bool) (int, error) {
+// The socket is closed at once (it never listens). A port below 1024
+// refused while CAP_NET_BIND_SERVICE is permitted is left to Caddy, which
+// raises the capability to bind.
+func bindProbe(network, hostport string, stream bool) error {
 	var (
 		ip   net.IP
 		port int
@@ -23,13 +23,13 @@ func bindProbe(network, hostport string, stream bool) (int, error) {
 	if stream {
 		a, err := net.ResolveTCPAddr(network, hostport)
 		if err != nil {
-			return -1, err
+			return err
 		}
 		ip, port = a.IP, a.Port
 	} else {
 		a, err := net.ResolveUDPAddr(network, hostport)
 		if err != nil {
-			return -1, err
+			return err
 		}
 		ip, port = a.IP, a.Port
 	}
@@ -55,24 +55,21 @@ func bindProbe(network, hostport string, stream bool) (int, error) {
 		fd, err = unix.Socket(family, sotype|unix.SOCK_CLOEXEC, 0)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
+		return fmt.Errorf("socket: %w", err)
 	}
-	fail := func(err error) (int, error) {
-		unix.Close(fd)
-		return -1, err
-	}
+	defer unix.Close(fd) //nolint:errcheck // a probe, never listened on
 	if family == unix.AF_INET6 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6only)); err != nil {
-			return fail(fmt.Errorf("IPV6_V6ONLY: %w", err))
+			return fmt.Errorf("IPV6_V6ONLY: %w", err)
 		}
 	}
 	if stream {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			return fail(fmt.Errorf("SO_REUSEADDR: %w", err))
+			return fmt.Errorf("SO_REUSEADDR: %w", err)
 		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		return fail(fmt.Errorf("SO_REUSEPORT: %w", err))
+		return fmt.Errorf("SO_REUSEPORT: %w", err)
 	}
 	var sa unix.Sockaddr
 	if family == unix.AF_INET {
@@ -90,15 +87,12 @@ func bindProbe(network, hostport string, stream bool) (int, error) {
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		if errors.Is(err, unix.EACCES) && bindCapabilityPermitted() {
-			return fail(nil)
+			return nil
 		}
-		return fail(fmt.Errorf("listen %s %s: bind: %w", network, hostport, err))
+		return fmt.Errorf("listen %s %s: bind: %w", network, hostport, err)
 	}
-	return fd, nil
+	return nil
 }
-
-// closeFD closes a socket bindProbe returned.
-func closeFD(fd int) { _ = unix.Close(fd) }
 
 func boolint(b bool) int {
 	if b {

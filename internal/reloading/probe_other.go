@@ -3,7 +3,4 @@
 package reloading
 
 // bindProbe probes nothing outside Linux: Start binds the listeners.
-func bindProbe(string, string, bool) (int, error) { return -1, nil }
-
-// closeFD is not reached outside Linux.
-func closeFD(int) {}
+func bindProbe(string, string, bool) error { return nil }

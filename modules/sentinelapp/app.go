@@ -104,10 +104,6 @@ type App struct {
 	generation uint64
 	run        *running
 	api        *apiHandle
-	// listeners holds the http app's addresses, claimed at provisioning
-	// when this config would replace a running one, until the config
-	// started (its servers bound them) or was cleaned up.
-	listeners *reloading.Claim
 	handler    *controlapi.Server
 }
 
@@ -254,11 +250,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if replacing() {
 		// Last, once the upstreams are staged: it may provision the
 		// http app, whose handlers look them up.
-		claim, err := reloading.ClaimHTTPListeners(ctx)
-		if err != nil {
+		if err := reloading.CheckHTTPListeners(ctx); err != nil {
 			return fmt.Errorf("http app: %w", err)
 		}
-		a.listeners = claim
 	}
 	return nil
 }
@@ -393,8 +387,6 @@ func (a *App) commit() {
 	}
 	a.reg.SetTargetPolicy(policy)
 	a.run.committed.Store(true)
-	// The http app's servers bound their own sockets.
-	a.listeners.Release()
 }
 
 // Stop stops what Start started and waits for it. The API listener stays
@@ -424,7 +416,6 @@ func (a *App) stopLoops() {
 // Cleanup discards what Provision staged when this config was never
 // committed (it failed to start, or was only validated).
 func (a *App) Cleanup() error {
-	a.listeners.Release()
 	if a.run != nil && !a.run.committed.Load() && !a.passive() {
 		a.reg.Discard(a.generation)
 	}

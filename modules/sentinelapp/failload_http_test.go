@@ -40,7 +40,7 @@ func withServer(t *testing.T, cfg, name, listen, body string) []byte {
 // requests to the running config A without pause, config B fails to load
 // twenty times because a listener it adds cannot bind (another socket
 // holds the address). Every request is answered 200 by A. Before B's
-// listeners were claimed at provisioning, B's http app bound its servers
+// listen addresses were checked at provisioning (reloading.CheckHTTPListeners), B's http app bound its servers
 // one by one in Start: when the server on A's address started before the
 // one on the taken address, its SO_REUSEPORT socket took some of A's
 // connections, answered by B's routes or reset when the load was rolled
@@ -58,9 +58,8 @@ func TestFailedHTTPLoadsNeverTouchTheRunningConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	// Several servers on free addresses besides the one on the taken
-	// address, so that B's server on A's address starts before the
-	// failing one in most loads (Caddy starts them in map order).
+	// B's server on A's address starts before the one on the taken
+	// address in about half the loads (Caddy starts them in map order).
 	cfgB := withServer(t, proxyConfig(t, listen, "up-b", b, nil), "taken", taken.Addr().String(), "B-taken")
 
 	var (
@@ -113,8 +112,8 @@ func TestFailedHTTPLoadsNeverTouchTheRunningConfig(t *testing.T) {
 	if processRegistry.Pool("up-b") != nil {
 		t.Error("a failed config's upstream is in the registry")
 	}
-	// The claims of the failed loads were released: a good config adding
-	// a new listener loads, and its listener answers.
+	// A good config adding a new listener loads, and its listener
+	// answers.
 	extra := freeAddr(t)
 	tc.InitServer(string(withServer(t, proxyConfig(t, listen, "up-b", b, nil), "extra", extra, "E")), "json")
 	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "B" {
@@ -123,8 +122,8 @@ func TestFailedHTTPLoadsNeverTouchTheRunningConfig(t *testing.T) {
 	if code, body := get(t, "http://"+extra+"/"); code != 200 || body != "E" {
 		t.Errorf("config B's new listener: %d %s", code, body)
 	}
-	// Once B started, the claim is gone: the address is free again for
-	// other processes after B stops.
+	// The checks kept nothing bound: the address is free again for
+	// other processes once B stops.
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
