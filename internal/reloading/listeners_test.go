@@ -183,3 +183,27 @@ func freePorts(t *testing.T, n int) int {
 	t.Fatal("no free port range")
 	return 0
 }
+
+// TestCheckNetworks: the tcp4/tcp6 networks and IPv6 addresses are bound
+// in their own family; HTTP/3 maps each TCP network to its UDP one.
+func TestCheckNetworks(t *testing.T) {
+	for in, want := range map[string]string{"tcp": "udp", "TCP4": "udp4", "tcp6": "udp6", "udp": "udp", "udp4": "udp4", "udp6": "udp6", "unix": ""} {
+		if got, _ := h3Network(in); got != want {
+			t.Errorf("h3Network(%s) = %q, want %q", in, got, want)
+		}
+	}
+	_ = bindCapabilityPermitted() // root here: permitted; either way no panic
+	taken6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Logf("no IPv6 loopback here, the IPv6 cases are not run: %v", err)
+		return
+	}
+	defer taken6.Close()
+	port := itoa(taken6.Addr().(*net.TCPAddr).Port)
+	if err := checkServer("v6", &caddyhttp.Server{Listen: []string{"tcp6/[::1]:" + port}}, 80); err == nil {
+		t.Error("tcp6 [::1] claimed while taken")
+	}
+	if err := checkServer("v4", &caddyhttp.Server{Listen: []string{"tcp4/127.0.0.1:" + port}}, 80); err != nil {
+		t.Errorf("tcp4 127.0.0.1 beside a taken [::1]: %v", err)
+	}
+}
