@@ -38,7 +38,12 @@ import (
 //
 // The http app is taken from ctx (provisioning it, if it was not yet);
 // without an http app, or when its provisioning fails (which fails the
-// load with its own error), nothing is checked.
+// load with its own error), nothing is checked. When the caller is
+// itself provisioned by the http app (a handler loads it, see
+// registry.From), the http app is not yet provisioned: its servers are
+// as decoded, so their listen addresses' placeholders are replaced here,
+// and the listeners of automatic HTTPS's redirects (which the KDL adapter
+// turns off) are not there yet to be checked.
 func CheckHTTPListeners(ctx caddy.Context) error {
 	app, err := ctx.AppIfConfigured("http")
 	if err != nil {
@@ -71,7 +76,15 @@ func checkServer(name string, srv *caddyhttp.Server, httpPort uint) error {
 	if srv == nil {
 		return nil
 	}
+	repl := caddy.NewReplacer()
 	for i, lnAddr := range srv.Listen {
+		// As the http app's Provision does (when it did not yet: see
+		// CheckHTTPListeners); a placeholder it cannot replace fails
+		// there.
+		lnAddr, err := repl.ReplaceOrErr(lnAddr, true, true)
+		if err != nil {
+			continue
+		}
 		addr, err := caddy.ParseNetworkAddress(lnAddr)
 		if err != nil {
 			return fmt.Errorf("server %q: parsing listen address %q: %w", name, lnAddr, err)

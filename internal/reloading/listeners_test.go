@@ -207,3 +207,18 @@ func TestCheckNetworks(t *testing.T) {
 		t.Errorf("tcp4 127.0.0.1 beside a taken [::1]: %v", err)
 	}
 }
+
+// TestCheckReplacesPlaceholders: a listen address with a placeholder is
+// checked as the http app will listen on it.
+func TestCheckReplacesPlaceholders(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	t.Setenv("RELOADING_TEST_PORT", itoa(taken.Addr().(*net.TCPAddr).Port))
+	if err := checkServer("env", &caddyhttp.Server{Listen: []string{"127.0.0.1:{env.RELOADING_TEST_PORT}"}}, 80); err == nil ||
+		!strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Errorf("placeholder of a taken port: %v", err)
+	}
+}
