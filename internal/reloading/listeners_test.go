@@ -1,3 +1,5 @@
+//go:build linux
+
 package reloading
 
 import (
@@ -220,5 +222,18 @@ func TestCheckReplacesPlaceholders(t *testing.T) {
 	if err := checkServer("env", &caddyhttp.Server{Listen: []string{"127.0.0.1:{env.RELOADING_TEST_PORT}"}}, 80); err == nil ||
 		!strings.Contains(err.Error(), taken.Addr().String()) {
 		t.Errorf("placeholder of a taken port: %v", err)
+	}
+}
+
+// TestZoneIndex: an IPv6 zone is an interface name or index.
+func TestZoneIndex(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for zone, want := range map[string]uint32{"": 0, "lo": uint32(lo.Index), "7": 7, "no-such-interface": 0} {
+		if got := zoneIndex(zone); got != want {
+			t.Errorf("zoneIndex(%q) = %d, want %d", zone, got, want)
+		}
 	}
 }

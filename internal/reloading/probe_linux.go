@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,19 +20,20 @@ func bindProbe(network, hostport string, stream bool) error {
 	var (
 		ip   net.IP
 		port int
+		zone string
 	)
 	if stream {
 		a, err := net.ResolveTCPAddr(network, hostport)
 		if err != nil {
 			return err
 		}
-		ip, port = a.IP, a.Port
+		ip, port, zone = a.IP, a.Port, a.Zone
 	} else {
 		a, err := net.ResolveUDPAddr(network, hostport)
 		if err != nil {
 			return err
 		}
-		ip, port = a.IP, a.Port
+		ip, port, zone = a.IP, a.Port, a.Zone
 	}
 	sotype := unix.SOCK_STREAM
 	if !stream {
@@ -79,7 +81,7 @@ func bindProbe(network, hostport string, stream bool) error {
 		}
 		sa = a
 	} else {
-		a := &unix.SockaddrInet6{Port: port}
+		a := &unix.SockaddrInet6{Port: port, ZoneId: zoneIndex(zone)}
 		if ip != nil {
 			copy(a.Addr[:], ip.To16())
 		}
@@ -92,6 +94,22 @@ func bindProbe(network, hostport string, stream bool) error {
 		return fmt.Errorf("listen %s %s: bind: %w", network, hostport, err)
 	}
 	return nil
+}
+
+// zoneIndex is the interface index of an IPv6 zone (a name or a
+// number), 0 for none, as Go's net package binds a link-local address.
+func zoneIndex(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	n, err := strconv.ParseUint(zone, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
 }
 
 func boolint(b bool) int {
