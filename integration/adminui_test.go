@@ -481,8 +481,11 @@ func TestAdminUI(t *testing.T) {
 	})
 
 	t.Run("config-apply-restore", func(t *testing.T) {
-		// A text that validates but cannot be loaded (its listener's port
-		// is taken): the write is undone, and the running proxy is intact.
+		// A text whose listener's port is taken: beside the running
+		// config, validation binds the listen addresses (as a reload
+		// does, docs/control-plane.md), so the text is refused before it
+		// is written, and the running proxy is intact. (The restore of
+		// the file after a failed reload: TestConfigEditorRestoresOnFailedReload.)
 		busy, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -502,7 +505,8 @@ func TestAdminUI(t *testing.T) {
 		}
 		out, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode != 422 || !strings.Contains(string(out), "previous config file was restored") {
+		if res.StatusCode != 422 || !strings.Contains(string(out), "nothing was written") ||
+			!strings.Contains(string(out), "listening on "+busy.Addr().String()) {
 			t.Errorf("apply of an unloadable config: %d %s", res.StatusCode, out)
 		}
 		if got, _ := os.ReadFile(file); string(got) != string(before) {

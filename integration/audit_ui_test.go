@@ -13,7 +13,8 @@ import (
 // TestAuditEventsInAdminUILog: through the real proxy, a request the
 // route's rate limit rejects makes a rate_limit audit event that the
 // admin UI's audit view (GET /api/v1/logs/audit) shows next to the
-// control-plane entries, in their shape (msg, who, status, route_id).
+// control-plane entries, in their shape (msg, who, status, route_id: the
+// route whose rate limit rejected it).
 func TestAuditEventsInAdminUILog(t *testing.T) {
 	b := startBackend(t, "b")
 	addr, api := freeAddr(t), freeAddr(t)
@@ -79,7 +80,8 @@ routes {
 		if err := json.Unmarshal([]byte(l.Text), &e); err != nil {
 			t.Fatal(err)
 		}
-		if e["msg"] != "rate_limit reject" || e["status"] != 429.0 || e["kind"] != "rate_limit" || e["who"] == "" || e["ts"] == nil {
+		if e["msg"] != "rate_limit reject" || e["status"] != 429.0 || e["kind"] != "rate_limit" || e["who"] == "" || e["ts"] == nil ||
+			e["route_id"] != "limited" {
 			t.Fatalf("entry %s", l.Text)
 		}
 		return

@@ -163,7 +163,9 @@ func scopedRate(s *nsScope, get func(*nsLimits) *float64) (float64, bool) {
 
 // scopeCaps are the handlers of the caps of a route's scopes (service,
 // then namespace): the rates, then max-in-flight-requests (a request
-// refused by a rate does not take an in-flight slot).
+// refused by a rate does not take an in-flight slot), then the global
+// limits' max-in-flight-requests (zone "global": one count over every
+// route; a request its namespace refuses takes no global slot).
 func (a *adapter) scopeCaps(routeID string) []any {
 	var out []any
 	for s := a.scopeOf(routeID); s != nil; s = s.parent {
@@ -183,8 +185,17 @@ func (a *adapter) scopeCaps(routeID string) []any {
 			out = append(out, typedObj(&tenant.InFlight{Zone: "namespace:" + s.name, Max: *l.inFlight}, "handler", inFlightHandlerName))
 		}
 	}
+	if n := a.limitSetting("max-in-flight-requests"); n != nil {
+		if v, ok := a.integer(n, 1, 1<<30); ok {
+			out = append(out, typedObj(&tenant.InFlight{Zone: globalInFlightZone, Max: v}, "handler", inFlightHandlerName))
+		}
+	}
 	return out
 }
+
+// globalInFlightZone is the zone of the global limits'
+// max-in-flight-requests.
+const globalInFlightZone = "global"
 
 // inFlightHandlerName is the in-flight limit's handler name.
 var inFlightHandlerName = tenant.InFlight{}.CaddyModule().ID.Name()

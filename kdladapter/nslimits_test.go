@@ -115,3 +115,48 @@ namespace "a" {
 		t.Errorf("global caps: %d, want 7", n)
 	}
 }
+
+// TestGlobalInFlightLimit: the global limits' max-in-flight-requests puts
+// one sentinel_inflight handler (zone "global") on every route, after the
+// namespace's own cap, without a warning; a bad value is an error at its
+// place, reported once.
+func TestGlobalInFlightLimit(t *testing.T) {
+	out, warns := mustAdapt(t, `
+system { }
+limits { max-in-flight-requests 50; }
+listeners { listener "http" { address "127.0.0.1:18080"; }; }
+upstreams { upstream "u" { target "127.0.0.1:9001"; }; }
+routes {
+    route "g" { matches { path "/g"; }; upstream "u"; }
+    route "h" { matches { path "/health"; }; builtin-handler "health"; }
+}
+namespace "a" {
+    limits { max-in-flight-requests 7; }
+    routes { route "r" { matches { path "/r"; }; upstream "u"; }; }
+}
+`)
+	for _, w := range warns {
+		if strings.Contains(w.String(), "max-in-flight-requests") {
+			t.Errorf("warned: %s", w)
+		}
+	}
+	s := string(out)
+	global := `{"handler":"sentinel_inflight","max":50,"zone":"global"}`
+	if n := strings.Count(s, global); n != 3 {
+		t.Errorf("%d global in-flight handlers, want one per route (3)", n)
+	}
+	if i, j := strings.Index(s, `"zone":"namespace:a"`), strings.LastIndex(s, global); i < 0 || j < i {
+		t.Errorf("the namespace's cap is not before the global one on its route")
+	}
+	_, _, err := adaptString(t, `
+system { }
+limits { max-in-flight-requests 0; }
+listeners { listener "http" { address "127.0.0.1:18080"; }; }
+upstreams { upstream "u" { target "127.0.0.1:9001"; }; }
+routes { route "a" { upstream "u"; }; route "b" { matches { path "/b"; }; upstream "u"; }; }
+`)
+	want := "test.kdl:3:33: max-in-flight-requests must be between 1 and"
+	if err == nil || strings.Count(err.Error(), want) != 1 {
+		t.Errorf("got %v, want %q once", err, want)
+	}
+}

@@ -213,7 +213,7 @@ func limitsKeys() *Key {
 		w("max-total-connections", "no global connection limit yet"),
 		w("max-connections", "no global connection limit yet"),
 		h("max-idle-connections-per-upstream", "transport `keep_alive.max_idle_conns_per_host` default"),
-		w("max-in-flight-requests", "no in-flight request limit yet"),
+		h("max-in-flight-requests", "`sentinel_inflight` (zone \"global\") on every route: one count shared by all routes and listeners, 503 with `Retry-After: 1` above it (only when set: the original's default of 10000 is not applied)"),
 		w("max-in-flight-requests-per-worker", "no worker model in Go"),
 		w("max-queued-requests", "no request queue in Go's server"),
 		h("max-agent-queue-depth", "default `pool.queue_depth` of every agent"),

@@ -132,6 +132,9 @@ type Handler struct {
 	fallback  bool
 	rejectMsg []byte
 	audit     *audit.App // nil: audit off
+	// route is the id of the route whose sentinel_route guard runs this
+	// handler (see routeOf); empty outside a guard.
+	route string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -286,6 +289,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.audit, err = audit.Lookup(ctx); err != nil {
 		return err
 	}
+	h.route = routeOf(ctx)
 	return registerMetrics(ctx)
 }
 

@@ -6,8 +6,9 @@
 //
 // A config changes the registry only once it has started as a whole:
 // Provision stages the upstreams the new config's routes need (and,
-// when the config would replace a running one, claims the API listener,
-// so that a taken address fails the load before any of its HTTP servers
+// when the config would replace a running one, claims the API listener
+// and checks that the http app's listen addresses can be bound, so that
+// a taken address fails the load before any of its HTTP servers
 // listens), Start starts the health checks, and the commit —
 // on Caddy's "started" event, emitted after every app of the config
 // started — reconciles the registry, loads or switches the state store
@@ -165,6 +166,10 @@ func (a *App) passive() bool {
 // Provision stages this config in the registry: upstreams it does not
 // know yet are added for the new config's routes (discarded again if the
 // config never starts); everything else changes at the commit.
+// When the config would replace a running one, the API listener is
+// claimed and the http app's listen addresses are checked
+// (reloading.CheckHTTPListeners), so that the load fails before any
+// server of the new config takes a connection.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.run = &running{}
@@ -247,6 +252,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.api = h
 	}
 	a.generation = a.reg.Prepare(specs)
+	if replacing() {
+		// Last, once the upstreams are staged: it may provision the
+		// http app, whose handlers look them up.
+		if err := reloading.CheckHTTPListeners(ctx); err != nil {
+			return fmt.Errorf("http app: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/kdladapter"
+)
+
+// adaptKDL adapts a KDL config (with the test admin address) to JSON.
+func adaptKDL(t *testing.T, kdl string) []byte {
+	t.Helper()
+	out, _, err := kdladapter.Adapt("sentinel.kdl", []byte(withAdmin(kdl)), os.LookupEnv, kdladapter.OSFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestFailedListenerLoadsNeverTouchTheRunningConfig: while clients send
+// requests to the running KDL config A without pause, config B — A's
+// listener routed to another upstream, plus a second listener whose
+// address another socket holds — fails to load twenty times. Every
+// request is answered by A: the sentinel app checks the http app's listen
+// addresses while B is provisioned (reloading.CheckHTTPListeners), before
+// any of B's servers starts. Without the check, B's http app started its
+// servers one by one, and when the one on A's address came first, it took
+// some of A's connections on its SO_REUSEPORT socket before the second
+// failed to bind; those were answered by B or reset.
+func TestFailedListenerLoadsNeverTouchTheRunningConfig(t *testing.T) {
+	listen := freeAddr(t)
+	a, b := startBackend(t, "A"), startBackend(t, "B")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	config := func(backend, extra string) string {
+		kdl := fmt.Sprintf(`
+listeners {
+    listener "main" { address "%s"; default-route "r"; }
+%s}
+routes {
+    route "r" { upstream "pool"; }
+}
+upstreams {
+    upstream "pool" { target "%s"; }
+}
+`, listen, extra, backend)
+		return kdl
+	}
+	tc := tester(t)
+	tc.InitServer(string(adaptKDL(t, config(a.addr, ""))), "json")
+	get := func() (int, string) {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+		res, err := c.Get("http://" + listen + "/")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		buf := make([]byte, 64)
+		n, _ := res.Body.Read(buf)
+		return res.StatusCode, string(buf[:n])
+	}
+	if code, body := get(); code != 200 || !strings.HasPrefix(body, "A") {
+		t.Fatalf("config A: %d %s", code, body)
+	}
+	cfgB := adaptKDL(t, config(b.addr, fmt.Sprintf("    listener \"admin\" { address \"%s\"; default-route \"r\"; }\n", taken.Addr())))
+	var (
+		mu       sync.Mutex
+		answers  int
+		failures []string
+	)
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	for range 4 {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body := get()
+				mu.Lock()
+				answers++
+				if code != 200 || !strings.HasPrefix(body, "A") {
+					failures = append(failures, fmt.Sprintf("%d %s", code, body))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	want := "listening on " + taken.Addr().String()
+	for i := range 20 {
+		if err := caddy.Load(cfgB, true); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("load %d of config B: %v", i, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	clients.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests not answered 200 by config A during 20 failed loads, e.g. %q", len(failures), answers, failures[:min(len(failures), 5)])
+	}
+	if answers < 20 {
+		t.Errorf("only %d requests were sent during the failed loads", answers)
+	}
+	// Once the address is free, B loads and answers on both listeners.
+	second := taken.Addr().String()
+	taken.Close()
+	if err := caddy.Load(cfgB, true); err != nil {
+		t.Fatalf("config B once the address is free: %v", err)
+	}
+	if code, body := get(); code != 200 || !strings.HasPrefix(body, "B") {
+		t.Errorf("config B: %d %s", code, body)
+	}
+	res, err := http.Get("http://" + second + "/")
+	if err != nil {
+		t.Fatalf("config B's second listener: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("config B's second listener: %d", res.StatusCode)
+	}
+}

@@ -1,0 +1,137 @@
+package sentinelapp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// withServer adds to the JSON config cfg an http server listening on
+// listen that answers body.
+func withServer(t *testing.T, cfg, name, listen, body string) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(cfg), &m); err != nil {
+		t.Fatal(err)
+	}
+	servers := m["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
+	servers[name] = map[string]any{
+		"listen":          []string{listen},
+		"automatic_https": map[string]any{"disable": true},
+		"routes": []any{map[string]any{"handle": []any{map[string]any{
+			"handler": "static_response", "status_code": 200, "body": body,
+		}}}},
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFailedHTTPLoadsNeverTouchTheRunningConfig: while clients send
+// requests to the running config A without pause, config B fails to load
+// twenty times because a listener it adds cannot bind (another socket
+// holds the address). Every request is answered 200 by A. Before B's
+// listen addresses were checked at provisioning (reloading.CheckHTTPListeners), B's http app bound its servers
+// one by one in Start: when the server on A's address started before the
+// one on the taken address, its SO_REUSEPORT socket took some of A's
+// connections, answered by B's routes or reset when the load was rolled
+// back.
+func TestFailedHTTPLoadsNeverTouchTheRunningConfig(t *testing.T) {
+	listen := freeAddr(t)
+	a, b := backend(t, "A"), backend(t, "B")
+	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
+	tc.InitServer(proxyConfig(t, listen, "up-a", a, nil), "json")
+	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "A" {
+		t.Fatalf("config A: %d %s", code, body)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	// B's server on A's address starts before the one on the taken
+	// address in about half the loads (Caddy starts them in map order).
+	cfgB := withServer(t, proxyConfig(t, listen, "up-b", b, nil), "taken", taken.Addr().String(), "B-taken")
+
+	var (
+		mu       sync.Mutex
+		answers  int
+		failures []string
+	)
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	for range 4 {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body := get(t, "http://"+listen+"/")
+				mu.Lock()
+				answers++
+				if code != 200 || body != "A" {
+					failures = append(failures, fmt.Sprintf("%d %s", code, body))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	want := "listening on " + taken.Addr().String()
+	for i := range 20 {
+		if err := caddy.Load(cfgB, true); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("load %d of config B: %v", i, err)
+		}
+		// Let the clients reach the running config between loads.
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	clients.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests not answered 200 by config A during 20 failed loads, e.g. %q", len(failures), answers, failures[:min(len(failures), 5)])
+	}
+	if answers < 20 {
+		t.Errorf("only %d requests were sent during the failed loads", answers)
+	}
+	if _, ok := processRegistry.Get("up-a"); !ok {
+		t.Error("the running config's upstream is gone")
+	}
+	if processRegistry.Pool("up-b") != nil {
+		t.Error("a failed config's upstream is in the registry")
+	}
+	// A good config adding a new listener loads, and its listener
+	// answers.
+	extra := freeAddr(t)
+	tc.InitServer(string(withServer(t, proxyConfig(t, listen, "up-b", b, nil), "extra", extra, "E")), "json")
+	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "B" {
+		t.Errorf("config B: %d %s", code, body)
+	}
+	if code, body := get(t, "http://"+extra+"/"); code != 200 || body != "E" {
+		t.Errorf("config B's new listener: %d %s", code, body)
+	}
+	// The checks kept nothing bound: the address is free again for
+	// other processes once B stops.
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", extra)
+	if err != nil {
+		t.Errorf("the claimed address stayed taken after the config stopped: %v", err)
+	} else {
+		ln.Close()
+	}
+	t.Logf("%d requests during 20 failed loads", answers)
+}
