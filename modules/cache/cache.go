@@ -54,7 +54,12 @@ func init() {
 //   - clients' `If-None-Match` / `If-Modified-Since` get 304 from fresh
 //     entries;
 //   - concurrent misses of one key are coalesced: one request goes
-//     upstream, the others wait for its response (up to lock_timeout);
+//     upstream, the others wait for its response (up to lock_timeout).
+//     That request buffers a storable body (up to max_entry_bytes)
+//     before writing it to its client, so that the entry is stored and
+//     the others served as soon as the upstream response is read, not
+//     at the pace of its client; streams (text/event-stream,
+//     `Incremental: ?1`) are not buffered;
 //   - `Age` and, when status_header is set, `Cache-Status` (RFC 9211).
 //
 // Requests with `Range` or `Upgrade` pass through uncached.
@@ -117,8 +122,9 @@ type Handler struct {
 	StatusHeader string `json:"status_header,omitempty"`
 
 	// LockTimeout is how long a request waits for a concurrent request
-	// of the same key that went upstream before going itself. Default:
-	// 10s.
+	// of the same key that went upstream before going itself. The wait
+	// ends earlier when that response is stored (once read from the
+	// upstream) or turns out not to be. Default: 10s.
 	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
 
 	// RevalidateTimeout bounds a background revalidation. Default: 30s.
