@@ -327,9 +327,18 @@ func TestUpstreamErrorMidBodyNotStored(t *testing.T) {
 // from the leader's client until it ends, and does not hold the others
 // either: they go upstream themselves.
 func TestStorableStreamNotHeld(t *testing.T) {
+	for name, hdr := range map[string][2]string{
+		"event-stream": {"Content-Type", "text/event-stream; charset=utf-8"},
+		"incremental":  {"Incremental", "?1"},
+	} {
+		t.Run(name, func(t *testing.T) { testStorableStreamNotHeld(t, hdr[0], hdr[1]) })
+	}
+}
+
+func testStorableStreamNotHeld(t *testing.T, name, value string) {
 	stop := make(chan struct{})
 	o := startCoalesceOrigin(t, func(w http.ResponseWriter, r *http.Request, n int64) {
-		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set(name, value)
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "data: hello\n\n")
 		http.NewResponseController(w).Flush()
