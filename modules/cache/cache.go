@@ -54,7 +54,12 @@ func init() {
 //   - clients' `If-None-Match` / `If-Modified-Since` get 304 from fresh
 //     entries;
 //   - concurrent misses of one key are coalesced: one request goes
-//     upstream, the others wait for its response (up to lock_timeout);
+//     upstream, the others wait for its response (up to lock_timeout).
+//     That request buffers a storable body (up to max_entry_bytes)
+//     before writing it to its client, so that the entry is stored and
+//     the others served as soon as the upstream response is read, not
+//     at the pace of its client; streams (text/event-stream,
+//     `Incremental: ?1`) are not buffered;
 //   - `Age` and, when status_header is set, `Cache-Status` (RFC 9211).
 //
 // Requests with `Range` or `Upgrade` pass through uncached.
@@ -117,8 +122,9 @@ type Handler struct {
 	StatusHeader string `json:"status_header,omitempty"`
 
 	// LockTimeout is how long a request waits for a concurrent request
-	// of the same key that went upstream before going itself. Default:
-	// 10s.
+	// of the same key that went upstream before going itself. The wait
+	// ends earlier when that response is stored (once read from the
+	// upstream) or turns out not to be. Default: 10s.
 	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
 
 	// RevalidateTimeout bounds a background revalidation. Default: 30s.
@@ -402,8 +408,12 @@ func (h *Handler) setStatus(hdr http.Header, params string) {
 // window is answered with the entry. fwd is the Cache-Status reason.
 // release, when not nil, lets the requests waiting for this one go as
 // soon as its response is known not to be stored (not storable, or its
-// body too large): they would otherwise wait for its end (a stream, a
-// slow client) up to lock_timeout.
+// body too large, or a stream), or as soon as it is stored: they would
+// otherwise wait for its end (a stream, a slow client) up to
+// lock_timeout. With release, a storable response's body is buffered
+// (up to max_entry_bytes) before it is written to the client: the entry
+// is stored when the upstream response has been read, whatever the pace
+// of this request's client.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string, stale *Entry, reqCC cacheControl, fwd string, release func()) error {
 	requestTime := h.now()
 	upstreamReq := r
@@ -415,7 +425,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	var fresh freshness
 	var reason string
-	cw := newCaptureWriter(w, h.MaxEntryBytes, func(status int, hdr http.Header) (bool, bool) {
+	var cw *captureWriter
+	cw = newCaptureWriter(w, h.MaxEntryBytes, func(status int, hdr http.Header) (bool, bool) {
 		now := h.now()
 		if status == http.StatusNotModified && upstreamReq != r {
 			return false, true // our own conditional request: refresh
@@ -445,12 +456,31 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 			params += "; stored"
 		}
 		h.setStatus(hdr, params)
-		if reason != "" && release != nil {
-			release()
+		if release != nil {
+			switch {
+			case reason != "" || streaming(hdr):
+				// Not stored, or not before the stream ends: the
+				// others go upstream themselves.
+				release()
+			default:
+				cw.buffer = true
+			}
 		}
 		return true, reason == ""
 	})
 	cw.onOverflow = release
+	if release != nil {
+		defer func() {
+			// The next handler aborts the response (a panic, as
+			// reverse_proxy does when the upstream fails mid-body): the
+			// others go at once; this client gets what was read.
+			if v := recover(); v != nil {
+				release()
+				_ = cw.drain()
+				panic(v)
+			}
+		}()
+	}
 	err := next.ServeHTTP(cw, upstreamReq)
 	now := h.now()
 	switch {
@@ -475,13 +505,42 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	case cw.wrote && !cw.pass:
 		h.shared.stats.stale.Add(1)
 		return h.serve(w, r, stale, now, "fwd=stale; fwd-status="+strconv.Itoa(cw.status)+"; ", "; detail=stale-if-error")
-	case cw.complete() && reason == "":
+	case cw.complete() && reason == "" && err == nil && wholeBody(cw.snapshot, cw.body):
 		h.store(r, key, cw.status, cw.snapshot, cw.body, fresh, now)
 	case stale != nil && reason != "" && reason != "head" && cw.status != http.StatusNotModified:
 		// The new response may not be stored: the old one is obsolete.
 		h.shared.store.Delete(key)
 	}
+	if release != nil {
+		release() // before this client gets the body kept back
+	}
+	if derr := cw.drain(); derr != nil {
+		h.logger.Debug("writing response", zap.Error(derr))
+	}
 	return err
+}
+
+// streaming reports whether a response is meant to be forwarded as it
+// comes (an event stream, or `Incremental: ?1`, RFC 10036): it is
+// neither buffered nor waited for.
+func streaming(hdr http.Header) bool {
+	if caddyhttp.IsIncremental(hdr) {
+		return true
+	}
+	ct, _, _ := strings.Cut(hdr.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
+}
+
+// wholeBody reports whether body is as long as the header's
+// Content-Length says (when it says): a next handler that stopped
+// early without an error must not leave a truncated entry.
+func wholeBody(hdr http.Header, body []byte) bool {
+	cl := hdr.Get("Content-Length")
+	if cl == "" {
+		return true
+	}
+	n, err := strconv.ParseInt(cl, 10, 64)
+	return err == nil && n == int64(len(body))
 }
 
 // store keeps a response: under its primary key, or, when it varies,

@@ -9,6 +9,14 @@ import (
 // (capturing the body, up to limit, for storing), or hold it back
 // (a 304 to a revalidation, or an error answered with a stale entry),
 // capturing it without writing anything to the client.
+//
+// A passed and captured response may also be buffered (decide sets
+// buffer): its body is kept back from the client until drain, so that
+// the next handler reads the upstream response at the upstream's pace,
+// not the client's, and the entry can be stored (and the requests
+// waiting for it released) before the client has received it. A body
+// that outgrows limit stops being buffered: what was kept back is
+// written and the rest passes through.
 type captureWriter struct {
 	dst    http.ResponseWriter
 	header http.Header
@@ -23,7 +31,13 @@ type captureWriter struct {
 	pass     bool
 	capture  bool
 	overflow bool
-	body     []byte
+	// buffer, set by decide, asks for the body to be kept back from
+	// the client until drain; buffering is true while it is.
+	buffer    bool
+	buffering bool
+	// flushed records a Flush asked for while buffering (done by drain).
+	flushed bool
+	body    []byte
 	// snapshot is the response header when it was written, before the
 	// cache's own Cache-Status was added.
 	snapshot http.Header
@@ -51,6 +65,7 @@ func (c *captureWriter) WriteHeader(status int) {
 	c.wrote, c.status = true, status
 	c.snapshot = c.header.Clone()
 	c.pass, c.capture = c.decide(status, c.header)
+	c.buffering = c.buffer && c.pass && c.capture
 	if c.pass {
 		c.dst.WriteHeader(status)
 	}
@@ -63,12 +78,20 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 	}
 	if c.capture && !c.overflow {
 		if int64(len(c.body)+len(p)) > c.limit {
-			c.overflow, c.body = true, nil
+			c.overflow = true
 			if c.onOverflow != nil {
 				c.onOverflow()
 			}
+			err := c.drain()
+			c.body = nil
+			if err != nil {
+				return 0, err
+			}
 		} else {
 			c.body = append(c.body, p...)
+			if c.buffering {
+				return len(p), nil
+			}
 		}
 	}
 	if c.pass {
@@ -80,6 +103,10 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 // Flush sends what was written to the client when passing; a held
 // response is never flushed (that would send its header).
 func (c *captureWriter) Flush() {
+	if c.buffering {
+		c.flushed = true
+		return
+	}
 	if c.pass {
 		_ = http.NewResponseController(c.dst).Flush()
 	}
@@ -90,6 +117,24 @@ func (c *captureWriter) Flush() {
 func (c *captureWriter) Unwrap() http.ResponseWriter {
 	if c.pass {
 		return c.dst
+	}
+	return nil
+}
+
+// drain ends buffering: it writes the body kept back to the client (and
+// flushes it when a flush was asked for meanwhile).
+func (c *captureWriter) drain() error {
+	if !c.buffering {
+		return nil
+	}
+	c.buffering = false
+	if len(c.body) > 0 {
+		if _, err := c.dst.Write(c.body); err != nil {
+			return err
+		}
+	}
+	if c.flushed {
+		return http.NewResponseController(c.dst).Flush()
 	}
 	return nil
 }
