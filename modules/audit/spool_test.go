@@ -182,3 +182,45 @@ func assertPaths(t *testing.T, es *esServer, from, to int) {
 		}
 	}
 }
+
+// TestSpoolFolderIsPrivate: a sink's spool folder that existed with
+// looser permissions is made 0700; one that is a symbolic link, or
+// belongs to another user (checked when the test runs as root), is
+// refused: whoever could write in it could swap the segments for their
+// own events, sent to the sink as the proxy's.
+func TestSpoolFolderIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sink")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openSpool(dir, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.close()
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("spool folder mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSpool(link, 0, 0); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a symbolic link as the spool folder: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(t.TempDir(), "other")
+		if err := os.Mkdir(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := openSpool(other, 0, 0); err == nil || !strings.Contains(err.Error(), "belongs to user 12345") {
+			t.Errorf("another user's folder: %v", err)
+		}
+	}
+}
