@@ -128,10 +128,10 @@ func openSpool(dir string, maxBytes, segBytes int64) (*spool, error) {
 
 // privateDir checks that dir, which MkdirAll leaves as it was when it
 // existed, is the process's own: a real directory (not a symbolic link),
-// owned by its user, and none of the group's or others' business (made
-// 0700 when it was looser). Whoever else could write in it could swap
-// the segments for files of their own (events sent to the sink as the
-// proxy's) or read the events (paths, client addresses, actors).
+// owned by its user, that no other user may write in. Whoever else could
+// write in it could swap the segments for files of their own (events
+// sent to the sink as the proxy's). Its mode is never changed: the
+// folder may be a system one named by mistake.
 func privateDir(dir string) error {
 	fi, err := os.Lstat(dir)
 	if err != nil {
@@ -143,10 +143,8 @@ func privateDir(dir string) error {
 	if uid, ok := ownerOf(fi); ok && uid != os.Geteuid() {
 		return fmt.Errorf("audit spool: %s belongs to user %d, not to this process's user (%d): give the spool a folder of its own", dir, uid, os.Geteuid())
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("audit spool: %s is open to other users and cannot be made 0700: %w", dir, err)
-		}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("audit spool: %s is writable by other users (mode %04o): make it 0700, or let the proxy create it", dir, fi.Mode().Perm())
 	}
 	return nil
 }

@@ -183,11 +183,12 @@ func assertPaths(t *testing.T, es *esServer, from, to int) {
 	}
 }
 
-// TestSpoolFolderIsPrivate: a sink's spool folder that existed with
-// looser permissions is made 0700; one that is a symbolic link, or
-// belongs to another user (checked when the test runs as root), is
-// refused: whoever could write in it could swap the segments for their
-// own events, sent to the sink as the proxy's.
+// TestSpoolFolderIsPrivate: a sink's spool folder that others may write
+// in, that is a symbolic link, or that belongs to another user (checked
+// when the test runs as root) is refused, and its mode is left alone:
+// whoever could write in it could swap the segments for their own
+// events, sent to the sink as the proxy's. A folder others may only read
+// is used (the files are 0600).
 func TestSpoolFolderIsPrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sink")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -196,14 +197,20 @@ func TestSpoolFolderIsPrivate(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	s, err := openSpool(dir, 0, 0)
-	if err != nil {
+	if _, err := openSpool(dir, 0, 0); err == nil || !strings.Contains(err.Error(), "writable by other users (mode 0777)") {
+		t.Errorf("a folder others may write in: %v", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Errorf("the folder's mode was changed: %v (%v)", fi.Mode().Perm(), err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.close()
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("spool folder mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	s, err := openSpool(dir, 0, 0)
+	if err != nil {
+		t.Fatalf("a folder others may read: %v", err)
 	}
+	_ = s.close()
 	link := filepath.Join(t.TempDir(), "link")
 	if err := os.Symlink(dir, link); err != nil {
 		t.Fatal(err)
