@@ -44,6 +44,14 @@ func (p *TargetPolicy) Refuse(ip netip.Addr, port int) string {
 	if p.isOwn(ip, port) {
 		return fmt.Sprintf("%s port %d is one of the proxy's own listeners", ip, port)
 	}
+	return p.refuseKind(ip)
+}
+
+// refuseKind returns why ip may not be a target's address by its kind or
+// network (the allowed networks, else loopback, link-local, unspecified
+// and multicast refused), or "" when it may; the proxy's own addresses
+// are not looked at.
+func (p *TargetPolicy) refuseKind(ip netip.Addr) string {
 	if len(p.Allowed) > 0 {
 		for _, n := range p.Allowed {
 			if n.Contains(ip) {
@@ -154,7 +162,10 @@ type dialGuard struct {
 // multicast addresses). The sentinel app sets its API's policy when its
 // configuration becomes the running one.
 func (r *Registry) SetTargetPolicy(p *TargetPolicy) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.guard.policy.Store(p)
+	r.rebuildGuarded() // the IP addresses refused depend on the policy
 }
 
 // TargetPolicyInUse returns the policy CheckDial applies.
@@ -227,21 +238,42 @@ func (r *Registry) CheckDial(address string, remote net.Addr) error {
 // DialsRefused counts the connections CheckDial refused.
 func (r *Registry) DialsRefused() uint64 { return r.guard.refused.Load() }
 
-// rebuildGuarded publishes the set of the API targets with a host name.
-// Called with mu held.
+// rebuildGuarded publishes the set of the addresses CheckDial checks:
+// the targets that neither the config declares nor its discovery found
+// (added through the API, or read from a state file or a fleet store,
+// whatever origin the saved state gives them), when they have a host
+// name, or an IP address the policy refuses by its kind or network. The
+// API checked the IP addresses it added, but a state store's writer (a
+// replica's etcd or ConfigMap, the operator's SentinelUpstreams) was not
+// checked by the API: its 127.0.0.1 or 169.254.169.254 is refused at
+// dial time like a host name resolving there. Called with mu held.
 func (r *Registry) rebuildGuarded() {
+	policy := r.TargetPolicyInUse()
 	var names map[string]struct{}
 	for _, e := range r.upstreams {
+		// Without an override, the effective targets are the base.
+		var base map[string]struct{}
 		for _, t := range e.effective {
 			if t.Origin != OriginAPI {
-				continue
+				if e.override == nil {
+					continue
+				}
+				if base == nil {
+					base = make(map[string]struct{}, len(e.base))
+					for _, b := range e.base {
+						base[b.Address] = struct{}{}
+					}
+				}
+				if _, ok := base[t.Address]; ok {
+					continue
+				}
 			}
 			host, _, err := net.SplitHostPort(t.Address)
 			if err != nil {
 				host = t.Address
 			}
-			if _, err := netip.ParseAddr(host); err == nil {
-				continue // an IP literal was checked when added
+			if ip, err := netip.ParseAddr(host); err == nil && policy.refuseKind(ip.WithZone("").Unmap()) == "" {
+				continue // an allowed IP address: nothing to check at dial time
 			}
 			if names == nil {
 				names = map[string]struct{}{}

@@ -135,3 +135,49 @@ func TestGuardContext(t *testing.T) {
 		t.Fatalf("API target: %v", err)
 	}
 }
+
+// TestStoredTargetsAreCheckedAtDialTime: a saved state (a state file, a
+// fleet store's etcd key or ConfigMap, the operator's SentinelUpstreams)
+// is not checked by the API, and its writer chooses the origin of every
+// target: its loopback or link-local IP addresses, labelled api or
+// config, are refused at dial time, while the config's own targets and
+// allowed addresses stay unchecked; a policy allowing a network lets its
+// addresses through.
+func TestStoredTargetsAreCheckedAtDialTime(t *testing.T) {
+	r := New()
+	r.Reconcile([]UpstreamSpec{spec("cfg", "10.1.1.1:80", "127.0.0.1:81")}, nil)
+	st := `{"version":1,"upstreams":[` +
+		`{"id":"cfg","origin":"config","replace":true,"override":[` +
+		`{"address":"10.1.1.1:80","weight":1,"state":"active","origin":"config"},` +
+		`{"address":"127.0.0.1:81","weight":1,"state":"active","origin":"config"},` +
+		`{"address":"127.0.0.1:2019","weight":1,"state":"active","origin":"config"}]},` +
+		`{"id":"new","origin":"api","override":[` +
+		`{"address":"169.254.169.254:80","weight":1,"state":"active","origin":"api"},` +
+		`{"address":"[::ffff:127.0.0.1]:9901","weight":1,"state":"active","origin":"discovery"},` +
+		`{"address":"203.0.113.7:80","weight":1,"state":"active","origin":"api"}]}]}`
+	if err := r.Restore([]byte(st)); err != nil {
+		t.Fatal(err)
+	}
+	remote := func(a string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(a)) }
+	for _, a := range []string{"127.0.0.1:2019", "169.254.169.254:80", "[::ffff:127.0.0.1]:9901"} {
+		ap := netip.MustParseAddrPort(a)
+		if !r.Guarded(a) {
+			t.Errorf("%s (from the state) is not checked at dial time", a)
+		}
+		if err := r.CheckDial(a, remote(ap.String())); err == nil {
+			t.Errorf("%s: a dial passed", a)
+		}
+	}
+	// The config's targets (its own choice, loopback included) and an
+	// allowed address pass unchecked.
+	for _, a := range []string{"10.1.1.1:80", "127.0.0.1:81", "203.0.113.7:80"} {
+		if r.Guarded(a) {
+			t.Errorf("%s is checked at dial time", a)
+		}
+	}
+	// A policy allowing loopback: only the link-local address is left.
+	r.SetTargetPolicy(&TargetPolicy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if r.Guarded("127.0.0.1:2019") || !r.Guarded("169.254.169.254:80") || !r.Guarded("203.0.113.7:80") {
+		t.Error("the guarded set does not follow the policy")
+	}
+}

@@ -79,6 +79,8 @@ func (p *ConfigMapProgrammer) ProgramModules(ctx context.Context, gw *gwv1.Gatew
 		}
 	case err != nil:
 		return nil, fmt.Errorf("reading ConfigMap %s: %w", key, err)
+	case !ownedBy(&cm, gw):
+		return nil, notOwnedError("ConfigMap", &cm, gw)
 	case cm.Data[ConfigKey] != string(cfg):
 		if cm.Data == nil {
 			cm.Data = map[string]string{}

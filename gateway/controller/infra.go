@@ -78,6 +78,27 @@ func owner(gw *gwv1.Gateway) []metav1.OwnerReference {
 	}}
 }
 
+// ownedBy reports whether obj has an owner reference to the Gateway gw.
+// The controller updates (and deletes) only the objects it made for the
+// Gateway: the names it uses (<gateway>-sentinel, -sentinel-config) are
+// predictable, and whoever may create a Gateway must not be able to take
+// over a Deployment, Service or ConfigMap of that name it may not write
+// itself.
+func ownedBy(obj metav1.Object, gw *gwv1.Gateway) bool {
+	for _, r := range obj.GetOwnerReferences() {
+		if r.Kind == "Gateway" && r.Name == gw.Name && (r.UID == gw.UID || gw.UID == "") {
+			return true
+		}
+	}
+	return false
+}
+
+// notOwnedError is the error of an object in the way of the Gateway's.
+func notOwnedError(kind string, obj client.Object, gw *gwv1.Gateway) error {
+	return fmt.Errorf("%s %s/%s exists and is not Gateway %s's (no owner reference to it): it is left alone; delete or rename it",
+		kind, obj.GetNamespace(), obj.GetName(), gw.Name)
+}
+
 // InvalidParametersError is a parametersRef (the class's or the
 // Gateway's) that does not name an existing SentinelProxy.
 type InvalidParametersError struct{ Msg string }
@@ -134,13 +155,13 @@ func (p *ConfigMapProgrammer) ensureInfrastructure(ctx context.Context, gw *gwv1
 	}
 	sum := sha256.Sum256(cfg)
 	d, svc := p.Infra.objects(gw, params, hex.EncodeToString(sum[:]), modules)
-	if err := p.apply(ctx, d, &appsv1.Deployment{}, func(cur client.Object) {
+	if err := p.apply(ctx, gw, d, &appsv1.Deployment{}, func(cur client.Object) {
 		c := cur.(*appsv1.Deployment)
 		c.Spec.Replicas, c.Spec.Template, c.Spec.Strategy = d.Spec.Replicas, d.Spec.Template, d.Spec.Strategy
 	}); err != nil {
 		return err
 	}
-	return p.apply(ctx, svc, &corev1.Service{}, func(cur client.Object) {
+	return p.apply(ctx, gw, svc, &corev1.Service{}, func(cur client.Object) {
 		c := cur.(*corev1.Service)
 		c.Spec.Type, c.Spec.Ports, c.Spec.Selector = svc.Spec.Type, svc.Spec.Ports, svc.Spec.Selector
 	})
@@ -148,8 +169,9 @@ func (p *ConfigMapProgrammer) ensureInfrastructure(ctx context.Context, gw *gwv1
 
 // apply creates want, or updates the existing object (cur, read fresh)
 // with set when its annotations differ from want's (the spec hash, the
-// config hash) or its labels do.
-func (p *ConfigMapProgrammer) apply(ctx context.Context, want, cur client.Object, set func(client.Object)) error {
+// config hash) or its labels do. An existing object that is not gw's is
+// an error, never updated.
+func (p *ConfigMapProgrammer) apply(ctx context.Context, gw *gwv1.Gateway, want, cur client.Object, set func(client.Object)) error {
 	kind := fmt.Sprintf("%T", want)[1:]
 	err := p.reader().Get(ctx, client.ObjectKeyFromObject(want), cur)
 	switch {
@@ -160,6 +182,8 @@ func (p *ConfigMapProgrammer) apply(ctx context.Context, want, cur client.Object
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading %s %s: %w", kind, client.ObjectKeyFromObject(want), err)
+	case !ownedBy(cur, gw):
+		return notOwnedError(kind, want, gw)
 	}
 	same := true
 	for k, v := range want.GetAnnotations() {

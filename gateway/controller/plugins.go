@@ -103,6 +103,8 @@ func (p *ConfigMapProgrammer) deliverModules(ctx context.Context, gw *gwv1.Gatew
 			}
 		case err != nil:
 			return fmt.Errorf("SentinelPlugin %s: reading the module's copy %s: %w", m.Plugin, key, err)
+		case !ownedBy(&cm, gw):
+			return fmt.Errorf("SentinelPlugin %s: %w", m.Plugin, notOwnedError("ConfigMap", &cm, gw))
 		case cm.Annotations[ModuleSHA256Annotation] != m.SHA256:
 			if cm.Annotations == nil {
 				cm.Annotations = map[string]string{}
@@ -120,8 +122,8 @@ func (p *ConfigMapProgrammer) deliverModules(ctx context.Context, gw *gwv1.Gatew
 	}
 	for i := range list.Items {
 		cm := &list.Items[i]
-		if want[cm.Name] {
-			continue
+		if want[cm.Name] || !ownedBy(cm, gw) {
+			continue // in use, or not a copy the controller made
 		}
 		if err := p.C.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting the unused module copy %s/%s: %w", cm.Namespace, cm.Name, err)

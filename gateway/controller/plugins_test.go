@@ -169,12 +169,16 @@ func TestGatewaySentinelPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(module2)
-	if err := c.Get(ctx, types.NamespacedName{Namespace: "plug-gw", Name: "edge-sentinel"}, &d); err != nil {
-		t.Fatal(err)
-	}
-	if d.Spec.Template.Annotations[controller.ModuleSHA256Annotation] == before {
-		t.Error("a changed module did not change the pod template")
-	}
+	// The Deployment is updated after the copy check sees: wait for it.
+	eventually(t, 30*time.Second, func() string {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "plug-gw", Name: "edge-sentinel"}, &d); err != nil {
+			return err.Error()
+		}
+		if d.Spec.Template.Annotations[controller.ModuleSHA256Annotation] == before {
+			return "a changed module did not change the pod template"
+		}
+		return ""
+	})
 
 	// The route stops using the plugin: the copy and the projection go.
 	if err := c.Get(ctx, client.ObjectKeyFromObject(guarded), guarded); err != nil {

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -103,6 +105,14 @@ func resolveBackend(in *Input, route *gwv1.HTTPRoute, ref gwv1.BackendObjectRefe
 		// in cleartext (prior knowledge).
 		h2c: routeKind(route) == kindGRPCRoute || sp.AppProtocol != nil && *sp.AppProtocol == "kubernetes.io/h2c"}
 	for _, es := range in.EndpointSlices[key] {
+		if es.AddressType == discoveryv1.AddressTypeFQDN {
+			// Names are not checked by the API server as addresses are:
+			// a slice naming metadata.google.internal, or a name that
+			// resolves to 127.0.0.1, would make the replicas dial the
+			// metadata service or themselves. IP slices only, as
+			// kube-proxy.
+			continue
+		}
 		port := int32(-1)
 		for _, p := range es.Ports {
 			if p.Port != nil && (p.Name == nil && sp.Name == "" || p.Name != nil && *p.Name == sp.Name) {
@@ -118,11 +128,22 @@ func resolveBackend(in *Input, route *gwv1.HTTPRoute, ref gwv1.BackendObjectRefe
 				continue
 			}
 			for _, a := range ep.Addresses {
+				if !endpointIP(a) {
+					continue
+				}
 				b.targets = append(b.targets, net.JoinHostPort(a, strconv.Itoa(int(port))))
 			}
 		}
 	}
 	return b, nil
+}
+
+// endpointIP reports whether an EndpointSlice address may be dialed: an
+// IP literal (the API server refuses loopback, link-local and unspecified
+// addresses in IP slices, never names, which could resolve to anything).
+func endpointIP(a string) bool {
+	ip, err := netip.ParseAddr(a)
+	return err == nil && ip.Zone() == ""
 }
 
 // invalidDial is the address of the Gateway's internal server that

@@ -79,6 +79,9 @@ func openSpool(dir string, maxBytes, segBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit spool: %w", err)
 	}
+	if err := privateDir(dir); err != nil {
+		return nil, err
+	}
 	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, sizes: map[uint64]int64{}, notify: make(chan struct{}, 1)}
 	if b, err := os.ReadFile(filepath.Join(dir, cursorFile)); err == nil {
 		if err := json.Unmarshal(b, &s.cur); err != nil {
@@ -121,6 +124,29 @@ func openSpool(dir string, maxBytes, segBytes int64) (*spool, error) {
 	}
 	s.recount()
 	return s, nil
+}
+
+// privateDir checks that dir, which MkdirAll leaves as it was when it
+// existed, is the process's own: a real directory (not a symbolic link),
+// owned by its user, that no other user may write in. Whoever else could
+// write in it could swap the segments for files of their own (events
+// sent to the sink as the proxy's). Its mode is never changed: the
+// folder may be a system one named by mistake.
+func privateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("audit spool: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("audit spool: %s is not a directory (a symbolic link?): give the spool a folder of its own", dir)
+	}
+	if uid, ok := ownerOf(fi); ok && uid != os.Geteuid() {
+		return fmt.Errorf("audit spool: %s belongs to user %d, not to this process's user (%d): give the spool a folder of its own", dir, uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("audit spool: %s is writable by other users (mode %04o): make it 0700, or let the proxy create it", dir, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // startSegment opens segment seq for writing. Called with mu held (or

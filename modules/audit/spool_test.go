@@ -182,3 +182,52 @@ func assertPaths(t *testing.T, es *esServer, from, to int) {
 		}
 	}
 }
+
+// TestSpoolFolderIsPrivate: a sink's spool folder that others may write
+// in, that is a symbolic link, or that belongs to another user (checked
+// when the test runs as root) is refused, and its mode is left alone:
+// whoever could write in it could swap the segments for their own
+// events, sent to the sink as the proxy's. A folder others may only read
+// is used (the files are 0600).
+func TestSpoolFolderIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sink")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSpool(dir, 0, 0); err == nil || !strings.Contains(err.Error(), "writable by other users (mode 0777)") {
+		t.Errorf("a folder others may write in: %v", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Errorf("the folder's mode was changed: %v (%v)", fi.Mode().Perm(), err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openSpool(dir, 0, 0)
+	if err != nil {
+		t.Fatalf("a folder others may read: %v", err)
+	}
+	_ = s.close()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSpool(link, 0, 0); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a symbolic link as the spool folder: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(t.TempDir(), "other")
+		if err := os.Mkdir(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := openSpool(other, 0, 0); err == nil || !strings.Contains(err.Error(), "belongs to user 12345") {
+			t.Errorf("another user's folder: %v", err)
+		}
+	}
+}

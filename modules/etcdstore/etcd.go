@@ -159,6 +159,11 @@ func (e *Etcd) Validate() error {
 		return errors.New("etcd: at least one endpoint is required")
 	}
 	for i, ep := range e.Endpoints {
+		if strings.Contains(ep, "@") {
+			// user:password@host: the endpoints are shown (the store's
+			// name in GET /api/v1/state, errors, logs); never echoed.
+			return fmt.Errorf("etcd: endpoints[%d] holds credentials (user info before @): give them as username and password", i)
+		}
 		if ep == "" || strings.ContainsAny(ep, " \t\n") {
 			return fmt.Errorf("etcd: endpoints[%d] %q is not a client URL or host:port", i, ep)
 		}

@@ -268,6 +268,10 @@ func TestValidate(t *testing.T) {
 		{Etcd{Endpoints: []string{"a:1"}, Prefix: "x"}, "must start with /"},
 		{Etcd{Endpoints: []string{"a:1"}, Password: "secret"}, "needs a username"},
 		{Etcd{Endpoints: []string{"a:1"}, CertFile: "c"}, "cert_file and key_file"},
+		// Credentials in an endpoint would be shown with the store's name
+		// (GET /api/v1/state to read tokens, logs, errors).
+		{Etcd{Endpoints: []string{"a:1", "https://root:secret@etcd:2379"}}, "endpoints[1] holds credentials"},
+		{Etcd{Endpoints: []string{"root:secret@etcd:2379 x"}}, "endpoints[0] holds credentials"},
 	} {
 		err := c.e.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "secret") {

@@ -332,6 +332,14 @@ func (r *ProxyReconciler) applyObjects(ctx context.Context, p *v1alpha1.Sentinel
 		}
 	}
 	for _, o := range objs {
+		// The state ConfigMap may be made before the proxy (by the
+		// replicas' administrator, or the upstream reconciler): it is
+		// adopted. Any other object of the proxy's names must be its own.
+		if o != client.Object(state) {
+			if err := r.notTaken(ctx, p, o); err != nil {
+				return err
+			}
+		}
 		if err := r.apply(ctx, p, o); err != nil {
 			return fmt.Errorf("applying %T %s: %w", o, o.GetName(), err)
 		}
@@ -361,6 +369,33 @@ func (r *ProxyReconciler) apply(ctx context.Context, p *v1alpha1.SentinelProxy, 
 	}
 	u.SetGroupVersionKind(gvk)
 	return r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership)
+}
+
+// notTaken returns an error when an object of o's kind and name exists
+// and p does not control it. The names of a proxy's objects are
+// predictable (the proxy's name and suffixes), so whoever may create a
+// SentinelProxy could otherwise name it after an existing Deployment,
+// Service or RoleBinding it may not write, and the server-side apply
+// (which forces ownership) would replace its template or selector (the
+// Service's traffic to the proxy's pods) and make it the proxy's.
+func (r *ProxyReconciler) notTaken(ctx context.Context, p *v1alpha1.SentinelProxy, o client.Object) error {
+	gvk, err := apiutil.GVKForObject(o, r.Scheme())
+	if err != nil {
+		return err
+	}
+	cur := &metav1.PartialObjectMetadata{}
+	cur.SetGroupVersionKind(gvk)
+	if err := r.Reader.Get(ctx, client.ObjectKeyFromObject(o), cur); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("reading %s %s: %w", gvk.Kind, o.GetName(), err)
+	}
+	if !metav1.IsControlledBy(cur, p) {
+		return fmt.Errorf("%s %s/%s exists and is not SentinelProxy %s's (no controller reference to it): it is left alone; delete or rename it",
+			gvk.Kind, o.GetNamespace(), o.GetName(), p.Name)
+	}
+	return nil
 }
 
 // deleteOwned deletes p's object of that kind (named like p) when p owns it.
