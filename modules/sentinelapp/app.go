@@ -273,6 +273,8 @@ func replacing() bool { return reloading.Replacing() }
 // check to the sentinel_l4 app when the config has one.
 func (a *App) ChecksListeners() bool { return !a.passive() }
 
+var _ reloading.ListenerChecker = (*App)(nil)
+
 // Validate checks the app's config.
 func (a *App) Validate() error {
 	seen := map[string]bool{}
@@ -491,11 +493,10 @@ func (a *App) expire(now time.Time) {
 
 // Interface guards
 var (
-	_ caddy.App                 = (*App)(nil)
-	_ caddy.Provisioner         = (*App)(nil)
-	_ caddy.Validator           = (*App)(nil)
-	_ reloading.ListenerChecker = (*App)(nil)
-	_ caddy.CleanerUpper        = (*App)(nil)
-	_ registry.Owner            = (*App)(nil)
-	_ caddyevents.Handler       = commitHandler{}
+	_ caddy.App           = (*App)(nil)
+	_ caddy.Provisioner   = (*App)(nil)
+	_ caddy.Validator     = (*App)(nil)
+	_ caddy.CleanerUpper  = (*App)(nil)
+	_ registry.Owner      = (*App)(nil)
+	_ caddyevents.Handler = commitHandler{}
 )
