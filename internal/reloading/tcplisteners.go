@@ -35,7 +35,8 @@ type TCPListenApp interface {
 //
 // The config's sentinel app runs it when the config would replace a
 // running one; a config without a sentinel app (the Gateway API
-// controller's) runs it from its sentinel_l4 app, so once per load.
+// controller's), or with a passive one, runs it from its sentinel_l4 app
+// (CheckListenersUnlessSentinel), so once per load.
 func CheckListeners(ctx caddy.Context) error {
 	if err := CheckHTTPListeners(ctx); err != nil {
 		return fmt.Errorf("http app: %w", err)
