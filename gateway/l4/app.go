@@ -21,6 +21,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/sentinel-proxy/sentinel/internal/reloading"
 )
 
 func init() {
@@ -118,7 +120,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision validates the servers.
+// Provision validates the servers. When the config would replace a
+// running one, it checks the listen addresses (see
+// reloading.CheckListenersUnlessSentinel).
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.wg = new(sync.WaitGroup)
@@ -161,7 +165,29 @@ func (a *App) Provision(ctx caddy.Context) error {
 			s.slots = make(chan struct{}, s.MaxConnections)
 		}
 	}
+	if reloading.Replacing() {
+		// A taken address fails the load here, before any app of the
+		// config starts, rather than in Start, after the http app's
+		// servers took connections of the running config; the http
+		// app's addresses too when the config has no sentinel app to
+		// check them (the Gateway API controller's configs).
+		if err := reloading.CheckListenersUnlessSentinel(ctx); err != nil {
+			return fmt.Errorf("sentinel_l4: checking the listen addresses: %w", err)
+		}
+	}
 	return nil
+}
+
+// TCPListenAddresses returns the servers' listen addresses by server
+// name (reloading.TCPListenApp).
+func (a *App) TCPListenAddresses() map[string][]string {
+	out := make(map[string][]string, len(a.Servers))
+	for name, s := range a.Servers {
+		if s != nil {
+			out[name] = s.Listen
+		}
+	}
+	return out
 }
 
 // Start opens the servers' listeners and serves them.
@@ -248,4 +274,6 @@ func (a *App) serve(s *Server, l net.Listener) {
 var (
 	_ caddy.App         = (*App)(nil)
 	_ caddy.Provisioner = (*App)(nil)
+
+	_ reloading.TCPListenApp = (*App)(nil)
 )

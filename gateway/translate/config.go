@@ -97,6 +97,10 @@ func buildConfig(in *Input, ls []*listener, entries []*entry, l4 []*l4Entry) ([]
 	}
 	if app := buildL4(in, ls, l4); app != nil {
 		apps["sentinel_l4"] = app
+	} else {
+		// Empty, it serves nothing: it checks the listen addresses
+		// when the config replaces a running one (see gateway/l4).
+		apps["sentinel_l4"] = map[string]any{}
 	}
 	if len(loadPEM) > 0 {
 		apps["tls"] = map[string]any{

@@ -167,8 +167,8 @@ func (a *App) passive() bool {
 // know yet are added for the new config's routes (discarded again if the
 // config never starts); everything else changes at the commit.
 // When the config would replace a running one, the API listener is
-// claimed and the http app's listen addresses are checked
-// (reloading.CheckHTTPListeners), so that the load fails before any
+// claimed and the listen addresses of the http and sentinel_l4 apps are
+// checked (reloading.CheckListeners), so that the load fails before any
 // server of the new config takes a connection.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
@@ -255,8 +255,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if replacing() {
 		// Last, once the upstreams are staged: it may provision the
 		// http app, whose handlers look them up.
-		if err := reloading.CheckHTTPListeners(ctx); err != nil {
-			return fmt.Errorf("http app: %w", err)
+		if err := reloading.CheckListeners(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -266,6 +266,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 // config being provisioned would replace if it starts: the API listener
 // of such a config is claimed in Provision (see reloading.Replacing).
 func replacing() bool { return reloading.Replacing() }
+
+// ChecksListeners reports whether the app's Provision checks the
+// config's listen addresses when it replaces a running config
+// (reloading.CheckListeners): a passive app does not, which leaves the
+// check to the sentinel_l4 app when the config has one.
+func (a *App) ChecksListeners() bool { return !a.passive() }
+
+var _ reloading.ListenerChecker = (*App)(nil)
 
 // Validate checks the app's config.
 func (a *App) Validate() error {
