@@ -1,0 +1,58 @@
+package controller
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// TestSecretIdentity: the Secrets' metadata cache keeps a Secret's
+// identity only, never its annotations (kubectl apply's
+// last-applied-configuration holds the whole data), labels or managed
+// fields.
+func TestSecretIdentity(t *testing.T) {
+	in := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{
+		Namespace: "ns", Name: "cert", UID: "u1", ResourceVersion: "42",
+		Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"data":{"tls.key":"c2VjcmV0"}}`},
+		Labels:        map[string]string{"a": "b"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	out, err := secretIdentity(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := out.(*metav1.PartialObjectMetadata)
+	want := metav1.ObjectMeta{Namespace: "ns", Name: "cert", UID: "u1", ResourceVersion: "42"}
+	if m.Kind != "Secret" || m.Namespace != want.Namespace || m.Name != want.Name || m.UID != want.UID || m.ResourceVersion != want.ResourceVersion ||
+		m.Annotations != nil || m.Labels != nil || m.ManagedFields != nil {
+		t.Errorf("kept %+v", m)
+	}
+	tomb := toolscache.DeletedFinalStateUnknown{Key: "ns/cert"}
+	if got, err := secretIdentity(tomb); err != nil || got != tomb {
+		t.Errorf("tombstone: %v %v", got, err)
+	}
+}
+
+// TestCertificateRefs: the Secrets a Gateway's listeners name, in the
+// Gateway's namespace unless the ref says otherwise; refs to other
+// kinds and listeners without TLS are left out.
+func TestCertificateRefs(t *testing.T) {
+	gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "gw"}, Spec: gwv1.GatewaySpec{Listeners: []gwv1.Listener{
+		{Name: "http"},
+		{Name: "a", TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{
+			{Name: "local"},
+			{Name: "other", Namespace: ptr.To(gwv1.Namespace("certs")), Kind: ptr.To(gwv1.Kind("Secret")), Group: ptr.To(gwv1.Group(""))},
+			{Name: "cm", Kind: ptr.To(gwv1.Kind("ConfigMap"))},
+			{Name: "x", Group: ptr.To(gwv1.Group("example.com"))},
+		}}},
+	}}}
+	got := certificateRefs(gw)
+	want := []types.NamespacedName{{Namespace: "gw", Name: "local"}, {Namespace: "certs", Name: "other"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
