@@ -391,9 +391,6 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			in.EndpointSlices[k] = append(in.EndpointSlices[k], es)
 		}
 	}
-	if err := r.gatherSecrets(ctx, gw, in.Secrets); err != nil {
-		return nil, err
-	}
 	if r.agents.Load() {
 		var agents v1alpha1.SentinelAgentList
 		if err := r.c.List(ctx, &agents); err != nil {
@@ -416,6 +413,9 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 	}
 	for _, g := range grants.Items {
 		in.Grants = append(in.Grants, &gwv1.ReferenceGrant{ObjectMeta: g.ObjectMeta, Spec: gwv1.ReferenceGrantSpec(g.Spec)})
+	}
+	if err := r.gatherSecrets(ctx, gw, in.Grants, in.Secrets); err != nil {
+		return nil, err
 	}
 	return in, nil
 }

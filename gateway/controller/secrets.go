@@ -66,11 +66,17 @@ func certificateRefs(gw *gwv1.Gateway) []types.NamespacedName {
 }
 
 // gatherSecrets reads the Secrets the listeners of gw name past the
-// cache into in.Secrets; a missing one is left out (the translation
-// reports it on the listener).
-func (r *gatewayReconciler) gatherSecrets(ctx context.Context, gw *gwv1.Gateway, secrets map[types.NamespacedName]*corev1.Secret) error {
+// cache into secrets: those of gw's namespace, and those of another
+// namespace only when a ReferenceGrant there lets gw's namespace's
+// Gateways use them (the others are not read at all: the translation
+// reports RefNotPermitted without them). A missing Secret is left out
+// (the translation reports it on the listener).
+func (r *gatewayReconciler) gatherSecrets(ctx context.Context, gw *gwv1.Gateway, grants []*gwv1.ReferenceGrant, secrets map[types.NamespacedName]*corev1.Secret) error {
 	for _, k := range certificateRefs(gw) {
 		if _, ok := secrets[k]; ok {
+			continue
+		}
+		if k.Namespace != gw.Namespace && !secretGranted(grants, gw.Namespace, k) {
 			continue
 		}
 		var s corev1.Secret
@@ -81,6 +87,34 @@ func (r *gatewayReconciler) gatherSecrets(ctx context.Context, gw *gwv1.Gateway,
 		}
 	}
 	return nil
+}
+
+// secretGranted reports whether a ReferenceGrant in k's namespace lets
+// the Gateways of namespace from use Secret k (the rule of
+// gateway/translate, which decides; this only spares reading the
+// Secrets it would refuse).
+func secretGranted(grants []*gwv1.ReferenceGrant, from string, k types.NamespacedName) bool {
+	for _, g := range grants {
+		if g.Namespace != k.Namespace {
+			continue
+		}
+		fromOK := false
+		for _, f := range g.Spec.From {
+			if f.Group == gwv1.GroupName && f.Kind == "Gateway" && string(f.Namespace) == from {
+				fromOK = true
+				break
+			}
+		}
+		if !fromOK {
+			continue
+		}
+		for _, t := range g.Spec.To {
+			if t.Group == "" && t.Kind == "Secret" && (t.Name == nil || string(*t.Name) == k.Name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // secretGateways maps a Secret (its metadata) to the Gateways whose

@@ -56,3 +56,41 @@ func TestCertificateRefs(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// TestSecretGranted: a Secret of another namespace is read only when a
+// ReferenceGrant there admits Gateways of the Gateway's namespace and
+// names the Secret (or every Secret).
+func TestSecretGranted(t *testing.T) {
+	k := types.NamespacedName{Namespace: "certs", Name: "edge"}
+	grant := func(ns, fromGroup, fromKind, fromNS, toKind string, name *string) *gwv1.ReferenceGrant {
+		g := &gwv1.ReferenceGrant{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Spec: gwv1.ReferenceGrantSpec{
+			From: []gwv1.ReferenceGrantFrom{{Group: gwv1.Group(fromGroup), Kind: gwv1.Kind(fromKind), Namespace: gwv1.Namespace(fromNS)}},
+			To:   []gwv1.ReferenceGrantTo{{Kind: gwv1.Kind(toKind)}},
+		}}
+		if name != nil {
+			g.Spec.To[0].Name = ptr.To(gwv1.ObjectName(*name))
+		}
+		return g
+	}
+	for _, c := range []struct {
+		name string
+		g    *gwv1.ReferenceGrant
+		want bool
+	}{
+		{"every Secret", grant("certs", gwv1.GroupName, "Gateway", "gw", "Secret", nil), true},
+		{"this Secret", grant("certs", gwv1.GroupName, "Gateway", "gw", "Secret", ptr.To("edge")), true},
+		{"another Secret", grant("certs", gwv1.GroupName, "Gateway", "gw", "Secret", ptr.To("other")), false},
+		{"another namespace's grant", grant("elsewhere", gwv1.GroupName, "Gateway", "gw", "Secret", nil), false},
+		{"from HTTPRoutes", grant("certs", gwv1.GroupName, "HTTPRoute", "gw", "Secret", nil), false},
+		{"from another namespace", grant("certs", gwv1.GroupName, "Gateway", "other", "Secret", nil), false},
+		{"to Services", grant("certs", gwv1.GroupName, "Gateway", "gw", "Service", nil), false},
+		{"from another group", grant("certs", "example.com", "Gateway", "gw", "Secret", nil), false},
+	} {
+		if got := secretGranted([]*gwv1.ReferenceGrant{c.g}, "gw", k); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if secretGranted(nil, "gw", k) {
+		t.Error("granted without a grant")
+	}
+}
