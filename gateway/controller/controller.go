@@ -101,7 +101,6 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&gwv1.GRPCRoute{}, byRoute).
 		Watches(&corev1.Service{}, all).
 		Watches(&discoveryv1.EndpointSlice{}, all).
-		Watches(&corev1.Secret{}, all).
 		Watches(&corev1.Namespace{}, all).
 		Watches(&gwv1beta1.ReferenceGrant{}, all)
 	sentinel := func(kind string) schema.GroupVersionKind { return v1alpha1.GroupVersion.WithKind(kind) }
@@ -117,11 +116,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		// SentinelPlugins are ExtensionRef filters too (WASM).
 		{gvk: sentinel("SentinelPlugin"), obj: &v1alpha1.SentinelPlugin{}, h: all, on: &gr.plugins},
 	}
-	// The ConfigMaps holding SentinelPlugins' modules: their metadata
-	// only, from a cache of the controller's own (the manager's may keep
+	// A cache of the controller's own, of metadata only: the ConfigMaps
+	// holding SentinelPlugins' modules (the manager's cache may keep
 	// only some ConfigMaps), so that a changed module reaches the
-	// replicas.
-	co := cache.Options{Scheme: s, Mapper: mgr.GetRESTMapper()}
+	// replicas, and the Secrets, so that a listener certificate created
+	// or rotated after its Gateway reaches them, without the Secrets'
+	// data ever being cached (secrets.go).
+	co := cache.Options{Scheme: s, Mapper: mgr.GetRESTMapper(), ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Transform: secretIdentity},
+	}}
 	if len(o.Namespaces) > 0 {
 		co.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range o.Namespaces {
@@ -130,13 +133,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	cms, err := cache.New(mgr.GetConfig(), co)
 	if err != nil {
-		return fmt.Errorf("gateway controller: the ConfigMap metadata cache: %w", err)
+		return fmt.Errorf("gateway controller: the ConfigMap and Secret metadata cache: %w", err)
 	}
 	if err := mgr.Add(cms); err != nil {
 		return fmt.Errorf("gateway controller: %w", err)
 	}
 	cmMeta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}}
 	b = b.WatchesRawSource(source.Kind[client.Object](cms, cmMeta, handler.EnqueueRequestsFromMapFunc(gr.pluginConfigMapGateways)))
+	b = b.WatchesRawSource(source.Kind[client.Object](cms, secretMeta(), handler.EnqueueRequestsFromMapFunc(gr.secretGateways)))
 	var pending []*optionalKind
 	for _, k := range optional {
 		if !served(mgr, k.gvk.GroupKind(), k.gvk.Version) {
@@ -387,24 +391,6 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 			in.EndpointSlices[k] = append(in.EndpointSlices[k], es)
 		}
 	}
-	for _, l := range gw.Spec.Listeners {
-		if l.TLS == nil {
-			continue
-		}
-		for _, ref := range l.TLS.CertificateRefs {
-			ns := gw.Namespace
-			if ref.Namespace != nil {
-				ns = string(*ref.Namespace)
-			}
-			k := types.NamespacedName{Namespace: ns, Name: string(ref.Name)}
-			var s corev1.Secret
-			if err := r.c.Get(ctx, k, &s); err == nil {
-				in.Secrets[k] = &s
-			} else if !apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("reading Secret %s: %w", k, err)
-			}
-		}
-	}
 	if r.agents.Load() {
 		var agents v1alpha1.SentinelAgentList
 		if err := r.c.List(ctx, &agents); err != nil {
@@ -427,6 +413,9 @@ func (r *gatewayReconciler) gather(ctx context.Context, gw *gwv1.Gateway) (*tran
 	}
 	for _, g := range grants.Items {
 		in.Grants = append(in.Grants, &gwv1.ReferenceGrant{ObjectMeta: g.ObjectMeta, Spec: gwv1.ReferenceGrantSpec(g.Spec)})
+	}
+	if err := r.gatherSecrets(ctx, gw, in.Grants, in.Secrets); err != nil {
+		return nil, err
 	}
 	return in, nil
 }

@@ -22,13 +22,14 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/gateway/controller"
 	"github.com/sentinel-proxy/sentinel/internal/kubetest"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestRBACAndConfigMapDelivery: the controller, as sentinel-operator
 // --gateway-api runs it (ConfigMapProgrammer), with no rights but those
 // of deploy/gateway-api/rbac.yaml, accepts its class, writes the
 // Gateway's config into its ConfigMap and reports it Programmed with the
-// address of the Gateway's Service.
+// address of the Gateway's Service; an HTTPS listener's Secret is read.
 func TestRBACAndConfigMapDelivery(t *testing.T) {
 	kubetest.Need(t, env)
 	ctx := context.Background()
@@ -115,6 +116,44 @@ func TestRBACAndConfigMapDelivery(t *testing.T) {
 		}
 		if !strings.Contains(cm.Data[controller.ConfigKey], `"listen":[":80"]`) {
 			return "config " + cm.Data[controller.ConfigKey]
+		}
+		return ""
+	})
+	// An HTTPS listener: its Secret is read with the role's rights (get,
+	// past the cache).
+	certPEM, keyPEM, err := testutil.CertPEM("rbac.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "rbac", Name: "edge-cert"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Get(ctx, client.ObjectKeyFromObject(gw), gw); err != nil {
+		t.Fatal(err)
+	}
+	gw.Spec.Listeners = append(gw.Spec.Listeners, gwv1.Listener{Name: "https", Port: 443, Protocol: gwv1.HTTPSProtocolType,
+		TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "edge-cert"}}}})
+	if err := admin.Update(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Split(string(certPEM), "\n")[3]
+	eventually(t, 15*time.Second, func() string {
+		var g gwv1.Gateway
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
+			return err.Error()
+		}
+		for _, l := range g.Status.Listeners {
+			if s := condOf(l.Conditions, "ResolvedRefs"); l.Name == "https" && s != "ResolvedRefs=True/ResolvedRefs" {
+				return "https listener " + s
+			}
+		}
+		var cm corev1.ConfigMap
+		if err := admin.Get(ctx, types.NamespacedName{Namespace: "rbac", Name: "edge-sentinel-config"}, &cm); err != nil {
+			return err.Error()
+		}
+		if !strings.Contains(cm.Data[controller.ConfigKey], line) {
+			return "the certificate is not in the config"
 		}
 		return ""
 	})
