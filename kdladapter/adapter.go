@@ -217,7 +217,13 @@ type adapter struct {
 	treeTypes *treeTypes
 	refs      map[*kdl.Node]*routeRefs
 	checked   map[*kdl.Node]struct{}
-	schema    *Key
+	// summary is what warnUnused and mapMetrics read of every route,
+	// taken before the routes are mapped and their stubs dropped (see
+	// routeTable, dropStub); namespaced is set when the configuration
+	// has namespaces, whose routes' stubs stay in the document.
+	summary    *routesSummary
+	namespaced bool
+	schema     *Key
 }
 
 // checkBlock validates the children of block against spec, recursively:
@@ -332,7 +338,9 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 		case "listeners":
 			a.listeners = append(a.listeners, a.collect(n, "listener", ids)...)
 		case "routes":
-			a.routes = append(a.routes, a.collect(n, "route", ids)...)
+			routes := a.collect(n, "route", ids)
+			a.routes = append(a.routes, routes...)
+			detachRoutes(n, routes)
 		case "upstreams":
 			for _, u := range a.collect(n, "upstream", ids) {
 				a.upstreams[u.Args[0].Str] = u
@@ -367,6 +375,7 @@ func (a *adapter) build(nodes []*kdl.Node) obj {
 			namespaces = append(namespaces, n)
 		}
 	}
+	a.namespaced = len(namespaces) > 0
 	a.flattenNamespaces(namespaces)
 	if a.system == nil {
 		a.d.errorf(kdl.Position{File: a.fileOf(nodes), Line: 1, Col: 1}, "missing `system` block (required, may be empty: `system { }`)")

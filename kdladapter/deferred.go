@@ -2,6 +2,7 @@ package kdladapter
 
 import (
 	"maps"
+	"slices"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
 )
@@ -171,6 +172,13 @@ func (a *adapter) load(n *kdl.Node, container string) *kdl.Node {
 // bad id, or all of them when an error stopped the mapping early), as
 // the walker checked every block before.
 func (a *adapter) checkDeferred(nodes []*kdl.Node) {
+	// The routes detached from the document (detachRoutes) and not
+	// mapped.
+	for _, r := range a.routes {
+		if _, done := a.checked[r]; r != nil && r.Deferred() && !done {
+			a.reparse.Release(a.load(r, "routes"))
+		}
+	}
 	for _, n := range nodes {
 		if deferredKinds[n.Name] == "" {
 			continue
@@ -191,4 +199,78 @@ func (a *adapter) routeRefs(r *kdl.Node) *routeRefs {
 	full := a.load(r, "routes")
 	defer a.reparse.Release(full)
 	return refsOf(full)
+}
+
+// A route's stub (about 256 bytes) and its routeRefs are held until the
+// end of the adaptation by the document, a.routes, a.refs and a.checked;
+// 100,000 routes hold about 40 MB of them through the whole mapping. The
+// stubs of the top-level routes are detached from the document once
+// collected (detachRoutes), and each is dropped once its route is mapped
+// (dropStub): what warnUnused and mapMetrics read of the routes is taken
+// before (routesSummary).
+
+// routesSummary is what is read of every route after the routes are
+// mapped.
+type routesSummary struct {
+	// used has "upstream/<id>" and "filter/<id>" for every upstream and
+	// filter a route names.
+	used map[string]bool
+	// metrics is set when a route serves metrics.
+	metrics bool
+}
+
+// summarizeRoutes reads the routesSummary of a.routes.
+func (a *adapter) summarizeRoutes() *routesSummary {
+	s := &routesSummary{used: map[string]bool{}}
+	for _, r := range a.routes {
+		rr := a.routeRefs(r)
+		for _, id := range rr.named {
+			s.used["upstream/"+id] = true
+		}
+		for _, id := range rr.filters {
+			s.used["filter/"+id] = true
+		}
+		s.metrics = s.metrics || rr.metrics
+	}
+	return s
+}
+
+// routesSummary is a.summary, read from a.routes when the routes are not
+// mapped yet.
+func (a *adapter) routesSummary() *routesSummary {
+	if a.summary != nil {
+		return a.summary
+	}
+	return a.summarizeRoutes()
+}
+
+// detachRoutes removes the deferred blocks of routes (those collect
+// returned, in order) from the container's children: a.routes holds
+// them, and checkDeferred checks those nothing loaded.
+func detachRoutes(container *kdl.Node, routes []*kdl.Node) {
+	j := 0
+	container.Children = slices.DeleteFunc(container.Children, func(c *kdl.Node) bool {
+		if j < len(routes) && c == routes[j] {
+			j++
+			return c.Deferred()
+		}
+		return false
+	})
+}
+
+// dropStub drops the stub of route i once it is mapped (loaded, so
+// checked): a.routes, a.refs and a.checked forget it. The routes of a
+// configuration with namespaces keep theirs (the namespaces' routes are
+// still in the document, which checkDeferred walks).
+func (a *adapter) dropStub(i int) {
+	r := a.routes[i]
+	if a.namespaced || !r.Deferred() {
+		return
+	}
+	if _, done := a.checked[r]; !done {
+		return
+	}
+	a.routes[i] = nil
+	delete(a.refs, r)
+	delete(a.checked, r)
 }

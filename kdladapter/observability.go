@@ -2,7 +2,6 @@ package kdladapter
 
 import (
 	"encoding/json"
-	"slices"
 	"sort"
 	"strings"
 
@@ -143,7 +142,7 @@ func (a *adapter) mapMetrics(servers obj, httpApp obj) {
 			servers["sentinel-metrics"] = out
 		}
 	}
-	if enabled || slices.ContainsFunc(a.routes, func(r *kdl.Node) bool { return a.routeRefs(r).metrics }) {
+	if enabled || a.routesSummary().metrics {
 		httpApp[metricsAppKey] = typedTree(caddyhttp.Metrics{})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strings"
 
@@ -102,9 +103,12 @@ func (a *adapter) routeTable() []*builtRoute {
 	}
 	a.built = make([]*builtRoute, 0, len(a.routes))
 	a.uses = a.countUpstreamUses()
-	for _, r := range a.routes {
+	a.summary = a.summarizeRoutes()
+	for i, r := range a.routes {
 		a.built = append(a.built, a.mapRoute(r))
+		a.dropStub(i) // deferred.go
 	}
+	a.routes = slices.DeleteFunc(a.routes, func(r *kdl.Node) bool { return r == nil })
 	a.uses = nil
 	a.warnUnused()
 	sort.SliceStable(a.built, func(i, j int) bool {
@@ -119,16 +123,7 @@ func (a *adapter) routeTable() []*builtRoute {
 
 // warnUnused warns about filters and upstreams no route uses.
 func (a *adapter) warnUnused() {
-	used := map[string]bool{}
-	for _, r := range a.routes {
-		rr := a.routeRefs(r)
-		for _, id := range rr.named {
-			used["upstream/"+id] = true
-		}
-		for _, id := range rr.filters {
-			used["filter/"+id] = true
-		}
-	}
+	used := a.routesSummary().used
 	for _, id := range a.upstreamIDs() {
 		if !used["upstream/"+id] {
 			a.d.warnf(a.upstreams[id].Pos, "upstreams.upstream", "upstream %q is not used by any route", id)
