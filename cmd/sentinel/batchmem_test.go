@@ -21,10 +21,10 @@ func TestBatchMemoryLimit(t *testing.T) {
 		ok       bool
 	}{
 		{0, 0, true, 128 * mib, true},
-		{68 * mib, 0, true, (128 + 4*68) * mib, true},
-		{68 * mib, 1024 * mib, true, (128 + 4*68) * mib, true},
+		{68 * mib, 0, true, (128 + 3*68) * mib, true},
+		{68 * mib, 1024 * mib, true, (128 + 3*68) * mib, true},
 		{68 * mib, 300 * mib, true, 270 * mib, true},
-		{1 * mib, 512 * mib, true, 132 * mib, true},
+		{1 * mib, 512 * mib, true, 131 * mib, true},
 		{68 * mib, 0, false, 0, false},
 		{68 * mib, 1000 * mib, false, 900 * mib, true},
 	} {

@@ -87,6 +87,7 @@ func (e *cliEnv) adaptConfig(config, adapterName string, stream, batch bool) (*a
 	a := &adapted{src: &sources{}, undoLimit: func() {}}
 	if batch {
 		a.undoLimit = limitBatchMemory(os.LookupEnv, len(input), stream)
+		releaseExecPagesForBatch(os.LookupEnv, len(input))
 	}
 	if config == "-" {
 		a.src.stdin = input

@@ -114,3 +114,26 @@ func TestScheduleExecPagesRelease(t *testing.T) {
 		t.Error("rssKB")
 	}
 }
+
+// TestReleaseExecPagesForBatch: a batch command releases the executable's
+// pages only for a large configuration, and never with
+// SENTINEL_EXEC_PAGES=keep.
+func TestReleaseExecPagesForBatch(t *testing.T) {
+	env := func(v string) func(string) (string, bool) {
+		return func(k string) (string, bool) {
+			if k == "SENTINEL_EXEC_PAGES" && v != "" {
+				return v, true
+			}
+			return "", false
+		}
+	}
+	if releaseExecPagesForBatch(env(""), batchExecPagesMin-1) {
+		t.Error("released for a small configuration")
+	}
+	if releaseExecPagesForBatch(env("keep"), batchExecPagesMin) {
+		t.Error("released with SENTINEL_EXEC_PAGES=keep")
+	}
+	if !releaseExecPagesForBatch(env(""), batchExecPagesMin) {
+		t.Error("not released for a large configuration")
+	}
+}

@@ -91,18 +91,18 @@ func tuneRuntime(lookupEnv func(string) (string, bool), logger *zap.Logger) (sto
 
 // Soft memory limit of `sentinel adapt` (see limitBatchMemory):
 // batchMemoryBase plus batchMemoryPerByte times the configuration's size.
-// The adapter's live heap peaks at about 4.3 times the size of a large
-// configuration (its text, the parsed blocks' stubs, the encoded routes:
+// The adapter's live heap peaks at about 3.7 times the size of a large
+// configuration (its text, the upstream blocks' stubs, the encoded routes:
 // docs/benchmarks.md), so with Go's default GOGC the heap may reach twice
 // that between collections: 780 MiB of RSS for a 68 MB file of 100,000
-// routes. The limit makes the collector run as often as needed near it
+// routes; with this limit (325 MiB for that file) 386–390 MiB. The limit makes the collector run as often as needed near it
 // instead, for some CPU. Not for `validate` (nor `adapt --validate`):
 // provisioning the configuration holds far more (about 45 times the
 // file's size for 10,000 routes), and a limit below the live heap makes
 // the collector run back to back (3 times the CPU, measured).
 const (
 	batchMemoryBase    = 128 << 20
-	batchMemoryPerByte = 4
+	batchMemoryPerByte = 3
 )
 
 // batchMemoryLimit is the soft memory limit of a batch command on a
