@@ -98,13 +98,14 @@ func (a *App) sourceHook() (string, []byte, error) {
 }
 
 // validateSourceHook adapts and provisions content in the config file's
-// place without applying it (the admin UI's editor).
-func (a *App) validateSourceHook(_ context.Context, content []byte) ([]string, error) {
+// place without applying it (POST /api/v1/config/validate, the admin
+// UI's editor), in a child process (validateInChild): the text is an API
+// client's, and provisioning it in the running process would act on it.
+func (a *App) validateSourceHook(ctx context.Context, content []byte) ([]string, error) {
 	if a.ConfigFile == "" {
 		return nil, errors.New("this config was not loaded from a file: there is no file to validate in the place of")
 	}
-	out, _, _, err := a.adaptBody(content)
-	return validateAdapted(out, err), nil
+	return a.validateInChild(ctx, content)
 }
 
 // validateAdapted returns the problems of an adapted config: the
