@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -60,24 +63,16 @@ func (a *App) validateInChild(ctx context.Context, content []byte) ([]string, er
 		return nil, err
 	}
 	dir := filepath.Dir(a.ConfigFile)
-	tmp, err := os.CreateTemp(dir, ".sentinel-validate-*"+filepath.Ext(a.ConfigFile))
+	tt, err := writeTextTemp(dir, filepath.Base(a.ConfigFile), content, true)
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		// A read-only config folder (a Kubernetes ConfigMap volume).
+		tt, err = writeTextTemp(dir, filepath.Base(a.ConfigFile), content, false)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("validation writes the text to a temporary file beside the config file: %w", err)
+		return nil, fmt.Errorf("writing the text to validate to a temporary file: %w", err)
 	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	// CreateTemp makes it 0600 already; Chmod for a umask that is odd.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("writing the text to validate: %w", err)
-	}
-	if _, err := tmp.Write(content); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("writing the text to validate: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("writing the text to validate: %w", err)
-	}
+	defer tt.remove()
+	name := tt.file
 	adapter := a.ConfigAdapter
 	if adapter == "" {
 		adapter = "kdl"
@@ -103,9 +98,9 @@ func (a *App) validateInChild(ctx context.Context, content []byte) ([]string, er
 			msg = runErr.Error()
 		}
 		return nil, fmt.Errorf("validating the text: %s did not answer as `sentinel validate --json` does (set %s to a Sentinel binary): %s",
-			filepath.Base(exe), ValidatorEnv, strings.ReplaceAll(msg, name, a.ConfigFile))
+			filepath.Base(exe), ValidatorEnv, tt.rename(msg, a.ConfigFile))
 	}
-	errs := a.findingLines(rep.Errors, name)
+	errs := a.findingLines(rep.Errors, tt)
 	if !rep.Valid && len(errs) == 0 {
 		errs = []string{"the text is invalid"}
 	}
@@ -116,14 +111,11 @@ func (a *App) validateInChild(ctx context.Context, content []byte) ([]string, er
 // the adapter's errors are formatted in process, naming the config file
 // in place of the temporary file. A finding without a position is its
 // message only.
-func (a *App) findingLines(fs []childFinding, tmp string) []string {
+func (a *App) findingLines(fs []childFinding, tt *textTemp) []string {
 	out := make([]string, 0, len(fs))
 	for _, f := range fs {
-		file := f.File
-		if file == tmp {
-			file = a.ConfigFile
-		}
-		msg := strings.ReplaceAll(f.Message, tmp, a.ConfigFile)
+		file := tt.rename(f.File, a.ConfigFile)
+		msg := tt.rename(f.Message, a.ConfigFile)
 		switch {
 		case f.Line > 0 && f.Column > 0:
 			out = append(out, fmt.Sprintf("%s:%d:%d: %s", file, f.Line, f.Column, msg))
@@ -134,6 +126,88 @@ func (a *App) findingLines(fs []childFinding, tmp string) []string {
 		}
 	}
 	return out
+}
+
+// textTemp is a config text written to a temporary file for a child to
+// validate.
+type textTemp struct {
+	// file is the temporary file.
+	file string
+	// farm is the temporary folder that holds file and a symbolic link
+	// to each other entry of the config folder ("" when file is in the
+	// config folder itself).
+	farm, dir string
+}
+
+// writeTextTemp writes content to a private (0600) temporary file that
+// includes relative to it resolve from as from the config folder dir:
+// beside, a file in dir; else (dir is read-only) a file named base in a
+// new temporary folder that links to each other entry of dir (includes
+// that climb out of dir with ".." do not resolve there).
+func writeTextTemp(dir, base string, content []byte, beside bool) (*textTemp, error) {
+	tt := &textTemp{dir: dir}
+	var f *os.File
+	var err error
+	if beside {
+		f, err = os.CreateTemp(dir, ".sentinel-validate-*"+filepath.Ext(base))
+	} else {
+		tt.farm, err = os.MkdirTemp("", "sentinel-validate-")
+		if err != nil {
+			return nil, err
+		}
+		entries, rerr := os.ReadDir(dir)
+		if rerr != nil {
+			tt.remove()
+			return nil, rerr
+		}
+		for _, e := range entries {
+			if e.Name() == base {
+				continue
+			}
+			if err := os.Symlink(filepath.Join(dir, e.Name()), filepath.Join(tt.farm, e.Name())); err != nil {
+				tt.remove()
+				return nil, err
+			}
+		}
+		f, err = os.OpenFile(filepath.Join(tt.farm, base), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	if err != nil {
+		tt.remove()
+		return nil, err
+	}
+	tt.file = f.Name()
+	// CreateTemp makes it 0600 already; Chmod for an odd umask.
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(content)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tt.remove()
+		return nil, err
+	}
+	return tt, nil
+}
+
+// remove deletes the temporary file (and folder of links).
+func (tt *textTemp) remove() {
+	if tt.farm != "" {
+		os.RemoveAll(tt.farm)
+	} else if tt.file != "" {
+		os.Remove(tt.file)
+	}
+}
+
+// rename replaces, in s, the temporary file's name with the config
+// file's, and the folder of links with the config folder.
+func (tt *textTemp) rename(s, configFile string) string {
+	s = strings.ReplaceAll(s, tt.file, configFile)
+	if tt.farm != "" {
+		s = strings.ReplaceAll(s, tt.farm+string(filepath.Separator), tt.dir+string(filepath.Separator))
+	}
+	return s
 }
 
 // validatorExecutable returns the executable that validates: $ValidatorEnv,

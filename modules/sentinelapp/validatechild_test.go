@@ -105,6 +105,19 @@ admin-api { address %q; auth { token "tok"; }; }
 	if code, res = call(t, "POST", base+"/config/validate", "tok", string(body)); code != 422 || strings.Contains(res, ".sentinel-validate-") {
 		t.Errorf("unprovisionable text: %d %s", code, res)
 	}
+	// Includes resolve relative to the config file, and their errors
+	// name them.
+	os.WriteFile(filepath.Join(dir, "extra.kdl"), []byte("bogus { }\n"), 0o644)
+	body, _ = json.Marshal(map[string]string{"content": kdl + "include \"extra.kdl\"\n"})
+	if code, res = call(t, "POST", base+"/config/validate", "tok", string(body)); code != 422 || !strings.Contains(res, filepath.Join(dir, "extra.kdl")+":1:1: ") {
+		t.Errorf("text with an include: %d %s", code, res)
+	}
+	os.Remove(filepath.Join(dir, "extra.kdl"))
+	// An executable that does not answer as sentinel validate does.
+	t.Setenv(sentinelapp.ValidatorEnv, "/bin/false")
+	if code, res = call(t, "POST", base+"/config/validate", "tok", string(body)); code != 422 || !strings.Contains(res, "did not answer as") {
+		t.Errorf("validator that is not Sentinel: %d %s", code, res)
+	}
 	// The temporary files are gone.
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
