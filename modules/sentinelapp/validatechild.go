@@ -72,7 +72,14 @@ func (a *App) validateInChild(ctx context.Context, content []byte) ([]string, er
 		return nil, fmt.Errorf("writing the text to validate to a temporary file: %w", err)
 	}
 	defer tt.remove()
-	name := tt.file
+	return a.runValidator(ctx, exe, tt)
+}
+
+// runValidator runs exe's validate command on tt.file in the config
+// folder, and returns its errors as lines, tt's names replaced by the
+// config folder's.
+func (a *App) runValidator(ctx context.Context, exe string, tt *textTemp) ([]string, error) {
+	name, dir := tt.file, tt.dir
 	adapter := a.ConfigAdapter
 	if adapter == "" {
 		adapter = "kdl"
@@ -89,7 +96,7 @@ func (a *App) validateInChild(ctx context.Context, content []byte) ([]string, er
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("validating the text: %s did not finish in time: %w", filepath.Base(exe), ctx.Err())
+		return nil, fmt.Errorf("validating: %s did not finish in time: %w", filepath.Base(exe), ctx.Err())
 	}
 	var rep childReport
 	if stdout.over || json.Unmarshal(bytes.TrimSpace(stdout.buf.Bytes()), &rep) != nil {
@@ -97,7 +104,7 @@ func (a *App) validateInChild(ctx context.Context, content []byte) ([]string, er
 		if msg == "" && runErr != nil {
 			msg = runErr.Error()
 		}
-		return nil, fmt.Errorf("validating the text: %s did not answer as `sentinel validate --json` does (set %s to a Sentinel binary): %s",
+		return nil, fmt.Errorf("validating: %s did not answer as `sentinel validate --json` does (set %s to a Sentinel binary): %s",
 			filepath.Base(exe), ValidatorEnv, tt.rename(msg, a.ConfigFile))
 	}
 	errs := a.findingLines(rep.Errors, tt)
@@ -208,6 +215,18 @@ func (tt *textTemp) rename(s, configFile string) string {
 		s = strings.ReplaceAll(s, tt.farm+string(filepath.Separator), tt.dir+string(filepath.Separator))
 	}
 	return s
+}
+
+// validateFileInChild validates the config file as it is on disk in a
+// child process (GET /api/v1/config/validate), for the reasons of
+// validateInChild.
+func (a *App) validateFileInChild(ctx context.Context) ([]string, error) {
+	exe, err := validatorExecutable()
+	if err != nil {
+		return nil, err
+	}
+	// Not removed: it is the config file.
+	return a.runValidator(ctx, exe, &textTemp{file: a.ConfigFile, dir: filepath.Dir(a.ConfigFile)})
 }
 
 // validatorExecutable returns the executable that validates: $ValidatorEnv,
