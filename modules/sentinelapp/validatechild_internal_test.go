@@ -1,9 +1,12 @@
 package sentinelapp
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestWriteTextTempReadOnlyFolder: with the config folder read-only, the
@@ -87,5 +90,29 @@ func TestValidatorExecutable(t *testing.T) {
 	t.Setenv(ValidatorEnv, "")
 	if _, err := validatorExecutable(); err == nil {
 		t.Error("a test binary was accepted as the validator")
+	}
+}
+
+// TestValidateInChildKilled: a child that does not finish is killed when
+// the context ends, the temporary file removed.
+func TestValidateInChildKilled(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(t.TempDir(), "slow")
+	os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755)
+	t.Setenv(ValidatorEnv, script)
+	cfg := filepath.Join(dir, "sentinel.kdl")
+	os.WriteFile(cfg, []byte("system { }\n"), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := (&App{ConfigFile: cfg}).validateInChild(ctx, []byte("system { }\n"))
+	if err == nil || !strings.Contains(err.Error(), "did not finish in time") {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("left in the config folder: %v", entries)
 	}
 }
