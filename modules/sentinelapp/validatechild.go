@@ -100,7 +100,15 @@ func (a *App) runValidator(ctx context.Context, exe string, tt *textTemp) ([]str
 	}
 	var rep childReport
 	if stdout.over || json.Unmarshal(bytes.TrimSpace(stdout.buf.Bytes()), &rep) != nil {
+		// Its last line only (its log lines before it may quote the
+		// config), bounded.
 		msg := strings.TrimSpace(stderr.buf.String())
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		if len(msg) > 512 {
+			msg = msg[:512] + "…"
+		}
 		if msg == "" && runErr != nil {
 			msg = runErr.Error()
 		}
