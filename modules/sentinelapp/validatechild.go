@@ -31,6 +31,9 @@ const (
 	// output (its JSON report) and standard error.
 	validateOutputMax = 4 << 20
 	validateStderrMax = 16 << 10
+	// validateSlots is how many validations of one config run at once
+	// (each child holds a whole provisioned config); the others wait.
+	validateSlots = 2
 )
 
 // childReport is the JSON document `sentinel validate --json` prints.
@@ -80,6 +83,14 @@ func (a *App) validateInChild(ctx context.Context, content []byte) ([]string, er
 // config folder's.
 func (a *App) runValidator(ctx context.Context, exe string, tt *textTemp) ([]string, error) {
 	name, dir := tt.file, tt.dir
+	if a.run != nil && a.run.validators != nil {
+		select {
+		case a.run.validators <- struct{}{}:
+			defer func() { <-a.run.validators }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("validating: waiting for the other validations: %w", ctx.Err())
+		}
+	}
 	adapter := a.ConfigAdapter
 	if adapter == "" {
 		adapter = "kdl"

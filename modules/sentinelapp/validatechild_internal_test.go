@@ -116,3 +116,25 @@ func TestValidateInChildKilled(t *testing.T) {
 		t.Errorf("left in the config folder: %v", entries)
 	}
 }
+
+// TestValidateInChildWaitsForASlot: with every slot taken, a validation
+// waits, and gives up when its context ends, without running a child.
+func TestValidateInChildWaitsForASlot(t *testing.T) {
+	t.Setenv(ValidatorEnv, "/bin/false")
+	cfg := filepath.Join(t.TempDir(), "sentinel.kdl")
+	a := &App{ConfigFile: cfg, run: &running{validators: make(chan struct{}, 1)}}
+	a.run.validators <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := a.validateInChild(ctx, []byte("system { }\n")); err == nil || !strings.Contains(err.Error(), "waiting for the other validations") {
+		t.Errorf("err = %v", err)
+	}
+	<-a.run.validators
+	// Free: /bin/false runs, and does not answer as sentinel validate.
+	if _, err := a.validateInChild(context.Background(), []byte("system { }\n")); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("err = %v", err)
+	}
+	if len(a.run.validators) != 0 {
+		t.Error("the slot was not given back")
+	}
+}
