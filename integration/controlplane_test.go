@@ -7,12 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+	"github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 )
 
 // TestControlPlaneRoutesReloadValidate covers route switches (503 and
 // fall-through), the registry builtins, and reload/validate of the
 // config file through the API.
 func TestControlPlaneRoutesReloadValidate(t *testing.T) {
+	// Validation runs in a child process: this test binary cannot be it.
+	t.Setenv(sentinelapp.ValidatorEnv, testutil.Build(t, "./cmd/sentinel"))
 	a, b := startBackend(t, "a"), startBackend(t, "b")
 	listen, apiAddr := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()

@@ -123,6 +123,9 @@ type running struct {
 	foundMu sync.Mutex
 	found   map[string][]registry.TargetSpec
 	live    bool
+	// validators bounds the validations running in child processes
+	// (validateSlots).
+	validators chan struct{}
 }
 
 // UpstreamConfig is a declared upstream.
@@ -172,7 +175,7 @@ func (a *App) passive() bool {
 // server of the new config takes a connection.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
-	a.run = &running{}
+	a.run = &running{validators: make(chan struct{}, validateSlots)}
 	a.logger = ctx.Logger()
 	a.audit = a.logger.Named("audit")
 	a.reg = a.Registry()

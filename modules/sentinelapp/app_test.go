@@ -53,17 +53,17 @@ func TestAppValidate(t *testing.T) {
 		}
 	}
 	a := &App{}
-	if _, _, err := a.adapt(); err == nil {
+	if _, _, _, err := a.adaptDigest(); err == nil {
 		t.Error("reload without a config file accepted")
 	}
 	a.ConfigFile, a.ConfigAdapter = "/nonexistent.kdl", "kdl"
-	if _, _, err := a.adapt(); err == nil {
+	if _, _, _, err := a.adaptDigest(); err == nil {
 		t.Error("missing file accepted")
 	}
 	f := filepath.Join(t.TempDir(), "c.json")
 	os.WriteFile(f, []byte(`{}`), 0o644)
 	a.ConfigFile, a.ConfigAdapter = f, "nope"
-	if _, _, err := a.adapt(); err == nil {
+	if _, _, _, err := a.adaptDigest(); err == nil {
 		t.Error("unknown adapter accepted")
 	}
 	if (&HookError{Lines: []string{"a", "b"}}).Error() == "" || (&HookError{Lines: []string{"a"}}).Error() != "a" {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
-	_ "github.com/sentinel-proxy/sentinel/modules/sentinelapp"
+	"github.com/sentinel-proxy/sentinel/modules/sentinelapp"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -54,6 +54,8 @@ func adaptFile(path string) ([]byte, error) {
 // restore and save, the API listener kept across a reload, the reload and
 // validate hooks on a KDL file, and a clean stop.
 func TestAppLifecycle(t *testing.T) {
+	// Validation runs in a child process: this test binary cannot be it.
+	t.Setenv(sentinelapp.ValidatorEnv, testutil.Build(t, "./cmd/sentinel"))
 	dir := t.TempDir()
 	listen, api := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	state := filepath.Join(dir, "state.json")

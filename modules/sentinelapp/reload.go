@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,16 +15,10 @@ import (
 	"github.com/sentinel-proxy/sentinel/modules/controlapi"
 )
 
-// adapt reads the app's config file and adapts it with its adapter,
-// registered with Caddy (caddyconfig.GetAdapter) as any other: the app
-// does not import the KDL adapter, which maps onto the app's types.
-func (a *App) adapt() ([]byte, []caddyconfig.Warning, error) {
-	out, warns, _, err := a.adaptDigest()
-	return out, warns, err
-}
-
-// adaptDigest is adapt, also returning the SHA-256 (hex) of the file
-// read.
+// adaptDigest reads the app's config file and adapts it with its
+// adapter, registered with Caddy (caddyconfig.GetAdapter) as any other
+// (the app does not import the KDL adapter, which maps onto the app's
+// types), also returning the SHA-256 (hex) of the file read.
 func (a *App) adaptDigest() ([]byte, []caddyconfig.Warning, string, error) {
 	if a.ConfigFile == "" {
 		return nil, nil, "", errors.New("this config was not loaded from a file: nothing to reload")
@@ -77,10 +70,13 @@ func (a *App) reloadHook(context.Context) (controlapi.ReloadResult, error) {
 	return controlapi.ReloadResult{ConfigFile: a.ConfigFile, ConfigSHA256: digest, Warnings: warningLines(warns)}, nil
 }
 
-// validateHook adapts and provisions the config file without applying it.
-func (a *App) validateHook(context.Context) ([]string, error) {
-	out, _, err := a.adapt()
-	return validateAdapted(out, err), nil
+// validateHook adapts and provisions the config file without applying
+// it, in a child process (validateFileInChild).
+func (a *App) validateHook(ctx context.Context) ([]string, error) {
+	if a.ConfigFile == "" {
+		return nil, errors.New("this config was not loaded from a file: nothing to validate")
+	}
+	return a.validateFileInChild(ctx)
 }
 
 // sourceHook returns the config file's path and text, read like a
@@ -98,29 +94,14 @@ func (a *App) sourceHook() (string, []byte, error) {
 }
 
 // validateSourceHook adapts and provisions content in the config file's
-// place without applying it (the admin UI's editor).
-func (a *App) validateSourceHook(_ context.Context, content []byte) ([]string, error) {
+// place without applying it (POST /api/v1/config/validate, the admin
+// UI's editor), in a child process (validateInChild): the text is an API
+// client's, and provisioning it in the running process would act on it.
+func (a *App) validateSourceHook(ctx context.Context, content []byte) ([]string, error) {
 	if a.ConfigFile == "" {
 		return nil, errors.New("this config was not loaded from a file: there is no file to validate in the place of")
 	}
-	out, _, _, err := a.adaptBody(content)
-	return validateAdapted(out, err), nil
-}
-
-// validateAdapted returns the problems of an adapted config: the
-// adapter's error lines, else what provisioning it finds.
-func validateAdapted(out []byte, err error) []string {
-	if err != nil {
-		return findings(err)
-	}
-	var cfg caddy.Config
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		return []string{err.Error()}
-	}
-	if err := caddy.Validate(&cfg); err != nil {
-		return []string{err.Error()}
-	}
-	return nil
+	return a.validateInChild(ctx, content)
 }
 
 // HookError carries the error lines of a failed reload.

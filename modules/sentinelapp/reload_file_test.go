@@ -18,7 +18,7 @@ import (
 func TestAdaptRefusesSpecialConfigFile(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := (&App{ConfigFile: "/dev/zero"}).adapt()
+		_, _, _, err := (&App{ConfigFile: "/dev/zero"}).adaptDigest()
 		done <- err
 	}()
 	select {
@@ -35,7 +35,7 @@ func TestAdaptRefusesSpecialConfigFile(t *testing.T) {
 	f.Truncate(configfile.MaxBytes + 1)
 	f.Close()
 	for _, path := range []string{t.TempDir(), big} {
-		if _, _, err := (&App{ConfigFile: path}).adapt(); err == nil {
+		if _, _, _, err := (&App{ConfigFile: path}).adaptDigest(); err == nil {
 			t.Errorf("%s adapted", path)
 		}
 	}
