@@ -6,11 +6,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // staticConfig is a JSON config whose listener answers body to every
@@ -73,47 +73,16 @@ func TestFailedAgentLoadsNeverTouchTheRunningConfig(t *testing.T) {
 	if code, body := get(); code != 200 || body != "A" {
 		t.Fatalf("config A: %d %s", code, body)
 	}
-	var (
-		mu       sync.Mutex
-		answers  int
-		failures []string
-	)
-	stop := make(chan struct{})
-	var clients sync.WaitGroup
+	clients := testutil.NewSteadyClients(t)
 	for range 4 {
-		clients.Add(1)
-		go func() {
-			defer clients.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, body := get()
-				mu.Lock()
-				answers++
-				if code != 200 || body != "A" {
-					failures = append(failures, fmt.Sprintf("%d %s", code, body))
-				}
-				mu.Unlock()
-			}
-		}()
+		clients.Add(func() string { code, body := get(); return fmt.Sprintf("%d %s", code, body) }, testutil.Equals("200 A"))
 	}
 	for i := range 20 {
 		if err := caddy.Load(cfgB, true); err == nil || !strings.Contains(err.Error(), "agent registration listener") {
 			t.Errorf("load %d of config B: %v", i, err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	clients.Wait()
-	if len(failures) > 0 {
-		t.Errorf("%d of %d requests not answered 200 by config A during 20 failed loads, e.g. %q", len(failures), answers, failures[:min(len(failures), 5)])
-	}
-	if answers < 20 {
-		t.Errorf("only %d requests were sent during the failed loads", answers)
-	}
+	clients.Check(t, "20 failed loads", 20)
 	// The running config still answers; a config that frees the address
 	// loads (the failed claims left nothing behind).
 	if code, body := get(); code != 200 || body != "A" {

@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
@@ -74,32 +74,10 @@ upstreams {
 		t.Fatalf("config A: %d %s", code, body)
 	}
 	cfgB := adaptKDL(t, config(b.addr, fmt.Sprintf("    listener \"admin\" { address \"%s\"; default-route \"r\"; }\n", taken.Addr())))
-	var (
-		mu       sync.Mutex
-		answers  int
-		failures []string
-	)
-	stop := make(chan struct{})
-	var clients sync.WaitGroup
+	clients := testutil.NewSteadyClients(t)
 	for range 4 {
-		clients.Add(1)
-		go func() {
-			defer clients.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, body := get()
-				mu.Lock()
-				answers++
-				if code != 200 || !strings.HasPrefix(body, "A") {
-					failures = append(failures, fmt.Sprintf("%d %s", code, body))
-				}
-				mu.Unlock()
-			}
-		}()
+		clients.Add(func() string { code, body := get(); return fmt.Sprintf("%d %s", code, body) },
+			func(got string) bool { return strings.HasPrefix(got, "200 A") })
 	}
 	want := "listening on " + taken.Addr().String()
 	for i := range 20 {
@@ -108,15 +86,7 @@ upstreams {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	clients.Wait()
-	if len(failures) > 0 {
-		t.Errorf("%d of %d requests not answered 200 by config A during 20 failed loads, e.g. %q", len(failures), answers, failures[:min(len(failures), 5)])
-	}
-	if answers < 20 {
-		t.Errorf("only %d requests were sent during the failed loads", answers)
-	}
+	clients.Check(t, "20 failed loads", 20)
 	// Once the address is free, B loads and answers on both listeners.
 	second := taken.Addr().String()
 	taken.Close()

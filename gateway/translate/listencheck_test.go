@@ -2,12 +2,8 @@ package translate
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,40 +58,9 @@ func TestFailedGatewayLoadsNeverTouchTheRunningConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var (
-		mu       sync.Mutex
-		answers  int
-		failures []string
-	)
-	stop := make(chan struct{})
-	var clients sync.WaitGroup
+	clients := testutil.NewSteadyClients(t)
 	for range 4 {
-		clients.Add(1)
-		go func() {
-			defer clients.Done()
-			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				got := ""
-				if res, err := c.Get(url + "/"); err != nil {
-					got = err.Error()
-				} else {
-					b, _ := io.ReadAll(res.Body)
-					res.Body.Close()
-					got = fmt.Sprintf("%d %s", res.StatusCode, b)
-				}
-				mu.Lock()
-				answers++
-				if got != "200 local" {
-					failures = append(failures, got)
-				}
-				mu.Unlock()
-			}
-		}()
+		clients.Add(func() string { return testutil.HTTPAnswer(url + "/") }, testutil.Equals("200 local"))
 	}
 	want := "listening on " + taken.Addr().String()
 	for i := range 20 {
@@ -104,14 +69,5 @@ func TestFailedGatewayLoadsNeverTouchTheRunningConfig(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	clients.Wait()
-	if len(failures) > 0 {
-		t.Errorf("%d of %d requests not answered by the running config during 20 failed loads, e.g. %q", len(failures), answers, failures[:min(len(failures), 5)])
-	}
-	if answers < 20 {
-		t.Errorf("only %d requests during the failed loads", answers)
-	}
-	t.Logf("%d requests during 20 failed loads", answers)
+	clients.Check(t, "20 failed loads", 20)
 }
