@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
@@ -59,23 +57,13 @@ func TestFailedAgentLoadsNeverTouchTheRunningConfig(t *testing.T) {
 			"tokens":  []string{"t"},
 		}},
 	})
-	get := func() (int, string) {
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-		res, err := c.Get("http://" + listen + "/")
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer res.Body.Close()
-		buf := make([]byte, 64)
-		n, _ := res.Body.Read(buf)
-		return res.StatusCode, string(buf[:n])
-	}
-	if code, body := get(); code != 200 || body != "A" {
-		t.Fatalf("config A: %d %s", code, body)
+	answer := func() string { return testutil.HTTPAnswer("http://" + listen + "/") }
+	if got := answer(); got != "200 A" {
+		t.Fatalf("config A: %s", got)
 	}
 	clients := testutil.NewSteadyClients(t)
 	for range 4 {
-		clients.Add(func() string { code, body := get(); return fmt.Sprintf("%d %s", code, body) }, testutil.Equals("200 A"))
+		clients.Add(answer, testutil.Equals("200 A"))
 	}
 	for i := range 20 {
 		if err := caddy.Load(cfgB, true); err == nil || !strings.Contains(err.Error(), "agent registration listener") {
@@ -85,14 +73,14 @@ func TestFailedAgentLoadsNeverTouchTheRunningConfig(t *testing.T) {
 	clients.Check(t, "20 failed loads", 20)
 	// The running config still answers; a config that frees the address
 	// loads (the failed claims left nothing behind).
-	if code, body := get(); code != 200 || body != "A" {
-		t.Errorf("after the failed loads: %d %s", code, body)
+	if got := answer(); got != "200 A" {
+		t.Errorf("after the failed loads: %s", got)
 	}
 	taken.Close()
 	if err := caddy.Load(cfgB, true); err != nil {
 		t.Fatalf("config B once the address is free: %v", err)
 	}
-	if code, body := get(); code != 200 || body != "B" {
-		t.Errorf("config B: %d %s", code, body)
+	if got := answer(); got != "200 B" {
+		t.Errorf("config B: %s", got)
 	}
 }

@@ -59,25 +59,14 @@ upstreams {
 	}
 	tc := tester(t)
 	tc.InitServer(string(adaptKDL(t, config(a.addr, ""))), "json")
-	get := func() (int, string) {
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-		res, err := c.Get("http://" + listen + "/")
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer res.Body.Close()
-		buf := make([]byte, 64)
-		n, _ := res.Body.Read(buf)
-		return res.StatusCode, string(buf[:n])
-	}
-	if code, body := get(); code != 200 || !strings.HasPrefix(body, "A") {
-		t.Fatalf("config A: %d %s", code, body)
+	answer := func() string { return testutil.HTTPAnswer("http://" + listen + "/") }
+	if got := answer(); !strings.HasPrefix(got, "200 A") {
+		t.Fatalf("config A: %s", got)
 	}
 	cfgB := adaptKDL(t, config(b.addr, fmt.Sprintf("    listener \"admin\" { address \"%s\"; default-route \"r\"; }\n", taken.Addr())))
 	clients := testutil.NewSteadyClients(t)
 	for range 4 {
-		clients.Add(func() string { code, body := get(); return fmt.Sprintf("%d %s", code, body) },
-			func(got string) bool { return strings.HasPrefix(got, "200 A") })
+		clients.Add(answer, func(got string) bool { return strings.HasPrefix(got, "200 A") })
 	}
 	want := "listening on " + taken.Addr().String()
 	for i := range 20 {
@@ -93,8 +82,8 @@ upstreams {
 	if err := caddy.Load(cfgB, true); err != nil {
 		t.Fatalf("config B once the address is free: %v", err)
 	}
-	if code, body := get(); code != 200 || !strings.HasPrefix(body, "B") {
-		t.Errorf("config B: %d %s", code, body)
+	if got := answer(); !strings.HasPrefix(got, "200 B") {
+		t.Errorf("config B: %s", got)
 	}
 	res, err := http.Get("http://" + second + "/")
 	if err != nil {
