@@ -97,6 +97,7 @@ func TestRateLimitThreeProxiesOneRedis(t *testing.T) {
 	b := startBackend(t, "b")
 	const rps, burst = 40, 4
 	var addrs []string
+	var outputs []func() string
 	for i := range 3 {
 		addr := freeAddr(t)
 		addrs = append(addrs, addr)
@@ -113,7 +114,7 @@ filters {
         key "route"
         backend "redis"
         redis-url %q
-        redis-timeout-ms 100
+        redis-timeout-ms 250
         redis-fallback-local #true
     }
 }
@@ -122,7 +123,7 @@ routes { route "api" { upstream "b"; filters "shared"; } }
 		if err != nil {
 			t.Fatal(err)
 		}
-		startProcess(t, fmt.Sprintf("sentinel-%d", i), bin, "run", "--config", cfg)
+		outputs = append(outputs, startProcess(t, fmt.Sprintf("sentinel-%d", i), bin, "run", "--config", cfg))
 	}
 	for _, a := range addrs {
 		waitUp(t, "http://"+a+"/")
@@ -130,13 +131,37 @@ routes { route "api" { upstream "b"; filters "shared"; } }
 	// Let the waits' requests age out of the bucket.
 	time.Sleep(time.Second)
 
-	// Phase 1: the shared limit.
+	// Phase 1: the shared limit. A Redis call slower than the timeout
+	// (the machine busy with other tests) makes that proxy limit with its
+	// own buckets for a moment, as designed, and admits more than the
+	// shared limit: such a window is measured again (up to three times).
 	const window = 3 * time.Second
-	counts := drive(addrs, window)
+	fallbacks := func() (n int) {
+		for _, out := range outputs {
+			n += strings.Count(out(), "rate limit store unavailable")
+		}
+		return n
+	}
+	within := float64(rps)*window.Seconds() + burst
+	var counts result
+	disturbed := true
+	for attempt := 1; attempt <= 3 && disturbed; attempt++ {
+		before := fallbacks()
+		counts = drive(addrs, window)
+		if disturbed = fallbacks() > before; disturbed {
+			t.Logf("phase 1, attempt %d: the store fell back to local buckets during the window (%d admitted); measuring again", attempt, counts.ok)
+			time.Sleep(time.Second)
+		}
+	}
+	if disturbed {
+		if os.Getenv("CI") != "" {
+			t.Fatal("phase 1: the Redis store fell back to local buckets in every window (Redis calls slower than the timeout)")
+		}
+		t.Skip("phase 1: the Redis store fell back to local buckets in every window (machine too busy)")
+	}
 	if counts.other > 0 {
 		t.Errorf("phase 1: %d responses neither 200 nor 429 (first: %s)", counts.other, counts.first)
 	}
-	within := float64(rps)*window.Seconds() + burst
 	got := float64(counts.ok)
 	t.Logf("3 proxies, one Redis, limit %d rps + burst %d over %s: %d admitted (%.1f%% of %.0f), %d rejected",
 		rps, burst, window, counts.ok, 100*got/within, within, counts.limited)
@@ -215,7 +240,7 @@ func drive(addrs []string, d time.Duration) result {
 
 // startProcess runs a command until the test ends, logging its output
 // when the test fails.
-func startProcess(t *testing.T, name, bin string, args ...string) {
+func startProcess(t *testing.T, name, bin string, args ...string) (output func() string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -236,6 +261,7 @@ func startProcess(t *testing.T, name, bin string, args ...string) {
 			mu.Unlock()
 		}
 	})
+	return func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
 }
 
 type writerFunc func([]byte) (int, error)
