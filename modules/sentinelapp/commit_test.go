@@ -81,17 +81,27 @@ func readAll(res *http.Response) string {
 	return string(buf[:n])
 }
 
-// TestFailedLoadKeepsTheRunningConfig is issue 12.8: config B fails to
-// start (its API address is taken); Caddy keeps config A, and so must the
-// registry: A's upstream stays, B's is not seen, and A's routes answer.
-func TestFailedLoadKeepsTheRunningConfig(t *testing.T) {
-	listen := freeAddr(t)
-	a, b := backend(t, "A"), backend(t, "B")
-	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
+// runningA starts config A (a proxy route on listen to a backend
+// answering "A", upstream "up-a") and checks that it answers; it returns
+// the tester, listen and the address of a second backend answering "B".
+func runningA(t *testing.T) (tc *caddytest.Tester, listen, b string) {
+	t.Helper()
+	listen = freeAddr(t)
+	a := backend(t, "A")
+	b = backend(t, "B")
+	tc = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
 	tc.InitServer(proxyConfig(t, listen, "up-a", a, nil), "json")
 	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "A" {
 		t.Fatalf("config A: %d %s", code, body)
 	}
+	return tc, listen, b
+}
+
+// TestFailedLoadKeepsTheRunningConfig is issue 12.8: config B fails to
+// start (its API address is taken); Caddy keeps config A, and so must the
+// registry: A's upstream stays, B's is not seen, and A's routes answer.
+func TestFailedLoadKeepsTheRunningConfig(t *testing.T) {
+	tc, listen, b := runningA(t)
 
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -145,13 +155,7 @@ func TestFailedLoadKeepsTheRunningConfig(t *testing.T) {
 // connections on its own SO_REUSEPORT socket before B's API claim
 // failed; those were then reset or answered by B's torn-down routes.
 func TestFailedLoadsNeverTouchTheRunningConfig(t *testing.T) {
-	listen := freeAddr(t)
-	a, b := backend(t, "A"), backend(t, "B")
-	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
-	tc.InitServer(proxyConfig(t, listen, "up-a", a, nil), "json")
-	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "A" {
-		t.Fatalf("config A: %d %s", code, body)
-	}
+	_, listen, b := runningA(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
@@ -46,13 +45,7 @@ func withServer(t *testing.T, cfg, name, listen, body string) []byte {
 // connections, answered by B's routes or reset when the load was rolled
 // back.
 func TestFailedHTTPLoadsNeverTouchTheRunningConfig(t *testing.T) {
-	listen := freeAddr(t)
-	a, b := backend(t, "A"), backend(t, "B")
-	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
-	tc.InitServer(proxyConfig(t, listen, "up-a", a, nil), "json")
-	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "A" {
-		t.Fatalf("config A: %d %s", code, body)
-	}
+	tc, listen, b := runningA(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
