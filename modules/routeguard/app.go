@@ -3,6 +3,7 @@ package routeguard
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -38,6 +39,9 @@ type App struct {
 	// shared are the config's handlers of shareable modules, by their
 	// JSON (inline.go).
 	shared map[string]caddyhttp.MiddlewareHandler
+	// proxies are the modules the config's reverse proxies share
+	// (proxy.go).
+	proxies *proxyShares
 	// started: the guards of the config are provisioned, the handlers'
 	// JSON has been dropped. (Caddy provisions a config's modules one at
 	// a time and starts its apps after: no lock.)
@@ -72,11 +76,19 @@ func (a *App) sharedHandlers() map[string]caddyhttp.MiddlewareHandler {
 	return a.shared
 }
 
+// proxyShares returns the modules the config's reverse proxies share.
+func (a *App) proxyShares() *proxyShares {
+	if a.proxies == nil {
+		a.proxies = &proxyShares{transports: make(map[string]http.RoundTripper), retry: make(map[string]caddyhttp.MatcherSets)}
+	}
+	return a.proxies
+}
+
 // Start drops the handlers' JSON: every guard of the config is
 // provisioned by now (Caddy starts the apps after provisioning them all),
 // and the JSON of 100,000 routes' handlers is tens of megabytes.
 func (a *App) Start() error {
-	a.started, a.Routes, a.shared = true, nil, nil
+	a.started, a.Routes, a.shared, a.proxies = true, nil, nil, nil
 	return nil
 }
 

@@ -49,11 +49,11 @@ func TestSharedHandlers(t *testing.T) {
 	other := json.RawMessage(`{"handler":"headers","response":{"set":{"X-Shared":["2"]}}}`)
 	static := json.RawMessage(`{"handler":"static_response","status_code":204}`)
 	shared := (&App{}).sharedHandlers()
-	a, err := loadHandlers(ctx, []json.RawMessage{hdr, static}, shared)
+	a, err := loadHandlers(ctx, []json.RawMessage{hdr, static}, shared, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := loadHandlers(ctx, []json.RawMessage{hdr, other, static}, shared)
+	b, err := loadHandlers(ctx, []json.RawMessage{hdr, other, static}, shared, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestSharedHandlers(t *testing.T) {
 	if b[1] == b[0] || a[1] == b[2] {
 		t.Error("a handler with other JSON, or a static_response, was shared")
 	}
-	c, err := loadHandlers(ctx, []json.RawMessage{hdr}, nil)
+	c, err := loadHandlers(ctx, []json.RawMessage{hdr}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,7 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 	}
 	raws := g.HandleRaw
 	var shared map[string]caddyhttp.MiddlewareHandler
+	var proxies *proxyShares
 	if g.HandleInApp {
 		if len(raws) > 0 {
 			return fmt.Errorf("sentinel_route %q: handle and handle_in_app exclude each other", g.Route)
@@ -102,12 +103,12 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 		if raws, err = app.handlersOf(g.Route); err != nil {
 			return fmt.Errorf("sentinel_route %q: %w", g.Route, err)
 		}
-		shared = app.sharedHandlers()
+		shared, proxies = app.sharedHandlers(), app.proxyShares()
 	}
 	if raws != nil {
 		// As ctx.LoadModule(g, "HandleRaw"), without its decoding and
 		// encoding again of each handler's JSON (inline.go).
-		hs, err := loadHandlers(ctx, raws, shared)
+		hs, err := loadHandlers(ctx, raws, shared, proxies)
 		if err != nil {
 			return fmt.Errorf("sentinel_route %q: loading the route's handlers: %w", g.Route, err)
 		}

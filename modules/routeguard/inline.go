@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -21,8 +22,10 @@ import (
 
 // loadHandlers provisions the folded handlers of raws, in order. With
 // shared, a handler of a stateless module (shareable) whose JSON is that
-// of one loaded before is that one.
-func loadHandlers(ctx caddy.Context, raws []json.RawMessage, shared map[string]caddyhttp.MiddlewareHandler) ([]caddyhttp.MiddlewareHandler, error) {
+// of one loaded before is that one. With proxies, a reverse_proxy is
+// loaded as proxyLoaderID (proxy.go), sharing its transport and retry
+// matchers with the config's other proxies.
+func loadHandlers(ctx caddy.Context, raws []json.RawMessage, shared map[string]caddyhttp.MiddlewareHandler, proxies *proxyShares) ([]caddyhttp.MiddlewareHandler, error) {
 	hs := make([]caddyhttp.MiddlewareHandler, 0, len(raws))
 	for i, raw := range raws {
 		if h, ok := shared[string(raw)]; ok {
@@ -33,7 +36,20 @@ func loadHandlers(ctx caddy.Context, raws []json.RawMessage, shared map[string]c
 		if err != nil {
 			return nil, fmt.Errorf("position %d: %w", i, err)
 		}
-		m, err := ctx.LoadModuleByID("http.handlers."+name, rest)
+		var m any
+		if name == proxyHandler && proxies != nil {
+			m, err = ctx.WithValue(proxySharesKey{}, proxies).LoadModuleByID(proxyLoaderID, rest)
+			if err != nil {
+				// Caddy's messages name the module by its ID: the
+				// handler's, as for a reverse_proxy Caddy loads.
+				err = errors.New(strings.ReplaceAll(err.Error(), proxyLoaderID, "http.handlers."+proxyHandler))
+			}
+			if p, ok := m.(*proxy); ok {
+				m = &p.Handler
+			}
+		} else {
+			m, err = ctx.LoadModuleByID("http.handlers."+name, rest)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("position %d: loading module '%s': %w", i, name, err)
 		}

@@ -188,6 +188,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.trail = trail
 	specs := make([]registry.UpstreamSpec, 0, len(a.Upstreams))
+	checks := map[builtinKey]Checker{}
 	for i := range a.Upstreams {
 		u := &a.Upstreams[i]
 		specs = append(specs, registry.UpstreamSpec{ID: u.ID, Targets: u.Targets, Discovery: u.Discovery != nil})
@@ -206,7 +207,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			a.discoverers[u.ID] = d
 		}
 		if u.HealthCheck != nil {
-			c, err := newChecker(ctx, u.ID, *u.HealthCheck, a.reg, a.logger)
+			c, err := newSharedChecker(ctx, u.ID, *u.HealthCheck, a.reg, a.logger, checks)
 			if err != nil {
 				return fmt.Errorf("upstream %q: health check: %w", u.ID, err)
 			}

@@ -90,19 +90,17 @@ type checker struct {
 }
 
 func newChecker(ctx caddy.Context, upstream string, hc HealthCheck, reg *registry.Registry, logger *zap.Logger) (*checker, error) {
-	raw, err := hc.checkRaw()
+	return newSharedChecker(ctx, upstream, hc, reg, logger, nil)
+}
+
+// newSharedChecker is newChecker, taking a built-in check from shared
+// when one with the same settings is there (loadCheck).
+func newSharedChecker(ctx caddy.Context, upstream string, hc HealthCheck, reg *registry.Registry, logger *zap.Logger, shared map[builtinKey]Checker) (*checker, error) {
+	check, err := loadCheck(ctx, &hc, shared)
 	if err != nil {
 		return nil, err
 	}
-	hc.CheckRaw = raw
-	mod, err := ctx.LoadModule(&hc, "CheckRaw")
-	if err != nil {
-		return nil, err
-	}
-	check, ok := mod.(Checker)
-	if !ok {
-		return nil, fmt.Errorf("module %T is not a health check", mod)
-	}
+	hc.CheckRaw = nil
 	if hc.Interval <= 0 {
 		hc.Interval = caddy.Duration(10 * time.Second)
 	}

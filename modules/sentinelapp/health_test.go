@@ -221,3 +221,45 @@ func TestHealthCheckModules(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSharedBuiltinChecks: upstreams whose built-in checks have the same
+// settings share one provisioned check (one HTTP client, not one per
+// upstream); other settings, and checks given as a module, get their own;
+// a built-in check that fails to provision fails as the same check given
+// as a module does.
+func TestSharedBuiltinChecks(t *testing.T) {
+	ctx := testCtx(t)
+	shared := map[builtinKey]Checker{}
+	load := func(hc HealthCheck) Checker {
+		t.Helper()
+		c, err := newSharedChecker(ctx, "u", hc, registry.New(), zap.NewNop(), shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.check
+	}
+	tlsA, tlsB := &HealthTLS{ServerName: "a"}, &HealthTLS{ServerName: "a"}
+	a, b := load(HealthCheck{Path: "/h"}), load(HealthCheck{Type: "http", Path: "/h"})
+	if a != b {
+		t.Error("two upstreams with the same http check have one each")
+	}
+	if c := load(HealthCheck{Path: "/h", TLS: tlsA}); c == a || c != load(HealthCheck{Path: "/h", TLS: tlsB}) {
+		t.Error("checks with TLS: shared with a plain one, or not with an equal one")
+	}
+	for _, hc := range []HealthCheck{{Path: "/other"}, {Path: "/h", Host: "x"}, {Path: "/h", ExpectStatus: 204}, {Type: "tcp"}, {Type: "grpc"}} {
+		if load(hc) == a {
+			t.Errorf("%+v shares the check of another setting", hc)
+		}
+	}
+	if load(HealthCheck{Type: "grpc", Service: "s"}) == load(HealthCheck{Type: "grpc"}) {
+		t.Error("grpc checks of two services share one check")
+	}
+	if load(HealthCheck{CheckRaw: json.RawMessage(`{"type":"http","path":"/h"}`)}) == a {
+		t.Error("a check given as a module was shared")
+	}
+	_, got := newSharedChecker(ctx, "u", HealthCheck{Path: "x"}, registry.New(), zap.NewNop(), shared)
+	_, want := newChecker(ctx, "u", HealthCheck{CheckRaw: json.RawMessage(`{"type":"http","path":"x"}`)}, registry.New(), zap.NewNop())
+	if got == nil || want == nil || got.Error() != want.Error() {
+		t.Errorf("a bad built-in check: %v, want %v", got, want)
+	}
+}

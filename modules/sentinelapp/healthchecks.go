@@ -3,14 +3,12 @@ package sentinelapp
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -198,29 +196,74 @@ func (t *HealthTLS) load() (*tls.Config, error) {
 	return t.config()
 }
 
-// checkRaw is the check module of hc: its `check` object, else one
-// made from the flat shorthand (type, path, host, expect_status,
-// service, tls).
-func (hc *HealthCheck) checkRaw() (json.RawMessage, error) {
+// builtin returns the unprovisioned check module of type (without check):
+// http (the default), tcp or grpc.
+func (hc *HealthCheck) builtin() (caddy.Module, error) {
+	switch hc.Type {
+	case "", "http":
+		hc.Type = "http"
+		return &HTTPCheck{Path: hc.Path, Host: hc.Host, ExpectStatus: hc.ExpectStatus, TLS: hc.TLS}, nil
+	case "tcp":
+		return &TCPCheck{}, nil
+	case "grpc":
+		return &GRPCCheck{Service: hc.Service, TLS: hc.TLS}, nil
+	}
+	return nil, fmt.Errorf("unknown type %q (http, tcp, grpc; other modules of sentinel.health_checks go in check)", hc.Type)
+}
+
+// builtinKey identifies the settings of a check of type: the upstreams of
+// a config whose checks have the same share one provisioned check (its
+// HTTP client, its TLS configuration), instead of one each (10,000
+// upstreams made 10,000 http transports; issue 13.8).
+type builtinKey struct {
+	typ, path, host, service string
+	expectStatus             int
+	tls                      HealthTLS
+	hasTLS                   bool
+}
+
+// loadCheck returns the provisioned check of hc: a built-in type
+// (builtin) made and provisioned directly, the one of shared with the
+// same settings if any (shared may be nil); a check module through
+// Caddy's loading.
+func loadCheck(ctx caddy.Context, hc *HealthCheck, shared map[builtinKey]Checker) (Checker, error) {
 	if hc.CheckRaw != nil {
 		if hc.Type != "" || hc.Path != "" || hc.Host != "" || hc.ExpectStatus != 0 || hc.Service != "" || hc.TLS != nil {
 			return nil, fmt.Errorf("give either check or type/path/host/expect_status/service/tls, not both")
 		}
-		return hc.CheckRaw, nil
+		mod, err := ctx.LoadModule(hc, "CheckRaw")
+		if err != nil {
+			return nil, err
+		}
+		check, ok := mod.(Checker)
+		if !ok {
+			return nil, fmt.Errorf("module %T is not a health check", mod)
+		}
+		return check, nil
 	}
-	var mod caddy.Module
-	switch hc.Type {
-	case "", "http":
-		hc.Type = "http"
-		mod = &HTTPCheck{Path: hc.Path, Host: hc.Host, ExpectStatus: hc.ExpectStatus, TLS: hc.TLS}
-	case "tcp":
-		mod = &TCPCheck{}
-	case "grpc":
-		mod = &GRPCCheck{Service: hc.Service, TLS: hc.TLS}
-	default:
-		return nil, fmt.Errorf("unknown type %q (http, tcp, grpc; other modules of sentinel.health_checks go in check)", hc.Type)
+	mod, err := hc.builtin()
+	if err != nil {
+		return nil, err
 	}
-	return caddyconfig.JSONModuleObject(mod, "type", hc.Type, nil), nil
+	key := builtinKey{typ: hc.Type, path: hc.Path, host: hc.Host, service: hc.Service, expectStatus: hc.ExpectStatus}
+	if hc.TLS != nil {
+		key.tls, key.hasTLS = *hc.TLS, true
+	}
+	if c, ok := shared[key]; ok {
+		return c, nil
+	}
+	// As ctx.LoadModule would (the built-in checks neither log nor need
+	// a cleanup), without encoding the settings and decoding them again.
+	if p, ok := mod.(caddy.Provisioner); ok {
+		if err := p.Provision(ctx); err != nil {
+			return nil, fmt.Errorf("loading module '%s': provision %s: %v", hc.Type, mod.CaddyModule().ID, err)
+		}
+	}
+	c := mod.(Checker)
+	if shared != nil {
+		shared[key] = c
+	}
+	return c, nil
 }
 
 // Interface guards
