@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
@@ -38,9 +39,19 @@ observability { logging { audit-log { file %q; spool-dir %q; }; }; }
 	}
 	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
 	tc.InitServer(string(out), "json")
+	// Stop the config before the temporary folder is removed: its audit
+	// spool writes there until the app stops.
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
 
 	base := "http://" + api + "/api/v1"
-	if code, body := call(t, "POST", base+"/upstreams/app-u/targets", "tok", `{"address":"127.0.0.1:3"}`); code != 201 {
+	// A fresh target each run: the registry keeps API-made targets for the
+	// process (a second run with -count would find this one).
+	target := testutil.FreeAddr(t)
+	if code, body := call(t, "POST", base+"/upstreams/app-u/targets", "tok", `{"address":"`+target+`"}`); code != 201 {
 		t.Fatalf("add: %d %s", code, body)
 	}
 	os.WriteFile(kdlFile, []byte(kdl+"routes { route \"x\" { upstream \"missing\"; }; }\n"), 0o644)
