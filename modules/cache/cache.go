@@ -62,7 +62,9 @@ func init() {
 //     `Incremental: ?1`) are not buffered;
 //   - `Age` and, when status_header is set, `Cache-Status` (RFC 9211).
 //
-// Requests with `Range` or `Upgrade` pass through uncached.
+// Requests with `Range` or `Upgrade` pass through uncached, and so do
+// requests carrying input the key does not hold (a body, a method
+// override header; see unkeyedInput).
 type Handler struct {
 	// Storage is where entries are kept. Handlers with equal Storage
 	// share one store.
@@ -257,7 +259,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers from the cache or forwards to next, storing what may
 // be stored.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !slices.Contains(h.Methods, r.Method) || r.Header.Get("Range") != "" || r.Header.Get("Upgrade") != "" || h.excluded(r) {
+	if !slices.Contains(h.Methods, r.Method) || r.Header.Get("Range") != "" || r.Header.Get("Upgrade") != "" || unkeyedInput(r) || h.excluded(r) {
 		h.shared.stats.bypass.Add(1)
 		h.setStatus(w.Header(), "fwd=bypass")
 		return next.ServeHTTP(w, r)

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -58,7 +60,11 @@ func (h *Handler) query(u *url.URL) string {
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
-		if !slices.Contains(h.IgnoreQueryParams, name) {
+		// A parameter with a ';' stays in the key: origins that split
+		// the query at ';' as well (PHP's arg_separator, older Rails and
+		// Java servlets) would read `utm_source=x;callback=evil` as two
+		// parameters, one of them not ignored (parameter cloaking).
+		if !slices.Contains(h.IgnoreQueryParams, name) || strings.IndexByte(p, ';') >= 0 {
 			kept = append(kept, p)
 		}
 	}
@@ -172,4 +178,59 @@ func (h *Handler) excluded(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// methodOverrideHeaders are the request headers with which frameworks
+// let a client ask for another method than the request line's.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// unkeyedInput reports whether the request carries input that the key
+// does not hold and an origin may build its response from: a body (a
+// GET with a body, a "fat GET": frameworks that read parameters from the
+// body whatever the method would answer from it, and the answer would be
+// stored under the URL for every client), or a method override header
+// (the origin would answer as for another method, e.g. POST or DELETE).
+// Such a request is neither answered from the cache nor stored.
+func unkeyedInput(r *http.Request) bool {
+	switch {
+	case r.ContentLength > 0 || len(r.TransferEncoding) > 0:
+		return true
+	case r.ContentLength < 0 && !emptyBody(r):
+		return true
+	}
+	for _, name := range methodOverrideHeaders {
+		if len(r.Header[name]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// emptyBody reports whether a body of unknown length is empty: HTTP/3
+// requests without Content-Length have one (the stream may carry DATA
+// frames), even a GET, and so may HTTP/2 ones. It reads at most one byte,
+// which waits for the client's end of stream (sent with a GET's header)
+// or its first byte; a byte read is put back in front of the body. An
+// empty body leaves r with ContentLength 0.
+func emptyBody(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	var b [1]byte
+	n, err := io.ReadFull(r.Body, b[:])
+	if n == 1 {
+		r.Body = &peekedBody{Reader: io.MultiReader(bytes.NewReader(b[:]), r.Body), Closer: r.Body}
+		return false
+	}
+	if err == io.EOF {
+		r.ContentLength = 0
+		return true
+	}
+	return false // unreadable: let the upstream request report it
+}
+
+// peekedBody is a body with its first byte read and put back.
+type peekedBody struct {
+	io.Reader
+	io.Closer
 }
