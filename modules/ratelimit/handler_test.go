@@ -193,6 +193,11 @@ func TestBadSettings(t *testing.T) {
 		{Handler{StatusCode: 200}, "status_code 200"},
 		{Handler{MaxDelay: -1}, "max_delay"},
 		{Handler{MaxKeys: -1}, "max_keys -1"},
+		// A bucket's span overflowing int64 nanoseconds (an interval
+		// wrapped to a negative number admitted everything).
+		{Handler{MaxRPS: 1e-12}, "would span more than 73 years"},
+		{Handler{MaxRPS: 1e-3, Burst: 1 << 40}, "would span more than"},
+		{Handler{OnLimit: "delay", MaxDelay: caddy.Duration(1<<62 + 1)}, "would span more than"},
 		{Handler{Backend: "etcd"}, `backend "etcd"`},
 		{Handler{Backend: "memcached", Memcached: nil, FallbackLocal: &f, MemcachedTTL: 1}, ""},
 	} {

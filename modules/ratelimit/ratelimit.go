@@ -42,6 +42,12 @@ const (
 	DefaultStatusCode = http.StatusTooManyRequests
 	DefaultMaxDelay   = 5 * time.Second
 	DefaultMaxKeys    = 100000
+
+	// maxSpan is the longest a bucket may span (burst × 1s/max_rps +
+	// max_delay), in nanoseconds: 2^61 ns, about 73 years, so that the
+	// clock plus a span stays within int64.
+	maxSpan = float64(1 << 61)
+
 	// DefaultPrefix is the key prefix on a shared store.
 	DefaultPrefix = "sentinel:ratelimit:"
 	// DefaultMemcachedTTL is how long a memcached window key lives.
@@ -224,6 +230,14 @@ func (h *Handler) normalize() error {
 	}
 	if h.MaxDelay < 0 {
 		return fmt.Errorf("max_delay %s: must not be negative", time.Duration(h.MaxDelay))
+	}
+	// A bucket's span (burst × the interval between requests, plus the
+	// delay) is held in int64 nanoseconds added to the clock: a tiny
+	// max_rps or a huge burst or max_delay would overflow it (an
+	// interval that wraps to a negative number admits everything).
+	if span := float64(time.Second)/h.MaxRPS*float64(h.Burst) + float64(h.MaxDelay); span > maxSpan {
+		return fmt.Errorf("max_rps %v, burst %d and max_delay %s: a bucket would span more than %.0f years (lower burst or max_delay, or raise max_rps)",
+			h.MaxRPS, h.Burst, time.Duration(h.MaxDelay), maxSpan/float64(365*24*time.Hour))
 	}
 	if h.MaxKeys == 0 {
 		h.MaxKeys = DefaultMaxKeys
