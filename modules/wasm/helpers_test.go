@@ -94,6 +94,7 @@ var pluginSources = map[string]string{
 	"loop":         "testdata/loop",
 	"trap":         "testdata/trap",
 	"memhog":       "testdata/memhog",
+	"hostflood":    "testdata/hostflood",
 	"trivial":      "testdata/trivial",
 	"httpwasm":     "testdata/httpwasm",
 	"hwguest":      "testdata/hwguest",
