@@ -8,6 +8,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
 
 // Keys. A primary key names a URL (and the configured vary headers):
@@ -157,9 +159,15 @@ func globMatch(pattern, s string) bool {
 }
 
 // excluded reports whether the request's path is excluded from caching by
-// exclude_paths or exclude_extensions.
+// exclude_paths or exclude_extensions. The path is the normalised one
+// route matching sees: `//admin`, `/./admin` or `/x/../admin` is
+// `/admin` (the upstream serves it as such), not a way around the
+// exclusion.
 func (h *Handler) excluded(r *http.Request) bool {
-	p := r.URL.Path
+	if len(h.ExcludePaths) == 0 && len(h.ExcludeExtensions) == 0 {
+		return false
+	}
+	p := routematch.RequestPath(r)
 	for _, x := range h.ExcludePaths {
 		if strings.Contains(x, "*") {
 			if globMatch(x, p) {
