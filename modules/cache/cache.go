@@ -63,8 +63,8 @@ func init() {
 //   - `Age` and, when status_header is set, `Cache-Status` (RFC 9211).
 //
 // Requests with `Range` or `Upgrade` pass through uncached, and so do
-// requests carrying input the key does not hold (a body, a method
-// override header; see unkeyedInput).
+// requests carrying input the key does not hold (a body, a method or
+// URL override header; see unkeyedInput).
 type Handler struct {
 	// Storage is where entries are kept. Handlers with equal Storage
 	// share one store.

@@ -188,16 +188,22 @@ func (h *Handler) excluded(r *http.Request) bool {
 	return false
 }
 
-// methodOverrideHeaders are the request headers with which frameworks
-// let a client ask for another method than the request line's.
-var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// hasOverrideHeader reports whether h has a request header with which
+// frameworks let a client ask for another method than the request
+// line's (X-HTTP-Method-Override and kin) or another URL (X-Original-URL,
+// X-Rewrite-URL: IIS, Symfony, Zend).
+func hasOverrideHeader(h http.Header) bool {
+	return len(h["X-Http-Method-Override"]) > 0 || len(h["X-Http-Method"]) > 0 || len(h["X-Method-Override"]) > 0 ||
+		len(h["X-Original-Url"]) > 0 || len(h["X-Rewrite-Url"]) > 0
+}
 
 // unkeyedInput reports whether the request carries input that the key
 // does not hold and an origin may build its response from: a body (a
 // GET with a body, a "fat GET": frameworks that read parameters from the
 // body whatever the method would answer from it, and the answer would be
-// stored under the URL for every client), or a method override header
-// (the origin would answer as for another method, e.g. POST or DELETE).
+// stored under the URL for every client), or a method or URL override
+// header (the origin would answer as for another method, e.g. DELETE, or
+// another URL, e.g. /admin).
 // Such a request is neither answered from the cache nor stored.
 func unkeyedInput(r *http.Request) bool {
 	switch {
@@ -206,12 +212,7 @@ func unkeyedInput(r *http.Request) bool {
 	case r.ContentLength < 0 && !emptyBody(r):
 		return true
 	}
-	for _, name := range methodOverrideHeaders {
-		if len(r.Header[name]) > 0 {
-			return true
-		}
-	}
-	return false
+	return hasOverrideHeader(r.Header)
 }
 
 // emptyBody reports whether a body of unknown length is empty: HTTP/3
