@@ -95,6 +95,7 @@ var pluginSources = map[string]string{
 	"trap":         "testdata/trap",
 	"memhog":       "testdata/memhog",
 	"hostflood":    "testdata/hostflood",
+	"blockstatus":  "testdata/blockstatus",
 	"trivial":      "testdata/trivial",
 	"httpwasm":     "testdata/httpwasm",
 	"hwguest":      "testdata/hwguest",

@@ -245,6 +245,20 @@ func TestPluginHeaderControlCharacters(t *testing.T) {
 	}
 }
 
+// TestBlockStatusNotInformational: a block decision with a 1xx status
+// (100 sent an interim response then the block's body as a 200; 101
+// answered Switching Protocols) is answered 403, as for agents; a final
+// status is kept.
+func TestBlockStatusNotInformational(t *testing.T) {
+	for status, want := range map[int]int{100: 403, 101: 403, 199: 403, 0: 403, 1000: 403, 200: 200, 451: 451} {
+		tester := startProxy(t, plugins{{"id": "block", "path": buildPlugin(t, "blockstatus"), "config": map[string]any{"status": status}}})
+		resp, body := get(t, tester, "/x")
+		if resp.StatusCode != want || body != "blocked" {
+			t.Errorf("block with status %d: %d %q, want %d \"blocked\"", status, resp.StatusCode, body, want)
+		}
+	}
+}
+
 func TestHTTPWasm(t *testing.T) {
 	tester := startProxy(t, plugins{
 		{"id": "hw", "path": buildPlugin(t, "httpwasm")},
