@@ -591,7 +591,13 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, d protocol.D
 	}
 	for k, vs := range c.Headers {
 		for _, v := range vs {
-			w.Header().Add(k, repl.ReplaceAll(v, ""))
+			// The agent's parameters may be in the value: a line break
+			// in them drops the header.
+			if v = repl.ReplaceAll(v, ""); !httpguts.ValidHeaderFieldValue(v) {
+				h.log.Warn("challenge header dropped: the agent's parameters put a control character in it", zap.String("header", k))
+				continue
+			}
+			w.Header().Add(k, v)
 		}
 	}
 	status := c.Status
@@ -612,7 +618,11 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, d protocol.D
 	} else {
 		body = repl.ReplaceAll(body, "")
 	}
-	w.Header().Set("X-Sentinel-Challenge", d.ChallengeType)
+	if httpguts.ValidHeaderFieldValue(d.ChallengeType) {
+		w.Header().Set("X-Sentinel-Challenge", d.ChallengeType)
+	} else {
+		h.log.Warn("challenge type with a control character: X-Sentinel-Challenge not sent")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
 }

@@ -371,6 +371,9 @@ func TestAgentHeaderOpsValidated(t *testing.T) {
 				return block(403, "no", map[string]string{"X-Block": "1\r\nSet-Cookie: s=attacker", "Content-Length": "1", "X-Block-Fine": "ok"})
 			case "/redirect":
 				return &protocol.Response{Decision: protocol.Decision{Kind: protocol.Redirect, URL: "https://a.example/\r\nSet-Cookie: s=attacker", Status: 302}}
+			case "/challenge":
+				return &protocol.Response{Decision: protocol.Decision{Kind: protocol.Challenge, ChallengeType: "captcha\r\nSet-Cookie: s=attacker",
+					Params: map[string]string{"site": "k\r\nSet-Cookie: s=attacker"}}}
 			}
 			r.RequestHeaders = bad
 			r.ResponseHeaders = bad
@@ -416,6 +419,12 @@ func TestAgentHeaderOpsValidated(t *testing.T) {
 	w = serve(t, h, up, httptest.NewRequest("GET", "/block", nil))
 	if w.Code != 403 || w.Header().Get("X-Block") != "" || w.Header().Get("Content-Length") == "1" || w.Header().Get("X-Block-Fine") != "ok" {
 		t.Errorf("block: %d %v", w.Code, w.Header())
+	}
+	hc := testHandler(t, app, &Filter{Agent: "a"})
+	hc.Challenge = &ChallengeResponse{Headers: http.Header{"X-Site": {"{agent.challenge.param.site}"}, "X-Static": {"ok"}}}
+	w = serve(t, hc, up, httptest.NewRequest("GET", "/challenge", nil))
+	if w.Code != 403 || w.Header().Get("X-Sentinel-Challenge") != "" || w.Header().Get("X-Site") != "" || w.Header().Get("X-Static") != "ok" {
+		t.Errorf("challenge with line breaks in its type and parameters: %d %v", w.Code, w.Header())
 	}
 	w = serve(t, h, up, httptest.NewRequest("GET", "/redirect", nil))
 	if w.Code != 403 || w.Header().Get("Location") != "" {
