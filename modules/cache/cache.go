@@ -418,6 +418,7 @@ func (h *Handler) setStatus(hdr http.Header, params string) {
 // of this request's client.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string, stale *Entry, reqCC cacheControl, fwd string, release func()) error {
 	requestTime := h.now()
+	bodySeen := watchBody(r)
 	upstreamReq := r
 	if stale != nil {
 		upstreamReq = conditional(r, stale)
@@ -437,6 +438,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return false, false // answered with the stale entry
 		}
 		fresh, reason = h.storable(r, status, hdr, reqCC, now, requestTime)
+		if reason == "" && bodySeen != nil && bodySeen.Load() {
+			reason = "request-body" // a body of unknown length had content
+		}
 		if reason == "" && r.Method == http.MethodHead {
 			reason = "head" // no body to store; GET fills the entry
 		}
@@ -507,7 +511,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	case cw.wrote && !cw.pass:
 		h.shared.stats.stale.Add(1)
 		return h.serve(w, r, stale, now, "fwd=stale; fwd-status="+strconv.Itoa(cw.status)+"; ", "; detail=stale-if-error")
-	case cw.complete() && reason == "" && err == nil && wholeBody(cw.snapshot, cw.body):
+	case cw.complete() && reason == "" && err == nil && wholeBody(cw.snapshot, cw.body) && (bodySeen == nil || !bodySeen.Load()):
 		h.store(r, key, cw.status, cw.snapshot, cw.body, fresh, now)
 	case stale != nil && reason != "" && reason != "head" && cw.status != http.StatusNotModified:
 		// The new response may not be stored: the old one is obsolete.

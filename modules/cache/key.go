@@ -1,13 +1,13 @@
 package cache
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
@@ -204,42 +204,44 @@ func hasOverrideHeader(h http.Header) bool {
 // stored under the URL for every client), or a method or URL override
 // header (the origin would answer as for another method, e.g. DELETE, or
 // another URL, e.g. /admin).
-// Such a request is neither answered from the cache nor stored.
+// Such a request is neither answered from the cache nor stored. A body of
+// unknown length (HTTP/2 and HTTP/3 requests without Content-Length, a
+// GET included) is only known once read: watchBody keeps the response to
+// one that had content out of the cache.
 func unkeyedInput(r *http.Request) bool {
-	switch {
-	case r.ContentLength > 0 || len(r.TransferEncoding) > 0:
-		return true
-	case r.ContentLength < 0 && !emptyBody(r):
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
 		return true
 	}
 	return hasOverrideHeader(r.Header)
 }
 
-// emptyBody reports whether a body of unknown length is empty: HTTP/3
-// requests without Content-Length have one (the stream may carry DATA
-// frames), even a GET, and so may HTTP/2 ones. It reads at most one byte,
-// which waits for the client's end of stream (sent with a GET's header)
-// or its first byte; a byte read is put back in front of the body. An
-// empty body leaves r with ContentLength 0.
-func emptyBody(r *http.Request) bool {
-	if r.Body == nil || r.Body == http.NoBody {
-		return true
-	}
-	var b [1]byte
-	n, err := io.ReadFull(r.Body, b[:])
-	if n == 1 {
-		r.Body = &peekedBody{Reader: io.MultiReader(bytes.NewReader(b[:]), r.Body), Closer: r.Body}
-		return false
-	}
-	if err == io.EOF {
-		r.ContentLength = 0
-		return true
-	}
-	return false // unreadable: let the upstream request report it
+// watchedBody is a request body of unknown length that records whether
+// it had content.
+type watchedBody struct {
+	io.ReadCloser
+	seen *atomic.Bool
 }
 
-// peekedBody is a body with its first byte read and put back.
-type peekedBody struct {
-	io.Reader
-	io.Closer
+// Read implements io.Reader.
+func (b watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.seen.Store(true)
+	}
+	return n, err
+}
+
+// watchBody wraps a body of unknown length of r (HTTP/2 and HTTP/3
+// requests without Content-Length have one, even a GET; most are empty)
+// and returns whether it has had content so far; nil when r's body is
+// known to be empty. An origin whose response depends on the body has
+// read it, through the proxy, before it answers: the flag is set by the
+// time the response's header arrives.
+func watchBody(r *http.Request) *atomic.Bool {
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	seen := new(atomic.Bool)
+	r.Body = watchedBody{ReadCloser: r.Body, seen: seen}
+	return seen
 }
