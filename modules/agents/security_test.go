@@ -431,3 +431,32 @@ func TestAgentHeaderOpsValidated(t *testing.T) {
 		t.Errorf("redirect with a line break in Location: %d %v, want 403 without Location", w.Code, w.Header())
 	}
 }
+
+// TestPlaintextRemoteGRPCAgentWarned: a gRPC agent reached without TLS
+// on a non-loopback address receives every request's headers (cookies,
+// Authorization) and bodies in clear: the config loads (a private
+// network may be meant) with a warning naming the agent.
+func TestPlaintextRemoteGRPCAgentWarned(t *testing.T) {
+	for _, c := range []struct {
+		grpc string
+		warn bool
+	}{
+		{"http://10.0.0.5:50051", true},
+		{"http://waf.internal:50051", true},
+		{"https://10.0.0.5:50051", false},
+		{"http://127.0.0.1:50051", false},
+		{"http://[::1]:50051", false},
+		{"http://localhost:50051", false},
+	} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		s, err := (&AgentConfig{ID: "waf", GRPC: c.grpc}).resolve()
+		if err != nil {
+			t.Fatalf("%s: %v", c.grpc, err)
+		}
+		warnPlaintext(zap.New(core), s)
+		got := strings.Contains(logText(t, logs), "without TLS")
+		if got != c.warn {
+			t.Errorf("%s: warned %v, want %v (%s)", c.grpc, got, c.warn, logText(t, logs))
+		}
+	}
+}
