@@ -185,6 +185,11 @@ var (
 // ErrUnknownType) naming the offending value. The payload is not read for
 // an invalid frame.
 func ReadFrame(r io.Reader, d Dialect) (Frame, error) {
+	return readFrame(r, d, MaxFrameLength)
+}
+
+// readFrame is ReadFrame with a length limit of its own.
+func readFrame(r io.Reader, d Dialect, maxLen uint32) (Frame, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -196,8 +201,8 @@ func ReadFrame(r io.Reader, d Dialect) (Frame, error) {
 	if n == 0 {
 		return Frame{}, fmt.Errorf("reading frame: %w", ErrZeroLength)
 	}
-	if n > MaxFrameLength {
-		return Frame{}, fmt.Errorf("reading frame: length %d exceeds maximum %d: %w", n, MaxFrameLength, ErrFrameTooLarge)
+	if n > maxLen {
+		return Frame{}, fmt.Errorf("reading frame: length %d exceeds maximum %d: %w", n, maxLen, ErrFrameTooLarge)
 	}
 	if _, err := io.ReadFull(r, hdr[4:5]); err != nil {
 		return Frame{}, fmt.Errorf("reading frame type: %w", unexpected(err))

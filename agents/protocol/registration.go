@@ -19,12 +19,19 @@ func WriteRegistrationHello(w io.Writer, h RegistrationHello) error {
 	return WriteFrame(w, MsgRegistration, b)
 }
 
+// MaxRegistrationHelloLength is the largest accepted length prefix of a
+// RegistrationHello frame. The hello comes before any authentication
+// (its token is in it): a peer that is not an agent could otherwise make
+// the proxy read up to MaxFrameLength (16 MiB) per connection. A hello
+// (an id, a token, a few capabilities) is a few hundred bytes.
+const MaxRegistrationHelloLength = 64 << 10
+
 // ReadRegistrationHello reads the first frame of a registered connection;
 // it must be a RegistrationHello (type 0x03) with a non-empty agent_id.
 // The caller sets a read deadline and checks the token (constant time).
 func ReadRegistrationHello(r io.Reader) (RegistrationHello, error) {
 	var h RegistrationHello
-	f, err := ReadFrame(r, DialectAuto)
+	f, err := readFrame(r, DialectAuto, MaxRegistrationHelloLength)
 	if err != nil {
 		return h, fmt.Errorf("reading registration hello: %w", err)
 	}

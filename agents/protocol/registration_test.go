@@ -39,3 +39,20 @@ func TestRegistrationRefusal(t *testing.T) {
 		t.Fatalf("%+v %v", h, err)
 	}
 }
+
+// TestRegistrationHelloBounded: the hello comes before any
+// authentication; a length prefix over MaxRegistrationHelloLength is
+// refused before its payload is read (a peer that is not an agent used
+// to make the proxy read and hold up to 16 MiB per connection).
+func TestRegistrationHelloBounded(t *testing.T) {
+	var b bytes.Buffer
+	b.Write([]byte{0, 0x10, 0, 0, byte(MsgRegistration)}) // 1 MiB
+	b.Write(bytes.Repeat([]byte("x"), 1<<20))
+	_, err := ReadRegistrationHello(&b)
+	if !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("a 1 MiB hello: %v, want ErrFrameTooLarge", err)
+	}
+	if b.Len() < 1<<20 {
+		t.Errorf("%d payload bytes read, want none", 1<<20-b.Len())
+	}
+}

@@ -2,6 +2,9 @@ package agents
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -54,6 +57,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if a.pools[s.id] != nil {
 			return fmt.Errorf("agent %q defined twice", s.id)
 		}
+		warnPlaintext(a.log, s)
 		key := s.id + "#" + s.hash
 		// The pool is created here but dialled in Start: provisioning
 		// (caddy validate, sentinel validate) touches no network.
@@ -143,3 +147,30 @@ var (
 	_ caddy.Provisioner  = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )
+
+// warnPlaintext warns when s is a gRPC agent reached without TLS on a
+// non-loopback address (plaintextRemote).
+func warnPlaintext(log *zap.Logger, s *settings) {
+	if plaintextRemote(s) {
+		log.Warn("gRPC agent without TLS on a non-loopback address: request headers (cookies, Authorization) and bodies reach it in clear; use https:// and tls { }",
+			zap.String("agent", s.id), zap.String("address", s.address))
+	}
+}
+
+// plaintextRemote reports whether s is a gRPC agent reached without TLS
+// at an address that is not loopback (a host name other than localhost
+// counts as remote).
+func plaintextRemote(s *settings) bool {
+	if s.network != "grpc" || s.grpcTLS {
+		return false
+	}
+	host, _, err := net.SplitHostPort(s.address)
+	if err != nil {
+		host = s.address
+	}
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.IsLoopback()
+}

@@ -157,7 +157,7 @@ func (st *reqState) bufferedBody(w http.ResponseWriter, pl *bodyPlan, data []byt
 			data = m.Data
 		}
 	}
-	applyOps(r.Header, reqOps)
+	applyOps(r.Header, reqOps, st.h.log)
 	st.reqBytes.Store(int64(len(data)))
 	r.Body = io.NopCloser(bytes.NewReader(data))
 	r.ContentLength = int64(len(data))

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/internal/httperr"
@@ -396,7 +397,7 @@ func (st *reqState) requestHeaders(w http.ResponseWriter) (bool, error) {
 		reqOps = append(reqOps, res.resp.RequestHeaders...)
 		st.respOps = append(st.respOps, res.resp.ResponseHeaders...)
 	}
-	applyOps(st.r.Header, reqOps)
+	applyOps(st.r.Header, reqOps, st.h.log)
 	return false, nil
 }
 
@@ -526,7 +527,7 @@ func failError(status int, cause error) error {
 // response header operations decided so far (applied first).
 func (h *Handler) decide(w http.ResponseWriter, r *http.Request, agent string, d protocol.Decision, au *protocol.Audit, ops []protocol.HeaderOp) error {
 	h.auditDecision(r, agent, d, au)
-	applyOps(w.Header(), ops)
+	applyOps(w.Header(), ops, h.log)
 	switch d.Kind {
 	case protocol.Block:
 		// Not every transport checks the status (gRPC's is any uint32):
@@ -542,6 +543,11 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, agent string, d
 			body = "Blocked by agent"
 		}
 		for k, v := range d.Headers {
+			op := protocol.HeaderOp{Op: protocol.HeaderSet, Name: k, Value: v}
+			if why := validOp(op); why != "" {
+				h.log.Warn("agent block header dropped", zap.String("agent", agent), zap.String("header", k), zap.String("reason", why))
+				continue
+			}
 			w.Header().Set(k, v)
 		}
 		if w.Header().Get("Content-Type") == "" {
@@ -553,6 +559,12 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, agent string, d
 		status := d.Status
 		if status < 300 || status > 399 {
 			status = http.StatusFound
+		}
+		if !httpguts.ValidHeaderFieldValue(d.URL) {
+			// A Location with a line break: block instead.
+			h.log.Warn("agent redirect with an invalid Location: blocked instead", zap.String("agent", agent))
+			http.Error(w, "Blocked by agent", http.StatusForbidden)
+			break
 		}
 		w.Header().Set("Location", d.URL)
 		w.WriteHeader(status)
@@ -579,7 +591,13 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, d protocol.D
 	}
 	for k, vs := range c.Headers {
 		for _, v := range vs {
-			w.Header().Add(k, repl.ReplaceAll(v, ""))
+			// The agent's parameters may be in the value: a line break
+			// in them drops the header.
+			if v = repl.ReplaceAll(v, ""); !httpguts.ValidHeaderFieldValue(v) {
+				h.log.Warn("challenge header dropped: the agent's parameters put a control character in it", zap.String("header", k))
+				continue
+			}
+			w.Header().Add(k, v)
 		}
 	}
 	status := c.Status
@@ -600,15 +618,55 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, d protocol.D
 	} else {
 		body = repl.ReplaceAll(body, "")
 	}
-	w.Header().Set("X-Sentinel-Challenge", d.ChallengeType)
+	if httpguts.ValidHeaderFieldValue(d.ChallengeType) {
+		w.Header().Set("X-Sentinel-Challenge", d.ChallengeType)
+	} else {
+		h.log.Warn("challenge type with a control character: X-Sentinel-Challenge not sent")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
 }
 
-// applyOps applies header operations in order.
-func applyOps(hdr http.Header, ops []protocol.HeaderOp) {
+// framingHeader reports whether name (canonical) frames a message or
+// manages its connection (RFC 9110 §7.6.1, RFC 9112 §6): the proxy
+// writes those, an agent may not set or add them.
+func framingHeader(name string) bool {
+	switch name {
+	case "Content-Length", "Transfer-Encoding", "Host", "Connection", "Keep-Alive",
+		"Proxy-Connection", "Te", "Trailer", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// validOp reports why an agent's header operation is refused ("" when
+// it is not): a name that is not a token, a value with a control
+// character (a CR or LF would end the header line where the agent chose
+// on any writer that does not check it: response splitting, or request
+// smuggling on the upstream connection), or a framing field.
+func validOp(op protocol.HeaderOp) string {
+	switch {
+	case !httpguts.ValidHeaderFieldName(op.Name):
+		return "not a valid header name"
+	case op.Op == protocol.HeaderRemove:
+		return ""
+	case !httpguts.ValidHeaderFieldValue(op.Value):
+		return "value with a control character (CR, LF, NUL…)"
+	case framingHeader(http.CanonicalHeaderKey(op.Name)):
+		return "framing or connection header"
+	}
+	return ""
+}
+
+// applyOps applies header operations in order; invalid ones (validOp)
+// are dropped and logged with the header's name, never its value.
+func applyOps(hdr http.Header, ops []protocol.HeaderOp, log *zap.Logger) {
 	for _, op := range ops {
 		if op.Name == "" {
+			continue
+		}
+		if why := validOp(op); why != "" {
+			log.Warn("agent header operation dropped", zap.String("header", op.Name), zap.String("reason", why))
 			continue
 		}
 		switch op.Op {

@@ -169,15 +169,25 @@ func (rs *regSettings) liveSettings(id string) (*settings, error) {
 	return c.resolve()
 }
 
+// maxPendingRegistrations bounds the connections of a registration
+// listener that have not finished registering (TLS handshake, hello,
+// token check, protocol handshake).
+const maxPendingRegistrations = 256
+
 // regListener is one registration listener, shared by the configs that
 // name its address; the newest config's settings apply.
 type regListener struct {
-	ln     net.Listener
-	cfg    atomic.Pointer[regSettings]
-	log    *zap.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// pending holds a slot per connection not yet registered (at most
+	// maxPendingRegistrations): connections beyond are closed at once,
+	// so that peers that never authenticate cannot pile up goroutines
+	// and hello buffers for the registration timeout each.
+	pending chan struct{}
+	ln      net.Listener
+	cfg     atomic.Pointer[regSettings]
+	log     *zap.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // claimListener opens (or takes over) the listener of rs and returns its
@@ -200,7 +210,7 @@ func claimListener(rs *regSettings, log *zap.Logger) (string, *regListener, erro
 			}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		l := &regListener{ln: ln, log: log.Named("registration"), ctx: ctx, cancel: cancel}
+		l := &regListener{ln: ln, log: log.Named("registration"), ctx: ctx, cancel: cancel, pending: make(chan struct{}, maxPendingRegistrations)}
 		l.wg.Add(1)
 		go l.accept()
 		l.log.Info("agent registration listening", zap.String("network", rs.network), zap.String("address", rs.address))
@@ -240,9 +250,17 @@ func (l *regListener) accept() {
 			l.log.Error("agent registration accept", zap.Error(err))
 			return
 		}
+		select {
+		case l.pending <- struct{}{}:
+		default:
+			l.log.Warn("agent registration refused: too many registrations in progress", zap.String("remote", conn.RemoteAddr().String()), zap.Int("limit", maxPendingRegistrations))
+			_ = conn.Close()
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer func() { <-l.pending }()
 			if err := l.register(conn); err != nil {
 				l.log.Warn("agent registration refused", zap.String("remote", conn.RemoteAddr().String()), zap.Error(err))
 				_ = conn.Close()

@@ -2,7 +2,12 @@ package agents
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,4 +115,91 @@ func TestLiveRegistration(t *testing.T) {
 	waitFor(t, func() bool { return sp.connected() == 1 })
 	acancel2()
 	<-done2
+}
+
+// TestRegistrationPreAuthBounded: connections to the registration
+// listener that never authenticate are bounded, in number
+// (maxPendingRegistrations: the ones beyond are closed at once) and in
+// what each makes the proxy read (a hello over 64 KiB is refused before
+// its payload is read; up to 16 MiB per connection were read and held
+// for the registration timeout). A real agent registers once they are
+// gone.
+func TestRegistrationPreAuthBounded(t *testing.T) {
+	sock := sockPath(t, "reg.sock")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	app := &App{Registration: &RegistrationConfig{UnixSocket: sock, Tokens: []string{"s3cret"}, AllowedAgents: []string{"ok"},
+		Timeout: caddy.Duration(30 * time.Second)}}
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = app.Stop()
+		_ = app.Cleanup()
+		drains.Wait()
+	}()
+
+	// A 16 MiB hello: the proxy closes the connection after its length.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{1, 0, 0, 0, byte(protocol.MsgRegistration)}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a hello announcing 16 MiB: connection still open (%v)", err)
+	}
+
+	// Idle connections: those beyond the limit are closed at once.
+	idle := make([]net.Conn, 0, maxPendingRegistrations+20)
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range maxPendingRegistrations + 20 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	var closed atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(time.Second) // far within the registration timeout
+	for _, c := range idle {
+		_ = c.SetReadDeadline(deadline)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				closed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := closed.Load(); n < 20 {
+		t.Errorf("%d of %d idle connections closed at once, want at least 20", n, len(idle))
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	idle = idle[:0]
+
+	// A real agent registers once slots are free again.
+	actx, acancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sdk.Register(actx, sock, "s3cret", &scripted{}, sdk.Options{AgentID: "ok"})
+	}()
+	waitFor(t, func() bool { p := reg.livePool("ok"); return p != nil && p.connected() == 1 })
+	acancel()
+	<-done
 }

@@ -132,7 +132,7 @@ func (rw *respWriter) WriteHeader(code int) {
 			st.respOps = append(st.respOps, res.resp.ResponseHeaders...)
 		}
 	}
-	applyOps(rw.w.Header(), st.respOps)
+	applyOps(rw.w.Header(), st.respOps, st.h.log)
 	if rw.pl != nil {
 		rw.w.Header().Del("Content-Length")
 		if rw.pl.mode != "stream" {

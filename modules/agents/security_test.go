@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -339,6 +340,123 @@ func TestAgentsSeeNormalisedPath(t *testing.T) {
 		got := <-seen
 		if got[0] != tc.uri || got[1] != tc.target {
 			t.Errorf("%s: uri %q raw_uri %q, want %q", tc.target, got[0], got[1], tc.uri)
+		}
+	}
+}
+
+// TestAgentHeaderOpsValidated: a malicious or broken agent's header
+// operations with a CR or LF in the value, a name that is not a token,
+// or a framing field (Content-Length, Transfer-Encoding, Host,
+// Connection, Upgrade…) are dropped, on the request and on the response,
+// as are such headers of a block and a redirect's Location: applied,
+// they reached whichever writer sends the message, where a line break
+// is a new header or a new request (smuggling on the upstream
+// connection) and a framing field decides where the message ends.
+// Valid operations of the same reply still apply.
+func TestAgentHeaderOpsValidated(t *testing.T) {
+	bad := []protocol.HeaderOp{
+		{Op: protocol.HeaderSet, Name: "X-Injected", Value: "1\r\nX-Smuggled: 1"},
+		{Op: protocol.HeaderAdd, Name: "X-Injected: 1\r\nX-Smuggled", Value: "1"},
+		{Op: protocol.HeaderSet, Name: "Content-Length", Value: "0"},
+		{Op: protocol.HeaderSet, Name: "transfer-encoding", Value: "chunked"},
+		{Op: protocol.HeaderAdd, Name: "Connection", Value: "Upgrade"},
+		{Op: protocol.HeaderSet, Name: "Upgrade", Value: "h2c"},
+		{Op: protocol.HeaderSet, Name: "X-Fine", Value: "ok"},
+	}
+	ag := &scripted{
+		headers: func(ev *protocol.RequestHeaders) *protocol.Response {
+			r := protocol.AllowResponse()
+			switch ev.URI {
+			case "/block":
+				return block(403, "no", map[string]string{"X-Block": "1\r\nSet-Cookie: s=attacker", "Content-Length": "1", "X-Block-Fine": "ok"})
+			case "/redirect":
+				return &protocol.Response{Decision: protocol.Decision{Kind: protocol.Redirect, URL: "https://a.example/\r\nSet-Cookie: s=attacker", Status: 302}}
+			case "/challenge":
+				return &protocol.Response{Decision: protocol.Decision{Kind: protocol.Challenge, ChallengeType: "captcha\r\nSet-Cookie: s=attacker",
+					Params: map[string]string{"site": "k\r\nSet-Cookie: s=attacker"}}}
+			}
+			r.RequestHeaders = bad
+			r.ResponseHeaders = bad
+			return r
+		},
+	}
+	app := testApp(t, uds("a", serveAgent(t, ag)))
+	h := testHandler(t, app, &Filter{Agent: "a"})
+	up := &upstream{}
+	w := serve(t, h, up, httptest.NewRequest("GET", "/x", nil))
+	if w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	check := func(side string, hdr http.Header) {
+		t.Helper()
+		for name, vs := range hdr {
+			for _, v := range vs {
+				if strings.ContainsAny(name+v, "\r\n") {
+					t.Errorf("%s: header %q: %q has a line break", side, name, v)
+				}
+			}
+		}
+		for _, name := range []string{"X-Injected", "Transfer-Encoding", "Connection", "Upgrade"} {
+			if v, ok := hdr[name]; ok {
+				t.Errorf("%s: the agent's %s %q was applied", side, name, v)
+			}
+		}
+		if hdr.Get("X-Fine") != "ok" {
+			t.Errorf("%s: the valid operation was not applied: %v", side, hdr)
+		}
+	}
+	up.mu.Lock()
+	check("upstream request", up.header)
+	if up.header.Get("Content-Length") != "" {
+		t.Errorf("upstream request: the agent's Content-Length was applied")
+	}
+	up.mu.Unlock()
+	check("response", w.Header())
+	if w.Header().Get("Content-Length") == "0" {
+		t.Errorf("response: the agent's Content-Length 0 was applied")
+	}
+
+	w = serve(t, h, up, httptest.NewRequest("GET", "/block", nil))
+	if w.Code != 403 || w.Header().Get("X-Block") != "" || w.Header().Get("Content-Length") == "1" || w.Header().Get("X-Block-Fine") != "ok" {
+		t.Errorf("block: %d %v", w.Code, w.Header())
+	}
+	hc := testHandler(t, app, &Filter{Agent: "a"})
+	hc.Challenge = &ChallengeResponse{Headers: http.Header{"X-Site": {"{agent.challenge.param.site}"}, "X-Static": {"ok"}}}
+	w = serve(t, hc, up, httptest.NewRequest("GET", "/challenge", nil))
+	if w.Code != 403 || w.Header().Get("X-Sentinel-Challenge") != "" || w.Header().Get("X-Site") != "" || w.Header().Get("X-Static") != "ok" {
+		t.Errorf("challenge with line breaks in its type and parameters: %d %v", w.Code, w.Header())
+	}
+	w = serve(t, h, up, httptest.NewRequest("GET", "/redirect", nil))
+	if w.Code != 403 || w.Header().Get("Location") != "" {
+		t.Errorf("redirect with a line break in Location: %d %v, want 403 without Location", w.Code, w.Header())
+	}
+}
+
+// TestPlaintextRemoteGRPCAgentWarned: a gRPC agent reached without TLS
+// on a non-loopback address receives every request's headers (cookies,
+// Authorization) and bodies in clear: the config loads (a private
+// network may be meant) with a warning naming the agent.
+func TestPlaintextRemoteGRPCAgentWarned(t *testing.T) {
+	for _, c := range []struct {
+		grpc string
+		warn bool
+	}{
+		{"http://10.0.0.5:50051", true},
+		{"http://waf.internal:50051", true},
+		{"https://10.0.0.5:50051", false},
+		{"http://127.0.0.1:50051", false},
+		{"http://[::1]:50051", false},
+		{"http://localhost:50051", false},
+	} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		s, err := (&AgentConfig{ID: "waf", GRPC: c.grpc}).resolve()
+		if err != nil {
+			t.Fatalf("%s: %v", c.grpc, err)
+		}
+		warnPlaintext(zap.New(core), s)
+		got := strings.Contains(logText(t, logs), "without TLS")
+		if got != c.warn {
+			t.Errorf("%s: warned %v, want %v (%s)", c.grpc, got, c.warn, logText(t, logs))
 		}
 	}
 }

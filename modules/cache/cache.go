@@ -62,7 +62,9 @@ func init() {
 //     `Incremental: ?1`) are not buffered;
 //   - `Age` and, when status_header is set, `Cache-Status` (RFC 9211).
 //
-// Requests with `Range` or `Upgrade` pass through uncached.
+// Requests with `Range` or `Upgrade` pass through uncached, and so do
+// requests carrying input the key does not hold (a body, a method or
+// URL override header; see unkeyedInput).
 type Handler struct {
 	// Storage is where entries are kept. Handlers with equal Storage
 	// share one store.
@@ -257,7 +259,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers from the cache or forwards to next, storing what may
 // be stored.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !slices.Contains(h.Methods, r.Method) || r.Header.Get("Range") != "" || r.Header.Get("Upgrade") != "" || h.excluded(r) {
+	if !slices.Contains(h.Methods, r.Method) || r.Header.Get("Range") != "" || r.Header.Get("Upgrade") != "" || unkeyedInput(r) || h.excluded(r) {
 		h.shared.stats.bypass.Add(1)
 		h.setStatus(w.Header(), "fwd=bypass")
 		return next.ServeHTTP(w, r)
@@ -416,6 +418,7 @@ func (h *Handler) setStatus(hdr http.Header, params string) {
 // of this request's client.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string, stale *Entry, reqCC cacheControl, fwd string, release func()) error {
 	requestTime := h.now()
+	bodySeen := watchBody(r)
 	upstreamReq := r
 	if stale != nil {
 		upstreamReq = conditional(r, stale)
@@ -435,6 +438,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return false, false // answered with the stale entry
 		}
 		fresh, reason = h.storable(r, status, hdr, reqCC, now, requestTime)
+		if reason == "" && bodySeen != nil && bodySeen.Load() {
+			reason = "request-body" // a body of unknown length had content
+		}
 		if reason == "" && r.Method == http.MethodHead {
 			reason = "head" // no body to store; GET fills the entry
 		}
@@ -505,7 +511,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	case cw.wrote && !cw.pass:
 		h.shared.stats.stale.Add(1)
 		return h.serve(w, r, stale, now, "fwd=stale; fwd-status="+strconv.Itoa(cw.status)+"; ", "; detail=stale-if-error")
-	case cw.complete() && reason == "" && err == nil && wholeBody(cw.snapshot, cw.body):
+	case cw.complete() && reason == "" && err == nil && wholeBody(cw.snapshot, cw.body) && (bodySeen == nil || !bodySeen.Load()):
 		h.store(r, key, cw.status, cw.snapshot, cw.body, fresh, now)
 	case stale != nil && reason != "" && reason != "head" && cw.status != http.StatusNotModified:
 		// The new response may not be stored: the old one is obsolete.

@@ -132,6 +132,7 @@ func proxyStorage(t testing.TB, o *origin, name, extra string) string {
 	"admin": {"listen": "localhost:%d", "config": {"persist": false}},
 	"apps": {"http": {"servers": {"s": {
 		"listen": [%q],
+		"protocols": ["h1", "h2", "h2c"],
 		"automatic_https": {"disable": true},
 		"routes": [
 			{"match": [{"method": ["PURGE"]}], "handle": [{"handler": "sentinel_cache_admin", "action": "purge", "storage": %s, "tokens": [{"token": %q}]}], "terminal": true},

@@ -1,11 +1,15 @@
 package cache
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
+
+	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
 
 // Keys. A primary key names a URL (and the configured vary headers):
@@ -58,7 +62,11 @@ func (h *Handler) query(u *url.URL) string {
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
-		if !slices.Contains(h.IgnoreQueryParams, name) {
+		// A parameter with a ';' stays in the key: origins that split
+		// the query at ';' as well (PHP's arg_separator, older Rails and
+		// Java servlets) would read `utm_source=x;callback=evil` as two
+		// parameters, one of them not ignored (parameter cloaking).
+		if !slices.Contains(h.IgnoreQueryParams, name) || strings.IndexByte(p, ';') >= 0 {
 			kept = append(kept, p)
 		}
 	}
@@ -151,9 +159,15 @@ func globMatch(pattern, s string) bool {
 }
 
 // excluded reports whether the request's path is excluded from caching by
-// exclude_paths or exclude_extensions.
+// exclude_paths or exclude_extensions. The path is the normalised one
+// route matching sees: `//admin`, `/./admin` or `/x/../admin` is
+// `/admin` (the upstream serves it as such), not a way around the
+// exclusion.
 func (h *Handler) excluded(r *http.Request) bool {
-	p := r.URL.Path
+	if len(h.ExcludePaths) == 0 && len(h.ExcludeExtensions) == 0 {
+		return false
+	}
+	p := routematch.RequestPath(r)
 	for _, x := range h.ExcludePaths {
 		if strings.Contains(x, "*") {
 			if globMatch(x, p) {
@@ -172,4 +186,62 @@ func (h *Handler) excluded(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// hasOverrideHeader reports whether h has a request header with which
+// frameworks let a client ask for another method than the request
+// line's (X-HTTP-Method-Override and kin) or another URL (X-Original-URL,
+// X-Rewrite-URL: IIS, Symfony, Zend).
+func hasOverrideHeader(h http.Header) bool {
+	return len(h["X-Http-Method-Override"]) > 0 || len(h["X-Http-Method"]) > 0 || len(h["X-Method-Override"]) > 0 ||
+		len(h["X-Original-Url"]) > 0 || len(h["X-Rewrite-Url"]) > 0
+}
+
+// unkeyedInput reports whether the request carries input that the key
+// does not hold and an origin may build its response from: a body (a
+// GET with a body, a "fat GET": frameworks that read parameters from the
+// body whatever the method would answer from it, and the answer would be
+// stored under the URL for every client), or a method or URL override
+// header (the origin would answer as for another method, e.g. DELETE, or
+// another URL, e.g. /admin).
+// Such a request is neither answered from the cache nor stored. A body of
+// unknown length (HTTP/2 and HTTP/3 requests without Content-Length, a
+// GET included) is only known once read: watchBody keeps the response to
+// one that had content out of the cache.
+func unkeyedInput(r *http.Request) bool {
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		return true
+	}
+	return hasOverrideHeader(r.Header)
+}
+
+// watchedBody is a request body of unknown length that records whether
+// it had content.
+type watchedBody struct {
+	io.ReadCloser
+	seen *atomic.Bool
+}
+
+// Read implements io.Reader.
+func (b watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.seen.Store(true)
+	}
+	return n, err
+}
+
+// watchBody wraps a body of unknown length of r (HTTP/2 and HTTP/3
+// requests without Content-Length have one, even a GET; most are empty)
+// and returns whether it has had content so far; nil when r's body is
+// known to be empty. An origin whose response depends on the body has
+// read it, through the proxy, before it answers: the flag is set by the
+// time the response's header arrives.
+func watchBody(r *http.Request) *atomic.Bool {
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	seen := new(atomic.Bool)
+	r.Body = watchedBody{ReadCloser: r.Body, seen: seen}
+	return seen
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +126,10 @@ func (h *Handler) storable(r *http.Request, status int, hdr http.Header, reqCC c
 	if cc.has("private") && !h.CachePrivate {
 		return f, "private"
 	}
-	if hdr.Get("Vary") == "*" {
+	// RFC 9110 §12.5.5: a Vary with "*" anywhere in it (`Vary:
+	// Accept, *`, or on a second field line) never matches another
+	// request.
+	if slices.Contains(varyNames(hdr), "*") {
 		return f, "vary-star"
 	}
 	// Set-Cookie belongs to one client: a shared cache does not hand it
@@ -135,13 +139,15 @@ func (h *Handler) storable(r *http.Request, status int, hdr http.Header, reqCC c
 	}
 	// §3.5: a request with credentials is stored only when the response
 	// says it may be shared.
-	if r.Header.Get("Authorization") != "" && !cc.has("public") && !cc.has("s-maxage") && !cc.has("must-revalidate") {
+	// Any Authorization or Cookie field counts, also an empty one
+	// before the one with the credentials.
+	if len(r.Header.Values("Authorization")) > 0 && !cc.has("public") && !cc.has("s-maxage") && !cc.has("must-revalidate") {
 		return f, "authorization"
 	}
 	// A request with cookies usually gets a response made for its
 	// session: stored only when the response says it may be shared (or
 	// the route caches private responses).
-	if r.Header.Get("Cookie") != "" && !h.CachePrivate && !cc.has("public") && !cc.has("s-maxage") {
+	if len(r.Header.Values("Cookie")) > 0 && !h.CachePrivate && !cc.has("public") && !cc.has("s-maxage") {
 		return f, "cookie"
 	}
 

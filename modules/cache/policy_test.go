@@ -146,8 +146,16 @@ func TestKeys(t *testing.T) {
 		t.Error("a purge with a query matched another query")
 	}
 	x := &Handler{ExcludePaths: []string{"/admin/", "/tmp*x"}, ExcludeExtensions: []string{".PHP"}}
-	for p, want := range map[string]bool{"/admin": true, "/admin/a": true, "/administrator": false, "/tmp/1x": true, "/a.php": true, "/a.html": false} {
-		u, _ := url.Parse(p)
+	for p, want := range map[string]bool{
+		"/admin": true, "/admin/a": true, "/administrator": false, "/tmp/1x": true, "/a.php": true, "/a.html": false,
+		// Other spellings of an excluded path (the upstream serves them
+		// as the path) are excluded too: they used to be cached.
+		"//admin/a": true, "/./admin": true, "/x/../admin/a": true, "/%2e/admin": true, "/a.php/.": true,
+	} {
+		u, err := url.ParseRequestURI(p) // as the server parses a request target
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got := x.excluded(&http.Request{URL: u}); got != want {
 			t.Errorf("excluded(%s) = %v", p, got)
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/internal/sharedstore/storetest"
 )
 
@@ -229,5 +231,174 @@ func TestUncacheableLeaderDoesNotHoldOthers(t *testing.T) {
 	defer b.Body.Close()
 	if took > 2*time.Second {
 		t.Fatalf("a second client of an uncacheable stream waited %s for the first one (lock_timeout)", took)
+	}
+}
+
+// startCallbackOrigin is an origin whose JSONP-style answer, fresh for a
+// minute, wraps a `callback` parameter read from wherever frameworks
+// read parameters: the query (split at '&' and ';', as PHP and older
+// servlets do), or the body whatever the method; and that answers a
+// method override header as that method.
+func startCallbackOrigin(t *testing.T) *origin {
+	t.Helper()
+	o := &origin{hits: map[string]int{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.addr = l.Addr().String()
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cb := "cb"
+		for _, p := range strings.FieldsFunc(r.URL.RawQuery, func(c rune) bool { return c == '&' || c == ';' }) {
+			if v, ok := strings.CutPrefix(p, "callback="); ok {
+				cb = v
+			}
+		}
+		body, _ := io.ReadAll(r.Body)
+		if v, ok := strings.CutPrefix(string(body), "callback="); ok {
+			cb = v
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		if m := r.Header.Get("X-HTTP-Method-Override"); m != "" {
+			fmt.Fprintf(w, "%s done", m)
+			return
+		}
+		if u := r.Header.Get("X-Original-URL"); u != "" {
+			fmt.Fprintf(w, "page of %s", u) // as served for that URL
+			return
+		}
+		fmt.Fprintf(w, "%s({})", cb)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+// TestUnkeyedRequestInputNotCached: input the cache key does not hold
+// must not decide a stored response. A GET with a body ("fat GET",
+// Content-Length or chunked), a method override header, or an ignored
+// query parameter cloaking another one behind a ';' made the origin
+// answer `evil({})` (or "DELETE done"), which was stored under the plain
+// URL and served to every later client of it (cache poisoning).
+func TestUnkeyedRequestInputNotCached(t *testing.T) {
+	o := startCallbackOrigin(t)
+	base := proxy(t, o, "")
+	attacks := []struct {
+		name, path string
+		req        func(url string) *http.Request
+	}{
+		{"fat GET", "/fat", func(url string) *http.Request {
+			r, _ := http.NewRequest("GET", url, strings.NewReader("callback=evil"))
+			return r
+		}},
+		{"chunked fat GET", "/chunked", func(url string) *http.Request {
+			r, _ := http.NewRequest("GET", url, io.MultiReader(strings.NewReader("callback=evil")))
+			r.ContentLength = -1 // sent chunked
+			return r
+		}},
+		{"method override", "/override", func(url string) *http.Request {
+			r, _ := http.NewRequest("GET", url, nil)
+			r.Header.Set("X-HTTP-Method-Override", "DELETE")
+			return r
+		}},
+		{"URL override", "/rewrite", func(url string) *http.Request {
+			r, _ := http.NewRequest("GET", url, nil)
+			r.Header.Set("X-Original-URL", "/admin")
+			return r
+		}},
+		{"parameter cloaking", "/cloak", func(url string) *http.Request {
+			r, _ := http.NewRequest("GET", url+"?utm_source=x;callback=evil", nil)
+			return r
+		}},
+	}
+	for _, a := range attacks {
+		res, err := http.DefaultClient.Do(a.req(base + a.path))
+		if err != nil {
+			t.Fatalf("%s: %v", a.name, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if s := string(b); !strings.Contains(s, "evil") && !strings.Contains(s, "DELETE") && !strings.Contains(s, "/admin") {
+			t.Fatalf("%s: the origin did not take the attack's input: %q", a.name, s)
+		}
+		victim := do(t, "GET", base+a.path)
+		if victim.body != "cb({})" {
+			t.Errorf("%s: a later plain GET got %q (Cache-Status %q), want the origin's own cb({})", a.name, victim.body, victim.cacheStatus())
+		}
+	}
+	// A plain GET is still cached.
+	expectStatus(t, do(t, "GET", base+"/plain"), "sentinel; fwd=uri-miss; stored")
+	expectStatus(t, do(t, "GET", base+"/plain"), "sentinel; hit")
+}
+
+// TestVaryStarAnywhere: a Vary that lists "*" among other names, or on a
+// second field line, matches no other request (RFC 9110 §12.5.5); only
+// a lone "Vary: *" used to keep the response out of the cache. Likewise
+// an empty Authorization or Cookie field before the one with the
+// credentials used to hide them.
+func TestVaryStarAnywhere(t *testing.T) {
+	h := &Handler{DefaultTTL: caddy.Duration(time.Hour), Statuses: DefaultStatuses}
+	now := time.Now()
+	r := &http.Request{Header: http.Header{}}
+	for _, hdr := range []http.Header{
+		{"Vary": {"Accept-Encoding, *"}},
+		{"Vary": {"Accept-Encoding", "*"}},
+	} {
+		if _, reason := h.storable(r, 200, hdr, nil, now, now); reason != "vary-star" {
+			t.Errorf("%v: reason %q, want vary-star", hdr, reason)
+		}
+	}
+	for name, want := range map[string]string{"Authorization": "authorization", "Cookie": "cookie"} {
+		r := &http.Request{Header: http.Header{name: {"", "secret"}}}
+		if _, reason := h.storable(r, 200, http.Header{"Cache-Control": {"max-age=60"}}, nil, now, now); reason != want {
+			t.Errorf("%s with an empty first field: reason %q, want %q", name, reason, want)
+		}
+	}
+}
+
+// TestBodyOfUnknownLength: an HTTP/2 or HTTP/3 GET without
+// Content-Length has a body of unknown length (most are empty). One with
+// content keeps the response out of the cache, as a GET with a
+// Content-Length does; an empty one is cached as usual. (Over h2c here:
+// the body is known only once read, and the proxy never waits for it.)
+func TestBodyOfUnknownLength(t *testing.T) {
+	o := startCallbackOrigin(t)
+	base := proxy(t, o, "")
+	h2c := &http.Client{Transport: &http.Transport{Protocols: func() *http.Protocols {
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		return p
+	}()}}
+	send := func(path string, body io.Reader) (string, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", base+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body != nil {
+			req.ContentLength = -1 // no Content-Length: DATA frames
+		}
+		res, err := h2c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.ProtoMajor != 2 {
+			t.Fatalf("HTTP/%d, want h2c", res.ProtoMajor)
+		}
+		b, _ := io.ReadAll(res.Body)
+		return string(b), res.Header.Get("Cache-Status")
+	}
+	if b, _ := send("/h2fat", io.MultiReader(strings.NewReader("callback=evil"))); b != "evil({})" {
+		t.Fatalf("the origin did not take the body: %q", b)
+	}
+	if b, cs := send("/h2fat", nil); b != "cb({})" {
+		t.Errorf("a later GET got %q (Cache-Status %q), want the origin's own cb({})", b, cs)
+	}
+	if _, cs := send("/h2plain", nil); !strings.Contains(cs, "stored") {
+		t.Errorf("an h2 GET without a body: Cache-Status %q, want stored", cs)
+	}
+	if _, cs := send("/h2plain", nil); !strings.HasPrefix(cs, "sentinel; hit") {
+		t.Errorf("an h2 GET without a body: Cache-Status %q, want a hit", cs)
 	}
 }

@@ -97,6 +97,13 @@ func TestKeys(t *testing.T) {
 		{"global", [3]string{"192.0.2.1", "/a", ""}, [3]string{"192.0.2.2", "/b", ""}, true},
 		{"client-ip-and-path", [3]string{"192.0.2.1", "/a", ""}, [3]string{"192.0.2.1", "/b", ""}, false},
 		{"client-ip-and-path", [3]string{"192.0.2.1", "/a", ""}, [3]string{"192.0.2.1", "/a", ""}, true},
+		// Other spellings of a path are the same bucket (route matching
+		// and the upstream see the same resource): each used to be a
+		// fresh bucket, a way around a limit on /login.
+		{"path", [3]string{"192.0.2.1", "/login", ""}, [3]string{"192.0.2.1", "//login", ""}, true},
+		{"path", [3]string{"192.0.2.1", "/login", ""}, [3]string{"192.0.2.1", "/./login", ""}, true},
+		{"path", [3]string{"192.0.2.1", "/login", ""}, [3]string{"192.0.2.1", "/x/../login", ""}, true},
+		{"client-ip-and-path", [3]string{"192.0.2.1", "/login", ""}, [3]string{"192.0.2.1", "/%2e/login", ""}, true},
 		{"header:x-api-key", [3]string{"192.0.2.1", "/", "k1"}, [3]string{"192.0.2.2", "/", "k1"}, true},
 		{"header:X-Api-Key", [3]string{"192.0.2.1", "/", "k1"}, [3]string{"192.0.2.1", "/", "k2"}, false},
 		// Without the header: by client IP.
@@ -193,6 +200,11 @@ func TestBadSettings(t *testing.T) {
 		{Handler{StatusCode: 200}, "status_code 200"},
 		{Handler{MaxDelay: -1}, "max_delay"},
 		{Handler{MaxKeys: -1}, "max_keys -1"},
+		// A bucket's span overflowing int64 nanoseconds (an interval
+		// wrapped to a negative number admitted everything).
+		{Handler{MaxRPS: 1e-12}, "would span more than 73 years"},
+		{Handler{MaxRPS: 1e-3, Burst: 1 << 40}, "would span more than"},
+		{Handler{OnLimit: "delay", MaxDelay: caddy.Duration(1<<62 + 1)}, "would span more than"},
 		{Handler{Backend: "etcd"}, `backend "etcd"`},
 		{Handler{Backend: "memcached", Memcached: nil, FallbackLocal: &f, MemcachedTTL: 1}, ""},
 	} {
@@ -219,5 +231,39 @@ func TestStoreZoneName(t *testing.T) {
 	long := storeZoneName(strings.Repeat("x", 100))
 	if len(long) > 20 || strings.Contains(long, "xxxx") {
 		t.Errorf("long zone name: %q", long)
+	}
+}
+
+// TestHeaderKeyRepeated: with `header:X-Api-Key`, a request with the
+// header twice counted in the bucket of its first value, while an
+// upstream may use the last: a fresh first value per request was a
+// fresh bucket for the same key (no limit). Such requests count by
+// client address.
+func TestHeaderKeyRepeated(t *testing.T) {
+	h := provision(t, &Handler{MaxRPS: 0.001, Burst: 1, Key: "header:X-Api-Key"})
+	send := func(ip string, values ...string) int {
+		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.RemoteAddr = ip + ":12345"
+		for _, v := range values {
+			r.Header.Add("X-Api-Key", v)
+		}
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, okHandler); err != nil {
+			t.Fatal(err)
+		}
+		return w.Code
+	}
+	if c := send("192.0.2.1", "fresh-1", "victim-key"); c != 200 {
+		t.Fatalf("first: %d", c)
+	}
+	if c := send("192.0.2.1", "fresh-2", "victim-key"); c != 429 {
+		t.Errorf("a second request with a fresh first value: %d, want 429", c)
+	}
+	// Another client, and the key used alone, have their own buckets.
+	if c := send("192.0.2.2", "fresh-3", "victim-key"); c != 200 {
+		t.Errorf("another client: %d", c)
+	}
+	if c := send("192.0.2.1", "victim-key"); c != 200 {
+		t.Errorf("the key alone: %d", c)
 	}
 }

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
 	"hash/maphash"
 	"sync"
 )
@@ -48,8 +49,31 @@ func newLocalStore(maxKeys int) *localStore {
 	return s
 }
 
+// maxKeyBytes is the longest key held as it is; a longer one (a long
+// path or header value: its length is the client's choice, up to the
+// server's header limit) is held as its SHA-256, so that max_keys bounds
+// the memory the keys take, not only their number.
+const maxKeyBytes = 256
+
+// longKeyMark is the b of a key held as a digest: no other key's b
+// (a path, "", "\x00h" or "\x00t…") is it.
+const longKeyMark = "\x00#"
+
+// compact returns k, or its digest when it is longer than maxKeyBytes.
+func compact(k key) key {
+	if len(k.a)+len(k.b) <= maxKeyBytes {
+		return k
+	}
+	d := sha256.New()
+	_, _ = d.Write([]byte(k.a))
+	_, _ = d.Write([]byte{0})
+	_, _ = d.Write([]byte(k.b))
+	return key{a: string(d.Sum(nil)), b: longKeyMark}
+}
+
 // take decides one request of k at now (unix ns) and records it.
 func (s *localStore) take(p params, k key, now int64) decision {
+	k = compact(k)
 	sh := &s.shards[maphash.Comparable(s.seed, k)&s.mask]
 	sh.mu.Lock()
 	tat, ok := sh.m[k]

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,4 +141,45 @@ func TestLocalStoreCostsLittleUpFront(t *testing.T) {
 		t.Errorf("an unused store allocates %d bytes", per)
 	}
 	runtime.KeepAlive(stores)
+}
+
+// TestLongKeysBoundedMemory: max_keys bounded the number of keys, not
+// their size. With `key "path"` (or a header, or client_ip_and_path)
+// a client chooses the key's length up to the server's header limit:
+// 1,000 requests with 64 KiB paths held 64 MiB (100,000, the default
+// max_keys, 6.4 GiB). Long keys are held as a digest now, and still
+// limit as before.
+func TestLongKeysBoundedMemory(t *testing.T) {
+	const n, size = 1000, 64 << 10
+	p := newParams(1, 1, 0)
+	s := newLocalStore(2 * n) // room for all: nothing evicted
+	now := int64(time.Hour)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	long := func(id string) key { return key{a: "/" + id + "/" + strings.Repeat("a", size)} }
+	for i := range n {
+		s.take(p, long(strconv.Itoa(i)), now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	if held > 8<<20 {
+		t.Errorf("%d keys of %d bytes hold %d MiB", n, size, held>>20)
+	}
+	if s.len() != n {
+		t.Errorf("%d keys held, want %d", s.len(), n)
+	}
+	// The same long key is the same bucket; another is another.
+	if d := s.take(p, long("7"), now); d.allowed {
+		t.Error("a long key's second request within its interval was admitted")
+	}
+	if d := s.take(p, long("x"), now); !d.allowed {
+		t.Error("a new long key was limited")
+	}
+	// A digest is never another key's bucket.
+	if k := compact(long("x")); k.b != longKeyMark || len(k.a) != 32 {
+		t.Errorf("digest key %q/%q", k.a, k.b)
+	}
+	runtime.KeepAlive(s)
 }

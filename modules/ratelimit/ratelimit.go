@@ -26,6 +26,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/internal/sharedstore"
 	"github.com/sentinel-proxy/sentinel/modules/audit"
+	"github.com/sentinel-proxy/sentinel/modules/routematch"
 	"github.com/sentinel-proxy/sentinel/modules/tenant"
 )
 
@@ -42,6 +43,12 @@ const (
 	DefaultStatusCode = http.StatusTooManyRequests
 	DefaultMaxDelay   = 5 * time.Second
 	DefaultMaxKeys    = 100000
+
+	// maxSpan is the longest a bucket may span (burst × 1s/max_rps +
+	// max_delay), in nanoseconds: 2^61 ns, about 73 years, so that the
+	// clock plus a span stays within int64.
+	maxSpan = float64(1 << 61)
+
 	// DefaultPrefix is the key prefix on a shared store.
 	DefaultPrefix = "sentinel:ratelimit:"
 	// DefaultMemcachedTTL is how long a memcached window key lives.
@@ -72,10 +79,12 @@ type Handler struct {
 	Burst int `json:"burst,omitempty"`
 
 	// What a bucket is for: `client_ip` (default; the client address as
-	// Caddy determines it, through trusted_proxies), `path`, `route` (all
+	// Caddy determines it, through trusted_proxies), `path` (the
+	// normalised path route matching sees: `//a`, `/./a` and `/x/../a`
+	// are `/a`), `route` (all
 	// requests of the handler, or of its zone), `client_ip_and_path`,
-	// `header:<Name>` (the header's value; requests without it count by
-	// client IP), `global` (all requests), `tenant` (the namespace the
+	// `header:<Name>` (the header's value; requests without it, or with
+	// more than one, count by client IP), `global` (all requests), `tenant` (the namespace the
 	// sentinel_tenant handler identified: one bucket per tenant) or
 	// `tenant_and_client_ip`. Hyphens may stand for underscores
 	// (`client-ip`).
@@ -225,6 +234,14 @@ func (h *Handler) normalize() error {
 	if h.MaxDelay < 0 {
 		return fmt.Errorf("max_delay %s: must not be negative", time.Duration(h.MaxDelay))
 	}
+	// A bucket's span (burst × the interval between requests, plus the
+	// delay) is held in int64 nanoseconds added to the clock: a tiny
+	// max_rps or a huge burst or max_delay would overflow it (an
+	// interval that wraps to a negative number admits everything).
+	if span := float64(time.Second)/h.MaxRPS*float64(h.Burst) + float64(h.MaxDelay); span > maxSpan {
+		return fmt.Errorf("max_rps %v, burst %d and max_delay %s: a bucket would span more than %.0f years (lower burst or max_delay, or raise max_rps)",
+			h.MaxRPS, h.Burst, time.Duration(h.MaxDelay), maxSpan/float64(365*24*time.Hour))
+	}
 	if h.MaxKeys == 0 {
 		h.MaxKeys = DefaultMaxKeys
 	}
@@ -357,14 +374,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) requestKey(r *http.Request) key {
 	switch h.keyKind {
 	case keyPath:
-		return key{a: r.URL.Path}
+		return key{a: routematch.RequestPath(r)}
 	case keyRoute, keyGlobal:
 		return key{}
 	case keyClientIPAndPath:
-		return key{a: clientIP(r), b: r.URL.Path}
+		return key{a: clientIP(r), b: routematch.RequestPath(r)}
 	case keyHeader:
-		if v := r.Header[h.header]; len(v) > 0 {
+		switch v := r.Header[h.header]; {
+		case len(v) == 1:
 			return key{a: v[0], b: "\x00h"}
+		case len(v) > 1:
+			// Which value the upstream uses is its own choice (the first,
+			// the last, all joined): a fresh first value would be a
+			// fresh bucket for a request the upstream attributes to the
+			// last. Such requests count by client address, in buckets
+			// of their own.
+			return key{a: clientIP(r), b: "\x00hh"}
 		}
 	case keyTenant:
 		// The namespace sentinel_tenant identified: one bucket per

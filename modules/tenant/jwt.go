@@ -177,7 +177,11 @@ func (j *JWT) key(ctx context.Context, kid string) []jose.JSONWebKey {
 	if !refresh {
 		return keys
 	}
-	set, err := j.load(ctx)
+	// The fetch is the cache's, not the request's: a client that goes
+	// away must not abort it (the next attempt waits MinRefresh, so a
+	// client cancelling its requests would keep rotated keys out for
+	// good). It is bounded by the client's own timeout.
+	set, err := j.load(context.WithoutCancel(ctx))
 	if err != nil {
 		return keys
 	}

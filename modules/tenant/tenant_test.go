@@ -391,3 +391,45 @@ func TestIdentifyBySNI(t *testing.T) {
 		t.Errorf("sni without hosts: %v", err)
 	}
 }
+
+// TestJWKSRefreshOutlivesTheClient: a key-set refresh triggered by a
+// token with an unknown kid ran with the request's context: a client
+// that went away aborted it, and the next refresh waits MinRefresh, so
+// a client cancelling such requests every 30 s kept rotated keys out
+// (every token of the new key answered 421). The refresh completes now.
+func TestJWKSRefreshOutlivesTheClient(t *testing.T) {
+	first, second := newKeys(t), newKeys(t)
+	rotated, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: second.ed.Public(), KeyID: "ed2", Algorithm: "EdDSA"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rotate atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !rotate.Load() {
+			_, _ = w.Write(first.set)
+			return
+		}
+		time.Sleep(300 * time.Millisecond) // a slow identity provider
+		_, _ = w.Write(rotated)
+	}))
+	defer srv.Close()
+	h := provisioned(t, &Handler{Namespaces: []string{"a"}, JWT: &JWT{JWKSURL: srv.URL, Audience: []string{"s"}}})
+	good := jwt.Claims{Audience: jwt.Audience{"s"}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Minute))}
+	tok := token(t, jose.EdDSA, second.ed, "ed2", good, map[string]any{"tenant": "a"})
+	rotate.Store(true)
+
+	// The attacker's request: the new kid, then gone after 50 ms.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	serve(t, h, r)
+	time.Sleep(500 * time.Millisecond)
+
+	// A client of the new key, within MinRefresh.
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	if status, body, ns := serve(t, h, r); status != 200 || ns != "a" {
+		t.Errorf("a token of the rotated key after a cancelled refresh: %d %q", status, body)
+	}
+}

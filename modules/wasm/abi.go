@@ -3,11 +3,13 @@ package wasm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sentinel-proxy/sentinel/modules/routematch"
 )
@@ -48,6 +50,35 @@ const (
 // outside the guest's memory.
 var errOutOfRange = errors.New("sentinel_v1: memory access out of range")
 
+// maxHostBytes bounds the bytes a plugin hands the host during one
+// request's hooks through the functions whose results the host keeps
+// (set_header, add_header, remove_header, add_response_header, log): the
+// memory limit bounds the guest's own memory, not the host's copies, and
+// a loop of add_header calls with a 16 MiB value piled up hundreds of
+// MiB of headers per request within one deadline. A plugin that goes
+// over traps (failure_mode applies).
+const maxHostBytes = 1 << 20
+
+// errHostBytes is the trap of a plugin that went over maxHostBytes.
+var errHostBytes = errors.New("sentinel_v1: more than 1 MiB of header names, values and log messages in one request")
+
+// validHeader returns the header field of a host call, or traps when its
+// name is not a token or its value holds a control character (CR, LF,
+// NUL): such a field would end the header line where the guest chose
+// (response splitting, or request smuggling on the upstream connection)
+// on any writer that does not check it. The value is not repeated in
+// the error (it may be a credential).
+func validHeader(fn string, name, value []byte) (string, string) {
+	n, v := string(name), string(value)
+	if !httpguts.ValidHeaderFieldName(n) {
+		panic(fmt.Errorf("sentinel_v1: %s: header name %q is not a valid field name", fn, n))
+	}
+	if !httpguts.ValidHeaderFieldValue(v) {
+		panic(fmt.Errorf("sentinel_v1: %s: the value of header %q holds a control character (CR, LF, NUL…)", fn, n))
+	}
+	return n, v
+}
+
 // stateKey is the context key of the *callState of a hook call.
 type stateKey struct{}
 
@@ -70,6 +101,20 @@ type callState struct {
 	body    []byte
 	hasBody bool
 	d       decision
+	// spent is what the request's hooks handed the host so far (see
+	// maxHostBytes).
+	spent uint64
+}
+
+// spend counts n bytes (lengths given by the guest, before they are
+// read) against maxHostBytes, and traps past it.
+func (s *callState) spend(lengths ...uint64) {
+	for _, n := range lengths {
+		s.spent += uint64(uint32(n))
+	}
+	if s.spent > maxHostBytes {
+		panic(errHostBytes)
+	}
 }
 
 // reset prepares s for the hooks of a new request.
@@ -134,15 +179,21 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) (map[string]b
 	}, p(i32, i32, i32, i32, i32), i32)
 	// set_header(kind, name_ptr, name_len, value_ptr, value_len)
 	fn("set_header", func(ctx context.Context, mod api.Module, st []uint64) {
-		state(ctx).headers(st[0]).Set(string(read(mod, st[1], st[2])), string(read(mod, st[3], st[4])))
+		s := state(ctx)
+		s.spend(st[2], st[4])
+		s.headers(st[0]).Set(validHeader("set_header", read(mod, st[1], st[2]), read(mod, st[3], st[4])))
 	}, p(i32, i32, i32, i32, i32))
 	// add_header(kind, name_ptr, name_len, value_ptr, value_len)
 	fn("add_header", func(ctx context.Context, mod api.Module, st []uint64) {
-		state(ctx).headers(st[0]).Add(string(read(mod, st[1], st[2])), string(read(mod, st[3], st[4])))
+		s := state(ctx)
+		s.spend(st[2], st[4])
+		s.headers(st[0]).Add(validHeader("add_header", read(mod, st[1], st[2]), read(mod, st[3], st[4])))
 	}, p(i32, i32, i32, i32, i32))
 	// remove_header(kind, name_ptr, name_len)
 	fn("remove_header", func(ctx context.Context, mod api.Module, st []uint64) {
-		state(ctx).headers(st[0]).Del(string(read(mod, st[1], st[2])))
+		s := state(ctx)
+		s.spend(st[2])
+		s.headers(st[0]).Del(string(read(mod, st[1], st[2])))
 	}, p(i32, i32, i32))
 	// get_method(buf_ptr, buf_len) -> len
 	fn("get_method", func(ctx context.Context, mod api.Module, st []uint64) {
@@ -221,6 +272,7 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) (map[string]b
 	// log(level, msg_ptr, msg_len)
 	fn("log", func(ctx context.Context, mod api.Module, st []uint64) {
 		s := state(ctx)
+		s.spend(st[2])
 		msg := string(read(mod, st[1], st[2]))
 		switch uint32(st[0]) {
 		case 0:
@@ -248,16 +300,17 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) (map[string]b
 	}, p(i32, i32))
 	// set_location(ptr, len): the target of a redirect
 	fn("set_location", func(ctx context.Context, mod api.Module, st []uint64) {
-		state(ctx).d.location = string(read(mod, st[0], st[1]))
+		_, state(ctx).d.location = validHeader("set_location", []byte("Location"), read(mod, st[0], st[1]))
 	}, p(i32, i32))
 	// add_response_header(name_ptr, name_len, value_ptr, value_len): a
 	// header of the block or redirect response
 	fn("add_response_header", func(ctx context.Context, mod api.Module, st []uint64) {
 		s := state(ctx)
+		s.spend(st[1], st[3])
 		if s.d.headers == nil {
 			s.d.headers = make(http.Header)
 		}
-		s.d.headers.Add(string(read(mod, st[0], st[1])), string(read(mod, st[2], st[3])))
+		s.d.headers.Add(validHeader("add_response_header", read(mod, st[0], st[1]), read(mod, st[2], st[3])))
 	}, p(i32, i32, i32, i32))
 
 	_, err := b.Instantiate(ctx)

@@ -94,6 +94,8 @@ var pluginSources = map[string]string{
 	"loop":         "testdata/loop",
 	"trap":         "testdata/trap",
 	"memhog":       "testdata/memhog",
+	"hostflood":    "testdata/hostflood",
+	"blockstatus":  "testdata/blockstatus",
 	"trivial":      "testdata/trivial",
 	"httpwasm":     "testdata/httpwasm",
 	"hwguest":      "testdata/hwguest",

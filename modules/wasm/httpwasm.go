@@ -149,7 +149,7 @@ func (s *httpWasmStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.release()
 	t := &httpWasmState{p: p}
-	hw := &heldResponse{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, limit: p.MaxBodyBytes}
+	hw := &heldResponse{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, limit: p.MaxBodyBytes, t: t}
 	rr := r.WithContext(context.WithValue(r.Context(), httpWasmStateKey{}, t))
 	if !s.serveGuest(hw, rr, t) {
 		panic(http.ErrAbortHandler) // a panic that is not a guest failure
@@ -211,14 +211,24 @@ type heldResponse struct {
 	status    int
 	buf       bytes.Buffer
 	committed bool
+	// t tells whether the guest passed the request on: a status
+	// written before it did is the guest's own answer.
+	t *httpWasmState
 }
 
-// WriteHeader holds the status (1xx go through).
+// WriteHeader holds the status. The next handler's 1xx go through; the
+// guest's own answer with an informational status (100 sent an interim
+// response then the body as a 200, 101 switched the connection's
+// protocol) is a 403.
 func (h *heldResponse) WriteHeader(status int) {
 	if h.committed || h.status != 0 {
 		return
 	}
 	if status < 200 {
+		if h.t != nil && !h.t.reached {
+			h.status = http.StatusForbidden
+			return
+		}
 		h.ResponseWriter.WriteHeader(status)
 		return
 	}

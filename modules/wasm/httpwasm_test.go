@@ -133,3 +133,20 @@ func TestHTTPWasmHeldLimit(t *testing.T) {
 		t.Errorf("traps = %v", n)
 	}
 }
+
+// TestHTTPWasmInterimAnswer: an http-wasm guest answering a request
+// itself with an informational status got it through: 101 answered
+// Switching Protocols, 100 an interim response and then the body as a
+// 200. Such an answer is a 403 now, as a Sentinel-ABI plugin's or an
+// agent's block with such a status.
+func TestHTTPWasmInterimAnswer(t *testing.T) {
+	tester := startProxy(t, plugins{{"id": "hw", "path": buildPlugin(t, "hwguest")}})
+	for _, path := range []string{"/interim", "/interim100"} {
+		if resp, body := get(t, tester, path); resp.StatusCode != 403 || body != "interim" {
+			t.Errorf("%s: %d %q, want 403", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := get(t, tester, "/answer"); resp.StatusCode != 418 || body != "teapot" {
+		t.Errorf("guest answer: %d %q", resp.StatusCode, body)
+	}
+}

@@ -2,8 +2,10 @@ package wasm
 
 import (
 	"encoding/json"
+	"fmt"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +182,80 @@ func TestMemoryLimit(t *testing.T) {
 	}})
 	if resp, body := get(t, tester, "/x"); resp.StatusCode != 200 {
 		t.Errorf("memory hog within its limit: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestHostBytesBounded: the memory limit bounds the guest's memory, not
+// what the host keeps of it. A plugin within its 16 MiB that adds 64
+// headers of 64 KiB (4 MiB; in a loop, hundreds of MiB per request
+// within its deadline) traps once it has handed the host more than
+// 1 MiB, and the request gets the failure mode's answer; a plugin
+// within the budget works.
+func TestHostBytesBounded(t *testing.T) {
+	tester := startProxy(t, plugins{{"id": "flood", "path": buildPlugin(t, "hostflood")}})
+	resp, body := get(t, tester, "/flood")
+	if resp.StatusCode != 503 || !strings.Contains(body, `"plugin":"flood"`) {
+		t.Errorf("a plugin handing the host 4 MiB of headers: %d %.200s", resp.StatusCode, body)
+	}
+	if resp, body := get(t, tester, "/ok"); resp.StatusCode != 200 {
+		t.Errorf("a plugin within the budget: %d %.200s", resp.StatusCode, body)
+	}
+	assertMetrics(t, tester, `sentinel_wasm_plugin_traps_total{plugin="flood"} 1`)
+}
+
+// TestPluginHeaderControlCharacters: a header a plugin sets with a CR or
+// LF in its value (or an invalid name) is a plugin failure (503 by the
+// failure mode), on the request and on the response: the field would
+// otherwise reach whichever writer sends it, where a line break is a new
+// header or a new request (smuggling on the upstream connection).
+func TestPluginHeaderControlCharacters(t *testing.T) {
+	seen := make(chan http.Header, 4)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+	}))
+	t.Cleanup(backend.Close)
+	for _, c := range []struct{ name, kind, header, value string }{
+		{"request value", "request_headers", "X-Injected", "1\r\nX-Smuggled: 1"},
+		{"request name", "request_headers", "X-Injected: 1\r\nX-Smuggled", "1"},
+		{"response value", "response_headers", "X-Injected", "1\r\nSet-Cookie: s=attacker"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var cfg map[string]any
+			if err := json.Unmarshal([]byte(fmt.Sprintf(`{%q: {%q: %q}}`, c.kind, c.header, c.value)), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			tester := startConfig(t, proxyConfig(t, backend.Listener.Addr().String(), plugins{{
+				"id": "inject", "path": buildPlugin(t, "headerinject"), "abi": "sentinel", "config": cfg,
+			}}))
+			resp, body := get(t, tester, "/x")
+			if resp.StatusCode != 503 || !strings.Contains(body, `"plugin":"inject"`) {
+				t.Errorf("%d %.200s, want the failure mode's 503", resp.StatusCode, body)
+			}
+			if resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("X-Injected") != "" {
+				t.Errorf("the client got the plugin's header: %v", resp.Header)
+			}
+			select {
+			case h := <-seen:
+				if c.kind == "request_headers" {
+					t.Errorf("the backend got the request: %v", h)
+				}
+			default:
+			}
+		})
+	}
+}
+
+// TestBlockStatusNotInformational: a block decision with a 1xx status
+// (100 sent an interim response then the block's body as a 200; 101
+// answered Switching Protocols) is answered 403, as for agents; a final
+// status is kept.
+func TestBlockStatusNotInformational(t *testing.T) {
+	for status, want := range map[int]int{100: 403, 101: 403, 199: 403, 0: 403, 1000: 403, 200: 200, 451: 451} {
+		tester := startProxy(t, plugins{{"id": "block", "path": buildPlugin(t, "blockstatus"), "config": map[string]any{"status": status}}})
+		resp, body := get(t, tester, "/x")
+		if resp.StatusCode != want || body != "blocked" {
+			t.Errorf("block with status %d: %d %q, want %d \"blocked\"", status, resp.StatusCode, body, want)
+		}
 	}
 }
 

@@ -135,7 +135,10 @@ func (p *Plugin) writeDecision(w http.ResponseWriter, r *http.Request, d *decisi
 		return
 	}
 	p.decisions[decisionBlockIdx].Inc()
-	if status < 100 || status > 999 {
+	// An informational status is not an answer: 100–199 would send an
+	// interim response (and then the body as a 200), 101 would switch
+	// the connection's protocol.
+	if status < 200 || status > 999 {
 		status = http.StatusForbidden
 	}
 	if len(d.body) > 0 && h.Get("Content-Type") == "" {

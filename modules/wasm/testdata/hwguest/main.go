@@ -5,7 +5,8 @@
 // (info), a debug and a warn line, and writes to stdout and stderr;
 // /trap-request panics in handle_request, /trap-response in
 // handle_response; /loop loops in handle_request, /loop-response in
-// handle_response; /answer answers 418 itself; anything else is passed on.
+// handle_response; /answer answers 418 itself, /interim 101 and
+// /interim100 100; anything else is passed on.
 package main
 
 import (
@@ -63,6 +64,16 @@ func handleRequest() uint64 {
 	case strings.HasPrefix(u, "/loop"):
 		for {
 		}
+	case strings.HasPrefix(u, "/interim"):
+		// An informational status as the guest's own answer.
+		code := uint32(101)
+		if strings.HasPrefix(u, "/interim100") {
+			code = 100
+		}
+		setStatusCode(code)
+		b := "interim"
+		writeBody(1, unsafe.Pointer(unsafe.StringData(b)), uint32(len(b)))
+		return 0
 	case strings.HasPrefix(u, "/answer"):
 		setStatusCode(418)
 		b := "teapot"
