@@ -210,13 +210,12 @@ type adapter struct {
 	// The deferred route and upstream blocks (deferred.go): loader
 	// expands their environment variables again, reparse parses them
 	// again, refs holds what is read of the routes before they are
-	// mapped, checked the blocks checked against schema.
+	// mapped (a stub checked against the schema is marked, kdl.Node.Mark).
 	loader  *loader
 	reparse kdl.Reparser
 	// treeTypes caches the struct types typedTree walks.
 	treeTypes *treeTypes
 	refs      map[*kdl.Node]*routeRefs
-	checked   map[*kdl.Node]struct{}
 	// summary is what warnUnused and mapMetrics read of every route,
 	// taken before the routes are mapped and their stubs dropped (see
 	// routeTable, dropStub); namespaced is set when the configuration
