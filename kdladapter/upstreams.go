@@ -36,9 +36,11 @@ type upstreamBase struct {
 	// discovery is the upstream's sentinel.discovery module (see
 	// discovery.go), nil without one.
 	discovery json.RawMessage
-	// transport is the adaptive package's Transport (typedTree), which
-	// routes copy to change their timeouts.
-	transport obj
+	// transport is the adaptive package's Transport, written once
+	// (transportJSON) for the routes that use it as it is; typed is the
+	// Transport itself, for the routes that change its timeouts.
+	transport json.RawMessage
+	typed     *adaptive.Transport
 	// source is the handler's dynamic upstreams (the sentinel source),
 	// health its health_checks (the passive ones) and untried the policy
 	// wrapped for retries (sentinel_untried): shared by the routes.
@@ -360,8 +362,11 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		}
 		b.active.TLS = ht
 	}
-	b.transport = a.typedTree(t)
-	b.transport[transportInlineKey] = transportModule
+	// Written with the transport's own type, without building a tree
+	// of maps (the routes that change its timeouts do, see
+	// reverseProxy).
+	b.transport = transportJSON.raw(t)
+	b.typed = t
 	// upstreamsource.Source, written without encoding/json: one per
 	// upstream.
 	b.source = obj{sourceInlineKey: sourceModule, sourceUpstreamKey: id}
@@ -726,6 +731,11 @@ var (
 	sourceUpstreamKey = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
 )
 
+// transportJSON writes an upstream's transport as typedTree and the
+// encoder did (TestTransportJSONSameAsTree), without the tree of maps:
+// one per upstream, 100,000 in a large configuration.
+var transportJSON = newModuleJSON[adaptive.Transport](transportInlineKey, transportModule)
+
 // The inline keys of the modules above (their caddy struct tags).
 const (
 	handlerInlineKey   = "handler"
@@ -738,26 +748,25 @@ const (
 // u, with the route's retry policy and its filters' timeouts.
 func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) obj {
 	b := a.base(u)
-	transport := b.transport
+	var transport any = b.transport
 	var lb obj
 	if retry != nil {
 		lb = a.retry(retry)
 	}
 	perAttempt := a.perAttemptTimeout(retry)
 	if po.dialTimeout != "" || po.responseHeaderTimeout != "" || perAttempt != "" {
-		transport = make(obj, len(b.transport)+2)
-		for k, v := range b.transport {
-			transport[k] = v
-		}
+		tr := a.typedTree(b.typed)
+		tr[transportInlineKey] = transportModule
 		if po.dialTimeout != "" {
-			transport[dialTimeoutKey] = po.dialTimeout
+			tr[dialTimeoutKey] = po.dialTimeout
 		}
 		if po.responseHeaderTimeout != "" {
-			transport[headerTimeoutKey] = po.responseHeaderTimeout
+			tr[headerTimeoutKey] = po.responseHeaderTimeout
 		}
 		if perAttempt != "" {
-			transport[headerTimeoutKey] = perAttempt
+			tr[headerTimeoutKey] = perAttempt
 		}
+		transport = tr
 	}
 	h := obj{
 		handlerInlineKey:    proxyHandler,

@@ -1,0 +1,97 @@
+package kdladapter
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel/modules/adaptive"
+)
+
+// fillValue sets every settable field reachable from v to a value that
+// is not empty (strings, numbers, durations, slices and maps of one
+// element, pointers to filled values); depth bounds recursive types.
+func fillValue(t *testing.T, v reflect.Value, depth int) {
+	t.Helper()
+	if depth > 6 {
+		return
+	}
+	switch {
+	case v.Type() == durationType:
+		v.SetInt(int64(1500 * time.Millisecond))
+		return
+	case v.Type() == rawMessageType:
+		v.SetBytes([]byte(`{"k":1}`))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x\"<y>")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(7)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(7)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(0.25)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fillValue(t, p.Elem(), depth+1)
+		v.Set(p)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() && f.Tag.Get("json") != "-" {
+				fillValue(t, v.Field(i), depth+1)
+			}
+		}
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		fillValue(t, s.Index(0), depth+1)
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k := reflect.New(v.Type().Key()).Elem()
+		fillValue(t, k, depth+1)
+		e := reflect.New(v.Type().Elem()).Elem()
+		fillValue(t, e, depth+1)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Interface, reflect.Func, reflect.Chan, reflect.Array:
+		// Left nil: not settings (json:"-" or none in the transport).
+	default:
+		t.Fatalf("cannot fill %s", v.Type())
+	}
+}
+
+// TestTransportJSONSameAsTree checks that the typed writer of an
+// upstream's transport (transportJSON) writes what typedTree and the
+// encoder wrote: for the zero transport, one with every setting set,
+// and ones with each pointer setting alone.
+func TestTransportJSONSameAsTree(t *testing.T) {
+	cases := map[string]*adaptive.Transport{"zero": {}}
+	full := &adaptive.Transport{}
+	fillValue(t, reflect.ValueOf(&full.HTTPTransport).Elem(), 0)
+	cases["full"] = full
+	ht := reflect.ValueOf(full.HTTPTransport)
+	for i := range ht.NumField() {
+		f := ht.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		one := &adaptive.Transport{}
+		reflect.ValueOf(&one.HTTPTransport).Elem().Field(i).Set(ht.Field(i))
+		cases[f.Name] = one
+	}
+	for name, tr := range cases {
+		tree := typedTree(tr)
+		tree[transportInlineKey] = transportModule
+		want := string(encode(nil, tree))
+		if name == "full" && len(want) < 500 {
+			t.Errorf("the filled transport writes only %s", want)
+		}
+		if got := string(transportJSON.raw(tr)); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+}
