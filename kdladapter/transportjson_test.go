@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
 	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 )
 
@@ -91,6 +93,27 @@ func TestTransportJSONSameAsTree(t *testing.T) {
 			t.Errorf("the filled transport writes only %s", want)
 		}
 		if got := string(transportJSON.raw(tr)); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+}
+
+// TestLoadBalancingJSONSameAsTree checks that a route's load_balancing
+// as loadBalancingJSON.obj makes it encodes as typedTree's did, also
+// with a member added afterwards (the selection policy).
+func TestLoadBalancingJSONSameAsTree(t *testing.T) {
+	full := &reverseproxy.LoadBalancing{}
+	fillValue(t, reflect.ValueOf(full).Elem(), 0)
+	cases := map[string]*reverseproxy.LoadBalancing{"zero": {}, "full": full, "retries": {Retries: 1, RetryMatchRaw: retryMatch(idempotent, []int64{502, 503})}}
+	for name, lb := range cases {
+		tree, typed := typedTree(lb), loadBalancingJSON.obj(lb)
+		if name == "full" && len(typed) < 4 {
+			t.Errorf("the filled load_balancing has only %d members", len(typed))
+		}
+		for _, o := range []obj{tree, typed} {
+			o[selectionKey] = obj{policyInlineKey: "random"}
+		}
+		if got, want := string(encode(nil, typed)), string(encode(nil, tree)); got != want {
 			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
 		}
 	}

@@ -839,8 +839,12 @@ func (a *adapter) retry(r *kdl.Node) obj {
 	if lb.Retries > 0 {
 		lb.RetryMatchRaw = retryMatch(methods, statuses)
 	}
-	return a.typedTree(lb)
+	return loadBalancingJSON.obj(lb)
 }
+
+// loadBalancingJSON writes a route's load_balancing as typedTree and
+// the encoder did (TestLoadBalancingJSONSameAsTree).
+var loadBalancingJSON = newModuleJSON[reverseproxy.LoadBalancing]("", "")
 
 // retryMatch is retry_match: the methods retried after a request was
 // sent, and the statuses retried for them.
