@@ -41,10 +41,12 @@ type upstreamBase struct {
 	// Transport itself, for the routes that change its timeouts.
 	transport json.RawMessage
 	typed     *adaptive.Transport
-	// source is the handler's dynamic upstreams (the sentinel source),
-	// health its health_checks (the passive ones) and untried the policy
-	// wrapped for retries (sentinel_untried): shared by the routes.
-	source, health, untried obj
+	// source is the handler's dynamic upstreams (the sentinel source,
+	// sourceJSON), health its health_checks (the passive ones) and
+	// untried the policy wrapped for retries (sentinel_untried, made
+	// for the first route that needs it): shared by the routes.
+	source          json.RawMessage
+	health, untried obj
 	// released marks a base whose routes are all mapped: only what the
 	// sentinel app needs (targets, active) is kept (see releaseBase).
 	released bool
@@ -243,7 +245,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	defer a.reparse.Release(u)
 
 	var weights []int64
-	zones := obj{}
+	var zones obj // made for the first zone
 	addTarget := func(addrNode *kdl.Node, addr string, pos kdl.Position, weight int64) {
 		// The original's zone prefixes (locality-aware): "zone=Z,host:port"
 		// or "Z/host:port". Caddy cannot dial them: the address loses the
@@ -254,6 +256,9 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 				return
 			}
 			addr = rest
+			if zones == nil {
+				zones = obj{}
+			}
 			zones[addr] = zone
 		}
 		host, port, err := net.SplitHostPort(addr)
@@ -369,14 +374,24 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	b.typed = t
 	// upstreamsource.Source, written without encoding/json: one per
 	// upstream.
-	b.source = obj{sourceInlineKey: sourceModule, sourceUpstreamKey: id}
+	b.source = sourceJSON(id)
 	if b.passive != nil {
 		b.health = a.typedTree(reverseproxy.HealthChecks{Passive: b.passive})
 	}
-	if b.policy != nil {
-		b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
-	}
 	return b
+}
+
+// sourceJSON is the dynamic upstreams of a proxy to upstream id, as the
+// encoder wrote obj{sourceInlineKey: sourceModule, sourceUpstreamKey:
+// id} (keys in order): one small allocation per upstream instead of a
+// map.
+func sourceJSON(id string) json.RawMessage {
+	b := make([]byte, 0, len(sourceInlineKey)+len(sourceModule)+len(sourceUpstreamKey)+len(id)+12)
+	b = appendString(append(b, '{'), sourceInlineKey)
+	b = appendString(append(b, ':'), sourceModule)
+	b = appendString(append(b, ','), sourceUpstreamKey)
+	b = appendString(append(b, ':'), id)
+	return append(b, '}')
 }
 
 // countUpstreamUses counts, for each upstream, the reverse proxies the
@@ -782,6 +797,9 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 			// Caddy's policies know nothing of retries: the wrapper sends a
 			// retry to a target the request was not sent to yet (the
 			// policies of the adaptive package do it themselves).
+			if b.untried == nil {
+				b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
+			}
 			lb[selectionKey] = b.untried
 		}
 	}
