@@ -1,6 +1,7 @@
 package kdladapter
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 	"time"
@@ -127,5 +128,29 @@ func TestSourceJSONSameAsObj(t *testing.T) {
 		if got := string(sourceJSON(id)); got != want {
 			t.Errorf("%q: got %s, want %s", id, got, want)
 		}
+	}
+}
+
+// TestAppSizeHint checks that the sentinel app of a generated
+// configuration fits the hint, without much to spare (the buffer is
+// kept as the app's fragment).
+func TestAppSizeHint(t *testing.T) {
+	f, _, err := adaptFlat(&loader{lookupEnv: noEnv, files: OSFiles{}, max: 1 << 30}, "gen.kdl", generatedConfig(2000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app is the output's largest part.
+	var app []byte
+	for _, p := range f.parts {
+		if len(p.raw) > len(app) {
+			app = p.raw
+		}
+	}
+	t.Logf("app: %d bytes, capacity %d", len(app), cap(app))
+	if !bytes.Contains(app, []byte(`"id":"u1999"`)) {
+		t.Fatalf("the largest part is not the sentinel app: %.200s", app)
+	}
+	if cap(app) > len(app)+len(app)/8 {
+		t.Errorf("app of %d bytes in a buffer of %d", len(app), cap(app))
 	}
 }
