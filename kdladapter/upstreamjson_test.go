@@ -2,7 +2,9 @@ package kdladapter
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +154,33 @@ func TestAppSizeHint(t *testing.T) {
 	}
 	if cap(app) > len(app)+len(app)/8 {
 		t.Errorf("app of %d bytes in a buffer of %d", len(app), cap(app))
+	}
+}
+
+// TestRepeatedSettingsSmallAndLargeBlocks checks the repeated-setting
+// warning of checkBlock through its list (blocks of up to 16 settings)
+// and its map (larger blocks): each repetition names the line of the one
+// before it, as the map alone did.
+func TestRepeatedSettingsSmallAndLargeBlocks(t *testing.T) {
+	for _, n := range []int{3, 20} {
+		var b strings.Builder
+		b.WriteString("system {\n")
+		for i := range n {
+			fmt.Fprintf(&b, "    graceful-shutdown-timeout-secs %d\n", i+1)
+		}
+		b.WriteString("}\nlisteners { listener \"a\" { address \"127.0.0.1:1\"; } }\n")
+		_, warns, err := Adapt("test.kdl", []byte(b.String()), noEnv, OSFiles{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := warningsText(warns)
+		if got := strings.Count(text, "repeated; the first one"); got != n-1 {
+			t.Errorf("%d settings: %d warnings, want %d:\n%s", n, got, n-1, text)
+		}
+		for line := 3; line <= n+1; line++ {
+			if want := fmt.Sprintf("test.kdl:%d (system.graceful-shutdown-timeout-secs): repeated; the first one (line %d) is used", line, line-1); !strings.Contains(text, want) {
+				t.Errorf("%d settings: no %q in\n%s", n, want, text)
+			}
+		}
 	}
 }
