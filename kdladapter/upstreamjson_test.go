@@ -157,10 +157,11 @@ func TestAppSizeHint(t *testing.T) {
 	}
 }
 
-// TestRepeatedSettingsSmallAndLargeBlocks checks the repeated-setting
-// warning of checkBlock through its list (blocks of up to 16 settings)
-// and its map (larger blocks): each repetition names the line of the one
-// before it, as the map alone did.
+// TestRepeatedSettingsSmallAndLargeBlocks checks repeated settings
+// through the lists (blocks of up to 16 settings) and the maps (larger
+// blocks) of checkBlock and readAll: each repetition's warning names the
+// line of the one before it, as the map alone did, and the first one is
+// used.
 func TestRepeatedSettingsSmallAndLargeBlocks(t *testing.T) {
 	for _, n := range []int{3, 20} {
 		var b strings.Builder
@@ -181,6 +182,21 @@ func TestRepeatedSettingsSmallAndLargeBlocks(t *testing.T) {
 			if want := fmt.Sprintf("test.kdl:%d (system.graceful-shutdown-timeout-secs): repeated; the first one (line %d) is used", line, line-1); !strings.Contains(text, want) {
 				t.Errorf("%d settings: no %q in\n%s", n, want, text)
 			}
+		}
+
+		// A typed block (readAll, the route's policies): the first one
+		// is used.
+		var ts strings.Builder
+		for i := range n {
+			fmt.Fprintf(&ts, "            timeout-secs %d\n", 30+i)
+		}
+		src := strings.Replace(string(generatedConfig(1)), "            timeout-secs 30\n", ts.String(), 1)
+		out, warns, err := Adapt("gen.kdl", []byte(src), noEnv, OSFiles{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), `"timeout":"30s"`) || strings.Count(warningsText(warns), "repeated; the first one") != n-1 {
+			t.Errorf("%d timeout-secs: not the first one used, or not %d warnings:\n%s", n, n-1, warningsText(warns))
 		}
 	}
 }
