@@ -210,13 +210,12 @@ type adapter struct {
 	// The deferred route and upstream blocks (deferred.go): loader
 	// expands their environment variables again, reparse parses them
 	// again, refs holds what is read of the routes before they are
-	// mapped, checked the blocks checked against schema.
+	// mapped (a stub checked against the schema is marked, kdl.Node.Mark).
 	loader  *loader
 	reparse kdl.Reparser
 	// treeTypes caches the struct types typedTree walks.
 	treeTypes *treeTypes
 	refs      map[*kdl.Node]*routeRefs
-	checked   map[*kdl.Node]struct{}
 	// summary is what warnUnused and mapMetrics read of every route,
 	// taken before the routes are mapped and their stubs dropped (see
 	// routeTable, dropStub); namespaced is set when the configuration
@@ -233,7 +232,17 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 	if spec.Open || spec.Children == nil {
 		return
 	}
-	seen := make(map[string]*kdl.Node)
+	// The settings seen, for repeated ones: a list for the small blocks
+	// of routes and upstreams (no map to make and hash for each of
+	// them), a map for larger ones.
+	var (
+		small [16]*kdl.Node
+		seen  map[string]*kdl.Node
+	)
+	list := small[:0]
+	if len(block.Children) > len(small) {
+		seen = make(map[string]*kdl.Node)
+	}
 	for _, c := range block.Children {
 		k := spec.child(c.Name)
 		if k == nil {
@@ -252,10 +261,21 @@ func (a *adapter) checkBlock(block *kdl.Node, spec *Key, where string) {
 			a.d.errorf(c.Pos, "%s is a setting: it takes values, not a children block { … }", c.Name)
 			continue
 		}
-		if prev, dup := seen[c.Name]; dup && k.Children == nil && !repeatable[c.Name] {
+		var prev *kdl.Node
+		if seen != nil {
+			prev = seen[c.Name]
+			seen[c.Name] = c
+		} else {
+			for i := len(list) - 1; i >= 0 && prev == nil; i-- {
+				if list[i].Name == c.Name {
+					prev = list[i]
+				}
+			}
+			list = append(list, c)
+		}
+		if prev != nil && k.Children == nil && !repeatable[c.Name] {
 			a.d.warnf(c.Pos, joinPath(where, c.Name), "repeated; the first one (line %d) is used", prev.Pos.Line)
 		}
-		seen[c.Name] = c
 		switch k.Status {
 		case NotYet:
 			a.d.notYet(c.Pos, k.Note, joinPath(where, c.Name))

@@ -56,8 +56,39 @@ func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
 	if app.Upstreams == nil && app.Routes == nil && app.ConfigFile == "" && app.API == nil && app.StateFile == "" && app.Store == nil {
 		return nil
 	}
-	a.frags.scratch = sentinelAppJSON.append(a.frags.scratch[:0], &app)
-	return a.frags.add(a.frags.scratch)
+	// The app is most of a large configuration's output (about 200
+	// bytes an upstream): written into a buffer sized for it, instead of
+	// the scratch growing by a quarter at a time (four times its size
+	// allocated) and then copied.
+	buf := sentinelAppJSON.append(make([]byte, 0, appSizeHint(&app)), &app)
+	if cap(buf)-len(buf) > len(buf)/8 {
+		// Far less than the hint: the fragments' chunks hold a copy,
+		// not the buffer's unused part.
+		return a.frags.add(buf)
+	}
+	return buf
+}
+
+// appSizeHint is about the length of app's JSON: the members of an
+// upstream and its targets, its health check's usual ones.
+func appSizeHint(app *sentinelapp.App) int {
+	n := 4096
+	for _, r := range app.Routes {
+		n += 4 + len(r)
+	}
+	for _, u := range app.Upstreams {
+		n += 24 + len(u.ID) + len(u.Discovery)
+		for _, t := range u.Targets {
+			n += 16 + len(t.Address)
+			if t.Weight != 0 {
+				n += 11
+			}
+		}
+		if u.HealthCheck != nil {
+			n += 58 + len(u.HealthCheck.Path)
+		}
+	}
+	return n
 }
 
 // ownAdminAddress is the host:port of Caddy's admin endpoint when the

@@ -155,12 +155,9 @@ func (a *adapter) load(n *kdl.Node, container string) *kdl.Node {
 			a.loader.expandEnv(c)
 		}
 	}
-	if _, done := a.checked[n]; !done {
-		if a.checked == nil {
-			// Sized for every route and upstream, most of them deferred.
-			a.checked = make(map[*kdl.Node]struct{}, len(a.refs)+len(a.upstreams))
-		}
-		a.checked[n] = struct{}{}
+	if !n.Marked() {
+		// The stub's mark: checked.
+		n.Mark()
 		if k := a.schema.child(container).child(n.Name); k != nil {
 			a.checkBlock(full, k, a.blockPath(container, n.Name))
 		}
@@ -175,7 +172,7 @@ func (a *adapter) checkDeferred(nodes []*kdl.Node) {
 	// The routes detached from the document (detachRoutes) and not
 	// mapped.
 	for _, r := range a.routes {
-		if _, done := a.checked[r]; r != nil && r.Deferred() && !done {
+		if r != nil && r.Deferred() && !r.Marked() {
 			a.reparse.Release(a.load(r, "routes"))
 		}
 	}
@@ -184,7 +181,7 @@ func (a *adapter) checkDeferred(nodes []*kdl.Node) {
 			continue
 		}
 		for _, c := range n.Children {
-			if _, done := a.checked[c]; c.Deferred() && !done {
+			if c.Deferred() && !c.Marked() {
 				a.reparse.Release(a.load(c, n.Name))
 			}
 		}
@@ -202,7 +199,7 @@ func (a *adapter) routeRefs(r *kdl.Node) *routeRefs {
 }
 
 // A route's stub (about 256 bytes) and its routeRefs are held until the
-// end of the adaptation by the document, a.routes, a.refs and a.checked;
+// end of the adaptation by the document, a.routes and a.refs;
 // 100,000 routes hold about 40 MB of them through the whole mapping. The
 // stubs of the top-level routes are detached from the document once
 // collected (detachRoutes), and each is dropped once its route is mapped
@@ -259,7 +256,7 @@ func detachRoutes(container *kdl.Node, routes []*kdl.Node) {
 }
 
 // dropStub drops the stub of route i once it is mapped (loaded, so
-// checked): a.routes, a.refs and a.checked forget it. The routes of a
+// checked, its mark set): a.routes and a.refs forget it. The routes of a
 // configuration with namespaces keep theirs (the namespaces' routes are
 // still in the document, which checkDeferred walks).
 func (a *adapter) dropStub(i int) {
@@ -267,10 +264,9 @@ func (a *adapter) dropStub(i int) {
 	if a.namespaced || !r.Deferred() {
 		return
 	}
-	if _, done := a.checked[r]; !done {
+	if !r.Marked() {
 		return
 	}
 	a.routes[i] = nil
 	delete(a.refs, r)
-	delete(a.checked, r)
 }

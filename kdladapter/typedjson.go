@@ -45,6 +45,42 @@ func (m moduleJSON[T]) append(buf []byte, v *T) []byte {
 	return m.s.append(buf, reflect.ValueOf(v).Elem())
 }
 
+// obj is v as an obj whose members are written as append writes them
+// (json.RawMessage, in one buffer): for a value the adapter adds members
+// to afterwards (a route's load_balancing, which gets its upstream's
+// selection policy), without typedTree's walk and maps.
+func (m moduleJSON[T]) obj(v *T) obj {
+	rv := reflect.ValueOf(v).Elem()
+	type member struct {
+		key        string
+		start, end int
+	}
+	var (
+		small   [8]member
+		members = small[:0]
+		buf     []byte
+	)
+	for i := range m.s.fields {
+		f := &m.s.fields[i]
+		start := len(buf)
+		if f.constant != nil {
+			buf = append(buf, f.constant...)
+		} else {
+			fv, ok := fieldOfValue(rv, f.index)
+			if !ok || (f.omitEmpty && f.s.empty(fv)) {
+				continue
+			}
+			buf = f.s.append(buf, fv)
+		}
+		members = append(members, member{f.key, start, len(buf)})
+	}
+	out := make(obj, len(members)+1)
+	for _, mb := range members {
+		out[mb.key] = json.RawMessage(buf[mb.start:mb.end:mb.end])
+	}
+	return out
+}
+
 // raw is v's JSON, for an obj or a list of handlers.
 func (m moduleJSON[T]) raw(v *T) json.RawMessage {
 	return m.append(make([]byte, 0, 128), v)

@@ -36,13 +36,17 @@ type upstreamBase struct {
 	// discovery is the upstream's sentinel.discovery module (see
 	// discovery.go), nil without one.
 	discovery json.RawMessage
-	// transport is the adaptive package's Transport (typedTree), which
-	// routes copy to change their timeouts.
-	transport obj
-	// source is the handler's dynamic upstreams (the sentinel source),
-	// health its health_checks (the passive ones) and untried the policy
-	// wrapped for retries (sentinel_untried): shared by the routes.
-	source, health, untried obj
+	// transport is the adaptive package's Transport, written once
+	// (transportJSON) for the routes that use it as it is; typed is the
+	// Transport itself, for the routes that change its timeouts.
+	transport json.RawMessage
+	typed     *adaptive.Transport
+	// source is the handler's dynamic upstreams (the sentinel source,
+	// sourceJSON), health its health_checks (the passive ones) and
+	// untried the policy wrapped for retries (sentinel_untried, made
+	// for the first route that needs it): shared by the routes.
+	source          json.RawMessage
+	health, untried obj
 	// released marks a base whose routes are all mapped: only what the
 	// sentinel app needs (targets, active) is kept (see releaseBase).
 	released bool
@@ -241,7 +245,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	defer a.reparse.Release(u)
 
 	var weights []int64
-	zones := obj{}
+	var zones obj // made for the first zone
 	addTarget := func(addrNode *kdl.Node, addr string, pos kdl.Position, weight int64) {
 		// The original's zone prefixes (locality-aware): "zone=Z,host:port"
 		// or "Z/host:port". Caddy cannot dial them: the address loses the
@@ -252,6 +256,9 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 				return
 			}
 			addr = rest
+			if zones == nil {
+				zones = obj{}
+			}
 			zones[addr] = zone
 		}
 		host, port, err := net.SplitHostPort(addr)
@@ -360,18 +367,31 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		}
 		b.active.TLS = ht
 	}
-	b.transport = a.typedTree(t)
-	b.transport[transportInlineKey] = transportModule
+	// Written with the transport's own type, without building a tree
+	// of maps (the routes that change its timeouts do, see
+	// reverseProxy).
+	b.transport = transportJSON.raw(t)
+	b.typed = t
 	// upstreamsource.Source, written without encoding/json: one per
 	// upstream.
-	b.source = obj{sourceInlineKey: sourceModule, sourceUpstreamKey: id}
+	b.source = sourceJSON(id)
 	if b.passive != nil {
 		b.health = a.typedTree(reverseproxy.HealthChecks{Passive: b.passive})
 	}
-	if b.policy != nil {
-		b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
-	}
 	return b
+}
+
+// sourceJSON is the dynamic upstreams of a proxy to upstream id, as the
+// encoder wrote obj{sourceInlineKey: sourceModule, sourceUpstreamKey:
+// id} (keys in order): one small allocation per upstream instead of a
+// map.
+func sourceJSON(id string) json.RawMessage {
+	b := make([]byte, 0, len(sourceInlineKey)+len(sourceModule)+len(sourceUpstreamKey)+len(id)+12)
+	b = appendString(append(b, '{'), sourceInlineKey)
+	b = appendString(append(b, ':'), sourceModule)
+	b = appendString(append(b, ','), sourceUpstreamKey)
+	b = appendString(append(b, ':'), id)
+	return append(b, '}')
 }
 
 // countUpstreamUses counts, for each upstream, the reverse proxies the
@@ -726,6 +746,11 @@ var (
 	sourceUpstreamKey = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
 )
 
+// transportJSON writes an upstream's transport as typedTree and the
+// encoder did (TestTransportJSONSameAsTree), without the tree of maps:
+// one per upstream, 100,000 in a large configuration.
+var transportJSON = newModuleJSON[adaptive.Transport](transportInlineKey, transportModule)
+
 // The inline keys of the modules above (their caddy struct tags).
 const (
 	handlerInlineKey   = "handler"
@@ -738,26 +763,25 @@ const (
 // u, with the route's retry policy and its filters' timeouts.
 func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) obj {
 	b := a.base(u)
-	transport := b.transport
+	var transport any = b.transport
 	var lb obj
 	if retry != nil {
 		lb = a.retry(retry)
 	}
 	perAttempt := a.perAttemptTimeout(retry)
 	if po.dialTimeout != "" || po.responseHeaderTimeout != "" || perAttempt != "" {
-		transport = make(obj, len(b.transport)+2)
-		for k, v := range b.transport {
-			transport[k] = v
-		}
+		tr := a.typedTree(b.typed)
+		tr[transportInlineKey] = transportModule
 		if po.dialTimeout != "" {
-			transport[dialTimeoutKey] = po.dialTimeout
+			tr[dialTimeoutKey] = po.dialTimeout
 		}
 		if po.responseHeaderTimeout != "" {
-			transport[headerTimeoutKey] = po.responseHeaderTimeout
+			tr[headerTimeoutKey] = po.responseHeaderTimeout
 		}
 		if perAttempt != "" {
-			transport[headerTimeoutKey] = perAttempt
+			tr[headerTimeoutKey] = perAttempt
 		}
+		transport = tr
 	}
 	h := obj{
 		handlerInlineKey:    proxyHandler,
@@ -773,6 +797,9 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 			// Caddy's policies know nothing of retries: the wrapper sends a
 			// retry to a target the request was not sent to yet (the
 			// policies of the adaptive package do it themselves).
+			if b.untried == nil {
+				b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
+			}
 			lb[selectionKey] = b.untried
 		}
 	}
@@ -830,8 +857,12 @@ func (a *adapter) retry(r *kdl.Node) obj {
 	if lb.Retries > 0 {
 		lb.RetryMatchRaw = retryMatch(methods, statuses)
 	}
-	return a.typedTree(lb)
+	return loadBalancingJSON.obj(lb)
 }
+
+// loadBalancingJSON writes a route's load_balancing as typedTree and
+// the encoder did (TestLoadBalancingJSONSameAsTree).
+var loadBalancingJSON = newModuleJSON[reverseproxy.LoadBalancing]("", "")
 
 // retryMatch is retry_match: the methods retried after a request was
 // sent, and the statuses retried for them.

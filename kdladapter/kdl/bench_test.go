@@ -44,3 +44,46 @@ func BenchmarkCanonicalV2(b *testing.B) {
 		_ = doc.CanonicalV2()
 	}
 }
+
+// deferredDocument is a document shaped like the adapter's generated
+// configurations: n route blocks and n upstream blocks in two top-level
+// containers.
+func deferredDocument(n int) []byte {
+	var b strings.Builder
+	b.WriteString("routes {\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "    route \"r%d\" {\n        priority %d\n        matches {\n            path-prefix \"/svc%d\"\n            method \"GET\" \"POST\"\n        }\n        upstream \"u%d\"\n        filters \"tag\"\n        policies {\n            timeout-secs 30\n            request-headers { set { \"X-Route\" \"r%d\"; }; }\n        }\n        retry-policy { max-attempts 2; }\n    }\n", i, i%100, i, i, i)
+	}
+	b.WriteString("}\nupstreams {\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "    upstream \"u%d\" {\n        target \"10.0.%d.1:8080\" weight=2\n        target \"10.0.%d.2:8080\" weight=1\n        target \"10.0.%d.3:8080\"\n        load-balancing \"weighted\"\n        health-check {\n            type \"http\" { path \"/health\"; }\n            interval-secs 5\n        }\n        timeouts { connect-secs 2; request-secs 30; }\n    }\n", i, i%250, i%250, i%250)
+	}
+	b.WriteString("}\n")
+	return []byte(b.String())
+}
+
+// BenchmarkParseDeferred parses a document of 1,000 routes and 1,000
+// upstreams the way the adapter does: each block deferred, then loaded
+// again and released, one at a time.
+func BenchmarkParseDeferred(b *testing.B) {
+	src := deferredDocument(1000)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	opts := Options{Defer: func(Deferral) bool { return true }, ShareSource: true}
+	for b.Loop() {
+		doc, err := ParseWith("bench.kdl", src, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var r Reparser
+		for _, top := range doc.Nodes {
+			for _, c := range top.Children {
+				full, err := r.Load(c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.Release(full)
+			}
+		}
+	}
+}

@@ -1,5 +1,7 @@
 package kdl
 
+import "slices"
+
 // Deferred children blocks: a configuration of 100,000 routes is a
 // document of millions of nodes, most of them inside the children blocks
 // of a few top-level nodes (`routes { route … }`). ParseWith can leave
@@ -56,6 +58,8 @@ type deferred struct {
 	// nodes, values and children size the blocks Load parses the node
 	// into (see Reparser).
 	nodes, values, children int32
+	// marked is the stub's mark (see Node.Mark).
+	marked bool
 }
 
 // stubSource is what the deferred nodes of one parse share.
@@ -80,6 +84,19 @@ func (d *deferred) count(n *Node) {
 // Deferred reports whether n is the stub of a node whose children
 // ParseWith left out (see Reparser.Load).
 func (n *Node) Deferred() bool { return n.x != nil && n.x.def != nil }
+
+// Mark sets the mark of n, the stub of a deferred node: one bit its
+// reader may keep for each deferred node (the adapter: checked against
+// its schema), where a map of 200,000 stubs costs a hashed lookup each
+// time. It does nothing to a node that is not deferred.
+func (n *Node) Mark() {
+	if n.Deferred() {
+		n.x.def.marked = true
+	}
+}
+
+// Marked reports whether n is a stub that Mark marked.
+func (n *Node) Marked() bool { return n.Deferred() && n.x.def.marked }
 
 // ParseWith is Parse with options.
 func ParseWith(filename string, src []byte, opts Options) (*Document, error) {
@@ -134,10 +151,17 @@ type stubBlock struct {
 // zero value is ready to use. Not safe for concurrent use.
 type Reparser struct {
 	p *parser
-	// inUse maps each loaded node to its blocks, free holds the blocks
-	// of released nodes (see Release).
-	inUse map[*Node]*slabs
+	// inUse pairs each loaded node with its blocks, free holds the
+	// blocks of released nodes (see Release). Its reader holds a few
+	// loaded nodes at a time: a list is cheaper than a map.
+	inUse []loaded
 	free  []*slabs
+}
+
+// loaded is a node Load returned and its blocks.
+type loaded struct {
+	n *Node
+	s *slabs
 }
 
 // slabs are the allocation blocks of one loaded node's tree.
@@ -174,11 +198,17 @@ func (r *Reparser) take(d *deferred) *slabs {
 // numbers and properties read from it stay valid. A node Load did not
 // return (or returned as it was) is ignored.
 func (r *Reparser) Release(n *Node) {
-	s := r.inUse[n]
-	if s == nil {
+	// The most recently loaded first: readers release in the reverse
+	// order of their loads, mostly.
+	i := len(r.inUse) - 1
+	for i >= 0 && r.inUse[i].n != n {
+		i--
+	}
+	if i < 0 {
 		return
 	}
-	delete(r.inUse, n)
+	s := r.inUse[i].s
+	r.inUse = slices.Delete(r.inUse, i, i+1)
 	clear(s.nodes[:cap(s.nodes)])
 	clear(s.values[:cap(s.values)])
 	clear(s.children[:cap(s.children)])
@@ -231,10 +261,7 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
 	}
 	if s != nil {
-		if r.inUse == nil {
-			r.inUse = make(map[*Node]*slabs)
-		}
-		r.inUse[out] = s
+		r.inUse = append(r.inUse, loaded{out, s})
 	}
 	return out, nil
 }

@@ -278,3 +278,63 @@ func TestStubSize(t *testing.T) {
 		t.Errorf("a stub takes %d bytes, want at most 256", size)
 	}
 }
+
+// TestMark checks a stub's mark (the adapter's "checked against the
+// schema", kept on the stub instead of in a map) and that a node that is
+// not deferred takes none.
+func TestMark(t *testing.T) {
+	doc, err := ParseWith("m.kdl", []byte("routes {\n    route a { x 1; }\n    route b { x 2; }\n}\n"), Options{Defer: func(Deferral) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := doc.Nodes[0].Children[0], doc.Nodes[0].Children[1]
+	if a.Marked() || b.Marked() {
+		t.Fatal("a stub is marked before Mark")
+	}
+	a.Mark()
+	if !a.Marked() || b.Marked() {
+		t.Errorf("after a.Mark: a marked %v, b marked %v", a.Marked(), b.Marked())
+	}
+	top := doc.Nodes[0]
+	top.Mark()
+	if top.Marked() {
+		t.Error("a node that is not deferred is marked")
+	}
+}
+
+// TestReleaseOutOfOrder loads several deferred nodes and releases them
+// in another order than loaded (the Reparser's list of loaded nodes):
+// each is released once, and its memory reused.
+func TestReleaseOutOfOrder(t *testing.T) {
+	src := []byte("routes {\n    route a { x 1; y 2; }\n    route b { x 3; }\n    route c { x 4; z { w 5; }; }\n}\n")
+	doc, err := ParseWith("r.kdl", src, Options{Defer: func(Deferral) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Reparser
+	var full []*Node
+	for _, s := range doc.Nodes[0].Children {
+		n, err := r.Load(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full = append(full, n)
+	}
+	if len(r.inUse) != 3 {
+		t.Fatalf("%d nodes in use, want 3", len(r.inUse))
+	}
+	r.Release(full[1])
+	r.Release(full[0])
+	r.Release(full[0]) // twice: ignored
+	r.Release(doc.Nodes[0])
+	if len(r.inUse) != 1 || r.inUse[0].n != full[2] {
+		t.Fatalf("in use after releasing a and b: %v", r.inUse)
+	}
+	if full[0].Name != "" || full[1].Name != "" || full[2].Name != "route" || len(full[2].Children) != 2 {
+		t.Errorf("released nodes not cleared, or the kept one changed: %q %q %q", full[0].Name, full[1].Name, full[2].Name)
+	}
+	r.Release(full[2])
+	if len(r.inUse) != 0 || len(r.free) != 3 {
+		t.Errorf("after releasing all: %d in use, %d free", len(r.inUse), len(r.free))
+	}
+}

@@ -82,35 +82,41 @@ func (p *parser) pos(off int) Position {
 		// The byte order mark is not a column.
 		p.pcOff = 3
 	}
-	for p.pcOff < off {
-		b := p.src[p.pcOff]
-		if b >= 0x20 && b < utf8.RuneSelf {
-			p.pcCol++
-			p.pcOff++
-			continue
+	src, i, line, col := p.src, p.pcOff, p.pcLine, p.pcCol
+	for i < off {
+		// Runs of printable ASCII: one column a byte.
+		j := i
+		for j < off && src[j]-0x20 < utf8.RuneSelf-0x20 {
+			j++
 		}
+		col += j - i
+		if i = j; i >= off {
+			break
+		}
+		b := src[i]
 		if b < utf8.RuneSelf {
 			switch {
-			case b == '\r' && p.pcOff+1 < len(p.src) && p.src[p.pcOff+1] == '\n':
+			case b == '\r' && i+1 < len(src) && src[i+1] == '\n':
 				// CRLF is one newline: the LF moves to the next line.
 			case b == '\n' || b == '\r' || b == '\f' || (b == '\v' && !p.v1):
-				p.pcLine++
-				p.pcCol = 1
+				line++
+				col = 1
 			default:
-				p.pcCol++
+				col++
 			}
-			p.pcOff++
+			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(p.src[p.pcOff:])
+		r, size := utf8.DecodeRune(src[i:])
 		if r == 0x85 || r == 0x2028 || r == 0x2029 {
-			p.pcLine++
-			p.pcCol = 1
+			line++
+			col = 1
 		} else {
-			p.pcCol++
+			col++
 		}
-		p.pcOff += size
+		i += size
 	}
+	p.pcOff, p.pcLine, p.pcCol = i, line, col
 	return Position{File: p.file, Line: clamp32(p.pcLine), Col: clamp32(p.pcCol)}
 }
 
@@ -463,20 +469,30 @@ func (p *parser) skipLineComment() {
 // consumed anything.
 func (p *parser) skipWS() (bool, error) {
 	start := p.off
-	for p.off < len(p.src) {
-		if n := p.spaceAt(p.off); n > 0 {
-			p.off += n
-			continue
-		}
-		if p.at("/*") {
+	src, off := p.src, p.off
+scan:
+	for off < len(src) {
+		switch b := src[off]; {
+		case b == ' ' || b == '\t':
+			off++
+		case b == '/' && off+1 < len(src) && src[off+1] == '*':
+			p.off = off
 			if err := p.skipBlockComment(); err != nil {
 				return false, err
 			}
-			continue
+			off = p.off
+		case b >= utf8.RuneSelf:
+			n := spaceLen(src, off, p.v1)
+			if n == 0 {
+				break scan
+			}
+			off += n
+		default:
+			break scan
 		}
-		break
 	}
-	return p.off > start, nil
+	p.off = off
+	return off > start, nil
 }
 
 // skipNodeSpace consumes node-space: whitespace, block comments and line
