@@ -2,6 +2,7 @@ package adaptive
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -203,6 +204,10 @@ func (d *directH1) roundTrip(req *http.Request, key directKey) (*http.Response, 
 	if err := req.Write(buf); err != nil {
 		return nil, err
 	}
+	if !bytes.HasSuffix(buf.b, crlf2) {
+		// Not a bodyless request after all (eligible excludes them).
+		return nil, errors.New("sentinel transport: direct round trip: request head not terminated")
+	}
 	if gz {
 		// net/http writes its extra headers after the request's, before
 		// the blank line that ends the head.
@@ -223,6 +228,8 @@ func (d *directH1) roundTrip(req *http.Request, key directKey) (*http.Response, 
 		}
 	}
 }
+
+var crlf2 = []byte("\r\n\r\n")
 
 func (d *directH1) putBuf(b *reqBuf) {
 	if cap(b.b) <= 64<<10 {

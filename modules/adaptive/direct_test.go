@@ -836,3 +836,33 @@ func TestDirectConcurrent(t *testing.T) {
 		t.Errorf("%d connections for 8 concurrent clients", n)
 	}
 }
+
+// TestDirectSwitchingUnasked: a 101 to a request that asked for no
+// upgrade hands the connection over as net/http does (the body reads and
+// writes it), and it is never pooled.
+func TestDirectSwitchingUnasked(t *testing.T) {
+	b := newRawBackend(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		readHead(br)
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nhi")
+		line, _ := br.ReadString('\n')
+		io.WriteString(c, "echo "+line)
+	})
+	tr := newTransport(t)
+	res, err := tr.RoundTrip(mustReq(t, b.url()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, ok := res.Body.(io.ReadWriteCloser)
+	if res.StatusCode != 101 || !ok {
+		t.Fatalf("status %d, body %T", res.StatusCode, res.Body)
+	}
+	io.WriteString(rw, "ping\n")
+	got, _ := io.ReadAll(rw)
+	rw.Close()
+	if string(got) != "hiecho ping\n" {
+		t.Errorf("read %q", got)
+	}
+	if n := tr.direct.idleCount(); n != 0 {
+		t.Errorf("%d idle connections", n)
+	}
+}
