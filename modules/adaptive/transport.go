@@ -57,6 +57,12 @@ func init() {
 // 10,000, and keeps a few pools of idle connections. Transports are never
 // shared between two configurations (a reload gets new ones).
 //
+// Bodyless GET, HEAD and OPTIONS requests to plain-HTTP HTTP/1.1
+// upstreams take a direct round trip (direct.go: in the proxy's
+// goroutine, with the transport's own pool of idle connections) instead
+// of net/http's transport, unless DirectHTTP1 is false; the bookkeeping
+// above is the same on both paths.
+//
 // A request the client cancels is not held against the target. Only
 // proxied client requests count: the active health checks of Caddy's
 // reverse proxy (which would use this transport) and of the sentinel app
