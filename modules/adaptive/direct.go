@@ -35,8 +35,9 @@ import (
 // address, with no client trace hook but Got1xxResponse (Caddy's, which
 // forwards 1xx responses). Everything else goes through net/http as
 // before. It is only built for transports without TLS, h2c, HTTP/3,
-// forward proxy, PROXY protocol, read or write timeouts, connection limit
-// or disabled keep-alives (newDirectH1).
+// forward proxy, PROXY protocol, connection limit or disabled keep-alives
+// (newDirectH1). Caddy's read_timeout and
+// write_timeout apply (its dialer wraps the connections).
 //
 // What it keeps equal to net/http: the bytes of the request (written by
 // http.Request.Write, plus the "Accept-Encoding: gzip" net/http adds when
@@ -65,6 +66,9 @@ type directH1 struct {
 	maxHeader     int64
 	readSize      int
 	gzip          bool
+	// rwTimeouts: the dialer wraps connections in Caddy's read and write
+	// timeouts, which set a deadline before each read and write.
+	rwTimeouts bool
 
 	bufs sync.Pool // *reqBuf
 
@@ -86,7 +90,7 @@ func newDirectH1(h *reverseproxy.HTTPTransport) *directH1 {
 		h.TLS != nil || len(h.Versions) == 0 || !containsVersion(h.Versions, "1.1") ||
 		containsVersion(h.Versions, "h2c") || containsVersion(h.Versions, "3") || rt.Protocols != nil ||
 		rt.DisableKeepAlives || rt.MaxConnsPerHost > 0 ||
-		h.ProxyProtocol != "" || h.ReadTimeout > 0 || h.WriteTimeout > 0 ||
+		h.ProxyProtocol != "" ||
 		h.ForwardProxyURL != "" || len(h.NetworkProxyRaw) != 0 ||
 		os.Getenv("HTTP_PROXY") != "" || os.Getenv("http_proxy") != "" {
 		return nil
@@ -100,6 +104,7 @@ func newDirectH1(h *reverseproxy.HTTPTransport) *directH1 {
 		maxHeader:     rt.MaxResponseHeaderBytes,
 		readSize:      rt.ReadBufferSize,
 		gzip:          !rt.DisableCompression,
+		rwTimeouts:    h.ReadTimeout > 0 || h.WriteTimeout > 0,
 		idle:          make(map[directKey][]*directConn),
 	}
 	if d.maxIdle == 0 {
@@ -275,7 +280,7 @@ func (d *directH1) get(ctx context.Context, key directKey, fresh bool) (*directC
 	}
 	c := &directConn{d: d, key: key, conn: conn, limit: d.maxHeader}
 	c.br = bufio.NewReaderSize(c, d.readSize)
-	c.cancelFn = c.cancel
+	c.cancelFn, c.timeoutFn = c.cancel, c.headerTimedOut
 	if err := c.initPeek(); err != nil {
 		_ = conn.Close()
 		return nil, false, err
@@ -421,13 +426,15 @@ type directConn struct {
 	peekState
 
 	// Per request.
-	ctx      context.Context
-	limit    int64 // bytes the response head may still take
-	nread    int64 // bytes read for this request
-	sawEOF   bool
-	canceled atomic.Bool
-	stop     func() bool
-	cancelFn func()
+	ctx       context.Context
+	limit     int64 // bytes the response head may still take
+	nread     int64 // bytes read for this request
+	sawEOF    bool
+	canceled  atomic.Bool
+	timedOut  atomic.Bool
+	stop      func() bool
+	cancelFn  func()
+	timeoutFn func()
 }
 
 // Read reads from the connection for br, within the limit of the
@@ -448,16 +455,21 @@ func (c *directConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// cancel interrupts the connection's reads and writes when the request's
-// context ends.
+// cancel closes the connection when the request's context ends: its
+// reads and writes fail at once (a deadline would not do: Caddy's read
+// and write timeouts set their own before each call). Such a connection
+// is never reused.
 func (c *directConn) cancel() {
 	c.canceled.Store(true)
-	_ = c.conn.SetDeadline(aLongTimeAgo)
+	_ = c.conn.Close()
 }
 
-// aLongTimeAgo is a deadline in the past, which interrupts blocked reads
-// and writes.
-var aLongTimeAgo = time.Unix(1, 0)
+// headerTimedOut closes the connection when the response header timeout
+// expires.
+func (c *directConn) headerTimedOut() {
+	c.timedOut.Store(true)
+	_ = c.conn.Close()
+}
 
 // errHeaderTimeout is net/http's error when the response header timeout
 // expires.
@@ -476,12 +488,20 @@ func (c *directConn) roundTrip(req *http.Request, head []byte, gz bool) (_ *http
 	ctx := req.Context()
 	c.ctx, c.limit, c.nread, c.sawEOF = ctx, c.d.maxHeader, 0, false
 	c.canceled.Store(false)
+	c.timedOut.Store(false)
 	c.stop = context.AfterFunc(ctx, c.cancelFn)
+	var timer *time.Timer
 	fail := func(err error, retry bool) (*http.Response, bool, error) {
 		c.stop()
+		if timer != nil {
+			timer.Stop()
+		}
 		_ = c.conn.Close()
-		if c.canceled.Load() {
+		switch {
+		case c.canceled.Load():
 			return nil, false, context.Cause(ctx)
+		case c.timedOut.Load():
+			return nil, false, errHeaderTimeout
 		}
 		return nil, retry, err
 	}
@@ -489,18 +509,14 @@ func (c *directConn) roundTrip(req *http.Request, head []byte, gz bool) (_ *http
 		return fail(err, true)
 	}
 	if c.d.headerTimeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.d.headerTimeout))
+		// From the end of the write, as net/http's timer.
+		timer = time.AfterFunc(c.d.headerTimeout, c.timeoutFn)
 	}
 	var res *http.Response
 	for {
 		var err error
 		res, err = http.ReadResponse(c.br, req)
 		if err != nil {
-			if c.d.headerTimeout > 0 && !c.canceled.Load() {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					return fail(errHeaderTimeout, false)
-				}
-			}
 			return fail(err, c.nread == 0)
 		}
 		code := res.StatusCode
@@ -515,11 +531,8 @@ func (c *directConn) roundTrip(req *http.Request, head []byte, gz bool) (_ *http
 		}
 		break
 	}
-	if c.d.headerTimeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Time{})
-		if c.canceled.Load() {
-			_ = c.conn.SetDeadline(aLongTimeAgo)
-		}
+	if timer != nil && !timer.Stop() {
+		return fail(errHeaderTimeout, false)
 	}
 	c.limit = 1<<63 - 1
 	if res.StatusCode == http.StatusSwitchingProtocols {

@@ -5,6 +5,7 @@ package adaptive
 import (
 	"errors"
 	"syscall"
+	"time"
 )
 
 // peekSupported: the pool can check an idle connection without reading
@@ -47,6 +48,11 @@ func (c *directConn) peek(fd uintptr) bool {
 // sent anything on it (an unsolicited response, which must not be taken
 // for the next request's).
 func (c *directConn) alive() bool {
+	if c.d.rwTimeouts {
+		// Caddy's read timeout left the last read's deadline, which
+		// the peek would take for its own.
+		_ = c.conn.SetReadDeadline(time.Time{})
+	}
 	if err := c.raw.Read(c.peekFn); err != nil {
 		return false
 	}

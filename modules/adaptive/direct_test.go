@@ -778,7 +778,7 @@ func TestDirectEligible(t *testing.T) {
 		"versions only 2": func(tr *Transport) { tr.Versions = []string{"2"} },
 	} {
 		tr := newTransportWith(t, configure)
-		want := strings.HasPrefix(name, "keep-alive on") || name == "explicit on" || name == "versions 1.1"
+		want := strings.HasPrefix(name, "keep-alive on") || name == "explicit on" || name == "versions 1.1" || name == "read timeout"
 		if (tr.direct != nil) != want {
 			t.Errorf("%s: direct %v, want %v", name, tr.direct != nil, want)
 		}
@@ -864,5 +864,73 @@ func TestDirectSwitchingUnasked(t *testing.T) {
 	}
 	if n := tr.direct.idleCount(); n != 0 {
 		t.Errorf("%d idle connections", n)
+	}
+}
+
+// TestDirectReadWriteTimeouts: with Caddy's read_timeout and
+// write_timeout (its dialer wraps the connections, setting a deadline
+// before each read and write), connections idle for longer than the read
+// timeout are still reused, a body slower than it fails, and a client's
+// cancel still interrupts a blocked read at once.
+func TestDirectReadWriteTimeouts(t *testing.T) {
+	b := newRawBackend(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		for {
+			head, ok := readHead(br)
+			if !ok {
+				return
+			}
+			switch {
+			case strings.Contains(head, "/slow"):
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+				time.Sleep(400 * time.Millisecond)
+				io.WriteString(c, "cd")
+			case strings.Contains(head, "/hang"):
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+			default:
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+		}
+	})
+	tr := newTransportWith(t, func(tr *Transport) {
+		tr.ReadTimeout = caddy.Duration(200 * time.Millisecond)
+		tr.WriteTimeout = caddy.Duration(200 * time.Millisecond)
+	})
+	if tr.direct == nil {
+		t.Fatal("no direct round trip with read and write timeouts")
+	}
+	for i := range 3 {
+		if _, body := get(t, tr, b.url()); body != "ok" {
+			t.Fatalf("request %d: %q", i, body)
+		}
+		time.Sleep(300 * time.Millisecond) // longer than the read timeout
+	}
+	if n := b.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (idle longer than the read timeout, still reused)", n)
+	}
+
+	res, err := tr.RoundTrip(mustReq(t, b.url()+"/slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("slow body: %v, want the read timeout", err)
+	}
+
+	tr2 := newTransportWith(t, func(tr *Transport) { tr.ReadTimeout = caddy.Duration(10 * time.Second) })
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.url()+"/hang", nil)
+	res, err = tr2.RoundTrip(proxied(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Errorf("canceled body: %v after %v", err, time.Since(start))
 	}
 }
