@@ -97,11 +97,16 @@ func BenchmarkProxyPath(b *testing.B) {
 // transport's attempts record); with Caddy's log encoder, also the
 // X-Real-IP header the transport sets, which the proxy's request-scoped
 // logger encodes. Folded, the route guard adds nothing to the chain.
-var maxExtraAllocs = map[string]float64{"caddy-log": 4, "deferred-log-unfolded": 2, "deferred-log": 1}
+// Negative since branch perf6: the sentinel transport's direct HTTP/1.1
+// round trip (modules/adaptive/direct.go) allocates about 20 fewer per
+// request than net/http's transport, which stock Caddy uses (19.0, 19.3
+// and 20.4 fewer when it was added); the bounds keep 3–4 of margin and
+// fail if the proxy stops taking the direct round trip.
+var maxExtraAllocs = map[string]float64{"caddy-log": -15, "deferred-log-unfolded": -16, "deferred-log": -17}
 
 // TestProxyPathAllocations: a plain Sentinel route (the config of
 // BenchmarkProxyPath) allocates at most maxExtraAllocs per request more
-// than stock Caddy's reverse_proxy to the same backend, in the same
+// (negative: fewer) than stock Caddy's reverse_proxy to the same backend, in the same
 // process. The two run alternately in blocks of 128 requests (large enough that allocations of a block's last request finishing after it is counted move the figure little); the fewest
 // allocations of a block count for each, since the process's background
 // goroutines only add to some blocks.

@@ -57,12 +57,27 @@ func init() {
 // 10,000, and keeps a few pools of idle connections. Transports are never
 // shared between two configurations (a reload gets new ones).
 //
+// Bodyless GET, HEAD and OPTIONS requests to plain-HTTP HTTP/1.1
+// upstreams take a direct round trip (direct.go: in the proxy's
+// goroutine, with the transport's own pool of idle connections) instead
+// of net/http's transport, unless DirectHTTP1 is false; the bookkeeping
+// above is the same on both paths.
+//
 // A request the client cancels is not held against the target. Only
 // proxied client requests count: the active health checks of Caddy's
 // reverse proxy (which would use this transport) and of the sentinel app
 // (which do not) are not fed to the balancer.
 type Transport struct {
 	reverseproxy.HTTPTransport
+
+	// Whether bodyless GET, HEAD and OPTIONS requests to plain-HTTP
+	// HTTP/1.1 upstreams are sent by Sentinel's direct round trip (in the
+	// proxy's goroutine, with its own pool of idle connections) instead
+	// of net/http's transport. It applies only when the transport uses
+	// neither TLS, h2c, HTTP/3, a forward proxy, the PROXY protocol, read
+	// or write timeouts, a connection limit nor disabled keep-alives;
+	// other requests always go through net/http. Default: true.
+	DirectHTTP1 *bool `json:"direct_http1,omitempty"`
 
 	fb  *store
 	now func() int64
@@ -73,6 +88,9 @@ type Transport struct {
 	// traced is set when the configuration has the tracing app: each
 	// attempt gets a client span and the traceparent.
 	traced bool
+	// direct is the shared transport's direct HTTP/1.1 round trip; nil
+	// when off or not applicable.
+	direct *directH1
 }
 
 // transportKey identifies a shared transport in the feedback store's
@@ -82,16 +100,23 @@ type Transport struct {
 type transportKey struct {
 	config   context.Context
 	settings string
+	direct   bool
 }
 
 // sharedTransport is a provisioned http transport in transports.
 type sharedTransport struct {
 	reverseproxy.HTTPTransport
+	direct *directH1
 }
 
 // Destruct closes the idle connections of the transport, when no route
 // uses it any more.
-func (s *sharedTransport) Destruct() error { return s.HTTPTransport.Cleanup() }
+func (s *sharedTransport) Destruct() error {
+	if s.direct != nil {
+		s.direct.close()
+	}
+	return s.HTTPTransport.Cleanup()
+}
 
 // CaddyModule returns the Caddy module information.
 func (Transport) CaddyModule() caddy.ModuleInfo {
@@ -115,7 +140,8 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("sentinel transport: settings: %w", err)
 	}
-	key := transportKey{config: ctx.Context, settings: string(settings)}
+	direct := t.DirectHTTP1 == nil || *t.DirectHTTP1
+	key := transportKey{config: ctx.Context, settings: string(settings), direct: direct}
 	val, _, err := t.fb.transports.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s := &sharedTransport{HTTPTransport: t.HTTPTransport}
 		if err := s.HTTPTransport.Provision(ctx); err != nil {
@@ -125,6 +151,10 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		if err := registerDialMetrics(ctx, reg); err != nil {
 			return nil, fmt.Errorf("sentinel transport: metrics: %w", err)
 		}
+		if direct {
+			// After guardDials: the direct round trip dials through it.
+			s.direct = newDirectH1(&s.HTTPTransport)
+		}
 		return s, nil
 	})
 	if err != nil {
@@ -133,6 +163,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	t.key, t.pooled = key, true
 	// The settings are equal; the copy shares the provisioned transport.
 	t.HTTPTransport = val.(*sharedTransport).HTTPTransport
+	t.direct = val.(*sharedTransport).direct
 	return nil
 }
 
@@ -163,7 +194,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		sp = tracing.StartUpstream(req, addr, a.len())
 	}
 	start := t.now()
-	res, err := t.HTTPTransport.RoundTrip(req)
+	res, err := t.roundTrip(req)
 	rtt := t.now() - start
 	if sp != nil {
 		tracing.EndUpstream(sp, res, err)
@@ -190,6 +221,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	body.ReadCloser, body.target, body.failed = res.Body, tg, res.StatusCode >= 500
 	res.Body = body
 	return res, nil
+}
+
+// roundTrip sends the request: by the direct HTTP/1.1 round trip when it
+// takes it, by Caddy's http transport otherwise.
+func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
+	if t.direct != nil {
+		t.HTTPTransport.SetScheme(req)
+		if key, ok := t.direct.eligible(req); ok {
+			return t.direct.roundTrip(req, key)
+		}
+	}
+	return t.HTTPTransport.RoundTrip(req)
 }
 
 // targetAddress is the address the request was sent to, as the selection
