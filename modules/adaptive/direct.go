@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -69,6 +70,11 @@ type directH1 struct {
 	// rwTimeouts: the dialer wraps connections in Caddy's read and write
 	// timeouts, which set a deadline before each read and write.
 	rwTimeouts bool
+	// proxy is the transport's proxy function when the environment names
+	// an HTTP proxy (HTTP_PROXY): a request it would send through the
+	// proxy goes through net/http's transport; loopback and NO_PROXY
+	// addresses stay direct.
+	proxy func(*http.Request) (*url.URL, error)
 
 	bufs sync.Pool // *reqBuf
 
@@ -91,8 +97,7 @@ func newDirectH1(h *reverseproxy.HTTPTransport) *directH1 {
 		containsVersion(h.Versions, "h2c") || containsVersion(h.Versions, "3") || rt.Protocols != nil ||
 		rt.DisableKeepAlives || rt.MaxConnsPerHost > 0 ||
 		h.ProxyProtocol != "" ||
-		h.ForwardProxyURL != "" || len(h.NetworkProxyRaw) != 0 ||
-		os.Getenv("HTTP_PROXY") != "" || os.Getenv("http_proxy") != "" {
+		h.ForwardProxyURL != "" || len(h.NetworkProxyRaw) != 0 {
 		return nil
 	}
 	d := &directH1{
@@ -106,6 +111,9 @@ func newDirectH1(h *reverseproxy.HTTPTransport) *directH1 {
 		gzip:          !rt.DisableCompression,
 		rwTimeouts:    h.ReadTimeout > 0 || h.WriteTimeout > 0,
 		idle:          make(map[directKey][]*directConn),
+	}
+	if os.Getenv("HTTP_PROXY") != "" || os.Getenv("http_proxy") != "" {
+		d.proxy = rt.Proxy
 	}
 	if d.maxIdle == 0 {
 		d.maxIdle = http.DefaultMaxIdleConnsPerHost
@@ -166,6 +174,11 @@ func (d *directH1) eligible(req *http.Request) (directKey, bool) {
 		}
 		if di.Address != "" {
 			addr = di.Address
+		}
+	}
+	if d.proxy != nil {
+		if u, err := d.proxy(req); u != nil || err != nil {
+			return directKey{}, false
 		}
 	}
 	return directKey{network: network, addr: addr}, true

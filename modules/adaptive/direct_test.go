@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -932,5 +934,37 @@ func TestDirectReadWriteTimeouts(t *testing.T) {
 	res.Body.Close()
 	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
 		t.Errorf("canceled body: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestDirectEnvironmentProxy: with HTTP_PROXY set (read once per
+// process, so in a child), a request to a loopback or NO_PROXY address
+// stays direct and one the proxy would carry goes through net/http's
+// transport.
+func TestDirectEnvironmentProxy(t *testing.T) {
+	if os.Getenv("SENTINEL_DIRECT_PROXY_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestDirectEnvironmentProxy$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SENTINEL_DIRECT_PROXY_CHILD=1",
+			"HTTP_PROXY=http://127.0.0.1:1", "http_proxy=", "NO_PROXY=direct.test", "no_proxy=")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	tr := newTransport(t)
+	if tr.direct == nil {
+		t.Fatal("HTTP_PROXY in the environment turned the direct round trip off")
+	}
+	for url, want := range map[string]bool{
+		"http://127.0.0.1:8080/":  true,  // loopback: never proxied
+		"http://localhost:8080/":  true,  // likewise
+		"http://direct.test/":     true,  // NO_PROXY
+		"http://10.77.0.9:8080/":  false, // through the proxy
+		"http://backend.test:81/": false,
+	} {
+		req, _ := http.NewRequest("GET", url, nil)
+		if _, ok := tr.direct.eligible(req); ok != want {
+			t.Errorf("%s: eligible %v, want %v", url, ok, want)
+		}
 	}
 }
