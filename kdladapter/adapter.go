@@ -161,6 +161,10 @@ type adapter struct {
 
 	system    *kdl.Node
 	listeners []*kdl.Node
+	// streamCloseDelay is every reverse_proxy's stream_close_delay: how
+	// long the upgraded connections (WebSockets) of a replaced config
+	// keep relaying after a reload (mapSystem).
+	streamCloseDelay string
 	// routes and upstreams are the stubs of deferred blocks (their
 	// children left out, deferred.go): read a block's settings through
 	// load, what is read of every route through routeRefs.

@@ -3,6 +3,7 @@ package kdladapter
 import (
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -22,7 +23,7 @@ var (
 			}
 		}),
 		field[caddyhttp.App]{key: w("max-connections", "no global connection limit yet")},
-		secondsField("graceful-shutdown-timeout-secs", "of the http app", func(app *caddyhttp.App) *caddy.Duration { return &app.GracePeriod }),
+		secondsField("graceful-shutdown-timeout-secs", "of the http app; also every reverse_proxy's `stream_close_delay`: how long WebSockets and other upgraded connections outlive a reload (30 s when unset)", func(app *caddyhttp.App) *caddy.Duration { return &app.GracePeriod }),
 		check[caddyhttp.App]("daemon", "`#false` only; run under a supervisor (systemd, Kubernetes)", func(a *adapter, n *kdl.Node) {
 			if b, ok := a.boolean(n); ok && b {
 				a.d.warnf(n.Pos, "system.daemon", "daemon #true is not applied: run sentinel under a supervisor (systemd, Kubernetes) or use `sentinel start`")
@@ -83,6 +84,7 @@ func systemKeys(name string) *Key {
 // '{"apps":{}}' stops the proxy), the API has tokens.
 func (a *adapter) mapSystem() (httpApp *caddyhttp.App, admin *caddy.AdminConfig) {
 	httpApp = new(caddyhttp.App)
+	defer func() { a.streamCloseDelay = streamCloseDelay(httpApp.GracePeriod) }()
 	if a.system != nil {
 		systemHTTP.read(a, a.system, httpApp)
 		if setting(a.system, "caddy-admin") != nil {
@@ -95,4 +97,21 @@ func (a *adapter) mapSystem() (httpApp *caddyhttp.App, admin *caddy.AdminConfig)
 		admin = &caddy.AdminConfig{Disabled: true}
 	}
 	return httpApp, admin
+}
+
+// defaultStreamCloseDelay is how long upgraded connections outlive a
+// reload when the config sets no grace period: the original's default
+// graceful-shutdown-timeout-secs.
+const defaultStreamCloseDelay = 30 * time.Second
+
+// streamCloseDelay is the reverse proxies' stream_close_delay for a
+// grace period: the grace period itself, or defaultStreamCloseDelay when
+// it is Caddy's eternal one. Without it, Caddy's reverse proxy closes
+// every WebSocket and other upgraded connection of the old config as soon
+// as a reload replaces it.
+func streamCloseDelay(grace caddy.Duration) string {
+	if grace <= 0 {
+		return defaultStreamCloseDelay.String()
+	}
+	return time.Duration(grace).String()
 }

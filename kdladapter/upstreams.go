@@ -727,11 +727,12 @@ func (a *adapter) transport(id string, u *kdl.Node) *adaptive.Transport {
 // made of, from the modules themselves (the keys a route changes on its
 // upstream's mapping, which is built once per upstream).
 var (
-	proxyKeys = struct{ transport, loadBalancing, healthChecks, upstreams string }{
+	proxyKeys = struct{ transport, loadBalancing, healthChecks, upstreams, streamsClose string }{
 		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.TransportRaw }),
 		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.LoadBalancing }),
 		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.HealthChecks }),
 		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.DynamicUpstreamsRaw }),
+		jsonKeyOf(func(h *reverseproxy.Handler) any { return &h.StreamCloseDelay }),
 	}
 	dialTimeoutKey   = jsonKeyOf(func(t *reverseproxy.HTTPTransport) any { return &t.DialTimeout })
 	headerTimeoutKey = jsonKeyOf(func(t *reverseproxy.HTTPTransport) any { return &t.ResponseHeaderTimeout })
@@ -784,9 +785,10 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 		transport = tr
 	}
 	h := obj{
-		handlerInlineKey:    proxyHandler,
-		proxyKeys.upstreams: b.source,
-		proxyKeys.transport: transport,
+		handlerInlineKey:       proxyHandler,
+		proxyKeys.upstreams:    b.source,
+		proxyKeys.transport:    transport,
+		proxyKeys.streamsClose: a.streamCloseDelay,
 	}
 	if b.policy != nil {
 		if lb == nil {

@@ -282,7 +282,10 @@ func proxyHandler(backends []*backend, host string) map[string]any {
 		weights[i] /= g
 		sum += weights[i]
 	}
-	h := map[string]any{"handler": "reverse_proxy"}
+	// WebSockets and other upgraded connections outlive a config change
+	// (every route change is one) by streamCloseDelay instead of being
+	// closed with the replaced config.
+	h := map[string]any{"handler": "reverse_proxy", "stream_close_delay": streamCloseDelay}
 	var ups []map[string]any
 	switch {
 	case len(backends) == 1:
@@ -314,6 +317,12 @@ func proxyHandler(backends []*backend, host string) map[string]any {
 	}
 	return h
 }
+
+// streamCloseDelay is how long the upgraded connections (WebSockets) of
+// a replaced config keep relaying: Caddy's reverse proxy closes them with
+// their config otherwise, and a Gateway's config is replaced on every
+// route change.
+const streamCloseDelay = "30s"
 
 // smoothSequence is nginx's smooth weighted round robin over weights:
 // sum picks, each index as often as its weight, spread out.

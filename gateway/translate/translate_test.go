@@ -574,3 +574,19 @@ func TestTimeouts(t *testing.T) {
 		t.Errorf("malformed duration: %s", c)
 	}
 }
+
+// TestProxyKeepsStreamsOverReloads: every reverse proxy of a Gateway's
+// config lets the upgraded connections (WebSockets) of a replaced config
+// relay for streamCloseDelay, since every route change replaces the
+// config (Caddy closes them with it otherwise; the behaviour itself is
+// integration.TestWebSocketSurvivesReload's).
+func TestProxyKeepsStreamsOverReloads(t *testing.T) {
+	for _, backends := range [][]*backend{
+		{{targets: []string{"10.0.0.1:80"}, weight: 1}},
+		{{targets: []string{"10.0.0.1:80"}, weight: 1}, {targets: []string{"10.0.0.2:80"}, weight: 3}},
+	} {
+		if h := proxyHandler(backends, ""); h["stream_close_delay"] != streamCloseDelay {
+			t.Errorf("%d backends: stream_close_delay %v, want %s", len(backends), h["stream_close_delay"], streamCloseDelay)
+		}
+	}
+}
