@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,62 @@ upstreams { upstream "be" { target %q; }; }
 	})
 	if err := echo("after the reload"); err != nil {
 		t.Fatalf("the WebSocket did not survive the reload: %v", err)
+	}
+}
+
+// TestWebSocketThroughLimits opens a WebSocket through a route with a
+// request body limit and a route timeout: the limit bounds request bodies
+// only (a tunnel relays frames of any size, as docs/protocols.md says),
+// and the route timeout covers the whole exchange, upgraded connections
+// included (modules/timeout): the tunnel is closed when it elapses.
+func TestWebSocketThroughLimits(t *testing.T) {
+	be := startRawBackend(t)
+	listen := freeAddr(t)
+	loadKDL(t, fmt.Sprintf(`
+system { }
+listeners { listener "main" { address %q; protocol "http"; }; }
+routes {
+    route "ws" {
+        matches { path-prefix "/"; }
+        upstream "be"
+        policies { max-body-size 16; timeout-secs 2; }
+    }
+}
+upstreams { upstream "be" { target %q; }; }
+`, listen, be.addr))
+
+	// the limit is in force for requests with a body
+	req, _ := http.NewRequest("POST", "http://"+listen+"/up", strings.NewReader(strings.Repeat("x", 100)))
+	res, err := client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("POST of 100 bytes: %d, want 413", res.StatusCode)
+	}
+
+	c, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(c)
+	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	msg := strings.Repeat("y", 4096)
+	io.WriteString(c, msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != msg {
+		t.Fatalf("echo of 4 KiB through a 16-byte body limit: %v", err)
+	}
+	// the route timeout ends the tunnel
+	_, err = io.ReadAll(br)
+	if el := time.Since(start); err != nil || el < 1500*time.Millisecond || el > 5*time.Second {
+		t.Fatalf("tunnel ended after %v (%v), want at the 2 s route timeout", el, err)
 	}
 }
