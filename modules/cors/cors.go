@@ -95,7 +95,9 @@ type CORS struct {
 	// authentication, client certificates) and expose the response. When
 	// true, `Access-Control-Allow-Credentials: true` is sent and the
 	// `Access-Control-Allow-Origin` is always the request's origin, never
-	// `*`. When false, an `Access-Control-Allow-Credentials` header set by
+	// `*`; allowed_origins must then list the origins (exact or wildcard
+	// ones): `*` with credentials is refused, since it would let every web
+	// site read its visitors' authenticated responses. When false, an `Access-Control-Allow-Credentials` header set by
 	// the next handlers is removed from responses to allowed origins.
 	AllowCredentials bool `json:"allow_credentials,omitempty"`
 
@@ -134,9 +136,6 @@ func (c *CORS) Provision(ctx caddy.Context) error {
 		return err
 	}
 	c.origins = origins
-	if c.origins.any && c.AllowCredentials {
-		c.logger.Warn("allowed_origins contains '*' with allow_credentials: every origin may make credentialed requests")
-	}
 
 	if len(c.AllowedMethods) == 0 {
 		c.AllowedMethods = DefaultAllowedMethods()
@@ -181,8 +180,16 @@ func (c *CORS) Validate() error {
 	if len(c.AllowedOrigins) == 0 {
 		return fmt.Errorf("allowed_origins: at least one origin (or '*') is required")
 	}
-	if _, err := compileOrigins(c.AllowedOrigins); err != nil {
+	origins, err := compileOrigins(c.AllowedOrigins)
+	if err != nil {
 		return err
+	}
+	if origins.any && c.AllowCredentials {
+		// Reflecting any origin with credentials would let every web
+		// site read its visitors' authenticated responses.
+		return fmt.Errorf("allowed_origins: '*' cannot be combined with allow_credentials " +
+			"(every web site could make credentialed requests and read the responses); " +
+			"list the origins, or wildcard origins such as https://*.example.com")
 	}
 	for i, m := range c.AllowedMethods {
 		if strings.TrimSpace(m) == "" {

@@ -199,7 +199,7 @@ func TestServeHTTP(t *testing.T) {
 		},
 		{
 			name:   "preflight with credentials never answers *",
-			config: `{"allowed_origins":["*"],"allow_credentials":true}`,
+			config: `{"allowed_origins":["https://*.example.com"],"allow_credentials":true}`,
 			method: http.MethodOptions,
 			headers: map[string]string{
 				"Origin":                        "https://app.example.com",
@@ -371,6 +371,10 @@ func TestConfigErrors(t *testing.T) {
 		{`{"allowed_origins":["https://*.*.example.com"]}`, `one leading '*.' label`},
 		{`{"allowed_origins":["https://*.ex ample.com"]}`, `not an origin`},
 		{`{"allowed_origins":["*"],"allowed_methods":["GET"," "]}`, `allowed_methods 1: empty method`},
+		// any origin with credentials: every site could read its
+		// visitors' authenticated responses
+		{`{"allowed_origins":["*"],"allow_credentials":true}`, `'*' cannot be combined with allow_credentials`},
+		{`{"allowed_origins":["https://a.example"," * "],"allow_credentials":true}`, `'*' cannot be combined with allow_credentials`},
 		{`{"allowed_origins":["*"],"allowed_headers":[""]}`, `allowed_headers 0: empty header name`},
 		{`{"allowed_origins":["*"],"exposed_headers":["X-A",""]}`, `exposed_headers 1: empty header name`},
 	} {

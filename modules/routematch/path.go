@@ -11,8 +11,14 @@ import (
 // evaluated against: decoded (unescaped), with `.` and `..` segments
 // resolved and repeated slashes merged, a trailing slash preserved. This is
 // the normalization Caddy's own path matchers apply, so the two cannot
-// disagree about which resource a request names.
+// disagree about which resource a request names. An empty path is `/`
+// (an absolute-form target such as `http://host`), except for a CONNECT
+// request, whose target is an authority and which has no path: it is ""
+// and matches no path condition.
 func requestPath(r *http.Request) string {
+	if r.Method == http.MethodConnect && r.URL.Path == "" {
+		return ""
+	}
 	p := caddyhttp.NormalizedPath(r.URL.Path, true)
 	if p == "" {
 		return "/"

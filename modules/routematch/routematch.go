@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -36,6 +37,12 @@ func init() {
 //   - every `header` condition must match.
 //   - any single `method` matching is enough.
 //   - every `query` condition must match.
+//
+// A CONNECT request with an authority as its target (`CONNECT
+// host:port`, which asks for a tunnel; not an HTTP/2 extended CONNECT,
+// which has a path) matches only a matcher whose `method` lists CONNECT,
+// and no path condition: a route written for paths, hosts or headers is
+// never asked to tunnel to an authority the client chose.
 //
 // Paths are matched against the decoded (unescaped) request path after it
 // has been cleaned the way Caddy's own path matchers clean it: `.` and `..`
@@ -193,6 +200,11 @@ func (m *MatchRoute) Match(r *http.Request) bool {
 // Caddy's other matchers.
 func (m *MatchRoute) MatchWithError(r *http.Request) (bool, error) {
 	if m.flag != nil && !m.flag.Enabled() {
+		return false, nil
+	}
+	if r.Method == http.MethodConnect && r.URL.Path == "" && !slices.Contains(m.Method, http.MethodConnect) {
+		// a CONNECT to an authority asks for a tunnel, which only a
+		// route that lists the method CONNECT provides
 		return false, nil
 	}
 	if len(m.Path) > 0 || len(m.PathPrefix) > 0 || len(m.pathRegexps) > 0 {

@@ -292,6 +292,52 @@ func TestMatchRouteOptionsAsterisk(t *testing.T) {
 	}
 }
 
+// TestMatchRouteConnect checks that a CONNECT to an authority (a tunnel
+// request, without a path) matches only a route that lists the method
+// CONNECT, and then no path condition, while an HTTP/2 extended CONNECT
+// (which has a path) and an empty absolute-form path match as before.
+func TestMatchRouteConnect(t *testing.T) {
+	connect := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Method, r.Host, r.URL.Path, r.RequestURI = http.MethodConnect, "h.test:443", "", "h.test:443"
+		return r
+	}
+	for _, tc := range []struct {
+		config string
+		want   bool
+	}{
+		{`{"path_prefix":["/"]}`, false},
+		{`{"host":["h.test"]}`, false},
+		{`{"header":[{"name":"X-A","value":"1"}]}`, false},
+		{`{"path_regex":[".*"]}`, false},
+		{`{"method":["GET","POST"]}`, false},
+		{`{"method":["connect"]}`, true},
+		{`{"method":["CONNECT"],"host":["h.test"]}`, true},
+		{`{"method":["CONNECT"],"path_prefix":["/"]}`, false},
+	} {
+		r := connect()
+		r.Header.Set("X-A", "1")
+		if got := provisioned(t, tc.config).Match(r); got != tc.want {
+			t.Errorf("%s: CONNECT h.test:443 matched %v, want %v", tc.config, got, tc.want)
+		}
+	}
+	// extended CONNECT (RFC 8441, WebSockets over HTTP/2) has a path
+	r := connect()
+	r.URL.Path = "/ws"
+	if !provisioned(t, `{"path_prefix":["/ws"]}`).Match(r) {
+		t.Error("an extended CONNECT with a path did not match its path prefix")
+	}
+	// absolute-form GET http://h.test has an empty path: the root
+	r = httptest.NewRequest(http.MethodGet, "http://h.test", nil)
+	r.URL.Path = ""
+	if !provisioned(t, `{"path_prefix":["/"],"host":["h.test"]}`).Match(r) {
+		t.Error("GET http://h.test did not match the prefix /")
+	}
+	if RequestPath(connect()) != "" {
+		t.Error("the path of a CONNECT to an authority is not empty")
+	}
+}
+
 func TestMatchRouteTransferEncodingHeader(t *testing.T) {
 	m := provisioned(t, `{"header":[{"name":"Transfer-Encoding","value":"chunked"}]}`)
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
