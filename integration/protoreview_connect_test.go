@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +23,8 @@ import (
 //
 // The sentinel matcher (modules/routematch) matches a CONNECT to an
 // authority only when the route lists the method CONNECT. A route with no
-// conditions at all has no matcher and still takes it: the subtest
-// "route without conditions" is a known issue reported to the lead (fix:
-// refuse CONNECT in modules/framing for HTTP/1.x, or in the server's
-// first handler), run with SENTINEL_KNOWN_ISSUES=1.
+// conditions at all has no matcher: there the framing checks refuse an
+// HTTP/1.x CONNECT (400, connection closed) before any route runs.
 func TestConnectIsNotProxied(t *testing.T) {
 	be := startRawBackend(t)
 	listen := freeAddr(t)
@@ -51,9 +48,6 @@ upstreams { upstream "be" { target %q; }; }
 		}
 	})
 	t.Run("route without conditions", func(t *testing.T) {
-		if os.Getenv("SENTINEL_KNOWN_ISSUES") == "" {
-			t.Skip("known issue: a route without conditions proxies CONNECT (set SENTINEL_KNOWN_ISSUES=1 to run)")
-		}
 		loadKDL(t, cfg(`route "all" { upstream "be"; }`))
 		checkConnect(t, be, listen, "example.com:443")
 	})

@@ -1,3 +1,10 @@
+//go:build knownissues
+
+// A known issue's test (docs/protocols.md, HTTP/3 header timeout): it
+// fails today, so it is built only with `-tags knownissues`:
+//
+//	go test -tags knownissues ./integration -run TestH3HeaderTimeout
+
 package integration
 
 import (
@@ -6,7 +13,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 	"time"
 
@@ -24,12 +30,9 @@ import (
 // open, so the request is still served: a client holds up to 100 such
 // streams per connection, as many connections as it likes (a slow-headers
 // attack over HTTP/3). Known issue, reported to the lead (Caddy's QUIC
-// listener has no wrapper hook to set stream deadlines); the test runs
-// with SENTINEL_KNOWN_ISSUES=1 and asserts the fixed behaviour.
+// listener has no wrapper hook to set stream deadlines); the test
+// asserts the fixed behaviour (build tag knownissues).
 func TestH3HeaderTimeout(t *testing.T) {
-	if os.Getenv("SENTINEL_KNOWN_ISSUES") == "" {
-		t.Skip("known issue: HTTP/3 has no header timeout (set SENTINEL_KNOWN_ISSUES=1 to run)")
-	}
 	b := startH3Backend(t, 1)
 	cert, key := writeCert(t, t.TempDir(), "localhost", "127.0.0.1")
 	listen := freeAddr(t)

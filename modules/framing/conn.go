@@ -187,7 +187,7 @@ func (c *conn) advance(d []byte) (int, verdict) {
 }
 
 // switched reports whether the connection became a tunnel (its
-// response "101 Switching Protocols" or CONNECT's 2xx was written) while
+// response "101 Switching Protocols" was written) while
 // a Read was waiting: Go's server reads in the background while a
 // handler runs, so the tunnel's first bytes can arrive in a Read that
 // started before the switch. They are the tunnel's, not a request.
@@ -216,15 +216,14 @@ func (c *conn) resetBuf() {
 // Write writes to the client; while a request that may switch protocols
 // waits for its response, it reads the response's status.
 func (c *conn) Write(b []byte) (int, error) {
-	if w := c.watch.Load(); w == watchUpgrade || w == watchConnect {
+	if w := c.watch.Load(); w == watchUpgrade {
 		c.observe(w, b)
 	}
 	return c.Conn.Write(b)
 }
 
 // observe reads a status line that starts b: 101 to an Upgrade request
-// and 2xx to CONNECT make the connection a tunnel, other final statuses
-// keep it HTTP/1.
+// makes the connection a tunnel, other final statuses keep it HTTP/1.
 func (c *conn) observe(w int32, b []byte) {
 	if len(b) < len("HTTP/1.1 200") || string(b[:7]) != "HTTP/1." || b[8] != ' ' {
 		return
@@ -233,7 +232,7 @@ func (c *conn) observe(w int32, b []byte) {
 	switch {
 	case code[0] == '1' && string(code) != "101":
 		return // informational: the final status follows
-	case w == watchUpgrade && string(code) == "101", w == watchConnect && code[0] == '2':
+	case w == watchUpgrade && string(code) == "101":
 		c.watch.CompareAndSwap(w, watchSwitched)
 	default:
 		c.watch.CompareAndSwap(w, watchNone)

@@ -14,7 +14,8 @@
 // "400 Bad Request" and Connection: close, after the responses to the
 // requests before it; nothing after it is read from the client. HTTP/2
 // (TLS ALPN h2 or the h2c preface) and connections switched to another
-// protocol (101 to an Upgrade request, 2xx to CONNECT) pass unchecked.
+// protocol (101 to an Upgrade request) pass unchecked; an HTTP/1.x
+// CONNECT is refused (Caddy's reverse proxy does not tunnel it).
 package framing
 
 import (

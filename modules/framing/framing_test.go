@@ -243,14 +243,20 @@ func TestUpgradeSwitch(t *testing.T) {
 			}
 		})
 	}
-	t.Run("connect 200", func(t *testing.T) {
-		sc := &streamConn{src: []byte("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")}
-		c := wrap(newTestFraming(t, nil), sc, 1<<20)
-		drain(t, c, 4096)
-		c.Write([]byte("HTTP/1.1 200 OK\r\n\r\n"))
-		sc.src = []byte(tunnel)
-		if rest, _ := drain(t, c, 4096); string(rest) != tunnel {
-			t.Fatalf("got %q", rest)
+	// CONNECT is refused: Caddy's proxy never tunnels an HTTP/1.x CONNECT,
+	// and a 2xx to it (which made the connection pass unchecked) left Go
+	// reading requests that were no longer checked.
+	t.Run("connect refused", func(t *testing.T) {
+		fr := newTestFraming(t, nil)
+		get := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+		sc := &streamConn{src: []byte(get + "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n" + tunnel)}
+		c := wrap(fr, sc, 1<<20)
+		out, err := drain(t, c, 4096)
+		if string(out) != get+string(rejectLine) || !errors.Is(err, io.EOF) {
+			t.Fatalf("got %q, %v", out, err)
+		}
+		if got := value(fr.rejected[reasonConnect]); got != 1 {
+			t.Fatalf("connect counter %v, want 1", got)
 		}
 	})
 }

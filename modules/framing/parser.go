@@ -37,6 +37,7 @@ const (
 	reasonBadCL
 	reasonCLMismatch
 	reasonBadChunk
+	reasonConnect
 	numReasons
 )
 
@@ -51,6 +52,7 @@ var reasonNames = [numReasons]string{
 	reasonBadCL:        "bad_content_length",
 	reasonCLMismatch:   "content_length_mismatch",
 	reasonBadChunk:     "bad_chunked_body",
+	reasonConnect:      "connect",
 }
 
 // Parser states.
@@ -77,7 +79,6 @@ const (
 const (
 	watchNone     int32 = iota
 	watchUpgrade        // 101 Switching Protocols
-	watchConnect        // 2xx to CONNECT
 	watchSwitched       // the connection is a tunnel now
 )
 
@@ -331,11 +332,14 @@ func (f *framer) endHead() verdict {
 	case h.te > 0 && h.http10:
 		// RFC 9112 §6.1: faulty framing (Go ignores the header).
 		return f.rejectHead(reasonTEHTTP10)
-	}
-	switch {
 	case h.connect:
-		f.watch = watchConnect
-	case h.upgrade:
+		// A tunnel request: Caddy's reverse proxy never tunnels an
+		// HTTP/1.x CONNECT (it answers it and Go's server goes on
+		// reading requests from the connection), so a route would only
+		// send the upstream an authority the client chose.
+		return f.rejectHead(reasonConnect)
+	}
+	if h.upgrade {
 		f.watch = watchUpgrade
 	}
 	switch {
