@@ -47,7 +47,7 @@ func listenPrivateUnix(path string) (*privateUnixListener, error) {
 	}
 	tmp := filepath.Join(dir, "s")
 	if len(tmp) > maxUnixPath {
-		return nil, fmt.Errorf("%s: the folder's path is too long for a Unix socket created beside it (%d bytes over %d with the private folder)", path, len(tmp), maxUnixPath)
+		return nil, fmt.Errorf("%s: its folder's path is too long: the socket is created in a private folder beside it, %s (%d bytes, a Unix socket path has at most %d)", path, tmp, len(tmp), maxUnixPath)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {

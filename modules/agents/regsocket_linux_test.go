@@ -178,7 +178,10 @@ func TestRegistrationSocketPathTooLong(t *testing.T) {
 	}
 	path := filepath.Join(dir, "s.sock")
 	_, err := listenPrivateUnix(path)
-	if err == nil || !strings.Contains(err.Error(), "too long") {
+	if err == nil || !strings.Contains(err.Error(), "too long") || !strings.Contains(err.Error(), path) {
 		t.Fatalf("got %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("left in the folder: %v", ents)
 	}
 }
