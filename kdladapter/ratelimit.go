@@ -233,7 +233,7 @@ type spanKeys struct{ rps, burst, delay string }
 // or at block itself, a bucket whose span overflows int64 nanoseconds
 // (ratelimit.SpanOverflows, which the handler's Provision checks too).
 // Zero values take the handler's defaults. what prefixes the message.
-func (a *adapter) rateLimitSpan(block *kdl.Node, what string, rps float64, burst int, delay time.Duration, k spanKeys) bool {
+func (a *adapter) rateLimitSpan(block *kdl.Node, what string, rps float64, burst int, delay time.Duration, k spanKeys) {
 	if rps == 0 {
 		rps = ratelimit.DefaultMaxRPS
 	}
@@ -244,7 +244,7 @@ func (a *adapter) rateLimitSpan(block *kdl.Node, what string, rps float64, burst
 		delay = ratelimit.DefaultMaxDelay
 	}
 	if !ratelimit.SpanOverflows(rps, burst, delay) {
-		return true
+		return
 	}
 	pos := block.Pos
 	for _, name := range []string{k.rps, k.burst, k.delay} {
@@ -261,7 +261,6 @@ func (a *adapter) rateLimitSpan(block *kdl.Node, what string, rps float64, burst
 	}
 	a.d.errorf(pos, "%s%s: a rate-limit bucket would span more than %.0f years, overflowing its clock (lower %s, or raise %s)",
 		what, settings, ratelimit.MaxSpan.Hours()/(365*24), lower, k.rps)
-	return false
 }
 
 // routeRateLimits are the rate limit handlers in front of a route's own
