@@ -91,6 +91,6 @@ func describeType(m fs.FileMode) string {
 	case m.IsRegular():
 		return "a regular file"
 	default:
-		return "type " + m.Type().String()
+		return "a special file"
 	}
 }

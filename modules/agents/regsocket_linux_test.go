@@ -137,6 +137,7 @@ func TestRegistrationSocketRefusesNonSocket(t *testing.T) {
 		"a symbolic link": func() error { return os.Symlink(target, sock) },
 		"a regular file":  func() error { return os.WriteFile(sock, nil, 0o644) },
 		"a folder":        func() error { return os.Mkdir(sock, 0o755) },
+		"a special file":  func() error { return syscall.Mkfifo(sock, 0o644) },
 	}
 	for what, mk := range cases {
 		if err := mk(); err != nil {
@@ -183,5 +184,20 @@ func TestRegistrationSocketPathTooLong(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("left in the folder: %v", ents)
+	}
+}
+
+// TestRegistrationSocketBadFolder: a path whose folder is missing, or
+// whose parent is a file, is an error naming the path.
+func TestRegistrationSocketBadFolder(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(base, "missing", "reg.sock"), filepath.Join(file, "reg.sock")} {
+		if _, err := listenPrivateUnix(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: got %v", path, err)
+		}
 	}
 }
