@@ -529,6 +529,9 @@ func checkOptional(t *testing.T, r *rendered) {
 			t.Error("ServiceMonitor scrapes /metrics, the config serves metrics elsewhere")
 		}
 	}
+	if count(len(all[*networkingv1.NetworkPolicy](r)), r.boolean("networkPolicy.enabled"), "NetworkPolicy") {
+		checkNetworkPolicy(t, r, p)
+	}
 	ownSecret := (r.boolean("tls.enabled") && r.str("tls.existingSecret") == "") ||
 		(r.boolean("controlPlane.enabled") && r.str("controlPlane.existingSecret") == "")
 	count(len(all[*corev1.Secret](r)), ownSecret, "Secret")

@@ -312,6 +312,8 @@ func newTyped(tm metav1.TypeMeta) (any, error) {
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "networking.k8s.io/v1/Ingress":
 		return &networkingv1.Ingress{}, nil
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, nil
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &serviceMonitor{}, nil
 	// operator.enabled

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated values tables of README.md and charts/sentinel/README.md")
@@ -283,6 +284,8 @@ func TestSchemaMatchesKubernetesTypes(t *testing.T) {
 		"updateStrategy":                                      reflect.TypeFor[appsv1.DeploymentStrategy](),
 		"updateStrategy.rollingUpdate":                        reflect.TypeFor[appsv1.RollingUpdateDeployment](),
 		"#/definitions/containerSecurityContext/capabilities": reflect.TypeFor[corev1.Capabilities](),
+		"#/definitions/networkPolicyPeer":                     reflect.TypeFor[networkingv1.NetworkPolicyPeer](),
+		"#/definitions/networkPolicyPeer/ipBlock":             reflect.TypeFor[networkingv1.IPBlock](),
 	} {
 		var s *schemaNode
 		switch {

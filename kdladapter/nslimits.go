@@ -92,7 +92,7 @@ func (a *adapter) readLimits(b *kdl.Node) *nsLimits {
 	}
 	rate := func(p **float64, name string) {
 		if n := setting(b, name); n != nil {
-			if v, ok := a.positiveNumber(n); ok {
+			if v, ok := a.limitsRate(n); ok {
 				*p = &v
 			}
 		}

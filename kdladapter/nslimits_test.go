@@ -16,6 +16,8 @@ func TestNamespaceLimitsErrors(t *testing.T) {
 			`test.kdl:6:49: max-in-flight-requests must be between 1 and`},
 		{"negative rate", ns(`namespace "a" { service "s" { limits { max-requests-per-second-global -1; }; }; }`),
 			`test.kdl:6:71: max-requests-per-second-global -1: must be above 0`},
+		{"rate overflowing a bucket's clock", ns(`namespace "a" { limits { max-requests-per-second-per-client 1e-12; }; }`),
+			`test.kdl:6:61: limits: max-requests-per-second-per-client 1e-12: a rate-limit bucket would span more than 73 years`},
 		{"header size too small", ns(`namespace "a" { limits { max-header-size-bytes 10; }; }`),
 			`test.kdl:6:48: max-header-size-bytes`},
 		{"unknown key", ns(`namespace "a" { limits { max-bodysize 1; }; }`),

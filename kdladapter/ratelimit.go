@@ -1,7 +1,9 @@
 package kdladapter
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -65,11 +67,37 @@ func fallbackField(name, note string) field[ratelimit.Handler] {
 }
 
 // policyRateLimitKey is route `policies { rate-limit { } }`.
-var policyRateLimitKey = typedBlock(h("rate-limit", "`sentinel_rate_limit` handler for the route (local buckets)"),
+var policyRateLimitKey = withPolicySpan(typedBlock(h("rate-limit", "`sentinel_rate_limit` handler for the route (local buckets)"),
 	fieldOf("requests-per-second", "per key (default: rate-limits' default-rps, else 100)", (*adapter).positiveNumber, func(t *ratelimit.Handler) *float64 { return &t.MaxRPS }),
 	intField("burst", "(default: rate-limits' default-burst, else 10)", 1, 1<<30, func(t *ratelimit.Handler) *int { return &t.Burst }),
 	fieldOf("key", "as the filter's (default: rate-limits' key, else client-ip)", (*adapter).rateLimitKey, func(t *ratelimit.Handler) *string { return &t.Key }),
-)
+))
+
+// withPolicySpan makes k's Map (route policies' rate-limit) report a
+// bucket whose span overflows, with rate-limits' default-rps and
+// default-burst where the policy does not set its own (routeRateLimits
+// applies them to the handler).
+func withPolicySpan(k *Key) *Key {
+	inner := k.Map
+	k.Map = func(a *adapter, n *kdl.Node) any {
+		t := inner(a, n).(*ratelimit.Handler)
+		rps, burst := t.MaxRPS, t.Burst
+		keys := spanKeys{rps: "requests-per-second", burst: "burst"}
+		if d := setting(a.rateLimits, "default-rps"); rps == 0 && d != nil {
+			if v, ok := a.number(d); ok && v > 0 {
+				rps, keys.rps = v, "rate-limits default-rps"
+			}
+		}
+		if d := setting(a.rateLimits, "default-burst"); burst == 0 && d != nil {
+			if v, ok := a.number(d); ok && v >= 1 && v <= 1<<30 {
+				burst, keys.burst = int(v), "rate-limits default-burst"
+			}
+		}
+		a.rateLimitSpan(n, "policies rate-limit: ", rps, burst, 0, keys)
+		return t
+	}
+	return k
+}
 
 // globalRateLimitKey is `rate-limits { global { } }`.
 var globalRateLimitKey = typedBlock(h("global", "one `sentinel_rate_limit` handler (zone \"global\") in front of every route, shared by all routes and listeners"),
@@ -105,6 +133,19 @@ func (a *adapter) positiveNumber(n *kdl.Node) (float64, bool) {
 		return 0, false
 	}
 	return f, ok
+}
+
+// limitsRate reads a limits block's max-requests-per-second-* (global
+// or a namespace's): a positive number whose bucket (burst = one
+// second's worth, at least 1; the default max delay) fits the clock.
+func (a *adapter) limitsRate(n *kdl.Node) (float64, bool) {
+	rps, ok := a.positiveNumber(n)
+	if ok && ratelimit.SpanOverflows(rps, max(int(rps), 1), ratelimit.DefaultMaxDelay) {
+		a.d.errorf(n.Args[0].Pos, "limits: %s %v: a rate-limit bucket would span more than %.0f years, overflowing its clock (raise %s)",
+			n.Name, rps, ratelimit.MaxSpan.Hours()/(365*24), n.Name)
+		return 0, false
+	}
+	return rps, ok
 }
 
 // rateLimitKey reads a rate-limit key.
@@ -179,7 +220,47 @@ func (a *adapter) rateLimitFilter(routeID, filterID string, f *kdl.Node, t *rate
 			break
 		}
 	}
+	a.rateLimitSpan(f, fmt.Sprintf("filter %q: ", filterID), t.MaxRPS, t.Burst, time.Duration(t.MaxDelay),
+		spanKeys{rps: "max-rps", burst: "burst", delay: "max-delay-ms"})
 	return rateLimitObj(t)
+}
+
+// spanKeys names the KDL keys of a rate limit's span in an error; a
+// block's nodes of these names (rps first) are where it points.
+type spanKeys struct{ rps, burst, delay string }
+
+// rateLimitSpan reports, at block's rps (else burst, else delay) setting
+// or at block itself, a bucket whose span overflows int64 nanoseconds
+// (ratelimit.SpanOverflows, which the handler's Provision checks too).
+// Zero values take the handler's defaults. what prefixes the message.
+func (a *adapter) rateLimitSpan(block *kdl.Node, what string, rps float64, burst int, delay time.Duration, k spanKeys) {
+	if rps == 0 {
+		rps = ratelimit.DefaultMaxRPS
+	}
+	if burst == 0 {
+		burst = ratelimit.DefaultBurst
+	}
+	if delay == 0 {
+		delay = ratelimit.DefaultMaxDelay
+	}
+	if !ratelimit.SpanOverflows(rps, burst, delay) {
+		return
+	}
+	pos := block.Pos
+	for _, name := range []string{k.rps, k.burst, k.delay} {
+		if n := setting(block, name); name != "" && n != nil {
+			pos = n.Pos
+			break
+		}
+	}
+	settings := fmt.Sprintf("%s %v and %s %d", k.rps, rps, k.burst, burst)
+	lower := k.burst
+	if k.delay != "" {
+		settings = fmt.Sprintf("%s %v, %s %d and %s %d", k.rps, rps, k.burst, burst, k.delay, delay.Milliseconds())
+		lower += " or " + k.delay
+	}
+	a.d.errorf(pos, "%s%s: a rate-limit bucket would span more than %.0f years, overflowing its clock (lower %s, or raise %s)",
+		what, settings, ratelimit.MaxSpan.Hours()/(365*24), lower, k.rps)
 }
 
 // routeRateLimits are the rate limit handlers in front of a route's own
@@ -192,13 +273,15 @@ func (a *adapter) routeRateLimits(routeID string, policy *ratelimit.Handler) []a
 		t := globalRateLimitKey.Map(a, g).(*ratelimit.Handler)
 		if setting(g, "max-rps") == nil {
 			a.d.errorf(g.Pos, "rate-limits: global needs max-rps")
+		} else {
+			a.rateLimitSpan(g, "rate-limits global: ", t.MaxRPS, t.Burst, 0, spanKeys{rps: "max-rps", burst: "burst"})
 		}
 		t.Zone = "global"
 		out = append(out, rateLimitObj(t))
 	}
 	limit := func(name, zone, key string) {
 		if n := a.limitSetting(name); n != nil {
-			if rps, ok := a.positiveNumber(n); ok {
+			if rps, ok := a.limitsRate(n); ok {
 				out = append(out, rateLimitObj(&ratelimit.Handler{Zone: zone, MaxRPS: rps, Burst: max(int(rps), 1), Key: key}))
 			}
 		}

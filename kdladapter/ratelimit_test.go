@@ -152,3 +152,50 @@ func TestRateLimitErrors(t *testing.T) {
 		t.Errorf("policy key: %v, want %q", err, want)
 	}
 }
+
+// TestRateLimitSpanOverflow: a rate limit whose bucket would span more
+// than int64 nanoseconds (burst × 1s/rate + max delay; max-rps 1e-12
+// wrapped to a negative interval that admitted everything) is an adapt
+// error at the file:line:col of the setting, naming the KDL keys, in
+// each place a rate limit is written (the handler's Provision refuses it
+// too, with its JSON names).
+func TestRateLimitSpanOverflow(t *testing.T) {
+	const route = `routes { route "r" { upstream "u"; filters "f"; } }`
+	filter := func(body string) string { return `filters { filter "f" { type "rate-limit"; ` + body + ` } }` }
+	for _, tc := range []struct {
+		name, src, at, want string // at: the text the error points to
+	}{
+		{"filter rate", filter(`max-rps 1e-12;`) + "\n" + route, `max-rps`,
+			`filter "f": max-rps 1e-12, burst 10 and max-delay-ms 5000: a rate-limit bucket would span more than 73 years, overflowing its clock (lower burst or max-delay-ms, or raise max-rps)`},
+		{"filter burst", filter(`burst 1073741824; max-rps 0.001;`) + "\n" + route, `max-rps`,
+			`filter "f": max-rps 0.001, burst 1073741824 and max-delay-ms 5000: a rate-limit bucket would span`},
+		// The delay tips it over: 2e18 ns of burst fits alone.
+		{"filter delay", filter(`on-limit "delay"; max-delay-ms 1099511627776; max-rps 1e-9; burst 2;`) + "\n" + route, `max-rps`,
+			`filter "f": max-rps 1e-09, burst 2 and max-delay-ms 1099511627776: a rate-limit bucket would span`},
+		{"global", `rate-limits { global { max-rps 1e-12; } }` + "\n" + route + "\n" + filter(``), `max-rps`,
+			`rate-limits global: max-rps 1e-12 and burst 10: a rate-limit bucket would span more than 73 years, overflowing its clock (lower burst, or raise max-rps)`},
+		{"policy", `routes { route "r" { upstream "u"; policies { rate-limit { burst 5; requests-per-second 1e-12; } } } }`, `requests-per-second`,
+			`policies rate-limit: requests-per-second 1e-12 and burst 5: a rate-limit bucket would span`},
+		{"policy default", `routes { route "r" { upstream "u"; policies { rate-limit { key "path"; } } } }` + "\n" + `rate-limits { default-rps 1e-12; }`, `rate-limit {`,
+			`policies rate-limit: rate-limits default-rps 1e-12 and burst 10: a rate-limit bucket would span`},
+		{"limits", `limits { max-requests-per-second-per-client 1e-12; }` + "\n" + route + "\n" + filter(``), `1e-12`,
+			`limits: max-requests-per-second-per-client 1e-12: a rate-limit bucket would span more than 73 years, overflowing its clock (raise max-requests-per-second-per-client)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line, col := 4, strings.Index(tc.src, tc.at)+1
+			if nl := strings.Index(tc.src, "\n"); nl >= 0 && strings.Index(tc.src, tc.at) > nl {
+				t.Fatal("at must be on the first line")
+			}
+			want := fmt.Sprintf("test.kdl:%d:%d: %s", line, col, tc.want)
+			_, _, err := adaptString(t, rlHead+tc.src+"\n")
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("\n got  %v\n want %q", err, want)
+			}
+			if strings.Count(err.Error(), "would span") != 1 {
+				t.Errorf("reported more than once: %v", err)
+			}
+		})
+	}
+	// At the edge: a rate that fits is not refused.
+	mustAdapt(t, rlHead+filter(`max-rps 1e-9; burst 2;`)+"\n"+route+"\n"+`limits { max-requests-per-second-global 1e-9; }`+"\n")
+}

@@ -196,18 +196,17 @@ type regListener struct {
 func claimListener(rs *regSettings, log *zap.Logger) (string, *regListener, error) {
 	key := rs.network + ":" + rs.address
 	v, _, err := reg.listeners.LoadOrNew(key, func() (caddy.Destructor, error) {
+		var ln net.Listener
+		var err error
 		if rs.network == "unix" {
-			_ = os.Remove(rs.address)
+			// Never reachable with the umask's mode: bound in a private
+			// folder, set to 0600, renamed into place.
+			ln, err = listenPrivateUnix(rs.address)
+		} else {
+			ln, err = net.Listen(rs.network, rs.address)
 		}
-		ln, err := net.Listen(rs.network, rs.address)
 		if err != nil {
 			return nil, fmt.Errorf("agent registration listener: %w", err)
-		}
-		if rs.network == "unix" {
-			if err := os.Chmod(rs.address, 0o600); err != nil {
-				ln.Close()
-				return nil, fmt.Errorf("agent registration socket: %w", err)
-			}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		l := &regListener{ln: ln, log: log.Named("registration"), ctx: ctx, cancel: cancel, pending: make(chan struct{}, maxPendingRegistrations)}

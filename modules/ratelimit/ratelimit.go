@@ -44,10 +44,10 @@ const (
 	DefaultMaxDelay   = 5 * time.Second
 	DefaultMaxKeys    = 100000
 
-	// maxSpan is the longest a bucket may span (burst × 1s/max_rps +
-	// max_delay), in nanoseconds: 2^61 ns, about 73 years, so that the
-	// clock plus a span stays within int64.
-	maxSpan = float64(1 << 61)
+	// MaxSpan is the longest a bucket may span (burst × 1s/max_rps +
+	// max_delay): 2^61 ns, about 73 years, so that the clock plus a span
+	// stays within int64 nanoseconds (see SpanOverflows).
+	MaxSpan = time.Duration(1 << 61)
 
 	// DefaultPrefix is the key prefix on a shared store.
 	DefaultPrefix = "sentinel:ratelimit:"
@@ -238,9 +238,9 @@ func (h *Handler) normalize() error {
 	// delay) is held in int64 nanoseconds added to the clock: a tiny
 	// max_rps or a huge burst or max_delay would overflow it (an
 	// interval that wraps to a negative number admits everything).
-	if span := float64(time.Second)/h.MaxRPS*float64(h.Burst) + float64(h.MaxDelay); span > maxSpan {
+	if SpanOverflows(h.MaxRPS, h.Burst, time.Duration(h.MaxDelay)) {
 		return fmt.Errorf("max_rps %v, burst %d and max_delay %s: a bucket would span more than %.0f years (lower burst or max_delay, or raise max_rps)",
-			h.MaxRPS, h.Burst, time.Duration(h.MaxDelay), maxSpan/float64(365*24*time.Hour))
+			h.MaxRPS, h.Burst, time.Duration(h.MaxDelay), MaxSpan.Hours()/(365*24))
 	}
 	if h.MaxKeys == 0 {
 		h.MaxKeys = DefaultMaxKeys
@@ -444,3 +444,13 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// SpanOverflows reports whether a bucket of maxRPS requests per second,
+// burst and maxDelay (the values after defaults) would span more than
+// MaxSpan: its nanoseconds added to the clock would overflow int64 (an
+// interval that wraps to a negative number admits everything).
+// Provision refuses such a handler; the KDL adapter reports it at adapt
+// time with the settings' file and line.
+func SpanOverflows(maxRPS float64, burst int, maxDelay time.Duration) bool {
+	return float64(time.Second)/maxRPS*float64(burst)+float64(maxDelay) > float64(MaxSpan)
+}
