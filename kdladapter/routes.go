@@ -193,20 +193,33 @@ var (
 	matcherJSON      = newModuleJSON[routematch.MatchRoute]("", "")
 )
 
-// foldedGuard is the route's sentinel_route guard; with folded, it takes
-// the route's other handlers (those after the guard, in order) from the
-// sentinel_routes app (routeHandlersApp). Caddy decodes each route's
+// appendGuard writes the route's sentinel_route guard; with folded, it
+// takes the route's other handlers (those after the guard, in order) from
+// the sentinel_routes app (routeHandlersApp). Caddy decodes each route's
 // handler into a map and encodes it again to read its name: a guard
 // naming its route only costs little of that, where one holding the
 // route's reverse_proxy, headers and timeouts was the largest part of
 // provisioning 10,000 routes (issue 13.8).
-func foldedGuard(route string, folded bool) obj {
-	g := obj{"handler": routeguard.Guard{}.CaddyModule().ID.Name(), guardRouteKey: route}
+//
+// It is written directly, the keys in order (handle_in_app, handler,
+// route), as encoding the obj {"handler": …, "route": …, "handle_in_app":
+// true} would (TestGuardJSONSameAsObj), without a map for each route.
+func appendGuard(buf []byte, route string, folded bool) []byte {
+	buf = append(buf, '{')
 	if folded {
-		g[guardInAppKey] = true
+		buf = appendString(buf, guardInAppKey)
+		buf = append(buf, ":true,"...)
 	}
-	return g
+	buf = append(buf, guardHandlerMember...)
+	buf = appendString(buf, guardRouteKey)
+	buf = append(buf, ':')
+	buf = appendString(buf, route)
+	return append(buf, '}')
 }
+
+// guardHandlerMember is the guard's inline key and module name, and the
+// comma after them.
+var guardHandlerMember = string(appendString(append(appendString(nil, "handler"), ':'), routeguard.Guard{}.CaddyModule().ID.Name())) + ","
 
 // routeHandlersApp is the sentinel_routes app (routeguard.App): each
 // route's handlers after its guard, by route id; nil when no route has
@@ -239,7 +252,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	rs := &routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
 	readRoute(a, r, rs)
 	br := &builtRoute{id: id, priority: rs.priority}
-	m := rs.match
+	m := &rs.match
 
 	p := rs.policies
 	if p == nil {
@@ -359,10 +372,14 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	if folded = append(folded, handlers...); len(folded) > 0 {
 		br.folded = a.frags.encode(folded)
 	}
-	head = append(head, foldedGuard(id, len(folded) > 0))
-	// The handlers without the list's brackets.
-	list := a.frags.encode(head)
-	br.handle = list[1 : len(list)-1]
+	// The handlers without the list's brackets, the guard last.
+	b := a.frags.scratch[:0]
+	for _, h := range head {
+		b = append(encode(b, h), ',')
+	}
+	b = appendGuard(b, id, len(folded) > 0)
+	a.frags.scratch = b
+	br.handle = a.frags.add(b)
 	if !m.empty() {
 		br.match = a.frags.encode(matcherJSON.raw(&m.MatchRoute))
 		br.specificity = m.pathScore + m.hostScore + m.condScore
@@ -685,10 +702,60 @@ func policiesBlock() *Key {
 }
 
 // headerOps is what a block of header operations maps to: Caddy's
-// headers operations and the header_rename handler's renamings.
+// headers operations and the header_rename handler's renamings. The set
+// and add operations are lists of pairs, not http.Header maps (a map of
+// about 400 bytes for each of 100,000 routes' request-headers): the
+// handler's JSON is written from them (appendHandler) as encoding the
+// maps would. The embedded HeaderOps holds the removals and names the
+// settings' JSON keys.
 type headerOps struct {
 	headers.HeaderOps
-	rename map[string]string
+	set, add headerPairs
+	rename   map[string]string
+}
+
+// headerPairs are the headers of a set or add operation, each value with
+// its header's name, in the order given (the values of a name stay in
+// that order).
+type headerPairs []headerPair
+
+type headerPair struct{ name, value string }
+
+// header is the operation as an http.Header (nil when empty).
+func (p headerPairs) header() http.Header {
+	if len(p) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	for _, x := range p {
+		h[x.name] = append(h[x.name], x.value)
+	}
+	return h
+}
+
+// appendJSON writes the operation as encoding its http.Header writes
+// it: the names sorted, each with its values in order.
+func (p headerPairs) appendJSON(buf []byte) []byte {
+	// Sorted stably by name: the values of a name keep their order.
+	slices.SortStableFunc(p, func(x, y headerPair) int { return strings.Compare(x.name, y.name) })
+	buf = append(buf, '{')
+	for i, x := range p {
+		if i > 0 && p[i-1].name == x.name {
+			buf = append(buf, ',')
+			buf = appendString(buf, x.value)
+			continue
+		}
+		if i > 0 {
+			buf = append(buf, "],"...)
+		}
+		buf = appendString(buf, x.name)
+		buf = append(buf, ":["...)
+		buf = appendString(buf, x.value)
+	}
+	if len(p) > 0 {
+		buf = append(buf, ']')
+	}
+	return append(buf, '}')
 }
 
 var (
@@ -704,26 +771,23 @@ func headerOpsKey(name, note string) *Key {
 // headerOpFields are the header operations (set, add, remove, rename) of
 // a block mapped onto T, whose headerOps o returns.
 func headerOpFields[T any](o func(*T) *headerOps) []field[T] {
-	pairs := func(p func(*headers.HeaderOps) *http.Header) func(a *adapter, n *kdl.Node, t *T) {
+	pairs := func(p func(*headerOps) *headerPairs) func(a *adapter, n *kdl.Node, t *T) {
 		return func(a *adapter, n *kdl.Node, t *T) {
 			for _, c := range n.Children {
 				if len(c.Args) != 1 {
 					a.d.errorf(c.Pos, "%s: header %q needs exactly one value", n.Name, c.Name)
 					continue
 				}
-				hdr := p(&o(t).HeaderOps)
-				if *hdr == nil {
-					*hdr = http.Header{}
-				}
-				(*hdr)[c.Name] = append((*hdr)[c.Name], valueText(c.Args[0]))
+				hdr := p(o(t))
+				*hdr = append(*hdr, headerPair{c.Name, valueText(c.Args[0])})
 			}
 		}
 	}
 	return []field[T]{
 		{key: open(h("set", "Caddy `headers` handler (replaces)")), ptr: func(t *T) any { return &o(t).Set },
-			read: pairs(func(h *headers.HeaderOps) *http.Header { return &h.Set })},
+			read: pairs(func(h *headerOps) *headerPairs { return &h.set })},
 		{key: open(h("add", "Caddy `headers` handler (appends)")), ptr: func(t *T) any { return &o(t).Add },
-			read: pairs(func(h *headers.HeaderOps) *http.Header { return &h.Add })},
+			read: pairs(func(h *headerOps) *headerPairs { return &h.add })},
 		{key: h("remove", "Caddy `headers` handler"), ptr: func(t *T) any { return &o(t).Delete },
 			read: func(a *adapter, n *kdl.Node, t *T) { o(t).Delete = append(o(t).Delete, a.strs(n)...) }},
 		plainField(open(h("rename", "`header_rename` handler (moves all values)")), func(a *adapter, n *kdl.Node, t *T) {
@@ -745,14 +809,8 @@ func headerOpFields[T any](o func(*T) *headerOps) []field[T] {
 // handlers are the handlers of the operations for one phase.
 func (o *headerOps) handlers(phase string) []any {
 	var out []any
-	if len(o.Set) > 0 || len(o.Add) > 0 || len(o.Delete) > 0 {
-		var h headers.Handler
-		if phase == "response" {
-			h.Response = &headers.RespHeaderOps{HeaderOps: &o.HeaderOps, Deferred: true}
-		} else {
-			h.Request = &o.HeaderOps
-		}
-		out = append(out, headersHandler.raw(&h))
+	if len(o.set) > 0 || len(o.add) > 0 || len(o.Delete) > 0 {
+		out = append(out, json.RawMessage(o.appendHandler(make([]byte, 0, 128), phase)))
 	}
 	if o.rename != nil {
 		r := headerrename.Rename{Request: o.rename}
@@ -762,6 +820,50 @@ func (o *headerOps) handlers(phase string) []any {
 		out = append(out, renameHandler.raw(&r))
 	}
 	return out
+}
+
+// appendHandler writes the headers handler of the set, add and delete
+// operations for phase ("request" or "response"), as headersHandler
+// writes the headers.Handler made of them (TestHeaderOpsJSONSameAsHandler):
+// {"handler":"headers","request":{"add":…,"delete":…,"set":…}}, or
+// "response" with "deferred":true among them.
+func (o *headerOps) appendHandler(buf []byte, phase string) []byte {
+	buf = append(buf, `{"handler":"headers","`...)
+	buf = append(buf, phase...)
+	buf = append(buf, `":{`...)
+	sep := false
+	member := func(key string) {
+		if sep {
+			buf = append(buf, ',')
+		}
+		sep = true
+		buf = appendString(buf, key)
+		buf = append(buf, ':')
+	}
+	if len(o.add) > 0 {
+		member("add")
+		buf = o.add.appendJSON(buf)
+	}
+	if phase == "response" {
+		member("deferred")
+		buf = append(buf, "true"...)
+	}
+	if len(o.Delete) > 0 {
+		member("delete")
+		buf = append(buf, '[')
+		for i, d := range o.Delete {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, d)
+		}
+		buf = append(buf, ']')
+	}
+	if len(o.set) > 0 {
+		member("set")
+		buf = o.set.appendJSON(buf)
+	}
+	return append(buf, "}}"...)
 }
 
 // valueText renders a value as header text.
