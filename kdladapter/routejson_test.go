@@ -1,10 +1,15 @@
 package kdladapter
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 	"github.com/sentinel-proxy/sentinel/modules/routeguard"
 )
 
@@ -75,6 +80,67 @@ func TestGuardJSONSameAsObj(t *testing.T) {
 			if got := string(newModuleJSON[routeguard.Guard]("handler", "sentinel_route").raw(&routeguard.Guard{Route: route, HandleInApp: folded})); got != want {
 				t.Errorf("route %q, folded %v: the module's JSON %s, want %s", route, folded, got, want)
 			}
+		}
+	}
+}
+
+// TestJSONMembersSameAsObj: jsonMembers written (appendTo) is encode's
+// obj of the same members, for a few and more members than its array
+// holds, set out of order, one replaced; get and obj agree.
+func TestJSONMembersSameAsObj(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 8, 9, 20} {
+		var m jsonMembers
+		o := obj{}
+		for i := n - 1; i >= 0; i-- {
+			k := fmt.Sprintf("k%02d", i)
+			var v any = obj{"i": i, "s": []any{"a", json.RawMessage(`{"r":1}`)}}
+			if i%3 == 0 {
+				v = json.RawMessage(fmt.Sprintf(`[%d]`, i))
+			}
+			m.set(k, "replaced")
+			m.set(k, v)
+			o[k] = v
+		}
+		if got, want := string(m.appendTo(nil)), string(encode(nil, o)); got != want {
+			t.Errorf("%d members: got %s, want %s", n, got, want)
+		}
+		if got, want := string(encode(nil, m.obj())), string(encode(nil, o)); got != want {
+			t.Errorf("%d members: obj %s, want %s", n, got, want)
+		}
+		if _, ok := m.get("k00"); ok != (n > 0) || m.len() != n {
+			t.Errorf("%d members: get k00 %v, len %d", n, ok, m.len())
+		}
+	}
+}
+
+// TestModuleMembersSameAsObj: moduleJSON.members sets the members obj
+// makes, for every field of the types filled (load_balancing; the
+// transport, with more members than the array on the stack holds) and
+// for their zero values, with a member added after.
+func TestModuleMembersSameAsObj(t *testing.T) {
+	full := &reverseproxy.LoadBalancing{}
+	fillValue(t, reflect.ValueOf(full).Elem(), 0)
+	lbs := []*reverseproxy.LoadBalancing{{}, full, {Retries: 1, RetryMatchRaw: retryMatch(idempotent, []int64{502, 503})}}
+	for i, lb := range lbs {
+		var m jsonMembers
+		loadBalancingJSON.members(lb, &m)
+		o := loadBalancingJSON.obj(lb)
+		m.set(selectionKey, obj{policyInlineKey: "random"})
+		o[selectionKey] = obj{policyInlineKey: "random"}
+		if got, want := string(m.appendTo(nil)), string(encode(nil, o)); got != want {
+			t.Errorf("load_balancing %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	tr := &adaptive.Transport{}
+	fillValue(t, reflect.ValueOf(tr).Elem(), 0)
+	for i, v := range []*adaptive.Transport{{}, tr} {
+		var m jsonMembers
+		transportJSON.members(v, &m)
+		if i == 1 && m.len() <= 8 {
+			t.Errorf("the filled transport has only %d members", m.len())
+		}
+		if got, want := string(m.appendTo(nil)), string(encode(nil, transportJSON.obj(v))); got != want {
+			t.Errorf("transport %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
 }

@@ -334,7 +334,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 				a.d.errorf(up.Args[0].Pos, "route %q: upstream %q is not defined in upstreams { }%s", id, uid, suggest(uid, a.upstreamIDs()))
 			} else {
 				handlers = append(handlers, a.routeCache(id, r)...)
-				handlers = append(handlers, a.reverseProxy(u, rs.retry, proxyOpts))
+				handlers = append(handlers, a.reverseProxyJSON(u, rs.retry, proxyOpts))
 			}
 		}
 	case static != nil:

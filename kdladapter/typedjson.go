@@ -310,3 +310,112 @@ func (s *shape) append(buf []byte, v reflect.Value) []byte {
 	}
 	return append(buf, '}')
 }
+
+// members writes v's members as obj writes them (json.RawMessage, in one
+// buffer) into o, for a value the adapter adds members to afterwards,
+// without a map.
+func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
+	rv := reflect.ValueOf(v).Elem()
+	var buf []byte
+	type span struct{ start, end int }
+	var (
+		small [8]span
+		spans = small[:0]
+		keys  [8]string
+		more  []string
+	)
+	for i := range m.s.fields {
+		f := &m.s.fields[i]
+		start := len(buf)
+		if f.constant != nil {
+			buf = append(buf, f.constant...)
+		} else {
+			fv, ok := fieldOfValue(rv, f.index)
+			if !ok || (f.omitEmpty && f.s.empty(fv)) {
+				continue
+			}
+			buf = f.s.append(buf, fv)
+		}
+		if len(spans) < len(keys) {
+			keys[len(spans)] = f.key
+		} else {
+			more = append(more, f.key)
+		}
+		spans = append(spans, span{start, len(buf)})
+	}
+	for i, sp := range spans {
+		key := ""
+		if i < len(keys) {
+			key = keys[i]
+		} else {
+			key = more[i-len(keys)]
+		}
+		o.set(key, json.RawMessage(buf[sp.start:sp.end:sp.end]))
+	}
+}
+
+// jsonMembers is a JSON object of a few members, built without a map
+// (one for each of 100,000 routes' reverse proxies and their
+// load_balancing): appendTo writes it as encode writes the obj of the
+// same members, the keys sorted (TestJSONMembersSameAsObj).
+type jsonMembers struct {
+	small [8]jsonMember
+	list  []jsonMember
+}
+
+type jsonMember struct {
+	key   string
+	value any
+}
+
+// set sets the member key to v, replacing it when it is there.
+func (o *jsonMembers) set(key string, v any) {
+	for i := range o.list {
+		if o.list[i].key == key {
+			o.list[i].value = v
+			return
+		}
+	}
+	if o.list == nil {
+		o.list = o.small[:0]
+	}
+	o.list = append(o.list, jsonMember{key, v})
+}
+
+// get is the member key's value, false without it.
+func (o *jsonMembers) get(key string) (any, bool) {
+	for _, m := range o.list {
+		if m.key == key {
+			return m.value, true
+		}
+	}
+	return nil, false
+}
+
+// len is the number of members.
+func (o *jsonMembers) len() int { return len(o.list) }
+
+// obj is the members as an obj.
+func (o *jsonMembers) obj() obj {
+	out := make(obj, len(o.list))
+	for _, m := range o.list {
+		out[m.key] = m.value
+	}
+	return out
+}
+
+// appendTo writes the members, sorted by key, their values as encode
+// writes them.
+func (o *jsonMembers) appendTo(buf []byte) []byte {
+	slices.SortFunc(o.list, func(x, y jsonMember) int { return strings.Compare(x.key, y.key) })
+	buf = append(buf, '{')
+	for i, m := range o.list {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, m.key)
+		buf = append(buf, ':')
+		buf = encode(buf, m.value)
+	}
+	return append(buf, '}')
+}
