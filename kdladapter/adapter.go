@@ -177,6 +177,9 @@ type adapter struct {
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.
 	frags fragments
+	// proxyScratch holds the last route's reverse_proxy handler
+	// (reverseProxyJSON).
+	proxyScratch []byte
 	// filterOut holds the mappings of the filters that are the same for
 	// every route naming them (see filterHandlers).
 	filterOut map[*kdl.Node]*mappedFilter

@@ -357,10 +357,13 @@ func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
 // jsonMembers is a JSON object of a few members, built without a map
 // (one for each of 100,000 routes' reverse proxies and their
 // load_balancing): appendTo writes it as encode writes the obj of the
-// same members, the keys sorted (TestJSONMembersSameAsObj).
+// same members, the keys sorted (TestJSONMembersSameAsObj). Its first
+// members are in an array of its own, not a slice of it (which would
+// move every jsonMembers to the heap).
 type jsonMembers struct {
+	n     int
 	small [8]jsonMember
-	list  []jsonMember
+	more  []jsonMember
 }
 
 type jsonMember struct {
@@ -368,24 +371,34 @@ type jsonMember struct {
 	value any
 }
 
+// at is the i-th member.
+func (o *jsonMembers) at(i int) *jsonMember {
+	if i < len(o.small) {
+		return &o.small[i]
+	}
+	return &o.more[i-len(o.small)]
+}
+
 // set sets the member key to v, replacing it when it is there.
 func (o *jsonMembers) set(key string, v any) {
-	for i := range o.list {
-		if o.list[i].key == key {
-			o.list[i].value = v
+	for i := range o.n {
+		if m := o.at(i); m.key == key {
+			m.value = v
 			return
 		}
 	}
-	if o.list == nil {
-		o.list = o.small[:0]
+	if o.n < len(o.small) {
+		o.small[o.n] = jsonMember{key, v}
+	} else {
+		o.more = append(o.more, jsonMember{key, v})
 	}
-	o.list = append(o.list, jsonMember{key, v})
+	o.n++
 }
 
 // get is the member key's value, false without it.
 func (o *jsonMembers) get(key string) (any, bool) {
-	for _, m := range o.list {
-		if m.key == key {
+	for i := range o.n {
+		if m := o.at(i); m.key == key {
 			return m.value, true
 		}
 	}
@@ -393,12 +406,13 @@ func (o *jsonMembers) get(key string) (any, bool) {
 }
 
 // len is the number of members.
-func (o *jsonMembers) len() int { return len(o.list) }
+func (o *jsonMembers) len() int { return o.n }
 
 // obj is the members as an obj.
 func (o *jsonMembers) obj() obj {
-	out := make(obj, len(o.list))
-	for _, m := range o.list {
+	out := make(obj, o.n)
+	for i := range o.n {
+		m := o.at(i)
 		out[m.key] = m.value
 	}
 	return out
@@ -407,9 +421,16 @@ func (o *jsonMembers) obj() obj {
 // appendTo writes the members, sorted by key, their values as encode
 // writes them.
 func (o *jsonMembers) appendTo(buf []byte) []byte {
-	slices.SortFunc(o.list, func(x, y jsonMember) int { return strings.Compare(x.key, y.key) })
+	// Sorted by insertion: a few members.
+	for i := 1; i < o.n; i++ {
+		for j := i; j > 0 && o.at(j).key < o.at(j-1).key; j-- {
+			x, y := o.at(j), o.at(j-1)
+			*x, *y = *y, *x
+		}
+	}
 	buf = append(buf, '{')
-	for i, m := range o.list {
+	for i := range o.n {
+		m := o.at(i)
 		if i > 0 {
 			buf = append(buf, ',')
 		}

@@ -763,28 +763,41 @@ const (
 // u, with the route's retry policy and its filters' timeouts, as an obj
 // (for a handler the adapter adds members to: the shadow's proxy).
 func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) obj {
-	var h jsonMembers
-	a.proxyMembers(&h, u, retry, po)
+	var h, lb jsonMembers
+	a.proxyMembers(&h, &lb, u, retry, po)
+	if lb.len() > 0 {
+		h.set(proxyKeys.loadBalancing, lb.obj())
+	}
 	return h.obj()
 }
 
 // reverseProxyJSON is reverseProxy written as JSON, without the maps of
 // the handler and its load_balancing (one of each for each of 100,000
-// routes).
+// routes). It is written in the adapter's proxy scratch buffer: valid
+// until the next call (mapRoute encodes it into the route's fragment at
+// once).
 func (a *adapter) reverseProxyJSON(u *kdl.Node, retry *kdl.Node, po proxyOverrides) json.RawMessage {
-	var h jsonMembers
-	a.proxyMembers(&h, u, retry, po)
-	return h.appendTo(make([]byte, 0, 512))
+	var h, lb jsonMembers
+	a.proxyMembers(&h, &lb, u, retry, po)
+	b := a.proxyScratch[:0]
+	if lb.len() > 0 {
+		b = lb.appendTo(b)
+		h.set(proxyKeys.loadBalancing, json.RawMessage(b))
+	}
+	start := len(b)
+	b = h.appendTo(b)
+	a.proxyScratch = b
+	return b[start:]
 }
 
 // proxyMembers sets the members of the reverse_proxy handler of a route
-// to upstream u in h.
-func (a *adapter) proxyMembers(h *jsonMembers, u *kdl.Node, retry *kdl.Node, po proxyOverrides) {
+// to upstream u in h, those of its load_balancing in lb (for the caller
+// to add to h when there are any), or in h with tracing.
+func (a *adapter) proxyMembers(h, lb *jsonMembers, u *kdl.Node, retry *kdl.Node, po proxyOverrides) {
 	b := a.base(u)
 	var transport any = b.transport
-	var lb jsonMembers
 	if retry != nil {
-		a.retry(retry, &lb)
+		a.retry(retry, lb)
 	}
 	perAttempt := a.perAttemptTimeout(retry)
 	if po.dialTimeout != "" || po.responseHeaderTimeout != "" || perAttempt != "" {
@@ -823,8 +836,7 @@ func (a *adapter) proxyMembers(h *jsonMembers, u *kdl.Node, retry *kdl.Node, po 
 			o = lb.obj()
 		}
 		h.set(proxyKeys.loadBalancing, a.tracedSelection(o))
-	} else if lb.len() > 0 {
-		h.set(proxyKeys.loadBalancing, json.RawMessage(lb.appendTo(make([]byte, 0, 256))))
+		*lb = jsonMembers{}
 	}
 	if b.health != nil {
 		h.set(proxyKeys.healthChecks, b.health)
