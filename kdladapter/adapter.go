@@ -180,6 +180,10 @@ type adapter struct {
 	// proxyScratch holds the last route's reverse_proxy handler
 	// (reverseProxyJSON).
 	proxyScratch []byte
+	// spec and arena are the route being mapped's spec and the JSON of
+	// its small handlers (mapRoute), reused from route to route.
+	spec  routeSpec
+	arena []byte
 	// filterOut holds the mappings of the filters that are the same for
 	// every route naming them (see filterHandlers).
 	filterOut map[*kdl.Node]*mappedFilter

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -141,6 +143,57 @@ func TestModuleMembersSameAsObj(t *testing.T) {
 		}
 		if got, want := string(m.appendTo(nil)), string(encode(nil, transportJSON.obj(v))); got != want {
 			t.Errorf("transport %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+// TestRouteArenaKeepsEachRoutesHandlers: the small handlers written in
+// the adapter's arena (reused from route to route) end up in their own
+// route's handlers: each route of a generated config has its own
+// request header and timeout, and its response headers, body limit and
+// renaming, after many routes mapped before it.
+func TestRouteArenaKeepsEachRoutesHandlers(t *testing.T) {
+	src := string(generatedConfig(300))
+	// A few routes with every policy, their values of their own.
+	for _, i := range []int{7, 150, 299} {
+		old := fmt.Sprintf("timeout-secs 30\n            request-headers { set { \"X-Route\" \"r%d\"; }; }", i)
+		pol := fmt.Sprintf("timeout-secs %d\n            max-body-size %d\n            request-headers { set { \"X-Route\" \"r%d\"; }; rename { \"X-A%d\" \"X-B\"; }; }\n            response-headers { add { \"X-Resp\" \"r%d\"; }; remove \"Server\"; }", i+1, 1000+i, i, i, i)
+		if !strings.Contains(src, old) {
+			t.Fatalf("route r%d's policies not found", i)
+		}
+		src = strings.Replace(src, old, pol, 1)
+	}
+	out, _, err := Adapt("gen.kdl", []byte(src), noEnv, OSFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			Routes struct {
+				Routes map[string][]json.RawMessage `json:"routes"`
+			} `json:"sentinel_routes"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		hs := fmt.Sprintf("%s", cfg.Apps.Routes.Routes[fmt.Sprintf("r%d", i)])
+		want := []string{fmt.Sprintf(`{"handler":"headers","request":{"set":{"X-Route":["r%d"]}}}`, i), `{"handler":"sentinel_timeout","timeout":"30s"}`}
+		switch i {
+		case 7, 150, 299:
+			want = []string{
+				fmt.Sprintf(`{"handler":"request_body","max_size":%d}`, 1000+i),
+				fmt.Sprintf(`{"handler":"sentinel_timeout","timeout":"%s"}`, dur(time.Duration(i+1)*time.Second)),
+				fmt.Sprintf(`{"handler":"headers","request":{"set":{"X-Route":["r%d"]}}}`, i),
+				fmt.Sprintf(`{"handler":"header_rename","request":{"X-A%d":"X-B"}}`, i),
+				fmt.Sprintf(`{"handler":"headers","response":{"add":{"X-Resp":["r%d"]},"deferred":true,"delete":["Server"]}}`, i),
+			}
+		}
+		for _, w := range want {
+			if !strings.Contains(hs, w) {
+				t.Errorf("route r%d: %s not among its handlers %s", i, w, hs)
+			}
 		}
 	}
 }

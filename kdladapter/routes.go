@@ -249,7 +249,12 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	// builtRoute is encoded JSON): its memory is reused for the next.
 	defer a.reparse.Release(r)
 	id := r.Args[0].Str
-	rs := &routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
+	// The route's spec and the JSON of its small handlers are the
+	// adapter's, reused from route to route (both are done with once the
+	// route's fragments are encoded, below).
+	rs := &a.spec
+	*rs = routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
+	a.arena = a.arena[:0]
 	readRoute(a, r, rs)
 	br := &builtRoute{id: id, priority: rs.priority}
 	m := &rs.match
@@ -268,7 +273,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 			}
 		}
 	}
-	handlers := append(a.routeRateLimits(id, p.rateLimit), p.handlers()...)
+	handlers := p.handlers(a, a.routeRateLimits(id, p.rateLimit))
 	if p.auditCritical {
 		handlers = append([]any{auditGateHandler.raw(&audit.Gate{})}, handlers...)
 	}
@@ -381,7 +386,8 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	a.frags.scratch = b
 	br.handle = a.frags.add(b)
 	if !m.empty() {
-		br.match = a.frags.encode(matcherJSON.raw(&m.MatchRoute))
+		a.frags.scratch = matcherJSON.append(a.frags.scratch[:0], &m.MatchRoute)
+		br.match = a.frags.add(a.frags.scratch)
 		br.specificity = m.pathScore + m.hostScore + m.condScore
 	}
 	return br
@@ -635,7 +641,7 @@ func (m *routeMatch) empty() bool {
 type routePolicies struct {
 	body              *requestbody.RequestBody
 	timeout           *timeout.Timeout
-	request, response []any
+	request, response *headerOps
 	// rateLimit is the policies' rate-limit (defaults from the
 	// rate-limits block applied by routeRateLimits).
 	rateLimit *ratelimit.Handler
@@ -644,17 +650,33 @@ type routePolicies struct {
 	auditCritical bool
 }
 
-// handlers lists the policies' handlers.
-func (p *routePolicies) handlers() []any {
-	var out []any
+// handlers appends the policies' handlers to out, written in the
+// adapter's arena (a.inArena).
+func (p *routePolicies) handlers(a *adapter, out []any) []any {
 	if p.body != nil {
-		out = append(out, requestBodyHandler.raw(p.body))
+		out = append(out, a.inArena(func(b []byte) []byte { return requestBodyHandler.append(b, p.body) }))
 	}
 	if p.timeout != nil {
-		out = append(out, timeoutHandler.raw(p.timeout))
+		out = append(out, a.inArena(func(b []byte) []byte { return timeoutHandler.append(b, p.timeout) }))
 	}
-	out = append(out, p.request...)
-	return append(out, p.response...)
+	if p.request != nil {
+		out = p.request.appendHandlers(a, out, "request")
+	}
+	if p.response != nil {
+		out = p.response.appendHandlers(a, out, "response")
+	}
+	return out
+}
+
+// inArena is the JSON write appends to the adapter's arena: the JSON of
+// the route being mapped, valid until the next route is (mapRoute
+// copies it into the route's fragments), without an allocation for each
+// handler of 100,000 routes. Slices written before the arena grew keep
+// its former array.
+func (a *adapter) inArena(write func([]byte) []byte) json.RawMessage {
+	start := len(a.arena)
+	a.arena = write(a.arena)
+	return a.arena[start:len(a.arena):len(a.arena)]
 }
 
 var (
@@ -670,10 +692,10 @@ func policiesBlock() *Key {
 	response := headerOpsKey("response-headers", "Caddy `headers` handler on the response")
 	return typedBlock(h("policies", "per-route policies"),
 		plainField(request, func(a *adapter, n *kdl.Node, p *routePolicies) {
-			p.request = request.Map(a, n).(*headerOps).handlers("request")
+			p.request = request.Map(a, n).(*headerOps)
 		}),
 		plainField(response, func(a *adapter, n *kdl.Node, p *routePolicies) {
-			p.response = response.Map(a, n).(*headerOps).handlers("response")
+			p.response = response.Map(a, n).(*headerOps)
 		}),
 		plainField(h("timeout-secs", "`sentinel_timeout` handler: 504 when exceeded"), func(a *adapter, n *kdl.Node, p *routePolicies) {
 			if d, ok := a.secondsDuration(n); ok && d != 0 {
@@ -808,16 +830,28 @@ func headerOpFields[T any](o func(*T) *headerOps) []field[T] {
 
 // handlers are the handlers of the operations for one phase.
 func (o *headerOps) handlers(phase string) []any {
-	var out []any
+	return o.appendHandlers(nil, nil, phase)
+}
+
+// appendHandlers appends the handlers of the operations for one phase
+// to out, written in a's arena (a.inArena), or each in a buffer of its
+// own with a nil a.
+func (o *headerOps) appendHandlers(a *adapter, out []any, phase string) []any {
+	write := func(w func([]byte) []byte) json.RawMessage {
+		if a == nil {
+			return w(make([]byte, 0, 128))
+		}
+		return a.inArena(w)
+	}
 	if len(o.set) > 0 || len(o.add) > 0 || len(o.Delete) > 0 {
-		out = append(out, json.RawMessage(o.appendHandler(make([]byte, 0, 128), phase)))
+		out = append(out, write(func(b []byte) []byte { return o.appendHandler(b, phase) }))
 	}
 	if o.rename != nil {
 		r := headerrename.Rename{Request: o.rename}
 		if phase == "response" {
 			r = headerrename.Rename{Response: o.rename}
 		}
-		out = append(out, renameHandler.raw(&r))
+		out = append(out, write(func(b []byte) []byte { return renameHandler.append(b, &r) }))
 	}
 	return out
 }
