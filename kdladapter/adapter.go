@@ -181,6 +181,13 @@ type adapter struct {
 	built []*builtRoute
 	// frags holds the encoded routes and upstreams.
 	frags fragments
+	// proxyScratch holds the last route's reverse_proxy handler
+	// (reverseProxyJSON).
+	proxyScratch []byte
+	// spec and arena are the route being mapped's spec and the JSON of
+	// its small handlers (mapRoute), reused from route to route.
+	spec  routeSpec
+	arena []byte
 	// filterOut holds the mappings of the filters that are the same for
 	// every route naming them (see filterHandlers).
 	filterOut map[*kdl.Node]*mappedFilter

@@ -193,20 +193,33 @@ var (
 	matcherJSON      = newModuleJSON[routematch.MatchRoute]("", "")
 )
 
-// foldedGuard is the route's sentinel_route guard; with folded, it takes
-// the route's other handlers (those after the guard, in order) from the
-// sentinel_routes app (routeHandlersApp). Caddy decodes each route's
+// appendGuard writes the route's sentinel_route guard; with folded, it
+// takes the route's other handlers (those after the guard, in order) from
+// the sentinel_routes app (routeHandlersApp). Caddy decodes each route's
 // handler into a map and encodes it again to read its name: a guard
 // naming its route only costs little of that, where one holding the
 // route's reverse_proxy, headers and timeouts was the largest part of
 // provisioning 10,000 routes (issue 13.8).
-func foldedGuard(route string, folded bool) obj {
-	g := obj{"handler": routeguard.Guard{}.CaddyModule().ID.Name(), guardRouteKey: route}
+//
+// It is written directly, the keys in order (handle_in_app, handler,
+// route), as encoding the obj {"handler": …, "route": …, "handle_in_app":
+// true} would (TestGuardJSONSameAsObj), without a map for each route.
+func appendGuard(buf []byte, route string, folded bool) []byte {
+	buf = append(buf, '{')
 	if folded {
-		g[guardInAppKey] = true
+		buf = appendString(buf, guardInAppKey)
+		buf = append(buf, ":true,"...)
 	}
-	return g
+	buf = append(buf, guardHandlerMember...)
+	buf = appendString(buf, guardRouteKey)
+	buf = append(buf, ':')
+	buf = appendString(buf, route)
+	return append(buf, '}')
 }
+
+// guardHandlerMember is the guard's inline key and module name, and the
+// comma after them.
+var guardHandlerMember = string(appendString(append(appendString(nil, "handler"), ':'), routeguard.Guard{}.CaddyModule().ID.Name())) + ","
 
 // routeHandlersApp is the sentinel_routes app (routeguard.App): each
 // route's handlers after its guard, by route id; nil when no route has
@@ -236,10 +249,15 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	// builtRoute is encoded JSON): its memory is reused for the next.
 	defer a.reparse.Release(r)
 	id := r.Args[0].Str
-	rs := &routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
+	// The route's spec and the JSON of its small handlers are the
+	// adapter's, reused from route to route (both are done with once the
+	// route's fragments are encoded, below).
+	rs := &a.spec
+	*rs = routeSpec{route: id, priority: 50, match: routeMatch{route: id}, node: r}
+	a.arena = a.arena[:0]
 	readRoute(a, r, rs)
 	br := &builtRoute{id: id, priority: rs.priority}
-	m := rs.match
+	m := &rs.match
 
 	p := rs.policies
 	if p == nil {
@@ -255,7 +273,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 			}
 		}
 	}
-	handlers := append(a.routeRateLimits(id, p.rateLimit), p.handlers()...)
+	handlers := p.handlers(a, a.routeRateLimits(id, p.rateLimit))
 	if p.auditCritical {
 		handlers = append([]any{auditGateHandler.raw(&audit.Gate{})}, handlers...)
 	}
@@ -321,7 +339,7 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 				a.d.errorf(up.Args[0].Pos, "route %q: upstream %q is not defined in upstreams { }%s", id, uid, suggest(uid, a.upstreamIDs()))
 			} else {
 				handlers = append(handlers, a.routeCache(id, r)...)
-				handlers = append(handlers, a.reverseProxy(u, rs.retry, proxyOpts))
+				handlers = append(handlers, a.reverseProxyJSON(u, rs.retry, proxyOpts))
 			}
 		}
 	case static != nil:
@@ -359,12 +377,17 @@ func (a *adapter) mapRoute(r *kdl.Node) *builtRoute {
 	if folded = append(folded, handlers...); len(folded) > 0 {
 		br.folded = a.frags.encode(folded)
 	}
-	head = append(head, foldedGuard(id, len(folded) > 0))
-	// The handlers without the list's brackets.
-	list := a.frags.encode(head)
-	br.handle = list[1 : len(list)-1]
+	// The handlers without the list's brackets, the guard last.
+	b := a.frags.scratch[:0]
+	for _, h := range head {
+		b = append(encode(b, h), ',')
+	}
+	b = appendGuard(b, id, len(folded) > 0)
+	a.frags.scratch = b
+	br.handle = a.frags.add(b)
 	if !m.empty() {
-		br.match = a.frags.encode(matcherJSON.raw(&m.MatchRoute))
+		a.frags.scratch = matcherJSON.append(a.frags.scratch[:0], &m.MatchRoute)
+		br.match = a.frags.add(a.frags.scratch)
 		br.specificity = m.pathScore + m.hostScore + m.condScore
 	}
 	return br
@@ -618,7 +641,7 @@ func (m *routeMatch) empty() bool {
 type routePolicies struct {
 	body              *requestbody.RequestBody
 	timeout           *timeout.Timeout
-	request, response []any
+	request, response *headerOps
 	// rateLimit is the policies' rate-limit (defaults from the
 	// rate-limits block applied by routeRateLimits).
 	rateLimit *ratelimit.Handler
@@ -627,17 +650,33 @@ type routePolicies struct {
 	auditCritical bool
 }
 
-// handlers lists the policies' handlers.
-func (p *routePolicies) handlers() []any {
-	var out []any
+// handlers appends the policies' handlers to out, written in the
+// adapter's arena (a.inArena).
+func (p *routePolicies) handlers(a *adapter, out []any) []any {
 	if p.body != nil {
-		out = append(out, requestBodyHandler.raw(p.body))
+		out = append(out, a.inArena(func(b []byte) []byte { return requestBodyHandler.append(b, p.body) }))
 	}
 	if p.timeout != nil {
-		out = append(out, timeoutHandler.raw(p.timeout))
+		out = append(out, a.inArena(func(b []byte) []byte { return timeoutHandler.append(b, p.timeout) }))
 	}
-	out = append(out, p.request...)
-	return append(out, p.response...)
+	if p.request != nil {
+		out = p.request.appendHandlers(a, out, "request")
+	}
+	if p.response != nil {
+		out = p.response.appendHandlers(a, out, "response")
+	}
+	return out
+}
+
+// inArena is the JSON write appends to the adapter's arena: the JSON of
+// the route being mapped, valid until the next route is (mapRoute
+// copies it into the route's fragments), without an allocation for each
+// handler of 100,000 routes. Slices written before the arena grew keep
+// its former array.
+func (a *adapter) inArena(write func([]byte) []byte) json.RawMessage {
+	start := len(a.arena)
+	a.arena = write(a.arena)
+	return a.arena[start:len(a.arena):len(a.arena)]
 }
 
 var (
@@ -653,10 +692,10 @@ func policiesBlock() *Key {
 	response := headerOpsKey("response-headers", "Caddy `headers` handler on the response")
 	return typedBlock(h("policies", "per-route policies"),
 		plainField(request, func(a *adapter, n *kdl.Node, p *routePolicies) {
-			p.request = request.Map(a, n).(*headerOps).handlers("request")
+			p.request = request.Map(a, n).(*headerOps)
 		}),
 		plainField(response, func(a *adapter, n *kdl.Node, p *routePolicies) {
-			p.response = response.Map(a, n).(*headerOps).handlers("response")
+			p.response = response.Map(a, n).(*headerOps)
 		}),
 		plainField(h("timeout-secs", "`sentinel_timeout` handler: 504 when exceeded"), func(a *adapter, n *kdl.Node, p *routePolicies) {
 			if d, ok := a.secondsDuration(n); ok && d != 0 {
@@ -685,10 +724,60 @@ func policiesBlock() *Key {
 }
 
 // headerOps is what a block of header operations maps to: Caddy's
-// headers operations and the header_rename handler's renamings.
+// headers operations and the header_rename handler's renamings. The set
+// and add operations are lists of pairs, not http.Header maps (a map of
+// about 400 bytes for each of 100,000 routes' request-headers): the
+// handler's JSON is written from them (appendHandler) as encoding the
+// maps would. The embedded HeaderOps holds the removals and names the
+// settings' JSON keys.
 type headerOps struct {
 	headers.HeaderOps
-	rename map[string]string
+	set, add headerPairs
+	rename   map[string]string
+}
+
+// headerPairs are the headers of a set or add operation, each value with
+// its header's name, in the order given (the values of a name stay in
+// that order).
+type headerPairs []headerPair
+
+type headerPair struct{ name, value string }
+
+// header is the operation as an http.Header (nil when empty).
+func (p headerPairs) header() http.Header {
+	if len(p) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	for _, x := range p {
+		h[x.name] = append(h[x.name], x.value)
+	}
+	return h
+}
+
+// appendJSON writes the operation as encoding its http.Header writes
+// it: the names sorted, each with its values in order.
+func (p headerPairs) appendJSON(buf []byte) []byte {
+	// Sorted stably by name: the values of a name keep their order.
+	slices.SortStableFunc(p, func(x, y headerPair) int { return strings.Compare(x.name, y.name) })
+	buf = append(buf, '{')
+	for i, x := range p {
+		if i > 0 && p[i-1].name == x.name {
+			buf = append(buf, ',')
+			buf = appendString(buf, x.value)
+			continue
+		}
+		if i > 0 {
+			buf = append(buf, "],"...)
+		}
+		buf = appendString(buf, x.name)
+		buf = append(buf, ":["...)
+		buf = appendString(buf, x.value)
+	}
+	if len(p) > 0 {
+		buf = append(buf, ']')
+	}
+	return append(buf, '}')
 }
 
 var (
@@ -704,26 +793,23 @@ func headerOpsKey(name, note string) *Key {
 // headerOpFields are the header operations (set, add, remove, rename) of
 // a block mapped onto T, whose headerOps o returns.
 func headerOpFields[T any](o func(*T) *headerOps) []field[T] {
-	pairs := func(p func(*headers.HeaderOps) *http.Header) func(a *adapter, n *kdl.Node, t *T) {
+	pairs := func(p func(*headerOps) *headerPairs) func(a *adapter, n *kdl.Node, t *T) {
 		return func(a *adapter, n *kdl.Node, t *T) {
 			for _, c := range n.Children {
 				if len(c.Args) != 1 {
 					a.d.errorf(c.Pos, "%s: header %q needs exactly one value", n.Name, c.Name)
 					continue
 				}
-				hdr := p(&o(t).HeaderOps)
-				if *hdr == nil {
-					*hdr = http.Header{}
-				}
-				(*hdr)[c.Name] = append((*hdr)[c.Name], valueText(c.Args[0]))
+				hdr := p(o(t))
+				*hdr = append(*hdr, headerPair{c.Name, valueText(c.Args[0])})
 			}
 		}
 	}
 	return []field[T]{
 		{key: open(h("set", "Caddy `headers` handler (replaces)")), ptr: func(t *T) any { return &o(t).Set },
-			read: pairs(func(h *headers.HeaderOps) *http.Header { return &h.Set })},
+			read: pairs(func(h *headerOps) *headerPairs { return &h.set })},
 		{key: open(h("add", "Caddy `headers` handler (appends)")), ptr: func(t *T) any { return &o(t).Add },
-			read: pairs(func(h *headers.HeaderOps) *http.Header { return &h.Add })},
+			read: pairs(func(h *headerOps) *headerPairs { return &h.add })},
 		{key: h("remove", "Caddy `headers` handler"), ptr: func(t *T) any { return &o(t).Delete },
 			read: func(a *adapter, n *kdl.Node, t *T) { o(t).Delete = append(o(t).Delete, a.strs(n)...) }},
 		plainField(open(h("rename", "`header_rename` handler (moves all values)")), func(a *adapter, n *kdl.Node, t *T) {
@@ -744,24 +830,74 @@ func headerOpFields[T any](o func(*T) *headerOps) []field[T] {
 
 // handlers are the handlers of the operations for one phase.
 func (o *headerOps) handlers(phase string) []any {
-	var out []any
-	if len(o.Set) > 0 || len(o.Add) > 0 || len(o.Delete) > 0 {
-		var h headers.Handler
-		if phase == "response" {
-			h.Response = &headers.RespHeaderOps{HeaderOps: &o.HeaderOps, Deferred: true}
-		} else {
-			h.Request = &o.HeaderOps
+	return o.appendHandlers(nil, nil, phase)
+}
+
+// appendHandlers appends the handlers of the operations for one phase
+// to out, written in a's arena (a.inArena), or each in a buffer of its
+// own with a nil a.
+func (o *headerOps) appendHandlers(a *adapter, out []any, phase string) []any {
+	write := func(w func([]byte) []byte) json.RawMessage {
+		if a == nil {
+			return w(make([]byte, 0, 128))
 		}
-		out = append(out, headersHandler.raw(&h))
+		return a.inArena(w)
+	}
+	if len(o.set) > 0 || len(o.add) > 0 || len(o.Delete) > 0 {
+		out = append(out, write(func(b []byte) []byte { return o.appendHandler(b, phase) }))
 	}
 	if o.rename != nil {
 		r := headerrename.Rename{Request: o.rename}
 		if phase == "response" {
 			r = headerrename.Rename{Response: o.rename}
 		}
-		out = append(out, renameHandler.raw(&r))
+		out = append(out, write(func(b []byte) []byte { return renameHandler.append(b, &r) }))
 	}
 	return out
+}
+
+// appendHandler writes the headers handler of the set, add and delete
+// operations for phase ("request" or "response"), as headersHandler
+// writes the headers.Handler made of them (TestHeaderOpsJSONSameAsHandler):
+// {"handler":"headers","request":{"add":…,"delete":…,"set":…}}, or
+// "response" with "deferred":true among them.
+func (o *headerOps) appendHandler(buf []byte, phase string) []byte {
+	buf = append(buf, `{"handler":"headers","`...)
+	buf = append(buf, phase...)
+	buf = append(buf, `":{`...)
+	sep := false
+	member := func(key string) {
+		if sep {
+			buf = append(buf, ',')
+		}
+		sep = true
+		buf = appendString(buf, key)
+		buf = append(buf, ':')
+	}
+	if len(o.add) > 0 {
+		member("add")
+		buf = o.add.appendJSON(buf)
+	}
+	if phase == "response" {
+		member("deferred")
+		buf = append(buf, "true"...)
+	}
+	if len(o.Delete) > 0 {
+		member("delete")
+		buf = append(buf, '[')
+		for i, d := range o.Delete {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, d)
+		}
+		buf = append(buf, ']')
+	}
+	if len(o.set) > 0 {
+		member("set")
+		buf = o.set.appendJSON(buf)
+	}
+	return append(buf, "}}"...)
 }
 
 // valueText renders a value as header text.

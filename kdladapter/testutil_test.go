@@ -55,7 +55,7 @@ func mustAdaptAsIs(t testing.TB, src string) ([]byte, []caddyconfig.Warning) {
 
 // inlineFolded rewrites an adapted config as if the routes' guards held
 // their handlers (the guard's handle) instead of the sentinel_routes app
-// (routes.go, foldedGuard): each guard with handle_in_app gets its
+// (routes.go, appendGuard): each guard with handle_in_app gets its
 // route's handlers from the app as its handle, and the app goes. Keys
 // stay sorted, numbers and strings as written.
 func inlineFolded(t testing.TB, out []byte) []byte {

@@ -310,3 +310,133 @@ func (s *shape) append(buf []byte, v reflect.Value) []byte {
 	}
 	return append(buf, '}')
 }
+
+// members writes v's members as obj writes them (json.RawMessage, in one
+// buffer) into o, for a value the adapter adds members to afterwards,
+// without a map.
+func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
+	rv := reflect.ValueOf(v).Elem()
+	var buf []byte
+	type span struct{ start, end int }
+	var (
+		small [8]span
+		spans = small[:0]
+		keys  [8]string
+		more  []string
+	)
+	for i := range m.s.fields {
+		f := &m.s.fields[i]
+		start := len(buf)
+		if f.constant != nil {
+			buf = append(buf, f.constant...)
+		} else {
+			fv, ok := fieldOfValue(rv, f.index)
+			if !ok || (f.omitEmpty && f.s.empty(fv)) {
+				continue
+			}
+			buf = f.s.append(buf, fv)
+		}
+		if len(spans) < len(keys) {
+			keys[len(spans)] = f.key
+		} else {
+			more = append(more, f.key)
+		}
+		spans = append(spans, span{start, len(buf)})
+	}
+	for i, sp := range spans {
+		key := ""
+		if i < len(keys) {
+			key = keys[i]
+		} else {
+			key = more[i-len(keys)]
+		}
+		o.set(key, json.RawMessage(buf[sp.start:sp.end:sp.end]))
+	}
+}
+
+// jsonMembers is a JSON object of a few members, built without a map
+// (one for each of 100,000 routes' reverse proxies and their
+// load_balancing): appendTo writes it as encode writes the obj of the
+// same members, the keys sorted (TestJSONMembersSameAsObj). Its first
+// members are in an array of its own, not a slice of it (which would
+// move every jsonMembers to the heap).
+type jsonMembers struct {
+	n     int
+	small [8]jsonMember
+	more  []jsonMember
+}
+
+type jsonMember struct {
+	key   string
+	value any
+}
+
+// at is the i-th member.
+func (o *jsonMembers) at(i int) *jsonMember {
+	if i < len(o.small) {
+		return &o.small[i]
+	}
+	return &o.more[i-len(o.small)]
+}
+
+// set sets the member key to v, replacing it when it is there.
+func (o *jsonMembers) set(key string, v any) {
+	for i := range o.n {
+		if m := o.at(i); m.key == key {
+			m.value = v
+			return
+		}
+	}
+	if o.n < len(o.small) {
+		o.small[o.n] = jsonMember{key, v}
+	} else {
+		o.more = append(o.more, jsonMember{key, v})
+	}
+	o.n++
+}
+
+// get is the member key's value, false without it.
+func (o *jsonMembers) get(key string) (any, bool) {
+	for i := range o.n {
+		if m := o.at(i); m.key == key {
+			return m.value, true
+		}
+	}
+	return nil, false
+}
+
+// len is the number of members.
+func (o *jsonMembers) len() int { return o.n }
+
+// obj is the members as an obj.
+func (o *jsonMembers) obj() obj {
+	out := make(obj, o.n)
+	for i := range o.n {
+		m := o.at(i)
+		out[m.key] = m.value
+	}
+	return out
+}
+
+// appendTo writes the members, sorted by key, their values as encode
+// writes them.
+func (o *jsonMembers) appendTo(buf []byte) []byte {
+	// Sorted by insertion: a few members.
+	for i := 1; i < o.n; i++ {
+		for j := i; j > 0 && o.at(j).key < o.at(j-1).key; j-- {
+			x, y := o.at(j), o.at(j-1)
+			*x, *y = *y, *x
+		}
+	}
+	buf = append(buf, '{')
+	for i := range o.n {
+		m := o.at(i)
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, m.key)
+		buf = append(buf, ':')
+		buf = encode(buf, m.value)
+	}
+	return append(buf, '}')
+}

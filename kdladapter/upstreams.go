@@ -761,13 +761,44 @@ const (
 )
 
 // reverseProxy returns the reverse_proxy handler of a route to upstream
-// u, with the route's retry policy and its filters' timeouts.
+// u, with the route's retry policy and its filters' timeouts, as an obj
+// (for a handler the adapter adds members to: the shadow's proxy).
 func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) obj {
+	var h, lb jsonMembers
+	a.proxyMembers(&h, &lb, u, retry, po)
+	if lb.len() > 0 {
+		h.set(proxyKeys.loadBalancing, lb.obj())
+	}
+	return h.obj()
+}
+
+// reverseProxyJSON is reverseProxy written as JSON, without the maps of
+// the handler and its load_balancing (one of each for each of 100,000
+// routes). It is written in the adapter's proxy scratch buffer: valid
+// until the next call (mapRoute encodes it into the route's fragment at
+// once).
+func (a *adapter) reverseProxyJSON(u *kdl.Node, retry *kdl.Node, po proxyOverrides) json.RawMessage {
+	var h, lb jsonMembers
+	a.proxyMembers(&h, &lb, u, retry, po)
+	b := a.proxyScratch[:0]
+	if lb.len() > 0 {
+		b = lb.appendTo(b)
+		h.set(proxyKeys.loadBalancing, json.RawMessage(b))
+	}
+	start := len(b)
+	b = h.appendTo(b)
+	a.proxyScratch = b
+	return b[start:]
+}
+
+// proxyMembers sets the members of the reverse_proxy handler of a route
+// to upstream u in h, those of its load_balancing in lb (for the caller
+// to add to h when there are any), or in h with tracing.
+func (a *adapter) proxyMembers(h, lb *jsonMembers, u *kdl.Node, retry *kdl.Node, po proxyOverrides) {
 	b := a.base(u)
 	var transport any = b.transport
-	var lb obj
 	if retry != nil {
-		lb = a.retry(retry)
+		a.retry(retry, lb)
 	}
 	perAttempt := a.perAttemptTimeout(retry)
 	if po.dialTimeout != "" || po.responseHeaderTimeout != "" || perAttempt != "" {
@@ -784,36 +815,35 @@ func (a *adapter) reverseProxy(u *kdl.Node, retry *kdl.Node, po proxyOverrides) 
 		}
 		transport = tr
 	}
-	h := obj{
-		handlerInlineKey:       proxyHandler,
-		proxyKeys.upstreams:    b.source,
-		proxyKeys.transport:    transport,
-		proxyKeys.streamsClose: a.streamCloseDelay,
-	}
+	h.set(handlerInlineKey, proxyHandler)
+	h.set(proxyKeys.upstreams, b.source)
+	h.set(proxyKeys.transport, transport)
+	h.set(proxyKeys.streamsClose, a.streamCloseDelay)
 	if b.policy != nil {
-		if lb == nil {
-			lb = obj{}
-		}
-		lb[selectionKey] = b.policy
-		if _, retries := lb[retriesKey]; retries && caddyPolicies[b.policy[policyInlineKey].(string)] {
+		lb.set(selectionKey, b.policy)
+		if _, retries := lb.get(retriesKey); retries && caddyPolicies[b.policy[policyInlineKey].(string)] {
 			// Caddy's policies know nothing of retries: the wrapper sends a
 			// retry to a target the request was not sent to yet (the
 			// policies of the adaptive package do it themselves).
 			if b.untried == nil {
 				b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
 			}
-			lb[selectionKey] = b.untried
+			lb.set(selectionKey, b.untried)
 		}
 	}
-	lb = a.tracedSelection(lb) // the selection's span (tracing.go)
-	if len(lb) > 0 {
-		h[proxyKeys.loadBalancing] = lb
+	if a.tracingNode() != nil {
+		// The selection's span (tracing.go).
+		var o obj
+		if lb.len() > 0 {
+			o = lb.obj()
+		}
+		h.set(proxyKeys.loadBalancing, a.tracedSelection(o))
+		*lb = jsonMembers{}
 	}
 	if b.health != nil {
-		h[proxyKeys.healthChecks] = b.health
+		h.set(proxyKeys.healthChecks, b.health)
 	}
 	a.releaseBase(u.Args[0].Str)
-	return h
 }
 
 // idempotent are the methods retried after a request was sent.
@@ -843,9 +873,9 @@ var retryPolicyKey = block("retry-policy", "reverse_proxy `load_balancing` retri
 func retryMatchOf(l *reverseproxy.LoadBalancing) *caddyhttp.RawMatcherSets { return &l.RetryMatchRaw }
 
 // retry maps a route's retry-policy onto the reverse proxy's
-// load_balancing (without its selection policy).
-func (a *adapter) retry(r *kdl.Node) obj {
-	lb := retryPolicyKey.Map(a, r).(*reverseproxy.LoadBalancing)
+// load_balancing (without its selection policy), its members set in lb.
+func (a *adapter) retry(r *kdl.Node, lb *jsonMembers) {
+	l := retryPolicyKey.Map(a, r).(*reverseproxy.LoadBalancing)
 	methods := idempotent
 	if n := setting(r, "retry-non-idempotent"); n != nil {
 		if b, ok := a.boolean(n); ok && b {
@@ -856,10 +886,10 @@ func (a *adapter) retry(r *kdl.Node) obj {
 	if n := setting(r, "retryable-status-codes"); n != nil {
 		statuses = a.ints(n, 100, 599)
 	}
-	if lb.Retries > 0 {
-		lb.RetryMatchRaw = retryMatch(methods, statuses)
+	if l.Retries > 0 {
+		l.RetryMatchRaw = retryMatch(methods, statuses)
 	}
-	return loadBalancingJSON.obj(lb)
+	loadBalancingJSON.members(l, lb)
 }
 
 // loadBalancingJSON writes a route's load_balancing as typedTree and

@@ -129,7 +129,9 @@ func (p *parser) stub(n *Node, start int, pos Position) *Node {
 	b.def.count(n)
 	b.extra.def = &b.def
 	if n.x != nil {
-		b.extra.typ, b.extra.hasType, b.extra.props = n.x.typ, n.x.hasType, n.x.props
+		// The properties are copied: n's are in the parser's block,
+		// reused when n is deferred (or when its tree is released).
+		b.extra.typ, b.extra.hasType, b.extra.props = n.x.typ, n.x.hasType, slices.Clone(n.x.props)
 	}
 	s.x = &b.extra
 	return s
@@ -169,6 +171,11 @@ type slabs struct {
 	nodes    []Node
 	values   []Value
 	children []*Node
+	// props and extras are the last blocks of the tree's properties and
+	// extra parts (not sized from the stub: a tree that needs more
+	// starts a new block, which replaces these).
+	props  []Prop
+	extras []nodeExtra
 }
 
 // maxFreeSlabs bounds the blocks a Reparser keeps for reuse: its reader
@@ -195,7 +202,8 @@ func (r *Reparser) take(d *deferred) *slabs {
 // Release tells r that n, a node Load returned, and everything read
 // from its tree (nodes, argument slices, child lists) are no longer in
 // use: their memory is cleared and reused by the next Load. Strings,
-// numbers and properties read from it stay valid. A node Load did not
+// numbers and the values of properties read from it stay valid (not
+// the nodes' lists of properties, which are in the tree's blocks). A node Load did not
 // return (or returned as it was) is ignored.
 func (r *Reparser) Release(n *Node) {
 	// The most recently loaded first: readers release in the reverse
@@ -212,7 +220,10 @@ func (r *Reparser) Release(n *Node) {
 	clear(s.nodes[:cap(s.nodes)])
 	clear(s.values[:cap(s.values)])
 	clear(s.children[:cap(s.children)])
+	clear(s.props[:cap(s.props)])
+	clear(s.extras[:cap(s.extras)])
 	s.nodes, s.values, s.children = s.nodes[:0], s.values[:0], s.children[:0]
+	s.props, s.extras = s.props[:0], s.extras[:0]
 	if len(r.free) < maxFreeSlabs {
 		r.free = append(r.free, s)
 	}
@@ -240,26 +251,31 @@ func (r *Reparser) Load(n *Node) (*Node, error) {
 	p.args, p.props, p.children = p.args[:0], p.props[:0], p.children[:0]
 	s := r.take(d)
 	p.nodeSlab, p.valueSlab, p.childSlab = s.nodes, s.values, s.children
+	p.propSlab, p.extraSlab = s.props, s.extras
 	parsed, err := p.parseNode()
+	if err == nil {
+		// The node parsed again is a new node: it takes the stub's name,
+		// arguments and extra part (its own extra part from the block).
+		parsed.Name, parsed.Pos, parsed.Args, parsed.x = n.Name, n.Pos, n.Args, nil
+		if n.x.hasType || len(n.x.props) > 0 {
+			*p.extraOf(parsed) = nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
+		}
+	}
 	if len(p.nodeSlab) > 0 && &p.nodeSlab[0] == &s.nodes[:1][0] && (len(p.valueSlab) == 0 || &p.valueSlab[0] == &s.values[:1][0]) && (len(p.childSlab) == 0 || &p.childSlab[0] == &s.children[:1][0]) {
 		// The tree is in s's blocks (always, unless the source
 		// changed): Release can reuse them.
 		s.nodes, s.values, s.children = p.nodeSlab, p.valueSlab, p.childSlab
+		s.props, s.extras = p.propSlab, p.extraSlab
 	} else {
 		s = nil
 	}
 	clear(p.children[:cap(p.children)])
 	p.nodeSlab, p.valueSlab, p.childSlab = nil, nil, nil
+	p.propSlab, p.extraSlab = nil, nil
 	if err != nil {
 		return nil, err
 	}
-	// The node parsed again is a new node: it takes the stub's name,
-	// arguments and extra part.
 	out := parsed
-	out.Name, out.Pos, out.Args, out.x = n.Name, n.Pos, n.Args, nil
-	if n.x.hasType || len(n.x.props) > 0 {
-		out.x = &nodeExtra{typ: n.x.typ, hasType: n.x.hasType, props: n.x.props}
-	}
 	if s != nil {
 		r.inUse = append(r.inUse, loaded{out, s})
 	}

@@ -338,3 +338,64 @@ func TestReleaseOutOfOrder(t *testing.T) {
 		t.Errorf("after releasing all: %d in use, %d free", len(r.inUse), len(r.free))
 	}
 }
+
+// TestPropsInBlocks: the properties and extra parts of nodes are carved
+// from the parser's blocks, reused when a node is deferred and when a
+// loaded tree is released. Each stub keeps its own properties (copied
+// out of the block the next node reuses), each tree loaded in reused
+// blocks has its own, as the whole parse has them; loading and releasing
+// a tree with properties allocates nothing once the blocks exist; a
+// tree with more properties than a block holds is loaded whole.
+func TestPropsInBlocks(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("upstreams {\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, " upstream \"u%d\" p=%d x=\"s%d\" {\n  target \"10.0.0.%d:80\" weight=%d\n  (ty)target \"b\" weight=%d other=\"o%d\"\n", i, i, i, i, i+1, i+2, i)
+		if i == 30 {
+			// More properties than a block holds.
+			for k := range propSlab + 10 {
+				fmt.Fprintf(&b, "  many k%d=%d\n", k, k)
+			}
+		}
+		b.WriteString(" }\n")
+	}
+	b.WriteString("}\n")
+	src := []byte(b.String())
+	doc, err := ParseWith("f.kdl", src, Options{Defer: func(Deferral) bool { return true }, ShareSource: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := Parse("f.kdl", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Reparser
+	for round := range 2 {
+		for i, stub := range doc.Nodes[0].Children {
+			if got := stub.Props(); len(got) != 2 || got[0].Name != "p" || got[0].Value.String() != fmt.Sprint(i) || got[1].Value.Str != fmt.Sprintf("s%d", i) {
+				t.Fatalf("round %d, stub %d: properties %v", round, i, got)
+			}
+			n, err := r.Load(stub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := dump(n), dump(whole.Nodes[0].Children[i]); g != w {
+				t.Fatalf("round %d, node %d loaded:\n%s\nwant:\n%s", round, i, g, w)
+			}
+			r.Release(n)
+		}
+	}
+	small := doc.Nodes[0].Children[:2]
+	allocs := testing.AllocsPerRun(50, func() {
+		for _, stub := range small {
+			n, err := r.Load(stub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Release(n)
+		}
+	})
+	if allocs > 0 {
+		t.Errorf("%.1f allocations to load and release two nodes with properties, want 0", allocs)
+	}
+}

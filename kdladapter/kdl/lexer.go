@@ -46,6 +46,10 @@ type parser struct {
 	nodeSlab  []Node
 	valueSlab []Value
 	childSlab []*Node
+	// propSlab and extraSlab hold the nodes' properties and extra parts
+	// (a node with properties has both).
+	propSlab  []Prop
+	extraSlab []nodeExtra
 	// children collects the nodes of the blocks being parsed.
 	children []*Node
 	// strs interns the short strings (node names, keywords, repeated

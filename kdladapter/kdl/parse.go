@@ -124,6 +124,7 @@ func (p *parser) parseDeferrable() (*Node, error) {
 	start := p.off
 	pos := p.pos(start)
 	nodes, values, children := p.nodeSlab, p.valueSlab, p.childSlab
+	props, extras := p.propSlab, p.extraSlab
 	n, err := p.parseNode()
 	if err != nil {
 		return nil, err
@@ -138,6 +139,8 @@ func (p *parser) parseDeferrable() (*Node, error) {
 		p.nodeSlab = reuse(nodes, p.nodeSlab)
 		p.valueSlab = reuse(values, p.valueSlab)
 		p.childSlab = reuse(children, p.childSlab)
+		p.propSlab = reuse(props, p.propSlab)
+		p.extraSlab = reuse(extras, p.extraSlab)
 		return stub, nil
 	}
 	return n, nil
@@ -194,7 +197,8 @@ func (p *parser) parseNode() (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.SetType(t)
+		x := p.extraOf(n)
+		x.typ, x.hasType = t, true
 		if !p.v1 {
 			if _, err := p.skipNodeSpace(); err != nil {
 				return nil, err
@@ -320,7 +324,7 @@ func (p *parser) finishEntries(n *Node, argStart, propStart int) {
 		p.args = p.args[:argStart]
 	}
 	if k := len(p.props) - propStart; k > 0 {
-		n.SetProps(append(make([]Prop, 0, k), p.props[propStart:]...))
+		p.extraOf(n).props = p.copyProps(p.props[propStart:])
 		p.props = p.props[:propStart]
 	}
 }
