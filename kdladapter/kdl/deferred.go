@@ -217,11 +217,15 @@ func (r *Reparser) Release(n *Node) {
 	}
 	s := r.inUse[i].s
 	r.inUse = slices.Delete(r.inUse, i, i+1)
-	clear(s.nodes[:cap(s.nodes)])
-	clear(s.values[:cap(s.values)])
-	clear(s.children[:cap(s.children)])
-	clear(s.props[:cap(s.props)])
-	clear(s.extras[:cap(s.extras)])
+	// Only the part the tree used: the blocks are zero past their
+	// length (new, or cleared here and by reuse before), and clearing
+	// whole blocks (a block of properties alone is 256 of them) for
+	// each of 200,000 trees was 3 % of a large adapt.
+	clear(s.nodes)
+	clear(s.values)
+	clear(s.children)
+	clear(s.props)
+	clear(s.extras)
 	s.nodes, s.values, s.children = s.nodes[:0], s.values[:0], s.children[:0]
 	s.props, s.extras = s.props[:0], s.extras[:0]
 	if len(r.free) < maxFreeSlabs {

@@ -399,3 +399,76 @@ func TestPropsInBlocks(t *testing.T) {
 		t.Errorf("%.1f allocations to load and release two nodes with properties, want 0", allocs)
 	}
 }
+
+// TestReleaseLeavesBlocksZero: Release clears only the part of its blocks
+// a tree used, which is enough only if every block is zero past its
+// length when it is freed. Trees of different sizes (a large one, with
+// properties on its nodes, then smaller ones, in the same blocks) are
+// loaded and released, and after each release every free block is zero
+// up to its capacity; each tree loaded in reused blocks equals the whole
+// parse's.
+func TestReleaseLeavesBlocksZero(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("upstreams {\n")
+	for i, n := range []int{40, 3, 0, 25, 1, 12} {
+		fmt.Fprintf(&b, " upstream \"u%d\" p=%d {\n", i, i)
+		for k := range n {
+			fmt.Fprintf(&b, "  target \"10.0.%d.%d:80\" weight=%d x=(t)\"v%d\" { tag \"a\" \"b\"; }\n", i, k, k+1, k)
+		}
+		b.WriteString(" }\n")
+	}
+	b.WriteString("}\n")
+	src := []byte(b.String())
+	doc, err := ParseWith("f.kdl", src, Options{Defer: func(Deferral) bool { return true }, ShareSource: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := Parse("f.kdl", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Reparser
+	zero := func(round, i int) {
+		t.Helper()
+		for _, s := range r.free {
+			for j, n := range s.nodes[:cap(s.nodes)] {
+				if n.Name != "" || n.x != nil || n.Args != nil || n.Children != nil || n.Pos != (Position{}) {
+					t.Fatalf("round %d, tree %d: node %d of a free block not cleared: %+v", round, i, j, n)
+				}
+			}
+			for j, v := range s.values[:cap(s.values)] {
+				if v != (Value{}) {
+					t.Fatalf("round %d, tree %d: value %d of a free block not cleared: %+v", round, i, j, v)
+				}
+			}
+			for j, c := range s.children[:cap(s.children)] {
+				if c != nil {
+					t.Fatalf("round %d, tree %d: child %d of a free block not cleared", round, i, j)
+				}
+			}
+			for j, p := range s.props[:cap(s.props)] {
+				if p != (Prop{}) {
+					t.Fatalf("round %d, tree %d: property %d of a free block not cleared: %+v", round, i, j, p)
+				}
+			}
+			for j, x := range s.extras[:cap(s.extras)] {
+				if x.typ != "" || x.hasType || x.props != nil || x.def != nil {
+					t.Fatalf("round %d, tree %d: extra part %d of a free block not cleared", round, i, j)
+				}
+			}
+		}
+	}
+	for round := range 3 {
+		for i, stub := range doc.Nodes[0].Children {
+			n, err := r.Load(stub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := dump(n), dump(whole.Nodes[0].Children[i]); g != w {
+				t.Fatalf("round %d, tree %d loaded:\n%s\nwant:\n%s", round, i, g, w)
+			}
+			r.Release(n)
+			zero(round, i)
+		}
+	}
+}
