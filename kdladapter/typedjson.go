@@ -316,7 +316,9 @@ func (s *shape) append(buf []byte, v reflect.Value) []byte {
 // without a map.
 func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
 	rv := reflect.ValueOf(v).Elem()
-	var buf []byte
+	// One allocation for a route's load_balancing (its retries and
+	// retry_match) instead of the buffer growing from nothing.
+	buf := make([]byte, 0, membersBufSize)
 	type span struct{ start, end int }
 	var (
 		small [8]span
@@ -353,6 +355,10 @@ func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
 		o.set(key, json.RawMessage(buf[sp.start:sp.end:sp.end]))
 	}
 }
+
+// membersBufSize is the first capacity of the buffer moduleJSON.members
+// writes the members into.
+const membersBufSize = 64
 
 // jsonMembers is a JSON object of a few members, built without a map
 // (one for each of 100,000 routes' reverse proxies and their
