@@ -206,3 +206,44 @@ func TestUpstreamBasesInSlabs(t *testing.T) {
 		t.Errorf("u7 not released in place: %+v", b)
 	}
 }
+
+// TestJSONMembersRawSameAsSet: members set pre-encoded (setRaw, not
+// boxed) are written, read (get, has) and turned into an obj as the
+// same json.RawMessage set with set: a few and more members than the
+// array holds, raw members replaced by boxed ones and the reverse, an
+// empty raw value.
+func TestJSONMembersRawSameAsSet(t *testing.T) {
+	for _, n := range []int{1, 3, 8, 9, 20} {
+		var raw, boxed jsonMembers
+		for i := n - 1; i >= 0; i-- {
+			k := fmt.Sprintf("k%02d", i)
+			v := []byte(fmt.Sprintf(`{"i":%d,"s":"<&>"}`, i))
+			switch i % 3 {
+			case 0:
+				raw.setRaw(k, v)
+			case 1:
+				raw.setRaw(k, []byte(`"replaced"`))
+				raw.set(k, json.RawMessage(v))
+			default:
+				raw.set(k, "replaced")
+				raw.setRaw(k, v)
+			}
+			boxed.set(k, json.RawMessage(v))
+		}
+		raw.setRaw("empty", nil)
+		boxed.set("empty", json.RawMessage(nil))
+		if got, want := string(raw.appendTo(nil)), string(boxed.appendTo(nil)); got != want {
+			t.Errorf("%d members:\n got %s\nwant %s", n, got, want)
+		}
+		if got, want := string(encode(nil, raw.obj())), string(encode(nil, boxed.obj())); got != want {
+			t.Errorf("%d members, obj:\n got %s\nwant %s", n, got, want)
+		}
+		v, ok := raw.get("k00")
+		if r, isRaw := v.(json.RawMessage); !ok || !isRaw || string(r) != `{"i":0,"s":"<&>"}` {
+			t.Errorf("%d members: get k00 %v %v", n, v, ok)
+		}
+		if !raw.has("k00") || raw.has("k99") || raw.len() != n+1 {
+			t.Errorf("%d members: has k00 %v, k99 %v, len %d", n, raw.has("k00"), raw.has("k99"), raw.len())
+		}
+	}
+}

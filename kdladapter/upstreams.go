@@ -814,12 +814,15 @@ var (
 	selectionKey     = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.SelectionPolicyRaw })
 	retriesKey       = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.Retries })
 
-	proxyHandler      = reverseproxy.Handler{}.CaddyModule().ID.Name()
-	transportModule   = adaptive.Transport{}.CaddyModule().ID.Name()
-	sourceModule      = upstreamsource.Source{}.CaddyModule().ID.Name()
-	untriedPolicy     = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
-	untriedInnerKey   = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
-	sourceUpstreamKey = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
+	proxyHandler = reverseproxy.Handler{}.CaddyModule().ID.Name()
+	// proxyHandlerName is proxyHandler boxed once (a member of every
+	// route's handler).
+	proxyHandlerName  any = proxyHandler
+	transportModule       = adaptive.Transport{}.CaddyModule().ID.Name()
+	sourceModule          = upstreamsource.Source{}.CaddyModule().ID.Name()
+	untriedPolicy         = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
+	untriedInnerKey       = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
+	sourceUpstreamKey     = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
 )
 
 // transportJSON writes an upstream's transport as typedTree and the
@@ -858,7 +861,7 @@ func (a *adapter) reverseProxyJSON(u *kdl.Node, retry *kdl.Node, po proxyOverrid
 	b := a.proxyScratch[:0]
 	if lb.len() > 0 {
 		b = lb.appendTo(b)
-		h.set(proxyKeys.loadBalancing, json.RawMessage(b))
+		h.setRaw(proxyKeys.loadBalancing, b)
 	}
 	start := len(b)
 	b = h.appendTo(b)
@@ -871,7 +874,7 @@ func (a *adapter) reverseProxyJSON(u *kdl.Node, retry *kdl.Node, po proxyOverrid
 // to add to h when there are any), or in h with tracing.
 func (a *adapter) proxyMembers(h, lb *jsonMembers, u *kdl.Node, retry *kdl.Node, po proxyOverrides) {
 	b := a.base(u)
-	var transport any = b.transport
+	var transport obj // with the route's timeouts
 	if retry != nil {
 		a.retry(retry, lb)
 	}
@@ -883,20 +886,24 @@ func (a *adapter) proxyMembers(h, lb *jsonMembers, u *kdl.Node, retry *kdl.Node,
 		}
 		transport = transportWith(b.transport, po.dialTimeout, headerTimeout)
 	}
-	h.set(handlerInlineKey, proxyHandler)
-	h.set(proxyKeys.upstreams, b.source)
-	h.set(proxyKeys.transport, transport)
+	h.set(handlerInlineKey, proxyHandlerName)
+	h.setRaw(proxyKeys.upstreams, b.source)
+	if transport != nil {
+		h.set(proxyKeys.transport, transport)
+	} else {
+		h.setRaw(proxyKeys.transport, b.transport)
+	}
 	h.set(proxyKeys.streamsClose, a.streamCloseDelay)
 	if b.policyName != "" {
-		lb.set(selectionKey, b.policy)
-		if _, retries := lb.get(retriesKey); retries && caddyPolicies[b.policyName] {
+		lb.setRaw(selectionKey, b.policy)
+		if lb.has(retriesKey) && caddyPolicies[b.policyName] {
 			// Caddy's policies know nothing of retries: the wrapper sends a
 			// retry to a target the request was not sent to yet (the
 			// policies of the adaptive package do it themselves).
 			if b.untried == nil {
 				b.untried = untriedJSON(b.policy)
 			}
-			lb.set(selectionKey, b.untried)
+			lb.setRaw(selectionKey, b.untried)
 		}
 	}
 	if a.tracingNode() != nil {
@@ -909,7 +916,7 @@ func (a *adapter) proxyMembers(h, lb *jsonMembers, u *kdl.Node, retry *kdl.Node,
 		*lb = jsonMembers{}
 	}
 	if b.health != nil {
-		h.set(proxyKeys.healthChecks, b.health)
+		h.setRaw(proxyKeys.healthChecks, b.health)
 	}
 	a.releaseBase(u.Args[0].Str)
 }
