@@ -40,6 +40,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
+	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 )
 
 func init() {
@@ -196,6 +197,13 @@ type adapter struct {
 	// while they are mapped (see releaseBase).
 	proxies map[string]*upstreamBase
 	uses    map[string]int
+	// baseJSON holds the upstreams' small JSON parts (base), weights
+	// and transportScratch what base reuses from upstream to upstream.
+	// baseSlab the upstreamBases not used yet.
+	baseJSON         fragments
+	weights          []int64
+	transportScratch adaptive.Transport
+	baseSlab         []upstreamBase
 	// filename is the config file ("" when not from a file).
 	filename string
 	// adminAPI is the admin-api block.

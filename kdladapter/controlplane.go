@@ -40,8 +40,11 @@ func (a *adapter) sentinelApp(admin *caddy.AdminConfig) json.RawMessage {
 		}
 		app.Upstreams = append(app.Upstreams, sentinelapp.UpstreamConfig{ID: id, Targets: b.targets, HealthCheck: b.active, Discovery: b.discovery})
 	}
-	for _, r := range a.routeTable() {
-		app.Routes = append(app.Routes, r.id)
+	if table := a.routeTable(); len(table) > 0 {
+		app.Routes = make([]string, 0, len(table))
+		for _, r := range table {
+			app.Routes = append(app.Routes, r.id)
+		}
 	}
 	sort.Strings(app.Routes)
 	if a.filename != "" && a.filename != "-" {

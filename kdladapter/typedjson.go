@@ -316,7 +316,9 @@ func (s *shape) append(buf []byte, v reflect.Value) []byte {
 // without a map.
 func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
 	rv := reflect.ValueOf(v).Elem()
-	var buf []byte
+	// One allocation for a route's load_balancing (its retries and
+	// retry_match) instead of the buffer growing from nothing.
+	buf := make([]byte, 0, membersBufSize)
 	type span struct{ start, end int }
 	var (
 		small [8]span
@@ -350,9 +352,13 @@ func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
 		} else {
 			key = more[i-len(keys)]
 		}
-		o.set(key, json.RawMessage(buf[sp.start:sp.end:sp.end]))
+		o.setRaw(key, buf[sp.start:sp.end:sp.end])
 	}
 }
+
+// membersBufSize is the first capacity of the buffer moduleJSON.members
+// writes the members into.
+const membersBufSize = 64
 
 // jsonMembers is a JSON object of a few members, built without a map
 // (one for each of 100,000 routes' reverse proxies and their
@@ -369,6 +375,10 @@ type jsonMembers struct {
 type jsonMember struct {
 	key   string
 	value any
+	// raw, with isRaw, is a pre-encoded value (setRaw), held without
+	// boxing it in value (an allocation per member).
+	raw   []byte
+	isRaw bool
 }
 
 // at is the i-th member.
@@ -381,28 +391,57 @@ func (o *jsonMembers) at(i int) *jsonMember {
 
 // set sets the member key to v, replacing it when it is there.
 func (o *jsonMembers) set(key string, v any) {
+	o.put(jsonMember{key: key, value: v})
+}
+
+// setRaw sets the member key to the pre-encoded raw, as set(key,
+// json.RawMessage(raw)) does, without boxing raw in an interface.
+func (o *jsonMembers) setRaw(key string, raw []byte) {
+	o.put(jsonMember{key: key, raw: raw, isRaw: true})
+}
+
+// put sets m, replacing the member of its key when it is there.
+func (o *jsonMembers) put(m jsonMember) {
 	for i := range o.n {
-		if m := o.at(i); m.key == key {
-			m.value = v
+		if x := o.at(i); x.key == m.key {
+			*x = m
 			return
 		}
 	}
 	if o.n < len(o.small) {
-		o.small[o.n] = jsonMember{key, v}
+		o.small[o.n] = m
 	} else {
-		o.more = append(o.more, jsonMember{key, v})
+		o.more = append(o.more, m)
 	}
 	o.n++
+}
+
+// val is the member's value (a json.RawMessage for a raw one).
+func (m *jsonMember) val() any {
+	if m.isRaw {
+		return json.RawMessage(m.raw)
+	}
+	return m.value
 }
 
 // get is the member key's value, false without it.
 func (o *jsonMembers) get(key string) (any, bool) {
 	for i := range o.n {
 		if m := o.at(i); m.key == key {
-			return m.value, true
+			return m.val(), true
 		}
 	}
 	return nil, false
+}
+
+// has reports whether the member key is there.
+func (o *jsonMembers) has(key string) bool {
+	for i := range o.n {
+		if o.at(i).key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // len is the number of members.
@@ -413,7 +452,7 @@ func (o *jsonMembers) obj() obj {
 	out := make(obj, o.n)
 	for i := range o.n {
 		m := o.at(i)
-		out[m.key] = m.value
+		out[m.key] = m.val()
 	}
 	return out
 }
@@ -436,7 +475,12 @@ func (o *jsonMembers) appendTo(buf []byte) []byte {
 		}
 		buf = appendString(buf, m.key)
 		buf = append(buf, ':')
-		buf = encode(buf, m.value)
+		if m.isRaw {
+			// What encode writes of a json.RawMessage.
+			buf = append(buf, m.raw...)
+		} else {
+			buf = encode(buf, m.value)
+		}
 	}
 	return append(buf, '}')
 }

@@ -27,8 +27,10 @@ import (
 // targets and the active health check go to the sentinel app's registry.
 type upstreamBase struct {
 	targets []registry.TargetSpec
-	// policy is the selection policy (typedObj of the policy's struct).
-	policy obj
+	// policy is the selection policy's JSON (see lbPolicy), policyName
+	// its module name ("" without a policy).
+	policy     json.RawMessage
+	policyName string
 	// passive is the circuit breaker.
 	passive *reverseproxy.PassiveHealthChecks
 	// active is the sentinel app's health check (see healthChecks).
@@ -37,16 +39,15 @@ type upstreamBase struct {
 	// discovery.go), nil without one.
 	discovery json.RawMessage
 	// transport is the adaptive package's Transport, written once
-	// (transportJSON) for the routes that use it as it is; typed is the
-	// Transport itself, for the routes that change its timeouts.
+	// (transportJSON); the routes that change its timeouts replace its
+	// members (transportWith).
 	transport json.RawMessage
-	typed     *adaptive.Transport
 	// source is the handler's dynamic upstreams (the sentinel source,
 	// sourceJSON), health its health_checks (the passive ones) and
 	// untried the policy wrapped for retries (sentinel_untried, made
-	// for the first route that needs it): shared by the routes.
-	source          json.RawMessage
-	health, untried obj
+	// for the first route that needs it): shared by the routes, written
+	// once.
+	source, health, untried json.RawMessage
 	// released marks a base whose routes are all mapped: only what the
 	// sentinel app needs (targets, active) is kept (see releaseBase).
 	released bool
@@ -225,7 +226,7 @@ const maxWeight = 1 << 20
 func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	id := u.Args[0].Str
 	if a.proxies == nil {
-		a.proxies = make(map[string]*upstreamBase)
+		a.proxies = make(map[string]*upstreamBase, len(a.upstreams))
 	}
 	if b := a.proxies[id]; b != nil {
 		if !b.released {
@@ -237,14 +238,25 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		saved := *a.d
 		defer func() { *a.d = saved }()
 	}
-	b := &upstreamBase{}
+	// From a slab of the adapter: one allocation for many upstreams
+	// (every base stays in a.proxies to the end).
+	if len(a.baseSlab) == 0 {
+		a.baseSlab = make([]upstreamBase, baseSlabSize)
+	}
+	b := &a.baseSlab[0]
+	a.baseSlab = a.baseSlab[1:]
 	a.proxies[id] = b
 	u = a.load(u, "upstreams")
 	// b keeps nothing of the upstream's tree (values and strings
 	// only): its memory is reused for the next.
 	defer a.reparse.Release(u)
 
-	var weights []int64
+	// The targets' weights, for loadBalancing only: in a slice the
+	// adapter reuses from upstream to upstream.
+	weights := a.weights[:0]
+	if n := countTargets(u); n > 0 {
+		b.targets = make([]registry.TargetSpec, 0, n)
+	}
 	var zones obj // made for the first zone
 	addTarget := func(addrNode *kdl.Node, addr string, pos kdl.Position, weight int64) {
 		// The original's zone prefixes (locality-aware): "zone=Z,host:port"
@@ -344,13 +356,18 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		a.d.errorf(u.Pos, "upstream %q has no target: add target \"host:port\" (or a discovery block)", id)
 	}
 
-	b.policy = a.loadBalancing(id, setting(u, "load-balancing"), weights)
+	p := a.loadBalancing(id, setting(u, "load-balancing"), weights)
+	a.weights = weights[:0]
 	if len(zones) > 0 {
-		if b.policy != nil && b.policy["policy"] == "locality_aware" {
-			b.policy["zones"] = zones
+		if p.typed != nil && p.name == "locality_aware" {
+			p.typed["zones"] = zones
 		} else {
 			a.d.warnf(u.Pos, "upstreams.upstream.target", "upstream %q: target zones are only used by load-balancing \"locality-aware\"; the prefixes were removed", id)
 		}
+	}
+	if p.name != "" {
+		a.baseJSON.scratch = p.appendTo(a.baseJSON.scratch[:0])
+		b.policy, b.policyName = a.baseJSON.add(a.baseJSON.scratch), p.name
 	}
 	b.active = a.healthChecks(id, u)
 	if cb := setting(u, "circuit-breaker"); cb != nil {
@@ -368,17 +385,37 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 		b.active.TLS = ht
 	}
 	// Written with the transport's own type, without building a tree
-	// of maps (the routes that change its timeouts do, see
-	// reverseProxy).
-	b.transport = transportJSON.raw(t)
-	b.typed = t
+	// of maps (the routes that change its timeouts replace members of
+	// it, see transportWith). The upstreams' small JSON parts are kept
+	// in the chunks of a.baseJSON, not one allocation each.
+	a.baseJSON.scratch = transportJSON.append(a.baseJSON.scratch[:0], t)
+	b.transport = a.baseJSON.add(a.baseJSON.scratch)
 	// upstreamsource.Source, written without encoding/json: one per
 	// upstream.
-	b.source = sourceJSON(id)
+	a.baseJSON.scratch = appendSourceJSON(a.baseJSON.scratch[:0], id)
+	b.source = a.baseJSON.add(a.baseJSON.scratch)
 	if b.passive != nil {
-		b.health = a.typedTree(reverseproxy.HealthChecks{Passive: b.passive})
+		b.health = encode(nil, a.typedTree(reverseproxy.HealthChecks{Passive: b.passive}))
 	}
 	return b
+}
+
+// baseSlabSize is the number of upstreamBases base allocates at once.
+const baseSlabSize = 128
+
+// countTargets is the number of targets upstream u declares (its
+// targets' capacity), a few more when some are in error.
+func countTargets(u *kdl.Node) int {
+	n := 0
+	for _, c := range u.Children {
+		switch c.Name {
+		case "target", "address":
+			n++
+		case "targets":
+			n += len(c.Children)
+		}
+	}
+	return n
 }
 
 // sourceJSON is the dynamic upstreams of a proxy to upstream id, as the
@@ -386,7 +423,11 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 // id} (keys in order): one small allocation per upstream instead of a
 // map.
 func sourceJSON(id string) json.RawMessage {
-	b := make([]byte, 0, len(sourceInlineKey)+len(sourceModule)+len(sourceUpstreamKey)+len(id)+12)
+	return appendSourceJSON(make([]byte, 0, len(sourceInlineKey)+len(sourceModule)+len(sourceUpstreamKey)+len(id)+12), id)
+}
+
+// appendSourceJSON writes sourceJSON(id) into b.
+func appendSourceJSON(b []byte, id string) []byte {
 	b = appendString(append(b, '{'), sourceInlineKey)
 	b = appendString(append(b, ':'), sourceModule)
 	b = appendString(append(b, ','), sourceUpstreamKey)
@@ -423,7 +464,8 @@ func (a *adapter) releaseBase(id string) {
 	}
 	delete(a.uses, id)
 	if b := a.proxies[id]; b != nil && !b.released {
-		a.proxies[id] = &upstreamBase{targets: b.targets, active: b.active, discovery: b.discovery, released: true}
+		// In place: nothing else holds b after the route's proxy.
+		*b = upstreamBase{targets: b.targets, active: b.active, discovery: b.discovery, released: true}
 	}
 }
 
@@ -439,19 +481,48 @@ func splitZone(addr string) (zone, rest string, ok bool) {
 	return "", addr, false
 }
 
+// lbPolicy is an upstream's selection policy: its module name ("" for
+// none), and either its members as an obj (typed, a policy with
+// settings: typedObj of its struct) or the upstream it reads its weights
+// from ("" for none).
+type lbPolicy struct {
+	name, upstream string
+	typed          obj
+}
+
+// appendTo writes the policy as encode wrote its obj: {"policy": name,
+// "upstream": upstream} (keys sorted) when it is not typed
+// (TestPolicyJSONSameAsObj).
+func (p lbPolicy) appendTo(buf []byte) []byte {
+	if p.typed != nil {
+		return encode(buf, p.typed)
+	}
+	buf = appendString(append(buf, '{'), policyInlineKey)
+	buf = appendString(append(buf, ':'), p.name)
+	if p.upstream != "" {
+		buf = appendString(append(buf, ','), policyUpstreamKey)
+		buf = appendString(append(buf, ':'), p.upstream)
+	}
+	return append(buf, '}')
+}
+
+// policyUpstreamKey is the key of the upstream a policy reads its
+// weights from (adaptive.Weighted's and the others').
+const policyUpstreamKey = "upstream"
+
 // loadBalancing maps load-balancing to a Caddy selection policy.
-func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
+func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) lbPolicy {
 	algo := "round_robin"
 	if n != nil {
 		s, ok := a.str(n)
 		if !ok {
-			return nil
+			return lbPolicy{}
 		}
 		var known bool
 		algo, known = lbNames[strings.ToLower(s)]
 		if !known {
 			a.d.errorf(n.Args[0].Pos, "upstream %q: unknown load-balancing %q%s", id, s, suggest(strings.ToLower(s), LoadBalancingNames()))
-			return nil
+			return lbPolicy{}
 		}
 		if len(n.Children) > 0 && lbPolicyKeys[algo] == nil {
 			a.d.errorf(n.Pos, "upstream %q: load-balancing %q takes no block", id, s)
@@ -460,7 +531,7 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 	policy, ok := lbCaddy[algo]
 	if !ok {
 		a.d.notYet(n.Args[0].Pos, "load-balancing \""+algo+"\"", "upstream \""+id+"\"")
-		return nil
+		return lbPolicy{}
 	}
 	if !weightsFromRegistry[algo] && !uniform(weights) {
 		pos := kdl.Position{}
@@ -479,11 +550,11 @@ func (a *adapter) loadBalancing(id string, n *kdl.Node, weights []int64) obj {
 		if weightsFromRegistry[algo] {
 			reflect.ValueOf(v).Elem().FieldByName("Upstream").SetString(id)
 		}
-		return typedObj(v, "policy", policy)
+		return lbPolicy{name: policy, typed: typedObj(v, policyInlineKey, policy)}
 	}
-	out := obj{"policy": policy}
+	out := lbPolicy{name: policy}
 	if weightsFromRegistry[algo] {
-		out["upstream"] = id
+		out.upstream = id
 	}
 	return out
 }
@@ -704,8 +775,12 @@ func (a *adapter) versions(id string, hv *kdl.Node, t *reverseproxy.HTTPTranspor
 
 // transport maps the upstream's transport settings onto the adaptive
 // package's Transport (Caddy's http transport that feeds the balancer).
+//
+// The Transport is the adapter's, reused from upstream to upstream: it
+// is valid until the next call (base writes it at once).
 func (a *adapter) transport(id string, u *kdl.Node) *adaptive.Transport {
-	t := new(adaptive.Transport)
+	t := &a.transportScratch
+	*t = adaptive.Transport{}
 	if v, ok := scopedInt(a.scopeOf(id), func(l *nsLimits) *int64 { return l.idle }); ok {
 		t.KeepAlive = &reverseproxy.KeepAlive{MaxIdleConnsPerHost: int(v)}
 	} else if n := a.limitSetting("max-idle-connections-per-upstream"); n != nil {
@@ -739,12 +814,15 @@ var (
 	selectionKey     = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.SelectionPolicyRaw })
 	retriesKey       = jsonKeyOf(func(l *reverseproxy.LoadBalancing) any { return &l.Retries })
 
-	proxyHandler      = reverseproxy.Handler{}.CaddyModule().ID.Name()
-	transportModule   = adaptive.Transport{}.CaddyModule().ID.Name()
-	sourceModule      = upstreamsource.Source{}.CaddyModule().ID.Name()
-	untriedPolicy     = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
-	untriedInnerKey   = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
-	sourceUpstreamKey = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
+	proxyHandler = reverseproxy.Handler{}.CaddyModule().ID.Name()
+	// proxyHandlerName is proxyHandler boxed once (a member of every
+	// route's handler).
+	proxyHandlerName  any = proxyHandler
+	transportModule       = adaptive.Transport{}.CaddyModule().ID.Name()
+	sourceModule          = upstreamsource.Source{}.CaddyModule().ID.Name()
+	untriedPolicy         = (*adaptive.Untried)(nil).CaddyModule().ID.Name()
+	untriedInnerKey       = jsonKeyOf(func(u *adaptive.Untried) any { return &u.InnerRaw })
+	sourceUpstreamKey     = jsonKeyOf(func(s *upstreamsource.Source) any { return &s.Upstream })
 )
 
 // transportJSON writes an upstream's transport as typedTree and the
@@ -783,7 +861,7 @@ func (a *adapter) reverseProxyJSON(u *kdl.Node, retry *kdl.Node, po proxyOverrid
 	b := a.proxyScratch[:0]
 	if lb.len() > 0 {
 		b = lb.appendTo(b)
-		h.set(proxyKeys.loadBalancing, json.RawMessage(b))
+		h.setRaw(proxyKeys.loadBalancing, b)
 	}
 	start := len(b)
 	b = h.appendTo(b)
@@ -796,39 +874,36 @@ func (a *adapter) reverseProxyJSON(u *kdl.Node, retry *kdl.Node, po proxyOverrid
 // to add to h when there are any), or in h with tracing.
 func (a *adapter) proxyMembers(h, lb *jsonMembers, u *kdl.Node, retry *kdl.Node, po proxyOverrides) {
 	b := a.base(u)
-	var transport any = b.transport
+	var transport obj // with the route's timeouts
 	if retry != nil {
 		a.retry(retry, lb)
 	}
 	perAttempt := a.perAttemptTimeout(retry)
 	if po.dialTimeout != "" || po.responseHeaderTimeout != "" || perAttempt != "" {
-		tr := a.typedTree(b.typed)
-		tr[transportInlineKey] = transportModule
-		if po.dialTimeout != "" {
-			tr[dialTimeoutKey] = po.dialTimeout
-		}
-		if po.responseHeaderTimeout != "" {
-			tr[headerTimeoutKey] = po.responseHeaderTimeout
-		}
+		headerTimeout := po.responseHeaderTimeout
 		if perAttempt != "" {
-			tr[headerTimeoutKey] = perAttempt
+			headerTimeout = perAttempt
 		}
-		transport = tr
+		transport = transportWith(b.transport, po.dialTimeout, headerTimeout)
 	}
-	h.set(handlerInlineKey, proxyHandler)
-	h.set(proxyKeys.upstreams, b.source)
-	h.set(proxyKeys.transport, transport)
+	h.set(handlerInlineKey, proxyHandlerName)
+	h.setRaw(proxyKeys.upstreams, b.source)
+	if transport != nil {
+		h.set(proxyKeys.transport, transport)
+	} else {
+		h.setRaw(proxyKeys.transport, b.transport)
+	}
 	h.set(proxyKeys.streamsClose, a.streamCloseDelay)
-	if b.policy != nil {
-		lb.set(selectionKey, b.policy)
-		if _, retries := lb.get(retriesKey); retries && caddyPolicies[b.policy[policyInlineKey].(string)] {
+	if b.policyName != "" {
+		lb.setRaw(selectionKey, b.policy)
+		if lb.has(retriesKey) && caddyPolicies[b.policyName] {
 			// Caddy's policies know nothing of retries: the wrapper sends a
 			// retry to a target the request was not sent to yet (the
 			// policies of the adaptive package do it themselves).
 			if b.untried == nil {
-				b.untried = obj{policyInlineKey: untriedPolicy, untriedInnerKey: b.policy}
+				b.untried = untriedJSON(b.policy)
 			}
-			lb.set(selectionKey, b.untried)
+			lb.setRaw(selectionKey, b.untried)
 		}
 	}
 	if a.tracingNode() != nil {
@@ -841,9 +916,34 @@ func (a *adapter) proxyMembers(h, lb *jsonMembers, u *kdl.Node, retry *kdl.Node,
 		*lb = jsonMembers{}
 	}
 	if b.health != nil {
-		h.set(proxyKeys.healthChecks, b.health)
+		h.setRaw(proxyKeys.healthChecks, b.health)
 	}
 	a.releaseBase(u.Args[0].Str)
+}
+
+// transportWith is an upstream's transport (transportJSON's) with the
+// route's timeouts: dial_timeout and response_header_timeout replaced
+// when not "", as typedTree's tree of the transport with these members
+// set encoded (TestTransportWithSameAsTree).
+func transportWith(transport json.RawMessage, dialTimeout, headerTimeout string) obj {
+	tr := splitObject(transport)
+	if dialTimeout != "" {
+		tr[dialTimeoutKey] = dialTimeout
+	}
+	if headerTimeout != "" {
+		tr[headerTimeoutKey] = headerTimeout
+	}
+	return tr
+}
+
+// untriedJSON is the selection policy wrapped for retries
+// (sentinel_untried), as encode wrote obj{policyInlineKey:
+// untriedPolicy, untriedInnerKey: policy}.
+func untriedJSON(policy json.RawMessage) json.RawMessage {
+	var m jsonMembers
+	m.set(policyInlineKey, untriedPolicy)
+	m.set(untriedInnerKey, policy)
+	return m.appendTo(nil)
 }
 
 // idempotent are the methods retried after a request was sent.
