@@ -63,14 +63,9 @@ func (m moduleJSON[T]) obj(v *T) obj {
 	for i := range m.s.fields {
 		f := &m.s.fields[i]
 		start := len(buf)
-		if f.constant != nil {
-			buf = append(buf, f.constant...)
-		} else {
-			fv, ok := fieldOfValue(rv, f.index)
-			if !ok || (f.omitEmpty && f.s.empty(fv)) {
-				continue
-			}
-			buf = f.s.append(buf, fv)
+		var ok bool
+		if buf, ok = f.appendValue(buf, rv); !ok {
+			continue
 		}
 		members = append(members, member{f.key, start, len(buf)})
 	}
@@ -311,6 +306,20 @@ func (s *shape) append(buf []byte, v reflect.Value) []byte {
 	return append(buf, '}')
 }
 
+// appendValue writes the field's value in the struct rv (its constant,
+// or the value), with ok false when the field is left out (a nil pointer
+// on the way to it, or empty and omitempty) and buf unchanged.
+func (f *shapeField) appendValue(buf []byte, rv reflect.Value) (_ []byte, ok bool) {
+	if f.constant != nil {
+		return append(buf, f.constant...), true
+	}
+	fv, ok := fieldOfValue(rv, f.index)
+	if !ok || (f.omitEmpty && f.s.empty(fv)) {
+		return buf, false
+	}
+	return f.s.append(buf, fv), true
+}
+
 // members writes v's members as obj writes them (json.RawMessage, in one
 // buffer) into o, for a value the adapter adds members to afterwards,
 // without a map.
@@ -329,14 +338,9 @@ func (m moduleJSON[T]) members(v *T, o *jsonMembers) {
 	for i := range m.s.fields {
 		f := &m.s.fields[i]
 		start := len(buf)
-		if f.constant != nil {
-			buf = append(buf, f.constant...)
-		} else {
-			fv, ok := fieldOfValue(rv, f.index)
-			if !ok || (f.omitEmpty && f.s.empty(fv)) {
-				continue
-			}
-			buf = f.s.append(buf, fv)
+		var ok bool
+		if buf, ok = f.appendValue(buf, rv); !ok {
+			continue
 		}
 		if len(spans) < len(keys) {
 			keys[len(spans)] = f.key
