@@ -170,9 +170,22 @@ func TestAgentsUnhealthyFaulty(t *testing.T) {
     route "closed" { matches { path-prefix "/closed"; }; upstream "b"; filters "closed"; }`))
 	c := client()
 	base := "http://" + listen
-	eventually(t, "the fail-closed route down", func() bool {
-		status, _, _ := get(t, c, "GET", base+"/closed", nil)
-		return status == 503
+	// A connection takes calls from its handshake until the agent's
+	// health report, which follows on the same connection, and a pool
+	// not connected yet answers as a down agent does: both routes must
+	// show the agent down for ten checks in a row (half a second) before
+	// the checks below (one check after the first 503 saw the fail-open
+	// route's connection before its report).
+	streak := 0
+	eventually(t, "both routes treating the agent as down", func() bool {
+		closed, _, _ := get(t, c, "GET", base+"/closed", nil)
+		open, _, _ := get(t, c, "GET", base+"/open", nil)
+		if closed == 503 && open == 200 && be.lastHeader().Get("X-Faulty-Agent") == "" {
+			streak++
+		} else {
+			streak = 0
+		}
+		return streak >= 10
 	})
 	for i := 0; i < 5; i++ {
 		if status, _, _ := get(t, c, "GET", base+"/open", nil); status != 200 || be.lastHeader().Get("X-Faulty-Agent") != "" {
