@@ -195,7 +195,7 @@ func TestUpstreamBasesInSlabs(t *testing.T) {
 		if want := fmt.Sprintf(`"dial_timeout":"%ds"`, 1+i%50); !strings.Contains(string(b.transport), want) {
 			t.Fatalf("%s: transport %s without %s", id, b.transport, want)
 		}
-		if string(b.source) != string(sourceJSON(id)) {
+		if string(b.source) != string(appendSourceJSON(nil, id)) {
 			t.Fatalf("%s: source %s", id, b.source)
 		}
 	}

@@ -122,12 +122,12 @@ func TestLoadBalancingJSONSameAsTree(t *testing.T) {
 	}
 }
 
-// TestSourceJSONSameAsObj checks sourceJSON against the encoder's
+// TestSourceJSONSameAsObj checks appendSourceJSON against the encoder's
 // output of the obj it replaces.
 func TestSourceJSONSameAsObj(t *testing.T) {
 	for _, id := range []string{"u0", `a"b\\c<>&`, "é\u2028"} {
 		want := string(encode(nil, obj{sourceInlineKey: sourceModule, sourceUpstreamKey: id}))
-		if got := string(sourceJSON(id)); got != want {
+		if got := string(appendSourceJSON(nil, id)); got != want {
 			t.Errorf("%q: got %s, want %s", id, got, want)
 		}
 	}

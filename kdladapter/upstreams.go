@@ -43,7 +43,7 @@ type upstreamBase struct {
 	// members (transportWith).
 	transport json.RawMessage
 	// source is the handler's dynamic upstreams (the sentinel source,
-	// sourceJSON), health its health_checks (the passive ones) and
+	// appendSourceJSON), health its health_checks (the passive ones) and
 	// untried the policy wrapped for retries (sentinel_untried, made
 	// for the first route that needs it): shared by the routes, written
 	// once.
@@ -390,8 +390,7 @@ func (a *adapter) base(u *kdl.Node) *upstreamBase {
 	// in the chunks of a.baseJSON, not one allocation each.
 	a.baseJSON.scratch = transportJSON.append(a.baseJSON.scratch[:0], t)
 	b.transport = a.baseJSON.add(a.baseJSON.scratch)
-	// upstreamsource.Source, written without encoding/json: one per
-	// upstream.
+	// upstreamsource.Source, written without encoding/json.
 	a.baseJSON.scratch = appendSourceJSON(a.baseJSON.scratch[:0], id)
 	b.source = a.baseJSON.add(a.baseJSON.scratch)
 	if b.passive != nil {
@@ -418,15 +417,9 @@ func countTargets(u *kdl.Node) int {
 	return n
 }
 
-// sourceJSON is the dynamic upstreams of a proxy to upstream id, as the
-// encoder wrote obj{sourceInlineKey: sourceModule, sourceUpstreamKey:
-// id} (keys in order): one small allocation per upstream instead of a
-// map.
-func sourceJSON(id string) json.RawMessage {
-	return appendSourceJSON(make([]byte, 0, len(sourceInlineKey)+len(sourceModule)+len(sourceUpstreamKey)+len(id)+12), id)
-}
-
-// appendSourceJSON writes sourceJSON(id) into b.
+// appendSourceJSON writes into b the dynamic upstreams of a proxy to
+// upstream id, as the encoder wrote obj{sourceInlineKey: sourceModule,
+// sourceUpstreamKey: id} (keys in order), without a map.
 func appendSourceJSON(b []byte, id string) []byte {
 	b = appendString(append(b, '{'), sourceInlineKey)
 	b = appendString(append(b, ':'), sourceModule)
