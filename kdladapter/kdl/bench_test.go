@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/bigconfig"
 )
 
 // benchDocument generates a KDL v2 configuration-like document with n
@@ -47,20 +49,8 @@ func BenchmarkCanonicalV2(b *testing.B) {
 
 // deferredDocument is a document shaped like the adapter's generated
 // configurations: n route blocks and n upstream blocks in two top-level
-// containers.
-func deferredDocument(n int) []byte {
-	var b strings.Builder
-	b.WriteString("routes {\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "    route \"r%d\" {\n        priority %d\n        matches {\n            path-prefix \"/svc%d\"\n            method \"GET\" \"POST\"\n        }\n        upstream \"u%d\"\n        filters \"tag\"\n        policies {\n            timeout-secs 30\n            request-headers { set { \"X-Route\" \"r%d\"; }; }\n        }\n        retry-policy { max-attempts 2; }\n    }\n", i, i%100, i, i, i)
-	}
-	b.WriteString("}\nupstreams {\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "    upstream \"u%d\" {\n        target \"10.0.%d.1:8080\" weight=2\n        target \"10.0.%d.2:8080\" weight=1\n        target \"10.0.%d.3:8080\"\n        load-balancing \"weighted\"\n        health-check {\n            type \"http\" { path \"/health\"; }\n            interval-secs 5\n        }\n        timeouts { connect-secs 2; request-secs 30; }\n    }\n", i, i%250, i%250, i%250)
-	}
-	b.WriteString("}\n")
-	return []byte(b.String())
-}
+// containers (bigconfig.Blocks).
+func deferredDocument(n int) []byte { return bigconfig.Blocks(n, bigconfig.Options{}) }
 
 // BenchmarkParseDeferred parses a document of 1,000 routes and 1,000
 // upstreams the way the adapter does: each block deferred, then loaded
