@@ -10,7 +10,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter/kdl"
-	"github.com/sentinel-proxy/sentinel/modules/adaptive"
 )
 
 // oldPolicyObj is the obj loadBalancing returned before the twelfth
@@ -110,20 +109,8 @@ func TestPolicyJSONSameAsObj(t *testing.T) {
 // every setting set, and each setting alone, with each timeout alone
 // and both.
 func TestTransportWithSameAsTree(t *testing.T) {
-	cases := map[string]*adaptive.Transport{"zero": {}}
-	full := &adaptive.Transport{}
-	fillValue(t, reflect.ValueOf(&full.HTTPTransport).Elem(), 0)
-	cases["full"] = full
-	ht := reflect.ValueOf(full.HTTPTransport)
-	for i := range ht.NumField() {
-		if f := ht.Type().Field(i); f.IsExported() {
-			one := &adaptive.Transport{}
-			reflect.ValueOf(&one.HTTPTransport).Elem().Field(i).Set(ht.Field(i))
-			cases[f.Name] = one
-		}
-	}
 	a := &adapter{}
-	for name, tr := range cases {
+	for name, tr := range transportCases(t) {
 		raw := transportJSON.raw(tr)
 		for _, to := range [][2]string{{"2s", ""}, {"", "1m30s"}, {"250ms", "3s"}} {
 			tree := a.typedTree(tr)

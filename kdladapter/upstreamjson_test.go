@@ -69,26 +69,32 @@ func fillValue(t *testing.T, v reflect.Value, depth int) {
 	}
 }
 
-// TestTransportJSONSameAsTree checks that the typed writer of an
-// upstream's transport (transportJSON) writes what typedTree and the
-// encoder wrote: for the zero transport, one with every setting set,
-// and ones with each pointer setting alone.
-func TestTransportJSONSameAsTree(t *testing.T) {
+// transportCases are transports to write: the zero one ("zero"), one
+// with every setting set ("full") and each setting alone (by its field
+// name).
+func transportCases(t *testing.T) map[string]*adaptive.Transport {
+	t.Helper()
 	cases := map[string]*adaptive.Transport{"zero": {}}
 	full := &adaptive.Transport{}
 	fillValue(t, reflect.ValueOf(&full.HTTPTransport).Elem(), 0)
 	cases["full"] = full
 	ht := reflect.ValueOf(full.HTTPTransport)
 	for i := range ht.NumField() {
-		f := ht.Type().Field(i)
-		if !f.IsExported() {
-			continue
+		if f := ht.Type().Field(i); f.IsExported() {
+			one := &adaptive.Transport{}
+			reflect.ValueOf(&one.HTTPTransport).Elem().Field(i).Set(ht.Field(i))
+			cases[f.Name] = one
 		}
-		one := &adaptive.Transport{}
-		reflect.ValueOf(&one.HTTPTransport).Elem().Field(i).Set(ht.Field(i))
-		cases[f.Name] = one
 	}
-	for name, tr := range cases {
+	return cases
+}
+
+// TestTransportJSONSameAsTree checks that the typed writer of an
+// upstream's transport (transportJSON) writes what typedTree and the
+// encoder wrote: for the zero transport, one with every setting set,
+// and ones with each pointer setting alone.
+func TestTransportJSONSameAsTree(t *testing.T) {
+	for name, tr := range transportCases(t) {
 		tree := typedTree(tr)
 		tree[transportInlineKey] = transportModule
 		want := string(encode(nil, tree))
