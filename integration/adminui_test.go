@@ -234,7 +234,7 @@ func TestAdminUI(t *testing.T) {
 			waitText(row+" .in-flight", "1"),
 			chromedp.Click(chromedp.CSS(row+` button[data-action="drain"]`)),
 			waitText(row+" .target-state", "draining"))
-		inFlight := value(t, ctx, chromedp.TextContent(chromedp.CSS(row+" .in-flight")))
+		inFlight := value(t, ctx, textOf(row+" .in-flight"))
 		if inFlight != "1" {
 			t.Errorf("draining with %q in flight, want 1", inFlight)
 		}
@@ -249,13 +249,13 @@ func TestAdminUI(t *testing.T) {
 		// Route web's rate chart and windowed latency percentiles.
 		run(t, ctx, chromedp.Navigate(base+"/ui/#/overview"), chromedp.WaitVisible(chromedp.CSS(`[data-route="web"] .chart`)),
 			waitText(`[data-route="web"] .latency`, "p50 "), chromedp.Sleep(4*time.Second))
-		if lat := value(t, ctx, chromedp.TextContent(chromedp.CSS(`[data-route="web"] .latency`))); !strings.Contains(lat, " ms · p90") {
+		if lat := value(t, ctx, textOf(`[data-route="web"] .latency`)); !strings.Contains(lat, " ms · p90") {
 			t.Errorf("route web latency: %q", lat)
 		}
 		// Upstream web's attempt latency percentiles (the per-upstream
 		// histogram), as text and as a chart with its three series.
 		run(t, ctx, waitText(`[data-upstream-latency="web"]`, " ms · p90 "))
-		if lat := value(t, ctx, chromedp.TextContent(chromedp.CSS(`[data-upstream-latency="web"]`))); !strings.Contains(lat, " ms · p99 ") {
+		if lat := value(t, ctx, textOf(`[data-upstream-latency="web"]`)); !strings.Contains(lat, " ms · p99 ") {
 			t.Errorf("upstream web latency: %q", lat)
 		}
 		if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-upstream="web"] svg[aria-label^="Latency percentiles"] polyline').length`)); n < 3 {
@@ -276,8 +276,8 @@ func TestAdminUI(t *testing.T) {
 		run(t, ctx, chromedp.Navigate(base+"/ui/#/agents"),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-agent="waf"]`)),
 			chromedp.WaitVisible(chromedp.CSS(cell("block"))))
-		before := value(t, ctx, chromedp.TextContent(chromedp.CSS(cell("block"))))
-		if row := value(t, ctx, chromedp.TextContent(chromedp.CSS(`tr[data-agent="waf"]`))); !strings.Contains(row, "closed") || !strings.Contains(row, "uds") {
+		before := value(t, ctx, textOf(cell("block")))
+		if row := value(t, ctx, textOf(`tr[data-agent="waf"]`)); !strings.Contains(row, "closed") || !strings.Contains(row, "uds") {
 			t.Errorf("agent row: %q", row)
 		}
 		req, _ := http.NewRequest("GET", proxy+"/blocked-by-agent", nil)
@@ -297,7 +297,7 @@ func TestAdminUI(t *testing.T) {
 			want = fmt.Sprint(atoi(t, before) + 1)
 		}
 		run(t, ctx, waitText(cell("block"), want), waitText(`tr[data-agent="waf"] .agent-latency`, " ms"))
-		if allow := atoi(t, value(t, ctx, chromedp.TextContent(chromedp.CSS(cell("allow"))))); allow < 3 {
+		if allow := atoi(t, value(t, ctx, textOf(cell("allow")))); allow < 3 {
 			t.Errorf("allow decisions %d, want at least 3", allow)
 		}
 		if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-agent-card="waf"] svg polyline[data-series="block"]').length`)); n == 0 {
@@ -371,7 +371,7 @@ func TestAdminUI(t *testing.T) {
 		unlabelled(t, ctx)
 		run(t, ctx, evalJS(`(() => { const i = document.getElementById("log-status"); i.value = "5xx"; i.dispatchEvent(new Event("input")); return true; })()`),
 			chromedp.WaitVisible(chromedp.CSS(`#log-table tbody tr`)))
-		text := value(t, ctx, chromedp.TextContent(chromedp.ID("log-table")))
+		text := value(t, ctx, textOf("#log-table"))
 		if strings.Contains(text, "/live-marker-ok") {
 			t.Errorf("status filter 5xx kept a 200 line: %q", text)
 		}
@@ -407,7 +407,7 @@ func TestAdminUI(t *testing.T) {
 		}
 		teeAuditEvent(t, event)
 		run(t, admin, setField("log-decision", "block"), waitText("#log-table", "/decision-marker"))
-		if text := value(t, admin, chromedp.TextContent(chromedp.ID("log-table"))); strings.Contains(text, "/api/v1/routes/web/enabled") || !strings.Contains(text, "block · waf") {
+		if text := value(t, admin, textOf("#log-table")); strings.Contains(text, "/api/v1/routes/web/enabled") || !strings.Contains(text, "block · waf") {
 			t.Errorf("audit log filtered on block decisions: %q", text)
 		}
 		run(t, admin, setField("log-agent", "other"), waitText("#log-count", "0 shown"),
@@ -416,7 +416,7 @@ func TestAdminUI(t *testing.T) {
 		shot(t, admin, "logs-audit")
 		if traceID != "" {
 			run(t, admin, setField("log-select", "access"), waitText("#log-table", "/decision-marker"))
-			if text := value(t, admin, chromedp.TextContent(chromedp.ID("log-table"))); strings.Contains(text, "/live-marker-ok") || !strings.Contains(text, "block · waf") {
+			if text := value(t, admin, textOf("#log-table")); strings.Contains(text, "/live-marker-ok") || !strings.Contains(text, "block · waf") {
 				t.Errorf("access log filtered on block decisions: %q", text)
 			}
 		} else {
@@ -436,7 +436,7 @@ func TestAdminUI(t *testing.T) {
 			waitText("#diff", `+ listeners { listener "main" { adress "`+listen+`"; }; }`),
 			chromedp.Click(chromedp.ID("validate")),
 			chromedp.WaitVisible(chromedp.CSS(`#gutter div.bad[data-line="4"]`)))
-		errs := value(t, ctx, chromedp.TextContent(chromedp.ID("errors")))
+		errs := value(t, ctx, textOf("#errors"))
 		if !strings.Contains(errs, "line 4:31") || !strings.Contains(errs, file+":4:31:") || !strings.Contains(errs, `unknown setting "adress"`) {
 			t.Errorf("errors shown: %q", errs)
 		}
@@ -546,6 +546,31 @@ func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	return v
 }
 
+// textOf is the text of the element sel, read in the page in one step
+// once the element exists (20 s at most): the UI re-renders as it polls,
+// and a node found by one DevTools call can be gone by the next ("No
+// node with given id found").
+func textOf(sel string) chromedp.Action[string] {
+	return func(ctx context.Context, tgt *chromedp.Target) (string, error) {
+		expr := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? [true, e.textContent] : [false, ""]; })()`, sel)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got, err := chromedp.Evaluate[[]any](expr)(ctx, tgt)
+			if err != nil {
+				return "", err
+			}
+			if found, _ := got[0].(bool); found {
+				text, _ := got[1].(string)
+				return text, nil
+			}
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("no element %s", sel)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
 // waitText waits until the text of the element sel contains want.
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
@@ -553,7 +578,7 @@ func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 		var got string
 		for time.Now().Before(deadline) {
 			var err error
-			got, err = chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel))(ctx, tgt)
+			got, err = textOf(sel)(ctx, tgt)
 			if err != nil {
 				return err
 			}
