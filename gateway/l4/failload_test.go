@@ -161,11 +161,6 @@ func TestFailedLoadsWithoutSentinelAppNeverTouchTheRunningConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, addr := range []string{extraHTTP, extraL4} {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Errorf("%s stayed taken after the config stopped: %v", addr, err)
-			continue
-		}
-		ln.Close()
+		testutil.CheckReleased(t, addr)
 	}
 }

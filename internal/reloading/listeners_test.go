@@ -5,7 +5,6 @@ package reloading
 import (
 	"context"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // reusePortListen listens on addr as Caddy does (SO_REUSEPORT).
@@ -80,11 +81,7 @@ func TestCheckFailsOnATakenAddress(t *testing.T) {
 	// The probe keeps nothing: the address is free once the listener
 	// closed.
 	ln.Close()
-	again, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("the address stayed bound after the check: %v", err)
-	}
-	again.Close()
+	testutil.CheckReleased(t, addr)
 }
 
 // TestCheckHTTP3: a TLS server serving HTTP/3 fails the claim when
@@ -139,7 +136,7 @@ func TestCheckWildcardAndRange(t *testing.T) {
 			t.Errorf("%s claimed while 127.0.0.1:%d is taken", wild, port)
 		}
 	}
-	base := freePorts(t, 3)
+	base := testutil.FreePorts(t, 3)
 	rng := "127.0.0.1:" + itoa(base) + "-" + itoa(base+2)
 	if err := checkServer("range", &caddyhttp.Server{Listen: []string{rng}}, 80); err != nil {
 		t.Fatal(err)
@@ -164,27 +161,6 @@ func TestCheckWithoutHTTPApp(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-// freePorts finds n consecutive free TCP ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for base := 20000 + os.Getpid()%20000; base < 60000; base += n {
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
 
 // TestCheckNetworks: the tcp4/tcp6 networks and IPv6 addresses are bound
 // in their own family; HTTP/3 maps each TCP network to its UDP one.

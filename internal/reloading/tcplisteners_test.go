@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // fakeSentinel stands for the sentinel app: when it checks (Checks), it
@@ -145,15 +147,15 @@ func TestCheckListenersOnce(t *testing.T) {
 // TestCheckTCPListeners: ports of a range are each checked; addresses
 // that are not TCP, do not parse or take port 0 are left to Start.
 func TestCheckTCPListeners(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	base := testutil.FreePorts(t, 2)
+	taken, err := net.Listen("tcp", "127.0.0.1:"+itoa(base+1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	port := taken.Addr().(*net.TCPAddr).Port
-	err = CheckTCPListeners(map[string][]string{"r": {"127.0.0.1:" + itoa(port-1) + "-" + itoa(port)}})
-	if err == nil || !strings.Contains(err.Error(), `server "r": listening on 127.0.0.1:`+itoa(port)) {
-		t.Errorf("a range with a taken port: %v", err)
+	err = CheckTCPListeners(map[string][]string{"r": {"127.0.0.1:" + itoa(base) + "-" + itoa(base+1)}})
+	if err == nil || !strings.Contains(err.Error(), `server "r": listening on 127.0.0.1:`+itoa(base+1)) {
+		t.Errorf("a range whose last port is taken: %v", err)
 	}
 	if err := CheckTCPListeners(map[string][]string{"s": {"udp/" + taken.Addr().String(), "unix//tmp/x.sock", "127.0.0.1:0", "not an address:x"}}); err != nil {
 		t.Errorf("addresses left to Start: %v", err)

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -22,20 +26,32 @@ const (
 )
 
 // taken remembers the ports this process already gave out, so two callers in
-// one test binary never get the same one. It is the package's only mutable
-// state and is guarded by takenMu.
+// one test binary never get the same one; reserved holds the lock file of
+// each, so that no other test process (`go test ./...` runs packages in
+// parallel) gives it out either. Both are guarded by takenMu.
 var (
-	takenMu sync.Mutex
-	taken   = map[int]bool{}
+	takenMu  sync.Mutex
+	taken    = map[int]bool{}
+	reserved []*os.File
 )
 
 // FreeAddr returns a loopback "127.0.0.1:port" address whose port was free
-// for both TCP and UDP when probed and has not been returned before in this
-// process. Unlike a ":0" listener that is closed again, the port is outside
-// the ephemeral range, so nothing else on the machine picks it by accident.
+// for both TCP and UDP when probed and has not been returned before on this
+// machine by a test process that is still running. Unlike a ":0" listener
+// that is closed again, the port is outside the ephemeral range, so nothing
+// else on the machine picks it by accident, and it stays reserved to this
+// process (an flock(2) on a file per port, released when the process ends)
+// so another test binary's FreeAddr does not pick it either.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	addr, err := freeAddr()
+	return FreeAddrOn(tb, "127.0.0.1")
+}
+
+// FreeAddrOn is FreeAddr on another local address (host), for tests
+// whose listeners must be outside loopback.
+func FreeAddrOn(tb testing.TB, host string) string {
+	tb.Helper()
+	addr, err := LookupFreeAddr(host)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -52,22 +68,88 @@ func FreePort(tb testing.TB) int {
 	return n
 }
 
-func freeAddr() (string, error) {
+// FreePorts returns the first of n consecutive loopback ports that were
+// free when probed and are reserved to this process as FreeAddr's are.
+func FreePorts(tb testing.TB, n int) int {
+	tb.Helper()
+	takenMu.Lock()
+	defer takenMu.Unlock()
+	for range 1000 {
+		base := portLow + rand.IntN(portHigh-portLow-n)
+		if take("127.0.0.1", base, n) {
+			return base
+		}
+	}
+	tb.Fatalf("testutil: no %d free consecutive loopback ports in %d-%d", n, portLow, portHigh)
+	return 0
+}
+
+// LookupFreeAddr is FreeAddrOn for code that reports an error instead of
+// failing a test (a simulator called from a controller's goroutine).
+func LookupFreeAddr(host string) (string, error) {
 	takenMu.Lock()
 	defer takenMu.Unlock()
 	for range 1000 {
 		p := portLow + rand.IntN(portHigh-portLow)
-		if taken[p] {
-			continue
+		if take(host, p, 1) {
+			return net.JoinHostPort(host, strconv.Itoa(p)), nil
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", p)
-		if !probe(addr) {
-			continue
-		}
-		taken[p] = true
-		return addr, nil
 	}
-	return "", fmt.Errorf("testutil: no free loopback port in %d-%d", portLow, portHigh)
+	return "", fmt.Errorf("testutil: no free port on %s in %d-%d", host, portLow, portHigh)
+}
+
+// take reserves ports base to base+n-1 to this process if none was given
+// out before, here or by another running test process (on any host), and
+// each is free on host now. The caller holds takenMu.
+func take(host string, base, n int) bool {
+	var locks []*os.File
+	release := func() {
+		for _, f := range locks {
+			f.Close()
+		}
+	}
+	for p := base; p < base+n; p++ {
+		if taken[p] {
+			release()
+			return false
+		}
+		// Reserve before probing: a port another process reserved is
+		// never bound here, not even for a moment.
+		f, ok := reserve(p)
+		if !ok {
+			release()
+			return false
+		}
+		locks = append(locks, f)
+		if !probe(net.JoinHostPort(host, strconv.Itoa(p))) {
+			release()
+			return false
+		}
+	}
+	for p := base; p < base+n; p++ {
+		taken[p] = true
+	}
+	reserved = append(reserved, locks...)
+	return true
+}
+
+// reserve takes the machine-wide lock of port p without waiting. The
+// lock lasts as long as the returned file is open; closing it, or the
+// process ending, lets the port go.
+func reserve(p int) (*os.File, bool) {
+	dir := filepath.Join(os.TempDir(), "sentinel-test-ports")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, false
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return f, true
 }
 
 // probe reports whether addr can be bound for TCP and UDP right now.

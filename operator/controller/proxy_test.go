@@ -46,17 +46,6 @@ type podReplica struct {
 	listen, admin string
 }
 
-// freePort returns a free port on host.
-func freePort(t *testing.T, host string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // kubelet copies data[sentinel.kdl] of the ConfigMap ns/name into each
 // file whenever it changes (every 50 ms), as the kubelet does for a
 // mounted ConfigMap (within about a minute in a cluster); it returns
@@ -102,7 +91,7 @@ func startPods(t *testing.T, c client.Client, n int, ns, name, host, token, kube
 	for i := range out {
 		dir := t.TempDir()
 		files = append(files, filepath.Join(dir, render.ConfigKey))
-		out[i] = &podReplica{listen: testutil.FreeAddr(t), admin: freePort(t, host)}
+		out[i] = &podReplica{listen: testutil.FreeAddr(t), admin: testutil.FreeAddrOn(t, host)}
 	}
 	kubelet(t, c, ns, name+v1alpha1.ConfigSuffix, files...)
 	for i, r := range out {

@@ -8,11 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -67,11 +65,10 @@ func (s *Replicas) Replica(ctx context.Context, gw *gwv1.Gateway) (*controller.R
 		host = s.Host(s.next)
 	}
 	s.next++
-	adminPort, err := freePort(host)
+	admin, err := testutil.LookupFreeAddr(host)
 	if err != nil {
 		return nil, err
 	}
-	admin := net.JoinHostPort(host, strconv.Itoa(adminPort))
 	adminCfg, _ := json.Marshal(map[string]any{"listen": admin, "origins": []string{admin}})
 	dir, err := os.MkdirTemp("", "gw-replica-")
 	if err != nil {
@@ -121,14 +118,4 @@ func (s *Replicas) Release(_ context.Context, key types.NamespacedName) error {
 		r.proc.Stop()
 	}
 	return nil
-}
-
-// freePort returns a port free on host.
-func freePort(host string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("no free port on %s: %w", host, err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
