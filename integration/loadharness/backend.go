@@ -49,10 +49,11 @@ type Backend struct {
 // StartBackend starts a backend on addr ("" picks a free one).
 func StartBackend(addr string, o BackendOptions) (*Backend, error) {
 	if addr == "" {
-		var err error
-		if addr, err = FreeAddr(); err != nil {
+		addrs, err := freeAddrs(1)
+		if err != nil {
 			return nil, err
 		}
+		addr = addrs[0]
 	}
 	b := &Backend{Addr: addr, latency: o.Latency, size: min(max(o.BodySize, 0), maxBody)}
 	b.SetErrorRate(o.ErrorRate)

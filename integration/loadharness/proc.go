@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,47 +17,24 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
 // is 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
-// FreeAddr returns a loopback "127.0.0.1:port" address that was free for
-// TCP and UDP when probed. Ports come from 20000–32000, below Linux's
-// ephemeral range, so the kernel does not hand them to outgoing
-// connections meanwhile.
-func FreeAddr() (string, error) {
-	for range 2000 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return addr, nil
-	}
-	return "", errors.New("harness: no free loopback port in 20000-32000")
-}
-
-// freeAddrs returns n distinct free addresses.
+// freeAddrs returns n distinct free loopback addresses, reserved to this
+// process as the tests' are (testutil.LookupFreeAddr).
 func freeAddrs(n int) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for len(out) < n {
-		a, err := FreeAddr()
+	out := make([]string, n)
+	for i := range out {
+		a, err := testutil.LookupFreeAddr("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
-		if !seen[a] {
-			seen[a] = true
-			out = append(out, a)
-		}
+		out[i] = a
 	}
 	return out, nil
 }

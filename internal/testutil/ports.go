@@ -1,6 +1,7 @@
-// Package testutil holds helpers shared by the project's tests. It is
+// Package testutil holds helpers shared by the project's tests and by the
+// load harness (integration/loadharness, a development tool). It is
 // internal: nothing outside this module imports it, and no production code
-// does either.
+// (the proxy's packages and commands) does either.
 package testutil
 
 import (
