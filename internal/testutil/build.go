@@ -19,7 +19,7 @@ import (
 )
 
 // builds is the state of the binaries Build made or reused in this
-// process. Like taken, it is process state that only tests use.
+// process. Like the reserved ports, it is process state that only tests use.
 var builds = struct {
 	sync.Mutex
 	dir   string

@@ -26,13 +26,12 @@ const (
 	portHigh = 32000
 )
 
-// taken remembers the ports this process already gave out, so two callers in
-// one test binary never get the same one; reserved holds the lock file of
-// each, so that no other test process (`go test ./...` runs packages in
-// parallel) gives it out either. Both are guarded by takenMu.
+// reserved holds the lock file of each port this process gave out: no
+// other test process (`go test ./...` runs packages in parallel) and no
+// second caller here gives it out again (an flock(2) conflicts with any
+// other open file description, this process's too). Guarded by takenMu.
 var (
 	takenMu  sync.Mutex
-	taken    = map[int]bool{}
 	reserved []*os.File
 )
 
@@ -110,10 +109,6 @@ func take(host string, base, n int) bool {
 		}
 	}
 	for p := base; p < base+n; p++ {
-		if taken[p] {
-			release()
-			return false
-		}
 		// Reserve before probing: a port another process reserved is
 		// never bound here, not even for a moment.
 		f, ok := reserve(p)
@@ -126,9 +121,6 @@ func take(host string, base, n int) bool {
 			release()
 			return false
 		}
-	}
-	for p := base; p < base+n; p++ {
-		taken[p] = true
 	}
 	reserved = append(reserved, locks...)
 	return true
