@@ -80,7 +80,7 @@ func TestAdminUI(t *testing.T) {
 	// binary cannot be it.
 	t.Setenv(sentinelapp.ValidatorEnv, testutil.Build(t, "./cmd/sentinel"))
 	slow1, slow2, web := startSlow(t, 3*time.Second), startSlow(t, 3*time.Second), startBackend(t, "web")
-	listen, apiAddr := freeAddr(t), freeAddr(t)
+	listen, apiAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	agent := runUDSAgent(t, &testAgent{name: "waf"})
 	file := filepath.Join(t.TempDir(), "sentinel.kdl")
 	auditFile := filepath.Join(t.TempDir(), "audit.log")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/agents/sdk"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // noopAgent allows everything.
@@ -52,7 +53,7 @@ func BenchmarkAgents(b *testing.B) {
 	s1 := runUDSAgent(b, &testAgent{name: "s1", sleep: time.Millisecond})
 	s2 := runUDSAgent(b, &testAgent{name: "s2", sleep: time.Millisecond})
 	s3 := runUDSAgent(b, &testAgent{name: "s3", sleep: time.Millisecond})
-	listen := freeAddr(b)
+	listen := testutil.FreeAddr(b)
 	loadKDL(b, agentsKDL(listen, be, fmt.Sprintf(`
     agent "u1" { unix-socket "%s"; }
     agent "u2" { unix-socket "%s"; }

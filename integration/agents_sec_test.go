@@ -16,6 +16,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/agents/sdk"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // startAgentProcess starts an example agent process until the test ends;
@@ -42,7 +43,7 @@ func TestAgentsImpersonationRefused(t *testing.T) {
 	wafSock, regSock := agentSock(t, "waf.sock"), agentSock(t, "reg.sock")
 	startAgentProcess(t, "faulty", "-uds", wafSock, "-id", "waf", "-block-every", "1", "-status", "403")
 	waitFile(t, wafSock)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "waf" { unix-socket "%s"; failure-mode "closed"; pool { connections 1; } }
     registration { unix-socket "%s"; token "reg-token-123"; }`, wafSock, regSock), `
@@ -93,7 +94,7 @@ func TestAgentsDenylistPathBypass(t *testing.T) {
 	sock := agentSock(t, "deny.sock")
 	startAgentProcess(t, "denylist", "-uds", sock, "-id", "denylist", "-path", "/api/secret")
 	waitFile(t, sock)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "deny" { unix-socket "%s"; failure-mode "closed"; }`, sock), `
     filter "deny" { type "agent"; agent "deny"; }`, `
@@ -160,7 +161,7 @@ func TestAgentsUnhealthyFaulty(t *testing.T) {
 	sock := agentSock(t, "sick.sock")
 	startAgentProcess(t, "faulty", "-uds", sock, "-id", "sick", "-unhealthy", "-healthy-after", "6s")
 	waitFile(t, sock)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "open" { unix-socket "%[1]s"; failure-mode "open"; pool { connections 1; } }
     agent "closed" { unix-socket "%[1]s"; failure-mode "closed"; pool { connections 1; } }`, sock), `

@@ -93,7 +93,7 @@ func runUDSAgent(t testing.TB, h sdk.Handler, events ...protocol.EventType) stri
 // runGRPCAgent serves h over gRPC until the test ends.
 func runGRPCAgent(t testing.TB, h sdk.Handler) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +286,7 @@ func TestAgentsDecisions(t *testing.T) {
 	be := startBackend(t, "be")
 	udsPath := runUDSAgent(t, &testAgent{name: "uds"}, protocol.EventRequestHeaders, protocol.EventRequestBodyChunk)
 	grpcAddr := runGRPCAgent(t, &testAgent{name: "grpc"})
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "uds" { unix-socket "%s"; events "request_headers" "request_body"; failure-mode "closed"; pool { connections 2; } }
     agent "grpc" { grpc "http://%s"; failure-mode "closed"; timeout-ms 2000; }`, udsPath, grpcAddr), `
@@ -353,7 +353,7 @@ func TestAgentsParallelFanOut(t *testing.T) {
 	be := startBackend(t, "be")
 	a := runUDSAgent(t, &testAgent{name: "a", sleep: 200 * time.Millisecond})
 	b := runUDSAgent(t, &testAgent{name: "b", sleep: 200 * time.Millisecond})
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "a" { unix-socket "%s"; timeout-ms 5000; }
     agent "b" { unix-socket "%s"; timeout-ms 5000; }`, a, b), `
@@ -382,7 +382,7 @@ func TestAgentsParallelFanOut(t *testing.T) {
 // as documented, and a crashed agent is reconnected.
 func TestAgentsFaults(t *testing.T) {
 	be := startBackend(t, "be")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	pool := `pool { connections 1; reconnect-backoff-ms 20; max-reconnect-backoff-ms 100; health-check-interval-ms 60000; }`
 	var agents, filters, routes strings.Builder
 	// One fault agent per route: its first connection misbehaves, the
@@ -447,7 +447,7 @@ func TestAgentsHungAgentIsolation(t *testing.T) {
 	be := startBackend(t, "be")
 	hang := startFaultAgent(t, "hang")
 	healthy := runUDSAgent(t, &testAgent{name: "ok"})
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "hung" { unix-socket "%s"; timeout-ms 3000; failure-mode "closed"; max-concurrent-calls 4; pool { queue-depth 4; connections 1; health-check-interval-ms 60000; } }
     agent "ok" { unix-socket "%s"; timeout-ms 3000; failure-mode "closed"; }`, hang.path, healthy), `
@@ -505,7 +505,7 @@ func TestAgentsHungAgentIsolation(t *testing.T) {
 func TestAgentsLiveRegistration(t *testing.T) {
 	be := startBackend(t, "be")
 	regSock := agentSock(t, "reg.sock")
-	listen, apiAddr := freeAddr(t), freeAddr(t)
+	listen, apiAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	udsPath := runUDSAgent(t, &testAgent{name: "cfg"})
 	kdl := agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "cfg" { unix-socket "%s"; }
@@ -572,7 +572,7 @@ admin-api { address "%s"; auth { token "tok"; } }
 func TestAgentsBodyModesAndLimits(t *testing.T) {
 	be := startBodyBackend(t)
 	ag := runUDSAgent(t, &testAgent{name: "b"}, protocol.EventRequestHeaders, protocol.EventRequestBodyChunk)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be, fmt.Sprintf(`
     agent "stream" { unix-socket "%[1]s"; events "request_body"; request-body-mode "stream"; chunk-size-bytes 4096; max-request-body-bytes 1048576; }
     agent "hybrid" { unix-socket "%[1]s"; events "request_body"; request-body-mode "hybrid:1024"; }
@@ -649,7 +649,7 @@ func TestAgentsExampleProcesses(t *testing.T) {
 	sock := agentSock(t, "echo.sock")
 	udsProc := start("-uds", sock)
 	waitFile(t, sock)
-	grpcAddr := freeAddr(t)
+	grpcAddr := testutil.FreeAddr(t)
 	start("-grpc", grpcAddr, "-name", "echo-grpc")
 	eventually(t, "the gRPC agent listening", func() bool {
 		conn, err := net.DialTimeout("tcp", grpcAddr, time.Second)
@@ -659,7 +659,7 @@ func TestAgentsExampleProcesses(t *testing.T) {
 		return err == nil
 	})
 	be := startBackend(t, "be")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, be.addr, fmt.Sprintf(`
     agent "echo" { unix-socket "%s"; events "request_headers" "response_headers"; failure-mode "closed"; config { name "from-kdl"; }; pool { connections 1; reconnect-backoff-ms 50; max-reconnect-backoff-ms 200; } }
     agent "echo-grpc" { grpc "http://%s"; events "request_headers" "response_headers"; failure-mode "closed"; timeout-ms 3000; pool { reconnect-backoff-ms 50; max-reconnect-backoff-ms 200; } }`, sock, grpcAddr),
@@ -709,7 +709,7 @@ func TestAgentsCorpusCORSHeaders(t *testing.T) {
 	kdl := corpusFile(t, "examples/cors-headers.kdl")
 	be := startBackend(t, "be")
 	auth := runGRPCAgent(t, &testAgent{name: "auth"})
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	kdl = strings.NewReplacer(`"0.0.0.0:8080"`, `"`+listen+`"`, `"0.0.0.0:9090"`, `"`+metrics+`"`,
 		`"http://localhost:50051"`, `"http://`+auth+`"`, `"localhost:3000"`, `"`+be.addr+`"`).Replace(kdl)
 	loadKDL(t, kdl)
@@ -751,7 +751,7 @@ func TestAgentsBodyStreamsWithoutBodyAgent(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	ag := runUDSAgent(t, &testAgent{name: "h"})
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, agentsKDL(listen, ln.Addr().String(), fmt.Sprintf(`    agent "h" { unix-socket "%s"; failure-mode "closed"; }`, ag),
 		`    filter "h" { type "agent"; agent "h"; }`, `    route "r" { upstream "b"; filters "h"; }`))
 	pr, pw := io.Pipe()
@@ -789,7 +789,7 @@ func TestAgentsBodyStreamsWithoutBodyAgent(t *testing.T) {
 func TestAgentsOverHTTP3(t *testing.T) {
 	backend := startBackend(t, "h3-agent")
 	sock := runUDSAgent(t, &testAgent{name: "a"})
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	cert, key := writeCert(t, t.TempDir(), "localhost", "127.0.0.1")
 	loadKDL(t, fmt.Sprintf(`system { }
 listeners { listener "h3" { address %q; protocol "h3"; tls { cert-file %q; key-file %q; }; }; }

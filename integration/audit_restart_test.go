@@ -47,7 +47,7 @@ func TestAuditSinkDownProcessKilled(t *testing.T) {
 	bin := testutil.Build(t, "./cmd/sentinel")
 	es := audittest.NewESBulk(t)
 	b := startBackend(t, "b")
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "sentinel.kdl")
 	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`

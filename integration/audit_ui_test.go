@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestAuditEventsInAdminUILog: through the real proxy, a request the
@@ -17,7 +19,7 @@ import (
 // route whose rate limit rejected it).
 func TestAuditEventsInAdminUILog(t *testing.T) {
 	b := startBackend(t, "b")
-	addr, api := freeAddr(t), freeAddr(t)
+	addr, api := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dir := t.TempDir()
 	unloadOnCleanup(t) // the audit app writes into dir until stopped
 	loadKDL(t, fmt.Sprintf(`

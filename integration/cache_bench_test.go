@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
@@ -28,7 +29,7 @@ import (
 //	go test ./integration -run '^$' -bench CacheHit -benchtime 20000x -count 3
 func BenchmarkCacheHit(b *testing.B) {
 	cannedAddr, httpAddr := startCannedBackend(b, 64), startNetHTTPBackend(b, 64)
-	addr := freeAddr(b)
+	addr := testutil.FreeAddr(b)
 	kdl := withAdmin(fmt.Sprintf(`listeners { listener "main" { address %q; }; }
 routes {
     route "cached" { matches { path-prefix "/cached"; }; upstream "h"; cache { enabled #true; }; }
@@ -80,7 +81,7 @@ upstreams {
 // startNetHTTPBackend starts a Go net/http server on loopback answering
 // every request with 200 and size bytes (with Content-Length).
 func startNetHTTPBackend(b *testing.B, size int) string {
-	ln, err := net.Listen("tcp", freeAddr(b))
+	ln, err := net.Listen("tcp", testutil.FreeAddr(b))
 	if err != nil {
 		b.Fatal(err)
 	}

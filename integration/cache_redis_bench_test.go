@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sentinel-proxy/sentinel/internal/sharedstore/storetest"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
@@ -25,7 +26,7 @@ import (
 func BenchmarkCacheHitRedis(b *testing.B) {
 	srv := storetest.Redis(b)
 	httpAddr := startNetHTTPBackend(b, 64)
-	addr := freeAddr(b)
+	addr := testutil.FreeAddr(b)
 	kdl := withAdmin(fmt.Sprintf(`listeners { listener "main" { address %q; }; }
 cache { backend "redis"; redis-url %q; redis-prefix "bench:"; redis-timeout-ms 500; }
 routes {

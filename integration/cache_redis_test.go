@@ -25,7 +25,7 @@ func TestCacheTwoProxiesOneRedis(t *testing.T) {
 	b := startBackend(t, "b")
 	var bases, metrics []string
 	for i := range 2 {
-		addr, api, ops := freeAddr(t), freeAddr(t), freeAddr(t)
+		addr, api, ops := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 		bases = append(bases, "http://"+addr)
 		metrics = append(metrics, "http://"+ops+"/metrics")
 		cfg := filepath.Join(t.TempDir(), "sentinel.kdl")

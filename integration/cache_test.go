@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestCacheKDL runs the response cache as a KDL config configures it: a
@@ -14,7 +16,7 @@ import (
 // cache-stats builtin, and the cache metrics.
 func TestCacheKDL(t *testing.T) {
 	be := startBackend(t, "be")
-	listen, ops, api := freeAddr(t), freeAddr(t), freeAddr(t)
+	listen, ops, api := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`system { }
 listeners {
     listener "main" { address "%s"; }

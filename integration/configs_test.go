@@ -16,7 +16,7 @@ import (
 // as text/kdl, with a real backend.
 func TestBasicConfig(t *testing.T) {
 	be := startBackend(t, "backend")
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	kdl := corpusFile(t, "examples/basic.kdl")
 	kdl = strings.NewReplacer(`"0.0.0.0:8080"`, `"`+listen+`"`, `"127.0.0.1:8081"`, `"`+be.addr+`"`, `"0.0.0.0:9090"`, `"`+metrics+`"`).Replace(kdl)
 	loadKDL(t, kdl)
@@ -52,7 +52,7 @@ func TestBasicConfig(t *testing.T) {
 // priority, and a hyphenated algorithm name that is really honoured.
 func TestLoadBalancerConfig(t *testing.T) {
 	kdl := corpusFile(t, "examples/load-balancer.kdl")
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	backends := map[string]*backend{}
 	kdl = regexp.MustCompile(`"10\.0\.\d+\.\d+:3000"`).ReplaceAllStringFunc(kdl, func(m string) string {
 		name := strings.Trim(m, `"`)
@@ -101,7 +101,7 @@ func TestStaticSiteConfig(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir, "localhost", "127.0.0.1")
 	static, api1, api2 := startBackend(t, "static"), startBackend(t, "api1"), startBackend(t, "api2")
-	listen, tlsListen, metrics := freeAddr(t), freeAddr(t), freeAddr(t)
+	listen, tlsListen, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	kdl = strings.NewReplacer(
 		`"0.0.0.0:8080"`, `"`+listen+`"`, `"0.0.0.0:8443"`, `"`+tlsListen+`"`, `"0.0.0.0:9090"`, `"`+metrics+`"`,
 		`"127.0.0.1:3000"`, `"`+static.addr+`"`, `"127.0.0.1:4000"`, `"`+api1.addr+`"`, `"127.0.0.1:4001"`, `"`+api2.addr+`"`,
@@ -167,7 +167,7 @@ func TestMultiFileConfig(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir, "localhost", "127.0.0.1")
 	a1, a2, st := startBackend(t, "api1"), startBackend(t, "api2"), startBackend(t, "static")
-	listen, tlsListen := freeAddr(t), freeAddr(t)
+	listen, tlsListen := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	repl := strings.NewReplacer(`"0.0.0.0:8080"`, `"`+listen+`"`, `"0.0.0.0:8443"`, `"`+tlsListen+`"`,
 		`"127.0.0.1:9001"`, `"`+a1.addr+`"`, `"127.0.0.1:9002"`, `"`+a2.addr+`"`, `"127.0.0.1:9003"`, `"`+st.addr+`"`,
 		`"/etc/zentinel/certs/example.crt"`, `"`+cert+`"`, `"/etc/zentinel/certs/example.key"`, `"`+key+`"`)

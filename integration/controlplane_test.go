@@ -19,7 +19,7 @@ func TestControlPlaneRoutesReloadValidate(t *testing.T) {
 	// Validation runs in a child process: this test binary cannot be it.
 	t.Setenv(sentinelapp.ValidatorEnv, testutil.Build(t, "./cmd/sentinel"))
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	listen, apiAddr := freeAddr(t), freeAddr(t)
+	listen, apiAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "sentinel.kdl")
 	write := func(extraRoute string) {
@@ -105,7 +105,7 @@ admin-api {
 
 	// A /config change that fails to load changes nothing that runs: the
 	// new config drops upstream "a" but has a bad handler.
-	bad := fmt.Sprintf(`{"admin":{"listen":"localhost:%d"},"apps":{"sentinel":{"upstreams":[{"id":"b","targets":[{"address":%q}]}]},"http":{"servers":{"x":{"listen":[%q],"routes":[{"handle":[{"handler":"no_such_handler"}]}]}}}}}`, adminPort, b.addr, freeAddr(t))
+	bad := fmt.Sprintf(`{"admin":{"listen":"localhost:%d"},"apps":{"sentinel":{"upstreams":[{"id":"b","targets":[{"address":%q}]}]},"http":{"servers":{"x":{"listen":[%q],"routes":[{"handle":[{"handler":"no_such_handler"}]}]}}}}}`, adminPort, b.addr, testutil.FreeAddr(t))
 	req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/load", adminPort), strings.NewReader(bad))
 	req.Header.Set("Content-Type", "application/json")
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode == 200 {

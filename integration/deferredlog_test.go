@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestDeferredLogKeepsProxyLines: with the sentinel_deferred encoder, the
@@ -20,7 +22,7 @@ import (
 // of every request, through the real server and proxy.
 func TestDeferredLogKeepsProxyLines(t *testing.T) {
 	backend := startCannedBackend(t, 16)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	logFile := filepath.Join(t.TempDir(), "debug.log")
 	cfg := fmt.Sprintf(`{
   "admin": {"listen": "localhost:2999"},
@@ -83,7 +85,7 @@ func TestDeferredLogKeepsProxyLines(t *testing.T) {
 // refused), with the request (a debug line: Caddy logs an error that an
 // error route answered at debug level, Sentinel's error route included).
 func TestAdaptedLogKeepsProxyErrorLines(t *testing.T) {
-	ln, err := net.Listen("tcp", freeAddr(t))
+	ln, err := net.Listen("tcp", testutil.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func TestAdaptedLogKeepsProxyErrorLines(t *testing.T) {
 			}()
 		}
 	}()
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	logFile := filepath.Join(t.TempDir(), "sentinel.log")
 	loadKDL(t, fmt.Sprintf(`system { }
 listeners { listener "main" { address %q; }; }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestDirectUpstreamThroughProxy drives the sentinel transport's direct
@@ -76,7 +78,7 @@ func TestDirectUpstreamThroughProxy(t *testing.T) {
 			}()
 		}
 	}()
-	proxy := freeAddr(t)
+	proxy := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestDiscoveryFileEndToEnd routes through the real proxy to targets a
@@ -22,7 +24,7 @@ import (
 // removed. The discovery metrics are exported.
 func TestDiscoveryFileEndToEnd(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	listen, apiAddr, ops := freeAddr(t), freeAddr(t), freeAddr(t)
+	listen, apiAddr, ops := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	targets := filepath.Join(t.TempDir(), "targets")
 	writeTargets := func(s string) {
 		t.Helper()
@@ -161,11 +163,12 @@ func (z *zone) set(servfail bool, ips ...string) {
 // last good address through SERVFAILs.
 func TestDiscoveryDNSEndToEnd(t *testing.T) {
 	// Two backends on one port, at 127.0.0.1 and 127.0.0.2.
-	l1, err := net.Listen("tcp", "127.0.0.1:0")
+	// A reserved port: no other test process binds it on 127.0.0.2.
+	port := testutil.FreePort(t)
+	l1, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l1.Addr().(*net.TCPAddr).Port
 	l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
 	if err != nil {
 		l1.Close()
@@ -189,7 +192,7 @@ func TestDiscoveryDNSEndToEnd(t *testing.T) {
 	<-started
 	t.Cleanup(func() { ds.Shutdown() })
 
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 listeners { listener "main" { address "%s"; }; }
 routes { route "api" { matches { path-prefix "/"; }; upstream "api"; }; }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
@@ -41,7 +42,7 @@ func staticConfig(t *testing.T, listen, body string, apps map[string]any) []byte
 // request during 20 failed loads (the agents app claims its listener in
 // Provision when it replaces a running config, see reloading.Replacing).
 func TestFailedAgentLoadsNeverTouchTheRunningConfig(t *testing.T) {
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	tc := tester(t)
 	tc.InitServer(string(staticConfig(t, listen, "A", nil)), "json")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")

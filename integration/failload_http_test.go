@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 
 	"github.com/sentinel-proxy/sentinel/kdladapter"
@@ -36,7 +37,7 @@ func adaptKDL(t *testing.T, kdl string) []byte {
 // some of A's connections on its SO_REUSEPORT socket before the second
 // failed to bind; those were answered by B or reset.
 func TestFailedListenerLoadsNeverTouchTheRunningConfig(t *testing.T) {
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	a, b := startBackend(t, "A"), startBackend(t, "B")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

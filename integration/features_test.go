@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestRoutingAndFilters runs a KDL config using the route conditions,
@@ -13,7 +15,7 @@ import (
 func TestRoutingAndFilters(t *testing.T) {
 	api, web, flaky := startBackend(t, "api"), startBackend(t, "web"), startBackend(t, "flaky")
 	// A backend that answers slowly, for the timeout policy.
-	slowAddr := freeAddr(t)
+	slowAddr := testutil.FreeAddr(t)
 	slow := &http.Server{Addr: slowAddr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(3 * time.Second):
@@ -24,14 +26,14 @@ func TestRoutingAndFilters(t *testing.T) {
 	go slow.ListenAndServe()
 	t.Cleanup(func() { slow.Close() })
 	// A backend that always fails with 503, tried before "flaky" by round robin.
-	failing := &http.Server{Addr: freeAddr(t), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	failing := &http.Server{Addr: testutil.FreeAddr(t), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend", "failing")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})}
 	go failing.ListenAndServe()
 	t.Cleanup(func() { failing.Close() })
 
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	kdl := fmt.Sprintf(`
 system { }
 listeners {

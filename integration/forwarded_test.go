@@ -3,6 +3,8 @@ package integration
 import (
 	"fmt"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestForwardedIdentity is issue 13 item 3: a client's X-Real-IP and
@@ -10,7 +12,7 @@ import (
 // (trusted-proxies on the listener); X-Forwarded-For is Caddy's.
 func TestForwardedIdentity(t *testing.T) {
 	be := startBackend(t, "be")
-	untrusted, trusted := freeAddr(t), freeAddr(t)
+	untrusted, trusted := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

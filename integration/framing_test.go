@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // rawBackend is a real HTTP backend that counts the bytes it receives
@@ -161,7 +163,7 @@ const (
 // through the sentinel_framing listener wrapper.
 func TestMalformedFraming(t *testing.T) {
 	be := startRawBackend(t)
-	plain, secure, h2c := freeAddr(t), freeAddr(t), freeAddr(t)
+	plain, secure, h2c := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir, "localhost", "127.0.0.1")
 	clientCert, clientKey := writeCert(t, dir, "client.test")

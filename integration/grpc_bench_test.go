@@ -9,6 +9,8 @@ import (
 	"time"
 
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // latencies collects per-call durations from parallel benchmark
@@ -69,7 +71,7 @@ func parallelCalls(b *testing.B, clients int, unit string, call func() error) {
 //	go test ./integration -run '^$' -bench GRPCUnary -benchtime 3s -count 3
 func BenchmarkGRPCUnary(b *testing.B) {
 	backend := startGRPCBackend(b, "bench", nil)
-	listen := freeAddr(b)
+	listen := testutil.FreeAddr(b)
 	loadKDL(b, grpcKDL(listen, "h2", "", fmt.Sprintf("target %q\n        http-version { min-version 2; max-version 2; }", backend.addr)))
 	req := &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, 64)}}
 	for _, tc := range []struct{ name, addr string }{{"direct", backend.addr}, {"sentinel", listen}} {

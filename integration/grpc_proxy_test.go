@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // grpcKDL is a config proxying gRPC by service: TestService, Health and
@@ -88,7 +90,7 @@ func TestGRPCProxy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startGRPCBackend(t, "b1", tc.backendTLS)
-			listen := freeAddr(t)
+			listen := testutil.FreeAddr(t)
 			loadKDL(t, grpcKDL(listen, tc.protocol, tc.listenerTLS, tc.upstream(b.addr)))
 			conn := grpcDial(t, listen, tc.backendTLS != nil)
 			client := testpb.NewTestServiceClient(conn)
@@ -315,7 +317,7 @@ func TestGRPCProxy(t *testing.T) {
 // turns NOT_SERVING, and brings it back when it serves again.
 func TestGRPCHealthCheck(t *testing.T) {
 	b1, b2 := startGRPCBackend(t, "b1", nil), startGRPCBackend(t, "b2", nil)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, grpcKDL(listen, "h2", "", fmt.Sprintf(`target %q
         target %q
         load-balancing "round-robin"

@@ -17,6 +17,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 	// The grpc_web handler; the root package will import it with the
 	// adapter's `grpc-web` filter type.
@@ -137,7 +138,7 @@ func webTrailers(t *testing.T, r *bufio.Reader) textproto.MIMEHeader {
 // grpc-web filter, and an h2c upstream running grpc-go.
 func TestGRPCWeb(t *testing.T) {
 	b := startGRPCBackend(t, "web", nil)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	kdl := fmt.Sprintf(`
 system { }
 listeners {

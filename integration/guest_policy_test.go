@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestGuestSelectionPolicies: the KDL adapter's locality_aware fallback
@@ -13,7 +15,7 @@ import (
 // the subset.
 func TestGuestSelectionPolicies(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners { listener "main" { address %q; protocol "http"; }; }

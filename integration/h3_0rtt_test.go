@@ -14,6 +14,7 @@ import (
 
 	"github.com/quic-go/quic-go/http3"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
@@ -106,7 +107,7 @@ upstreams { upstream "b" { target %q; }; }
 	}
 
 	t.Run("opt-in", func(t *testing.T) {
-		listen := freeAddr(t)
+		listen := testutil.FreeAddr(t)
 		loadKDL(t, kdl(listen, "allow-0rtt #true"))
 		// 0-RTT is opportunistic (a busy machine can let the handshake
 		// finish first): one early request out of a few resumptions
@@ -121,7 +122,7 @@ upstreams { upstream "b" { target %q; }; }
 	})
 
 	t.Run("default is off", func(t *testing.T) {
-		listen := freeAddr(t)
+		listen := testutil.FreeAddr(t)
 		cfg, _, err := kdladapter.Adapt("0rtt.kdl", []byte(withAdmin(kdl(listen, ""))), os.LookupEnv, kdladapter.OSFiles{})
 		if err != nil {
 			t.Fatal(err)

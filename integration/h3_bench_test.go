@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"golang.org/x/net/http2"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // benchCert writes a self-signed certificate for localhost and 127.0.0.1.
@@ -36,7 +37,7 @@ func BenchmarkHTTP3vsHTTP2(b *testing.B) {
 	go srv.Serve(l)
 	b.Cleanup(func() { srv.Close() })
 	cert, key := benchCert(b)
-	listen := freeAddr(b)
+	listen := testutil.FreeAddr(b)
 	loadKDL(b, h3KDL(listen, cert, key, l.Addr().String()))
 	url := "https://" + listen + "/bench"
 

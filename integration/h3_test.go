@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // h3Backend is a plain HTTP backend for the HTTP/3 tests:
@@ -117,7 +119,7 @@ func TestHTTP3(t *testing.T) {
 	const concurrent = 8
 	b := startH3Backend(t, concurrent)
 	cert, key := writeCert(t, t.TempDir(), "localhost", "127.0.0.1")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, h3KDL(listen, cert, key, b.addr))
 	base := "https://" + listen
 	_, port, _ := net.SplitHostPort(listen)
@@ -241,7 +243,7 @@ func TestHTTP3Upstream(t *testing.T) {
 	go srv.Serve(pc)
 	t.Cleanup(func() { srv.Close(); pc.Close() })
 
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners { listener "main" { address %q; protocol "http"; }; }

@@ -40,12 +40,6 @@ func corpusFile(t *testing.T, rel string) string {
 	return string(b)
 }
 
-// freeAddr returns a free loopback address outside the ephemeral range.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	return testutil.FreeAddr(t)
-}
-
 // backend is a real HTTP server on loopback that records what it got.
 type backend struct {
 	name  string

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestGlobalInFlightLimit: the global limits' max-in-flight-requests is
@@ -15,7 +17,7 @@ import (
 // once the held requests end, both routes answer again.
 func TestGlobalInFlightLimit(t *testing.T) {
 	g := startGateBackend(t, "g")
-	one, two := freeAddr(t), freeAddr(t)
+	one, two := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 limits { max-in-flight-requests 2; }
 listeners {

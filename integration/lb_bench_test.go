@@ -218,7 +218,7 @@ func runLBCase(t *testing.T, sc lbScenario, pc lbPolicyCase, upstream string, ra
 	} else {
 		route.policy = pc.policy(upstream)
 	}
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	tester(t).InitServer(lbConfig(listen, []lbRoute{route}), "json")
 
 	gen := newLBLoadGen("http://"+listen+"/b/x", rate)
@@ -265,7 +265,7 @@ func runLBConcurrent(t *testing.T, sc lbScenario, pcs []lbPolicyCase, tag string
 		hits *lbHitCounter
 		done chan struct{}
 	}
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	lanes := make([]*lane, len(pcs))
 	var routes []lbRoute
 	for pi, pc := range pcs {

@@ -54,7 +54,7 @@ func TestLBShiftsAwayAndBack(t *testing.T) {
 	ewma.maxShare, adapt.maxShare = 0.08, 0.08
 	pools := []*pool{ewma, adapt}
 
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	routes := []lbRoute{
 		{prefix: "/e", upstream: "lb-shift-e", targets: ewma.backends, retries: 1,
 			policy: map[string]any{"policy": "peak_ewma", "upstream": "lb-shift-e", "decay_time": "500ms", "failure_penalty": "1s"}},

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // BenchmarkTargetChange compares one target change (add, then remove) made
@@ -15,7 +17,7 @@ import (
 //	go test ./integration -run '^$' -bench TargetChange -benchtime 20x
 func BenchmarkTargetChange(b *testing.B) {
 	for _, routes := range []int{10, 100, 1000} {
-		listen, apiAddr := freeAddr(b), freeAddr(b)
+		listen, apiAddr := testutil.FreeAddr(b), testutil.FreeAddr(b)
 		var kdl strings.Builder
 		fmt.Fprintf(&kdl, "system { }\nlisteners { listener \"main\" { address %q; }; }\nroutes {\n", listen)
 		for i := 0; i < routes; i++ {

@@ -141,7 +141,7 @@ func (l *load) finish() { close(l.stop); l.wg.Wait() }
 func TestLiveOperationsUnderLoad(t *testing.T) {
 	requireMigrateReq(t)
 	b1, b2, b3, b4 := startBackend(t, "b1"), startSlow(t, 150*time.Millisecond), startBackend(t, "b3"), startBackend(t, "b4")
-	listen, apiAddr := freeAddr(t), freeAddr(t)
+	listen, apiAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	stateFile := filepath.Join(t.TempDir(), "state.json")
 	kdl := fmt.Sprintf(`
 system { }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestConfigMergedListeners: two listeners that differ only in their
@@ -13,7 +15,7 @@ import (
 // routes and the default answer as before.
 func TestConfigMergedListeners(t *testing.T) {
 	b := startBackend(t, "merged")
-	web, alt := freeAddr(t), freeAddr(t)
+	web, alt := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // docMetricName finds `caddy_…` and `sentinel_…` names in the docs.
@@ -84,7 +86,7 @@ func TestDocumentedMetricsExported(t *testing.T) {
 	}
 	be := startBackend(t, "be")
 	agent := runUDSAgent(t, &testAgent{name: "a"})
-	listen, ops := freeAddr(t), freeAddr(t)
+	listen, ops := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`system { }
 listeners {
     listener "main" { address "%s"; }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestConnectIsNotProxied sends HTTP/1.1 CONNECT requests (`CONNECT
@@ -27,7 +29,7 @@ import (
 // HTTP/1.x CONNECT (400, connection closed) before any route runs.
 func TestConnectIsNotProxied(t *testing.T) {
 	be := startRawBackend(t)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	cfg := func(routes string) string {
 		return fmt.Sprintf(`
 system { }

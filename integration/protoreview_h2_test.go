@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // hostBackend is a real HTTP/1.1 backend that records, for each request,
@@ -189,7 +191,7 @@ func TestH2DowngradeHostAndFraming(t *testing.T) {
 	a := startHostBackend(t, "A")
 	b := startHostBackend(t, "B")
 	cert, key := writeCert(t, t.TempDir(), "localhost", "127.0.0.1", "a.test", "b.test")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

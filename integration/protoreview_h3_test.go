@@ -19,6 +19,8 @@ import (
 	"github.com/quic-go/qpack"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/quicvarint"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestH3HeaderTimeout opens an HTTP/3 request stream and sends half of
@@ -35,7 +37,7 @@ import (
 func TestH3HeaderTimeout(t *testing.T) {
 	b := startH3Backend(t, 1)
 	cert, key := writeCert(t, t.TempDir(), "localhost", "127.0.0.1")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

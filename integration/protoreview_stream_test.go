@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestRouteTimeoutCutsStreamsVisibly streams a response (server-sent
@@ -45,7 +47,7 @@ func TestRouteTimeoutCutsStreamsVisibly(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	cert, key := writeCert(t, t.TempDir(), "localhost", "127.0.0.1")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestWebSocketSurvivesReload opens a WebSocket through the proxy, loads
@@ -22,7 +24,7 @@ import (
 // (docs/control-plane.md).
 func TestWebSocketSurvivesReload(t *testing.T) {
 	be := startRawBackend(t)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	cfg := func(v string) string {
 		return fmt.Sprintf(`
 system { graceful-shutdown-timeout-secs 5; }
@@ -86,7 +88,7 @@ upstreams { upstream "be" { target %q; }; }
 // included (modules/timeout): the tunnel is closed when it elapses.
 func TestWebSocketThroughLimits(t *testing.T) {
 	be := startRawBackend(t)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners { listener "main" { address %q; protocol "http"; }; }

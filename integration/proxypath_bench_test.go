@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
@@ -139,7 +140,7 @@ func TestProxyPathAllocations(t *testing.T) {
 // stock Caddy.
 func startProxyPath(tb testing.TB, caddyLog, unfold bool) (sentinel, stock *rawConn) {
 	backendAddr := startCannedBackend(tb, 64)
-	sentinelAddr, caddyAddr := freeAddr(tb), freeAddr(tb)
+	sentinelAddr, caddyAddr := testutil.FreeAddr(tb), testutil.FreeAddr(tb)
 	kdl := withAdmin(fmt.Sprintf(`listeners { listener "main" { address %q; }; }
 routes { route "r" { matches { path-prefix "/"; }; upstream "u"; }; }
 upstreams { upstream "u" { target %q; }; }
@@ -308,7 +309,7 @@ func atoiBytes(v []byte) int {
 // request (without a body) with 200 and size bytes, allocating nothing per
 // request.
 func startCannedBackend(b testing.TB, size int) string {
-	ln, err := net.Listen("tcp", freeAddr(b))
+	ln, err := net.Listen("tcp", testutil.FreeAddr(b))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 // X-RateLimit-* headers and Retry-After.
 func TestRateLimitKDL(t *testing.T) {
 	b := startBackend(t, "b")
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	tc := loadKDL(t, fmt.Sprintf(`
 system { }
 listeners { listener "http" { address %q; } }
@@ -99,7 +99,7 @@ func TestRateLimitThreeProxiesOneRedis(t *testing.T) {
 	var addrs []string
 	var outputs []func() string
 	for i := range 3 {
-		addr := freeAddr(t)
+		addr := testutil.FreeAddr(t)
 		addrs = append(addrs, addr)
 		cfg := filepath.Join(t.TempDir(), "sentinel.kdl")
 		err := os.WriteFile(cfg, []byte(fmt.Sprintf(`

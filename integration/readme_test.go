@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestReadmeExample runs examples/sentinel.kdl (the README's first
@@ -23,7 +25,7 @@ func TestReadmeExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	b1, b2, b3 := startBackend(t, "b1"), startBackend(t, "b2"), startBackend(t, "b3")
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	kdl := strings.NewReplacer(`"127.0.0.1:8080"`, `"`+listen+`"`, `"127.0.0.1:9090"`, `"`+metrics+`"`,
 		`"127.0.0.1:3001"`, `"`+b1.addr+`"`, `"127.0.0.1:3002"`, `"`+b2.addr+`"`, `"./examples/site"`, `"`+site+`"`).Replace(string(src))
 	loadKDL(t, kdl)

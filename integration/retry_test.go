@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
@@ -20,7 +21,7 @@ import (
 // and the access log counts the attempts.
 func TestRetryGoesToAnotherTarget(t *testing.T) {
 	live := startBackend(t, "live")
-	dead := freeAddr(t) // nothing listens: connection refused
+	dead := testutil.FreeAddr(t) // nothing listens: connection refused
 	logFile := filepath.Join(t.TempDir(), "access.log")
 
 	var names []string
@@ -45,7 +46,7 @@ func TestRetryGoesToAnotherTarget(t *testing.T) {
         load-balancing %q
     }`, i, dead, live.addr, n)
 	}
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

@@ -55,7 +55,7 @@ func dripHeaders(t *testing.T, addr string, interval, limit time.Duration) (time
 func TestSlowHeadersAreCut(t *testing.T) {
 	testutil.Exclusive(t)
 	be := startBackend(t, "be")
-	short, explicit := freeAddr(t), freeAddr(t)
+	short, explicit := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners {

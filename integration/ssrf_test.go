@@ -123,7 +123,7 @@ func TestTargetPolicyHoldsAtDialTime(t *testing.T) {
 	ns.set("10.77.0.1")
 	useResolver(t, ns)
 
-	listen, apiAddr, ops := freeAddr(t), freeAddr(t), freeAddr(t)
+	listen, apiAddr, ops := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 listeners { listener "main" { address "%s"; }; }
 routes {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestMultiTenancyDocExample runs the first example of
@@ -27,7 +29,7 @@ func TestMultiTenancyDocExample(t *testing.T) {
 		t.Fatal("no kdl example in docs/multi-tenancy.md")
 	}
 	auth, a, b, ledger := startBackend(t, "auth"), startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "ledger")
-	shared, internal, billing, api := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	shared, internal, billing, api := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	kit := newJWTKit(t)
 	kdl := strings.NewReplacer(
 		`"127.0.0.1:8080"`, `"`+shared+`"`, `"127.0.0.1:8081"`, `"`+internal+`"`, `"127.0.0.1:8082"`, `"`+billing+`"`,

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // tenancyLimitsConfig: three namespaces on one shared listener (header
@@ -72,7 +74,7 @@ func startGateBackend(t *testing.T, name string) *gateBackend {
 // label.
 func TestTenancyLimits(t *testing.T) {
 	a, b, cb := startGateBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
-	shared, ops := freeAddr(t), freeAddr(t)
+	shared, ops := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(tenancyLimitsConfig, shared, a.addr, b.addr, cb.addr, ops))
 	c := client()
 	base := "http://" + shared
@@ -177,8 +179,8 @@ func TestTenancyLimits(t *testing.T) {
 func TestTenancyBreakers(t *testing.T) {
 	hang, ok := startFaultAgent(t, "hang"), startFaultAgent(t, "ok")
 	b := startBackend(t, "b")
-	dead := freeAddr(t) // nothing listens there
-	shared := freeAddr(t)
+	dead := testutil.FreeAddr(t) // nothing listens there
+	shared := testutil.FreeAddr(t)
 	breaker := `circuit-breaker { failure-threshold 2; success-threshold 1; timeout-seconds 60; half-open-max-requests 1; }`
 	loadKDL(t, fmt.Sprintf(`
 listeners { listener "shared" { address "%[1]s"; tenants { header "X-Tenant"; }; }; }
@@ -247,7 +249,7 @@ namespace "team-b" {
 // server name (domain fronting) is refused; agreeing ones pass.
 func TestTenancySNI(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	shared := freeAddr(t)
+	shared := testutil.FreeAddr(t)
 	cert, key := writeCert(t, t.TempDir(), "team-a.t.test", "team-b.t.test", "shop.test")
 	loadKDL(t, fmt.Sprintf(`
 listeners {

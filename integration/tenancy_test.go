@@ -18,6 +18,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // tenancyConfig is two tenants behind one shared listener (identified by
@@ -150,7 +152,7 @@ func (k *jwtKit) hmacWithPublicKey(t *testing.T, claims jwt.Claims, tenant strin
 // exhaust the other's rate limit.
 func TestTenancyIsolation(t *testing.T) {
 	a, b, common := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "common")
-	shared, aOnly, api := freeAddr(t), freeAddr(t), freeAddr(t)
+	shared, aOnly, api := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	kit := newJWTKit(t)
 	accessLog := filepath.Join(t.TempDir(), "access.log")
 	loadKDL(t, fmt.Sprintf(tenancyConfig, shared, kit.file, common.addr, aOnly, a.addr, b.addr, api, accessLog))

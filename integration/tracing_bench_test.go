@@ -13,6 +13,7 @@ import (
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/kdladapter"
 )
 
@@ -44,7 +45,7 @@ func (c *countingReceiver) Export(_ context.Context, req *coltrace.ExportTraceSe
 //
 //	go test ./integration -run '^$' -bench Tracing -benchtime 20000x -count 3
 func BenchmarkTracing(b *testing.B) {
-	ln, err := net.Listen("tcp", freeAddr(b))
+	ln, err := net.Listen("tcp", testutil.FreeAddr(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func BenchmarkTracing(b *testing.B) {
 		rate string
 	}{{"unsampled", "0.0"}, {"sampled", "1.0"}} {
 		b.Run(v.name, func(b *testing.B) {
-			traced, plain := freeAddr(b), freeAddr(b)
+			traced, plain := testutil.FreeAddr(b), testutil.FreeAddr(b)
 			kdl := withAdmin(fmt.Sprintf(`listeners { listener "main" { address %q; }; }
 observability { tracing { backend "otlp" { endpoint "http://%s"; }; sampling-rate %s; } }
 routes { route "r" { matches { path-prefix "/"; }; upstream "u"; }; }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel/agents/protocol"
 	"github.com/sentinel-proxy/sentinel/agents/sdk"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // ---------------------------------------------------------------- OTLP receiver
@@ -137,7 +138,7 @@ func (o *otlpReceiver) all() []gotSpan {
 // startGRPCReceiver serves an OTLP/gRPC receiver until the test ends.
 func startGRPCReceiver(t *testing.T) (*otlpReceiver, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", freeAddr(t))
+	ln, err := net.Listen("tcp", testutil.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func startGRPCReceiver(t *testing.T) (*otlpReceiver, string) {
 // startHTTPReceiver serves an OTLP/HTTP receiver until the test ends.
 func startHTTPReceiver(t *testing.T) (*otlpReceiver, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", freeAddr(t))
+	ln, err := net.Listen("tcp", testutil.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ type tpBackend struct {
 func startTPBackend(t *testing.T) *tpBackend {
 	t.Helper()
 	b := &tpBackend{tps: map[string]string{}}
-	ln, err := net.Listen("tcp", freeAddr(t))
+	ln, err := net.Listen("tcp", testutil.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,13 +256,13 @@ func traceparentParts(t *testing.T, tp string) (string, string, string) {
 func TestTracingSpanTree(t *testing.T) {
 	recv, otlpAddr := startGRPCReceiver(t)
 	live := startTPBackend(t)
-	dead := freeAddr(t) // nothing listens: connection refused
+	dead := testutil.FreeAddr(t) // nothing listens: connection refused
 	agent := &tpAgent{tps: map[string]string{}}
 	sock := runUDSAgent(t, agent)
 	grpcAgent := &tpAgent{tps: map[string]string{}}
 	grpcAddr := runGRPCAgent(t, grpcAgent)
 	plugin := buildWASMPlugin(t, "pathallow")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners { listener "main" { address "%s"; } }
@@ -462,7 +463,7 @@ upstreams {
 func TestTracingHTTPExportAndSampling(t *testing.T) {
 	recv, otlpAddr := startHTTPReceiver(t)
 	live := startTPBackend(t)
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	loadKDL(t, fmt.Sprintf(`
 system { }
 listeners { listener "main" { address "%s"; } }

@@ -35,11 +35,6 @@ func buildBinary(t *testing.T) string {
 	return testutil.Build(t, "./cmd/sentinel")
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	return testutil.FreeAddr(t)
-}
-
 func waitGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -61,7 +56,7 @@ func waitGet(t *testing.T, url string) (int, string) {
 // an empty directory: it serves the embedded default config.
 func TestBinaryServesEmbeddedDefault(t *testing.T) {
 	bin := buildBinary(t)
-	mainAddr, opsAddr, admin := freePort(t), freePort(t), freePort(t)
+	mainAddr, opsAddr, admin := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "run")
@@ -140,7 +135,7 @@ func TestBinaryVersionAndStart(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	listen, admin := freePort(t), freePort(t)
+	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	config := filepath.Join(dir, "s.kdl")
 	os.WriteFile(config, []byte(`system { caddy-admin "`+admin+`"; }
 listeners { listener "main" { address "`+listen+`"; }; }
@@ -184,7 +179,7 @@ routes { route "s" { builtin-handler "status"; }; }
 func TestBinaryStateSurvivesRestart(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	listen, api, admin := freePort(t), freePort(t), freePort(t)
+	listen, api, admin := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	config := filepath.Join(dir, "sentinel.kdl")
 	os.WriteFile(config, []byte(`system { }
 listeners { listener "main" { address "`+listen+`"; }; }

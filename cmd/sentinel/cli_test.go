@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sentinel-proxy/sentinel/internal/buildinfo"
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // runCLI runs the command line in-process in dir and returns the exit
@@ -206,7 +207,7 @@ func TestStartInProcess(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_DATA_HOME", dir)
 	t.Setenv("XDG_CONFIG_HOME", dir)
-	listen, admin := freePort(t), freePort(t)
+	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	os.WriteFile(filepath.Join(dir, "s.kdl"), []byte(`system { caddy-admin "`+admin+`"; }
 listeners { listener "main" { address "`+listen+`"; }; }
 routes { route "s" { builtin-handler "status"; }; }

@@ -61,7 +61,7 @@ func TestBinaryFleet(t *testing.T) {
 	fleet := make([]*fleetReplica, 3)
 	for i := range fleet {
 		dir := t.TempDir()
-		r := &fleetReplica{t: t, listen: freePort(t), api: freePort(t)}
+		r := &fleetReplica{t: t, listen: testutil.FreeAddr(t), api: testutil.FreeAddr(t)}
 		config := filepath.Join(dir, "sentinel.kdl")
 		os.WriteFile(config, []byte(`system { }
 listeners { listener "main" { address "`+r.listen+`"; }; }
@@ -75,7 +75,7 @@ admin-api {
 }
 `), 0o644)
 		r.Process = testutil.NewProcess(t, "replica "+r.listen,
-			append(os.Environ(), "TOKEN=t0k", "CADDY_ADMIN="+freePort(t), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir),
+			append(os.Environ(), "TOKEN=t0k", "CADDY_ADMIN="+testutil.FreeAddr(t), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir),
 			bin, "run", "--config", config)
 		r.Grace = 15 * time.Second
 		r.Start()

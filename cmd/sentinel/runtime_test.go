@@ -15,6 +15,8 @@ import (
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -89,7 +91,7 @@ func TestRunSetsMemoryLimit(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			listen, admin := freePort(t), freePort(t)
+			listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 			os.WriteFile(filepath.Join(dir, "s.kdl"), []byte(`system { caddy-admin "`+admin+`"; }
 listeners { listener "main" { address "`+listen+`"; }; }
 routes { route "s" { builtin-handler "status"; }; }

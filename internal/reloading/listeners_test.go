@@ -89,12 +89,16 @@ func TestCheckFailsOnATakenAddress(t *testing.T) {
 // off; unparsable addresses fail as they would in Start; Unix sockets,
 // file descriptors and port 0 are left to Start.
 func TestCheckHTTP3(t *testing.T) {
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	// A reserved port (free for TCP and UDP, given to no other test
+	// process): the UDP socket takes it, and its TCP port stays free,
+	// which a ":0" UDP port does not promise (another process's
+	// connection may hold the TCP port of the same number).
+	addr := testutil.FreeAddr(t)
+	udp, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer udp.Close()
-	addr := udp.LocalAddr().String()
 	tlsPolicies := caddytls.ConnectionPolicies{{}}
 	err = checkServer("h3", &caddyhttp.Server{Listen: []string{addr}, Protocols: []string{"h1", "h2", "h3"}, TLSConnPolicies: tlsPolicies}, 80)
 	if err == nil || !strings.Contains(err.Error(), "HTTP/3 QUIC listener on "+addr) {
@@ -105,7 +109,7 @@ func TestCheckHTTP3(t *testing.T) {
 	}
 	// A UDP port bound (SO_REUSEPORT) by this process, as Caddy's
 	// QUIC socket is, can be bound again.
-	free := reusePortListen(t, "udp", "127.0.0.1:0").(net.PacketConn).LocalAddr().String()
+	free := reusePortListen(t, "udp", testutil.FreeAddr(t)).(net.PacketConn).LocalAddr().String()
 	if err := checkServer("h3", &caddyhttp.Server{Listen: []string{free}, TLSConnPolicies: tlsPolicies}, 80); err != nil {
 		t.Errorf("HTTP/3 beside a SO_REUSEPORT socket: %v", err)
 	}
@@ -171,13 +175,14 @@ func TestCheckNetworks(t *testing.T) {
 		}
 	}
 	_ = bindCapabilityPermitted() // root here: permitted; either way no panic
-	taken6, err := net.Listen("tcp6", "[::1]:0")
+	// A reserved port, so that 127.0.0.1 of the same port is free.
+	port := itoa(testutil.FreePort(t))
+	taken6, err := net.Listen("tcp6", "[::1]:"+port)
 	if err != nil {
 		t.Logf("no IPv6 loopback here, the IPv6 cases are not run: %v", err)
 		return
 	}
 	defer taken6.Close()
-	port := itoa(taken6.Addr().(*net.TCPAddr).Port)
 	if err := checkServer("v6", &caddyhttp.Server{Listen: []string{"tcp6/[::1]:" + port}}, 80); err == nil {
 		t.Error("tcp6 [::1] claimed while taken")
 	}

@@ -85,12 +85,6 @@ func startGRPC(t *testing.T) (string, *testService) {
 	return l.Addr().String(), svc
 }
 
-// freeAddr returns a free loopback address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return testutil.FreeAddr(t)
-}
-
 // h1Transport and h2cTransport tell which protocol the client speaks.
 type (
 	h1Transport  struct{ *http.Transport }
@@ -193,7 +187,7 @@ func (f *frameReader) trailers(t *testing.T) textproto.MIMEHeader {
 
 func TestThroughCaddy(t *testing.T) {
 	grpcAddr, svc := startGRPC(t)
-	listen, down := freeAddr(t), freeAddr(t)
+	listen, down := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 	tester.InitServer(fmt.Sprintf(`{
 		"admin": {"listen": "localhost:%d", "config": {"persist": false}},

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sentinel-proxy/sentinel/internal/testutil"
-
 	_ "github.com/sentinel-proxy/sentinel/modules/adaptive"
 	_ "github.com/sentinel-proxy/sentinel/modules/builtin"
 	_ "github.com/sentinel-proxy/sentinel/modules/framing"
@@ -22,11 +20,6 @@ import (
 
 // adminPort is this package's in-process Caddy admin port.
 const adminPort = 2997
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return testutil.FreeAddr(t)
-}
 
 func call(t *testing.T, method, url, token, body string) (int, string) {
 	t.Helper()

@@ -13,6 +13,8 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // TestCaddyfileGlobalOption loads a Caddyfile whose `sentinel` global
@@ -29,7 +31,7 @@ func TestCaddyfileGlobalOption(t *testing.T) {
 	})}
 	go srv.Serve(backend)
 	defer srv.Close()
-	listen, api := freeAddr(t), freeAddr(t)
+	listen, api := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	// sha256("test")
 	const testSHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"go.uber.org/zap"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -46,7 +47,7 @@ func TestHealthChecksDoNotOverlapAcrossReload(t *testing.T) {
 	}))
 	defer srv.Close()
 	target := strings.TrimPrefix(srv.URL, "http://")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	config := func(n int) string {
 		cfg := proxyConfig(t, listen, "hc-reload", target, nil)
 		check := fmt.Sprintf(`"health_check":{"type":"http","path":"/c%d","interval":"2ms","timeout":"1s"},"id":"hc-reload"`, n)

@@ -14,10 +14,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
-	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 
 	"github.com/sentinel-proxy/sentinel/registry"
 )
@@ -86,7 +87,7 @@ func readAll(res *http.Response) string {
 // the tester, listen and the address of a second backend answering "B".
 func runningA(t *testing.T) (tc *caddytest.Tester, listen, b string) {
 	t.Helper()
-	listen = freeAddr(t)
+	listen = testutil.FreeAddr(t)
 	a := backend(t, "A")
 	b = backend(t, "B")
 	tc = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
@@ -129,7 +130,7 @@ func TestFailedLoadKeepsTheRunningConfig(t *testing.T) {
 	}
 	// Validation alone (no start) leaves nothing behind either.
 	var cfg caddy.Config
-	json.Unmarshal([]byte(proxyConfig(t, freeAddr(t), "up-v", b, nil)), &cfg)
+	json.Unmarshal([]byte(proxyConfig(t, testutil.FreeAddr(t), "up-v", b, nil)), &cfg)
 	if err := caddy.Validate(&cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestAPIClaimedAtProvisionOnlyWhenReplacing(t *testing.T) {
 	defer taken.Close()
 	validate := func() error {
 		var cfg caddy.Config
-		if err := json.Unmarshal([]byte(proxyConfig(t, freeAddr(t), "up-claim", backend(t, "C"), map[string]any{
+		if err := json.Unmarshal([]byte(proxyConfig(t, testutil.FreeAddr(t), "up-claim", backend(t, "C"), map[string]any{
 			"api": map[string]any{"listen": taken.Addr().String(), "tokens": []any{map[string]any{"token": "t"}}},
 		})), &cfg); err != nil {
 			t.Fatal(err)
@@ -205,7 +206,7 @@ func TestAPIClaimedAtProvisionOnlyWhenReplacing(t *testing.T) {
 		return caddy.Validate(&cfg)
 	}
 	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
-	tc.InitServer(proxyConfig(t, freeAddr(t), "up-run", backend(t, "R"), nil), "json")
+	tc.InitServer(proxyConfig(t, testutil.FreeAddr(t), "up-run", backend(t, "R"), nil), "json")
 	if err := validate(); err == nil || !strings.Contains(err.Error(), "control-plane API: listening on "+taken.Addr().String()) {
 		t.Errorf("validation beside a running config: %v", err)
 	}
@@ -227,7 +228,7 @@ func TestCorruptStateFileDoesNotStopTheStart(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state.json")
 	os.WriteFile(state, []byte(`{"version":1,"upstreams":[{"id":"../x y","origin":"api","override":[]}]}`), 0o600)
-	listen, api := freeAddr(t), freeAddr(t)
+	listen, api := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
 	tc.InitServer(proxyConfig(t, listen, "up-s", backend(t, "S"), map[string]any{
 		"state_file": state,

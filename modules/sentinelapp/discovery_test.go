@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 	"github.com/sentinel-proxy/sentinel/registry"
 )
 
@@ -55,7 +56,7 @@ func (d *testDiscovery) Discover(ctx context.Context, _ string, publish func([]r
 // a config without the discovery drops the discovered targets; nothing
 // keeps running after the stop.
 func TestDiscoveryFollowsReloads(t *testing.T) {
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	config := func(set ...string) string {
 		cfg := proxyConfig(t, listen, "disc-u", "127.0.0.1:9", nil)
 		if set == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
 	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
@@ -76,7 +77,7 @@ func TestFailedHTTPLoadsNeverTouchTheRunningConfig(t *testing.T) {
 	}
 	// A good config adding a new listener loads, and its listener
 	// answers.
-	extra := freeAddr(t)
+	extra := testutil.FreeAddr(t)
 	tc.InitServer(string(withServer(t, proxyConfig(t, listen, "up-b", b, nil), "extra", extra, "E")), "json")
 	if code, body := get(t, "http://"+listen+"/"); code != 200 || body != "B" {
 		t.Errorf("config B: %d %s", code, body)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/sentinel-proxy/sentinel/internal/testutil"
 )
 
 // ownerConfig is a config whose route is guarded (sentinel_route "own")
@@ -42,7 +44,7 @@ func ownerConfig(t *testing.T, listen string, app map[string]any) string {
 // by the previous config and the route switched off through the registry
 // stay.
 func TestModulesReachTheRegistryThroughTheApp(t *testing.T) {
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	url := "http://" + listen + "/"
 	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, LoadRequestTimeout: 20 * time.Second})
 	tc.InitServer(ownerConfig(t, listen, map[string]any{
