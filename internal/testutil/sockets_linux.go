@@ -11,21 +11,36 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // CheckReleased fails the test if a TCP socket of this process is still
-// bound to addr ("host:port"): what a stopped server must not keep. It
-// looks at this process's own sockets (/proc/self/fd and /proc/net/tcp*),
-// not at whether the port binds, which another test process may have
-// taken in the meantime.
+// bound to addr ("host:port") after ReleaseWait: what a stopped server
+// must not keep. It looks at this process's own sockets (/proc/self/fd
+// and /proc/net/tcp*), not at whether the port binds, which another test
+// process may have taken in the meantime.
 func CheckReleased(tb testing.TB, addr string) {
 	tb.Helper()
-	held, err := heldSockets(addr)
-	if err != nil {
-		tb.Fatalf("sockets of this process on %s: %v", addr, err)
-	}
-	if len(held) > 0 {
-		tb.Errorf("%s stayed bound by this process: %s", addr, strings.Join(held, ", "))
+	checkReleased(tb, addr, ReleaseWait)
+}
+
+// checkReleased is CheckReleased waiting at most wait.
+func checkReleased(tb testing.TB, addr string, wait time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		held, err := heldSockets(addr)
+		if err != nil {
+			tb.Fatalf("sockets of this process on %s: %v", addr, err)
+		}
+		if len(held) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Errorf("%s stayed bound by this process for %s: %s", addr, wait, strings.Join(held, ", "))
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

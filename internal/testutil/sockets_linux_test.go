@@ -1,9 +1,11 @@
 package testutil
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestHeldSockets: a listener of this process is found on its address
@@ -50,6 +52,47 @@ func TestHeldSockets(t *testing.T) {
 			t.Errorf("heldSockets(%q) gave no error", bad)
 		}
 	}
+}
+
+// TestCheckReleasedWaits: a listener closed a little after the check
+// starts (as Caddy's http app closes its own after Stop returns) passes;
+// one that stays open fails the test, naming the address and its state.
+func TestCheckReleasedWaits(t *testing.T) {
+	addr := FreeAddr(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(100*time.Millisecond, func() { ln.Close() })
+	defer timer.Stop()
+	start := time.Now()
+	CheckReleased(t, addr)
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("released after %s, before the listener closed", waited)
+	}
+
+	kept, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	rec := &recordingTB{TB: t}
+	checkReleased(rec, addr, 50*time.Millisecond)
+	if want := addr + " stayed bound by this process for 50ms: " + addr + " state 0A"; rec.errors != want {
+		t.Errorf("a listener kept open: %q, want %q", rec.errors, want)
+	}
+}
+
+// recordingTB records what a check reports instead of failing the test.
+type recordingTB struct {
+	testing.TB
+	errors string
+}
+
+func (r *recordingTB) Helper() {}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.errors += fmt.Sprintf(format, args...)
 }
 
 func TestParseProcAddr(t *testing.T) {

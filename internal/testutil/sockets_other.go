@@ -5,17 +5,25 @@ package testutil
 import (
 	"net"
 	"testing"
+	"time"
 )
 
-// CheckReleased fails the test if addr cannot be bound: outside Linux it
-// cannot tell this process's sockets from another's, so a port another
-// process took since fails it too.
+// CheckReleased fails the test if addr cannot be bound within
+// ReleaseWait: outside Linux it cannot tell this process's sockets from
+// another's, so a port another process took since fails it too.
 func CheckReleased(tb testing.TB, addr string) {
 	tb.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		tb.Errorf("%s stayed taken: %v", addr, err)
-		return
+	deadline := time.Now().Add(ReleaseWait)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Errorf("%s stayed taken for %s: %v", addr, ReleaseWait, err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	ln.Close()
 }
