@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"context"
 	"crypto/tls"
 	"debug/elf"
 	"encoding/json"
@@ -10,12 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -282,10 +279,6 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run", "--config", config)
-	cmd.Dir = dir
 	env := []string{"CADDY_ADMIN=" + admin, "PATH=" + os.Getenv("PATH")}
 	for _, d := range []string{"XDG_DATA_HOME", "XDG_CONFIG_HOME", "HOME", "TMPDIR"} {
 		p := filepath.Join(dir, strings.ToLower(d))
@@ -295,20 +288,10 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 	if r.boolean("controlPlane.enabled") {
 		env = append(env, "ADMIN_API_TOKEN=test-token")
 	}
-	cmd.Env = env
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cancel()
-		if t.Failed() {
-			t.Logf("sentinel output:\n%s", logs.String())
-		}
-	}()
+	proc := testutil.NewProcess(t, "sentinel", env, bin, "run", "--config", config)
+	proc.Dir = dir
+	proc.Grace = 15 * time.Second
+	proc.Start()
 
 	url := func(scheme string, port intOrName, path string) string {
 		cp, ok := containerPortByRef(c, port)
@@ -330,7 +313,7 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 			wait = time.Duration(p.probe.PeriodSeconds*p.probe.FailureThreshold) * time.Second
 		}
 		// The builtin health handler answers, not a catch-all route.
-		status, body := get(t, plain, u, wait, exited)
+		status, body := get(t, plain, u, wait, proc)
 		// /ready may be the ready kind (503 "starting" until every
 		// listener is up, then "ready") or a health route.
 		if status != http.StatusOK || !strings.Contains(body, `"healthy"`) && !strings.Contains(body, `"ready"`) {
@@ -386,16 +369,8 @@ func probeBinary(t *testing.T, bin string, r *rendered, kdl string) {
 	}
 
 	// The kubelet sends SIGTERM after preStop: a graceful exit.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Error("still running 15 s after SIGTERM")
+	if err := proc.Terminate(syscall.SIGTERM); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
 	}
 }
 
@@ -412,7 +387,7 @@ func containerPortByRef(c corev1.Container, ref intOrName) (corev1.ContainerPort
 
 // get retries until the server answers (up to wait), then returns the
 // status and body.
-func get(t *testing.T, client *http.Client, url string, wait time.Duration, exited <-chan error) (int, string) {
+func get(t *testing.T, client *http.Client, url string, wait time.Duration, proc *testutil.Process) (int, string) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
@@ -422,10 +397,8 @@ func get(t *testing.T, client *http.Client, url string, wait time.Duration, exit
 			res.Body.Close()
 			return res.StatusCode, string(body)
 		}
-		select {
-		case err := <-exited:
+		if exited, err := proc.Wait(0); exited {
 			t.Fatalf("sentinel exited: %v", err)
-		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("GET %s: %v", url, err)
@@ -458,24 +431,6 @@ func tlsClientConfig(t *testing.T, certPEM []byte) *tls.Config {
 	t.Helper()
 	pool := x509CertPool(t, certPEM)
 	return &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-}
-
-// syncBuffer collects the process output from two goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestReadmeCommands: the names the README's commands use exist when the

@@ -2,14 +2,12 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,16 +19,11 @@ import (
 
 // startAgentProcess starts an example agent process until the test ends;
 // its output is kept for assertions.
-func startAgentProcess(t *testing.T, name string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func startAgentProcess(t *testing.T, name string, args ...string) *testutil.Process {
 	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(buildExampleAgent(t, name), args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd, &out
+	p := testutil.NewProcess(t, name, nil, append([]string{buildExampleAgent(t, name)}, args...)...)
+	p.Start()
+	return p
 }
 
 // TestAgentsImpersonationRefused (issue 12.6): a holder of the
@@ -56,19 +49,16 @@ func TestAgentsImpersonationRefused(t *testing.T) {
 		return status == 403
 	})
 	// The impersonator: the registration token, the WAF's id, allows all.
-	imp, out := startAgentProcess(t, "echo", "-register", regSock, "-token", "reg-token-123", "-id", "waf")
-	done := make(chan error, 1)
-	go func() { done <- imp.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("the impersonator's registration did not fail")
-		}
-	case <-time.After(10 * time.Second):
+	imp := startAgentProcess(t, "echo", "-register", regSock, "-token", "reg-token-123", "-id", "waf")
+	exited, err := imp.Wait(10 * time.Second)
+	if !exited {
 		t.Fatal("the impersonator is still registered")
 	}
-	if !strings.Contains(out.String(), `agent \"waf\" is a configured agent`) && !strings.Contains(out.String(), `agent "waf" is a configured agent`) {
-		t.Errorf("the impersonator was not told why:\n%s", out.String())
+	if err == nil {
+		t.Fatal("the impersonator's registration did not fail")
+	}
+	if out := imp.Output(); !strings.Contains(out, `agent \"waf\" is a configured agent`) && !strings.Contains(out, `agent "waf" is a configured agent`) {
+		t.Errorf("the impersonator was not told why:\n%s", out)
 	}
 	for i := 0; i < 20; i++ {
 		if status, body, _ := get(t, c, "GET", base+"/", nil); status != 403 {
@@ -79,7 +69,7 @@ func TestAgentsImpersonationRefused(t *testing.T) {
 		t.Fatalf("the backend got %d requests", be.hits.Load())
 	}
 	// An in-process impersonator gets the typed error.
-	err := sdk.Register(context.Background(), regSock, "reg-token-123", sdk.Base{}, sdk.Options{AgentID: "waf", HandshakeTimeout: 5 * time.Second})
+	err = sdk.Register(context.Background(), regSock, "reg-token-123", sdk.Base{}, sdk.Options{AgentID: "waf", HandshakeTimeout: 5 * time.Second})
 	if !errors.Is(err, protocol.ErrRegistrationRefused) {
 		t.Fatalf("sdk.Register: %v", err)
 	}

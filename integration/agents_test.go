@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -636,21 +635,11 @@ func startBodyBackend(t *testing.T) string {
 // and when the UDS process dies the fail-closed route answers 503 while
 // the proxy keeps serving the gRPC one; a restarted process is used again.
 func TestAgentsExampleProcesses(t *testing.T) {
-	bin := buildExampleAgent(t, "echo")
-	start := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd
-	}
 	sock := agentSock(t, "echo.sock")
-	udsProc := start("-uds", sock)
+	udsProc := startAgentProcess(t, "echo", "-uds", sock)
 	waitFile(t, sock)
 	grpcAddr := testutil.FreeAddr(t)
-	start("-grpc", grpcAddr, "-name", "echo-grpc")
+	startAgentProcess(t, "echo", "-grpc", grpcAddr, "-name", "echo-grpc")
 	eventually(t, "the gRPC agent listening", func() bool {
 		conn, err := net.DialTimeout("tcp", grpcAddr, time.Second)
 		if err == nil {
@@ -685,8 +674,7 @@ func TestAgentsExampleProcesses(t *testing.T) {
 		t.Fatalf("request header from the UDS process (config delivered): %q", got)
 	}
 	// The UDS agent dies: 503 there, the gRPC route keeps working.
-	_ = udsProc.Process.Kill()
-	_ = udsProc.Wait()
+	udsProc.Kill()
 	eventually(t, "503 after the agent died", func() bool {
 		status, _, _ := get(t, c, "GET", base+"/uds", nil)
 		return status == 503
@@ -695,7 +683,7 @@ func TestAgentsExampleProcesses(t *testing.T) {
 		t.Fatalf("gRPC route while the UDS agent is down: %d", status)
 	}
 	// It comes back: the pool reconnects.
-	start("-uds", sock)
+	udsProc.Start()
 	eventually(t, "reconnected to the restarted agent", func() bool {
 		status, _, hdr := get(t, c, "GET", base+"/uds", nil)
 		return status == 200 && hdr.Get("X-Echo-Agent-Response") == "from-kdl"

@@ -4,16 +4,13 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,10 +77,9 @@ routes {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
-	proc := &killableProcess{t: t, name: "sentinel", args: []string{bin, "run", "--config", cfg}, env: env}
-	t.Cleanup(proc.kill)
-	proc.start()
-	waitUp(t, "http://"+addr+fmt.Sprintf("/up/%d", proc.startCount))
+	proc := testutil.NewProcess(t, "sentinel", env, bin, "run", "--config", cfg)
+	proc.Start()
+	waitUp(t, "http://"+addr+fmt.Sprintf("/up/%d", proc.Starts()))
 
 	// The load: requests at n/span per second, each on its own path,
 	// from 8 clients, until n were answered 429.
@@ -151,10 +147,10 @@ routes {
 	}{
 		{downAt, func() { es.Down.Store(true) }},
 		{killAt, func() {
-			proc.sigkill()
+			proc.Kill()
 			killed = time.Now()
-			proc.start()
-			waitUp(t, "http://"+addr+fmt.Sprintf("/up/%d", proc.startCount))
+			proc.Start()
+			waitUp(t, "http://"+addr+fmt.Sprintf("/up/%d", proc.Starts()))
 			restarted = time.Now()
 		}},
 		{upAt, func() {
@@ -170,11 +166,11 @@ routes {
 			for before, wait := es.Count(), time.Now().Add(3*time.Second); es.Count() == before && time.Now().Before(wait); {
 				time.Sleep(time.Millisecond)
 			}
-			proc.sigkill()
+			proc.Kill()
 			es.Delay.Store(0)
 			killed2 = time.Now()
-			proc.start()
-			waitUp(t, "http://"+addr+fmt.Sprintf("/up/%d", proc.startCount))
+			proc.Start()
+			waitUp(t, "http://"+addr+fmt.Sprintf("/up/%d", proc.Starts()))
 		}},
 	}
 	for _, step := range timeline {
@@ -249,68 +245,4 @@ routes {
 		len(acked), failed.Load(), admitted.Load(), len(docs)-loads, extra, loads, total, total-len(docs),
 		upAt-downAt, killed.Sub(start).Round(time.Millisecond), restarted.Sub(killed).Round(time.Millisecond), killed2.Sub(start).Round(time.Millisecond),
 		loadDone.Sub(start).Round(time.Millisecond), arrived.Sub(loadDone).Round(time.Millisecond))
-}
-
-// killableProcess is a program the test runs, kills with SIGKILL and
-// starts again. kill (registered with t.Cleanup) ends it however the
-// test ends.
-type killableProcess struct {
-	t          *testing.T
-	name       string
-	args, env  []string
-	mu         sync.Mutex
-	cmd        *exec.Cmd
-	done       chan struct{}
-	logs       strings.Builder
-	logsMu     sync.Mutex
-	startCount int
-}
-
-func (p *killableProcess) Write(b []byte) (int, error) {
-	p.logsMu.Lock()
-	defer p.logsMu.Unlock()
-	return p.logs.Write(b)
-}
-
-func (p *killableProcess) start() {
-	p.t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cmd := exec.Command(p.args[0], p.args[1:]...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = p, p
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
-	p.startCount++
-	fmt.Fprintf(p, "--- start %d\n", p.startCount)
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("starting %s: %v", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	p.cmd, p.done = cmd, done
-}
-
-// sigkill kills the process with SIGKILL and waits for its end.
-func (p *killableProcess) sigkill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		p.t.Errorf("killing %s: %v", p.name, err)
-	}
-	<-p.done
-	p.cmd = nil
-}
-
-// kill ends the process (SIGKILL) and logs its output if the test
-// failed.
-func (p *killableProcess) kill() {
-	p.sigkill()
-	if p.t.Failed() {
-		p.logsMu.Lock()
-		p.t.Logf("%s output:\n%s", p.name, p.logs.String())
-		p.logsMu.Unlock()
-	}
 }

@@ -52,7 +52,7 @@ observability { metrics { enabled #true; address %q; path "/metrics"; } }
 		if err != nil {
 			t.Fatal(err)
 		}
-		startProcess(t, fmt.Sprintf("sentinel-%d", i), bin, "run", "--config", cfg)
+		startSentinel(t, fmt.Sprintf("sentinel-%d", i), bin, cfg)
 	}
 	for _, base := range bases {
 		waitUp(t, base+"/_cache/stats")

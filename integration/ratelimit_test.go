@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -97,7 +95,7 @@ func TestRateLimitThreeProxiesOneRedis(t *testing.T) {
 	b := startBackend(t, "b")
 	const rps, burst = 40, 4
 	var addrs []string
-	var outputs []func() string
+	var procs []*testutil.Process
 	for i := range 3 {
 		addr := testutil.FreeAddr(t)
 		addrs = append(addrs, addr)
@@ -123,7 +121,7 @@ routes { route "api" { upstream "b"; filters "shared"; } }
 		if err != nil {
 			t.Fatal(err)
 		}
-		outputs = append(outputs, startProcess(t, fmt.Sprintf("sentinel-%d", i), bin, "run", "--config", cfg))
+		procs = append(procs, startSentinel(t, fmt.Sprintf("sentinel-%d", i), bin, cfg))
 	}
 	for _, a := range addrs {
 		waitUp(t, "http://"+a+"/")
@@ -137,8 +135,8 @@ routes { route "api" { upstream "b"; filters "shared"; } }
 	// shared limit: such a window is measured again (up to three times).
 	const window = 3 * time.Second
 	fallbacks := func() (n int) {
-		for _, out := range outputs {
-			n += strings.Count(out(), "rate limit store unavailable")
+		for _, p := range procs {
+			n += strings.Count(p.Output(), "rate limit store unavailable")
 		}
 		return n
 	}
@@ -238,35 +236,15 @@ func drive(addrs []string, d time.Duration) result {
 	return result{ok: ok.Load(), limited: limited.Load(), other: other.Load(), first: first}
 }
 
-// startProcess runs a command until the test ends, logging its output
-// when the test fails.
-func startProcess(t *testing.T, name, bin string, args ...string) (output func() string) {
+// startSentinel runs the binary on a config until the test ends,
+// logging its output when the test fails.
+func startSentinel(t *testing.T, name, bin, config string) *testutil.Process {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
-	var logs strings.Builder
-	var mu sync.Mutex
-	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("%s output:\n%s", name, logs.String())
-			mu.Unlock()
-		}
-	})
-	return func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
+	p := testutil.NewProcess(t, name, append(os.Environ(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir()),
+		bin, "run", "--config", config)
+	p.Start()
+	return p
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // waitUp waits until url answers.
 func waitUp(t *testing.T, url string) {

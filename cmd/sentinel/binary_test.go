@@ -57,24 +57,10 @@ func waitGet(t *testing.T, url string) (int, string) {
 func TestBinaryServesEmbeddedDefault(t *testing.T) {
 	bin := buildBinary(t)
 	mainAddr, opsAddr, admin := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run")
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "SENTINEL_MAIN_ADDRESS="+mainAddr, "SENTINEL_OPS_ADDRESS="+opsAddr,
-		"CADDY_ADMIN="+admin, "TMPDIR="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("sentinel output:\n%s", logs.String())
-		}
-	}()
+	p := testutil.NewProcess(t, "sentinel", append(os.Environ(), "SENTINEL_MAIN_ADDRESS="+mainAddr, "SENTINEL_OPS_ADDRESS="+opsAddr,
+		"CADDY_ADMIN="+admin, "TMPDIR="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir()), bin, "run")
+	p.Dir = t.TempDir()
+	p.Start()
 
 	status, body := waitGet(t, "http://"+mainAddr+"/anything")
 	var st map[string]any
@@ -192,29 +178,9 @@ admin-api {
     state-file "`+filepath.Join(dir, "state", "state.json")+`"
 }
 `), 0o644)
-	start := func() (stop func()) {
-		cmd := exec.Command(bin, "run", "--config", config)
-		cmd.Env = append(os.Environ(), "TOKEN=t0k", "CADDY_ADMIN="+admin, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-		var logs strings.Builder
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return func() {
-			cmd.Process.Signal(os.Interrupt)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-			if t.Failed() {
-				t.Logf("sentinel output:\n%s", logs.String())
-			}
-		}
-	}
+	p := testutil.NewProcess(t, "sentinel", append(os.Environ(), "TOKEN=t0k", "CADDY_ADMIN="+admin, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir),
+		bin, "run", "--config", config)
+	p.Grace = 15 * time.Second
 	call := func(method, path, body string) (int, string) {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
@@ -233,19 +199,16 @@ admin-api {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	stop := start()
+	p.Start()
 	if code, body := call("POST", "/api/v1/upstreams/u/targets", `{"address":"127.0.0.1:2","weight":4}`); code != 201 {
-		stop()
 		t.Fatalf("add target: %d %s", code, body)
 	}
 	if code, body := call("PUT", "/api/v1/routes/r/enabled", `{"enabled":false}`); code != 200 {
-		stop()
 		t.Fatalf("disable route: %d %s", code, body)
 	}
-	stop()
+	p.Stop()
 
-	stop = start()
-	defer stop()
+	p.Start()
 	_, body := call("GET", "/api/v1/upstreams/u", "")
 	if !strings.Contains(body, `"127.0.0.1:2"`) || !strings.Contains(body, `"weight":4`) {
 		t.Errorf("after restart: %s", body)

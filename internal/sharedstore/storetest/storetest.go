@@ -5,13 +5,10 @@
 package storetest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,10 +22,7 @@ type Server struct {
 
 	tb   testing.TB
 	name string
-	args []string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	proc *testutil.Process
 }
 
 // Redis starts a redis-server without persistence.
@@ -56,9 +50,8 @@ func start(tb testing.TB, name, addr string, args ...string) *Server {
 	if _, err := exec.LookPath(name); err != nil {
 		testutil.Missing(tb, "%s is not installed (Debian package %s)", name, map[string]string{"redis-server": "redis-server", "memcached": "memcached"}[name])
 	}
-	s := &Server{Addr: addr, tb: tb, name: name, args: args}
+	s := &Server{Addr: addr, tb: tb, name: name, proc: testutil.NewProcess(tb, name, nil, append([]string{name}, args...)...)}
 	s.Start()
-	tb.Cleanup(s.Stop)
 	return s
 }
 
@@ -66,20 +59,7 @@ func start(tb testing.TB, name, addr string, args ...string) *Server {
 // until it accepts connections.
 func (s *Server) Start() {
 	s.tb.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return
-	}
-	cmd := exec.Command(s.name, s.args...)
-	s.out = new(bytes.Buffer)
-	cmd.Stdout, cmd.Stderr = s.out, s.out
-	// Its own process group, and killed with this process.
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("starting %s: %v", s.name, err)
-	}
-	s.cmd = cmd
+	s.proc.Start()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
@@ -88,26 +68,15 @@ func (s *Server) Start() {
 			return
 		}
 		if time.Now().After(deadline) {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			_ = cmd.Wait()
-			s.cmd = nil
-			s.tb.Fatalf("%s on %s did not start: %v\n%s", s.name, s.Addr, err, s.out.String())
+			s.proc.Kill()
+			s.tb.Fatalf("%s on %s did not start: %v\n%s", s.name, s.Addr, err, s.proc.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // Stop kills the server (as a crash would) and waits for it to exit.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
+func (s *Server) Stop() { s.proc.Kill() }
 
 // URL is the server's URL with the scheme the clients expect.
 func (s *Server) URL() string {

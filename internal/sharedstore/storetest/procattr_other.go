@@ -1,8 +1,0 @@
-//go:build !linux
-
-package storetest
-
-import "syscall"
-
-// procAttr puts the server in its own process group.
-func procAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
