@@ -630,10 +630,10 @@ func startBodyBackend(t *testing.T) string {
 }
 
 // TestAgentsExampleProcesses: the echo example agent as real processes
-// over UDS and gRPC (skipped when examples/agents/echo is not there): its
-// config block reaches it, both directions of header operations apply,
-// and when the UDS process dies the fail-closed route answers 503 while
-// the proxy keeps serving the gRPC one; a restarted process is used again.
+// over UDS and gRPC: its config block reaches it, both directions of
+// header operations apply, and when the UDS process dies the fail-closed
+// route answers 503 while the proxy keeps serving the gRPC one; a
+// restarted process is used again.
 func TestAgentsExampleProcesses(t *testing.T) {
 	sock := agentSock(t, "echo.sock")
 	udsProc := startAgentProcess(t, "echo", "-uds", sock)

@@ -2,7 +2,7 @@ package testutil
 
 import "time"
 
-// ReleaseWait is how long CheckReleased gives a stopped server to close
+// releaseWait is how long CheckReleased gives a stopped server to close
 // its listeners: Caddy's http app closes them in goroutines that may run
 // after its Stop returns, later still on a loaded machine.
-const ReleaseWait = 5 * time.Second
+const releaseWait = 5 * time.Second

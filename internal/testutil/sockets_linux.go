@@ -15,13 +15,13 @@ import (
 )
 
 // CheckReleased fails the test if a TCP socket of this process is still
-// bound to addr ("host:port") after ReleaseWait: what a stopped server
+// bound to addr ("host:port") after releaseWait: what a stopped server
 // must not keep. It looks at this process's own sockets (/proc/self/fd
 // and /proc/net/tcp*), not at whether the port binds, which another test
 // process may have taken in the meantime.
 func CheckReleased(tb testing.TB, addr string) {
 	tb.Helper()
-	checkReleased(tb, addr, ReleaseWait)
+	checkReleased(tb, addr, releaseWait)
 }
 
 // checkReleased is CheckReleased waiting at most wait.
